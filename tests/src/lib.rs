@@ -1,0 +1,218 @@
+//! Support for the privileged integration tests and benchmarks: unique names,
+//! network namespaces and veth pairs that clean up after themselves (also
+//! when a test panics), running the XDP program on crafted frames, counter
+//! deltas.
+
+use std::{
+    fs::File,
+    os::fd::AsRawFd,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use aya::programs::{TestRun, TestRunOptions, Xdp};
+use waf_common::Counter;
+
+/// XDP_DROP.
+pub const XDP_DROP: u32 = 1;
+/// XDP_PASS.
+pub const XDP_PASS: u32 = 2;
+
+/// Panics unless running as root: these tests load BPF programs and create
+/// namespaces, and a skipped test would look like a passed one.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "these tests need root (BPF, network namespaces): run `cargo xtask test` as root"
+    );
+}
+
+/// A name unique to this process and call, at most `prefix.len() + 8`
+/// characters (interface names are limited to 15).
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{:x}{:02x}", std::process::id(), n & 0xff)
+}
+
+/// Runs a command, panicking with its output when it fails.
+pub fn sh(args: &[&str]) -> Output {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs a command and returns whether it succeeded.
+pub fn try_sh(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// A network namespace, deleted on drop.
+pub struct Netns {
+    /// Its name (as `ip netns` knows it).
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates a namespace named `<prefix><unique>` with `lo` up.
+    pub fn new(prefix: &str) -> Self {
+        let name = unique(prefix);
+        sh(&["ip", "netns", "add", &name]);
+        let ns = Self { name };
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Runs a command inside the namespace, panicking when it fails.
+    pub fn exec(&self, args: &[&str]) -> Output {
+        let mut full = vec!["ip", "netns", "exec", &self.name];
+        full.extend_from_slice(args);
+        sh(&full)
+    }
+
+    /// Runs a command inside the namespace; whether it succeeded.
+    pub fn try_exec(&self, args: &[&str]) -> bool {
+        let mut full = vec!["ip", "netns", "exec", &self.name];
+        full.extend_from_slice(args);
+        try_sh(&full)
+    }
+
+    /// Runs `f` on a thread that has entered this namespace (the network
+    /// namespace is per thread, so the rest of the test is unaffected).
+    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = PathBuf::from("/var/run/netns").join(&self.name);
+        std::thread::spawn(move || {
+            let fd = File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            // SAFETY: a valid namespace fd; affects only this thread.
+            let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    }
+
+    /// Sends `count` pings from this namespace to `dst` (optionally from
+    /// source address `src`), each waiting at most one second; true if any
+    /// reply came back.
+    pub fn ping(&self, dst: &str, src: Option<&str>, count: u32) -> bool {
+        let count = count.to_string();
+        let mut args = vec!["ping", "-n", "-q", "-c", &count, "-i", "0.2", "-W", "1"];
+        if let Some(s) = src {
+            args.extend_from_slice(&["-I", s]);
+        }
+        args.push(dst);
+        self.try_exec(&args)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.name])
+            .output();
+    }
+}
+
+/// Creates a veth pair `a` (in `ns_a`) and `b` (in `ns_b`), both up.
+pub fn veth(a: &str, ns_a: &Netns, b: &str, ns_b: &Netns) {
+    sh(&[
+        "ip", "link", "add", a, "netns", &ns_a.name, "type", "veth", "peer", "name", b, "netns",
+        &ns_b.name,
+    ]);
+    ns_a.exec(&["ip", "link", "set", a, "up"]);
+    ns_b.exec(&["ip", "link", "set", b, "up"]);
+}
+
+/// A directory on a bpf filesystem for a test's pins, removed on drop.
+///
+/// It lives on a bpffs mounted under /run (host mount namespace), which
+/// processes started with `ip netns exec` see as well (they get a fresh /sys).
+pub struct PinDir {
+    /// The directory.
+    pub path: PathBuf,
+}
+
+/// Where the tests' bpffs is mounted.
+pub const TEST_BPFFS: &str = "/run/waf-test-bpffs";
+
+impl PinDir {
+    /// A fresh, empty pin directory.
+    pub fn new() -> Self {
+        let root = Path::new(TEST_BPFFS);
+        waf_user::dataplane::ensure_bpffs(root).expect("mount the tests' bpffs");
+        let path = root.join(unique("pins"));
+        Self { path }
+    }
+}
+
+impl Default for PinDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        if let Ok(rd) = std::fs::read_dir(&self.path) {
+            for e in rd.flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+/// Runs the program once on `frame` and returns the XDP action.
+pub fn run_xdp(prog: &Xdp, frame: &[u8]) -> u32 {
+    let mut out = vec![0u8; frame.len() + 256];
+    let opts = TestRunOptions {
+        data_in: Some(frame),
+        data_out: Some(&mut out),
+        repeat: 1,
+        ..Default::default()
+    };
+    prog.test_run(opts)
+        .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN on a {}-byte frame: {e}", frame.len()))
+        .return_value
+}
+
+/// The difference of two counter snapshots, per index.
+pub fn delta(before: &[Counter], after: &[Counter]) -> Vec<Counter> {
+    before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| Counter {
+            packets: a.packets - b.packets,
+            bytes: a.bytes - b.bytes,
+        })
+        .collect()
+}
+
+/// Names and packet counts of the non-zero entries of a counter delta, for
+/// assertion messages.
+pub fn describe(d: &[Counter]) -> String {
+    d.iter()
+        .enumerate()
+        .filter(|(_, c)| c.packets != 0)
+        .map(|(i, c)| format!("{}={}", waf_common::counter::NAMES[i], c.packets))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub mod bench;

@@ -1,0 +1,667 @@
+//! The XDP program under BPF_PROG_TEST_RUN: every path, with crafted frames,
+//! asserting the action and the counters. Each test loads its own program
+//! with private maps, so the tests run side by side.
+
+use std::{
+    net::IpAddr,
+    thread::sleep,
+    time::{Duration, Instant},
+};
+
+use ipnet::IpNet;
+use waf_common::{BanEntry, Counter, ListEntry, RateEvent, ban_reason, counter, event_kind};
+use waf_tests::{XDP_DROP, XDP_PASS, delta, describe, require_root, run_xdp};
+use waf_user::{
+    dataplane::{Dataplane, LoadOptions, RateLimits, Settings, boottime_ns},
+    packet::{ETH_P_ARP, ExtHeader, FrameSpec, L4, TPID_8021AD, TPID_8021Q, non_ip_frame, tcp},
+};
+
+struct Harness {
+    dp: Dataplane,
+}
+
+impl Harness {
+    fn new() -> Self {
+        require_root();
+        let dp = Dataplane::load(&LoadOptions::default()).expect("load the XDP program");
+        Self { dp }
+    }
+
+    fn counters(&self) -> Vec<Counter> {
+        self.dp.maps.counters().expect("read counters")
+    }
+
+    /// Runs one frame; returns the action and the counter delta.
+    fn send(&mut self, frame: &[u8]) -> (u32, Vec<Counter>) {
+        let before = self.counters();
+        let action = run_xdp(self.dp.program().expect("program"), frame);
+        (action, delta(&before, &self.counters()))
+    }
+
+    /// Runs one frame and asserts the action and the one verdict counter
+    /// that moved (by one packet of the frame's length).
+    fn expect(&mut self, frame: &[u8], action: u32, verdict: u32, what: &str) -> Vec<Counter> {
+        let (got, d) = self.send(frame);
+        assert_eq!(got, action, "{what}: action (counters: {})", describe(&d));
+        let moved: Vec<usize> = (0..counter::VERDICTS as usize)
+            .filter(|&i| d[i].packets != 0)
+            .collect();
+        assert_eq!(
+            moved,
+            vec![verdict as usize],
+            "{what}: exactly the {} verdict counter should move (counters: {})",
+            counter::NAMES[verdict as usize],
+            describe(&d)
+        );
+        assert_eq!(d[verdict as usize].packets, 1, "{what}");
+        assert_eq!(d[verdict as usize].bytes, frame.len() as u64, "{what}");
+        d
+    }
+
+    fn settings(&mut self, s: Settings) {
+        self.dp.maps.apply(&s).expect("apply settings");
+    }
+
+    fn ban(&mut self, net: &str, expires_ns: u64) {
+        let ban = BanEntry {
+            expires_ns,
+            reason: ban_reason::MANUAL,
+            _reserved: 0,
+        };
+        self.dp.maps.ban(net.parse().unwrap(), ban).expect("ban");
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+const SRV4: &str = "203.0.113.1";
+const SRV6: &str = "2001:db8:ffff::1";
+
+fn syn(src: &str) -> FrameSpec {
+    let dst = if src.contains(':') { SRV6 } else { SRV4 };
+    FrameSpec::new(ip(src), ip(dst))
+}
+
+fn udp(src: &str, payload: usize) -> FrameSpec {
+    syn(src)
+        .with_l4(L4::Udp {
+            sport: 5353,
+            dport: 53,
+        })
+        .with_payload_len(payload)
+}
+
+#[test]
+fn clean_traffic_passes_and_is_counted() {
+    let mut h = Harness::new();
+    for frame in [
+        syn("192.0.2.10").build(),
+        udp("192.0.2.10", 100).build(),
+        syn("192.0.2.10")
+            .with_l4(L4::Icmp { kind: 8 })
+            .build(),
+        syn("2001:db8::10").build(),
+        udp("2001:db8::10", 1000).build(),
+        syn("2001:db8::10")
+            .with_l4(L4::Icmp { kind: 128 })
+            .build(),
+        syn("192.0.2.10").with_l4(L4::Other(47)).build(),
+    ] {
+        h.expect(&frame, XDP_PASS, counter::PASS, "clean frame");
+    }
+}
+
+#[test]
+fn exact_bans_drop_only_the_banned_address() {
+    let mut h = Harness::new();
+    h.ban("192.0.2.66/32", 0);
+    h.ban("2001:db8::66/128", 0);
+    h.expect(&syn("192.0.2.66").build(), XDP_DROP, counter::BANNED, "banned v4");
+    h.expect(&syn("192.0.2.67").build(), XDP_PASS, counter::PASS, "neighbour v4");
+    h.expect(&syn("2001:db8::66").build(), XDP_DROP, counter::BANNED, "banned v6");
+    h.expect(&syn("2001:db8::67").build(), XDP_PASS, counter::PASS, "neighbour v6");
+    // Lifting the ban readmits at once.
+    assert!(h.dp.maps.unban(net("192.0.2.66/32")).unwrap());
+    h.expect(&syn("192.0.2.66").build(), XDP_PASS, counter::PASS, "unbanned v4");
+    assert!(!h.dp.maps.unban(net("192.0.2.66/32")).unwrap());
+}
+
+#[test]
+fn ban_expiry_is_enforced_by_the_kernel() {
+    let mut h = Harness::new();
+    let now = boottime_ns();
+    h.ban("192.0.2.1/32", now - 1_000_000); // expired a millisecond ago
+    h.ban("192.0.2.2/32", now + 60_000_000_000); // a minute to go
+    h.ban("2001:db8::1/128", now - 1);
+    h.ban("2001:db8::2/128", now + 60_000_000_000);
+    h.ban("2001:db8:1::/64", now - 1); // expired prefix ban
+    h.ban("2001:db8:2::/64", now + 60_000_000_000);
+
+    let d = h.expect(&syn("192.0.2.1").build(), XDP_PASS, counter::PASS, "expired");
+    assert_eq!(d[counter::BAN_EXPIRED as usize].packets, 1);
+    h.expect(&syn("192.0.2.2").build(), XDP_DROP, counter::BANNED, "in force");
+    let d = h.expect(&syn("2001:db8::1").build(), XDP_PASS, counter::PASS, "expired v6");
+    assert_eq!(d[counter::BAN_EXPIRED as usize].packets, 1);
+    h.expect(&syn("2001:db8::2").build(), XDP_DROP, counter::BANNED, "in force v6");
+    let d = h.expect(&syn("2001:db8:1::9").build(), XDP_PASS, counter::PASS, "expired /64");
+    assert_eq!(d[counter::BAN_EXPIRED as usize].packets, 1);
+    h.expect(&syn("2001:db8:2::9").build(), XDP_DROP, counter::BANNED, "/64 in force");
+
+    // A ban that runs out while in place: short expiry, then wait.
+    h.ban("192.0.2.3/32", boottime_ns() + 200_000_000);
+    h.expect(&syn("192.0.2.3").build(), XDP_DROP, counter::BANNED, "before expiry");
+    sleep(Duration::from_millis(300));
+    h.expect(&syn("192.0.2.3").build(), XDP_PASS, counter::PASS, "after expiry");
+}
+
+#[test]
+fn prefix_bans_cover_their_range() {
+    let mut h = Harness::new();
+    h.ban("198.51.100.0/24", 0);
+    h.ban("2001:db8:bad::/64", 0);
+    h.expect(&syn("198.51.100.200").build(), XDP_DROP, counter::BANNED, "in /24");
+    h.expect(&syn("198.51.101.1").build(), XDP_PASS, counter::PASS, "outside /24");
+    h.expect(&syn("2001:db8:bad::1234").build(), XDP_DROP, counter::BANNED, "in /64");
+    h.expect(&syn("2001:db8:bad:1::1").build(), XDP_PASS, counter::PASS, "next /64");
+    let bans = h.dp.maps.all_bans().unwrap();
+    assert!(bans.iter().any(|(n, _)| *n == net("2001:db8:bad::/64")), "{bans:?}");
+}
+
+#[test]
+fn blocklist_drops_cidrs() {
+    let mut h = Harness::new();
+    let e = ListEntry::default();
+    h.dp.maps.block.insert(net("198.51.100.0/25"), e).unwrap();
+    h.dp.maps.block.insert(net("2001:db8:dead::/48"), e).unwrap();
+    h.expect(&syn("198.51.100.5").build(), XDP_DROP, counter::BLOCKLISTED, "in v4 block");
+    h.expect(&syn("198.51.100.130").build(), XDP_PASS, counter::PASS, "outside v4 block");
+    h.expect(&syn("2001:db8:dead:beef::1").build(), XDP_DROP, counter::BLOCKLISTED, "in v6");
+    h.expect(&syn("2001:db8:deae::1").build(), XDP_PASS, counter::PASS, "outside v6");
+    assert!(h.dp.maps.block.remove(net("198.51.100.0/25")).unwrap());
+    h.expect(&syn("198.51.100.5").build(), XDP_PASS, counter::PASS, "block removed");
+}
+
+#[test]
+fn allowlist_wins_over_everything() {
+    let mut h = Harness::new();
+    let e = ListEntry::default();
+    h.dp.maps.allow.insert(net("192.0.2.0/24"), e).unwrap();
+    h.dp.maps.allow.insert(net("2001:db8:a11::/48"), e).unwrap();
+    // Banned, blocklisted and rate limited to the bone, and emergency on.
+    h.ban("192.0.2.7/32", 0);
+    h.ban("2001:db8:a11::7/128", 0);
+    h.dp.maps.block.insert(net("192.0.0.0/8"), e).unwrap();
+    h.settings(Settings {
+        emergency: true,
+        rate: RateLimits {
+            pps: Some(1),
+            burst: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    for _ in 0..3 {
+        h.expect(&syn("192.0.2.7").build(), XDP_PASS, counter::ALLOWLISTED, "allowed v4");
+        h.expect(&syn("2001:db8:a11::7").build(), XDP_PASS, counter::ALLOWLISTED, "v6");
+    }
+    h.expect(&syn("192.1.2.3").build(), XDP_DROP, counter::EMERGENCY, "not allowlisted");
+}
+
+#[test]
+fn emergency_mode_drops_all_but_the_allowlist_and_keeps_links_alive() {
+    let mut h = Harness::new();
+    h.dp.maps
+        .allow
+        .insert(net("203.0.113.0/24"), ListEntry::default())
+        .unwrap();
+    h.settings(Settings {
+        emergency: true,
+        ..Default::default()
+    });
+    h.expect(&syn("192.0.2.1").build(), XDP_DROP, counter::EMERGENCY, "v4");
+    h.expect(&syn("2001:db8::1").build(), XDP_DROP, counter::EMERGENCY, "v6");
+    h.expect(&syn("203.0.113.9").build(), XDP_PASS, counter::ALLOWLISTED, "allowlisted");
+    // ARP and IPv6 neighbour discovery keep working: the host stays reachable
+    // for its allowlisted peers.
+    h.expect(&non_ip_frame(ETH_P_ARP), XDP_PASS, counter::NOT_IP, "ARP");
+    let mut ns = syn("fe80::1").with_l4(L4::Icmp { kind: 135 });
+    ns.ttl = 255;
+    h.expect(&ns.build(), XDP_PASS, counter::PASS, "neighbour solicitation");
+    // ...but only genuine on-link ND (hop limit 255).
+    ns.ttl = 64;
+    h.expect(&ns.build(), XDP_DROP, counter::EMERGENCY, "ND with hop limit 64");
+    h.settings(Settings::default());
+    h.expect(&syn("192.0.2.1").build(), XDP_PASS, counter::PASS, "emergency off");
+}
+
+#[test]
+fn monitor_mode_counts_would_drop_per_reason_and_passes() {
+    let mut h = Harness::new();
+    h.ban("192.0.2.1/32", 0);
+    h.dp.maps
+        .block
+        .insert(net("192.0.2.128/25"), ListEntry::default())
+        .unwrap();
+    let limits = RateLimits {
+        pps: Some(1),
+        burst: 1,
+        syn_pps: Some(1),
+        syn_burst: 1,
+        ..Default::default()
+    };
+    h.settings(Settings {
+        monitor: true,
+        rate: limits,
+        ..Default::default()
+    });
+    h.expect(&syn("192.0.2.1").build(), XDP_PASS, counter::MONITOR_BANNED, "banned");
+    h.expect(&syn("192.0.2.200").build(), XDP_PASS, counter::MONITOR_BLOCKLISTED, "block");
+    let ack = syn("192.0.2.50").with_l4(L4::Tcp {
+        sport: 1,
+        dport: 80,
+        flags: tcp::ACK,
+    });
+    h.expect(&ack.build(), XDP_PASS, counter::PASS, "first packet");
+    h.expect(&ack.build(), XDP_PASS, counter::MONITOR_RATE_LIMITED, "over pps");
+    h.settings(Settings {
+        monitor: true,
+        emergency: true,
+        ..Default::default()
+    });
+    h.expect(&syn("192.0.2.51").build(), XDP_PASS, counter::MONITOR_EMERGENCY, "emergency");
+    // Monitor off: the same frames are dropped for real.
+    h.settings(Settings::default());
+    h.expect(&syn("192.0.2.1").build(), XDP_DROP, counter::BANNED, "enforced");
+}
+
+#[test]
+fn vlan_and_qinq_frames_are_checked_like_untagged_ones() {
+    let mut h = Harness::new();
+    h.ban("192.0.2.66/32", 0);
+    h.ban("2001:db8::66/128", 0);
+    let tags: [&[(u16, u16)]; 3] = [
+        &[(TPID_8021Q, 100)],
+        &[(TPID_8021AD, 10), (TPID_8021Q, 100)],
+        &[(0x9100, 10), (TPID_8021Q, 100)],
+    ];
+    for t in tags {
+        let what = format!("tags {t:x?}");
+        h.expect(&syn("192.0.2.66").with_vlans(t).build(), XDP_DROP, counter::BANNED, &what);
+        h.expect(&syn("192.0.2.67").with_vlans(t).build(), XDP_PASS, counter::PASS, &what);
+        h.expect(&syn("2001:db8::66").with_vlans(t).build(), XDP_DROP, counter::BANNED, &what);
+        h.expect(&udp("2001:db8::67", 10).with_vlans(t).build(), XDP_PASS, counter::PASS, &what);
+    }
+    // Three tags are more than the parser walks: passed as unparsable.
+    let triple = syn("192.0.2.66")
+        .with_vlans(&[(TPID_8021AD, 1), (TPID_8021Q, 2), (TPID_8021Q, 3)])
+        .build();
+    h.expect(&triple, XDP_PASS, counter::UNPARSABLE, "three tags");
+}
+
+#[test]
+fn ipv4_options_and_fragments() {
+    let mut h = Harness::new();
+    h.ban("192.0.2.66/32", 0);
+    for opts in [4, 8, 20, 40] {
+        let mut s = syn("192.0.2.66");
+        s.ip_options = opts;
+        h.expect(&s.build(), XDP_DROP, counter::BANNED, &format!("{opts} option bytes"));
+        let mut s = syn("192.0.2.67");
+        s.ip_options = opts;
+        h.expect(&s.build(), XDP_PASS, counter::PASS, &format!("clean, {opts} options"));
+    }
+    // A non-first fragment has no TCP header but its source is still known.
+    let mut frag = udp("192.0.2.66", 64);
+    frag.frag_offset = 185;
+    h.expect(&frag.build(), XDP_DROP, counter::BANNED, "banned fragment");
+    let mut frag = udp("192.0.2.67", 64);
+    frag.frag_offset = 185;
+    let d = h.expect(&frag.build(), XDP_PASS, counter::PASS, "clean fragment");
+    assert_eq!(d[counter::FRAGMENTS as usize].packets, 1);
+}
+
+#[test]
+fn ipv6_extension_headers_are_walked() {
+    let mut h = Harness::new();
+    h.ban("2001:db8::66/128", 0);
+    h.settings(Settings {
+        rate: RateLimits {
+            syn_pps: Some(1),
+            syn_burst: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let chain = vec![
+        ExtHeader::HopByHop,
+        ExtHeader::Routing,
+        ExtHeader::Fragment(0),
+        ExtHeader::DestOpts,
+    ];
+    let mut banned = syn("2001:db8::66");
+    banned.ext_headers = chain.clone();
+    h.expect(&banned.build(), XDP_DROP, counter::BANNED, "banned behind ext headers");
+
+    // The TCP header behind the chain is found: the second SYN is limited.
+    let mut s = syn("2001:db8::67");
+    s.ext_headers = chain.clone();
+    h.expect(&s.build(), XDP_PASS, counter::PASS, "first SYN behind ext headers");
+    h.expect(&s.build(), XDP_DROP, counter::SYN_LIMITED, "second SYN");
+
+    // A non-first fragment: no layer 4, source checks still apply.
+    let mut frag = udp("2001:db8::66", 16);
+    frag.ext_headers = vec![ExtHeader::Fragment(100)];
+    h.expect(&frag.build(), XDP_DROP, counter::BANNED, "banned v6 fragment");
+
+    // Longer chains than the walk: still checked, and counted.
+    let mut long = syn("2001:db8::66");
+    long.ext_headers = vec![ExtHeader::DestOpts; 9];
+    let d = h.expect(&long.build(), XDP_DROP, counter::BANNED, "nine ext headers");
+    assert_eq!(d[counter::EXT_HEADERS_TOO_MANY as usize].packets, 1);
+    let mut long = udp("2001:db8::68", 0);
+    long.ext_headers = vec![ExtHeader::DestOpts; 9];
+    let d = h.expect(&long.build(), XDP_PASS, counter::PASS, "nine, clean");
+    assert_eq!(d[counter::EXT_HEADERS_TOO_MANY as usize].packets, 1);
+}
+
+/// Cuts frames at every length from the Ethernet header on: the program
+/// never drops a frame it cannot parse, and drops a banned source as soon as
+/// its IP header is complete.
+#[test]
+fn truncated_frames_at_every_boundary() {
+    let mut h = Harness::new();
+    let mut v6 = syn("2001:db8::66").with_vlans(&[(TPID_8021Q, 7)]);
+    v6.ext_headers = vec![ExtHeader::HopByHop];
+    let mut v4 = syn("192.0.2.66").with_vlans(&[(TPID_8021AD, 1), (TPID_8021Q, 7)]);
+    v4.ip_options = 8;
+    for (spec, banned_net) in [(v4, "192.0.2.66/32"), (v6, "2001:db8::66/128")] {
+        let full = spec.build();
+        let bounds = spec.boundaries();
+        let ip_end = bounds
+            .iter()
+            .find(|(_, n)| n.starts_with("ipv"))
+            .map(|b| b.0)
+            .unwrap();
+        assert!(bounds.iter().any(|(o, _)| *o == full.len()));
+        for banned in [false, true] {
+            if banned {
+                h.ban(banned_net, 0);
+            } else {
+                h.dp.maps.unban(net(banned_net)).unwrap();
+            }
+            // The kernel refuses XDP test input shorter than an Ethernet header.
+            for len in 14..=full.len() {
+                let frame = &full[..len];
+                let what = format!("{banned_net} banned={banned} cut at {len} ({bounds:?})");
+                let (action, verdict) = if len < ip_end {
+                    (XDP_PASS, counter::UNPARSABLE)
+                } else if banned {
+                    (XDP_DROP, counter::BANNED)
+                } else if len < full.len() {
+                    // IP header complete, TCP header cut: passed, counted.
+                    (XDP_PASS, counter::UNPARSABLE)
+                } else {
+                    (XDP_PASS, counter::PASS)
+                };
+                h.expect(frame, action, verdict, &what);
+            }
+        }
+    }
+}
+
+#[test]
+fn malformed_ip_headers_and_non_ip_frames_pass_counted() {
+    let mut h = Harness::new();
+    h.ban("192.0.2.66/32", 0);
+    let good = syn("192.0.2.66").build();
+    for ihl in [0u8, 1, 4] {
+        let mut f = good.clone();
+        f[14] = 0x40 | ihl;
+        h.expect(&f, XDP_PASS, counter::UNPARSABLE, &format!("IHL {ihl}"));
+    }
+    // IHL 15 (60 bytes) on a frame too short for it.
+    let mut f = good.clone();
+    f[14] = 0x4f;
+    f.truncate(14 + 40);
+    h.expect(&f, XDP_PASS, counter::UNPARSABLE, "IHL beyond the frame");
+    // Wrong version nibble behind an IPv4 ethertype.
+    let mut f = good.clone();
+    f[14] = 0x65;
+    h.expect(&f, XDP_PASS, counter::UNPARSABLE, "version 6 in an IPv4 frame");
+    let mut f = syn("2001:db8::66").build();
+    f[14] = 0x45;
+    h.expect(&f, XDP_PASS, counter::UNPARSABLE, "version 4 in an IPv6 frame");
+    for et in [ETH_P_ARP, 0x88cc, 0x8906, 0x88e5, 0x0000, 0x05dc] {
+        h.expect(&non_ip_frame(et), XDP_PASS, counter::NOT_IP, &format!("ethertype {et:#x}"));
+    }
+}
+
+#[test]
+fn rate_limit_burst_then_drop_then_refill() {
+    let mut h = Harness::new();
+    // 10 packets/s (one token every 100 ms), burst of 3.
+    h.settings(Settings {
+        rate: RateLimits {
+            pps: Some(10),
+            burst: 3,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let f = udp("192.0.2.9", 20).build();
+    for i in 0..3 {
+        h.expect(&f, XDP_PASS, counter::PASS, &format!("burst packet {i}"));
+    }
+    h.expect(&f, XDP_DROP, counter::RATE_LIMITED, "over the burst");
+    h.expect(&f, XDP_DROP, counter::RATE_LIMITED, "still over");
+    // Another source has its own bucket.
+    h.expect(&udp("192.0.2.10", 20).build(), XDP_PASS, counter::PASS, "other source");
+    sleep(Duration::from_millis(150));
+    h.expect(&f, XDP_PASS, counter::PASS, "one token refilled");
+    h.expect(&f, XDP_DROP, counter::RATE_LIMITED, "and spent");
+    let st = h.dp.maps.rate_state(ip("192.0.2.9")).expect("rate state");
+    assert!(st.win_packets >= 7, "{st:?}");
+
+    // The ring buffer got a sampled event for the source.
+    let mut events = h.dp.maps.events.take().expect("ring buffer");
+    let mut got: Vec<RateEvent> = Vec::new();
+    while let Some(item) = events.next() {
+        assert_eq!(item.len(), std::mem::size_of::<RateEvent>());
+        // SAFETY: the kernel wrote a RateEvent; read it unaligned.
+        got.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<RateEvent>()) });
+    }
+    let ev = got
+        .iter()
+        .find(|e| e.addr[..4] == [192, 0, 2, 9])
+        .unwrap_or_else(|| panic!("no event for 192.0.2.9 in {got:?}"));
+    assert_eq!(ev.kind, event_kind::RATE_PPS);
+    assert_eq!(ev.family, 4);
+    assert!(ev.observed_pps > 10, "observed rate above the limit: {ev:?}");
+    // Sampled: not one event per dropped packet (1 s interval by default).
+    assert_eq!(got.iter().filter(|e| e.addr[..4] == [192, 0, 2, 9]).count(), 1);
+}
+
+/// A steady stream well above the limit: what gets through over about a
+/// second is the configured rate (plus the burst) within 5%.
+#[test]
+fn rate_limit_accuracy_at_a_steady_rate() {
+    let mut h = Harness::new();
+    let pps = 2000u64;
+    let burst = 20u64;
+    h.settings(Settings {
+        rate: RateLimits {
+            pps: Some(pps),
+            burst,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let f = udp("198.51.100.77", 100).build();
+    let start_ns = boottime_ns();
+    let start = Instant::now();
+    let mut passed = 0u64;
+    let mut sent = 0u64;
+    // About 10,000 packets/s offered (5x the limit) for one second.
+    while start.elapsed() < Duration::from_secs(1) && sent < 50_000 {
+        if run_xdp(h.dp.program().unwrap(), &f) == XDP_PASS {
+            passed += 1;
+        }
+        sent += 1;
+        sleep(Duration::from_micros(100));
+    }
+    let elapsed_s = (boottime_ns() - start_ns) as f64 / 1e9;
+    let expected = pps as f64 * elapsed_s + burst as f64;
+    let err = (passed as f64 - expected).abs() / expected;
+    assert!(
+        sent as f64 > 2.0 * expected,
+        "the test must offer more than the limit: sent {sent}"
+    );
+    assert!(
+        err <= 0.05,
+        "admitted {passed} of {sent} in {elapsed_s:.3}s; expected {expected:.0} (error {:.1}%)",
+        err * 100.0
+    );
+}
+
+#[test]
+fn byte_rate_and_syn_limits() {
+    let mut h = Harness::new();
+    // 100 kB/s with a 10 kB burst: about seven 1400-byte frames at once.
+    h.settings(Settings {
+        rate: RateLimits {
+            bps: Some(100_000),
+            burst_bytes: 10_000,
+            syn_pps: Some(1),
+            syn_burst: 2,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let big = udp("192.0.2.20", 1358).build();
+    assert_eq!(big.len(), 1400);
+    let mut passed = 0;
+    for _ in 0..20 {
+        let (a, _) = h.send(&big);
+        if a == XDP_PASS {
+            passed += 1;
+        }
+    }
+    assert_eq!(passed, 7, "10 kB burst admits 7 frames of 1400 bytes");
+    h.expect(&big, XDP_DROP, counter::RATE_LIMITED, "over the byte rate");
+    // Small frames of another source are fine; its SYNs are limited to 2.
+    let s = syn("192.0.2.21").build();
+    h.expect(&s, XDP_PASS, counter::PASS, "SYN 1");
+    h.expect(&s, XDP_PASS, counter::PASS, "SYN 2");
+    h.expect(&s, XDP_DROP, counter::SYN_LIMITED, "SYN 3");
+    let ack = syn("192.0.2.21")
+        .with_l4(L4::Tcp {
+            sport: 40000,
+            dport: 80,
+            flags: tcp::ACK | tcp::PSH,
+        })
+        .build();
+    h.expect(&ack, XDP_PASS, counter::PASS, "established traffic is not SYN-limited");
+    let synack = syn("192.0.2.21")
+        .with_l4(L4::Tcp {
+            sport: 80,
+            dport: 40000,
+            flags: tcp::SYN | tcp::ACK,
+        })
+        .build();
+    h.expect(&synack, XDP_PASS, counter::PASS, "SYN-ACK is not a connection attempt");
+}
+
+#[test]
+fn limits_change_without_reloading() {
+    let mut h = Harness::new();
+    let f = udp("192.0.2.30", 10).build();
+    let strict = Settings {
+        rate: RateLimits {
+            pps: Some(1),
+            burst: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    h.settings(strict);
+    h.expect(&f, XDP_PASS, counter::PASS, "first");
+    h.expect(&f, XDP_DROP, counter::RATE_LIMITED, "strict");
+    h.settings(Settings {
+        rate: RateLimits {
+            pps: Some(1_000_000),
+            burst: 1000,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    // The debt run up under the strict limit counts as an empty bucket under
+    // the new one: one token (1 us) later the source is within its limit.
+    sleep(Duration::from_millis(2));
+    for i in 0..10 {
+        h.expect(&f, XDP_PASS, counter::PASS, &format!("relaxed {i}"));
+    }
+    h.settings(Settings::default());
+    for i in 0..10 {
+        h.expect(&f, XDP_PASS, counter::PASS, &format!("no limit {i}"));
+    }
+}
+
+#[test]
+fn ipv6_sources_are_rate_limited_per_prefix() {
+    let mut h = Harness::new();
+    h.settings(Settings {
+        rate: RateLimits {
+            pps: Some(1),
+            burst: 2,
+            v6_prefix: 64,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    // Rotating addresses inside one /64 does not buy more packets.
+    h.expect(&syn("2001:db8:1:2::1").build(), XDP_PASS, counter::PASS, "a");
+    h.expect(&syn("2001:db8:1:2::2").build(), XDP_PASS, counter::PASS, "b");
+    h.expect(&syn("2001:db8:1:2::3").build(), XDP_DROP, counter::RATE_LIMITED, "c");
+    h.expect(&syn("2001:db8:1:3::1").build(), XDP_PASS, counter::PASS, "next /64");
+    assert!(h.dp.maps.rate_state(ip("2001:db8:1:2::")).is_some());
+}
+
+#[test]
+fn invalid_limits_are_refused_with_the_reason() {
+    let bad = [
+        RateLimits {
+            pps: Some(0),
+            burst: 1,
+            ..Default::default()
+        },
+        RateLimits {
+            pps: Some(10),
+            burst: 0,
+            ..Default::default()
+        },
+        RateLimits {
+            bps: Some(1000),
+            burst_bytes: 100,
+            ..Default::default()
+        },
+        RateLimits {
+            v6_prefix: 0,
+            ..Default::default()
+        },
+    ];
+    for r in bad {
+        let e = Settings {
+            rate: r,
+            ..Default::default()
+        }
+        .to_config()
+        .expect_err("must be refused");
+        assert!(e.to_string().contains("must"), "{e}");
+    }
+}

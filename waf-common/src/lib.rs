@@ -1,0 +1,318 @@
+//! Types shared by the XDP program (`waf-ebpf`) and the daemon (`waf-user`).
+//!
+//! Everything here is `#[repr(C)]` and free of padding: the same bytes are
+//! written by one side and read by the other through BPF maps and the ring
+//! buffer. Changing a layout changes the ABI between the two halves; the
+//! [`ABI_VERSION`] constant is stored in the config map so a daemon never
+//! adopts pinned maps of an incompatible layout.
+#![no_std]
+
+/// Bumped whenever a map layout or meaning below changes.
+pub const ABI_VERSION: u32 = 1;
+
+/// Names of the maps in the object file (and of their pins in the bpffs
+/// directory). Kept within the kernel's 15-character object name limit.
+pub mod map_names {
+    /// [`crate::XdpConfig`] in an array of one entry.
+    pub const CONFIG: &str = "WAF_CONFIG";
+    /// Per-CPU [`crate::Counter`] array indexed by [`crate::counter`].
+    pub const COUNTERS: &str = "WAF_COUNTERS";
+    /// IPv4 allowlist: LPM trie of `u32` (network order) -> [`crate::ListEntry`].
+    pub const ALLOW_V4: &str = "WAF_ALLOW_V4";
+    /// IPv6 allowlist: LPM trie of `[u8; 16]` -> [`crate::ListEntry`].
+    pub const ALLOW_V6: &str = "WAF_ALLOW_V6";
+    /// Exact IPv4 bans: hash of `u32` (network order) -> [`crate::BanEntry`].
+    pub const BAN_V4: &str = "WAF_BAN_V4";
+    /// Exact IPv6 bans: hash of `[u8; 16]` -> [`crate::BanEntry`].
+    pub const BAN_V6: &str = "WAF_BAN_V6";
+    /// IPv4 prefix bans: LPM trie -> [`crate::BanEntry`].
+    pub const PBAN_V4: &str = "WAF_PBAN_V4";
+    /// IPv6 prefix bans: LPM trie -> [`crate::BanEntry`].
+    pub const PBAN_V6: &str = "WAF_PBAN_V6";
+    /// IPv4 blocklist: LPM trie -> [`crate::ListEntry`].
+    pub const BLOCK_V4: &str = "WAF_BLOCK_V4";
+    /// IPv6 blocklist: LPM trie -> [`crate::ListEntry`].
+    pub const BLOCK_V6: &str = "WAF_BLOCK_V6";
+    /// Per-source rate state for IPv4 (LRU hash of `u32` -> [`crate::RateState`]).
+    pub const RATE_V4: &str = "WAF_RATE_V4";
+    /// Per-source rate state for IPv6 sources masked to the configured prefix.
+    pub const RATE_V6: &str = "WAF_RATE_V6";
+    /// Ring buffer of [`crate::RateEvent`] records.
+    pub const EVENTS: &str = "WAF_EVENTS";
+
+    /// Every map, in a stable order (for pinning, adopting and detaching).
+    pub const ALL: [&str; 13] = [
+        CONFIG, COUNTERS, ALLOW_V4, ALLOW_V6, BAN_V4, BAN_V6, PBAN_V4, PBAN_V6, BLOCK_V4, BLOCK_V6,
+        RATE_V4, RATE_V6, EVENTS,
+    ];
+}
+
+/// Name of the XDP program function in the object file.
+pub const PROGRAM_NAME: &str = "waf_xdp";
+/// Name of a trivial program that only returns `XDP_DROP`: the floor the
+/// benchmarks compare against.
+pub const FLOOR_PROGRAM_NAME: &str = "waf_floor";
+
+/// Capacity of each exact-ban hash (IPv4 and IPv6 separately).
+pub const BAN_CAPACITY: u32 = 1 << 20;
+/// Capacity of each prefix-ban trie.
+pub const PBAN_CAPACITY: u32 = 1 << 16;
+/// Capacity of each blocklist trie.
+pub const BLOCK_CAPACITY: u32 = 1 << 18;
+/// Capacity of each allowlist trie.
+pub const ALLOW_CAPACITY: u32 = 1 << 16;
+/// Number of sources whose rate state is tracked at once (per family; LRU).
+pub const RATE_CAPACITY: u32 = 1 << 18;
+/// Ring buffer size in bytes (a power of two and a multiple of the page size).
+pub const EVENTS_BYTES: u32 = 1 << 22;
+
+/// Indexes into the per-CPU counter array.
+///
+/// Every packet is counted in exactly one *verdict* counter (the first
+/// [`VERDICTS`](counter::VERDICTS) entries). The entries after them are
+/// auxiliary counters that do not partition traffic.
+pub mod counter {
+    /// Passed: nothing matched.
+    pub const PASS: u32 = 0;
+    /// Passed because the source is on the allowlist.
+    pub const ALLOWLISTED: u32 = 1;
+    /// Dropped: the source (or its prefix) is banned.
+    pub const BANNED: u32 = 2;
+    /// Dropped: the source is on the blocklist.
+    pub const BLOCKLISTED: u32 = 3;
+    /// Dropped: the source exceeded its packet or byte rate.
+    pub const RATE_LIMITED: u32 = 4;
+    /// Dropped: the source exceeded its TCP SYN rate.
+    pub const SYN_LIMITED: u32 = 5;
+    /// Dropped: emergency mode and the source is not allowlisted.
+    pub const EMERGENCY: u32 = 6;
+    /// Passed: a header could not be parsed (truncated, bad IHL, bad version).
+    pub const UNPARSABLE: u32 = 7;
+    /// Passed: not IPv4 or IPv6 (ARP, LLDP, ...).
+    pub const NOT_IP: u32 = 8;
+    /// Monitor mode: would have been dropped as banned.
+    pub const MONITOR_BANNED: u32 = 9;
+    /// Monitor mode: would have been dropped as blocklisted.
+    pub const MONITOR_BLOCKLISTED: u32 = 10;
+    /// Monitor mode: would have been dropped by the rate limit.
+    pub const MONITOR_RATE_LIMITED: u32 = 11;
+    /// Monitor mode: would have been dropped by the SYN rate limit.
+    pub const MONITOR_SYN_LIMITED: u32 = 12;
+    /// Monitor mode: would have been dropped by emergency mode.
+    pub const MONITOR_EMERGENCY: u32 = 13;
+    /// Number of verdict counters: every packet lands in exactly one of them.
+    pub const VERDICTS: u32 = 14;
+
+    /// Auxiliary: a ban entry matched but had expired (the packet went on).
+    pub const BAN_EXPIRED: u32 = 14;
+    /// Auxiliary: a rate event could not be written (ring buffer full).
+    pub const EVENTS_LOST: u32 = 15;
+    /// Auxiliary: rate events written to the ring buffer.
+    pub const EVENTS_SENT: u32 = 16;
+    /// Auxiliary: IPv4 non-first fragments (no L4 header) seen.
+    pub const FRAGMENTS: u32 = 17;
+    /// Auxiliary: IPv6 packets whose extension header chain was longer than
+    /// the program walks (source checks still applied).
+    pub const EXT_HEADERS_TOO_MANY: u32 = 18;
+    /// Auxiliary: new sources entered into the rate table.
+    pub const RATE_NEW_SOURCES: u32 = 19;
+    /// Total number of counters.
+    pub const COUNT: u32 = 20;
+
+    /// Stable, Prometheus-friendly names, indexed like the counters.
+    pub const NAMES: [&str; COUNT as usize] = [
+        "pass",
+        "allowlisted",
+        "banned",
+        "blocklisted",
+        "rate_limited",
+        "syn_limited",
+        "emergency",
+        "unparsable",
+        "not_ip",
+        "monitor_banned",
+        "monitor_blocklisted",
+        "monitor_rate_limited",
+        "monitor_syn_limited",
+        "monitor_emergency",
+        "ban_expired",
+        "events_lost",
+        "events_sent",
+        "fragments",
+        "ext_headers_too_many",
+        "rate_new_sources",
+    ];
+}
+
+/// One counter slot: packets and bytes (per CPU; userspace sums them).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counter {
+    /// Packets counted.
+    pub packets: u64,
+    /// Bytes counted (frame length as seen by XDP).
+    pub bytes: u64,
+}
+
+/// Bits of [`XdpConfig::flags`].
+pub mod flags {
+    /// Count "would drop" per reason and pass everything.
+    pub const MONITOR: u32 = 1 << 0;
+    /// Drop everything that is not allowlisted.
+    pub const EMERGENCY: u32 = 1 << 1;
+    /// Per-source packet rate limit active.
+    pub const RATE_PPS: u32 = 1 << 2;
+    /// Per-source byte rate limit active.
+    pub const RATE_BPS: u32 = 1 << 3;
+    /// Per-source TCP SYN rate limit active.
+    pub const RATE_SYN: u32 = 1 << 4;
+    /// Any rate limit active.
+    pub const RATE_ANY: u32 = RATE_PPS | RATE_BPS | RATE_SYN;
+}
+
+/// Runtime configuration of the XDP program: one entry of the config array.
+///
+/// Rates are expressed for a GCRA (virtual scheduling) token bucket: each
+/// packet costs `*_cost` nanoseconds of "credit" and a source may be at most
+/// `*_window_ns` ahead of real time, which is the burst.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XdpConfig {
+    /// [`ABI_VERSION`] of the writer.
+    pub abi: u32,
+    /// [`flags`] bits.
+    pub flags: u32,
+    /// Nanoseconds of credit per packet (1e9 / pps).
+    pub pkt_cost_ns: u64,
+    /// Burst window for packets (burst * pkt_cost_ns).
+    pub pkt_window_ns: u64,
+    /// Nanoseconds of credit per byte, fixed point with 16 fractional bits.
+    pub byte_cost_fp16: u64,
+    /// Burst window for bytes (burst_bytes * ns per byte).
+    pub byte_window_ns: u64,
+    /// Nanoseconds of credit per TCP SYN.
+    pub syn_cost_ns: u64,
+    /// Burst window for SYNs.
+    pub syn_window_ns: u64,
+    /// Minimum time between two rate events for one source.
+    pub event_interval_ns: u64,
+    /// IPv6 sources are rate limited per prefix of this length (1..=128).
+    pub rate_v6_prefix: u32,
+    /// Reserved, zero.
+    pub _reserved: u32,
+}
+
+/// Value of the ban maps (exact and prefix).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BanEntry {
+    /// Expiry in `CLOCK_BOOTTIME` nanoseconds; 0 means permanent.
+    pub expires_ns: u64,
+    /// Reason code (see [`ban_reason`]).
+    pub reason: u32,
+    /// Reserved, zero.
+    pub _reserved: u32,
+}
+
+/// Reason codes stored with a ban (what made it).
+pub mod ban_reason {
+    /// Added by an operator.
+    pub const MANUAL: u32 = 1;
+    /// Made by the detection engine.
+    pub const DETECTION: u32 = 2;
+    /// Made from rate-limit strikes.
+    pub const RATE_LIMIT: u32 = 3;
+    /// Imported from a file.
+    pub const IMPORT: u32 = 4;
+}
+
+/// Value of the allow and block list tries.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListEntry {
+    /// Where the entry came from (0 = API / inline config, n = nth list file).
+    pub origin: u32,
+    /// Reserved, zero.
+    pub _reserved: u32,
+}
+
+/// Per-source rate state (one per source address or IPv6 prefix).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateState {
+    /// Theoretical arrival time of the next packet (GCRA), boot ns.
+    pub pkt_tat: u64,
+    /// Theoretical arrival time for bytes.
+    pub byte_tat: u64,
+    /// Theoretical arrival time for TCP SYNs.
+    pub syn_tat: u64,
+    /// Start of the current one-second observation window.
+    pub win_start_ns: u64,
+    /// When the last rate event was emitted for this source.
+    pub last_event_ns: u64,
+    /// Packets seen in the current window.
+    pub win_packets: u32,
+    /// Packets dropped since the last event.
+    pub dropped: u32,
+    /// Bytes seen in the current window.
+    pub win_bytes: u64,
+    /// Packets seen in the previous window.
+    pub prev_packets: u32,
+    /// Reserved, zero.
+    pub _reserved: u32,
+    /// Bytes seen in the previous window.
+    pub prev_bytes: u64,
+}
+
+/// Event kinds written to the ring buffer (first `u32` of every record).
+pub mod event_kind {
+    /// A source exceeded its packet rate.
+    pub const RATE_PPS: u32 = 1;
+    /// A source exceeded its byte rate.
+    pub const RATE_BPS: u32 = 2;
+    /// A source exceeded its TCP SYN rate.
+    pub const RATE_SYN: u32 = 3;
+}
+
+/// Ring buffer record: a source tripped a rate limit (sampled: at most one
+/// per source per `event_interval_ns`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateEvent {
+    /// One of [`event_kind`].
+    pub kind: u32,
+    /// 4 or 6.
+    pub family: u32,
+    /// Source address (IPv4 in the first four bytes); IPv6 masked to the
+    /// rate-limit prefix.
+    pub addr: [u8; 16],
+    /// Packets per second observed from this source in the current window.
+    pub observed_pps: u64,
+    /// Bytes per second observed in the current window.
+    pub observed_bps: u64,
+    /// Packets dropped since the previous event for this source.
+    pub dropped: u64,
+    /// `CLOCK_BOOTTIME` nanoseconds when the event was written.
+    pub ts_ns: u64,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are #[repr(C)], made only of integers and byte
+    // arrays, and have no padding (checked by the size assertions below).
+    unsafe impl aya::Pod for super::Counter {}
+    unsafe impl aya::Pod for super::XdpConfig {}
+    unsafe impl aya::Pod for super::BanEntry {}
+    unsafe impl aya::Pod for super::ListEntry {}
+    unsafe impl aya::Pod for super::RateState {}
+    unsafe impl aya::Pod for super::RateEvent {}
+}
+
+// Layout checks: a size that is not the sum of the fields means padding.
+const _: () = assert!(core::mem::size_of::<Counter>() == 16);
+const _: () = assert!(core::mem::size_of::<XdpConfig>() == 8 + 8 * 7 + 8);
+const _: () = assert!(core::mem::size_of::<BanEntry>() == 16);
+const _: () = assert!(core::mem::size_of::<ListEntry>() == 8);
+const _: () = assert!(core::mem::size_of::<RateState>() == 72);
+const _: () = assert!(core::mem::size_of::<RateEvent>() == 8 + 16 + 32);
+const _: () = assert!(counter::VERDICTS as usize <= counter::NAMES.len());

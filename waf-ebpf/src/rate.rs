@@ -1,0 +1,142 @@
+//! Per-source rate limits as GCRA (virtual scheduling) token buckets.
+//!
+//! Each bucket keeps one "theoretical arrival time" (TAT). A packet of cost
+//! `c` conforms if `max(TAT, now) + c - now <= window`, where `window` is
+//! burst x cost: a source may run at most one burst ahead of its rate. A
+//! conforming packet moves TAT forward by `c`; a dropped one does not, so a
+//! source that floods keeps getting exactly its configured rate through.
+//!
+//! The state of a source is updated in place without a lock. Two CPUs that
+//! race on the same source can both admit a packet against one credit; on
+//! steady traffic this is a fraction of a percent, and RSS keeps one flow on
+//! one CPU.
+
+use waf_common::{RateEvent, RateState, XdpConfig, counter, event_kind, flags};
+
+use crate::maps::{Family, count, events};
+
+const NS_PER_SEC: u64 = 1_000_000_000;
+/// The shortest span a rate is extrapolated over.
+const MIN_OBSERVATION_NS: u64 = 10_000_000;
+
+/// The outcome of the rate check for one packet.
+pub enum Verdict {
+    /// Within every limit.
+    Conform,
+    /// Over the packet or byte rate.
+    Exceeded,
+    /// A TCP SYN over the SYN rate.
+    SynExceeded,
+}
+
+/// Charges one packet of `len` bytes from `src` against its buckets.
+#[inline(always)]
+pub fn check<F: Family>(src: &F::Addr, cfg: &XdpConfig, syn: bool, len: u64, now: u64) -> Verdict {
+    let key = F::rate_key(src, cfg);
+    let Some(st) = F::rate_state(&key) else {
+        // First packet of this source: it conforms (a burst is at least one
+        // packet) and starts its buckets.
+        let fresh = RateState {
+            pkt_tat: now + cfg.pkt_cost_ns,
+            byte_tat: now + byte_cost(cfg, len),
+            syn_tat: if syn { now + cfg.syn_cost_ns } else { 0 },
+            win_start_ns: now,
+            last_event_ns: 0,
+            win_packets: 1,
+            dropped: 0,
+            win_bytes: len,
+            prev_packets: 0,
+            _reserved: 0,
+            prev_bytes: 0,
+        };
+        F::rate_insert(&key, &fresh);
+        count(counter::RATE_NEW_SOURCES, len);
+        return Verdict::Conform;
+    };
+    // SAFETY: a pointer to the map value returned by the kernel; see the
+    // module documentation on concurrent updates.
+    let st = unsafe { &mut *st };
+
+    if now.wrapping_sub(st.win_start_ns) >= NS_PER_SEC {
+        st.prev_packets = st.win_packets;
+        st.prev_bytes = st.win_bytes;
+        st.win_start_ns = now;
+        st.win_packets = 0;
+        st.win_bytes = 0;
+    }
+    st.win_packets = st.win_packets.saturating_add(1);
+    st.win_bytes += len;
+
+    let pkt_tat = charge(st.pkt_tat, now, cfg.pkt_window_ns, cfg.pkt_cost_ns);
+    let byte_tat = charge(st.byte_tat, now, cfg.byte_window_ns, byte_cost(cfg, len));
+    let syn_tat = charge(st.syn_tat, now, cfg.syn_window_ns, cfg.syn_cost_ns);
+
+    let (verdict, kind) = if cfg.flags & flags::RATE_PPS != 0 && pkt_tat - now > cfg.pkt_window_ns
+    {
+        (Verdict::Exceeded, event_kind::RATE_PPS)
+    } else if cfg.flags & flags::RATE_BPS != 0 && byte_tat - now > cfg.byte_window_ns {
+        (Verdict::Exceeded, event_kind::RATE_BPS)
+    } else if syn && cfg.flags & flags::RATE_SYN != 0 && syn_tat - now > cfg.syn_window_ns {
+        (Verdict::SynExceeded, event_kind::RATE_SYN)
+    } else {
+        st.pkt_tat = pkt_tat;
+        st.byte_tat = byte_tat;
+        if syn {
+            st.syn_tat = syn_tat;
+        }
+        return Verdict::Conform;
+    };
+
+    st.dropped = st.dropped.saturating_add(1);
+    if now.wrapping_sub(st.last_event_ns) >= cfg.event_interval_ns {
+        st.last_event_ns = now;
+        emit::<F>(&key, st, kind, now, len);
+        st.dropped = 0;
+    }
+    verdict
+}
+
+/// The TAT after charging `cost` to a bucket: the charge starts from the TAT,
+/// but not in the past (an idle source has a full bucket). A TAT more than a
+/// window ahead can only be left by stricter limits than the current ones
+/// (a conforming packet never moves it further); it counts as a bucket with
+/// one token left, so new limits apply from the moment they are written.
+#[inline(always)]
+fn charge(tat: u64, now: u64, window: u64, cost: u64) -> u64 {
+    let start = if tat > now + window {
+        (now + window).saturating_sub(cost).max(now)
+    } else {
+        tat.max(now)
+    };
+    start + cost
+}
+
+/// Nanoseconds of credit `len` bytes cost.
+#[inline(always)]
+fn byte_cost(cfg: &XdpConfig, len: u64) -> u64 {
+    (len * cfg.byte_cost_fp16) >> 16
+}
+
+/// Writes a rate event for `key` to the ring buffer.
+#[inline(always)]
+fn emit<F: Family>(key: &F::Addr, st: &RateState, kind: u32, now: u64, len: u64) {
+    // Over a window shorter than MIN_OBSERVATION_NS the extrapolation is a
+    // lower bound; the previous full window may know better.
+    let elapsed = now.wrapping_sub(st.win_start_ns).max(MIN_OBSERVATION_NS);
+    let observed_pps = (st.win_packets as u64 * NS_PER_SEC / elapsed).max(st.prev_packets as u64);
+    let observed_bps = (st.win_bytes * NS_PER_SEC / elapsed).max(st.prev_bytes);
+    let ev = RateEvent {
+        kind,
+        family: F::FAMILY,
+        addr: F::event_addr(key),
+        observed_pps,
+        observed_bps,
+        dropped: st.dropped as u64,
+        ts_ns: now,
+    };
+    if events().output::<RateEvent>(&ev, 0).is_ok() {
+        count(counter::EVENTS_SENT, len);
+    } else {
+        count(counter::EVENTS_LOST, len);
+    }
+}

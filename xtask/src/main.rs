@@ -1,0 +1,162 @@
+//! Project tasks. `cargo xtask <task>`; see README.
+//!
+//! - `setup`: install what a fresh machine lacks (idempotent)
+//! - `build`: build the daemon (and, through its build script, the XDP program)
+//! - `run`: the main job: the daemon on an interface, or a demo lab of network
+//!   namespaces when no interface is given
+//! - `test`: formatting, lints and every test (unit, kernel, namespaces)
+//! - `bench <name>`: benchmarks that print figures and write target/bench/*.json
+
+mod demo;
+mod setup;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "waf project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what this machine lacks: Debian packages, the BPF toolchain,
+    /// bpf-linker, test tools, the bpf filesystem. Safe to run again.
+    Setup,
+    /// Build the `waf` binary (release) with the embedded XDP program.
+    Build,
+    /// Run waf. Without --interface: build a demo lab of network namespaces
+    /// (client, attacker, server) and run there.
+    Run {
+        /// Attach to this interface of this host instead of the demo lab.
+        #[arg(long)]
+        interface: Option<String>,
+        /// Config file for `waf run`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Stop the demo after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        duration: Option<u64>,
+    },
+    /// Run every check and test: rustfmt, clippy, unit, kernel and namespace tests.
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run a benchmark: xdp.
+    Bench {
+        /// Which benchmark.
+        name: String,
+        /// Extra arguments for the benchmark binary.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.task {
+        Task::Setup => setup::setup(),
+        Task::Build => {
+            setup::ensure()?;
+            build_release()
+        }
+        Task::Run {
+            interface,
+            config,
+            duration,
+        } => {
+            setup::ensure()?;
+            build_release()?;
+            let waf = workspace_root().join("target/release/waf");
+            match interface {
+                Some(iface) => {
+                    let mut c = cmd(&waf);
+                    c.args(["run", "--interface", &iface]);
+                    if let Some(cfg) = &config {
+                        c.arg("--config").arg(cfg);
+                    }
+                    run(&mut c)
+                }
+                None => demo::run(&waf, config.as_deref(), duration),
+            }
+        }
+        Task::Test { args } => {
+            setup::ensure()?;
+            test(&args)
+        }
+        Task::Bench { name, args } => {
+            setup::ensure()?;
+            bench(&name, &args)
+        }
+    }
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    require_root("the tests load BPF programs and create network namespaces")?;
+    run(cargo().args(["fmt", "--all", "--", "--check"]))
+        .context("rustfmt: run `cargo fmt --all`")?;
+    run(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().arg("test").args(extra))
+}
+
+fn bench(name: &str, extra: &[String]) -> Result<()> {
+    const BENCHES: &[&str] = &["xdp"];
+    if !BENCHES.contains(&name) {
+        bail!("unknown benchmark `{name}`; known: {}", BENCHES.join(", "));
+    }
+    require_root("benchmarks load BPF programs")?;
+    run(cargo()
+        .args(["run", "--release", "--package", "waf-tests", "--bin", "waf-bench", "--"])
+        .arg(name)
+        .args(extra))
+}
+
+fn build_release() -> Result<()> {
+    run(cargo().args(["build", "--release", "--package", "waf-user"]))
+}
+
+fn require_root(why: &str) -> Result<()> {
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("this task must run as root: {why}");
+    }
+    Ok(())
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut c = cmd(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(workspace_root());
+    c
+}
+
+/// A command with the program name.
+pub fn cmd(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    Command::new(program)
+}
+
+/// Runs a command, failing with its command line when it fails.
+pub fn run(c: &mut Command) -> Result<()> {
+    let status = c
+        .status()
+        .with_context(|| format!("cannot start {:?}", c.get_program()))?;
+    if !status.success() {
+        bail!("{c:?} failed: {status}");
+    }
+    Ok(())
+}
