@@ -94,17 +94,19 @@ impl Netns {
 
     /// Runs `f` on a thread that has entered this namespace (the network
     /// namespace is per thread, so the rest of the test is unaffected).
-    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
         let path = PathBuf::from("/var/run/netns").join(&self.name);
-        std::thread::spawn(move || {
-            let fd = File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            // SAFETY: a valid namespace fd; affects only this thread.
-            let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let fd = File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                // SAFETY: a valid namespace fd; affects only this thread.
+                let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+                f()
+            })
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
         })
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e))
     }
 
     /// Sends `count` pings from this namespace to `dst` (optionally from
@@ -216,3 +218,70 @@ pub fn describe(d: &[Counter]) -> String {
 }
 
 pub mod bench;
+
+/// A small lab: a server, a client and an attacker namespace joined by a
+/// bridge in a fourth ("lan") namespace, on 192.0.2.0/24 and 2001:db8::/64.
+pub struct Lab {
+    /// The server host (the XDP program goes on [`Lab::srv_if`]).
+    pub srv: Netns,
+    /// A well-behaved client.
+    pub client: Netns,
+    /// The attacker.
+    pub attacker: Netns,
+    /// The server's interface.
+    pub srv_if: String,
+    // Dropped last: the bridge the others hang off.
+    _lan: Netns,
+}
+
+impl Lab {
+    /// Server address (IPv4).
+    pub const SRV4: &'static str = "192.0.2.1";
+    /// Client address (IPv4).
+    pub const CLIENT4: &'static str = "192.0.2.10";
+    /// Attacker address (IPv4).
+    pub const ATTACKER4: &'static str = "192.0.2.66";
+    /// Server address (IPv6).
+    pub const SRV6: &'static str = "2001:db8::1";
+    /// Client address (IPv6).
+    pub const CLIENT6: &'static str = "2001:db8::10";
+    /// Attacker address (IPv6).
+    pub const ATTACKER6: &'static str = "2001:db8::66";
+
+    /// Builds the lab; everything is removed when it is dropped.
+    pub fn new() -> Self {
+        require_root();
+        let lan = Netns::new("wl");
+        let srv = Netns::new("ws");
+        let client = Netns::new("wc");
+        let attacker = Netns::new("wa");
+        lan.exec(&["ip", "link", "add", "br0", "type", "bridge"]);
+        lan.exec(&["ip", "link", "set", "br0", "up"]);
+        let srv_if = unique("s");
+        let hosts = [
+            (&srv, srv_if.clone(), Self::SRV4, Self::SRV6),
+            (&client, unique("c"), Self::CLIENT4, Self::CLIENT6),
+            (&attacker, unique("a"), Self::ATTACKER4, Self::ATTACKER6),
+        ];
+        for (ns, ifname, v4, v6) in hosts {
+            let port = format!("p{ifname}");
+            veth(&ifname, ns, &port, &lan);
+            lan.exec(&["ip", "link", "set", &port, "master", "br0"]);
+            ns.exec(&["ip", "addr", "add", &format!("{v4}/24"), "dev", &ifname]);
+            ns.exec(&["ip", "-6", "addr", "add", &format!("{v6}/64"), "dev", &ifname, "nodad"]);
+        }
+        Self {
+            srv,
+            client,
+            attacker,
+            srv_if,
+            _lan: lan,
+        }
+    }
+}
+
+impl Default for Lab {
+    fn default() -> Self {
+        Self::new()
+    }
+}

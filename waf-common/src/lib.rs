@@ -17,54 +17,182 @@ pub mod map_names {
     pub const CONFIG: &str = "WAF_CONFIG";
     /// Per-CPU [`crate::Counter`] array indexed by [`crate::counter`].
     pub const COUNTERS: &str = "WAF_COUNTERS";
+    /// Ring buffer of [`crate::RateEvent`] records.
+    pub const EVENTS: &str = "WAF_EVENTS";
+    /// One `u64`: the jiffies `waf_clock` read (not pinned: scratch).
+    pub const CLOCK: &str = "WAF_CLOCK";
+
     /// IPv4 allowlist: LPM trie of `u32` (network order) -> [`crate::ListEntry`].
     pub const ALLOW_V4: &str = "WAF_ALLOW_V4";
     /// IPv6 allowlist: LPM trie of `[u8; 16]` -> [`crate::ListEntry`].
     pub const ALLOW_V6: &str = "WAF_ALLOW_V6";
-    /// Exact IPv4 bans: hash of `u32` (network order) -> [`crate::BanEntry`].
-    pub const BAN_V4: &str = "WAF_BAN_V4";
-    /// Exact IPv6 bans: hash of `[u8; 16]` -> [`crate::BanEntry`].
-    pub const BAN_V6: &str = "WAF_BAN_V6";
-    /// IPv4 prefix bans: LPM trie -> [`crate::BanEntry`].
-    pub const PBAN_V4: &str = "WAF_PBAN_V4";
-    /// IPv6 prefix bans: LPM trie -> [`crate::BanEntry`].
-    pub const PBAN_V6: &str = "WAF_PBAN_V6";
+    /// IPv4 allowlist bitmaps at /16 granularity (see [`crate::filter`]).
+    pub const ALLOW_F16: &str = "WAF_ALLOW_F16";
+    /// IPv4 allowlist bitmap of fully covered /24s.
+    pub const ALLOW_F24: &str = "WAF_ALLOW_F24";
+    /// IPv6 allowlist prefilter bitmaps.
+    pub const ALLOW_F6: &str = "WAF_ALLOW_F6";
+
     /// IPv4 blocklist: LPM trie -> [`crate::ListEntry`].
     pub const BLOCK_V4: &str = "WAF_BLOCK_V4";
     /// IPv6 blocklist: LPM trie -> [`crate::ListEntry`].
     pub const BLOCK_V6: &str = "WAF_BLOCK_V6";
-    /// Per-source rate state for IPv4 (LRU hash of `u32` -> [`crate::RateState`]).
+    /// IPv4 blocklist bitmaps at /16 granularity.
+    pub const BLOCK_F16: &str = "WAF_BLOCK_F16";
+    /// IPv4 blocklist bitmap of fully covered /24s.
+    pub const BLOCK_F24: &str = "WAF_BLOCK_F24";
+    /// IPv6 blocklist prefilter bitmaps.
+    pub const BLOCK_F6: &str = "WAF_BLOCK_F6";
+
+    /// IPv4 prefix bans: LPM trie -> [`crate::BanEntry`].
+    pub const PBAN_V4: &str = "WAF_PBAN_V4";
+    /// IPv6 prefix bans: LPM trie -> [`crate::BanEntry`].
+    pub const PBAN_V6: &str = "WAF_PBAN_V6";
+    /// IPv4 prefix-ban prefilter bitmaps.
+    pub const PBAN_F16: &str = "WAF_PBAN_F16";
+    /// IPv6 prefix-ban prefilter bitmaps.
+    pub const PBAN_F6: &str = "WAF_PBAN_F6";
+
+    /// Exact IPv4 bans: array of [`crate::BanBucketV4`] (8-way buckets).
+    pub const BANS_V4: &str = "WAF_BANS_V4";
+    /// Exact IPv6 bans: array of [`crate::BanBucketV6`].
+    pub const BANS_V6: &str = "WAF_BANS_V6";
+    /// IPv4 bans whose bucket is full: hash of `u32` -> [`crate::BanEntry`].
+    pub const BANX_V4: &str = "WAF_BANX_V4";
+    /// IPv6 bans whose bucket is full: hash of `[u8; 16]` -> [`crate::BanEntry`].
+    pub const BANX_V6: &str = "WAF_BANX_V6";
+
+    /// Per-source rate state for IPv4: array of [`crate::RateSlotV4`].
     pub const RATE_V4: &str = "WAF_RATE_V4";
-    /// Per-source rate state for IPv6 sources masked to the configured prefix.
+    /// Per-source rate state for IPv6 prefixes: array of [`crate::RateSlotV6`].
     pub const RATE_V6: &str = "WAF_RATE_V6";
-    /// Ring buffer of [`crate::RateEvent`] records.
-    pub const EVENTS: &str = "WAF_EVENTS";
 
     /// Every map, in a stable order (for pinning, adopting and detaching).
-    pub const ALL: [&str; 13] = [
-        CONFIG, COUNTERS, ALLOW_V4, ALLOW_V6, BAN_V4, BAN_V6, PBAN_V4, PBAN_V6, BLOCK_V4, BLOCK_V6,
-        RATE_V4, RATE_V6, EVENTS,
+    pub const ALL: [&str; 23] = [
+        CONFIG, COUNTERS, EVENTS, ALLOW_V4, ALLOW_V6, ALLOW_F16, ALLOW_F24, ALLOW_F6, BLOCK_V4,
+        BLOCK_V6, BLOCK_F16, BLOCK_F24, BLOCK_F6, PBAN_V4, PBAN_V6, PBAN_F16, PBAN_F6, BANS_V4,
+        BANS_V6, BANX_V4, BANX_V6, RATE_V4, RATE_V6,
     ];
 }
 
 /// Name of the XDP program function in the object file.
 pub const PROGRAM_NAME: &str = "waf_xdp";
+/// Name of the program that publishes the kernel's jiffies in
+/// [`map_names::CLOCK`] when run with BPF_PROG_TEST_RUN.
+pub const CLOCK_PROGRAM_NAME: &str = "waf_clock";
 /// Name of a trivial program that only returns `XDP_DROP`: the floor the
 /// benchmarks compare against.
 pub const FLOOR_PROGRAM_NAME: &str = "waf_floor";
 
-/// Capacity of each exact-ban hash (IPv4 and IPv6 separately).
-pub const BAN_CAPACITY: u32 = 1 << 20;
+/// log2 of the number of exact-ban buckets per family.
+pub const BAN_BUCKET_BITS: u32 = 16;
+/// Exact-ban buckets per family (8 slots each).
+pub const BAN_BUCKETS: u32 = 1 << BAN_BUCKET_BITS;
+/// Slots per exact-ban bucket.
+pub const BAN_SLOTS: usize = 8;
+/// Capacity of each overflow ban hash (bans whose bucket is full). With the
+/// buckets this gives each family room for more than a million bans.
+pub const BANX_CAPACITY: u32 = 1 << 20;
 /// Capacity of each prefix-ban trie.
 pub const PBAN_CAPACITY: u32 = 1 << 16;
 /// Capacity of each blocklist trie.
 pub const BLOCK_CAPACITY: u32 = 1 << 18;
 /// Capacity of each allowlist trie.
 pub const ALLOW_CAPACITY: u32 = 1 << 16;
-/// Number of sources whose rate state is tracked at once (per family; LRU).
-pub const RATE_CAPACITY: u32 = 1 << 18;
+/// log2 of the number of rate-state slots per family.
+pub const RATE_SLOT_BITS: u32 = 17;
+/// Rate-state slots per family (2-way set associative).
+pub const RATE_SLOTS: u32 = 1 << RATE_SLOT_BITS;
 /// Ring buffer size in bytes (a power of two and a multiple of the page size).
 pub const EVENTS_BYTES: u32 = 1 << 22;
+
+/// Flag for array maps userspace maps into memory (`BPF_F_MMAPABLE`).
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
+
+/// A fast 64-bit mixer (multiply by the golden ratio, fold): the hash both
+/// sides use to place bans and rate state.
+#[inline(always)]
+pub const fn mix64(x: u64) -> u64 {
+    let x = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^ (x >> 29)
+}
+
+/// Folds an IPv6 address (two big-endian halves) to 64 bits.
+#[inline(always)]
+pub const fn fold_v6(hi: u64, lo: u64) -> u64 {
+    hi ^ lo.rotate_left(32).wrapping_mul(0xff51_afd7_ed55_8ccd)
+}
+
+/// The ban bucket of an IPv4 address (`u32` from its octets in memory order).
+#[inline(always)]
+pub const fn ban_bucket_v4(addr: u32) -> u32 {
+    (mix64(addr as u64) >> (64 - BAN_BUCKET_BITS)) as u32
+}
+
+/// The ban bucket of an IPv6 address given as two big-endian halves.
+#[inline(always)]
+pub const fn ban_bucket_v6(hi: u64, lo: u64) -> u32 {
+    (mix64(fold_v6(hi, lo)) >> (64 - BAN_BUCKET_BITS)) as u32
+}
+
+/// The first of the two rate slots of an IPv4 source.
+#[inline(always)]
+pub const fn rate_slot_v4(addr: u32) -> u32 {
+    (mix64(addr as u64 ^ 0x5bd1_e995) >> (64 - RATE_SLOT_BITS)) as u32 & !1
+}
+
+/// The first of the two rate slots of an IPv6 source (masked to its prefix).
+#[inline(always)]
+pub const fn rate_slot_v6(hi: u64, lo: u64) -> u32 {
+    (mix64(fold_v6(hi, lo) ^ 0x5bd1_e995) >> (64 - RATE_SLOT_BITS)) as u32 & !1
+}
+
+/// Layout of the bitmaps that let the XDP program answer most allowlist,
+/// blocklist and prefix-ban questions with one or two array loads instead of
+/// an LPM trie walk (a trie lookup costs tens of nanoseconds of calls).
+///
+/// IPv4, per list, an array of `u64` words holding three 65,536-bit bitmaps
+/// indexed by the top 16 bits of the address:
+/// - `FULL`: the whole /16 is covered by an entry of length <= 16;
+/// - `MID`: some entry of length 17..=24 lies in this /16 (then the /24
+///   bitmap, 2^24 bits, tells whether this /24 is fully covered);
+/// - `DEEP`: some entry longer than /24 lies in this /16 (then the trie).
+///
+/// IPv6, per list, three 65,536-bit prefilters: entries shorter than /32 set
+/// the bits of the top 16 bits they cover, entries of /32../47 set the bit
+/// of a hash of their top 32 bits, longer ones a hash of their top 48 bits.
+/// A set bit only means "ask the trie".
+///
+/// Prefix bans use the same bitmaps as prefilters only (their value carries
+/// an expiry the trie must give).
+pub mod filter {
+    /// Words in one 65,536-bit bitmap.
+    pub const WORDS: u32 = 1024;
+    /// IPv4 /16 bitmap: whole /16 covered.
+    pub const FULL: u32 = 0;
+    /// IPv4 /16 bitmap: entries of /17../24 inside.
+    pub const MID: u32 = 1;
+    /// IPv4 /16 bitmap: entries longer than /24 inside.
+    pub const DEEP: u32 = 2;
+    /// Words of an IPv4 /16 bitmap array (FULL, MID, DEEP).
+    pub const F16_WORDS: u32 = 3 * WORDS;
+    /// Words of the IPv4 /24 bitmap (2^24 bits).
+    pub const F24_WORDS: u32 = 1 << 18;
+    /// IPv6 prefilter level: top 16 bits, direct.
+    pub const V6_16: u32 = 0;
+    /// IPv6 prefilter level: hash of the top 32 bits.
+    pub const V6_32: u32 = 1;
+    /// IPv6 prefilter level: hash of the top 48 bits.
+    pub const V6_48: u32 = 2;
+    /// Words of an IPv6 prefilter array.
+    pub const F6_WORDS: u32 = 3 * WORDS;
+
+    /// The 16-bit index of a hashed IPv6 prefilter level.
+    #[inline(always)]
+    pub const fn v6_hash(x: u64) -> u32 {
+        (crate::mix64(x) >> 48) as u32
+    }
+}
 
 /// Indexes into the per-CPU counter array.
 ///
@@ -200,13 +328,18 @@ pub struct XdpConfig {
     pub rate_v6_prefix: u32,
     /// Reserved, zero.
     pub _reserved: u32,
+    /// Length of a jiffy in nanoseconds: the program's clock is jiffies
+    /// times this (0 until userspace writes the config: bans never expire
+    /// then, and no rate limit is on).
+    pub tick_ns: u64,
 }
 
 /// Value of the ban maps (exact and prefix).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BanEntry {
-    /// Expiry in `CLOCK_BOOTTIME` nanoseconds; 0 means permanent.
+    /// Expiry on the program's clock (jiffies x tick, in ns; see
+    /// [`XdpConfig::tick_ns`]); 0 means permanent.
     pub expires_ns: u64,
     /// Reason code (see [`ban_reason`]).
     pub reason: u32,
@@ -240,7 +373,7 @@ pub struct ListEntry {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RateState {
-    /// Theoretical arrival time of the next packet (GCRA), boot ns.
+    /// Theoretical arrival time of the next packet (GCRA), program clock ns.
     pub pkt_tat: u64,
     /// Theoretical arrival time for bytes.
     pub byte_tat: u64,
@@ -250,6 +383,8 @@ pub struct RateState {
     pub win_start_ns: u64,
     /// When the last rate event was emitted for this source.
     pub last_event_ns: u64,
+    /// When the source was last seen (picks the slot to reuse).
+    pub seen_ns: u64,
     /// Packets seen in the current window.
     pub win_packets: u32,
     /// Packets dropped since the last event.
@@ -262,6 +397,67 @@ pub struct RateState {
     pub _reserved: u32,
     /// Bytes seen in the previous window.
     pub prev_bytes: u64,
+}
+
+/// One slot of the IPv4 rate table.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateSlotV4 {
+    /// The source (`u32` from its octets in memory order).
+    pub key: u32,
+    /// Non-zero when the slot holds a source.
+    pub used: u32,
+    /// Its buckets.
+    pub state: RateState,
+}
+
+/// One slot of the IPv6 rate table.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateSlotV6 {
+    /// The source prefix (masked address).
+    pub key: [u8; 16],
+    /// Non-zero when the slot holds a source.
+    pub used: u32,
+    /// Reserved, zero.
+    pub _reserved: u32,
+    /// Its buckets.
+    pub state: RateState,
+}
+
+/// An 8-way bucket of exact IPv4 bans. The XDP program scans the slots
+/// whose bit is set in `used`; if none matches and `overflow` is non-zero it
+/// asks the overflow hash. Userspace writes a slot's key, expiry and reason
+/// before setting its `used` bit, and clears the bit before reusing it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BanBucketV4 {
+    /// Bit i set: slot i holds a ban.
+    pub used: u32,
+    /// Non-zero: more bans hash to this bucket, in the overflow hash.
+    pub overflow: u32,
+    /// Banned addresses (`u32` from octets in memory order).
+    pub keys: [u32; BAN_SLOTS],
+    /// Expiry per slot on the program's clock (ns); 0 = permanent.
+    pub expires: [u64; BAN_SLOTS],
+    /// Reason code per slot ([`ban_reason`]).
+    pub reasons: [u8; BAN_SLOTS],
+}
+
+/// An 8-way bucket of exact IPv6 bans (see [`BanBucketV4`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BanBucketV6 {
+    /// Bit i set: slot i holds a ban.
+    pub used: u32,
+    /// Non-zero: more bans hash to this bucket, in the overflow hash.
+    pub overflow: u32,
+    /// Banned addresses.
+    pub keys: [[u8; 16]; BAN_SLOTS],
+    /// Expiry per slot on the program's clock (ns); 0 = permanent.
+    pub expires: [u64; BAN_SLOTS],
+    /// Reason code per slot.
+    pub reasons: [u8; BAN_SLOTS],
 }
 
 /// Event kinds written to the ring buffer (first `u32` of every record).
@@ -292,7 +488,7 @@ pub struct RateEvent {
     pub observed_bps: u64,
     /// Packets dropped since the previous event for this source.
     pub dropped: u64,
-    /// `CLOCK_BOOTTIME` nanoseconds when the event was written.
+    /// When the event was written, on the program's clock (ns).
     pub ts_ns: u64,
 }
 
@@ -305,14 +501,22 @@ mod pod {
     unsafe impl aya::Pod for super::BanEntry {}
     unsafe impl aya::Pod for super::ListEntry {}
     unsafe impl aya::Pod for super::RateState {}
+    unsafe impl aya::Pod for super::RateSlotV4 {}
+    unsafe impl aya::Pod for super::RateSlotV6 {}
     unsafe impl aya::Pod for super::RateEvent {}
+    unsafe impl aya::Pod for super::BanBucketV4 {}
+    unsafe impl aya::Pod for super::BanBucketV6 {}
 }
 
 // Layout checks: a size that is not the sum of the fields means padding.
 const _: () = assert!(core::mem::size_of::<Counter>() == 16);
-const _: () = assert!(core::mem::size_of::<XdpConfig>() == 8 + 8 * 7 + 8);
+const _: () = assert!(core::mem::size_of::<XdpConfig>() == 8 + 8 * 7 + 8 + 8);
 const _: () = assert!(core::mem::size_of::<BanEntry>() == 16);
 const _: () = assert!(core::mem::size_of::<ListEntry>() == 8);
-const _: () = assert!(core::mem::size_of::<RateState>() == 72);
+const _: () = assert!(core::mem::size_of::<RateState>() == 80);
+const _: () = assert!(core::mem::size_of::<RateSlotV4>() == 88);
+const _: () = assert!(core::mem::size_of::<RateSlotV6>() == 104);
 const _: () = assert!(core::mem::size_of::<RateEvent>() == 8 + 16 + 32);
+const _: () = assert!(core::mem::size_of::<BanBucketV4>() == 8 + 32 + 64 + 8);
+const _: () = assert!(core::mem::size_of::<BanBucketV6>() == 8 + 128 + 64 + 8);
 const _: () = assert!(counter::VERDICTS as usize <= counter::NAMES.len());

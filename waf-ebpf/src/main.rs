@@ -47,6 +47,15 @@ pub fn waf_floor(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_DROP
 }
 
+/// Writes the kernel's jiffies to a map and passes: userspace runs it with
+/// BPF_PROG_TEST_RUN to learn the program's clock (ban expiries are written
+/// in it).
+#[xdp]
+pub fn waf_clock(_ctx: XdpContext) -> u32 {
+    maps::publish_jiffies();
+    xdp_action::XDP_PASS
+}
+
 /// Runs the source checks for one packet and returns the XDP action and the
 /// verdict counter to bump.
 #[inline(always)]
@@ -82,16 +91,16 @@ fn check<F: Family>(src: F::Addr, meta: &Meta, len: u64) -> (u32, u32) {
     if cfg.flags & flags::EMERGENCY != 0 {
         return deny(counter::EMERGENCY, counter::MONITOR_EMERGENCY);
     }
-    // The clock is read at most once, and only when something needs it.
-    let mut now = 0u64;
-    if let Some(ban) = F::ban(&src) {
-        if ban_in_force(&ban, &mut now) {
+    // One inlined load (see maps::now_ns).
+    let now = now_ns(cfg);
+    if let Some(expires) = F::ban_expiry(&src) {
+        if in_force(expires, now) {
             return deny(counter::BANNED, counter::MONITOR_BANNED);
         }
         count(counter::BAN_EXPIRED, len);
     }
-    if let Some(ban) = F::prefix_ban(&src) {
-        if ban_in_force(&ban, &mut now) {
+    if let Some(expires) = F::prefix_ban_expiry(&src) {
+        if in_force(expires, now) {
             return deny(counter::BANNED, counter::MONITOR_BANNED);
         }
         count(counter::BAN_EXPIRED, len);
@@ -100,9 +109,6 @@ fn check<F: Family>(src: F::Addr, meta: &Meta, len: u64) -> (u32, u32) {
         return deny(counter::BLOCKLISTED, counter::MONITOR_BLOCKLISTED);
     }
     if cfg.flags & flags::RATE_ANY != 0 {
-        if now == 0 {
-            now = now_ns();
-        }
         match rate::check::<F>(&src, cfg, meta.syn, len, now) {
             rate::Verdict::Conform => {}
             rate::Verdict::Exceeded => {
@@ -118,14 +124,8 @@ fn check<F: Family>(src: F::Addr, meta: &Meta, len: u64) -> (u32, u32) {
 
 /// A ban is in force while it is permanent (expiry 0) or not yet expired.
 #[inline(always)]
-fn ban_in_force(ban: &waf_common::BanEntry, now: &mut u64) -> bool {
-    if ban.expires_ns == 0 {
-        return true;
-    }
-    if *now == 0 {
-        *now = now_ns();
-    }
-    *now < ban.expires_ns
+fn in_force(expires: u64, now: u64) -> bool {
+    expires == 0 || now < expires
 }
 
 #[cfg(not(test))]

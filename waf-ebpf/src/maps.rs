@@ -1,56 +1,89 @@
 //! The maps of the XDP program and the lookups on them, per address family.
 //!
 //! Names match `waf_common::map_names`; the daemon pins them by those names.
+//!
+//! The per-packet path is built from array loads, which the verifier inlines
+//! into plain memory accesses: exact bans live in 8-way bucket arrays, rate
+//! state in a 2-way set-associative array, and allowlist/blocklist/prefix-ban
+//! membership is answered from bitmaps (`waf_common::filter`) in the common
+//! case. LPM tries and the overflow hash are only walked when a bitmap or a
+//! bucket says they may hold the answer: on this kind of machine each such
+//! call costs tens of nanoseconds.
 
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
-    helpers::bpf_ktime_get_boot_ns,
+    helpers::bpf_jiffies64,
     macros::map,
-    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf, lpm_trie::Key},
+    maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf, lpm_trie::Key},
 };
 use waf_common::{
-    ALLOW_CAPACITY, BAN_CAPACITY, BLOCK_CAPACITY, BanEntry, Counter, EVENTS_BYTES, ListEntry,
-    PBAN_CAPACITY, RATE_CAPACITY, RateState, XdpConfig, counter,
+    ALLOW_CAPACITY, BAN_BUCKETS, BANX_CAPACITY, BLOCK_CAPACITY, BPF_F_MMAPABLE, BanBucketV4,
+    BanBucketV6, BanEntry, Counter, EVENTS_BYTES, ListEntry, PBAN_CAPACITY, RATE_SLOTS,
+    RateSlotV4, RateSlotV6, RateState, XdpConfig, ban_bucket_v4, ban_bucket_v6, counter,
+    filter::{self, WORDS},
+    rate_slot_v4, rate_slot_v6,
 };
 
 #[map]
 static WAF_CONFIG: Array<XdpConfig> = Array::with_max_entries(1, 0);
 #[map]
 static WAF_COUNTERS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+#[map]
+static WAF_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
+/// Where `waf_clock` leaves the kernel's jiffies for userspace.
+#[map]
+static WAF_CLOCK: Array<u64> = Array::with_max_entries(1, 0);
 
 #[map]
 static WAF_ALLOW_V4: LpmTrie<u32, ListEntry> = LpmTrie::with_max_entries(ALLOW_CAPACITY, 0);
 #[map]
 static WAF_ALLOW_V6: LpmTrie<[u8; 16], ListEntry> = LpmTrie::with_max_entries(ALLOW_CAPACITY, 0);
-
-// Exact bans are not preallocated: a million slots cost memory only when used.
-// A plain hash never evicts: a full map fails the insert in userspace, which
-// raises an alarm there instead of losing a ban.
 #[map]
-static WAF_BAN_V4: HashMap<u32, BanEntry> =
-    HashMap::with_max_entries(BAN_CAPACITY, BPF_F_NO_PREALLOC);
+static WAF_ALLOW_F16: Array<u64> = Array::with_max_entries(filter::F16_WORDS, BPF_F_MMAPABLE);
 #[map]
-static WAF_BAN_V6: HashMap<[u8; 16], BanEntry> =
-    HashMap::with_max_entries(BAN_CAPACITY, BPF_F_NO_PREALLOC);
-
+static WAF_ALLOW_F24: Array<u64> = Array::with_max_entries(filter::F24_WORDS, BPF_F_MMAPABLE);
 #[map]
-static WAF_PBAN_V4: LpmTrie<u32, BanEntry> = LpmTrie::with_max_entries(PBAN_CAPACITY, 0);
-#[map]
-static WAF_PBAN_V6: LpmTrie<[u8; 16], BanEntry> = LpmTrie::with_max_entries(PBAN_CAPACITY, 0);
+static WAF_ALLOW_F6: Array<u64> = Array::with_max_entries(filter::F6_WORDS, BPF_F_MMAPABLE);
 
 #[map]
 static WAF_BLOCK_V4: LpmTrie<u32, ListEntry> = LpmTrie::with_max_entries(BLOCK_CAPACITY, 0);
 #[map]
 static WAF_BLOCK_V6: LpmTrie<[u8; 16], ListEntry> = LpmTrie::with_max_entries(BLOCK_CAPACITY, 0);
+#[map]
+static WAF_BLOCK_F16: Array<u64> = Array::with_max_entries(filter::F16_WORDS, BPF_F_MMAPABLE);
+#[map]
+static WAF_BLOCK_F24: Array<u64> = Array::with_max_entries(filter::F24_WORDS, BPF_F_MMAPABLE);
+#[map]
+static WAF_BLOCK_F6: Array<u64> = Array::with_max_entries(filter::F6_WORDS, BPF_F_MMAPABLE);
 
 #[map]
-static WAF_RATE_V4: LruHashMap<u32, RateState> = LruHashMap::with_max_entries(RATE_CAPACITY, 0);
+static WAF_PBAN_V4: LpmTrie<u32, BanEntry> = LpmTrie::with_max_entries(PBAN_CAPACITY, 0);
 #[map]
-static WAF_RATE_V6: LruHashMap<[u8; 16], RateState> =
-    LruHashMap::with_max_entries(RATE_CAPACITY, 0);
+static WAF_PBAN_V6: LpmTrie<[u8; 16], BanEntry> = LpmTrie::with_max_entries(PBAN_CAPACITY, 0);
+#[map]
+static WAF_PBAN_F16: Array<u64> = Array::with_max_entries(filter::F16_WORDS, BPF_F_MMAPABLE);
+#[map]
+static WAF_PBAN_F6: Array<u64> = Array::with_max_entries(filter::F6_WORDS, BPF_F_MMAPABLE);
+
+// Exact bans: buckets written by userspace through mmap. A plain hash takes
+// the bans whose bucket is full; it is not preallocated (memory only when
+// used) and never evicts: a full map fails the insert in userspace, which
+// raises an alarm there instead of losing a ban.
+#[map]
+static WAF_BANS_V4: Array<BanBucketV4> = Array::with_max_entries(BAN_BUCKETS, BPF_F_MMAPABLE);
+#[map]
+static WAF_BANS_V6: Array<BanBucketV6> = Array::with_max_entries(BAN_BUCKETS, BPF_F_MMAPABLE);
+#[map]
+static WAF_BANX_V4: HashMap<u32, BanEntry> =
+    HashMap::with_max_entries(BANX_CAPACITY, BPF_F_NO_PREALLOC);
+#[map]
+static WAF_BANX_V6: HashMap<[u8; 16], BanEntry> =
+    HashMap::with_max_entries(BANX_CAPACITY, BPF_F_NO_PREALLOC);
 
 #[map]
-static WAF_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
+static WAF_RATE_V4: Array<RateSlotV4> = Array::with_max_entries(RATE_SLOTS, 0);
+#[map]
+static WAF_RATE_V6: Array<RateSlotV6> = Array::with_max_entries(RATE_SLOTS, 0);
 
 /// The runtime configuration (one array entry, always present).
 #[inline(always)]
@@ -58,11 +91,30 @@ pub fn config() -> Option<&'static XdpConfig> {
     WAF_CONFIG.get(0)
 }
 
-/// `CLOCK_BOOTTIME` in nanoseconds: the clock ban expiries are written in.
+/// The kernel's jiffies (the verifier inlines this helper into one load).
 #[inline(always)]
-pub fn now_ns() -> u64 {
+pub fn jiffies() -> u64 {
     // SAFETY: a helper without arguments.
-    unsafe { bpf_ktime_get_boot_ns() }
+    unsafe { bpf_jiffies64() }
+}
+
+/// Now, on the program's clock: jiffies times the tick length userspace
+/// wrote into the config. Tick resolution, and all the precision a rate
+/// limiter and ban expiry need, for the cost of one memory load instead of
+/// a clock-reading call (tens of nanoseconds here). Userspace converts ban
+/// expiries to this clock (see `waf_clock` and `dataplane::KernelClock`).
+#[inline(always)]
+pub fn now_ns(cfg: &XdpConfig) -> u64 {
+    jiffies() * cfg.tick_ns
+}
+
+/// Leaves the current jiffies where userspace can read them.
+#[inline(always)]
+pub fn publish_jiffies() {
+    if let Some(slot) = WAF_CLOCK.get_ptr_mut(0) {
+        // SAFETY: a valid array slot.
+        unsafe { *slot = jiffies() };
+    }
 }
 
 /// Adds one packet of `len` bytes to counter `index` of this CPU.
@@ -83,26 +135,97 @@ pub fn events() -> &'static RingBuf {
     &WAF_EVENTS
 }
 
+/// Bit `idx` of the bitmap starting at word `base` of `map`.
+#[inline(always)]
+fn bit(map: &Array<u64>, base: u32, idx: u32) -> bool {
+    match map.get(base + (idx >> 6)) {
+        Some(w) => (*w >> (idx & 63)) & 1 != 0,
+        None => false,
+    }
+}
+
+/// Is the IPv4 address (memory-order `u32`) in the set whose /16 and /24
+/// bitmaps and trie are given?
+#[inline(always)]
+fn in_set_v4(
+    addr: u32,
+    f16: &Array<u64>,
+    f24: &Array<u64>,
+    trie: &LpmTrie<u32, ListEntry>,
+) -> bool {
+    let host = u32::from_be(addr);
+    let t16 = host >> 16;
+    if bit(f16, filter::FULL * WORDS, t16) {
+        return true;
+    }
+    if bit(f16, filter::MID * WORDS, t16) && bit(f24, 0, host >> 8) {
+        return true;
+    }
+    bit(f16, filter::DEEP * WORDS, t16) && trie.get(Key::new(32, addr)).is_some()
+}
+
+/// May the trie of a list hold an entry covering this IPv4 address?
+#[inline(always)]
+fn maybe_v4(addr: u32, f16: &Array<u64>) -> bool {
+    let t16 = u32::from_be(addr) >> 16;
+    bit(f16, filter::FULL * WORDS, t16)
+        || bit(f16, filter::MID * WORDS, t16)
+        || bit(f16, filter::DEEP * WORDS, t16)
+}
+
+/// May the trie of a list hold an entry covering this IPv6 address (given
+/// the top 64 bits as a number)?
+#[inline(always)]
+fn maybe_v6(hi: u64, f6: &Array<u64>) -> bool {
+    bit(f6, filter::V6_16 * WORDS, (hi >> 48) as u32)
+        || bit(f6, filter::V6_32 * WORDS, filter::v6_hash(hi >> 32))
+        || bit(f6, filter::V6_48 * WORDS, filter::v6_hash(hi >> 16))
+}
+
+/// The address (two `u64` in memory order) as two big-endian numbers.
+#[inline(always)]
+fn be(a: &[u64; 2]) -> (u64, u64) {
+    (u64::from_be(a[0]), u64::from_be(a[1]))
+}
+
+/// The address as the 16 bytes the tries and the overflow hash key.
+#[inline(always)]
+fn bytes(a: &[u64; 2]) -> [u8; 16] {
+    // SAFETY: same size, any bit pattern is valid.
+    unsafe { core::mem::transmute::<[u64; 2], [u8; 16]>(*a) }
+}
+
+/// A 16-byte key stored in a map value, read as two `u64` (the keys are at
+/// 8-byte aligned offsets).
+///
+/// # Safety
+/// `k` must be valid and 8-byte aligned.
+#[inline(always)]
+unsafe fn wide(k: *const [u8; 16]) -> [u64; 2] {
+    // SAFETY: caller guarantees validity and alignment; same size.
+    unsafe { *(k as *const [u64; 2]) }
+}
+
 /// The lookups of one address family.
 pub trait Family {
-    /// The address as the maps key it: `u32` in network order, or 16 bytes.
+    /// The address as the program carries it: `u32` in network order, or
+    /// the 16 bytes as two `u64` in memory order.
     type Addr: Copy;
     /// 4 or 6.
     const FAMILY: u32;
     /// Is the address on the allowlist?
     fn allowed(a: &Self::Addr) -> bool;
-    /// The exact ban of this address, if any.
-    fn ban(a: &Self::Addr) -> Option<BanEntry>;
-    /// The longest prefix ban covering this address, if any.
-    fn prefix_ban(a: &Self::Addr) -> Option<BanEntry>;
+    /// Expiry of the exact ban of this address, if any (0 = permanent).
+    fn ban_expiry(a: &Self::Addr) -> Option<u64>;
+    /// Expiry of the longest prefix ban covering this address, if any.
+    fn prefix_ban_expiry(a: &Self::Addr) -> Option<u64>;
     /// Is the address on the blocklist?
     fn blocked(a: &Self::Addr) -> bool;
     /// The key rate state is kept under (IPv6 is masked to a prefix).
     fn rate_key(a: &Self::Addr, cfg: &XdpConfig) -> Self::Addr;
-    /// The rate state of a source, updated in place.
-    fn rate_state(k: &Self::Addr) -> Option<*mut RateState>;
-    /// Starts tracking a source (no-op if another CPU just did).
-    fn rate_insert(k: &Self::Addr, st: &RateState);
+    /// The rate state of a source, and whether it was just claimed for it
+    /// (a slot of another, least recently seen source is reused).
+    fn rate_state(k: &Self::Addr) -> Option<(*mut RateState, bool)>;
     /// The address as 16 bytes for events (IPv4 in the first four).
     fn event_addr(k: &Self::Addr) -> [u8; 16];
 }
@@ -112,30 +235,75 @@ pub struct V4;
 /// IPv6 lookups.
 pub struct V6;
 
+/// Picks the slot of a source among its two, or claims one: a free one,
+/// else the one whose source was seen least recently.
+///
+/// # Safety
+/// `s0` and `s1` must be valid pointers into the rate array.
+#[inline(always)]
+unsafe fn claim<S>(
+    s0: *mut S,
+    s1: *mut S,
+    matches: impl Fn(*mut S) -> bool,
+    used: impl Fn(*mut S) -> bool,
+    seen: impl Fn(*mut S) -> u64,
+    take: impl Fn(*mut S),
+    state: impl Fn(*mut S) -> *mut RateState,
+) -> (*mut RateState, bool) {
+    if matches(s0) {
+        return (state(s0), false);
+    }
+    if matches(s1) {
+        return (state(s1), false);
+    }
+    let victim = if !used(s0) {
+        s0
+    } else if !used(s1) || seen(s1) < seen(s0) {
+        s1
+    } else {
+        s0
+    };
+    take(victim);
+    (state(victim), true)
+}
+
 impl Family for V4 {
     type Addr = u32;
     const FAMILY: u32 = 4;
 
     #[inline(always)]
     fn allowed(a: &u32) -> bool {
-        WAF_ALLOW_V4.get(Key::new(32, *a)).is_some()
+        in_set_v4(*a, &WAF_ALLOW_F16, &WAF_ALLOW_F24, &WAF_ALLOW_V4)
     }
 
     #[inline(always)]
-    fn ban(a: &u32) -> Option<BanEntry> {
-        // SAFETY: the entry is copied out at once; a concurrent delete by
-        // userspace can at worst give a stale copy of a ban being lifted.
-        unsafe { WAF_BAN_V4.get(a) }.copied()
+    fn ban_expiry(a: &u32) -> Option<u64> {
+        let b = WAF_BANS_V4.get(ban_bucket_v4(*a))?;
+        // SAFETY: a plain read of a field userspace updates atomically.
+        let used = unsafe { core::ptr::read_volatile(&b.used) };
+        for i in 0..waf_common::BAN_SLOTS {
+            if used & (1 << i) != 0 && b.keys[i] == *a {
+                return Some(b.expires[i]);
+            }
+        }
+        if b.overflow == 0 {
+            return None;
+        }
+        // SAFETY: the value is copied out at once.
+        unsafe { WAF_BANX_V4.get(a) }.map(|e| e.expires_ns)
     }
 
     #[inline(always)]
-    fn prefix_ban(a: &u32) -> Option<BanEntry> {
-        WAF_PBAN_V4.get(Key::new(32, *a)).copied()
+    fn prefix_ban_expiry(a: &u32) -> Option<u64> {
+        if !maybe_v4(*a, &WAF_PBAN_F16) {
+            return None;
+        }
+        WAF_PBAN_V4.get(Key::new(32, *a)).map(|e| e.expires_ns)
     }
 
     #[inline(always)]
     fn blocked(a: &u32) -> bool {
-        WAF_BLOCK_V4.get(Key::new(32, *a)).is_some()
+        in_set_v4(*a, &WAF_BLOCK_F16, &WAF_BLOCK_F24, &WAF_BLOCK_V4)
     }
 
     #[inline(always)]
@@ -144,14 +312,26 @@ impl Family for V4 {
     }
 
     #[inline(always)]
-    fn rate_state(k: &u32) -> Option<*mut RateState> {
-        WAF_RATE_V4.get_ptr_mut(k)
-    }
-
-    #[inline(always)]
-    fn rate_insert(k: &u32, st: &RateState) {
-        // BPF_NOEXIST: if another CPU raced us, keep its state.
-        let _ = WAF_RATE_V4.insert(k, st, aya_ebpf::bindings::BPF_NOEXIST.into());
+    fn rate_state(k: &u32) -> Option<(*mut RateState, bool)> {
+        let i = rate_slot_v4(*k);
+        let s0 = WAF_RATE_V4.get_ptr_mut(i)?;
+        let s1 = WAF_RATE_V4.get_ptr_mut(i + 1)?;
+        let key = *k;
+        // SAFETY: both pointers come from the map; see rate.rs on races.
+        Some(unsafe {
+            claim(
+                s0,
+                s1,
+                |s: *mut RateSlotV4| (*s).used != 0 && (*s).key == key,
+                |s| (*s).used != 0,
+                |s| (*s).state.seen_ns,
+                |s| {
+                    (*s).key = key;
+                    (*s).used = 1;
+                },
+                |s| &raw mut (*s).state,
+            )
+        })
     }
 
     #[inline(always)]
@@ -162,56 +342,86 @@ impl Family for V4 {
 }
 
 impl Family for V6 {
-    type Addr = [u8; 16];
+    type Addr = [u64; 2];
     const FAMILY: u32 = 6;
 
     #[inline(always)]
-    fn allowed(a: &[u8; 16]) -> bool {
-        WAF_ALLOW_V6.get(Key::new(128, *a)).is_some()
+    fn allowed(a: &[u64; 2]) -> bool {
+        maybe_v6(u64::from_be(a[0]), &WAF_ALLOW_F6)
+            && WAF_ALLOW_V6.get(Key::new(128, bytes(a))).is_some()
     }
 
     #[inline(always)]
-    fn ban(a: &[u8; 16]) -> Option<BanEntry> {
-        // SAFETY: as for V4::ban.
-        unsafe { WAF_BAN_V6.get(a) }.copied()
+    fn ban_expiry(a: &[u64; 2]) -> Option<u64> {
+        let (hi, lo) = be(a);
+        let b = WAF_BANS_V6.get(ban_bucket_v6(hi, lo))?;
+        // SAFETY: as for V4.
+        let used = unsafe { core::ptr::read_volatile(&b.used) };
+        for i in 0..waf_common::BAN_SLOTS {
+            // SAFETY: bucket keys sit at 8-byte aligned offsets.
+            if used & (1 << i) != 0 && unsafe { wide(&b.keys[i]) } == *a {
+                return Some(b.expires[i]);
+            }
+        }
+        if b.overflow == 0 {
+            return None;
+        }
+        // SAFETY: the value is copied out at once.
+        unsafe { WAF_BANX_V6.get(bytes(a)) }.map(|e| e.expires_ns)
     }
 
     #[inline(always)]
-    fn prefix_ban(a: &[u8; 16]) -> Option<BanEntry> {
-        WAF_PBAN_V6.get(Key::new(128, *a)).copied()
+    fn prefix_ban_expiry(a: &[u64; 2]) -> Option<u64> {
+        if !maybe_v6(u64::from_be(a[0]), &WAF_PBAN_F6) {
+            return None;
+        }
+        WAF_PBAN_V6.get(Key::new(128, bytes(a))).map(|e| e.expires_ns)
     }
 
     #[inline(always)]
-    fn blocked(a: &[u8; 16]) -> bool {
-        WAF_BLOCK_V6.get(Key::new(128, *a)).is_some()
+    fn blocked(a: &[u64; 2]) -> bool {
+        maybe_v6(u64::from_be(a[0]), &WAF_BLOCK_F6)
+            && WAF_BLOCK_V6.get(Key::new(128, bytes(a))).is_some()
     }
 
     #[inline(always)]
-    fn rate_key(a: &[u8; 16], cfg: &XdpConfig) -> [u8; 16] {
+    fn rate_key(a: &[u64; 2], cfg: &XdpConfig) -> [u64; 2] {
         mask_v6(a, cfg.rate_v6_prefix)
     }
 
     #[inline(always)]
-    fn rate_state(k: &[u8; 16]) -> Option<*mut RateState> {
-        WAF_RATE_V6.get_ptr_mut(k)
+    fn rate_state(k: &[u64; 2]) -> Option<(*mut RateState, bool)> {
+        let (hi, lo) = be(k);
+        let i = rate_slot_v6(hi, lo);
+        let s0 = WAF_RATE_V6.get_ptr_mut(i)?;
+        let s1 = WAF_RATE_V6.get_ptr_mut(i + 1)?;
+        let key = *k;
+        // SAFETY: both pointers come from the map; see rate.rs on races.
+        Some(unsafe {
+            claim(
+                s0,
+                s1,
+                |s: *mut RateSlotV6| (*s).used != 0 && wide(&raw const (*s).key) == key,
+                |s| (*s).used != 0,
+                |s| (*s).state.seen_ns,
+                |s| {
+                    (*s).key = bytes(&key);
+                    (*s).used = 1;
+                },
+                |s| &raw mut (*s).state,
+            )
+        })
     }
 
     #[inline(always)]
-    fn rate_insert(k: &[u8; 16], st: &RateState) {
-        let _ = WAF_RATE_V6.insert(k, st, aya_ebpf::bindings::BPF_NOEXIST.into());
-    }
-
-    #[inline(always)]
-    fn event_addr(k: &[u8; 16]) -> [u8; 16] {
-        *k
+    fn event_addr(k: &[u64; 2]) -> [u8; 16] {
+        bytes(k)
     }
 }
 
 /// Keeps the first `prefix` bits of `a` (0 or more than 128 keep all).
 #[inline(always)]
-fn mask_v6(a: &[u8; 16], prefix: u32) -> [u8; 16] {
-    let hi = u64::from_be_bytes([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]);
-    let lo = u64::from_be_bytes([a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]]);
+fn mask_v6(a: &[u64; 2], prefix: u32) -> [u64; 2] {
     let (mhi, mlo) = if prefix == 0 || prefix >= 128 {
         (u64::MAX, u64::MAX)
     } else if prefix > 64 {
@@ -221,10 +431,6 @@ fn mask_v6(a: &[u8; 16], prefix: u32) -> [u8; 16] {
     } else {
         (u64::MAX << (64 - prefix), 0)
     };
-    let h = (hi & mhi).to_be_bytes();
-    let l = (lo & mlo).to_be_bytes();
-    [
-        h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], l[0], l[1], l[2], l[3], l[4], l[5], l[6],
-        l[7],
-    ]
+    // Masks are big-endian numbers; the address halves are in memory order.
+    [a[0] & u64::to_be(mhi), a[1] & u64::to_be(mlo)]
 }

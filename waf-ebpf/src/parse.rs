@@ -33,8 +33,9 @@ const MAX_L4_OFFSET: usize = 1024;
 pub enum Frame {
     /// An IPv4 packet with its source address (network byte order).
     V4(u32, Meta),
-    /// An IPv6 packet with its source address.
-    V6([u8; 16], Meta),
+    /// An IPv6 packet with its source address (the 16 bytes as two `u64`
+    /// in memory order, so it is compared and hashed with wide loads).
+    V6([u64; 2], Meta),
     /// Not IP (ARP, LLDP, ...): always passed.
     NotIp,
     /// Layer 2 or the IP header could not be parsed: always passed.
@@ -91,7 +92,36 @@ fn bytes<const N: usize>(ctx: &XdpContext, offset: usize) -> Option<[u8; N]> {
 
 #[inline(always)]
 fn be16(ctx: &XdpContext, offset: usize) -> Option<u16> {
-    bytes::<2>(ctx, offset).map(u16::from_be_bytes)
+    // SAFETY: ptr_at checked the bounds; packet loads may be unaligned.
+    ptr_at::<u16>(ctx, offset).map(|p| u16::from_be(unsafe { *p }))
+}
+
+/// The fixed IPv4 header (read with natural-width loads).
+#[repr(C)]
+#[allow(dead_code, reason = "fields document the layout")]
+struct Ipv4Hdr {
+    version_ihl: u8,
+    tos: u8,
+    total_len: u16,
+    id: u16,
+    frag: u16,
+    ttl: u8,
+    proto: u8,
+    check: u16,
+    src: u32,
+    dst: u32,
+}
+
+/// The fixed IPv6 header.
+#[repr(C)]
+#[allow(dead_code, reason = "fields document the layout")]
+struct Ipv6Hdr {
+    version_class_flow: u32,
+    payload_len: u16,
+    next: u8,
+    hop_limit: u8,
+    src: [u64; 2],
+    dst: [u64; 2],
 }
 
 /// Parses the frame in `ctx`.
@@ -121,13 +151,16 @@ pub fn parse(ctx: &XdpContext) -> Frame {
 
 #[inline(always)]
 fn parse_v4(ctx: &XdpContext, off: usize) -> Frame {
-    let Some(hdr) = bytes::<20>(ctx, off) else {
+    let Some(hdr) = ptr_at::<Ipv4Hdr>(ctx, off) else {
         return Frame::Unparsable;
     };
-    if hdr[0] >> 4 != 4 {
+    // SAFETY: the whole fixed header is inside the frame.
+    let (version_ihl, frag, proto, src) =
+        unsafe { ((*hdr).version_ihl, (*hdr).frag, (*hdr).proto, (*hdr).src) };
+    if version_ihl >> 4 != 4 {
         return Frame::Unparsable;
     }
-    let ihl = ((hdr[0] & 0x0f) as usize) * 4;
+    let ihl = ((version_ihl & 0x0f) as usize) * 4;
     if ihl < 20 {
         return Frame::Unparsable;
     }
@@ -135,31 +168,33 @@ fn parse_v4(ctx: &XdpContext, off: usize) -> Frame {
     if ptr_at::<u8>(ctx, off + ihl - 1).is_none() {
         return Frame::Unparsable;
     }
-    let src = u32::from_ne_bytes([hdr[12], hdr[13], hdr[14], hdr[15]]);
     let mut meta = Meta::empty();
-    let frag_offset = u16::from_be_bytes([hdr[6], hdr[7]]) & 0x1fff;
-    if frag_offset != 0 {
+    if u16::from_be(frag) & 0x1fff != 0 {
         meta.fragment = true;
         return Frame::V4(src, meta);
     }
-    l4(ctx, off + ihl, hdr[9], &mut meta);
+    l4(ctx, off + ihl, proto, &mut meta);
     Frame::V4(src, meta)
 }
 
 #[inline(always)]
 fn parse_v6(ctx: &XdpContext, off: usize) -> Frame {
-    let Some(hdr) = bytes::<8>(ctx, off) else {
+    let Some(hdr) = ptr_at::<Ipv6Hdr>(ctx, off) else {
         return Frame::Unparsable;
     };
-    let Some(src) = bytes::<16>(ctx, off + 8) else {
-        return Frame::Unparsable;
+    // SAFETY: the whole fixed header is inside the frame.
+    let (vcf, next, hop_limit, src) = unsafe {
+        (
+            (*hdr).version_class_flow,
+            (*hdr).next,
+            (*hdr).hop_limit,
+            (*hdr).src,
+        )
     };
-    // The destination address must be there too for a complete header.
-    if ptr_at::<[u8; 16]>(ctx, off + 24).is_none() || hdr[0] >> 4 != 6 {
+    if u32::from_be(vcf) >> 28 != 6 {
         return Frame::Unparsable;
     }
-    let hop_limit = hdr[7];
-    let mut next = hdr[6];
+    let mut next = next;
     let mut l4_off = off + 40;
     let mut meta = Meta::empty();
     let mut found = false;

@@ -33,15 +33,23 @@ pub enum Verdict {
 #[inline(always)]
 pub fn check<F: Family>(src: &F::Addr, cfg: &XdpConfig, syn: bool, len: u64, now: u64) -> Verdict {
     let key = F::rate_key(src, cfg);
-    let Some(st) = F::rate_state(&key) else {
-        // First packet of this source: it conforms (a burst is at least one
-        // packet) and starts its buckets.
-        let fresh = RateState {
+    let Some((st, fresh)) = F::rate_state(&key) else {
+        return Verdict::Conform;
+    };
+    // SAFETY: a pointer into the rate array; see the module documentation
+    // on concurrent updates.
+    let st = unsafe { &mut *st };
+    if fresh {
+        // First packet of this source (or the first since its slot was
+        // reused): it conforms (a burst is at least one packet) and starts
+        // its buckets.
+        *st = RateState {
             pkt_tat: now + cfg.pkt_cost_ns,
             byte_tat: now + byte_cost(cfg, len),
             syn_tat: if syn { now + cfg.syn_cost_ns } else { 0 },
             win_start_ns: now,
             last_event_ns: 0,
+            seen_ns: now,
             win_packets: 1,
             dropped: 0,
             win_bytes: len,
@@ -49,13 +57,10 @@ pub fn check<F: Family>(src: &F::Addr, cfg: &XdpConfig, syn: bool, len: u64, now
             _reserved: 0,
             prev_bytes: 0,
         };
-        F::rate_insert(&key, &fresh);
         count(counter::RATE_NEW_SOURCES, len);
         return Verdict::Conform;
-    };
-    // SAFETY: a pointer to the map value returned by the kernel; see the
-    // module documentation on concurrent updates.
-    let st = unsafe { &mut *st };
+    }
+    st.seen_ns = now;
 
     if now.wrapping_sub(st.win_start_ns) >= NS_PER_SEC {
         st.prev_packets = st.win_packets;
@@ -67,24 +72,47 @@ pub fn check<F: Family>(src: &F::Addr, cfg: &XdpConfig, syn: bool, len: u64, now
     st.win_packets = st.win_packets.saturating_add(1);
     st.win_bytes += len;
 
-    let pkt_tat = charge(st.pkt_tat, now, cfg.pkt_window_ns, cfg.pkt_cost_ns);
-    let byte_tat = charge(st.byte_tat, now, cfg.byte_window_ns, byte_cost(cfg, len));
-    let syn_tat = charge(st.syn_tat, now, cfg.syn_window_ns, cfg.syn_cost_ns);
-
-    let (verdict, kind) = if cfg.flags & flags::RATE_PPS != 0 && pkt_tat - now > cfg.pkt_window_ns
-    {
-        (Verdict::Exceeded, event_kind::RATE_PPS)
-    } else if cfg.flags & flags::RATE_BPS != 0 && byte_tat - now > cfg.byte_window_ns {
-        (Verdict::Exceeded, event_kind::RATE_BPS)
-    } else if syn && cfg.flags & flags::RATE_SYN != 0 && syn_tat - now > cfg.syn_window_ns {
-        (Verdict::SynExceeded, event_kind::RATE_SYN)
-    } else {
-        st.pkt_tat = pkt_tat;
-        st.byte_tat = byte_tat;
+    // Charge only the buckets that are on; commit only if all conform, so a
+    // dropped packet costs its source nothing.
+    let mut pkt_tat = 0;
+    let mut byte_tat = 0;
+    let mut syn_tat = 0;
+    let mut over = 0;
+    if cfg.flags & flags::RATE_PPS != 0 {
+        pkt_tat = charge(st.pkt_tat, now, cfg.pkt_window_ns, cfg.pkt_cost_ns);
+        if pkt_tat - now > cfg.pkt_window_ns {
+            over = event_kind::RATE_PPS;
+        }
+    }
+    if over == 0 && cfg.flags & flags::RATE_BPS != 0 {
+        byte_tat = charge(st.byte_tat, now, cfg.byte_window_ns, byte_cost(cfg, len));
+        if byte_tat - now > cfg.byte_window_ns {
+            over = event_kind::RATE_BPS;
+        }
+    }
+    let syn = syn && cfg.flags & flags::RATE_SYN != 0;
+    if over == 0 && syn {
+        syn_tat = charge(st.syn_tat, now, cfg.syn_window_ns, cfg.syn_cost_ns);
+        if syn_tat - now > cfg.syn_window_ns {
+            over = event_kind::RATE_SYN;
+        }
+    }
+    if over == 0 {
+        if cfg.flags & flags::RATE_PPS != 0 {
+            st.pkt_tat = pkt_tat;
+        }
+        if cfg.flags & flags::RATE_BPS != 0 {
+            st.byte_tat = byte_tat;
+        }
         if syn {
             st.syn_tat = syn_tat;
         }
         return Verdict::Conform;
+    }
+    let (verdict, kind) = if over == event_kind::RATE_SYN {
+        (Verdict::SynExceeded, over)
+    } else {
+        (Verdict::Exceeded, over)
     };
 
     st.dropped = st.dropped.saturating_add(1);
@@ -98,16 +126,12 @@ pub fn check<F: Family>(src: &F::Addr, cfg: &XdpConfig, syn: bool, len: u64, now
 
 /// The TAT after charging `cost` to a bucket: the charge starts from the TAT,
 /// but not in the past (an idle source has a full bucket). A TAT more than a
-/// window ahead can only be left by stricter limits than the current ones
-/// (a conforming packet never moves it further); it counts as a bucket with
-/// one token left, so new limits apply from the moment they are written.
+/// window ahead can only be left by other limits than the current ones (a
+/// conforming packet never moves it further), so the bucket starts afresh:
+/// new limits apply from the moment they are written.
 #[inline(always)]
 fn charge(tat: u64, now: u64, window: u64, cost: u64) -> u64 {
-    let start = if tat > now + window {
-        (now + window).saturating_sub(cost).max(now)
-    } else {
-        tat.max(now)
-    };
+    let start = if tat > now + window { now } else { tat.max(now) };
     start + cost
 }
 

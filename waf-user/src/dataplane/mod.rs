@@ -6,10 +6,14 @@
 //! This module does not decide anything (who is banned, for how long): the
 //! ban manager does, and writes through these handles.
 
+pub mod bans;
+pub mod mmap;
+pub mod sets;
+
 use std::{
     ffi::CString,
     io,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    net::IpAddr,
     path::{Path, PathBuf},
     str::FromStr,
     time::Duration,
@@ -17,20 +21,25 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{
-        Array, HashMap, Map, MapData, MapError, PerCpuArray, RingBuf,
-        lpm_trie::{Key, LpmTrie},
-    },
+    maps::{Array, Map, MapData, MapError, PerCpuArray, RingBuf},
     programs::{
         ProgramError, Xdp, XdpMode,
         links::{FdLink, PinnedLink},
         xdp::XdpLink,
     },
 };
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use ipnet::IpNet;
 use waf_common::{
-    ABI_VERSION, BanEntry, Counter, FLOOR_PROGRAM_NAME, ListEntry, PROGRAM_NAME, RateState,
-    XdpConfig, counter, flags, map_names,
+    ABI_VERSION, BAN_BUCKETS, BanBucketV4, BanBucketV6, BanEntry, CLOCK_PROGRAM_NAME, Counter,
+    FLOOR_PROGRAM_NAME,
+    ListEntry, PROGRAM_NAME, RATE_SLOTS, RateSlotV4, RateSlotV6, RateState, XdpConfig, counter,
+    filter, flags, map_names,
+};
+
+use self::{
+    bans::{BanTable, HostBans},
+    mmap::MmapArray,
+    sets::{CidrSet, Kind},
 };
 
 /// The XDP object built by build.rs from the waf-ebpf crate.
@@ -218,6 +227,10 @@ impl Settings {
             cfg.flags |= flags::EMERGENCY;
         }
         let r = &self.rate;
+        // The kernel reads a coarse clock (one tick of resolution): a bucket
+        // must hold at least two ticks' worth of credit, or a source sending
+        // steadily below its limit could see a tick's packets as one burst.
+        let min_window = 2 * coarse_resolution_ns();
         let per = |rate: u64, burst: u64, what: &str| -> Result<(u64, u64)> {
             if rate == 0 || rate > 1_000_000_000 {
                 return Err(DataplaneError::Invalid(format!(
@@ -230,7 +243,7 @@ impl Settings {
                 )));
             }
             let cost = (1_000_000_000 + rate / 2) / rate;
-            Ok((cost, cost.saturating_mul(burst)))
+            Ok((cost, cost.saturating_mul(burst).max(min_window + cost)))
         };
         if let Some(pps) = r.pps {
             (cfg.pkt_cost_ns, cfg.pkt_window_ns) = per(pps, r.burst, "packet")?;
@@ -246,7 +259,9 @@ impl Settings {
             }
             let fp = ((1_000_000_000u128 << 16) / bps as u128).max(1) as u64;
             cfg.byte_cost_fp16 = fp;
-            cfg.byte_window_ns = ((r.burst_bytes as u128 * fp as u128) >> 16) as u64;
+            let frame = (1514 * fp as u128 >> 16) as u64;
+            cfg.byte_window_ns =
+                (((r.burst_bytes as u128 * fp as u128) >> 16) as u64).max(min_window + frame);
             cfg.flags |= flags::RATE_BPS;
         }
         if let Some(syn) = r.syn_pps {
@@ -260,46 +275,45 @@ impl Settings {
             )));
         }
         cfg.rate_v6_prefix = r.v6_prefix as u32;
+        cfg.tick_ns = coarse_resolution_ns();
         cfg.event_interval_ns = r.event_interval.as_nanos().min(u64::MAX as u128) as u64;
         Ok(cfg)
     }
 }
 
-/// `CLOCK_BOOTTIME` now, in nanoseconds: the clock ban expiries use (it
-/// keeps counting across suspend, unlike the monotonic clock).
-pub fn boottime_ns() -> u64 {
+fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes the timespec we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// An IPv4 or IPv6 trie pair with one value type: the allowlist, the
-/// blocklist and the prefix bans.
-pub struct NetTrie<V: aya::Pod> {
-    name: &'static str,
-    v4: LpmTrie<MapData, u32, V>,
-    v6: LpmTrie<MapData, [u8; 16], V>,
-    capacity: u32,
+/// `CLOCK_MONOTONIC` now, in nanoseconds: the clock ban expiries are written
+/// in (the XDP program reads its coarse variant).
+pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
 }
 
-fn key_v4(net: Ipv4Net) -> Key<u32> {
-    Key::new(
-        net.prefix_len() as u32,
-        u32::from_ne_bytes(net.network().octets()),
-    )
-}
-
-fn key_v6(net: Ipv6Net) -> Key<[u8; 16]> {
-    Key::new(net.prefix_len() as u32, net.network().octets())
+/// Resolution of the kernel's coarse monotonic clock (one scheduler tick).
+pub fn coarse_resolution_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_getres writes the timespec we pass.
+    let rc = unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    if rc != 0 {
+        return 10_000_000; // HZ=100, the coarsest kernels build with
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Maps "the map is full" errors (E2BIG from hashes, ENOSPC from tries) to
 /// [`DataplaneError::MapFull`].
-fn write_err(name: &'static str, capacity: u32, e: MapError) -> DataplaneError {
+pub(crate) fn write_err(name: &'static str, capacity: u32, e: MapError) -> DataplaneError {
     if let MapError::SyscallError(s) = &e
         && matches!(s.io_error.raw_os_error(), Some(libc::E2BIG) | Some(libc::ENOSPC))
     {
@@ -308,153 +322,11 @@ fn write_err(name: &'static str, capacity: u32, e: MapError) -> DataplaneError {
     DataplaneError::Map { name, source: e }
 }
 
-fn is_not_found(e: &MapError) -> bool {
+pub(crate) fn is_not_found(e: &MapError) -> bool {
     match e {
         MapError::KeyNotFound => true,
         MapError::SyscallError(s) => s.io_error.raw_os_error() == Some(libc::ENOENT),
         _ => false,
-    }
-}
-
-impl<V: aya::Pod> NetTrie<V> {
-    /// Writes `value` for `net` (host bits are cleared).
-    pub fn insert(&mut self, net: IpNet, value: V) -> Result<()> {
-        let r = match net.trunc() {
-            IpNet::V4(n) => self.v4.insert(&key_v4(n), value, 0),
-            IpNet::V6(n) => self.v6.insert(&key_v6(n), value, 0),
-        };
-        r.map_err(|e| write_err(self.name, self.capacity, e))
-    }
-
-    /// Removes `net`; false when it was not there.
-    pub fn remove(&mut self, net: IpNet) -> Result<bool> {
-        let r = match net.trunc() {
-            IpNet::V4(n) => self.v4.remove(&key_v4(n)),
-            IpNet::V6(n) => self.v6.remove(&key_v6(n)),
-        };
-        match r {
-            Ok(()) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
-            Err(e) => Err(DataplaneError::Map {
-                name: self.name,
-                source: e,
-            }),
-        }
-    }
-
-    /// The value stored for exactly `net`.
-    pub fn get_exact(&self, net: IpNet) -> Option<V> {
-        // An LPM lookup with the prefix's own length finds the longest match
-        // within it; only an entry of exactly that length is "exact".
-        let net = net.trunc();
-        self.entries()
-            .ok()?
-            .into_iter()
-            .find(|(n, _)| *n == net)
-            .map(|(_, v)| v)
-    }
-
-    /// The value of the longest prefix that contains `addr`.
-    pub fn lookup(&self, addr: IpAddr) -> Option<V> {
-        match addr {
-            IpAddr::V4(a) => self
-                .v4
-                .get(&Key::new(32, u32::from_ne_bytes(a.octets())), 0)
-                .ok(),
-            IpAddr::V6(a) => self.v6.get(&Key::new(128, a.octets()), 0).ok(),
-        }
-    }
-
-    /// Every entry, IPv4 first.
-    pub fn entries(&self) -> Result<Vec<(IpNet, V)>> {
-        let err = |e| DataplaneError::Map {
-            name: self.name,
-            source: e,
-        };
-        let mut out = Vec::new();
-        for item in self.v4.iter() {
-            let (k, v) = item.map_err(err)?;
-            let addr = Ipv4Addr::from(k.data().to_ne_bytes());
-            if let Ok(n) = Ipv4Net::new(addr, k.prefix_len() as u8) {
-                out.push((IpNet::V4(n), v));
-            }
-        }
-        for item in self.v6.iter() {
-            let (k, v) = item.map_err(err)?;
-            if let Ok(n) = Ipv6Net::new(Ipv6Addr::from(k.data()), k.prefix_len() as u8) {
-                out.push((IpNet::V6(n), v));
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// The exact-address ban hashes.
-pub struct HostBans {
-    v4: HashMap<MapData, u32, BanEntry>,
-    v6: HashMap<MapData, [u8; 16], BanEntry>,
-}
-
-impl HostBans {
-    /// Writes a ban for `addr`.
-    pub fn insert(&mut self, addr: IpAddr, ban: BanEntry) -> Result<()> {
-        let (name, r) = match addr {
-            IpAddr::V4(a) => (
-                map_names::BAN_V4,
-                self.v4.insert(u32::from_ne_bytes(a.octets()), ban, 0),
-            ),
-            IpAddr::V6(a) => (map_names::BAN_V6, self.v6.insert(a.octets(), ban, 0)),
-        };
-        r.map_err(|e| write_err(name, waf_common::BAN_CAPACITY, e))
-    }
-
-    /// Removes the ban of `addr`; false when there was none.
-    pub fn remove(&mut self, addr: IpAddr) -> Result<bool> {
-        let (name, r) = match addr {
-            IpAddr::V4(a) => (
-                map_names::BAN_V4,
-                self.v4.remove(&u32::from_ne_bytes(a.octets())),
-            ),
-            IpAddr::V6(a) => (map_names::BAN_V6, self.v6.remove(&a.octets())),
-        };
-        match r {
-            Ok(()) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
-            Err(e) => Err(DataplaneError::Map { name, source: e }),
-        }
-    }
-
-    /// The ban of `addr`, if any.
-    pub fn get(&self, addr: IpAddr) -> Option<BanEntry> {
-        match addr {
-            IpAddr::V4(a) => self.v4.get(&u32::from_ne_bytes(a.octets()), 0).ok(),
-            IpAddr::V6(a) => self.v6.get(&a.octets(), 0).ok(),
-        }
-    }
-
-    /// Every ban, IPv4 first.
-    pub fn entries(&self) -> Result<Vec<(IpAddr, BanEntry)>> {
-        let mut out = Vec::new();
-        for item in self.v4.iter() {
-            let (k, v) = item.map_err(|e| DataplaneError::Map {
-                name: map_names::BAN_V4,
-                source: e,
-            })?;
-            out.push((IpAddr::V4(Ipv4Addr::from(k.to_ne_bytes())), v));
-        }
-        for item in self.v6.iter() {
-            let (k, v) = item.map_err(|e| DataplaneError::Map {
-                name: map_names::BAN_V6,
-                source: e,
-            })?;
-            out.push((IpAddr::V6(Ipv6Addr::from(k)), v));
-        }
-        Ok(out)
-    }
-
-    /// Raw fd-level handles (for batch updates).
-    pub fn raw(&self) -> (&HashMap<MapData, u32, BanEntry>, &HashMap<MapData, [u8; 16], BanEntry>) {
-        (&self.v4, &self.v6)
     }
 }
 
@@ -465,61 +337,90 @@ pub struct Maps {
     /// Per-CPU verdict and auxiliary counters.
     pub counters: PerCpuArray<MapData, Counter>,
     /// Allowlist (checked first; always passes).
-    pub allow: NetTrie<ListEntry>,
+    pub allow: CidrSet<ListEntry>,
     /// Blocklist.
-    pub block: NetTrie<ListEntry>,
+    pub block: CidrSet<ListEntry>,
     /// Prefix bans (expiry in the value).
-    pub prefix_bans: NetTrie<BanEntry>,
+    pub prefix_bans: CidrSet<BanEntry>,
     /// Exact-address bans.
     pub bans: HostBans,
     /// Per-source rate state, IPv4.
-    pub rate_v4: HashMap<MapData, u32, RateState>,
+    pub rate_v4: Array<MapData, RateSlotV4>,
     /// Per-source rate state, IPv6 (masked to the configured prefix).
-    pub rate_v6: HashMap<MapData, [u8; 16], RateState>,
+    pub rate_v6: Array<MapData, RateSlotV6>,
     /// The ring buffer of rate events, until someone takes it.
     pub events: Option<RingBuf<MapData>>,
 }
 
+fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<Map> {
+    ebpf.take_map(name).ok_or(DataplaneError::Map {
+        name,
+        source: MapError::InvalidName { name: name.into() },
+    })
+}
+
 fn take<T: TryFrom<Map, Error = MapError>>(ebpf: &mut Ebpf, name: &'static str) -> Result<T> {
-    let map = ebpf
-        .take_map(name)
-        .ok_or(DataplaneError::Map {
-            name,
-            source: MapError::InvalidName { name: name.into() },
-        })?;
-    T::try_from(map).map_err(|source| DataplaneError::Map { name, source })
+    T::try_from(take_map(ebpf, name)?).map_err(|source| DataplaneError::Map { name, source })
+}
+
+fn mapped<T>(ebpf: &mut Ebpf, name: &'static str, len: u32) -> Result<MmapArray<T>> {
+    MmapArray::new(name, take_map(ebpf, name)?, len)
 }
 
 impl Maps {
     fn from_ebpf(ebpf: &mut Ebpf) -> Result<Self> {
+        use map_names as n;
+        let allow = CidrSet::new(
+            n::ALLOW_V4,
+            waf_common::ALLOW_CAPACITY,
+            take(ebpf, n::ALLOW_V4)?,
+            take(ebpf, n::ALLOW_V6)?,
+            mapped(ebpf, n::ALLOW_F16, filter::F16_WORDS)?,
+            mapped(ebpf, n::ALLOW_F6, filter::F6_WORDS)?,
+            Kind::Membership {
+                f24: mapped(ebpf, n::ALLOW_F24, filter::F24_WORDS)?,
+            },
+        )?;
+        let block = CidrSet::new(
+            n::BLOCK_V4,
+            waf_common::BLOCK_CAPACITY,
+            take(ebpf, n::BLOCK_V4)?,
+            take(ebpf, n::BLOCK_V6)?,
+            mapped(ebpf, n::BLOCK_F16, filter::F16_WORDS)?,
+            mapped(ebpf, n::BLOCK_F6, filter::F6_WORDS)?,
+            Kind::Membership {
+                f24: mapped(ebpf, n::BLOCK_F24, filter::F24_WORDS)?,
+            },
+        )?;
+        let prefix_bans = CidrSet::new(
+            n::PBAN_V4,
+            waf_common::PBAN_CAPACITY,
+            take(ebpf, n::PBAN_V4)?,
+            take(ebpf, n::PBAN_V6)?,
+            mapped(ebpf, n::PBAN_F16, filter::F16_WORDS)?,
+            mapped(ebpf, n::PBAN_F6, filter::F6_WORDS)?,
+            Kind::Prefilter,
+        )?;
+        let bans = HostBans {
+            v4: BanTable::new(
+                mapped::<BanBucketV4>(ebpf, n::BANS_V4, BAN_BUCKETS)?,
+                take(ebpf, n::BANX_V4)?,
+            )?,
+            v6: BanTable::new(
+                mapped::<BanBucketV6>(ebpf, n::BANS_V6, BAN_BUCKETS)?,
+                take(ebpf, n::BANX_V6)?,
+            )?,
+        };
         Ok(Self {
-            config: take(ebpf, map_names::CONFIG)?,
-            counters: take(ebpf, map_names::COUNTERS)?,
-            allow: NetTrie {
-                name: map_names::ALLOW_V4,
-                v4: take(ebpf, map_names::ALLOW_V4)?,
-                v6: take(ebpf, map_names::ALLOW_V6)?,
-                capacity: waf_common::ALLOW_CAPACITY,
-            },
-            block: NetTrie {
-                name: map_names::BLOCK_V4,
-                v4: take(ebpf, map_names::BLOCK_V4)?,
-                v6: take(ebpf, map_names::BLOCK_V6)?,
-                capacity: waf_common::BLOCK_CAPACITY,
-            },
-            prefix_bans: NetTrie {
-                name: map_names::PBAN_V4,
-                v4: take(ebpf, map_names::PBAN_V4)?,
-                v6: take(ebpf, map_names::PBAN_V6)?,
-                capacity: waf_common::PBAN_CAPACITY,
-            },
-            bans: HostBans {
-                v4: take(ebpf, map_names::BAN_V4)?,
-                v6: take(ebpf, map_names::BAN_V6)?,
-            },
-            rate_v4: take(ebpf, map_names::RATE_V4)?,
-            rate_v6: take(ebpf, map_names::RATE_V6)?,
-            events: Some(take(ebpf, map_names::EVENTS)?),
+            config: take(ebpf, n::CONFIG)?,
+            counters: take(ebpf, n::COUNTERS)?,
+            allow,
+            block,
+            prefix_bans,
+            bans,
+            rate_v4: take(ebpf, n::RATE_V4)?,
+            rate_v6: take(ebpf, n::RATE_V6)?,
+            events: Some(take(ebpf, n::EVENTS)?),
         })
     }
 
@@ -587,19 +488,33 @@ impl Maps {
     pub fn all_bans(&self) -> Result<Vec<(IpNet, BanEntry)>> {
         let mut out: Vec<(IpNet, BanEntry)> = self
             .bans
-            .entries()?
+            .entries()
             .into_iter()
             .map(|(a, b)| (IpNet::from(a), b))
             .collect();
-        out.extend(self.prefix_bans.entries()?);
+        out.extend(self.prefix_bans.entries());
         Ok(out)
     }
 
     /// The rate state kept for `addr` (IPv6: pass the masked prefix address).
     pub fn rate_state(&self, addr: IpAddr) -> Option<RateState> {
         match addr {
-            IpAddr::V4(a) => self.rate_v4.get(&u32::from_ne_bytes(a.octets()), 0).ok(),
-            IpAddr::V6(a) => self.rate_v6.get(&a.octets(), 0).ok(),
+            IpAddr::V4(a) => {
+                let k = u32::from_ne_bytes(a.octets());
+                let i = waf_common::rate_slot_v4(k);
+                (i..i + 2)
+                    .filter_map(|i| self.rate_v4.get(&i, 0).ok())
+                    .find(|s| s.used != 0 && s.key == k)
+                    .map(|s| s.state)
+            }
+            IpAddr::V6(a) => {
+                let bits = u128::from(a);
+                let i = waf_common::rate_slot_v6((bits >> 64) as u64, bits as u64);
+                (i..i + 2)
+                    .filter_map(|i| self.rate_v6.get(&i, 0).ok())
+                    .find(|s| s.used != 0 && s.key == a.octets())
+                    .map(|s| s.state)
+            }
         }
     }
 }
@@ -630,28 +545,41 @@ pub struct Dataplane {
     ebpf: Ebpf,
     /// Typed map handles.
     pub maps: Maps,
+    clock: Array<MapData, u64>,
     pin_dir: Option<PathBuf>,
     attachments: Vec<Attachment>,
 }
 
-/// Expected (key size, value size) of each map, to refuse pinned maps of
-/// another layout before loading against them.
-fn expected_layout(name: &str) -> (u32, u32) {
+/// Expected (key size, value size, max entries) of each map, to refuse
+/// pinned maps of another layout before loading against them. `None` for
+/// the ring buffer, which has neither.
+fn expected_layout(name: &str) -> Option<(u32, u32, u32)> {
     use std::mem::size_of;
+    use waf_common as c;
+    let sz = |n: usize| n as u32;
     let lpm = |data: usize| (4 + data) as u32;
-    match name {
-        map_names::CONFIG => (4, size_of::<XdpConfig>() as u32),
-        map_names::COUNTERS => (4, size_of::<Counter>() as u32),
-        map_names::ALLOW_V4 | map_names::BLOCK_V4 => (lpm(4), size_of::<ListEntry>() as u32),
-        map_names::ALLOW_V6 | map_names::BLOCK_V6 => (lpm(16), size_of::<ListEntry>() as u32),
-        map_names::PBAN_V4 => (lpm(4), size_of::<BanEntry>() as u32),
-        map_names::PBAN_V6 => (lpm(16), size_of::<BanEntry>() as u32),
-        map_names::BAN_V4 => (4, size_of::<BanEntry>() as u32),
-        map_names::BAN_V6 => (16, size_of::<BanEntry>() as u32),
-        map_names::RATE_V4 => (4, size_of::<RateState>() as u32),
-        map_names::RATE_V6 => (16, size_of::<RateState>() as u32),
-        _ => (0, 0), // ring buffer: no key or value
-    }
+    Some(match name {
+        map_names::CONFIG => (4, sz(size_of::<XdpConfig>()), 1),
+        map_names::COUNTERS => (4, sz(size_of::<Counter>()), counter::COUNT),
+        map_names::ALLOW_V4 => (lpm(4), sz(size_of::<ListEntry>()), c::ALLOW_CAPACITY),
+        map_names::ALLOW_V6 => (lpm(16), sz(size_of::<ListEntry>()), c::ALLOW_CAPACITY),
+        map_names::BLOCK_V4 => (lpm(4), sz(size_of::<ListEntry>()), c::BLOCK_CAPACITY),
+        map_names::BLOCK_V6 => (lpm(16), sz(size_of::<ListEntry>()), c::BLOCK_CAPACITY),
+        map_names::PBAN_V4 => (lpm(4), sz(size_of::<BanEntry>()), c::PBAN_CAPACITY),
+        map_names::PBAN_V6 => (lpm(16), sz(size_of::<BanEntry>()), c::PBAN_CAPACITY),
+        map_names::ALLOW_F16 | map_names::BLOCK_F16 | map_names::PBAN_F16 => {
+            (4, 8, filter::F16_WORDS)
+        }
+        map_names::ALLOW_F24 | map_names::BLOCK_F24 => (4, 8, filter::F24_WORDS),
+        map_names::ALLOW_F6 | map_names::BLOCK_F6 | map_names::PBAN_F6 => (4, 8, filter::F6_WORDS),
+        map_names::BANS_V4 => (4, sz(size_of::<BanBucketV4>()), BAN_BUCKETS),
+        map_names::BANS_V6 => (4, sz(size_of::<BanBucketV6>()), BAN_BUCKETS),
+        map_names::BANX_V4 => (4, sz(size_of::<BanEntry>()), c::BANX_CAPACITY),
+        map_names::BANX_V6 => (16, sz(size_of::<BanEntry>()), c::BANX_CAPACITY),
+        map_names::RATE_V4 => (4, sz(size_of::<RateSlotV4>()), RATE_SLOTS),
+        map_names::RATE_V6 => (4, sz(size_of::<RateSlotV6>()), RATE_SLOTS),
+        _ => return None,
+    })
 }
 
 impl Dataplane {
@@ -670,6 +598,7 @@ impl Dataplane {
         let prog: &mut Xdp = program(&mut ebpf, PROGRAM_NAME)?;
         prog.load()?;
         let mut maps = Maps::from_ebpf(&mut ebpf)?;
+        let clock = take(&mut ebpf, map_names::CLOCK)?;
         let cfg = maps.xdp_config()?;
         if cfg.abi == 0 {
             // Fresh maps: an all-pass configuration until told otherwise.
@@ -683,6 +612,7 @@ impl Dataplane {
         Ok(Self {
             ebpf,
             maps,
+            clock,
             pin_dir: opts.pin_dir.clone(),
             attachments: Vec::new(),
         })
@@ -701,6 +631,34 @@ impl Dataplane {
             prog.load()?;
         }
         Ok(prog)
+    }
+
+    /// Now on the XDP program's clock (jiffies x tick, ns): the clock ban
+    /// expiries are written in. Asks the kernel (a BPF_PROG_TEST_RUN of a
+    /// two-instruction program), so it is exact to the tick.
+    pub fn kernel_now_ns(&mut self) -> Result<u64> {
+        use aya::programs::{TestRun as _, TestRunOptions};
+        let prog: &mut Xdp = program(&mut self.ebpf, CLOCK_PROGRAM_NAME)?;
+        if prog.fd().is_err() {
+            prog.load()?;
+        }
+        let frame = [0u8; 64];
+        prog.test_run(TestRunOptions {
+            data_in: Some(&frame),
+            ..Default::default()
+        })?;
+        let jiffies = self
+            .clock
+            .get(&0, 0)
+            .map_err(|source| DataplaneError::Map {
+                name: map_names::CLOCK,
+                source,
+            })?;
+        let tick = match self.maps.xdp_config()?.tick_ns {
+            0 => coarse_resolution_ns(),
+            t => t,
+        };
+        Ok(jiffies * tick)
     }
 
     /// The pin directory, if pinning.
@@ -869,14 +827,16 @@ fn check_pinned_layout(dir: &Path) -> Result<()> {
         let info = data
             .info()
             .map_err(|source| DataplaneError::Map { name, source })?;
-        let (k, v) = expected_layout(name);
-        if (k, v) != (0, 0) && (info.key_size(), info.value_size()) != (k, v) {
+        let Some((k, v, n)) = expected_layout(name) else {
+            continue;
+        };
+        let got = (info.key_size(), info.value_size(), info.max_entries());
+        if got != (k, v, n) {
             return Err(DataplaneError::Incompatible {
                 dir: dir.into(),
                 what: format!(
-                    "{name} has key/value size {}/{}, expected {k}/{v}",
-                    info.key_size(),
-                    info.value_size()
+                    "{name} has key/value size {}/{} and {} entries, expected {k}/{v} and {n}",
+                    got.0, got.1, got.2
                 ),
             });
         }

@@ -1,0 +1,421 @@
+//! Exact-address bans in the kernel: 8-way bucket arrays written through
+//! mmap, with an overflow hash for buckets that are full.
+//!
+//! Writing a ban is a handful of stores: key, expiry and reason into a free
+//! slot, then the slot's bit in `used` (an atomic OR, so the XDP program
+//! never sees a used slot with a half-written key). Lifting one clears the
+//! bit first. When a bucket is full the ban goes to the overflow hash and the
+//! bucket's `overflow` flag tells the XDP program to look there; when a slot
+//! frees up, an overflow ban of that bucket moves into it.
+
+use std::{
+    collections::HashMap as StdHashMap,
+    hash::Hash,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    sync::atomic::{AtomicU32, AtomicU64, Ordering},
+};
+
+use aya::maps::{HashMap, MapData};
+use waf_common::{
+    BAN_BUCKETS, BAN_SLOTS, BANX_CAPACITY, BanBucketV4, BanBucketV6, BanEntry, ban_bucket_v4,
+    ban_bucket_v6, map_names,
+};
+
+use super::{DataplaneError, is_not_found, mmap::MmapArray, write_err};
+
+/// How one family's bucket type is laid out.
+pub trait BucketLayout {
+    /// The address as the maps key it.
+    type Key: Copy + Eq + Hash + aya::Pod;
+    /// The bucket struct.
+    type Bucket;
+    /// Name of the bucket array (for errors).
+    const NAME: &'static str;
+    /// Name of the overflow hash (for errors).
+    const OVERFLOW: &'static str;
+    /// The bucket of `k`.
+    fn bucket_of(k: &Self::Key) -> u32;
+    /// # Safety
+    /// `b` points into the mapped bucket array.
+    unsafe fn used<'a>(b: *mut Self::Bucket) -> &'a AtomicU32;
+    /// # Safety
+    /// As for `used`.
+    unsafe fn overflow<'a>(b: *mut Self::Bucket) -> &'a AtomicU32;
+    /// # Safety
+    /// As for `used`; `i < BAN_SLOTS`.
+    unsafe fn expires<'a>(b: *mut Self::Bucket, i: usize) -> &'a AtomicU64;
+    /// # Safety
+    /// As for `expires`.
+    unsafe fn key(b: *mut Self::Bucket, i: usize) -> *mut Self::Key;
+    /// # Safety
+    /// As for `expires`.
+    unsafe fn reason(b: *mut Self::Bucket, i: usize) -> *mut u8;
+}
+
+/// IPv4 buckets.
+pub struct V4Layout;
+/// IPv6 buckets.
+pub struct V6Layout;
+
+impl BucketLayout for V4Layout {
+    type Key = u32;
+    type Bucket = BanBucketV4;
+    const NAME: &'static str = map_names::BANS_V4;
+    const OVERFLOW: &'static str = map_names::BANX_V4;
+    fn bucket_of(k: &u32) -> u32 {
+        ban_bucket_v4(*k)
+    }
+    unsafe fn used<'a>(b: *mut BanBucketV4) -> &'a AtomicU32 {
+        // SAFETY: caller guarantees b is valid; the field is 4-byte aligned.
+        unsafe { AtomicU32::from_ptr(&raw mut (*b).used) }
+    }
+    unsafe fn overflow<'a>(b: *mut BanBucketV4) -> &'a AtomicU32 {
+        // SAFETY: as above.
+        unsafe { AtomicU32::from_ptr(&raw mut (*b).overflow) }
+    }
+    unsafe fn expires<'a>(b: *mut BanBucketV4, i: usize) -> &'a AtomicU64 {
+        // SAFETY: as above; 8-byte aligned field.
+        unsafe { AtomicU64::from_ptr(&raw mut (*b).expires[i]) }
+    }
+    unsafe fn key(b: *mut BanBucketV4, i: usize) -> *mut u32 {
+        // SAFETY: as above.
+        unsafe { &raw mut (*b).keys[i] }
+    }
+    unsafe fn reason(b: *mut BanBucketV4, i: usize) -> *mut u8 {
+        // SAFETY: as above.
+        unsafe { &raw mut (*b).reasons[i] }
+    }
+}
+
+impl BucketLayout for V6Layout {
+    type Key = [u8; 16];
+    type Bucket = BanBucketV6;
+    const NAME: &'static str = map_names::BANS_V6;
+    const OVERFLOW: &'static str = map_names::BANX_V6;
+    fn bucket_of(k: &[u8; 16]) -> u32 {
+        let hi = u64::from_be_bytes(k[..8].try_into().expect("8 bytes"));
+        let lo = u64::from_be_bytes(k[8..].try_into().expect("8 bytes"));
+        ban_bucket_v6(hi, lo)
+    }
+    unsafe fn used<'a>(b: *mut BanBucketV6) -> &'a AtomicU32 {
+        // SAFETY: caller guarantees b is valid; the field is 4-byte aligned.
+        unsafe { AtomicU32::from_ptr(&raw mut (*b).used) }
+    }
+    unsafe fn overflow<'a>(b: *mut BanBucketV6) -> &'a AtomicU32 {
+        // SAFETY: as above.
+        unsafe { AtomicU32::from_ptr(&raw mut (*b).overflow) }
+    }
+    unsafe fn expires<'a>(b: *mut BanBucketV6, i: usize) -> &'a AtomicU64 {
+        // SAFETY: as above; 8-byte aligned field.
+        unsafe { AtomicU64::from_ptr(&raw mut (*b).expires[i]) }
+    }
+    unsafe fn key(b: *mut BanBucketV6, i: usize) -> *mut [u8; 16] {
+        // SAFETY: as above.
+        unsafe { &raw mut (*b).keys[i] }
+    }
+    unsafe fn reason(b: *mut BanBucketV6, i: usize) -> *mut u8 {
+        // SAFETY: as above.
+        unsafe { &raw mut (*b).reasons[i] }
+    }
+}
+
+/// Where a ban lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Place {
+    Slot(u32, usize),
+    Overflow(u32),
+}
+
+/// One family's bans.
+pub struct BanTable<L: BucketLayout> {
+    buckets: MmapArray<L::Bucket>,
+    overflow: HashMap<MapData, L::Key, BanEntry>,
+    index: StdHashMap<L::Key, Place>,
+    /// Overflow bans per bucket.
+    spilled: StdHashMap<u32, Vec<L::Key>>,
+}
+
+impl<L: BucketLayout> BanTable<L> {
+    /// Wraps the maps and reads what they hold (adopted pins keep their bans).
+    pub(super) fn new(
+        buckets: MmapArray<L::Bucket>,
+        overflow: HashMap<MapData, L::Key, BanEntry>,
+    ) -> Result<Self, DataplaneError> {
+        let mut t = Self {
+            buckets,
+            overflow,
+            index: StdHashMap::new(),
+            spilled: StdHashMap::new(),
+        };
+        t.rebuild()?;
+        Ok(t)
+    }
+
+    fn bucket(&self, b: u32) -> *mut L::Bucket {
+        self.buckets.ptr(b as usize)
+    }
+
+    fn rebuild(&mut self) -> Result<(), DataplaneError> {
+        self.index.clear();
+        self.spilled.clear();
+        for b in 0..BAN_BUCKETS {
+            let p = self.bucket(b);
+            // SAFETY: p is in the mapping.
+            let used = unsafe { L::used(p) }.load(Ordering::SeqCst);
+            for i in 0..BAN_SLOTS {
+                if used & (1 << i) != 0 {
+                    // SAFETY: as above.
+                    let k = unsafe { std::ptr::read_volatile(L::key(p, i)) };
+                    self.index.insert(k, Place::Slot(b, i));
+                }
+            }
+        }
+        let mut spilled = Vec::new();
+        for item in self.overflow.keys() {
+            let k = item.map_err(|source| DataplaneError::Map {
+                name: L::OVERFLOW,
+                source,
+            })?;
+            spilled.push(k);
+        }
+        for k in spilled {
+            let b = L::bucket_of(&k);
+            self.index.insert(k, Place::Overflow(b));
+            self.spilled.entry(b).or_default().push(k);
+        }
+        // Flags must agree with what overflowed.
+        for b in 0..BAN_BUCKETS {
+            let want = u32::from(self.spilled.contains_key(&b));
+            // SAFETY: in the mapping.
+            unsafe { L::overflow(self.bucket(b)) }.store(want, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    fn write_slot(&self, b: u32, i: usize, k: L::Key, ban: &BanEntry) {
+        let p = self.bucket(b);
+        // SAFETY: p is in the mapping and i < BAN_SLOTS; the slot's bit is
+        // clear, so the XDP program ignores it until the OR below.
+        unsafe {
+            std::ptr::write_volatile(L::key(p, i), k);
+            std::ptr::write_volatile(L::reason(p, i), ban.reason.min(255) as u8);
+            L::expires(p, i).store(ban.expires_ns, Ordering::SeqCst);
+            L::used(p).fetch_or(1 << i, Ordering::SeqCst);
+        }
+    }
+
+    fn free_slot(&self, b: u32) -> Option<usize> {
+        // SAFETY: in the mapping.
+        let used = unsafe { L::used(self.bucket(b)) }.load(Ordering::SeqCst);
+        (0..BAN_SLOTS).find(|i| used & (1 << i) == 0)
+    }
+
+    /// Writes (or updates) the ban of `k`.
+    pub fn insert(&mut self, k: L::Key, ban: BanEntry) -> Result<(), DataplaneError> {
+        match self.index.get(&k).copied() {
+            Some(Place::Slot(b, i)) => {
+                let p = self.bucket(b);
+                // SAFETY: an occupied slot of ours; expiry is one atomic store.
+                unsafe {
+                    std::ptr::write_volatile(L::reason(p, i), ban.reason.min(255) as u8);
+                    L::expires(p, i).store(ban.expires_ns, Ordering::SeqCst);
+                }
+                Ok(())
+            }
+            Some(Place::Overflow(_)) => self
+                .overflow
+                .insert(k, ban, 0)
+                .map_err(|e| write_err(L::OVERFLOW, BANX_CAPACITY, e)),
+            None => {
+                let b = L::bucket_of(&k);
+                if let Some(i) = self.free_slot(b) {
+                    self.write_slot(b, i, k, &ban);
+                    self.index.insert(k, Place::Slot(b, i));
+                    return Ok(());
+                }
+                // Flag first: the program then looks in the hash, where the
+                // ban appears a moment later.
+                // SAFETY: in the mapping.
+                unsafe { L::overflow(self.bucket(b)) }.store(1, Ordering::SeqCst);
+                if let Err(e) = self.overflow.insert(k, ban, 0) {
+                    if !self.spilled.contains_key(&b) {
+                        // SAFETY: in the mapping.
+                        unsafe { L::overflow(self.bucket(b)) }.store(0, Ordering::SeqCst);
+                    }
+                    return Err(write_err(L::OVERFLOW, BANX_CAPACITY, e));
+                }
+                self.spilled.entry(b).or_default().push(k);
+                self.index.insert(k, Place::Overflow(b));
+                Ok(())
+            }
+        }
+    }
+
+    /// Lifts the ban of `k`; false when there was none.
+    pub fn remove(&mut self, k: &L::Key) -> Result<bool, DataplaneError> {
+        let Some(place) = self.index.remove(k) else {
+            return Ok(false);
+        };
+        match place {
+            Place::Slot(b, i) => {
+                // SAFETY: in the mapping.
+                unsafe { L::used(self.bucket(b)) }.fetch_and(!(1 << i), Ordering::SeqCst);
+                self.refill(b, i)?;
+            }
+            Place::Overflow(b) => {
+                self.drop_overflow(b, k)?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Removes `k` from the overflow hash and clears the bucket's flag when
+    /// it was the last one there.
+    fn drop_overflow(&mut self, b: u32, k: &L::Key) -> Result<(), DataplaneError> {
+        match self.overflow.remove(k) {
+            Ok(()) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(source) => {
+                return Err(DataplaneError::Map {
+                    name: L::OVERFLOW,
+                    source,
+                });
+            }
+        }
+        if let Some(v) = self.spilled.get_mut(&b) {
+            v.retain(|x| x != k);
+            if v.is_empty() {
+                self.spilled.remove(&b);
+                // SAFETY: in the mapping.
+                unsafe { L::overflow(self.bucket(b)) }.store(0, Ordering::SeqCst);
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves one overflow ban of bucket `b` into its free slot `i`.
+    fn refill(&mut self, b: u32, i: usize) -> Result<(), DataplaneError> {
+        let Some(k) = self.spilled.get(&b).and_then(|v| v.last().copied()) else {
+            return Ok(());
+        };
+        let Ok(ban) = self.overflow.get(&k, 0) else {
+            return Ok(());
+        };
+        // Into the slot first (never a moment without the ban), then out of
+        // the hash.
+        self.write_slot(b, i, k, &ban);
+        self.index.insert(k, Place::Slot(b, i));
+        self.drop_overflow(b, &k)
+    }
+
+    /// The ban of `k`, if any.
+    pub fn get(&self, k: &L::Key) -> Option<BanEntry> {
+        match self.index.get(k)? {
+            Place::Slot(b, i) => {
+                let p = self.bucket(*b);
+                // SAFETY: an occupied slot in the mapping.
+                unsafe {
+                    Some(BanEntry {
+                        expires_ns: L::expires(p, *i).load(Ordering::SeqCst),
+                        reason: u32::from(std::ptr::read_volatile(L::reason(p, *i))),
+                        _reserved: 0,
+                    })
+                }
+            }
+            Place::Overflow(_) => self.overflow.get(k, 0).ok(),
+        }
+    }
+
+    /// Every ban.
+    pub fn entries(&self) -> Vec<(L::Key, BanEntry)> {
+        self.index
+            .keys()
+            .filter_map(|k| self.get(k).map(|b| (*k, b)))
+            .collect()
+    }
+
+    /// Number of bans.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// True when there are no bans.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Number of bans that live in the overflow hash.
+    pub fn overflowed(&self) -> usize {
+        self.spilled.values().map(Vec::len).sum()
+    }
+}
+
+/// Exact bans of both families.
+pub struct HostBans {
+    /// IPv4.
+    pub v4: BanTable<V4Layout>,
+    /// IPv6.
+    pub v6: BanTable<V6Layout>,
+}
+
+fn k4(a: Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(a.octets())
+}
+
+impl HostBans {
+    /// Writes (or updates) the ban of `addr`.
+    pub fn insert(&mut self, addr: IpAddr, ban: BanEntry) -> Result<(), DataplaneError> {
+        match addr {
+            IpAddr::V4(a) => self.v4.insert(k4(a), ban),
+            IpAddr::V6(a) => self.v6.insert(a.octets(), ban),
+        }
+    }
+
+    /// Lifts the ban of `addr`; false when there was none.
+    pub fn remove(&mut self, addr: IpAddr) -> Result<bool, DataplaneError> {
+        match addr {
+            IpAddr::V4(a) => self.v4.remove(&k4(a)),
+            IpAddr::V6(a) => self.v6.remove(&a.octets()),
+        }
+    }
+
+    /// The ban of `addr`, if any.
+    pub fn get(&self, addr: IpAddr) -> Option<BanEntry> {
+        match addr {
+            IpAddr::V4(a) => self.v4.get(&k4(a)),
+            IpAddr::V6(a) => self.v6.get(&a.octets()),
+        }
+    }
+
+    /// Every ban, IPv4 first.
+    pub fn entries(&self) -> Vec<(IpAddr, BanEntry)> {
+        let mut out: Vec<(IpAddr, BanEntry)> = self
+            .v4
+            .entries()
+            .into_iter()
+            .map(|(k, b)| (IpAddr::V4(Ipv4Addr::from(k.to_ne_bytes())), b))
+            .collect();
+        out.extend(
+            self.v6
+                .entries()
+                .into_iter()
+                .map(|(k, b)| (IpAddr::V6(Ipv6Addr::from(k)), b)),
+        );
+        out
+    }
+
+    /// Number of bans.
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    /// True when there are no bans.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bans each family can hold: the bucket slots plus the overflow hash.
+    pub fn capacity_per_family() -> u64 {
+        u64::from(BAN_BUCKETS) * BAN_SLOTS as u64 + u64::from(BANX_CAPACITY)
+    }
+}

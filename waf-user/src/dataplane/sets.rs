@@ -1,0 +1,340 @@
+//! CIDR sets in the kernel: the allowlist, the blocklist and the prefix bans.
+//!
+//! Each set is an IPv4 and an IPv6 LPM trie holding every entry (the source
+//! of truth, and what the XDP program walks when it must) plus the bitmaps of
+//! `waf_common::filter` that let it skip the walk in the common case. This
+//! module keeps the bitmaps exact: a reference count per bit, set before an
+//! entry enters the trie and cleared after it leaves, so the kernel never
+//! misses an entry.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
+
+use aya::maps::{
+    MapData,
+    lpm_trie::{Key, LpmTrie},
+};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use waf_common::filter::{self, WORDS};
+
+use super::{DataplaneError, is_not_found, mmap::MmapArray, write_err};
+
+/// The bitmaps a bit can live in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Bitmap {
+    Full16,
+    Mid16,
+    Deep16,
+    Full24,
+    V6Top16,
+    V6Hash32,
+    V6Hash48,
+}
+
+/// What the kernel decides from the bitmaps of a set.
+pub enum Kind {
+    /// Membership (allowlist, blocklist): full /16 and /24 bits answer
+    /// directly; only entries longer than /24 (IPv4) or any IPv6 entry need
+    /// the trie.
+    Membership {
+        /// The /24 bitmap.
+        f24: MmapArray<u64>,
+    },
+    /// Prefilter only (prefix bans: the trie's value carries the expiry).
+    Prefilter,
+}
+
+/// One CIDR set: tries, bitmaps, and a mirror of the entries.
+pub struct CidrSet<V: aya::Pod> {
+    name: &'static str,
+    capacity: u32,
+    v4: LpmTrie<MapData, u32, V>,
+    v6: LpmTrie<MapData, [u8; 16], V>,
+    f16: MmapArray<u64>,
+    f6: MmapArray<u64>,
+    kind: Kind,
+    refs: HashMap<(Bitmap, u32), u32>,
+    entries: BTreeMap<IpNet, V>,
+}
+
+fn key_v4(net: Ipv4Net) -> Key<u32> {
+    Key::new(
+        net.prefix_len() as u32,
+        u32::from_ne_bytes(net.network().octets()),
+    )
+}
+
+fn key_v6(net: Ipv6Net) -> Key<[u8; 16]> {
+    Key::new(net.prefix_len() as u32, net.network().octets())
+}
+
+/// The bits `net` needs, as (bitmap, first bit, count).
+fn bits_of(net: IpNet, membership: bool) -> Vec<(Bitmap, u32, u32)> {
+    match net {
+        IpNet::V4(n) => {
+            let host = u32::from(n.network());
+            let p = n.prefix_len() as u32;
+            if p <= 16 {
+                vec![(Bitmap::Full16, host >> 16, 1 << (16 - p))]
+            } else if p <= 24 && membership {
+                vec![
+                    (Bitmap::Mid16, host >> 16, 1),
+                    (Bitmap::Full24, host >> 8, 1 << (24 - p)),
+                ]
+            } else {
+                vec![(Bitmap::Deep16, host >> 16, 1)]
+            }
+        }
+        IpNet::V6(n) => {
+            let hi = (u128::from(n.network()) >> 64) as u64;
+            let p = n.prefix_len() as u32;
+            if p < 16 {
+                vec![(Bitmap::V6Top16, (hi >> 48) as u32, 1 << (16 - p))]
+            } else if p < 32 {
+                vec![(Bitmap::V6Top16, (hi >> 48) as u32, 1)]
+            } else if p < 48 {
+                vec![(Bitmap::V6Hash32, filter::v6_hash(hi >> 32), 1)]
+            } else {
+                vec![(Bitmap::V6Hash48, filter::v6_hash(hi >> 16), 1)]
+            }
+        }
+    }
+}
+
+impl<V: aya::Pod> CidrSet<V> {
+    /// Wraps the maps of one set and makes its bitmaps agree with its tries
+    /// (fresh maps: all empty; adopted maps: rebuilt from the tries).
+    pub(super) fn new(
+        name: &'static str,
+        capacity: u32,
+        v4: LpmTrie<MapData, u32, V>,
+        v6: LpmTrie<MapData, [u8; 16], V>,
+        f16: MmapArray<u64>,
+        f6: MmapArray<u64>,
+        kind: Kind,
+    ) -> Result<Self, DataplaneError> {
+        let mut set = Self {
+            name,
+            capacity,
+            v4,
+            v6,
+            f16,
+            f6,
+            kind,
+            refs: HashMap::new(),
+            entries: BTreeMap::new(),
+        };
+        set.rebuild()?;
+        Ok(set)
+    }
+
+    fn membership(&self) -> bool {
+        matches!(self.kind, Kind::Membership { .. })
+    }
+
+    fn words(&self, b: Bitmap) -> (&MmapArray<u64>, u32) {
+        match (b, &self.kind) {
+            (Bitmap::Full16, _) => (&self.f16, filter::FULL * WORDS),
+            (Bitmap::Mid16, _) => (&self.f16, filter::MID * WORDS),
+            (Bitmap::Deep16, _) => (&self.f16, filter::DEEP * WORDS),
+            (Bitmap::Full24, Kind::Membership { f24 }) => (f24, 0),
+            (Bitmap::Full24, Kind::Prefilter) => unreachable!("prefilter sets have no /24 bitmap"),
+            (Bitmap::V6Top16, _) => (&self.f6, filter::V6_16 * WORDS),
+            (Bitmap::V6Hash32, _) => (&self.f6, filter::V6_32 * WORDS),
+            (Bitmap::V6Hash48, _) => (&self.f6, filter::V6_48 * WORDS),
+        }
+    }
+
+    fn hold(&mut self, net: IpNet) {
+        for (b, first, n) in bits_of(net, self.membership()) {
+            for bit in first..first + n {
+                let r = self.refs.entry((b, bit)).or_insert(0);
+                *r += 1;
+                if *r == 1 {
+                    let (w, base) = self.words(b);
+                    w.set_bit(base, bit);
+                }
+            }
+        }
+    }
+
+    fn release(&mut self, net: IpNet) {
+        for (b, first, n) in bits_of(net, self.membership()) {
+            for bit in first..first + n {
+                let gone = match self.refs.get_mut(&(b, bit)) {
+                    Some(r) => {
+                        *r -= 1;
+                        *r == 0
+                    }
+                    None => false,
+                };
+                if gone {
+                    self.refs.remove(&(b, bit));
+                    let (w, base) = self.words(b);
+                    w.clear_bit(base, bit);
+                }
+            }
+        }
+    }
+
+    /// Reads the tries and rewrites every bitmap word to what they need.
+    fn rebuild(&mut self) -> Result<(), DataplaneError> {
+        self.entries = self.read_tries()?.into_iter().collect();
+        self.refs.clear();
+        let nets: Vec<IpNet> = self.entries.keys().copied().collect();
+        let membership = self.membership();
+        let mut want: HashMap<Bitmap, Vec<u64>> = HashMap::new();
+        for net in nets {
+            for (b, first, n) in bits_of(net, membership) {
+                for bit in first..first + n {
+                    *self.refs.entry((b, bit)).or_insert(0) += 1;
+                    let words = want.entry(b).or_insert_with(|| {
+                        let len = if b == Bitmap::Full24 {
+                            filter::F24_WORDS
+                        } else {
+                            WORDS
+                        };
+                        vec![0; len as usize]
+                    });
+                    words[(bit >> 6) as usize] |= 1 << (bit & 63);
+                }
+            }
+        }
+        let mut maps = vec![
+            Bitmap::Full16,
+            Bitmap::Mid16,
+            Bitmap::Deep16,
+            Bitmap::V6Top16,
+            Bitmap::V6Hash32,
+            Bitmap::V6Hash48,
+        ];
+        if membership {
+            maps.push(Bitmap::Full24);
+        }
+        for b in maps {
+            let (w, base) = self.words(b);
+            let len = if b == Bitmap::Full24 {
+                filter::F24_WORDS
+            } else {
+                WORDS
+            };
+            for i in 0..len {
+                let v = want.get(&b).map_or(0, |ws| ws[i as usize]);
+                if w.load((base + i) as usize) != v {
+                    w.store((base + i) as usize, v);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read_tries(&self) -> Result<Vec<(IpNet, V)>, DataplaneError> {
+        let err = |e| DataplaneError::Map {
+            name: self.name,
+            source: e,
+        };
+        let mut out = Vec::new();
+        for item in self.v4.iter() {
+            let (k, v) = item.map_err(err)?;
+            let addr = Ipv4Addr::from(k.data().to_ne_bytes());
+            if let Ok(n) = Ipv4Net::new(addr, k.prefix_len() as u8) {
+                out.push((IpNet::V4(n), v));
+            }
+        }
+        for item in self.v6.iter() {
+            let (k, v) = item.map_err(err)?;
+            if let Ok(n) = Ipv6Net::new(Ipv6Addr::from(k.data()), k.prefix_len() as u8) {
+                out.push((IpNet::V6(n), v));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes `value` for `net` (host bits are cleared).
+    pub fn insert(&mut self, net: IpNet, value: V) -> Result<(), DataplaneError> {
+        let net = net.trunc();
+        let new = !self.entries.contains_key(&net);
+        if new {
+            self.hold(net);
+        }
+        let r = match net {
+            IpNet::V4(n) => self.v4.insert(&key_v4(n), value, 0),
+            IpNet::V6(n) => self.v6.insert(&key_v6(n), value, 0),
+        };
+        if let Err(e) = r {
+            if new {
+                self.release(net);
+            }
+            return Err(write_err(self.name, self.capacity, e));
+        }
+        self.entries.insert(net, value);
+        Ok(())
+    }
+
+    /// Removes `net`; false when it was not there.
+    pub fn remove(&mut self, net: IpNet) -> Result<bool, DataplaneError> {
+        let net = net.trunc();
+        let r = match net {
+            IpNet::V4(n) => self.v4.remove(&key_v4(n)),
+            IpNet::V6(n) => self.v6.remove(&key_v6(n)),
+        };
+        let existed = match r {
+            Ok(()) => true,
+            Err(e) if is_not_found(&e) => false,
+            Err(e) => {
+                return Err(DataplaneError::Map {
+                    name: self.name,
+                    source: e,
+                });
+            }
+        };
+        if self.entries.remove(&net).is_some() {
+            self.release(net);
+        }
+        Ok(existed)
+    }
+
+    /// The value stored for exactly `net`.
+    pub fn get_exact(&self, net: IpNet) -> Option<V> {
+        self.entries.get(&net.trunc()).copied()
+    }
+
+    /// The longest entry that contains `addr`, with its value.
+    pub fn lookup(&self, addr: IpAddr) -> Option<(IpNet, V)> {
+        let host = IpNet::from(addr);
+        let (net, v) = self
+            .entries
+            .iter()
+            .filter(|(n, _)| n.contains(&host))
+            .max_by_key(|(n, _)| n.prefix_len())?;
+        Some((*net, *v))
+    }
+
+    /// Every entry, IPv4 first, in address order.
+    pub fn entries(&self) -> Vec<(IpNet, V)> {
+        self.entries.iter().map(|(n, v)| (*n, *v)).collect()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Entries each family's trie can hold.
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// Rereads the tries (another writer changed them) and rebuilds the
+    /// bitmaps.
+    pub fn resync(&mut self) -> Result<(), DataplaneError> {
+        self.rebuild()
+    }
+}
