@@ -151,12 +151,14 @@ pub const fn rate_slot_v6(hi: u64, lo: u64) -> u32 {
 /// blocklist and prefix-ban questions with one or two array loads instead of
 /// an LPM trie walk (a trie lookup costs tens of nanoseconds of calls).
 ///
-/// IPv4, per list, an array of `u64` words holding three 65,536-bit bitmaps
-/// indexed by the top 16 bits of the address:
-/// - `FULL`: the whole /16 is covered by an entry of length <= 16;
-/// - `MID`: some entry of length 17..=24 lies in this /16 (then the /24
-///   bitmap, 2^24 bits, tells whether this /24 is fully covered);
-/// - `DEEP`: some entry longer than /24 lies in this /16 (then the trie).
+/// IPv4, per list: a nibble of flags per /16 (16 nibbles a `u64` word, so
+/// one load answers for a /16):
+/// - [`FULL`](filter::FULL): the whole /16 is covered by an entry of length
+///   <= 16;
+/// - [`MID`](filter::MID): some entry of length 17..=24 lies in this /16
+///   (then the /24 bitmap, 2^24 bits, tells whether this /24 is covered);
+/// - [`DEEP`](filter::DEEP): some entry longer than /24 lies in this /16
+///   (then the trie).
 ///
 /// IPv6, per list, three 65,536-bit prefilters: entries shorter than /32 set
 /// the bits of the top 16 bits they cover, entries of /32../47 set the bit
@@ -168,14 +170,16 @@ pub const fn rate_slot_v6(hi: u64, lo: u64) -> u32 {
 pub mod filter {
     /// Words in one 65,536-bit bitmap.
     pub const WORDS: u32 = 1024;
-    /// IPv4 /16 bitmap: whole /16 covered.
-    pub const FULL: u32 = 0;
-    /// IPv4 /16 bitmap: entries of /17../24 inside.
-    pub const MID: u32 = 1;
-    /// IPv4 /16 bitmap: entries longer than /24 inside.
-    pub const DEEP: u32 = 2;
-    /// Words of an IPv4 /16 bitmap array (FULL, MID, DEEP).
-    pub const F16_WORDS: u32 = 3 * WORDS;
+    /// /16 flag: whole /16 covered.
+    pub const FULL: u64 = 1;
+    /// /16 flag: entries of /17../24 inside.
+    pub const MID: u64 = 2;
+    /// /16 flag: entries longer than /24 inside.
+    pub const DEEP: u64 = 4;
+    /// Bits per /16 in the flag array.
+    pub const F16_BITS_PER: u32 = 4;
+    /// Words of an IPv4 /16 flag array (65,536 nibbles).
+    pub const F16_WORDS: u32 = 65536 * F16_BITS_PER / 64;
     /// Words of the IPv4 /24 bitmap (2^24 bits).
     pub const F24_WORDS: u32 = 1 << 18;
     /// IPv6 prefilter level: top 16 bits, direct.

@@ -144,8 +144,17 @@ fn bit(map: &Array<u64>, base: u32, idx: u32) -> bool {
     }
 }
 
-/// Is the IPv4 address (memory-order `u32`) in the set whose /16 and /24
-/// bitmaps and trie are given?
+/// The /16 flags of a list for the /16 `t16` (see `waf_common::filter`).
+#[inline(always)]
+fn f16_flags(f16: &Array<u64>, t16: u32) -> u64 {
+    match f16.get(t16 >> 4) {
+        Some(w) => (*w >> ((t16 & 15) * filter::F16_BITS_PER)) & 0xf,
+        None => 0,
+    }
+}
+
+/// Is the IPv4 address (memory-order `u32`) in the set whose /16 flags,
+/// /24 bitmap and trie are given?
 #[inline(always)]
 fn in_set_v4(
     addr: u32,
@@ -154,23 +163,23 @@ fn in_set_v4(
     trie: &LpmTrie<u32, ListEntry>,
 ) -> bool {
     let host = u32::from_be(addr);
-    let t16 = host >> 16;
-    if bit(f16, filter::FULL * WORDS, t16) {
+    let flags = f16_flags(f16, host >> 16);
+    if flags == 0 {
+        return false;
+    }
+    if flags & filter::FULL != 0 {
         return true;
     }
-    if bit(f16, filter::MID * WORDS, t16) && bit(f24, 0, host >> 8) {
+    if flags & filter::MID != 0 && bit(f24, 0, host >> 8) {
         return true;
     }
-    bit(f16, filter::DEEP * WORDS, t16) && trie.get(Key::new(32, addr)).is_some()
+    flags & filter::DEEP != 0 && trie.get(Key::new(32, addr)).is_some()
 }
 
 /// May the trie of a list hold an entry covering this IPv4 address?
 #[inline(always)]
 fn maybe_v4(addr: u32, f16: &Array<u64>) -> bool {
-    let t16 = u32::from_be(addr) >> 16;
-    bit(f16, filter::FULL * WORDS, t16)
-        || bit(f16, filter::MID * WORDS, t16)
-        || bit(f16, filter::DEEP * WORDS, t16)
+    f16_flags(f16, u32::from_be(addr) >> 16) != 0
 }
 
 /// May the trie of a list hold an entry covering this IPv6 address (given
@@ -281,9 +290,11 @@ impl Family for V4 {
         let b = WAF_BANS_V4.get(ban_bucket_v4(*a))?;
         // SAFETY: a plain read of a field userspace updates atomically.
         let used = unsafe { core::ptr::read_volatile(&b.used) };
-        for i in 0..waf_common::BAN_SLOTS {
-            if used & (1 << i) != 0 && b.keys[i] == *a {
-                return Some(b.expires[i]);
+        if used != 0 {
+            for i in 0..waf_common::BAN_SLOTS {
+                if used & (1 << i) != 0 && b.keys[i] == *a {
+                    return Some(b.expires[i]);
+                }
             }
         }
         if b.overflow == 0 {
@@ -357,10 +368,12 @@ impl Family for V6 {
         let b = WAF_BANS_V6.get(ban_bucket_v6(hi, lo))?;
         // SAFETY: as for V4.
         let used = unsafe { core::ptr::read_volatile(&b.used) };
-        for i in 0..waf_common::BAN_SLOTS {
-            // SAFETY: bucket keys sit at 8-byte aligned offsets.
-            if used & (1 << i) != 0 && unsafe { wide(&b.keys[i]) } == *a {
-                return Some(b.expires[i]);
+        if used != 0 {
+            for i in 0..waf_common::BAN_SLOTS {
+                // SAFETY: bucket keys sit at 8-byte aligned offsets.
+                if used & (1 << i) != 0 && unsafe { wide(&b.keys[i]) } == *a {
+                    return Some(b.expires[i]);
+                }
             }
         }
         if b.overflow == 0 {

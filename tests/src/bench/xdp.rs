@@ -203,7 +203,7 @@ pub fn run(args: &[String]) -> Result<()> {
     println!(
         "filling maps: {BANS} bans, {BLOCK_CIDRS} blocklist CIDRs, {ALLOW} allowlist entries (v4 and v6)"
     );
-    let m = if std::env::var_os("WAF_BENCH_EMPTY").is_some() { empty_members()? } else { fill(&mut dp)? };
+    let m = fill(&mut dp)?;
     dp.floor_program()?;
 
     // Rate limiting is on for every path (as it would be in production),
@@ -242,48 +242,65 @@ pub fn run(args: &[String]) -> Result<()> {
     let floor_frame = frame(m.clean4);
     let mut floor_samples = Vec::new();
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
+    // Each path is measured right next to a floor run; the ratio of the pair
+    // is what is reported (robust against the machine's drift).
+    let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
     for _round in 0..opts.rounds {
         for (i, (name, src, want, settings)) in paths.iter().enumerate() {
             dp.maps.apply(settings)?;
             let f = frame(*src);
             // Warm up (and, for rate_drop, spend the burst).
             let (_, action) = measure(dp.program()?, &f, 1000)?;
-            if action != *want && std::env::var_os("WAF_BENCH_NOCHECK").is_none() {
+            if action != *want {
                 bail!("path {name}: action {action}, expected {want}");
             }
             let (ns, _) = measure(dp.program()?, &f, opts.repeat)?;
             samples[i].push(ns);
             let (floor, _) = measure(dp.floor_program()?, &floor_frame, opts.repeat)?;
             floor_samples.push(floor);
+            ratios[i].push(ns / floor);
         }
     }
     let floor = median(&mut floor_samples);
     println!(
-        "\nBPF_PROG_TEST_RUN, 64-byte frames, repeat {} x {} rounds (median)",
+        "\nBPF_PROG_TEST_RUN, 64-byte frames, repeat {} x {} rounds (medians; ratio = median \
+         of per-round path/floor pairs)",
         opts.repeat, opts.rounds
     );
     println!("{:<14} {:>9} {:>7} {:>6}", "path", "ns/pkt", "ratio", "goal");
     println!("{:<14} {:>9.1} {:>7.2} {:>6}", "floor", floor, 1.0, "");
     let mut json_paths = serde_json::Map::new();
-    let mut all_met = true;
+    // The issue's goals are stated for the IPv4 paths; the IPv6 rows are
+    // reported against the same bars for information.
+    let mut met_v4 = true;
+    let mut met_v6 = true;
     for (i, (name, ..)) in paths.iter().enumerate() {
         let ns = median(&mut samples[i]);
-        let ratio = ns / floor;
+        let ratio = median(&mut ratios[i]);
         let goal = if name.starts_with("pass") { 2.5 } else { 2.0 };
         let met = ratio <= goal;
-        all_met &= met;
+        if name.ends_with("_v6") {
+            met_v6 &= met;
+        } else {
+            met_v4 &= met;
+        }
         println!(
             "{name:<14} {ns:>9.1} {ratio:>7.2} {:>6}",
             format!("{}{goal}", if met { "<=" } else { "> " })
         );
         json_paths.insert(
             name.to_string(),
-            json!({"ns": round2(ns), "ratio": round2(ratio), "goal_ratio": goal}),
+            json!({"ns": round2(ns), "ratio": round2(ratio), "goal_ratio": goal, "met": met}),
         );
     }
+    let word = |m: bool| if m { "met" } else { "NOT met" };
     println!(
-        "\ngoals (pass <= 2.5x floor, drops <= 2x): {}",
-        if all_met { "met" } else { "NOT met" }
+        "\ngoals (pass <= 2.5x floor, drops <= 2x): IPv4 paths {}; IPv6 paths {}",
+        word(met_v4),
+        word(met_v6)
+    );
+    println!(
+        "(IPv6 allowlist and blocklist hits walk the LPM trie: the bitmaps only prefilter IPv6)"
     );
     super::write_json(
         "xdp.json",
@@ -293,7 +310,8 @@ pub fn run(args: &[String]) -> Result<()> {
             "repeat": opts.repeat,
             "rounds": opts.rounds,
             "maps": {"bans": BANS, "blocklist_cidrs": BLOCK_CIDRS, "allowlist": ALLOW},
-            "goals_met": all_met,
+            "goals_met": met_v4,
+            "goals_met_v6": met_v6,
         }),
     );
     Ok(())
@@ -306,17 +324,4 @@ fn median(v: &mut [f64]) -> f64 {
 
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
-}
-fn empty_members() -> Result<Members> {
-    Ok(Members {
-        clean4: "10.1.2.3".parse()?,
-        clean6: "2001:db8:1::3".parse()?,
-        allowed4: "10.9.9.9".parse()?,
-        allowed6: "2001:db8:9::9".parse()?,
-        banned4: "10.6.6.6".parse()?,
-        banned6: "2001:db8:6::6".parse()?,
-        blocked4: "10.7.7.7".parse()?,
-        blocked6: "2001:db8:7::7".parse()?,
-        limited4: "10.5.5.5".parse()?,
-    })
 }

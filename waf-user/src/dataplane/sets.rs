@@ -134,16 +134,19 @@ impl<V: aya::Pod> CidrSet<V> {
         matches!(self.kind, Kind::Membership { .. })
     }
 
-    fn words(&self, b: Bitmap) -> (&MmapArray<u64>, u32) {
+    /// The array a bit lives in, and its bit index there.
+    fn place(&self, b: Bitmap, bit: u32) -> (&MmapArray<u64>, u32) {
+        let per = filter::F16_BITS_PER;
+        let level = |l: u32| l * WORDS * 64 + bit;
         match (b, &self.kind) {
-            (Bitmap::Full16, _) => (&self.f16, filter::FULL * WORDS),
-            (Bitmap::Mid16, _) => (&self.f16, filter::MID * WORDS),
-            (Bitmap::Deep16, _) => (&self.f16, filter::DEEP * WORDS),
-            (Bitmap::Full24, Kind::Membership { f24 }) => (f24, 0),
+            (Bitmap::Full16, _) => (&self.f16, bit * per),
+            (Bitmap::Mid16, _) => (&self.f16, bit * per + 1),
+            (Bitmap::Deep16, _) => (&self.f16, bit * per + 2),
+            (Bitmap::Full24, Kind::Membership { f24 }) => (f24, bit),
             (Bitmap::Full24, Kind::Prefilter) => unreachable!("prefilter sets have no /24 bitmap"),
-            (Bitmap::V6Top16, _) => (&self.f6, filter::V6_16 * WORDS),
-            (Bitmap::V6Hash32, _) => (&self.f6, filter::V6_32 * WORDS),
-            (Bitmap::V6Hash48, _) => (&self.f6, filter::V6_48 * WORDS),
+            (Bitmap::V6Top16, _) => (&self.f6, level(filter::V6_16)),
+            (Bitmap::V6Hash32, _) => (&self.f6, level(filter::V6_32)),
+            (Bitmap::V6Hash48, _) => (&self.f6, level(filter::V6_48)),
         }
     }
 
@@ -153,8 +156,8 @@ impl<V: aya::Pod> CidrSet<V> {
                 let r = self.refs.entry((b, bit)).or_insert(0);
                 *r += 1;
                 if *r == 1 {
-                    let (w, base) = self.words(b);
-                    w.set_bit(base, bit);
+                    let (w, at) = self.place(b, bit);
+                    w.set_bit(0, at);
                 }
             }
         }
@@ -172,8 +175,8 @@ impl<V: aya::Pod> CidrSet<V> {
                 };
                 if gone {
                     self.refs.remove(&(b, bit));
-                    let (w, base) = self.words(b);
-                    w.clear_bit(base, bit);
+                    let (w, at) = self.place(b, bit);
+                    w.clear_bit(0, at);
                 }
             }
         }
@@ -183,47 +186,35 @@ impl<V: aya::Pod> CidrSet<V> {
     fn rebuild(&mut self) -> Result<(), DataplaneError> {
         self.entries = self.read_tries()?.into_iter().collect();
         self.refs.clear();
-        let nets: Vec<IpNet> = self.entries.keys().copied().collect();
         let membership = self.membership();
-        let mut want: HashMap<Bitmap, Vec<u64>> = HashMap::new();
+        let mut want16 = vec![0u64; filter::F16_WORDS as usize];
+        let mut want6 = vec![0u64; filter::F6_WORDS as usize];
+        let mut want24 = vec![0u64; if membership { filter::F24_WORDS as usize } else { 0 }];
+        let nets: Vec<IpNet> = self.entries.keys().copied().collect();
         for net in nets {
             for (b, first, n) in bits_of(net, membership) {
                 for bit in first..first + n {
                     *self.refs.entry((b, bit)).or_insert(0) += 1;
-                    let words = want.entry(b).or_insert_with(|| {
-                        let len = if b == Bitmap::Full24 {
-                            filter::F24_WORDS
-                        } else {
-                            WORDS
-                        };
-                        vec![0; len as usize]
-                    });
-                    words[(bit >> 6) as usize] |= 1 << (bit & 63);
+                    let (arr, at) = self.place(b, bit);
+                    let want = if std::ptr::eq(arr, &self.f16) {
+                        &mut want16
+                    } else if std::ptr::eq(arr, &self.f6) {
+                        &mut want6
+                    } else {
+                        &mut want24
+                    };
+                    want[(at >> 6) as usize] |= 1 << (at & 63);
                 }
             }
         }
-        let mut maps = vec![
-            Bitmap::Full16,
-            Bitmap::Mid16,
-            Bitmap::Deep16,
-            Bitmap::V6Top16,
-            Bitmap::V6Hash32,
-            Bitmap::V6Hash48,
-        ];
-        if membership {
-            maps.push(Bitmap::Full24);
+        let mut arrays = vec![(&self.f16, &want16), (&self.f6, &want6)];
+        if let Kind::Membership { f24 } = &self.kind {
+            arrays.push((f24, &want24));
         }
-        for b in maps {
-            let (w, base) = self.words(b);
-            let len = if b == Bitmap::Full24 {
-                filter::F24_WORDS
-            } else {
-                WORDS
-            };
-            for i in 0..len {
-                let v = want.get(&b).map_or(0, |ws| ws[i as usize]);
-                if w.load((base + i) as usize) != v {
-                    w.store((base + i) as usize, v);
+        for (arr, want) in arrays {
+            for (i, v) in want.iter().enumerate() {
+                if arr.load(i) != *v {
+                    arr.store(i, *v);
                 }
             }
         }
