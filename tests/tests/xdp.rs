@@ -534,10 +534,11 @@ fn rate_limit_accuracy_at_a_steady_rate() {
 #[test]
 fn byte_rate_and_syn_limits() {
     let mut h = Harness::new();
-    // 100 kB/s with a 10 kB burst: about seven 1400-byte frames at once.
+    // 10 kB/s with a 10 kB burst: seven 1400-byte frames at once, then one
+    // every 140 ms (far longer than this loop takes).
     h.settings(Settings {
         rate: RateLimits {
-            bps: Some(100_000),
+            bps: Some(10_000),
             burst_bytes: 10_000,
             syn_pps: Some(1),
             syn_burst: 2,
