@@ -268,7 +268,16 @@ impl Lab {
             veth(&ifname, ns, &port, &lan);
             lan.exec(&["ip", "link", "set", &port, "master", "br0"]);
             ns.exec(&["ip", "addr", "add", &format!("{v4}/24"), "dev", &ifname]);
-            ns.exec(&["ip", "-6", "addr", "add", &format!("{v6}/64"), "dev", &ifname, "nodad"]);
+            ns.exec(&[
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                &format!("{v6}/64"),
+                "dev",
+                &ifname,
+                "nodad",
+            ]);
         }
         Self {
             srv,

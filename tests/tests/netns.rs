@@ -25,7 +25,10 @@ fn banned_packets(dp: &Dataplane) -> u64 {
 #[test]
 fn a_banned_host_is_dropped_and_another_passes() {
     let lab = Lab::new();
-    assert!(lab.client.ping(Lab::SRV4, None, 1), "lab works before attaching");
+    assert!(
+        lab.client.ping(Lab::SRV4, None, 1),
+        "lab works before attaching"
+    );
     assert!(lab.attacker.ping(Lab::SRV4, None, 1));
 
     let mut dp = Dataplane::load(&LoadOptions::default()).expect("load");
@@ -38,22 +41,41 @@ fn a_banned_host_is_dropped_and_another_passes() {
 
     ban(&mut dp, &format!("{}/32", Lab::ATTACKER4));
     ban(&mut dp, &format!("{}/128", Lab::ATTACKER6));
-    assert!(!lab.attacker.ping(Lab::SRV4, None, 2), "banned host's ping must fail");
-    assert!(!lab.attacker.ping(Lab::SRV6, None, 2), "banned host's ping6 must fail");
-    assert!(lab.client.ping(Lab::SRV4, None, 2), "the other host still gets through");
+    assert!(
+        !lab.attacker.ping(Lab::SRV4, None, 2),
+        "banned host's ping must fail"
+    );
+    assert!(
+        !lab.attacker.ping(Lab::SRV6, None, 2),
+        "banned host's ping6 must fail"
+    );
+    assert!(
+        lab.client.ping(Lab::SRV4, None, 2),
+        "the other host still gets through"
+    );
     assert!(lab.client.ping(Lab::SRV6, None, 2), "and over IPv6");
     let dropped = banned_packets(&dp);
     assert!(dropped >= 4, "the XDP ban counter rose: {dropped}");
 
     // Lifting the ban readmits the host.
-    assert!(dp.maps.unban(format!("{}/32", Lab::ATTACKER4).parse().unwrap()).unwrap());
-    assert!(lab.attacker.ping(Lab::SRV4, None, 2), "unbanned host passes again");
+    assert!(
+        dp.maps
+            .unban(format!("{}/32", Lab::ATTACKER4).parse().unwrap())
+            .unwrap()
+    );
+    assert!(
+        lab.attacker.ping(Lab::SRV4, None, 2),
+        "unbanned host passes again"
+    );
 
     // Ban again, then detach (dropping an unpinned data plane detaches it).
     ban(&mut dp, &format!("{}/32", Lab::ATTACKER4));
     assert!(!lab.attacker.ping(Lab::SRV4, None, 1));
     drop(dp);
-    assert!(lab.attacker.ping(Lab::SRV4, None, 2), "detached: passes again");
+    assert!(
+        lab.attacker.ping(Lab::SRV4, None, 2),
+        "detached: passes again"
+    );
 }
 
 /// Pinned enforcement outlives the process's handles, a new load adopts the
@@ -77,7 +99,10 @@ fn pinned_state_survives_and_is_adopted() {
     assert!(pins.path.join(waf_common::map_names::BANS_V4).exists());
     drop(dp); // the "daemon" is gone; the pins keep enforcing
 
-    assert!(!lab.attacker.ping(Lab::SRV4, None, 2), "ban enforced with no process");
+    assert!(
+        !lab.attacker.ping(Lab::SRV4, None, 2),
+        "ban enforced with no process"
+    );
     assert!(lab.client.ping(Lab::SRV4, None, 1));
 
     let mut dp = Dataplane::load(&opts).expect("load again");
@@ -92,12 +117,21 @@ fn pinned_state_survives_and_is_adopted() {
         .run(|| dp.attach(&iface, AttachMode::Skb))
         .expect("adopt the link");
     assert!(att.adopted, "the pinned link is taken over, not re-created");
-    assert!(!lab.attacker.ping(Lab::SRV4, None, 1), "still enforced after adoption");
+    assert!(
+        !lab.attacker.ping(Lab::SRV4, None, 1),
+        "still enforced after adoption"
+    );
     assert!(banned_packets(&dp) >= 3, "the counters survived too");
     drop(dp);
 
-    assert_eq!(dataplane::pinned_interfaces(&pins.path), vec![iface.clone()]);
+    assert_eq!(
+        dataplane::pinned_interfaces(&pins.path),
+        vec![iface.clone()]
+    );
     assert!(dataplane::detach(&pins.path, &iface).unwrap());
     assert!(!pins.path.exists(), "detach removed maps and directory");
-    assert!(lab.attacker.ping(Lab::SRV4, None, 2), "detached: passes again");
+    assert!(
+        lab.attacker.ping(Lab::SRV4, None, 2),
+        "detached: passes again"
+    );
 }

@@ -103,14 +103,10 @@ fn clean_traffic_passes_and_is_counted() {
     for frame in [
         syn("192.0.2.10").build(),
         udp("192.0.2.10", 100).build(),
-        syn("192.0.2.10")
-            .with_l4(L4::Icmp { kind: 8 })
-            .build(),
+        syn("192.0.2.10").with_l4(L4::Icmp { kind: 8 }).build(),
         syn("2001:db8::10").build(),
         udp("2001:db8::10", 1000).build(),
-        syn("2001:db8::10")
-            .with_l4(L4::Icmp { kind: 128 })
-            .build(),
+        syn("2001:db8::10").with_l4(L4::Icmp { kind: 128 }).build(),
         syn("192.0.2.10").with_l4(L4::Other(47)).build(),
     ] {
         h.expect(&frame, XDP_PASS, counter::PASS, "clean frame");
@@ -122,13 +118,38 @@ fn exact_bans_drop_only_the_banned_address() {
     let mut h = Harness::new();
     h.ban("192.0.2.66/32", 0);
     h.ban("2001:db8::66/128", 0);
-    h.expect(&syn("192.0.2.66").build(), XDP_DROP, counter::BANNED, "banned v4");
-    h.expect(&syn("192.0.2.67").build(), XDP_PASS, counter::PASS, "neighbour v4");
-    h.expect(&syn("2001:db8::66").build(), XDP_DROP, counter::BANNED, "banned v6");
-    h.expect(&syn("2001:db8::67").build(), XDP_PASS, counter::PASS, "neighbour v6");
+    h.expect(
+        &syn("192.0.2.66").build(),
+        XDP_DROP,
+        counter::BANNED,
+        "banned v4",
+    );
+    h.expect(
+        &syn("192.0.2.67").build(),
+        XDP_PASS,
+        counter::PASS,
+        "neighbour v4",
+    );
+    h.expect(
+        &syn("2001:db8::66").build(),
+        XDP_DROP,
+        counter::BANNED,
+        "banned v6",
+    );
+    h.expect(
+        &syn("2001:db8::67").build(),
+        XDP_PASS,
+        counter::PASS,
+        "neighbour v6",
+    );
     // Lifting the ban readmits at once.
     assert!(h.dp.maps.unban(net("192.0.2.66/32")).unwrap());
-    h.expect(&syn("192.0.2.66").build(), XDP_PASS, counter::PASS, "unbanned v4");
+    h.expect(
+        &syn("192.0.2.66").build(),
+        XDP_PASS,
+        counter::PASS,
+        "unbanned v4",
+    );
     assert!(!h.dp.maps.unban(net("192.0.2.66/32")).unwrap());
 }
 
@@ -144,22 +165,62 @@ fn ban_expiry_is_enforced_by_the_kernel() {
     h.ban("2001:db8:1::/64", now - 1_000_000_000); // expired prefix ban
     h.ban("2001:db8:2::/64", now + 60_000_000_000);
 
-    let d = h.expect(&syn("192.0.2.1").build(), XDP_PASS, counter::PASS, "expired");
+    let d = h.expect(
+        &syn("192.0.2.1").build(),
+        XDP_PASS,
+        counter::PASS,
+        "expired",
+    );
     assert_eq!(d[counter::BAN_EXPIRED as usize].packets, 1);
-    h.expect(&syn("192.0.2.2").build(), XDP_DROP, counter::BANNED, "in force");
-    let d = h.expect(&syn("2001:db8::1").build(), XDP_PASS, counter::PASS, "expired v6");
+    h.expect(
+        &syn("192.0.2.2").build(),
+        XDP_DROP,
+        counter::BANNED,
+        "in force",
+    );
+    let d = h.expect(
+        &syn("2001:db8::1").build(),
+        XDP_PASS,
+        counter::PASS,
+        "expired v6",
+    );
     assert_eq!(d[counter::BAN_EXPIRED as usize].packets, 1);
-    h.expect(&syn("2001:db8::2").build(), XDP_DROP, counter::BANNED, "in force v6");
-    let d = h.expect(&syn("2001:db8:1::9").build(), XDP_PASS, counter::PASS, "expired /64");
+    h.expect(
+        &syn("2001:db8::2").build(),
+        XDP_DROP,
+        counter::BANNED,
+        "in force v6",
+    );
+    let d = h.expect(
+        &syn("2001:db8:1::9").build(),
+        XDP_PASS,
+        counter::PASS,
+        "expired /64",
+    );
     assert_eq!(d[counter::BAN_EXPIRED as usize].packets, 1);
-    h.expect(&syn("2001:db8:2::9").build(), XDP_DROP, counter::BANNED, "/64 in force");
+    h.expect(
+        &syn("2001:db8:2::9").build(),
+        XDP_DROP,
+        counter::BANNED,
+        "/64 in force",
+    );
 
     // A ban that runs out while in place: short expiry, then wait.
     let soon = h.dp.kernel_now_ns().unwrap() + 200_000_000;
     h.ban("192.0.2.3/32", soon);
-    h.expect(&syn("192.0.2.3").build(), XDP_DROP, counter::BANNED, "before expiry");
+    h.expect(
+        &syn("192.0.2.3").build(),
+        XDP_DROP,
+        counter::BANNED,
+        "before expiry",
+    );
     sleep(Duration::from_millis(300));
-    h.expect(&syn("192.0.2.3").build(), XDP_PASS, counter::PASS, "after expiry");
+    h.expect(
+        &syn("192.0.2.3").build(),
+        XDP_PASS,
+        counter::PASS,
+        "after expiry",
+    );
 }
 
 #[test]
@@ -167,12 +228,35 @@ fn prefix_bans_cover_their_range() {
     let mut h = Harness::new();
     h.ban("198.51.100.0/24", 0);
     h.ban("2001:db8:bad::/64", 0);
-    h.expect(&syn("198.51.100.200").build(), XDP_DROP, counter::BANNED, "in /24");
-    h.expect(&syn("198.51.101.1").build(), XDP_PASS, counter::PASS, "outside /24");
-    h.expect(&syn("2001:db8:bad::1234").build(), XDP_DROP, counter::BANNED, "in /64");
-    h.expect(&syn("2001:db8:bad:1::1").build(), XDP_PASS, counter::PASS, "next /64");
+    h.expect(
+        &syn("198.51.100.200").build(),
+        XDP_DROP,
+        counter::BANNED,
+        "in /24",
+    );
+    h.expect(
+        &syn("198.51.101.1").build(),
+        XDP_PASS,
+        counter::PASS,
+        "outside /24",
+    );
+    h.expect(
+        &syn("2001:db8:bad::1234").build(),
+        XDP_DROP,
+        counter::BANNED,
+        "in /64",
+    );
+    h.expect(
+        &syn("2001:db8:bad:1::1").build(),
+        XDP_PASS,
+        counter::PASS,
+        "next /64",
+    );
     let bans = h.dp.maps.all_bans().unwrap();
-    assert!(bans.iter().any(|(n, _)| *n == net("2001:db8:bad::/64")), "{bans:?}");
+    assert!(
+        bans.iter().any(|(n, _)| *n == net("2001:db8:bad::/64")),
+        "{bans:?}"
+    );
 }
 
 #[test]
@@ -180,13 +264,41 @@ fn blocklist_drops_cidrs() {
     let mut h = Harness::new();
     let e = ListEntry::default();
     h.dp.maps.block.insert(net("198.51.100.0/25"), e).unwrap();
-    h.dp.maps.block.insert(net("2001:db8:dead::/48"), e).unwrap();
-    h.expect(&syn("198.51.100.5").build(), XDP_DROP, counter::BLOCKLISTED, "in v4 block");
-    h.expect(&syn("198.51.100.130").build(), XDP_PASS, counter::PASS, "outside v4 block");
-    h.expect(&syn("2001:db8:dead:beef::1").build(), XDP_DROP, counter::BLOCKLISTED, "in v6");
-    h.expect(&syn("2001:db8:deae::1").build(), XDP_PASS, counter::PASS, "outside v6");
+    h.dp.maps
+        .block
+        .insert(net("2001:db8:dead::/48"), e)
+        .unwrap();
+    h.expect(
+        &syn("198.51.100.5").build(),
+        XDP_DROP,
+        counter::BLOCKLISTED,
+        "in v4 block",
+    );
+    h.expect(
+        &syn("198.51.100.130").build(),
+        XDP_PASS,
+        counter::PASS,
+        "outside v4 block",
+    );
+    h.expect(
+        &syn("2001:db8:dead:beef::1").build(),
+        XDP_DROP,
+        counter::BLOCKLISTED,
+        "in v6",
+    );
+    h.expect(
+        &syn("2001:db8:deae::1").build(),
+        XDP_PASS,
+        counter::PASS,
+        "outside v6",
+    );
     assert!(h.dp.maps.block.remove(net("198.51.100.0/25")).unwrap());
-    h.expect(&syn("198.51.100.5").build(), XDP_PASS, counter::PASS, "block removed");
+    h.expect(
+        &syn("198.51.100.5").build(),
+        XDP_PASS,
+        counter::PASS,
+        "block removed",
+    );
 }
 
 #[test]
@@ -209,10 +321,25 @@ fn allowlist_wins_over_everything() {
         ..Default::default()
     });
     for _ in 0..3 {
-        h.expect(&syn("192.0.2.7").build(), XDP_PASS, counter::ALLOWLISTED, "allowed v4");
-        h.expect(&syn("2001:db8:a11::7").build(), XDP_PASS, counter::ALLOWLISTED, "v6");
+        h.expect(
+            &syn("192.0.2.7").build(),
+            XDP_PASS,
+            counter::ALLOWLISTED,
+            "allowed v4",
+        );
+        h.expect(
+            &syn("2001:db8:a11::7").build(),
+            XDP_PASS,
+            counter::ALLOWLISTED,
+            "v6",
+        );
     }
-    h.expect(&syn("192.1.2.3").build(), XDP_DROP, counter::EMERGENCY, "not allowlisted");
+    h.expect(
+        &syn("192.1.2.3").build(),
+        XDP_DROP,
+        counter::EMERGENCY,
+        "not allowlisted",
+    );
 }
 
 #[test]
@@ -226,20 +353,50 @@ fn emergency_mode_drops_all_but_the_allowlist_and_keeps_links_alive() {
         emergency: true,
         ..Default::default()
     });
-    h.expect(&syn("192.0.2.1").build(), XDP_DROP, counter::EMERGENCY, "v4");
-    h.expect(&syn("2001:db8::1").build(), XDP_DROP, counter::EMERGENCY, "v6");
-    h.expect(&syn("203.0.113.9").build(), XDP_PASS, counter::ALLOWLISTED, "allowlisted");
+    h.expect(
+        &syn("192.0.2.1").build(),
+        XDP_DROP,
+        counter::EMERGENCY,
+        "v4",
+    );
+    h.expect(
+        &syn("2001:db8::1").build(),
+        XDP_DROP,
+        counter::EMERGENCY,
+        "v6",
+    );
+    h.expect(
+        &syn("203.0.113.9").build(),
+        XDP_PASS,
+        counter::ALLOWLISTED,
+        "allowlisted",
+    );
     // ARP and IPv6 neighbour discovery keep working: the host stays reachable
     // for its allowlisted peers.
     h.expect(&non_ip_frame(ETH_P_ARP), XDP_PASS, counter::NOT_IP, "ARP");
     let mut ns = syn("fe80::1").with_l4(L4::Icmp { kind: 135 });
     ns.ttl = 255;
-    h.expect(&ns.build(), XDP_PASS, counter::PASS, "neighbour solicitation");
+    h.expect(
+        &ns.build(),
+        XDP_PASS,
+        counter::PASS,
+        "neighbour solicitation",
+    );
     // ...but only genuine on-link ND (hop limit 255).
     ns.ttl = 64;
-    h.expect(&ns.build(), XDP_DROP, counter::EMERGENCY, "ND with hop limit 64");
+    h.expect(
+        &ns.build(),
+        XDP_DROP,
+        counter::EMERGENCY,
+        "ND with hop limit 64",
+    );
     h.settings(Settings::default());
-    h.expect(&syn("192.0.2.1").build(), XDP_PASS, counter::PASS, "emergency off");
+    h.expect(
+        &syn("192.0.2.1").build(),
+        XDP_PASS,
+        counter::PASS,
+        "emergency off",
+    );
 }
 
 #[test]
@@ -262,24 +419,49 @@ fn monitor_mode_counts_would_drop_per_reason_and_passes() {
         rate: limits,
         ..Default::default()
     });
-    h.expect(&syn("192.0.2.1").build(), XDP_PASS, counter::MONITOR_BANNED, "banned");
-    h.expect(&syn("192.0.2.200").build(), XDP_PASS, counter::MONITOR_BLOCKLISTED, "block");
+    h.expect(
+        &syn("192.0.2.1").build(),
+        XDP_PASS,
+        counter::MONITOR_BANNED,
+        "banned",
+    );
+    h.expect(
+        &syn("192.0.2.200").build(),
+        XDP_PASS,
+        counter::MONITOR_BLOCKLISTED,
+        "block",
+    );
     let ack = syn("192.0.2.50").with_l4(L4::Tcp {
         sport: 1,
         dport: 80,
         flags: tcp::ACK,
     });
     h.expect(&ack.build(), XDP_PASS, counter::PASS, "first packet");
-    h.expect(&ack.build(), XDP_PASS, counter::MONITOR_RATE_LIMITED, "over pps");
+    h.expect(
+        &ack.build(),
+        XDP_PASS,
+        counter::MONITOR_RATE_LIMITED,
+        "over pps",
+    );
     h.settings(Settings {
         monitor: true,
         emergency: true,
         ..Default::default()
     });
-    h.expect(&syn("192.0.2.51").build(), XDP_PASS, counter::MONITOR_EMERGENCY, "emergency");
+    h.expect(
+        &syn("192.0.2.51").build(),
+        XDP_PASS,
+        counter::MONITOR_EMERGENCY,
+        "emergency",
+    );
     // Monitor off: the same frames are dropped for real.
     h.settings(Settings::default());
-    h.expect(&syn("192.0.2.1").build(), XDP_DROP, counter::BANNED, "enforced");
+    h.expect(
+        &syn("192.0.2.1").build(),
+        XDP_DROP,
+        counter::BANNED,
+        "enforced",
+    );
 }
 
 #[test]
@@ -294,10 +476,30 @@ fn vlan_and_qinq_frames_are_checked_like_untagged_ones() {
     ];
     for t in tags {
         let what = format!("tags {t:x?}");
-        h.expect(&syn("192.0.2.66").with_vlans(t).build(), XDP_DROP, counter::BANNED, &what);
-        h.expect(&syn("192.0.2.67").with_vlans(t).build(), XDP_PASS, counter::PASS, &what);
-        h.expect(&syn("2001:db8::66").with_vlans(t).build(), XDP_DROP, counter::BANNED, &what);
-        h.expect(&udp("2001:db8::67", 10).with_vlans(t).build(), XDP_PASS, counter::PASS, &what);
+        h.expect(
+            &syn("192.0.2.66").with_vlans(t).build(),
+            XDP_DROP,
+            counter::BANNED,
+            &what,
+        );
+        h.expect(
+            &syn("192.0.2.67").with_vlans(t).build(),
+            XDP_PASS,
+            counter::PASS,
+            &what,
+        );
+        h.expect(
+            &syn("2001:db8::66").with_vlans(t).build(),
+            XDP_DROP,
+            counter::BANNED,
+            &what,
+        );
+        h.expect(
+            &udp("2001:db8::67", 10).with_vlans(t).build(),
+            XDP_PASS,
+            counter::PASS,
+            &what,
+        );
     }
     // Three tags are more than the parser walks: passed as unparsable.
     let triple = syn("192.0.2.66")
@@ -313,10 +515,20 @@ fn ipv4_options_and_fragments() {
     for opts in [4, 8, 20, 40] {
         let mut s = syn("192.0.2.66");
         s.ip_options = opts;
-        h.expect(&s.build(), XDP_DROP, counter::BANNED, &format!("{opts} option bytes"));
+        h.expect(
+            &s.build(),
+            XDP_DROP,
+            counter::BANNED,
+            &format!("{opts} option bytes"),
+        );
         let mut s = syn("192.0.2.67");
         s.ip_options = opts;
-        h.expect(&s.build(), XDP_PASS, counter::PASS, &format!("clean, {opts} options"));
+        h.expect(
+            &s.build(),
+            XDP_PASS,
+            counter::PASS,
+            &format!("clean, {opts} options"),
+        );
     }
     // A non-first fragment has no TCP header but its source is still known.
     let mut frag = udp("192.0.2.66", 64);
@@ -348,18 +560,33 @@ fn ipv6_extension_headers_are_walked() {
     ];
     let mut banned = syn("2001:db8::66");
     banned.ext_headers = chain.clone();
-    h.expect(&banned.build(), XDP_DROP, counter::BANNED, "banned behind ext headers");
+    h.expect(
+        &banned.build(),
+        XDP_DROP,
+        counter::BANNED,
+        "banned behind ext headers",
+    );
 
     // The TCP header behind the chain is found: the second SYN is limited.
     let mut s = syn("2001:db8::67");
     s.ext_headers = chain.clone();
-    h.expect(&s.build(), XDP_PASS, counter::PASS, "first SYN behind ext headers");
+    h.expect(
+        &s.build(),
+        XDP_PASS,
+        counter::PASS,
+        "first SYN behind ext headers",
+    );
     h.expect(&s.build(), XDP_DROP, counter::SYN_LIMITED, "second SYN");
 
     // A non-first fragment: no layer 4, source checks still apply.
     let mut frag = udp("2001:db8::66", 16);
     frag.ext_headers = vec![ExtHeader::Fragment(100)];
-    h.expect(&frag.build(), XDP_DROP, counter::BANNED, "banned v6 fragment");
+    h.expect(
+        &frag.build(),
+        XDP_DROP,
+        counter::BANNED,
+        "banned v6 fragment",
+    );
 
     // Longer chains than the walk: still checked, and counted.
     let mut long = syn("2001:db8::66");
@@ -435,12 +662,27 @@ fn malformed_ip_headers_and_non_ip_frames_pass_counted() {
     // Wrong version nibble behind an IPv4 ethertype.
     let mut f = good.clone();
     f[14] = 0x65;
-    h.expect(&f, XDP_PASS, counter::UNPARSABLE, "version 6 in an IPv4 frame");
+    h.expect(
+        &f,
+        XDP_PASS,
+        counter::UNPARSABLE,
+        "version 6 in an IPv4 frame",
+    );
     let mut f = syn("2001:db8::66").build();
     f[14] = 0x45;
-    h.expect(&f, XDP_PASS, counter::UNPARSABLE, "version 4 in an IPv6 frame");
+    h.expect(
+        &f,
+        XDP_PASS,
+        counter::UNPARSABLE,
+        "version 4 in an IPv6 frame",
+    );
     for et in [ETH_P_ARP, 0x88cc, 0x8906, 0x88e5, 0x0000, 0x05dc] {
-        h.expect(&non_ip_frame(et), XDP_PASS, counter::NOT_IP, &format!("ethertype {et:#x}"));
+        h.expect(
+            &non_ip_frame(et),
+            XDP_PASS,
+            counter::NOT_IP,
+            &format!("ethertype {et:#x}"),
+        );
     }
 }
 
@@ -463,7 +705,12 @@ fn rate_limit_burst_then_drop_then_refill() {
     h.expect(&f, XDP_DROP, counter::RATE_LIMITED, "over the burst");
     h.expect(&f, XDP_DROP, counter::RATE_LIMITED, "still over");
     // Another source has its own bucket.
-    h.expect(&udp("192.0.2.10", 20).build(), XDP_PASS, counter::PASS, "other source");
+    h.expect(
+        &udp("192.0.2.10", 20).build(),
+        XDP_PASS,
+        counter::PASS,
+        "other source",
+    );
     sleep(Duration::from_millis(150));
     h.expect(&f, XDP_PASS, counter::PASS, "one token refilled");
     h.expect(&f, XDP_DROP, counter::RATE_LIMITED, "and spent");
@@ -484,9 +731,15 @@ fn rate_limit_burst_then_drop_then_refill() {
         .unwrap_or_else(|| panic!("no event for 192.0.2.9 in {got:?}"));
     assert_eq!(ev.kind, event_kind::RATE_PPS);
     assert_eq!(ev.family, 4);
-    assert!(ev.observed_pps > 10, "observed rate above the limit: {ev:?}");
+    assert!(
+        ev.observed_pps > 10,
+        "observed rate above the limit: {ev:?}"
+    );
     // Sampled: not one event per dropped packet (1 s interval by default).
-    assert_eq!(got.iter().filter(|e| e.addr[..4] == [192, 0, 2, 9]).count(), 1);
+    assert_eq!(
+        got.iter().filter(|e| e.addr[..4] == [192, 0, 2, 9]).count(),
+        1
+    );
 }
 
 /// A steady stream well above the limit: what gets through over about a
@@ -569,7 +822,12 @@ fn byte_rate_and_syn_limits() {
             flags: tcp::ACK | tcp::PSH,
         })
         .build();
-    h.expect(&ack, XDP_PASS, counter::PASS, "established traffic is not SYN-limited");
+    h.expect(
+        &ack,
+        XDP_PASS,
+        counter::PASS,
+        "established traffic is not SYN-limited",
+    );
     let synack = syn("192.0.2.21")
         .with_l4(L4::Tcp {
             sport: 80,
@@ -577,7 +835,12 @@ fn byte_rate_and_syn_limits() {
             flags: tcp::SYN | tcp::ACK,
         })
         .build();
-    h.expect(&synack, XDP_PASS, counter::PASS, "SYN-ACK is not a connection attempt");
+    h.expect(
+        &synack,
+        XDP_PASS,
+        counter::PASS,
+        "SYN-ACK is not a connection attempt",
+    );
 }
 
 #[test]
@@ -627,10 +890,30 @@ fn ipv6_sources_are_rate_limited_per_prefix() {
         ..Default::default()
     });
     // Rotating addresses inside one /64 does not buy more packets.
-    h.expect(&syn("2001:db8:1:2::1").build(), XDP_PASS, counter::PASS, "a");
-    h.expect(&syn("2001:db8:1:2::2").build(), XDP_PASS, counter::PASS, "b");
-    h.expect(&syn("2001:db8:1:2::3").build(), XDP_DROP, counter::RATE_LIMITED, "c");
-    h.expect(&syn("2001:db8:1:3::1").build(), XDP_PASS, counter::PASS, "next /64");
+    h.expect(
+        &syn("2001:db8:1:2::1").build(),
+        XDP_PASS,
+        counter::PASS,
+        "a",
+    );
+    h.expect(
+        &syn("2001:db8:1:2::2").build(),
+        XDP_PASS,
+        counter::PASS,
+        "b",
+    );
+    h.expect(
+        &syn("2001:db8:1:2::3").build(),
+        XDP_DROP,
+        counter::RATE_LIMITED,
+        "c",
+    );
+    h.expect(
+        &syn("2001:db8:1:3::1").build(),
+        XDP_PASS,
+        counter::PASS,
+        "next /64",
+    );
     assert!(h.dp.maps.rate_state(ip("2001:db8:1:2::")).is_some());
 }
 

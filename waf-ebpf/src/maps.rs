@@ -18,8 +18,8 @@ use aya_ebpf::{
 };
 use waf_common::{
     ALLOW_CAPACITY, BAN_BUCKETS, BANX_CAPACITY, BLOCK_CAPACITY, BPF_F_MMAPABLE, BanBucketV4,
-    BanBucketV6, BanEntry, Counter, EVENTS_BYTES, ListEntry, PBAN_CAPACITY, RATE_SLOTS,
-    RateSlotV4, RateSlotV6, RateState, XdpConfig, ban_bucket_v4, ban_bucket_v6, counter,
+    BanBucketV6, BanEntry, Counter, EVENTS_BYTES, ListEntry, PBAN_CAPACITY, RATE_SLOTS, RateSlotV4,
+    RateSlotV6, RateState, XdpConfig, ban_bucket_v4, ban_bucket_v6, counter,
     filter::{self, WORDS},
     rate_slot_v4, rate_slot_v6,
 };
@@ -388,7 +388,9 @@ impl Family for V6 {
         if !maybe_v6(u64::from_be(a[0]), &WAF_PBAN_F6) {
             return None;
         }
-        WAF_PBAN_V6.get(Key::new(128, bytes(a))).map(|e| e.expires_ns)
+        WAF_PBAN_V6
+            .get(Key::new(128, bytes(a)))
+            .map(|e| e.expires_ns)
     }
 
     #[inline(always)]

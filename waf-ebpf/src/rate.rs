@@ -131,7 +131,11 @@ pub fn check<F: Family>(src: &F::Addr, cfg: &XdpConfig, syn: bool, len: u64, now
 /// new limits apply from the moment they are written.
 #[inline(always)]
 fn charge(tat: u64, now: u64, window: u64, cost: u64) -> u64 {
-    let start = if tat > now + window { now } else { tat.max(now) };
+    let start = if tat > now + window {
+        now
+    } else {
+        tat.max(now)
+    };
     start + cost
 }
 

@@ -1,10 +1,151 @@
-fn main() {
-    match waf_user::dataplane::Dataplane::load(&Default::default()) {
-        Ok(_) => println!("ok"),
+//! `waf`: the daemon (`waf run`) and the operator's command line.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use waf_user::{
+    cli::{self, ApiArgs, BansCmd, ListCmd},
+    config::Config,
+    daemon::{self, RunOptions},
+    dataplane::{self, AttachMode},
+};
+
+#[derive(Parser)]
+#[command(name = "waf", version, about = "Kernel-assisted web firewall")]
+struct Cli {
+    #[command(flatten)]
+    api: ApiArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: attach the XDP program and enforce the config.
+    Run {
+        /// Config file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Interface to attach to (repeat for several; overrides the config).
+        #[arg(long, short)]
+        interface: Vec<String>,
+        /// XDP attach mode: auto, native or skb (overrides the config).
+        #[arg(long)]
+        xdp_mode: Option<AttachMode>,
+        /// Print the counters every this many seconds (0: never).
+        #[arg(long, default_value_t = 0)]
+        stats_interval: u64,
+    },
+    /// Remove the program, link, pins and maps from an interface.
+    Detach {
+        /// The interface.
+        #[arg(long, short)]
+        interface: String,
+        /// The bpffs directory the daemon pinned in.
+        #[arg(long, default_value = dataplane::DEFAULT_BPF_DIR)]
+        bpf_dir: PathBuf,
+    },
+    /// Check a config file and print what it resolves to.
+    CheckConfig {
+        /// Config file (TOML).
+        config: PathBuf,
+    },
+    /// Bans: list, add, rm.
+    #[command(subcommand)]
+    Bans(BansCmd),
+    /// The allowlist: list, add, rm.
+    #[command(subcommand)]
+    Allow(ListCmd),
+    /// The blocklist: list, add, rm.
+    #[command(subcommand)]
+    Block(ListCmd),
+    /// Counters of the XDP program and the daemon.
+    Stats,
+    /// Health and alarms.
+    Health,
+    /// Show or switch monitor and emergency mode.
+    Mode {
+        /// on or off.
+        #[arg(long)]
+        monitor: Option<String>,
+        /// on or off.
+        #[arg(long)]
+        emergency: Option<String>,
+        /// Allow emergency mode with an empty allowlist.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write bans and lists to a JSON file (`-`: stdout).
+    Export {
+        /// The file.
+        file: String,
+    },
+    /// Add the bans and list entries of an export (`-`: stdin).
+    Import {
+        /// The file.
+        file: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let a = &cli.api;
+    let result = match cli.command {
+        Command::Run {
+            config,
+            interface,
+            xdp_mode,
+            stats_interval,
+        } => daemon::run(RunOptions {
+            config_path: config,
+            interfaces: interface,
+            xdp_mode,
+            stats_interval,
+        }),
+        Command::Detach { interface, bpf_dir } => match dataplane::detach(&bpf_dir, &interface) {
+            Ok(true) => {
+                println!(
+                    "detached from {interface}; pins in {} removed",
+                    bpf_dir.display()
+                );
+                Ok(())
+            }
+            Ok(false) => Err(anyhow::anyhow!(
+                "no waf link pinned for {interface} in {}",
+                bpf_dir.display()
+            )),
+            Err(e) => Err(e.into()),
+        },
+        Command::CheckConfig { config } => Config::load(&config)
+            .and_then(|c| {
+                let allow = c.allow_items()?.len();
+                let block = c.block_items()?.len();
+                println!(
+                    "{}: ok (interfaces {:?}, {allow} allowlist and {block} blocklist entries)",
+                    config.display(),
+                    c.interface.0
+                );
+                Ok(())
+            })
+            .map_err(Into::into),
+        Command::Bans(cmd) => cli::bans(a, cmd),
+        Command::Allow(cmd) => cli::list(a, "allowlist", cmd),
+        Command::Block(cmd) => cli::list(a, "blocklist", cmd),
+        Command::Stats => cli::stats(a),
+        Command::Health => cli::health(a),
+        Command::Mode {
+            monitor,
+            emergency,
+            force,
+        } => cli::mode(a, monitor, emergency, force),
+        Command::Export { file } => cli::export(a, &file),
+        Command::Import { file } => cli::import(a, &file),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            println!("{e}");
-            let mut s: &dyn std::error::Error = &e;
-            while let Some(src) = s.source() { println!("caused by: {src}"); s = src; }
+            eprintln!("waf: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

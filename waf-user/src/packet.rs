@@ -400,13 +400,16 @@ mod tests {
 
     #[test]
     fn udp_v6_checksum_verifies() {
-        let f = FrameSpec::new("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap())
-            .with_l4(L4::Udp {
-                sport: 1,
-                dport: 53,
-            })
-            .with_payload_len(7)
-            .build();
+        let f = FrameSpec::new(
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        )
+        .with_l4(L4::Udp {
+            sport: 1,
+            dport: 53,
+        })
+        .with_payload_len(7)
+        .build();
         let seg = &f[54..];
         let mut pseudo = Vec::new();
         pseudo.extend_from_slice(&f[22..54]);
@@ -417,8 +420,11 @@ mod tests {
 
     #[test]
     fn boundaries_follow_the_headers() {
-        let spec = FrameSpec::new("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap())
-            .with_vlans(&[(TPID_8021AD, 10), (TPID_8021Q, 20)]);
+        let spec = FrameSpec::new(
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        )
+        .with_vlans(&[(TPID_8021AD, 10), (TPID_8021Q, 20)]);
         let mut spec = spec;
         spec.ext_headers = vec![ExtHeader::HopByHop, ExtHeader::Fragment(0)];
         let b = spec.boundaries();

@@ -115,7 +115,15 @@ fn bench(name: &str, extra: &[String]) -> Result<()> {
     }
     require_root("benchmarks load BPF programs")?;
     run(cargo()
-        .args(["run", "--release", "--package", "waf-tests", "--bin", "waf-bench", "--"])
+        .args([
+            "run",
+            "--release",
+            "--package",
+            "waf-tests",
+            "--bin",
+            "waf-bench",
+            "--",
+        ])
         .arg(name)
         .args(extra))
 }

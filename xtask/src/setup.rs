@@ -133,9 +133,9 @@ fn preflight(todo: &[Missing]) -> Result<()> {
 
 fn debian_like() -> bool {
     let os = fs::read_to_string("/etc/os-release").unwrap_or_default();
-    let like = os.lines().any(|l| {
-        (l.starts_with("ID=") || l.starts_with("ID_LIKE=")) && l.contains("debian")
-    });
+    let like = os
+        .lines()
+        .any(|l| (l.starts_with("ID=") || l.starts_with("ID_LIKE=")) && l.contains("debian"));
     like && Path::new("/usr/bin/apt-get").exists()
 }
 
@@ -161,7 +161,9 @@ fn missing_packages() -> Vec<&'static str> {
 
 fn install_packages(pkgs: &[&str]) -> Result<()> {
     println!("setup: installing Debian packages: {}", pkgs.join(" "));
-    run(cmd("apt-get").arg("update").env("DEBIAN_FRONTEND", "noninteractive"))?;
+    run(cmd("apt-get")
+        .arg("update")
+        .env("DEBIAN_FRONTEND", "noninteractive"))?;
     run(cmd("apt-get")
         .args(["install", "-y", "--no-install-recommends"])
         .args(pkgs)

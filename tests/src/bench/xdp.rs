@@ -267,7 +267,10 @@ pub fn run(args: &[String]) -> Result<()> {
          of per-round path/floor pairs)",
         opts.repeat, opts.rounds
     );
-    println!("{:<14} {:>9} {:>7} {:>6}", "path", "ns/pkt", "ratio", "goal");
+    println!(
+        "{:<14} {:>9} {:>7} {:>6}",
+        "path", "ns/pkt", "ratio", "goal"
+    );
     println!("{:<14} {:>9.1} {:>7.2} {:>6}", "floor", floor, 1.0, "");
     let mut json_paths = serde_json::Map::new();
     // The issue's goals are stated for the IPv4 paths; the IPv6 rows are

@@ -32,14 +32,18 @@ impl<T> MmapArray<T> {
     /// Maps array map `name` (taken from the object) into memory.
     pub fn new(name: &'static str, map: Map, len: u32) -> Result<Self, DataplaneError> {
         let Map::Array(data) = map else {
-            return Err(DataplaneError::Invalid(format!("map {name} is not an array")));
+            return Err(DataplaneError::Invalid(format!(
+                "map {name} is not an array"
+            )));
         };
         assert_eq!(
             std::mem::size_of::<T>() % 8,
             0,
             "array elements are 8-byte aligned"
         );
-        let info = data.info().map_err(|source| DataplaneError::Map { name, source })?;
+        let info = data
+            .info()
+            .map_err(|source| DataplaneError::Map { name, source })?;
         if info.value_size() as usize != std::mem::size_of::<T>() || info.max_entries() != len {
             return Err(DataplaneError::Invalid(format!(
                 "map {name}: value size {} x {} entries, expected {} x {len}",

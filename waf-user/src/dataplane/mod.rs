@@ -31,9 +31,8 @@ use aya::{
 use ipnet::IpNet;
 use waf_common::{
     ABI_VERSION, BAN_BUCKETS, BanBucketV4, BanBucketV6, BanEntry, CLOCK_PROGRAM_NAME, Counter,
-    FLOOR_PROGRAM_NAME,
-    ListEntry, PROGRAM_NAME, RATE_SLOTS, RateSlotV4, RateSlotV6, RateState, XdpConfig, counter,
-    filter, flags, map_names,
+    FLOOR_PROGRAM_NAME, ListEntry, PROGRAM_NAME, RATE_SLOTS, RateSlotV4, RateSlotV6, RateState,
+    XdpConfig, counter, filter, flags, map_names,
 };
 
 use self::{
@@ -297,6 +296,29 @@ pub fn monotonic_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)
 }
 
+/// Converts times to the XDP program's clock (jiffies x tick), by an offset
+/// to `CLOCK_MONOTONIC` measured with [`Dataplane::calibrate_clock`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelClock {
+    /// Kernel clock minus `CLOCK_MONOTONIC`, in ns.
+    pub offset_ns: i128,
+}
+
+impl KernelClock {
+    /// Now on the program's clock.
+    pub fn now(&self) -> u64 {
+        (monotonic_ns() as i128 + self.offset_ns).max(0) as u64
+    }
+
+    /// `d` from now on the program's clock (never 0, which means
+    /// "permanent" to the program).
+    pub fn after(&self, d: Duration) -> u64 {
+        self.now()
+            .saturating_add(d.as_nanos().min(u64::MAX as u128) as u64)
+            .max(1)
+    }
+}
+
 /// Resolution of the kernel's coarse monotonic clock (one scheduler tick).
 pub fn coarse_resolution_ns() -> u64 {
     let mut ts = libc::timespec {
@@ -315,7 +337,10 @@ pub fn coarse_resolution_ns() -> u64 {
 /// [`DataplaneError::MapFull`].
 pub(crate) fn write_err(name: &'static str, capacity: u32, e: MapError) -> DataplaneError {
     if let MapError::SyscallError(s) = &e
-        && matches!(s.io_error.raw_os_error(), Some(libc::E2BIG) | Some(libc::ENOSPC))
+        && matches!(
+            s.io_error.raw_os_error(),
+            Some(libc::E2BIG) | Some(libc::ENOSPC)
+        )
     {
         return DataplaneError::MapFull { name, capacity };
     }
@@ -426,10 +451,12 @@ impl Maps {
 
     /// The current config map entry.
     pub fn xdp_config(&self) -> Result<XdpConfig> {
-        self.config.get(&0, 0).map_err(|source| DataplaneError::Map {
-            name: map_names::CONFIG,
-            source,
-        })
+        self.config
+            .get(&0, 0)
+            .map_err(|source| DataplaneError::Map {
+                name: map_names::CONFIG,
+                source,
+            })
     }
 
     /// Writes the config map entry (takes effect with the next packet).
@@ -661,6 +688,17 @@ impl Dataplane {
         Ok(jiffies * tick)
     }
 
+    /// Measures the offset between `CLOCK_MONOTONIC` and the program's clock.
+    pub fn calibrate_clock(&mut self) -> Result<KernelClock> {
+        let before = monotonic_ns();
+        let k = self.kernel_now_ns()?;
+        let after = monotonic_ns();
+        let mid = before / 2 + after / 2;
+        Ok(KernelClock {
+            offset_ns: k as i128 - mid as i128,
+        })
+    }
+
     /// The pin directory, if pinning.
     pub fn pin_dir(&self) -> Option<&Path> {
         self.pin_dir.as_deref()
@@ -712,13 +750,14 @@ impl Dataplane {
                         .attach(interface, mode.xdp_mode())
                         .map_err(|e| attach_err(interface, mode, e))?;
                     let link = prog.take_link(id)?;
-                    let fd_link = FdLink::try_from(link).map_err(|e| DataplaneError::Interface {
-                        interface: interface.into(),
-                        message: format!(
-                            "the kernel attached through netlink, not a BPF link, so the \
+                    let fd_link =
+                        FdLink::try_from(link).map_err(|e| DataplaneError::Interface {
+                            interface: interface.into(),
+                            message: format!(
+                                "the kernel attached through netlink, not a BPF link, so the \
                              attachment cannot be pinned: {e}"
-                        ),
-                    })?;
+                            ),
+                        })?;
                     fd_link.pin(&pin).map_err(|e| DataplaneError::Bpffs {
                         path: pin.clone(),
                         message: format!("cannot pin the link: {e}"),

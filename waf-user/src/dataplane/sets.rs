@@ -189,7 +189,14 @@ impl<V: aya::Pod> CidrSet<V> {
         let membership = self.membership();
         let mut want16 = vec![0u64; filter::F16_WORDS as usize];
         let mut want6 = vec![0u64; filter::F6_WORDS as usize];
-        let mut want24 = vec![0u64; if membership { filter::F24_WORDS as usize } else { 0 }];
+        let mut want24 = vec![
+            0u64;
+            if membership {
+                filter::F24_WORDS as usize
+            } else {
+                0
+            }
+        ];
         let nets: Vec<IpNet> = self.entries.keys().copied().collect();
         for net in nets {
             for (b, first, n) in bits_of(net, membership) {

@@ -1,0 +1,430 @@
+//! The operator's commands (`waf bans`, `waf allow`, `waf block`, `waf stats`,
+//! `waf mode`, `waf export`, `waf import`, `waf health`): a small client of
+//! the control API. Tables for people by default, `--json` for scripts;
+//! invalid input exits non-zero with a one-line reason.
+
+use std::{io::Read as _, path::PathBuf};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use crate::config::{Dur, parse_net};
+
+/// Where the API is and how to authenticate.
+#[derive(Args, Clone, Debug)]
+pub struct ApiArgs {
+    /// API base URL.
+    #[arg(
+        long,
+        env = "WAF_API",
+        default_value = "http://127.0.0.1:9876",
+        global = true
+    )]
+    pub api: String,
+    /// Bearer token (else the token file).
+    #[arg(long, env = "WAF_API_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// File holding the token (written by the daemon at first start).
+    #[arg(
+        long,
+        env = "WAF_TOKEN_FILE",
+        default_value = "/var/lib/waf/api.token",
+        global = true
+    )]
+    pub token_file: PathBuf,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `waf bans ...`
+#[derive(Subcommand, Debug)]
+pub enum BansCmd {
+    /// List bans in force.
+    List,
+    /// Ban an address or prefix.
+    Add {
+        /// Address or prefix (198.51.100.7, 2001:db8::/64).
+        addr: String,
+        /// How long: seconds, "90s", "10m", "24h", "7d", or "permanent"
+        /// (default: the ban policy's escalating duration).
+        #[arg(long)]
+        duration: Option<String>,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a ban.
+    Rm {
+        /// Address or prefix.
+        addr: String,
+    },
+}
+
+/// `waf allow ...` and `waf block ...`
+#[derive(Subcommand, Debug)]
+pub enum ListCmd {
+    /// List the entries and where they come from.
+    List,
+    /// Add an address or CIDR.
+    Add {
+        /// Address or CIDR.
+        cidr: String,
+        /// Free text kept with the entry.
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Remove an entry added through the API or CLI.
+    Rm {
+        /// Address or CIDR.
+        cidr: String,
+    },
+}
+
+struct Client {
+    base: String,
+    token: String,
+}
+
+fn on_off(s: &str) -> Result<bool> {
+    match s {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        _ => bail!("`{s}`: expected on or off"),
+    }
+}
+
+impl Client {
+    fn new(a: &ApiArgs) -> Result<Self> {
+        let token = match &a.token {
+            Some(t) => t.trim().to_string(),
+            None => std::fs::read_to_string(&a.token_file)
+                .map(|t| t.trim().to_string())
+                .map_err(|e| {
+                    anyhow!(
+                        "no API token: set WAF_API_TOKEN or --token, or make {} readable ({e})",
+                        a.token_file.display()
+                    )
+                })?,
+        };
+        Ok(Self {
+            base: a.api.trim_end_matches('/').to_string(),
+            token,
+        })
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let req = ureq::request(method, &url)
+            .set("Authorization", &format!("Bearer {}", self.token))
+            .timeout(std::time::Duration::from_secs(30));
+        let resp = match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        };
+        match resp {
+            Ok(r) => {
+                let text = r.into_string().context("reading the API's answer")?;
+                if text.trim().is_empty() {
+                    return Ok(Value::Null);
+                }
+                serde_json::from_str(&text).or_else(|_| Ok(Value::String(text)))
+            }
+            Err(ureq::Error::Status(code, r)) => {
+                let text = r.into_string().unwrap_or_default();
+                let msg = serde_json::from_str::<Value>(&text)
+                    .ok()
+                    .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
+                    .unwrap_or(text);
+                bail!("{code}: {msg}")
+            }
+            Err(e) => bail!(
+                "cannot reach the waf API at {} ({e}); is `waf run` running? (WAF_API sets the address)",
+                self.base
+            ),
+        }
+    }
+}
+
+fn encode(addr: &str) -> String {
+    addr.replace('%', "%25").replace('/', "%2F")
+}
+
+fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut w: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = vec![line(headers.iter().map(|h| h.to_string()).collect())];
+    out.extend(rows.into_iter().map(line));
+    out.join("\n")
+}
+
+fn s(v: &Value, k: &str) -> String {
+    match v.get(k) {
+        Some(Value::String(x)) => x.clone(),
+        Some(Value::Null) | None => "-".into(),
+        Some(x) => x.to_string(),
+    }
+}
+
+fn human_secs(v: &Value) -> String {
+    match v.as_u64() {
+        Some(n) => humantime::format_duration(std::time::Duration::from_secs(n)).to_string(),
+        None => "permanent".into(),
+    }
+}
+
+fn print(a: &ApiArgs, v: &Value, human: impl FnOnce(&Value) -> String) {
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    } else {
+        println!("{}", human(v));
+    }
+}
+
+fn ban_rows(v: &Value) -> String {
+    let rows = v
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|b| {
+                    vec![
+                        s(b, "addr"),
+                        s(b, "source"),
+                        human_secs(&b["remaining_s"]),
+                        s(b, "offence"),
+                        s(b, "reason"),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    table(
+        &["ADDRESS", "SOURCE", "REMAINING", "OFFENCE", "REASON"],
+        rows,
+    )
+}
+
+/// Runs `waf bans ...`.
+pub fn bans(a: &ApiArgs, cmd: BansCmd) -> Result<()> {
+    match cmd {
+        BansCmd::List => {
+            let v = Client::new(a)?.call("GET", "/v1/bans", None)?;
+            print(a, &v, ban_rows);
+        }
+        BansCmd::Add {
+            addr,
+            duration,
+            reason,
+        } => {
+            let net = parse_net(&addr).map_err(|e| anyhow!(e))?;
+            let mut body = json!({"addr": net.to_string()});
+            match duration.as_deref() {
+                None => {}
+                Some("permanent") => body["duration"] = Value::Null,
+                Some(d) => {
+                    let d: Dur = d.parse().map_err(|e: String| anyhow!(e))?;
+                    if d.0.is_zero() {
+                        bail!("--duration 0: give a positive duration or `permanent`");
+                    }
+                    body["duration"] = json!(d.0.as_secs());
+                }
+            }
+            if let Some(r) = reason {
+                body["reason"] = json!(r);
+            }
+            let v = Client::new(a)?.call("POST", "/v1/bans", Some(body))?;
+            print(a, &v, |b| {
+                format!(
+                    "banned {} ({}, offence {})",
+                    s(b, "addr"),
+                    human_secs(&b["remaining_s"]),
+                    s(b, "offence")
+                )
+            });
+        }
+        BansCmd::Rm { addr } => {
+            let net = parse_net(&addr).map_err(|e| anyhow!(e))?;
+            let v = Client::new(a)?.call(
+                "DELETE",
+                &format!("/v1/bans/{}", encode(&net.to_string())),
+                None,
+            )?;
+            print(a, &v, |b| format!("unbanned {}", s(b, "addr")));
+        }
+    }
+    Ok(())
+}
+
+/// Runs `waf allow ...` (`which` = "allowlist") or `waf block ...`.
+pub fn list(a: &ApiArgs, which: &str, cmd: ListCmd) -> Result<()> {
+    let c = Client::new(a)?;
+    match cmd {
+        ListCmd::List => {
+            let v = c.call("GET", &format!("/v1/{which}"), None)?;
+            print(a, &v, |v| {
+                let rows = v
+                    .as_array()
+                    .map(|x| {
+                        x.iter()
+                            .map(|e| vec![s(e, "cidr"), s(e, "origin"), s(e, "comment")])
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                table(&["CIDR", "ORIGIN", "COMMENT"], rows)
+            });
+        }
+        ListCmd::Add { cidr, comment } => {
+            let net = parse_net(&cidr).map_err(|e| anyhow!(e))?;
+            let v = c.call(
+                "POST",
+                &format!("/v1/{which}"),
+                Some(json!({"cidr": net.to_string(), "comment": comment})),
+            )?;
+            print(a, &v, |e| format!("added {} to the {which}", s(e, "cidr")));
+        }
+        ListCmd::Rm { cidr } => {
+            let net = parse_net(&cidr).map_err(|e| anyhow!(e))?;
+            let v = c.call(
+                "DELETE",
+                &format!("/v1/{which}/{}", encode(&net.to_string())),
+                None,
+            )?;
+            print(a, &v, |_| format!("removed {net} from the {which}"));
+        }
+    }
+    Ok(())
+}
+
+/// Runs `waf stats`.
+pub fn stats(a: &ApiArgs) -> Result<()> {
+    let v = Client::new(a)?.call("GET", "/v1/stats", None)?;
+    print(a, &v, |v| {
+        let mut rows: Vec<Vec<String>> = v["counters"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, c)| vec![k.clone(), s(c, "packets"), s(c, "bytes")])
+                    .collect()
+            })
+            .unwrap_or_default();
+        rows.sort_by(|x, y| x[0].cmp(&y[0]));
+        format!(
+            "{}\n\nbans: {} (ipv6 {}, prefixes {})   mode: monitor={} emergency={}   uptime: {}",
+            table(&["COUNTER", "PACKETS", "BYTES"], rows),
+            s(&v["bans"], "total"),
+            s(&v["bans"], "ipv6"),
+            s(&v["bans"], "prefixes"),
+            s(&v["mode"], "monitor"),
+            s(&v["mode"], "emergency"),
+            human_secs(&v["uptime_s"]),
+        )
+    });
+    Ok(())
+}
+
+/// Runs `waf health`.
+pub fn health(a: &ApiArgs) -> Result<()> {
+    let v = Client::new(a)?.call("GET", "/v1/health", None)?;
+    print(a, &v, |v| {
+        let mut out = format!(
+            "status: {}   bans: {}   uptime: {}",
+            s(v, "status"),
+            s(v, "bans"),
+            human_secs(&v["uptime_s"])
+        );
+        for al in v["alarms"].as_array().into_iter().flatten() {
+            out.push_str(&format!("\nALARM {}: {}", s(al, "kind"), s(al, "message")));
+        }
+        out
+    });
+    Ok(())
+}
+
+/// Runs `waf mode`.
+pub fn mode(
+    a: &ApiArgs,
+    monitor: Option<String>,
+    emergency: Option<String>,
+    force: bool,
+) -> Result<()> {
+    let c = Client::new(a)?;
+    let v = if monitor.is_none() && emergency.is_none() {
+        c.call("GET", "/v1/mode", None)?
+    } else {
+        let mut body = json!({"force": force});
+        if let Some(m) = monitor {
+            body["monitor"] = json!(on_off(&m).context("--monitor")?);
+        }
+        if let Some(e) = emergency {
+            body["emergency"] = json!(on_off(&e).context("--emergency")?);
+        }
+        c.call("PUT", "/v1/mode", Some(body))?
+    };
+    print(a, &v, |v| {
+        format!(
+            "monitor: {}   emergency: {}",
+            s(v, "monitor"),
+            s(v, "emergency")
+        )
+    });
+    Ok(())
+}
+
+/// Runs `waf export FILE` (`-` for stdout).
+pub fn export(a: &ApiArgs, file: &str) -> Result<()> {
+    let v = Client::new(a)?.call("GET", "/v1/export", None)?;
+    let text = serde_json::to_string_pretty(&v)? + "\n";
+    if file == "-" {
+        print!("{text}");
+    } else {
+        std::fs::write(file, text).with_context(|| format!("writing {file}"))?;
+        eprintln!(
+            "exported {} bans, {} allowlist and {} blocklist entries to {file}",
+            v["bans"].as_array().map_or(0, Vec::len),
+            v["allowlist"].as_array().map_or(0, Vec::len),
+            v["blocklist"].as_array().map_or(0, Vec::len)
+        );
+    }
+    Ok(())
+}
+
+/// Runs `waf import FILE` (`-` for stdin).
+pub fn import(a: &ApiArgs, file: &str) -> Result<()> {
+    let mut text = String::new();
+    if file == "-" {
+        std::io::stdin().read_to_string(&mut text)?;
+    } else {
+        text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+    }
+    let doc: Value =
+        serde_json::from_str(&text).map_err(|e| anyhow!("{file}: not a waf export: {e}"))?;
+    let v = Client::new(a)?.call("POST", "/v1/import", Some(doc))?;
+    print(a, &v, |v| {
+        let mut out = format!(
+            "imported {} bans, {} allowlist and {} blocklist entries",
+            s(v, "bans"),
+            s(v, "allowlist"),
+            s(v, "blocklist")
+        );
+        for sk in v["skipped"].as_array().into_iter().flatten() {
+            out.push_str(&format!("\nskipped: {sk}"));
+        }
+        out
+    });
+    Ok(())
+}

@@ -1,0 +1,657 @@
+//! The engine: runs operator rules, protocol checks and every signature over
+//! every part of a request, and turns the findings into a verdict.
+
+use std::net::IpAddr;
+
+use super::collect::{Collector, short};
+use super::config::DetectConfig;
+use super::kind::{Kind, Severity};
+use super::libinj::{self, Outcome};
+use super::matcher::Compiled;
+use super::normalize::{Normalized, is_plain};
+use super::operator::Operator;
+use super::rules::{self, targets};
+use super::scanner::Scanners;
+use super::verdict::{Action, Finding, Risk, Verdict};
+use super::{log4shell, protocol, ssrf};
+use crate::http::{Body, Limits, Request};
+
+/// Why an engine could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// The configuration is invalid (the message names the key).
+    #[error("{0}")]
+    Config(String),
+    /// A rule did not compile.
+    #[error("rule compilation: {0}")]
+    Rules(String),
+}
+
+/// Longest value handed to libinjection's HTML5 tokenizer: on long texts
+/// (rich content, logs) it mostly finds markup, not attacks; the XSS rules
+/// still read them.
+const XSS_TOKENIZER_MAX: usize = 1024;
+
+/// The detection engine: immutable once built, shared by all threads.
+pub struct Engine {
+    cfg: DetectConfig,
+    compiled: Compiled,
+    operator: Operator,
+    scanners: Scanners,
+}
+
+/// How a value is encoded where it was found.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    /// Query string or form: `%XX` and `+`.
+    Form,
+    /// Path or cookie: `%XX`.
+    Url,
+    /// Anything else (headers, JSON, XML): decoded anyway, no encoding findings.
+    Text,
+}
+
+/// Index of a target bit.
+fn bit(t: u16) -> usize {
+    t.trailing_zeros() as usize
+}
+
+impl Engine {
+    /// Validates the configuration and compiles the rules for its paranoia.
+    pub fn new(cfg: &DetectConfig) -> Result<Engine, EngineError> {
+        cfg.validate().map_err(EngineError::Config)?;
+        let compiled = Compiled::new(rules::all(), cfg.paranoia).map_err(EngineError::Rules)?;
+        let operator = Operator::new(cfg).map_err(EngineError::Config)?;
+        let scanners = Scanners::new(cfg.builtin_bad_user_agents, &cfg.bad_user_agents)
+            .map_err(EngineError::Config)?;
+        Ok(Engine {
+            cfg: cfg.clone(),
+            compiled,
+            operator,
+            scanners,
+        })
+    }
+
+    /// The configuration the engine was built from.
+    pub fn config(&self) -> &DetectConfig {
+        &self.cfg
+    }
+
+    /// The parser limits of the configuration.
+    pub fn limits(&self) -> &Limits {
+        &self.cfg.limits
+    }
+
+    /// Inspects a request from `remote` (if known).
+    pub fn inspect(&self, req: &Request, remote: Option<IpAddr>) -> Verdict {
+        let decision = self.operator.decide(req, remote);
+        if decision.allow.is_some() {
+            return Verdict::pass();
+        }
+        if let Some(id) = decision.deny {
+            let finding = Finding {
+                kind: Kind::Operator,
+                location: "request".into(),
+                rule: id,
+                matched: String::new(),
+                severity: Severity::Critical,
+                value: String::new(),
+            };
+            return self.verdict(self.cfg.threshold.max(5), vec![finding], true);
+        }
+        if self.operator.exempt(&req.path) {
+            return Verdict::pass();
+        }
+        let path = req.path.as_str();
+        let excluded =
+            |kind: Kind, rule: &str, loc: &str| self.operator.excluded(path, kind, rule, loc);
+        let mut c = Collector::new(self.cfg.paranoia, &excluded);
+        for (id, w) in &decision.weights {
+            c.weigh(id, i64::from(*w), "request", "");
+        }
+        protocol::anomalies(req, &mut c);
+        protocol::headers(req, &self.cfg.allowed_methods, &mut c);
+        self.scan_request(req, &mut c);
+        let (score, findings) = c.finish();
+        self.verdict(score, findings, false)
+    }
+
+    fn verdict(&self, score: u32, attacks: Vec<Finding>, denied: bool) -> Verdict {
+        let t = self.cfg.threshold;
+        let block = denied || score >= t;
+        let risk = if block {
+            Risk::High
+        } else if score.saturating_mul(2) >= t && score > 0 {
+            Risk::Medium
+        } else {
+            Risk::Low
+        };
+        let action = if block && !self.cfg.passive {
+            Action::Block
+        } else {
+            Action::Pass
+        };
+        Verdict {
+            action,
+            score,
+            risk,
+            attacks,
+            would_block: block && self.cfg.passive,
+        }
+    }
+
+    fn scan_request(&self, req: &Request, c: &mut Collector) {
+        self.scan(
+            c,
+            &req.raw_path,
+            targets::PATH,
+            &|| "path".into(),
+            Encoding::Url,
+        );
+        for p in &req.query {
+            let name = short(&p.name);
+            self.scan(
+                c,
+                &p.raw_name,
+                targets::NAMES,
+                &|| format!("query_name:{name}"),
+                Encoding::Form,
+            );
+            self.scan(
+                c,
+                &p.raw_value,
+                targets::ARGS,
+                &|| format!("query:{name}"),
+                Encoding::Form,
+            );
+        }
+        for p in &req.cookies {
+            let name = short(&p.name);
+            self.scan(
+                c,
+                &p.raw_name,
+                targets::NAMES,
+                &|| format!("cookie_name:{name}"),
+                Encoding::Text,
+            );
+            self.scan(
+                c,
+                &p.raw_value,
+                targets::ARGS,
+                &|| format!("cookie:{name}"),
+                Encoding::Text,
+            );
+        }
+        for h in &req.headers {
+            let name = h.name.to_ascii_lowercase();
+            let target = match name.as_str() {
+                "cookie" => continue,
+                "user-agent" | "referer" => targets::UA_REF,
+                _ => targets::HEADERS,
+            };
+            if name == "user-agent" {
+                if let Some(word) = self.scanners.find(&h.value) {
+                    c.add(
+                        Kind::Scanner,
+                        "scanner-user-agent",
+                        Severity::Critical,
+                        1,
+                        "header:user-agent",
+                        word,
+                        &h.value,
+                    );
+                }
+            }
+            self.scan(
+                c,
+                &h.value,
+                target,
+                &|| format!("header:{name}"),
+                Encoding::Text,
+            );
+            if matches!(
+                name.as_str(),
+                "x-filename" | "x_filename" | "x.filename" | "x-file-name" | "x-upload-filename"
+            ) {
+                self.scan(
+                    c,
+                    &h.value,
+                    targets::FILENAME,
+                    &|| format!("header:{name}"),
+                    Encoding::Text,
+                );
+            }
+        }
+        self.scan_body(req, c);
+    }
+
+    fn scan_body(&self, req: &Request, c: &mut Collector) {
+        match &req.parsed_body {
+            Body::None => {}
+            Body::Form(params) => {
+                for p in params {
+                    let name = short(&p.name);
+                    self.scan(
+                        c,
+                        &p.raw_name,
+                        targets::NAMES,
+                        &|| format!("form_name:{name}"),
+                        Encoding::Form,
+                    );
+                    self.scan(
+                        c,
+                        &p.raw_value,
+                        targets::ARGS,
+                        &|| format!("form:{name}"),
+                        Encoding::Form,
+                    );
+                }
+            }
+            Body::Json(items) => {
+                for i in items {
+                    let path = short(&i.path);
+                    if i.is_key {
+                        self.scan(
+                            c,
+                            &i.text,
+                            targets::NAMES,
+                            &|| format!("json_key:{path}"),
+                            Encoding::Text,
+                        );
+                    } else {
+                        self.scan(
+                            c,
+                            &i.text,
+                            targets::DOC,
+                            &|| format!("json:{path}"),
+                            Encoding::Text,
+                        );
+                    }
+                }
+            }
+            Body::Xml(items) => {
+                for i in items {
+                    let path = short(&i.path);
+                    self.scan(
+                        c,
+                        &i.text,
+                        targets::DOC,
+                        &|| format!("xml:{path}"),
+                        Encoding::Text,
+                    );
+                }
+                self.scan_xml_declarations(&req.body, c);
+            }
+            Body::Multipart(parts) => {
+                for p in parts {
+                    let name = short(&p.name);
+                    self.scan(
+                        c,
+                        &p.name,
+                        targets::NAMES,
+                        &|| format!("multipart_name:{name}"),
+                        Encoding::Text,
+                    );
+                    let data = String::from_utf8_lossy(&p.data);
+                    match &p.filename {
+                        Some(f) => {
+                            self.scan(
+                                c,
+                                f,
+                                targets::FILENAME,
+                                &|| format!("filename:{name}"),
+                                Encoding::Text,
+                            );
+                            self.scan(
+                                c,
+                                &data,
+                                targets::FILE,
+                                &|| format!("file:{name}"),
+                                Encoding::Text,
+                            );
+                        }
+                        None if is_text(&p.data) => {
+                            self.scan(
+                                c,
+                                &data,
+                                targets::ARGS,
+                                &|| format!("multipart:{name}"),
+                                Encoding::Text,
+                            );
+                        }
+                        None => self.scan(
+                            c,
+                            &data,
+                            targets::FILE,
+                            &|| format!("multipart:{name}"),
+                            Encoding::Text,
+                        ),
+                    }
+                }
+            }
+            Body::Raw => {
+                let text = String::from_utf8_lossy(&req.body);
+                let target = if is_text(&req.body) {
+                    targets::BODY
+                } else {
+                    targets::FILE
+                };
+                self.scan(c, &text, target, &|| "body".into(), Encoding::Text);
+            }
+        }
+    }
+
+    /// DOCTYPE and ENTITY declarations are not values: look at the raw XML.
+    fn scan_xml_declarations(&self, body: &[u8], c: &mut Collector) {
+        if memchr::memmem::find(body, b"<!").is_none() {
+            return;
+        }
+        let n = Normalized::new(&body[..body.len().min(64 * 1024)], false);
+        if let Some(hit) = self.compiled.find("xxe-entity", &n) {
+            let m = String::from_utf8_lossy(hit.matched);
+            c.add(
+                hit.rule.kind,
+                hit.rule.id,
+                hit.rule.severity,
+                hit.rule.paranoia,
+                "body",
+                &m,
+                "",
+            );
+        }
+    }
+
+    /// Normalizes one value and runs every check that applies to `target`.
+    fn scan(
+        &self,
+        c: &mut Collector,
+        value: &str,
+        target: u16,
+        loc: &dyn Fn() -> String,
+        enc: Encoding,
+    ) {
+        if value.is_empty() {
+            return;
+        }
+        let raw = value.as_bytes();
+        // Binary data (compressed blobs in JSON strings...) only meets the
+        // few rules meant for file contents.
+        let target = if raw.len() >= 32 && target != targets::FILE && !is_text(raw) {
+            targets::FILE
+        } else {
+            target
+        };
+        let plain = is_plain(raw);
+        let n = if plain {
+            Normalized::plain(raw)
+        } else {
+            Normalized::new(raw, enc == Encoding::Form)
+        };
+        let mut location: Option<String> = None;
+        let at = |location: &mut Option<String>| location.get_or_insert_with(loc).clone();
+        if !plain {
+            self.encoding_findings(c, &n, target, enc, &mut || at(&mut location), value);
+        }
+        self.compiled.scan(bit(target), &n, plain, &mut |hit| {
+            let m = String::from_utf8_lossy(hit.matched);
+            let l = at(&mut location);
+            c.add(
+                hit.rule.kind,
+                hit.rule.id,
+                hit.rule.severity,
+                hit.rule.paranoia,
+                &l,
+                &m,
+                value,
+            );
+        });
+        if self.operator.has_keywords() {
+            let low = String::from_utf8_lossy(&n.low);
+            let hits: Vec<(String, u32, String)> = self
+                .operator
+                .keywords(&low)
+                .map(|(i, w, m)| (i.to_owned(), w, m.to_owned()))
+                .collect();
+            for (id, w, m) in hits {
+                let l = at(&mut location);
+                c.weigh(&id, i64::from(w), &l, &m);
+            }
+        }
+        if plain {
+            return;
+        }
+        self.tokenizers(c, &n, target, &mut || at(&mut location), value);
+        if target & (targets::ARGS | targets::BODY | targets::DOC) != 0 {
+            if let Some((class, host)) = ssrf::check(&n.low) {
+                let l = at(&mut location);
+                c.add(
+                    Kind::Ssrf,
+                    class.rule(),
+                    class.severity(self.cfg.paranoia),
+                    1,
+                    &l,
+                    &host,
+                    value,
+                );
+            }
+        }
+        match log4shell::check(&n.low) {
+            Some(log4shell::Lookup::Jndi(m)) => {
+                let l = at(&mut location);
+                c.add(
+                    Kind::Log4shell,
+                    "log4shell-jndi",
+                    Severity::Critical,
+                    1,
+                    &l,
+                    &m,
+                    value,
+                );
+            }
+            Some(log4shell::Lookup::Data(m)) => {
+                let l = at(&mut location);
+                c.add(
+                    Kind::Log4shell,
+                    "log4shell-lookup",
+                    Severity::Error,
+                    1,
+                    &l,
+                    &m,
+                    value,
+                );
+            }
+            None => {}
+        }
+    }
+
+    /// Findings about how a value was encoded.
+    fn encoding_findings(
+        &self,
+        c: &mut Collector,
+        n: &Normalized,
+        target: u16,
+        enc: Encoding,
+        loc: &mut dyn FnMut() -> String,
+        value: &str,
+    ) {
+        let f = &n.flags;
+        let strict = target
+            & (targets::ARGS | targets::NAMES | targets::PATH | targets::HEADERS | targets::UA_REF)
+            != 0;
+        let k = Kind::Protocol;
+        if f.null_byte && strict {
+            let header = target & (targets::HEADERS | targets::UA_REF) != 0;
+            let sev = if header {
+                Severity::Error
+            } else {
+                Severity::Critical
+            };
+            c.add(k, "protocol-null-byte", sev, 1, &loc(), "\\0", value);
+        }
+        if f.overlong_meta {
+            c.add(
+                k,
+                "protocol-overlong-utf8",
+                Severity::Critical,
+                1,
+                &loc(),
+                "overlong UTF-8",
+                value,
+            );
+        } else if f.overlong && enc != Encoding::Text {
+            c.add(
+                k,
+                "protocol-overlong-utf8-other",
+                Severity::Warning,
+                1,
+                &loc(),
+                "overlong UTF-8",
+                value,
+            );
+        }
+        if enc != Encoding::Text {
+            if f.invalid_percent {
+                c.add(
+                    k,
+                    "protocol-invalid-url-encoding",
+                    Severity::Warning,
+                    1,
+                    &loc(),
+                    "%",
+                    value,
+                );
+            }
+            if f.fullwidth {
+                c.add(
+                    k,
+                    "protocol-unicode-fullwidth",
+                    Severity::Warning,
+                    1,
+                    &loc(),
+                    "%uFFxx",
+                    value,
+                );
+            }
+            if f.percent_u_ascii {
+                c.add(
+                    k,
+                    "protocol-percent-u-ascii",
+                    Severity::Error,
+                    1,
+                    &loc(),
+                    "%u00xx",
+                    value,
+                );
+            }
+        }
+        if f.control && strict {
+            c.add(
+                k,
+                "protocol-control-character",
+                Severity::Warning,
+                2,
+                &loc(),
+                "control character",
+                value,
+            );
+        }
+    }
+
+    /// libinjection's SQL and HTML5 tokenizers.
+    fn tokenizers(
+        &self,
+        c: &mut Collector,
+        n: &Normalized,
+        target: u16,
+        loc: &mut dyn FnMut() -> String,
+        value: &str,
+    ) {
+        let sql_targets = targets::ARGS
+            | targets::NAMES
+            | targets::UA_REF
+            | targets::BODY
+            | targets::FILENAME
+            | targets::DOC;
+        let in_path = target == targets::PATH;
+        if (target & sql_targets != 0 || (in_path && n.dec.contains(&b'\'')))
+            && libinj::sqli_candidate(&n.dec)
+        {
+            match libinj::sqli(&n.dec) {
+                Outcome::Injection(fp) => {
+                    let m = format!(
+                        "{} (fingerprint {fp})",
+                        String::from_utf8_lossy(&n.dec[..n.dec.len().min(80)])
+                    );
+                    c.add(
+                        Kind::Sqli,
+                        "sqli-libinjection",
+                        Severity::Critical,
+                        1,
+                        &loc(),
+                        &m,
+                        value,
+                    );
+                }
+                Outcome::Failed => c.add(
+                    Kind::Sqli,
+                    "sqli-libinjection-error",
+                    Severity::Warning,
+                    1,
+                    &loc(),
+                    "",
+                    value,
+                ),
+                Outcome::Clean => {}
+            }
+        }
+        let short = n.dec.len() <= XSS_TOKENIZER_MAX;
+        if short
+            && (target & sql_targets != 0 || (in_path && n.dec.contains(&b'<')))
+            && libinj::xss_candidate(&n.dec)
+        {
+            match libinj::xss(&n.dec) {
+                Outcome::Injection(_) => {
+                    let m = String::from_utf8_lossy(&n.dec[..n.dec.len().min(80)]).into_owned();
+                    c.add(
+                        Kind::Xss,
+                        "xss-libinjection",
+                        Severity::Critical,
+                        1,
+                        &loc(),
+                        &m,
+                        value,
+                    );
+                }
+                Outcome::Failed => c.add(
+                    Kind::Xss,
+                    "xss-libinjection-error",
+                    Severity::Warning,
+                    1,
+                    &loc(),
+                    "",
+                    value,
+                ),
+                Outcome::Clean => {}
+            }
+        }
+    }
+}
+
+/// Whether bytes look like text: no NUL, few control characters (C0, or
+/// C1 as UTF-8 `C2 80..9F`, or U+FFFD from invalid UTF-8).
+fn is_text(b: &[u8]) -> bool {
+    let sample = &b[..b.len().min(4096)];
+    if sample.contains(&0) {
+        return false;
+    }
+    let mut odd = 0usize;
+    for (i, &c) in sample.iter().enumerate() {
+        let c1 = c == 0xC2 && sample.get(i + 1).is_some_and(|n| (0x80..0xA0).contains(n));
+        let replacement =
+            c == 0xEF && sample.get(i + 1) == Some(&0xBF) && sample.get(i + 2) == Some(&0xBD);
+        if (c < 0x20 && !matches!(c, b'\t' | b'\r' | b'\n')) || c1 || replacement {
+            odd += 1;
+        }
+    }
+    odd * 20 <= sample.len()
+}

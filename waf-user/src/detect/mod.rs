@@ -1,0 +1,36 @@
+//! The detection engine: a pure library, request in, verdict out (no I/O,
+//! no async), shared by the proxy, the passive path, `waf inspect` and the
+//! API.
+//!
+//! - [`normalize`]: decoding and folding of each value before matching.
+//! - [`rules`]: the signatures per attack family, with severities and
+//!   paranoia levels; [`matcher`] compiles them into regex sets.
+//! - [`libinj`], [`ssrf`], [`log4shell`], [`scanner`], [`protocol`]: checks
+//!   that are code rather than patterns.
+//! - [`config`], [`operator`]: operator rules, exclusions, exempt paths.
+//! - [`engine`]: runs it all and scores; [`verdict`]: what it returns.
+//! - [`lines`]: the JSON-lines driver of `waf inspect`.
+
+pub mod collect;
+pub mod config;
+pub mod engine;
+pub mod kind;
+pub mod libinj;
+pub mod lines;
+pub mod log4shell;
+pub mod matcher;
+pub mod normalize;
+pub mod operator;
+pub mod protocol;
+pub mod rules;
+pub mod scanner;
+pub mod ssrf;
+pub mod verdict;
+
+pub use config::{
+    DetectConfig, Exclusion, HeaderMatch, KeywordList, OneOrMany, OperatorRule, RuleAction,
+};
+pub use engine::{Engine, EngineError};
+pub use kind::{Kind, Severity};
+pub use lines::{InspectStats, inspect_line, inspect_lines};
+pub use verdict::{Action, Finding, Risk, Verdict};

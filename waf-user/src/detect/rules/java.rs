@@ -1,0 +1,91 @@
+//! Java attacks: dangerous classes, deserialization gadgets (plain and
+//! base64-encoded), OGNL/SpEL expressions, Spring class-loader abuse.
+
+use super::targets::{FILE, HEADERS, INPUT, PATH};
+use super::{Kind, Rule, Severity, View, rule};
+use Severity::{Critical, Error};
+
+const K: Kind = Kind::Java;
+
+/// Names found in Java deserialization gadget chains.
+const GADGETS: &[&str] = &[
+    "runtime",
+    "processbuilder",
+    "clonetransformer",
+    "forclosure",
+    "instantiatefactory",
+    "instantiatetransformer",
+    "invokertransformer",
+    "prototypeclonefactory",
+    "prototypeserializationfactory",
+    "whileclosure",
+];
+
+/// The standard base64 alphabet.
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Base64 of `data` without padding.
+fn base64(data: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for k in 0..=chunk.len() {
+            out.push(char::from(B64[((n >> (18 - 6 * k)) & 63) as usize]));
+        }
+    }
+    out
+}
+
+/// The parts of the base64 encoding of `word` that do not depend on what
+/// precedes or follows it, for each of the three alignments.
+fn base64_variants(word: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for offset in 0..3usize {
+        let mut data = vec![0u8; offset];
+        data.extend_from_slice(word.as_bytes());
+        let full = data.len() / 3 * 3;
+        let enc = base64(&data[..full]);
+        let skip = [0, 2, 3][offset];
+        if enc.len() > skip + 5 {
+            out.push(enc[skip..].to_owned());
+        }
+    }
+    out
+}
+
+/// The Java rules.
+pub fn rules() -> Vec<Rule> {
+    let t = INPUT | HEADERS;
+    let gadgets = GADGETS[2..].join("|");
+    let encoded: Vec<String> = GADGETS[1..]
+        .iter()
+        .flat_map(|w| base64_variants(w))
+        .collect();
+    vec![
+        rule("java-class", K, Critical, 1, View::Low, t, r"\bjava\.(?:lang\.(?:runtime|processbuilder|process|system|class(?:loader)?|reflect|thread\w*|object|string(?:builder|buffer)?|integer|number|invoke|module|unixprocess|processimpl)|io\.\w+|net\.(?:url\w*|socket\w*|inetaddress|urlclassloader)|nio\.(?:file\.\w+|channels)|util\.(?:scanner|zip\.\w+|jar\.\w+|prefs)|beans\.(?:xmldecoder|expression|statement)|rmi\.\w+)\b|\bjavax\.(?:script|naming|management|el|xml\.transform|imageio)\b|\borg\.apache\.(?:commons\.(?:collections\w*|beanutils|fileupload|io)|xalan|xerces|struts2?|tomcat|catalina|naming|log4j|velocity|bcel|myfaces|shiro|wicket|xbean|openjpa)\b|\bcom\.sun\.(?:org\.apache|jndi|rowset|xml|net|corba)\b|\borg\.springframework\.(?:context|beans|expression|jndi|transaction)\b|\bcom\.opensymphony\.xwork2\b|\borg\.omg\.corba\b|\bognl\.\w+|\bsun\.(?:misc\.(?:unsafe|base64)|reflect|rmi)\b|\borg\.codehaus\.groovy\.runtime\b|\bcom\.mchange\.v2\b|\bbsh\.interpreter\b|\bjdk\.nashorn\b|\bclojure\.(?:core|main)\b|\bnet\.sf\.json\b|\bcom\.alibaba\.fastjson\b|\borg\.hibernate\.\w+|\bgroovy\.lang\.\w+|\bjava\.(?:\w+\.)*(?:runtime|processbuilder)\b").plain(),
+        rule("java-gadget", K, Critical, 1, View::Low, t, format!(r"\b(?:{gadgets})\b|\bprocessbuilder\.\w+|\bruntime\.(?:exec|getruntime)\b")).plain(),
+        rule("java-gadget-base64", K, Critical, 1, View::Dec, t, encoded.join("|")).plain(),
+        rule("java-serialized", K, Critical, 1, View::Dec, t | FILE, r"rO0AB|KztAAU|Cs7QAF|\b(?:ac|AC)(?:ed|ED)0005[0-9a-fA-F]{4}|\xac\xed\x00\x05").plain(),
+        rule("java-ognl", K, Critical, 1, View::Low, t | PATH, r"%\{\s*\(?\s*#|#_memberaccess|@ognl\.|#context\s*\[|\(\s*#\w+\s*=|@java\.lang\.\w+@|#request\s*\.|#attr\s*\[|\$\{\s*#|\bdenymethodexecution\b|\ballowstaticmethodaccess\b"),
+        rule("java-runtime-exec", K, Critical, 1, View::Low, t | PATH, r"\.getruntime\s*\(\s*\)|\bruntime\s*\.\s*getruntime\b|\bnew\s+(?:java\.lang\.)?processbuilder\b|\.forname\s*\(\s*['\x22]|\.getmethod\s*\(\s*['\x22]|\.getdeclaredmethod\s*\(|\.newinstance\s*\(\s*\)\s*\.|\bt\s*\(\s*java\.lang\.\w+\s*\)|\.exec\s*\(\s*['\x22](?:/bin|cmd|bash|sh|calc|touch|wget|curl|ping|nslookup|id|whoami)"),
+        rule("java-class-loader", K, Critical, 1, View::Low, INPUT | PATH, r"\bclass\.(?:module\.)?classloader\b|\.getclass\s*\(\s*\)\s*\.\s*(?:forname|getclassloader)|\bclassloader\.(?:resources|urls|parent)\b|\[\s*['\x22]?class['\x22]?\s*\]\s*\[\s*['\x22]?classloader"),
+        rule("java-fastjson-type", K, Critical, 1, View::Low, INPUT, r#"['"]@type['"]\s*:\s*['"][\w.$]+['"]"#),
+        rule("java-jsp-upload", K, Error, 1, View::Low, INPUT, r"<%@\s*page\b|<jsp:(?:scriptlet|expression|declaration)\b|\bjava\.io\.file(?:output|input)stream\b"),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_base64_like_the_standard() {
+        assert_eq!(base64(b"runtime"), "cnVudGltZQ");
+        assert!(base64_variants("runtime").contains(&"cnVudGlt".to_owned()));
+    }
+}

@@ -1,0 +1,53 @@
+//! SQL injection signatures (besides the libinjection tokenizer, which runs
+//! separately). Written for the `Sql` view: lowercase, comments removed.
+
+use super::targets::{HEADERS, INPUT, PATH};
+use super::{Kind, Rule, Severity, View, rule};
+use Severity::{Critical, Error, Warning};
+
+const K: Kind = Kind::Sqli;
+
+/// SQL functions (MySQL, MSSQL, PostgreSQL, Oracle, SQLite).
+const SQL_FUNCS: &str = "abs|acos|adddate|addtime|aes_decrypt|aes_encrypt|ascii|asin|atan|atan2|avg|benchmark|bin|bit_and|bit_count|bit_length|bit_or|bit_xor|cast|ceil|ceiling|char|char_length|character_length|charindex|chr|coalesce|collation|compress|concat|concat_ws|connection_id|conv|convert|convert_tz|cos|cot|count|crc32|curdate|current_date|current_time|current_timestamp|current_user|curtime|database|datalength|date_add|date_format|date_sub|datediff|day|dayname|dayofmonth|dayofweek|dayofyear|db_name|decode|degrees|des_decrypt|des_encrypt|elt|encode|encrypt|exp|export_set|extract|extractvalue|field|find_in_set|floor|format|found_rows|from_base64|from_days|from_unixtime|get_lock|getdate|greatest|group_concat|hex|host_name|if|ifnull|iif|inet_aton|inet_ntoa|instr|is_srvrolemember|isnull|json_extract|json_keys|last_insert_id|lcase|least|left|len|length|ln|load_file|local|localtime|locate|log|log10|log2|lower|lpad|ltrim|make_set|makedate|master_pos_wait|max|md5|mid|min|mod|month|monthname|name_const|now|nullif|nvl|object_id|oct|octet_length|old_password|ord|password|patindex|pg_sleep|pi|position|pow|power|quote|quotename|radians|rand|random|release_lock|repeat|replace|replicate|reverse|right|round|row_count|rpad|rtrim|schema|sec_to_time|session_user|sha|sha1|sha2|sign|sin|sleep|soundex|space|sqrt|std|stddev|str_to_date|strcmp|stuff|subdate|substr|substring|substring_index|subtime|sum|suser_name|sys_context|sysdate|system_user|tan|time|time_format|time_to_sec|timediff|timestamp|to_base64|to_char|to_days|to_number|trim|truncate|ucase|uncompress|unhex|unix_timestamp|updatexml|upper|user|user_name|utc_date|uuid|values|var_pop|variance|version|week|weekday|xmltype|year|yearweek|decode|ln|day|div";
+
+/// The SQL injection rules.
+pub fn rules() -> Vec<Rule> {
+    let t = INPUT | PATH;
+    let th = t | HEADERS;
+    vec![
+        rule("sqli-union-select", K, Critical, 1, View::Sql, th, r#"\bunion(?:\s+(?:all|distinct))?[\s(]*select(?:\s+(?:all\s+|distinct\s+|top\s+\d+\s+)?(?:\d|null\b|\*|@|'|"|`|\(|0x|char\b|concat|[\w.]+\s*(?:,|\(|\bfrom\b))|\s*\(|\s*$)"#),
+        rule("sqli-time-function", K, Critical, 1, View::Sql, th, r"\b(?:sleep|pg_sleep|benchmark)\s*\(\s*[\d(@'`]|\bdbms_(?:pipe\.receive_message|lock\.sleep)\b|\bwaitfor\s+(?:delay|time)\s+['\d]"),
+        rule("sqli-file-access", K, Critical, 1, View::Sql, t, r"\b(?:load_file\s*\(|into\s+(?:out|dump)file\b|load\s+data\s+(?:local\s+)?infile\b|lo_(?:import|export|get)\s*\(|pg_read_file\s*\(|utl_(?:http|inaddr|file)\.)"),
+        rule("sqli-stored-procedure", K, Critical, 1, View::Sql, INPUT, r"\b(?:xp_(?:cmdshell|dirtree|regread|regwrite|fileexist|servicecontrol|availablemedia|subdirs|loginconfig|makecab|ntsec_enumdomains|terminate_process|execresultset)|sp_(?:oacreate|oamethod|executesql|makewebtask|configure|addextendedproc|password|addsrvrolemember|execute|prepare)|opendatasource|openrowset)\b").plain(),
+        rule("sqli-schema-probe", K, Critical, 1, View::Sql, t, r"\b(?:information_schema|sysobjects|syscolumns|sys\.(?:objects|tables|columns|databases|sysprocesses)|pg_catalog|pg_shadow|pg_user|pg_database|mysql\.(?:user|db)|sqlite_(?:master|schema|temp_master)|all_tables|user_tables|dba_users|msysobjects|msysaccessobjects|msysqueries)\b").plain(),
+        rule("sqli-error-function", K, Critical, 1, View::Sql, t, r"\b(?:extractvalue|updatexml|name_const|gtid_subset|xmltype|ctxsys\.drithsx\.sn|dbms_xmlgen\.getxml)\s*\(|\bexp\s*\(\s*~|\bconvert\s*\(\s*int\s*,"),
+        rule("sqli-version-probe", K, Critical, 1, View::Sql, t, r"@@(?:version|datadir|hostname|basedir|servername|tmpdir|global\.)|\bversion\s*\(\s*\)\s*(?:[,)]|--|#|$)|\b(?:current_user|session_user|system_user|database|schema)\s*\(\s*\)\s*[,)]"),
+        rule("sqli-concat-function", K, Critical, 1, View::Sql, t, r"\b(?:group_concat|concat_ws)\s*\(|(?:^|[^.\w])concat\s*\(\s*(?:0x|char\s*\(|@@|\(select\b)|\bchar\s*\(\s*\d+\s*(?:,\s*\d+\s*){2,}\)|\b(?:unhex|hex)\s*\(\s*(?:version|user|database|@@)"),
+        rule("sqli-tautology-number", K, Critical, 1, View::Sql, t, r"(?:['`)]|\d)\s*(?:or|and|xor|\|\||&&)\s+\(?\s*(\d+|'[^']*')\s*(?:=|<=>|!=|<>|>=?|<=?|like)\s*\(?\s*(?:\d+|'[^']*')"),
+        rule("sqli-tautology-string", K, Critical, 1, View::Sql, t, r#"['"`]\s*\)*\s*(?:or|and|xor|\|\||&&)\s+\(*\s*['"][^'"]*['"]\s*(?:=|<=>|!=|<>|like|regexp)\s*['"]"#),
+        rule("sqli-quote-boolean", K, Error, 1, View::Sql, t, r#"['`]\s*\)*\s*(?:or|and|xor|\|\||&&|div)\s+(?:not\s+)?(?:\d|true\b|false\b|null\b|exists\b|select\b|sleep\b|\(|@|[a-z_]+\s*\()"#),
+        rule("sqli-quote-comment", K, Error, 1, View::Sql, t, r#"'\s*(?:[;)]\s*)*(?:--(?:\s|$)|#|;\s*$|;\s*--)"#),
+        rule("sqli-quote-operator", K, Critical, 1, View::Sql, t, r"'\s*(?:=|<>|!=|<=>|\|\||&&|\^)\s*'|'\s*(?:like|rlike|regexp|sounds\s+like)\s*'|'\s*(?:collate|::)\s*\w"),
+        rule("sqli-stacked-query", K, Critical, 1, View::Sql, th, r"(?:;|'|\))\s*(?:drop|truncate|alter|shutdown|create|grant|revoke)\s+(?:table|database|schema|user|login|procedure|function|view|index|trigger)\b|;\s*(?:exec(?:ute)?|declare)\s+[@(]|;\s*(?:insert\s+into|delete\s+from|update\s+[\w.`\x22\[\]]+\s+set)\b|;\s*select\s+(?:\*|@@|\w+\s*\(|null\b|\d)"),
+        rule("sqli-statement", K, Critical, 1, View::Sql, th, r"\bselect\s+(?:top\s+\d+\s+)?(?:\*|count\s*\(|@@|null\s*,|\d+\s*,|[\w.]+\s*\(\s*[\w.*@]*\s*\)\s*(?:,|from\b))[^;]*?\bfrom\b|\binsert\s+into\s+[\w.`\x22\[\]]+\s*(?:\(|values\b|select\b)|\bdelete\s+from\s+[\w.`\x22\[\]]+\s+where\b|\bupdate\s+[\w.`\x22\[\]]+\s+set\s+[\w.`\x22]+\s*=|\bdrop\s+(?:table|database|schema)\s+(?:if\s+exists\s+)?[\w.`\x22\[\]]+"),
+        rule("sqli-order-probe", K, Error, 1, View::Sql, t, r"\b(?:order|group)\s+by\s+\d+\s*(?:--|#|/\*|;|$|,\s*\d)|\bhaving\s+\d+\s*=\s*\d+"),
+        rule("sqli-mssql-exec", K, Critical, 1, View::Sql, t, r"\bexec(?:ute)?\s+(?:master\.|xp_|sp_|\(\s*@|@\w+)|\bdeclare\s+@\w+\s+(?:n?varchar|int|char|table|sysname)\b"),
+        rule("sqli-pg-cast", K, Critical, 1, View::Sql, t, r"'\s*::\s*(?:int\w*|text|varchar|bigint|jsonb?|regclass|bytea|numeric|float\w*|bool\w*|oid|name)\b|'\s*(?:@>|<@|\?\||\?&|#>>?|->>?)\s*'"),
+        rule("sqli-comment-evasion", K, Critical, 1, View::Low, t, r"/\*!\d*\s*(?:select|union|and|or|from|where|insert|update|delete|drop|sleep|benchmark|concat|\d)|\bunion\s*/\*|\bselect\s*/\*.*?\*/\s*(?:\w|\*)"),
+        rule("sqli-hex-blob", K, Warning, 1, View::Sql, t, r"(?:=|\bin\s*\(|,|\s)\s*0x[0-9a-f]{8,}\b"),
+        rule("sqli-conditional", K, Error, 1, View::Sql, t, r"\b(?:if|iif)\s*\(\s*(?:\(?\s*select\b|\d+\s*[=<>]|ascii\s*\(|substr\w*\s*\(|length\s*\(|mid\s*\(|user\s*\(|database\s*\()|\bcase\s+when\s+.*?\bthen\b.*?\belse\b|\b(?:ascii|ord)\s*\(\s*(?:substr\w*|mid)\s*\("),
+        rule("sqli-function-fragment", K, Critical, 1, View::Sql, t, format!(r"(?:^|[\s(,=|&;])(?:{SQL_FUNCS})\s*\(\s*$|^\s*(?:{SQL_FUNCS})\s*\([^()]{{0,40}}\)\s*$")),
+        rule("sqli-leading-quote-operator", K, Critical, 1, View::Sql, t, r#"^\s*['"`]+\s*\)*\s*(?:or|and|xor|\|\||&&|div|like|rlike|regexp|sounds\s+like|glob|not\s+(?:like|glob|regexp|between|in|null)|notnull|isnull|is\s+(?:not\s+)?null|between|collate|union|intersect|except|having|group\s+by|order\s+by|limit|procedure|into|where)(?:\s+[^\s'"`]|\s*[(@\d]|\s*$)|^\s*['"`]+\s*\)*\s*(?:=|<|>|!=|<>|\^|\*|;)"#),
+        rule("sqli-leading-operator", K, Error, 1, View::Sql, t, r#"^\s*\)*\s*(?:or|and|xor|&&|\|\|)\s+(?:\d|['"(@]|true\b|false\b|null\b|not\b|[\w.]+\s*(?:[=<>!]|like\b|is\b|in\s*\())"#),
+        rule("sqli-quote-tail-comment", K, Critical, 1, View::Sql, t, r"'[^']{0,60}(?:--|#)\s*$|';\s*$|\b(?:and|or|=|in)\s*\(\s*$"),
+        rule("sqli-leading-keyword", K, Error, 1, View::Sql, t, r"^\s*;?\s*(?:select|union|insert|update|delete|create|grant)\s+[\w@*(`\x22]"),
+        rule("sqli-leading-statement", K, Critical, 1, View::Sql, t, r"^\s*[;'\x22`)]*\s*(?:drop|truncate|exec|execute|declare|shutdown|waitfor|alter)\b\s*(?:$|[\w@(`\x22'/])|^\s*;\s*(?:select|union|insert|update|delete|create|set)\b"),
+        rule("sqli-db-identifier", K, Critical, 1, View::Sql, t, r"\b(?:nvarchar|tempdb|northwind|msdasql|sqloledb|dbms_\w+|utl_\w+|master\.\.\w+|db_name\s*\(|user_name\s*\(|is_srvrolemember|has_dbaccess|current_setting|pg_ls_dir|pg_read_binary_file|lo_import|sys_eval|sys_exec)\b").plain(),
+        rule("sqli-identifier-name", K, Warning, 1, View::Sql, t, r"\b(?:schema_name|table_name|column_name|table_schema|column_schema)\b").plain(),
+        rule("sqli-keyword-function", K, Warning, 2, View::Sql, t, r"\b(?:sleep|benchmark|extractvalue|updatexml|char|chr|ascii|concat|substring|substr|mid|version|database|user|load_file|count|sin|compress|round|coalesce|ifnull|nullif|cast|convert)\s*\("),
+        rule("sqli-keyword", K, Warning, 2, View::Sql, t, r"\b(?:rlike|regexp|sounds\s+like|union\s+all|order\s+by|group\s+by|information_schema|schema_name|table_name|column_name|pg_catalog|sysobjects)\b").plain(),
+        rule("sqli-select-from", K, Error, 2, View::Sql, t, r"\bselect\b[^;]{1,100}?\bfrom\b\s+[\w.`\x22\[\]]+(?:\s+where\b|\s*$|\s*(?:--|#|;))"),
+        rule("sqli-quote-logic", K, Warning, 2, View::Sql, t, r#"['"`]\s*\)*\s*(?:or|and|xor|\|\||&&|div|like|between|rlike|regexp)\s+['"\w(@]"#),
+        rule("sqli-nosql-sleep", K, Warning, 3, View::Sql, t, r";\s*sleep\s*\(|\bsleep\s*\("),
+    ]
+}

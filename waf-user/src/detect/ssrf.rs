@@ -1,0 +1,348 @@
+//! Server-side request forgery: URLs (or bare hosts) in parameters that
+//! point at loopback, link-local, cloud metadata, private or internal
+//! addresses, including numeric obfuscations (`http://2852039166/`,
+//! `0x7f.1`, `[::ffff:127.0.0.1]`) and userinfo tricks (`a@127.0.0.1`).
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use super::kind::Severity;
+
+/// Why a host is dangerous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Cloud metadata service.
+    Metadata,
+    /// Loopback or unspecified address.
+    Loopback,
+    /// Link-local address.
+    LinkLocal,
+    /// Private range (RFC 1918, ULA, CGNAT).
+    Private,
+    /// An internal DNS name (`*.internal`, cluster names).
+    Internal,
+    /// An IPv4 address written in a non-standard numeric form.
+    Obfuscated,
+}
+
+impl Class {
+    /// Rule id of a finding of this class.
+    pub fn rule(self) -> &'static str {
+        match self {
+            Class::Metadata => "ssrf-metadata",
+            Class::Loopback => "ssrf-loopback",
+            Class::LinkLocal => "ssrf-link-local",
+            Class::Private => "ssrf-private-range",
+            Class::Internal => "ssrf-internal-host",
+            Class::Obfuscated => "ssrf-obfuscated-ip",
+        }
+    }
+
+    /// Severity at a paranoia level.
+    pub fn severity(self, paranoia: u8) -> Severity {
+        match self {
+            Class::Private if paranoia < 2 => Severity::Error,
+            _ => Severity::Critical,
+        }
+    }
+}
+
+/// Checks the URLs in a lowercased, decoded value; returns the worst class
+/// and the host it is about.
+pub fn check(low: &[u8]) -> Option<(Class, String)> {
+    let s = String::from_utf8_lossy(&low[..low.len().min(8192)])
+        .replace(['\u{3002}', '\u{ff0e}', '\u{ff61}'], ".");
+    let mut worst: Option<(Class, String)> = None;
+    let mut consider = |found: Option<(Class, String)>| {
+        if let Some(f) = found {
+            if worst.as_ref().is_none_or(|w| rank(f.0) > rank(w.0)) {
+                worst = Some(f);
+            }
+        }
+    };
+    for (i, _) in s.match_indices("://").take(8) {
+        consider(authority(&s[i + 3..]));
+    }
+    for scheme in ["http:", "https:", "gopher:", "ftp:"] {
+        if let Some(rest) = s
+            .trim_start()
+            .strip_prefix(scheme)
+            .filter(|r| !r.starts_with("//"))
+        {
+            consider(authority(rest));
+        }
+    }
+    let trimmed = s.trim_start();
+    if let Some(rest) = trimmed.strip_prefix("//") {
+        consider(authority(rest));
+    } else if !s.contains("://") && looks_like_bare_host(trimmed) {
+        let with_path = trimmed
+            .find('/')
+            .is_some_and(|i| !trimmed[..i].contains(':'));
+        consider(authority(trimmed).filter(|(c, _)| {
+            matches!(c, Class::Metadata | Class::Internal) || (with_path && *c == Class::Loopback)
+        }));
+    }
+    worst
+}
+
+fn rank(c: Class) -> u8 {
+    match c {
+        Class::Private => 0,
+        Class::Internal => 1,
+        Class::Obfuscated => 2,
+        Class::LinkLocal => 3,
+        Class::Loopback => 4,
+        Class::Metadata => 5,
+    }
+}
+
+/// `localhost/x`, `127.0.0.1:8080`, `gateway.docker.internal/`: a value that
+/// starts with a host name followed by a port or a path.
+fn looks_like_bare_host(s: &str) -> bool {
+    let host_end = s.find(['/', ':', '?']).unwrap_or(s.len());
+    let host = &s[..host_end];
+    !host.is_empty()
+        && host.len() < 100
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'[' || b == b']')
+        && (host.contains('.') || host == "localhost" || host.starts_with('['))
+}
+
+/// Classifies the host of the authority at the start of `rest`.
+fn authority(rest: &str) -> Option<(Class, String)> {
+    // Parsers disagree on where the authority ends when it holds `@`, `#`
+    // or spaces: take the host after the last `@` before the path.
+    let end = rest
+        .find(['/', '?', '\\', '\n', '"', '\'', '<', '>'])
+        .unwrap_or(rest.len());
+    let auth = &rest[..end.min(256)];
+    let host_port = match auth.rsplit_once('@') {
+        Some((_, h)) => h,
+        None => auth,
+    };
+    let host_port = host_port.split(['#', ' ', '&']).next().unwrap_or("");
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => host_port,
+        }
+    };
+    let host = host.trim_end_matches('.');
+    classify(host).map(|c| (c, host.chars().take(80).collect()))
+}
+
+/// Classifies a host name or address.
+pub fn classify(host: &str) -> Option<Class> {
+    if host.is_empty() {
+        return None;
+    }
+    if let Ok(v6) = host.split('%').next().unwrap_or(host).parse::<Ipv6Addr>() {
+        return classify_v6(v6);
+    }
+    if let Some((v4, standard)) = parse_ipv4_loose(host) {
+        let c = classify_v4(v4);
+        return match c {
+            Some(c) => Some(c),
+            None if !standard => Some(Class::Obfuscated),
+            None => None,
+        }
+        .map(|c| {
+            if !standard && c == Class::Private {
+                Class::Obfuscated
+            } else {
+                c
+            }
+        });
+    }
+    classify_name(host)
+}
+
+fn classify_name(h: &str) -> Option<Class> {
+    const METADATA: &[&str] = &[
+        "metadata.packet.net",
+        "metadata.platformequinix.com",
+        "metadata.google.internal",
+        "metadata.goog",
+        "metadata",
+        "instance-data",
+        "instance-data.ec2.internal",
+        "metadata.azure.com",
+        "metadata.tencentyun.com",
+        "100-100-100-200",
+    ];
+    if METADATA.contains(&h) {
+        return Some(Class::Metadata);
+    }
+    if h == "localhost"
+        || h.starts_with("localhost4")
+        || h.starts_with("localhost6")
+        || h.ends_with(".localhost")
+        || h == "ip6-localhost"
+        || h == "ip6-loopback"
+        || h == "localhost.localdomain"
+    {
+        return Some(Class::Loopback);
+    }
+    let internal_suffixes = [
+        ".internal",
+        ".svc.cluster.local",
+        ".cluster.local",
+        ".svc",
+        ".consul",
+        ".intranet",
+        ".corp",
+        ".lan",
+        ".home.arpa",
+    ];
+    let internal_names = [
+        "kubernetes",
+        "kubernetes.default",
+        "host.docker.internal",
+        "gateway.docker.internal",
+        "docker",
+        "consul",
+        "vault",
+        "etcd",
+    ];
+    if internal_names.contains(&h) || internal_suffixes.iter().any(|s| h.ends_with(s)) {
+        return Some(Class::Internal);
+    }
+    None
+}
+
+fn classify_v4(ip: Ipv4Addr) -> Option<Class> {
+    let o = ip.octets();
+    if o == [169, 254, 169, 254]
+        || o == [169, 254, 170, 2]
+        || o == [100, 100, 100, 200]
+        || o == [192, 0, 0, 192]
+    {
+        return Some(Class::Metadata);
+    }
+    if ip.is_loopback() || ip.is_unspecified() {
+        return Some(Class::Loopback);
+    }
+    if ip.is_link_local() {
+        return Some(Class::LinkLocal);
+    }
+    if ip.is_private() || (o[0] == 100 && (64..128).contains(&o[1])) {
+        return Some(Class::Private);
+    }
+    None
+}
+
+fn classify_v6(ip: Ipv6Addr) -> Option<Class> {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return classify_v4(v4).or(Some(Class::Obfuscated));
+    }
+    let seg = ip.segments();
+    if seg == [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254] {
+        return Some(Class::Metadata);
+    }
+    if ip.is_loopback() || ip.is_unspecified() {
+        return Some(Class::Loopback);
+    }
+    if seg[0] & 0xffc0 == 0xfe80 {
+        return Some(Class::LinkLocal);
+    }
+    if seg[0] & 0xfe00 == 0xfc00 {
+        return Some(Class::Private);
+    }
+    None
+}
+
+/// Parses IPv4 the way `inet_aton` does (1 to 4 parts, each decimal, octal
+/// with a leading 0, or hex with 0x). Returns the address and whether it was
+/// written as a standard dotted quad.
+pub fn parse_ipv4_loose(s: &str) -> Option<(Ipv4Addr, bool)> {
+    if s.is_empty() || s.len() > 64 {
+        return None;
+    }
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.len() > 4 {
+        return None;
+    }
+    let mut nums = Vec::with_capacity(4);
+    let mut standard = parts.len() == 4;
+    for p in &parts {
+        let (digits, radix) = if let Some(h) = p.strip_prefix("0x") {
+            standard = false;
+            (h, 16)
+        } else if p.len() > 1 && p.starts_with('0') {
+            standard = false;
+            (&p[1..], 8)
+        } else {
+            (*p, 10)
+        };
+        if digits.is_empty() && radix == 16 {
+            nums.push(0u64);
+            continue;
+        }
+        if digits.is_empty() || digits.len() > 24 {
+            return None;
+        }
+        // inet_aton keeps the low bits of oversized numbers.
+        let n = u128::from_str_radix(digits, radix).ok()?;
+        if n > u128::from(u32::MAX) {
+            standard = false;
+        }
+        nums.push((n & 0xFFFF_FFFF) as u64);
+    }
+    let (last, head) = nums.split_last()?;
+    let mut value: u64 = 0;
+    for (i, n) in head.iter().enumerate() {
+        if *n > 255 {
+            return None;
+        }
+        value |= n << (24 - 8 * i);
+    }
+    let room = 32 - 8 * head.len() as u32;
+    if room < 64 && *last >= (1u64 << room) {
+        return None;
+    }
+    value |= last;
+    Some((Ipv4Addr::from(u32::try_from(value).ok()?), standard))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(s: &str) -> Option<Class> {
+        check(s.as_bytes()).map(|(c, _)| c)
+    }
+
+    #[test]
+    fn classifies_addresses() {
+        assert_eq!(
+            c("http://169.254.169.254/latest/meta-data/"),
+            Some(Class::Metadata)
+        );
+        assert_eq!(c("http://2852039166/"), Some(Class::Metadata));
+        assert_eq!(c("http://0xa9.0xfe.0xa9.0xfe/"), Some(Class::Metadata));
+        assert_eq!(c("gopher://0x7f000001"), Some(Class::Loopback));
+        assert_eq!(
+            c("http://google.com:80 &@google.com:80# @127.88.23.245:22/"),
+            Some(Class::Loopback)
+        );
+        assert_eq!(c("http://[::ffff:127.0.0.1]/"), Some(Class::Loopback));
+        assert_eq!(c("http://localhost/"), Some(Class::Loopback));
+        assert_eq!(c("https://10.1.2.3/x"), Some(Class::Private));
+        assert_eq!(c("gateway.docker.internal/"), Some(Class::Internal));
+        assert_eq!(
+            c("https://example.com/a?b=http://127.0.0.1"),
+            Some(Class::Loopback)
+        );
+        assert_eq!(c("https://www.example.com/"), None);
+        assert_eq!(c("version 1.2.3.4"), None);
+        assert_eq!(c("10.0.0.1"), None);
+        assert_eq!(c("127.0.0.1:8081"), None);
+        assert_eq!(c("localhost/"), Some(Class::Loopback));
+        assert_eq!(c("http:0xa9fea9fe"), Some(Class::Metadata));
+        assert_eq!(c("http://0x41414141a9fea9fe/"), Some(Class::Metadata));
+        assert_eq!(c("169.254.169.254/latest"), Some(Class::Metadata));
+    }
+}

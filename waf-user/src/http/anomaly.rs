@@ -1,0 +1,52 @@
+//! Protocol anomalies noticed while parsing a request.
+
+use serde::Serialize;
+
+/// Something unusual about the framing or encoding of a request that the
+/// parser tolerated. The detector turns these into `protocol` findings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "anomaly", content = "detail")]
+pub enum Anomaly {
+    /// The method holds characters that are not token characters.
+    InvalidMethod(String),
+    /// The request line has no `HTTP/x.y` version, or an unknown one.
+    InvalidVersion(String),
+    /// An HTTP/1.1 request without a Host header.
+    MissingHost,
+    /// A Host header with an empty value.
+    EmptyHost,
+    /// More than one Host header.
+    DuplicateHost,
+    /// Both Content-Length and Transfer-Encoding.
+    ContentLengthWithTransferEncoding,
+    /// Several Content-Length headers with different values.
+    ConflictingContentLength,
+    /// A Content-Length that is not a decimal number.
+    InvalidContentLength(String),
+    /// A Transfer-Encoding other than `chunked` (possibly after other codings).
+    UnsupportedTransferEncoding(String),
+    /// Malformed chunked encoding.
+    InvalidChunked,
+    /// The bytes after the body look like a second request.
+    SmuggledRequest,
+    /// A header field line without a colon.
+    MalformedHeaderLine(String),
+    /// Whitespace between a header name and its colon.
+    WhitespaceBeforeColon(String),
+    /// A header line continued on the next line (obsolete folding).
+    ObsoleteLineFolding,
+    /// The body was longer than the inspected limit: only a prefix is inspected.
+    BodyTruncated,
+    /// JSON nesting deeper than the limit: deeper values are inspected as text.
+    JsonTooDeep,
+    /// A body whose Content-Type says JSON but which does not parse.
+    InvalidJson,
+    /// A multipart body without a boundary, or without any part.
+    MultipartMalformed(String),
+    /// A multipart name or file name with quotes, `;`, `=` or backslashes.
+    MultipartSuspiciousName(String),
+    /// A multipart part with a Content-Transfer-Encoding header.
+    MultipartTransferEncoding,
+    /// More parameters than the limit: the rest are not inspected.
+    TooManyParams,
+}

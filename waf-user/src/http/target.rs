@@ -1,0 +1,149 @@
+//! Request targets: splitting path and query, percent-decoding once, and
+//! `name=value` lists (query strings, form bodies, cookies).
+
+use super::{Anomaly, Limits, Param};
+
+/// Splits a request target into (path, query). An absolute-form target
+/// (`http://host/path?q`) yields its path; a fragment is dropped.
+pub fn split_target(target: &str) -> (&str, Option<&str>) {
+    let target = target.split('#').next().unwrap_or("");
+    let rest = match target.find("://") {
+        Some(i)
+            if target[..i]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+') =>
+        {
+            let after = &target[i + 3..];
+            match after.find(['/', '?']) {
+                Some(j) => &after[j..],
+                None => "/",
+            }
+        }
+        _ => target,
+    };
+    match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    }
+}
+
+/// The value of an ASCII hex digit.
+pub fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Percent-decodes once into bytes; with `plus`, `+` becomes a space.
+/// Invalid escapes are kept as they are.
+pub fn percent_decode(s: &[u8], plus: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        if b == b'%' && i + 2 < s.len() {
+            if let (Some(h), Some(l)) = (hex_val(s[i + 1]), hex_val(s[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if plus && b == b'+' { b' ' } else { b });
+        i += 1;
+    }
+    out
+}
+
+/// Percent-decodes once into a string (invalid UTF-8 becomes U+FFFD).
+pub fn decode_lossy(s: &str, plus: bool) -> String {
+    if !s.bytes().any(|b| b == b'%' || (plus && b == b'+')) {
+        return s.to_owned();
+    }
+    String::from_utf8_lossy(&percent_decode(s.as_bytes(), plus)).into_owned()
+}
+
+/// Parses `a=1&b=2` (query strings and urlencoded forms). Keeps order and
+/// duplicates; at most `limits.max_params` entries, then an anomaly.
+pub fn parse_pairs(s: &str, limits: &Limits, anomalies: &mut Vec<Anomaly>) -> Vec<Param> {
+    let mut out = Vec::new();
+    for piece in s.split('&') {
+        if piece.is_empty() {
+            continue;
+        }
+        if out.len() >= limits.max_params {
+            if !anomalies.contains(&Anomaly::TooManyParams) {
+                anomalies.push(Anomaly::TooManyParams);
+            }
+            break;
+        }
+        let (n, v, has_value) = match piece.split_once('=') {
+            Some((n, v)) => (n, v, true),
+            None => (piece, "", false),
+        };
+        out.push(Param {
+            name: decode_lossy(n, true),
+            value: decode_lossy(v, true),
+            raw_name: n.to_owned(),
+            raw_value: v.to_owned(),
+            has_value,
+        });
+    }
+    out
+}
+
+/// Parses one Cookie header value (`a=1; b=2`) into parameters.
+pub fn parse_cookies(s: &str, out: &mut Vec<Param>) {
+    for piece in s.split(';') {
+        let piece = piece.trim();
+        if piece.is_empty() {
+            continue;
+        }
+        let (n, v, has_value) = match piece.split_once('=') {
+            Some((n, v)) => (n.trim(), v.trim(), true),
+            None => (piece, "", false),
+        };
+        out.push(Param {
+            name: decode_lossy(n, false),
+            value: decode_lossy(v, false),
+            raw_name: n.to_owned(),
+            raw_value: v.to_owned(),
+            has_value,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_origin_and_absolute_forms() {
+        assert_eq!(split_target("/a/b?x=1#f"), ("/a/b", Some("x=1")));
+        assert_eq!(split_target("http://h:80/p?q"), ("/p", Some("q")));
+        assert_eq!(split_target("http://h"), ("/", None));
+        assert_eq!(split_target("*"), ("*", None));
+    }
+
+    #[test]
+    fn decodes_percent_and_plus() {
+        assert_eq!(decode_lossy("a%20b+c", true), "a b c");
+        assert_eq!(decode_lossy("a+b", false), "a+b");
+        assert_eq!(decode_lossy("%zz%4", true), "%zz%4");
+        assert_eq!(decode_lossy("%", true), "%");
+    }
+
+    #[test]
+    fn parses_pairs_in_order_with_duplicates() {
+        let mut an = Vec::new();
+        let p = parse_pairs("a=1&b&a=%32&&", &Limits::default(), &mut an);
+        let v: Vec<_> = p
+            .iter()
+            .map(|p| (p.name.as_str(), p.value.as_str(), p.has_value))
+            .collect();
+        assert_eq!(v, [("a", "1", true), ("b", "", false), ("a", "2", true)]);
+        assert!(an.is_empty());
+    }
+}
