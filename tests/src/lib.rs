@@ -294,3 +294,194 @@ impl Default for Lab {
         Self::new()
     }
 }
+
+/// The `waf` binary the daemon tests run (`cargo xtask test` builds it
+/// first; by hand: `cargo build -p waf-user --bin waf`).
+pub fn waf_bin() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = target.join("debug/waf");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p waf-user --bin waf` (cargo xtask test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The token the test daemons use.
+pub const TEST_TOKEN: &str = "test-token-0123456789abcdef";
+
+/// A `waf run` daemon in the server namespace of a [`Lab`], with its own
+/// pins and state; killed (and its pins removed) on drop.
+pub struct TestDaemon {
+    child: Option<std::process::Child>,
+    /// The config file.
+    pub config: PathBuf,
+    /// Its state directory.
+    pub state_dir: PathBuf,
+    /// Its pins.
+    pub pins: PinDir,
+    ns: String,
+    iface: String,
+    log: PathBuf,
+}
+
+impl TestDaemon {
+    /// Writes a config for `lab` plus `extra` TOML and starts the daemon.
+    pub fn start(lab: &Lab, extra: &str) -> Self {
+        let pins = PinDir::new();
+        let state_dir = std::env::temp_dir().join(unique("waf-state-"));
+        std::fs::create_dir_all(&state_dir).unwrap();
+        let config = state_dir.join("waf.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "interface = \"{}\"\nxdp_mode = \"native\"\nbpf_dir = \"{}\"\nstate_dir = \"{}\"\n\n{extra}\n\n[api]\nlisten = \"127.0.0.1:9876\"\ntoken = \"{TEST_TOKEN}\"\n",
+                lab.srv_if,
+                pins.path.display(),
+                state_dir.display()
+            ),
+        )
+        .unwrap();
+        let mut d = Self {
+            child: None,
+            config,
+            log: state_dir.join("waf.log"),
+            state_dir,
+            pins,
+            ns: lab.srv.name.clone(),
+            iface: lab.srv_if.clone(),
+        };
+        d.spawn(lab);
+        d
+    }
+
+    /// Starts (again) the daemon process and waits for its API.
+    pub fn spawn(&mut self, lab: &Lab) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .arg(waf_bin())
+            .arg("run")
+            .arg("--config")
+            .arg(&self.config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start waf run");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                panic!("waf run exited at start ({status}):\n{}", self.log_text());
+            }
+            if api(lab, "GET", "/v1/health", None).0 == 200 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the API did not come up:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// What the daemon logged.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends a signal to the daemon.
+    pub fn signal(&self, sig: i32) {
+        if let Some(c) = &self.child {
+            // SAFETY: signalling our child.
+            unsafe { libc::kill(c.id() as i32, sig) };
+        }
+    }
+
+    /// SIGKILLs the daemon (no chance to clean up) and reaps it.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERMs the daemon and waits for it to exit; returns its status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        // SAFETY: signalling our child.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        c.wait().ok()
+    }
+
+    /// Runs the `waf` CLI against this daemon (inside the server namespace).
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .arg(waf_bin())
+            .args(["--token", TEST_TOKEN])
+            .args(args)
+            .output()
+            .expect("run the waf CLI")
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        self.kill9();
+        let _ = waf_user::dataplane::detach(&self.pins.path, &self.iface);
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
+}
+
+/// Calls the API of the daemon in `lab`'s server namespace; returns the
+/// status and the JSON (or text) body. Status 0: no connection.
+pub fn api(
+    lab: &Lab,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    api_with_token(lab, method, path, body, Some(TEST_TOKEN))
+}
+
+/// As [`api`], with any token (None: no Authorization header).
+pub fn api_with_token(
+    lab: &Lab,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+    token: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let url = format!("http://127.0.0.1:9876{path}");
+    let method = method.to_string();
+    let token = token.map(str::to_string);
+    lab.srv.run(move || {
+        let mut req = ureq::request(&method, &url).timeout(std::time::Duration::from_secs(10));
+        if let Some(t) = &token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        let r = match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        };
+        let (code, resp) = match r {
+            Ok(r) => (r.status(), r),
+            Err(ureq::Error::Status(c, r)) => (c, r),
+            Err(_) => return (0, serde_json::Value::Null),
+        };
+        let text = resp.into_string().unwrap_or_default();
+        let v = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        (code, v)
+    })
+}

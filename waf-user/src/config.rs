@@ -1,7 +1,7 @@
 //! The daemon's configuration: one TOML file, parsed and validated here and
 //! nowhere else. Every error names the key, the value and what is allowed.
 //!
-//! See `waf-user/examples/waf.toml` for every key with its default.
+//! See `waf-user/dist/waf.toml` for every key with its default.
 
 use std::{
     fmt,
@@ -99,13 +99,13 @@ impl FromStr for Dur {
 impl fmt::Display for Dur {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        let (n, unit) = if ms % 86_400_000 == 0 && ms > 0 {
+        let (n, unit) = if ms.is_multiple_of(86_400_000) && ms > 0 {
             (ms / 86_400_000, "d")
-        } else if ms % 3_600_000 == 0 && ms > 0 {
+        } else if ms.is_multiple_of(3_600_000) && ms > 0 {
             (ms / 3_600_000, "h")
-        } else if ms % 60_000 == 0 && ms > 0 {
+        } else if ms.is_multiple_of(60_000) && ms > 0 {
             (ms / 60_000, "m")
-        } else if ms % 1000 == 0 {
+        } else if ms.is_multiple_of(1000) {
             (ms / 1000, "s")
         } else {
             (ms, "ms")
@@ -452,14 +452,14 @@ impl Config {
         if p.window.0.is_zero() {
             return Err(invalid(
                 "ban_policy.window",
-                &p.window,
+                p.window,
                 "a positive duration",
             ));
         }
         if p.duration.0.is_zero() {
             return Err(invalid(
                 "ban_policy.duration",
-                &p.duration,
+                p.duration,
                 "a positive duration",
             ));
         }
@@ -473,7 +473,7 @@ impl Config {
         if p.max_duration < p.duration {
             return Err(invalid(
                 "ban_policy.max_duration",
-                &p.max_duration,
+                p.max_duration,
                 &format!("at least ban_policy.duration ({})", p.duration),
             ));
         }
@@ -509,7 +509,7 @@ impl Config {
         if r.event_interval.0 < Duration::from_millis(10) {
             return Err(invalid(
                 "rate_limit.event_interval",
-                &r.event_interval,
+                r.event_interval,
                 "at least 10ms",
             ));
         }
@@ -594,6 +594,14 @@ mod tests {
 
     fn parse(s: &str) -> Result<Config, ConfigError> {
         Config::parse(s, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn the_shipped_example_config_is_valid() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/dist/waf.toml"));
+        let cfg = Config::load(path).unwrap();
+        assert_eq!(cfg.interface.0, ["eth0"]);
+        assert_eq!(cfg.allow_items().unwrap().len(), 2);
     }
 
     #[test]

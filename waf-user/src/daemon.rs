@@ -235,7 +235,7 @@ async fn serve(cfg: Config, opts: RunOptions) -> Result<()> {
                 let mut fw = lock(&state);
                 fw.sweep();
                 fw.sync_journal();
-                if ticks % 60 == 0 {
+                if ticks.is_multiple_of(60) {
                     fw.recalibrate();
                 }
             }

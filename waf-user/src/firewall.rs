@@ -132,6 +132,8 @@ pub struct StartReport {
     pub adopted: usize,
     /// Journal bans that expired while the daemon was down.
     pub expired_while_down: usize,
+    /// Journal bans lifted because the allowlist now covers them.
+    pub lifted_protected: usize,
     /// Journal lines that could not be read.
     pub bad_journal_lines: usize,
     /// Time to restore, in milliseconds.
@@ -210,6 +212,7 @@ impl Firewall {
                 tracing::warn!(net = %b.net, allow = %by, "dropping a journaled ban now covered by the allowlist");
                 fw.snap.bans.remove(&b.net);
                 fw.kernel_unban(b.net)?;
+                report.lifted_protected += 1;
                 continue;
             }
             fw.kernel_ban(&b)?;
@@ -242,12 +245,14 @@ impl Firewall {
         for b in adopted {
             fw.snap.bans.insert(b.net, b);
         }
-        // Prune escalation memory that has run out, and rewrite the journal.
+        // Prune escalation memory that has run out; journal what changed.
         let remember = fw.policy.remember.0.as_secs();
         fw.snap
             .history
             .retain(|_, o| o.last_end == 0 || o.last_end + remember > now);
-        fw.journal.compact(&fw.snap)?;
+        if report.adopted > 0 || report.expired_while_down > 0 || report.lifted_protected > 0 {
+            fw.journal.compact(&fw.snap)?;
+        }
         report.restore_ms = started.elapsed().as_millis();
         Ok((fw, report))
     }

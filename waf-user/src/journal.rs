@@ -287,8 +287,14 @@ impl Journal {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        Self::write_snapshot(&path, &snap)?;
-        let f = OpenOptions::new().append(true).open(&path)?;
+        // Rewrite only when replaying found dead weight (lifted bans,
+        // superseded records, unreadable lines): a journal that is already
+        // compact is left alone, which keeps start-up fast.
+        let live = snap.records().len() as u64;
+        if report.records > live + live / 4 + 64 || !report.bad_lines.is_empty() || live == 0 {
+            Self::write_snapshot(&path, &snap)?;
+        }
+        let f = OpenOptions::new().create(true).append(true).open(&path)?;
         Ok((
             Self {
                 path,

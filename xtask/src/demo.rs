@@ -32,6 +32,9 @@ const ATK4: &str = "192.0.2.66";
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
+/// One scripted step of the demo.
+type Step<'a> = Box<dyn Fn() -> Result<()> + 'a>;
+
 extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
@@ -116,7 +119,7 @@ fn build_lab() -> Result<()> {
 fn demo_config(dir: &Path) -> Result<PathBuf> {
     let path = dir.join("waf.toml");
     let text = format!(
-        r#"# Demo config written by `cargo xtask run` (see waf-user/examples/waf.toml).
+        r#"# Demo config written by `cargo xtask run` (see waf-user/dist/waf.toml).
 interface = "{SRV_IF}"
 xdp_mode = "native"
 bpf_dir = "{DIR}/bpf"
@@ -209,7 +212,7 @@ fn demo(waf: &Path, config: Option<&Path>, duration: Option<u64>) -> Result<()> 
         }
         Ok(())
     };
-    let story: Vec<(u64, Box<dyn Fn() -> Result<()>>)> = vec![
+    let story: Vec<(u64, Step)> = vec![
         (
             4,
             Box::new(|| cli(&["bans", "add", ATK4, "--duration", "12s", "--reason", "demo"])),

@@ -45,13 +45,16 @@ enum Task {
         #[arg(long)]
         duration: Option<u64>,
     },
+    /// Install on this host: the binary in /usr/local/bin, the systemd unit,
+    /// and /etc/waf/waf.toml (an existing config is kept).
+    Install,
     /// Run every check and test: rustfmt, clippy, unit, kernel and namespace tests.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Run a benchmark: xdp.
+    /// Run a benchmark: xdp, bans, detect.
     Bench {
         /// Which benchmark.
         name: String,
@@ -89,6 +92,11 @@ fn main() -> Result<()> {
                 None => demo::run(&waf, config.as_deref(), duration),
             }
         }
+        Task::Install => {
+            setup::ensure()?;
+            build_release()?;
+            install()
+        }
         Task::Test { args } => {
             setup::ensure()?;
             test(&args)
@@ -105,11 +113,13 @@ fn test(extra: &[String]) -> Result<()> {
     run(cargo().args(["fmt", "--all", "--", "--check"]))
         .context("rustfmt: run `cargo fmt --all`")?;
     run(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+    // The daemon tests run the real `waf` binary.
+    run(cargo().args(["build", "--package", "waf-user", "--bin", "waf"]))?;
     run(cargo().arg("test").args(extra))
 }
 
 fn bench(name: &str, extra: &[String]) -> Result<()> {
-    const BENCHES: &[&str] = &["xdp"];
+    const BENCHES: &[&str] = &["xdp", "bans", "detect"];
     if !BENCHES.contains(&name) {
         bail!("unknown benchmark `{name}`; known: {}", BENCHES.join(", "));
     }
@@ -126,6 +136,45 @@ fn bench(name: &str, extra: &[String]) -> Result<()> {
         ])
         .arg(name)
         .args(extra))
+}
+
+fn install() -> Result<()> {
+    require_root("it writes to /usr/local/bin, /etc/systemd/system and /etc/waf")?;
+    let root = workspace_root();
+    let copy = |from: PathBuf, to: &str, mode: u32| -> Result<()> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let to = Path::new(to);
+        if let Some(dir) = to.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        // Write beside and rename: a running binary is replaced, not modified.
+        let tmp = to.with_extension("new");
+        std::fs::copy(&from, &tmp).with_context(|| format!("copying {}", from.display()))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
+        std::fs::rename(&tmp, to)?;
+        println!("installed {}", to.display());
+        Ok(())
+    };
+    copy(root.join("target/release/waf"), "/usr/local/bin/waf", 0o755)?;
+    copy(
+        root.join("waf-user/dist/waf.service"),
+        "/etc/systemd/system/waf.service",
+        0o644,
+    )?;
+    copy(root.join("README.md"), "/usr/local/share/doc/waf/README.md", 0o644)?;
+    if Path::new("/etc/waf/waf.toml").exists() {
+        println!("kept /etc/waf/waf.toml (the shipped example is waf-user/dist/waf.toml)");
+    } else {
+        copy(root.join("waf-user/dist/waf.toml"), "/etc/waf/waf.toml", 0o640)?;
+    }
+    if Path::new("/run/systemd/system").exists() {
+        run(cmd("systemctl").arg("daemon-reload"))?;
+    }
+    println!(
+        "next: set `interface` and your allowlist in /etc/waf/waf.toml, check it with \
+         `waf check-config /etc/waf/waf.toml`, then `systemctl enable --now waf`"
+    );
+    Ok(())
 }
 
 fn build_release() -> Result<()> {

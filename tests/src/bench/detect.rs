@@ -30,7 +30,10 @@ struct Sample {
 
 /// Thread CPU time in nanoseconds.
 fn cpu_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
@@ -74,9 +77,14 @@ fn load(path: &Path) -> Result<Vec<Sample>> {
         std::io::BufReader::new(file).read_to_end(&mut text)?;
     }
     let mut out = Vec::new();
-    for line in text.split(|&b| b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
+    for line in text
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+    {
         let v: Value = serde_json::from_slice(line).context("a corpus line is not JSON")?;
-        let Some(raw) = v.get("raw").and_then(Value::as_str) else { continue };
+        let Some(raw) = v.get("raw").and_then(Value::as_str) else {
+            continue;
+        };
         out.push(Sample {
             raw: text_bytes(raw),
             label: v.get("label").and_then(Value::as_str).map(str::to_owned),
@@ -92,21 +100,35 @@ fn synthetic() -> Vec<Sample> {
     let ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
     let mut out = Vec::new();
     let mut push = |raw: String, label: &str| {
-        out.push(Sample { raw: raw.into_bytes(), label: Some(label.into()), source: Some("synthetic".into()) })
+        out.push(Sample {
+            raw: raw.into_bytes(),
+            label: Some(label.into()),
+            source: Some("synthetic".into()),
+        })
     };
     for i in 0..400 {
         push(
-            format!("GET /shop/item/{i}?id={i}&q=red+shoes+size+{i}&page=2 HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: {ua}\r\nAccept: text/html\r\nCookie: session=abc{i}; theme=dark\r\nReferer: https://shop.example/search?q=shoes\r\n\r\n"),
+            format!(
+                "GET /shop/item/{i}?id={i}&q=red+shoes+size+{i}&page=2 HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: {ua}\r\nAccept: text/html\r\nCookie: session=abc{i}; theme=dark\r\nReferer: https://shop.example/search?q=shoes\r\n\r\n"
+            ),
             "benign",
         );
-        let body = format!("{{\"user\":{{\"name\":\"Ann O'Neil {i}\",\"bio\":\"I like <b>bold</b> text & \\\"quotes\\\"\"}},\"items\":[{i},\"select specialty hospital\",\"p@ss'w0rd!#\"]}}");
+        let body = format!(
+            "{{\"user\":{{\"name\":\"Ann O'Neil {i}\",\"bio\":\"I like <b>bold</b> text & \\\"quotes\\\"\"}},\"items\":[{i},\"select specialty hospital\",\"p@ss'w0rd!#\"]}}"
+        );
         push(
-            format!("POST /api/users HTTP/1.1\r\nHost: api.example\r\nUser-Agent: {ua}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()),
+            format!(
+                "POST /api/users HTTP/1.1\r\nHost: api.example\r\nUser-Agent: {ua}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
             "benign",
         );
         let form = format!("name=Bob+{i}&comment=Great+product%2C+would+buy+again%21&rating=5");
         push(
-            format!("POST /review HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: {ua}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}", form.len()),
+            format!(
+                "POST /review HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: {ua}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+                form.len()
+            ),
             "benign",
         );
     }
@@ -122,7 +144,12 @@ fn synthetic() -> Vec<Sample> {
     ];
     for i in 0..50 {
         for a in attacks {
-            push(format!("GET /p/{i}?{a} HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: {ua}\r\n\r\n"), "attack");
+            push(
+                format!(
+                    "GET /p/{i}?{a} HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: {ua}\r\n\r\n"
+                ),
+                "attack",
+            );
         }
     }
     out
@@ -137,10 +164,17 @@ fn body_request(size: usize, kind: &str) -> Vec<u8> {
     }
     let (ct, body) = match kind {
         "json" => {
-            let items: Vec<Value> = text.as_bytes().chunks(200).map(|c| Value::String(String::from_utf8_lossy(c).into_owned())).collect();
+            let items: Vec<Value> = text
+                .as_bytes()
+                .chunks(200)
+                .map(|c| Value::String(String::from_utf8_lossy(c).into_owned()))
+                .collect();
             ("application/json", json!({ "items": items }).to_string())
         }
-        "form" => ("application/x-www-form-urlencoded", format!("comment={}", text.replace(' ', "+").replace('&', "%26"))),
+        "form" => (
+            "application/x-www-form-urlencoded",
+            format!("comment={}", text.replace(' ', "+").replace('&', "%26")),
+        ),
         _ => ("text/plain", text),
     };
     format!("POST /upload HTTP/1.1\r\nHost: h\r\nUser-Agent: bench\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
@@ -148,20 +182,32 @@ fn body_request(size: usize, kind: &str) -> Vec<u8> {
 
 /// Runs the benchmark.
 pub fn run(args: &[String]) -> Result<()> {
-    let path = args.first().map(PathBuf::from).unwrap_or_else(default_corpus);
+    let path = args
+        .first()
+        .map(PathBuf::from)
+        .unwrap_or_else(default_corpus);
     let (samples, set) = if path.exists() {
         (load(&path)?, path.display().to_string())
     } else {
-        println!("corpus {} not found: using a synthetic set built in code", path.display());
+        println!(
+            "corpus {} not found: using a synthetic set built in code",
+            path.display()
+        );
         (synthetic(), "synthetic".to_owned())
     };
     let cfg = DetectConfig::default();
     let engine = Engine::new(&cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
     let limits = cfg.limits.clone();
-    println!("detect bench: {} requests from {set}, paranoia {}, {} iterations each", samples.len(), cfg.paranoia, ITERATIONS);
+    println!(
+        "detect bench: {} requests from {set}, paranoia {}, {} iterations each",
+        samples.len(),
+        cfg.paranoia,
+        ITERATIONS
+    );
 
     // Warm up (lazy DFA caches) and collect verdicts.
-    let mut blocked_by: std::collections::BTreeMap<(String, String), (usize, usize)> = Default::default();
+    let mut blocked_by: std::collections::BTreeMap<(String, String), (usize, usize)> =
+        Default::default();
     for s in &samples {
         let b = run_one(&engine, &s.raw);
         if let (Some(l), Some(src)) = (&s.label, &s.source) {
@@ -182,35 +228,64 @@ pub fn run(args: &[String]) -> Result<()> {
     let mbps = bytes as f64 / 1e6 / pass_s;
 
     // Per-request cost.
-    let mut per: Vec<f64> = samples.iter().map(|s| time_one(&engine, &s.raw, ITERATIONS)).collect();
+    let mut per: Vec<f64> = samples
+        .iter()
+        .map(|s| time_one(&engine, &s.raw, ITERATIONS))
+        .collect();
     per.sort_by(f64::total_cmp);
-    let (median, p99, max) = (percentile(&per, 0.5), percentile(&per, 0.99), per.last().copied().unwrap_or(0.0));
+    let (median, p99, max) = (
+        percentile(&per, 0.5),
+        percentile(&per, 0.99),
+        per.last().copied().unwrap_or(0.0),
+    );
 
-    println!("{:<28} {:>12}", "requests/s (1 thread)", format!("{rps:.0}"));
+    println!(
+        "{:<28} {:>12}",
+        "requests/s (1 thread)",
+        format!("{rps:.0}")
+    );
     println!("{:<28} {:>12}", "MB/s (1 thread)", format!("{mbps:.1}"));
     println!("{:<28} {:>12}", "µs/request median", format!("{median:.1}"));
     println!("{:<28} {:>12}", "µs/request p99", format!("{p99:.1}"));
     println!("{:<28} {:>12}", "µs/request max", format!("{max:.1}"));
-    println!("goal: median <= 20 µs: {}", if median <= 20.0 { "met" } else { "NOT met" });
+    println!(
+        "goal: median <= 20 µs: {}",
+        if median <= 20.0 { "met" } else { "NOT met" }
+    );
 
     // Body size scaling.
     let mut scaling = Vec::new();
     println!("\nbody size scaling (median of 5 runs, ms):");
-    println!("{:<8} {:>10} {:>10} {:>10}", "kind", "10 kB", "100 kB", "1 MB");
+    println!(
+        "{:<8} {:>10} {:>10} {:>10}",
+        "kind", "10 kB", "100 kB", "1 MB"
+    );
     for kind in ["text", "json", "form"] {
         let mut row = Vec::new();
         for size in [10_000usize, 100_000, 1_000_000] {
             let raw = body_request(size, kind);
-            let mut t: Vec<f64> = (0..5).map(|_| time_one(&engine, &raw, 1) / 1000.0).collect();
+            let mut t: Vec<f64> = (0..5)
+                .map(|_| time_one(&engine, &raw, 1) / 1000.0)
+                .collect();
             t.sort_by(f64::total_cmp);
             row.push(t[2]);
         }
-        println!("{kind:<8} {:>10.2} {:>10.2} {:>10.2}", row[0], row[1], row[2]);
+        println!(
+            "{kind:<8} {:>10.2} {:>10.2} {:>10.2}",
+            row[0], row[1], row[2]
+        );
         let linear = row[2] / row[0].max(1e-6);
         scaling.push(json!({"kind": kind, "ms_10kB": row[0], "ms_100kB": row[1], "ms_1MB": row[2], "ratio_1MB_over_10kB": linear}));
     }
-    let worst_1mb = scaling.iter().filter_map(|s| s["ms_1MB"].as_f64()).fold(0.0, f64::max);
-    println!("goal: 1 MB body < 20 ms: {} (worst {worst_1mb:.2} ms; max_body {} bytes)", if worst_1mb < 20.0 { "met" } else { "NOT met" }, limits.max_body);
+    let worst_1mb = scaling
+        .iter()
+        .filter_map(|s| s["ms_1MB"].as_f64())
+        .fold(0.0, f64::max);
+    println!(
+        "goal: 1 MB body < 20 ms: {} (worst {worst_1mb:.2} ms; max_body {} bytes)",
+        if worst_1mb < 20.0 { "met" } else { "NOT met" },
+        limits.max_body
+    );
     println!("linear cost: 1 MB / 10 kB ratio should be about 100");
 
     let mut quality = Vec::new();
@@ -219,7 +294,9 @@ pub fn run(args: &[String]) -> Result<()> {
         for ((src, label), (n, b)) in &blocked_by {
             let pct = 100.0 * *b as f64 / (*n).max(1) as f64;
             println!("{src:<14} {label:<8} {n:>7} {b:>7} {pct:>7.2}%");
-            quality.push(json!({"source": src, "label": label, "requests": n, "blocked": b, "percent": pct}));
+            quality.push(
+                json!({"source": src, "label": label, "requests": n, "blocked": b, "percent": pct}),
+            );
         }
     }
 

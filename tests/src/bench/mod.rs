@@ -2,6 +2,7 @@
 //! binary. Each prints a table, compares against a reference measured in the
 //! same run, and writes its figures as JSON under target/bench/.
 
+pub mod bans;
 pub mod detect;
 pub mod xdp;
 

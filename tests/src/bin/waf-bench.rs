@@ -5,10 +5,11 @@ use waf_tests::bench;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((name, rest)) = args.split_first() else {
-        anyhow::bail!("usage: waf-bench <xdp|detect> [args]");
+        anyhow::bail!("usage: waf-bench <xdp|bans|detect> [args]");
     };
     match name.as_str() {
         "xdp" => bench::xdp::run(rest),
+        "bans" => bench::bans::run(rest),
         "detect" => bench::detect::run(rest),
         other => anyhow::bail!("unknown benchmark `{other}`"),
     }

@@ -344,6 +344,12 @@ impl<L: BucketLayout> BanTable<L> {
         self.index.is_empty()
     }
 
+    /// The overflow hash itself (a typed handle; writing to it directly
+    /// bypasses the bucket index, so it is for inspection and benchmarks).
+    pub fn overflow_map(&mut self) -> &mut HashMap<MapData, L::Key, BanEntry> {
+        &mut self.overflow
+    }
+
     /// Number of bans that live in the overflow hash.
     pub fn overflowed(&self) -> usize {
         self.spilled.values().map(Vec::len).sum()

@@ -258,7 +258,7 @@ impl Settings {
             }
             let fp = ((1_000_000_000u128 << 16) / bps as u128).max(1) as u64;
             cfg.byte_cost_fp16 = fp;
-            let frame = (1514 * fp as u128 >> 16) as u64;
+            let frame = ((1514 * fp as u128) >> 16) as u64;
             cfg.byte_window_ns =
                 (((r.burst_bytes as u128 * fp as u128) >> 16) as u64).max(min_window + frame);
             cfg.flags |= flags::RATE_BPS;

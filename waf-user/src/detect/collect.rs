@@ -23,7 +23,13 @@ pub struct Collector<'a> {
     rules: HashMap<String, Severity>,
     /// Extra weight from operator rules and keywords.
     weight: i64,
+    /// Bytes the tokenizers may still read for this request.
+    tokenizer_budget: usize,
 }
+
+/// Bytes handed to the libinjection tokenizers per request at most: they
+/// cost far more per byte than the regex sets, which still read everything.
+pub const TOKENIZER_BUDGET: usize = 64 * 1024;
 
 impl<'a> Collector<'a> {
     /// A collector at a paranoia level with an exclusion test.
@@ -34,6 +40,7 @@ impl<'a> Collector<'a> {
             findings: Vec::new(),
             rules: HashMap::new(),
             weight: 0,
+            tokenizer_budget: TOKENIZER_BUDGET,
         }
     }
 
@@ -99,6 +106,15 @@ impl<'a> Collector<'a> {
                 value: String::new(),
             });
         }
+    }
+
+    /// Takes `n` bytes of the tokenizer budget; false when it is spent.
+    pub fn take_tokenizer_budget(&mut self, n: usize) -> bool {
+        if n > self.tokenizer_budget {
+            return false;
+        }
+        self.tokenizer_budget -= n;
+        true
     }
 
     /// Whether any finding of this kind was kept.

@@ -381,7 +381,7 @@ impl Engine {
         } else {
             target
         };
-        let plain = is_plain(raw);
+        let plain = is_plain(raw) || (target == targets::HEADERS && is_quiet_header(raw));
         let n = if plain {
             Normalized::plain(raw)
         } else {
@@ -575,6 +575,7 @@ impl Engine {
         let in_path = target == targets::PATH;
         if (target & sql_targets != 0 || (in_path && n.dec.contains(&b'\'')))
             && libinj::sqli_candidate(&n.dec)
+            && c.take_tokenizer_budget(n.dec.len())
         {
             match libinj::sqli(&n.dec) {
                 Outcome::Injection(fp) => {
@@ -608,6 +609,7 @@ impl Engine {
         if short
             && (target & sql_targets != 0 || (in_path && n.dec.contains(&b'<')))
             && libinj::xss_candidate(&n.dec)
+            && c.take_tokenizer_budget(n.dec.len())
         {
             match libinj::xss(&n.dec) {
                 Outcome::Injection(_) => {
@@ -635,6 +637,25 @@ impl Engine {
             }
         }
     }
+}
+
+/// Whether a header value holds nothing the full rule set cares about:
+/// none of `$ { } < > ' ` \ % | & [ ] ^ ~` nor a line break, and no `--`,
+/// `..` or `/*` (Accept, Sec-Ch-Ua, Cache-Control...). Such values meet the
+/// plain rules only.
+fn is_quiet_header(b: &[u8]) -> bool {
+    const LOUD: [bool; 256] = {
+        let mut t = [false; 256];
+        let bytes = b"${}<>'`\\%|&[]^~\n\r";
+        let mut i = 0;
+        while i < bytes.len() {
+            t[bytes[i] as usize] = true;
+            i += 1;
+        }
+        t
+    };
+    !b.iter().any(|&c| LOUD[usize::from(c)])
+        && !b.windows(2).any(|w| matches!(w, b"--" | b".." | b"/*"))
 }
 
 /// Whether bytes look like text: no NUL, few control characters (C0, or

@@ -39,7 +39,7 @@ pub enum Lookup {
 
 /// Checks a lowercased decoded value.
 pub fn check(low: &[u8]) -> Option<Lookup> {
-    if memchr::memmem::find(low, b"${").is_none() {
+    if !low.windows(2).any(|w| w == b"${") {
         return None;
     }
     let mut cur = String::from_utf8_lossy(&low[..low.len().min(64 * 1024)]).into_owned();

@@ -18,14 +18,28 @@ struct Group {
     members: Vec<usize>,
 }
 
+/// Rule groups of one target class. When a value has no SQL comment or no
+/// shell quoting, its `Sql` or `Cmd` view equals `Low`, and the merged
+/// groups scan it once for the rules of all those views.
+#[derive(Default)]
+struct Row {
+    dec: Option<Group>,
+    low: Option<Group>,
+    sql: Option<Group>,
+    cmd: Option<Group>,
+    low_sql: Option<Group>,
+    low_cmd: Option<Group>,
+    low_sql_cmd: Option<Group>,
+}
+
 /// The active rules, compiled.
 pub struct Compiled {
     rules: Vec<Rule>,
     regexes: Vec<Regex>,
-    /// `[target bit][view]`: every active rule.
-    full: Vec<[Option<Group>; 4]>,
-    /// `[target bit][view]`: rules that can match plain values.
-    plain: Vec<[Option<Group>; 4]>,
+    /// Per target bit: every active rule.
+    full: Vec<Row>,
+    /// Per target bit: rules that can match plain values.
+    plain: Vec<Row>,
 }
 
 /// A rule that matched, and the text it matched.
@@ -55,8 +69,8 @@ impl Compiled {
         let mut plain = Vec::new();
         for bit in 0..targets::COUNT {
             let mask = 1u16 << bit;
-            full.push(groups(&rules, |r| r.targets & mask != 0)?);
-            plain.push(groups(&rules, |r| r.targets & mask != 0 && r.plain)?);
+            full.push(row(&rules, |r| r.targets & mask != 0)?);
+            plain.push(row(&rules, |r| r.targets & mask != 0 && r.plain)?);
         }
         Ok(Compiled {
             rules,
@@ -77,16 +91,9 @@ impl Compiled {
     ) {
         let table = if plain { &self.plain } else { &self.full };
         let Some(row) = table.get(bit) else { return };
-        for view in View::ALL {
-            let Some(group) = &row[view.index()] else {
-                continue;
-            };
-            let text: &[u8] = match view {
-                View::Dec => &n.dec,
-                View::Low => &n.low,
-                View::Sql => n.sql(),
-                View::Cmd => n.cmd(),
-            };
+        let (has_sql, has_cmd) = (n.has_sql_view(), n.has_cmd_view());
+        let mut run = |group: &Option<Group>, text: &'a [u8]| {
+            let Some(group) = group else { return };
             for i in group.set.matches(text).iter() {
                 let idx = group.members[i];
                 let matched = self.regexes[idx]
@@ -96,6 +103,23 @@ impl Compiled {
                     rule: &self.rules[idx],
                     matched,
                 });
+            }
+        };
+        run(&row.dec, &n.dec);
+        match (has_sql, has_cmd) {
+            (false, false) => run(&row.low_sql_cmd, &n.low),
+            (true, false) => {
+                run(&row.low_cmd, &n.low);
+                run(&row.sql, n.sql());
+            }
+            (false, true) => {
+                run(&row.low_sql, &n.low);
+                run(&row.cmd, n.cmd());
+            }
+            (true, true) => {
+                run(&row.low, &n.low);
+                run(&row.sql, n.sql());
+                run(&row.cmd, n.cmd());
             }
         }
     }
@@ -122,22 +146,29 @@ impl Compiled {
     }
 }
 
-fn groups(rules: &[Rule], keep: impl Fn(&Rule) -> bool) -> Result<[Option<Group>; 4], String> {
-    let mut out: [Option<Group>; 4] = [None, None, None, None];
-    for view in View::ALL {
-        let members: Vec<usize> = (0..rules.len())
-            .filter(|&i| rules[i].view == view && keep(&rules[i]))
-            .collect();
-        if members.is_empty() {
-            continue;
-        }
-        let set = RegexSetBuilder::new(members.iter().map(|&i| rules[i].pattern.as_str()))
-            .unicode(false)
-            .size_limit(SET_SIZE_LIMIT)
-            .dfa_size_limit(DFA_SIZE_LIMIT)
-            .build()
-            .map_err(|e| format!("rule set: {e}"))?;
-        out[view.index()] = Some(Group { set, members });
+fn row(rules: &[Rule], keep: impl Fn(&Rule) -> bool) -> Result<Row, String> {
+    let build = |views: &[View]| group(rules, |r| views.contains(&r.view) && keep(r));
+    Ok(Row {
+        dec: build(&[View::Dec])?,
+        low: build(&[View::Low])?,
+        sql: build(&[View::Sql])?,
+        cmd: build(&[View::Cmd])?,
+        low_sql: build(&[View::Low, View::Sql])?,
+        low_cmd: build(&[View::Low, View::Cmd])?,
+        low_sql_cmd: build(&[View::Low, View::Sql, View::Cmd])?,
+    })
+}
+
+fn group(rules: &[Rule], keep: impl Fn(&Rule) -> bool) -> Result<Option<Group>, String> {
+    let members: Vec<usize> = (0..rules.len()).filter(|&i| keep(&rules[i])).collect();
+    if members.is_empty() {
+        return Ok(None);
     }
-    Ok(out)
+    let set = RegexSetBuilder::new(members.iter().map(|&i| rules[i].pattern.as_str()))
+        .unicode(false)
+        .size_limit(SET_SIZE_LIMIT)
+        .dfa_size_limit(DFA_SIZE_LIMIT)
+        .build()
+        .map_err(|e| format!("rule set: {e}"))?;
+    Ok(Some(Group { set, members }))
 }

@@ -52,7 +52,7 @@ impl Normalized {
         let mut flags = Flags::default();
         let dec = decode(raw, plus, &mut flags);
         let low = fold(&dec);
-        let sql = memchr::memmem::find(&low, b"/*").map(|_| strip_sql_comments(&low));
+        let sql = low.windows(2).any(|w| w == b"/*").then(|| strip_sql_comments(&low));
         let cmd = low
             .iter()
             .any(|b| matches!(b, b'\\' | b'\'' | b'"' | b'$' | b'^' | b'[' | b'{'))
@@ -75,6 +75,16 @@ impl Normalized {
             cmd: None,
             flags: Flags::default(),
         }
+    }
+
+    /// Whether the `Sql` view differs from `low`.
+    pub fn has_sql_view(&self) -> bool {
+        self.sql.is_some()
+    }
+
+    /// Whether the `Cmd` view differs from `low`.
+    pub fn has_cmd_view(&self) -> bool {
+        self.cmd.is_some()
     }
 
     /// `low` with SQL comments removed (`/*!50000select*/` keeps `select`).
@@ -106,7 +116,14 @@ pub fn decode(raw: &[u8], plus: bool, flags: &mut Flags) -> Vec<u8> {
             None => break,
         }
     }
-    let mut cur = fix_utf8(&cur, flags);
+    let mut cur = if cur.is_ascii() {
+        if cur.iter().any(|&b| b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n' | 0) || b == 0x7f) {
+            flags.control = true;
+        }
+        cur
+    } else {
+        fix_utf8(&cur, flags)
+    };
     for _ in 0..2 {
         if memchr::memchr(b'&', &cur).is_none() {
             break;
@@ -128,12 +145,11 @@ pub fn decode(raw: &[u8], plus: bool, flags: &mut Flags) -> Vec<u8> {
 
 /// One round of URL decoding; None when nothing was decoded.
 fn url_round(s: &[u8], plus: bool, first: bool, flags: &mut Flags) -> Option<Vec<u8>> {
-    if !s.iter().any(|&b| b == b'%' || (plus && b == b'+')) {
-        return None;
-    }
+    let special = |c: &u8| *c == b'%' || (plus && *c == b'+');
+    let mut i = s.iter().position(special)?;
     let mut out = Vec::with_capacity(s.len());
+    out.extend_from_slice(&s[..i]);
     let mut changed = false;
-    let mut i = 0;
     while i < s.len() {
         let b = s[i];
         if b == b'%' {
@@ -144,27 +160,32 @@ fn url_round(s: &[u8], plus: bool, first: bool, flags: &mut Flags) -> Option<Vec
                 out.push(h << 4 | l);
                 i += 3;
                 changed = true;
-                continue;
-            }
-            if matches!(s.get(i + 1), Some(b'u' | b'U')) {
-                if let Some(cp) = s.get(i + 2..i + 6).and_then(hex4) {
-                    push_percent_u(cp, &mut out, flags);
-                    i += 6;
-                    changed = true;
-                    continue;
+            } else if let Some(cp) = matches!(s.get(i + 1), Some(b'u' | b'U'))
+                .then(|| s.get(i + 2..i + 6).and_then(hex4))
+                .flatten()
+            {
+                push_percent_u(cp, &mut out, flags);
+                i += 6;
+                changed = true;
+            } else {
+                if first {
+                    flags.invalid_percent = true;
                 }
-            }
-            if first {
-                flags.invalid_percent = true;
+                out.push(b);
+                i += 1;
             }
         } else if plus && b == b'+' {
             out.push(b' ');
             i += 1;
             changed = true;
-            continue;
+        } else {
+            out.push(b);
+            i += 1;
         }
-        out.push(b);
-        i += 1;
+        // Copy the run up to the next special byte at once.
+        let next = s[i..].iter().position(special).map_or(s.len(), |j| i + j);
+        out.extend_from_slice(&s[i..next]);
+        i = next;
     }
     changed.then_some(out)
 }
@@ -343,22 +364,21 @@ const ENTITIES: &[(&[u8], u32)] = &[
 /// Decodes `&lt;`, `&#60;`, `&#x3c;` (with or without `;`, any number of
 /// leading zeros); None when nothing was decoded.
 fn html_entities(s: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut changed = false;
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'&' {
-            if let Some((cp, len)) = entity_at(&s[i + 1..]) {
-                push_char(cp, &mut out);
-                i += 1 + len;
-                changed = true;
-                continue;
-            }
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0;
+    for amp in memchr::memchr_iter(b'&', s) {
+        if amp < copied {
+            continue;
         }
-        out.push(s[i]);
-        i += 1;
+        let Some((cp, len)) = entity_at(&s[amp + 1..]) else { continue };
+        let o = out.get_or_insert_with(|| Vec::with_capacity(s.len()));
+        o.extend_from_slice(&s[copied..amp]);
+        push_char(cp, o);
+        copied = amp + 1 + len;
     }
-    changed.then_some(out)
+    let mut o = out?;
+    o.extend_from_slice(&s[copied..]);
+    Some(o)
 }
 
 /// The code point and length of an entity body after `&`.

@@ -99,6 +99,7 @@ impl Scanners {
                 .filter(|w| !w.is_empty()),
         );
         let ac = AhoCorasickBuilder::new()
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostFirst)
             .build(&words)

@@ -39,7 +39,7 @@ pub fn rules() -> Vec<Rule> {
         rule("sqli-function-fragment", K, Critical, 1, View::Sql, t, format!(r"(?:^|[\s(,=|&;])(?:{SQL_FUNCS})\s*\(\s*$|^\s*(?:{SQL_FUNCS})\s*\([^()]{{0,40}}\)\s*$")),
         rule("sqli-leading-quote-operator", K, Critical, 1, View::Sql, t, r#"^\s*['"`]+\s*\)*\s*(?:or|and|xor|\|\||&&|div|like|rlike|regexp|sounds\s+like|glob|not\s+(?:like|glob|regexp|between|in|null)|notnull|isnull|is\s+(?:not\s+)?null|between|collate|union|intersect|except|having|group\s+by|order\s+by|limit|procedure|into|where)(?:\s+[^\s'"`]|\s*[(@\d]|\s*$)|^\s*['"`]+\s*\)*\s*(?:=|<|>|!=|<>|\^|\*|;)"#),
         rule("sqli-leading-operator", K, Error, 1, View::Sql, t, r#"^\s*\)*\s*(?:or|and|xor|&&|\|\|)\s+(?:\d|['"(@]|true\b|false\b|null\b|not\b|[\w.]+\s*(?:[=<>!]|like\b|is\b|in\s*\())"#),
-        rule("sqli-quote-tail-comment", K, Critical, 1, View::Sql, t, r"'[^']{0,60}(?:--|#)\s*$|';\s*$|\b(?:and|or|=|in)\s*\(\s*$"),
+        rule("sqli-quote-tail-comment", K, Critical, 1, View::Sql, t, r"'\s*(?:\s|[-+*/%^<>=!|&~(])[^']{0,60}(?:--|#)\s*$|';\s*$|\b(?:and|or|=|in)\s*\(\s*$"),
         rule("sqli-leading-keyword", K, Error, 1, View::Sql, t, r"^\s*;?\s*(?:select|union|insert|update|delete|create|grant)\s+[\w@*(`\x22]"),
         rule("sqli-leading-statement", K, Critical, 1, View::Sql, t, r"^\s*[;'\x22`)]*\s*(?:drop|truncate|exec|execute|declare|shutdown|waitfor|alter)\b\s*(?:$|[\w@(`\x22'/])|^\s*;\s*(?:select|union|insert|update|delete|create|set)\b"),
         rule("sqli-db-identifier", K, Critical, 1, View::Sql, t, r"\b(?:nvarchar|tempdb|northwind|msdasql|sqloledb|dbms_\w+|utl_\w+|master\.\.\w+|db_name\s*\(|user_name\s*\(|is_srvrolemember|has_dbaccess|current_setting|pg_ls_dir|pg_read_binary_file|lo_import|sys_eval|sys_exec)\b").plain(),
