@@ -9,7 +9,9 @@ use std::{
 };
 
 use ipnet::IpNet;
-use waf_common::{BanEntry, Counter, ListEntry, RateEvent, ban_reason, counter, event_kind};
+use waf_common::{
+    BanEntry, Counter, HttpSample, ListEntry, RateEvent, ban_reason, counter, event_kind,
+};
 use waf_tests::{XDP_DROP, XDP_PASS, delta, describe, require_root, run_xdp};
 use waf_user::{
     dataplane::{Dataplane, LoadOptions, RateLimits, Settings},
@@ -949,4 +951,122 @@ fn invalid_limits_are_refused_with_the_reason() {
         .expect_err("must be refused");
         assert!(e.to_string().contains("must"), "{e}");
     }
+}
+
+fn drain_samples(h: &mut Harness) -> Vec<HttpSample> {
+    let events = h.dp.maps.events.as_mut().expect("ring buffer");
+    let mut out = Vec::new();
+    while let Some(item) = events.next() {
+        // SAFETY: the first u32 of every record is its kind.
+        let kind = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<u32>()) };
+        if kind == event_kind::HTTP_SAMPLE {
+            assert_eq!(item.len(), std::mem::size_of::<HttpSample>());
+            // SAFETY: the kernel wrote an HttpSample; read it unaligned.
+            out.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<HttpSample>()) });
+        }
+    }
+    out
+}
+
+#[test]
+fn tcp_payloads_to_sampled_ports_reach_the_ring_buffer() {
+    let mut h = Harness::new();
+    let mut ports = [0u16; waf_common::SAMPLE_PORTS];
+    ports[0] = 8080;
+    ports[1] = 443;
+    h.settings(Settings {
+        sample_ports: ports,
+        sample_bytes: 1536,
+        ..Default::default()
+    });
+    h.ban("192.0.2.66/32", 0);
+    let req = b"GET /search?q=1%27%20or%201=1 HTTP/1.1\r\nHost: shop\r\n\r\n";
+    let seg = |src: &str, dport: u16, payload: &[u8]| {
+        syn(src)
+            .with_l4(L4::Tcp {
+                sport: 40001,
+                dport,
+                flags: tcp::ACK | tcp::PSH,
+            })
+            .with_payload(payload)
+    };
+    // Sampled: v4 and v6 segments with payload to a sampled port.
+    h.expect(
+        &seg("192.0.2.20", 8080, req).build(),
+        XDP_PASS,
+        counter::PASS,
+        "v4 sample",
+    );
+    h.expect(
+        &seg("2001:db8::20", 443, req).build(),
+        XDP_PASS,
+        counter::PASS,
+        "v6 sample",
+    );
+    // Ethernet padding is not payload: a 5-byte segment padded to 60+ bytes.
+    let mut padded = seg("192.0.2.21", 8080, b"GET /").build();
+    padded.extend_from_slice(&[0xee; 20]);
+    h.expect(&padded, XDP_PASS, counter::PASS, "padded");
+    // Not sampled: another port, a bare ACK, a dropped (banned) source.
+    h.expect(
+        &seg("192.0.2.20", 80, req).build(),
+        XDP_PASS,
+        counter::PASS,
+        "port 80",
+    );
+    h.expect(
+        &seg("192.0.2.20", 8080, b"").build(),
+        XDP_PASS,
+        counter::PASS,
+        "bare ACK",
+    );
+    h.expect(
+        &seg("192.0.2.66", 8080, req).build(),
+        XDP_DROP,
+        counter::BANNED,
+        "banned",
+    );
+
+    let got = drain_samples(&mut h);
+    assert_eq!(got.len(), 3, "exactly the three sampled segments");
+    let s = &got[0];
+    assert_eq!(s.family, 4);
+    assert_eq!(s.src[..4], [192, 0, 2, 20]);
+    assert_eq!(s.dst[..4], [203, 0, 113, 1]);
+    assert_eq!((s.sport, s.dport, s.seq), (40001, 8080, 1));
+    assert_eq!(s.payload_len as usize, req.len());
+    assert_eq!(&s.data[..s.captured as usize], &req[..]);
+    let s6 = &got[1];
+    assert_eq!(s6.family, 6);
+    assert_eq!(
+        s6.src,
+        "2001:db8::20"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets()
+    );
+    assert_eq!(&s6.data[..s6.captured as usize], &req[..]);
+    assert_eq!((got[2].payload_len, got[2].captured), (5, 5));
+    assert_eq!(&got[2].data[..5], b"GET /");
+    let c = h.counters();
+    assert_eq!(c[counter::SAMPLES_SENT as usize].packets, 3);
+    assert_eq!(c[counter::SAMPLES_LOST as usize].packets, 0);
+
+    // A cap on the bytes per sample.
+    h.settings(Settings {
+        sample_ports: ports,
+        sample_bytes: 16,
+        ..Default::default()
+    });
+    h.expect(
+        &seg("192.0.2.22", 8080, req).build(),
+        XDP_PASS,
+        counter::PASS,
+        "capped",
+    );
+    let got = drain_samples(&mut h);
+    assert_eq!(
+        (got[0].payload_len as usize, got[0].captured),
+        (req.len(), 16)
+    );
 }

@@ -248,8 +248,12 @@ pub mod counter {
     pub const EXT_HEADERS_TOO_MANY: u32 = 18;
     /// Auxiliary: new sources entered into the rate table.
     pub const RATE_NEW_SOURCES: u32 = 19;
+    /// Auxiliary: TCP payloads sampled for the HTTP mirror.
+    pub const SAMPLES_SENT: u32 = 20;
+    /// Auxiliary: samples lost because the ring buffer was full.
+    pub const SAMPLES_LOST: u32 = 21;
     /// Total number of counters.
-    pub const COUNT: u32 = 20;
+    pub const COUNT: u32 = 22;
 
     /// Stable, Prometheus-friendly names, indexed like the counters.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -273,6 +277,8 @@ pub mod counter {
         "fragments",
         "ext_headers_too_many",
         "rate_new_sources",
+        "samples_sent",
+        "samples_lost",
     ];
 }
 
@@ -336,6 +342,50 @@ pub struct XdpConfig {
     /// times this (0 until userspace writes the config: bans never expire
     /// then, and no rate limit is on).
     pub tick_ns: u64,
+    /// TCP destination ports whose payloads are sampled to the ring buffer
+    /// for the passive HTTP mirror (0 = unused slot; all 0: no sampling).
+    pub sample_ports: [u16; SAMPLE_PORTS],
+    /// Payload bytes copied per sampled segment (at most [`SAMPLE_MAX`]).
+    pub sample_bytes: u32,
+    /// Reserved, zero.
+    pub _reserved2: u32,
+}
+
+/// Ports the mirror can sample.
+pub const SAMPLE_PORTS: usize = 8;
+/// Most payload bytes one sample carries (a full 1500-byte MTU segment's
+/// payload fits).
+pub const SAMPLE_MAX: usize = 1536;
+
+/// Ring buffer record: the head of a TCP segment's payload to a sampled
+/// port (passive HTTP mirror). Only segments the program passes are sampled.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct HttpSample {
+    /// [`event_kind::HTTP_SAMPLE`].
+    pub kind: u32,
+    /// 4 or 6.
+    pub family: u32,
+    /// Source address (IPv4 in the first four bytes).
+    pub src: [u8; 16],
+    /// Destination address.
+    pub dst: [u8; 16],
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// TCP sequence number of the first payload byte.
+    pub seq: u32,
+    /// TCP flags.
+    pub tcp_flags: u32,
+    /// Payload bytes in the segment.
+    pub payload_len: u32,
+    /// Payload bytes copied into `data`.
+    pub captured: u32,
+    /// Reserved, zero.
+    pub _reserved: u32,
+    /// The payload head.
+    pub data: [u8; SAMPLE_MAX],
 }
 
 /// Value of the ban maps (exact and prefix).
@@ -472,6 +522,8 @@ pub mod event_kind {
     pub const RATE_BPS: u32 = 2;
     /// A source exceeded its TCP SYN rate.
     pub const RATE_SYN: u32 = 3;
+    /// An [`crate::HttpSample`].
+    pub const HTTP_SAMPLE: u32 = 16;
 }
 
 /// Ring buffer record: a source tripped a rate limit (sampled: at most one
@@ -510,17 +562,121 @@ mod pod {
     unsafe impl aya::Pod for super::RateEvent {}
     unsafe impl aya::Pod for super::BanBucketV4 {}
     unsafe impl aya::Pod for super::BanBucketV6 {}
+    unsafe impl aya::Pod for super::HttpSample {}
 }
 
 // Layout checks: a size that is not the sum of the fields means padding.
 const _: () = assert!(core::mem::size_of::<Counter>() == 16);
-const _: () = assert!(core::mem::size_of::<XdpConfig>() == 8 + 8 * 7 + 8 + 8);
+const _: () = assert!(core::mem::size_of::<XdpConfig>() == 8 + 8 * 7 + 8 + 8 + 24);
 const _: () = assert!(core::mem::size_of::<BanEntry>() == 16);
 const _: () = assert!(core::mem::size_of::<ListEntry>() == 8);
 const _: () = assert!(core::mem::size_of::<RateState>() == 80);
 const _: () = assert!(core::mem::size_of::<RateSlotV4>() == 88);
 const _: () = assert!(core::mem::size_of::<RateSlotV6>() == 104);
 const _: () = assert!(core::mem::size_of::<RateEvent>() == 8 + 16 + 32);
+const _: () = assert!(core::mem::size_of::<HttpSample>() == 8 + 32 + 8 + 16 + SAMPLE_MAX);
 const _: () = assert!(core::mem::size_of::<BanBucketV4>() == 8 + 32 + 64 + 8);
 const _: () = assert!(core::mem::size_of::<BanBucketV6>() == 8 + 128 + 64 + 8);
 const _: () = assert!(counter::VERDICTS as usize <= counter::NAMES.len());
+
+/// The packet generator's XDP program (`waf_gen`, run by `waf gen` with
+/// BPF_PROG_TEST_RUN in live-frames mode) and its maps.
+///
+/// Per frame the program takes the next slot of [`GenConfig::select`] to
+/// pick a source pool, rewrites the frame's source address (and, if asked,
+/// its source port) from that pool's per-CPU counter, fixes the IPv4 header
+/// and TCP/UDP checksums incrementally (RFC 1624) and returns `XDP_TX`,
+/// which live-frames mode transmits out of the interface named in `ctx_in`.
+pub mod r#gen {
+    /// Name of the generator program in the object file.
+    pub const PROGRAM_NAME: &str = "waf_gen";
+    /// [`GenConfig`] in an array of one entry.
+    pub const CONFIG_MAP: &str = "WAF_GEN_CONFIG";
+    /// Per-CPU [`GenState`] in an array of one entry.
+    pub const STATE_MAP: &str = "WAF_GEN_STATE";
+    /// Most source pools one run can spread over.
+    pub const MAX_POOLS: usize = 16;
+    /// Slots of the pool selector: frame `n` of a CPU takes its source from
+    /// pool `select[n % SELECT_SLOTS]`, so weights have 1/256 resolution.
+    pub const SELECT_SLOTS: usize = 256;
+    /// Multiplier of the address sequence: odd, so the low `k` bits of
+    /// `n * ADDR_MUL` visit every value once per `2^k` frames (an exact,
+    /// scattered cover of a pool of `2^k` addresses).
+    pub const ADDR_MUL: u64 = 0x9e37_79b9_7f4a_7c15;
+    /// Multiplier for the upper half of IPv6 pools shorter than /64.
+    pub const ADDR_MUL_HI: u64 = 0xc2b2_ae3d_27d4_eb4f;
+
+    /// One pool of source addresses: `base | (sequence & mask)`, in host
+    /// byte order. IPv4 uses the low 32 bits of `base_lo`/`mask_lo` only;
+    /// IPv6 the two 64-bit halves of the address.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct GenPool {
+        /// Upper half of the network address (IPv6).
+        pub base_hi: u64,
+        /// Lower half of the network address (IPv4: the address).
+        pub base_lo: u64,
+        /// Host bits of the upper half that vary (IPv6 prefixes below /64).
+        pub mask_hi: u64,
+        /// Host bits of the lower half that vary.
+        pub mask_lo: u64,
+    }
+
+    /// Configuration of `waf_gen` (one array entry). All zero: frames are
+    /// sent unchanged.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct GenConfig {
+        /// 4 or 6 (IP version of the frame); 0: send the frame unchanged.
+        pub family: u32,
+        /// IP protocol of the frame: 6 (TCP) or 17 (UDP).
+        pub proto: u32,
+        /// Lowest source port when ports vary.
+        pub sport_base: u32,
+        /// Bits of the source port that vary above `sport_base` (0: the
+        /// frame's port is kept).
+        pub sport_mask: u32,
+        /// The source pools (entries past the last used are ignored).
+        pub pools: [GenPool; MAX_POOLS],
+        /// Which pool each slot of the frame sequence takes its source
+        /// from (values below [`MAX_POOLS`]).
+        pub select: [u8; SELECT_SLOTS],
+    }
+
+    impl Default for GenConfig {
+        fn default() -> Self {
+            Self {
+                family: 0,
+                proto: 0,
+                sport_base: 0,
+                sport_mask: 0,
+                pools: [GenPool::default(); MAX_POOLS],
+                select: [0; SELECT_SLOTS],
+            }
+        }
+    }
+
+    /// Per-CPU state of `waf_gen`: frames sent and the next sequence
+    /// number of each pool (which is also the frames that took a source
+    /// from it).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct GenState {
+        /// Frames the program ran on (and rewrote, if configured).
+        pub frames: u64,
+        /// Frames per pool.
+        pub per_pool: [u64; MAX_POOLS],
+    }
+
+    #[cfg(feature = "user")]
+    mod pod {
+        // SAFETY: #[repr(C)], integers and byte arrays only, no padding
+        // (checked below).
+        unsafe impl aya::Pod for super::GenConfig {}
+        unsafe impl aya::Pod for super::GenState {}
+    }
+
+    const _: () = assert!(core::mem::size_of::<GenPool>() == 32);
+    const _: () = assert!(core::mem::size_of::<GenConfig>() == 16 + 32 * MAX_POOLS + SELECT_SLOTS);
+    const _: () = assert!(core::mem::size_of::<GenState>() == 8 + 8 * MAX_POOLS);
+}

@@ -7,16 +7,20 @@
 //! 4. exact bans (hash) and prefix bans (LPM trie) -> drop until expiry;
 //! 5. blocklist (LPM trie) -> drop;
 //! 6. per-source GCRA token buckets (packets, bytes, TCP SYN) -> drop on
-//!    overflow, with a sampled event to the ring buffer (rate.rs).
+//!    overflow, with a sampled event to the ring buffer (rate.rs);
+//! 7. for passed TCP segments to configured ports, the payload head goes to
+//!    the ring buffer for the passive HTTP mirror (sample.rs).
 //!
 //! In monitor mode steps 3-6 count "would drop" per reason and pass.
 //! Every packet is counted in exactly one per-CPU verdict counter.
 #![no_std]
 #![no_main]
 
+mod r#gen;
 mod maps;
 mod parse;
 mod rate;
+mod sample;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use waf_common::{counter, flags};
@@ -31,8 +35,24 @@ use crate::{
 pub fn waf_xdp(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
     let (action, reason) = match parse::parse(&ctx) {
-        Frame::V4(src, meta) => check::<V4>(src, &meta, len),
-        Frame::V6(src, meta) => check::<V6>(src, &meta, len),
+        Frame::V4(src, meta) => {
+            let r = check::<V4>(src, &meta, len);
+            if r.0 == xdp_action::XDP_PASS
+                && let Some(cfg) = maps::config()
+            {
+                sample::maybe_sample(&ctx, 4, &meta, cfg, len);
+            }
+            r
+        }
+        Frame::V6(src, meta) => {
+            let r = check::<V6>(src, &meta, len);
+            if r.0 == xdp_action::XDP_PASS
+                && let Some(cfg) = maps::config()
+            {
+                sample::maybe_sample(&ctx, 6, &meta, cfg, len);
+            }
+            r
+        }
         Frame::NotIp => (xdp_action::XDP_PASS, counter::NOT_IP),
         Frame::Unparsable => (xdp_action::XDP_PASS, counter::UNPARSABLE),
     };

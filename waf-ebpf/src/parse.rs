@@ -57,16 +57,31 @@ pub struct Meta {
     pub fragment: bool,
     /// The IPv6 extension header chain was longer than the walk.
     pub too_many_ext_headers: bool,
+    /// Offset of the IP header in the frame.
+    pub l3_off: u16,
+    /// For TCP: offset of the TCP header.
+    pub l4_off: u16,
+    /// For TCP: offset of the payload.
+    pub payload_off: u16,
+    /// For TCP: payload bytes (by the IP length, not counting padding).
+    pub payload_len: u16,
+    /// For TCP: destination port (0 otherwise).
+    pub dport: u16,
 }
 
 impl Meta {
-    const fn empty() -> Self {
+    const fn empty(l3_off: usize) -> Self {
         Self {
             syn: false,
             neighbour_discovery: false,
             malformed: false,
             fragment: false,
             too_many_ext_headers: false,
+            l3_off: l3_off as u16,
+            l4_off: 0,
+            payload_off: 0,
+            payload_len: 0,
+            dport: 0,
         }
     }
 }
@@ -155,8 +170,15 @@ fn parse_v4(ctx: &XdpContext, off: usize) -> Frame {
         return Frame::Unparsable;
     };
     // SAFETY: the whole fixed header is inside the frame.
-    let (version_ihl, frag, proto, src) =
-        unsafe { ((*hdr).version_ihl, (*hdr).frag, (*hdr).proto, (*hdr).src) };
+    let (version_ihl, frag, proto, src, total_len) = unsafe {
+        (
+            (*hdr).version_ihl,
+            (*hdr).frag,
+            (*hdr).proto,
+            (*hdr).src,
+            (*hdr).total_len,
+        )
+    };
     if version_ihl >> 4 != 4 {
         return Frame::Unparsable;
     }
@@ -168,12 +190,18 @@ fn parse_v4(ctx: &XdpContext, off: usize) -> Frame {
     if ptr_at::<u8>(ctx, off + ihl - 1).is_none() {
         return Frame::Unparsable;
     }
-    let mut meta = Meta::empty();
+    let mut meta = Meta::empty(off);
     if u16::from_be(frag) & 0x1fff != 0 {
         meta.fragment = true;
         return Frame::V4(src, meta);
     }
-    l4(ctx, off + ihl, proto, &mut meta);
+    l4(
+        ctx,
+        off + ihl,
+        proto,
+        off + u16::from_be(total_len) as usize,
+        &mut meta,
+    );
     Frame::V4(src, meta)
 }
 
@@ -183,12 +211,13 @@ fn parse_v6(ctx: &XdpContext, off: usize) -> Frame {
         return Frame::Unparsable;
     };
     // SAFETY: the whole fixed header is inside the frame.
-    let (vcf, next, hop_limit, src) = unsafe {
+    let (vcf, next, hop_limit, src, payload_len) = unsafe {
         (
             (*hdr).version_class_flow,
             (*hdr).next,
             (*hdr).hop_limit,
             (*hdr).src,
+            (*hdr).payload_len,
         )
     };
     if u32::from_be(vcf) >> 28 != 6 {
@@ -196,7 +225,8 @@ fn parse_v6(ctx: &XdpContext, off: usize) -> Frame {
     }
     let mut next = next;
     let mut l4_off = off + 40;
-    let mut meta = Meta::empty();
+    let l3_end = l4_off + u16::from_be(payload_len) as usize;
+    let mut meta = Meta::empty(off);
     let mut found = false;
     for _ in 0..MAX_EXT_HEADERS {
         let len = match next {
@@ -260,14 +290,15 @@ fn parse_v6(ctx: &XdpContext, off: usize) -> Frame {
         }
         return Frame::V6(src, meta);
     }
-    l4(ctx, l4_off, next, &mut meta);
+    l4(ctx, l4_off, next, l3_end, &mut meta);
     Frame::V6(src, meta)
 }
 
-/// Looks at the layer-4 header at `off`: TCP flags for the SYN limit, and a
+/// Looks at the layer-4 header at `off` (the IP packet ends at `l3_end`):
+/// TCP flags for the SYN limit and where the payload is for the mirror, and a
 /// length check for TCP (20), UDP (8) and ICMP (4).
 #[inline(always)]
-fn l4(ctx: &XdpContext, off: usize, proto: u8, meta: &mut Meta) {
+fn l4(ctx: &XdpContext, off: usize, proto: u8, l3_end: usize, meta: &mut Meta) {
     if off > MAX_L4_OFFSET {
         return;
     }
@@ -276,6 +307,11 @@ fn l4(ctx: &XdpContext, off: usize, proto: u8, meta: &mut Meta) {
             Some(tcp) => {
                 let flags = tcp[13];
                 meta.syn = flags & 0x02 != 0 && flags & 0x10 == 0;
+                let payload_off = off + ((tcp[12] >> 4) as usize) * 4;
+                meta.l4_off = off as u16;
+                meta.dport = u16::from_be_bytes([tcp[2], tcp[3]]);
+                meta.payload_off = payload_off as u16;
+                meta.payload_len = l3_end.saturating_sub(payload_off) as u16;
             }
             None => meta.malformed = true,
         },

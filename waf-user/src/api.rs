@@ -24,8 +24,11 @@ use serde_json::{Value, json};
 use crate::{
     config::{Dur, parse_net},
     dataplane::Attachment,
+    detect::{Engine, Risk},
     firewall::{BanDuration, Firewall, FirewallError, ListView, named_counters, unix_now},
     journal::{Ban, BanSource, ListKind},
+    mirror::Mirror,
+    proxy::Proxy,
 };
 
 /// What the handlers share.
@@ -38,6 +41,12 @@ pub struct AppState {
     pub started: Instant,
     /// Where the program is attached.
     pub attachments: Vec<Attachment>,
+    /// The detection engine (for `/v1/inspect`).
+    pub engine: Arc<Engine>,
+    /// The proxy, when one runs (set once at start).
+    pub proxy: std::sync::OnceLock<Arc<Proxy>>,
+    /// The mirror, when it runs.
+    pub mirror: Option<Mutex<Mirror>>,
 }
 
 /// An API error: status and message.
@@ -271,6 +280,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/export", get(export))
         .route("/v1/import", post(import))
         .route("/v1/openapi.json", get(openapi))
+        .route("/v1/inspect", post(inspect))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
@@ -325,6 +335,11 @@ async fn stats(State(s): State<Shared>) -> Result<Json<Value>, ApiError> {
         "mode": {"monitor": modes.monitor, "emergency": modes.emergency},
         "alarms": fw.alarms(),
         "uptime_s": s.started.elapsed().as_secs(),
+        "proxy": s.proxy.get().map(|p| serde_json::to_value(&p.stats).unwrap_or_default()),
+        "mirror": s.mirror.as_ref().map(|m| {
+            serde_json::to_value(&m.lock().unwrap_or_else(|p| p.into_inner()).stats)
+                .unwrap_or_default()
+        }),
     })))
 }
 
@@ -442,6 +457,40 @@ async fn metrics(State(s): State<Shared>) -> Result<Response, ApiError> {
          waf_uptime_seconds {}",
         s.started.elapsed().as_secs()
     );
+    if let Some(p) = s.proxy.get() {
+        let st = &p.stats;
+        let _ = writeln!(
+            out,
+            "# HELP waf_http_requests_total Requests through the proxy, by outcome.\n\
+             # TYPE waf_http_requests_total counter"
+        );
+        for (k, v) in [
+            ("forwarded", &st.forwarded),
+            ("blocked", &st.blocked),
+            ("blocked_agent", &st.blocked_agent),
+            ("rate_limited", &st.rate_limited),
+            ("would_block", &st.would_block),
+            ("inspect_error", &st.inspect_errors),
+            ("upstream_error", &st.upstream_errors),
+        ] {
+            let _ = writeln!(
+                out,
+                "waf_http_requests_total{{outcome=\"{k}\"}} {}",
+                v.load(std::sync::atomic::Ordering::Relaxed)
+            );
+        }
+    }
+    if let Some(m) = &s.mirror {
+        let st = m.lock().unwrap_or_else(|p| p.into_inner()).stats.clone();
+        let _ = writeln!(
+            out,
+            "# HELP waf_mirror_requests_total Requests reassembled by the mirror.\n\
+             # TYPE waf_mirror_requests_total counter\nwaf_mirror_requests_total {}\n\
+             # HELP waf_mirror_detections_total Mirror requests the engine flags.\n\
+             # TYPE waf_mirror_detections_total counter\nwaf_mirror_detections_total {}",
+            st.requests, st.detections
+        );
+    }
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -646,6 +695,31 @@ async fn import(State(s): State<Shared>, Body(doc): Body<Export>) -> Result<Json
     Ok(Json(
         json!({"bans": bans, "allowlist": allow, "blocklist": block, "skipped": skipped}),
     ))
+}
+
+async fn inspect(State(s): State<Shared>, Body(v): Body<Value>) -> Result<Json<Value>, ApiError> {
+    let engine = s.engine.clone();
+    let (req, remote) = crate::detect::lines::request_of(&v, &engine).map_err(bad_request)?;
+    let verdict = tokio::task::spawn_blocking(move || engine.inspect(&req, remote))
+        .await
+        .map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("inspection failed: {e}"),
+            )
+        })?;
+    let risk = match verdict.risk {
+        Risk::Low => "low",
+        Risk::Medium => "medium",
+        Risk::High => "high",
+    };
+    let mut out = serde_json::to_value(&verdict)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    out["risk"] = json!(risk);
+    if let Some(id) = v.get("id") {
+        out["id"] = id.clone();
+    }
+    Ok(Json(out))
 }
 
 async fn openapi() -> Response {

@@ -263,6 +263,9 @@ pub struct BanPolicy {
     pub remember: Dur,
     /// Policy when the kernel map is full.
     pub on_full: OnFull,
+    /// Ban at once when one request scores at least this (no waiting for
+    /// `strikes`); unset: never.
+    pub immediate_score: Option<u32>,
 }
 
 impl Default for BanPolicy {
@@ -275,6 +278,140 @@ impl Default for BanPolicy {
             max_duration: Dur(Duration::from_secs(7 * 86400)),
             remember: Dur(Duration::from_secs(7 * 86400)),
             on_full: OnFull::EvictSoonest,
+            immediate_score: None,
+        }
+    }
+}
+
+/// `[mirror]`: passive HTTP inspection of sampled TCP payloads, for hosts
+/// where the proxy cannot sit in front. It can ban, not block.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MirrorConfig {
+    /// On or off.
+    pub enabled: bool,
+    /// TCP destination ports to sample (at most 8).
+    pub ports: Vec<u16>,
+    /// Payload bytes sampled per segment (at most 1536).
+    pub sample_bytes: u32,
+    /// A flow with no segment for this long is forgotten.
+    pub flow_timeout: Dur,
+    /// Flows reassembled at once (oldest dropped first, counted).
+    pub max_flows: usize,
+    /// Bytes buffered per flow while a request is incomplete.
+    pub max_request_bytes: usize,
+}
+
+impl Default for MirrorConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            ports: vec![80],
+            sample_bytes: waf_common::SAMPLE_MAX as u32,
+            flow_timeout: Dur(Duration::from_secs(10)),
+            max_flows: 10_000,
+            max_request_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// What the proxy does when inspection fails or runs over its budget.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Forward the request (availability first).
+    #[default]
+    Open,
+    /// Refuse it with 503 (security first).
+    Closed,
+}
+
+/// Access log format.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLogFormat {
+    /// NCSA combined, plus verdict and reason.
+    #[default]
+    Combined,
+    /// NCSA common, plus verdict and reason.
+    Common,
+    /// One JSON object a line.
+    Json,
+}
+
+/// A per-source HTTP request rate limit.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpLimit {
+    /// Applies to paths starting with this (absent: every path).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Requests allowed per `per`.
+    pub requests: u32,
+    /// The period.
+    pub per: Dur,
+    /// Requests a source may make at once above the rate (default:
+    /// `requests`).
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+/// `[proxy]`: the inline reverse proxy in front of the application.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Where clients connect (no proxy when unset).
+    pub listen: Option<SocketAddr>,
+    /// The application: `http://host:port`.
+    pub upstream: Option<String>,
+    /// Peers whose X-Forwarded-For is believed (load balancers, CDNs).
+    pub trusted_proxies: Vec<String>,
+    /// How many X-Forwarded-For hops (from the right) to believe when the
+    /// peer is trusted.
+    pub trusted_depth: usize,
+    /// On inspection error or budget overrun: open (forward) or closed (503).
+    pub on_error: OnError,
+    /// Time inspection may take per request.
+    pub inspect_budget: Dur,
+    /// Per-source request rate limits (429).
+    pub rate_limits: Vec<HttpLimit>,
+    /// User-Agent substrings refused with 403 (case-insensitive).
+    pub blocked_user_agents: Vec<String>,
+    /// Paths forwarded without inspection or limits (`*` globs).
+    pub exempt_paths: Vec<String>,
+    /// Add HSTS, CSP, X-Frame-Options, nosniff and Referrer-Policy to
+    /// responses that lack them.
+    pub security_headers: bool,
+    /// HSTS max-age when security headers are on (0: no HSTS, e.g. plain HTTP).
+    pub hsts_max_age: u64,
+    /// Content-Security-Policy value added by security headers.
+    pub content_security_policy: String,
+    /// Access log: a file path, `-` for stdout, or `off`.
+    pub access_log: String,
+    /// Access log format.
+    pub access_log_format: AccessLogFormat,
+    /// Time the upstream may take to answer.
+    pub upstream_timeout: Dur,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            upstream: None,
+            trusted_proxies: Vec::new(),
+            trusted_depth: 1,
+            on_error: OnError::Open,
+            inspect_budget: Dur(Duration::from_millis(50)),
+            rate_limits: Vec::new(),
+            blocked_user_agents: Vec::new(),
+            exempt_paths: vec!["/health".into(), "/favicon.ico".into()],
+            security_headers: false,
+            hsts_max_age: 0,
+            content_security_policy: "default-src 'self'".into(),
+            access_log: "-".into(),
+            access_log_format: AccessLogFormat::Combined,
+            upstream_timeout: Dur(Duration::from_secs(60)),
         }
     }
 }
@@ -335,6 +472,12 @@ pub struct Config {
     pub ban_policy: BanPolicy,
     /// Logging.
     pub log: LogConfig,
+    /// The detection engine.
+    pub detect: crate::detect::DetectConfig,
+    /// The inline reverse proxy.
+    pub proxy: ProxyConfig,
+    /// The passive mirror.
+    pub mirror: MirrorConfig,
 }
 
 impl Default for Config {
@@ -351,6 +494,9 @@ impl Default for Config {
             rate_limit: RateLimitConfig::default(),
             ban_policy: BanPolicy::default(),
             log: LogConfig::default(),
+            detect: crate::detect::DetectConfig::default(),
+            proxy: ProxyConfig::default(),
+            mirror: MirrorConfig::default(),
         }
     }
 }
@@ -463,6 +609,13 @@ impl Config {
                 "a positive duration",
             ));
         }
+        if p.immediate_score == Some(0) {
+            return Err(invalid(
+                "ban_policy.immediate_score",
+                0,
+                "a positive anomaly score (or leave it out)",
+            ));
+        }
         if !(1.0..=100.0).contains(&p.factor) {
             return Err(invalid(
                 "ban_policy.factor",
@@ -475,6 +628,73 @@ impl Config {
                 "ban_policy.max_duration",
                 p.max_duration,
                 &format!("at least ban_policy.duration ({})", p.duration),
+            ));
+        }
+        self.detect
+            .validate()
+            .map_err(|e| invalid("detect", "(see message)", &e))?;
+        self.validate_mirror()?;
+        self.validate_proxy()?;
+        Ok(())
+    }
+
+    fn validate_mirror(&self) -> Result<(), ConfigError> {
+        let m = &self.mirror;
+        if m.ports.is_empty() || m.ports.len() > waf_common::SAMPLE_PORTS || m.ports.contains(&0) {
+            return Err(invalid(
+                "mirror.ports",
+                format!("{:?}", m.ports),
+                "1 to 8 TCP ports, none of them 0",
+            ));
+        }
+        if !(64..=waf_common::SAMPLE_MAX as u32).contains(&m.sample_bytes) {
+            return Err(invalid("mirror.sample_bytes", m.sample_bytes, "64 to 1536"));
+        }
+        if m.max_flows == 0 || m.max_request_bytes < 1024 {
+            return Err(invalid(
+                "mirror.max_flows / mirror.max_request_bytes",
+                format!("{} / {}", m.max_flows, m.max_request_bytes),
+                "at least 1 flow and 1024 bytes",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_proxy(&self) -> Result<(), ConfigError> {
+        let p = &self.proxy;
+        match (&p.listen, &p.upstream) {
+            (None, None) => {}
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(invalid(
+                    "proxy",
+                    "listen without upstream (or the reverse)",
+                    "both proxy.listen and proxy.upstream, or neither",
+                ));
+            }
+            (Some(_), Some(u)) => {
+                crate::proxy::parse_upstream(u).map_err(|e| invalid("proxy.upstream", u, &e))?;
+            }
+        }
+        for c in &p.trusted_proxies {
+            parse_net(c).map_err(|e| invalid("proxy.trusted_proxies", c, &e))?;
+        }
+        if p.trusted_depth == 0 {
+            return Err(invalid("proxy.trusted_depth", 0, "at least 1"));
+        }
+        for (i, l) in p.rate_limits.iter().enumerate() {
+            if l.requests == 0 || l.per.0.is_zero() || l.burst == Some(0) {
+                return Err(invalid(
+                    &format!("proxy.rate_limits[{i}]"),
+                    format!("{} per {}", l.requests, l.per),
+                    "a positive number of requests per a positive period, burst at least 1",
+                ));
+            }
+        }
+        if p.inspect_budget.0.is_zero() {
+            return Err(invalid(
+                "proxy.inspect_budget",
+                p.inspect_budget,
+                "a positive duration",
             ));
         }
         Ok(())
@@ -513,9 +733,17 @@ impl Config {
                 "at least 10ms",
             ));
         }
+        let mut sample_ports = [0u16; waf_common::SAMPLE_PORTS];
+        if self.mirror.enabled {
+            for (slot, p) in sample_ports.iter_mut().zip(&self.mirror.ports) {
+                *slot = *p;
+            }
+        }
         let settings = Settings {
             monitor: self.modes.monitor,
             emergency: self.modes.emergency,
+            sample_ports,
+            sample_bytes: self.mirror.sample_bytes,
             rate: RateLimits {
                 pps: r.pps,
                 burst: r.burst.or(r.pps).unwrap_or(0),

@@ -17,14 +17,17 @@ use tokio::{
     io::{Interest, unix::AsyncFd},
     signal::unix::{SignalKind, signal},
 };
-use waf_common::{ListEntry, RateEvent, counter, event_kind};
+use waf_common::{HttpSample, ListEntry, RateEvent, counter, event_kind};
 
 use crate::{
     api::{self, AppState},
     config::{Config, ListItem, LogFormat},
     dataplane::{AttachMode, Dataplane, LoadOptions, sets::CidrSet},
-    firewall::Firewall,
+    detect::{Action, Engine},
+    firewall::{BanDuration, Firewall},
     journal::BanSource,
+    mirror::Mirror,
+    proxy::Proxy,
 };
 
 /// What `waf run` was asked on the command line.
@@ -191,12 +194,38 @@ async fn serve(cfg: Config, opts: RunOptions) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.api.listen)
         .await
         .with_context(|| format!("binding the API to {} ([api] listen)", cfg.api.listen))?;
+    let engine =
+        Arc::new(Engine::new(&cfg.detect).map_err(|e| anyhow::anyhow!("config [detect]: {e}"))?);
+    let mirror = cfg
+        .mirror
+        .enabled
+        .then(|| Mutex::new(Mirror::new(&cfg.mirror, engine.clone())));
     let state = Arc::new(AppState {
         fw: Mutex::new(fw),
         token,
         started: Instant::now(),
         attachments,
+        engine: engine.clone(),
+        proxy: std::sync::OnceLock::new(),
+        mirror,
     });
+    let proxy_task = match (&cfg.proxy.listen, &cfg.proxy.upstream) {
+        (Some(listen), Some(upstream)) => {
+            let proxy = Arc::new(Proxy::new(
+                &cfg.proxy,
+                engine.clone(),
+                state.clone(),
+                cfg.ban_policy.immediate_score,
+            )?);
+            let _ = state.proxy.set(proxy.clone());
+            let l = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding the proxy to {listen} ([proxy] listen)"))?;
+            tracing::info!(listen = %listen, upstream = %upstream, "proxy serving");
+            Some(tokio::spawn(proxy.serve(l)))
+        }
+        _ => None,
+    };
     let modes = lock(&state).modes();
     tracing::info!(
         api = %cfg.api.listen,
@@ -214,9 +243,10 @@ async fn serve(cfg: Config, opts: RunOptions) -> Result<()> {
     if let Some(rb) = events {
         let st = state.clone();
         let v6_prefix = cfg.rate_limit.ipv6_prefix;
+        let immediate = cfg.ban_policy.immediate_score;
         tokio::spawn(async move {
-            if let Err(e) = consume_events(rb, st, v6_prefix).await {
-                tracing::error!(error = %e, "rate event consumer stopped");
+            if let Err(e) = consume_events(rb, st, v6_prefix, immediate).await {
+                tracing::error!(error = %e, "event consumer stopped");
             }
         });
     }
@@ -232,11 +262,16 @@ async fn serve(cfg: Config, opts: RunOptions) -> Result<()> {
             _ = hup.recv() => reload(&state, &opts),
             _ = second.tick() => {
                 ticks += 1;
-                let mut fw = lock(&state);
-                fw.sweep();
-                fw.sync_journal();
-                if ticks.is_multiple_of(60) {
-                    fw.recalibrate();
+                {
+                    let mut fw = lock(&state);
+                    fw.sweep();
+                    fw.sync_journal();
+                    if ticks.is_multiple_of(60) {
+                        fw.recalibrate();
+                    }
+                }
+                if let Some(m) = &state.mirror {
+                    m.lock().unwrap_or_else(|p| p.into_inner()).expire();
                 }
             }
             _ = stats_tick.tick(), if opts.stats_interval > 0 => {
@@ -247,6 +282,9 @@ async fn serve(cfg: Config, opts: RunOptions) -> Result<()> {
         }
     }
     server.abort();
+    if let Some(t) = proxy_task {
+        t.abort();
+    }
     lock(&state).sync_journal();
     tracing::info!("stopping; the XDP program stays attached and enforcing");
     Ok(())
@@ -267,32 +305,64 @@ fn reload(state: &AppState, opts: &RunOptions) {
     }
 }
 
-/// Turns rate events from the ring buffer into strikes.
-async fn consume_events(rb: RingBuf<MapData>, state: Arc<AppState>, v6_prefix: u8) -> Result<()> {
+/// Reads the ring buffer: rate events become strikes; HTTP samples feed
+/// the mirror, whose detections become strikes (or immediate bans).
+async fn consume_events(
+    rb: RingBuf<MapData>,
+    state: Arc<AppState>,
+    v6_prefix: u8,
+    immediate: Option<u32>,
+) -> Result<()> {
     // SAFETY: the ring buffer owns its map fd for as long as the AsyncFd
     // owns the ring buffer, and always reports the same fd.
     let mut afd = unsafe { AsyncFd::register_with_interest(rb, Interest::READABLE) }
         .map_err(|e| anyhow::anyhow!("watching the ring buffer: {e}"))?;
     loop {
         let mut guard = afd.readable_mut().await?;
-        let mut batch = Vec::new();
+        let mut rates = Vec::new();
+        let mut samples = Vec::new();
         {
             let rb = guard.get_inner_mut();
             while let Some(item) = rb.next() {
-                if item.len() >= std::mem::size_of::<RateEvent>() {
+                if item.len() < 4 {
+                    continue;
+                }
+                // SAFETY: every record starts with its u32 kind.
+                let kind = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<u32>()) };
+                if kind == event_kind::HTTP_SAMPLE
+                    && item.len() >= std::mem::size_of::<HttpSample>()
+                {
+                    // SAFETY: the kernel wrote an HttpSample; read it unaligned.
+                    samples.push(unsafe {
+                        std::ptr::read_unaligned(item.as_ptr().cast::<HttpSample>())
+                    });
+                } else if item.len() >= std::mem::size_of::<RateEvent>() {
                     // SAFETY: the kernel wrote a RateEvent; read it unaligned.
-                    batch.push(unsafe {
+                    rates.push(unsafe {
                         std::ptr::read_unaligned(item.as_ptr().cast::<RateEvent>())
                     });
                 }
             }
         }
         guard.clear_ready();
-        if batch.is_empty() {
+        let mut detections = Vec::new();
+        if let Some(m) = &state.mirror {
+            let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
+            for s in &samples {
+                for r in m.feed(s) {
+                    if r.verdict.action == Action::Block {
+                        detections.push(r);
+                    } else if r.verdict.would_block {
+                        tracing::info!(remote = %r.flow.src, request = %r.line, score = r.verdict.score, "mirror: would block (passive)");
+                    }
+                }
+            }
+        }
+        if rates.is_empty() && detections.is_empty() {
             continue;
         }
         let mut fw = lock(&state);
-        for ev in batch {
+        for ev in rates {
             let net = match ev.family {
                 4 => IpNet::from(IpAddr::from([
                     ev.addr[0], ev.addr[1], ev.addr[2], ev.addr[3],
@@ -313,6 +383,28 @@ async fn consume_events(rb: RingBuf<MapData>, state: Arc<AppState>, v6_prefix: u
                 format!("rate limit: {what} observed, {} dropped", ev.dropped),
                 BanSource::RateLimit,
             );
+        }
+        for d in detections {
+            let reason = d
+                .verdict
+                .attacks
+                .first()
+                .map(|f| {
+                    format!(
+                        "{:?} at {} (rule {}), seen by the mirror",
+                        f.kind, f.location, f.rule
+                    )
+                })
+                .unwrap_or_else(|| "detection (mirror)".into());
+            tracing::warn!(remote = %d.flow.src, request = %d.line, score = d.verdict.score, reason = %reason, "mirror detection");
+            let net = IpNet::from(d.flow.src);
+            if immediate.is_some_and(|s| d.verdict.score >= s) {
+                if let Err(e) = fw.ban(net, BanDuration::Escalate, reason, BanSource::Detection) {
+                    tracing::warn!(remote = %d.flow.src, error = %e, "immediate ban refused");
+                }
+            } else {
+                fw.strike(net, "detection", reason, BanSource::Detection);
+            }
         }
     }
 }

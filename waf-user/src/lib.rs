@@ -8,7 +8,9 @@
 //! - [`dataplane`]: load, attach, pin and adopt the XDP program; typed maps.
 //! - [`firewall`]: bans, strikes, lists and modes; the one writer of the maps.
 //! - [`journal`]: the persistent record of bans and list changes.
+//! - [`mirror`]: the passive mirror: HTTP reassembled from sampled TCP payloads.
 //! - [`packet`]: crafted Ethernet/IP frames with valid checksums.
+//! - [`proxy`]: the inline reverse proxy.
 //! - [`http`]: the HTTP request model and its HTTP/1.1 parser.
 //! - [`detect`]: the detection engine: request in, verdict out.
 
@@ -21,4 +23,6 @@ pub mod detect;
 pub mod firewall;
 pub mod http;
 pub mod journal;
+pub mod mirror;
 pub mod packet;
+pub mod proxy;

@@ -133,6 +133,12 @@ impl FrameSpec {
         self
     }
 
+    /// Same frame with this payload.
+    pub fn with_payload(mut self, payload: &[u8]) -> Self {
+        self.payload = payload.to_vec();
+        self
+    }
+
     /// Same frame with a payload of `n` bytes.
     pub fn with_payload_len(mut self, n: usize) -> Self {
         self.payload = (0..n).map(|i| (i % 251) as u8).collect();

@@ -1,1 +1,608 @@
+//! The detection engine on the project's own labeled cases (one per attack
+//! family, per evasion trick, and benign look-alikes, in
+//! `tests/data/detect_cases.jsonl`), and its configuration: operator rules,
+//! exclusions, exempt paths, paranoia levels, passive mode, keywords; and
+//! the `waf inspect` driver. No root needed.
 
+use std::io::Cursor;
+
+use serde_json::{Value, json};
+use waf_user::detect::{
+    Action, DetectConfig, Engine, Exclusion, HeaderMatch, KeywordList, Kind, OneOrMany,
+    OperatorRule, Risk, RuleAction, Verdict, inspect_line, inspect_lines,
+};
+use waf_user::http::{Limits, ParseError, Request};
+
+const CASES: &str = include_str!("data/detect_cases.jsonl");
+const UA: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0";
+
+fn engine(cfg: DetectConfig) -> Engine {
+    Engine::new(&cfg).expect("valid configuration")
+}
+
+/// Inspects a GET with one query string.
+fn get(e: &Engine, target: &str) -> Verdict {
+    let headers = vec![
+        ("Host".to_owned(), "app.example".to_owned()),
+        ("User-Agent".to_owned(), UA.to_owned()),
+    ];
+    let req = Request::from_parts("GET", target, headers, Vec::new(), e.limits()).expect("request");
+    e.inspect(&req, None)
+}
+
+/// Inspects a POST with a body.
+fn post(e: &Engine, target: &str, content_type: &str, body: &str) -> Verdict {
+    let headers = vec![
+        ("Host".to_owned(), "app.example".to_owned()),
+        ("User-Agent".to_owned(), UA.to_owned()),
+        ("Content-Type".to_owned(), content_type.to_owned()),
+    ];
+    let req = Request::from_parts(
+        "POST",
+        target,
+        headers,
+        body.as_bytes().to_vec(),
+        e.limits(),
+    )
+    .expect("request");
+    e.inspect(&req, None)
+}
+
+fn kinds(v: &Verdict) -> Vec<Kind> {
+    v.attacks.iter().map(|f| f.kind).collect()
+}
+
+#[test]
+fn labeled_cases_are_classified() {
+    let e = engine(DetectConfig::default());
+    let mut failures = Vec::new();
+    let (mut attacks, mut benign) = (0, 0);
+    for line in CASES.lines().filter(|l| !l.trim().is_empty()) {
+        let case: Value = serde_json::from_str(line).expect("case is JSON");
+        let name = case["name"].as_str().unwrap_or("?");
+        let (out, outcome) = inspect_line(line.as_bytes(), &e);
+        let out: Value = serde_json::from_str(&out).expect("verdict is JSON");
+        assert!(outcome.is_ok(), "{name}: {out}");
+        let blocked = out["action"] == "block";
+        match case["label"].as_str() {
+            Some("attack") => {
+                attacks += 1;
+                let want = case["kind"].as_str();
+                let has_kind = want.is_none_or(|k| {
+                    out["attacks"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|f| f["kind"] == k))
+                });
+                if !blocked || !has_kind {
+                    failures.push(format!("attack {name:?} (want {want:?}) -> {out}"));
+                }
+            }
+            Some("benign") => {
+                benign += 1;
+                if blocked {
+                    failures.push(format!("benign {name:?} -> {out}"));
+                }
+            }
+            other => panic!("{name}: bad label {other:?}"),
+        }
+    }
+    assert!(
+        attacks >= 90 && benign >= 25,
+        "the case file shrank: {attacks} attacks, {benign} benign"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} misclassified:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn findings_say_kind_location_rule_and_snippet() {
+    let e = engine(DetectConfig::default());
+    let v = get(&e, "/item?id=1%27%20OR%20%271%27%3D%271");
+    assert_eq!((v.action, v.risk), (Action::Block, Risk::High));
+    assert!(v.score >= 5);
+    let f = v
+        .attacks
+        .iter()
+        .find(|f| f.kind == Kind::Sqli)
+        .expect("an sqli finding");
+    assert_eq!(f.location, "query:id");
+    assert!(f.rule.starts_with("sqli-"), "{}", f.rule);
+    assert!(f.matched.contains('\''), "{}", f.matched);
+    let text = serde_json::to_value(&v).expect("serializes");
+    assert_eq!(text["action"], "block");
+    assert_eq!(text["risk"], "high");
+    assert_eq!(text["attacks"][0]["severity"], "critical");
+    let v = post(
+        &e,
+        "/api",
+        "application/json",
+        r#"{"user":{"name":"<script>alert(1)</script>"}}"#,
+    );
+    assert!(
+        v.attacks
+            .iter()
+            .any(|f| f.kind == Kind::Xss && f.location == "json:$.user.name"),
+        "{v:?}"
+    );
+    let headers = vec![
+        ("Host".to_owned(), "h".to_owned()),
+        ("User-Agent".to_owned(), "${jndi:ldap://x/a}".to_owned()),
+    ];
+    let req = Request::from_parts("GET", "/", headers, Vec::new(), e.limits()).expect("request");
+    let v = e.inspect(&req, None);
+    assert!(
+        v.attacks
+            .iter()
+            .any(|f| f.kind == Kind::Log4shell && f.location == "header:user-agent"),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn a_single_weak_finding_is_medium_risk_and_passes() {
+    let e = engine(DetectConfig::default());
+    let v = get(&e, "/p?discount=100%");
+    assert_eq!(v.action, Action::Pass);
+    assert_eq!(v.risk, Risk::Medium, "{v:?}");
+    assert!(
+        v.attacks
+            .iter()
+            .any(|f| f.rule == "protocol-invalid-url-encoding")
+    );
+    let v = get(&e, "/p?q=shoes");
+    assert_eq!((v.action, v.score, v.risk), (Action::Pass, 0, Risk::Low));
+}
+
+#[test]
+fn operator_rules_allow_deny_and_weigh() {
+    let cfg = DetectConfig {
+        rules: vec![
+            OperatorRule {
+                id: Some("trusted-office".into()),
+                action: RuleAction::Allow,
+                remote: Some(OneOrMany::One("192.0.2.0/24".into())),
+                ..Default::default()
+            },
+            OperatorRule {
+                id: Some("no-admin-posts".into()),
+                action: RuleAction::Deny,
+                path: Some("/admin/*".into()),
+                method: Some(OneOrMany::Many(vec!["POST".into(), "PUT".into()])),
+                ..Default::default()
+            },
+            OperatorRule {
+                id: Some("python-clients".into()),
+                action: RuleAction::Weigh,
+                user_agent: Some("^python-requests/".into()),
+                weight: 3,
+                ..Default::default()
+            },
+            OperatorRule {
+                id: Some("no-api-key".into()),
+                action: RuleAction::Weigh,
+                header: Some(HeaderMatch {
+                    name: "X-Api-Key".into(),
+                    value: Some("^$".into()),
+                }),
+                weight: 2,
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    let e = engine(cfg);
+    let attack = "/search?q=%3Cscript%3Ealert(1)%3C/script%3E";
+    let req = Request::from_parts(
+        "GET",
+        attack,
+        vec![("Host".into(), "h".into())],
+        Vec::new(),
+        e.limits(),
+    )
+    .expect("request");
+    assert_eq!(
+        e.inspect(&req, Some("192.0.2.7".parse().expect("ip")))
+            .action,
+        Action::Pass
+    );
+    assert_eq!(
+        e.inspect(&req, Some("198.51.100.7".parse().expect("ip")))
+            .action,
+        Action::Block
+    );
+
+    let v = post(&e, "/admin/users", "application/json", "{}");
+    assert_eq!(v.action, Action::Block);
+    assert_eq!(v.attacks[0].rule, "no-admin-posts");
+    assert_eq!(
+        post(&e, "/users", "application/json", "{}").action,
+        Action::Pass
+    );
+
+    let with = |ua: &str, key: &str| {
+        let headers = vec![
+            ("Host".into(), "h".into()),
+            ("User-Agent".into(), ua.into()),
+            ("X-Api-Key".into(), key.into()),
+        ];
+        e.inspect(
+            &Request::from_parts("GET", "/", headers, Vec::new(), e.limits()).expect("request"),
+            None,
+        )
+    };
+    let v = with("python-requests/2.31", "k");
+    assert_eq!((v.action, v.score), (Action::Pass, 3));
+    let v = with("python-requests/2.31", "");
+    assert_eq!((v.action, v.score), (Action::Block, 5), "{v:?}");
+    assert_eq!(with(UA, "k").score, 0);
+}
+
+#[test]
+fn exclusions_by_path_location_rule_and_kind() {
+    let cfg = DetectConfig {
+        exclusions: vec![
+            Exclusion {
+                path: Some("/cms/*".into()),
+                location: Some("json:$.body".into()),
+                kind: Some(Kind::Xss),
+                ..Default::default()
+            },
+            Exclusion {
+                location: Some("query:sql".into()),
+                rule: Some("sqli-*".into()),
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    let e = engine(cfg);
+    let html = r#"{"body":"<script src=https://cdn.example/x.js></script>","title":"t"}"#;
+    assert_eq!(
+        post(&e, "/cms/pages/1", "application/json", html).action,
+        Action::Pass
+    );
+    assert_eq!(
+        post(&e, "/blog/pages/1", "application/json", html).action,
+        Action::Block
+    );
+    let other_field = r#"{"title":"<script src=https://cdn.example/x.js></script>"}"#;
+    assert_eq!(
+        post(&e, "/cms/pages/1", "application/json", other_field).action,
+        Action::Block
+    );
+    // The query console may send SQL, but nothing else.
+    assert_eq!(
+        get(&e, "/console?sql=1%20UNION%20SELECT%20a,b%20FROM%20t").action,
+        Action::Pass
+    );
+    assert_eq!(
+        get(&e, "/console?q=1%20UNION%20SELECT%20a,b%20FROM%20t").action,
+        Action::Block
+    );
+    assert_eq!(
+        get(&e, "/console?sql=%3Cscript%3Ealert(1)%3C/script%3E").action,
+        Action::Block
+    );
+}
+
+#[test]
+fn exempt_paths_are_not_inspected() {
+    let e = engine(DetectConfig {
+        exempt_paths: vec!["/health".into(), "*.css".into()],
+        ..Default::default()
+    });
+    assert_eq!(
+        get(&e, "/health?x=%3Cscript%3Ealert(1)%3C/script%3E").action,
+        Action::Pass
+    );
+    assert_eq!(
+        get(&e, "/static/site.css?x=../../etc/passwd").action,
+        Action::Pass
+    );
+    assert_eq!(get(&e, "/healthz?x=../../etc/passwd").action, Action::Block);
+}
+
+#[test]
+fn paranoia_levels_add_rules() {
+    let request = |e: &Engine| {
+        let req = Request::parse(b"GET /?q=rlike HTTP/1.1\r\nHost: h\r\n\r\n", e.limits())
+            .expect("request");
+        e.inspect(&req, None)
+    };
+    let pl1 = request(&engine(DetectConfig::default()));
+    let pl2 = request(&engine(DetectConfig {
+        paranoia: 2,
+        ..Default::default()
+    }));
+    assert!(
+        !pl1.attacks
+            .iter()
+            .any(|f| f.rule == "sqli-keyword" || f.rule == "protocol-missing-user-agent"),
+        "{pl1:?}"
+    );
+    assert!(
+        pl2.attacks.iter().any(|f| f.rule == "sqli-keyword"),
+        "{pl2:?}"
+    );
+    assert!(
+        pl2.attacks
+            .iter()
+            .any(|f| f.rule == "protocol-missing-user-agent"),
+        "{pl2:?}"
+    );
+    assert!(pl2.score > pl1.score);
+    // Private addresses in URLs: error at PL1, critical from PL2.
+    let url = "/fetch?url=http%3A%2F%2F10.1.2.3%2Fadmin";
+    assert_eq!(
+        get(&engine(DetectConfig::default()), url).action,
+        Action::Pass
+    );
+    assert_eq!(
+        get(
+            &engine(DetectConfig {
+                paranoia: 2,
+                ..Default::default()
+            }),
+            url
+        )
+        .action,
+        Action::Block
+    );
+}
+
+#[test]
+fn passive_mode_logs_but_never_blocks() {
+    let e = engine(DetectConfig {
+        passive: true,
+        ..Default::default()
+    });
+    let v = get(&e, "/?id=1%20UNION%20SELECT%20password%20FROM%20users");
+    assert_eq!(v.action, Action::Pass);
+    assert!(v.would_block);
+    assert_eq!(v.risk, Risk::High);
+    assert!(kinds(&v).contains(&Kind::Sqli));
+    assert_eq!(
+        serde_json::to_value(&v).expect("serializes")["would_block"],
+        true
+    );
+}
+
+#[test]
+fn keywords_and_extra_bad_user_agents() {
+    let cfg = DetectConfig {
+        keywords: vec![KeywordList {
+            id: Some("spam".into()),
+            words: vec!["casino bonus".into()],
+            weight: Some(5),
+        }],
+        bad_user_agents: vec!["EvilBot".into()],
+        ..Default::default()
+    };
+    let e = engine(cfg);
+    let v = post(
+        &e,
+        "/comments",
+        "application/x-www-form-urlencoded",
+        "text=Best+CASINO+BONUS+here",
+    );
+    assert_eq!(v.action, Action::Block);
+    assert_eq!(v.attacks[0].rule, "spam");
+    let headers = vec![
+        ("Host".into(), "h".into()),
+        ("User-Agent".into(), "evilbot/2.0".into()),
+    ];
+    let v = e.inspect(
+        &Request::from_parts("GET", "/", headers, Vec::new(), e.limits()).expect("request"),
+        None,
+    );
+    assert!(
+        v.attacks
+            .iter()
+            .any(|f| f.kind == Kind::Scanner && f.matched == "evilbot"),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn configuration_errors_name_key_value_and_allowed() {
+    let cfg: DetectConfig = toml::from_str("paranoia = 5").expect("parses");
+    assert_eq!(
+        cfg.validate().unwrap_err(),
+        "detect.paranoia: 5 is not allowed (1 to 4)"
+    );
+    assert!(Engine::new(&cfg).is_err());
+    let cfg: DetectConfig =
+        toml::from_str("[[rules]]\naction = \"weigh\"\npath = \"/x\"").expect("parses");
+    assert!(
+        cfg.validate()
+            .unwrap_err()
+            .starts_with("detect.rules[0].weight: 0 is not allowed")
+    );
+    let cfg: DetectConfig =
+        toml::from_str("[[rules]]\naction = \"deny\"\nuser_agent = \"(\"").expect("parses");
+    assert!(
+        cfg.validate()
+            .unwrap_err()
+            .starts_with("detect.rules[0].user_agent: \"(\" is not allowed")
+    );
+    assert!(toml::from_str::<DetectConfig>("unknown_key = 1").is_err());
+}
+
+#[test]
+fn inspect_lines_keeps_order_and_survives_bad_lines() {
+    let e = engine(DetectConfig::default());
+    let input = [
+        json!({"id": 1, "raw": "GET /?q=shoes HTTP/1.1\r\nHost: h\r\n\r\n"}).to_string(),
+        "{not json".to_owned(),
+        json!({"id": "two", "method": "GET", "uri": "/?id=1' OR '1'='1", "headers": [["Host", "h"]]}).to_string(),
+        String::new(),
+        json!({"id": 3, "raw": "garbage"}).to_string(),
+        json!({"id": 4, "method": "POST", "uri": "/", "headers": "nope"}).to_string(),
+    ]
+    .join("\n");
+    let mut out = Vec::new();
+    let stats = inspect_lines(Cursor::new(input), &mut out, &e, 2).expect("runs");
+    let lines: Vec<Value> = String::from_utf8(out)
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 5);
+    assert_eq!(
+        (lines[0]["id"].clone(), lines[0]["action"].clone()),
+        (json!(1), json!("pass"))
+    );
+    assert_eq!(
+        (lines[1]["id"].clone(), lines[1]["action"].clone()),
+        (Value::Null, json!("pass"))
+    );
+    assert!(
+        lines[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("invalid JSON"))
+    );
+    assert_eq!(
+        (lines[2]["id"].clone(), lines[2]["action"].clone()),
+        (json!("two"), json!("block"))
+    );
+    assert!(lines[2]["attacks"][0]["kind"].is_string());
+    assert_eq!(lines[3]["id"], 3);
+    assert!(
+        lines[3]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("request line"))
+    );
+    assert_eq!(lines[4]["id"], 4);
+    assert!(lines[4]["error"].is_string());
+    assert_eq!(
+        (stats.lines, stats.blocked, stats.errors, stats.passed),
+        (5, 1, 3, 4)
+    );
+}
+
+#[test]
+fn inspect_lines_uses_threads_and_keeps_order() {
+    let e = engine(DetectConfig::default());
+    let input: String = (0..700)
+        .map(|i| {
+            let q = if i % 7 == 0 {
+                "id=1%20UNION%20SELECT%20a%20FROM%20b"
+            } else {
+                "q=shoes"
+            };
+            json!({"id": i, "raw": format!("GET /?{q} HTTP/1.1\r\nHost: h\r\n\r\n")}).to_string()
+                + "\n"
+        })
+        .collect();
+    let mut out = Vec::new();
+    let stats = inspect_lines(Cursor::new(input), &mut out, &e, 3).expect("runs");
+    let text = String::from_utf8(out).expect("utf-8");
+    for (i, line) in text.lines().enumerate() {
+        let v: Value = serde_json::from_str(line).expect("JSON");
+        assert_eq!(v["id"], i);
+        assert_eq!(v["action"] == "block", i % 7 == 0, "line {i}");
+    }
+    assert_eq!((stats.lines, stats.blocked), (700, 100));
+}
+
+#[test]
+fn parser_limits_are_typed_errors() {
+    let limits = Limits {
+        max_headers: 3,
+        ..Limits::default()
+    };
+    let e = engine(DetectConfig {
+        limits: limits.clone(),
+        ..Default::default()
+    });
+    let raw = b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+    assert_eq!(
+        Request::parse(raw, &limits).unwrap_err(),
+        ParseError::TooManyHeaders { limit: 3 }
+    );
+    let line = json!({"id": 9, "raw": String::from_utf8_lossy(raw)}).to_string();
+    let (out, outcome) = inspect_line(line.as_bytes(), &e);
+    assert!(outcome.is_err());
+    assert!(out.contains("too many header fields"), "{out}");
+    let deep = format!("{}\"x' OR 1=1--\"{}", "[".repeat(40), "]".repeat(40));
+    let v = post(&e, "/", "application/json", &deep);
+    assert!(
+        v.attacks.iter().any(|f| f.rule == "protocol-json-too-deep"),
+        "{v:?}"
+    );
+    assert!(
+        kinds(&v).contains(&Kind::Sqli),
+        "deep values are still inspected: {v:?}"
+    );
+}
+
+/// xorshift64*: deterministic pseudo-random bytes.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+#[test]
+fn never_panics_on_random_or_mangled_input() {
+    let e = engine(DetectConfig {
+        paranoia: 4,
+        ..Default::default()
+    });
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let seeds: Vec<Vec<u8>> = CASES
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|c| match c["raw"].as_str() {
+            Some(r) => r.as_bytes().to_vec(),
+            None => format!(
+                "{} {} HTTP/1.1\r\nHost: h\r\n\r\n{}",
+                c["method"].as_str().unwrap_or("GET"),
+                c["uri"].as_str().unwrap_or("/"),
+                c["body"].as_str().unwrap_or("")
+            )
+            .into_bytes(),
+        })
+        .collect();
+    let alphabet =
+        b"%&<>'\"\\/;|$`{}()[]*?#=+-.:\r\n\t\x00\xc0\xaf\xef\xbc\xff ux0123456789abcdefABCDEF{}";
+    for round in 0..3000 {
+        let mut input = seeds[round % seeds.len()].clone();
+        for _ in 0..(rng.next() % 16) {
+            let pos = (rng.next() as usize) % (input.len() + 1);
+            match rng.next() % 3 {
+                0 => input.insert(pos, alphabet[(rng.next() as usize) % alphabet.len()]),
+                1 if pos < input.len() => {
+                    input.remove(pos);
+                }
+                _ => input.truncate(pos),
+            }
+        }
+        if round % 5 == 0 {
+            input = (0..(rng.next() % 300)).map(|_| rng.next() as u8).collect();
+        }
+        if let Ok(req) = Request::parse(&input, e.limits()) {
+            let _ = e.inspect(&req, None);
+        }
+        let text = String::from_utf8_lossy(&input);
+        if let Ok(req) = Request::from_parts(
+            "POST",
+            &format!("/{text}"),
+            vec![("Cookie".into(), text.to_string())],
+            input.clone(),
+            e.limits(),
+        ) {
+            let _ = e.inspect(&req, None);
+        }
+    }
+}

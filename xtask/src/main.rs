@@ -161,11 +161,19 @@ fn install() -> Result<()> {
         "/etc/systemd/system/waf.service",
         0o644,
     )?;
-    copy(root.join("README.md"), "/usr/local/share/doc/waf/README.md", 0o644)?;
+    copy(
+        root.join("README.md"),
+        "/usr/local/share/doc/waf/README.md",
+        0o644,
+    )?;
     if Path::new("/etc/waf/waf.toml").exists() {
         println!("kept /etc/waf/waf.toml (the shipped example is waf-user/dist/waf.toml)");
     } else {
-        copy(root.join("waf-user/dist/waf.toml"), "/etc/waf/waf.toml", 0o640)?;
+        copy(
+            root.join("waf-user/dist/waf.toml"),
+            "/etc/waf/waf.toml",
+            0o640,
+        )?;
     }
     if Path::new("/run/systemd/system").exists() {
         run(cmd("systemctl").arg("daemon-reload"))?;

@@ -36,6 +36,11 @@ const PACKAGES: &[&str] = &[
     "iputils-ping",
     "ethtool",
     "bpftool",
+    // benchmarks: `bench flood` (trafgen as the generator reference, an
+    // nftables netdev-ingress set as the filter reference, wrk for HTTP load)
+    "netsniff-ng",
+    "nftables",
+    "wrk",
 ];
 
 /// One missing piece of the environment.
@@ -127,6 +132,7 @@ fn preflight(todo: &[Missing]) -> Result<()> {
          - bpf-linker: LLVM_SYS_221_PREFIX={LLVM_PREFIX} cargo install bpf-linker --version \
            {BPF_LINKER_VERSION} --no-default-features --features llvm-22\n\
          - test tools: iproute2 iputils-ping ethtool bpftool\n\
+         - benchmark tools: netsniff-ng nftables wrk\n\
          - a bpf filesystem: mount -t bpf bpf /sys/fs/bpf"
     )
 }

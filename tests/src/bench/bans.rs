@@ -113,12 +113,19 @@ pub fn run(args: &[String]) -> Result<()> {
     let t = Instant::now();
     for i in 0..count {
         match addr(i) {
-            IpAddr::V4(a) => dp2.maps.bans.v4.overflow_map().insert(
-                u32::from_ne_bytes(a.octets()),
-                entry,
-                0,
-            )?,
-            IpAddr::V6(a) => dp2.maps.bans.v6.overflow_map().insert(a.octets(), entry, 0)?,
+            IpAddr::V4(a) => {
+                dp2.maps
+                    .bans
+                    .v4
+                    .overflow_map()
+                    .insert(u32::from_ne_bytes(a.octets()), entry, 0)?
+            }
+            IpAddr::V6(a) => dp2
+                .maps
+                .bans
+                .v6
+                .overflow_map()
+                .insert(a.octets(), entry, 0)?,
         }
     }
     let reference = t.elapsed();
@@ -128,7 +135,11 @@ pub fn run(args: &[String]) -> Result<()> {
     println!(
         "restore at start (journal replay + kernel maps): {:>8.1} ms   goal < 1000 ms: {}",
         restore.as_secs_f64() * 1000.0,
-        if restore < Duration::from_secs(1) { "met" } else { "NOT met" }
+        if restore < Duration::from_secs(1) {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
     println!(
         "reference, one bpf() update per ban:            {:>8.1} ms   ratio {ratio:.2}",

@@ -209,6 +209,11 @@ pub struct Settings {
     pub emergency: bool,
     /// Per-source rate limits.
     pub rate: RateLimits,
+    /// TCP ports whose payloads are sampled for the passive mirror (0:
+    /// unused slot).
+    pub sample_ports: [u16; waf_common::SAMPLE_PORTS],
+    /// Payload bytes sampled per segment (at most `waf_common::SAMPLE_MAX`).
+    pub sample_bytes: u32,
 }
 
 impl Settings {
@@ -275,6 +280,18 @@ impl Settings {
         }
         cfg.rate_v6_prefix = r.v6_prefix as u32;
         cfg.tick_ns = coarse_resolution_ns();
+        // Used slots first: the program stops at the first 0.
+        let mut ports: Vec<u16> = self
+            .sample_ports
+            .iter()
+            .copied()
+            .filter(|p| *p != 0)
+            .collect();
+        ports.dedup();
+        for (slot, p) in cfg.sample_ports.iter_mut().zip(ports) {
+            *slot = p;
+        }
+        cfg.sample_bytes = self.sample_bytes.min(waf_common::SAMPLE_MAX as u32);
         cfg.event_interval_ns = r.event_interval.as_nanos().min(u64::MAX as u128) as u64;
         Ok(cfg)
     }

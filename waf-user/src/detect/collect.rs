@@ -130,7 +130,7 @@ impl<'a> Collector<'a> {
             .map(|s| i64::from(s.points()))
             .sum::<i64>()
             + self.weight;
-        self.findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+        self.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
         (
             u32::try_from(points.max(0)).unwrap_or(u32::MAX),
             self.findings,

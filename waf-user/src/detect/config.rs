@@ -266,7 +266,7 @@ impl OperatorRule {
         }
         if let Some(r) = &self.remote {
             for c in r.to_vec() {
-                parse_cidr(&c).map_err(|_| format!("{key}.remote: {c:?} is not allowed (an IP address or CIDR such as 10.0.0.0/8)"))?;
+                parse_cidr(&c).ok_or_else(|| format!("{key}.remote: {c:?} is not allowed (an IP address or CIDR such as 10.0.0.0/8)"))?;
             }
         }
         Ok(())
@@ -291,14 +291,12 @@ fn check_regex(key: &str, r: &str) -> Result<(), String> {
 }
 
 /// Parses `10.0.0.0/8`, `::1/128` or a bare address.
-pub fn parse_cidr(s: &str) -> Result<ipnet::IpNet, ()> {
+pub fn parse_cidr(s: &str) -> Option<ipnet::IpNet> {
     let s = s.trim();
     if let Ok(n) = s.parse::<ipnet::IpNet>() {
-        return Ok(n);
+        return Some(n);
     }
-    s.parse::<std::net::IpAddr>()
-        .map(ipnet::IpNet::from)
-        .map_err(|_| ())
+    s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from).ok()
 }
 
 #[cfg(test)]

@@ -189,18 +189,18 @@ impl Engine {
                 "user-agent" | "referer" => targets::UA_REF,
                 _ => targets::HEADERS,
             };
-            if name == "user-agent" {
-                if let Some(word) = self.scanners.find(&h.value) {
-                    c.add(
-                        Kind::Scanner,
-                        "scanner-user-agent",
-                        Severity::Critical,
-                        1,
-                        "header:user-agent",
-                        word,
-                        &h.value,
-                    );
-                }
+            if name == "user-agent"
+                && let Some(word) = self.scanners.find(&h.value)
+            {
+                c.add(
+                    Kind::Scanner,
+                    "scanner-user-agent",
+                    Severity::Critical,
+                    1,
+                    "header:user-agent",
+                    word,
+                    &h.value,
+                );
             }
             self.scan(
                 c,
@@ -421,19 +421,19 @@ impl Engine {
             return;
         }
         self.tokenizers(c, &n, target, &mut || at(&mut location), value);
-        if target & (targets::ARGS | targets::BODY | targets::DOC) != 0 {
-            if let Some((class, host)) = ssrf::check(&n.low) {
-                let l = at(&mut location);
-                c.add(
-                    Kind::Ssrf,
-                    class.rule(),
-                    class.severity(self.cfg.paranoia),
-                    1,
-                    &l,
-                    &host,
-                    value,
-                );
-            }
+        if target & (targets::ARGS | targets::BODY | targets::DOC) != 0
+            && let Some((class, host)) = ssrf::check(&n.low)
+        {
+            let l = at(&mut location);
+            c.add(
+                Kind::Ssrf,
+                class.rule(),
+                class.severity(self.cfg.paranoia),
+                1,
+                &l,
+                &host,
+                value,
+            );
         }
         match log4shell::check(&n.low) {
             Some(log4shell::Lookup::Jndi(m)) => {

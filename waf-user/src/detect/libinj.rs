@@ -22,10 +22,40 @@ pub enum Outcome {
 
 /// SQL words that make a value without quotes or comments worth tokenizing.
 const SQL_WORDS: &[&str] = &[
-    "select", "union", "insert", "update", "delete", "drop", "sleep", "benchmark", "waitfor", "exec",
-    "declare", "having", "order by", "group by", "information_schema", "char(", "concat", "0x", " xor ",
-    "||", "&&", " div ", "procedure", "case when", "cast(", "convert(", "@@", "rlike", "regexp",
-    "substr", "ascii(", "version(", "database(", "user(",
+    "select",
+    "union",
+    "insert",
+    "update",
+    "delete",
+    "drop",
+    "sleep",
+    "benchmark",
+    "waitfor",
+    "exec",
+    "declare",
+    "having",
+    "order by",
+    "group by",
+    "information_schema",
+    "char(",
+    "concat",
+    "0x",
+    " xor ",
+    "||",
+    "&&",
+    " div ",
+    "procedure",
+    "case when",
+    "cast(",
+    "convert(",
+    "@@",
+    "rlike",
+    "regexp",
+    "substr",
+    "ascii(",
+    "version(",
+    "database(",
+    "user(",
 ];
 
 /// The SQL word matcher (None only if it failed to build: then every value
@@ -61,7 +91,8 @@ fn contains_word(s: &[u8], word: &[u8]) -> bool {
     s.windows(word.len()).enumerate().any(|(i, w)| {
         w.eq_ignore_ascii_case(word)
             && (i == 0 || !s[i - 1].is_ascii_alphanumeric())
-            && s.get(i + word.len()).is_none_or(|c| !c.is_ascii_alphanumeric())
+            && s.get(i + word.len())
+                .is_none_or(|c| !c.is_ascii_alphanumeric())
     })
 }
 

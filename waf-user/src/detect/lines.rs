@@ -87,7 +87,8 @@ fn error_line(id: &Value, e: &str) -> (String, Result<Action, ()>) {
 }
 
 /// Builds the request of one input object.
-fn request_of(v: &Value, engine: &Engine) -> Result<(Request, Option<IpAddr>), String> {
+/// The request (and optional remote address) a JSON line or API body describes.
+pub fn request_of(v: &Value, engine: &Engine) -> Result<(Request, Option<IpAddr>), String> {
     if !v.is_object() {
         return Err("a line must be a JSON object".into());
     }

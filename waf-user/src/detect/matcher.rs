@@ -105,7 +105,11 @@ impl Compiled {
                 });
             }
         };
-        run(&row.dec, &n.dec);
+        // Every case-sensitive rule needs an uppercase letter or a non-ASCII
+        // byte (base64, `+ADw-`, `O:8:"`, `\xbc`).
+        if n.dec.iter().any(|&b| b.is_ascii_uppercase() || b >= 0x80) {
+            run(&row.dec, &n.dec);
+        }
         match (has_sql, has_cmd) {
             (false, false) => run(&row.low_sql_cmd, &n.low),
             (true, false) => {

@@ -52,7 +52,10 @@ impl Normalized {
         let mut flags = Flags::default();
         let dec = decode(raw, plus, &mut flags);
         let low = fold(&dec);
-        let sql = low.windows(2).any(|w| w == b"/*").then(|| strip_sql_comments(&low));
+        let sql = low
+            .windows(2)
+            .any(|w| w == b"/*")
+            .then(|| strip_sql_comments(&low));
         let cmd = low
             .iter()
             .any(|b| matches!(b, b'\\' | b'\'' | b'"' | b'$' | b'^' | b'[' | b'{'))
@@ -117,7 +120,10 @@ pub fn decode(raw: &[u8], plus: bool, flags: &mut Flags) -> Vec<u8> {
         }
     }
     let mut cur = if cur.is_ascii() {
-        if cur.iter().any(|&b| b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n' | 0) || b == 0x7f) {
+        if cur
+            .iter()
+            .any(|&b| b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n' | 0) || b == 0x7f)
+        {
             flags.control = true;
         }
         cur
@@ -146,6 +152,9 @@ pub fn decode(raw: &[u8], plus: bool, flags: &mut Flags) -> Vec<u8> {
 /// One round of URL decoding; None when nothing was decoded.
 fn url_round(s: &[u8], plus: bool, first: bool, flags: &mut Flags) -> Option<Vec<u8>> {
     let special = |c: &u8| *c == b'%' || (plus && *c == b'+');
+    if !plus && !first && !has_escape(s) {
+        return None;
+    }
     let mut i = s.iter().position(special)?;
     let mut out = Vec::with_capacity(s.len());
     out.extend_from_slice(&s[..i]);
@@ -188,6 +197,14 @@ fn url_round(s: &[u8], plus: bool, first: bool, flags: &mut Flags) -> Option<Vec
         i = next;
     }
     changed.then_some(out)
+}
+
+/// Whether `s` holds at least one valid `%XX` or `%uXXXX` escape.
+fn has_escape(s: &[u8]) -> bool {
+    memchr::memchr_iter(b'%', s).any(|i| {
+        let hex = |k: usize| s.get(i + k).is_some_and(u8::is_ascii_hexdigit);
+        (hex(1) && hex(2)) || (matches!(s.get(i + 1), Some(b'u' | b'U')) && (2..6).all(hex))
+    })
 }
 
 fn hex4(h: &[u8]) -> Option<u32> {
@@ -370,7 +387,9 @@ fn html_entities(s: &[u8]) -> Option<Vec<u8>> {
         if amp < copied {
             continue;
         }
-        let Some((cp, len)) = entity_at(&s[amp + 1..]) else { continue };
+        let Some((cp, len)) = entity_at(&s[amp + 1..]) else {
+            continue;
+        };
         let o = out.get_or_insert_with(|| Vec::with_capacity(s.len()));
         o.extend_from_slice(&s[copied..amp]);
         push_char(cp, o);

@@ -83,7 +83,7 @@ impl Operator {
                 .remote
                 .iter()
                 .flat_map(|o| o.to_vec())
-                .map(|c| parse_cidr(&c).map_err(|_| format!("{key}.remote: {c:?} is not a CIDR")))
+                .map(|c| parse_cidr(&c).ok_or_else(|| format!("{key}.remote: {c:?} is not a CIDR")))
                 .collect::<Result<Vec<_>, _>>()?;
             rules.push(Compiled {
                 id: r.id.clone().unwrap_or_else(|| format!("op-{}", i + 1)),
@@ -208,10 +208,10 @@ impl Compiled {
         {
             return false;
         }
-        if let Some(re) = &self.user_agent {
-            if !re.is_match(req.header("user-agent").unwrap_or("")) {
-                return false;
-            }
+        if let Some(re) = &self.user_agent
+            && !re.is_match(req.header("user-agent").unwrap_or(""))
+        {
+            return false;
         }
         if let Some((name, value)) = &self.header {
             let mut values = req.header_all(name);

@@ -324,19 +324,19 @@ fn range_check(v: &str, c: &mut Collector) {
             );
             return;
         }
-        if let (Ok(x), Ok(y)) = (a.parse::<u64>(), b.parse::<u64>()) {
-            if x > y {
-                c.add(
-                    K,
-                    "protocol-range-invalid",
-                    Critical,
-                    1,
-                    "header:range",
-                    v,
-                    "",
-                );
-                return;
-            }
+        if let (Ok(x), Ok(y)) = (a.parse::<u64>(), b.parse::<u64>())
+            && x > y
+        {
+            c.add(
+                K,
+                "protocol-range-invalid",
+                Critical,
+                1,
+                "header:range",
+                v,
+                "",
+            );
+            return;
         }
     }
     if ranges.len() > 5 {

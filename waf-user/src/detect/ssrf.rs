@@ -49,14 +49,21 @@ impl Class {
 /// Checks the URLs in a lowercased, decoded value; returns the worst class
 /// and the host it is about.
 pub fn check(low: &[u8]) -> Option<(Class, String)> {
+    let worth = low.windows(3).any(|w| w == b"://")
+        || low.starts_with(b"//")
+        || (low.len() < 300
+            && (low.contains(&b'.') || low.contains(&b':') || low.starts_with(b"localhost")));
+    if !worth {
+        return None;
+    }
     let s = String::from_utf8_lossy(&low[..low.len().min(8192)])
         .replace(['\u{3002}', '\u{ff0e}', '\u{ff61}'], ".");
     let mut worst: Option<(Class, String)> = None;
     let mut consider = |found: Option<(Class, String)>| {
-        if let Some(f) = found {
-            if worst.as_ref().is_none_or(|w| rank(f.0) > rank(w.0)) {
-                worst = Some(f);
-            }
+        if let Some(f) = found
+            && worst.as_ref().is_none_or(|w| rank(f.0) > rank(w.0))
+        {
+            worst = Some(f);
         }
     };
     for (i, _) in s.match_indices("://").take(8) {

@@ -60,10 +60,10 @@ pub fn parse(
         // Other types (text/plain beacons...) often carry JSON.
         Some(_) => {
             let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
-            if matches!(first, Some(b'{' | b'[')) {
-                if let Some(b) = json_body(body, limits, anomalies) {
-                    return b;
-                }
+            if matches!(first, Some(b'{' | b'['))
+                && let Some(b) = json_body(body, limits, anomalies)
+            {
+                return b;
             }
             Body::Raw
         }
@@ -102,10 +102,10 @@ fn json_body(body: &[u8], limits: &Limits, anomalies: &mut Vec<Anomaly>) -> Opti
 /// (as most servers read it), else raw.
 fn sniff(body: &[u8], limits: &Limits, anomalies: &mut Vec<Anomaly>) -> Body {
     let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
-    if matches!(first, Some(b'{' | b'[')) {
-        if let Some(b) = json_body(body, limits, anomalies) {
-            return b;
-        }
+    if matches!(first, Some(b'{' | b'['))
+        && let Some(b) = json_body(body, limits, anomalies)
+    {
+        return b;
     }
     if first == Some(b'<') {
         return Body::Xml(xml::scan(

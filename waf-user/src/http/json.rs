@@ -85,7 +85,7 @@ fn push_key(path: &mut String, key: &str) {
         path.push_str(key);
     } else {
         let shown: String = key.chars().take(64).collect();
-        path.push_str("[");
+        path.push('[');
         path.push_str(&serde_json::Value::String(shown).to_string());
         path.push(']');
     }

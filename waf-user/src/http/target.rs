@@ -44,12 +44,13 @@ pub fn percent_decode(s: &[u8], plus: bool) -> Vec<u8> {
     let mut i = 0;
     while i < s.len() {
         let b = s[i];
-        if b == b'%' && i + 2 < s.len() {
-            if let (Some(h), Some(l)) = (hex_val(s[i + 1]), hex_val(s[i + 2])) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
+        if b == b'%'
+            && i + 2 < s.len()
+            && let (Some(h), Some(l)) = (hex_val(s[i + 1]), hex_val(s[i + 2]))
+        {
+            out.push(h << 4 | l);
+            i += 3;
+            continue;
         }
         out.push(if plus && b == b'+' { b' ' } else { b });
         i += 1;

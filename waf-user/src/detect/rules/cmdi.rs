@@ -257,6 +257,15 @@ pub fn rules() -> Vec<Rule> {
             ),
         ),
         rule(
+            "cmdi-separator-wildcard",
+            K,
+            Critical,
+            1,
+            View::Cmd,
+            t,
+            r"(?:[;|`]|&&|\$\()\s*/[a-z?*]*[?*][a-z?*]*/",
+        ),
+        rule(
             "cmdi-wildcard-path",
             K,
             Error,

@@ -358,7 +358,8 @@ pub fn rules() -> Vec<Rule> {
             View::Low,
             FILENAME,
             r"\.(?:php\d?|phtml|phar|pht|phps|pgif|shtml|htaccess|jsp|jspx|jsw|jsv|jspf|asp|aspx|asa|ashx|asmx|axd|cer|cgi|pl|py|rb|sh|war|exe|dll|bat|cmd|vbs|ps1|config|user\.ini)[.\s]*$|^sess_[\w-]+$|^\.htaccess$|^\.user\.ini$",
-        ),
+        )
+        .plain(),
         rule(
             "upload-script-content",
             Kind::FileUpload,

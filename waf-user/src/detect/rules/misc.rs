@@ -29,7 +29,7 @@ pub fn rules() -> Vec<Rule> {
         // CRLF injection, response splitting, requests inside values.
         rule("crlf-header-injection", Kind::Crlf, Critical, 1, View::Low, ARGS | NAMES | BODY | HEADERS, r"\n\s*(?:set-cookie|content-(?:type|length|disposition|security-policy)|refresh|x-forwarded-[\w-]+|x-real-ip|remote-addr|transfer-encoding|access-control-allow-[\w-]+|x-xss-protection|location\s*:\s*(?:https?:|/))\s*:|\n\s*http/\d(?:\.\d)?\s+\d{3}\b"),
         rule("crlf-request-in-value", Kind::Crlf, Critical, 1, View::Low, ARGS | NAMES | BODY | HEADERS, r"\b(?:get|post|head|put|delete|options|trace|track|connect|patch|propfind|proppatch|mkcol|copy|move|lock|unlock)\s+(?:/|https?://)\S*\s+http/\d"),
-        rule("crlf-in-name-or-path", Kind::Crlf, Critical, 1, View::Dec, NAMES | PATH, r"[\r\n]"),
+        rule("crlf-in-name-or-path", Kind::Crlf, Critical, 1, View::Low, NAMES | PATH, r"\n"),
         rule("crlf-header-like", Kind::Crlf, Warning, 1, View::Low, ARGS, r"\n\s*[a-z][a-z-]{2,30}\s*:\s*\S"),
         // Prototype pollution.
         rule("prototype-pollution", Kind::PrototypePollution, Critical, 1, View::Low, INPUT | PATH, r"__proto__|\bconstructor\s*(?:\.|\[\s*['\x22]?)\s*prototype\b|\bprototype\s*\[\s*['\x22]?(?:__proto__|constructor)").plain(),
