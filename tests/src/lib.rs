@@ -485,3 +485,262 @@ pub fn api_with_token(
         (code, v)
     })
 }
+
+/// Starts `f` on a thread that has entered network namespace `ns` (for
+/// servers that must outlive one call, unlike [`Netns::run`]).
+pub fn spawn_in_netns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let path = PathBuf::from("/var/run/netns").join(ns);
+    std::thread::spawn(move || {
+        let fd = File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // SAFETY: a valid namespace fd; affects only this thread.
+        let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        f()
+    })
+}
+
+/// A tiny HTTP/1.1 application (keep-alive, Content-Length bodies) that
+/// answers every request `200 hello` and counts what it served. Stops on drop.
+pub struct Upstream {
+    /// Requests it answered.
+    pub served: std::sync::Arc<AtomicU32>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    addr: std::net::SocketAddr,
+    ns: String,
+}
+
+impl Upstream {
+    /// Listens on `addr` inside namespace `ns`.
+    pub fn start(ns: &Netns, addr: &str) -> Self {
+        use std::{
+            io::{BufRead as _, BufReader, Read as _, Write as _},
+            net::TcpListener,
+            sync::{Arc, atomic::AtomicBool},
+        };
+        let addr: std::net::SocketAddr = addr.parse().expect("upstream address");
+        let served = Arc::new(AtomicU32::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (served2, stop2) = (served.clone(), stop.clone());
+        spawn_in_netns(&ns.name, move || {
+            let l = TcpListener::bind(addr).expect("bind upstream");
+            tx.send(()).unwrap();
+            for conn in l.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let served = served2.clone();
+                std::thread::spawn(move || {
+                    let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+                    let mut w = conn.try_clone().expect("clone");
+                    let mut r = BufReader::new(conn);
+                    loop {
+                        let mut len = 0usize;
+                        let mut line = String::new();
+                        let mut first = true;
+                        loop {
+                            line.clear();
+                            match r.read_line(&mut line) {
+                                Ok(0) | Err(_) => return,
+                                Ok(_) => {}
+                            }
+                            if line == "\r\n" && !first {
+                                break;
+                            }
+                            first = false;
+                            let low = line.to_ascii_lowercase();
+                            if let Some(v) = low.strip_prefix("content-length:") {
+                                len = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                        let mut body = vec![0; len];
+                        if r.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        served.fetch_add(1, Ordering::SeqCst);
+                        if w
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .expect("upstream listening");
+        Self {
+            served,
+            stop,
+            addr,
+            ns: ns.name.clone(),
+        }
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop.
+        let addr = self.addr;
+        let _ = spawn_in_netns(&self.ns, move || {
+            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200))
+        })
+        .join();
+    }
+}
+
+/// Sends raw HTTP request bytes from inside `ns` to `dst` (optionally from
+/// source address `src`), in pieces of `pieces` writes with a pause between
+/// them (so they leave as separate TCP segments). Returns the status code
+/// and the body, or an error (for example a connect timeout when XDP drops
+/// the handshake).
+pub fn http_raw(
+    ns: &Netns,
+    dst: &str,
+    src: Option<&str>,
+    raw: &[u8],
+    pieces: usize,
+) -> std::io::Result<(u16, String)> {
+    use std::io::{Read as _, Write as _};
+    let dst: std::net::SocketAddr = dst.parse().expect("destination");
+    let src: Option<std::net::IpAddr> = src.map(|s| s.parse().expect("source"));
+    let raw = raw.to_vec();
+    ns.run(move || {
+        let sock = match dst {
+            std::net::SocketAddr::V4(_) => socket2_connect(dst, src)?,
+            std::net::SocketAddr::V6(_) => socket2_connect(dst, src)?,
+        };
+        let mut s = sock;
+        s.set_nodelay(true)?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+        let step = raw.len().div_ceil(pieces.max(1));
+        for chunk in raw.chunks(step.max(1)) {
+            s.write_all(chunk)?;
+            if pieces > 1 {
+                std::thread::sleep(std::time::Duration::from_millis(30));
+            }
+        }
+        let mut buf = Vec::new();
+        let mut tmp = [0u8; 4096];
+        loop {
+            let n = s.read(&mut tmp)?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&tmp[..n]);
+            if let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if buf.len() >= head_end + 4 + len {
+                    break;
+                }
+            }
+        }
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("no HTTP status in {text:?}")))?;
+        let body = text.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+        Ok((status, body))
+    })
+}
+
+/// A TCP connection to `dst` from `src` (if given), with a 1-second connect
+/// timeout.
+fn socket2_connect(
+    dst: std::net::SocketAddr,
+    src: Option<std::net::IpAddr>,
+) -> std::io::Result<std::net::TcpStream> {
+    use std::os::fd::FromRawFd as _;
+    let domain = if dst.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: plain socket syscalls on a fresh fd we own.
+    unsafe {
+        let fd = libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stream = std::net::TcpStream::from_raw_fd(fd);
+        if let Some(src) = src {
+            let (sa, len) = sockaddr(std::net::SocketAddr::new(src, 0));
+            if libc::bind(fd, (&raw const sa).cast(), len) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        let _ = stream.set_nonblocking(true);
+        let (sa, len) = sockaddr(dst);
+        let rc = libc::connect(fd, (&raw const sa).cast(), len);
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINPROGRESS) {
+                return Err(e);
+            }
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLOUT,
+                revents: 0,
+            };
+            if libc::poll(&mut pfd, 1, 1000) <= 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connect timed out",
+                ));
+            }
+            let mut err: libc::c_int = 0;
+            let mut l = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, (&raw mut err).cast(), &mut l);
+            if err != 0 {
+                return Err(std::io::Error::from_raw_os_error(err));
+            }
+        }
+        stream.set_nonblocking(false)?;
+        Ok(stream)
+    }
+}
+
+/// A sockaddr_storage for `a`.
+fn sockaddr(a: std::net::SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: zeroed sockaddr_storage is valid; we fill the family's struct.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match a {
+        std::net::SocketAddr::V4(v4) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: v4.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(v4.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_in fits in sockaddr_storage.
+            unsafe { std::ptr::write((&raw mut ss).cast(), sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        std::net::SocketAddr::V6(v6) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: v6.port().to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: v6.ip().octets(),
+                },
+                sin6_scope_id: 0,
+            };
+            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
+            unsafe { std::ptr::write((&raw mut ss).cast(), sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}

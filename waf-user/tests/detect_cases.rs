@@ -21,6 +21,13 @@ fn engine(cfg: DetectConfig) -> Engine {
     Engine::new(&cfg).expect("valid configuration")
 }
 
+/// The engine with the default configuration, built once for all tests
+/// (compiling the rule sets is the slow part in debug builds).
+fn default_engine() -> &'static Engine {
+    static ENGINE: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
+    ENGINE.get_or_init(|| engine(DetectConfig::default()))
+}
+
 /// Inspects a GET with one query string.
 fn get(e: &Engine, target: &str) -> Verdict {
     let headers = vec![
@@ -55,13 +62,13 @@ fn kinds(v: &Verdict) -> Vec<Kind> {
 
 #[test]
 fn labeled_cases_are_classified() {
-    let e = engine(DetectConfig::default());
+    let e = default_engine();
     let mut failures = Vec::new();
     let (mut attacks, mut benign) = (0, 0);
     for line in CASES.lines().filter(|l| !l.trim().is_empty()) {
         let case: Value = serde_json::from_str(line).expect("case is JSON");
         let name = case["name"].as_str().unwrap_or("?");
-        let (out, outcome) = inspect_line(line.as_bytes(), &e);
+        let (out, outcome) = inspect_line(line.as_bytes(), e);
         let out: Value = serde_json::from_str(&out).expect("verdict is JSON");
         assert!(outcome.is_ok(), "{name}: {out}");
         let blocked = out["action"] == "block";
@@ -101,8 +108,8 @@ fn labeled_cases_are_classified() {
 
 #[test]
 fn findings_say_kind_location_rule_and_snippet() {
-    let e = engine(DetectConfig::default());
-    let v = get(&e, "/item?id=1%27%20OR%20%271%27%3D%271");
+    let e = default_engine();
+    let v = get(e, "/item?id=1%27%20OR%20%271%27%3D%271");
     assert_eq!((v.action, v.risk), (Action::Block, Risk::High));
     assert!(v.score >= 5);
     let f = v
@@ -118,7 +125,7 @@ fn findings_say_kind_location_rule_and_snippet() {
     assert_eq!(text["risk"], "high");
     assert_eq!(text["attacks"][0]["severity"], "critical");
     let v = post(
-        &e,
+        e,
         "/api",
         "application/json",
         r#"{"user":{"name":"<script>alert(1)</script>"}}"#,
@@ -145,8 +152,8 @@ fn findings_say_kind_location_rule_and_snippet() {
 
 #[test]
 fn a_single_weak_finding_is_medium_risk_and_passes() {
-    let e = engine(DetectConfig::default());
-    let v = get(&e, "/p?discount=100%");
+    let e = default_engine();
+    let v = get(e, "/p?discount=100%");
     assert_eq!(v.action, Action::Pass);
     assert_eq!(v.risk, Risk::Medium, "{v:?}");
     assert!(
@@ -154,7 +161,7 @@ fn a_single_weak_finding_is_medium_risk_and_passes() {
             .iter()
             .any(|f| f.rule == "protocol-invalid-url-encoding")
     );
-    let v = get(&e, "/p?q=shoes");
+    let v = get(e, "/p?q=shoes");
     assert_eq!((v.action, v.score, v.risk), (Action::Pass, 0, Risk::Low));
 }
 
@@ -314,7 +321,7 @@ fn paranoia_levels_add_rules() {
             .expect("request");
         e.inspect(&req, None)
     };
-    let pl1 = request(&engine(DetectConfig::default()));
+    let pl1 = request(default_engine());
     let pl2 = request(&engine(DetectConfig {
         paranoia: 2,
         ..Default::default()
@@ -338,10 +345,7 @@ fn paranoia_levels_add_rules() {
     assert!(pl2.score > pl1.score);
     // Private addresses in URLs: error at PL1, critical from PL2.
     let url = "/fetch?url=http%3A%2F%2F10.1.2.3%2Fadmin";
-    assert_eq!(
-        get(&engine(DetectConfig::default()), url).action,
-        Action::Pass
-    );
+    assert_eq!(get(default_engine(), url).action, Action::Pass);
     assert_eq!(
         get(
             &engine(DetectConfig {
@@ -435,7 +439,7 @@ fn configuration_errors_name_key_value_and_allowed() {
 
 #[test]
 fn inspect_lines_keeps_order_and_survives_bad_lines() {
-    let e = engine(DetectConfig::default());
+    let e = default_engine();
     let input = [
         json!({"id": 1, "raw": "GET /?q=shoes HTTP/1.1\r\nHost: h\r\n\r\n"}).to_string(),
         "{not json".to_owned(),
@@ -446,7 +450,7 @@ fn inspect_lines_keeps_order_and_survives_bad_lines() {
     ]
     .join("\n");
     let mut out = Vec::new();
-    let stats = inspect_lines(Cursor::new(input), &mut out, &e, 2).expect("runs");
+    let stats = inspect_lines(Cursor::new(input), &mut out, e, 2).expect("runs");
     let lines: Vec<Value> = String::from_utf8(out)
         .expect("utf-8")
         .lines()
@@ -487,7 +491,7 @@ fn inspect_lines_keeps_order_and_survives_bad_lines() {
 
 #[test]
 fn inspect_lines_uses_threads_and_keeps_order() {
-    let e = engine(DetectConfig::default());
+    let e = default_engine();
     let input: String = (0..700)
         .map(|i| {
             let q = if i % 7 == 0 {
@@ -500,7 +504,7 @@ fn inspect_lines_uses_threads_and_keeps_order() {
         })
         .collect();
     let mut out = Vec::new();
-    let stats = inspect_lines(Cursor::new(input), &mut out, &e, 3).expect("runs");
+    let stats = inspect_lines(Cursor::new(input), &mut out, e, 3).expect("runs");
     let text = String::from_utf8(out).expect("utf-8");
     for (i, line) in text.lines().enumerate() {
         let v: Value = serde_json::from_str(line).expect("JSON");

@@ -1,6 +1,9 @@
 //! Rules compiled into one `RegexSet` per (target class, view), so each view
 //! of a value is scanned once for all the rules that apply to it.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 use super::normalize::Normalized;
@@ -18,18 +21,16 @@ struct Group {
     members: Vec<usize>,
 }
 
-/// Rule groups of one target class. When a value has no SQL comment or no
-/// shell quoting, its `Sql` or `Cmd` view equals `Low`, and the merged
-/// groups scan it once for the rules of all those views.
+/// Rule groups of one target class. When a value has no SQL comment and no
+/// shell quoting, its `Sql` and `Cmd` views equal `Low`, and one merged set
+/// scans it for the rules of all three views.
 #[derive(Default)]
 struct Row {
-    dec: Option<Group>,
-    low: Option<Group>,
-    sql: Option<Group>,
-    cmd: Option<Group>,
-    low_sql: Option<Group>,
-    low_cmd: Option<Group>,
-    low_sql_cmd: Option<Group>,
+    dec: Option<Arc<Group>>,
+    low: Option<Arc<Group>>,
+    sql: Option<Arc<Group>>,
+    cmd: Option<Arc<Group>>,
+    low_sql_cmd: Option<Arc<Group>>,
 }
 
 /// The active rules, compiled.
@@ -67,10 +68,15 @@ impl Compiled {
             .collect::<Result<Vec<_>, _>>()?;
         let mut full = Vec::new();
         let mut plain = Vec::new();
+        let mut cache = Cache::new();
         for bit in 0..targets::COUNT {
             let mask = 1u16 << bit;
-            full.push(row(&rules, |r| r.targets & mask != 0)?);
-            plain.push(row(&rules, |r| r.targets & mask != 0 && r.plain)?);
+            full.push(row(&rules, |r| r.targets & mask != 0, &mut cache)?);
+            plain.push(row(
+                &rules,
+                |r| r.targets & mask != 0 && r.plain,
+                &mut cache,
+            )?);
         }
         Ok(Compiled {
             rules,
@@ -91,8 +97,7 @@ impl Compiled {
     ) {
         let table = if plain { &self.plain } else { &self.full };
         let Some(row) = table.get(bit) else { return };
-        let (has_sql, has_cmd) = (n.has_sql_view(), n.has_cmd_view());
-        let mut run = |group: &Option<Group>, text: &'a [u8]| {
+        let mut run = |group: &Option<Arc<Group>>, text: &'a [u8]| {
             let Some(group) = group else { return };
             for i in group.set.matches(text).iter() {
                 let idx = group.members[i];
@@ -110,21 +115,12 @@ impl Compiled {
         if n.dec.iter().any(|&b| b.is_ascii_uppercase() || b >= 0x80) {
             run(&row.dec, &n.dec);
         }
-        match (has_sql, has_cmd) {
-            (false, false) => run(&row.low_sql_cmd, &n.low),
-            (true, false) => {
-                run(&row.low_cmd, &n.low);
-                run(&row.sql, n.sql());
-            }
-            (false, true) => {
-                run(&row.low_sql, &n.low);
-                run(&row.cmd, n.cmd());
-            }
-            (true, true) => {
-                run(&row.low, &n.low);
-                run(&row.sql, n.sql());
-                run(&row.cmd, n.cmd());
-            }
+        if n.has_sql_view() || n.has_cmd_view() {
+            run(&row.low, &n.low);
+            run(&row.sql, n.sql());
+            run(&row.cmd, n.cmd());
+        } else {
+            run(&row.low_sql_cmd, &n.low);
         }
     }
 
@@ -150,23 +146,31 @@ impl Compiled {
     }
 }
 
-fn row(rules: &[Rule], keep: impl Fn(&Rule) -> bool) -> Result<Row, String> {
-    let build = |views: &[View]| group(rules, |r| views.contains(&r.view) && keep(r));
+/// Compiled sets shared between rows with the same members.
+type Cache = HashMap<Vec<usize>, Arc<Group>>;
+
+fn row(rules: &[Rule], keep: impl Fn(&Rule) -> bool, cache: &mut Cache) -> Result<Row, String> {
+    let mut build = |views: &[View]| group(rules, |r| views.contains(&r.view) && keep(r), cache);
     Ok(Row {
         dec: build(&[View::Dec])?,
         low: build(&[View::Low])?,
         sql: build(&[View::Sql])?,
         cmd: build(&[View::Cmd])?,
-        low_sql: build(&[View::Low, View::Sql])?,
-        low_cmd: build(&[View::Low, View::Cmd])?,
         low_sql_cmd: build(&[View::Low, View::Sql, View::Cmd])?,
     })
 }
 
-fn group(rules: &[Rule], keep: impl Fn(&Rule) -> bool) -> Result<Option<Group>, String> {
+fn group(
+    rules: &[Rule],
+    keep: impl Fn(&Rule) -> bool,
+    cache: &mut Cache,
+) -> Result<Option<Arc<Group>>, String> {
     let members: Vec<usize> = (0..rules.len()).filter(|&i| keep(&rules[i])).collect();
     if members.is_empty() {
         return Ok(None);
+    }
+    if let Some(g) = cache.get(&members) {
+        return Ok(Some(Arc::clone(g)));
     }
     let set = RegexSetBuilder::new(members.iter().map(|&i| rules[i].pattern.as_str()))
         .unicode(false)
@@ -174,5 +178,10 @@ fn group(rules: &[Rule], keep: impl Fn(&Rule) -> bool) -> Result<Option<Group>, 
         .dfa_size_limit(DFA_SIZE_LIMIT)
         .build()
         .map_err(|e| format!("rule set: {e}"))?;
-    Ok(Some(Group { set, members }))
+    let g = Arc::new(Group {
+        set,
+        members: members.clone(),
+    });
+    cache.insert(members, Arc::clone(&g));
+    Ok(Some(g))
 }

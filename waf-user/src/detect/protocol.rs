@@ -216,6 +216,7 @@ pub fn headers(req: &Request, allowed_methods: &[String], c: &mut Collector) {
     }
     content_type(req, c);
     restricted(req, c);
+    more_headers(req, c);
     if let Some(v) = req.header("sec-fetch-user").filter(|v| *v != "?1") {
         c.add(
             K,
@@ -343,17 +344,8 @@ fn range_check(v: &str, c: &mut Collector) {
         c.add(
             K,
             "protocol-range-too-many",
-            Error,
-            1,
-            "header:range",
-            v,
-            "",
-        );
-        c.add(
-            K,
-            "protocol-range-too-many-pl2",
             Critical,
-            2,
+            1,
             "header:range",
             v,
             "",
@@ -489,7 +481,12 @@ fn restricted(req: &Request, c: &mut Collector) {
     for h in &req.headers {
         let n = h.name.to_ascii_lowercase();
         let sev = match n.as_str() {
-            "proxy" | "x-middleware-subrequest" | "lock-token" | "if" | "content-range" => Critical,
+            "proxy"
+            | "x-middleware-subrequest"
+            | "lock-token"
+            | "if"
+            | "content-range"
+            | "request-range" => Critical,
             "x-http-method-override" | "x-http-method" | "x-method-override" => Error,
             _ => continue,
         };
@@ -500,6 +497,90 @@ fn restricted(req: &Request, c: &mut Collector) {
             1,
             &format!("header:{n}"),
             &h.value,
+            "",
+        );
+    }
+}
+
+/// Method overrides, charsets in Accept, malformed Content-Type, bodies
+/// without a Content-Type.
+fn more_headers(req: &Request, c: &mut Collector) {
+    let overrides = req.query.iter().chain(match &req.parsed_body {
+        Body::Form(params) => params.as_slice(),
+        _ => &[],
+    });
+    for p in overrides.filter(|p| p.name == "_method") {
+        let m = p.value.trim().to_ascii_uppercase();
+        let sev = if matches!(m.as_str(), "PUT" | "PATCH" | "DELETE" | "POST" | "GET") {
+            Warning
+        } else {
+            Critical
+        };
+        c.add(
+            K,
+            "protocol-method-override",
+            sev,
+            1,
+            "query:_method",
+            &p.value,
+            "",
+        );
+    }
+    for name in ["accept", "accept-charset"] {
+        for v in req.header_all(name) {
+            let evasive = v
+                .split([',', ';'])
+                .filter_map(|p| p.trim().split_once('='))
+                .any(|(k, val)| {
+                    (name == "accept-charset" || k.trim().eq_ignore_ascii_case("charset"))
+                        && evasion_charset(val)
+                })
+                || (name == "accept-charset"
+                    && v.split(',')
+                        .any(|p| evasion_charset(p.split(';').next().unwrap_or(""))));
+            if evasive {
+                c.add(
+                    K,
+                    "protocol-charset-evasion",
+                    Critical,
+                    1,
+                    &format!("header:{name}"),
+                    v,
+                    "",
+                );
+            }
+        }
+    }
+    if let Some(ct) = req.header("content-type") {
+        let mime = ct.split(';').next().unwrap_or("").trim();
+        let token = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+        };
+        let well_formed = mime
+            .split_once('/')
+            .is_some_and(|(t, s)| token(t) && token(s));
+        if !mime.is_empty() && !well_formed {
+            c.add(
+                K,
+                "protocol-content-type-malformed",
+                Critical,
+                1,
+                "header:content-type",
+                ct,
+                "",
+            );
+        }
+    }
+    if req.body_len > 0 && req.header("content-type").is_none() {
+        c.add(
+            K,
+            "protocol-missing-content-type",
+            Warning,
+            1,
+            "header:content-type",
+            "",
             "",
         );
     }

@@ -234,7 +234,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             t | HEADERS,
-            r"[\w:.]*\s*\(\s*\)\s*\{[^}]*[|&][^}]*\}\s*;|<\(\s*[a-z]+(?:\s|\))",
+            r"\{[^}]*\|[^}]*&\s*\}|\balias\s+[\w.-]+=|[\w:.]*\s*\(\s*\)\s*\{[^}]*[|&][^}]*\}\s*;|<\(\s*[a-z]+(?:\s|\))",
         ),
         rule(
             "cmdi-separator-option",

@@ -314,7 +314,7 @@ pub fn rules() -> Vec<Rule> {
             View::Low,
             PATH,
             format!(
-                r"[^/]\.(?:{exts})(?:$|[;~/])|\.(?:sql|db|bak|dump|backup)\.(?:zip|gz|tgz|tar|7z|rar|bz2|xz)$|\.\w+~$|/(?:\.?#[^/]*#|[^/]*\.(?:swp|swo))$"
+                r"[^/]\.(?:{exts})(?:$|[;~/])|\.(?:sql|db|bak|dump|backup)\.(?:zip|gz|tgz|tar|7z|rar|bz2|xz)$|\.\w+~(?:/|$)|/(?:\.?#[^/]*#|[^/]*\.(?:swp|swo))$"
             ),
         ),
         rule(

@@ -1,0 +1,222 @@
+//! End to end, in network namespaces: a clean client, an attacker, and a
+//! server running the daemon in front of (proxy) or beside (mirror) a real
+//! application. Detections become strikes, strikes become XDP bans, and the
+//! banned attacker's TCP handshake is dropped while the client carries on.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use waf_tests::{Lab, TestDaemon, Upstream, api, http_raw};
+
+const SQLI: &[u8] = b"GET /search?q=1%27%20UNION%20SELECT%20username,password%20FROM%20users-- HTTP/1.1\r\nHost: shop\r\nUser-Agent: Mozilla/5.0\r\n\r\n";
+const BENIGN: &[u8] =
+    b"GET /search?q=select+specialty+hospital HTTP/1.1\r\nHost: shop\r\nUser-Agent: Mozilla/5.0\r\n\r\n";
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn banned(lab: &Lab) -> Vec<String> {
+    api(lab, "GET", "/v1/bans", None)
+        .1
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|b| b["addr"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn xdp_banned_packets(lab: &Lab) -> u64 {
+    api(lab, "GET", "/v1/stats", None).1["counters"]["banned"]["packets"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+fn server(port: u16) -> String {
+    format!("{}:{port}", Lab::SRV4)
+}
+
+#[test]
+fn proxy_blocks_attacks_and_strikes_become_xdp_bans() {
+    let lab = Lab::new();
+    let app = Upstream::start(&lab.srv, "127.0.0.1:8000");
+    let log = std::env::temp_dir().join(format!("waf-access-{}.log", std::process::id()));
+    let d = TestDaemon::start(
+        &lab,
+        &format!(
+            "[proxy]\nlisten = \"0.0.0.0:8080\"\nupstream = \"http://127.0.0.1:8000\"\n\
+             access_log = \"{}\"\naccess_log_format = \"json\"\nsecurity_headers = true\n\
+             inspect_budget = \"10s\"\n\n\
+             [ban_policy]\nstrikes = 3\nwindow = \"1m\"\n",
+            log.display()
+        ),
+    );
+    let (code, body) = http_raw(&lab.client, &server(8080), None, BENIGN, 1).unwrap();
+    assert_eq!((code, body.as_str()), (200, "hello"));
+
+    for i in 0..3 {
+        let (code, body) = http_raw(&lab.attacker, &server(8080), None, SQLI, 1).unwrap();
+        assert_eq!(code, 403, "attack {i} blocked");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"], "blocked by waf");
+        assert_eq!(v["request_id"].as_str().unwrap().len(), 16);
+    }
+    assert_eq!(app.served.load(std::sync::atomic::Ordering::SeqCst), 1, "attacks never reached the app");
+    wait_until("the ban", Duration::from_secs(5), || banned(&lab) == [Lab::ATTACKER4]);
+    let before = xdp_banned_packets(&lab);
+    let err = http_raw(&lab.attacker, &server(8080), None, BENIGN, 1).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "handshake dropped at XDP: {err}");
+    assert!(xdp_banned_packets(&lab) > before, "the XDP ban counter rose");
+    assert_eq!(http_raw(&lab.client, &server(8080), None, BENIGN, 1).unwrap().0, 200);
+
+    let out = d.cli(&["bans", "rm", Lab::ATTACKER4]);
+    assert!(out.status.success());
+    assert_eq!(http_raw(&lab.attacker, &server(8080), None, BENIGN, 1).unwrap().0, 200);
+
+    // The access log has every request with its verdict.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 6, "{text}");
+    assert_eq!(lines.iter().filter(|l| l["verdict"] == "block").count(), 3);
+    let blocked = lines.iter().find(|l| l["verdict"] == "block").unwrap();
+    assert_eq!(blocked["status"], 403);
+    assert_eq!(blocked["remote"], Lab::ATTACKER4);
+    assert!(blocked["reason"].as_str().unwrap().to_lowercase().contains("sql"), "{blocked}");
+    let (_, st) = api(&lab, "GET", "/v1/stats", None);
+    assert_eq!(st["proxy"]["blocked"], 3);
+    let _ = std::fs::remove_file(&log);
+}
+
+#[test]
+fn mirror_detects_split_requests_and_bans_without_a_proxy() {
+    let lab = Lab::new();
+    // The application listens directly; waf only watches.
+    let app = Upstream::start(&lab.srv, "0.0.0.0:8080");
+    let _d = TestDaemon::start(
+        &lab,
+        "[mirror]\nenabled = true\nports = [8080]\n\n[ban_policy]\nstrikes = 2\nwindow = \"1m\"\n",
+    );
+    assert_eq!(http_raw(&lab.client, &server(8080), None, BENIGN, 1).unwrap().0, 200);
+    // The mirror cannot block: the attack reaches the application. Each one
+    // is split over several TCP segments.
+    for _ in 0..2 {
+        let (code, _) = http_raw(&lab.attacker, &server(8080), None, SQLI, 4).unwrap();
+        assert_eq!(code, 200);
+    }
+    wait_until("the mirror's ban", Duration::from_secs(5), || banned(&lab) == [Lab::ATTACKER4]);
+    let (_, bans) = api(&lab, "GET", "/v1/bans", None);
+    assert_eq!(bans[0]["source"], "detection");
+    assert!(bans[0]["reason"].as_str().unwrap().contains("mirror"), "{bans}");
+    let err = http_raw(&lab.attacker, &server(8080), None, BENIGN, 1).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    assert_eq!(http_raw(&lab.client, &server(8080), None, BENIGN, 1).unwrap().0, 200);
+    let (_, st) = api(&lab, "GET", "/v1/stats", None);
+    assert!(st["mirror"]["detections"].as_u64().unwrap() >= 2, "{st}");
+    assert!(st["counters"]["samples_sent"]["packets"].as_u64().unwrap() > 0);
+    assert_eq!(app.served.load(std::sync::atomic::Ordering::SeqCst), 4);
+}
+
+#[test]
+fn a_burst_of_ten_thousand_requests_loses_no_ban_and_no_log_line() {
+    let lab = Lab::new();
+    let _app = Upstream::start(&lab.srv, "127.0.0.1:8000");
+    // Five attacker addresses.
+    let attackers: Vec<String> = (70..75).map(|i| format!("192.0.2.{i}")).collect();
+    let atk_if = lab
+        .attacker
+        .exec(&["ip", "-o", "link", "show"])
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter_map(|l| {
+            let l = String::from_utf8_lossy(l).to_string();
+            let name = l.split(": ").nth(1)?.split('@').next()?.to_string();
+            (name != "lo").then_some(name)
+        })
+        .next()
+        .unwrap();
+    for a in &attackers {
+        lab.attacker
+            .exec(&["ip", "addr", "add", &format!("{a}/24"), "dev", &atk_if]);
+    }
+    let log = std::env::temp_dir().join(format!("waf-burst-{}.log", std::process::id()));
+    let _d = TestDaemon::start(
+        &lab,
+        &format!(
+            "[proxy]\nlisten = \"0.0.0.0:8080\"\nupstream = \"http://127.0.0.1:8000\"\n\
+             access_log = \"{}\"\naccess_log_format = \"json\"\ninspect_budget = \"10s\"\n\n\
+             [ban_policy]\nstrikes = 3\nwindow = \"5m\"\n",
+            log.display()
+        ),
+    );
+    // 10,000 benign requests over keep-alive connections from the client, in
+    // four threads, with the attackers' requests in the middle.
+    let total = 10_000usize;
+    let per = total / 4;
+    let mut sent_attacks = 0;
+    std::thread::scope(|s| {
+        let lab = &lab;
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(move || {
+                    let mut batch = Vec::new();
+                    for _ in 0..per {
+                        batch.extend_from_slice(BENIGN);
+                    }
+                    // One connection, all requests pipelined, in pieces.
+                    lab.client.run(move || pipeline(&server(8080), &batch, per))
+                })
+            })
+            .collect();
+        for _ in 0..3 {
+            for a in &attackers {
+                let (code, _) = http_raw(&lab.attacker, &server(8080), Some(a), SQLI, 1).unwrap();
+                assert_eq!(code, 403);
+                sent_attacks += 1;
+            }
+        }
+        for w in workers {
+            assert_eq!(w.join().unwrap(), per, "every benign request answered 200");
+        }
+    });
+    wait_until("five bans", Duration::from_secs(10), || banned(&lab).len() == 5);
+    let mut got = banned(&lab);
+    got.sort();
+    assert_eq!(got, attackers);
+    let lines = std::fs::read_to_string(&log).unwrap().lines().count();
+    assert_eq!(lines, total + sent_attacks, "one access log line per request");
+    let _ = std::fs::remove_file(&log);
+}
+
+/// Sends `n` pipelined requests on one connection; returns how many 200s came back.
+fn pipeline(dst: &str, batch: &[u8], n: usize) -> usize {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(dst).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let batch = batch.to_vec();
+    let writer = std::thread::spawn(move || {
+        for chunk in batch.chunks(64 * 1024) {
+            w.write_all(chunk).unwrap();
+        }
+    });
+    let mut buf = Vec::new();
+    let mut tmp = vec![0u8; 64 * 1024];
+    let needle = b"HTTP/1.1 200";
+    let mut count = 0;
+    while count < n {
+        let k = s.read(&mut tmp).expect("read");
+        if k == 0 {
+            break;
+        }
+        buf.extend_from_slice(&tmp[..k]);
+        count = buf.windows(needle.len()).filter(|w| *w == needle).count();
+    }
+    writer.join().unwrap();
+    count
+}
