@@ -562,8 +562,7 @@ impl Upstream {
                             return;
                         }
                         served.fetch_add(1, Ordering::SeqCst);
-                        if w
-                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+                        if w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
                             .is_err()
                         {
                             return;
@@ -652,7 +651,10 @@ pub fn http_raw(
             .nth(1)
             .and_then(|c| c.parse().ok())
             .ok_or_else(|| std::io::Error::other(format!("no HTTP status in {text:?}")))?;
-        let body = text.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|x| x.1.to_string())
+            .unwrap_or_default();
         Ok((status, body))
     })
 }
@@ -664,7 +666,11 @@ fn socket2_connect(
     src: Option<std::net::IpAddr>,
 ) -> std::io::Result<std::net::TcpStream> {
     use std::os::fd::FromRawFd as _;
-    let domain = if dst.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    let domain = if dst.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
     // SAFETY: plain socket syscalls on a fresh fd we own.
     unsafe {
         let fd = libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
@@ -699,7 +705,13 @@ fn socket2_connect(
             }
             let mut err: libc::c_int = 0;
             let mut l = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-            libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, (&raw mut err).cast(), &mut l);
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&raw mut err).cast(),
+                &mut l,
+            );
             if err != 0 {
                 return Err(std::io::Error::from_raw_os_error(err));
             }

@@ -67,27 +67,60 @@ fn proxy_blocks_attacks_and_strikes_become_xdp_bans() {
         assert_eq!(v["error"], "blocked by waf");
         assert_eq!(v["request_id"].as_str().unwrap().len(), 16);
     }
-    assert_eq!(app.served.load(std::sync::atomic::Ordering::SeqCst), 1, "attacks never reached the app");
-    wait_until("the ban", Duration::from_secs(5), || banned(&lab) == [Lab::ATTACKER4]);
+    assert_eq!(
+        app.served.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "attacks never reached the app"
+    );
+    wait_until("the ban", Duration::from_secs(5), || {
+        banned(&lab) == [Lab::ATTACKER4]
+    });
     let before = xdp_banned_packets(&lab);
     let err = http_raw(&lab.attacker, &server(8080), None, BENIGN, 1).unwrap_err();
-    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "handshake dropped at XDP: {err}");
-    assert!(xdp_banned_packets(&lab) > before, "the XDP ban counter rose");
-    assert_eq!(http_raw(&lab.client, &server(8080), None, BENIGN, 1).unwrap().0, 200);
+    assert_eq!(
+        err.kind(),
+        std::io::ErrorKind::TimedOut,
+        "handshake dropped at XDP: {err}"
+    );
+    assert!(
+        xdp_banned_packets(&lab) > before,
+        "the XDP ban counter rose"
+    );
+    assert_eq!(
+        http_raw(&lab.client, &server(8080), None, BENIGN, 1)
+            .unwrap()
+            .0,
+        200
+    );
 
     let out = d.cli(&["bans", "rm", Lab::ATTACKER4]);
     assert!(out.status.success());
-    assert_eq!(http_raw(&lab.attacker, &server(8080), None, BENIGN, 1).unwrap().0, 200);
+    assert_eq!(
+        http_raw(&lab.attacker, &server(8080), None, BENIGN, 1)
+            .unwrap()
+            .0,
+        200
+    );
 
     // The access log has every request with its verdict.
     let text = std::fs::read_to_string(&log).unwrap();
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 6, "{text}");
     assert_eq!(lines.iter().filter(|l| l["verdict"] == "block").count(), 3);
     let blocked = lines.iter().find(|l| l["verdict"] == "block").unwrap();
     assert_eq!(blocked["status"], 403);
     assert_eq!(blocked["remote"], Lab::ATTACKER4);
-    assert!(blocked["reason"].as_str().unwrap().to_lowercase().contains("sql"), "{blocked}");
+    assert!(
+        blocked["reason"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("sql"),
+        "{blocked}"
+    );
     let (_, st) = api(&lab, "GET", "/v1/stats", None);
     assert_eq!(st["proxy"]["blocked"], 3);
     let _ = std::fs::remove_file(&log);
@@ -102,20 +135,35 @@ fn mirror_detects_split_requests_and_bans_without_a_proxy() {
         &lab,
         "[mirror]\nenabled = true\nports = [8080]\n\n[ban_policy]\nstrikes = 2\nwindow = \"1m\"\n",
     );
-    assert_eq!(http_raw(&lab.client, &server(8080), None, BENIGN, 1).unwrap().0, 200);
+    assert_eq!(
+        http_raw(&lab.client, &server(8080), None, BENIGN, 1)
+            .unwrap()
+            .0,
+        200
+    );
     // The mirror cannot block: the attack reaches the application. Each one
     // is split over several TCP segments.
     for _ in 0..2 {
         let (code, _) = http_raw(&lab.attacker, &server(8080), None, SQLI, 4).unwrap();
         assert_eq!(code, 200);
     }
-    wait_until("the mirror's ban", Duration::from_secs(5), || banned(&lab) == [Lab::ATTACKER4]);
+    wait_until("the mirror's ban", Duration::from_secs(5), || {
+        banned(&lab) == [Lab::ATTACKER4]
+    });
     let (_, bans) = api(&lab, "GET", "/v1/bans", None);
     assert_eq!(bans[0]["source"], "detection");
-    assert!(bans[0]["reason"].as_str().unwrap().contains("mirror"), "{bans}");
+    assert!(
+        bans[0]["reason"].as_str().unwrap().contains("mirror"),
+        "{bans}"
+    );
     let err = http_raw(&lab.attacker, &server(8080), None, BENIGN, 1).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
-    assert_eq!(http_raw(&lab.client, &server(8080), None, BENIGN, 1).unwrap().0, 200);
+    assert_eq!(
+        http_raw(&lab.client, &server(8080), None, BENIGN, 1)
+            .unwrap()
+            .0,
+        200
+    );
     let (_, st) = api(&lab, "GET", "/v1/stats", None);
     assert!(st["mirror"]["detections"].as_u64().unwrap() >= 2, "{st}");
     assert!(st["counters"]["samples_sent"]["packets"].as_u64().unwrap() > 0);
@@ -184,12 +232,18 @@ fn a_burst_of_ten_thousand_requests_loses_no_ban_and_no_log_line() {
             assert_eq!(w.join().unwrap(), per, "every benign request answered 200");
         }
     });
-    wait_until("five bans", Duration::from_secs(10), || banned(&lab).len() == 5);
+    wait_until("five bans", Duration::from_secs(10), || {
+        banned(&lab).len() == 5
+    });
     let mut got = banned(&lab);
     got.sort();
     assert_eq!(got, attackers);
     let lines = std::fs::read_to_string(&log).unwrap().lines().count();
-    assert_eq!(lines, total + sent_attacks, "one access log line per request");
+    assert_eq!(
+        lines,
+        total + sent_attacks,
+        "one access log line per request"
+    );
     let _ = std::fs::remove_file(&log);
 }
 

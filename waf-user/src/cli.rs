@@ -428,3 +428,46 @@ pub fn import(a: &ApiArgs, file: &str) -> Result<()> {
     });
     Ok(())
 }
+
+/// Runs `waf inspect`: JSON lines in, one verdict line out per input line,
+/// in order; a line that cannot be parsed gets `"action": "pass"` and an
+/// `"error"`, and processing goes on.
+pub fn inspect(
+    file: Option<&str>,
+    config: Option<&std::path::Path>,
+    paranoia: Option<u8>,
+    threads: Option<usize>,
+) -> Result<()> {
+    let mut detect = match config {
+        Some(p) => crate::config::Config::load(p)?.detect,
+        None => crate::detect::DetectConfig::default(),
+    };
+    if let Some(p) = paranoia {
+        detect.paranoia = p;
+        detect
+            .validate()
+            .map_err(|e| anyhow!("--paranoia {p}: {e}"))?;
+    }
+    let engine = crate::detect::Engine::new(&detect).map_err(|e| anyhow!("[detect]: {e}"))?;
+    let threads = threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let stdout = std::io::stdout();
+    let out = std::io::BufWriter::new(stdout.lock());
+    let input: Box<dyn std::io::BufRead> = match file {
+        None | Some("-") => Box::new(std::io::stdin().lock()),
+        Some(f) => {
+            let file = std::fs::File::open(f).with_context(|| format!("opening {f}"))?;
+            if f.ends_with(".gz") {
+                bail!("{f}: decompress it first (zcat {f} | waf inspect -)");
+            }
+            Box::new(std::io::BufReader::new(file))
+        }
+    };
+    let stats = crate::detect::inspect_lines(input, out, &engine, threads)?;
+    eprintln!(
+        "inspected {} requests: {} block, {} pass, {} unreadable",
+        stats.lines, stats.blocked, stats.passed, stats.errors
+    );
+    Ok(())
+}

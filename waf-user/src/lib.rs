@@ -7,6 +7,7 @@
 //! - [`daemon`]: `waf run`.
 //! - [`dataplane`]: load, attach, pin and adopt the XDP program; typed maps.
 //! - [`firewall`]: bans, strikes, lists and modes; the one writer of the maps.
+//! - [`r#gen`]: `waf gen`, the packet generator (XDP live frames, AF_PACKET).
 //! - [`journal`]: the persistent record of bans and list changes.
 //! - [`mirror`]: the passive mirror: HTTP reassembled from sampled TCP payloads.
 //! - [`packet`]: crafted Ethernet/IP frames with valid checksums.
@@ -21,6 +22,7 @@ pub mod daemon;
 pub mod dataplane;
 pub mod detect;
 pub mod firewall;
+pub mod r#gen;
 pub mod http;
 pub mod journal;
 pub mod mirror;

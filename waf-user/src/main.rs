@@ -75,6 +75,22 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Run the detection engine on JSON lines of requests (`-` or no file:
+    /// stdin) and write one JSON verdict a line.
+    Inspect {
+        /// Input file of JSON lines: {"id", "raw"} or {"id", "method", "uri",
+        /// "headers", "body"}.
+        file: Option<String>,
+        /// Config file whose [detect] table to use.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Paranoia level 1-4 (overrides the config).
+        #[arg(long)]
+        paranoia: Option<u8>,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
     /// Write bans and lists to a JSON file (`-`: stdout).
     Export {
         /// The file.
@@ -85,6 +101,10 @@ enum Command {
         /// The file.
         file: String,
     },
+    /// Packet generator: a bounded flood of frames with spread (spoofed)
+    /// sources, for load-testing. --proto http sends TCP segments with an
+    /// HTTP GET without a handshake (a flood tool, not an HTTP client).
+    Gen(Box<waf_user::r#gen::GenArgs>),
 }
 
 fn main() -> ExitCode {
@@ -138,8 +158,15 @@ fn main() -> ExitCode {
             emergency,
             force,
         } => cli::mode(a, monitor, emergency, force),
+        Command::Inspect {
+            file,
+            config,
+            paranoia,
+            threads,
+        } => cli::inspect(file.as_deref(), config.as_deref(), paranoia, threads),
         Command::Export { file } => cli::export(a, &file),
         Command::Import { file } => cli::import(a, &file),
+        Command::Gen(args) => waf_user::r#gen::main(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

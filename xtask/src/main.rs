@@ -8,6 +8,7 @@
 //! - `bench <name>`: benchmarks that print figures and write target/bench/*.json
 
 mod demo;
+mod eval;
 mod setup;
 
 use std::{
@@ -54,6 +55,18 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Score `waf inspect` on labeled JSON lines (`label`: attack|benign),
+    /// per source and category. Accepts .gz files.
+    Eval {
+        /// The labeled file (e.g. ../shared/corpus/dev-requests.jsonl.gz).
+        file: PathBuf,
+        /// Paranoia level for `waf inspect`.
+        #[arg(long)]
+        paranoia: Option<u8>,
+        /// Config file whose [detect] table to use.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Run a benchmark: xdp, bans, detect.
     Bench {
         /// Which benchmark.
@@ -92,6 +105,20 @@ fn main() -> Result<()> {
                 None => demo::run(&waf, config.as_deref(), duration),
             }
         }
+        Task::Eval {
+            file,
+            paranoia,
+            config,
+        } => {
+            setup::ensure()?;
+            build_release()?;
+            eval::run(
+                &workspace_root().join("target/release/waf"),
+                &file,
+                paranoia,
+                config.as_deref(),
+            )
+        }
         Task::Install => {
             setup::ensure()?;
             build_release()?;
@@ -119,7 +146,7 @@ fn test(extra: &[String]) -> Result<()> {
 }
 
 fn bench(name: &str, extra: &[String]) -> Result<()> {
-    const BENCHES: &[&str] = &["xdp", "bans", "detect"];
+    const BENCHES: &[&str] = &["xdp", "bans", "ban-latency", "proxy", "detect"];
     if !BENCHES.contains(&name) {
         bail!("unknown benchmark `{name}`; known: {}", BENCHES.join(", "));
     }

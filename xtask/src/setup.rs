@@ -41,6 +41,11 @@ const PACKAGES: &[&str] = &[
     "netsniff-ng",
     "nftables",
     "wrk",
+    // benchmarks: `bench proxy` compares against nginx + ModSecurity + the
+    // OWASP CoreRuleSet
+    "nginx",
+    "libnginx-mod-http-modsecurity",
+    "modsecurity-crs",
 ];
 
 /// One missing piece of the environment.

@@ -2,8 +2,10 @@
 //! binary. Each prints a table, compares against a reference measured in the
 //! same run, and writes its figures as JSON under target/bench/.
 
+pub mod ban_latency;
 pub mod bans;
 pub mod detect;
+pub mod proxy;
 pub mod xdp;
 
 use std::path::PathBuf;

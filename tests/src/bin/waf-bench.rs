@@ -10,6 +10,8 @@ fn main() -> anyhow::Result<()> {
     match name.as_str() {
         "xdp" => bench::xdp::run(rest),
         "bans" => bench::bans::run(rest),
+        "ban-latency" => bench::ban_latency::run(rest),
+        "proxy" => bench::proxy::run(rest),
         "detect" => bench::detect::run(rest),
         other => anyhow::bail!("unknown benchmark `{other}`"),
     }

@@ -49,10 +49,10 @@ impl Class {
 /// Checks the URLs in a lowercased, decoded value; returns the worst class
 /// and the host it is about.
 pub fn check(low: &[u8]) -> Option<(Class, String)> {
-    let worth = low.windows(3).any(|w| w == b"://")
-        || low.starts_with(b"//")
-        || (low.len() < 300
-            && (low.contains(&b'.') || low.contains(&b':') || low.starts_with(b"localhost")));
+    let bare_host = low.len() < 300
+        && !low.iter().any(u8::is_ascii_whitespace)
+        && (low.contains(&b'.') || low.contains(&b':') || low.starts_with(b"localhost"));
+    let worth = bare_host || low.starts_with(b"//") || low.windows(3).any(|w| w == b"://");
     if !worth {
         return None;
     }

@@ -160,7 +160,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Cmd,
             t,
-            format!(r"(?:[;|`\n]|\$\(|&&|\|\|)\s*{prefix}(?:{strong}){end}"),
+            format!(r"(?:[;|`\n&]|\$\(|\|\|)\s*{prefix}(?:{strong}){end}"),
         ),
         rule(
             "cmdi-hard-separator-command",
@@ -170,7 +170,7 @@ pub fn rules() -> Vec<Rule> {
             View::Cmd,
             t,
             format!(
-                r"{hard}\s*{prefix}(?:{medium}){end}|{hard}\s*{prefix}(?:{weak})(?:\s*$|\s*[;|&`)]|{arg})"
+                r"{hard}\s*{prefix}(?:{medium}){end}|{hard}\s*{prefix}(?:{weak})(?:\s*$|\s*[;|&`)]|\s+\d+(?:\.\d+)?\s*(?:$|[;|&`)])|{arg})"
             ),
         ),
         rule(
