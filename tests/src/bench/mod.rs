@@ -5,6 +5,7 @@
 pub mod ban_latency;
 pub mod bans;
 pub mod detect;
+pub mod flood;
 pub mod proxy;
 pub mod xdp;
 

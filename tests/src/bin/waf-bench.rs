@@ -13,6 +13,7 @@ fn main() -> anyhow::Result<()> {
         "ban-latency" => bench::ban_latency::run(rest),
         "proxy" => bench::proxy::run(rest),
         "detect" => bench::detect::run(rest),
+        "flood" => bench::flood::run(rest),
         other => anyhow::bail!("unknown benchmark `{other}`"),
     }
 }

@@ -1,0 +1,1284 @@
+//! `cargo xtask bench flood`: floods in a namespace lab, in one run.
+//!
+//! The lab: a sender (the "internet", which also routes), a server and a
+//! legitimate client:
+//!
+//! ```text
+//!  client 198.51.100.10 ─veth─ sender (router, flood source) ─veth─ server 192.0.2.1
+//!                                                            flood link
+//! ```
+//!
+//! The flood and the client's traffic share the server's flood link, so
+//! they share its receive ring and its receive CPU, as on a real NIC. The
+//! server's veth runs its NAPI poll in a kernel thread (threaded NAPI)
+//! pinned to CPU 1 (with the HTTP server), the sender and the client run
+//! on CPU 0: the receive side's CPU time is the NAPI thread's run time.
+//!
+//! 0. Generator: `waf gen` (XDP live frames) against trafgen (netsniff-ng),
+//!    one core each, same frame, packets per second counted at the receiver.
+//! 1. Drop capacity: a flood from banned sources against our XDP filter, an
+//!    nftables netdev-ingress set with the same addresses, and no filter:
+//!    packets per second the receiver handled and its CPU per packet.
+//! 2. Flood survival: HTTP requests per second served (wrk) while a spoofed
+//!    flood of increasing rate hits the server, per filter.
+//! 3. Rate-limit accuracy under flood: admitted against configured rate.
+//! 4. Per-packet cost of each program from the kernel's own accounting
+//!    (kernel.bpf_stats_enabled).
+//!
+//! Prints tables, writes target/bench/flood.json and PNG charts
+//! target/bench/flood_*.png.
+
+use std::{
+    fs::File,
+    io::{Read as _, Write as _},
+    net::{SocketAddr, TcpListener, TcpStream},
+    os::fd::AsRawFd as _,
+    path::Path,
+    process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::{Value, json};
+use waf_common::{BanEntry, ban_reason, counter};
+use waf_user::{
+    dataplane::{AttachMode, Dataplane, LoadOptions, RateLimits, Settings},
+    r#gen::{self as wgen, GenArgs, GenOptions, GenSummary, LiveGen},
+};
+
+use crate::{Netns, unique, veth};
+
+const SRV: &str = "192.0.2.1";
+const HTTP_PORT: u16 = 8080;
+/// The spoofed flood: every address of this /24 (banned where a filter is).
+const FLOOD_POOL: &str = "203.0.113.0/24";
+/// CPU of the sender, the client and wrk.
+const CPU_SENDER: usize = 0;
+/// CPU of the server: its NAPI thread and the HTTP server.
+const CPU_SERVER: usize = 1;
+
+struct Options {
+    /// Seconds per measurement step.
+    step: f64,
+    /// Skip the survival sweep's highest rates (quick runs).
+    quick: bool,
+}
+
+fn parse_args(args: &[String]) -> Result<Options> {
+    let mut o = Options {
+        step: 3.0,
+        quick: false,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--step" => {
+                o.step = it
+                    .next()
+                    .context("--step needs seconds")?
+                    .parse()
+                    .context("--step takes seconds")?;
+                if !(1.0..=30.0).contains(&o.step) {
+                    bail!("--step must be between 1 and 30 seconds");
+                }
+            }
+            "--quick" => o.quick = true,
+            other => bail!("unknown argument {other}; known: --step SECONDS, --quick"),
+        }
+    }
+    Ok(o)
+}
+
+// ---------------------------------------------------------------------------
+// The lab.
+
+/// Puts the calling thread into a namespace (threads it spawns inherit it).
+fn enter(ns: &str) -> Result<()> {
+    let path = Path::new("/var/run/netns").join(ns);
+    let f = File::open(&path).with_context(|| format!("{}", path.display()))?;
+    // SAFETY: a namespace fd; affects only this thread.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        bail!("setns {ns}: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn pin(pid: i32, cpu: usize) {
+    // SAFETY: zeroed cpu_set_t is valid; cpu < 1024.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+struct FloodLab {
+    snd: Netns,
+    srv: Netns,
+    cli: Netns,
+    /// Sender's end of the flood link.
+    snd_if: String,
+    /// Server's end of the flood link.
+    srv_if: String,
+    srv_mac: String,
+}
+
+impl FloodLab {
+    fn new() -> Result<Self> {
+        crate::require_root();
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+            bail!("bench flood needs two CPUs (sender and server on their own)");
+        }
+        let snd = Netns::new("fs");
+        let srv = Netns::new("fv");
+        let cli = Netns::new("fc");
+        let snd_if = unique("a");
+        let srv_if = unique("s");
+        let cli_if = unique("c");
+        let rtr_if = unique("r");
+        // Quiet links: nothing but the traffic measured.
+        for ns in [&snd, &srv, &cli] {
+            ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+            ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+        }
+        veth(&snd_if, &snd, &srv_if, &srv);
+        veth(&cli_if, &cli, &rtr_if, &snd);
+        snd.exec(&["ip", "addr", "add", "192.0.2.254/24", "dev", &snd_if]);
+        srv.exec(&["ip", "addr", "add", &format!("{SRV}/24"), "dev", &srv_if]);
+        srv.exec(&["ip", "route", "add", "default", "via", "192.0.2.254"]);
+        snd.exec(&["ip", "addr", "add", "198.51.100.1/24", "dev", &rtr_if]);
+        cli.exec(&["ip", "addr", "add", "198.51.100.10/24", "dev", &cli_if]);
+        cli.exec(&["ip", "route", "add", "default", "via", "198.51.100.1"]);
+        snd.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        // The server's link gets a NAPI context without an XDP program too
+        // (GRO on), polled in a kernel thread we can pin and account.
+        srv.exec(&["ethtool", "-K", &srv_if, "gro", "on"]);
+        // Without TSO on the sending side veth queues every skb (the
+        // client's TCP, trafgen's frames) to the same NAPI ring as the XDP
+        // frames, with or without an XDP program on the server: otherwise
+        // skbs bypass the ring (netif_rx on the sender's CPU) unless an XDP
+        // program is attached, and the filters would not be compared alike.
+        snd.exec(&["ethtool", "-K", &snd_if, "tso", "off", "gso", "off"]);
+        srv.exec(&[
+            "sh",
+            "-c",
+            &format!("echo 1 > /sys/class/net/{srv_if}/threaded"),
+        ]);
+        let out = srv.exec(&["cat", &format!("/sys/class/net/{srv_if}/address")]);
+        let srv_mac = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let lab = Self {
+            snd,
+            srv,
+            cli,
+            snd_if,
+            srv_if,
+            srv_mac,
+        };
+        if !lab.cli.ping(SRV, None, 2) {
+            bail!("the lab does not route: the client cannot ping the server");
+        }
+        Ok(lab)
+    }
+
+    /// The NAPI thread of the server's link, pinned to the server CPU
+    /// (looked up again after every filter change: NAPI is re-created when
+    /// an XDP program comes or goes).
+    fn napi_thread(&self) -> Result<i32> {
+        let want: String = format!("napi/{}-", self.srv_if).chars().take(15).collect();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let mut found = Vec::new();
+            for e in std::fs::read_dir("/proc")?.flatten() {
+                let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                    continue;
+                };
+                let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+                if comm.trim_end().starts_with(&want) {
+                    found.push(pid);
+                }
+            }
+            if let Some(&pid) = found.iter().max() {
+                pin(pid, CPU_SERVER);
+                return Ok(pid);
+            }
+            if Instant::now() > deadline {
+                bail!("no NAPI thread for {} (threaded NAPI off?)", self.srv_if);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Frames the server's link polled (with or without XDP program).
+    fn rx_polled(&self) -> u64 {
+        let ifname = self.srv_if.clone();
+        self.srv
+            .run(move || wgen::ethtool_sum(&ifname, "rx_queue_0_xdp_packets"))
+            .unwrap_or(0)
+    }
+
+    /// Generator options from the sender's flood link to the server.
+    fn gen_opts(&self, src: &[&str], rate: &str, secs: f64) -> Result<GenOptions> {
+        GenArgs {
+            interface: self.snd_if.clone(),
+            dst: SRV.into(),
+            dst_mac: Some(self.srv_mac.clone()),
+            src: src.iter().map(|s| s.to_string()).collect(),
+            proto: "udp".into(),
+            rate: rate.into(),
+            duration: Some(format!("{}ms", (secs * 1000.0) as u64)),
+            engine: "live".into(),
+            threads: "1".into(),
+            cpus: Some(CPU_SENDER.to_string()),
+            batch: "64".into(),
+            quiet: true,
+            ..Default::default()
+        }
+        .resolve()
+        .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// Runs the generator in the sender namespace on its own thread.
+    fn spawn_gen(&self, opts: GenOptions) -> JoinHandle<Result<GenSummary>> {
+        let ns = self.snd.name.clone();
+        std::thread::spawn(move || {
+            enter(&ns)?;
+            Ok(wgen::run(&opts, Arc::new(AtomicBool::new(false)))?)
+        })
+    }
+}
+
+fn join_gen(h: JoinHandle<Result<GenSummary>>) -> Result<GenSummary> {
+    h.join()
+        .map_err(|_| anyhow::anyhow!("generator thread panicked"))?
+}
+
+/// CPU time a thread has run, in ns.
+fn run_ns(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------
+// Filters.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Filter {
+    None,
+    Nft,
+    Xdp,
+}
+
+impl Filter {
+    fn name(self) -> &'static str {
+        match self {
+            Filter::None => "no filter",
+            Filter::Nft => "nftables",
+            Filter::Xdp => "waf XDP",
+        }
+    }
+    fn key(self) -> &'static str {
+        match self {
+            Filter::None => "none",
+            Filter::Nft => "nftables",
+            Filter::Xdp => "xdp",
+        }
+    }
+}
+
+const ALL_FILTERS: [Filter; 3] = [Filter::None, Filter::Nft, Filter::Xdp];
+
+/// An active filter on the server's link; removed on drop.
+struct Active {
+    dp: Option<Dataplane>,
+    nft_ns: Option<String>,
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        if let Some(ns) = &self.nft_ns {
+            let _ = Command::new("ip")
+                .args([
+                    "netns", "exec", ns, "nft", "delete", "table", "netdev", "wafbench",
+                ])
+                .output();
+        }
+        // Dropping an unpinned data plane detaches it.
+        self.dp.take();
+    }
+}
+
+fn flood_addrs() -> Vec<String> {
+    (0..256).map(|i| format!("203.0.113.{i}")).collect()
+}
+
+fn activate(lab: &FloodLab, f: Filter) -> Result<Active> {
+    let mut a = Active {
+        dp: None,
+        nft_ns: None,
+    };
+    match f {
+        Filter::None => {}
+        Filter::Nft => {
+            let rules = format!(
+                "table netdev wafbench {{\n\
+                   set banned {{ type ipv4_addr; elements = {{ {} }} }}\n\
+                   chain ingress {{ type filter hook ingress device \"{}\" priority -500; policy accept;\n\
+                     ip saddr @banned counter drop\n\
+                   }}\n\
+                 }}\n",
+                flood_addrs().join(", "),
+                lab.srv_if
+            );
+            let path = std::env::temp_dir().join(format!("{}.nft", unique("wafbench")));
+            std::fs::write(&path, rules)?;
+            a.nft_ns = Some(lab.srv.name.clone());
+            let ok = lab
+                .srv
+                .try_exec(&["nft", "-f", &path.display().to_string()]);
+            let _ = std::fs::remove_file(&path);
+            if !ok {
+                bail!("nft -f failed (is nftables installed? cargo xtask setup)");
+            }
+        }
+        Filter::Xdp => {
+            let mut dp = Dataplane::load(&LoadOptions::default())?;
+            let ifname = lab.srv_if.clone();
+            lab.srv
+                .run(|| dp.attach(&ifname, AttachMode::Native))
+                .context("attach the XDP program")?;
+            let ban = BanEntry {
+                expires_ns: 0,
+                reason: ban_reason::MANUAL,
+                _reserved: 0,
+            };
+            for addr in flood_addrs() {
+                dp.maps.ban(format!("{addr}/32").parse()?, ban)?;
+            }
+            a.dp = Some(dp);
+        }
+    }
+    Ok(a)
+}
+
+fn nft_dropped(lab: &FloodLab) -> u64 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.srv.name])
+        .args(["nft", "list", "chain", "netdev", "wafbench", "ingress"])
+        .output();
+    let text = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    text.split("counter packets ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------
+// 0. Generator against trafgen.
+
+/// Packets per second a counter rose at while it was rising (sampled every
+/// 50 ms while `running` holds).
+fn rx_rate(mut read: impl FnMut() -> u64, running: &AtomicBool, timeout: Duration) -> (u64, f64) {
+    let start = Instant::now();
+    let mut samples = vec![(Instant::now(), read())];
+    while running.load(Ordering::Relaxed) && start.elapsed() < timeout {
+        std::thread::sleep(Duration::from_millis(50));
+        samples.push((Instant::now(), read()));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    samples.push((Instant::now(), read()));
+    let base = samples[0].1;
+    let total = samples.last().map_or(0, |s| s.1) - base;
+    // The active span: from the last sample before it rose to the first
+    // sample at its final value.
+    let first = samples
+        .iter()
+        .position(|s| s.1 > base)
+        .map_or(0, |i| i.saturating_sub(1));
+    let last = samples
+        .iter()
+        .position(|s| s.1 - base == total)
+        .unwrap_or(samples.len() - 1);
+    let secs = samples[last]
+        .0
+        .duration_since(samples[first].0)
+        .as_secs_f64()
+        .max(0.05);
+    (total, total as f64 / secs)
+}
+
+fn bench_generator(lab: &FloodLab, o: &Options) -> Result<Value> {
+    let active = activate(lab, Filter::Xdp)?;
+    lab.napi_thread()?;
+    let dp = active.dp.as_ref().expect("xdp");
+    let banned = || {
+        dp.maps
+            .counters()
+            .map(|c| c[counter::BANNED as usize].packets)
+            .unwrap_or(0)
+    };
+
+    // waf gen, one core, the same flood the other steps use.
+    let opts = lab.gen_opts(&[FLOOD_POOL], "max", o.step)?;
+    let running = Arc::new(AtomicBool::new(true));
+    let h = {
+        let r = running.clone();
+        let g = lab.spawn_gen(opts.clone());
+        std::thread::spawn(move || {
+            let out = join_gen(g);
+            r.store(false, Ordering::Relaxed);
+            out
+        })
+    };
+    let (ours_rx, ours_pps) = rx_rate(banned, &running, Duration::from_secs_f64(o.step + 10.0));
+    let ours = h
+        .join()
+        .map_err(|_| anyhow::anyhow!("generator thread panicked"))??;
+
+    // trafgen, one core, the same frame (its fastest case: no per-frame
+    // field changes), through its TX ring with the qdisc bypassed.
+    let frame = lab.snd.run(|| -> Result<Vec<u8>> {
+        let mac = wgen::interface_mac(&lab.snd_if)?;
+        let dst = wgen::parse_mac(&lab.srv_mac)?;
+        Ok(wgen::template_frame(&opts, mac, dst))
+    })?;
+    let cfg = std::env::temp_dir().join(format!("{}.trafgen", unique("wafbench")));
+    let bytes: Vec<String> = frame.iter().map(|b| format!("0x{b:02x}")).collect();
+    std::fs::write(&cfg, format!("{{ {} }}\n", bytes.join(", ")))?;
+    let count = (o.step * 2_000_000.0) as u64;
+    let running = Arc::new(AtomicBool::new(true));
+    let child = {
+        let r = running.clone();
+        let ns = lab.snd.name.clone();
+        let dev = lab.snd_if.clone();
+        let cfg = cfg.clone();
+        let limit = format!("{}", o.step as u64 + 5);
+        std::thread::spawn(move || {
+            let out = Command::new("ip")
+                .args(["netns", "exec", &ns, "timeout", "-s", "INT", &limit])
+                .args(["taskset", "-c", &CPU_SENDER.to_string()])
+                .args(["trafgen", "-o", &dev, "-i"])
+                .arg(&cfg)
+                .args(["-P", "1", "-n", &count.to_string(), "-Q", "-C"])
+                .output();
+            r.store(false, Ordering::Relaxed);
+            out
+        })
+    };
+    let (tg_rx, tg_pps) = rx_rate(banned, &running, Duration::from_secs_f64(o.step + 10.0));
+    let out = child
+        .join()
+        .map_err(|_| anyhow::anyhow!("trafgen thread panicked"))?
+        .context("run trafgen (cargo xtask setup installs netsniff-ng)")?;
+    let _ = std::fs::remove_file(&cfg);
+    let tg_text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let tg_sent: u64 = tg_text
+        .lines()
+        .find(|l| l.contains("packets outgoing"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    if tg_rx == 0 {
+        bail!(
+            "trafgen delivered nothing: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    drop(active);
+    let ratio = ours_pps / tg_pps.max(1.0);
+    println!("\n## 0. Generator, one core, 64-byte UDP frames, counted by XDP at the receiver\n");
+    println!("| generator | frames received | Mpps at receiver |");
+    println!("|---|---|---|");
+    println!(
+        "| waf gen (XDP live frames) | {ours_rx} | {:.2} |",
+        ours_pps / 1e6
+    );
+    println!(
+        "| trafgen -P 1 (netsniff-ng) | {tg_rx} | {:.2} |",
+        tg_pps / 1e6
+    );
+    println!(
+        "ratio {ratio:.1}x (goal >= 5x: {}); waf gen's own count {} frames, {:.2} Mpps",
+        if ratio >= 5.0 { "met" } else { "NOT met" },
+        ours.frames,
+        ours.pps / 1e6
+    );
+    Ok(json!({
+        "waf_gen_rx_pps": ours_pps,
+        "waf_gen_rx_frames": ours_rx,
+        "waf_gen_sent_frames": ours.frames,
+        "waf_gen_sent_pps": ours.pps,
+        "trafgen_rx_pps": tg_pps,
+        "trafgen_rx_frames": tg_rx,
+        "trafgen_reported_sent": tg_sent,
+        "ratio": ratio,
+        "goal_ratio": 5.0,
+    }))
+}
+
+// ---------------------------------------------------------------------------
+// 1. Drop capacity.
+
+fn bench_drop(lab: &FloodLab, o: &Options) -> Result<Vec<Value>> {
+    println!(
+        "\n## 1. Drop capacity: max-rate flood from 256 banned sources, receiver on one core\n"
+    );
+    println!(
+        "| filter | offered Mpps | handled Mpps | dropped by filter Mpps | receiver CPU busy | CPU ms per Mpkt |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let mut rows = Vec::new();
+    for f in ALL_FILTERS {
+        let active = activate(lab, f)?;
+        let napi = lab.napi_thread()?;
+        let secs = o.step + 2.0;
+        let g = lab.spawn_gen(lab.gen_opts(&[FLOOD_POOL], "max", secs)?);
+        std::thread::sleep(Duration::from_millis(1000));
+        let dropped = |a: &Active| match f {
+            Filter::Xdp => {
+                a.dp.as_ref()
+                    .and_then(|d| d.maps.counters().ok())
+                    .map_or(0, |c| c[counter::BANNED as usize].packets)
+            }
+            Filter::Nft => nft_dropped(lab),
+            Filter::None => 0,
+        };
+        let (t0, rx0, cpu0, d0) = (
+            Instant::now(),
+            lab.rx_polled(),
+            run_ns(napi),
+            dropped(&active),
+        );
+        std::thread::sleep(Duration::from_secs_f64(o.step));
+        let (rx1, cpu1, d1) = (lab.rx_polled(), run_ns(napi), dropped(&active));
+        let dt = t0.elapsed().as_secs_f64();
+        let summary = join_gen(g)?;
+        let rx = rx1.saturating_sub(rx0);
+        let cpu = cpu1.saturating_sub(cpu0);
+        let handled = rx as f64 / dt;
+        let filter_drops = d1.saturating_sub(d0) as f64 / dt;
+        let busy = cpu as f64 / 1e9 / dt;
+        let ms_per_mpkt = if rx > 0 { cpu as f64 / rx as f64 } else { 0.0 };
+        println!(
+            "| {} | {:.2} | {:.2} | {} | {:.0}% | {:.1} |",
+            f.name(),
+            summary.pps / 1e6,
+            handled / 1e6,
+            if f == Filter::None {
+                "(stack)".to_string()
+            } else {
+                format!("{:.2}", filter_drops / 1e6)
+            },
+            busy * 100.0,
+            ms_per_mpkt
+        );
+        rows.push(json!({
+            "filter": f.key(),
+            "offered_pps": summary.pps,
+            "handled_pps": handled,
+            "filter_dropped_pps": filter_drops,
+            "receiver_cpu_busy": busy,
+            "cpu_ms_per_mpkt": ms_per_mpkt,
+        }));
+        drop(active);
+    }
+    Ok(rows)
+}
+
+// ---------------------------------------------------------------------------
+// 2. Flood survival.
+
+/// A small keep-alive HTTP server on its own threads in a namespace, pinned
+/// to one CPU (one thread per connection, as a simple app server does).
+struct HttpServer {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl HttpServer {
+    fn start(ns: &str, addr: SocketAddr, cpu: usize) -> Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let ns = ns.to_string();
+        let st = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let setup = || -> Result<TcpListener> {
+                enter(&ns)?;
+                pin(0, cpu);
+                let l = TcpListener::bind(addr)?;
+                l.set_nonblocking(true)?;
+                Ok(l)
+            };
+            let listener = match setup() {
+                Ok(l) => {
+                    let _ = tx.send(Ok(()));
+                    l
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let mut conns = Vec::new();
+            while !st.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        let st = st.clone();
+                        conns.push(std::thread::spawn(move || serve(s, &st)));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            for c in conns {
+                let _ = c.join();
+            }
+        });
+        rx.recv()
+            .map_err(|_| anyhow::anyhow!("HTTP server thread died"))??;
+        Ok(Self {
+            stop,
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn serve(mut s: TcpStream, stop: &AtomicBool) {
+    const RESPONSE: &[u8] =
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nhello, world\n";
+    let _ = s.set_nonblocking(false);
+    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+    let _ = s.set_nodelay(true);
+    let mut buf = vec![0u8; 8192];
+    let mut have = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        match s.read(&mut buf[have..]) {
+            Ok(0) => return,
+            Ok(n) => {
+                have += n;
+                while let Some(end) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
+                    if s.write_all(RESPONSE).is_err() {
+                        return;
+                    }
+                    buf.copy_within(end + 4..have, 0);
+                    have -= end + 4;
+                }
+                if have == buf.len() {
+                    return;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// wrk from the client namespace: requests per second and socket errors.
+fn wrk(lab: &FloodLab, secs: f64) -> Result<(f64, u64)> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.cli.name])
+        .args(["timeout", "-s", "KILL", &format!("{}", secs as u64 + 10)])
+        .args(["taskset", "-c", &CPU_SENDER.to_string()])
+        .args(["wrk", "-t1", "-c32", "--timeout", "1s"])
+        .arg(format!("-d{}s", secs.round() as u64))
+        .arg(format!("http://{SRV}:{HTTP_PORT}/"))
+        .output()
+        .context("run wrk (cargo xtask setup installs it)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("wrk printed no Requests/sec: {text}"))?;
+    let errors = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
+        .map(|l| {
+            l.split(',')
+                .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    Ok((rps, errors))
+}
+
+fn bench_survival(lab: &FloodLab, o: &Options) -> Result<Vec<Value>> {
+    let _server = HttpServer::start(
+        &lab.srv.name,
+        format!("{SRV}:{HTTP_PORT}").parse()?,
+        CPU_SERVER,
+    )?;
+    let mut rates: Vec<&str> = vec!["0", "250k", "500k", "1m", "1500k", "2m"];
+    if o.quick {
+        rates = vec!["0", "500k", "2m"];
+    }
+    println!(
+        "\n## 2. Flood survival: HTTP requests/s served (wrk, 32 connections) under a spoofed UDP flood\n"
+    );
+    print!("| flood offered |");
+    for f in ALL_FILTERS {
+        print!(" {} |", f.name());
+    }
+    println!("\n|---|---|---|---|");
+    let mut table: Vec<Vec<(f64, f64, u64)>> = vec![Vec::new(); rates.len()];
+    for f in ALL_FILTERS {
+        let _active = activate(lab, f)?;
+        lab.napi_thread()?;
+        for (i, rate) in rates.iter().enumerate() {
+            let g = if *rate == "0" {
+                None
+            } else {
+                Some(lab.spawn_gen(lab.gen_opts(&[FLOOD_POOL], rate, o.step + 1.5)?))
+            };
+            std::thread::sleep(Duration::from_millis(500));
+            let (rps, errors) = wrk(lab, o.step)?;
+            let offered = match g {
+                Some(g) => join_gen(g)?.pps,
+                None => 0.0,
+            };
+            table[i].push((offered, rps, errors));
+            // Let queues drain and connections close.
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+    let mut rows = Vec::new();
+    for (i, rate) in rates.iter().enumerate() {
+        let offered = table[i].iter().map(|r| r.0).fold(0.0, f64::max);
+        print!("| {rate} ({:.2} Mpps) |", offered / 1e6);
+        for (j, f) in ALL_FILTERS.iter().enumerate() {
+            let (off, rps, err) = table[i][j];
+            print!(
+                " {rps:.0}{} |",
+                if err > 0 {
+                    format!(" ({err} errors)")
+                } else {
+                    String::new()
+                }
+            );
+            rows.push(json!({
+                "filter": f.key(),
+                "rate": rate,
+                "offered_pps": off,
+                "http_rps": rps,
+                "socket_errors": err,
+            }));
+        }
+        println!();
+    }
+    Ok(rows)
+}
+
+// ---------------------------------------------------------------------------
+// 3. Rate-limit accuracy.
+
+fn bench_rate_limit(lab: &FloodLab, o: &Options) -> Result<Vec<Value>> {
+    println!("\n## 3. Rate-limit accuracy under flood (XDP per-source packet limit)\n");
+    println!(
+        "| sources | offered per source pps | configured pps | admitted per source pps | admitted / configured |"
+    );
+    println!("|---|---|---|---|---|");
+    let mut rows = Vec::new();
+    for (pool, nsrc, total, limit) in [
+        ("203.0.113.0/29", 8u64, 400_000u64, 1_000u64),
+        ("203.0.113.0/29", 8, 400_000, 10_000),
+        ("203.0.113.0/29", 8, 400_000, 20_000),
+        ("203.0.113.0/24", 256, 400_000, 100),
+    ] {
+        let mut dp = Dataplane::load(&LoadOptions::default())?;
+        let ifname = lab.srv_if.clone();
+        lab.srv
+            .run(|| dp.attach(&ifname, AttachMode::Native))
+            .context("attach")?;
+        dp.maps.apply(&Settings {
+            rate: RateLimits {
+                pps: Some(limit),
+                burst: (limit / 10).max(1),
+                ..Default::default()
+            },
+            ..Default::default()
+        })?;
+        lab.napi_thread()?;
+        let secs = o.step + 1.5;
+        let g = lab.spawn_gen(lab.gen_opts(&[pool], &total.to_string(), secs)?);
+        std::thread::sleep(Duration::from_millis(1000));
+        let read = |dp: &Dataplane| {
+            let c = dp.maps.counters().unwrap_or_default();
+            (
+                c.get(counter::PASS as usize).map_or(0, |c| c.packets),
+                c.get(counter::RATE_LIMITED as usize)
+                    .map_or(0, |c| c.packets),
+            )
+        };
+        let (t0, (p0, l0)) = (Instant::now(), read(&dp));
+        std::thread::sleep(Duration::from_secs_f64(o.step));
+        let (p1, l1) = read(&dp);
+        let dt = t0.elapsed().as_secs_f64();
+        let sent = join_gen(g)?;
+        let admitted = (p1 - p0) as f64 / dt / nsrc as f64;
+        let offered = (p1 - p0 + l1 - l0) as f64 / dt / nsrc as f64;
+        let ratio = admitted / limit as f64;
+        println!("| {nsrc} | {offered:.0} | {limit} | {admitted:.1} | {ratio:.3} |");
+        rows.push(json!({
+            "sources": nsrc,
+            "offered_total_pps": sent.pps,
+            "offered_per_source_pps": offered,
+            "configured_pps": limit,
+            "admitted_per_source_pps": admitted,
+            "ratio": ratio,
+        }));
+    }
+    Ok(rows)
+}
+
+// ---------------------------------------------------------------------------
+// 4. Per-program cost from bpf_stats.
+
+/// kernel.bpf_stats_enabled on for the guard's life, then as it was.
+struct BpfStats {
+    old: String,
+}
+
+impl BpfStats {
+    fn enable() -> Result<Self> {
+        let path = "/proc/sys/kernel/bpf_stats_enabled";
+        let old = std::fs::read_to_string(path)?.trim().to_string();
+        std::fs::write(path, "1").context("enable kernel.bpf_stats_enabled")?;
+        Ok(Self { old })
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", &self.old);
+    }
+}
+
+fn prog_stats(p: &aya::programs::Xdp) -> Result<(Duration, u64)> {
+    let i = p.info()?;
+    Ok((i.run_time(), i.run_count()))
+}
+
+fn bench_bpf_stats(lab: &FloodLab, o: &Options) -> Result<Vec<Value>> {
+    let _stats = BpfStats::enable()?;
+    println!("\n## 4. Per-packet cost of each program under traffic (kernel.bpf_stats_enabled)\n");
+    println!("| program / path | runs | ns per run |");
+    println!("|---|---|---|");
+    let mut rows = Vec::new();
+    let mut report = |name: &str, before: (Duration, u64), after: (Duration, u64)| {
+        let runs = after.1 - before.1;
+        let ns = (after.0 - before.0).as_nanos() as f64 / runs.max(1) as f64;
+        println!("| {name} | {runs} | {ns:.1} |");
+        rows.push(json!({"program": name, "runs": runs, "ns_per_run": ns}));
+    };
+    let secs = (o.step * 0.7).max(1.0);
+    // The firewall on three paths.
+    for (name, pool, rate, limit) in [
+        ("waf_xdp: banned source, dropped", FLOOD_POOL, "1m", None),
+        (
+            "waf_xdp: clean source, every check, passed",
+            "198.51.100.128/25",
+            "200k",
+            None,
+        ),
+        (
+            "waf_xdp: rate-limited source, dropped",
+            "198.51.100.128/29",
+            "1m",
+            Some(1000u64),
+        ),
+    ] {
+        let mut active = activate(lab, Filter::Xdp)?;
+        let dp = active.dp.as_mut().expect("xdp");
+        if let Some(l) = limit {
+            dp.maps.apply(&Settings {
+                rate: RateLimits {
+                    pps: Some(l),
+                    burst: 100,
+                    ..Default::default()
+                },
+                ..Default::default()
+            })?;
+        }
+        lab.napi_thread()?;
+        let before = prog_stats(dp.program()?)?;
+        join_gen(lab.spawn_gen(lab.gen_opts(&[pool], rate, secs)?))?;
+        std::thread::sleep(Duration::from_millis(200));
+        let after = prog_stats(dp.program()?)?;
+        report(name, before, after);
+    }
+    // The generator's own program: rewriting the source of each frame.
+    let opts = lab.gen_opts(&[FLOOD_POOL], "max", 1.0)?;
+    let _rx = activate(lab, Filter::Xdp)?;
+    let (before, after) = lab.snd.run(|| -> Result<_> {
+        let mut live = LiveGen::load()?;
+        live.configure(&wgen::gen_config(&opts))?;
+        let frame = wgen::template_frame(
+            &opts,
+            wgen::interface_mac(&lab.snd_if)?,
+            wgen::parse_mac(&lab.srv_mac)?,
+        );
+        let ifindex = wgen::ifindex(&lab.snd_if)?;
+        let before = prog_stats(live.program())?;
+        live.send(&frame, ifindex, 2_000_000, 64)?;
+        Ok((before, prog_stats(live.program())?))
+    })?;
+    report("waf_gen: rewrite source + checksums, XDP_TX", before, after);
+    println!("(nftables runs no BPF program: its cost is in step 1's CPU per Mpkt)");
+    Ok(rows)
+}
+
+// ---------------------------------------------------------------------------
+// Charts.
+
+mod charts {
+    use plotters::{coord::ranged1d::SegmentValue, prelude::*, style::FontStyle};
+
+    const W: u32 = 900;
+    const H: u32 = 540;
+    const COLORS: [RGBColor; 3] = [
+        RGBColor(214, 39, 40),  // no filter: red
+        RGBColor(255, 127, 14), // nftables: orange
+        RGBColor(31, 119, 180), // waf XDP: blue
+    ];
+
+    pub fn color(i: usize) -> RGBColor {
+        COLORS[i % COLORS.len()]
+    }
+
+    pub fn init() {
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold());
+    }
+
+    type R = Result<(), Box<dyn std::error::Error>>;
+
+    /// Vertical bars with their value printed above each.
+    pub fn bars(
+        path: &std::path::Path,
+        title: &str,
+        y_label: &str,
+        bars: &[(String, f64, RGBColor)],
+        fmt: &dyn Fn(f64) -> String,
+    ) -> R {
+        let root = BitMapBackend::new(path, (W, H)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let ymax = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(1e-9) * 1.2;
+        let n = bars.len();
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 24).into_font().style(FontStyle::Bold))
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d((0..n.max(2) - 1).into_segmented(), 0.0..ymax)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .y_desc(y_label)
+            .axis_desc_style(("sans-serif", 18))
+            .label_style(("sans-serif", 16))
+            .x_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) if *i < n => bars[*i].0.clone(),
+                _ => String::new(),
+            })
+            .draw()?;
+        for (i, (_, v, c)) in bars.iter().enumerate() {
+            let mut r = Rectangle::new(
+                [
+                    (SegmentValue::Exact(i), 0.0),
+                    (SegmentValue::Exact(i + 1), *v),
+                ],
+                c.filled(),
+            );
+            r.set_margin(0, 0, 25, 25);
+            chart.draw_series(std::iter::once(r))?;
+            chart.draw_series(std::iter::once(Text::new(
+                fmt(*v),
+                (SegmentValue::CenterOf(i), *v + ymax * 0.03),
+                TextStyle::from(("sans-serif", 18).into_font().style(FontStyle::Bold)).pos(
+                    plotters::style::text_anchor::Pos::new(
+                        plotters::style::text_anchor::HPos::Center,
+                        plotters::style::text_anchor::VPos::Bottom,
+                    ),
+                ),
+            )))?;
+        }
+        root.present()?;
+        Ok(())
+    }
+
+    /// Lines with points, one series per entry, legend at the upper right.
+    pub fn lines(
+        path: &std::path::Path,
+        title: &str,
+        x_label: &str,
+        y_label: &str,
+        series: &[(String, Vec<(f64, f64)>, RGBColor)],
+        diagonal: bool,
+    ) -> R {
+        let root = BitMapBackend::new(path, (W, H)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let pts = series.iter().flat_map(|s| s.1.iter());
+        let xmax = pts.clone().map(|p| p.0).fold(0.0, f64::max).max(1e-9) * 1.05;
+        let ymax = pts.map(|p| p.1).fold(0.0, f64::max).max(1e-9) * 1.15;
+        let (xmax, ymax) = if diagonal {
+            let m = xmax.max(ymax);
+            (m, m)
+        } else {
+            (xmax, ymax)
+        };
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 24).into_font().style(FontStyle::Bold))
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d(0.0..xmax, 0.0..ymax)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .axis_desc_style(("sans-serif", 18))
+            .label_style(("sans-serif", 16))
+            .draw()?;
+        if diagonal {
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(0.0, 0.0), (xmax, xmax)],
+                    BLACK.mix(0.4).stroke_width(1),
+                ))?
+                .label("admitted = configured")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.4)));
+        }
+        for (name, data, c) in series {
+            let c = *c;
+            chart
+                .draw_series(LineSeries::new(data.clone(), c.stroke_width(3)))?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3))
+                });
+            chart.draw_series(data.iter().map(|p| Circle::new(*p, 5, c.filled())))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font(("sans-serif", 16))
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+        Ok(())
+    }
+}
+
+fn draw(result: &Value) -> Result<Vec<String>> {
+    charts::init();
+    let dir = super::out_dir();
+    let mut written = Vec::new();
+    let mut done = |name: &str, r: Result<(), Box<dyn std::error::Error>>| -> Result<()> {
+        r.map_err(|e| anyhow::anyhow!("chart {name}: {e}"))?;
+        let p = dir.join(name);
+        written.push(p.display().to_string());
+        Ok(())
+    };
+    let g = &result["generator"];
+    done(
+        "flood_generator.png",
+        charts::bars(
+            &dir.join("flood_generator.png"),
+            &format!(
+                "Packet generator, one core: {:.1}x trafgen",
+                g["ratio"].as_f64().unwrap_or(0.0)
+            ),
+            "Mpps received",
+            &[
+                (
+                    "trafgen (netsniff-ng)".into(),
+                    g["trafgen_rx_pps"].as_f64().unwrap_or(0.0) / 1e6,
+                    charts::color(1),
+                ),
+                (
+                    "waf gen (XDP live frames)".into(),
+                    g["waf_gen_rx_pps"].as_f64().unwrap_or(0.0) / 1e6,
+                    charts::color(2),
+                ),
+            ],
+            &|v| format!("{v:.2} Mpps"),
+        ),
+    )?;
+    let drop = result["drop_capacity"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let by = |f: &dyn Fn(&Value) -> f64| -> Vec<(String, f64, plotters::style::RGBColor)> {
+        ALL_FILTERS
+            .iter()
+            .enumerate()
+            .filter_map(|(i, flt)| {
+                drop.iter()
+                    .find(|r| r["filter"] == flt.key())
+                    .map(|r| (flt.name().to_string(), f(r), charts::color(i)))
+            })
+            .collect()
+    };
+    done(
+        "flood_drop_rate.png",
+        charts::bars(
+            &dir.join("flood_drop_rate.png"),
+            "Flood handled by the receiver (one core), higher is better",
+            "Mpps",
+            &by(&|r| r["handled_pps"].as_f64().unwrap_or(0.0) / 1e6),
+            &|v| format!("{v:.2} Mpps"),
+        ),
+    )?;
+    done(
+        "flood_drop_cpu.png",
+        charts::bars(
+            &dir.join("flood_drop_cpu.png"),
+            "Receiver CPU per million flood packets, lower is better",
+            "CPU ms per Mpkt",
+            &by(&|r| r["cpu_ms_per_mpkt"].as_f64().unwrap_or(0.0)),
+            &|v| format!("{v:.0} ms"),
+        ),
+    )?;
+    let surv = result["survival"].as_array().cloned().unwrap_or_default();
+    let series: Vec<_> = ALL_FILTERS
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let pts: Vec<(f64, f64)> = surv
+                .iter()
+                .filter(|r| r["filter"] == f.key())
+                .map(|r| {
+                    (
+                        r["offered_pps"].as_f64().unwrap_or(0.0) / 1e6,
+                        r["http_rps"].as_f64().unwrap_or(0.0) / 1e3,
+                    )
+                })
+                .collect();
+            (f.name().to_string(), pts, charts::color(i))
+        })
+        .collect();
+    done(
+        "flood_survival.png",
+        charts::lines(
+            &dir.join("flood_survival.png"),
+            "HTTP requests served while flooded",
+            "spoofed flood offered (Mpps)",
+            "HTTP requests/s (thousands)",
+            &series,
+            false,
+        ),
+    )?;
+    let rl = result["rate_limit"].as_array().cloned().unwrap_or_default();
+    let pts: Vec<(f64, f64)> = rl
+        .iter()
+        .map(|r| {
+            (
+                r["configured_pps"].as_f64().unwrap_or(0.0) / 1e3,
+                r["admitted_per_source_pps"].as_f64().unwrap_or(0.0) / 1e3,
+            )
+        })
+        .collect();
+    done(
+        "flood_rate_limit.png",
+        charts::lines(
+            &dir.join("flood_rate_limit.png"),
+            "Per-source rate limit under flood",
+            "configured (kpps per source)",
+            "admitted (kpps per source)",
+            &[("waf XDP".to_string(), pts, charts::color(2))],
+            true,
+        ),
+    )?;
+    let stats = result["bpf_stats"].as_array().cloned().unwrap_or_default();
+    let bars: Vec<_> = stats
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let name = r["program"].as_str().unwrap_or("?");
+            let label = match name.split(':').nth(1).map(str::trim) {
+                Some(p) if p.starts_with("banned") => "waf_xdp: ban drop",
+                Some(p) if p.starts_with("clean") => "waf_xdp: pass",
+                Some(p) if p.starts_with("rate") => "waf_xdp: rate drop",
+                _ => "waf_gen: rewrite+TX",
+            }
+            .to_string();
+            (
+                label,
+                r["ns_per_run"].as_f64().unwrap_or(0.0),
+                charts::color(if i == stats.len() - 1 { 1 } else { 2 }),
+            )
+        })
+        .collect();
+    done(
+        "flood_bpf_cost.png",
+        charts::bars(
+            &dir.join("flood_bpf_cost.png"),
+            "Per-packet cost under traffic (kernel bpf_stats, incl. its clock reads)",
+            "ns per packet",
+            &bars,
+            &|v| format!("{v:.0} ns"),
+        ),
+    )?;
+    Ok(written)
+}
+
+/// Runs the benchmark: `flood [--step SECONDS] [--quick]`.
+pub fn run(args: &[String]) -> Result<()> {
+    let o = parse_args(args)?;
+    let t = Instant::now();
+    let lab = FloodLab::new()?;
+    println!(
+        "bench flood: lab {} (sender, CPU {CPU_SENDER}) -> {} (server, CPU {CPU_SERVER}) <- {} (client via the sender); {} s steps",
+        lab.snd.name, lab.srv.name, lab.cli.name, o.step
+    );
+    let generator = bench_generator(&lab, &o)?;
+    let drop = bench_drop(&lab, &o)?;
+    let survival = bench_survival(&lab, &o)?;
+    let rate_limit = bench_rate_limit(&lab, &o)?;
+    let bpf_stats = bench_bpf_stats(&lab, &o)?;
+    let result = json!({
+        "machine": {
+            "cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
+            "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+        },
+        "step_seconds": o.step,
+        "generator": generator,
+        "drop_capacity": drop,
+        "survival": survival,
+        "rate_limit": rate_limit,
+        "bpf_stats": bpf_stats,
+        "seconds": t.elapsed().as_secs_f64(),
+    });
+    println!();
+    super::write_json("flood.json", &result);
+    for p in draw(&result)? {
+        println!("wrote {p}");
+    }
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! The firewall core against real kernel maps: what happens when a ban map
+//! is full (an alarm and the configured policy, never a silent loss).
+
+use std::time::Duration;
+
+use ipnet::{IpNet, Ipv4Net};
+use waf_common::PBAN_CAPACITY;
+use waf_tests::require_root;
+use waf_user::{
+    config::{BanPolicy, Config, OnFull},
+    dataplane::{Dataplane, LoadOptions},
+    firewall::{BanDuration, Firewall, FirewallError},
+    journal::BanSource,
+};
+
+fn firewall(on_full: OnFull, tag: &str) -> (Firewall, std::path::PathBuf) {
+    require_root();
+    let dir = std::env::temp_dir().join(format!("waf-fw-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cfg = Config {
+        state_dir: dir.clone(),
+        ban_policy: BanPolicy {
+            on_full,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let dp = Dataplane::load(&LoadOptions::default()).expect("load");
+    (Firewall::start(&cfg, dp).expect("start").0, dir)
+}
+
+/// The n-th /30 in 100.64.0.0/10 (prefix bans fill the trie fastest).
+fn prefix(n: u32) -> IpNet {
+    IpNet::V4(Ipv4Net::new((0x6440_0000u32 + n * 4).into(), 30).unwrap())
+}
+
+fn fill(fw: &mut Firewall) {
+    for n in 0..PBAN_CAPACITY {
+        // Later bans expire later: the first one is the soonest.
+        fw.ban(
+            prefix(n),
+            BanDuration::For(Duration::from_secs(3600 + u64::from(n))),
+            "fill".into(),
+            BanSource::Import,
+        )
+        .unwrap_or_else(|e| panic!("ban {n}: {e}"));
+    }
+    assert!(fw.alarms().is_empty());
+}
+
+#[test]
+fn full_map_evicts_the_soonest_with_an_alarm() {
+    let (mut fw, dir) = firewall(OnFull::EvictSoonest, "evict");
+    fill(&mut fw);
+    let extra = prefix(PBAN_CAPACITY);
+    let ban = fw
+        .ban(extra, BanDuration::For(Duration::from_secs(60)), "extra".into(), BanSource::Manual)
+        .expect("evicting makes room");
+    assert_eq!(ban.net, extra);
+    let alarms = fw.alarms();
+    assert_eq!(alarms.len(), 1);
+    assert_eq!(alarms[0].kind, "ban_map_full");
+    assert_eq!(fw.stats.bans_evicted, 1);
+    assert!(fw.ban_of(prefix(0)).is_none(), "the soonest to expire was evicted");
+    assert!(fw.ban_of(prefix(1)).is_some());
+    assert_eq!(fw.bans().len(), PBAN_CAPACITY as usize, "no silent loss: one out, one in");
+    let in_kernel = fw.dataplane().maps.prefix_bans.len();
+    assert_eq!(in_kernel, PBAN_CAPACITY as usize);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn full_map_with_reject_policy_refuses_with_an_alarm() {
+    let (mut fw, dir) = firewall(OnFull::Reject, "reject");
+    fill(&mut fw);
+    let err = fw
+        .ban(prefix(PBAN_CAPACITY), BanDuration::Permanent, "extra".into(), BanSource::Manual)
+        .unwrap_err();
+    assert!(matches!(err, FirewallError::Full(_)), "{err}");
+    assert!(err.to_string().contains("reject"), "{err}");
+    assert_eq!(fw.alarms()[0].kind, "ban_map_full");
+    assert_eq!(fw.stats.bans_refused_full, 1);
+    assert!(fw.ban_of(prefix(0)).is_some(), "nothing was evicted");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
