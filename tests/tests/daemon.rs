@@ -197,21 +197,31 @@ fn api_round_trips_and_error_statuses() {
         &lab,
         "POST",
         "/v1/inspect",
-        Some(json!({"id": 7, "raw": "GET /?q=1%27%20UNION%20SELECT%20password%20FROM%20users-- HTTP/1.1\r\nHost: a\r\n\r\n"})),
+        Some(
+            json!({"id": 7, "raw": "GET /?q=1%27%20UNION%20SELECT%20password%20FROM%20users-- HTTP/1.1\r\nHost: a\r\n\r\n"}),
+        ),
     );
     assert_eq!(code, 200, "{v}");
-    assert_eq!((v["id"].as_u64(), v["action"].as_str(), v["risk"].as_str()), (Some(7), Some("block"), Some("high")));
+    assert_eq!(
+        (v["id"].as_u64(), v["action"].as_str(), v["risk"].as_str()),
+        (Some(7), Some("block"), Some("high"))
+    );
     assert_eq!(v["attacks"][0]["location"], "query:q");
     let (code, v) = api(
         &lab,
         "POST",
         "/v1/inspect",
-        Some(json!({"method": "GET", "uri": "/search?q=select+specialty+hospital", "headers": [["Host", "a"]]})),
+        Some(
+            json!({"method": "GET", "uri": "/search?q=select+specialty+hospital", "headers": [["Host", "a"]]}),
+        ),
     );
     assert_eq!(code, 200);
     assert_eq!(v["action"], "pass", "{v}");
     assert_ne!(v["risk"], "high", "{v}");
-    assert_eq!(api(&lab, "POST", "/v1/inspect", Some(json!({"nothing": 1}))).0, 400);
+    assert_eq!(
+        api(&lab, "POST", "/v1/inspect", Some(json!({"nothing": 1}))).0,
+        400
+    );
     drop(d);
 }
 

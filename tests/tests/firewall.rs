@@ -54,16 +54,28 @@ fn full_map_evicts_the_soonest_with_an_alarm() {
     fill(&mut fw);
     let extra = prefix(PBAN_CAPACITY);
     let ban = fw
-        .ban(extra, BanDuration::For(Duration::from_secs(60)), "extra".into(), BanSource::Manual)
+        .ban(
+            extra,
+            BanDuration::For(Duration::from_secs(60)),
+            "extra".into(),
+            BanSource::Manual,
+        )
         .expect("evicting makes room");
     assert_eq!(ban.net, extra);
     let alarms = fw.alarms();
     assert_eq!(alarms.len(), 1);
     assert_eq!(alarms[0].kind, "ban_map_full");
     assert_eq!(fw.stats.bans_evicted, 1);
-    assert!(fw.ban_of(prefix(0)).is_none(), "the soonest to expire was evicted");
+    assert!(
+        fw.ban_of(prefix(0)).is_none(),
+        "the soonest to expire was evicted"
+    );
     assert!(fw.ban_of(prefix(1)).is_some());
-    assert_eq!(fw.bans().len(), PBAN_CAPACITY as usize, "no silent loss: one out, one in");
+    assert_eq!(
+        fw.bans().len(),
+        PBAN_CAPACITY as usize,
+        "no silent loss: one out, one in"
+    );
     let in_kernel = fw.dataplane().maps.prefix_bans.len();
     assert_eq!(in_kernel, PBAN_CAPACITY as usize);
     std::fs::remove_dir_all(&dir).unwrap();
@@ -74,7 +86,12 @@ fn full_map_with_reject_policy_refuses_with_an_alarm() {
     let (mut fw, dir) = firewall(OnFull::Reject, "reject");
     fill(&mut fw);
     let err = fw
-        .ban(prefix(PBAN_CAPACITY), BanDuration::Permanent, "extra".into(), BanSource::Manual)
+        .ban(
+            prefix(PBAN_CAPACITY),
+            BanDuration::Permanent,
+            "extra".into(),
+            BanSource::Manual,
+        )
         .unwrap_err();
     assert!(matches!(err, FirewallError::Full(_)), "{err}");
     assert!(err.to_string().contains("reject"), "{err}");

@@ -21,7 +21,8 @@ use waf_user::{
 /// driver mode on the receiver.
 struct Pair {
     snd: Netns,
-    rcv: Netns,
+    // Kept for its lifetime: dropping it removes the receiver namespace.
+    _rcv: Netns,
     snd_if: String,
     rcv_mac: String,
     dp: Dataplane,
@@ -58,7 +59,7 @@ impl Pair {
             .expect("attach in driver mode");
         Self {
             snd,
-            rcv,
+            _rcv: rcv,
             snd_if,
             rcv_mac,
             dp,

@@ -88,9 +88,10 @@ pub struct GenArgs {
     /// Fixed source port (default: spread over 1024-33791).
     #[arg(long)]
     pub sport: Option<String>,
-    /// Frame size in bytes without the FCS (60-1514; default 64).
-    #[arg(long, default_value = "64")]
-    pub size: String,
+    /// Frame size in bytes without the FCS (60-1514; default 64, or the
+    /// smallest frame that holds the headers).
+    #[arg(long)]
+    pub size: Option<String>,
     /// Frames per second, or `max`.
     #[arg(long, default_value = "max")]
     pub rate: String,
@@ -290,7 +291,7 @@ fn parse_count_like(s: &str) -> Option<u64> {
 /// Parses a duration: `10s`, `500ms`, `2m`, or plain seconds.
 pub fn parse_duration(s: &str) -> Result<Duration> {
     let d = match s.trim().parse::<f64>() {
-        Ok(secs) if secs.is_finite() && secs >= 0.0 && secs < 1e9 => Duration::from_secs_f64(secs),
+        Ok(secs) if secs.is_finite() && (0.0..1e9).contains(&secs) => Duration::from_secs_f64(secs),
         Ok(_) => return Err(arg_err("duration", s, "out of range")),
         Err(_) => humantime::parse_duration(s.trim())
             .map_err(|e| arg_err("duration", s, &format!("{e} (e.g. 10s, 500ms, 2m)")))?,
@@ -410,12 +411,15 @@ impl GenArgs {
             .as_deref()
             .map(|s| parse_num::<u16>("sport", s, "expected a port number (0-65535)"))
             .transpose()?;
-        let size: usize = parse_num("size", &self.size, "expected a frame size in bytes")?;
         let min = min_frame(dst, proto);
+        let size: usize = match &self.size {
+            Some(s) => parse_num("size", s, "expected a frame size in bytes")?,
+            None => min.max(64),
+        };
         if size < min || size > MAX_FRAME {
             return Err(arg_err(
                 "size",
-                &self.size,
+                &size.to_string(),
                 &format!(
                     "must be between {min} and {MAX_FRAME} bytes for {} over {}",
                     proto_name(proto),
@@ -1050,6 +1054,24 @@ fn pin_to_cpu(cpu: usize) {
     }
 }
 
+/// Pins sending thread `t`: to the CPUs given, else (several threads) to
+/// CPU `t`, else to the CPU it runs on. A thread that stays on one CPU keeps
+/// the program's per-CPU sequence whole, so a pool is covered evenly.
+fn pin_thread(opts: &GenOptions, t: usize) {
+    if !opts.cpus.is_empty() {
+        pin_to_cpu(opts.cpus[t % opts.cpus.len()]);
+    } else if opts.threads > 1 {
+        let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+        pin_to_cpu(t % ncpu);
+    } else {
+        // SAFETY: no preconditions.
+        let cpu = unsafe { libc::sched_getcpu() };
+        if cpu >= 0 {
+            pin_to_cpu(cpu as usize);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Pacing and the shared frame budget.
 
@@ -1058,6 +1080,8 @@ struct Budget {
     left: AtomicU64,
     sent: AtomicU64,
     stop: Arc<AtomicBool>,
+    /// An engine failed: the other threads stop too.
+    abort: AtomicBool,
     deadline: Option<Instant>,
 }
 
@@ -1075,6 +1099,10 @@ impl Budget {
                 Some(l - got)
             });
         got
+    }
+
+    fn halted(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.abort.load(Ordering::Relaxed)
     }
 
     fn time_left(&self) -> Option<Duration> {
@@ -1147,7 +1175,7 @@ impl Pacer {
                     std::thread::sleep(left);
                     return 0;
                 }
-                if budget.stop.load(Ordering::Relaxed) {
+                if budget.halted() {
                     return 0;
                 }
                 std::thread::sleep(wait.min(Duration::from_millis(100)));
@@ -1288,29 +1316,28 @@ fn run_live(
     let mut live = LiveGen::load()?;
     live.configure(&gen_config(opts))?;
     let start = Instant::now();
-    if probe {
-        // One frame first: an old kernel or an interface that cannot send
-        // fails here, before the threads start.
-        if budget.take(1) == 1 {
-            live.send(frame, ifindex, 1, 1)
-                .map_err(|e| GenError::Live(format!("{e}")))?;
-            budget.sent.fetch_add(1, Ordering::Relaxed);
-        }
-    }
     let errors: Vec<io::Error> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..opts.threads)
             .map(|t| {
                 let live = &live;
                 s.spawn(move || -> Option<io::Error> {
-                    if !opts.cpus.is_empty() {
-                        pin_to_cpu(opts.cpus[t % opts.cpus.len()]);
-                    }
+                    pin_thread(opts, t);
                     let mut pacer = Pacer::new(opts.rate, opts.threads, opts.batch);
+                    if probe && t == 0 && budget.take(1) == 1 {
+                        // One frame first: an old kernel or an interface
+                        // that cannot send fails here.
+                        if let Err(e) = live.send(frame, ifindex, 1, 1) {
+                            budget.left.fetch_add(1, Ordering::Relaxed);
+                            budget.abort.store(true, Ordering::Relaxed);
+                            return Some(e);
+                        }
+                        budget.sent.fetch_add(1, Ordering::Relaxed);
+                        pacer.sent += 1;
+                    }
                     loop {
                         let want = pacer.next(budget);
                         if want == 0
-                            && (budget.stop.load(Ordering::Relaxed)
-                                || budget.time_left().is_some_and(|l| l.is_zero()))
+                            && (budget.halted() || budget.time_left().is_some_and(|l| l.is_zero()))
                         {
                             return None;
                         }
@@ -1329,7 +1356,7 @@ fn run_live(
                                 return None;
                             }
                             Err(e) => {
-                                budget.stop.store(true, Ordering::Relaxed);
+                                budget.abort.store(true, Ordering::Relaxed);
                                 return Some(e);
                             }
                         }
@@ -1404,9 +1431,7 @@ fn run_packet(
         let handles: Vec<_> = (0..opts.threads)
             .map(|t| {
                 s.spawn(move || -> Result<GenState, io::Error> {
-                    if !opts.cpus.is_empty() {
-                        pin_to_cpu(opts.cpus[t % opts.cpus.len()]);
-                    }
+                    pin_thread(opts, t);
                     let sock = packet_socket(ifindex)?;
                     let mut rw = Rewriter::new(cfg);
                     // Threads start at different points of the sequence.
@@ -1417,9 +1442,7 @@ fn run_packet(
                     loop {
                         let want = pacer.next(budget);
                         if want == 0 {
-                            if budget.stop.load(Ordering::Relaxed)
-                                || budget.time_left().is_some_and(|l| l.is_zero())
-                            {
+                            if budget.halted() || budget.time_left().is_some_and(|l| l.is_zero()) {
                                 break;
                             }
                             continue;
@@ -1471,7 +1494,10 @@ fn run_packet(
                                         budget.stop.store(true, Ordering::Relaxed);
                                         break;
                                     }
-                                    _ => return Err(e),
+                                    _ => {
+                                        budget.abort.store(true, Ordering::Relaxed);
+                                        return Err(e);
+                                    }
                                 }
                             }
                             done += rc.max(0) as usize;
@@ -1480,7 +1506,7 @@ fn run_packet(
                         budget.left.fetch_add((n - done) as u64, Ordering::Relaxed);
                         budget.sent.fetch_add(done as u64, Ordering::Relaxed);
                         pacer.sent(done as u64, t0.elapsed());
-                        if done < n && budget.stop.load(Ordering::Relaxed) {
+                        if done < n && budget.halted() {
                             break;
                         }
                     }
@@ -1524,6 +1550,7 @@ pub fn run(opts: &GenOptions, stop: Arc<AtomicBool>) -> Result<GenSummary> {
         left: AtomicU64::new(opts.count.unwrap_or(u64::MAX)),
         sent: AtomicU64::new(0),
         stop: stop.clone(),
+        abort: AtomicBool::new(false),
         deadline: opts.duration.map(|d| Instant::now() + d),
     };
     let xmit = |s: &str| ethtool_sum(&opts.interface, s);
@@ -1546,6 +1573,7 @@ pub fn run(opts: &GenOptions, stop: Arc<AtomicBool>) -> Result<GenSummary> {
             Engine::Auto => match run_live(opts, &frame, ifindex, &budget, true) {
                 Ok(r) => Ok((Engine::Live, r)),
                 Err(e) if budget.sent.load(Ordering::Relaxed) == 0 => {
+                    budget.abort.store(false, Ordering::Relaxed);
                     eprintln!("waf gen: live frames unavailable ({e}); using AF_PACKET");
                     run_packet(opts, &frame, ifindex, &budget).map(|r| (Engine::Packet, r))
                 }
@@ -1695,7 +1723,6 @@ mod tests {
             interface: "veth0".into(),
             dst: "192.0.2.1".into(),
             proto: "udp".into(),
-            size: "64".into(),
             rate: "max".into(),
             engine: "auto".into(),
             threads: "1".into(),
@@ -1711,7 +1738,7 @@ mod tests {
                 "legit" => a.legit.push(v),
                 "legit-share" => a.legit_share = Some(v),
                 "proto" => a.proto = v,
-                "size" => a.size = v,
+                "size" => a.size = Some(v),
                 "rate" => a.rate = v,
                 "count" => a.count = Some(v),
                 "nocount" => a.count = None,

@@ -20,7 +20,7 @@ use waf_user::{
 };
 
 fn addr(i: u32) -> IpAddr {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         // 100.64.0.0/10 and up: never the documentation ranges the tests use.
         IpAddr::V4(Ipv4Addr::from(0x6440_0000u32 + i))
     } else {

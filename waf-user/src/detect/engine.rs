@@ -8,13 +8,13 @@ use super::config::DetectConfig;
 use super::kind::{Kind, Severity};
 use super::libinj::{self, Outcome};
 use super::matcher::Compiled;
-use super::normalize::{Normalized, is_plain};
+use super::normalize::{self, Normalized, is_plain, is_text};
 use super::operator::Operator;
 use super::rules::{self, targets};
 use super::scanner::Scanners;
 use super::verdict::{Action, Finding, Risk, Verdict};
 use super::{log4shell, protocol, ssrf};
-use crate::http::{Body, Limits, Request};
+use crate::http::{Body, Limits, Param, Request};
 
 /// Why an engine could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,6 +49,8 @@ enum Encoding {
     Url,
     /// Anything else (headers, JSON, XML): decoded anyway, no encoding findings.
     Text,
+    /// Text a base64 value decoded to: the rules only (no tokenizers).
+    Base64,
 }
 
 /// Index of a target bit.
@@ -111,6 +113,8 @@ impl Engine {
         }
         protocol::anomalies(req, &mut c);
         protocol::headers(req, &self.cfg.allowed_methods, &mut c);
+        protocol::session_fixation(req, &mut c);
+        protocol::rfi_parameters(req, &mut c);
         self.scan_request(req, &mut c);
         let (score, findings) = c.finish();
         self.verdict(score, findings, false)
@@ -149,21 +153,7 @@ impl Engine {
             Encoding::Url,
         );
         for p in &req.query {
-            let name = short(&p.name);
-            self.scan(
-                c,
-                &p.raw_name,
-                targets::NAMES,
-                &|| format!("query_name:{name}"),
-                Encoding::Form,
-            );
-            self.scan(
-                c,
-                &p.raw_value,
-                targets::ARGS,
-                &|| format!("query:{name}"),
-                Encoding::Form,
-            );
+            self.scan_param(c, p, "query");
         }
         for p in &req.cookies {
             let name = short(&p.name);
@@ -225,26 +215,42 @@ impl Engine {
         self.scan_body(req, c);
     }
 
+    /// Scans the name and the value of a query or form parameter. A name
+    /// holding an encoded `=` (`a%3Dx`) is read by some back ends as a
+    /// name and a value: its tail is scanned as a value too.
+    fn scan_param(&self, c: &mut Collector, p: &Param, kind: &str) {
+        let name = short(&p.name);
+        self.scan(
+            c,
+            &p.raw_name,
+            targets::NAMES,
+            &|| format!("{kind}_name:{name}"),
+            Encoding::Form,
+        );
+        self.scan(
+            c,
+            &p.raw_value,
+            targets::ARGS,
+            &|| format!("{kind}:{name}"),
+            Encoding::Form,
+        );
+        if let Some(tail) = encoded_value_tail(&p.raw_name) {
+            self.scan(
+                c,
+                tail,
+                targets::ARGS,
+                &|| format!("{kind}:{name}"),
+                Encoding::Form,
+            );
+        }
+    }
+
     fn scan_body(&self, req: &Request, c: &mut Collector) {
         match &req.parsed_body {
             Body::None => {}
             Body::Form(params) => {
                 for p in params {
-                    let name = short(&p.name);
-                    self.scan(
-                        c,
-                        &p.raw_name,
-                        targets::NAMES,
-                        &|| format!("form_name:{name}"),
-                        Encoding::Form,
-                    );
-                    self.scan(
-                        c,
-                        &p.raw_value,
-                        targets::ARGS,
-                        &|| format!("form:{name}"),
-                        Encoding::Form,
-                    );
+                    self.scan_param(c, p, "form");
                 }
             }
             Body::Json(items) => {
@@ -375,13 +381,17 @@ impl Engine {
         }
         let raw = value.as_bytes();
         // Binary data (compressed blobs in JSON strings...) only meets the
-        // few rules meant for file contents.
-        let target = if raw.len() >= 32 && target != targets::FILE && !is_text(raw) {
-            targets::FILE
-        } else {
-            target
-        };
-        let plain = is_plain(raw) || (target == targets::HEADERS && is_quiet_header(raw));
+        // few rules meant for file contents. Values of the request line and
+        // headers are never binary: a raw NUL there is an evasion.
+        let target =
+            if raw.len() >= 32 && target & (targets::DOC | targets::BODY) != 0 && !is_text(raw) {
+                targets::FILE
+            } else {
+                target
+            };
+        let plain = is_plain(raw)
+            || (target == targets::HEADERS && is_quiet_header(raw))
+            || (target == targets::UA_REF && is_quiet_user_agent(raw));
         let n = if plain {
             Normalized::plain(raw)
         } else {
@@ -420,8 +430,10 @@ impl Engine {
         if plain {
             return;
         }
-        self.tokenizers(c, &n, target, &mut || at(&mut location), value);
-        if target & (targets::ARGS | targets::BODY | targets::DOC) != 0
+        if enc != Encoding::Base64 {
+            self.tokenizers(c, &n, target, &mut || at(&mut location), value);
+        }
+        if target & (targets::ARGS | targets::NAMES | targets::BODY | targets::DOC) != 0
             && let Some((class, host)) = ssrf::check(&n.low)
         {
             let l = at(&mut location);
@@ -462,6 +474,15 @@ impl Engine {
             }
             None => {}
         }
+        // Payloads sent base64-encoded (cookies, tokens, `eval` arguments):
+        // scan what they decode to when it is code-like text.
+        if target & (targets::ARGS | targets::NAMES | targets::HEADERS | targets::UA_REF) != 0
+            && enc != Encoding::Base64
+            && let Some(text) = normalize::base64_text(&n.dec)
+        {
+            let inner = || format!("{}(base64)", loc());
+            self.scan(c, &text, target, &inner, Encoding::Base64);
+        }
     }
 
     /// Findings about how a value was encoded.
@@ -498,7 +519,7 @@ impl Engine {
                 "overlong UTF-8",
                 value,
             );
-        } else if f.overlong && enc != Encoding::Text {
+        } else if f.overlong && matches!(enc, Encoding::Form | Encoding::Url) {
             c.add(
                 k,
                 "protocol-overlong-utf8-other",
@@ -509,7 +530,7 @@ impl Engine {
                 value,
             );
         }
-        if enc != Encoding::Text {
+        if matches!(enc, Encoding::Form | Encoding::Url) {
             if f.invalid_percent {
                 c.add(
                     k,
@@ -658,21 +679,20 @@ fn is_quiet_header(b: &[u8]) -> bool {
         && !b.windows(2).any(|w| matches!(w, b"--" | b".." | b"/*"))
 }
 
-/// Whether bytes look like text: no NUL, few control characters (C0, or
-/// C1 as UTF-8 `C2 80..9F`, or U+FFFD from invalid UTF-8).
-fn is_text(b: &[u8]) -> bool {
-    let sample = &b[..b.len().min(4096)];
-    if sample.contains(&0) {
-        return false;
-    }
-    let mut odd = 0usize;
-    for (i, &c) in sample.iter().enumerate() {
-        let c1 = c == 0xC2 && sample.get(i + 1).is_some_and(|n| (0x80..0xA0).contains(n));
-        let replacement =
-            c == 0xEF && sample.get(i + 1) == Some(&0xBF) && sample.get(i + 2) == Some(&0xBD);
-        if (c < 0x20 && !matches!(c, b'\t' | b'\r' | b'\n')) || c1 || replacement {
-            odd += 1;
-        }
-    }
-    odd * 20 <= sample.len()
+/// A browser-like User-Agent: quiet as a header, no quotes or `=`, no SQL
+/// word. Such values meet the plain rules only.
+fn is_quiet_user_agent(b: &[u8]) -> bool {
+    is_quiet_header(b)
+        && !b.iter().any(|c| matches!(c, b'\'' | b'"' | b'=' | b'#'))
+        && !libinj::has_sql_word(b)
+        && b.starts_with(b"Mozilla/")
+}
+
+/// The part of a raw parameter name after its first encoded `=` (`%3D`).
+fn encoded_value_tail(raw_name: &str) -> Option<&str> {
+    let b = raw_name.as_bytes();
+    let i = b
+        .windows(3)
+        .position(|w| w[0] == b'%' && w[1] == b'3' && (w[2] == b'D' || w[2] == b'd'))?;
+    Some(&raw_name[i + 3..]).filter(|t| !t.is_empty())
 }

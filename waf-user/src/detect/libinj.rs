@@ -96,6 +96,11 @@ fn contains_word(s: &[u8], word: &[u8]) -> bool {
     })
 }
 
+/// Whether a value holds one of the SQL words of the prefilter.
+pub fn has_sql_word(b: &[u8]) -> bool {
+    sql_words().is_none_or(|ac| ac.is_match(b))
+}
+
 /// Whether a decoded value is worth the HTML tokenizer: a tag start, or an
 /// attribute break-out (a quote and an `=`), or a script URL.
 pub fn xss_candidate(dec: &[u8]) -> bool {

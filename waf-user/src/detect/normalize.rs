@@ -58,8 +58,13 @@ impl Normalized {
             .then(|| strip_sql_comments(&low));
         let cmd = low
             .iter()
-            .any(|b| matches!(b, b'\\' | b'\'' | b'"' | b'$' | b'^' | b'[' | b'{'))
-            .then(|| shell_view(&low));
+            .any(|b| matches!(b, b'\\' | b'\'' | b'"' | b'$' | b'^' | b'[' | b'{' | b'`'))
+            .then(|| shell_view(&low))
+            .or_else(|| {
+                low.windows(3)
+                    .any(|w| w == b"<()" || w == b">()")
+                    .then(|| shell_view(&low))
+            });
         Normalized {
             dec,
             low,
@@ -105,6 +110,75 @@ impl Normalized {
 pub fn is_plain(raw: &[u8]) -> bool {
     raw.iter()
         .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
+/// Whether bytes look like text: no NUL, few control characters (C0, or
+/// C1 as UTF-8 `C2 80..9F`, or U+FFFD from invalid UTF-8).
+pub fn is_text(b: &[u8]) -> bool {
+    let sample = &b[..b.len().min(4096)];
+    if sample.contains(&0) {
+        return false;
+    }
+    let mut odd = 0usize;
+    for (i, &c) in sample.iter().enumerate() {
+        let c1 = c == 0xC2 && sample.get(i + 1).is_some_and(|n| (0x80..0xA0).contains(n));
+        let replacement =
+            c == 0xEF && sample.get(i + 1) == Some(&0xBF) && sample.get(i + 2) == Some(&0xBD);
+        if (c < 0x20 && !matches!(c, b'\t' | b'\r' | b'\n')) || c1 || replacement {
+            odd += 1;
+        }
+    }
+    odd * 20 <= sample.len()
+}
+
+/// Shortest and longest values tried as base64.
+const BASE64_MIN: usize = 12;
+const BASE64_MAX: usize = 64 * 1024;
+
+/// The text a base64 (standard or URL-safe) value decodes to, when it is
+/// printable ASCII holding code punctuation (`(`, `;`, `$`, `<`...). Such
+/// text is no base64 itself, so decoding never nests.
+pub fn base64_text(v: &[u8]) -> Option<String> {
+    let v = v.trim_ascii();
+    let body = v
+        .strip_suffix(b"==")
+        .or_else(|| v.strip_suffix(b"="))
+        .unwrap_or(v);
+    if body.len() < BASE64_MIN || v.len() > BASE64_MAX || body.len() % 4 == 1 {
+        return None;
+    }
+    let sextet = |c: u8| -> Option<u32> {
+        match c {
+            b'A'..=b'Z' => Some(u32::from(c - b'A')),
+            b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
+            b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
+            b'+' | b'-' => Some(62),
+            b'/' | b'_' => Some(63),
+            _ => None,
+        }
+    };
+    let mut out = Vec::with_capacity(body.len() / 4 * 3 + 2);
+    for chunk in body.chunks(4) {
+        let mut n = 0u32;
+        for &c in chunk {
+            n = (n << 6) | sextet(c)?;
+        }
+        n <<= 6 * (4 - chunk.len() as u32);
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..chunk.len() - 1]);
+    }
+    let printable = out
+        .iter()
+        .all(|&b| (0x20..0x7F).contains(&b) || matches!(b, b'\t' | b'\r' | b'\n'));
+    let code = out.iter().any(|b| {
+        matches!(
+            b,
+            b'(' | b')' | b';' | b'{' | b'}' | b'$' | b'<' | b'>' | b'|' | b'`' | b'\'' | b'"'
+        )
+    });
+    (printable && code)
+        .then(|| String::from_utf8(out).ok())
+        .flatten()
 }
 
 /// All decoders in order: URL (repeated), UTF-8 fixes, entities, escapes, NUL.
@@ -301,6 +375,29 @@ fn fix_utf8(s: &[u8], flags: &mut Flags) -> Vec<u8> {
                 i += 3;
                 continue;
             }
+        }
+        // Enclosed alphanumerics: circled digits and letters (`①②⑦`, `ⓛ`).
+        if b == 0xE2 && cont(i + 1) && cont(i + 2) {
+            let cp = 0x2000 + (u32::from(s[i + 1] & 0x3F) << 6) + u32::from(s[i + 2] & 0x3F);
+            let ascii = match cp {
+                0x2460..=0x2468 => Some(b'1' + (cp - 0x2460) as u8),
+                0x24EA => Some(b'0'),
+                0x24B6..=0x24CF => Some(b'a' + (cp - 0x24B6) as u8),
+                0x24D0..=0x24E9 => Some(b'a' + (cp - 0x24D0) as u8),
+                _ => None,
+            };
+            if let Some(a) = ascii {
+                flags.fullwidth = true;
+                out.push(a);
+                i += 3;
+                continue;
+            }
+        }
+        // The acute accent, used as a quote (`1´ or ´1´=´1`).
+        if b == 0xC2 && s.get(i + 1) == Some(&0xB4) {
+            out.push(b'\'');
+            i += 2;
+            continue;
         }
         // Typographic quotes.
         if b == 0xE2 && s.get(i + 1) == Some(&0x80) {
@@ -578,21 +675,69 @@ fn strip_sql_comments(s: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Removes what shells ignore: backslashes, quotes, `^`, `$@`/`$*`/`$1`,
-/// `${IFS}` (as a space), one-letter globs `[e]`, and expands `{a,b}`.
+/// Removes what shells ignore, in two passes. First quoting: backslashes,
+/// quotes, `^`, empty backticks, `$'..'`, special parameters (`$@`, `$*`,
+/// `$1`, `$$`...), `${IFS}` (as a space), empty process substitutions
+/// `<()`, and variables that are most likely unset (`c$u\at`, `$x cmd`).
+/// Then expansion: one-letter globs `[e]` and brace lists `c{a,oun}t`.
 fn shell_view(s: &[u8]) -> Vec<u8> {
+    expand_shell(&unquote_shell(s))
+}
+
+/// Whether a byte can be part of a shell word next to a variable.
+fn word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-')
+}
+
+/// Length of `$name` or `${name}` at the start of `s` (0 if none).
+fn variable_len(s: &[u8]) -> usize {
+    if s.get(1) == Some(&b'{') {
+        let n = s[2..]
+            .iter()
+            .take(32)
+            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+            .count();
+        if n > 0 && s.get(2 + n) == Some(&b'}') && !s[2].is_ascii_digit() {
+            return n + 3;
+        }
+        return 0;
+    }
+    match s.get(1) {
+        Some(c) if c.is_ascii_alphabetic() || *c == b'_' => {
+            1 + s[1..]
+                .iter()
+                .take(32)
+                .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+                .count()
+        }
+        _ => 0,
+    }
+}
+
+/// The quoting pass of [`shell_view`].
+fn unquote_shell(s: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
+    let mut ticks = 0usize;
     while i < s.len() {
         let b = s[i];
         match b {
             b'\\' | b'\'' | b'"' | b'^' => i += 1,
-            b'`' if s.get(i + 1) == Some(&b'`') => i += 2,
-            // An HTML entity left undecoded (`&ensp;`) is not a separator.
-            b'&' if entity_len(&s[i..]) > 0 => {
-                out.push(b' ');
-                i += entity_len(&s[i..]);
+            // An empty pair outside a substitution is nothing; inside one
+            // it closes it and opens the next.
+            b'`' if s.get(i + 1) == Some(&b'`') => {
+                if ticks % 2 == 1 {
+                    out.extend_from_slice(b"` `");
+                    ticks += 2;
+                }
+                i += 2;
             }
+            b'`' => {
+                ticks += 1;
+                out.push(b);
+                i += 1;
+            }
+            b'<' | b'>' if s.get(i + 1) == Some(&b'(') && s.get(i + 2) == Some(&b')') => i += 3,
             b'$' => {
                 let rest = &s[i + 1..];
                 if rest.starts_with(b"{ifs") {
@@ -607,17 +752,54 @@ fn shell_view(s: &[u8]) -> Vec<u8> {
                     }
                 } else if matches!(
                     rest.first(),
-                    Some(b'@' | b'*' | b'0'..=b'9' | b'!' | b'-' | b'_' | b'#' | b'?')
+                    Some(b'@' | b'*' | b'0'..=b'9' | b'!' | b'-' | b'_' | b'#' | b'?' | b'$')
                 ) {
                     i += 2;
+                } else if matches!(rest.first(), Some(b'\'' | b'"')) {
+                    i += 1;
                 } else if rest.starts_with(b"()") {
                     i += 3;
                 } else if rest.starts_with(b"{}") || rest.starts_with(b"{@}") {
                     i += if rest[1] == b'}' { 3 } else { 4 };
                 } else {
-                    out.push(b);
-                    i += 1;
+                    let n = variable_len(&s[i..]);
+                    let inside = out.last().is_some_and(|&c| word_byte(c));
+                    let alone = n > 0
+                        && out.last().is_none_or(|&c| {
+                            matches!(c, b' ' | b';' | b'|' | b'&' | b'`' | b'(' | b'\n')
+                        })
+                        && s.get(i + n).is_some_and(|&c| c == b' ');
+                    if n > 0 && (inside || alone) {
+                        i += n;
+                    } else {
+                        out.push(b);
+                        i += 1;
+                    }
                 }
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Longest prefix or suffix glued to a brace list.
+const BRACE_AFFIX: usize = 32;
+
+/// The expansion pass of [`shell_view`].
+fn expand_shell(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        match b {
+            // An HTML entity left undecoded (`&ensp;`) is not a separator.
+            b'&' if entity_len(&s[i..]) > 0 => {
+                out.push(b' ');
+                i += entity_len(&s[i..]);
             }
             b'[' => match one_letter_class(&s[i..]) {
                 Some((c, len)) => {
@@ -631,10 +813,35 @@ fn shell_view(s: &[u8]) -> Vec<u8> {
             },
             b'{' => match brace_list(&s[i..]) {
                 Some(len) => {
-                    for &c in &s[i + 1..i + len - 1] {
-                        out.push(if c == b',' { b' ' } else { c });
+                    let keep = out.len()
+                        - out
+                            .iter()
+                            .rev()
+                            .take(BRACE_AFFIX)
+                            .take_while(|&&c| word_byte(c))
+                            .count();
+                    let prefix = out.split_off(keep);
+                    let after = i + len;
+                    let suffix_len = s[after..]
+                        .iter()
+                        .take(BRACE_AFFIX)
+                        .take_while(|&&c| word_byte(c))
+                        .count();
+                    let suffix = &s[after..after + suffix_len];
+                    let mut first = true;
+                    for item in s[i + 1..i + len - 1].split(|&c| c == b',') {
+                        if item.is_empty() && prefix.is_empty() && suffix.is_empty() {
+                            continue;
+                        }
+                        if !first {
+                            out.push(b' ');
+                        }
+                        first = false;
+                        out.extend_from_slice(&prefix);
+                        out.extend_from_slice(item);
+                        out.extend_from_slice(suffix);
                     }
-                    i += len;
+                    i = after + suffix_len;
                 }
                 None => {
                     out.push(b);
@@ -737,6 +944,23 @@ mod tests {
         assert_eq!(n.cmd(), b";cat /etc/passwd x");
         let n = Normalized::new(b"{cat,/etc/passwd}", false);
         assert_eq!(n.cmd(), b"cat /etc/passwd");
+        let n = Normalized::new(b"c{a,oun}t x;{l,-lh}s", false);
+        assert_eq!(n.cmd(), b"cat count x;ls -lhs");
+        let n = Normalized::new(b";cat$u /etc$u/pa$@ss$$wd;$a id {,$'whoami',}", false);
+        assert_eq!(n.cmd(), b";cat /etc/passwd; id whoami");
+        let n = Normalized::new(b"pi<()ng pi``ng", false);
+        assert_eq!(n.cmd(), b"ping ping");
+    }
+
+    #[test]
+    fn decodes_base64_code_only() {
+        assert_eq!(
+            base64_text(b"d2hpbGUodHJ1ZSk7Cg==").as_deref(),
+            Some("while(true);\n")
+        );
+        assert_eq!(base64_text(b"aGVsbG8gd29ybGQgYWdhaW4="), None);
+        assert_eq!(base64_text(b"not base64 at all!"), None);
+        assert_eq!(base64_text(b"AAECAwQFBgcICQoL"), None);
     }
 
     #[test]

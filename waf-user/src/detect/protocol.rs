@@ -9,6 +9,9 @@ use Severity::{Critical, Error, Notice, Warning};
 
 const K: Kind = Kind::Protocol;
 
+/// Severity of a text body sent without a Content-Type.
+const MISSING_TYPE_TEXT: Severity = Severity::Error;
+
 /// Charsets used to smuggle payloads past filters (UTF-7, UTF-16/32, EBCDIC).
 fn evasion_charset(c: &str) -> bool {
     let c = c.trim().trim_matches('"').to_ascii_lowercase();
@@ -83,8 +86,21 @@ fn known_charset(c: &str) -> bool {
 pub fn anomalies(req: &Request, c: &mut Collector) {
     for a in &req.anomalies {
         let (rule, sev, detail): (&str, Severity, String) = match a {
+            Anomaly::FragmentInTarget => {
+                c.add(
+                    K,
+                    "protocol-fragment-in-target",
+                    Notice,
+                    2,
+                    "request",
+                    "#",
+                    "",
+                );
+                continue;
+            }
             Anomaly::InvalidMethod(m) => ("protocol-invalid-method", Critical, m.clone()),
             Anomaly::InvalidVersion(v) => ("protocol-invalid-version", Critical, v.clone()),
+            Anomaly::InvalidUtf8Target => ("protocol-invalid-utf8-target", Critical, String::new()),
             Anomaly::MissingHost => ("protocol-missing-host", Warning, String::new()),
             Anomaly::EmptyHost => ("protocol-empty-host", Warning, String::new()),
             Anomaly::DuplicateHost => ("protocol-duplicate-host", Critical, String::new()),
@@ -574,14 +590,157 @@ fn more_headers(req: &Request, c: &mut Collector) {
         }
     }
     if req.body_len > 0 && req.header("content-type").is_none() {
+        // Browsers label every text body (forms, strings, JSON); only
+        // binary beacons (Blob, ArrayBuffer) go without a type. A text body
+        // without one comes from a script.
+        let sev = if super::normalize::is_text(&req.body) {
+            MISSING_TYPE_TEXT
+        } else {
+            Warning
+        };
         c.add(
             K,
             "protocol-missing-content-type",
-            Warning,
+            sev,
             1,
             "header:content-type",
             "",
             "",
         );
+    }
+}
+
+/// Session cookie names of web frameworks. One of them as a query or body
+/// parameter name is how a session id is planted in a victim's browser.
+const SESSION_NAMES: &[&str] = &[
+    "jsessionid",
+    "phpsessid",
+    "phpsession",
+    "asp.net_sessionid",
+    "aspsessionid",
+    "laravel_session",
+    "connect.sid",
+    "_flask_session",
+    "next-auth.session-token",
+    "__host-next-auth.session-token",
+    "__secure-next-auth.session-token",
+    "meteor_login_token",
+    "rack.session",
+    "_rails_session",
+    "play_session",
+    "sails.sid",
+    "cakephp",
+    "ci_session",
+    "koa.sess",
+    "koa:sess",
+    "zend_session_id",
+    "weblogicsession",
+    "jservsession",
+    "jwsession",
+    "shiny-token",
+    "cfid",
+    "cftoken",
+    "cfsid",
+    "_session_id",
+];
+
+/// The host of a URL (`https://user@host:1/x` gives `host`), lowercased.
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let auth = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = auth.rsplit_once('@').map_or(auth, |(_, h)| h);
+    let host = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    Some(host.to_ascii_lowercase())
+}
+
+/// Session fixation: a framework's session cookie name given as a
+/// parameter, by a request that comes from no page or from another site.
+pub fn session_fixation(req: &Request, c: &mut Collector) {
+    let is_session = |n: &str| {
+        let n = n.trim().to_ascii_lowercase();
+        SESSION_NAMES
+            .iter()
+            .any(|s| n == *s || (s.len() > 8 && n.starts_with(s)))
+    };
+    let mut names: Vec<&str> = req.query.iter().map(|p| p.name.as_str()).collect();
+    match &req.parsed_body {
+        Body::Form(params) => names.extend(params.iter().map(|p| p.name.as_str())),
+        Body::Json(items) => {
+            names.extend(items.iter().filter(|i| i.is_key).map(|i| i.text.as_str()))
+        }
+        Body::Multipart(parts) => names.extend(parts.iter().map(|p| p.name.as_str())),
+        _ => {}
+    }
+    let Some(name) = names.into_iter().find(|n| is_session(n)) else {
+        return;
+    };
+    let host = req
+        .header("host")
+        .map(|h| {
+            let h = h.trim().to_ascii_lowercase();
+            h.rsplit_once(':')
+                .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+                .map_or(h.clone(), |(h, _)| h.to_owned())
+        })
+        .unwrap_or_default();
+    let off_site = match req.header("referer").and_then(url_host) {
+        None => true,
+        Some(r) => {
+            !(r == host || r.ends_with(&format!(".{host}")) || host.ends_with(&format!(".{r}")))
+        }
+    };
+    if off_site {
+        c.add(
+            Kind::SessionFixation,
+            "session-fixation-parameter",
+            Critical,
+            1,
+            "request",
+            name,
+            "",
+        );
+    }
+}
+
+/// Parameter names of classic remote file inclusion holes (CRS 931110).
+const RFI_NAMES: &[&str] = &[
+    "mosconfig_absolute_path",
+    "_conf[path]",
+    "_server[document_root]",
+    "gallery_basedir",
+    "path[docroot]",
+    "appserv_root",
+    "config[root_dir]",
+];
+
+/// Remote file inclusion through parameters known to be included as code.
+pub fn rfi_parameters(req: &Request, c: &mut Collector) {
+    let params = req.query.iter().chain(match &req.parsed_body {
+        Body::Form(params) => params.as_slice(),
+        _ => &[],
+    });
+    for p in params {
+        let name = p.name.trim().to_ascii_lowercase();
+        let v = p.value.trim_start().to_ascii_lowercase();
+        let url = ["http://", "https://", "ftp://", "ftps://", "file://"]
+            .iter()
+            .any(|s| v.starts_with(s));
+        if url && RFI_NAMES.contains(&name.as_str()) {
+            c.add(
+                Kind::Rfi,
+                "rfi-known-parameter",
+                Critical,
+                1,
+                &format!("query:{}", super::collect::short(&p.name)),
+                &p.value,
+                "",
+            );
+        }
     }
 }

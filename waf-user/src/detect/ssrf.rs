@@ -56,8 +56,12 @@ pub fn check(low: &[u8]) -> Option<(Class, String)> {
     if !worth {
         return None;
     }
-    let s = String::from_utf8_lossy(&low[..low.len().min(8192)])
+    let mut s = String::from_utf8_lossy(&low[..low.len().min(8192)])
         .replace(['\u{3002}', '\u{ff0e}', '\u{ff61}'], ".");
+    // `http://\l\o\c\a\l\h\o\s\t/`: escaped host characters.
+    if s.contains("\\") && s.contains(":/") {
+        s = unescape_host(&s);
+    }
     let mut worst: Option<(Class, String)> = None;
     let mut consider = |found: Option<(Class, String)>| {
         if let Some(f) = found
@@ -75,7 +79,7 @@ pub fn check(low: &[u8]) -> Option<(Class, String)> {
             .strip_prefix(scheme)
             .filter(|r| !r.starts_with("//"))
         {
-            consider(authority(rest));
+            consider(authority(rest.trim_start_matches(['/', '\\'])));
         }
     }
     let trimmed = s.trim_start();
@@ -113,7 +117,25 @@ fn looks_like_bare_host(s: &str) -> bool {
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'[' || b == b']')
-        && (host.contains('.') || host == "localhost" || host.starts_with('['))
+        && (host.contains('.')
+            || host.contains("localhost")
+            || host.contains("loopback")
+            || host.starts_with('['))
+}
+
+/// Removes backslashes that escape letters, digits and dots.
+fn unescape_host(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    for (i, c) in s.char_indices() {
+        let escapes = c == '\\'
+            && b.get(i + 1)
+                .is_some_and(|n| n.is_ascii_alphanumeric() || *n == b'.');
+        if !escapes {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Classifies the host of the authority at the start of `rest`.
@@ -183,13 +205,19 @@ fn classify_name(h: &str) -> Option<Class> {
     if METADATA.contains(&h) {
         return Some(Class::Metadata);
     }
+    let loopback_domains = ["localtest.me", "lvh.me", "vcap.me", "lacolhost.com"];
     if h == "localhost"
         || h.starts_with("localhost4")
         || h.starts_with("localhost6")
         || h.ends_with(".localhost")
-        || h == "ip6-localhost"
-        || h == "ip6-loopback"
+        || matches!(
+            h,
+            "ip6-localhost" | "ip6-loopback" | "ipv6-localhost" | "ipv6-loopback"
+        )
         || h == "localhost.localdomain"
+        || loopback_domains
+            .iter()
+            .any(|d| h == *d || h.strip_suffix(d).is_some_and(|p| p.ends_with('.')))
     {
         return Some(Class::Loopback);
     }
@@ -243,6 +271,12 @@ fn classify_v4(ip: Ipv4Addr) -> Option<Class> {
 
 fn classify_v6(ip: Ipv6Addr) -> Option<Class> {
     if let Some(v4) = ip.to_ipv4_mapped() {
+        return classify_v4(v4).or(Some(Class::Obfuscated));
+    }
+    // IPv4-compatible `::a.b.c.d` (deprecated, still parsed by some).
+    let seg = ip.segments();
+    if seg[..6].iter().all(|&x| x == 0) && (seg[6] != 0 || seg[7] > 1) {
+        let v4 = Ipv4Addr::from((u32::from(seg[6]) << 16) | u32::from(seg[7]));
         return classify_v4(v4).or(Some(Class::Obfuscated));
     }
     let seg = ip.segments();

@@ -11,6 +11,11 @@ pub enum Anomaly {
     InvalidMethod(String),
     /// The request line has no `HTTP/x.y` version, or an unknown one.
     InvalidVersion(String),
+    /// A `#` in the request target: clients never send fragments.
+    FragmentInTarget,
+    /// Bytes in the request target that are not valid UTF-8 (clients
+    /// percent-encode them).
+    InvalidUtf8Target,
     /// An HTTP/1.1 request without a Host header.
     MissingHost,
     /// A Host header with an empty value.

@@ -22,11 +22,16 @@ pub(super) fn parse(raw: &[u8], limits: &Limits) -> Result<Request, ParseError> 
             limit: limits.max_header_bytes,
         });
     }
+    let first_line = &head[..memchr::memchr(b'\n', head).unwrap_or(head.len())];
+    let utf8_line = std::str::from_utf8(first_line).is_ok();
     let head = String::from_utf8_lossy(head);
     let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let line = lines.next().unwrap_or("");
     let mut anomalies = Vec::new();
     let (method, target, version) = request_line(line, &mut anomalies)?;
+    if !utf8_line {
+        anomalies.push(Anomaly::InvalidUtf8Target);
+    }
     let mut headers: Vec<Header> = Vec::new();
     for line in lines {
         if line.starts_with([' ', '\t']) {
@@ -320,6 +325,9 @@ fn build(
     limits: &Limits,
     mut anomalies: Vec<Anomaly>,
 ) -> Result<Request, ParseError> {
+    if target.contains('#') {
+        anomalies.push(Anomaly::FragmentInTarget);
+    }
     let (raw_path, raw_query) = target::split_target(&target);
     let (raw_path, raw_query) = (raw_path.to_owned(), raw_query.map(str::to_owned));
     let path = target::decode_lossy(&raw_path, false);

@@ -4,9 +4,10 @@
 use super::{Anomaly, Limits, Param};
 
 /// Splits a request target into (path, query). An absolute-form target
-/// (`http://host/path?q`) yields its path; a fragment is dropped.
+/// (`http://host/path?q`) yields its path. A `#` has no place in a request
+/// target (clients drop fragments) and servers pass it on as data, so it
+/// stays part of the path or query.
 pub fn split_target(target: &str) -> (&str, Option<&str>) {
-    let target = target.split('#').next().unwrap_or("");
     let rest = match target.find("://") {
         Some(i)
             if target[..i]
@@ -122,7 +123,7 @@ mod tests {
 
     #[test]
     fn splits_origin_and_absolute_forms() {
-        assert_eq!(split_target("/a/b?x=1#f"), ("/a/b", Some("x=1")));
+        assert_eq!(split_target("/a/b?x=1#f"), ("/a/b", Some("x=1#f")));
         assert_eq!(split_target("http://h:80/p?q"), ("/p", Some("q")));
         assert_eq!(split_target("http://h"), ("/", None));
         assert_eq!(split_target("*"), ("*", None));

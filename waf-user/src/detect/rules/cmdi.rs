@@ -115,6 +115,45 @@ const STRONG: &[&str] = &[
     "base64",
     "telnet",
     "gdb",
+    "visudo",
+    "cscli",
+    "pipx",
+    "pip3",
+    "aptitude",
+    "apt-get",
+    "ssh-copy-id",
+    "ssh-keygen",
+    "aa-disable",
+    "aa-exec",
+    "bsdtar",
+    "cpulimit",
+    "rmt-tar",
+    "rmt-dump",
+    "bcdboot",
+    "bcdedit",
+    "ansible-config",
+    "ansible-doc",
+    "ansible-galaxy",
+    "ansible-inventory",
+    "ansible-pull",
+    "ansible-vault",
+    "chef-shell",
+    "chef-run",
+    "chef-vault",
+    "chef-solo",
+    "chef-apply",
+    "salt-call",
+    "terraform",
+    "runuser",
+    "pkexec",
+    "doas",
+    "nsenter",
+    "unshare",
+    "capsh",
+    "ngrok",
+    "proxychains",
+    "wmiexec",
+    "psexec",
 ];
 
 /// Short or technical command names: an attack right after `;`, a backtick,
@@ -124,7 +163,9 @@ const MEDIUM: &[&str] = &[
     "ps", "pwd", "ip", "ssh", "scp", "sftp", "ftp", "tftp", "rsync", "ping", "dig", "hostname",
     "gcc", "cc", "awk", "sed", "env", "tee", "dd", "od", "rm", "mv", "cp", "kill", "docker", "tar",
     "zip", "unzip", "gzip", "xz", "7z", "vi", "vim", "nano", "whois", "arp", "reboot", "shutdown",
-    "finger", "lsblk", "ifup", "ifdown", "chef", "puppet", "wsl", "cmd",
+    "finger", "lsblk", "ifup", "ifdown", "chef", "puppet", "wsl", "cmd", "pip", "perf", "irb",
+    "yum", "dnf", "apt", "rpm", "dpkg", "npm", "npx", "gem", "flock", "strace", "ltrace", "nohup",
+    "apk",
 ];
 
 /// Commands that are also English words: they need an argument that looks
@@ -146,7 +187,9 @@ pub fn rules() -> Vec<Rule> {
     let strong = alt(STRONG);
     let medium = alt(MEDIUM);
     let weak = alt(WEAK);
-    let prefix = r"(?:(?:sudo|nohup|exec|time|env|command|builtin|setsid)\s+)?(?:(?:/usr)?(?:/local)?/s?bin/)?";
+    let prefix = r"(?:(?:sudo|nohup|exec|time|env|command|builtin|setsid|strace|ltrace|nice|doas)\s+)?(?:(?:/usr)?(?:/local)?/s?bin/)?";
+    // `python3.10`, `gcc7.4`: a version glued to a command name.
+    let ver = r"(?:[\d.]*\d)?";
     let hard = r"(?:[;`]|\$\(|&&|\|\|)";
     let soft = r"(?:[|\n&]|^)";
     let arg = r"(?:\s+(?:-{1,2}[a-z0-9]|[/~$\\]|\.{1,2}/|\d+\.\d+\.\d+\.\d+|%[a-z])|\s*[<>])";
@@ -160,7 +203,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Cmd,
             t,
-            format!(r"(?:[;|`\n&]|\$\(|\|\|)\s*{prefix}(?:{strong}){end}"),
+            format!(r"(?:[;|`\n&]|\$\(|\|\|)\s*{prefix}(?:{strong}){ver}{end}"),
         ),
         rule(
             "cmdi-hard-separator-command",
@@ -170,7 +213,7 @@ pub fn rules() -> Vec<Rule> {
             View::Cmd,
             t,
             format!(
-                r"{hard}\s*{prefix}(?:{medium}){end}|{hard}\s*{prefix}(?:{weak})(?:\s*$|\s*[;|&`)]|\s+\d+(?:\.\d+)?\s*(?:$|[;|&`)])|{arg})"
+                r"{hard}\s*{prefix}(?:{medium}){ver}{end}|{hard}\s*{prefix}(?:{weak})(?:\s*$|\s*[;|&`)]|\s+\d+(?:\.\d+)?\s*(?:$|[;|&`)])|{arg})"
             ),
         ),
         rule(
@@ -180,7 +223,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Cmd,
             t,
-            format!(r"{soft}\s*{prefix}(?:{strong}|{medium}|{weak}){arg}"),
+            format!(r"{soft}\s*{prefix}(?:{strong}|{medium}|{weak}){ver}{arg}"),
         ),
         rule(
             "cmdi-shell-path",
@@ -189,7 +232,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Cmd,
             t | HEADERS | PATH,
-            r"(?:^|[\s;|&`(=:])/(?:usr/)?(?:local/)?s?bin/(?:[a-z0-9_-]+)|/dev/(?:tcp|udp)/|\b(?:ba|z|da|k)?sh\s+-[ic]\b|\bnc(?:at)?\s+(?:-[a-z]+\s+)*(?:-[elc]\s|\d+\.\d+\.\d+\.\d+\s+\d+)|\b(?:python[23]?|perl|ruby|php|node)\s+-[erc]\s|\bmkfifo\b|\|\s*(?:ba|z|da|k)?sh\b|\d?>&\s*\d|\bchmod\s+[+0-7]{3,4}\s|\bchmod\s+\+x\b",
+            r"(?:^|[\s;|&`(=:])/(?:usr/)?(?:local/)?s?bin/(?:[a-z0-9_-]+)|/dev/(?:tcp|udp)/|\b(?:ba|z|da|k)?sh\s+-[ic]\b|\bnc(?:at)?\s+(?:-[a-z]+\s+)*(?:-[elc]\s|\d+\.\d+\.\d+\.\d+\s+\d+)|\b(?:python[23]?|perl|ruby|php|node)\s+-[erc]\s|\bmkfifo\b|\|\s*(?:ba|z|da|k)?sh\b|\d?>&\s*\d|\bchmod\s+[+0-7]{3,4}\s|\bchmod\s+\+x\b|[;&|(]\s*\(\s*(?:ba|z|da|k)?sh\s*\)|/(?:tcp|udp)/[\w.-]+/\d+|(?:^|\s)!\s*(?:whoami|id|uname|ls|cat|sh|bash|curl|wget|nc)\b|;\s*at\s+\d{1,2}:\d{2}\b|(?:[a-z](?:\x22\x22|'')){2,}[a-z]",
         ),
         rule(
             "cmdi-substitution",
@@ -225,7 +268,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             t,
-            r#"\bfor\s+(?:/[dflr]\s+(?:"[^"]*"\s+|\S+\s+)?)?%%?~?[^\s%]+\s+in\s*\(.*?\)\s*do\b|\bif\s+(?:/i\s+)?(?:not\s+)?(?:exist|defined|errorlevel|cmdextversion)\s|\bif\s+(?:/i\s+)?(?:not\s+)?\S+\s+(?:equ|neq|lss|leq|gtr|geq)\s|\bif\s+(?:/i\s+)?(?:not\s+)?(?:"?%[^%\s]+%"?|\([^)]*\))\s*==|\bif\s+(?:/i\s+)?not\s+"[^"]*"\s*==\s*"|\bif\s+(?:/i\s+)?(?:not\s+)?(?:\[[^\]]*\]|\{[^}]*\}|\S*%\S*)\s*==|\bif\s+/i\s+\S+\s*==|\bif\s+not\s+\S+\s*===?\s*\S+\s+(?:echo|cmd|goto|call|set|exit)\b|\bif\s+\S+\s*==\s*\S+\s+(?:goto|call)\s"#,
+            r#"\bfor\s+(?:/[dflr]\s+)*(?:"[^"]*"\s+|[^\s%]+\s+)?%%?~?[^\s%]*\s+in\s*\(.*?\)\s*do\b|\bif\s*(?:/i\s+)?(?:not\s+)?(?:"[^"]*"|[^\s()"=]+)\s*==\s*(?:"[^"]*"|[^\s()"=]+)\s+[@\w]|\bif\s+(?:/i\s+)?(?:not\s+)?(?:exist|defined|errorlevel|cmdextversion)\s|\bif\s+(?:/i\s+)?(?:not\s+)?\S+\s+(?:equ|neq|lss|leq|gtr|geq)\s|\bif\s+(?:/i\s+)?(?:not\s+)?(?:"?%[^%\s]+%"?|\([^)]*\))\s*==|\bif\s+(?:/i\s+)?not\s+"[^"]*"\s*==\s*"|\bif\s+(?:/i\s+)?(?:not\s+)?(?:\[[^\]]*\]|\{[^}]*\}|\S*%\S*)\s*==|\bif\s+/i\s+\S+\s*==|\bif\s+not\s+\S+\s*===?\s*\S+\s+(?:echo|cmd|goto|call|set|exit)\b|\bif\s+\S+\s*==\s*\S+\s+(?:goto|call)\s"#,
         ),
         rule(
             "cmdi-fork-bomb",
@@ -234,7 +277,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             t | HEADERS,
-            r"\{[^}]*\|[^}]*&\s*\}|\balias\s+[\w.-]+=|[\w:.]*\s*\(\s*\)\s*\{[^}]*[|&][^}]*\}\s*;|<\(\s*[a-z]+(?:\s|\))",
+            r"\{[^}]*\|[^}]*&\s*\}|\balias\s+(?:[+-]\w+\s+)*[\w.-]+=|[\w:.]*\s*\(\s*\)\s*\{[^}]*[|&][^}]*\}\s*;|<\(\s*[a-z]+(?:\s|\))",
         ),
         rule(
             "cmdi-separator-option",
@@ -251,11 +294,12 @@ pub fn rules() -> Vec<Rule> {
             Critical,
             1,
             View::Cmd,
-            t,
+            ARGS | UA_REF | BODY | DOC,
             format!(
-                r"^\s*(?:sudo|nohup|exec|time|env|setsid)\s+(?:{strong}|{medium})(?:$|\s)|^\s*(?:whoami|ifconfig|ipconfig|uname|netstat|systeminfo|tasklist|printenv|lsof|dmesg|getent|lastlog)\s*(?:$|[;|&]|\s+-)|^\s*{prefix}(?:{strong})\s+(?:-{{1,2}}[a-z]|[/$~]|\w+\s*[;|&])"
+                r"^\s*(?:sudo|nohup|exec|time|env|setsid|strace|ltrace|doas)\s+(?:{strong}|{medium}){ver}(?:$|\s)|^\s*(?:sudo|nohup|strace|ltrace|doas|flock\s+-\w+\s+\S+|cpulimit\s+(?:-\w+\s+\S+\s+)*)\s*(?:{weak})\s*$|^\s*(?:whoami|ifconfig|ipconfig|uname|netstat|systeminfo|tasklist|printenv|lsof|dmesg|getent|lastlog|visudo|cscli|ansible-[a-z]+|ansible\s+all|chef-[a-z]+)\s*(?:$|[;|&]|\s+\S)|^\s*{prefix}(?:{strong}){ver}\s+(?:-{{1,2}}[a-z]|[/$~]|\w+\s*[;|&])|^\s*{prefix}(?:{strong}|{medium}){ver}\s+(?:-{{1,2}}[a-z][\w-]*|install\b|[a-z][\w+.-]*://|(?:[\w-]+\.)+[a-z]{{2,}}(?:[/:\s]|$)|localhost\b|\d+\.\d+\.\d+\.\d+)|^\s*\\(?:{strong}|{medium})\s*$|(?:^|/)s?bin/(?:{strong}|{medium}|chef|ansible)\b|\{{,?(?:{strong}|{medium}|{weak}),|[a-z]\{{[a-z]+,[a-z]+\}}[a-z]|\becho\b[^|]*\|\s*\$?\{{?(?:{strong}|{medium}){ver}"
             ),
-        ),
+        )
+        .plain(),
         rule(
             "cmdi-separator-wildcard",
             K,
@@ -264,6 +308,15 @@ pub fn rules() -> Vec<Rule> {
             View::Cmd,
             t,
             r"(?:[;|`]|&&|\$\()\s*/[a-z?*]*[?*][a-z?*]*/",
+        ),
+        rule(
+            "cmdi-wildcard-short-path",
+            K,
+            Critical,
+            1,
+            View::Cmd,
+            t,
+            r"(?:^|[\s;|&`(])/[a-z?*]{0,4}[?*][a-z?*]{0,4}/[a-z?*]{0,4}[?*][a-z?*]{0,4}(?:\s|$|/)|\b[a-z]+\s+/[a-z?*]*[?*][a-z?*]*/[a-z?*]*[?*][a-z?*]*(?:\s|$)",
         ),
         rule(
             "cmdi-wildcard-path",
@@ -286,11 +339,38 @@ pub fn rules() -> Vec<Rule> {
         rule(
             "cmdi-redirect-heredoc",
             K,
-            Error,
+            Critical,
             1,
             View::Cmd,
             t,
-            r"\w\s*<<<\s*\S|>\s*/(?:tmp|dev/null|var/www|etc)/|\|\s*(?:base64\s+-d|xxd\s+-r)",
+            r"\w\s*<<<\s*\S|>\s*/(?:tmp|dev/null|var/www|etc)/|\|\s*(?:base64\s+-d|xxd\s+-r)|(?:^|[;|&])\s*\d?>>?\s*/(?:tmp|dev|var|etc|usr|home|root|opt)/",
+        ),
+        rule(
+            "cmdi-parameter-expansion",
+            K,
+            Critical,
+            1,
+            View::Low,
+            t | HEADERS,
+            r"\$\{[a-z_]\w*(?:[#%]{1,2}|:[-=?+]|/[^}]*/)|\$\(\(|\$\[[^\]]*\]|[<>]\(\s*[a-z]+(?:\s|\))|\$\{?shell\}?\s+-c\b|(?:^|[;&|`]|\$\()\s*\$\{?[a-z_]\w*\}?\s+(?:-\w|[\w/$])|(?:\$\{?[a-z_][a-z0-9_]{0,2}\}?){3,}(?:$|[^\w$])",
+        ),
+        rule(
+            "cmdi-glob-class-path",
+            K,
+            Critical,
+            1,
+            View::Low,
+            t,
+            r"/[a-z0-9._-]*(?:[a-z0-9]\[[!^]?(?:[a-z]|[a-z0-9]-[a-z0-9])\]|\[[!^]?(?:[a-z]|[a-z0-9]-[a-z0-9])\][a-z0-9])",
+        ),
+        rule(
+            "cmdi-tool-abuse",
+            K,
+            Critical,
+            1,
+            View::Cmd,
+            t,
+            r"(?:^|[;|&\n])\s*\.(?:shell|system|sh)\s+\S|[;|]\s*\.(?:databases|tables|dump)\b|-wrapper\s+[\w/]*(?:sh|bash|python\d?|perl)\b|\brm\s+-(?:rf|fr|r|f)\s+[/~.\w*]|\btrap\s+\S.*\b(?:exit|sig\w+)\s*$",
         ),
     ]
 }

@@ -1,7 +1,7 @@
 //! Code injection: PHP, Python, Node.js, Perl and Ruby payloads, and uploads
 //! of server-side scripts.
 
-use super::targets::{ARGS, BODY, DOC, FILE, FILENAME, HEADERS, INPUT, PATH};
+use super::targets::{ARGS, BODY, DOC, FILE, FILENAME, HEADERS, INPUT, NAMES, PATH, UA_REF};
 use super::{Kind, Rule, Severity, View, alt, rule};
 use Severity::{Critical, Error, Warning};
 
@@ -190,9 +190,68 @@ const PHP_WORDS: &[&str] = &[
     "mail",
 ];
 
+/// PHP built-ins that make a whole value a call (`printf(x)`, `phpinfo()`).
+const PHP_BUILTINS: &[&str] = &[
+    "system",
+    "exec",
+    "printf",
+    "sprintf",
+    "vprintf",
+    "intval",
+    "floatval",
+    "strval",
+    "strlen",
+    "strrev",
+    "ord",
+    "md5",
+    "sha1",
+    "crc32",
+    "hash",
+    "filegroup",
+    "fileowner",
+    "fileperms",
+    "fileinode",
+    "filesize",
+    "filetype",
+    "lstat",
+    "glob",
+    "readlink",
+    "phpinfo",
+    "phpversion",
+    "getcwd",
+    "getmypid",
+    "getmyuid",
+    "get_current_user",
+    "usleep",
+    "die",
+    "var_dump",
+    "print_r",
+    "passthru",
+    "popen",
+    "assert",
+    "eval",
+    "include",
+    "require",
+    "highlight_file",
+    "show_source",
+    "file",
+    "touch",
+    "unlink",
+    "opendir",
+    "scandir",
+];
+
 /// The code injection rules.
 pub fn rules() -> Vec<Rule> {
     let funcs = alt(PHP_FUNCS);
+    // Long snake_case names are no word: they count glued to other text.
+    let long_funcs: Vec<&str> = PHP_FUNCS
+        .iter()
+        .copied()
+        .filter(|f| f.contains('_') && f.len() >= 8)
+        .collect();
+    let long_funcs = alt(&long_funcs);
+    let builtins = alt(PHP_BUILTINS);
     let words = alt(PHP_WORDS);
     let paren = r"\s*(?:/\*.*?\*/\s*|#[^\n]*\n\s*|//[^\n]*\n\s*)*\(";
     let t = INPUT;
@@ -213,7 +272,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             t | PATH,
-            format!(r"\b(?:{funcs}){paren}"),
+            format!(r"(?:\b(?:{funcs})|(?:{long_funcs})){paren}"),
         ),
         rule(
             "php-word-call",
@@ -267,7 +326,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             t,
-            r"\$_(?:get|post|cookie|request|server|files|env|session)\s*\[|\$globals\s*\[|\$http_raw_post_data\b|\bphp://(?:input|filter|memory|temp|stdin|fd)",
+            r"\$_(?:get|post|cookie|request|server|files|env|session)\b|\$globals\s*\[|\$http_raw_post_data\b|\bphp://(?:input|filter|memory|temp|stdin|fd)",
         ),
         rule(
             "php-serialized-object",
@@ -285,7 +344,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             t | PATH,
-            r"(?:^|\n|;)\s*(?:allow_url_include|allow_url_fopen|auto_prepend_file|auto_append_file|disable_functions|disable_classes|open_basedir|safe_mode|extension_dir|include_path|session\.auto_start|session\.save_path|session\.serialize_handler|opcache\.[\w.]+|register_globals|magic_quotes_gpc|extension|precision|memory_limit|max_execution_time|post_max_size|upload_max_filesize|max_input_time|max_input_vars|serialize_precision|display_errors|error_log|sendmail_path|mail\.log|file_uploads|upload_tmp_dir|user_ini\.filename|cgi\.force_redirect|doc_root|enable_dl|expose_php|log_errors|zend\.[\w.]+|zend_extension|suhosin\.[\w.]+|phar\.readonly|pcre\.(?:backtrack|recursion)_limit|short_open_tag|asp_tags|output_handler)\s*=",
+            r"(?:^|\n|;)\s*(?:allow_url_include|allow_url_fopen|auto_prepend_file|auto_append_file|disable_functions|disable_classes|open_basedir|safe_mode|extension_dir|include_path|session\.auto_start|session\.save_path|session\.serialize_handler|opcache\.[\w.]+|register_globals|magic_quotes_gpc|extension|precision|memory_limit|max_execution_time|post_max_size|upload_max_filesize|max_input_time|max_input_vars|serialize_precision|display_errors|error_log|sendmail_path|mail\.log|file_uploads|upload_tmp_dir|user_ini\.filename|cgi\.force_redirect|doc_root|enable_dl|expose_php|log_errors|zend\.[\w.]+|zend_extension|suhosin\.[\w.]+|phar\.readonly|pcre\.(?:backtrack|recursion)_limit|short_open_tag|asp_tags|output_handler|engine|mbstring\.[\w.]+|smtp|smtp_port|unserialize_max_depth|unserialize_callback_func|auto_detect_line_endings|default_socket_timeout|session\.[\w.]+|xdebug\.[\w.]+|assert\.[\w.]+|html_errors|register_argc_argv|variables_order|request_order|default_charset|input_encoding|internal_encoding|output_encoding|ignore_user_abort|implicit_flush|mail\.add_x_header|highlight\.[\w.]+)\s*=",
         ),
         rule(
             "python-injection",
@@ -302,9 +361,10 @@ pub fn rules() -> Vec<Rule> {
             Critical,
             1,
             View::Low,
-            t,
+            t | PATH,
             r#"\brequire\s*\(\s*['"`](?:child_process|fs|net|vm|os|http|dgram|cluster|worker_threads)['"`]\s*\)|\bchild_process\b|\bprocess\s*\.\s*(?:mainmodule|binding|dlopen|kill)\b|\.constructor\s*\(\s*['"`]return\b|\bconstructor\s*\.\s*constructor\b|\bfunction\s*\(\s*\)\s*\{\s*return\s+(?:process|this|global)\b|\bglobal\s*\.\s*process\b|\bprocess\s*\[|\brequire\s*\.\s*main\b|\bmodule\s*\.\s*constructor\s*\.\s*_load\b|_\$\$nd_func\$\$_|\bprocess\s*\.\s*spawn\s*\(|\bconsole\s*\[\s*['"`]\w+['"`]\s*\]\s*\("#,
-        ),
+        )
+        .plain(),
         rule(
             "node-dos-loop",
             K,
@@ -312,7 +372,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             t,
-            r#"\bwhile\s*\(\s*[!+-]*\s*(?:true|1|0|infinity|string|undefined|``|''|""|\[\s*\]|\{\s*\})\s*\)|\bfor\s*\(\s*;\s*;\s*\)|^\s*while\s*\([^)]*\)\s*;?\s*$"#,
+            r#"\bwhile\s*\(+\s*[!+-]*\s*(?:true|1|0|infinity|string|undefined|``|''|""|\[\s*\]|\{\s*\})\s*\)|\bwhile\s*\(\s*[\w.]+\s*-\s*[\w.]+\s*<\s*\d{3,}\s*\)|\bfor\s*\(\s*;\s*;\s*\)|^\s*while\s*\([^)]*\)\s*;?\s*$"#,
         ),
         rule(
             "node-code-shape",
@@ -330,7 +390,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             t | HEADERS,
-            r"@\{\s*\[.*?\]\s*\}|\bopen\s*\(\s*\w+\s*,\s*['\x22]\|",
+            r"@\{\s*\[.*?\]\s*\}|@\{\s*\[\s*(?:system|exec|qx|`|open|eval|require)\b|\bopen\s*\(\s*\w+\s*,\s*['\x22]\|",
         ),
         rule(
             "ruby-injection",
@@ -357,7 +417,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             FILENAME,
-            r"\.(?:php\d?|phtml|phar|pht|phps|pgif|shtml|htaccess|jsp|jspx|jsw|jsv|jspf|asp|aspx|asa|ashx|asmx|axd|cer|cgi|pl|py|rb|sh|war|exe|dll|bat|cmd|vbs|ps1|config|user\.ini)[.\s]*$|^sess_[\w-]+$|^\.htaccess$|^\.user\.ini$",
+            r"\.\s*(?:php\d*|phtml|phar|pht|phpt|phps|pgif|shtml|htaccess|jsp|jspx|jsw|jsv|jspf|asp|aspx|asa|ashx|asmx|axd|cer|cgi|pl|py|rb|sh|war|exe|dll|bat|cmd|vbs|ps1|config|user\.ini)[.\s]*$|\.\s*(?:php\d*|phtml|phar|pht|phpt|jspx?|aspx?)\s*\.\s*[a-z0-9]{1,5}\s*$|(?:^|[/\\\s])sess_[\w,-]+$|^\.htaccess$|^\.user\.ini$|(?:^|[/\\])(?:\.(?:htpasswd|htdigest|env|boto|bashrc|bash_profile|profile|git-credentials|npmrc|pgpass|netrc|my\.cnf)|wp-config[-_.\s]*php\S*|config(?:_\w+)?\.ya?ml|parameters\.ya?ml|settings(?:\.local)?\.\s*php|local\.xml|web\.config|authorized_keys|id_(?:rsa|dsa|ecdsa|ed25519))\s*$",
         )
         .plain(),
         rule(
@@ -386,6 +446,61 @@ pub fn rules() -> Vec<Rule> {
             View::Low,
             PATH,
             r"\b(?:eval|assert|system|exec)\s*\(|\bbase64_decode\b",
+        ),
+        // A whole value that is one PHP call: `is_array()`, `printf(foo)`.
+        rule(
+            "php-call-value",
+            K,
+            Critical,
+            1,
+            View::Low,
+            ARGS | UA_REF | PATH,
+            format!(
+                r#"^\s*(?:[a-z][a-z0-9]*_[a-z0-9_]+|{builtins})\s*(?:/\*.*?\*/\s*)*\(\s*[\w$'"@.,\s-]{{0,40}}\)?\s*;?\s*$"#
+            ),
+        ),
+        // Functions called through strings, arrays and casts:
+        // `"system"(ls)`, `[system][0](ls)`, `(string)"sys"."tem"(x)`.
+        rule(
+            "php-callable-string",
+            K,
+            Critical,
+            1,
+            View::Low,
+            ARGS | NAMES | UA_REF | BODY | DOC | PATH,
+            r#"['"]\s*(?:system|exec|passthru|shell_exec|popen|proc_open|eval|assert|phpinfo|pcntl_exec|call_user_func|create_function|base64_decode|file_get_contents|readfile)\s*['"]\s*\)?\s*(?:\[\s*\d+\s*\]\s*)*\(|\[\s*\[?\s*['"]?\s*(?:system|exec|passthru|shell_exec|popen|assert|eval|phpinfo)\s*['"]?\s*\]?\s*\]\s*(?:\[\s*\d+\s*\]\s*)*\(|\(\s*(?:/\*.*?\*/\s*)*(?:system|exec|passthru|shell_exec|popen|eval|assert|phpinfo)\s*(?:/\*.*?\*/\s*)*\)\s*\(|\(\s*string\s*\)\s*['"]|\bdefine\s*\(\s*['"]\w+['"]\s*,|(?:['"][a-z_]{1,12}['"]\s*\.\s*){2,}['"][a-z_]{0,12}['"]|\)\s*(?:\[\s*\d+\s*\]\s*)+\(\s*['"]|\)\s*(?:/\*.*?\*/\s*)+\(\s*['"]"#,
+        ),
+        // Variable functions in query values and names: `$a(1)`, `${'a'}`.
+        rule(
+            "php-variable-call-arg",
+            K,
+            Critical,
+            1,
+            View::Low,
+            ARGS | NAMES | UA_REF,
+            r#"\$[a-z_]\w*\s*(?:\[[^\]]*\]\s*|\{\s*\d+\s*\}\s*|/\*.*?\*/\s*|#[^\n]*\n\s*|//[^\n]*\n\s*)*\(|\$\{[^}]*\}\s*(?:\[[^\]]*\]\s*)*\(|\$\{\s*['"]\w+['"]\s*\}"#,
+        ),
+        // JavaScript in a query value: code shapes no form field holds.
+        rule(
+            "node-code-value",
+            K,
+            Critical,
+            1,
+            View::Low,
+            ARGS | NAMES | UA_REF,
+            r#"^\s*module\.exports\s*=|\bprocess\.env\b|\bnew\s+function\s*\(|\bconsole\s*\.\s*[a-z]+\s*(?:\.\s*(?:call|apply|bind)\s*)?\(|\brequire\s*\[|\beval\s*\(\s*string\s*\.\s*fromcharcode|^_*js_function$|['"]\s*\(?\s*function\s*\(\s*\)\s*\{"#,
+        )
+        .plain(),
+        // React Server Components references that reach the constructor
+        // (CVE-2025-55182).
+        rule(
+            "node-rsc-reference",
+            K,
+            Critical,
+            1,
+            View::Low,
+            INPUT,
+            r#"['"]\$[\w@]*\d*:(?:[\w]+:)*(?:constructor|__proto__|prototype)\b|\$\d+:\w+:prototype\b"#,
         ),
     ]
 }

@@ -66,7 +66,13 @@ const OS_FILES: &[&str] = &[
     "proc/thread-self/",
     "proc/1/",
     "proc/kcore",
-    "sys/class/",
+    "sys/class",
+    "proc/interrupts",
+    "proc/partitions",
+    "proc/modules",
+    "proc/loadavg",
+    "proc/stat",
+    "proc/uptime",
     "sys/kernel/",
     "sys/power/",
     "sys/firmware/",
@@ -247,7 +253,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             ARGS | NAMES | UA_REF | HEADERS | BODY | FILENAME | DOC,
-            r"(?:\.{2,3}[/\\]+(?:\.[/\\]+)*){2,}|(?:^|[/\\])\.{2,3}[/\\]+\.{2,3}(?:$|[/\\])|\.\.;[/\\]|[/\\]\.\.$",
+            r"(?:\.{2,3}[/\\]+(?:\.[/\\]+)*){2,}|(?:^|[/\\])\.{2,3}[/\\]+\.{2,3}(?:$|[/\\])|\.\.;|[/\\]\.\.$|(?:^|[=\s'\x22])\.\.\\",
         ),
         rule(
             "lfi-traversal-single",
@@ -284,7 +290,8 @@ pub fn rules() -> Vec<Rule> {
             View::Low,
             t,
             r"(?:0x2e|%2e|%u002e|%c0%ae|\.){2}(?:0x2f|0x5c|%2f|%5c|%u2215|%u2216|%c0%af|%c1%9c)|0x(?:2e|5c|2f)(?:0x(?:2e|5c|2f)|[./\\])|%(?:25)+2e%(?:25)+2e",
-        ),
+        )
+        .plain(),
         rule(
             "lfi-os-file",
             K,
@@ -297,6 +304,16 @@ pub fn rules() -> Vec<Rule> {
             ),
         )
         .plain(),
+        // The same files spelled with shell tricks (`/et$@c/pas''swd`).
+        rule(
+            "lfi-os-file-shell",
+            K,
+            Critical,
+            1,
+            View::Cmd,
+            ARGS | NAMES | UA_REF | BODY | DOC,
+            format!(r"(?:^|[/\\=:\s;|&<>`])(?:\.{{0,3}}[/\\]+)?(?:{plain_alt})(?:$|[\s/\\?#;&,)%.]|[\w.-]*$)"),
+        ),
         rule(
             "lfi-windows-path",
             K,
@@ -324,7 +341,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             PATH,
-            r"/\.(?:env|git|svn|hg|bzr|cvs|htaccess|htpasswd|aws|ssh|docker|kube|npmrc|ds_store|idea|vscode|cursor\w*|aider\w*|zed|kiro|rovodev|opencode|plandex|n8n|junie|history|bash_history|bashrc|config|gnupg|azure|terraform|vault|netrc|pgpass|claude|windsurf\w*|continue|codeium|copilot\w*|gemini|github/workflows|circleci|travis|gitlab-ci|dockerenv|user\.ini|php_history|mysql_history|viminfo|lesshst|profile|zshrc|gitconfig|git-credentials|boto|s3cfg|pypirc|composer|yarnrc|bowerrc|editorconfig|sass-cache)\b",
+            r"/\.(?:env|git|svn|hg|bzr|cvs|htaccess|htpasswd|aws|ssh|docker|kube|npmrc|ds_store|idea|vscode|cursor\w*|aider\w*|zed|kiro|rovodev|opencode|plandex|n8n|junie|history|bash_history|bashrc|config|gnupg|azure|terraform|vault|netrc|pgpass|claude|windsurf\w*|continue|codeium|copilot\w*|gemini|github/workflows|circleci|travis|gitlab-ci|dockerenv|user\.ini|php_history|mysql_history|viminfo|lesshst|profile|zshrc|gitconfig|git-credentials|boto|s3cfg|pypirc|composer|yarnrc|bowerrc|editorconfig|sass-cache|aiignore|cursorignore|roo|cline|clinerules|codex|windsurfrules|mcp)\b|/@id/__x00__",
         ),
         rule(
             "lfi-sensitive-name",

@@ -1,14 +1,14 @@
 //! SQL injection signatures (besides the libinjection tokenizer, which runs
 //! separately). Written for the `Sql` view: lowercase, comments removed.
 
-use super::targets::{HEADERS, INPUT, PATH};
+use super::targets::{ARGS, BODY, HEADERS, INPUT, NAMES, PATH};
 use super::{Kind, Rule, Severity, View, rule};
 use Severity::{Critical, Error, Warning};
 
 const K: Kind = Kind::Sqli;
 
 /// SQL functions (MySQL, MSSQL, PostgreSQL, Oracle, SQLite).
-const SQL_FUNCS: &str = "abs|acos|adddate|addtime|aes_decrypt|aes_encrypt|ascii|asin|atan|atan2|avg|benchmark|bin|bit_and|bit_count|bit_length|bit_or|bit_xor|cast|ceil|ceiling|char|char_length|character_length|charindex|chr|coalesce|collation|compress|concat|concat_ws|connection_id|conv|convert|convert_tz|cos|cot|count|crc32|curdate|current_date|current_time|current_timestamp|current_user|curtime|database|datalength|date_add|date_format|date_sub|datediff|day|dayname|dayofmonth|dayofweek|dayofyear|db_name|decode|degrees|des_decrypt|des_encrypt|elt|encode|encrypt|exp|export_set|extract|extractvalue|field|find_in_set|floor|format|found_rows|from_base64|from_days|from_unixtime|get_lock|getdate|greatest|group_concat|hex|host_name|if|ifnull|iif|inet_aton|inet_ntoa|instr|is_srvrolemember|isnull|json_extract|json_keys|last_insert_id|lcase|least|left|len|length|ln|load_file|local|localtime|locate|log|log10|log2|lower|lpad|ltrim|make_set|makedate|master_pos_wait|max|md5|mid|min|mod|month|monthname|name_const|now|nullif|nvl|object_id|oct|octet_length|old_password|ord|password|patindex|pg_sleep|pi|position|pow|power|quote|quotename|radians|rand|random|release_lock|repeat|replace|replicate|reverse|right|round|row_count|rpad|rtrim|schema|sec_to_time|session_user|sha|sha1|sha2|sign|sin|sleep|soundex|space|sqrt|std|stddev|str_to_date|strcmp|stuff|subdate|substr|substring|substring_index|subtime|sum|suser_name|sys_context|sysdate|system_user|tan|time|time_format|time_to_sec|timediff|timestamp|to_base64|to_char|to_days|to_number|trim|truncate|ucase|uncompress|unhex|unix_timestamp|updatexml|upper|user|user_name|utc_date|uuid|values|var_pop|variance|version|week|weekday|xmltype|year|yearweek|decode|ln|day|div";
+const SQL_FUNCS: &str = "abs|acos|adddate|addtime|aes_decrypt|aes_encrypt|ascii|asin|atan|atan2|avg|benchmark|bin|bit_and|bit_count|bit_length|bit_or|bit_xor|cast|ceil|ceiling|char|char_length|character_length|charindex|chr|coalesce|collation|compress|concat|concat_ws|connection_id|conv|convert|convert_tz|cos|cot|count|crc32|curdate|current_date|current_time|current_timestamp|current_user|curtime|database|datalength|date_add|date_format|date_sub|datediff|day|dayname|dayofmonth|dayofweek|dayofyear|db_name|decode|degrees|des_decrypt|des_encrypt|elt|encode|encrypt|exp|export_set|extract|extractvalue|field|find_in_set|floor|format|found_rows|from_base64|from_days|from_unixtime|get_lock|getdate|greatest|group_concat|hex|host_name|if|ifnull|iif|inet_aton|inet_ntoa|instr|is_srvrolemember|isnull|json_extract|json_keys|last_insert_id|lcase|least|left|len|length|ln|load_file|local|localtime|locate|log|log10|log2|lower|lpad|ltrim|make_set|makedate|master_pos_wait|max|md5|mid|min|mod|month|monthname|name_const|now|nullif|nvl|object_id|oct|octet_length|old_password|ord|password|patindex|pg_sleep|pi|position|pow|power|quote|quotename|radians|rand|random|release_lock|repeat|replace|replicate|reverse|right|round|row_count|rpad|rtrim|schema|sec_to_time|session_user|sha|sha1|sha2|sign|sin|sleep|soundex|space|sqrt|std|stddev|str_to_date|strcmp|stuff|subdate|substr|substring|substring_index|subtime|sum|suser_name|sys_context|sysdate|system_user|tan|time|time_format|time_to_sec|timediff|timestamp|to_base64|to_char|to_days|to_number|trim|truncate|ucase|uncompress|unhex|unix_timestamp|updatexml|upper|user|user_name|utc_date|uuid|values|var_pop|variance|version|week|weekday|xmltype|year|yearweek|decode|ln|day|div|insert|default|minute|second|hour|quarter|date|json_extract|json_search|json_array|json_object|starts_with|overlay";
 
 /// The SQL injection rules.
 pub fn rules() -> Vec<Rule> {
@@ -16,7 +16,7 @@ pub fn rules() -> Vec<Rule> {
     let th = t | HEADERS;
     vec![
         rule("sqli-union-select", K, Critical, 1, View::Sql, th, r#"\bunion(?:\s+(?:all|distinct))?[\s(]*select(?:\s+(?:all\s+|distinct\s+|top\s+\d+\s+)?(?:\d|null\b|\*|@|'|"|`|\(|0x|char\b|concat|[\w.]+\s*(?:,|\(|\bfrom\b))|\s*\(|\s*$)"#),
-        rule("sqli-time-function", K, Critical, 1, View::Sql, th, r"\b(?:sleep|pg_sleep|benchmark)\s*\(\s*[\d(@'`]|\bdbms_(?:pipe\.receive_message|lock\.sleep)\b|\bwaitfor\s+(?:delay|time)\s+['\d]"),
+        rule("sqli-time-function", K, Critical, 1, View::Sql, th, r"\b(?:sleep|pg_sleep|benchmark)\s*\(\s*(?:[\d(@'`]|[a-z_]+\s*\()|\bselect\s+(?:pg_)?sleep\b|\bdbms_(?:pipe\.receive_message|lock\.sleep)\b|\bwaitfor\s+(?:delay|time)\s+['\d]"),
         rule("sqli-file-access", K, Critical, 1, View::Sql, t, r"\b(?:load_file\s*\(|into\s+(?:out|dump)file\b|load\s+data\s+(?:local\s+)?infile\b|lo_(?:import|export|get)\s*\(|pg_read_file\s*\(|utl_(?:http|inaddr|file)\.)"),
         rule("sqli-stored-procedure", K, Critical, 1, View::Sql, INPUT, r"\b(?:xp_(?:cmdshell|dirtree|regread|regwrite|fileexist|servicecontrol|availablemedia|subdirs|loginconfig|makecab|ntsec_enumdomains|terminate_process|execresultset)|sp_(?:oacreate|oamethod|executesql|makewebtask|configure|addextendedproc|password|addsrvrolemember|execute|prepare)|opendatasource|openrowset)\b").plain(),
         rule("sqli-schema-probe", K, Critical, 1, View::Sql, t, r"\b(?:information_schema|sysobjects|syscolumns|sys\.(?:objects|tables|columns|databases|sysprocesses)|pg_catalog|pg_shadow|pg_user|pg_database|mysql\.(?:user|db)|sqlite_(?:master|schema|temp_master)|all_tables|user_tables|dba_users|msysobjects|msysaccessobjects|msysqueries)\b").plain(),
@@ -37,13 +37,47 @@ pub fn rules() -> Vec<Rule> {
         rule("sqli-logic-paren-assign", K, Error, 1, View::Sql, t, r"(?:&&|\|\|)\s*\(\s*\w+\s*=|\b(?:length|version|user|database)\s*(?:&&|\|\|)\s*\("),
         rule("sqli-mssql-exec", K, Critical, 1, View::Sql, t, r"\bexec(?:ute)?\s+(?:master\.|xp_|sp_|\(\s*@|@\w+)|\bdeclare\s+@\w+\s+(?:n?varchar|int|char|table|sysname)\b"),
         rule("sqli-pg-cast", K, Critical, 1, View::Sql, t, r"'\s*::\s*(?:int\w*|text|varchar|bigint|jsonb?|regclass|bytea|numeric|float\w*|bool\w*|oid|name)\b|'\s*(?:@>|<@|\?\||\?&|#>>?|->>?)\s*'"),
-        rule("sqli-comment-evasion", K, Critical, 1, View::Low, t, r"/\*!\d*\s*(?:select|union|and|or|from|where|insert|update|delete|drop|sleep|benchmark|concat|\d)|\bunion\s*/\*|\bselect\s*/\*.*?\*/\s*(?:\w|\*)"),
+        rule("sqli-comment-evasion", K, Critical, 1, View::Low, t, r"/\*!\d*\s*(?:select|union|and|or|from|where|insert|update|delete|drop|sleep|benchmark|concat|\d)|\b(?:union|drop|insert|update|delete|alter|create|exec|truncate)\s*/\*|\bselect\s*/\*.*?\*/\s*(?:\w|\*)"),
         rule("sqli-hex-blob", K, Warning, 1, View::Sql, t, r"(?:=|\bin\s*\(|,|\s)\s*0x[0-9a-f]{8,}\b"),
         rule("sqli-conditional", K, Error, 1, View::Sql, t, r"\b(?:if|iif)\s*\(\s*(?:\(?\s*select\b|\d+\s*[=<>]|ascii\s*\(|substr\w*\s*\(|length\s*\(|mid\s*\(|user\s*\(|database\s*\()|\bcase\s+when\s+.*?\bthen\b.*?\belse\b|\b(?:ascii|ord)\s*\(\s*(?:substr\w*|mid)\s*\("),
-        rule("sqli-function-fragment", K, Critical, 1, View::Sql, t, format!(r"(?:^|[\s(,=|&;])(?:{SQL_FUNCS})\s*\(\s*$|^\s*(?:{SQL_FUNCS})\s*\([^()]{{0,40}}\)\s*$")),
-        rule("sqli-leading-quote-operator", K, Critical, 1, View::Sql, t, r#"^\s*['"`]+\s*\)*\s*(?:or|and|xor|\|\||&&|div|like|rlike|regexp|sounds\s+like|glob|not\s+(?:like|glob|regexp|between|in|null)|notnull|isnull|is\s+(?:not\s+)?null|between|collate|union|intersect|except|having|group\s+by|order\s+by|limit|procedure|into|where)(?:\s+[^\s'"`]|\s*[(@\d]|\s*$)|^\s*['"`]+\s*\)*\s*(?:=|<|>|!=|<>|\^|\*|;)"#),
+        rule("sqli-function-fragment", K, Critical, 1, View::Sql, t, format!(r"(?:^|[\s(,=|&;])(?:{SQL_FUNCS})\s*\(\s*$|^\s*[,;(]?\s*(?:{SQL_FUNCS})\s*\([^()]{{0,40}}\)\s*$")),
+        rule("sqli-leading-quote-operator", K, Critical, 1, View::Sql, t, r#"^\s*['"`]+\s*\)*\s*(?:or|and|xor|\|\||&&|div|like|rlike|regexp|sounds\s+like|glob|not\s+(?:like|glob|regexp|between|in|null)|notnull|isnull|is\s+(?:not\s+)?null|between|collate|union|intersect|except|having|group\s+by|order\s+by|limit|procedure|into|where)(?:\s+[^\s'"`]|\s*[(@\d/]|\s*$)|^\s*['"`]+\s*\)*\s*(?:=|<|>|!=|<>|\^|\*|;)"#),
         rule("sqli-leading-operator", K, Error, 1, View::Sql, t, r#"^\s*\)*\s*(?:or|and|xor|&&|\|\|)\s+(?:\d|['"(@]|true\b|false\b|null\b|not\b|[\w.]+\s*(?:[=<>!]|like\b|is\b|in\s*\())"#),
-        rule("sqli-quote-tail-comment", K, Critical, 1, View::Sql, t, r"'\s*(?:\s|[-+*/%^<>=!|&~(])[^']{0,60}(?:--|#)\s*$|';\s*$|\b(?:and|or|=|in)\s*\(\s*$"),
+        // A value that starts with a logical operator and goes on with a
+        // comparison or a call: the tail of a WHERE clause.
+        rule("sqli-leading-operator-compare", K, Critical, 1, View::Sql, t, r#"^\s*\)*\s*(?:or|and|xor|&&|\|\|)\s*\(*\s*(?:\d+|'[^']*'|"[^"]*"|null|[a-z_][\w.]*)\s*(?:={1,3}|<=>|!==?|<>|[<>]=?|\blike\b|\bis\b|\bin\s*\(|\bbetween\b|\bregexp\b|\brlike\b)|^\s*\)*\s*(?:or|and|xor)\s+[a-z_]\w*\s*\(|^\s*(?:or|and|xor)\s+\d+\s*$"#),
+        // `x AND 1=1`, `x or 'a'='a'`: a logical word before a comparison of
+        // two literals.
+        rule("sqli-logic-literal-compare", K, Critical, 1, View::Sql, t, r#"\b(?:and|or|xor)\s+\(?\s*(?:\d+|'[^']*')\s*(?:=|<=>|!=|<>|>=?|<=?|\blike\b|\bsounds\s+like\b|\brlike\b|\bregexp\b)\s*\(?\s*(?:\d+|'[^']*')(?:\s*$|\s*[=)#;]|\s+(?:and|or|xor|--)\b|\s*--)|\bxor\s*(?:\d+|'[^']*')\s*(?:[<>=!-]|$)"#),
+        // `x'is not-x--`, `a'or?--`: a quote glued to an SQL keyword, ending
+        // in a comment.
+        rule("sqli-quote-keyword-comment", K, Critical, 1, View::Sql, t, r#"['`"](?:is|not|or|and|xor|collate|like|glob|regexp|rlike|div|between|union|having|notnull|isnull)\b[^'\n]{0,60}(?:--|#)\s*$|'(?:or|and|xor|div)'\s*\d|"(?:or|and|xor|div)"\s*\d|`(?:or|and|xor|div)`\s*\d|['"`]\s*not\s+(?:like|rlike|regexp|glob|between)\s*['"`]"#),
+        // `) AS alias FROM`: a select list cut in the middle.
+        rule("sqli-alias-from", K, Critical, 1, View::Sql, t, r#"(?:[)`'"!;]|\b\d+)\s*as\s*(?:[`'"][^`'"]{0,40}[`'"]?|[a-z_]\w*)\s+from\b"#),
+        // `FROM t WHERE x=`, `from `db`.`t` limit`: a clause fragment.
+        rule("sqli-from-clause", K, Critical, 1, View::Sql, t, r#"^\s*from\s+[\w.`\x22\[\]]+\s+(?:where\s+[\w.`\x22]+\s*(?:[=<>!]|\blike\b|\bin\b)|group\s+by\b|order\s+by\b|limit\s*\d*\s*$|(?:inner\s+|left\s+|right\s+)?join\b)|`[\w$]+`\s*\.\s*`[\w$]+`"#),
+        // PostgreSQL casts after an identifier or a call: `password::int`.
+        rule("sqli-pg-cast-identifier", K, Critical, 1, View::Sql, t, r"(?:[a-z_]\w*|\))\s*::\s*(?:int[248]?|integer|bigint|smallint|text|varchar|char|numeric|decimal|double\s+precision|real|float[48]?|bool(?:ean)?|jsonb?|bytea|regclass|regproc|oid|inet|uuid|xml|money)\s*(?:$|[),;=<>|+*/-]|\b(?:from|and|or)\b)"),
+        // `HAVING COUNT(x) > 5`, `procedure analyse(`, `limit 1,1--`.
+        rule("sqli-clause-probe", K, Critical, 1, View::Sql, t, r"\bhaving\s+(?:count|sum|avg|min|max)\s*\(|\bhaving\s+\d+\s*[=<>]|\bprocedure\s+analyse\s*\(|(?:^|\)\s*|\d\s+)limit\s+\d+\s*(?:,\s*\d+)?\s*(?:--|#|;|$)|\blimit\s+\d+\s*,\s*\d+\s*(?:--|#|;)"),
+        // Subqueries and row constructors: `=(select`, `values (1, 'x')`.
+        rule("sqli-subquery", K, Critical, 1, View::Sql, t, r#"(?:[=(,]|\bin)\s*\(\s*select\s*(?:$|[\w*@(])|(?:\binto\b[^;]{0,80}|\)\s*|\b(?:except|union|intersect)\s+)values\s*\(\s*(?:\d|'|"|null\b)"#),
+        // Statements after a separator: `;drop`, `;update users`.
+        rule("sqli-separator-statement", K, Critical, 1, View::Sql, t, r"(?:;|--)\s*(?:drop|alter|truncate|shutdown)\b|;\s*(?:update|delete\s+from|insert\s+into)\s+[\w.`]+\s*(?:$|;|--|#)|\bdrop\s+[\w.`]+\s*;\s*(?:--|#|$)"),
+        // MySQL scientific-notation bypass: `1.e(ascii`, `1.e.tables`.
+        rule("sqli-float-bypass", K, Critical, 1, View::Sql, t, r"\b\d+\.e(?:\(|\.[a-z_])"),
+        // `if(1=1`, `select if(`, `case x when`: conditionals.
+        rule("sqli-conditional-probe", K, Critical, 1, View::Sql, t, r"\bselect\s+(?:if|iif|case)\s*\(|\bif\s*\(\s*\d+\s*(?:=[^=]|=$|[<>])|\(\s*case\s+when\b|\bcase\s+\S+\s+when\s+\S+\s+then\b|\)\s*when\s+\d+\s+then\b"),
+        // A quote, a logical word and a call or subquery.
+        rule("sqli-quote-logic-call", K, Critical, 1, View::Sql, t, r#"['`"]\s*\)*\s*(?:or|and|xor|\|\||&&|div)\s+(?:not\s+)?(?:[a-z_]+\s*\(|\(\s*select\b|exists\s*\()|['"]\s*(?:or|and|xor)\s+(?:\d+|'[^']*')\s*(?:[<>=!]=?|<>)\s*$|\)\s*(?:like|rlike|regexp)\s*\(|\w\s+like\s+['"]\s*$"#),
+        rule("sqli-statement-fragment", K, Critical, 1, View::Sql, th, r#"\bdelete\s+from\s+[\w.`\x22\[\]]+\s*(?:;|--|#|$)|\bcreate\s+(?:temporary\s+)?table\s+(?:if\s+not\s+exists\s+)?[\w.`\x22\[\]]+\s*(?:\(|$|as\b|select\b)|'\s*\?[|&]?\s*(?:'|array\b)|\bmsdb\b"#),
+        // An SQL operator alone: counts only with other evidence.
+        // Statement fragments too short to decide: count with other evidence.
+        rule("sqli-fragment-alone", K, Severity::Notice, 1, View::Sql, t, format!(r#"^\s*exec(?:ute)?\s+[\w.]+\s*$|^\s*(?:order|group)\s+by\s*$|^\s*(?:varchar|nvarchar|char|int|bigint)\s*$|\b(?:{SQL_FUNCS})\W{{0,3}}\(\s*$|(?:^|\s)(?:or|and|xor)\s*$|^\s*\d+\s*(?:=|!=|<>|<=>|\blike\b|\bis\s+not\b)\s*\d+\s*$"#)),
+        // A run of SQL and shell punctuation (`!@#$%^&*`, `@@@@@@`).
+        rule("sqli-meta-run", K, Severity::Notice, 1, View::Low, ARGS | NAMES | BODY, r#"[~!@#$%^&*()\-+={}\[\]|:;"'`<>]{6,}"#),
+        rule("sqli-operator-alone", K, Severity::Notice, 1, View::Sql, t, r#"^\s*(?:<=>|<>|!=|>=|<=|>>|<<|\|\||&&|==|->>?|xor|div|rlike|regexp|sounds\s+like|(?:is|like)\s+(?:not\s+)?null|not\s+between|in\s*\(\s*[\w\s,'"+-]*\))\s*$"#),
+        rule("sqli-quote-tail-comment", K, Critical, 1, View::Sql, t, r"'\s*(?:\s|[-+*/%^<>=!|&~(])[^']{0,60}(?:--|#)[\s-]*$|';\s*$|\b(?:and|or|=|in)\s*\(\s*$"),
         rule("sqli-leading-keyword", K, Error, 1, View::Sql, t, r"^\s*;?\s*(?:select|union|insert|update|delete|create|grant)\s+[\w@*(`\x22]"),
         rule("sqli-leading-statement", K, Critical, 1, View::Sql, t, r#"^\s*[;'"`)]*\s*(?:drop\s+(?:table|database|schema|user|view|index|procedure|function|trigger|if)\b|truncate\s+table\b|alter\s+(?:table|database|user|login|session|system)\b|exec(?:ute)?\s*(?:$|master\b|xp_|sp_|@|\(|immediate\b)|declare\s+@|shutdown\s*(?:$|with\b|;|--)|waitfor\s+(?:delay|time)\b)|^\s*;\s*(?:select|union|insert|update|delete|create|set)\b"#),
         rule("sqli-db-identifier", K, Critical, 1, View::Sql, t, r"\b(?:nvarchar|tempdb|northwind|msdasql|sqloledb|dbms_\w+|utl_\w+|master\.\.\w+|db_name\s*\(|user_name\s*\(|is_srvrolemember|has_dbaccess|current_setting|pg_ls_dir|pg_read_binary_file|lo_import|sys_eval|sys_exec)\b").plain(),

@@ -1,6 +1,6 @@
 //! Cross-site scripting signatures (besides libinjection's HTML5 tokenizer).
 
-use super::targets::{HEADERS, INPUT, PATH};
+use super::targets::{ARGS, HEADERS, INPUT, NAMES, PATH};
 use super::{Kind, Rule, Severity, View, alt, rule};
 use Severity::{Critical, Error, Warning};
 
@@ -146,7 +146,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             th,
-            r"<\s*(?:iframe|frame|frameset|object|embed|applet|base|meta|isindex|xmp|plaintext|portal|bgsound|layer|ilayer|vmlframe|xss|import|handler|listener|v:\w+|xml:\w+|svg:\w+)\b|<\s*\?\s*import\b",
+            r"<\s*(?:[a-z]*:)?(?:iframe|frame|frameset|object|embed|applet|base|meta|isindex|xmp|plaintext|portal|bgsound|layer|ilayer|vmlframe|xss|import|handler|listener|noscript)\b|<\s*(?:v|xml|svg):\w+|<\s*\?\s*import\b|<\s*[a-z]+\s*:\s*script\b|<\s*[a-z](?:\s+[a-z]){2,}\b",
         ),
         rule(
             "xss-style-injection",
@@ -237,7 +237,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             t,
-            r"\(\s*!\s*\[\s*\]\s*\+\s*\[\s*\]\s*\)|\[\s*\]\s*\[\s*\(\s*!\s*\[|\.(?:call|apply|bind)\s*`|(?:reflect|array|\[\s*\])\s*\.\s*(?:sort|map|filter|find|apply|construct)\s*\.\s*call",
+            r"!\s*!\s*\[\s*\]|\[\s*!\s*\[\s*\]\s*\]|\(\s*!\s*\[\s*\]|\(\s*!\s*\[\s*\]\s*\+\s*\[\s*\]\s*\)|\[\s*\]\s*\[\s*\(\s*!\s*\[|\.(?:call|apply|bind)\s*`|(?:reflect|array|\[\s*\])\s*\.\s*(?:sort|map|filter|find|apply|construct)\s*\.\s*call",
         ),
         rule(
             "xss-html-comment",
@@ -265,6 +265,70 @@ pub fn rules() -> Vec<Rule> {
             View::Low,
             t,
             r"\b(?:alert|prompt|confirm|eval)\s*\(|\bjavascript\s*:",
+        ),
+        rule(
+            "xss-event-handler-any",
+            K,
+            Critical,
+            1,
+            View::Low,
+            INPUT,
+            r#"(?:^|[\s"'`/;])on[a-z]{3,25}\s*=[^=&]"#,
+        ),
+        rule(
+            "xss-script-scheme-obfuscated",
+            K,
+            Critical,
+            1,
+            View::Low,
+            th,
+            r"(?:j\s+a\s*v\s*a\s*s\s*c\s*r\s*i\s*p\s*t|j\s*a\s+v\s*a\s*s\s*c\s*r\s*i\s*p\s*t|j\s*a\s*v\s+a\s*s\s*c\s*r\s*i\s*p\s*t|j\s*a\s*v\s*a\s+s\s*c\s*r\s*i\s*p\s*t|j\s*a\s*v\s*a\s*s\s+c\s*r\s*i\s*p\s*t|j\s*a\s*v\s*a\s*s\s*c\s+r\s*i\s*p\s*t|j\s*a\s*v\s*a\s*s\s*c\s*r\s+i\s*p\s*t|j\s*a\s*v\s*a\s*s\s*c\s*r\s*i\s+p\s*t|j\s*a\s*v\s*a\s*s\s*c\s*r\s*i\s*p\s+t|v\s+b\s*s\s*c\s*r\s*i\s*p\s*t|v\s*b\s+s\s*c\s*r\s*i\s*p\s*t|v\s*b\s*s\s+c\s*r\s*i\s*p\s*t|v\s*b\s*s\s*c\s+r\s*i\s*p\s*t|v\s*b\s*s\s*c\s*r\s+i\s*p\s*t|v\s*b\s*s\s*c\s*r\s*i\s+p\s*t|v\s*b\s*s\s*c\s*r\s*i\s*p\s+t)\s*:|\burl\s*\(\s*['\x22]?\s*(?:javascript|vbscript|data\s*:\s*text/html)",
+        ),
+        rule(
+            "xss-ssi-directive",
+            K,
+            Critical,
+            1,
+            View::Low,
+            th,
+            r"<!--\s*#\s*(?:exec|include|echo|set|config|fsize|flastmod|printenv)\b",
+        ),
+        rule(
+            "xss-html-comment-alone",
+            K,
+            Warning,
+            1,
+            View::Low,
+            ARGS | NAMES,
+            r"^\s*(?:-->|<!--)\s*$",
+        ),
+        rule(
+            "xss-js-timer-call",
+            K,
+            Critical,
+            1,
+            View::Low,
+            t,
+            r#"\bset(?:timeout|interval)\s*\(\s*[\w$.]+\s*,\s*\d|['"]\s*;\s*(?:settimeout|setinterval|eval|alert|prompt|confirm)\s*\("#,
+        ),
+        rule(
+            "xss-window-location",
+            K,
+            Critical,
+            1,
+            View::Low,
+            ARGS | NAMES,
+            r"\bwindow\s*\.\s*location\b",
+        )
+        .plain(),
+        rule(
+            "xss-js-call-value",
+            K,
+            Critical,
+            1,
+            View::Low,
+            ARGS | NAMES,
+            r"^\s*(?:atob|btoa|eval|settimeout|setinterval|new\s+function|string\.fromcharcode)\s*\(",
         ),
     ]
 }
