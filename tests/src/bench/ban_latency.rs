@@ -11,7 +11,6 @@
 use std::{
     io::{Read as _, Write as _},
     net::{Ipv4Addr, TcpStream},
-    sync::{Arc, Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -19,15 +18,9 @@ use anyhow::{Context as _, Result, bail};
 use aya::maps::{Array, MapData};
 use serde_json::json;
 use waf_common::{BanBucketV4, ban_bucket_v4, map_names};
-use waf_user::{
-    api::AppState,
-    config::{Config, Dur, ProxyConfig},
-    dataplane::{Dataplane, LoadOptions},
-    detect::{DetectConfig, Engine},
-    firewall::Firewall,
-    proxy::Proxy,
-};
+use waf_user::config::{Dur, ProxyConfig};
 
+use super::InProcessProxy;
 use crate::PinDir;
 
 fn in_kernel(map: &Array<MapData, BanBucketV4>, addr: Ipv4Addr) -> bool {
@@ -69,32 +62,7 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     let pins = PinDir::new();
-    let state_dir = std::env::temp_dir().join(format!("waf-ban-latency-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&state_dir);
-    let cfg = Config {
-        state_dir: state_dir.clone(),
-        ..Default::default()
-    };
-    let dp = Dataplane::load(&LoadOptions {
-        pin_dir: Some(pins.path.clone()),
-    })?;
-    let (fw, _) = Firewall::start(&cfg, dp)?;
-    let buckets: Array<MapData, BanBucketV4> = Array::try_from(aya::maps::Map::Array(
-        MapData::from_pin(pins.path.join(map_names::BANS_V4))?,
-    ))?;
-    let engine =
-        Arc::new(Engine::new(&DetectConfig::default()).map_err(|e| anyhow::anyhow!("{e}"))?);
-    let state = Arc::new(AppState {
-        fw: Mutex::new(fw),
-        token: "bench".into(),
-        started: Instant::now(),
-        attachments: Vec::new(),
-        engine: engine.clone(),
-        proxy: OnceLock::new(),
-        mirror: None,
-    });
     let pcfg = ProxyConfig {
-        listen: Some("127.0.0.1:0".parse()?),
         upstream: Some("http://127.0.0.1:9".into()),
         trusted_proxies: vec!["127.0.0.1/32".into()],
         access_log: "off".into(),
@@ -102,15 +70,11 @@ pub fn run(args: &[String]) -> Result<()> {
         exempt_paths: vec!["/benign".into()],
         ..Default::default()
     };
-    let proxy = Arc::new(Proxy::new(&pcfg, engine, state.clone(), Some(1))?);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let port = listener.local_addr()?.port();
-    rt.spawn(proxy.clone().serve(listener));
-    let _ = &state;
+    let server = InProcessProxy::start(&pcfg, Some(pins.path.clone()), Some(1), 1)?;
+    let (port, proxy) = (server.port, server.proxy.clone());
+    let buckets: Array<MapData, BanBucketV4> = Array::try_from(aya::maps::Map::Array(
+        MapData::from_pin(pins.path.join(map_names::BANS_V4))?,
+    ))?;
 
     let mut to_map: Vec<Duration>;
     let mut to_403 = Vec::new();
@@ -174,7 +138,6 @@ pub fn run(args: &[String]) -> Result<()> {
             "goal_met": m99 < 1000.0,
         }),
     );
-    drop(rt);
-    let _ = std::fs::remove_dir_all(&state_dir);
+    drop(server);
     Ok(())
 }

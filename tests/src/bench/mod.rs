@@ -25,3 +25,75 @@ pub fn write_json(name: &str, value: &serde_json::Value) {
     std::fs::write(&path, text + "\n").expect("write bench json");
     println!("wrote {}", path.display());
 }
+
+/// The real proxy, firewall and detection engine, in this process, serving
+/// on loopback: what the HTTP benchmarks measure.
+pub struct InProcessProxy {
+    /// The proxy (its stats).
+    pub proxy: std::sync::Arc<waf_user::proxy::Proxy>,
+    /// The port it listens on.
+    pub port: u16,
+    state_dir: PathBuf,
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl InProcessProxy {
+    /// Starts one with `pcfg` (its `listen` is ignored: a free loopback port
+    /// is taken), kernel maps pinned in `pin_dir` if given, bans at once at
+    /// `immediate_score`.
+    pub fn start(
+        pcfg: &waf_user::config::ProxyConfig,
+        pin_dir: Option<PathBuf>,
+        immediate_score: Option<u32>,
+        workers: usize,
+    ) -> anyhow::Result<Self> {
+        use std::sync::{Arc, Mutex, OnceLock};
+        use waf_user::{
+            api::AppState,
+            config::Config,
+            dataplane::{Dataplane, LoadOptions},
+            detect::{DetectConfig, Engine},
+            firewall::Firewall,
+            proxy::Proxy,
+        };
+        let state_dir = std::env::temp_dir().join(crate::unique("waf-bench-proxy-state-"));
+        let cfg = Config {
+            state_dir: state_dir.clone(),
+            ..Default::default()
+        };
+        let dp = Dataplane::load(&LoadOptions { pin_dir })?;
+        let (fw, _) = Firewall::start(&cfg, dp)?;
+        let engine =
+            Arc::new(Engine::new(&DetectConfig::default()).map_err(|e| anyhow::anyhow!("{e}"))?);
+        let state = Arc::new(AppState {
+            fw: Mutex::new(fw),
+            token: "bench".into(),
+            started: std::time::Instant::now(),
+            attachments: Vec::new(),
+            engine: engine.clone(),
+            proxy: OnceLock::new(),
+            mirror: None,
+        });
+        let proxy = Arc::new(Proxy::new(pcfg, engine, state, immediate_score)?);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()?;
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let port = listener.local_addr()?.port();
+        rt.spawn(proxy.clone().serve(listener));
+        Ok(Self {
+            proxy,
+            port,
+            state_dir,
+            rt: Some(rt),
+        })
+    }
+}
+
+impl Drop for InProcessProxy {
+    fn drop(&mut self) {
+        drop(self.rt.take());
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
+}

@@ -12,20 +12,14 @@
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::{Arc, Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
-use waf_user::{
-    api::AppState,
-    config::{Config, Dur, ProxyConfig},
-    dataplane::{Dataplane, LoadOptions},
-    detect::{DetectConfig, Engine},
-    firewall::Firewall,
-    proxy::Proxy,
-};
+use waf_user::config::{Dur, ProxyConfig};
+
+use super::InProcessProxy;
 
 const BENIGN: &[&str] = &[
     "/",
@@ -265,43 +259,19 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let dir: PathBuf = std::env::temp_dir().join(format!("waf-bench-proxy-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let (up, ours, theirs) = (18_000 + (std::process::id() % 1000) as u16 * 3, 0, 0);
-    let (ours, theirs) = (up + 1 + ours, up + 2 + theirs);
+    let up = 18_000 + (std::process::id() % 1000) as u16 * 2;
+    let theirs = up + 1;
     upstream(up)?;
 
     // waf's proxy, in process: the real proxy, firewall and engine.
-    let state_dir = dir.join("state");
-    let cfg = Config {
-        state_dir,
-        ..Default::default()
-    };
-    let dp = Dataplane::load(&LoadOptions::default())?;
-    let (fw, _) = Firewall::start(&cfg, dp)?;
-    let engine =
-        Arc::new(Engine::new(&DetectConfig::default()).map_err(|e| anyhow::anyhow!("{e}"))?);
-    let state = Arc::new(AppState {
-        fw: Mutex::new(fw),
-        token: "bench".into(),
-        started: Instant::now(),
-        attachments: Vec::new(),
-        engine: engine.clone(),
-        proxy: OnceLock::new(),
-        mirror: None,
-    });
     let pcfg = ProxyConfig {
-        listen: Some(format!("127.0.0.1:{ours}").parse()?),
         upstream: Some(format!("http://127.0.0.1:{up}")),
         access_log: "off".into(),
         inspect_budget: Dur(Duration::from_secs(1)),
         ..Default::default()
     };
-    let proxy = Arc::new(Proxy::new(&pcfg, engine, state, None)?);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let listener = rt.block_on(tokio::net::TcpListener::bind(("127.0.0.1", ours)))?;
-    rt.spawn(proxy.serve(listener));
+    let server = InProcessProxy::start(&pcfg, None, None, 2)?;
+    let ours = server.port;
     let _nginx = Nginx::start(&dir, theirs, up)?;
     wait_port(up)?;
     wait_port(ours)?;
@@ -365,7 +335,7 @@ pub fn run(args: &[String]) -> Result<()> {
         "proxy.json",
         &json!({"seconds": secs, "connections": conns, "results": results, "ratios": ratios}),
     );
-    drop(rt);
+    drop(server);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
