@@ -108,6 +108,11 @@ impl<'a> Collector<'a> {
         }
     }
 
+    /// Whether `n` bytes of the tokenizer budget are left.
+    pub fn has_tokenizer_budget(&self, n: usize) -> bool {
+        n <= self.tokenizer_budget
+    }
+
     /// Takes `n` bytes of the tokenizer budget; false when it is spent.
     pub fn take_tokenizer_budget(&mut self, n: usize) -> bool {
         if n > self.tokenizer_budget {

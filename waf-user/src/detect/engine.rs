@@ -156,32 +156,34 @@ impl Engine {
             self.scan_param(c, p, "query");
         }
         for p in &req.cookies {
-            let name = short(&p.name);
             self.scan(
                 c,
                 &p.raw_name,
                 targets::NAMES,
-                &|| format!("cookie_name:{name}"),
+                &|| format!("cookie_name:{}", short(&p.name)),
                 Encoding::Text,
             );
             self.scan(
                 c,
                 &p.raw_value,
                 targets::ARGS,
-                &|| format!("cookie:{name}"),
+                &|| format!("cookie:{}", short(&p.name)),
                 Encoding::Text,
             );
         }
         for h in &req.headers {
-            let name = h.name.to_ascii_lowercase();
-            let target = match name.as_str() {
-                "cookie" => continue,
-                "user-agent" | "referer" => targets::UA_REF,
-                _ => targets::HEADERS,
+            let is = |n: &str| h.name.eq_ignore_ascii_case(n);
+            if is("cookie") {
+                continue;
+            }
+            let ua = is("user-agent");
+            let target = if ua || is("referer") {
+                targets::UA_REF
+            } else {
+                targets::HEADERS
             };
-            if name == "user-agent"
-                && let Some(word) = self.scanners.find(&h.value)
-            {
+            let name = || h.name.to_ascii_lowercase();
+            if ua && let Some(word) = self.scanners.find(&h.value) {
                 c.add(
                     Kind::Scanner,
                     "scanner-user-agent",
@@ -196,18 +198,24 @@ impl Engine {
                 c,
                 &h.value,
                 target,
-                &|| format!("header:{name}"),
+                &|| format!("header:{}", name()),
                 Encoding::Text,
             );
-            if matches!(
-                name.as_str(),
-                "x-filename" | "x_filename" | "x.filename" | "x-file-name" | "x-upload-filename"
-            ) {
+            if [
+                "x-filename",
+                "x_filename",
+                "x.filename",
+                "x-file-name",
+                "x-upload-filename",
+            ]
+            .iter()
+            .any(|n| is(n))
+            {
                 self.scan(
                     c,
                     &h.value,
                     targets::FILENAME,
-                    &|| format!("header:{name}"),
+                    &|| format!("header:{}", name()),
                     Encoding::Text,
                 );
             }
@@ -219,19 +227,18 @@ impl Engine {
     /// holding an encoded `=` (`a%3Dx`) is read by some back ends as a
     /// name and a value: its tail is scanned as a value too.
     fn scan_param(&self, c: &mut Collector, p: &Param, kind: &str) {
-        let name = short(&p.name);
         self.scan(
             c,
             &p.raw_name,
             targets::NAMES,
-            &|| format!("{kind}_name:{name}"),
+            &|| format!("{kind}_name:{}", short(&p.name)),
             Encoding::Form,
         );
         self.scan(
             c,
             &p.raw_value,
             targets::ARGS,
-            &|| format!("{kind}:{name}"),
+            &|| format!("{kind}:{}", short(&p.name)),
             Encoding::Form,
         );
         if let Some(tail) = encoded_value_tail(&p.raw_name) {
@@ -239,7 +246,7 @@ impl Engine {
                 c,
                 tail,
                 targets::ARGS,
-                &|| format!("{kind}:{name}"),
+                &|| format!("{kind}:{}", short(&p.name)),
                 Encoding::Form,
             );
         }
@@ -255,13 +262,12 @@ impl Engine {
             }
             Body::Json(items) => {
                 for i in items {
-                    let path = short(&i.path);
                     if i.is_key {
                         self.scan(
                             c,
                             &i.text,
                             targets::NAMES,
-                            &|| format!("json_key:{path}"),
+                            &|| format!("json_key:{}", short(&i.path)),
                             Encoding::Text,
                         );
                     } else {
@@ -269,7 +275,7 @@ impl Engine {
                             c,
                             &i.text,
                             targets::DOC,
-                            &|| format!("json:{path}"),
+                            &|| format!("json:{}", short(&i.path)),
                             Encoding::Text,
                         );
                     }
@@ -277,12 +283,11 @@ impl Engine {
             }
             Body::Xml(items) => {
                 for i in items {
-                    let path = short(&i.path);
                     self.scan(
                         c,
                         &i.text,
                         targets::DOC,
-                        &|| format!("xml:{path}"),
+                        &|| format!("xml:{}", short(&i.path)),
                         Encoding::Text,
                     );
                 }
@@ -290,12 +295,11 @@ impl Engine {
             }
             Body::Multipart(parts) => {
                 for p in parts {
-                    let name = short(&p.name);
                     self.scan(
                         c,
                         &p.name,
                         targets::NAMES,
-                        &|| format!("multipart_name:{name}"),
+                        &|| format!("multipart_name:{}", short(&p.name)),
                         Encoding::Text,
                     );
                     let data = String::from_utf8_lossy(&p.data);
@@ -305,14 +309,14 @@ impl Engine {
                                 c,
                                 f,
                                 targets::FILENAME,
-                                &|| format!("filename:{name}"),
+                                &|| format!("filename:{}", short(&p.name)),
                                 Encoding::Text,
                             );
                             self.scan(
                                 c,
                                 &data,
                                 targets::FILE,
-                                &|| format!("file:{name}"),
+                                &|| format!("file:{}", short(&p.name)),
                                 Encoding::Text,
                             );
                         }
@@ -321,7 +325,7 @@ impl Engine {
                                 c,
                                 &data,
                                 targets::ARGS,
-                                &|| format!("multipart:{name}"),
+                                &|| format!("multipart:{}", short(&p.name)),
                                 Encoding::Text,
                             );
                         }
@@ -329,7 +333,7 @@ impl Engine {
                             c,
                             &data,
                             targets::FILE,
-                            &|| format!("multipart:{name}"),
+                            &|| format!("multipart:{}", short(&p.name)),
                             Encoding::Text,
                         ),
                     }
@@ -441,6 +445,20 @@ impl Engine {
                 Kind::Ssrf,
                 class.rule(),
                 class.severity(self.cfg.paranoia),
+                1,
+                &l,
+                &host,
+                value,
+            );
+        }
+        if target & (targets::ARGS | targets::DOC) != 0
+            && let Some(host) = ssrf::public_ip_url(&n.low)
+        {
+            let l = at(&mut location);
+            c.add(
+                Kind::Rfi,
+                "rfi-ip-url",
+                Severity::Critical,
                 1,
                 &l,
                 &host,
@@ -594,20 +612,27 @@ impl Engine {
             | targets::FILENAME
             | targets::DOC;
         let in_path = target == targets::PATH;
+        // The budget is checked first: past it, even the prefilters cost
+        // too much on large bodies.
+        // JavaScript source in JSON documents (error reports, replay
+        // beacons) is code by design: the SQL tokenizer misreads it.
+        let js_source = target == targets::DOC && n.low.trim_ascii_start().starts_with(b"function");
         if (target & sql_targets != 0 || (in_path && n.dec.contains(&b'\'')))
-            && libinj::sqli_candidate(&n.dec)
+            && !js_source
+            && c.has_tokenizer_budget(n.dec.len())
+            && libinj::sqli_candidate(&n.low)
             && c.take_tokenizer_budget(n.dec.len())
         {
             match libinj::sqli(&n.dec) {
                 Outcome::Injection(fp) => {
                     let m = format!(
-                        "{} (fingerprint {fp})",
+                        "(fingerprint {fp}) {}",
                         String::from_utf8_lossy(&n.dec[..n.dec.len().min(80)])
                     );
                     c.add(
                         Kind::Sqli,
                         "sqli-libinjection",
-                        Severity::Critical,
+                        libinj::severity(&fp, &n.dec),
                         1,
                         &loc(),
                         &m,
@@ -629,6 +654,7 @@ impl Engine {
         let short = n.dec.len() <= XSS_TOKENIZER_MAX;
         if short
             && (target & sql_targets != 0 || (in_path && n.dec.contains(&b'<')))
+            && c.has_tokenizer_budget(n.dec.len())
             && libinj::xss_candidate(&n.dec)
             && c.take_tokenizer_budget(n.dec.len())
         {
@@ -675,8 +701,12 @@ fn is_quiet_header(b: &[u8]) -> bool {
         }
         t
     };
+    // `*/*` (Accept) is no comment.
     !b.iter().any(|&c| LOUD[usize::from(c)])
-        && !b.windows(2).any(|w| matches!(w, b"--" | b".." | b"/*"))
+        && !normalize::has_pair(b, b'-', b'-')
+        && !normalize::has_pair(b, b'.', b'.')
+        && !memchr::memchr_iter(b'/', b)
+            .any(|i| b.get(i + 1) == Some(&b'*') && (i == 0 || b[i - 1] != b'*'))
 }
 
 /// A browser-like User-Agent: quiet as a header, no quotes or `=`, no SQL

@@ -7,6 +7,9 @@ use std::sync::OnceLock;
 
 use aho_corasick::AhoCorasick;
 
+use super::kind::Severity;
+use super::normalize::has_pair;
+
 /// Longest input handed to libinjection (its cost is linear, but large).
 const MAX_INPUT: usize = 64 * 1024;
 
@@ -58,13 +61,24 @@ const SQL_WORDS: &[&str] = &[
     "user(",
 ];
 
-/// The SQL word matcher (None only if it failed to build: then every value
-/// is a candidate).
+/// The SQL word matcher over lowercased text (None only if it failed to
+/// build: then every value is a candidate).
 fn sql_words() -> Option<&'static AhoCorasick> {
     static AC: OnceLock<Option<AhoCorasick>> = OnceLock::new();
     AC.get_or_init(|| {
         AhoCorasick::builder()
             .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(SQL_WORDS)
+            .ok()
+    })
+    .as_ref()
+}
+
+/// The SQL word matcher for text of any case.
+fn sql_words_any_case() -> Option<&'static AhoCorasick> {
+    static AC: OnceLock<Option<AhoCorasick>> = OnceLock::new();
+    AC.get_or_init(|| {
+        AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .build(SQL_WORDS)
             .ok()
@@ -72,44 +86,99 @@ fn sql_words() -> Option<&'static AhoCorasick> {
     .as_ref()
 }
 
-/// Whether a decoded value is worth the SQL tokenizer: it holds a quote or a
-/// comment, an SQL word, or a logical word next to a comparison.
-pub fn sqli_candidate(dec: &[u8]) -> bool {
-    if dec.len() < 2 {
+/// Whether a value is worth the SQL tokenizer: it holds a quote or a
+/// comment, an SQL word, or a logical word next to a comparison. `low` is
+/// the value decoded, lowercased and with whitespace folded.
+pub fn sqli_candidate(low: &[u8]) -> bool {
+    if low.len() < 2 {
         return false;
     }
-    let strong = dec.iter().any(|&b| matches!(b, b'\'' | b'"' | b'`' | b'#'))
-        || dec.windows(2).any(|w| w == b"--" || w == b"/*");
+    let strong = memchr::memchr3(b'\'', b'"', b'`', low).is_some()
+        || memchr::memchr(b'#', low).is_some()
+        || has_pair(low, b'-', b'-')
+        || has_pair(low, b'/', b'*');
     // `1 or 1=1`: a logical word next to a comparison.
-    let logic = memchr::memchr3(b'=', b'<', b'>', dec).is_some()
-        && (contains_word(dec, b"or") || contains_word(dec, b"and") || contains_word(dec, b"like"));
-    strong || logic || sql_words().is_none_or(|ac| ac.is_match(dec))
+    let logic = || memchr::memchr3(b'=', b'<', b'>', low).is_some() && has_logic_word(low);
+    strong || logic() || sql_words().is_none_or(|ac| ac.is_match(low))
 }
 
-/// Whether `word` occurs in `s` as a whole word (ASCII, any case).
-fn contains_word(s: &[u8], word: &[u8]) -> bool {
-    s.windows(word.len()).enumerate().any(|(i, w)| {
-        w.eq_ignore_ascii_case(word)
-            && (i == 0 || !s[i - 1].is_ascii_alphanumeric())
-            && s.get(i + word.len())
-                .is_none_or(|c| !c.is_ascii_alphanumeric())
-    })
+/// Whether `s` holds `or`, `and` or `like` as a whole word (ASCII, any case),
+/// in one pass over its alphanumeric runs.
+fn has_logic_word(s: &[u8]) -> bool {
+    let mut i = 0;
+    while i < s.len() {
+        if !s[i].is_ascii_alphanumeric() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < s.len() && s[i].is_ascii_alphanumeric() {
+            i += 1;
+        }
+        let w = &s[start..i];
+        if w.eq_ignore_ascii_case(b"or")
+            || w.eq_ignore_ascii_case(b"and")
+            || w.eq_ignore_ascii_case(b"like")
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// Whether a value holds one of the SQL words of the prefilter.
 pub fn has_sql_word(b: &[u8]) -> bool {
-    sql_words().is_none_or(|ac| ac.is_match(b))
+    sql_words_any_case().is_none_or(|ac| ac.is_match(b))
 }
 
 /// Whether a decoded value is worth the HTML tokenizer: a tag start, or an
 /// attribute break-out (a quote and an `=`), or a script URL.
 pub fn xss_candidate(dec: &[u8]) -> bool {
-    let tag = dec.windows(2).any(|w| {
-        w[0] == b'<' && (w[1].is_ascii_alphabetic() || matches!(w[1], b'/' | b'!' | b'?' | b'%'))
+    let tag = memchr::memchr_iter(b'<', dec).any(|i| {
+        let next = dec.get(i + 1).copied().unwrap_or(0);
+        (next.is_ascii_alphabetic() || matches!(next, b'/' | b'!' | b'?' | b'%'))
+            && !is_doctype(&dec[i..])
     });
-    let attr = memchr::memchr(b'=', dec).is_some()
-        && dec.iter().any(|&b| matches!(b, b'\'' | b'"' | b'`'));
-    tag || attr || dec.windows(7).any(|w| w.eq_ignore_ascii_case(b"script:"))
+    tag || attribute_breakout(dec) || {
+        memchr::memchr_iter(b':', dec)
+            .any(|i| i >= 6 && dec[i - 6..i].eq_ignore_ascii_case(b"script"))
+    }
+}
+
+/// `<!DOCTYPE html>`: markup, not an injection.
+fn is_doctype(s: &[u8]) -> bool {
+    s.len() >= 9 && s[..9].eq_ignore_ascii_case(b"<!doctype")
+}
+
+/// A quote, then an attribute (`name=` after a space or `/`): a break out
+/// of an attribute value (`" onfocus=x`). JSON (`"a":"b?c=d"`) is none.
+fn attribute_breakout(dec: &[u8]) -> bool {
+    let Some(quote) = memchr::memchr3(b'\'', b'"', b'`', dec) else {
+        return false;
+    };
+    memchr::memchr_iter(b'=', &dec[quote..]).any(|j| {
+        let j = quote + j;
+        let start = dec[..j]
+            .iter()
+            .rposition(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b':')))
+            .map_or(0, |k| k + 1);
+        start < j
+            && start > quote
+            && matches!(dec[start - 1], b' ' | b'\t' | b'\n' | b'\r' | b'/' | 0x0c)
+    })
+}
+
+/// The severity of a libinjection SQL fingerprint for a value. A string,
+/// an operator and a string (`sos`) between double quotes only is how prose
+/// quotes words (`CHRISTMAS STOCKING "NOT" STUFFER`): an error, not enough
+/// to block alone. Everything else is critical.
+pub fn severity(fingerprint: &str, dec: &[u8]) -> Severity {
+    let double_quotes_only = memchr::memchr2(b'\'', b'`', dec).is_none();
+    if fingerprint == "sos" && double_quotes_only {
+        Severity::Error
+    } else {
+        Severity::Critical
+    }
 }
 
 /// Runs the SQL tokenizer.

@@ -39,7 +39,7 @@ pub enum Lookup {
 
 /// Checks a lowercased decoded value.
 pub fn check(low: &[u8]) -> Option<Lookup> {
-    if !low.windows(2).any(|w| w == b"${") {
+    if !super::normalize::has_pair(low, b'$', b'{') {
         return None;
     }
     let mut cur = String::from_utf8_lossy(&low[..low.len().min(64 * 1024)]).into_owned();

@@ -110,9 +110,7 @@ impl Compiled {
                 });
             }
         };
-        // Every case-sensitive rule needs an uppercase letter or a non-ASCII
-        // byte (base64, `+ADw-`, `O:8:"`, `\xbc`).
-        if n.dec.iter().any(|&b| b.is_ascii_uppercase() || b >= 0x80) {
+        if needs_case(&n.dec) {
             run(&row.dec, &n.dec);
         }
         if n.has_sql_view() || n.has_cmd_view() {
@@ -144,6 +142,21 @@ impl Compiled {
     pub fn rules(&self) -> &[Rule] {
         &self.rules
     }
+}
+
+/// Whether the case-sensitive rules can match: they need a non-ASCII byte
+/// (`\xbc`, `\xac\xed`), a `+` (`+ADw-`), a `:` (`O:8:"`), or an uppercase
+/// letter inside a word (base64 such as `rO0AB`, `cnVudGlt`). Prose, whose
+/// capitals start words, skips them.
+fn needs_case(dec: &[u8]) -> bool {
+    let mut prev_alnum = false;
+    for &b in dec {
+        if b >= 0x80 || b == b'+' || b == b':' || (prev_alnum && b.is_ascii_uppercase()) {
+            return true;
+        }
+        prev_alnum = b.is_ascii_alphanumeric();
+    }
+    false
 }
 
 /// Compiled sets shared between rows with the same members.

@@ -52,19 +52,8 @@ impl Normalized {
         let mut flags = Flags::default();
         let dec = decode(raw, plus, &mut flags);
         let low = fold(&dec);
-        let sql = low
-            .windows(2)
-            .any(|w| w == b"/*")
-            .then(|| strip_sql_comments(&low));
-        let cmd = low
-            .iter()
-            .any(|b| matches!(b, b'\\' | b'\'' | b'"' | b'$' | b'^' | b'[' | b'{' | b'`'))
-            .then(|| shell_view(&low))
-            .or_else(|| {
-                low.windows(3)
-                    .any(|w| w == b"<()" || w == b">()")
-                    .then(|| shell_view(&low))
-            });
+        let sql = has_pair(&low, b'/', b'*').then(|| strip_sql_comments(&low));
+        let cmd = needs_shell_view(&low).then(|| shell_view(&low));
         Normalized {
             dec,
             low,
@@ -104,6 +93,30 @@ impl Normalized {
     pub fn cmd(&self) -> &[u8] {
         self.cmd.as_deref().unwrap_or(&self.low)
     }
+}
+
+/// Whether the two bytes `a b` follow each other somewhere in `s` (cheaper
+/// than a substring search for such short needles).
+pub fn has_pair(s: &[u8], a: u8, b: u8) -> bool {
+    memchr::memchr_iter(a, s).any(|i| s.get(i + 1) == Some(&b))
+}
+
+/// Whether the shell view of a folded value differs from it: it holds
+/// quoting, `$`, globs, braces, backticks or an empty `<()`.
+fn needs_shell_view(low: &[u8]) -> bool {
+    const SHELL: [bool; 256] = {
+        let mut t = [false; 256];
+        let bytes = b"\\'\"$^[{`";
+        let mut i = 0;
+        while i < bytes.len() {
+            t[bytes[i] as usize] = true;
+            i += 1;
+        }
+        t
+    };
+    low.iter().any(|&b| SHELL[usize::from(b)])
+        || memchr::memchr_iter(b'(', low)
+            .any(|i| i > 0 && matches!(low[i - 1], b'<' | b'>') && low.get(i + 1) == Some(&b')'))
 }
 
 /// Whether a value holds only characters no decoder or rule cares about.
@@ -226,7 +239,10 @@ pub fn decode(raw: &[u8], plus: bool, flags: &mut Flags) -> Vec<u8> {
 /// One round of URL decoding; None when nothing was decoded.
 fn url_round(s: &[u8], plus: bool, first: bool, flags: &mut Flags) -> Option<Vec<u8>> {
     let special = |c: &u8| *c == b'%' || (plus && *c == b'+');
-    if !plus && !first && !has_escape(s) {
+    if !plus && !has_escape(s) {
+        if first && memchr::memchr(b'%', s).is_some() {
+            flags.invalid_percent = true;
+        }
         return None;
     }
     let mut i = s.iter().position(special)?;
@@ -370,8 +386,12 @@ fn fix_utf8(s: &[u8], flags: &mut Flags) -> Vec<u8> {
                 _ => None,
             };
             if let Some(cp) = cp.filter(|cp| (0xFF01..=0xFF5E).contains(cp)) {
-                flags.fullwidth = true;
-                out.push((cp - 0xFEE0) as u8);
+                // CJK text uses full-width punctuation (`，`, `：`): only
+                // the forms of meta characters are an evasion.
+                let ascii = (cp - 0xFEE0) as u8;
+                flags.fullwidth |=
+                    is_meta(ascii) && !matches!(ascii, b',' | b':' | b'(' | b')' | b'.');
+                out.push(ascii);
                 i += 3;
                 continue;
             }
@@ -397,6 +417,13 @@ fn fix_utf8(s: &[u8], flags: &mut Flags) -> Vec<u8> {
         if b == 0xC2 && s.get(i + 1) == Some(&0xB4) {
             out.push(b'\'');
             i += 2;
+            continue;
+        }
+        // U+560A and U+560D: servers that keep the low byte of a code point
+        // read them as LF and CR (header injection past UTF-8 filters).
+        if b == 0xE5 && s.get(i + 1) == Some(&0x98) && matches!(s.get(i + 2), Some(0x8A | 0x8D)) {
+            out.push(if s[i + 2] == 0x8A { b'\n' } else { b'\r' });
+            i += 3;
             continue;
         }
         // Typographic quotes.
@@ -609,19 +636,35 @@ fn escape_at(s: &[u8]) -> Option<(u32, usize)> {
 /// Lowercases ASCII and folds runs of whitespace/control characters (and
 /// non-breaking spaces) into one space, or one `\n` if the run had a break.
 pub fn fold(s: &[u8]) -> Vec<u8> {
+    // Most values have single spaces only: lowercasing is all there is.
+    let mut special = false;
+    let mut prev_space = false;
+    for &b in s {
+        let space = b == b' ';
+        special |= (b < 0x20) | (b == 0x7f) | (b == 0xC2) | (space & prev_space);
+        prev_space = space;
+    }
+    if !special {
+        return s.to_ascii_lowercase();
+    }
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
-        let b = s[i];
-        let ws_len = if b <= 0x20 || b == 0x7f {
-            1
-        } else if b == 0xC2 && s.get(i + 1) == Some(&0xA0) {
-            2
-        } else {
-            0
-        };
-        if ws_len == 0 {
-            out.push(b.to_ascii_lowercase());
+        // Copy the run up to the next whitespace, control or NBSP lead byte
+        // at once, then lowercase it in place.
+        let run = s[i..]
+            .iter()
+            .position(|&b| b <= 0x20 || b == 0x7f || b == 0xC2)
+            .map_or(s.len(), |j| i + j);
+        if run > i {
+            let start = out.len();
+            out.extend_from_slice(&s[i..run]);
+            out[start..].make_ascii_lowercase();
+            i = run;
+            continue;
+        }
+        if s[i] == 0xC2 && s.get(i + 1) != Some(&0xA0) {
+            out.push(0xC2);
             i += 1;
             continue;
         }

@@ -222,7 +222,7 @@ pub fn headers(req: &Request, allowed_methods: &[String], c: &mut Collector) {
             c.add(
                 K,
                 "protocol-connection-header",
-                Error,
+                Critical,
                 1,
                 "header:connection",
                 v,
@@ -237,7 +237,7 @@ pub fn headers(req: &Request, allowed_methods: &[String], c: &mut Collector) {
         c.add(
             K,
             "protocol-sec-fetch-user",
-            Error,
+            Critical,
             1,
             "header:sec-fetch-user",
             v,
@@ -251,7 +251,7 @@ pub fn headers(req: &Request, allowed_methods: &[String], c: &mut Collector) {
         c.add(
             K,
             "protocol-sec-ch-ua-mobile",
-            Error,
+            Critical,
             1,
             "header:sec-ch-ua-mobile",
             v,
@@ -267,7 +267,7 @@ pub fn headers(req: &Request, allowed_methods: &[String], c: &mut Collector) {
             c.add(
                 K,
                 "protocol-accept-encoding",
-                Error,
+                Critical,
                 1,
                 "header:accept-encoding",
                 v,
@@ -425,7 +425,7 @@ fn content_type(req: &Request, c: &mut Collector) {
             c.add(
                 K,
                 "protocol-stray-boundary",
-                Error,
+                Critical,
                 1,
                 "header:content-type",
                 v,
@@ -437,6 +437,23 @@ fn content_type(req: &Request, c: &mut Collector) {
                 K,
                 "protocol-multipart-boundary",
                 Error,
+                1,
+                "header:content-type",
+                v,
+                "",
+            );
+        }
+        // Parameters are `name=value`; a bare word (`text/xml; blah`) is
+        // no browser's doing. A trailing `;` is tolerated.
+        let bare = params
+            .iter()
+            .skip(1)
+            .any(|(k, val)| !k.trim().is_empty() && val.is_empty() && !has_equals(v, k));
+        if bare {
+            c.add(
+                K,
+                "protocol-content-type-parameter",
+                Critical,
                 1,
                 "header:content-type",
                 v,
@@ -490,6 +507,14 @@ fn content_type(req: &Request, c: &mut Collector) {
             }
         }
     }
+}
+
+/// Whether the parameter `name` of a header value is followed by `=`.
+fn has_equals(header: &str, name: &str) -> bool {
+    header
+        .split(';')
+        .skip(1)
+        .any(|p| p.trim().starts_with(name.trim()) && p.contains('='))
 }
 
 /// Headers that have no business in requests to a web application.

@@ -51,8 +51,13 @@ impl Class {
 pub fn check(low: &[u8]) -> Option<(Class, String)> {
     let bare_host = low.len() < 300
         && !low.iter().any(u8::is_ascii_whitespace)
-        && (low.contains(&b'.') || low.contains(&b':') || low.starts_with(b"localhost"));
-    let worth = bare_host || low.starts_with(b"//") || low.windows(3).any(|w| w == b"://");
+        && (low.contains(&b'.')
+            || low.contains(&b':')
+            || memchr::memmem::find(low, b"localhost").is_some()
+            || memchr::memmem::find(low, b"loopback").is_some());
+    let worth = bare_host
+        || low.starts_with(b"//")
+        || memchr::memchr_iter(b':', low).any(|i| low[i + 1..].starts_with(b"//"));
     if !worth {
         return None;
     }
@@ -94,6 +99,30 @@ pub fn check(low: &[u8]) -> Option<(Class, String)> {
         }));
     }
     worst
+}
+
+/// A value that is a URL to a public IP address (`http://1.2.3.4/x.php`):
+/// where remote file inclusion payloads are hosted. Private and loopback
+/// addresses are [`check`]'s business. Returns the host.
+pub fn public_ip_url(low: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(&low[..low.len().min(512)])
+        .ok()?
+        .trim_start();
+    let rest = ["http://", "https://", "ftp://", "ftps://"]
+        .iter()
+        .find_map(|p| s.strip_prefix(p))?;
+    let end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
+    let auth = &rest[..end];
+    let host_port = auth.rsplit_once('@').map_or(auth, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => match host_port.rsplit_once(':') {
+            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !h.contains(':') => h,
+            _ => host_port,
+        },
+    };
+    let ip = host.parse::<std::net::IpAddr>().ok()?;
+    (classify(&ip.to_string()).is_none()).then(|| host.to_owned())
 }
 
 fn rank(c: Class) -> u8 {

@@ -29,7 +29,7 @@ pub(super) fn parse(raw: &[u8], limits: &Limits) -> Result<Request, ParseError> 
     let line = lines.next().unwrap_or("");
     let mut anomalies = Vec::new();
     let (method, target, version) = request_line(line, &mut anomalies)?;
-    if !utf8_line {
+    if !utf8_line || target.contains('\u{FFFD}') {
         anomalies.push(Anomaly::InvalidUtf8Target);
     }
     let mut headers: Vec<Header> = Vec::new();

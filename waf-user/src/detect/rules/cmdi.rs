@@ -192,7 +192,7 @@ pub fn rules() -> Vec<Rule> {
     let ver = r"(?:[\d.]*\d)?";
     let hard = r"(?:[;`]|\$\(|&&|\|\|)";
     let soft = r"(?:[|\n&]|^)";
-    let arg = r"(?:\s+(?:-{1,2}[a-z0-9]|[/~$\\]|\.{1,2}/|\d+\.\d+\.\d+\.\d+|%[a-z])|\s*[<>])";
+    let arg = r"(?:\s+(?:-{1,2}[a-z0-9]|[/~$\\]|\.{1,2}/|\d+\.\d+\.\d+\.\d+|%[a-z]|[a-z]:(?:[\\/\s]|$))|\s*[<>])";
     let end = r"(?:$|[\s;|&<>`)(]|\.exe\b)";
     let t = ARGS | NAMES | UA_REF | BODY | DOC;
     vec![
@@ -259,7 +259,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Cmd,
             t,
-            r"\bcmd(?:\.exe)?\s*/[ckr]\b|\bpowershell(?:\.exe)?\s+(?:-\w+\s+)*-(?:e|ec|enc|encodedcommand|c|command|nop|noprofile|w|windowstyle|exec|executionpolicy|ep)\b|\b(?:iex|invoke-expression)\s*[(\s]|\bnew-object\s+(?:system\.)?net\.webclient|\.download(?:string|file|data)\s*\(|\bcertutil(?:\.exe)?\s+-(?:urlcache|decode|encode|split)|\bbitsadmin\b.*?/transfer\b|\bwmic(?:\.exe)?\s+(?:process|os|shadowcopy|/node|useraccount|service)|\b(?:rundll32|regsvr32|mshta)(?:\.exe)?\s+\S|%(?:comspec|systemroot|windir|systemdrive|programfiles|appdata|userprofile|allusersprofile)%",
+            r"\bcmd(?:\.exe)?\s*/[ckr]\b|\bpowershell(?:\.exe)?\s+(?:-\w+\s+)*-(?:e|ec|enc|encodedcommand|c|command|nop|noprofile|w|windowstyle|exec|executionpolicy|ep)\b|\b(?:iex|invoke-expression)\s*[(\s]|\bnew-object\s+(?:system\.)?net\.webclient|\.download(?:string|file|data)\s*\(|\bcertutil(?:\.exe)?\s+-(?:urlcache|decode|encode|split)|\bbitsadmin\b[^|;&\n]*/transfer\b|\bwmic(?:\.exe)?\s+(?:process|os|shadowcopy|/node|useraccount|service)|\b(?:rundll32|regsvr32|mshta)(?:\.exe)?\s+\S|%(?:comspec|systemroot|windir|systemdrive|programfiles|appdata|userprofile|allusersprofile)%",
         ),
         rule(
             "cmdi-windows-for-if",
@@ -268,7 +268,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             t,
-            r#"\bfor\s+(?:/[dflr]\s+)*(?:"[^"]*"\s+|[^\s%]+\s+)?%%?~?[^\s%]*\s+in\s*\(.*?\)\s*do\b|\bif\s*(?:/i\s+)?(?:not\s+)?(?:"[^"]*"|[^\s()"=]+)\s*==\s*(?:"[^"]*"|[^\s()"=]+)\s+[@\w]|\bif\s+(?:/i\s+)?(?:not\s+)?(?:exist|defined|errorlevel|cmdextversion)\s|\bif\s+(?:/i\s+)?(?:not\s+)?\S+\s+(?:equ|neq|lss|leq|gtr|geq)\s|\bif\s+(?:/i\s+)?(?:not\s+)?(?:"?%[^%\s]+%"?|\([^)]*\))\s*==|\bif\s+(?:/i\s+)?not\s+"[^"]*"\s*==\s*"|\bif\s+(?:/i\s+)?(?:not\s+)?(?:\[[^\]]*\]|\{[^}]*\}|\S*%\S*)\s*==|\bif\s+/i\s+\S+\s*==|\bif\s+not\s+\S+\s*===?\s*\S+\s+(?:echo|cmd|goto|call|set|exit)\b|\bif\s+\S+\s*==\s*\S+\s+(?:goto|call)\s"#,
+            r#"\bfor\s+(?:/[dflr]\s+)*(?:"[^"]*"\s+|[^\s%]+\s+)?%%?~?[^\s%]*\s+in\s*\([^)]*\)\s*do\b|\bif\s*(?:/i\s+)?(?:not\s+)?(?:"[^"]*"|[^\s()"=]+)\s*==\s*(?:"[^"]*"|[^\s()"=]+)\s+[@\w]|\bif\s+(?:/i\s+)?(?:not\s+)?(?:exist|defined|errorlevel|cmdextversion)\s|\bif\s+(?:/i\s+)?(?:not\s+)?\S+\s+(?:equ|neq|lss|leq|gtr|geq)\s|\bif\s+(?:/i\s+)?(?:not\s+)?(?:"?%[^%\s]+%"?|\([^)]*\))\s*==|\bif\s+(?:/i\s+)?not\s+"[^"]*"\s*==\s*"|\bif\s+(?:/i\s+)?(?:not\s+)?(?:\[[^\]]*\]|\{[^}]*\}|\S*%\S*)\s*==|\bif\s+/i\s+\S+\s*==|\bif\s+not\s+\S+\s*===?\s*\S+\s+(?:echo|cmd|goto|call|set|exit)\b|\bif\s+\S+\s*==\s*\S+\s+(?:goto|call)\s"#,
         ),
         rule(
             "cmdi-fork-bomb",
@@ -277,7 +277,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             t | HEADERS,
-            r"\{[^}]*\|[^}]*&\s*\}|\balias\s+(?:[+-]\w+\s+)*[\w.-]+=|[\w:.]*\s*\(\s*\)\s*\{[^}]*[|&][^}]*\}\s*;|<\(\s*[a-z]+(?:\s|\))",
+            r"\{\s*[\w:.]*\s*\|\s*[\w:.]*\s*&\s*\}|\balias\s+(?:[+-]\w+\s+)*[\w.-]+=|\(\s*\)\s*\{[^}]*[|&][^}]*\}\s*;|<\(\s*[a-z]+(?:\s|\))",
         ),
         rule(
             "cmdi-separator-option",
@@ -352,7 +352,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             t | HEADERS,
-            r"\$\{[a-z_]\w*(?:[#%]{1,2}|:[-=?+]|/[^}]*/)|\$\(\(|\$\[[^\]]*\]|[<>]\(\s*[a-z]+(?:\s|\))|\$\{?shell\}?\s+-c\b|(?:^|[;&|`]|\$\()\s*\$\{?[a-z_]\w*\}?\s+(?:-\w|[\w/$])|(?:\$\{?[a-z_][a-z0-9_]{0,2}\}?){3,}(?:$|[^\w$])",
+            r"\$\{[a-z_]\w*(?:[#%]{1,2}|:[-=?+]|/)[^}\s]*\}|\$\(\(|\$\[[\w\s+*/%-]*\]|[<>]\(\s*[a-z]+(?:\s|\))|\$\{?shell\}?\s+-c\b|(?:^|[;&|`]|\$\()\s*\$\{?[a-z_]\w*\}?\s+(?:-\w|[\w/$])|(?:\$\{?[a-z_][a-z0-9_]{0,2}\}?){3,}(?:$|[^\w$])",
         ),
         rule(
             "cmdi-glob-class-path",
@@ -371,6 +371,19 @@ pub fn rules() -> Vec<Rule> {
             View::Cmd,
             t,
             r"(?:^|[;|&\n])\s*\.(?:shell|system|sh)\s+\S|[;|]\s*\.(?:databases|tables|dump)\b|-wrapper\s+[\w/]*(?:sh|bash|python\d?|perl)\b|\brm\s+-(?:rf|fr|r|f)\s+[/~.\w*]|\btrap\s+\S.*\b(?:exit|sig\w+)\s*$",
+        ),
+        // A value that starts with a pipe or a separator and a command
+        // (`|id`, `& dir c:\`), or ends with a command on its own line.
+        rule(
+            "cmdi-leading-separator",
+            K,
+            Critical,
+            1,
+            View::Cmd,
+            t,
+            format!(
+                r"^\s*(?:\|\|?|&&?)\s*{prefix}(?:{strong}|{medium}){ver}{end}|^\s*(?:\|\|?|&&?)\s*{prefix}(?:{weak}){arg}|\n\s*(?:{strong}|{medium}){ver}\s*$"
+            ),
         ),
     ]
 }

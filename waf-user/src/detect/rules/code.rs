@@ -245,15 +245,11 @@ const PHP_BUILTINS: &[&str] = &[
 pub fn rules() -> Vec<Rule> {
     let funcs = alt(PHP_FUNCS);
     // Long snake_case names are no word: they count glued to other text.
-    let long_funcs: Vec<&str> = PHP_FUNCS
-        .iter()
-        .copied()
-        .filter(|f| f.contains('_') && f.len() >= 8)
-        .collect();
+    let long_funcs: Vec<&str> = PHP_FUNCS.iter().copied().filter(|f| f.len() >= 8).collect();
     let long_funcs = alt(&long_funcs);
     let builtins = alt(PHP_BUILTINS);
     let words = alt(PHP_WORDS);
-    let paren = r"\s*(?:/\*.*?\*/\s*|#[^\n]*\n\s*|//[^\n]*\n\s*)*\(";
+    let paren = r"\s*(?:/\*[^*]*\*/\s*|#[^\n(]*\n\s*|//[^\n(]*\n\s*)*\(";
     let t = INPUT;
     vec![
         rule(
@@ -263,7 +259,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             t | HEADERS | FILE,
-            r"<\?(?:php\b|=|\s)|\[\\?/?php\]|\{/?php\}",
+            r"<\?(?:\s*php\b|=\s*[\w$(@'\x22`]|\s+(?:[a-z_$]\w*\s*[(;=]|echo\b|print\b|system\b|eval\b|include\b|require\b|exec\b|passthru\b|@))|\[\\?/?php\]|\{/?php\}",
         ),
         rule(
             "php-function-call",
@@ -272,7 +268,17 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             t | PATH,
-            format!(r"(?:\b(?:{funcs})|(?:{long_funcs})){paren}"),
+            format!(r"\b(?:{funcs}){paren}"),
+        ),
+        // Long snake_case names are no word: they count glued to other text.
+        rule(
+            "php-function-glued",
+            K,
+            Critical,
+            1,
+            View::Low,
+            t | PATH,
+            format!(r"^[a-z0-9_]*(?:{long_funcs})\s*\("),
         ),
         rule(
             "php-word-call",
@@ -290,7 +296,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             t,
-            r#"\$[a-z_]\w*(?:/\*.*?\*/\s*)*(?:\[[^\]]*\]\s*)*(?:/\*.*?\*/\s*)*\(|\$[a-z_]\w*\s+\(\s*['"$\d]|\$\{[^}]*\}\s*\(|\(\s*['"][a-z_]+\s*['"]\s*\)\s*\(|\)\s*\(\s*['"][a-z]+['"]\s*\)\s*;|\[\s*['"]?[a-z_]+['"]?\s*\]\s*\[\s*0\s*\]"#,
+            r#"\$[a-z_]\w*(?:/\*[^*]*\*/\s*)*(?:\[[^\]]*\]\s*)*(?:/\*[^*]*\*/\s*)*\(|\$[a-z_]\w*\s+\(\s*['"$\d]|\$\{[^}]*\}\s*\(|\(\s*['"][a-z_]+\s*['"]\s*\)\s*\(|\)\s*\(\s*['"][a-z]+['"]\s*\)\s*;|\[\s*['"]?[a-z_]+['"]?\s*\]\s*\[\s*0\s*\]"#,
         ),
         rule(
             "php-variable-function",
@@ -308,7 +314,7 @@ pub fn rules() -> Vec<Rule> {
             2,
             View::Low,
             t | PATH,
-            r"(?:^|[^\w.$>])[a-z]+_[a-z0-9_]+\s*(?:/\*.*?\*/\s*|#[^\n]*\n\s*)*\(",
+            r"(?:^|[^\w.$>])[a-z]+_[a-z0-9_]+\s*(?:/\*[^*]*\*/\s*|#[^\n(]*\n\s*)*\(",
         ),
         rule(
             "code-call-fragment",
@@ -317,7 +323,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             t | PATH,
-            r"(?:^|[\s/=])[a-z_][a-z0-9_]{2,}(?:\t|\s*(?:/\*.*?\*/|#[^\n]*\n|//[^\n]*\n)\s*)\(\s*\)?\s*$|\b(?:exec|system|passthru|eval|assert|touch|chroot|symlink|link|unlink)\s*(?:/\*.*?\*/|#[^\n]*\n|//[^\n]*\n)\s*\(",
+            r"(?:^|[\s/=])[a-z_][a-z0-9_]{2,}(?:\t|\s*/\*[^*]*\*/\s*)\(\s*\)?\s*$|\b(?:exec|system|passthru|eval|assert|touch|chroot|symlink|link|unlink|serialize|unserialize|include|require|print_r|var_dump|phpinfo|base64_decode|shell_exec|popen)\s*(?:/\*[^*]*\*/|#[^\n(]*\n|//[^\n(]*\n)\s*\(",
         ),
         rule(
             "php-superglobal",
@@ -390,7 +396,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             t | HEADERS,
-            r"@\{\s*\[.*?\]\s*\}|@\{\s*\[\s*(?:system|exec|qx|`|open|eval|require)\b|\bopen\s*\(\s*\w+\s*,\s*['\x22]\|",
+            r"@\{\s*\[[^\]]*\](?:\s*\[[^\]]*\])*\s*\}|@\{\s*\[\s*(?:system|exec|qx|`|open|eval|require)\b|\bopen\s*\(\s*\w+\s*,\s*['\x22]\|",
         ),
         rule(
             "ruby-injection",
@@ -454,9 +460,9 @@ pub fn rules() -> Vec<Rule> {
             Critical,
             1,
             View::Low,
-            ARGS | UA_REF | PATH,
+            ARGS | NAMES | UA_REF | PATH,
             format!(
-                r#"^\s*(?:[a-z][a-z0-9]*_[a-z0-9_]+|{builtins})\s*(?:/\*.*?\*/\s*)*\(\s*[\w$'"@.,\s-]{{0,40}}\)?\s*;?\s*$"#
+                r#"(?:^|/)\s*(?:[a-z][a-z0-9]*_[a-z0-9_]+|{builtins})\s*(?:/\*[^*]*\*/\s*)*\(\s*[\w$'"@.,\s-]{{0,40}}\)?\s*;?\s*$"#
             ),
         ),
         // Functions called through strings, arrays and casts:
@@ -468,7 +474,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             ARGS | NAMES | UA_REF | BODY | DOC | PATH,
-            r#"['"]\s*(?:system|exec|passthru|shell_exec|popen|proc_open|eval|assert|phpinfo|pcntl_exec|call_user_func|create_function|base64_decode|file_get_contents|readfile)\s*['"]\s*\)?\s*(?:\[\s*\d+\s*\]\s*)*\(|\[\s*\[?\s*['"]?\s*(?:system|exec|passthru|shell_exec|popen|assert|eval|phpinfo)\s*['"]?\s*\]?\s*\]\s*(?:\[\s*\d+\s*\]\s*)*\(|\(\s*(?:/\*.*?\*/\s*)*(?:system|exec|passthru|shell_exec|popen|eval|assert|phpinfo)\s*(?:/\*.*?\*/\s*)*\)\s*\(|\(\s*string\s*\)\s*['"]|\bdefine\s*\(\s*['"]\w+['"]\s*,|(?:['"][a-z_]{1,12}['"]\s*\.\s*){2,}['"][a-z_]{0,12}['"]|\)\s*(?:\[\s*\d+\s*\]\s*)+\(\s*['"]|\)\s*(?:/\*.*?\*/\s*)+\(\s*['"]"#,
+            r#"['"]\s*(?:system|exec|passthru|shell_exec|popen|proc_open|eval|assert|phpinfo|pcntl_exec|call_user_func|create_function|base64_decode|file_get_contents|readfile)\s*['"]\s*\)?\s*(?:\[\s*\d+\s*\]\s*)*\(|\[\s*\[?\s*['"]?\s*(?:system|exec|passthru|shell_exec|popen|assert|eval|phpinfo)\s*['"]?\s*\]?\s*\]\s*(?:\[\s*\d+\s*\]\s*)*\(|\(\s*(?:/\*[^*]*\*/\s*)*(?:system|exec|passthru|shell_exec|popen|eval|assert|phpinfo)\s*(?:/\*[^*]*\*/\s*)*\)\s*\(|\(\s*string\s*\)\s*['"]|\bdefine\s*\(\s*['"]\w+['"]\s*,|\[\s*['"]?(?:system|exec|passthru|shell_exec|popen|assert|eval|phpinfo)['"]?\s*\][^;(]{0,30}\(|(?:['"][a-z_]{1,12}['"]\s*\.\s*){2,}['"][a-z_]{0,12}['"]|\)\s*(?:\[\s*\d+\s*\]\s*)+\(\s*['"]|\)\s*(?:/\*[^*]*\*/\s*)+\(\s*['"]"#,
         ),
         // Variable functions in query values and names: `$a(1)`, `${'a'}`.
         rule(
@@ -478,7 +484,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             ARGS | NAMES | UA_REF,
-            r#"\$[a-z_]\w*\s*(?:\[[^\]]*\]\s*|\{\s*\d+\s*\}\s*|/\*.*?\*/\s*|#[^\n]*\n\s*|//[^\n]*\n\s*)*\(|\$\{[^}]*\}\s*(?:\[[^\]]*\]\s*)*\(|\$\{\s*['"]\w+['"]\s*\}"#,
+            r#"\$[a-z_]\w*\s*(?:\[[^\]]*\]\s*|\{\s*\d+\s*\}\s*|/\*[^*]*\*/\s*|#[^\n(]*\n\s*|//[^\n(]*\n\s*)*\(|\$\{[^}]*\}\s*(?:\[[^\]]*\]\s*)*\(|\$\{\s*['"]\w+['"]\s*\}"#,
         ),
         // JavaScript in a query value: code shapes no form field holds.
         rule(
@@ -488,7 +494,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             ARGS | NAMES | UA_REF,
-            r#"^\s*module\.exports\s*=|\bprocess\.env\b|\bnew\s+function\s*\(|\bconsole\s*\.\s*[a-z]+\s*(?:\.\s*(?:call|apply|bind)\s*)?\(|\brequire\s*\[|\beval\s*\(\s*string\s*\.\s*fromcharcode|^_*js_function$|['"]\s*\(?\s*function\s*\(\s*\)\s*\{"#,
+            r#"^\s*module\.exports\s*=|^\s*function\s*\(\s*\)\s*\{\s*$|\bprocess\.env\b|\bnew\s+function\s*\(|\bconsole\s*\.\s*[a-z]+\s*(?:\.\s*(?:call|apply|bind)\s*)?\(|\brequire\s*\[|\beval\s*\(\s*string\s*\.\s*fromcharcode|^_*js_function$|['"]\s*\(?\s*function\s*\(\s*\)\s*\{"#,
         )
         .plain(),
         // React Server Components references that reach the constructor

@@ -161,6 +161,11 @@ mod tests {
                 r.pattern
             );
             assert!((1..=4).contains(&r.paranoia), "{}", r.id);
+            assert!(
+                !r.pattern.bytes().any(|b| b < 0x20),
+                "{}: control byte in pattern (a `\\b` lost to an escape?)",
+                r.id
+            );
         }
     }
 }

@@ -1,7 +1,7 @@
 //! SQL injection signatures (besides the libinjection tokenizer, which runs
 //! separately). Written for the `Sql` view: lowercase, comments removed.
 
-use super::targets::{ARGS, BODY, HEADERS, INPUT, NAMES, PATH};
+use super::targets::{ARGS, HEADERS, INPUT, NAMES, PATH, UA_REF};
 use super::{Kind, Rule, Severity, View, rule};
 use Severity::{Critical, Error, Warning};
 
@@ -37,9 +37,9 @@ pub fn rules() -> Vec<Rule> {
         rule("sqli-logic-paren-assign", K, Error, 1, View::Sql, t, r"(?:&&|\|\|)\s*\(\s*\w+\s*=|\b(?:length|version|user|database)\s*(?:&&|\|\|)\s*\("),
         rule("sqli-mssql-exec", K, Critical, 1, View::Sql, t, r"\bexec(?:ute)?\s+(?:master\.|xp_|sp_|\(\s*@|@\w+)|\bdeclare\s+@\w+\s+(?:n?varchar|int|char|table|sysname)\b"),
         rule("sqli-pg-cast", K, Critical, 1, View::Sql, t, r"'\s*::\s*(?:int\w*|text|varchar|bigint|jsonb?|regclass|bytea|numeric|float\w*|bool\w*|oid|name)\b|'\s*(?:@>|<@|\?\||\?&|#>>?|->>?)\s*'"),
-        rule("sqli-comment-evasion", K, Critical, 1, View::Low, t, r"/\*!\d*\s*(?:select|union|and|or|from|where|insert|update|delete|drop|sleep|benchmark|concat|\d)|\b(?:union|drop|insert|update|delete|alter|create|exec|truncate)\s*/\*|\bselect\s*/\*.*?\*/\s*(?:\w|\*)"),
-        rule("sqli-hex-blob", K, Warning, 1, View::Sql, t, r"(?:=|\bin\s*\(|,|\s)\s*0x[0-9a-f]{8,}\b"),
-        rule("sqli-conditional", K, Error, 1, View::Sql, t, r"\b(?:if|iif)\s*\(\s*(?:\(?\s*select\b|\d+\s*[=<>]|ascii\s*\(|substr\w*\s*\(|length\s*\(|mid\s*\(|user\s*\(|database\s*\()|\bcase\s+when\s+.*?\bthen\b.*?\belse\b|\b(?:ascii|ord)\s*\(\s*(?:substr\w*|mid)\s*\("),
+        rule("sqli-comment-evasion", K, Critical, 1, View::Low, t, r"/\*!\d*\s*(?:select|union|and|or|from|where|insert|update|delete|drop|sleep|benchmark|concat|\d)|\b(?:union|drop|insert|update|delete|alter|create|exec|truncate)\s*/\*|\bselect\s*/\*[^*]*\*/\s*(?:\w|\*)"),
+        rule("sqli-hex-blob", K, Warning, 1, View::Sql, t & !UA_REF, r"(?:=|\bin\s*\(|,|\s)\s*0x[0-9a-f]{8,}\b"),
+        rule("sqli-conditional", K, Error, 1, View::Sql, t, r"\b(?:if|iif)\s*\(\s*(?:\(?\s*select\b|\d+\s*[=<>]|ascii\s*\(|substr\w*\s*\(|length\s*\(|mid\s*\(|user\s*\(|database\s*\()|\bcase\s+when\s+[^;]*?\bthen\b[^;]*?\belse\b|\b(?:ascii|ord)\s*\(\s*(?:substr\w*|mid)\s*\("),
         rule("sqli-function-fragment", K, Critical, 1, View::Sql, t, format!(r"(?:^|[\s(,=|&;])(?:{SQL_FUNCS})\s*\(\s*$|^\s*[,;(]?\s*(?:{SQL_FUNCS})\s*\([^()]{{0,40}}\)\s*$")),
         rule("sqli-leading-quote-operator", K, Critical, 1, View::Sql, t, r#"^\s*['"`]+\s*\)*\s*(?:or|and|xor|\|\||&&|div|like|rlike|regexp|sounds\s+like|glob|not\s+(?:like|glob|regexp|between|in|null)|notnull|isnull|is\s+(?:not\s+)?null|between|collate|union|intersect|except|having|group\s+by|order\s+by|limit|procedure|into|where)(?:\s+[^\s'"`]|\s*[(@\d/]|\s*$)|^\s*['"`]+\s*\)*\s*(?:=|<|>|!=|<>|\^|\*|;)"#),
         rule("sqli-leading-operator", K, Error, 1, View::Sql, t, r#"^\s*\)*\s*(?:or|and|xor|&&|\|\|)\s+(?:\d|['"(@]|true\b|false\b|null\b|not\b|[\w.]+\s*(?:[=<>!]|like\b|is\b|in\s*\())"#),
@@ -75,7 +75,7 @@ pub fn rules() -> Vec<Rule> {
         // Statement fragments too short to decide: count with other evidence.
         rule("sqli-fragment-alone", K, Severity::Notice, 1, View::Sql, t, format!(r#"^\s*exec(?:ute)?\s+[\w.]+\s*$|^\s*(?:order|group)\s+by\s*$|^\s*(?:varchar|nvarchar|char|int|bigint)\s*$|\b(?:{SQL_FUNCS})\W{{0,3}}\(\s*$|(?:^|\s)(?:or|and|xor)\s*$|^\s*\d+\s*(?:=|!=|<>|<=>|\blike\b|\bis\s+not\b)\s*\d+\s*$"#)),
         // A run of SQL and shell punctuation (`!@#$%^&*`, `@@@@@@`).
-        rule("sqli-meta-run", K, Severity::Notice, 1, View::Low, ARGS | NAMES | BODY, r#"[~!@#$%^&*()\-+={}\[\]|:;"'`<>]{6,}"#),
+        rule("sqli-meta-run", K, Severity::Notice, 1, View::Low, ARGS | NAMES, r#"[~!@#$%^&*()\[\]|;'`<>]{6,}"#),
         rule("sqli-operator-alone", K, Severity::Notice, 1, View::Sql, t, r#"^\s*(?:<=>|<>|!=|>=|<=|>>|<<|\|\||&&|==|->>?|xor|div|rlike|regexp|sounds\s+like|(?:is|like)\s+(?:not\s+)?null|not\s+between|in\s*\(\s*[\w\s,'"+-]*\))\s*$"#),
         rule("sqli-quote-tail-comment", K, Critical, 1, View::Sql, t, r"'\s*(?:\s|[-+*/%^<>=!|&~(])[^']{0,60}(?:--|#)[\s-]*$|';\s*$|\b(?:and|or|=|in)\s*\(\s*$"),
         rule("sqli-leading-keyword", K, Error, 1, View::Sql, t, r"^\s*;?\s*(?:select|union|insert|update|delete|create|grant)\s+[\w@*(`\x22]"),

@@ -219,7 +219,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             t,
-            r#"\b(?:srcdoc|formaction|xlink:href)\s*=|<\s*(?:svg|math)\b[^>]*>.*?<\s*(?:animate|set|use|a|image|foreignobject)\b"#,
+            r#"\b(?:srcdoc|formaction|xlink:href)\s*=|<\s*(?:svg|math)\b[^>]*>[^<]*<\s*(?:animate|set|use|a|image|foreignobject)\b"#,
         ),
         rule(
             "xss-dom-constructor",
@@ -237,7 +237,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             t,
-            r"!\s*!\s*\[\s*\]|\[\s*!\s*\[\s*\]\s*\]|\(\s*!\s*\[\s*\]|\(\s*!\s*\[\s*\]\s*\+\s*\[\s*\]\s*\)|\[\s*\]\s*\[\s*\(\s*!\s*\[|\.(?:call|apply|bind)\s*`|(?:reflect|array|\[\s*\])\s*\.\s*(?:sort|map|filter|find|apply|construct)\s*\.\s*call",
+            r"!\s*!\s*\[\s*\]|\[\s*!\s*\[\s*\]\s*\]|\(\s*!\s*\[\s*\]|\(\s*!\s*\[\s*\]\s*\+\s*\[\s*\]\s*\)|\[\s*\]\s*\[\s*\(\s*!\s*\[|\.(?:call|apply|bind)\s*`|(?:\breflect|\barray|\[\s*\])\s*\.\s*(?:sort|map|filter|find|apply|construct)\s*\.\s*call\b",
         ),
         rule(
             "xss-html-comment",
@@ -273,7 +273,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             INPUT,
-            r#"(?:^|[\s"'`/;])on[a-z]{3,25}\s*=[^=&]"#,
+            r#"(?:^|[\s"'`/;])on[a-z]{3,50}\s*=[^=&]"#,
         ),
         rule(
             "xss-script-scheme-obfuscated",
