@@ -83,6 +83,14 @@ pub const CLOCK_PROGRAM_NAME: &str = "waf_clock";
 /// Name of a trivial program that only returns `XDP_DROP`: the floor the
 /// benchmarks compare against.
 pub const FLOOR_PROGRAM_NAME: &str = "waf_floor";
+/// Name of the benchmarks' reference filter: the textbook XDP ban filter,
+/// one hash lookup of the IPv4 source per packet.
+pub const REFERENCE_PROGRAM_NAME: &str = "waf_reference";
+/// The reference filter's map: `u32` IPv4 source (network order) -> `u64`.
+/// Only benchmarks fill it; it is never pinned.
+pub const REFERENCE_MAP_NAME: &str = "WAF_REF_BANS";
+/// Capacity of the reference filter's map.
+pub const REFERENCE_CAPACITY: u32 = 1 << 18;
 
 /// log2 of the number of exact-ban buckets per family.
 pub const BAN_BUCKET_BITS: u32 = 16;

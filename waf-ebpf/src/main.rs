@@ -20,6 +20,7 @@ mod r#gen;
 mod maps;
 mod parse;
 mod rate;
+mod reference;
 mod sample;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};

@@ -136,6 +136,9 @@ fn fill(dp: &mut Dataplane) -> Result<Members> {
             IpAddr::V6(a)
         };
         dp.maps.bans.insert(addr, ban)?;
+        if let IpAddr::V4(a) = addr {
+            dp.reference_ban(a)?;
+        }
         banned.push(addr);
     }
     for i in 0..BLOCK_CIDRS {
@@ -179,6 +182,9 @@ fn fill(dp: &mut Dataplane) -> Result<Members> {
     dp.maps.allow.insert("2001:db8:9::/64".parse()?, entry)?;
     dp.maps.bans.insert(m.banned4, ban)?;
     dp.maps.bans.insert(m.banned6, ban)?;
+    if let IpAddr::V4(a) = m.banned4 {
+        dp.reference_ban(a)?;
+    }
     dp.maps.block.insert("10.7.0.0/16".parse()?, entry)?;
     dp.maps.block.insert("2001:db8:7::/64".parse()?, entry)?;
     Ok(m)
@@ -245,6 +251,9 @@ pub fn run(args: &[String]) -> Result<()> {
     // Each path is measured right next to a floor run; the ratio of the pair
     // is what is reported (robust against the machine's drift).
     let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
+    // The textbook filter (one hash lookup of the source): drop and pass.
+    let mut ref_samples: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut ref_ratios: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for _round in 0..opts.rounds {
         for (i, (name, src, want, settings)) in paths.iter().enumerate() {
             dp.maps.apply(settings)?;
@@ -259,6 +268,18 @@ pub fn run(args: &[String]) -> Result<()> {
             let (floor, _) = measure(dp.floor_program()?, &floor_frame, opts.repeat)?;
             floor_samples.push(floor);
             ratios[i].push(ns / floor);
+        }
+        for (j, src) in [m.banned4, m.clean4].into_iter().enumerate() {
+            let f = frame(src);
+            let (_, action) = measure(dp.reference_program()?, &f, 1000)?;
+            let want = if j == 0 { 1 } else { 2 };
+            if action != want {
+                bail!("reference filter: action {action}, expected {want}");
+            }
+            let (ns, _) = measure(dp.reference_program()?, &f, opts.repeat)?;
+            let (floor, _) = measure(dp.floor_program()?, &floor_frame, opts.repeat)?;
+            ref_samples[j].push(ns);
+            ref_ratios[j].push(ns / floor);
         }
     }
     let floor = median(&mut floor_samples);
@@ -296,6 +317,24 @@ pub fn run(args: &[String]) -> Result<()> {
             json!({"ns": round2(ns), "ratio": round2(ratio), "goal_ratio": goal, "met": met}),
         );
     }
+    let ref_drop = median(&mut ref_samples[0]);
+    let ref_pass = median(&mut ref_samples[1]);
+    let ref_drop_ratio = median(&mut ref_ratios[0]);
+    let ref_pass_ratio = median(&mut ref_ratios[1]);
+    let ns_of = |name: &str| json_paths[name]["ns"].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "\nreference, the textbook XDP ban filter (one hash lookup of the IPv4 source, \
+         50,000 entries):"
+    );
+    println!("{:<14} {ref_drop:>9.1} {ref_drop_ratio:>7.2}", "ref_drop");
+    println!("{:<14} {ref_pass:>9.1} {ref_pass_ratio:>7.2}", "ref_pass");
+    println!(
+        "waf against it: ban_drop {:.2}x, block_drop {:.2}x, pass (every check and the rate \
+         limit) {:.2}x",
+        ns_of("ban_drop") / ref_drop,
+        ns_of("block_drop") / ref_drop,
+        ns_of("pass") / ref_pass
+    );
     let word = |m: bool| if m { "met" } else { "NOT met" };
     println!(
         "\ngoals (pass <= 2.5x floor, drops <= 2x): IPv4 paths {}; IPv6 paths {}",
@@ -313,6 +352,10 @@ pub fn run(args: &[String]) -> Result<()> {
             "repeat": opts.repeat,
             "rounds": opts.rounds,
             "maps": {"bans": BANS, "blocklist_cidrs": BLOCK_CIDRS, "allowlist": ALLOW},
+            "reference": {
+                "drop": {"ns": round2(ref_drop), "ratio": round2(ref_drop_ratio)},
+                "pass": {"ns": round2(ref_pass), "ratio": round2(ref_pass_ratio)},
+            },
             "goals_met": met_v4,
             "goals_met_v6": met_v6,
         }),

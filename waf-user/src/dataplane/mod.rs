@@ -677,6 +677,30 @@ impl Dataplane {
         Ok(prog)
     }
 
+    /// Loads and returns the benchmarks' reference filter: the textbook XDP
+    /// ban filter, one hash lookup of the IPv4 source per packet (see
+    /// [`Dataplane::reference_ban`]).
+    pub fn reference_program(&mut self) -> Result<&mut Xdp> {
+        let prog: &mut Xdp = program(&mut self.ebpf, waf_common::REFERENCE_PROGRAM_NAME)?;
+        if prog.fd().is_err() {
+            prog.load()?;
+        }
+        Ok(prog)
+    }
+
+    /// Adds `addr` to the reference filter's hash map.
+    pub fn reference_ban(&mut self, addr: std::net::Ipv4Addr) -> Result<()> {
+        let name = waf_common::REFERENCE_MAP_NAME;
+        let map = self.ebpf.map_mut(name).ok_or(DataplaneError::Map {
+            name,
+            source: MapError::InvalidName { name: name.into() },
+        })?;
+        let mut bans: aya::maps::HashMap<_, u32, u64> = aya::maps::HashMap::try_from(map)
+            .map_err(|source| DataplaneError::Map { name, source })?;
+        bans.insert(u32::from_ne_bytes(addr.octets()), 1, 0)
+            .map_err(|source| DataplaneError::Map { name, source })
+    }
+
     /// Now on the XDP program's clock (jiffies x tick, ns): the clock ban
     /// expiries are written in. Asks the kernel (a BPF_PROG_TEST_RUN of a
     /// two-instruction program), so it is exact to the tick.

@@ -152,6 +152,21 @@ impl Engine {
             &|| "path".into(),
             Encoding::Url,
         );
+        // REST-style applications read path segments as parameters
+        // (`/users/{id}`): a segment holding what a file or directory name
+        // never does (quotes, shell and code punctuation, spaces) gets the
+        // rules and tokenizers of a parameter value too.
+        for segment in req.raw_path.split('/') {
+            if segment_is_code_like(segment) {
+                self.scan(
+                    c,
+                    segment,
+                    targets::ARGS,
+                    &|| "path_segment".into(),
+                    Encoding::Url,
+                );
+            }
+        }
         for p in &req.query {
             self.scan_param(c, p, "query");
         }
@@ -690,6 +705,41 @@ impl Engine {
 /// none of `$ { } < > ' ` \ % | & [ ] ^ ~` nor a line break, and no `--`,
 /// `..` or `/*` (Accept, Sec-Ch-Ua, Cache-Control...). Such values meet the
 /// plain rules only.
+/// Whether a raw path segment, once decoded, holds a character file and directory names do not:
+/// quotes, `;|&$<>{}()`` ` ``, backslash or whitespace.
+fn segment_is_code_like(segment: &str) -> bool {
+    let loud = |b: u8| {
+        matches!(
+            b,
+            b'\''
+                | b'"'
+                | b';'
+                | b'|'
+                | b'$'
+                | b'<'
+                | b'>'
+                | b'{'
+                | b'}'
+                | b'('
+                | b')'
+                | b'`'
+                | b'\\'
+                | b' '
+                | b'\t'
+                | b'\n'
+                | b'\r'
+        )
+    };
+    let b = segment.as_bytes();
+    if b.iter().any(|&c| loud(c)) {
+        return true;
+    }
+    b.contains(&b'%')
+        && normalize::decode(b, false, &mut normalize::Flags::default())
+            .iter()
+            .any(|&c| loud(c))
+}
+
 fn is_quiet_header(b: &[u8]) -> bool {
     const LOUD: [bool; 256] = {
         let mut t = [false; 256];

@@ -215,7 +215,7 @@ pub fn decode(raw: &[u8], plus: bool, flags: &mut Flags) -> Vec<u8> {
         }
         cur
     } else {
-        fix_utf8(&cur, flags)
+        strip_invisible(fix_utf8(&cur, flags))
     };
     for _ in 0..2 {
         if memchr::memchr(b'&', &cur).is_none() {
@@ -234,6 +234,40 @@ pub fn decode(raw: &[u8], plus: bool, flags: &mut Flags) -> Vec<u8> {
         cur.retain(|&b| b != 0);
     }
     cur
+}
+
+/// Removes characters that render as nothing and that parsers skip or
+/// tolerate: the byte-order mark, zero-width spaces and joiners, the word
+/// joiner and invisible operators, the soft hyphen (`java\u{feff}script:`,
+/// `sel\u{200b}ect`).
+fn strip_invisible(s: Vec<u8>) -> Vec<u8> {
+    let invisible = |b: &[u8]| -> usize {
+        match b {
+            [0xEF, 0xBB, 0xBF, ..] => 3,
+            [0xE2, 0x80, 0x8B..=0x8F, ..] => 3,
+            [0xE2, 0x81, 0xA0..=0xA4, ..] => 3,
+            [0xC2, 0xAD, ..] => 2,
+            _ => 0,
+        }
+    };
+    if !s
+        .windows(2)
+        .any(|w| matches!(w, [0xEF, 0xBB] | [0xE2, 0x80] | [0xE2, 0x81] | [0xC2, 0xAD]))
+    {
+        return s;
+    }
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match invisible(&s[i..]) {
+            0 => {
+                out.push(s[i]);
+                i += 1;
+            }
+            n => i += n,
+        }
+    }
+    out
 }
 
 /// One round of URL decoding; None when nothing was decoded.

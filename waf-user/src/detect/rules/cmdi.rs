@@ -192,7 +192,7 @@ pub fn rules() -> Vec<Rule> {
     let ver = r"(?:[\d.]*\d)?";
     let hard = r"(?:[;`]|\$\(|&&|\|\|)";
     let soft = r"(?:[|\n&]|^)";
-    let arg = r"(?:\s+(?:-{1,2}[a-z0-9]|[/~$\\]|\.{1,2}/|\d+\.\d+\.\d+\.\d+|%[a-z]|[a-z]:(?:[\\/\s]|$))|\s*[<>])";
+    let arg = r"(?:\s+(?:-{1,2}[a-z0-9]|[/~$\\]|\.{1,2}/|\d+\.\d+\.\d+\.\d+|%[a-z]|[a-z]:(?:[\\/\s]|$|\w))|\s*[<>])";
     let end = r"(?:$|[\s;|&<>`)(]|\.exe\b)";
     let t = ARGS | NAMES | UA_REF | BODY | DOC;
     vec![
@@ -317,6 +317,49 @@ pub fn rules() -> Vec<Rule> {
             View::Cmd,
             t,
             r"(?:^|[\s;|&`(])/[a-z?*]{0,4}[?*][a-z?*]{0,4}/[a-z?*]{0,4}[?*][a-z?*]{0,4}(?:\s|$|/)|\b[a-z]+\s+/[a-z?*]*[?*][a-z?*]*/[a-z?*]*[?*][a-z?*]*(?:\s|$)",
+        ),
+        // Command substitution around a command and its arguments:
+        // `$(printf ...)`, `$(cat /x)`, `$(id)`.
+        rule(
+            "cmdi-substitution-command",
+            K,
+            Critical,
+            1,
+            View::Cmd,
+            t,
+            format!(r"\$\(\s*{prefix}(?:{strong}|{medium}|{weak}){ver}(?:\s|\)|$)"),
+        ),
+        // A pipe into a reconnaissance command at the end of a value, after
+        // something no list of words ends with (`a)|id`, `x.html|id|`).
+        rule(
+            "cmdi-pipe-recon",
+            K,
+            Critical,
+            1,
+            View::Cmd,
+            t,
+            r"(?:^|[)'\x22`\]]|\.[a-z]{2,4})\s*\|\s*(?:(?:/?usr)?/?bin/)?(?:id|whoami|uname|pwd|ls|dir|ifconfig|ipconfig|hostname|ver|set|env|ps|netstat)\s*(?:$|[|;&`])|^\s*[|&;]\s*sleep\s+\d+\s*(?:$|[;|&`])",
+        ),
+        // Windows account and share commands: `| net user x /add`.
+        rule(
+            "cmdi-windows-net",
+            K,
+            Critical,
+            1,
+            View::Low,
+            t,
+            r"(?:[;|&`\n]|^)\s*net1?(?:\.exe)?\s+(?:user|localgroup|group|share|use|accounts|session)\b[^\n]*(?:/(?:add|delete|domain|active)\b|\badministrators\b)|\bnet1?\s+localgroup\s+administrators\b|[;|&`\n]\s*net1?(?:\.exe)?\s+(?:view|user|localgroup|group|share|use|accounts|session|start|stop|config)\b|(?:[;|&`\n]|^)\s*reg(?:\.exe)?\s+(?:add|delete|query|save|export|import|load)\s+\x22?(?:hk(?:lm|cu|cr|u|cc)|hkey_)",
+        ),
+        // Globs short enough to stand for system paths (`/???/??t`,
+        // `/e?c/?asswd`): a URL's query (`/vpc/conn?fromnav`) is longer.
+        rule(
+            "cmdi-wildcard-system-path",
+            K,
+            Critical,
+            1,
+            View::Cmd,
+            t,
+            r"(?:^|[\s;|&`(+])/(?:[a-z]{0,4}[?*][a-z?*]{0,4}/(?:[a-z]{0,6}[?*][a-z?*]{0,6}|[a-z]{1,6})|[a-z]{1,4}/[a-z]{0,6}[?*][a-z?*]{0,6})(?:[\s+]|$|/)",
         ),
         rule(
             "cmdi-wildcard-path",

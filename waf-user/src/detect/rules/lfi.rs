@@ -91,6 +91,17 @@ const OS_FILES: &[&str] = &[
     "authorized_keys",
     "known_hosts",
     ".bash_history",
+    ".bash_profile",
+    ".bash_logout",
+    ".cshrc",
+    ".tcshrc",
+    ".login",
+    ".forward",
+    ".rhosts",
+    ".shosts",
+    ".profile",
+    ".passwd",
+    "master.passwd",
     ".bashrc",
     ".zsh_history",
     ".mysql_history",
@@ -313,6 +324,48 @@ pub fn rules() -> Vec<Rule> {
             View::Cmd,
             ARGS | NAMES | UA_REF | BODY | DOC,
             format!(r"(?:^|[/\\=:\s;|&<>`])(?:\.{{0,3}}[/\\]+)?(?:{plain_alt})(?:$|[\s/\\?#;&,)%.]|[\w.-]*$)"),
+        ),
+        // A value that is an absolute path into the system's directories:
+        // no form field names one (`/etc/syslog.conf`, `/var/log/...`).
+        rule(
+            "lfi-system-path-value",
+            K,
+            Critical,
+            1,
+            View::Low,
+            ARGS | NAMES | BODY | DOC,
+            r"^\s*(?:file:/*)?/+(?:etc|proc|boot|sys|root|var/+(?:log|run|lib|spool|mail|backups|adm|db|cache)|usr/+local/+(?:etc|apache\d?|nginx)|opt/+lampp)/+[\w.-]+",
+        ),
+        // One step up to a script or configuration file (`../config.php`):
+        // a relative link to a page or an asset does not look like that.
+        rule(
+            "lfi-traversal-to-script",
+            K,
+            Critical,
+            1,
+            View::Low,
+            ARGS | NAMES | BODY | DOC | HEADERS,
+            r"(?:^|[/\\=\s'\x22])\.\.[/\\]+(?:[\w.-]+[/\\]+)*[\w.-]*\.(?:php\d?|phtml|asp|aspx|jsp|jspx|cfm|cgi|pl|ini|conf|cfg|config|env|db|sqlite|sql|log|bak|passwd|htaccess|htpasswd|yml|yaml)(?:$|[\s?#;&\x00])",
+        ),
+        // Server logs (log poisoning): `apache/logs/access.log`.
+        rule(
+            "lfi-log-file",
+            K,
+            Critical,
+            1,
+            View::Low,
+            ARGS | NAMES | BODY | DOC | HEADERS,
+            r"(?:^|[/\\])(?:logs?|apache\d?|httpd|nginx|iis|w3svc\d*)[/\\]+(?:[\w.\s-]+[/\\]+)*(?:access|error)[._-]?log\b",
+        ),
+        // Windows system and server files by drive letter.
+        rule(
+            "lfi-windows-file",
+            K,
+            Critical,
+            1,
+            View::Low,
+            ARGS | NAMES | BODY | DOC | HEADERS,
+            r"\b[a-z]:[/\\]+(?:[\w\s.$-]+[/\\]+)*(?:system32|inetsrv|metabase\.xml|sam|repair|php\.ini|my\.ini|httpd\.conf|web\.config|ntuser\.dat)\b|\b[a-z]:[/\\]+(?:appserv|xampp|wamp\d*|program\s+files)\b",
         ),
         rule(
             "lfi-windows-path",

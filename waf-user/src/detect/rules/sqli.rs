@@ -30,6 +30,13 @@ pub fn rules() -> Vec<Rule> {
         rule("sqli-quote-operator", K, Critical, 1, View::Sql, t, r"'\s*(?:=|<>|!=|<=>|\|\||&&|\^)\s*'|'\s*(?:like|rlike|regexp|sounds\s+like)\s*'|'\s*(?:collate|::)\s*\w"),
         rule("sqli-stacked-query", K, Critical, 1, View::Sql, th, r"(?:;|'|\))\s*(?:drop|truncate|alter|shutdown|create|grant|revoke)\s+(?:table|database|schema|user|login|procedure|function|view|index|trigger)\b|;\s*(?:exec(?:ute)?|declare)\s+[@(]|;\s*(?:insert\s+into|delete\s+from|update\s+[\w.`\x22\[\]]+\s+set)\b|;\s*select\s+(?:\*|@@|\w+\s*\(|null\b|\d)"),
         rule("sqli-statement", K, Critical, 1, View::Sql, th, r"\bselect\s+(?:top\s+\d+\s+)?(?:\*|count\s*\(|@@|null\s*,|\d+\s*,|[\w.]+\s*\(\s*[\w.*@]*\s*\)\s*(?:,|from\b))[^;]*?\bfrom\b|\binsert\s+into\s+[\w.`\x22\[\]]+\s*(?:\(|values\b|select\b)|\bdelete\s+from\s+[\w.`\x22\[\]]+\s+where\b|\bupdate\s+[\w.`\x22\[\]]+\s+set\s+[\w.`\x22]+\s*=|\bdrop\s+(?:table|database|schema)\s+(?:if\s+exists\s+)?[\w.`\x22\[\]]+"),
+        // Column-count probes closed by a comment (`ORDER BY 3--`): the
+        // comment is what the Sql view removes, so this reads Low.
+        rule("sqli-order-probe-comment", K, Critical, 1, View::Low, t, r#"(?:^|[\s'"`)])(?:order|group)\s+by\s+\d+\s*(?:--|#|/\*)"#),
+        // Reads of the catalog or of a DUAL table: no form field holds them.
+        rule("sqli-select-system", K, Critical, 1, View::Sql, th, r"\bselect\b[^;]{1,120}?\bfrom\s+(?:dual\b|information_schema\b|mysql\s*\.\s*(?:user|db)\b|pg_(?:shadow|user|tables|catalog|database)\b|sys\s*\.\s*\w|sysobjects\b|syscolumns\b|sqlite_(?:master|schema)\b|all_(?:tables|users|tab_columns)\b|user_tables\b|master\s*\.\s*dbo\b|msysobjects\b)"),
+        // Heavy functions used as delays (SQLite, MySQL).
+        rule("sqli-heavy-function", K, Critical, 1, View::Sql, th, r"\brandomblob\s*\(\s*\d{6,}|\bbenchmark\s*\(\s*\d{5,}\s*,"),
         rule("sqli-order-probe", K, Error, 1, View::Sql, t, r"\b(?:order|group)\s+by\s+\d+\s*(?:--|#|/\*|;|$|,\s*\d)|\bhaving\s+\d+\s*=\s*\d+"),
         rule("sqli-quote-logic-predicate", K, Critical, 1, View::Sql, t, r"'\s*\)*\s*(?:or|and|xor|\|\||&&|div)\s+[\w.`]+\s+(?:is|like|in|between|not|regexp|rlike|glob|sounds)\b|'\s*(?:or|and|xor)\s+[\w.`]+\s*(?:=|<|>|!=|<>)"),
         rule("sqli-leading-ddl", K, Critical, 1, View::Sql, t, r#"^\s*[;'"`)]+\s*(?:drop|alter|truncate|create|rename|grant|revoke|shutdown|delete|update|insert)\b"#),

@@ -185,6 +185,18 @@ pub fn rules() -> Vec<Rule> {
             th,
             r#"\b(?:alert|prompt|confirm)\s*(?:\(\s*(?:\d|['"`/]|document|window|this|location|string|\)|\[)|`)"#,
         ),
+        // The same sinks called without a plain `name(`: `(alert)(1)`,
+        // `alert.call(null, 1)`, `alert?.(1)`, `document["cookie"]`,
+        // `top["al"+"ert"]`.
+        rule(
+            "xss-js-call-evasion",
+            K,
+            Critical,
+            1,
+            View::Low,
+            th,
+            r#"\(\s*(?:alert|confirm|prompt|eval)\s*\)\s*(?:\(|`)|\b(?:alert|confirm|prompt|eval)\s*(?:\?\.\s*\(|\.\s*(?:call|apply|bind)\s*\()|\bdocument\s*(?:\?\.\s*cookie\b|\[\s*['"`]\s*cookie)|\b(?:top|window|self|parent|frames|globalthis)\s*(?:\?\.)?\s*\[\s*['"`]\s*(?:al|ev|con|pro)"#,
+        ),
         rule(
             "xss-utf7",
             K,
