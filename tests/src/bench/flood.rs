@@ -462,7 +462,7 @@ fn bench_generator(lab: &FloodLab, o: &Options) -> Result<Value> {
         .map_err(|_| anyhow::anyhow!("generator thread panicked"))??;
 
     // trafgen, one core, the same frame (its fastest case: no per-frame
-    // field changes), through its TX ring and a qdisc (see below).
+    // field changes), through its TX ring with the qdisc bypassed.
     let frame = lab.snd.run(|| -> Result<Vec<u8>> {
         let mac = wgen::interface_mac(&lab.snd_if)?;
         let dst = wgen::parse_mac(&lab.srv_mac)?;
@@ -478,21 +478,6 @@ fn bench_generator(lab: &FloodLab, o: &Options) -> Result<Value> {
     // EAGAIN ("Flushing TX_RING failed") after a few thousand frames.
     lab.snd
         .exec(&["ethtool", "-K", &lab.snd_if, "tso", "on", "gso", "on"]);
-    // A veth has no queue (noqueue): when the peer's ring is full the
-    // driver stops the device queue and trafgen's send fails with EAGAIN
-    // ("Flushing TX_RING failed") after a few thousand frames. Through a
-    // real qdisc (trafgen -q) a full ring is backpressure, as on a NIC.
-    lab.snd.exec(&[
-        "tc",
-        "qdisc",
-        "replace",
-        "dev",
-        &lab.snd_if,
-        "root",
-        "pfifo",
-        "limit",
-        "10000",
-    ]);
     let running = Arc::new(AtomicBool::new(true));
     let child = {
         let r = running.clone();
@@ -506,7 +491,7 @@ fn bench_generator(lab: &FloodLab, o: &Options) -> Result<Value> {
                 .args(["taskset", "-c", &CPU_SENDER.to_string()])
                 .args(["trafgen", "-o", &dev, "-i"])
                 .arg(&cfg)
-                .args(["-P", "1", "-n", &count.to_string(), "-Q", "-C", "-q"])
+                .args(["-P", "1", "-n", &count.to_string(), "-Q", "-C"])
                 .output();
             r.store(false, Ordering::Relaxed);
             out
@@ -520,9 +505,6 @@ fn bench_generator(lab: &FloodLab, o: &Options) -> Result<Value> {
     let _ = std::fs::remove_file(&cfg);
     lab.snd
         .exec(&["ethtool", "-K", &lab.snd_if, "tso", "off", "gso", "off"]);
-    let _ = lab
-        .snd
-        .try_exec(&["tc", "qdisc", "del", "dev", &lab.snd_if, "root"]);
     let tg_text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     let tg_sent: u64 = tg_text
