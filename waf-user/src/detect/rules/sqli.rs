@@ -34,7 +34,7 @@ pub fn rules() -> Vec<Rule> {
         // comment is what the Sql view removes, so this reads Low.
         rule("sqli-order-probe-comment", K, Critical, 1, View::Low, t, r#"(?:^|[\s'"`)])(?:order|group)\s+by\s+\d+\s*(?:--|#|/\*)"#),
         // Reads of the catalog or of a DUAL table: no form field holds them.
-        rule("sqli-select-system", K, Critical, 1, View::Sql, th, r"\bselect\b[^;]{1,120}?\bfrom\s+(?:dual\b|information_schema\b|mysql\s*\.\s*(?:user|db)\b|pg_(?:shadow|user|tables|catalog|database)\b|sys\s*\.\s*\w|sysobjects\b|syscolumns\b|sqlite_(?:master|schema)\b|all_(?:tables|users|tab_columns)\b|user_tables\b|master\s*\.\s*dbo\b|msysobjects\b)"),
+        rule("sqli-select-system", K, Critical, 1, View::Sql, th, r"\bselect\b[^;]*?\bfrom\s+(?:dual\b|information_schema\b|mysql\s*\.\s*(?:user|db)\b|pg_(?:shadow|user|tables|catalog|database)\b|sys\s*\.\s*\w|sysobjects\b|syscolumns\b|sqlite_(?:master|schema)\b|all_(?:tables|users|tab_columns)\b|user_tables\b|master\s*\.\s*dbo\b|msysobjects\b)"),
         // Heavy functions used as delays (SQLite, MySQL).
         rule("sqli-heavy-function", K, Critical, 1, View::Sql, th, r"\brandomblob\s*\(\s*\d{6,}|\bbenchmark\s*\(\s*\d{5,}\s*,"),
         rule("sqli-order-probe", K, Error, 1, View::Sql, t, r"\b(?:order|group)\s+by\s+\d+\s*(?:--|#|/\*|;|$|,\s*\d)|\bhaving\s+\d+\s*=\s*\d+"),
