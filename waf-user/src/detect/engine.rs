@@ -701,45 +701,25 @@ impl Engine {
     }
 }
 
-/// Whether a header value holds nothing the full rule set cares about:
-/// none of `$ { } < > ' ` \ % | & [ ] ^ ~` nor a line break, and no `--`,
-/// `..` or `/*` (Accept, Sec-Ch-Ua, Cache-Control...). Such values meet the
-/// plain rules only.
-/// Whether a raw path segment, once decoded, holds a character file and directory names do not:
-/// quotes, `;|&$<>{}()`` ` ``, backslash or whitespace.
+/// Whether a raw path segment, once decoded, holds a character file and
+/// directory names do not: quotes, shell and code punctuation (`; | $ < >
+/// { } ( )` and the backtick), a backslash or whitespace.
 fn segment_is_code_like(segment: &str) -> bool {
-    let loud = |b: u8| {
-        matches!(
-            b,
-            b'\''
-                | b'"'
-                | b';'
-                | b'|'
-                | b'$'
-                | b'<'
-                | b'>'
-                | b'{'
-                | b'}'
-                | b'('
-                | b')'
-                | b'`'
-                | b'\\'
-                | b' '
-                | b'\t'
-                | b'\n'
-                | b'\r'
-        )
-    };
+    const LOUD: &[u8] = b"'\";|$<>{}()`\\ \t\n\r";
     let b = segment.as_bytes();
-    if b.iter().any(|&c| loud(c)) {
+    if b.iter().any(|c| LOUD.contains(c)) {
         return true;
     }
     b.contains(&b'%')
         && normalize::decode(b, false, &mut normalize::Flags::default())
             .iter()
-            .any(|&c| loud(c))
+            .any(|c| LOUD.contains(c))
 }
 
+/// Whether a header value holds nothing the full rule set cares about:
+/// none of `$ { } < > ' ` \ % | & [ ] ^ ~` nor a line break, and no `--`,
+/// `..` or `/*` (Accept, Sec-Ch-Ua, Cache-Control...). Such values meet the
+/// plain rules only.
 fn is_quiet_header(b: &[u8]) -> bool {
     const LOUD: [bool; 256] = {
         let mut t = [false; 256];
