@@ -269,10 +269,10 @@ pub fn run(args: &[String]) -> Result<()> {
             floor_samples.push(floor);
             ratios[i].push(ns / floor);
         }
-        for (j, src) in [m.banned4, m.clean4].into_iter().enumerate() {
+        // (source, expected action): a hit drops, a miss passes.
+        for (j, (src, want)) in [(m.banned4, 1), (m.clean4, 2)].into_iter().enumerate() {
             let f = frame(src);
             let (_, action) = measure(dp.reference_program()?, &f, 1000)?;
-            let want = if j == 0 { 1 } else { 2 };
             if action != want {
                 bail!("reference filter: action {action}, expected {want}");
             }

@@ -627,10 +627,10 @@ impl Engine {
             | targets::FILENAME
             | targets::DOC;
         let in_path = target == targets::PATH;
-        // The budget is checked first: past it, even the prefilters cost
-        // too much on large bodies.
         // JavaScript source in JSON documents (error reports, replay
         // beacons) is code by design: the SQL tokenizer misreads it.
+        // The budget is checked before the prefilter: past it, even the
+        // prefilter costs too much on large bodies.
         let js_source = target == targets::DOC && n.low.trim_ascii_start().starts_with(b"function");
         if (target & sql_targets != 0 || (in_path && n.dec.contains(&b'\'')))
             && !js_source
@@ -705,15 +705,16 @@ impl Engine {
 /// directory names do not: quotes, shell and code punctuation (`; | $ < >
 /// { } ( )` and the backtick), a backslash or whitespace.
 fn segment_is_code_like(segment: &str) -> bool {
-    const LOUD: &[u8] = b"'\";|$<>{}()`\\ \t\n\r";
+    const LOUD: [bool; 256] = normalize::byte_set(b"'\";|$<>{}()`\\ \t\n\r");
+    let loud = |b: &[u8]| b.iter().any(|&c| LOUD[usize::from(c)]);
     let b = segment.as_bytes();
-    if b.iter().any(|c| LOUD.contains(c)) {
-        return true;
-    }
-    b.contains(&b'%')
-        && normalize::decode(b, false, &mut normalize::Flags::default())
-            .iter()
-            .any(|c| LOUD.contains(c))
+    loud(b)
+        || (b.contains(&b'%')
+            && loud(&normalize::decode(
+                b,
+                false,
+                &mut normalize::Flags::default(),
+            )))
 }
 
 /// Whether a header value holds nothing the full rule set cares about:
@@ -721,16 +722,7 @@ fn segment_is_code_like(segment: &str) -> bool {
 /// `..` or `/*` (Accept, Sec-Ch-Ua, Cache-Control...). Such values meet the
 /// plain rules only.
 fn is_quiet_header(b: &[u8]) -> bool {
-    const LOUD: [bool; 256] = {
-        let mut t = [false; 256];
-        let bytes = b"${}<>'`\\%|&[]^~\n\r";
-        let mut i = 0;
-        while i < bytes.len() {
-            t[bytes[i] as usize] = true;
-            i += 1;
-        }
-        t
-    };
+    const LOUD: [bool; 256] = normalize::byte_set(b"${}<>'`\\%|&[]^~\n\r");
     // `*/*` (Accept) is no comment.
     !b.iter().any(|&c| LOUD[usize::from(c)])
         && !normalize::has_pair(b, b'-', b'-')

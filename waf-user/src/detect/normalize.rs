@@ -101,19 +101,22 @@ pub fn has_pair(s: &[u8], a: u8, b: u8) -> bool {
     memchr::memchr_iter(a, s).any(|i| s.get(i + 1) == Some(&b))
 }
 
+/// A set of bytes as a 256-entry table, built at compile time
+/// (`SET[usize::from(b)]` is one load per byte tested).
+pub const fn byte_set(bytes: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        t[bytes[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
 /// Whether the shell view of a folded value differs from it: it holds
 /// quoting, `$`, globs, braces, backticks or an empty `<()`.
 fn needs_shell_view(low: &[u8]) -> bool {
-    const SHELL: [bool; 256] = {
-        let mut t = [false; 256];
-        let bytes = b"\\'\"$^[{`";
-        let mut i = 0;
-        while i < bytes.len() {
-            t[bytes[i] as usize] = true;
-            i += 1;
-        }
-        t
-    };
+    const SHELL: [bool; 256] = byte_set(b"\\'\"$^[{`");
     low.iter().any(|&b| SHELL[usize::from(b)])
         || memchr::memchr_iter(b'(', low)
             .any(|i| i > 0 && matches!(low[i - 1], b'<' | b'>') && low.get(i + 1) == Some(&b')'))
