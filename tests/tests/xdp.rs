@@ -8,11 +8,15 @@ use std::{
     time::{Duration, Instant},
 };
 
+use aya::maps::{
+    Map, MapData,
+    lpm_trie::{Key, LpmTrie},
+};
 use ipnet::IpNet;
 use waf_common::{
     BanEntry, Counter, HttpSample, ListEntry, RateEvent, ban_reason, counter, event_kind,
 };
-use waf_tests::{XDP_DROP, XDP_PASS, delta, describe, require_root, run_xdp};
+use waf_tests::{PinDir, XDP_DROP, XDP_PASS, delta, describe, require_root, run_xdp};
 use waf_user::{
     dataplane::{Dataplane, LoadOptions, RateLimits, Settings},
     packet::{ETH_P_ARP, ExtHeader, FrameSpec, L4, TPID_8021AD, TPID_8021Q, non_ip_frame, tcp},
@@ -300,6 +304,120 @@ fn blocklist_drops_cidrs() {
         XDP_PASS,
         counter::PASS,
         "block removed",
+    );
+}
+
+/// The allowlist, the blocklist and the prefix bans share one /16 flag
+/// array (a nibble each): entries of all three in one /16 keep their own
+/// verdicts, through removals and through a rebuild of each set's bits.
+#[test]
+fn lists_in_one_slash16_stay_independent() {
+    let mut h = Harness::new();
+    let e = ListEntry::default();
+    h.dp.maps.allow.insert(net("198.51.100.0/26"), e).unwrap();
+    h.dp.maps.block.insert(net("198.51.100.0/24"), e).unwrap();
+    h.dp.maps.block.insert(net("198.51.103.16/28"), e).unwrap();
+    h.ban("198.51.101.0/24", 0);
+    let check = |h: &mut Harness, blocked: bool, allowed: bool, when: &str| {
+        let (a, c) = if allowed {
+            (XDP_PASS, counter::ALLOWLISTED)
+        } else if blocked {
+            (XDP_DROP, counter::BLOCKLISTED)
+        } else {
+            (XDP_PASS, counter::PASS)
+        };
+        h.expect(
+            &syn("198.51.100.5").build(),
+            a,
+            c,
+            &format!("{when}: allowlisted"),
+        );
+        let (a, c) = if blocked {
+            (XDP_DROP, counter::BLOCKLISTED)
+        } else {
+            (XDP_PASS, counter::PASS)
+        };
+        h.expect(
+            &syn("198.51.100.70").build(),
+            a,
+            c,
+            &format!("{when}: /24 block"),
+        );
+        h.expect(
+            &syn("198.51.103.20").build(),
+            XDP_DROP,
+            counter::BLOCKLISTED,
+            &format!("{when}: /28 block"),
+        );
+        h.expect(
+            &syn("198.51.101.9").build(),
+            XDP_DROP,
+            counter::BANNED,
+            &format!("{when}: prefix ban"),
+        );
+        h.expect(
+            &syn("198.51.102.1").build(),
+            XDP_PASS,
+            counter::PASS,
+            &format!("{when}: unlisted"),
+        );
+    };
+    check(&mut h, true, true, "all in");
+    h.dp.maps.allow.resync().unwrap();
+    h.dp.maps.block.resync().unwrap();
+    h.dp.maps.prefix_bans.resync().unwrap();
+    check(&mut h, true, true, "after rebuilding every set");
+    assert!(h.dp.maps.block.remove(net("198.51.100.0/24")).unwrap());
+    check(&mut h, false, true, "block removed");
+    assert!(h.dp.maps.allow.remove(net("198.51.100.0/26")).unwrap());
+    check(&mut h, false, false, "allow removed");
+    h.dp.maps.prefix_bans.resync().unwrap();
+    check(&mut h, false, false, "prefix bans rebuilt");
+}
+
+/// A set rebuilt from its trie (another writer changed the trie behind this
+/// handle) rewrites only its own nibble of the shared /16 flags.
+#[test]
+fn a_rebuilt_set_keeps_the_other_lists_bits() {
+    require_root();
+    let pins = PinDir::new();
+    let dp = Dataplane::load(&LoadOptions {
+        pin_dir: Some(pins.path.clone()),
+    })
+    .expect("load with pins");
+    let mut h = Harness { dp };
+    let e = ListEntry::default();
+    h.dp.maps.allow.insert(net("198.51.100.0/26"), e).unwrap();
+    h.dp.maps.block.insert(net("198.51.100.0/24"), e).unwrap();
+    // The other writer: the pinned blocklist trie, opened on its own.
+    let data = MapData::from_pin(pins.path.join(waf_common::map_names::BLOCK_V4)).unwrap();
+    let mut trie: LpmTrie<MapData, u32, ListEntry> = LpmTrie::try_from(Map::LpmTrie(data)).unwrap();
+    let key = Key::new(28, u32::from_ne_bytes([198, 51, 103, 16]));
+    trie.insert(&key, e, 0).unwrap();
+    h.expect(
+        &syn("198.51.103.20").build(),
+        XDP_PASS,
+        counter::PASS,
+        "not yet in the /16 flags",
+    );
+    h.dp.maps.block.resync().unwrap();
+    h.expect(
+        &syn("198.51.103.20").build(),
+        XDP_DROP,
+        counter::BLOCKLISTED,
+        "found after the rebuild",
+    );
+    h.expect(
+        &syn("198.51.100.5").build(),
+        XDP_PASS,
+        counter::ALLOWLISTED,
+        "the allowlist's flags survive the blocklist's rebuild",
+    );
+    h.expect(
+        &syn("198.51.100.70").build(),
+        XDP_DROP,
+        counter::BLOCKLISTED,
+        "the /24",
     );
 }
 

@@ -8,7 +8,7 @@
 #![no_std]
 
 /// Bumped whenever a map layout or meaning below changes.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Names of the maps in the object file (and of their pins in the bpffs
 /// directory). Kept within the kernel's 15-character object name limit.
@@ -26,8 +26,6 @@ pub mod map_names {
     pub const ALLOW_V4: &str = "WAF_ALLOW_V4";
     /// IPv6 allowlist: LPM trie of `[u8; 16]` -> [`crate::ListEntry`].
     pub const ALLOW_V6: &str = "WAF_ALLOW_V6";
-    /// IPv4 allowlist bitmaps at /16 granularity (see [`crate::filter`]).
-    pub const ALLOW_F16: &str = "WAF_ALLOW_F16";
     /// IPv4 allowlist bitmap of fully covered /24s.
     pub const ALLOW_F24: &str = "WAF_ALLOW_F24";
     /// IPv6 allowlist prefilter bitmaps.
@@ -37,8 +35,6 @@ pub mod map_names {
     pub const BLOCK_V4: &str = "WAF_BLOCK_V4";
     /// IPv6 blocklist: LPM trie -> [`crate::ListEntry`].
     pub const BLOCK_V6: &str = "WAF_BLOCK_V6";
-    /// IPv4 blocklist bitmaps at /16 granularity.
-    pub const BLOCK_F16: &str = "WAF_BLOCK_F16";
     /// IPv4 blocklist bitmap of fully covered /24s.
     pub const BLOCK_F24: &str = "WAF_BLOCK_F24";
     /// IPv6 blocklist prefilter bitmaps.
@@ -48,8 +44,10 @@ pub mod map_names {
     pub const PBAN_V4: &str = "WAF_PBAN_V4";
     /// IPv6 prefix bans: LPM trie -> [`crate::BanEntry`].
     pub const PBAN_V6: &str = "WAF_PBAN_V6";
-    /// IPv4 prefix-ban prefilter bitmaps.
-    pub const PBAN_F16: &str = "WAF_PBAN_F16";
+    /// The IPv4 /16 flags of the allowlist, the blocklist and the prefix
+    /// bans, side by side (see [`crate::filter`]): one load per packet
+    /// answers for all three.
+    pub const LISTS_F16: &str = "WAF_LISTS_F16";
     /// IPv6 prefix-ban prefilter bitmaps.
     pub const PBAN_F6: &str = "WAF_PBAN_F6";
 
@@ -68,11 +66,14 @@ pub mod map_names {
     pub const RATE_V6: &str = "WAF_RATE_V6";
 
     /// Every map, in a stable order (for pinning, adopting and detaching).
-    pub const ALL: [&str; 23] = [
-        CONFIG, COUNTERS, EVENTS, ALLOW_V4, ALLOW_V6, ALLOW_F16, ALLOW_F24, ALLOW_F6, BLOCK_V4,
-        BLOCK_V6, BLOCK_F16, BLOCK_F24, BLOCK_F6, PBAN_V4, PBAN_V6, PBAN_F16, PBAN_F6, BANS_V4,
-        BANS_V6, BANX_V4, BANX_V6, RATE_V4, RATE_V6,
+    pub const ALL: [&str; 21] = [
+        CONFIG, COUNTERS, EVENTS, ALLOW_V4, ALLOW_V6, ALLOW_F24, ALLOW_F6, BLOCK_V4, BLOCK_V6,
+        BLOCK_F24, BLOCK_F6, PBAN_V4, PBAN_V6, LISTS_F16, PBAN_F6, BANS_V4, BANS_V6, BANX_V4,
+        BANX_V6, RATE_V4, RATE_V6,
     ];
+
+    /// Maps of earlier layouts that `waf detach` also unpins.
+    pub const RETIRED: [&str; 3] = ["WAF_ALLOW_F16", "WAF_BLOCK_F16", "WAF_PBAN_F16"];
 }
 
 /// Name of the XDP program function in the object file.
@@ -111,6 +112,8 @@ pub const ALLOW_CAPACITY: u32 = 1 << 16;
 pub const RATE_SLOT_BITS: u32 = 17;
 /// Rate-state slots per family (2-way set associative).
 pub const RATE_SLOTS: u32 = 1 << RATE_SLOT_BITS;
+/// Entries of each rate array: sets of two slots (one load per packet).
+pub const RATE_SETS: u32 = RATE_SLOTS / 2;
 /// Ring buffer size in bytes (a power of two and a multiple of the page size).
 pub const EVENTS_BYTES: u32 = 1 << 22;
 
@@ -143,24 +146,25 @@ pub const fn ban_bucket_v6(hi: u64, lo: u64) -> u32 {
     (mix64(fold_v6(hi, lo)) >> (64 - BAN_BUCKET_BITS)) as u32
 }
 
-/// The first of the two rate slots of an IPv4 source.
+/// The rate set (two slots) of an IPv4 source.
 #[inline(always)]
-pub const fn rate_slot_v4(addr: u32) -> u32 {
-    (mix64(addr as u64 ^ 0x5bd1_e995) >> (64 - RATE_SLOT_BITS)) as u32 & !1
+pub const fn rate_set_v4(addr: u32) -> u32 {
+    (mix64(addr as u64 ^ 0x5bd1_e995) >> (65 - RATE_SLOT_BITS)) as u32
 }
 
-/// The first of the two rate slots of an IPv6 source (masked to its prefix).
+/// The rate set of an IPv6 source (masked to its prefix).
 #[inline(always)]
-pub const fn rate_slot_v6(hi: u64, lo: u64) -> u32 {
-    (mix64(fold_v6(hi, lo) ^ 0x5bd1_e995) >> (64 - RATE_SLOT_BITS)) as u32 & !1
+pub const fn rate_set_v6(hi: u64, lo: u64) -> u32 {
+    (mix64(fold_v6(hi, lo) ^ 0x5bd1_e995) >> (65 - RATE_SLOT_BITS)) as u32
 }
 
 /// Layout of the bitmaps that let the XDP program answer most allowlist,
 /// blocklist and prefix-ban questions with one or two array loads instead of
 /// an LPM trie walk (a trie lookup costs tens of nanoseconds of calls).
 ///
-/// IPv4, per list: a nibble of flags per /16 (16 nibbles a `u64` word, so
-/// one load answers for a /16):
+/// IPv4: a nibble of flags per /16 and list, the lists' nibbles of one /16
+/// side by side in 16 bits ([`SET_BITS`](filter::SET_BITS) apart, four /16s
+/// a `u64` word), so one load answers for every list:
 /// - [`FULL`](filter::FULL): the whole /16 is covered by an entry of length
 ///   <= 16;
 /// - [`MID`](filter::MID): some entry of length 17..=24 lies in this /16
@@ -184,9 +188,22 @@ pub mod filter {
     pub const MID: u64 = 2;
     /// /16 flag: entries longer than /24 inside.
     pub const DEEP: u64 = 4;
-    /// Bits per /16 in the flag array.
-    pub const F16_BITS_PER: u32 = 4;
-    /// Words of an IPv4 /16 flag array (65,536 nibbles).
+    /// Bits per list in the flags of one /16.
+    pub const SET_BITS: u32 = 4;
+    /// The allowlist's nibble in the flags of a /16.
+    pub const SET_ALLOW: u32 = 0;
+    /// The blocklist's nibble.
+    pub const SET_BLOCK: u32 = 1;
+    /// The prefix bans' nibble.
+    pub const SET_PBAN: u32 = 2;
+    /// Bits per /16 in the flag array (room for four lists).
+    pub const F16_BITS_PER: u32 = 16;
+    /// The flags of one list in the 16 bits of a /16.
+    #[inline(always)]
+    pub const fn set_flags(flags16: u64, set: u32) -> u64 {
+        (flags16 >> (set * SET_BITS)) & 0xf
+    }
+    /// Words of the IPv4 /16 flag array (65,536 x 16 bits).
     pub const F16_WORDS: u32 = 65536 * F16_BITS_PER / 64;
     /// Words of the IPv4 /24 bitmap (2^24 bits).
     pub const F24_WORDS: u32 = 1 << 18;
@@ -461,6 +478,22 @@ pub struct RateState {
     pub prev_bytes: u64,
 }
 
+/// A set of the IPv4 rate table: a source lives in one of its two slots.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateSetV4 {
+    /// The slots.
+    pub slots: [RateSlotV4; 2],
+}
+
+/// A set of the IPv6 rate table.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateSetV6 {
+    /// The slots.
+    pub slots: [RateSlotV6; 2],
+}
+
 /// One slot of the IPv4 rate table.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -566,6 +599,8 @@ mod pod {
     unsafe impl aya::Pod for super::ListEntry {}
     unsafe impl aya::Pod for super::RateState {}
     unsafe impl aya::Pod for super::RateSlotV4 {}
+    unsafe impl aya::Pod for super::RateSetV4 {}
+    unsafe impl aya::Pod for super::RateSetV6 {}
     unsafe impl aya::Pod for super::RateSlotV6 {}
     unsafe impl aya::Pod for super::RateEvent {}
     unsafe impl aya::Pod for super::BanBucketV4 {}

@@ -24,7 +24,7 @@ mod reference;
 mod sample;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use waf_common::{counter, flags};
+use waf_common::{XdpConfig, counter, flags};
 
 use crate::{
     maps::{Family, V4, V6, count, now_ns},
@@ -37,22 +37,22 @@ pub fn waf_xdp(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
     let (action, reason) = match parse::parse(&ctx) {
         Frame::V4(src, meta) => {
-            let r = check::<V4>(src, &meta, len);
-            if r.0 == xdp_action::XDP_PASS
-                && let Some(cfg) = maps::config()
+            let (action, reason, cfg) = check::<V4>(src, &meta, len);
+            if action == xdp_action::XDP_PASS
+                && let Some(cfg) = cfg
             {
                 sample::maybe_sample(&ctx, 4, &meta, cfg, len);
             }
-            r
+            (action, reason)
         }
         Frame::V6(src, meta) => {
-            let r = check::<V6>(src, &meta, len);
-            if r.0 == xdp_action::XDP_PASS
-                && let Some(cfg) = maps::config()
+            let (action, reason, cfg) = check::<V6>(src, &meta, len);
+            if action == xdp_action::XDP_PASS
+                && let Some(cfg) = cfg
             {
                 sample::maybe_sample(&ctx, 6, &meta, cfg, len);
             }
-            r
+            (action, reason)
         }
         Frame::NotIp => (xdp_action::XDP_PASS, counter::NOT_IP),
         Frame::Unparsable => (xdp_action::XDP_PASS, counter::UNPARSABLE),
@@ -77,18 +77,22 @@ pub fn waf_clock(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
-/// Runs the source checks for one packet and returns the XDP action and the
-/// verdict counter to bump.
+/// Runs the source checks for one packet and returns the XDP action, the
+/// verdict counter to bump and the config (for the sampler), when it was
+/// read.
 #[inline(always)]
-fn check<F: Family>(src: F::Addr, meta: &Meta, len: u64) -> (u32, u32) {
+fn check<F: Family>(src: F::Addr, meta: &Meta, len: u64) -> (u32, u32, Option<&'static XdpConfig>) {
     if meta.fragment {
         count(counter::FRAGMENTS, len);
     }
     if meta.too_many_ext_headers {
         count(counter::EXT_HEADERS_TOO_MANY, len);
     }
-    if F::allowed(&src) {
-        return (xdp_action::XDP_PASS, counter::ALLOWLISTED);
+    // One load: which CIDR lists may cover the source (IPv4).
+    let lists = F::lists(&src);
+    if F::allowed(&src, lists) {
+        // Allowlisted traffic is still sampled for the mirror.
+        return (xdp_action::XDP_PASS, counter::ALLOWLISTED, maps::config());
     }
     let passed = if meta.malformed {
         counter::UNPARSABLE
@@ -96,17 +100,17 @@ fn check<F: Family>(src: F::Addr, meta: &Meta, len: u64) -> (u32, u32) {
         counter::PASS
     };
     if meta.neighbour_discovery {
-        return (xdp_action::XDP_PASS, passed);
+        return (xdp_action::XDP_PASS, passed, maps::config());
     }
     let cfg = match maps::config() {
         Some(cfg) => cfg,
-        None => return (xdp_action::XDP_PASS, passed),
+        None => return (xdp_action::XDP_PASS, passed, None),
     };
     let deny = |reason: u32, monitor_reason: u32| {
         if cfg.flags & flags::MONITOR != 0 {
-            (xdp_action::XDP_PASS, monitor_reason)
+            (xdp_action::XDP_PASS, monitor_reason, Some(cfg))
         } else {
-            (xdp_action::XDP_DROP, reason)
+            (xdp_action::XDP_DROP, reason, Some(cfg))
         }
     };
     if cfg.flags & flags::EMERGENCY != 0 {
@@ -120,13 +124,13 @@ fn check<F: Family>(src: F::Addr, meta: &Meta, len: u64) -> (u32, u32) {
         }
         count(counter::BAN_EXPIRED, len);
     }
-    if let Some(expires) = F::prefix_ban_expiry(&src) {
+    if let Some(expires) = F::prefix_ban_expiry(&src, lists) {
         if in_force(expires, now) {
             return deny(counter::BANNED, counter::MONITOR_BANNED);
         }
         count(counter::BAN_EXPIRED, len);
     }
-    if F::blocked(&src) {
+    if F::blocked(&src, lists) {
         return deny(counter::BLOCKLISTED, counter::MONITOR_BLOCKLISTED);
     }
     if cfg.flags & flags::RATE_ANY != 0 {
@@ -140,7 +144,7 @@ fn check<F: Family>(src: F::Addr, meta: &Meta, len: u64) -> (u32, u32) {
             }
         }
     }
-    (xdp_action::XDP_PASS, passed)
+    (xdp_action::XDP_PASS, passed, Some(cfg))
 }
 
 /// A ban is in force while it is permanent (expiry 0) or not yet expired.

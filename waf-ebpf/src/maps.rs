@@ -4,9 +4,10 @@
 //!
 //! The per-packet path is built from array loads, which the verifier inlines
 //! into plain memory accesses: exact bans live in 8-way bucket arrays, rate
-//! state in a 2-way set-associative array, and allowlist/blocklist/prefix-ban
-//! membership is answered from bitmaps (`waf_common::filter`) in the common
-//! case. LPM tries and the overflow hash are only walked when a bitmap or a
+//! state in a 2-way set-associative array (one load fetches both slots of a
+//! set), and allowlist/blocklist/prefix-ban membership is answered from
+//! bitmaps (`waf_common::filter`) in the common case, for IPv4 with one load
+//! of the /16 flags of all three lists. LPM tries and the overflow hash are only walked when a bitmap or a
 //! bucket says they may hold the answer: on this kind of machine each such
 //! call costs tens of nanoseconds.
 
@@ -18,10 +19,10 @@ use aya_ebpf::{
 };
 use waf_common::{
     ALLOW_CAPACITY, BAN_BUCKETS, BANX_CAPACITY, BLOCK_CAPACITY, BPF_F_MMAPABLE, BanBucketV4,
-    BanBucketV6, BanEntry, Counter, EVENTS_BYTES, ListEntry, PBAN_CAPACITY, RATE_SLOTS, RateSlotV4,
-    RateSlotV6, RateState, XdpConfig, ban_bucket_v4, ban_bucket_v6, counter,
+    BanBucketV6, BanEntry, Counter, EVENTS_BYTES, ListEntry, PBAN_CAPACITY, RATE_SETS, RateSetV4,
+    RateSetV6, RateSlotV4, RateSlotV6, RateState, XdpConfig, ban_bucket_v4, ban_bucket_v6, counter,
     filter::{self, WORDS},
-    rate_slot_v4, rate_slot_v6,
+    rate_set_v4, rate_set_v6,
 };
 
 #[map]
@@ -38,8 +39,10 @@ static WAF_CLOCK: Array<u64> = Array::with_max_entries(1, 0);
 static WAF_ALLOW_V4: LpmTrie<u32, ListEntry> = LpmTrie::with_max_entries(ALLOW_CAPACITY, 0);
 #[map]
 static WAF_ALLOW_V6: LpmTrie<[u8; 16], ListEntry> = LpmTrie::with_max_entries(ALLOW_CAPACITY, 0);
+/// The /16 flags of the allowlist, blocklist and prefix bans, side by side.
 #[map]
-static WAF_ALLOW_F16: Array<u64> = Array::with_max_entries(filter::F16_WORDS, BPF_F_MMAPABLE);
+static WAF_LISTS_F16: Array<u64> = Array::with_max_entries(filter::F16_WORDS, BPF_F_MMAPABLE);
+
 #[map]
 static WAF_ALLOW_F24: Array<u64> = Array::with_max_entries(filter::F24_WORDS, BPF_F_MMAPABLE);
 #[map]
@@ -50,8 +53,6 @@ static WAF_BLOCK_V4: LpmTrie<u32, ListEntry> = LpmTrie::with_max_entries(BLOCK_C
 #[map]
 static WAF_BLOCK_V6: LpmTrie<[u8; 16], ListEntry> = LpmTrie::with_max_entries(BLOCK_CAPACITY, 0);
 #[map]
-static WAF_BLOCK_F16: Array<u64> = Array::with_max_entries(filter::F16_WORDS, BPF_F_MMAPABLE);
-#[map]
 static WAF_BLOCK_F24: Array<u64> = Array::with_max_entries(filter::F24_WORDS, BPF_F_MMAPABLE);
 #[map]
 static WAF_BLOCK_F6: Array<u64> = Array::with_max_entries(filter::F6_WORDS, BPF_F_MMAPABLE);
@@ -60,8 +61,6 @@ static WAF_BLOCK_F6: Array<u64> = Array::with_max_entries(filter::F6_WORDS, BPF_
 static WAF_PBAN_V4: LpmTrie<u32, BanEntry> = LpmTrie::with_max_entries(PBAN_CAPACITY, 0);
 #[map]
 static WAF_PBAN_V6: LpmTrie<[u8; 16], BanEntry> = LpmTrie::with_max_entries(PBAN_CAPACITY, 0);
-#[map]
-static WAF_PBAN_F16: Array<u64> = Array::with_max_entries(filter::F16_WORDS, BPF_F_MMAPABLE);
 #[map]
 static WAF_PBAN_F6: Array<u64> = Array::with_max_entries(filter::F6_WORDS, BPF_F_MMAPABLE);
 
@@ -81,9 +80,9 @@ static WAF_BANX_V6: HashMap<[u8; 16], BanEntry> =
     HashMap::with_max_entries(BANX_CAPACITY, BPF_F_NO_PREALLOC);
 
 #[map]
-static WAF_RATE_V4: Array<RateSlotV4> = Array::with_max_entries(RATE_SLOTS, 0);
+static WAF_RATE_V4: Array<RateSetV4> = Array::with_max_entries(RATE_SETS, 0);
 #[map]
-static WAF_RATE_V6: Array<RateSlotV6> = Array::with_max_entries(RATE_SLOTS, 0);
+static WAF_RATE_V6: Array<RateSetV6> = Array::with_max_entries(RATE_SETS, 0);
 
 /// The runtime configuration (one array entry, always present).
 #[inline(always)]
@@ -144,42 +143,31 @@ fn bit(map: &Array<u64>, base: u32, idx: u32) -> bool {
     }
 }
 
-/// The /16 flags of a list for the /16 `t16` (see `waf_common::filter`).
+/// The 16 bits of /16 flags of every list for the IPv4 address
+/// (memory-order `u32`; see `waf_common::filter`).
 #[inline(always)]
-fn f16_flags(f16: &Array<u64>, t16: u32) -> u64 {
-    match f16.get(t16 >> 4) {
-        Some(w) => (*w >> ((t16 & 15) * filter::F16_BITS_PER)) & 0xf,
+fn lists_f16(addr: u32) -> u64 {
+    let t16 = u32::from_be(addr) >> 16;
+    match WAF_LISTS_F16.get(t16 >> 2) {
+        Some(w) => (*w >> ((t16 & 3) * filter::F16_BITS_PER)) & 0xffff,
         None => 0,
     }
 }
 
-/// Is the IPv4 address (memory-order `u32`) in the set whose /16 flags,
-/// /24 bitmap and trie are given?
+/// Is the IPv4 address in the set whose /16 flags (its nibble), /24 bitmap
+/// and trie are given?
 #[inline(always)]
-fn in_set_v4(
-    addr: u32,
-    f16: &Array<u64>,
-    f24: &Array<u64>,
-    trie: &LpmTrie<u32, ListEntry>,
-) -> bool {
-    let host = u32::from_be(addr);
-    let flags = f16_flags(f16, host >> 16);
+fn in_set_v4(addr: u32, flags: u64, f24: &Array<u64>, trie: &LpmTrie<u32, ListEntry>) -> bool {
     if flags == 0 {
         return false;
     }
     if flags & filter::FULL != 0 {
         return true;
     }
-    if flags & filter::MID != 0 && bit(f24, 0, host >> 8) {
+    if flags & filter::MID != 0 && bit(f24, 0, u32::from_be(addr) >> 8) {
         return true;
     }
     flags & filter::DEEP != 0 && trie.get(Key::new(32, addr)).is_some()
-}
-
-/// May the trie of a list hold an entry covering this IPv4 address?
-#[inline(always)]
-fn maybe_v4(addr: u32, f16: &Array<u64>) -> bool {
-    f16_flags(f16, u32::from_be(addr) >> 16) != 0
 }
 
 /// May the trie of a list hold an entry covering this IPv6 address (given
@@ -222,14 +210,18 @@ pub trait Family {
     type Addr: Copy;
     /// 4 or 6.
     const FAMILY: u32;
-    /// Is the address on the allowlist?
-    fn allowed(a: &Self::Addr) -> bool;
+    /// What one load says of the address for every CIDR list: the
+    /// IPv4 /16 flags; for IPv6 all bits set (each list prefilters itself).
+    /// A list whose nibble is zero holds nothing covering the address.
+    fn lists(a: &Self::Addr) -> u64;
+    /// Is the address on the allowlist? (`lists`: what [`Family::lists`] said)
+    fn allowed(a: &Self::Addr, lists: u64) -> bool;
     /// Expiry of the exact ban of this address, if any (0 = permanent).
     fn ban_expiry(a: &Self::Addr) -> Option<u64>;
     /// Expiry of the longest prefix ban covering this address, if any.
-    fn prefix_ban_expiry(a: &Self::Addr) -> Option<u64>;
+    fn prefix_ban_expiry(a: &Self::Addr, lists: u64) -> Option<u64>;
     /// Is the address on the blocklist?
-    fn blocked(a: &Self::Addr) -> bool;
+    fn blocked(a: &Self::Addr, lists: u64) -> bool;
     /// The key rate state is kept under (IPv6 is masked to a prefix).
     fn rate_key(a: &Self::Addr, cfg: &XdpConfig) -> Self::Addr;
     /// The rate state of a source, and whether it was just claimed for it
@@ -244,8 +236,8 @@ pub struct V4;
 /// IPv6 lookups.
 pub struct V6;
 
-/// Picks the slot of a source among its two, or claims one: a free one,
-/// else the one whose source was seen least recently.
+/// Picks the slot of a source among the two of its set, or claims one: a
+/// free one, else the one whose source was seen least recently.
 ///
 /// # Safety
 /// `s0` and `s1` must be valid pointers into the rate array.
@@ -281,8 +273,14 @@ impl Family for V4 {
     const FAMILY: u32 = 4;
 
     #[inline(always)]
-    fn allowed(a: &u32) -> bool {
-        in_set_v4(*a, &WAF_ALLOW_F16, &WAF_ALLOW_F24, &WAF_ALLOW_V4)
+    fn lists(a: &u32) -> u64 {
+        lists_f16(*a)
+    }
+
+    #[inline(always)]
+    fn allowed(a: &u32, lists: u64) -> bool {
+        let flags = filter::set_flags(lists, filter::SET_ALLOW);
+        in_set_v4(*a, flags, &WAF_ALLOW_F24, &WAF_ALLOW_V4)
     }
 
     #[inline(always)]
@@ -291,8 +289,10 @@ impl Family for V4 {
         // SAFETY: a plain read of a field userspace updates atomically.
         let used = unsafe { core::ptr::read_volatile(&b.used) };
         if used != 0 {
+            // The key first: a stale key in a free slot fails the used bit
+            // after it, and a miss (the common case) costs one compare.
             for i in 0..waf_common::BAN_SLOTS {
-                if used & (1 << i) != 0 && b.keys[i] == *a {
+                if b.keys[i] == *a && used & (1 << i) != 0 {
                     return Some(b.expires[i]);
                 }
             }
@@ -305,16 +305,17 @@ impl Family for V4 {
     }
 
     #[inline(always)]
-    fn prefix_ban_expiry(a: &u32) -> Option<u64> {
-        if !maybe_v4(*a, &WAF_PBAN_F16) {
+    fn prefix_ban_expiry(a: &u32, lists: u64) -> Option<u64> {
+        if filter::set_flags(lists, filter::SET_PBAN) == 0 {
             return None;
         }
         WAF_PBAN_V4.get(Key::new(32, *a)).map(|e| e.expires_ns)
     }
 
     #[inline(always)]
-    fn blocked(a: &u32) -> bool {
-        in_set_v4(*a, &WAF_BLOCK_F16, &WAF_BLOCK_F24, &WAF_BLOCK_V4)
+    fn blocked(a: &u32, lists: u64) -> bool {
+        let flags = filter::set_flags(lists, filter::SET_BLOCK);
+        in_set_v4(*a, flags, &WAF_BLOCK_F24, &WAF_BLOCK_V4)
     }
 
     #[inline(always)]
@@ -324,9 +325,9 @@ impl Family for V4 {
 
     #[inline(always)]
     fn rate_state(k: &u32) -> Option<(*mut RateState, bool)> {
-        let i = rate_slot_v4(*k);
-        let s0 = WAF_RATE_V4.get_ptr_mut(i)?;
-        let s1 = WAF_RATE_V4.get_ptr_mut(i + 1)?;
+        let set = WAF_RATE_V4.get_ptr_mut(rate_set_v4(*k))?;
+        // SAFETY: a valid map value; the slots are fields of it.
+        let (s0, s1) = unsafe { (&raw mut (*set).slots[0], &raw mut (*set).slots[1]) };
         let key = *k;
         // SAFETY: both pointers come from the map; see rate.rs on races.
         Some(unsafe {
@@ -357,7 +358,12 @@ impl Family for V6 {
     const FAMILY: u32 = 6;
 
     #[inline(always)]
-    fn allowed(a: &[u64; 2]) -> bool {
+    fn lists(_a: &[u64; 2]) -> u64 {
+        u64::MAX
+    }
+
+    #[inline(always)]
+    fn allowed(a: &[u64; 2], _lists: u64) -> bool {
         maybe_v6(u64::from_be(a[0]), &WAF_ALLOW_F6)
             && WAF_ALLOW_V6.get(Key::new(128, bytes(a))).is_some()
     }
@@ -371,7 +377,7 @@ impl Family for V6 {
         if used != 0 {
             for i in 0..waf_common::BAN_SLOTS {
                 // SAFETY: bucket keys sit at 8-byte aligned offsets.
-                if used & (1 << i) != 0 && unsafe { wide(&b.keys[i]) } == *a {
+                if unsafe { wide(&b.keys[i]) } == *a && used & (1 << i) != 0 {
                     return Some(b.expires[i]);
                 }
             }
@@ -384,7 +390,7 @@ impl Family for V6 {
     }
 
     #[inline(always)]
-    fn prefix_ban_expiry(a: &[u64; 2]) -> Option<u64> {
+    fn prefix_ban_expiry(a: &[u64; 2], _lists: u64) -> Option<u64> {
         if !maybe_v6(u64::from_be(a[0]), &WAF_PBAN_F6) {
             return None;
         }
@@ -394,7 +400,7 @@ impl Family for V6 {
     }
 
     #[inline(always)]
-    fn blocked(a: &[u64; 2]) -> bool {
+    fn blocked(a: &[u64; 2], _lists: u64) -> bool {
         maybe_v6(u64::from_be(a[0]), &WAF_BLOCK_F6)
             && WAF_BLOCK_V6.get(Key::new(128, bytes(a))).is_some()
     }
@@ -407,9 +413,9 @@ impl Family for V6 {
     #[inline(always)]
     fn rate_state(k: &[u64; 2]) -> Option<(*mut RateState, bool)> {
         let (hi, lo) = be(k);
-        let i = rate_slot_v6(hi, lo);
-        let s0 = WAF_RATE_V6.get_ptr_mut(i)?;
-        let s1 = WAF_RATE_V6.get_ptr_mut(i + 1)?;
+        let set = WAF_RATE_V6.get_ptr_mut(rate_set_v6(hi, lo))?;
+        // SAFETY: a valid map value; the slots are fields of it.
+        let (s0, s1) = unsafe { (&raw mut (*set).slots[0], &raw mut (*set).slots[1]) };
         let key = *k;
         // SAFETY: both pointers come from the map; see rate.rs on races.
         Some(unsafe {

@@ -72,6 +72,17 @@ pub fn check<F: Family>(src: &F::Addr, cfg: &XdpConfig, syn: bool, len: u64, now
     st.win_packets = st.win_packets.saturating_add(1);
     st.win_bytes += len;
 
+    // The common configuration, a packet rate alone: one bucket, no
+    // temporaries to carry.
+    if cfg.flags & (flags::RATE_BPS | flags::RATE_SYN) == 0 {
+        let tat = charge(st.pkt_tat, now, cfg.pkt_window_ns, cfg.pkt_cost_ns);
+        if tat - now <= cfg.pkt_window_ns {
+            st.pkt_tat = tat;
+            return Verdict::Conform;
+        }
+        return over_limit::<F>(&key, st, cfg, event_kind::RATE_PPS, now, len);
+    }
+
     // Charge only the buckets that are on; commit only if all conform, so a
     // dropped packet costs its source nothing.
     let mut pkt_tat = 0;
@@ -109,19 +120,31 @@ pub fn check<F: Family>(src: &F::Addr, cfg: &XdpConfig, syn: bool, len: u64, now
         }
         return Verdict::Conform;
     }
-    let (verdict, kind) = if over == event_kind::RATE_SYN {
-        (Verdict::SynExceeded, over)
-    } else {
-        (Verdict::Exceeded, over)
-    };
+    over_limit::<F>(&key, st, cfg, over, now, len)
+}
 
+/// Counts a packet over limit `kind` against its source and sends a rate
+/// event if none went out for it within the event interval.
+#[inline(always)]
+fn over_limit<F: Family>(
+    key: &F::Addr,
+    st: &mut RateState,
+    cfg: &XdpConfig,
+    kind: u32,
+    now: u64,
+    len: u64,
+) -> Verdict {
     st.dropped = st.dropped.saturating_add(1);
     if now.wrapping_sub(st.last_event_ns) >= cfg.event_interval_ns {
         st.last_event_ns = now;
-        emit::<F>(&key, st, kind, now, len);
+        emit::<F>(key, st, kind, now, len);
         st.dropped = 0;
     }
-    verdict
+    if kind == event_kind::RATE_SYN {
+        Verdict::SynExceeded
+    } else {
+        Verdict::Exceeded
+    }
 }
 
 /// The TAT after charging `cost` to a bucket: the charge starts from the TAT,

@@ -125,6 +125,16 @@ impl MmapArray<u64> {
     pub fn store(&self, i: usize, v: u64) {
         self.word(i).store(v, Ordering::SeqCst);
     }
+
+    /// Makes the bits of word `i` under `mask` those of `v`, atomically
+    /// (the other bits, which another writer may own, are kept).
+    pub fn replace_bits(&self, i: usize, mask: u64, v: u64) {
+        let _ = self
+            .word(i)
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |old| {
+                Some((old & !mask) | (v & mask))
+            });
+    }
 }
 
 impl<T> Drop for MmapArray<T> {

@@ -31,7 +31,7 @@ use aya::{
 use ipnet::IpNet;
 use waf_common::{
     ABI_VERSION, BAN_BUCKETS, BanBucketV4, BanBucketV6, BanEntry, CLOCK_PROGRAM_NAME, Counter,
-    FLOOR_PROGRAM_NAME, ListEntry, PROGRAM_NAME, RATE_SLOTS, RateSlotV4, RateSlotV6, RateState,
+    FLOOR_PROGRAM_NAME, ListEntry, PROGRAM_NAME, RATE_SETS, RateSetV4, RateSetV6, RateState,
     XdpConfig, counter, filter, flags, map_names,
 };
 
@@ -387,9 +387,9 @@ pub struct Maps {
     /// Exact-address bans.
     pub bans: HostBans,
     /// Per-source rate state, IPv4.
-    pub rate_v4: Array<MapData, RateSlotV4>,
+    pub rate_v4: Array<MapData, RateSetV4>,
     /// Per-source rate state, IPv6 (masked to the configured prefix).
-    pub rate_v6: Array<MapData, RateSlotV6>,
+    pub rate_v6: Array<MapData, RateSetV6>,
     /// The ring buffer of rate events, until someone takes it.
     pub events: Option<RingBuf<MapData>>,
 }
@@ -412,12 +412,14 @@ fn mapped<T>(ebpf: &mut Ebpf, name: &'static str, len: u32) -> Result<MmapArray<
 impl Maps {
     fn from_ebpf(ebpf: &mut Ebpf) -> Result<Self> {
         use map_names as n;
+        // The three sets share the /16 flag array, a nibble each.
+        let f16 = std::sync::Arc::new(mapped(ebpf, n::LISTS_F16, filter::F16_WORDS)?);
         let allow = CidrSet::new(
             n::ALLOW_V4,
             waf_common::ALLOW_CAPACITY,
             take(ebpf, n::ALLOW_V4)?,
             take(ebpf, n::ALLOW_V6)?,
-            mapped(ebpf, n::ALLOW_F16, filter::F16_WORDS)?,
+            (f16.clone(), filter::SET_ALLOW),
             mapped(ebpf, n::ALLOW_F6, filter::F6_WORDS)?,
             Kind::Membership {
                 f24: mapped(ebpf, n::ALLOW_F24, filter::F24_WORDS)?,
@@ -428,7 +430,7 @@ impl Maps {
             waf_common::BLOCK_CAPACITY,
             take(ebpf, n::BLOCK_V4)?,
             take(ebpf, n::BLOCK_V6)?,
-            mapped(ebpf, n::BLOCK_F16, filter::F16_WORDS)?,
+            (f16.clone(), filter::SET_BLOCK),
             mapped(ebpf, n::BLOCK_F6, filter::F6_WORDS)?,
             Kind::Membership {
                 f24: mapped(ebpf, n::BLOCK_F24, filter::F24_WORDS)?,
@@ -439,7 +441,7 @@ impl Maps {
             waf_common::PBAN_CAPACITY,
             take(ebpf, n::PBAN_V4)?,
             take(ebpf, n::PBAN_V6)?,
-            mapped(ebpf, n::PBAN_F16, filter::F16_WORDS)?,
+            (f16, filter::SET_PBAN),
             mapped(ebpf, n::PBAN_F6, filter::F6_WORDS)?,
             Kind::Prefilter,
         )?;
@@ -545,17 +547,18 @@ impl Maps {
         match addr {
             IpAddr::V4(a) => {
                 let k = u32::from_ne_bytes(a.octets());
-                let i = waf_common::rate_slot_v4(k);
-                (i..i + 2)
-                    .filter_map(|i| self.rate_v4.get(&i, 0).ok())
+                let set = self.rate_v4.get(&waf_common::rate_set_v4(k), 0).ok()?;
+                set.slots
+                    .into_iter()
                     .find(|s| s.used != 0 && s.key == k)
                     .map(|s| s.state)
             }
             IpAddr::V6(a) => {
                 let bits = u128::from(a);
-                let i = waf_common::rate_slot_v6((bits >> 64) as u64, bits as u64);
-                (i..i + 2)
-                    .filter_map(|i| self.rate_v6.get(&i, 0).ok())
+                let i = waf_common::rate_set_v6((bits >> 64) as u64, bits as u64);
+                let set = self.rate_v6.get(&i, 0).ok()?;
+                set.slots
+                    .into_iter()
                     .find(|s| s.used != 0 && s.key == a.octets())
                     .map(|s| s.state)
             }
@@ -611,17 +614,15 @@ fn expected_layout(name: &str) -> Option<(u32, u32, u32)> {
         map_names::BLOCK_V6 => (lpm(16), sz(size_of::<ListEntry>()), c::BLOCK_CAPACITY),
         map_names::PBAN_V4 => (lpm(4), sz(size_of::<BanEntry>()), c::PBAN_CAPACITY),
         map_names::PBAN_V6 => (lpm(16), sz(size_of::<BanEntry>()), c::PBAN_CAPACITY),
-        map_names::ALLOW_F16 | map_names::BLOCK_F16 | map_names::PBAN_F16 => {
-            (4, 8, filter::F16_WORDS)
-        }
+        map_names::LISTS_F16 => (4, 8, filter::F16_WORDS),
         map_names::ALLOW_F24 | map_names::BLOCK_F24 => (4, 8, filter::F24_WORDS),
         map_names::ALLOW_F6 | map_names::BLOCK_F6 | map_names::PBAN_F6 => (4, 8, filter::F6_WORDS),
         map_names::BANS_V4 => (4, sz(size_of::<BanBucketV4>()), BAN_BUCKETS),
         map_names::BANS_V6 => (4, sz(size_of::<BanBucketV6>()), BAN_BUCKETS),
         map_names::BANX_V4 => (4, sz(size_of::<BanEntry>()), c::BANX_CAPACITY),
         map_names::BANX_V6 => (16, sz(size_of::<BanEntry>()), c::BANX_CAPACITY),
-        map_names::RATE_V4 => (4, sz(size_of::<RateSlotV4>()), RATE_SLOTS),
-        map_names::RATE_V6 => (4, sz(size_of::<RateSlotV6>()), RATE_SLOTS),
+        map_names::RATE_V4 => (4, sz(size_of::<RateSetV4>()), RATE_SETS),
+        map_names::RATE_V6 => (4, sz(size_of::<RateSetV6>()), RATE_SETS),
         _ => return None,
     })
 }
@@ -686,6 +687,32 @@ impl Dataplane {
             prog.load()?;
         }
         Ok(prog)
+    }
+
+    /// Keeps the firewall, floor and reference programs in the kernel's XDP
+    /// dispatcher (see [`crate::gen::DispatcherHold`]) while the returned
+    /// hold lives, so a BPF_PROG_TEST_RUN call costs microseconds of fixed
+    /// overhead and its wall-clock time is the time of its loop.
+    pub fn dispatcher_hold(&mut self) -> std::io::Result<crate::r#gen::DispatcherHold> {
+        self.floor_program().map_err(std::io::Error::other)?;
+        self.reference_program().map_err(std::io::Error::other)?;
+        let names = [
+            PROGRAM_NAME,
+            FLOOR_PROGRAM_NAME,
+            waf_common::REFERENCE_PROGRAM_NAME,
+        ];
+        let mut progs: Vec<&mut Xdp> = self
+            .ebpf
+            .programs_mut()
+            .filter(|(name, _)| names.contains(name))
+            .filter_map(|(_, p)| <&mut Xdp>::try_from(p).ok())
+            .collect();
+        if progs.len() != names.len() {
+            return Err(std::io::Error::other(
+                "the XDP programs are not all in the object",
+            ));
+        }
+        crate::r#gen::DispatcherHold::new(&mut progs)
     }
 
     /// Adds `addr` to the reference filter's hash map.
@@ -885,7 +912,7 @@ pub fn detach(dir: &Path, interface: &str) -> Result<bool> {
 
 /// Removes every pinned map of ours from `dir`, and `dir` if then empty.
 pub fn remove_pinned_maps(dir: &Path) -> Result<()> {
-    for name in map_names::ALL {
+    for name in map_names::ALL.iter().chain(map_names::RETIRED.iter()) {
         let p = dir.join(name);
         match std::fs::remove_file(&p) {
             Ok(()) => {}
@@ -898,6 +925,12 @@ pub fn remove_pinned_maps(dir: &Path) -> Result<()> {
 }
 
 fn check_pinned_layout(dir: &Path) -> Result<()> {
+    if let Some(old) = map_names::RETIRED.iter().find(|n| dir.join(n).exists()) {
+        return Err(DataplaneError::Incompatible {
+            dir: dir.into(),
+            what: format!("{old} is a map of an earlier layout"),
+        });
+    }
     for name in map_names::ALL {
         let p = dir.join(name);
         if !p.exists() {

@@ -5,11 +5,13 @@
 //! `waf_common::filter` that let it skip the walk in the common case. This
 //! module keeps the bitmaps exact: a reference count per bit, set before an
 //! entry enters the trie and cleared after it leaves, so the kernel never
-//! misses an entry.
+//! misses an entry. The IPv4 /16 flag array is shared by the three sets,
+//! each owning one nibble of every /16; a set only ever writes its own bits.
 
 use std::{
     collections::{BTreeMap, HashMap},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    sync::Arc,
 };
 
 use aya::maps::{
@@ -52,7 +54,9 @@ pub struct CidrSet<V: aya::Pod> {
     capacity: u32,
     v4: LpmTrie<MapData, u32, V>,
     v6: LpmTrie<MapData, [u8; 16], V>,
-    f16: MmapArray<u64>,
+    /// The shared /16 flag array and this set's nibble in it.
+    f16: Arc<MmapArray<u64>>,
+    slot: u32,
     f6: MmapArray<u64>,
     kind: Kind,
     refs: HashMap<(Bitmap, u32), u32>,
@@ -111,7 +115,7 @@ impl<V: aya::Pod> CidrSet<V> {
         capacity: u32,
         v4: LpmTrie<MapData, u32, V>,
         v6: LpmTrie<MapData, [u8; 16], V>,
-        f16: MmapArray<u64>,
+        (f16, slot): (Arc<MmapArray<u64>>, u32),
         f6: MmapArray<u64>,
         kind: Kind,
     ) -> Result<Self, DataplaneError> {
@@ -121,6 +125,7 @@ impl<V: aya::Pod> CidrSet<V> {
             v4,
             v6,
             f16,
+            slot,
             f6,
             kind,
             refs: HashMap::new(),
@@ -136,12 +141,12 @@ impl<V: aya::Pod> CidrSet<V> {
 
     /// The array a bit lives in, and its bit index there.
     fn place(&self, b: Bitmap, bit: u32) -> (&MmapArray<u64>, u32) {
-        let per = filter::F16_BITS_PER;
+        let nibble = bit * filter::F16_BITS_PER + self.slot * filter::SET_BITS;
         let level = |l: u32| l * WORDS * 64 + bit;
         match (b, &self.kind) {
-            (Bitmap::Full16, _) => (&self.f16, bit * per),
-            (Bitmap::Mid16, _) => (&self.f16, bit * per + 1),
-            (Bitmap::Deep16, _) => (&self.f16, bit * per + 2),
+            (Bitmap::Full16, _) => (&self.f16, nibble),
+            (Bitmap::Mid16, _) => (&self.f16, nibble + 1),
+            (Bitmap::Deep16, _) => (&self.f16, nibble + 2),
             (Bitmap::Full24, Kind::Membership { f24 }) => (f24, bit),
             (Bitmap::Full24, Kind::Prefilter) => unreachable!("prefilter sets have no /24 bitmap"),
             (Bitmap::V6Top16, _) => (&self.f6, level(filter::V6_16)),
@@ -203,7 +208,7 @@ impl<V: aya::Pod> CidrSet<V> {
                 for bit in first..first + n {
                     *self.refs.entry((b, bit)).or_insert(0) += 1;
                     let (arr, at) = self.place(b, bit);
-                    let want = if std::ptr::eq(arr, &self.f16) {
+                    let want = if std::ptr::eq(arr, &*self.f16) {
                         &mut want16
                     } else if std::ptr::eq(arr, &self.f6) {
                         &mut want6
@@ -214,7 +219,14 @@ impl<V: aya::Pod> CidrSet<V> {
                 }
             }
         }
-        let mut arrays = vec![(&self.f16, &want16), (&self.f6, &want6)];
+        // Only this set's nibbles of the shared /16 array are its own.
+        let mine = 0x000f_000f_000f_000f_u64 << (self.slot * filter::SET_BITS);
+        for (i, v) in want16.iter().enumerate() {
+            if self.f16.load(i) & mine != *v {
+                self.f16.replace_bits(i, mine, *v);
+            }
+        }
+        let mut arrays = vec![(&self.f6, &want6)];
         if let Kind::Membership { f24 } = &self.kind {
             arrays.push((f24, &want24));
         }
