@@ -7,9 +7,9 @@
 //! state in a 2-way set-associative array (one load fetches both slots of a
 //! set), and allowlist/blocklist/prefix-ban membership is answered from
 //! bitmaps (`waf_common::filter`) in the common case, for IPv4 with one load
-//! of the /16 flags of all three lists. LPM tries and the overflow hash are only walked when a bitmap or a
-//! bucket says they may hold the answer: on this kind of machine each such
-//! call costs tens of nanoseconds.
+//! of the /16 flags of all three lists. LPM tries and the overflow hash are
+//! only walked when a bitmap or a bucket says they may hold the answer: on
+//! this kind of machine each such call costs tens of nanoseconds.
 
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
@@ -143,17 +143,6 @@ fn bit(map: &Array<u64>, base: u32, idx: u32) -> bool {
     }
 }
 
-/// The 16 bits of /16 flags of every list for the IPv4 address
-/// (memory-order `u32`; see `waf_common::filter`).
-#[inline(always)]
-fn lists_f16(addr: u32) -> u64 {
-    let t16 = u32::from_be(addr) >> 16;
-    match WAF_LISTS_F16.get(t16 >> 2) {
-        Some(w) => (*w >> ((t16 & 3) * filter::F16_BITS_PER)) & 0xffff,
-        None => 0,
-    }
-}
-
 /// Is the IPv4 address in the set whose /16 flags (its nibble), /24 bitmap
 /// and trie are given?
 #[inline(always)]
@@ -272,9 +261,14 @@ impl Family for V4 {
     type Addr = u32;
     const FAMILY: u32 = 4;
 
+    /// The 16 bits of /16 flags of every list (see `waf_common::filter`).
     #[inline(always)]
     fn lists(a: &u32) -> u64 {
-        lists_f16(*a)
+        let t16 = u32::from_be(*a) >> 16;
+        match WAF_LISTS_F16.get(t16 >> 2) {
+            Some(w) => (*w >> ((t16 & 3) * filter::F16_BITS_PER)) & 0xffff,
+            None => 0,
+        }
     }
 
     #[inline(always)]

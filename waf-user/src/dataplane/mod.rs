@@ -7,6 +7,7 @@
 //! ban manager does, and writes through these handles.
 
 pub mod bans;
+mod hold;
 pub mod mmap;
 pub mod sets;
 
@@ -35,6 +36,7 @@ use waf_common::{
     XdpConfig, counter, filter, flags, map_names,
 };
 
+pub use self::hold::DispatcherHold;
 use self::{
     bans::{BanTable, HostBans},
     mmap::MmapArray,
@@ -690,10 +692,10 @@ impl Dataplane {
     }
 
     /// Keeps the firewall, floor and reference programs in the kernel's XDP
-    /// dispatcher (see [`crate::gen::DispatcherHold`]) while the returned
+    /// dispatcher (see [`DispatcherHold`]) while the returned
     /// hold lives, so a BPF_PROG_TEST_RUN call costs microseconds of fixed
     /// overhead and its wall-clock time is the time of its loop.
-    pub fn dispatcher_hold(&mut self) -> std::io::Result<crate::r#gen::DispatcherHold> {
+    pub fn dispatcher_hold(&mut self) -> std::io::Result<DispatcherHold> {
         self.floor_program().map_err(std::io::Error::other)?;
         self.reference_program().map_err(std::io::Error::other)?;
         let names = [
@@ -712,7 +714,7 @@ impl Dataplane {
                 "the XDP programs are not all in the object",
             ));
         }
-        crate::r#gen::DispatcherHold::new(&mut progs)
+        DispatcherHold::new(&mut progs)
     }
 
     /// Adds `addr` to the reference filter's hash map.
