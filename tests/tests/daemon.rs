@@ -7,8 +7,18 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use waf_tests::{Lab, TEST_TOKEN, TestDaemon, api, api_with_token};
 
+/// The values of `key` in a list answer: a page of bans or list entries,
+/// or a plain array.
 fn addrs(v: &Value, key: &str) -> Vec<String> {
-    v.as_array()
+    let items = if v["bans"].is_array() {
+        &v["bans"]
+    } else if v["entries"].is_array() {
+        &v["entries"]
+    } else {
+        v
+    };
+    items
+        .as_array()
         .map(|a| {
             a.iter()
                 .filter_map(|b| b[key].as_str().map(str::to_string))
@@ -83,13 +93,23 @@ fn api_round_trips_and_error_statuses() {
         404
     );
 
-    // 400s: bad address, bad duration, bad JSON, unknown field, zero duration.
+    // 400s: bad address, bad or unbounded duration, bad JSON, unknown
+    // field, zero duration, wide prefixes, bad reasons, bad paging.
     for body in [
         json!({"addr": "not-an-ip"}),
         json!({"addr": "10.0.0.0/33"}),
         json!({"addr": "198.51.100.8", "duration": "soon"}),
         json!({"addr": "198.51.100.8", "duration": 0}),
+        json!({"addr": "198.51.100.8", "duration": 12976323942248012u64}),
+        json!({"addr": "198.51.100.8", "duration": u64::MAX}),
+        json!({"addr": "198.51.100.8", "duration": "99999999999d"}),
+        json!({"addr": "198.51.100.8", "duration": -5}),
         json!({"addr": "198.51.100.8", "colour": "red"}),
+        json!({"addr": "198.51.100.8", "reason": "a\nforged log line"}),
+        json!({"addr": "198.51.100.8", "reason": "x".repeat(257)}),
+        json!({"addr": "0.0.0.0/0"}),
+        json!({"addr": "::/0"}),
+        json!({"addr": "10.0.0.0/7"}),
         json!({"duration": 5}),
     ] {
         let (code, e) = api(&lab, "POST", "/v1/bans", Some(body.clone()));
@@ -97,6 +117,31 @@ fn api_round_trips_and_error_statuses() {
         assert!(e["error"].is_string(), "{e}");
     }
     assert_eq!(api(&lab, "GET", "/v1/bans/garbage", None).0, 400);
+    assert_eq!(api(&lab, "GET", "/v1/bans?limit=0", None).0, 400);
+    assert_eq!(api(&lab, "GET", "/v1/bans?limit=100001", None).0, 400);
+    assert_eq!(api(&lab, "GET", "/v1/bans?after=nowhere", None).0, 400);
+    // A wide ban with force is an operator's decision.
+    let (code, b) = api(
+        &lab,
+        "POST",
+        "/v1/bans",
+        Some(json!({"addr": "10.0.0.0/7", "force": true, "duration": 60})),
+    );
+    assert_eq!(code, 201, "{b}");
+    assert_eq!(api(&lab, "DELETE", "/v1/bans/10.0.0.0%2F7", None).0, 200);
+    // Paging: one ban a page, the cursor moves on.
+    let (code, page) = api(&lab, "GET", "/v1/bans?limit=1", None);
+    assert_eq!(code, 200, "{page}");
+    assert_eq!(page["total"], 2, "{page}");
+    assert_eq!(page["bans"].as_array().unwrap().len(), 1);
+    let next = page["next"].as_str().expect("more pages").to_string();
+    let (_, page2) = api(
+        &lab,
+        "GET",
+        &format!("/v1/bans?limit=1&after={}", next.replace('/', "%2F")),
+        None,
+    );
+    assert_ne!(page2["bans"][0]["addr"], page["bans"][0]["addr"], "{page2}");
 
     // 409: the allowlist protects; the answer names the entry.
     let (code, e) = api(
@@ -142,6 +187,13 @@ fn api_round_trips_and_error_statuses() {
         "a new allowlist entry lifts the bans it covers: {bans}"
     );
     assert_eq!(api(&lab, "DELETE", "/v1/allowlist/192.0.2.10", None).0, 409);
+    let (code, e) = api(
+        &lab,
+        "POST",
+        "/v1/allowlist",
+        Some(json!({"cidr": "198.51.100.0/24", "comment": "tab\there"})),
+    );
+    assert_eq!(code, 400, "control characters in a comment: {e}");
     assert_eq!(
         api(&lab, "DELETE", "/v1/allowlist/203.0.113.0%2F24", None).0,
         200
@@ -189,7 +241,8 @@ fn api_round_trips_and_error_statuses() {
     );
     let (code, o) = api(&lab, "GET", "/v1/openapi.json", None);
     assert_eq!(code, 200);
-    assert_eq!(o["openapi"], "3.0.3");
+    assert_eq!(o["openapi"], "3.1.0");
+    assert!(o["paths"]["/v1/bans"]["post"].is_object(), "{o}");
     assert_eq!(api(&lab, "GET", "/v1/nothing", None).0, 404);
 
     // The detection engine over the API: a verdict with a risk level.
@@ -222,6 +275,8 @@ fn api_round_trips_and_error_statuses() {
         api(&lab, "POST", "/v1/inspect", Some(json!({"nothing": 1}))).0,
         400
     );
+    // Nothing above made a handler panic.
+    assert_eq!(api(&lab, "GET", "/v1/stats", None).1["api_panics"], 0);
     drop(d);
 }
 
@@ -274,7 +329,7 @@ fn cli_ban_drops_the_host_and_survives_kill_9_and_restart() {
     d.spawn(&lab);
     let (_, bans) = api(&lab, "GET", "/v1/bans", None);
     assert_eq!(addrs(&bans, "addr"), [Lab::ATTACKER4], "{}", d.log_text());
-    assert_eq!(bans[0]["reason"], "cli test");
+    assert_eq!(bans["bans"][0]["reason"], "cli test");
     let (_, h) = api(&lab, "GET", "/v1/health", None);
     assert_eq!(h["interfaces"][0]["adopted"], true);
     assert!(!lab.attacker.ping(Lab::SRV4, None, 1));
@@ -384,7 +439,7 @@ fn export_then_import_on_a_clean_state_reproduces_it() {
     let mut got = addrs(&bans, "addr");
     got.sort();
     assert_eq!(got, ["198.51.100.7", "2001:db8:66::/64"]);
-    let b7 = bans
+    let b7 = bans["bans"]
         .as_array()
         .unwrap()
         .iter()
@@ -395,7 +450,7 @@ fn export_then_import_on_a_clean_state_reproduces_it() {
         b7["remaining_s"].as_u64().unwrap() > 3500,
         "expiry kept: {b7}"
     );
-    let b6 = bans
+    let b6 = bans["bans"]
         .as_array()
         .unwrap()
         .iter()
@@ -411,13 +466,13 @@ fn export_then_import_on_a_clean_state_reproduces_it() {
         ["203.0.113.0/24"]
     );
     assert_eq!(
-        api(&lab, "GET", "/v1/allowlist", None).1[0]["comment"],
+        api(&lab, "GET", "/v1/allowlist", None).1["entries"][0]["comment"],
         "mgmt"
     );
     // The imported ban is enforced in the kernel.
     let (_, st) = api(&lab, "GET", "/v1/stats", None);
     assert_eq!(st["bans"]["total"], 2);
-    assert_eq!(exported["version"], 1);
+    assert_eq!(exported["version"], 2);
     std::fs::remove_file(&saved).unwrap();
 }
 
@@ -445,9 +500,12 @@ fn rate_limit_strikes_become_an_escalating_ban() {
         addrs(&api(&lab, "GET", "/v1/bans", None).1, "addr").contains(&Lab::ATTACKER4.to_string())
     });
     let (_, bans) = api(&lab, "GET", "/v1/bans", None);
-    assert_eq!(bans[0]["source"], "rate-limit", "{bans}");
+    assert_eq!(bans["bans"][0]["source"], "rate-limit", "{bans}");
     assert!(
-        bans[0]["reason"].as_str().unwrap().contains("packets/s"),
+        bans["bans"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("packets/s"),
         "{bans}"
     );
     let (_, st) = api(&lab, "GET", "/v1/stats", None);
@@ -483,9 +541,9 @@ fn rate_limit_strikes_become_an_escalating_ban() {
         !addrs(&api(&lab, "GET", "/v1/bans", None).1, "addr").is_empty()
     });
     let (_, bans) = api(&lab, "GET", "/v1/bans", None);
-    assert_eq!(bans[0]["offence"], 2, "{bans}");
+    assert_eq!(bans["bans"][0]["offence"], 2, "{bans}");
     assert!(
-        bans[0]["remaining_s"].as_u64().unwrap() > 7000,
+        bans["bans"][0]["remaining_s"].as_u64().unwrap() > 7000,
         "doubled: {bans}"
     );
 }

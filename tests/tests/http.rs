@@ -21,8 +21,7 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 }
 
 fn banned(lab: &Lab) -> Vec<String> {
-    api(lab, "GET", "/v1/bans", None)
-        .1
+    api(lab, "GET", "/v1/bans", None).1["bans"]
         .as_array()
         .map(|a| {
             a.iter()
@@ -151,9 +150,12 @@ fn mirror_detects_split_requests_and_bans_without_a_proxy() {
         banned(&lab) == [Lab::ATTACKER4]
     });
     let (_, bans) = api(&lab, "GET", "/v1/bans", None);
-    assert_eq!(bans[0]["source"], "detection");
+    assert_eq!(bans["bans"][0]["source"], "detection");
     assert!(
-        bans[0]["reason"].as_str().unwrap().contains("mirror"),
+        bans["bans"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("mirror"),
         "{bans}"
     );
     let err = http_raw(&lab.attacker, &server(8080), None, BENIGN, 1).unwrap_err();

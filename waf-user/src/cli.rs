@@ -7,9 +7,17 @@ use std::{io::Read as _, path::PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::config::{Dur, parse_net};
+use crate::{
+    api::types::{
+        Addr, BanPage, BanRequest, BanView, Comment, DurationField, ErrorBody, Export, ListEntry,
+        ListPage, ListRequest, MAX_COMMENT, MAX_PAGE, MAX_REASON, ModeRequest, ModeView, Reason,
+        Removed,
+    },
+    firewall::ImportReport,
+    values::{BanLength, Dur, check_text, parse_net},
+};
 
 /// Where the API is and how to authenticate.
 #[derive(Args, Clone, Debug)]
@@ -54,6 +62,9 @@ pub enum BansCmd {
         /// Why.
         #[arg(long)]
         reason: Option<String>,
+        /// Ban a prefix wider than the ban policy allows (max_prefix_v4/v6).
+        #[arg(long)]
+        force: bool,
     },
     /// Lift a ban.
     Rm {
@@ -114,28 +125,31 @@ impl Client {
         })
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+    fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&impl serde::Serialize>,
+    ) -> Result<T> {
         let url = format!("{}{path}", self.base);
         let req = ureq::request(method, &url)
             .set("Authorization", &format!("Bearer {}", self.token))
             .timeout(std::time::Duration::from_secs(30));
         let resp = match body {
-            Some(b) => req.send_json(b),
+            Some(b) => req.send_json(serde_json::to_value(b)?),
             None => req.call(),
         };
         match resp {
             Ok(r) => {
                 let text = r.into_string().context("reading the API's answer")?;
-                if text.trim().is_empty() {
-                    return Ok(Value::Null);
-                }
-                serde_json::from_str(&text).or_else(|_| Ok(Value::String(text)))
+                serde_json::from_str(&text).with_context(|| {
+                    format!("the API's answer to {method} {path} is not what this CLI reads")
+                })
             }
             Err(ureq::Error::Status(code, r)) => {
                 let text = r.into_string().unwrap_or_default();
-                let msg = serde_json::from_str::<Value>(&text)
-                    .ok()
-                    .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
+                let msg = serde_json::from_str::<ErrorBody>(&text)
+                    .map(|e| e.error)
                     .unwrap_or(text);
                 bail!("{code}: {msg}")
             }
@@ -145,8 +159,17 @@ impl Client {
             ),
         }
     }
+
+    fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.call(path_method::GET, path, None::<&()>)
+    }
 }
 
+mod path_method {
+    pub const GET: &str = "GET";
+}
+
+/// Percent-encodes an address for a path segment.
 fn encode(addr: &str) -> String {
     addr.replace('%', "%25").replace('/', "%2F")
 }
@@ -181,14 +204,14 @@ fn s(v: &Value, k: &str) -> String {
     }
 }
 
-fn human_secs(v: &Value) -> String {
-    match v.as_u64() {
-        Some(n) => humantime::format_duration(std::time::Duration::from_secs(n)).to_string(),
+fn human_secs(secs: Option<u64>) -> String {
+    match secs {
+        Some(n) => Dur::secs(n).to_string(),
         None => "permanent".into(),
     }
 }
 
-fn print(a: &ApiArgs, v: &Value, human: impl FnOnce(&Value) -> String) {
+fn print<T: serde::Serialize>(a: &ApiArgs, v: &T, human: impl FnOnce(&T) -> String) {
     if a.json {
         println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     } else {
@@ -196,75 +219,113 @@ fn print(a: &ApiArgs, v: &Value, human: impl FnOnce(&Value) -> String) {
     }
 }
 
-fn ban_rows(v: &Value) -> String {
-    let rows = v
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|b| {
-                    vec![
-                        s(b, "addr"),
-                        s(b, "source"),
-                        human_secs(&b["remaining_s"]),
-                        s(b, "offence"),
-                        s(b, "reason"),
-                    ]
-                })
-                .collect()
+fn ban_rows(bans: &[BanView]) -> String {
+    let rows = bans
+        .iter()
+        .map(|b| {
+            vec![
+                b.addr.clone(),
+                serde_json::to_value(b.source)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                human_secs(b.remaining_s),
+                b.offence.to_string(),
+                b.reason.clone(),
+            ]
         })
-        .unwrap_or_default();
+        .collect();
     table(
         &["ADDRESS", "SOURCE", "REMAINING", "OFFENCE", "REASON"],
         rows,
     )
 }
 
+/// Every ban, page after page.
+fn all_bans(c: &Client) -> Result<Vec<BanView>> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            Some(a) => format!("/v1/bans?limit={MAX_PAGE}&after={}", encode(a)),
+            None => format!("/v1/bans?limit={MAX_PAGE}"),
+        };
+        let page: BanPage = c.get(&path)?;
+        out.extend(page.bans);
+        match page.next {
+            Some(n) => after = Some(n),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Every entry of a list, page after page.
+fn all_entries(c: &Client, which: &str) -> Result<Vec<ListEntry>> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            Some(a) => format!("/v1/{which}?limit={MAX_PAGE}&after={}", encode(a)),
+            None => format!("/v1/{which}?limit={MAX_PAGE}"),
+        };
+        let page: ListPage = c.get(&path)?;
+        out.extend(page.entries);
+        match page.next {
+            Some(n) => after = Some(n),
+            None => return Ok(out),
+        }
+    }
+}
+
 /// Runs `waf bans ...`.
 pub fn bans(a: &ApiArgs, cmd: BansCmd) -> Result<()> {
+    let c = Client::new(a)?;
     match cmd {
         BansCmd::List => {
-            let v = Client::new(a)?.call("GET", "/v1/bans", None)?;
-            print(a, &v, ban_rows);
+            let bans = all_bans(&c)?;
+            print(a, &bans, |b| ban_rows(b));
         }
         BansCmd::Add {
             addr,
             duration,
             reason,
+            force,
         } => {
             let net = parse_net(&addr).map_err(|e| anyhow!(e))?;
-            let mut body = json!({"addr": net.to_string()});
-            match duration.as_deref() {
-                None => {}
-                Some("permanent") => body["duration"] = Value::Null,
-                Some(d) => {
-                    let d: Dur = d.parse().map_err(|e: String| anyhow!(e))?;
-                    if d.0.is_zero() {
-                        bail!("--duration 0: give a positive duration or `permanent`");
-                    }
-                    body["duration"] = json!(d.0.as_secs());
-                }
+            let duration = match duration.as_deref() {
+                None => DurationField::Policy,
+                Some(d) => match d
+                    .parse::<BanLength>()
+                    .map_err(|e| anyhow!("--duration: {e}"))?
+                {
+                    BanLength::Permanent => DurationField::Permanent,
+                    BanLength::For(d) => DurationField::For(d),
+                },
+            };
+            if let Some(r) = &reason {
+                check_text("--reason", r, MAX_REASON).map_err(|e| anyhow!(e))?;
             }
-            if let Some(r) = reason {
-                body["reason"] = json!(r);
-            }
-            let v = Client::new(a)?.call("POST", "/v1/bans", Some(body))?;
-            print(a, &v, |b| {
+            let body = BanRequest {
+                addr: Addr(net.to_string()),
+                duration,
+                reason: reason.map(Reason),
+                force,
+            };
+            let b: BanView = c.call("POST", "/v1/bans", Some(&body))?;
+            print(a, &b, |b| {
                 format!(
                     "banned {} ({}, offence {})",
-                    s(b, "addr"),
-                    human_secs(&b["remaining_s"]),
-                    s(b, "offence")
+                    b.addr,
+                    human_secs(b.remaining_s),
+                    b.offence
                 )
             });
         }
         BansCmd::Rm { addr } => {
             let net = parse_net(&addr).map_err(|e| anyhow!(e))?;
-            let v = Client::new(a)?.call(
-                "DELETE",
-                &format!("/v1/bans/{}", encode(&net.to_string())),
-                None,
-            )?;
-            print(a, &v, |b| format!("unbanned {}", s(b, "addr")));
+            let path = format!("/v1/bans/{}", encode(&net.to_string()));
+            let b: BanView = c.call("DELETE", &path, None::<&()>)?;
+            print(a, &b, |b| format!("unbanned {}", b.addr));
         }
     }
     Ok(())
@@ -275,36 +336,30 @@ pub fn list(a: &ApiArgs, which: &str, cmd: ListCmd) -> Result<()> {
     let c = Client::new(a)?;
     match cmd {
         ListCmd::List => {
-            let v = c.call("GET", &format!("/v1/{which}"), None)?;
-            print(a, &v, |v| {
+            let entries = all_entries(&c, which)?;
+            print(a, &entries, |v| {
                 let rows = v
-                    .as_array()
-                    .map(|x| {
-                        x.iter()
-                            .map(|e| vec![s(e, "cidr"), s(e, "origin"), s(e, "comment")])
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                    .iter()
+                    .map(|e| vec![e.cidr.clone(), e.origin.clone(), e.comment.clone()])
+                    .collect();
                 table(&["CIDR", "ORIGIN", "COMMENT"], rows)
             });
         }
         ListCmd::Add { cidr, comment } => {
             let net = parse_net(&cidr).map_err(|e| anyhow!(e))?;
-            let v = c.call(
-                "POST",
-                &format!("/v1/{which}"),
-                Some(json!({"cidr": net.to_string(), "comment": comment})),
-            )?;
-            print(a, &v, |e| format!("added {} to the {which}", s(e, "cidr")));
+            check_text("--comment", &comment, MAX_COMMENT).map_err(|e| anyhow!(e))?;
+            let body = ListRequest {
+                cidr: Addr(net.to_string()),
+                comment: Comment(comment),
+            };
+            let e: ListEntry = c.call("POST", &format!("/v1/{which}"), Some(&body))?;
+            print(a, &e, |e| format!("added {} to the {which}", e.cidr));
         }
         ListCmd::Rm { cidr } => {
             let net = parse_net(&cidr).map_err(|e| anyhow!(e))?;
-            let v = c.call(
-                "DELETE",
-                &format!("/v1/{which}/{}", encode(&net.to_string())),
-                None,
-            )?;
-            print(a, &v, |_| format!("removed {net} from the {which}"));
+            let path = format!("/v1/{which}/{}", encode(&net.to_string()));
+            let r: Removed = c.call("DELETE", &path, None::<&()>)?;
+            print(a, &r, |_| format!("removed {net} from the {which}"));
         }
     }
     Ok(())
@@ -312,7 +367,7 @@ pub fn list(a: &ApiArgs, which: &str, cmd: ListCmd) -> Result<()> {
 
 /// Runs `waf stats`.
 pub fn stats(a: &ApiArgs) -> Result<()> {
-    let v = Client::new(a)?.call("GET", "/v1/stats", None)?;
+    let v: Value = Client::new(a)?.get("/v1/stats")?;
     print(a, &v, |v| {
         let mut rows: Vec<Vec<String>> = v["counters"]
             .as_object()
@@ -331,7 +386,7 @@ pub fn stats(a: &ApiArgs) -> Result<()> {
             s(&v["bans"], "prefixes"),
             s(&v["mode"], "monitor"),
             s(&v["mode"], "emergency"),
-            human_secs(&v["uptime_s"]),
+            human_secs(v["uptime_s"].as_u64()),
         )
     });
     Ok(())
@@ -339,13 +394,13 @@ pub fn stats(a: &ApiArgs) -> Result<()> {
 
 /// Runs `waf health`.
 pub fn health(a: &ApiArgs) -> Result<()> {
-    let v = Client::new(a)?.call("GET", "/v1/health", None)?;
+    let v: Value = Client::new(a)?.get("/v1/health")?;
     print(a, &v, |v| {
         let mut out = format!(
             "status: {}   bans: {}   uptime: {}",
             s(v, "status"),
             s(v, "bans"),
-            human_secs(&v["uptime_s"])
+            human_secs(v["uptime_s"].as_u64())
         );
         for al in v["alarms"].as_array().into_iter().flatten() {
             out.push_str(&format!("\nALARM {}: {}", s(al, "kind"), s(al, "message")));
@@ -363,31 +418,29 @@ pub fn mode(
     force: bool,
 ) -> Result<()> {
     let c = Client::new(a)?;
-    let v = if monitor.is_none() && emergency.is_none() {
-        c.call("GET", "/v1/mode", None)?
+    let v: ModeView = if monitor.is_none() && emergency.is_none() {
+        c.get("/v1/mode")?
     } else {
-        let mut body = json!({"force": force});
-        if let Some(m) = monitor {
-            body["monitor"] = json!(on_off(&m).context("--monitor")?);
-        }
-        if let Some(e) = emergency {
-            body["emergency"] = json!(on_off(&e).context("--emergency")?);
-        }
-        c.call("PUT", "/v1/mode", Some(body))?
+        let body = ModeRequest {
+            monitor: monitor
+                .map(|m| on_off(&m).context("--monitor"))
+                .transpose()?,
+            emergency: emergency
+                .map(|e| on_off(&e).context("--emergency"))
+                .transpose()?,
+            force,
+        };
+        c.call("PUT", "/v1/mode", Some(&body))?
     };
     print(a, &v, |v| {
-        format!(
-            "monitor: {}   emergency: {}",
-            s(v, "monitor"),
-            s(v, "emergency")
-        )
+        format!("monitor: {}   emergency: {}", v.monitor, v.emergency)
     });
     Ok(())
 }
 
 /// Runs `waf export FILE` (`-` for stdout).
 pub fn export(a: &ApiArgs, file: &str) -> Result<()> {
-    let v = Client::new(a)?.call("GET", "/v1/export", None)?;
+    let v: Export = Client::new(a)?.get("/v1/export")?;
     let text = serde_json::to_string_pretty(&v)? + "\n";
     if file == "-" {
         print!("{text}");
@@ -395,9 +448,9 @@ pub fn export(a: &ApiArgs, file: &str) -> Result<()> {
         std::fs::write(file, text).with_context(|| format!("writing {file}"))?;
         eprintln!(
             "exported {} bans, {} allowlist and {} blocklist entries to {file}",
-            v["bans"].as_array().map_or(0, Vec::len),
-            v["allowlist"].as_array().map_or(0, Vec::len),
-            v["blocklist"].as_array().map_or(0, Vec::len)
+            v.bans.len(),
+            v.allowlist.len(),
+            v.blocklist.len()
         );
     }
     Ok(())
@@ -411,17 +464,15 @@ pub fn import(a: &ApiArgs, file: &str) -> Result<()> {
     } else {
         text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
     }
-    let doc: Value =
+    let doc: Export =
         serde_json::from_str(&text).map_err(|e| anyhow!("{file}: not a waf export: {e}"))?;
-    let v = Client::new(a)?.call("POST", "/v1/import", Some(doc))?;
+    let v: ImportReport = Client::new(a)?.call("POST", "/v1/import", Some(&doc))?;
     print(a, &v, |v| {
         let mut out = format!(
             "imported {} bans, {} allowlist and {} blocklist entries",
-            s(v, "bans"),
-            s(v, "allowlist"),
-            s(v, "blocklist")
+            v.bans, v.allowlist, v.blocklist
         );
-        for sk in v["skipped"].as_array().into_iter().flatten() {
+        for sk in &v.skipped {
             out.push_str(&format!("\nskipped: {sk}"));
         }
         out

@@ -1,19 +1,18 @@
 //! waf: a kernel-assisted web firewall. This library holds everything the
 //! `waf` binary is made of, so tests and benchmarks use the same code.
 //!
-//! - [`api`]: the local control API (axum).
-//! - [`cli`]: the operator's commands, a client of the API.
-//! - [`config`]: the TOML configuration, parsed and validated in one place.
-//! - [`daemon`]: `waf run`.
-//! - [`dataplane`]: load, attach, pin and adopt the XDP program; typed maps.
-//! - [`firewall`]: bans, strikes, lists and modes; the one writer of the maps.
-//! - [`r#gen`]: `waf gen`, the packet generator (XDP live frames, AF_PACKET).
-//! - [`journal`]: the persistent record of bans and list changes.
-//! - [`mirror`]: the passive mirror: HTTP reassembled from sampled TCP payloads.
-//! - [`packet`]: crafted Ethernet/IP frames with valid checksums.
-//! - [`proxy`]: the inline reverse proxy.
-//! - [`http`]: the HTTP request model and its HTTP/1.1 parser.
-//! - [`detect`]: the detection engine: request in, verdict out.
+//! The layers, each calling only the ones below it:
+//! - faces: [`api`] (the control API), [`cli`] (its client), [`proxy`]
+//!   (the inline reverse proxy), [`mirror`] (HTTP reassembled from sampled
+//!   payloads), [`r#gen`] (the packet generator);
+//! - wiring: [`daemon`] (`waf run`), [`config`] (the TOML file, composed of
+//!   the parts' config types), [`metrics`], [`telemetry`];
+//! - core: [`firewall`] (the one owner of bans, lists, modes, the kernel
+//!   maps and the journal), [`dataplane`] (load, attach, pin and adopt the
+//!   XDP program; typed maps);
+//! - pure: [`http`] (the request model and parser), [`detect`] (the
+//!   detection engine), [`values`] (durations, addresses), [`packet`]
+//!   (crafted frames).
 
 pub mod api;
 pub mod cli;
@@ -24,7 +23,9 @@ pub mod detect;
 pub mod firewall;
 pub mod r#gen;
 pub mod http;
-pub mod journal;
+pub mod metrics;
 pub mod mirror;
 pub mod packet;
 pub mod proxy;
+pub mod telemetry;
+pub mod values;

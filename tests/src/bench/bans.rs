@@ -1,11 +1,23 @@
-//! `cargo xtask bench bans`: how fast the daemon restores its bans at start
-//! (journal replay into the kernel maps), and how long one ban takes to
-//! reach the kernel, against a reference measured in the same run: the same
-//! bans written one `bpf()` syscall each into a kernel hash map, the way a
-//! plain implementation would. Writes target/bench/bans.json.
+//! `cargo xtask bench bans [--count N]`: what N bans cost.
+//!
+//! - Restore at start: a journal of N bans (half IPv4, half IPv6), read and
+//!   written into the kernel maps, in this process, against a reference
+//!   measured in the same run: the same bans written one `bpf()` syscall
+//!   each into a kernel hash map, the way a plain implementation would.
+//! - Disk: the journal's bytes per ban, as the log wrote them and after
+//!   compaction into a snapshot.
+//! - Memory: the real daemon (`target/release/waf run`, the shipped
+//!   waf.toml) in a namespace lab, started on that journal and on an empty
+//!   one: its anonymous RSS (RssAnon) and the kernel maps it holds
+//!   (memlock of its map file descriptors).
+//! - One ban through the firewall's owner, durable (group commit): p50/p99.
+//!
+//! Writes target/bench/bans.json.
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    path::Path,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -15,9 +27,15 @@ use serde_json::json;
 use waf_user::{
     config::Config,
     dataplane::{Dataplane, LoadOptions},
-    firewall::{BanDuration, Firewall, unix_now},
-    journal::{Ban, BanSource, Journal, Record},
+    firewall::{
+        BanDuration, BanMeta, BanOrder, BanSource,
+        journal::{Journal, Record},
+        types::Ban,
+    },
+    values::unix_now,
 };
+
+use crate::{Lab, TEST_TOKEN, api};
 
 fn addr(i: u32) -> IpAddr {
     if i.is_multiple_of(2) {
@@ -28,6 +46,121 @@ fn addr(i: u32) -> IpAddr {
             (0x2001_0db8_0bad_0000u128 << 64) | u128::from(i).wrapping_mul(0x9e37_79b9),
         ))
     }
+}
+
+/// Writes a journal of `count` bans into `dir`; returns (log bytes,
+/// snapshot bytes).
+fn write_journal(dir: &Path, count: u32) -> Result<(u64, u64)> {
+    let now = unix_now() as u32;
+    let reason: Arc<str> = Arc::from("bench");
+    let (mut j, mut state, _) = Journal::open(dir)?;
+    for i in 0..count {
+        let r = Record::Ban(Ban {
+            net: IpNet::from(addr(i)),
+            meta: BanMeta {
+                created: now,
+                expires: now + 3600,
+                offence: 1,
+                source: BanSource::Detection,
+                reason: reason.clone(),
+            },
+        });
+        j.append(&r);
+        state.apply(r);
+        if i % 65_536 == 65_535 {
+            j.commit(Vec::new());
+        }
+    }
+    j.flush();
+    let log = j.disk_bytes();
+    j.compact(state);
+    j.wait_compaction();
+    let snap = j.disk_bytes();
+    Ok((log, snap))
+}
+
+fn status_kb(pid: u32, key: &str) -> Result<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    s.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("{key} in /proc/{pid}/status"))
+}
+
+/// The memlock of every BPF map the process holds a descriptor of.
+fn maps_bytes(pid: u32) -> Result<u64> {
+    let mut total = 0;
+    for e in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))? {
+        let Ok(text) = std::fs::read_to_string(e?.path()) else {
+            continue;
+        };
+        if !text.contains("map_type:") {
+            continue;
+        }
+        if let Some(v) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("memlock:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            total += v;
+        }
+    }
+    Ok(total)
+}
+
+/// Starts the release daemon with the shipped config on `state_dir` in a
+/// lab; returns (RssAnon bytes, map bytes, restore log line).
+fn daemon_memory(state_dir: &Path, count: u32) -> Result<(u64, u64)> {
+    let lab = Lab::new();
+    let pins = crate::PinDir::new();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../waf-user/dist/waf.toml");
+    let mut cfg: toml::Table = toml::from_str(&std::fs::read_to_string(&shipped)?)?;
+    cfg.insert("interface".into(), lab.srv_if.clone().into());
+    cfg.insert("bpf_dir".into(), pins.path.display().to_string().into());
+    cfg.insert("state_dir".into(), state_dir.display().to_string().into());
+    let mut api_t = toml::Table::new();
+    api_t.insert("listen".into(), "127.0.0.1:9876".into());
+    api_t.insert("token".into(), TEST_TOKEN.into());
+    cfg.insert("api".into(), api_t.into());
+    let file = state_dir.join("bench.toml");
+    std::fs::write(&file, toml::to_string(&cfg)?)?;
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/waf");
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.srv.name])
+        .arg(&bin)
+        .args(["run", "--config"])
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ready = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            bail!("the daemon exited: {st}");
+        }
+        let (code, v) = api(&lab, "GET", "/v1/health", None);
+        if code == 200 && v["bans"].as_u64() == Some(u64::from(count)) {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // The ip-netns-exec child execs the daemon: same pid.
+    let pid = child.id();
+    std::thread::sleep(Duration::from_millis(500));
+    let rss = status_kb(pid, "RssAnon:").map(|k| k * 1024);
+    let maps = maps_bytes(pid);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = waf_user::dataplane::detach(&pins.path, &lab.srv_if);
+    if !ready {
+        bail!("the daemon did not report {count} bans within 60 s");
+    }
+    Ok((rss?, maps?))
 }
 
 /// Runs the benchmark: `bans [--count N]`.
@@ -48,34 +181,17 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let dir = std::env::temp_dir().join(format!("waf-bench-bans-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let now = unix_now();
-    {
-        let (mut j, _, _) = Journal::open(&dir)?;
-        let records: Vec<Record> = (0..count)
-            .map(|i| {
-                Record::Ban(Ban {
-                    net: IpNet::from(addr(i)),
-                    reason: "bench".into(),
-                    source: BanSource::Detection,
-                    created: now,
-                    expires: Some(now + 3600),
-                    offence: 1,
-                })
-            })
-            .collect();
-        j.append_all(&records)?;
-        j.sync()?;
-    }
-    let journal_bytes = std::fs::metadata(Journal::path_in(&dir))?.len();
+    let (log_bytes, snap_bytes) = write_journal(&dir, count)?;
     let cfg = Config {
         state_dir: dir.clone(),
         ..Default::default()
     };
 
-    // The daemon's restore: replay + write every ban into the kernel.
+    // The daemon's restore: read the journal, write every ban into the
+    // kernel.
     let dp = Dataplane::load(&LoadOptions::default())?;
     let t = Instant::now();
-    let (mut fw, report) = Firewall::start(&cfg, dp)?;
+    let (fw, journal, report, _) = waf_user::firewall::restore(cfg.firewall()?, dp, &dir)?;
     let restore = t.elapsed();
     let in_kernel = fw.dataplane().maps.bans.len();
     if report.restored != count as usize || in_kernel != count as usize {
@@ -85,25 +201,68 @@ pub fn run(args: &[String]) -> Result<()> {
         );
     }
 
-    // One ban, API call to kernel map: the firewall's write path.
+    // One ban through the owner, acknowledged once durable.
+    let (handle, owner) = waf_user::firewall::owner::spawn(fw, journal)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let mut lat = Vec::new();
-    for i in 0..1000u32 {
-        let a = IpAddr::V4(Ipv4Addr::from(0x0a00_0000u32 + i));
-        let t = Instant::now();
-        fw.ban(
-            IpNet::from(a),
-            BanDuration::For(Duration::from_secs(60)),
-            "bench".into(),
-            BanSource::Manual,
-        )?;
-        lat.push(t.elapsed());
-    }
+    rt.block_on(async {
+        for i in 0..1000u32 {
+            let a = IpAddr::V4(Ipv4Addr::from(0x0a00_0000u32 + i));
+            let t = Instant::now();
+            handle
+                .ban(BanOrder {
+                    net: IpNet::from(a),
+                    duration: BanDuration::For(Duration::from_secs(60)),
+                    reason: "bench".into(),
+                    source: BanSource::Manual,
+                    force: false,
+                })
+                .await?;
+            lat.push(t.elapsed());
+        }
+        handle.stop().await;
+        anyhow::Ok(())
+    })?;
+    let _ = owner.join();
     lat.sort();
     let p50 = lat[lat.len() / 2];
     let p99 = lat[lat.len() * 99 / 100];
 
-    // Reference: the same bans, one bpf() syscall each, into a kernel hash
-    // (the overflow hash of a fresh data plane).
+    let reference = reference_syscalls(count)?;
+    let ratio = restore.as_secs_f64() / reference.as_secs_f64();
+
+    // The daemon's memory, with the bans and without.
+    let empty = std::env::temp_dir().join(format!("waf-bench-bans-empty-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&empty);
+    std::fs::create_dir_all(&empty)?;
+    let (rss0, maps0) = daemon_memory(&empty, 0)?;
+    let (rss, maps) = daemon_memory(&dir, count)?;
+    let per_ban = (rss.saturating_sub(rss0)) as f64 / f64::from(count.max(1));
+    report_and_write(Figures {
+        count,
+        restore,
+        reference,
+        ratio,
+        log_bytes,
+        snap_bytes,
+        rss,
+        rss0,
+        per_ban,
+        maps,
+        maps0,
+        p50,
+        p99,
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&empty);
+    Ok(())
+}
+
+/// The same bans, one bpf() syscall each, into a kernel hash (the overflow
+/// hash of a fresh data plane).
+fn reference_syscalls(count: u32) -> Result<Duration> {
     let mut dp2 = Dataplane::load(&LoadOptions::default())?;
     let entry = waf_common::BanEntry {
         expires_ns: 1,
@@ -128,41 +287,79 @@ pub fn run(args: &[String]) -> Result<()> {
                 .insert(a.octets(), entry, 0)?,
         }
     }
-    let reference = t.elapsed();
+    Ok(t.elapsed())
+}
 
-    let ratio = restore.as_secs_f64() / reference.as_secs_f64();
-    println!("{count} bans ({} MB journal)", journal_bytes / 1_000_000);
+struct Figures {
+    count: u32,
+    restore: Duration,
+    reference: Duration,
+    ratio: f64,
+    log_bytes: u64,
+    snap_bytes: u64,
+    rss: u64,
+    rss0: u64,
+    per_ban: f64,
+    maps: u64,
+    maps0: u64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn report_and_write(f: Figures) {
+    let n = f64::from(f.count.max(1));
+    let mb = |b: u64| b as f64 / 1e6;
+    let met = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!("{} bans (half IPv4, half IPv6)", f.count);
     println!(
-        "restore at start (journal replay + kernel maps): {:>8.1} ms   goal < 1000 ms: {}",
-        restore.as_secs_f64() * 1000.0,
-        if restore < Duration::from_secs(1) {
-            "met"
-        } else {
-            "NOT met"
-        }
+        "restore at start (journal + kernel maps): {:>8.1} ms   goal < 1000 ms: {}",
+        f.restore.as_secs_f64() * 1000.0,
+        met(f.restore < Duration::from_secs(1))
     );
     println!(
-        "reference, one bpf() update per ban:            {:>8.1} ms   ratio {ratio:.2}",
-        reference.as_secs_f64() * 1000.0
+        "reference, one bpf() update per ban:      {:>8.1} ms   ratio {:.2}",
+        f.reference.as_secs_f64() * 1000.0,
+        f.ratio
     );
     println!(
-        "one ban, firewall call to kernel map + journal: p50 {:.1} us, p99 {:.1} us",
-        p50.as_secs_f64() * 1e6,
-        p99.as_secs_f64() * 1e6
+        "disk: log {:.1} B a ban, snapshot {:.1} B a ban   goal <= 64: {}",
+        f.log_bytes as f64 / n,
+        f.snap_bytes as f64 / n,
+        met(f.snap_bytes as f64 / n <= 64.0)
+    );
+    println!(
+        "daemon RssAnon (shipped waf.toml): {:.1} MB with the bans, {:.1} MB without: {:.1} B a ban   goal <= 150: {}",
+        mb(f.rss),
+        mb(f.rss0),
+        f.per_ban,
+        met(f.per_ban <= 150.0)
+    );
+    println!(
+        "kernel maps: {:.1} MB ({:.1} MB without the bans)",
+        mb(f.maps),
+        mb(f.maps0)
+    );
+    println!(
+        "one ban through the owner, durable: p50 {:.1} us, p99 {:.1} us",
+        f.p50.as_secs_f64() * 1e6,
+        f.p99.as_secs_f64() * 1e6
     );
     super::write_json(
         "bans.json",
         &json!({
-            "bans": count,
-            "journal_bytes": journal_bytes,
-            "restore_ms": restore.as_secs_f64() * 1000.0,
-            "reference_syscall_per_ban_ms": reference.as_secs_f64() * 1000.0,
-            "ratio": ratio,
-            "goal_ms": 1000,
-            "goal_met": restore < Duration::from_secs(1),
-            "single_ban_us": {"p50": p50.as_secs_f64() * 1e6, "p99": p99.as_secs_f64() * 1e6},
+            "bans": f.count,
+            "restore_ms": f.restore.as_secs_f64() * 1000.0,
+            "reference_syscall_per_ban_ms": f.reference.as_secs_f64() * 1000.0,
+            "ratio": f.ratio,
+            "disk_bytes_per_ban": f.snap_bytes as f64 / n,
+            "log_bytes_per_ban": f.log_bytes as f64 / n,
+            "rss_mb": mb(f.rss),
+            "rss_mb_empty": mb(f.rss0),
+            "rss_bytes_per_ban": f.per_ban,
+            "maps_mb": mb(f.maps),
+            "maps_mb_empty": mb(f.maps0),
+            "single_ban_us": {"p50": f.p50.as_secs_f64() * 1e6, "p99": f.p99.as_secs_f64() * 1e6},
+            "goals": {"restore_ms": 1000, "disk_bytes_per_ban": 64, "rss_bytes_per_ban": 150},
         }),
     );
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
 }

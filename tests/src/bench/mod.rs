@@ -26,14 +26,17 @@ pub fn write_json(name: &str, value: &serde_json::Value) {
     println!("wrote {}", path.display());
 }
 
-/// The real proxy, firewall and detection engine, in this process, serving
-/// on loopback: what the HTTP benchmarks measure.
+/// The real proxy, firewall (with its owner thread) and detection engine,
+/// in this process, serving on loopback: what the HTTP benchmarks measure.
 pub struct InProcessProxy {
     /// The proxy (its stats).
     pub proxy: std::sync::Arc<waf_user::proxy::Proxy>,
+    /// The firewall's owner.
+    pub fw: waf_user::firewall::Handle,
     /// The port it listens on.
     pub port: u16,
     state_dir: PathBuf,
+    owner: Option<std::thread::JoinHandle<()>>,
     rt: Option<tokio::runtime::Runtime>,
 }
 
@@ -47,34 +50,29 @@ impl InProcessProxy {
         immediate_score: Option<u32>,
         workers: usize,
     ) -> anyhow::Result<Self> {
-        use std::sync::{Arc, Mutex, OnceLock};
+        use std::sync::Arc;
         use waf_user::{
-            api::AppState,
             config::Config,
             dataplane::{Dataplane, LoadOptions},
             detect::{DetectConfig, Engine},
-            firewall::Firewall,
             proxy::Proxy,
         };
         let state_dir = std::env::temp_dir().join(crate::unique("waf-bench-proxy-state-"));
-        let cfg = Config {
+        let mut cfg = Config {
             state_dir: state_dir.clone(),
             ..Default::default()
         };
+        cfg.ban_policy.immediate_score = immediate_score;
         let dp = Dataplane::load(&LoadOptions { pin_dir })?;
-        let (fw, _) = Firewall::start(&cfg, dp)?;
+        let (fw, owner, _) = waf_user::firewall::start(cfg.firewall()?, dp, &state_dir)?;
         let engine =
             Arc::new(Engine::new(&DetectConfig::default()).map_err(|e| anyhow::anyhow!("{e}"))?);
-        let state = Arc::new(AppState {
-            fw: Mutex::new(fw),
-            token: "bench".into(),
-            started: std::time::Instant::now(),
-            attachments: Vec::new(),
-            engine: engine.clone(),
-            proxy: OnceLock::new(),
-            mirror: None,
-        });
-        let proxy = Arc::new(Proxy::new(pcfg, engine, state, immediate_score)?);
+        let proxy = Arc::new(Proxy::new(
+            pcfg,
+            engine,
+            fw.strikes(),
+            cfg.ban_policy.ipv6_prefix,
+        )?);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
             .enable_all()
@@ -84,8 +82,10 @@ impl InProcessProxy {
         rt.spawn(proxy.clone().serve(listener));
         Ok(Self {
             proxy,
+            fw,
             port,
             state_dir,
+            owner: Some(owner),
             rt: Some(rt),
         })
     }
@@ -93,7 +93,13 @@ impl InProcessProxy {
 
 impl Drop for InProcessProxy {
     fn drop(&mut self) {
-        drop(self.rt.take());
+        if let Some(rt) = self.rt.take() {
+            rt.block_on(self.fw.stop());
+            drop(rt);
+        }
+        if let Some(t) = self.owner.take() {
+            let _ = t.join();
+        }
         let _ = std::fs::remove_dir_all(&self.state_dir);
     }
 }

@@ -265,8 +265,12 @@ pub fn run(args: &[String]) -> Result<()> {
 
     // waf's proxy, in process: the real proxy, firewall and engine.
     let pcfg = ProxyConfig {
-        upstream: Some(format!("http://127.0.0.1:{up}")),
-        access_log: "off".into(),
+        upstream: Some(
+            format!("http://127.0.0.1:{up}")
+                .parse()
+                .map_err(anyhow::Error::msg)?,
+        ),
+        access_log: waf_user::proxy::AccessLog::Off,
         inspect_budget: Dur(Duration::from_secs(1)),
         ..Default::default()
     };

@@ -497,21 +497,31 @@ impl Maps {
 
     /// Every counter summed over CPUs, indexed like [`waf_common::counter`].
     pub fn counters(&self) -> Result<Vec<Counter>> {
-        let mut out = vec![Counter::default(); counter::COUNT as usize];
-        for (i, slot) in out.iter_mut().enumerate() {
-            let per_cpu =
-                self.counters
-                    .get(&(i as u32), 0)
-                    .map_err(|source| DataplaneError::Map {
-                        name: map_names::COUNTERS,
-                        source,
-                    })?;
-            for c in per_cpu.iter() {
-                slot.packets += c.packets;
-                slot.bytes += c.bytes;
-            }
-        }
-        Ok(out)
+        sum_counters(&self.counters)
+    }
+
+    /// A read-only handle on the counters for readers outside the owner (a
+    /// second descriptor of the same map; it offers no write).
+    pub fn counters_reader(&self) -> Result<CountersReader> {
+        use aya::maps::IterableMap as _;
+        use std::os::fd::AsFd as _;
+        let err = |source| DataplaneError::Map {
+            name: map_names::COUNTERS,
+            source,
+        };
+        let fd = self
+            .counters
+            .map()
+            .fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| DataplaneError::Io {
+                path: PathBuf::from(map_names::COUNTERS),
+                source: e,
+            })?;
+        let data = MapData::from_fd(fd).map_err(err)?;
+        let map = PerCpuArray::try_from(Map::PerCpuArray(data)).map_err(err)?;
+        Ok(CountersReader { map })
     }
 
     /// Adds a ban on an address (host prefix) or a prefix.
@@ -565,6 +575,36 @@ impl Maps {
                     .map(|s| s.state)
             }
         }
+    }
+}
+
+fn sum_counters(map: &PerCpuArray<MapData, Counter>) -> Result<Vec<Counter>> {
+    let mut out = vec![Counter::default(); counter::COUNT as usize];
+    for (i, slot) in out.iter_mut().enumerate() {
+        let per_cpu = map
+            .get(&(i as u32), 0)
+            .map_err(|source| DataplaneError::Map {
+                name: map_names::COUNTERS,
+                source,
+            })?;
+        for c in per_cpu.iter() {
+            slot.packets += c.packets;
+            slot.bytes += c.bytes;
+        }
+    }
+    Ok(out)
+}
+
+/// The kernel's verdict counters, read-only: what the API and metrics read
+/// without going through the firewall's owner.
+pub struct CountersReader {
+    map: PerCpuArray<MapData, Counter>,
+}
+
+impl CountersReader {
+    /// Every counter summed over CPUs, indexed like [`waf_common::counter`].
+    pub fn read(&self) -> Result<Vec<Counter>> {
+        sum_counters(&self.map)
     }
 }
 

@@ -1,0 +1,297 @@
+//! The daemon's configuration: one TOML file, composed of the parts' own
+//! config types (the firewall's ban policy, the proxy's, the detection
+//! engine's...), parsed and validated here and nowhere else. Values are
+//! typed at load (durations, addresses, enums): nothing is parsed again
+//! later. Every error names the key, the value and what is allowed.
+//!
+//! See `waf-user/dist/waf.toml` for every key with its default.
+
+mod lists;
+mod mirror;
+mod xdp;
+
+#[cfg(test)]
+mod tests;
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Deserializer};
+
+pub use self::{
+    lists::{ListConfig, read_list_file},
+    mirror::MirrorConfig,
+    xdp::RateLimitConfig,
+};
+pub use crate::values::{Dur, parse_net};
+pub use crate::{
+    api::ApiConfig,
+    firewall::{BanPolicy, Modes, OnFull},
+    proxy::ProxyConfig,
+};
+use crate::{
+    dataplane::{AttachMode, DEFAULT_BPF_DIR, Settings},
+    firewall::{FirewallConfig, ListItem},
+};
+
+/// A configuration error, ready to print.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What toml said (it names the key, line and column).
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("config: {key} = {value}: {allowed}")]
+    Invalid {
+        /// The key, dotted (`rate_limit.burst`).
+        key: String,
+        /// The offending value.
+        value: String,
+        /// What is allowed.
+        allowed: String,
+    },
+    /// A key that moved: the message names where.
+    #[error("config: {key} is no longer read: {instead}")]
+    Moved {
+        /// The old key.
+        key: String,
+        /// What to write instead.
+        instead: String,
+    },
+    /// A list file could not be used.
+    #[error("{path}:{line}: {message}")]
+    ListFile {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (0: the whole file).
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// An "invalid value" error.
+pub fn invalid(key: &str, value: impl fmt::Display, allowed: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        value: value.to_string(),
+        allowed: allowed.into(),
+    }
+}
+
+/// Refuses a key that moved, when the file still has it.
+pub fn moved<T>(v: &Option<T>, key: &str, instead: &str) -> Result<(), ConfigError> {
+    match v {
+        Some(_) => Err(ConfigError::Moved {
+            key: key.into(),
+            instead: instead.into(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// One interface or a list of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Interfaces(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Interfaces {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(match Raw::deserialize(d)? {
+            Raw::One(s) => Interfaces(vec![s]),
+            Raw::Many(v) => Interfaces(v),
+        })
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// text or json.
+    pub format: LogFormat,
+    /// error, warn, info, debug or trace (or a tracing filter directive).
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Interfaces to attach to.
+    pub interface: Interfaces,
+    /// auto, native or skb.
+    pub xdp_mode: AttachMode,
+    /// Journal, token and other state.
+    pub state_dir: PathBuf,
+    /// bpffs directory for pins.
+    pub bpf_dir: PathBuf,
+    /// The control API.
+    pub api: ApiConfig,
+    /// Monitor and emergency modes at start.
+    pub modes: Modes,
+    /// Never dropped, never banned.
+    pub allowlist: ListConfig,
+    /// Always dropped.
+    pub blocklist: ListConfig,
+    /// Per-source packet limits in XDP.
+    pub rate_limit: RateLimitConfig,
+    /// Strikes, bans, escalation.
+    pub ban_policy: BanPolicy,
+    /// Logging.
+    pub log: LogConfig,
+    /// The detection engine.
+    pub detect: crate::detect::DetectConfig,
+    /// The inline reverse proxy.
+    pub proxy: ProxyConfig,
+    /// The passive mirror.
+    pub mirror: MirrorConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            interface: Interfaces::default(),
+            xdp_mode: AttachMode::Auto,
+            state_dir: PathBuf::from("/var/lib/waf"),
+            bpf_dir: PathBuf::from(DEFAULT_BPF_DIR),
+            api: ApiConfig::default(),
+            modes: Modes::default(),
+            allowlist: ListConfig::default(),
+            blocklist: ListConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+            ban_policy: BanPolicy::default(),
+            log: LogConfig::default(),
+            detect: crate::detect::DetectConfig::default(),
+            proxy: ProxyConfig::default(),
+            mirror: MirrorConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates config text (`path` is for messages).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string().trim_end().replace('\n', " | "),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks ranges and consistency.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for i in &self.interface.0 {
+            if i.is_empty() || i.len() > 15 || i.contains(['/', ' ', '\0']) {
+                return Err(invalid(
+                    "interface",
+                    format!("{i:?}"),
+                    "an interface name of 1 to 15 characters without '/' or spaces",
+                ));
+            }
+        }
+        if !self.bpf_dir.is_absolute() {
+            return Err(invalid(
+                "bpf_dir",
+                self.bpf_dir.display(),
+                "an absolute path on (or to mount) a bpf filesystem",
+            ));
+        }
+        if !self.state_dir.is_absolute() {
+            return Err(invalid(
+                "state_dir",
+                self.state_dir.display(),
+                "an absolute path",
+            ));
+        }
+        self.api.validate()?;
+        self.allowlist.validate("allowlist")?;
+        self.blocklist.validate("blocklist")?;
+        self.settings()?;
+        self.ban_policy
+            .validate()
+            .map_err(|(k, v, a)| invalid(&k, v, &a))?;
+        self.detect
+            .validate()
+            .map_err(|e| invalid("detect", "(see message)", &e))?;
+        self.mirror.validate()?;
+        self.proxy.validate()?;
+        Ok(())
+    }
+
+    /// The XDP settings this config asks for.
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
+        self.rate_limit
+            .settings(&self.modes, &self.mirror, self.ban_policy.ipv6_prefix)
+    }
+
+    /// The allowlist entries: inline ones, then each file's.
+    pub fn allow_items(&self) -> Result<Vec<ListItem>, ConfigError> {
+        self.allowlist.items("allowlist")
+    }
+
+    /// The blocklist entries: inline ones, then each file's.
+    pub fn block_items(&self) -> Result<Vec<ListItem>, ConfigError> {
+        self.blocklist.items("blocklist")
+    }
+
+    /// What the firewall core is configured with.
+    pub fn firewall(&self) -> Result<FirewallConfig, ConfigError> {
+        Ok(FirewallConfig {
+            policy: self.ban_policy.clone(),
+            settings: self.settings()?,
+            allow: self.allow_items()?,
+            block: self.block_items()?,
+        })
+    }
+}

@@ -1,0 +1,261 @@
+//! `waf run`: loads the config, loads (or adopts) the pinned XDP program and
+//! maps, restores the journal into them, attaches, starts the firewall's
+//! owner and the faces (API, proxy, mirror), and keeps enforcing until
+//! SIGTERM. On exit the program stays attached and enforcing: pinned state
+//! outlives the daemon, and the next start adopts it.
+
+mod events;
+mod token;
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, atomic::AtomicU64},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use tokio::signal::unix::{SignalKind, signal};
+
+pub use self::token::api_token;
+use crate::{
+    api::{self, ApiState},
+    config::{Config, LogFormat},
+    dataplane::{AttachMode, Dataplane, LoadOptions},
+    detect::Engine,
+    firewall::{self, Handle},
+    proxy::Proxy,
+    telemetry::Telemetry,
+};
+
+/// What `waf run` was asked on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Config file; none: defaults.
+    pub config_path: Option<PathBuf>,
+    /// Interfaces (override the config's).
+    pub interfaces: Vec<String>,
+    /// Attach mode (overrides the config's).
+    pub xdp_mode: Option<AttachMode>,
+    /// Print counters every this many seconds (0: never).
+    pub stats_interval: u64,
+}
+
+/// Loads the config named in `opts`, or the defaults, with the command
+/// line's overrides applied.
+pub fn effective_config(opts: &RunOptions) -> Result<Config> {
+    let mut cfg = match &opts.config_path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    if !opts.interfaces.is_empty() {
+        cfg.interface.0 = opts.interfaces.clone();
+    }
+    if let Some(m) = opts.xdp_mode {
+        cfg.xdp_mode = m;
+    }
+    cfg.validate()?;
+    if cfg.interface.0.is_empty() {
+        bail!("no interface to attach to: pass --interface IF or set `interface` in the config");
+    }
+    Ok(cfg)
+}
+
+/// Sets up logging as `[log]` asks (RUST_LOG overrides the level).
+pub fn init_logging(cfg: &Config) {
+    use tracing_subscriber::{EnvFilter, fmt};
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&cfg.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal as _;
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = match cfg.log.format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(opts: RunOptions) -> Result<()> {
+    let cfg = effective_config(&opts)?;
+    init_logging(&cfg);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(serve(cfg, opts))
+}
+
+async fn serve(cfg: Config, opts: RunOptions) -> Result<()> {
+    let dp = Dataplane::load(&LoadOptions {
+        pin_dir: Some(cfg.bpf_dir.clone()),
+    })
+    .with_context(|| {
+        format!(
+            "loading the XDP program (pins in {})",
+            cfg.bpf_dir.display()
+        )
+    })?;
+    let token = api_token(&cfg)?;
+    let (mut fw, journal, report, replay) = firewall::restore(cfg.firewall()?, dp, &cfg.state_dir)?;
+    tracing::info!(
+        restored = report.restored,
+        adopted = report.adopted,
+        expired_while_down = report.expired_while_down,
+        journal_records = replay.records,
+        journal_damage = replay.damaged.len(),
+        migrated = ?replay.migrated_v1,
+        restore_ms = report.restore_ms,
+        "state restored"
+    );
+    let mut attachments = Vec::new();
+    for iface in &cfg.interface.0 {
+        let a = fw.attach(iface, cfg.xdp_mode)?;
+        tracing::info!(interface = %a.interface, mode = %a.mode, adopted = a.adopted, "attached");
+        attachments.push(a);
+    }
+    let events = fw.take_events();
+    let counters = fw.counters_reader()?;
+    let (handle, owner) = firewall::owner::spawn(fw, journal)?;
+    let listener = tokio::net::TcpListener::bind(cfg.api.listen)
+        .await
+        .with_context(|| format!("binding the API to {} ([api] listen)", cfg.api.listen))?;
+    let engine =
+        Arc::new(Engine::new(&cfg.detect).map_err(|e| anyhow::anyhow!("config [detect]: {e}"))?);
+    let mut faces: Vec<Arc<dyn Telemetry>> = Vec::new();
+    let mirror = if cfg.mirror.enabled {
+        let m = Arc::new(events::MirrorFace::start(
+            &cfg.mirror,
+            engine.clone(),
+            handle.strikes(),
+        )?);
+        faces.push(m.clone());
+        Some(m)
+    } else {
+        None
+    };
+    let proxy_task = start_proxy(&cfg, &engine, &handle, &mut faces).await?;
+    let state = Arc::new(ApiState {
+        fw: handle.clone(),
+        token,
+        started: Instant::now(),
+        attachments,
+        counters,
+        engine,
+        faces,
+        panics: Arc::new(AtomicU64::new(0)),
+    });
+    let modes = handle.view().modes;
+    tracing::info!(
+        api = %cfg.api.listen,
+        monitor = modes.monitor,
+        emergency = modes.emergency,
+        "enforcing; SIGHUP reloads the config, SIGTERM stops (enforcement stays pinned in {})",
+        cfg.bpf_dir.display()
+    );
+    let app = api::router(state.clone());
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "API server stopped");
+        }
+    });
+    if let Some(rb) = events {
+        let sink = handle.strikes();
+        tokio::spawn(async move {
+            if let Err(e) = events::consume(rb, sink, mirror).await {
+                tracing::error!(error = %e, "event consumer stopped");
+            }
+        });
+    }
+    wait_for_signals(&handle, &opts, &state).await?;
+    server.abort();
+    if let Some(t) = proxy_task {
+        t.abort();
+    }
+    handle.stop().await;
+    let _ = tokio::task::spawn_blocking(move || owner.join()).await;
+    tracing::info!("stopping; the XDP program stays attached and enforcing");
+    Ok(())
+}
+
+async fn start_proxy(
+    cfg: &Config,
+    engine: &Arc<Engine>,
+    handle: &Handle,
+    faces: &mut Vec<Arc<dyn Telemetry>>,
+) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    let (Some(listen), Some(upstream)) = (&cfg.proxy.listen, &cfg.proxy.upstream) else {
+        return Ok(None);
+    };
+    let proxy = Arc::new(Proxy::new(
+        &cfg.proxy,
+        engine.clone(),
+        handle.strikes(),
+        cfg.ban_policy.ipv6_prefix,
+    )?);
+    faces.push(proxy.clone());
+    let l = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the proxy to {listen} ([proxy] listen)"))?;
+    tracing::info!(listen = %listen, upstream = %upstream.0, "proxy serving");
+    Ok(Some(tokio::spawn(proxy.serve(l))))
+}
+
+async fn wait_for_signals(handle: &Handle, opts: &RunOptions, state: &ApiState) -> Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut stats_tick = tokio::time::interval(Duration::from_secs(opts.stats_interval.max(1)));
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = hup.recv() => reload(handle, opts).await,
+            _ = stats_tick.tick(), if opts.stats_interval > 0 => {
+                if let Ok(c) = state.counters.read() {
+                    print_counters(&c);
+                }
+            }
+        }
+    }
+}
+
+async fn reload(handle: &Handle, opts: &RunOptions) {
+    let cfg = match tokio::task::spawn_blocking({
+        let opts = opts.clone();
+        move || effective_config(&opts).and_then(|c| Ok(c.firewall()?))
+    })
+    .await
+    {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "reload: the config is invalid; nothing changed");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reload failed");
+            return;
+        }
+    };
+    if let Err(e) = handle.reload(cfg).await {
+        tracing::error!(error = %e, "reload failed; the previous config stays in force");
+    }
+}
+
+fn print_counters(c: &[waf_common::Counter]) {
+    use waf_common::counter;
+    let line: Vec<String> = (0..counter::COUNT as usize)
+        .filter(|&i| c[i].packets > 0)
+        .map(|i| format!("{}={}", counter::NAMES[i], c[i].packets))
+        .collect();
+    println!(
+        "counters: {}",
+        if line.is_empty() {
+            "(no packets yet)".into()
+        } else {
+            line.join(" ")
+        }
+    );
+}

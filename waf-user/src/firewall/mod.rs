@@ -1,0 +1,79 @@
+//! The firewall core: the one owner of the firewall's state, the kernel maps
+//! and the journal, and the policy that turns findings into bans.
+//!
+//! - [`owner`]: the owner thread and the [`Handle`] every face holds
+//!   (commands with replies, strikes that never block, the published view).
+//! - [`bans`]: the [`Firewall`] itself: bans, strikes, expiry, kernel writes.
+//! - [`lists`]: allow and block lists, modes, config reloads.
+//! - [`policy`]: strikes in a window, immediate bans, escalation, IPv6
+//!   aggregation, the widest prefix without force.
+//! - [`view`]: what readers see, published after every batch.
+//! - [`journal`]: the binary snapshot and log in `state_dir`.
+//! - [`types`]: the domain types (bans, sources, lists, strikes, alarms).
+
+pub mod bans;
+mod expiry;
+pub mod journal;
+pub mod lists;
+pub mod owner;
+pub mod policy;
+mod prefix;
+pub mod state;
+pub mod types;
+pub mod view;
+
+pub use self::{
+    bans::{BanDuration, Firewall, FirewallConfig, FirewallError, StartReport},
+    lists::Modes,
+    owner::{BanOrder, Handle, ImportOrder, ImportReport, StrikeSink},
+    policy::{BanPolicy, OnFull},
+    types::{
+        Alarm, Ban, BanMeta, BanSource, ListItem, ListKind, ListView, Stats, Strike, StrikeKind,
+    },
+    view::View,
+};
+
+/// Opens the journal in `state_dir` and starts the firewall on `dp` with
+/// what it restored (bans written into the kernel). The caller attaches
+/// (through [`Firewall::attach`]) and then hands both to [`owner::spawn`].
+pub fn restore(
+    cfg: FirewallConfig,
+    dp: crate::dataplane::Dataplane,
+    state_dir: &std::path::Path,
+) -> anyhow::Result<(
+    Firewall,
+    journal::Journal,
+    StartReport,
+    journal::ReplayReport,
+)> {
+    let (journal, state, replay) = journal::Journal::open(state_dir)
+        .map_err(|e| anyhow::anyhow!("journal in {}: {e}", state_dir.display()))?;
+    for d in &replay.damaged {
+        tracing::warn!(damage = %d, "journal damage skipped");
+    }
+    let (mut fw, report) = Firewall::start(cfg, dp, state)?;
+    if !replay.damaged.is_empty() {
+        fw.alarm(
+            "journal_damaged",
+            format!(
+                "the journal had damage at start ({} place(s), {} bytes skipped): {}",
+                replay.damaged.len(),
+                replay.skipped_bytes,
+                replay.damaged.join("; ")
+            ),
+        );
+    }
+    Ok((fw, journal, report, replay))
+}
+
+/// [`restore`], then the owner thread: for tests and benchmarks that need
+/// no attachment.
+pub fn start(
+    cfg: FirewallConfig,
+    dp: crate::dataplane::Dataplane,
+    state_dir: &std::path::Path,
+) -> anyhow::Result<(Handle, std::thread::JoinHandle<()>, StartReport)> {
+    let (fw, journal, report, _) = restore(cfg, dp, state_dir)?;
+    let (handle, thread) = owner::spawn(fw, journal)?;
+    Ok((handle, thread, report))
+}

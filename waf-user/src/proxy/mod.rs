@@ -1,0 +1,621 @@
+//! The inline reverse proxy: every request goes through the detection
+//! engine before it reaches the application. A blocked request gets a 403
+//! with a small JSON body (error and request id) and never reaches the
+//! upstream; detections are strikes sent to the firewall's owner, which
+//! turns them into XDP bans. Also: per-source request limits (429), a
+//! user-agent blocklist, a stated policy for bodies past the inspection
+//! limit (413 or partial inspection), security headers, and an access log.
+//!
+//! HTTP/1.1 with keep-alive (hyper). The proxy knows a strike sink, not the
+//! API or the firewall.
+
+mod client;
+pub mod config;
+mod forward;
+mod limiter;
+mod log;
+
+use std::{
+    convert::Infallible,
+    net::{IpAddr, SocketAddr},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime},
+};
+
+use bytes::Bytes;
+use hyper::{
+    Request, Response, StatusCode,
+    body::{Body as _, Incoming},
+    header::{self, HeaderValue},
+    service::service_fn,
+};
+use hyper_util::{
+    client::legacy::{Client as HttpClient, connect::HttpConnector},
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+};
+use ipnet::IpNet;
+use serde::Serialize;
+use tokio::net::TcpListener;
+
+pub use self::config::{
+    AccessLog, AccessLogFormat, BodyOverflow, ClientHeader, HttpLimit, OnError, ProxyConfig,
+    Upstream,
+};
+pub use self::forward::{BoxError, ProxyBody};
+use self::{
+    client::Client,
+    forward::{json_error, strip_hop_by_hop},
+    limiter::HttpLimiter,
+    log::{AccessLogger, Entry, Outcome},
+};
+use crate::{
+    detect::{Action, Engine, Verdict},
+    firewall::{Strike, StrikeKind, StrikeSink},
+};
+
+/// Bodies up to this size are inspected on the connection's task; larger
+/// ones on the blocking pool, under `inspect_budget`.
+const INLINE_INSPECT_BYTES: usize = 16 * 1024;
+
+/// Proxy counters (exported in stats and metrics).
+#[derive(Debug, Default, Serialize)]
+pub struct ProxyStats {
+    /// Requests received.
+    pub requests: AtomicU64,
+    /// Requests blocked by the detection engine.
+    pub blocked: AtomicU64,
+    /// Requests refused for their user agent.
+    pub blocked_agent: AtomicU64,
+    /// Requests refused by a rate limit.
+    pub rate_limited: AtomicU64,
+    /// Requests passed to the upstream.
+    pub forwarded: AtomicU64,
+    /// Requests that would have been blocked (passive mode).
+    pub would_block: AtomicU64,
+    /// Inspection errors or budget overruns.
+    pub inspect_errors: AtomicU64,
+    /// Upstream failures (502/504).
+    pub upstream_errors: AtomicU64,
+    /// Bodies past the inspection limit refused (413).
+    pub body_too_large: AtomicU64,
+    /// Bodies past the inspection limit inspected in part (forwarded).
+    pub inspected_partially: AtomicU64,
+    /// Trusted peers' forwarding headers with a hop that does not parse.
+    pub malformed_forwarding: AtomicU64,
+    /// Connections closed for a malformed or oversized request head.
+    pub bad_request_heads: AtomicU64,
+    /// Access log lines dropped (the writer fell behind).
+    pub log_dropped: AtomicU64,
+}
+
+/// The proxy.
+pub struct Proxy {
+    cfg: ProxyConfig,
+    upstream: String,
+    client: HttpClient<HttpConnector, ProxyBody>,
+    engine: Arc<Engine>,
+    strikes: StrikeSink,
+    v6_prefix: u8,
+    trusted: Vec<IpNet>,
+    agents: Vec<String>,
+    limiter: HttpLimiter,
+    log: AccessLogger,
+    next_id: AtomicU64,
+    /// Counters.
+    pub stats: ProxyStats,
+}
+
+/// What reading the body gave.
+struct BodyHead {
+    chunks: Vec<Bytes>,
+    len: usize,
+    /// More body follows than the inspection limit.
+    overflow: bool,
+}
+
+impl Proxy {
+    /// Builds the proxy (the config was validated). `v6_prefix` is the ban
+    /// policy's IPv6 aggregation, which the request limits key by too.
+    pub fn new(
+        cfg: &ProxyConfig,
+        engine: Arc<Engine>,
+        strikes: StrikeSink,
+        v6_prefix: u8,
+    ) -> anyhow::Result<Self> {
+        let upstream = cfg
+            .upstream
+            .as_ref()
+            .map(|u| u.0.clone())
+            .ok_or_else(|| anyhow::anyhow!("proxy.upstream: not set"))?;
+        let log = AccessLogger::open(&cfg.access_log, cfg.access_log_format)?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = HttpClient::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Ok(Self {
+            cfg: cfg.clone(),
+            upstream,
+            client,
+            engine,
+            strikes,
+            v6_prefix,
+            trusted: cfg.trusted(),
+            agents: cfg
+                .blocked_user_agents
+                .iter()
+                .map(|a| a.to_ascii_lowercase())
+                .collect(),
+            limiter: HttpLimiter::new(&cfg.rate_limits),
+            log,
+            next_id: AtomicU64::new(
+                SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(0)
+                    << 16,
+            ),
+            stats: ProxyStats::default(),
+        })
+    }
+
+    fn request_id(&self) -> String {
+        format!("{:016x}", self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The source a client counts as (its /64 for IPv6, by default).
+    fn source(&self, addr: IpAddr) -> IpNet {
+        match addr {
+            IpAddr::V4(_) => IpNet::from(addr),
+            IpAddr::V6(a) => ipnet::Ipv6Net::new(a, self.v6_prefix)
+                .map(|n| IpNet::V6(n.trunc()))
+                .unwrap_or_else(|_| IpNet::from(addr)),
+        }
+    }
+
+    fn strike(&self, addr: IpAddr, kind: StrikeKind, score: u32, reason: &str, decided: Instant) {
+        self.strikes.strike(Strike {
+            source: addr,
+            kind,
+            score,
+            evidence: reason.chars().take(256).collect(),
+            decided: Some(decided),
+        });
+    }
+
+    /// Serves connections from `listener` until the task is dropped.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        let me = self.clone();
+        // Forget sources whose limits are full again, off the workers.
+        let janitor = tokio::spawn(async move {
+            let mut t = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                t.tick().await;
+                let me = me.clone();
+                let _ = tokio::task::spawn_blocking(move || me.limiter.retain_recent()).await;
+            }
+        });
+        let _janitor = AbortOnDrop(janitor);
+        let limits = self.engine.limits();
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .keep_alive(true)
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .max_headers(limits.max_headers.max(1))
+            .max_buf_size(limits.max_header_bytes.max(8192));
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "proxy accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let me = self.clone();
+            let conn = builder.clone();
+            tokio::spawn(async move {
+                let svc_me = me.clone();
+                let svc = service_fn(move |req| {
+                    let me = svc_me.clone();
+                    async move { Ok::<_, Infallible>(me.handle(req, peer).await) }
+                });
+                if let Err(e) = conn.serve_connection(TokioIo::new(stream), svc).await
+                    && (e.is_parse() || e.is_parse_too_large())
+                {
+                    me.stats.bad_request_heads.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(peer = %peer, error = %e, "proxy: bad request head");
+                }
+            });
+        }
+    }
+
+    /// Handles one request from socket peer `peer`.
+    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+        let started = Instant::now();
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let client = client::resolve(
+            peer.ip(),
+            req.headers(),
+            &self.trusted,
+            self.cfg.trusted_depth,
+            self.cfg.client_header,
+        );
+        if client.malformed {
+            self.stats
+                .malformed_forwarding
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        let id = self.request_id();
+        let method = req.method().to_string();
+        let target = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        let header = |n: header::HeaderName| {
+            req.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        let (ua, referer) = (header(header::USER_AGENT), header(header::REFERER));
+        let (resp, outcome) = self.decide(req, peer.ip(), client, &id).await;
+        self.log.log(&Entry {
+            remote: client.addr,
+            method: &method,
+            target: &target,
+            ua: &ua,
+            referer: &referer,
+            id: &id,
+            outcome: &outcome,
+            started,
+        });
+        let dropped = self.log.dropped.load(Ordering::Relaxed);
+        self.stats.log_dropped.store(dropped, Ordering::Relaxed);
+        resp
+    }
+
+    /// The refusals that come before the body: user agent, rate limits.
+    fn refuse_early(
+        &self,
+        req: &Request<Incoming>,
+        client: &Client,
+        id: &str,
+    ) -> Option<(Response<ProxyBody>, Outcome)> {
+        if !self.agents.is_empty() {
+            let ua = req
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            if let Some(bad) = self.agents.iter().find(|a| ua.contains(a.as_str())) {
+                self.stats.blocked_agent.fetch_add(1, Ordering::Relaxed);
+                let reason = format!("blocked user agent ({bad})");
+                self.strike(
+                    client.addr,
+                    StrikeKind::BadAgent,
+                    0,
+                    &reason,
+                    Instant::now(),
+                );
+                let r = json_error(StatusCode::FORBIDDEN, "blocked by waf", id);
+                return Some((r, outcome(403, "block", reason, 0)));
+            }
+        }
+        if !self.limiter.is_empty()
+            && let Some(retry) = self
+                .limiter
+                .check(self.source(client.addr), req.uri().path())
+        {
+            self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+            let mut r = json_error(StatusCode::TOO_MANY_REQUESTS, "rate limited", id);
+            let secs = retry.as_secs().max(1).to_string();
+            if let Ok(v) = HeaderValue::from_str(&secs) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return Some((r, outcome(429, "rate_limited", "http rate limit".into(), 0)));
+        }
+        None
+    }
+
+    /// Reads the body up to one byte past the inspection limit.
+    async fn read_head(&self, body: &mut Incoming, max: usize) -> Result<BodyHead, String> {
+        let mut head = BodyHead {
+            chunks: Vec::new(),
+            len: 0,
+            overflow: false,
+        };
+        if body.size_hint().lower() > max as u64 {
+            head.overflow = true;
+            return Ok(head);
+        }
+        while head.len <= max && !body.is_end_stream() {
+            match http_body_util::BodyExt::frame(body).await {
+                Some(Ok(f)) => {
+                    if let Ok(data) = f.into_data() {
+                        head.len += data.len();
+                        head.chunks.push(data);
+                    }
+                }
+                Some(Err(e)) => return Err(format!("body: {e}")),
+                None => break,
+            }
+        }
+        head.overflow = head.len > max;
+        Ok(head)
+    }
+
+    async fn decide(
+        &self,
+        req: Request<Incoming>,
+        peer: IpAddr,
+        client: Client,
+        id: &str,
+    ) -> (Response<ProxyBody>, Outcome) {
+        if let Some(refused) = self.refuse_early(&req, &client, id) {
+            return refused;
+        }
+        let max_body = self.engine.limits().max_body;
+        let (parts, mut body) = req.into_parts();
+        let head = match self.read_head(&mut body, max_body).await {
+            Ok(h) => h,
+            Err(e) => {
+                let r = json_error(StatusCode::BAD_REQUEST, "unreadable request body", id);
+                return (r, outcome(400, "error", e, 0));
+            }
+        };
+        let partial = head.overflow;
+        if partial {
+            if self.cfg.body_overflow == BodyOverflow::Reject {
+                self.stats.body_too_large.fetch_add(1, Ordering::Relaxed);
+                let why = format!(
+                    "body longer than the inspection limit ({max_body} bytes; \
+                     proxy.body_overflow = reject)"
+                );
+                let r = json_error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large", id);
+                return (r, outcome(413, "too_large", why, 0));
+            }
+            self.stats
+                .inspected_partially
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        let verdict = self.inspect(&parts, &head, max_body, client.addr).await;
+        let decided = Instant::now();
+        let rebuilt = Request::from_parts(parts, body);
+        let verdict = match verdict {
+            Ok(v) => v,
+            Err(why) => {
+                self.stats.inspect_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(remote = %client.addr, request_id = id, error = %why, policy = ?self.cfg.on_error, "inspection error");
+                if self.cfg.on_error == OnError::Closed {
+                    let r = json_error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "request could not be inspected",
+                        id,
+                    );
+                    return (r, outcome(503, "error", why, 0));
+                }
+                let (r, st) = self.forward(rebuilt, head.chunks, peer, &client, id).await;
+                return (r, outcome(st, "error_open", why, 0));
+            }
+        };
+        let mut reason = verdict
+            .attacks
+            .first()
+            .map(|f| {
+                format!(
+                    "{:?} at {} (rule {}): {}",
+                    f.kind, f.location, f.rule, f.matched
+                )
+            })
+            .unwrap_or_default();
+        if partial {
+            reason = format!("partial inspection (first {max_body} bytes) {reason}");
+        }
+        if verdict.action == Action::Block {
+            self.stats.blocked.fetch_add(1, Ordering::Relaxed);
+            self.strike(
+                client.addr,
+                StrikeKind::Detection,
+                verdict.score,
+                &reason,
+                decided,
+            );
+            let r = json_error(StatusCode::FORBIDDEN, "blocked by waf", id);
+            return (r, outcome(403, "block", reason, verdict.score));
+        }
+        let label = match (verdict.would_block, partial) {
+            (true, _) => {
+                self.stats.would_block.fetch_add(1, Ordering::Relaxed);
+                "would_block"
+            }
+            (false, true) => "pass_partial",
+            (false, false) => "pass",
+        };
+        let (r, st) = self.forward(rebuilt, head.chunks, peer, &client, id).await;
+        (r, outcome(st, label, reason, verdict.score))
+    }
+
+    /// Runs the engine on the head and the buffered body prefix.
+    async fn inspect(
+        &self,
+        parts: &hyper::http::request::Parts,
+        head: &BodyHead,
+        max_body: usize,
+        remote: IpAddr,
+    ) -> Result<Verdict, String> {
+        let mut prefix = Vec::with_capacity(head.len.min(max_body));
+        for b in &head.chunks {
+            let room = max_body.saturating_sub(prefix.len());
+            prefix.extend_from_slice(&b[..b.len().min(room)]);
+        }
+        let headers: Vec<(String, String)> = parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let target = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        let engine = self.engine.clone();
+        let method = parts.method.to_string();
+        let inspect = move || {
+            crate::http::Request::from_parts(&method, &target, headers, prefix, engine.limits())
+                .map(|r| engine.inspect(&r, Some(remote)))
+        };
+        // Small requests (nearly all) are inspected right here: a few tens
+        // of microseconds, cheaper than a thread hand-off. Large bodies go
+        // to the blocking pool under the time budget.
+        if head.len <= INLINE_INSPECT_BYTES {
+            return inspect().map_err(|e| format!("unparsable request: {e}"));
+        }
+        let budget = self.cfg.inspect_budget;
+        match tokio::time::timeout(budget.0, tokio::task::spawn_blocking(inspect)).await {
+            Ok(Ok(Ok(v))) => Ok(v),
+            Ok(Ok(Err(e))) => Err(format!("unparsable request: {e}")),
+            Ok(Err(e)) => Err(format!("inspection failed: {e}")),
+            Err(_) => Err(format!("inspection over its budget ({budget})")),
+        }
+    }
+
+    /// Sends the request upstream: the buffered head of the body, then the
+    /// rest as it comes.
+    async fn forward(
+        &self,
+        req: Request<Incoming>,
+        head: Vec<Bytes>,
+        peer: IpAddr,
+        client: &Client,
+        id: &str,
+    ) -> (Response<ProxyBody>, u16) {
+        let (mut parts, rest) = req.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        forward::set_forwarding(&mut parts.headers, peer, client, id);
+        let mut up = Request::from_parts(parts, forward::body_upstream(head, rest));
+        if forward::retarget(&mut up, &self.upstream).is_err() {
+            return (
+                json_error(StatusCode::BAD_REQUEST, "bad request target", id),
+                400,
+            );
+        }
+        let fut = self.client.request(up);
+        match tokio::time::timeout(self.cfg.upstream_timeout.0, fut).await {
+            Ok(Ok(resp)) => {
+                self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+                let (mut parts, body) = resp.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                if self.cfg.security_headers {
+                    forward::add_security_headers(
+                        &mut parts.headers,
+                        self.cfg.hsts_max_age,
+                        &self.cfg.content_security_policy,
+                    );
+                }
+                let status = parts.status.as_u16();
+                let body = http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(
+                    body,
+                    |e| -> BoxError { Box::new(e) },
+                ));
+                (Response::from_parts(parts, body), status)
+            }
+            Ok(Err(e)) => {
+                self.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, upstream = %self.upstream, "upstream request failed");
+                (
+                    json_error(StatusCode::BAD_GATEWAY, "upstream unavailable", id),
+                    502,
+                )
+            }
+            Err(_) => {
+                self.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
+                (
+                    json_error(StatusCode::GATEWAY_TIMEOUT, "upstream timed out", id),
+                    504,
+                )
+            }
+        }
+    }
+}
+
+impl crate::telemetry::Telemetry for Proxy {
+    fn section(&self) -> &'static str {
+        "proxy"
+    }
+
+    fn families(&self) -> Vec<crate::telemetry::Family> {
+        let st = &self.stats;
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        vec![
+            crate::telemetry::Family::by(
+                "waf_http_requests",
+                "Requests through the proxy, by outcome.",
+                crate::telemetry::MetricKind::Counter,
+                "outcome",
+                [
+                    ("forwarded", n(&st.forwarded)),
+                    ("blocked", n(&st.blocked)),
+                    ("blocked_agent", n(&st.blocked_agent)),
+                    ("rate_limited", n(&st.rate_limited)),
+                    ("would_block", n(&st.would_block)),
+                    ("inspect_error", n(&st.inspect_errors)),
+                    ("upstream_error", n(&st.upstream_errors)),
+                    ("body_too_large", n(&st.body_too_large)),
+                    ("inspected_partially", n(&st.inspected_partially)),
+                    ("bad_request_head", n(&st.bad_request_heads)),
+                ],
+            ),
+            crate::telemetry::Family::one(
+                "waf_http_malformed_forwarding",
+                "Trusted peers' forwarding headers with a hop that does not parse.",
+                crate::telemetry::MetricKind::Counter,
+                n(&st.malformed_forwarding),
+            ),
+            crate::telemetry::Family::one(
+                "waf_http_strikes_dropped",
+                "Strikes the owner's queue could not take.",
+                crate::telemetry::MetricKind::Counter,
+                self.strikes.dropped(),
+            ),
+        ]
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(&self.stats).unwrap_or_default();
+        v["limited_sources"] = self.limiter.sources().into();
+        v["strikes_dropped"] = self.strikes.dropped().into();
+        v
+    }
+}
+
+fn outcome(status: u16, verdict: &'static str, reason: String, score: u32) -> Outcome {
+    Outcome {
+        status,
+        verdict,
+        reason,
+        score,
+    }
+}
+
+/// Aborts a task when dropped (the proxy's janitor ends with `serve`).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

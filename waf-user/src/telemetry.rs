@@ -1,0 +1,65 @@
+//! What a face (the proxy, the mirror) exposes to the API's `/v1/stats` and
+//! `/metrics`, so the API renders them without knowing the faces.
+
+/// The kind of a metric family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Only goes up.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+}
+
+/// One metric family of a face.
+#[derive(Clone, Debug)]
+pub struct Family {
+    /// Name without the `_total` suffix (added for counters).
+    pub name: &'static str,
+    /// One line for people.
+    pub help: &'static str,
+    /// Counter or gauge.
+    pub kind: MetricKind,
+    /// Each value with its labels (none: a family of one value).
+    pub values: Vec<(Vec<(&'static str, &'static str)>, u64)>,
+}
+
+impl Family {
+    /// A family of one value.
+    pub fn one(name: &'static str, help: &'static str, kind: MetricKind, v: u64) -> Self {
+        Self {
+            name,
+            help,
+            kind,
+            values: vec![(Vec::new(), v)],
+        }
+    }
+
+    /// A family of values told apart by one label.
+    pub fn by(
+        name: &'static str,
+        help: &'static str,
+        kind: MetricKind,
+        label: &'static str,
+        values: impl IntoIterator<Item = (&'static str, u64)>,
+    ) -> Self {
+        Self {
+            name,
+            help,
+            kind,
+            values: values
+                .into_iter()
+                .map(|(l, v)| (vec![(label, l)], v))
+                .collect(),
+        }
+    }
+}
+
+/// A face's counters.
+pub trait Telemetry: Send + Sync {
+    /// Its section in `/v1/stats` (`proxy`, `mirror`).
+    fn section(&self) -> &'static str;
+    /// Its metric families.
+    fn families(&self) -> Vec<Family>;
+    /// Its counters as JSON for `/v1/stats`.
+    fn json(&self) -> serde_json::Value;
+}
