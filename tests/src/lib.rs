@@ -326,11 +326,21 @@ pub struct TestDaemon {
     ns: String,
     iface: String,
     log: PathBuf,
+    /// Arguments run before the `waf` binary (e.g. `setpriv ...` to start
+    /// it as another user with chosen capabilities).
+    pub wrap: Vec<String>,
 }
 
 impl TestDaemon {
     /// Writes a config for `lab` plus `extra` TOML and starts the daemon.
     pub fn start(lab: &Lab, extra: &str) -> Self {
+        let mut d = Self::configure(lab, extra);
+        d.spawn(lab);
+        d
+    }
+
+    /// Writes a config for `lab` plus `extra` TOML; does not start it.
+    pub fn configure(lab: &Lab, extra: &str) -> Self {
         let pins = PinDir::new();
         let state_dir = std::env::temp_dir().join(unique("waf-state-"));
         std::fs::create_dir_all(&state_dir).unwrap();
@@ -345,7 +355,7 @@ impl TestDaemon {
             ),
         )
         .unwrap();
-        let mut d = Self {
+        Self {
             child: None,
             config,
             log: state_dir.join("waf.log"),
@@ -353,13 +363,20 @@ impl TestDaemon {
             pins,
             ns: lab.srv.name.clone(),
             iface: lab.srv_if.clone(),
-        };
-        d.spawn(lab);
-        d
+            wrap: Vec::new(),
+        }
     }
 
     /// Starts (again) the daemon process and waits for its API.
     pub fn spawn(&mut self, lab: &Lab) {
+        if let Err(e) = self.try_spawn(lab) {
+            panic!("{e}");
+        }
+    }
+
+    /// Starts the daemon; Err with its log when it exits at start or its
+    /// API does not come up.
+    pub fn try_spawn(&mut self, lab: &Lab) -> Result<(), String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -367,6 +384,7 @@ impl TestDaemon {
             .unwrap();
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns])
+            .args(&self.wrap)
             .arg(waf_bin())
             .arg("run")
             .arg("--config")
@@ -381,18 +399,25 @@ impl TestDaemon {
             if let Some(c) = self.child.as_mut()
                 && let Ok(Some(status)) = c.try_wait()
             {
-                panic!("waf run exited at start ({status}):\n{}", self.log_text());
+                self.child = None;
+                return Err(format!(
+                    "waf run exited at start ({status}):\n{}",
+                    self.log_text()
+                ));
             }
             if api(lab, "GET", "/v1/health", None).0 == 200 {
-                return;
+                return Ok(());
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the API did not come up:\n{}",
-                self.log_text()
-            );
+            if std::time::Instant::now() > deadline {
+                return Err(format!("the API did not come up:\n{}", self.log_text()));
+            }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
+    }
+
+    /// The daemon's process id (`ip netns exec` and `setpriv` exec it).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
     }
 
     /// What the daemon logged.

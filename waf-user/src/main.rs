@@ -36,6 +36,18 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         stats_interval: u64,
     },
+    /// Prepare the directories for the daemon's own user (run as root, e.g.
+    /// by the unit's ExecStartPre=+): mount the bpf filesystem if needed,
+    /// create bpf_dir and state_dir, and give both (with pins an earlier
+    /// root daemon made) to the user.
+    Prepare {
+        /// Config file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The daemon's user: a name, or uid:gid.
+        #[arg(long)]
+        user: String,
+    },
     /// Remove the program, link, pins and maps from an interface.
     Detach {
         /// The interface.
@@ -122,6 +134,12 @@ fn main() -> ExitCode {
             xdp_mode,
             stats_interval,
         }),
+        Command::Prepare { config, user } => config
+            .as_deref()
+            .map(Config::load)
+            .unwrap_or_else(|| Ok(Config::default()))
+            .map_err(anyhow::Error::from)
+            .and_then(|c| daemon::privileges::prepare(&c, &user)),
         Command::Detach { interface, bpf_dir } => match dataplane::detach(&bpf_dir, &interface) {
             Ok(true) => {
                 println!(

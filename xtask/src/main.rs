@@ -183,6 +183,24 @@ fn install() -> Result<()> {
         Ok(())
     };
     copy(root.join("target/release/waf"), "/usr/local/bin/waf", 0o755)?;
+    // The daemon runs as its own user (the unit gives it three capabilities
+    // at start, which it drops once enforcing).
+    let has_user = std::fs::read_to_string("/etc/passwd")
+        .map(|p| p.lines().any(|l| l.starts_with("waf:")))
+        .unwrap_or(false);
+    if !has_user {
+        run(cmd("useradd").args([
+            "--system",
+            "--no-create-home",
+            "--home-dir",
+            "/var/lib/waf",
+            "--shell",
+            "/usr/sbin/nologin",
+            "waf",
+        ]))
+        .context("creating the waf user")?;
+        println!("created the system user waf");
+    }
     copy(
         root.join("waf-user/dist/waf.service"),
         "/etc/systemd/system/waf.service",

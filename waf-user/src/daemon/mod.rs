@@ -5,6 +5,7 @@
 //! outlives the daemon, and the next start adopts it.
 
 mod events;
+pub mod privileges;
 mod token;
 
 use std::{
@@ -77,19 +78,28 @@ pub fn init_logging(cfg: &Config) {
     };
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
-pub fn run(opts: RunOptions) -> Result<()> {
-    let cfg = effective_config(&opts)?;
-    init_logging(&cfg);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    rt.block_on(serve(cfg, opts))
+/// Everything set up with privileges, before any thread starts.
+struct Setup {
+    fw: firewall::Firewall,
+    journal: firewall::journal::Journal,
+    attachments: Vec<crate::dataplane::Attachment>,
+    events: Option<aya::maps::RingBuf<aya::maps::MapData>>,
+    counters: crate::dataplane::CountersReader,
+    token: String,
+    api: std::net::TcpListener,
+    proxy: Option<std::net::TcpListener>,
 }
 
-async fn serve(cfg: Config, opts: RunOptions) -> Result<()> {
+fn bind(addr: std::net::SocketAddr, what: &str) -> Result<std::net::TcpListener> {
+    let l = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("binding the {what} to {addr}"))?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+/// Loads (or adopts) the program, restores the journal into the maps,
+/// attaches, and binds the listeners: all that needs a capability.
+fn privileged_setup(cfg: &Config) -> Result<Setup> {
     let dp = Dataplane::load(&LoadOptions {
         pin_dir: Some(cfg.bpf_dir.clone()),
     })
@@ -99,7 +109,7 @@ async fn serve(cfg: Config, opts: RunOptions) -> Result<()> {
             cfg.bpf_dir.display()
         )
     })?;
-    let token = api_token(&cfg)?;
+    let token = api_token(cfg)?;
     let (mut fw, journal, report, replay) = firewall::restore(cfg.firewall()?, dp, &cfg.state_dir)?;
     tracing::info!(
         restored = report.restored,
@@ -119,10 +129,51 @@ async fn serve(cfg: Config, opts: RunOptions) -> Result<()> {
     }
     let events = fw.take_events();
     let counters = fw.counters_reader()?;
+    let api = bind(cfg.api.listen, "API ([api] listen)")?;
+    let proxy = match (&cfg.proxy.listen, &cfg.proxy.upstream) {
+        (Some(l), Some(_)) => Some(bind(*l, "proxy ([proxy] listen)")?),
+        _ => None,
+    };
+    Ok(Setup {
+        fw,
+        journal,
+        attachments,
+        events,
+        counters,
+        token,
+        api,
+        proxy,
+    })
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(opts: RunOptions) -> Result<()> {
+    let cfg = effective_config(&opts)?;
+    init_logging(&cfg);
+    let setup = privileged_setup(&cfg)?;
+    privileges::drop_all().context("dropping capabilities after start-up")?;
+    tracing::info!("capabilities dropped: the daemon runs with none from here on");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(serve(cfg, opts, setup))
+}
+
+async fn serve(cfg: Config, opts: RunOptions, setup: Setup) -> Result<()> {
+    let Setup {
+        fw,
+        journal,
+        attachments,
+        events,
+        counters,
+        token,
+        api: api_listener,
+        proxy: proxy_listener,
+    } = setup;
     let (handle, owner) = firewall::owner::spawn(fw, journal)?;
-    let listener = tokio::net::TcpListener::bind(cfg.api.listen)
-        .await
-        .with_context(|| format!("binding the API to {} ([api] listen)", cfg.api.listen))?;
+    let listener = tokio::net::TcpListener::from_std(api_listener)?;
     let engine =
         Arc::new(Engine::new(&cfg.detect).map_err(|e| anyhow::anyhow!("config [detect]: {e}"))?);
     let mut faces: Vec<Arc<dyn Telemetry>> = Vec::new();
@@ -137,7 +188,10 @@ async fn serve(cfg: Config, opts: RunOptions) -> Result<()> {
     } else {
         None
     };
-    let proxy_task = start_proxy(&cfg, &engine, &handle, &mut faces).await?;
+    let proxy_task = match proxy_listener {
+        Some(l) => Some(start_proxy(&cfg, &engine, &handle, &mut faces, l)?),
+        None => None,
+    };
     let state = Arc::new(ApiState {
         fw: handle.clone(),
         token,
@@ -181,15 +235,13 @@ async fn serve(cfg: Config, opts: RunOptions) -> Result<()> {
     Ok(())
 }
 
-async fn start_proxy(
+fn start_proxy(
     cfg: &Config,
     engine: &Arc<Engine>,
     handle: &Handle,
     faces: &mut Vec<Arc<dyn Telemetry>>,
-) -> Result<Option<tokio::task::JoinHandle<()>>> {
-    let (Some(listen), Some(upstream)) = (&cfg.proxy.listen, &cfg.proxy.upstream) else {
-        return Ok(None);
-    };
+    listener: std::net::TcpListener,
+) -> Result<tokio::task::JoinHandle<()>> {
     let proxy = Arc::new(Proxy::new(
         &cfg.proxy,
         engine.clone(),
@@ -197,11 +249,9 @@ async fn start_proxy(
         cfg.ban_policy.ipv6_prefix,
     )?);
     faces.push(proxy.clone());
-    let l = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding the proxy to {listen} ([proxy] listen)"))?;
-    tracing::info!(listen = %listen, upstream = %upstream.0, "proxy serving");
-    Ok(Some(tokio::spawn(proxy.serve(l))))
+    let l = tokio::net::TcpListener::from_std(listener)?;
+    tracing::info!(listen = ?cfg.proxy.listen, "proxy serving");
+    Ok(tokio::spawn(proxy.serve(l)))
 }
 
 async fn wait_for_signals(handle: &Handle, opts: &RunOptions, state: &ApiState) -> Result<()> {

@@ -83,6 +83,9 @@ pub struct Journal {
     buf: Vec<u8>,
     tx: mpsc::Sender<writer::Msg>,
     writer: Option<JoinHandle<()>>,
+    /// The writer until its thread starts (at the first commit: no thread
+    /// exists before the daemon has dropped its capabilities).
+    idle: Option<(writer::Writer, mpsc::Receiver<writer::Msg>)>,
     /// Log bytes written since the snapshot.
     log_bytes: u64,
     snapshot_bytes: Arc<AtomicU64>,
@@ -163,16 +166,14 @@ impl Journal {
             file,
             health: health.clone(),
         };
-        let handle = std::thread::Builder::new()
-            .name("waf-journal".into())
-            .spawn(move || w.run(rx))?;
         Ok((
             Self {
                 dir: dir.to_path_buf(),
                 seq,
                 buf: Vec::with_capacity(64 * 1024),
                 tx,
-                writer: Some(handle),
+                writer: None,
+                idle: Some((w, rx)),
                 log_bytes,
                 snapshot_bytes: Arc::new(AtomicU64::new(snap_bytes)),
                 compacting: Arc::new(AtomicBool::new(false)),
@@ -193,12 +194,29 @@ impl Journal {
         self.buf.len()
     }
 
+    /// Starts the writer's thread if it has not started yet.
+    fn start_writer(&mut self) {
+        let Some((w, rx)) = self.idle.take() else {
+            return;
+        };
+        match std::thread::Builder::new()
+            .name("waf-journal".into())
+            .spawn(move || w.run(rx))
+        {
+            Ok(h) => self.writer = Some(h),
+            Err(e) => self
+                .health
+                .fail(format!("starting the journal writer: {e}")),
+        }
+    }
+
     /// Hands the batch to the writer; `acks` run once it is durable (after
     /// everything committed before it).
     pub fn commit(&mut self, acks: Vec<Ack>) {
         if self.buf.is_empty() && acks.is_empty() {
             return;
         }
+        self.start_writer();
         self.log_bytes += self.buf.len() as u64;
         let bytes = std::mem::replace(&mut self.buf, Vec::with_capacity(64 * 1024));
         if let Err(mpsc::SendError(writer::Msg::Batch { acks, .. })) =
@@ -306,6 +324,9 @@ impl Journal {
 
 impl Drop for Journal {
     fn drop(&mut self) {
+        if self.idle.is_some() && self.buf.is_empty() {
+            return;
+        }
         self.flush();
         let _ = self.tx.send(writer::Msg::Stop);
         if let Some(h) = self.writer.take() {
