@@ -146,7 +146,15 @@ fn test(extra: &[String]) -> Result<()> {
 }
 
 fn bench(name: &str, extra: &[String]) -> Result<()> {
-    const BENCHES: &[&str] = &["xdp", "bans", "ban-latency", "proxy", "detect", "flood"];
+    const BENCHES: &[&str] = &[
+        "xdp",
+        "bans",
+        "api",
+        "ban-latency",
+        "proxy",
+        "detect",
+        "flood",
+    ];
     if !BENCHES.contains(&name) {
         bail!("unknown benchmark `{name}`; known: {}", BENCHES.join(", "));
     }

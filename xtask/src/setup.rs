@@ -46,7 +46,18 @@ const PACKAGES: &[&str] = &[
     "nginx",
     "libnginx-mod-http-modsecurity",
     "modsecurity-crs",
+    // tests: schemathesis runs from a venv of its own
+    "python3",
+    "python3-venv",
 ];
+
+/// The schemathesis release the API test runs (pinned).
+pub const SCHEMATHESIS_VERSION: &str = "4.32.5";
+
+/// The venv of the Python tools the tests drive, under target/.
+pub fn tools_venv() -> PathBuf {
+    crate::workspace_root().join("target/tools/venv")
+}
 
 /// One missing piece of the environment.
 #[derive(Debug)]
@@ -55,6 +66,7 @@ enum Missing {
     Toolchain,
     BpfLinker,
     Bpffs,
+    Schemathesis,
 }
 
 /// Lists what is missing, without changing anything.
@@ -72,6 +84,9 @@ fn missing() -> Vec<Missing> {
     }
     if !bpffs_mounted(Path::new("/sys/fs/bpf")) {
         out.push(Missing::Bpffs);
+    }
+    if !schemathesis_ok() {
+        out.push(Missing::Schemathesis);
     }
     out
 }
@@ -104,6 +119,7 @@ pub fn setup() -> Result<()> {
             Missing::Toolchain => link_toolchain()?,
             Missing::BpfLinker => install_bpf_linker()?,
             Missing::Bpffs => mount_bpffs()?,
+            Missing::Schemathesis => install_schemathesis()?,
         }
     }
     let left = missing();
@@ -138,6 +154,7 @@ fn preflight(todo: &[Missing]) -> Result<()> {
            {BPF_LINKER_VERSION} --no-default-features --features llvm-22\n\
          - test tools: iproute2 iputils-ping ethtool bpftool\n\
          - benchmark tools: netsniff-ng nftables wrk\n\
+         - schemathesis {SCHEMATHESIS_VERSION} in a venv at target/tools/venv\n\
          - a bpf filesystem: mount -t bpf bpf /sys/fs/bpf"
     )
 }
@@ -230,6 +247,28 @@ fn install_bpf_linker() -> Result<()> {
         ])
         .env("LLVM_SYS_221_PREFIX", LLVM_PREFIX)
         .env("PATH", path))
+}
+
+fn schemathesis_ok() -> bool {
+    Command::new(tools_venv().join("bin/schemathesis"))
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(SCHEMATHESIS_VERSION))
+        .unwrap_or(false)
+}
+
+fn install_schemathesis() -> Result<()> {
+    let venv = tools_venv();
+    println!(
+        "setup: installing schemathesis {SCHEMATHESIS_VERSION} in {}",
+        venv.display()
+    );
+    if !venv.join("bin/pip").exists() {
+        run(cmd("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    run(cmd(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .arg(format!("schemathesis=={SCHEMATHESIS_VERSION}")))
 }
 
 /// True when `dir` is a mount point of a bpf filesystem.

@@ -2,6 +2,7 @@
 //! binary. Each prints a table, compares against a reference measured in the
 //! same run, and writes its figures as JSON under target/bench/.
 
+pub mod api;
 pub mod ban_latency;
 pub mod bans;
 pub mod detect;
@@ -35,6 +36,8 @@ pub struct InProcessProxy {
     pub fw: waf_user::firewall::Handle,
     /// The port it listens on.
     pub port: u16,
+    /// The control API's port (token [`crate::TEST_TOKEN`]).
+    pub api_port: u16,
     state_dir: PathBuf,
     owner: Option<std::thread::JoinHandle<()>>,
     rt: Option<tokio::runtime::Runtime>,
@@ -64,12 +67,15 @@ impl InProcessProxy {
         };
         cfg.ban_policy.immediate_score = immediate_score;
         let dp = Dataplane::load(&LoadOptions { pin_dir })?;
-        let (fw, owner, _) = waf_user::firewall::start(cfg.firewall()?, dp, &state_dir)?;
+        let (firewall, journal, _, _) =
+            waf_user::firewall::restore(cfg.firewall()?, dp, &state_dir)?;
+        let counters = firewall.counters_reader()?;
+        let (fw, owner) = waf_user::firewall::owner::spawn(firewall, journal)?;
         let engine =
             Arc::new(Engine::new(&DetectConfig::default()).map_err(|e| anyhow::anyhow!("{e}"))?);
         let proxy = Arc::new(Proxy::new(
             pcfg,
-            engine,
+            engine.clone(),
             fw.strikes(),
             cfg.ban_policy.ipv6_prefix,
         )?);
@@ -80,10 +86,27 @@ impl InProcessProxy {
         let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let port = listener.local_addr()?.port();
         rt.spawn(proxy.clone().serve(listener));
+        let api = Arc::new(waf_user::api::ApiState {
+            fw: fw.clone(),
+            token: crate::TEST_TOKEN.into(),
+            started: std::time::Instant::now(),
+            attachments: Vec::new(),
+            counters,
+            engine,
+            faces: vec![proxy.clone()],
+            panics: Arc::default(),
+        });
+        let api_listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let api_port = api_listener.local_addr()?.port();
+        let app = waf_user::api::router(api);
+        rt.spawn(async move {
+            let _ = axum::serve(api_listener, app).await;
+        });
         Ok(Self {
             proxy,
             fw,
             port,
+            api_port,
             state_dir,
             owner: Some(owner),
             rt: Some(rt),

@@ -68,12 +68,12 @@ const ATTACKS: &[&str] = &[
 ];
 
 /// A wrk result.
-struct Load {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    requests: u64,
-    non_2xx: u64,
+pub(crate) struct Load {
+    pub(crate) rps: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) requests: u64,
+    pub(crate) non_2xx: u64,
 }
 
 fn parse_ms(s: &str) -> f64 {
@@ -89,7 +89,7 @@ fn parse_ms(s: &str) -> f64 {
     }
 }
 
-fn wrk(url: &str, script: &Path, secs: u64, conns: u32) -> Result<Load> {
+pub(crate) fn wrk(url: &str, script: &Path, secs: u64, conns: u32) -> Result<Load> {
     let out = Command::new("wrk")
         .args([
             "-t2",
@@ -214,7 +214,7 @@ fn wait_port(port: u16) -> Result<()> {
 }
 
 /// A thread-per-connection upstream answering `200 hello` (keep-alive).
-fn upstream(port: u16) -> Result<()> {
+pub(crate) fn upstream(port: u16) -> Result<()> {
     use std::io::{BufRead as _, BufReader, Write as _};
     let l = std::net::TcpListener::bind(("127.0.0.1", port))?;
     std::thread::spawn(move || {

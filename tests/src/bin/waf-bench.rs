@@ -5,11 +5,12 @@ use waf_tests::bench;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((name, rest)) = args.split_first() else {
-        anyhow::bail!("usage: waf-bench <xdp|bans|detect> [args]");
+        anyhow::bail!("usage: waf-bench <xdp|bans|api|ban-latency|proxy|detect|flood> [args]");
     };
     match name.as_str() {
         "xdp" => bench::xdp::run(rest),
         "bans" => bench::bans::run(rest),
+        "api" => bench::api::run(rest),
         "ban-latency" => bench::ban_latency::run(rest),
         "proxy" => bench::proxy::run(rest),
         "detect" => bench::detect::run(rest),

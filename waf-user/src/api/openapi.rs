@@ -24,6 +24,88 @@ impl Modify for Bearer {
     }
 }
 
+/// The answers every operation can give: 401 without the token; and for
+/// those with a body, 413 past the size limit and 415 without
+/// `Content-Type: application/json`.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Content, Ref, ResponseBuilder};
+        let error = |why: &str| {
+            ResponseBuilder::new()
+                .description(why)
+                .content(
+                    "application/json",
+                    Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                )
+                .build()
+        };
+        for item in doc.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ];
+            for op in ops.into_iter().flatten() {
+                let has_body = op.request_body.is_some();
+                let r = &mut op.responses.responses;
+                r.insert("401".into(), error("missing or wrong bearer token").into());
+                if has_body {
+                    r.insert("413".into(), error("body too large").into());
+                    r.insert("415".into(), error("not application/json").into());
+                }
+            }
+        }
+    }
+}
+
+/// Links from what creates a resource to what reads and removes it, so the
+/// stateful phase of a schema-driven test (schemathesis) chains them.
+struct Links;
+
+impl Modify for Links {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, link::LinkBuilder};
+        let chains = [
+            (
+                "/v1/bans",
+                "201",
+                "addr",
+                &[("GetBan", "get_one"), ("DeleteBan", "remove")][..],
+            ),
+            (
+                "/v1/allowlist",
+                "201",
+                "cidr",
+                &[("DeleteAllow", "delete_allow")][..],
+            ),
+            (
+                "/v1/blocklist",
+                "201",
+                "cidr",
+                &[("DeleteBlock", "delete_block")][..],
+            ),
+        ];
+        for (path, status, field, links) in chains {
+            let Some(op) = doc.paths.paths.get_mut(path).and_then(|i| i.post.as_mut()) else {
+                continue;
+            };
+            let Some(RefOr::T(resp)) = op.responses.responses.get_mut(status) else {
+                continue;
+            };
+            for (name, target) in links {
+                let link = LinkBuilder::new()
+                    .operation_id(*target)
+                    .parameter(field, format!("$response.body#/{field}"))
+                    .build();
+                resp.links.insert((*name).to_string(), link.into());
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -41,10 +123,10 @@ impl Modify for Bearer {
         types::BanRequest, types::BanView, types::BanPage, types::ListRequest, types::ListEntry,
         types::ListPage, types::ModeRequest, types::ModeView, types::Export, types::ExportBan,
         types::ExportEntry, types::ErrorBody, types::Removed, types::Addr, types::Reason,
-        types::Comment, types::DurationField, types::SourceName,
+        types::Comment, types::DurationField, types::SourceName, types::InspectRequest,
         crate::firewall::ImportReport,
     )),
-    modifiers(&Bearer),
+    modifiers(&Bearer, &CommonResponses, &Links),
     security(("bearer" = []))
 )]
 struct ApiDoc;

@@ -74,7 +74,8 @@ pub async fn stats(State(s): State<Shared>) -> Result<Json<Value>, ApiError> {
 }
 
 /// Prometheus text format (OpenMetrics).
-#[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain"),
+#[utoipa::path(get, path = "/metrics", responses((status = 200, body = String,
+    content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
     (status = 500, body = super::types::ErrorBody)))]
 pub async fn metrics(State(s): State<Shared>) -> Result<Response, ApiError> {
     let text = super::super::metrics::render(&s)
@@ -123,7 +124,7 @@ pub async fn set_mode(
 
 /// Runs the detection engine on one request: `{"raw": "GET / HTTP/1.1..."}`
 /// or `{"method", "uri", "headers", "body"}`.
-#[utoipa::path(post, path = "/v1/inspect", request_body = Object, responses(
+#[utoipa::path(post, path = "/v1/inspect", request_body = super::types::InspectRequest, responses(
     (status = 200, body = Object), (status = 400, body = super::types::ErrorBody)))]
 pub async fn inspect(
     State(s): State<Shared>,

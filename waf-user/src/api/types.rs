@@ -8,7 +8,9 @@ use utoipa::{
     PartialSchema, ToSchema,
     openapi::{
         RefOr,
-        schema::{KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type},
+        schema::{
+            AnyOfBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+        },
     },
 };
 
@@ -30,9 +32,16 @@ pub const DEFAULT_PAGE: usize = 1_000;
 pub const DURATION_PATTERN: &str = "^[1-9][0-9]{0,2}(s|m|h|d)$";
 /// Text without control characters.
 pub const TEXT_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f]*$";
-/// An IPv4 address, or a CIDR of /8 to /32.
+/// An IPv4 address or CIDR.
 pub const V4_PATTERN: &str = "^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}\
-(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(/([89]|[12][0-9]|3[0-2]))?$";
+(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(/(3[0-2]|[12]?[0-9]))?$";
+/// An IPv6 CIDR (hexadecimal groups, `::` once, a prefix length).
+pub const V6_CIDR_PATTERN: &str = "^(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|\
+([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|\
+([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|\
+([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|\
+[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|:((:[0-9a-fA-F]{1,4}){1,7}|:))\
+/(12[0-8]|1[01][0-9]|[1-9]?[0-9])$";
 
 fn string_schema(pattern: Option<&str>, max: Option<usize>) -> ObjectBuilder {
     let mut b = ObjectBuilder::new().schema_type(Type::String);
@@ -52,13 +61,14 @@ pub struct Addr(pub String);
 
 impl PartialSchema for Addr {
     fn schema() -> RefOr<Schema> {
-        OneOfBuilder::new()
+        AnyOfBuilder::new()
             .item(string_schema(Some(V4_PATTERN), Some(18)))
             .item(
                 ObjectBuilder::new()
                     .schema_type(Type::String)
                     .format(Some(SchemaFormat::KnownFormat(KnownFormat::Ipv6))),
             )
+            .item(string_schema(Some(V6_CIDR_PATTERN), Some(43)))
             .description(Some(
                 "an IPv4 or IPv6 address, or a CIDR (203.0.113.0/24, 2001:db8::/64)",
             ))
@@ -406,6 +416,48 @@ pub struct Removed {
     pub removed: String,
 }
 
+/// `POST /v1/inspect`: a raw request, or its parts.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum InspectRequest {
+    /// The request as sent on the wire.
+    Raw {
+        /// `GET /?q=1 HTTP/1.1\r\nHost: a\r\n\r\n`.
+        #[schema(max_length = 65536)]
+        raw: String,
+        /// The client address (for operator rules).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<String>, format = Ipv4)]
+        remote: Option<String>,
+        /// Echoed in the answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+    /// The request's parts.
+    Parts {
+        /// The method.
+        #[schema(pattern = "^[A-Z]{1,16}$")]
+        method: String,
+        /// The target: path and query.
+        #[schema(pattern = "^/[!-~]{0,2000}$")]
+        uri: String,
+        /// Header fields as `[name, value]` pairs.
+        #[serde(default)]
+        headers: Vec<(String, String)>,
+        /// The body as text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(max_length = 65536)]
+        body: Option<String>,
+        /// The client address (for operator rules).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<String>, format = Ipv4)]
+        remote: Option<String>,
+        /// Echoed in the answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,6 +505,30 @@ mod tests {
     }
 
     #[test]
+    fn the_v6_cidr_pattern_takes_what_the_api_prints() {
+        let re = regex::Regex::new(V6_CIDR_PATTERN).unwrap();
+        for ok in [
+            "::2/128",
+            "2001:db8::/32",
+            "::/0",
+            "2001:db8:1:2:3:4:5:6/64",
+            "fe80::1/10",
+        ] {
+            assert!(re.is_match(ok), "{ok}");
+            assert!(crate::values::parse_net(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "2001:db8::",
+            "2001:db8::/129",
+            "1.2.3.4/8",
+            "2001:::1/64",
+            "g::/8",
+        ] {
+            assert!(!re.is_match(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn the_v4_pattern_is_exact() {
         let re = regex::Regex::new(V4_PATTERN).unwrap();
         for ok in [
@@ -465,14 +541,7 @@ mod tests {
             assert!(re.is_match(ok), "{ok}");
             assert!(crate::values::parse_net(ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "256.0.0.1",
-            "1.2.3",
-            "01.2.3.4",
-            "1.2.3.4/33",
-            "1.2.3.4/7",
-            "1.2.3.4/08",
-        ] {
+        for bad in ["256.0.0.1", "1.2.3", "01.2.3.4", "1.2.3.4/33", "1.2.3.4/08"] {
             assert!(!re.is_match(bad), "{bad}");
         }
     }
