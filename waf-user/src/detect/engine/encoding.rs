@@ -1,0 +1,73 @@
+//! Findings about how a value was encoded: NUL bytes, overlong UTF-8,
+//! malformed `%` escapes, full-width and `%u` forms, control characters.
+
+use super::value::Encoding;
+use crate::detect::collect::Collector;
+use crate::detect::kind::{Kind, Severity};
+use crate::detect::normalize::Normalized;
+use crate::detect::rules::targets;
+
+/// Targets where an encoding trick is an evasion, not the data's format.
+const STRICT: u16 =
+    targets::ARGS | targets::NAMES | targets::PATH | targets::HEADERS | targets::UA_REF;
+
+/// Adds the findings for the tricks the normaliser noted in a value.
+pub(super) fn findings(
+    c: &mut Collector,
+    n: &Normalized,
+    target: u16,
+    enc: Encoding,
+    loc: &mut dyn FnMut() -> String,
+    value: &str,
+) {
+    let f = &n.flags;
+    let strict = target & STRICT != 0;
+    let url_encoded = matches!(enc, Encoding::Form | Encoding::Url);
+    let mut add = |rule: &str, severity: Severity, paranoia: u8, matched: &str| {
+        let l = loc();
+        c.add(Kind::Protocol, rule, severity, paranoia, &l, matched, value);
+    };
+    if f.null_byte && strict {
+        let header = target & (targets::HEADERS | targets::UA_REF) != 0;
+        let sev = if header {
+            Severity::Error
+        } else {
+            Severity::Critical
+        };
+        add("protocol-null-byte", sev, 1, "\\0");
+    }
+    if f.overlong_meta {
+        add(
+            "protocol-overlong-utf8",
+            Severity::Critical,
+            1,
+            "overlong UTF-8",
+        );
+    } else if f.overlong && url_encoded {
+        add(
+            "protocol-overlong-utf8-other",
+            Severity::Warning,
+            1,
+            "overlong UTF-8",
+        );
+    }
+    if url_encoded {
+        if f.invalid_percent {
+            add("protocol-invalid-url-encoding", Severity::Warning, 1, "%");
+        }
+        if f.fullwidth {
+            add("protocol-unicode-fullwidth", Severity::Warning, 1, "%uFFxx");
+        }
+        if f.percent_u_ascii {
+            add("protocol-percent-u-ascii", Severity::Error, 1, "%u00xx");
+        }
+    }
+    if f.control && strict {
+        add(
+            "protocol-control-character",
+            Severity::Warning,
+            2,
+            "control character",
+        );
+    }
+}

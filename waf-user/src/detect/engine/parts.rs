@@ -1,0 +1,343 @@
+//! Which values of a request are scanned, as what and how they are
+//! encoded: the path and its code-like segments, query parameters,
+//! cookies, headers, and the body as form, JSON, XML, multipart or raw.
+
+use super::Engine;
+use super::value::Encoding;
+use crate::detect::collect::{Collector, short};
+use crate::detect::kind::{Kind, Severity};
+use crate::detect::normalize::{self, Normalized, is_text};
+use crate::detect::rules::targets;
+use crate::http::{Body, Header, JsonItem, Param, Part, Request};
+
+/// Headers that name an uploaded file: read as file names too.
+const FILENAME_HEADERS: &[&str] = &[
+    "x-filename",
+    "x_filename",
+    "x.filename",
+    "x-file-name",
+    "x-upload-filename",
+];
+
+/// Most bytes of an XML body searched for DOCTYPE and ENTITY declarations.
+const XML_DECLARATIONS_MAX: usize = 64 * 1024;
+
+impl Engine {
+    /// Scans every value of a request, in the order of its findings: path,
+    /// query, cookies, headers, body.
+    pub(super) fn scan_request(&self, req: &Request, c: &mut Collector) {
+        self.scan_path(&req.raw_path, c);
+        for p in &req.query {
+            self.scan_param(c, p, "query");
+        }
+        for p in &req.cookies {
+            self.scan_cookie(p, c);
+        }
+        for h in &req.headers {
+            self.scan_header(h, c);
+        }
+        self.scan_body(req, c);
+    }
+
+    /// The raw path, and each segment of it that reads as code.
+    fn scan_path(&self, raw_path: &str, c: &mut Collector) {
+        self.scan(c, raw_path, targets::PATH, &|| "path".into(), Encoding::Url);
+        // REST-style applications read path segments as parameters
+        // (`/users/{id}`): a segment holding what a file or directory name
+        // never does (quotes, shell and code punctuation, spaces) gets the
+        // rules and tokenizers of a parameter value too.
+        for segment in raw_path.split('/') {
+            if segment_is_code_like(segment) {
+                self.scan(
+                    c,
+                    segment,
+                    targets::ARGS,
+                    &|| "path_segment".into(),
+                    Encoding::Url,
+                );
+            }
+        }
+    }
+
+    /// Scans the name and the value of a query or form parameter. A name
+    /// holding an encoded `=` (`a%3Dx`) is read by some back ends as a
+    /// name and a value: its tail is scanned as a value too.
+    fn scan_param(&self, c: &mut Collector, p: &Param, kind: &str) {
+        self.scan(
+            c,
+            &p.raw_name,
+            targets::NAMES,
+            &|| format!("{kind}_name:{}", short(&p.name)),
+            Encoding::Form,
+        );
+        self.scan(
+            c,
+            &p.raw_value,
+            targets::ARGS,
+            &|| format!("{kind}:{}", short(&p.name)),
+            Encoding::Form,
+        );
+        if let Some(tail) = encoded_value_tail(&p.raw_name) {
+            self.scan(
+                c,
+                tail,
+                targets::ARGS,
+                &|| format!("{kind}:{}", short(&p.name)),
+                Encoding::Form,
+            );
+        }
+    }
+
+    /// A cookie's name and value.
+    fn scan_cookie(&self, p: &Param, c: &mut Collector) {
+        self.scan(
+            c,
+            &p.raw_name,
+            targets::NAMES,
+            &|| format!("cookie_name:{}", short(&p.name)),
+            Encoding::Text,
+        );
+        self.scan(
+            c,
+            &p.raw_value,
+            targets::ARGS,
+            &|| format!("cookie:{}", short(&p.name)),
+            Encoding::Text,
+        );
+    }
+
+    /// A header value (Cookie is read as cookies): User-Agent and Referer
+    /// meet their own rules, a User-Agent is also checked for scanners, a
+    /// header naming an uploaded file is read as a file name too.
+    fn scan_header(&self, h: &Header, c: &mut Collector) {
+        let is = |n: &str| h.name.eq_ignore_ascii_case(n);
+        if is("cookie") {
+            return;
+        }
+        let ua = is("user-agent");
+        let target = if ua || is("referer") {
+            targets::UA_REF
+        } else {
+            targets::HEADERS
+        };
+        let name = || h.name.to_ascii_lowercase();
+        if ua && let Some(word) = self.scanners.find(&h.value) {
+            c.add(
+                Kind::Scanner,
+                "scanner-user-agent",
+                Severity::Critical,
+                1,
+                "header:user-agent",
+                word,
+                &h.value,
+            );
+        }
+        self.scan(
+            c,
+            &h.value,
+            target,
+            &|| format!("header:{}", name()),
+            Encoding::Text,
+        );
+        if FILENAME_HEADERS.iter().any(|n| is(n)) {
+            self.scan(
+                c,
+                &h.value,
+                targets::FILENAME,
+                &|| format!("header:{}", name()),
+                Encoding::Text,
+            );
+        }
+    }
+
+    /// The body as its parser understood it.
+    fn scan_body(&self, req: &Request, c: &mut Collector) {
+        match &req.parsed_body {
+            Body::None => {}
+            Body::Form(params) => {
+                for p in params {
+                    self.scan_param(c, p, "form");
+                }
+            }
+            Body::Json(items) => {
+                for i in items {
+                    self.scan_json_item(i, c);
+                }
+            }
+            Body::Xml(items) => {
+                for i in items {
+                    self.scan(
+                        c,
+                        &i.text,
+                        targets::DOC,
+                        &|| format!("xml:{}", short(&i.path)),
+                        Encoding::Text,
+                    );
+                }
+                self.scan_xml_declarations(&req.body, c);
+            }
+            Body::Multipart(parts) => {
+                for p in parts {
+                    self.scan_part(p, c);
+                }
+            }
+            Body::Raw => {
+                let text = String::from_utf8_lossy(&req.body);
+                let target = if is_text(&req.body) {
+                    targets::BODY
+                } else {
+                    targets::FILE
+                };
+                self.scan(c, &text, target, &|| "body".into(), Encoding::Text);
+            }
+        }
+    }
+
+    /// A JSON key (as a name) or a JSON string or number (as a document value).
+    fn scan_json_item(&self, i: &JsonItem, c: &mut Collector) {
+        if i.is_key {
+            self.scan(
+                c,
+                &i.text,
+                targets::NAMES,
+                &|| format!("json_key:{}", short(&i.path)),
+                Encoding::Text,
+            );
+        } else {
+            self.scan(
+                c,
+                &i.text,
+                targets::DOC,
+                &|| format!("json:{}", short(&i.path)),
+                Encoding::Text,
+            );
+        }
+    }
+
+    /// DOCTYPE and ENTITY declarations are not values: look at the raw XML.
+    fn scan_xml_declarations(&self, body: &[u8], c: &mut Collector) {
+        if memchr::memmem::find(body, b"<!").is_none() {
+            return;
+        }
+        let n = Normalized::new(&body[..body.len().min(XML_DECLARATIONS_MAX)], false);
+        if let Some(hit) = self.compiled.find("xxe-entity", &n) {
+            let m = String::from_utf8_lossy(hit.matched);
+            c.add(
+                hit.rule.kind,
+                hit.rule.id,
+                hit.rule.severity,
+                hit.rule.paranoia,
+                "body",
+                &m,
+                "",
+            );
+        }
+    }
+
+    /// A multipart part: its name, then a file (name and content) or a
+    /// field (text as a parameter value, binary as file content).
+    fn scan_part(&self, p: &Part, c: &mut Collector) {
+        self.scan(
+            c,
+            &p.name,
+            targets::NAMES,
+            &|| format!("multipart_name:{}", short(&p.name)),
+            Encoding::Text,
+        );
+        let data = String::from_utf8_lossy(&p.data);
+        match &p.filename {
+            Some(f) => {
+                self.scan(
+                    c,
+                    f,
+                    targets::FILENAME,
+                    &|| format!("filename:{}", short(&p.name)),
+                    Encoding::Text,
+                );
+                self.scan(
+                    c,
+                    &data,
+                    targets::FILE,
+                    &|| format!("file:{}", short(&p.name)),
+                    Encoding::Text,
+                );
+            }
+            None if is_text(&p.data) => {
+                self.scan(
+                    c,
+                    &data,
+                    targets::ARGS,
+                    &|| format!("multipart:{}", short(&p.name)),
+                    Encoding::Text,
+                );
+            }
+            None => self.scan(
+                c,
+                &data,
+                targets::FILE,
+                &|| format!("multipart:{}", short(&p.name)),
+                Encoding::Text,
+            ),
+        }
+    }
+}
+
+/// Whether a raw path segment, once decoded, holds a character file and
+/// directory names do not: quotes, shell and code punctuation (`; | $ < >
+/// { } ( )` and the backtick), a backslash or whitespace.
+fn segment_is_code_like(segment: &str) -> bool {
+    const LOUD: [bool; 256] = normalize::byte_set(b"'\";|$<>{}()`\\ \t\n\r");
+    let loud = |b: &[u8]| b.iter().any(|&c| LOUD[usize::from(c)]);
+    let b = segment.as_bytes();
+    loud(b)
+        || (b.contains(&b'%')
+            && loud(&normalize::decode(
+                b,
+                false,
+                &mut normalize::Flags::default(),
+            )))
+}
+
+/// The part of a raw parameter name after its first encoded `=` (`%3D`).
+fn encoded_value_tail(raw_name: &str) -> Option<&str> {
+    let b = raw_name.as_bytes();
+    let i = b
+        .windows(3)
+        .position(|w| w[0] == b'%' && w[1] == b'3' && (w[2] == b'D' || w[2] == b'd'))?;
+    Some(&raw_name[i + 3..]).filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_like_segments_hold_code_punctuation_raw_or_encoded() {
+        for s in [
+            "1'", "a;b", "$(id)", "a%20b", "%27", "%253C", "x%7Cy", "a\\b",
+        ] {
+            assert!(segment_is_code_like(s), "{s}");
+        }
+        for s in [
+            "users",
+            "42",
+            "file.tar.gz",
+            "a-b_c",
+            "%41",
+            "caf%C3%A9",
+            "100%",
+            "",
+        ] {
+            assert!(!segment_is_code_like(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn finds_the_value_hidden_in_a_parameter_name() {
+        assert_eq!(encoded_value_tail("a%3Dx"), Some("x"));
+        assert_eq!(encoded_value_tail("a%3d1%3D2"), Some("1%3D2"));
+        assert_eq!(encoded_value_tail("a%3D"), None);
+        assert_eq!(encoded_value_tail("a=b"), None);
+        assert_eq!(encoded_value_tail("%3"), None);
+    }
+}

@@ -1,0 +1,238 @@
+//! One value: how it is normalised (not at all when it is plain), and
+//! every check run on it in turn: encoding findings, the rule sets,
+//! keyword lists, the tokenizers, SSRF and Log4Shell, and the text a
+//! base64 value decodes to.
+
+use super::Engine;
+use super::encoding;
+use super::tokenizers;
+use crate::detect::collect::Collector;
+use crate::detect::kind::{Kind, Severity};
+use crate::detect::libinj;
+use crate::detect::normalize::{self, Normalized, has_pair, is_plain, is_text};
+use crate::detect::rules::targets;
+use crate::detect::{log4shell, ssrf};
+
+/// How a value is encoded where it was found.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Encoding {
+    /// Query string or form: `%XX` and `+`.
+    Form,
+    /// Path or cookie: `%XX`.
+    Url,
+    /// Anything else (headers, JSON, XML): decoded anyway, no encoding findings.
+    Text,
+    /// Text a base64 value decoded to: the rules only (no tokenizers).
+    Base64,
+}
+
+/// Index of a target bit.
+fn bit(t: u16) -> usize {
+    t.trailing_zeros() as usize
+}
+
+impl Engine {
+    /// Normalizes one value and runs every check that applies to `target`.
+    pub(super) fn scan(
+        &self,
+        c: &mut Collector,
+        value: &str,
+        target: u16,
+        loc: &dyn Fn() -> String,
+        enc: Encoding,
+    ) {
+        if value.is_empty() {
+            return;
+        }
+        let raw = value.as_bytes();
+        let target = binary_target(raw, target);
+        let plain = is_plain(raw)
+            || (target == targets::HEADERS && is_quiet_header(raw))
+            || (target == targets::UA_REF && is_quiet_user_agent(raw));
+        let n = if plain {
+            Normalized::plain(raw)
+        } else {
+            Normalized::new(raw, enc == Encoding::Form)
+        };
+        let mut location: Option<String> = None;
+        let at = |location: &mut Option<String>| location.get_or_insert_with(loc).clone();
+        if !plain {
+            encoding::findings(c, &n, target, enc, &mut || at(&mut location), value);
+        }
+        self.compiled.scan(bit(target), &n, plain, &mut |hit| {
+            let m = String::from_utf8_lossy(hit.matched);
+            let l = at(&mut location);
+            c.add(
+                hit.rule.kind,
+                hit.rule.id,
+                hit.rule.severity,
+                hit.rule.paranoia,
+                &l,
+                &m,
+                value,
+            );
+        });
+        self.keyword_weights(c, &n, &mut || at(&mut location));
+        if plain {
+            return;
+        }
+        if enc != Encoding::Base64 {
+            tokenizers::run(c, &n, target, &mut || at(&mut location), value);
+        }
+        self.ssrf(c, &n, target, &mut || at(&mut location), value);
+        log4shell_lookups(c, &n, &mut || at(&mut location), value);
+        // Payloads sent base64-encoded (cookies, tokens, `eval` arguments):
+        // scan what they decode to when it is code-like text.
+        if target & (targets::ARGS | targets::NAMES | targets::HEADERS | targets::UA_REF) != 0
+            && enc != Encoding::Base64
+            && let Some(text) = normalize::base64_text(&n.dec)
+        {
+            let inner = || format!("{}(base64)", loc());
+            self.scan(c, &text, target, &inner, Encoding::Base64);
+        }
+    }
+
+    /// The weights of the operator's keyword lists found in the folded value.
+    fn keyword_weights(&self, c: &mut Collector, n: &Normalized, loc: &mut dyn FnMut() -> String) {
+        if !self.operator.has_keywords() {
+            return;
+        }
+        let low = String::from_utf8_lossy(&n.low);
+        let hits: Vec<(String, u32, String)> = self
+            .operator
+            .keywords(&low)
+            .map(|(i, w, m)| (i.to_owned(), w, m.to_owned()))
+            .collect();
+        for (id, w, m) in hits {
+            let l = loc();
+            c.weigh(&id, i64::from(w), &l, &m);
+        }
+    }
+
+    /// Server-side request forgery (a URL to an internal or metadata host)
+    /// in inputs, and a URL to a public IP address in parameters (remote
+    /// file inclusion).
+    fn ssrf(
+        &self,
+        c: &mut Collector,
+        n: &Normalized,
+        target: u16,
+        loc: &mut dyn FnMut() -> String,
+        value: &str,
+    ) {
+        if target & (targets::ARGS | targets::NAMES | targets::BODY | targets::DOC) != 0
+            && let Some((class, host)) = ssrf::check(&n.low)
+        {
+            let l = loc();
+            c.add(
+                Kind::Ssrf,
+                class.rule(),
+                class.severity(self.cfg.paranoia),
+                1,
+                &l,
+                &host,
+                value,
+            );
+        }
+        if target & (targets::ARGS | targets::DOC) != 0
+            && let Some(host) = ssrf::public_ip_url(&n.low)
+        {
+            let l = loc();
+            c.add(
+                Kind::Rfi,
+                "rfi-ip-url",
+                Severity::Critical,
+                1,
+                &l,
+                &host,
+                value,
+            );
+        }
+    }
+}
+
+/// Log4Shell-style lookups: `${jndi:...}`, and lookups that leak data.
+fn log4shell_lookups(
+    c: &mut Collector,
+    n: &Normalized,
+    loc: &mut dyn FnMut() -> String,
+    value: &str,
+) {
+    let (rule, severity, m) = match log4shell::check(&n.low) {
+        Some(log4shell::Lookup::Jndi(m)) => ("log4shell-jndi", Severity::Critical, m),
+        Some(log4shell::Lookup::Data(m)) => ("log4shell-lookup", Severity::Error, m),
+        None => return,
+    };
+    let l = loc();
+    c.add(Kind::Log4shell, rule, severity, 1, &l, &m, value);
+}
+
+/// Binary data (compressed blobs in JSON strings...) only meets the few
+/// rules meant for file contents. Values of the request line and headers
+/// are never binary: a raw NUL there is an evasion.
+fn binary_target(raw: &[u8], target: u16) -> u16 {
+    if raw.len() >= 32 && target & (targets::DOC | targets::BODY) != 0 && !is_text(raw) {
+        targets::FILE
+    } else {
+        target
+    }
+}
+
+/// Whether a header value holds nothing the full rule set cares about:
+/// none of `$ { } < > ' ` \ % | & [ ] ^ ~` nor a line break, and no `--`,
+/// `..` or `/*` (Accept, Sec-Ch-Ua, Cache-Control...). Such values meet the
+/// plain rules only.
+fn is_quiet_header(b: &[u8]) -> bool {
+    const LOUD: [bool; 256] = normalize::byte_set(b"${}<>'`\\%|&[]^~\n\r");
+    // `*/*` (Accept) is no comment.
+    !b.iter().any(|&c| LOUD[usize::from(c)])
+        && !has_pair(b, b'-', b'-')
+        && !has_pair(b, b'.', b'.')
+        && !memchr::memchr_iter(b'/', b)
+            .any(|i| b.get(i + 1) == Some(&b'*') && (i == 0 || b[i - 1] != b'*'))
+}
+
+/// A browser-like User-Agent: quiet as a header, no quotes or `=`, no SQL
+/// word. Such values meet the plain rules only.
+fn is_quiet_user_agent(b: &[u8]) -> bool {
+    is_quiet_header(b)
+        && !b.iter().any(|c| matches!(c, b'\'' | b'"' | b'=' | b'#'))
+        && !libinj::has_sql_word(b)
+        && b.starts_with(b"Mozilla/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quiet_headers_hold_no_code_punctuation() {
+        for h in [
+            "text/html,application/xhtml+xml,*/*;q=0.8",
+            "max-age=0",
+            "\"Chromium\";v=\"120\", \"Not?A_Brand\";v=\"24\"",
+        ] {
+            assert!(is_quiet_header(h.as_bytes()), "{h}");
+        }
+        for h in ["${jndi:x}", "a--b", "../x", "a/*b", "a%27", "a\nb", "x|y"] {
+            assert!(!is_quiet_header(h.as_bytes()), "{h}");
+        }
+    }
+
+    #[test]
+    fn quiet_user_agents_look_like_browsers() {
+        let ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)";
+        assert!(is_quiet_user_agent(ua.as_bytes()));
+        assert!(!is_quiet_user_agent(b"curl/8.5.0"));
+        assert!(!is_quiet_user_agent(b"Mozilla/5.0 (x' or 1=1)"));
+    }
+
+    #[test]
+    fn binary_documents_meet_the_file_rules() {
+        let blob = [0u8, 1, 2, 3].repeat(10);
+        assert_eq!(binary_target(&blob, targets::DOC), targets::FILE);
+        assert_eq!(binary_target(&blob, targets::ARGS), targets::ARGS);
+        assert_eq!(binary_target(&blob[..16], targets::BODY), targets::BODY);
+        assert_eq!(binary_target(&[b'a'; 40], targets::BODY), targets::BODY);
+    }
+}

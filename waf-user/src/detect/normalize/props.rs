@@ -1,0 +1,264 @@
+//! Property tests of the normaliser: no panic on any input, bounded output,
+//! idempotence of the transformations meant to be idempotent, and decoding
+//! of an encoded value giving it back.
+
+use proptest::prelude::*;
+
+use super::{
+    Flags, Normalized, base64_text, entities, escapes, fold, invisible, sql_comments, url, utf8,
+};
+
+/// The shell view is never longer than this many times the folded value: a
+/// brace list item costs one input byte (`,` or `}`) and is written with up
+/// to 32 bytes of prefix and 32 of suffix and a space; the quoting pass
+/// writes at most 3 bytes for 2 (`` `` `` inside a substitution).
+const SHELL_GROWTH: usize = 100;
+
+/// Pieces of encodings, whole and truncated, mixed at random so that the
+/// decoders see escapes, entities and sequences far more often than
+/// random bytes would give them.
+const PIECES: &[&[u8]] = &[
+    b"%",
+    b"%2",
+    b"%25",
+    b"%3c",
+    b"%3C",
+    b"%u",
+    b"%u00",
+    b"%u003c",
+    b"%uFF1C",
+    b"%c0%af",
+    b"+",
+    b"&",
+    b"&#",
+    b"&#x",
+    b"&#0000",
+    b"&lt",
+    b"&lt;",
+    b"&amp;",
+    b"&ensp;",
+    b";",
+    b"\\",
+    b"\\x",
+    b"\\u",
+    b"\\u{",
+    b"}",
+    b"{",
+    b",",
+    b"[",
+    b"]",
+    b"$",
+    b"${IFS}",
+    b"$@",
+    b"$a",
+    b"`",
+    b"``",
+    b"'",
+    b"\"",
+    b"^",
+    b"<()",
+    b"/*",
+    b"*/",
+    b"/*!",
+    b"0",
+    b"9",
+    b"a",
+    b"f",
+    b"F",
+    b"x",
+    b"u",
+    b" ",
+    b"  ",
+    b"\t",
+    b"\n",
+    b"\r",
+    b"\0",
+    b"\x7f",
+    b"\xc0",
+    b"\xc1\x81",
+    b"\xe0\x80",
+    b"\xe0\x80\xae",
+    b"\xef\xbc",
+    b"\xef\xbc\x9c",
+    b"\xe2\x80",
+    b"\xe2\x80\x8b",
+    b"\xe2\x91\xa0",
+    b"\xc2",
+    b"\xc2\xa0",
+    b"\xc2\xb4",
+    b"\xe5\x98\x8a",
+    b"\xef\xbb\xbf",
+    b"\xff",
+];
+
+/// Any bytes, up to 4 kB.
+fn bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(any::<u8>(), 0..4096)
+}
+
+/// Pieces of encodings glued together, up to about 4 kB.
+fn soup() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(prop::sample::select(PIECES), 0..600).prop_map(|p| p.concat())
+}
+
+/// Any valid UTF-8, up to about 4 kB.
+fn text() -> impl Strategy<Value = String> {
+    prop::collection::vec(any::<char>(), 0..1000).prop_map(String::from_iter)
+}
+
+/// Any of the three.
+fn input() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![bytes(), soup(), text().prop_map(String::into_bytes)]
+}
+
+/// `b` as `%XX`, the hex digits in upper or lower case.
+fn percent(b: u8, upper: bool) -> String {
+    if upper {
+        format!("%{b:02X}")
+    } else {
+        format!("%{b:02x}")
+    }
+}
+
+/// Standard base64 with padding.
+fn base64_encode(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for k in 0..4 {
+            if k <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * k) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    #[test]
+    fn never_panics_and_never_grows(raw in input(), plus in any::<bool>()) {
+        let n = Normalized::new(&raw, plus);
+        prop_assert!(n.dec.len() <= raw.len(), "dec {} > raw {}", n.dec.len(), raw.len());
+        prop_assert!(n.low.len() <= n.dec.len());
+        prop_assert!(n.sql().len() <= n.low.len());
+        prop_assert!(n.cmd().len() <= SHELL_GROWTH * n.low.len());
+        if let Some(t) = base64_text(&raw) {
+            prop_assert!(t.len() <= raw.len());
+        }
+    }
+
+    #[test]
+    fn folding_is_idempotent(raw in input()) {
+        let once = fold(&raw);
+        prop_assert_eq!(fold(&once), once);
+    }
+
+    #[test]
+    fn removing_sql_comments_is_idempotent(raw in input()) {
+        let once = sql_comments::strip(&raw);
+        prop_assert_eq!(sql_comments::strip(&once), once);
+    }
+
+    #[test]
+    fn utf8_forms_and_invisible_characters_go_in_one_pass(s in text()) {
+        let mut f = Flags::default();
+        let once = invisible::strip(utf8::fold_forms(s.as_bytes(), &mut f));
+        let twice = invisible::strip(utf8::fold_forms(&once, &mut Flags::default()));
+        prop_assert_eq!(twice, once);
+    }
+
+    #[test]
+    fn url_decoding_gives_encoded_bytes_back(
+        data in prop::collection::vec((any::<u8>(), any::<bool>(), any::<bool>()), 1..2000),
+        plus in any::<bool>(),
+    ) {
+        let plain: Vec<u8> = data.iter().map(|&(b, _, _)| b).collect();
+        let mut encoded = Vec::new();
+        for &(b, encode, upper) in &data {
+            if encode || b == b'%' || b == b'+' {
+                encoded.extend_from_slice(percent(b, upper).as_bytes());
+            } else {
+                encoded.push(b);
+            }
+        }
+        let mut f = Flags::default();
+        let decoded = url::round(&encoded, plus, true, &mut f).unwrap_or(encoded);
+        prop_assert_eq!(decoded, plain);
+        prop_assert!(!f.invalid_percent);
+    }
+
+    #[test]
+    fn percent_u_decoding_gives_characters_back(c in any::<char>(), upper in any::<bool>()) {
+        prop_assume!(u32::from(c) <= 0xFFFF);
+        let hex = format!("{:04x}", u32::from(c));
+        let hex = if upper { hex.to_uppercase() } else { hex };
+        let mut f = Flags::default();
+        let out = url::round(format!("a%u{hex}b").as_bytes(), false, true, &mut f);
+        prop_assert_eq!(out, Some(format!("a{c}b").into_bytes()));
+        prop_assert_eq!(f.percent_u_ascii, c.is_ascii());
+    }
+
+    #[test]
+    fn entity_decoding_gives_characters_back(c in any::<char>(), zeros in 0usize..20) {
+        let cp = u32::from(c);
+        let pad = "0".repeat(zeros);
+        for form in [
+            format!("&#{pad}{cp};"),
+            format!("&#{pad}{cp}"),
+            format!("&#x{pad}{cp:x};"),
+            format!("&#X{pad}{cp:X}"),
+        ] {
+            let out = entities::decode(form.as_bytes());
+            prop_assert_eq!(out, Some(c.to_string().into_bytes()), "{}", form);
+        }
+    }
+
+    #[test]
+    fn escape_decoding_gives_characters_back(c in any::<char>()) {
+        let cp = u32::from(c);
+        let want = format!("<{c}>");
+        prop_assert_eq!(escapes::decode(format!("<\\u{{{cp:x}}}>").as_bytes()), want.as_bytes());
+        if cp <= 0xFFFF {
+            prop_assert_eq!(escapes::decode(format!("<\\u{cp:04X}>").as_bytes()), want.as_bytes());
+        }
+        if cp <= 0xFF {
+            prop_assert_eq!(escapes::decode(format!("<\\x{cp:02x}>").as_bytes()), want.as_bytes());
+        }
+    }
+
+    #[test]
+    fn the_pipeline_gives_percent_encoded_text_back(
+        s in "[ -$'-\\[\\]-~]{0,300}",
+        upper in any::<bool>(),
+    ) {
+        let encoded: String = s.bytes().map(|b| percent(b, upper)).collect();
+        let mut f = Flags::default();
+        prop_assert_eq!(super::decode(encoded.as_bytes(), true, &mut f), s.as_bytes());
+        prop_assert!(!f.multi_encoded && !f.invalid_percent);
+    }
+
+    #[test]
+    fn base64_decoding_gives_code_like_text_back(
+        s in "[ -~]{8,300}",
+        at in any::<prop::sample::Index>(),
+    ) {
+        let mut text = s;
+        text.insert(at.index(text.len() + 1), ';');
+        prop_assert_eq!(base64_text(base64_encode(text.as_bytes()).as_bytes()), Some(text));
+    }
+}
+
+#[test]
+fn brace_lists_grow_the_shell_view_within_its_bound() {
+    let affix = "w".repeat(32);
+    let raw = format!("{affix}{{{}}}{affix}", ",".repeat(250));
+    let n = Normalized::new(raw.as_bytes(), false);
+    assert_eq!(n.cmd().len(), 251 * 64 + 250);
+    assert!(n.cmd().len() <= SHELL_GROWTH * n.low.len());
+}

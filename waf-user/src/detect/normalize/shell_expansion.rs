@@ -1,0 +1,167 @@
+//! The expansion pass of the shell view, after quoting is gone: one-letter
+//! globs (`/e[t]c`) become the letter and brace lists (`{cat,/etc/passwd}`,
+//! `c{a,oun}t`) their words; an HTML entity left undecoded (`&ensp;`)
+//! becomes a space.
+
+use super::entities;
+use super::shell_quoting::word_byte;
+
+/// Longest prefix or suffix glued to a brace list.
+const BRACE_AFFIX: usize = 32;
+/// Longest brace list looked at, braces included.
+const BRACE_MAX: usize = 256;
+
+/// Expands globs and brace lists of an unquoted value.
+pub(super) fn expand(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        match b {
+            // An HTML entity left undecoded (`&ensp;`) is not a separator.
+            b'&' if entities::named_len(&s[i..]) > 0 => {
+                out.push(b' ');
+                i += entities::named_len(&s[i..]);
+            }
+            b'[' => match one_letter_class(&s[i..]) {
+                Some((c, len)) => {
+                    out.push(c);
+                    i += len;
+                }
+                None => {
+                    out.push(b);
+                    i += 1;
+                }
+            },
+            b'{' => match brace_list(&s[i..]) {
+                Some(len) => i = expand_brace_list(s, i, len, &mut out),
+                None => {
+                    out.push(b);
+                    i += 1;
+                }
+            },
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Expands the brace list of length `len` at `s[i]`, with the word before
+/// it (taken back from `out`) and the word after it glued to every item:
+/// `c{a,oun}t` gives `cat count`. Returns where the suffix ends.
+fn expand_brace_list(s: &[u8], i: usize, len: usize, out: &mut Vec<u8>) -> usize {
+    let keep = out.len()
+        - out
+            .iter()
+            .rev()
+            .take(BRACE_AFFIX)
+            .take_while(|&&c| word_byte(c))
+            .count();
+    let prefix = out.split_off(keep);
+    let after = i + len;
+    let suffix_len = s[after..]
+        .iter()
+        .take(BRACE_AFFIX)
+        .take_while(|&&c| word_byte(c))
+        .count();
+    let suffix = &s[after..after + suffix_len];
+    let mut first = true;
+    for item in s[i + 1..i + len - 1].split(|&c| c == b',') {
+        if item.is_empty() && prefix.is_empty() && suffix.is_empty() {
+            continue;
+        }
+        if !first {
+            out.push(b' ');
+        }
+        first = false;
+        out.extend_from_slice(&prefix);
+        out.extend_from_slice(item);
+        out.extend_from_slice(suffix);
+    }
+    after + suffix_len
+}
+
+/// `[e]` or `[e//]`: one letter (slashes ignored) in brackets.
+fn one_letter_class(s: &[u8]) -> Option<(u8, usize)> {
+    let end = s.iter().take(8).position(|&c| c == b']')?;
+    let mut letters = s[1..end].iter().filter(|&&c| c != b'/');
+    let c = *letters.next()?;
+    (letters.next().is_none() && c.is_ascii_alphanumeric()).then_some((c, end + 1))
+}
+
+/// `{cat,/etc/passwd}`: the length of a brace list without spaces.
+fn brace_list(s: &[u8]) -> Option<usize> {
+    let end = s.iter().take(BRACE_MAX).position(|&c| c == b'}')?;
+    let inner = &s[1..end];
+    let ok = inner.contains(&b',')
+        && inner.iter().all(|&c| {
+            c.is_ascii_alphanumeric()
+                || matches!(c, b',' | b'/' | b'.' | b'-' | b'_' | b'~' | b'*' | b'?')
+        });
+    ok.then_some(end + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exp(s: &str) -> String {
+        String::from_utf8(expand(s.as_bytes())).expect("UTF-8 in, UTF-8 out")
+    }
+
+    #[test]
+    fn reads_one_letter_globs_as_the_letter() {
+        assert_eq!(exp("/e[t]c/pa[s]swd"), "/etc/passwd");
+        assert_eq!(exp("[c//]at"), "cat");
+        assert_eq!(exp("[ab]c [] [-] a[1"), "[ab]c [] [-] a[1");
+        // The closing bracket must come within eight bytes.
+        assert_eq!(exp("[x/////]"), "x");
+        assert_eq!(exp("[x//////]"), "[x//////]");
+    }
+
+    #[test]
+    fn expands_brace_lists_with_their_prefix_and_suffix() {
+        for (raw, want) in [
+            ("{cat,/etc/passwd}", "cat /etc/passwd"),
+            ("c{a,oun}t x", "cat count x"),
+            (";{l,-lh}s", ";ls -lhs"),
+            ("{,id,}", "id"),
+            ("a{,}b", "ab ab"),
+        ] {
+            assert_eq!(exp(raw), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn leaves_other_braces() {
+        for raw in ["{a}", "{a b,c}", "{a,b", "function(){return 1}", "{", "}{,"] {
+            assert_eq!(exp(raw), raw, "{raw}");
+        }
+        let far = format!("{{a,{}}}", "b".repeat(300));
+        assert_eq!(exp(&far), far);
+    }
+
+    #[test]
+    fn glues_at_most_32_bytes_on_each_side() {
+        let word = "w".repeat(40);
+        let out = exp(&format!("{word}{{a,b}}{word}"));
+        let affix = "w".repeat(32);
+        assert_eq!(
+            out,
+            format!(
+                "{}{affix}a{affix} {affix}b{affix}{}",
+                "w".repeat(8),
+                "w".repeat(8)
+            )
+        );
+    }
+
+    #[test]
+    fn reads_undecoded_entities_as_spaces() {
+        assert_eq!(exp("cat&ensp;/etc"), "cat /etc");
+        assert_eq!(exp("a&b c&x;"), "a&b c&x;");
+    }
+}

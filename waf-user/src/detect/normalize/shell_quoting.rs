@@ -1,0 +1,199 @@
+//! The quoting pass of the shell view: removes what a shell drops before
+//! running a word: backslashes, quotes, `^`, empty backticks, `$'..'`,
+//! special parameters (`$@`, `$*`, `$1`, `$$`...), `${IFS}` (as a space),
+//! empty process substitutions `<()`, and variables that are most likely
+//! unset (`c$u\at`, `$x cmd`).
+
+/// Whether a byte can be part of a shell word next to a variable.
+pub(super) fn word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-')
+}
+
+/// Removes quoting from a folded (lowercase) value.
+pub(super) fn unquote(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    let mut ticks = 0usize;
+    while i < s.len() {
+        let b = s[i];
+        match b {
+            b'\\' | b'\'' | b'"' | b'^' => i += 1,
+            // An empty pair outside a substitution is nothing; inside one
+            // it closes it and opens the next.
+            b'`' if s.get(i + 1) == Some(&b'`') => {
+                if ticks % 2 == 1 {
+                    out.extend_from_slice(b"` `");
+                    ticks += 2;
+                }
+                i += 2;
+            }
+            b'`' => {
+                ticks += 1;
+                out.push(b);
+                i += 1;
+            }
+            b'<' | b'>' if s.get(i + 1) == Some(&b'(') && s.get(i + 2) == Some(&b')') => i += 3,
+            b'$' => i += dollar(&s[i..], &mut out),
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// What a `$` at the start of `s` stands for: appends it to `out` and
+/// returns how many bytes it took.
+fn dollar(s: &[u8], out: &mut Vec<u8>) -> usize {
+    let rest = &s[1..];
+    if rest.starts_with(b"{ifs") {
+        let end = memchr::memchr(b'}', rest).map_or(rest.len(), |j| j + 1);
+        out.push(b' ');
+        return 1 + end;
+    }
+    if rest.starts_with(b"ifs") {
+        out.push(b' ');
+        // `$IFS$9`: a positional parameter glued to it is empty.
+        let glued = s.get(4) == Some(&b'$') && s.get(5).is_some_and(u8::is_ascii_digit);
+        return if glued { 6 } else { 4 };
+    }
+    match rest.first() {
+        Some(b'@' | b'*' | b'0'..=b'9' | b'!' | b'-' | b'_' | b'#' | b'?' | b'$') => return 2,
+        Some(b'\'' | b'"') => return 1,
+        _ => {}
+    }
+    if rest.starts_with(b"()") {
+        return 3;
+    }
+    if rest.starts_with(b"{}") {
+        return 3;
+    }
+    if rest.starts_with(b"{@}") {
+        return 4;
+    }
+    let n = variable_len(s);
+    if n > 0 && unset_variable(s, n, out) {
+        return n;
+    }
+    out.push(b'$');
+    1
+}
+
+/// Whether the variable of length `n` at the start of `s` is most likely
+/// unset: glued to a word (`c$u\at`), or alone between separators
+/// (`;$x id`).
+fn unset_variable(s: &[u8], n: usize, out: &[u8]) -> bool {
+    let inside = out.last().is_some_and(|&c| word_byte(c));
+    let alone = out
+        .last()
+        .is_none_or(|&c| matches!(c, b' ' | b';' | b'|' | b'&' | b'`' | b'(' | b'\n'))
+        && s.get(n).is_some_and(|&c| c == b' ');
+    inside || alone
+}
+
+/// Length of `$name` or `${name}` at the start of `s` (0 if none).
+fn variable_len(s: &[u8]) -> usize {
+    if s.get(1) == Some(&b'{') {
+        let n = s[2..]
+            .iter()
+            .take(32)
+            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+            .count();
+        if n > 0 && s.get(2 + n) == Some(&b'}') && !s[2].is_ascii_digit() {
+            return n + 3;
+        }
+        return 0;
+    }
+    match s.get(1) {
+        Some(c) if c.is_ascii_alphabetic() || *c == b'_' => {
+            1 + s[1..]
+                .iter()
+                .take(32)
+                .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+                .count()
+        }
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unq(s: &str) -> String {
+        String::from_utf8(unquote(s.as_bytes())).expect("UTF-8 in, UTF-8 out")
+    }
+
+    #[test]
+    fn removes_quotes_backslashes_and_carets() {
+        assert_eq!(unq("c\\a't' \"/e\"tc/pa^ss^wd"), "cat /etc/passwd");
+        assert_eq!(unq("''\"\"\\"), "");
+    }
+
+    #[test]
+    fn handles_backtick_pairs_by_context() {
+        assert_eq!(unq("pi``ng"), "ping");
+        // Inside a substitution an empty pair closes it and opens the next.
+        assert_eq!(unq("`id``whoami`"), "`id` `whoami`");
+        assert_eq!(unq("`id`"), "`id`");
+    }
+
+    #[test]
+    fn removes_special_parameters_and_empty_expansions() {
+        for (raw, want) in [
+            ("ca$@t", "cat"),
+            ("ca$*t /e$1tc", "cat /etc"),
+            ("c$$at$?", "cat"),
+            ("$'id'", "id"),
+            ("w$()hoami", "whoami"),
+            ("w${}ho${@}ami", "whoami"),
+            ("pi<()ng>()", "ping"),
+        ] {
+            assert_eq!(unq(raw), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn reads_ifs_as_a_space() {
+        for (raw, want) in [
+            ("cat${ifs}/etc/passwd", "cat /etc/passwd"),
+            ("cat$ifs/etc", "cat /etc"),
+            ("cat$ifs$9/etc", "cat /etc"),
+            ("cat${ifs", "cat "),
+            ("cat${ifs%??}x", "cat x"),
+        ] {
+            assert_eq!(unq(raw), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn removes_variables_glued_to_words_or_standing_alone() {
+        for (raw, want) in [
+            ("c$u\\at /etc$u/passwd", "cat /etc/passwd"),
+            (";$a id", "; id"),
+            ("$a id", " id"),
+            ("c${u}at", "cat"),
+            ("x;$home", "x;$home"),
+            ("echo $home", "echo $home"),
+            ("${1}", "${1}"),
+            ("$", "$"),
+            ("a$", "a$"),
+        ] {
+            assert_eq!(unq(raw), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn measures_variables() {
+        assert_eq!(variable_len(b"$abc def"), 4);
+        assert_eq!(variable_len(b"$_1"), 3);
+        assert_eq!(variable_len(b"${abc}x"), 6);
+        assert_eq!(variable_len(b"${abc"), 0);
+        assert_eq!(variable_len(b"${9a}"), 0);
+        assert_eq!(variable_len(b"$9"), 0);
+        assert_eq!(variable_len(b"$"), 0);
+        let long = [b"$".as_slice(), &[b'a'; 40]].concat();
+        assert_eq!(variable_len(&long), 33);
+    }
+}

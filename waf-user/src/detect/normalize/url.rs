@@ -1,0 +1,148 @@
+//! URL decoding, one round: `%XX` escapes and, in query strings and forms,
+//! `+` as a space; `%uXXXX` escapes are decoded in the same pass
+//! (`percent_u.rs`). The pipeline repeats rounds for double encoding.
+
+use super::{Flags, percent_u};
+use crate::http::target::hex_val;
+
+/// One round of URL decoding; None when nothing was decoded. `plus` turns
+/// `+` into a space. On the `first` round, a `%` that starts no escape is
+/// noted as `invalid_percent` (on later rounds it is text that was sent
+/// encoded, `%25`).
+pub(super) fn round(s: &[u8], plus: bool, first: bool, flags: &mut Flags) -> Option<Vec<u8>> {
+    let special = |c: &u8| *c == b'%' || (plus && *c == b'+');
+    if !plus && !has_escape(s) {
+        if first && memchr::memchr(b'%', s).is_some() {
+            flags.invalid_percent = true;
+        }
+        return None;
+    }
+    let mut i = s.iter().position(special)?;
+    let mut out = Vec::with_capacity(s.len());
+    out.extend_from_slice(&s[..i]);
+    let mut changed = false;
+    while i < s.len() {
+        let b = s[i];
+        if b == b'%' {
+            if let (Some(h), Some(l)) = (
+                s.get(i + 1).and_then(|&c| hex_val(c)),
+                s.get(i + 2).and_then(|&c| hex_val(c)),
+            ) {
+                out.push(h << 4 | l);
+                i += 3;
+                changed = true;
+            } else if let Some(cp) = percent_u::at(&s[i..]) {
+                percent_u::push(cp, &mut out, flags);
+                i += percent_u::LEN;
+                changed = true;
+            } else {
+                if first {
+                    flags.invalid_percent = true;
+                }
+                out.push(b);
+                i += 1;
+            }
+        } else if plus && b == b'+' {
+            out.push(b' ');
+            i += 1;
+            changed = true;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+        // Copy the run up to the next special byte at once.
+        let next = s[i..].iter().position(special).map_or(s.len(), |j| i + j);
+        out.extend_from_slice(&s[i..next]);
+        i = next;
+    }
+    changed.then_some(out)
+}
+
+/// Whether `s` holds at least one valid `%XX` or `%uXXXX` escape.
+fn has_escape(s: &[u8]) -> bool {
+    memchr::memchr_iter(b'%', s).any(|i| {
+        let hex = |k: usize| s.get(i + k).is_some_and(u8::is_ascii_hexdigit);
+        (hex(1) && hex(2)) || percent_u::at(&s[i..]).is_some()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One first round without `+`: the text and the flags.
+    fn once(s: &str) -> (Option<String>, Flags) {
+        let mut f = Flags::default();
+        let out = round(s.as_bytes(), false, true, &mut f);
+        (out.map(|o| String::from_utf8_lossy(&o).into_owned()), f)
+    }
+
+    #[test]
+    fn decodes_escapes_in_either_case() {
+        for (raw, want) in [
+            ("%3Cscript%3e", "<script>"),
+            ("%3c%3C%3d", "<<="),
+            ("a%2Fb%2fc", "a/b/c"),
+            ("%41%42%43", "ABC"),
+            ("%00", "\0"),
+            ("x%20", "x "),
+        ] {
+            assert_eq!(once(raw).0.as_deref(), Some(want), "{raw}");
+        }
+    }
+
+    #[test]
+    fn decodes_one_level_per_round() {
+        assert_eq!(once("%253C").0.as_deref(), Some("%3C"));
+        assert_eq!(once("%25%32%35").0.as_deref(), Some("%25"));
+        assert!(!once("%253C").1.invalid_percent);
+    }
+
+    #[test]
+    fn keeps_malformed_and_truncated_escapes() {
+        for raw in [
+            "%", "%4", "%G1", "%4G", "100%", "%%", "%u", "%u12", "%u12G4", "a%",
+        ] {
+            let (out, f) = once(raw);
+            assert_eq!(out, None, "{raw}");
+            assert!(f.invalid_percent, "{raw}");
+        }
+        // A malformed escape next to a valid one is kept as it is.
+        let (out, f) = once("%%41%4");
+        assert_eq!(out.as_deref(), Some("%A%4"));
+        assert!(f.invalid_percent);
+    }
+
+    #[test]
+    fn decodes_escapes_at_the_end_of_input() {
+        assert_eq!(once("abc%3e").0.as_deref(), Some("abc>"));
+        assert_eq!(once("abc%u003e").0.as_deref(), Some("abc>"));
+    }
+
+    #[test]
+    fn notes_invalid_percent_only_on_the_first_round() {
+        let mut f = Flags::default();
+        assert_eq!(round(b"%zz", false, false, &mut f), None);
+        assert_eq!(
+            round(b"%zz%41", false, false, &mut f),
+            Some(b"%zzA".to_vec())
+        );
+        assert!(!f.invalid_percent);
+    }
+
+    #[test]
+    fn turns_plus_into_space_only_when_asked() {
+        let mut f = Flags::default();
+        assert_eq!(round(b"a+b", true, true, &mut f), Some(b"a b".to_vec()));
+        assert_eq!(round(b"a+b", false, true, &mut f), None);
+        assert_eq!(round(b"a%2B+b", true, true, &mut f), Some(b"a+ b".to_vec()));
+    }
+
+    #[test]
+    fn leaves_invalid_utf8_bytes_as_they_are() {
+        let mut f = Flags::default();
+        let out = round(b"\xff%C0%AF\xc0", false, true, &mut f);
+        assert_eq!(out, Some(b"\xff\xc0\xaf\xc0".to_vec()));
+        assert_eq!(f, Flags::default());
+    }
+}

@@ -1,0 +1,191 @@
+//! Charsets: the ones used to smuggle payloads past filters (UTF-7,
+//! UTF-16/32, EBCDIC...) and the ones seen in real traffic, and the checks
+//! of every place but Content-Type that names one: Accept, Accept-Charset,
+//! X-Up-Devcap-Post-Charset, multipart parts and their `_charset_` field.
+
+use super::K;
+use crate::detect::collect::{Collector, short};
+use crate::detect::kind::Severity::{Critical, Error};
+use crate::http::{Body, Request, multipart};
+
+/// Charsets used to smuggle payloads past filters (UTF-7, UTF-16/32, EBCDIC).
+pub(super) fn is_evasion(c: &str) -> bool {
+    let c = c.trim().trim_matches('"').to_ascii_lowercase();
+    c.starts_with("utf-7")
+        || c == "utf7"
+        || c.starts_with("utf-16")
+        || c.starts_with("utf-32")
+        || c.starts_with("ucs-")
+        || c.starts_with("ebcdic")
+        || c.starts_with("ibm")
+        || (c.starts_with("cp")
+            && matches!(
+                c.get(2..),
+                Some(
+                    "037"
+                        | "500"
+                        | "875"
+                        | "1026"
+                        | "1140"
+                        | "273"
+                        | "277"
+                        | "278"
+                        | "280"
+                        | "284"
+                        | "285"
+                        | "297"
+                        | "420"
+                        | "424"
+                        | "870"
+                        | "871"
+                        | "1047"
+                )
+            ))
+        || c.starts_with("x-mac-")
+}
+
+/// Charsets seen in real traffic.
+pub(super) fn is_known(c: &str) -> bool {
+    let c = c.trim().trim_matches('"').to_ascii_lowercase();
+    matches!(
+        c.as_str(),
+        "utf-8"
+            | "utf8"
+            | "us-ascii"
+            | "ascii"
+            | "latin1"
+            | "latin-1"
+            | "gbk"
+            | "gb2312"
+            | "gb18030"
+            | "big5"
+            | "big5-hkscs"
+            | "shift_jis"
+            | "shift-jis"
+            | "sjis"
+            | "euc-jp"
+            | "euc-kr"
+            | "koi8-r"
+            | "koi8-u"
+            | "iso-2022-jp"
+            | "tis-620"
+            | "windows-31j"
+            | "x-sjis"
+            | "binary"
+    ) || c.starts_with("iso-8859-")
+        || c.starts_with("iso8859-")
+        || c.starts_with("windows-125")
+        || c.starts_with("cp125")
+}
+
+/// X-Up-Devcap-Post-Charset (a WAP gateway header some servers honour as
+/// the body's charset): anything but a known, harmless charset.
+pub(super) fn devcap(req: &Request, c: &mut Collector) {
+    for v in req.header_all("x-up-devcap-post-charset") {
+        if is_evasion(v) || !is_known(v) {
+            c.add(
+                K,
+                "protocol-charset-evasion",
+                Critical,
+                1,
+                "header:x-up-devcap-post-charset",
+                v,
+                "",
+            );
+        }
+    }
+}
+
+/// The charset of each multipart part's Content-Type, and the value of a
+/// `_charset_` field (which some frameworks apply to the other fields).
+pub(super) fn multipart_parts(req: &Request, c: &mut Collector) {
+    let Body::Multipart(parts) = &req.parsed_body else {
+        return;
+    };
+    for p in parts {
+        let loc = format!("multipart:{}", short(&p.name));
+        if let Some(cs) = p
+            .content_type
+            .as_deref()
+            .and_then(|ct| multipart::param(ct, "charset"))
+        {
+            if is_evasion(&cs) {
+                c.add(K, "protocol-multipart-charset", Critical, 1, &loc, &cs, "");
+            } else if !is_known(&cs) {
+                c.add(K, "protocol-multipart-charset", Error, 1, &loc, &cs, "");
+            }
+        }
+        if p.name == "_charset_" {
+            let v = String::from_utf8_lossy(&p.data);
+            if !is_known(&v) {
+                c.add(K, "protocol-multipart-charset", Critical, 1, &loc, &v, "");
+            }
+        }
+    }
+}
+
+/// Accept (`charset=` parameters) and Accept-Charset (every item) asking
+/// for an evasion charset, which a server may then answer and read in.
+pub(super) fn accept(req: &Request, c: &mut Collector) {
+    for name in ["accept", "accept-charset"] {
+        for v in req.header_all(name) {
+            let evasive = v
+                .split([',', ';'])
+                .filter_map(|p| p.trim().split_once('='))
+                .any(|(k, val)| {
+                    (name == "accept-charset" || k.trim().eq_ignore_ascii_case("charset"))
+                        && is_evasion(val)
+                })
+                || (name == "accept-charset"
+                    && v.split(',')
+                        .any(|p| is_evasion(p.split(';').next().unwrap_or(""))));
+            if evasive {
+                c.add(
+                    K,
+                    "protocol-charset-evasion",
+                    Critical,
+                    1,
+                    &format!("header:{name}"),
+                    v,
+                    "",
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tells_evasion_charsets_from_known_ones() {
+        for cs in [
+            "UTF-7",
+            "utf7",
+            "\"utf-16le\"",
+            "UTF-32",
+            "ucs-2",
+            "ibm037",
+            "cp500",
+            "x-mac-roman",
+        ] {
+            assert!(is_evasion(cs), "{cs}");
+            assert!(!is_known(cs), "{cs}");
+        }
+        for cs in [
+            " UTF-8 ",
+            "iso-8859-1",
+            "windows-1252",
+            "cp1251",
+            "Shift_JIS",
+            "\"gbk\"",
+        ] {
+            assert!(is_known(cs), "{cs}");
+            assert!(!is_evasion(cs), "{cs}");
+        }
+        // Neither: unknown charsets have their own findings.
+        assert!(!is_evasion("klingon") && !is_known("klingon"));
+        assert!(!is_evasion("cp12345"));
+    }
+}
