@@ -532,6 +532,9 @@ pub fn spawn_in_netns<T: Send + 'static>(
 pub struct Upstream {
     /// Requests it answered.
     pub served: std::sync::Arc<AtomicU32>,
+    /// The header sections of the last requests it answered (at most 64),
+    /// lowercased.
+    pub heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     addr: std::net::SocketAddr,
     ns: String,
@@ -549,7 +552,8 @@ impl Upstream {
         let served = Arc::new(AtomicU32::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = std::sync::mpsc::channel();
-        let (served2, stop2) = (served.clone(), stop.clone());
+        let heads: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let (served2, stop2, heads2) = (served.clone(), stop.clone(), heads.clone());
         spawn_in_netns(&ns.name, move || {
             let l = TcpListener::bind(addr).expect("bind upstream");
             tx.send(()).unwrap();
@@ -559,6 +563,7 @@ impl Upstream {
                 }
                 let Ok(conn) = conn else { continue };
                 let served = served2.clone();
+                let heads = heads2.clone();
                 std::thread::spawn(move || {
                     let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(10)));
                     let mut w = conn.try_clone().expect("clone");
@@ -567,6 +572,7 @@ impl Upstream {
                         let mut len = 0usize;
                         let mut line = String::new();
                         let mut first = true;
+                        let mut head = String::new();
                         loop {
                             line.clear();
                             match r.read_line(&mut line) {
@@ -578,6 +584,7 @@ impl Upstream {
                             }
                             first = false;
                             let low = line.to_ascii_lowercase();
+                            head.push_str(&low);
                             if let Some(v) = low.strip_prefix("content-length:") {
                                 len = v.trim().parse().unwrap_or(0);
                             }
@@ -585,6 +592,13 @@ impl Upstream {
                         let mut body = vec![0; len];
                         if r.read_exact(&mut body).is_err() {
                             return;
+                        }
+                        {
+                            let mut h = heads.lock().unwrap();
+                            if h.len() >= 64 {
+                                h.remove(0);
+                            }
+                            h.push(head);
                         }
                         served.fetch_add(1, Ordering::SeqCst);
                         if w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
@@ -600,6 +614,7 @@ impl Upstream {
             .expect("upstream listening");
         Self {
             served,
+            heads,
             stop,
             addr,
             ns: ns.name.clone(),
