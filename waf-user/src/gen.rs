@@ -98,7 +98,8 @@ pub struct GenArgs {
     /// Frames per second, or `max`.
     #[arg(long, default_value = "max")]
     pub rate: String,
-    /// Stop after this long (e.g. 10s, 500ms, 2m).
+    /// Stop after sending for this long (e.g. 10s, 500ms, 2m), counted from
+    /// the first frame.
     #[arg(long)]
     pub duration: Option<String>,
     /// Stop after this many frames.
@@ -764,7 +765,8 @@ pub struct GenSummary {
     pub frames: u64,
     /// Frame size in bytes (without FCS).
     pub frame_bytes: usize,
-    /// Seconds from the first to the last frame.
+    /// Seconds from the first to the last frame (the sending time, without
+    /// loading and setting up the engine).
     pub seconds: f64,
     /// Frames per second.
     pub pps: f64,
@@ -1078,20 +1080,76 @@ fn pin_thread(opts: &GenOptions, t: usize) {
 // ---------------------------------------------------------------------------
 // Pacing and the shared frame budget.
 
-/// The frames left to send, shared by the sending threads.
+/// The frames left to send, shared by the sending threads, and the run's
+/// clock.
+///
+/// The clock starts when the first frame is about to be sent, not when the
+/// run is set up: loading the eBPF object and making the dispatcher hold can
+/// take hundreds of milliseconds on a busy machine, and `--duration` is the
+/// time spent sending.
 struct Budget {
     left: AtomicU64,
     sent: AtomicU64,
     stop: Arc<AtomicBool>,
     /// An engine failed: the other threads stop too.
     abort: AtomicBool,
-    deadline: Option<Instant>,
+    /// How long to send, counted from the first frame.
+    duration: Option<Duration>,
+    /// The fixed point `started_ns` and `last_ns` count from.
+    origin: Instant,
+    /// When sending started, in ns after `origin` plus one (0: not yet).
+    started_ns: AtomicU64,
+    /// When the last frames were handed over, in ns after `origin`.
+    last_ns: AtomicU64,
 }
 
 impl Budget {
-    /// Takes up to `want` frames from the budget (0: done).
+    fn new(count: Option<u64>, duration: Option<Duration>, stop: Arc<AtomicBool>) -> Self {
+        Self {
+            left: AtomicU64::new(count.unwrap_or(u64::MAX)),
+            sent: AtomicU64::new(0),
+            stop,
+            abort: AtomicBool::new(false),
+            duration,
+            origin: Instant::now(),
+            started_ns: AtomicU64::new(0),
+            last_ns: AtomicU64::new(0),
+        }
+    }
+
+    fn since_origin(&self) -> u64 {
+        self.origin
+            .elapsed()
+            .as_nanos()
+            .min(u128::from(u64::MAX - 1)) as u64
+    }
+
+    /// When sending started; the first call starts the clock.
+    fn start(&self) -> Instant {
+        let now = self.since_origin() + 1;
+        let t = match self
+            .started_ns
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => now,
+            Err(earlier) => earlier,
+        };
+        self.origin + Duration::from_nanos(t - 1)
+    }
+
+    /// When sending started, if it has.
+    fn started(&self) -> Option<Instant> {
+        match self.started_ns.load(Ordering::Relaxed) {
+            0 => None,
+            t => Some(self.origin + Duration::from_nanos(t - 1)),
+        }
+    }
+
+    /// Takes up to `want` frames from the budget (0: done). The first take
+    /// starts the clock: the caller sends right after it.
     fn take(&self, want: u64) -> u64 {
-        if self.stop.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d) {
+        self.start();
+        if self.stop.load(Ordering::Relaxed) || self.time_left().is_some_and(|l| l.is_zero()) {
             return 0;
         }
         let mut got = 0;
@@ -1104,19 +1162,53 @@ impl Budget {
         got
     }
 
+    /// Counts `n` frames as sent (now).
+    fn record_sent(&self, n: u64) {
+        self.sent.fetch_add(n, Ordering::Relaxed);
+        self.last_ns
+            .fetch_max(self.since_origin(), Ordering::Relaxed);
+    }
+
+    /// Gives back `n` frames taken but not sent.
+    fn give_back(&self, n: u64) {
+        self.left.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Back to the state before the first frame, after an engine failed
+    /// without sending any (the fallback engine gets the whole duration).
+    fn restart(&self) {
+        self.abort.store(false, Ordering::Relaxed);
+        self.started_ns.store(0, Ordering::Relaxed);
+        self.last_ns.store(0, Ordering::Relaxed);
+    }
+
+    /// The time spent sending: from the first frame to the last one.
+    fn sending_time(&self) -> Duration {
+        match self.started_ns.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            t => Duration::from_nanos(self.last_ns.load(Ordering::Relaxed).saturating_sub(t - 1)),
+        }
+    }
+
     fn halted(&self) -> bool {
         self.stop.load(Ordering::Relaxed) || self.abort.load(Ordering::Relaxed)
     }
 
+    /// The sending time left (all of it before the first frame).
     fn time_left(&self) -> Option<Duration> {
-        self.deadline
-            .map(|d| d.saturating_duration_since(Instant::now()))
+        let d = self.duration?;
+        Some(match self.started() {
+            Some(s) => d.saturating_sub(s.elapsed()),
+            None => d,
+        })
     }
 }
 
 /// Per-thread pacing: how many frames to send next, sleeping as needed.
 struct Pacer {
-    start: Instant,
+    /// When the run's sending started (the budget's clock), from the first
+    /// paced call on.
+    start: Option<Instant>,
     pps: Option<f64>,
     sent: u64,
     /// Frames per call at max rate, adapted to about 20 ms per call.
@@ -1149,7 +1241,7 @@ impl Pacer {
             None => 0,
         };
         Self {
-            start: Instant::now(),
+            start: None,
             pps,
             sent: 0,
             chunk: 65_536,
@@ -1172,13 +1264,13 @@ impl Pacer {
                 n.max(1)
             }
             Some(pps) => loop {
-                let due = (self.start.elapsed().as_secs_f64() * pps) as u64;
+                let start = *self.start.get_or_insert_with(|| budget.start());
+                let due = (start.elapsed().as_secs_f64() * pps) as u64;
                 if due >= self.sent + self.quantum {
                     // Catch up after a slow call, but by at most 50 ms of frames.
                     return (due - self.sent).min(self.quantum.max((pps / 20.0) as u64));
                 }
-                let at =
-                    self.start + Duration::from_secs_f64((self.sent + self.quantum) as f64 / pps);
+                let at = start + Duration::from_secs_f64((self.sent + self.quantum) as f64 / pps);
                 let wait = at.saturating_duration_since(Instant::now());
                 if let Some(left) = budget.time_left()
                     && left < wait
@@ -1331,7 +1423,7 @@ fn run_live(
     ifindex: u32,
     budget: &Budget,
     probe: bool,
-) -> Result<(GenState, Duration)> {
+) -> Result<GenState> {
     let mut live = LiveGen::load()?;
     live.configure(&gen_config(opts))?;
     let hold = DispatcherHold::new(&mut [live.program_mut()])
@@ -1340,7 +1432,6 @@ fn run_live(
         })
         .ok();
     let cheap_calls = hold.is_some();
-    let start = Instant::now();
     let errors: Vec<io::Error> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..opts.threads)
             .map(|t| {
@@ -1353,11 +1444,11 @@ fn run_live(
                         // One frame first: an old kernel or an interface
                         // that cannot send fails here.
                         if let Err(e) = live.send(frame, ifindex, 1, 1) {
-                            budget.left.fetch_add(1, Ordering::Relaxed);
+                            budget.give_back(1);
                             budget.abort.store(true, Ordering::Relaxed);
                             return Some(e);
                         }
-                        budget.sent.fetch_add(1, Ordering::Relaxed);
+                        budget.record_sent(1);
                         pacer.sent += 1;
                     }
                     loop {
@@ -1386,7 +1477,7 @@ fn run_live(
                                 return Some(e);
                             }
                         }
-                        budget.sent.fetch_add(n, Ordering::Relaxed);
+                        budget.record_sent(n);
                         pacer.sent(n, t0.elapsed());
                     }
                 })
@@ -1397,12 +1488,11 @@ fn run_live(
             .filter_map(|h| h.join().ok().flatten())
             .collect()
     });
-    let took = start.elapsed();
     drop(hold);
     if let Some(e) = errors.into_iter().next() {
         return Err(GenError::Live(format!("BPF_PROG_TEST_RUN: {e}")));
     }
-    Ok((live.state()?, took))
+    live.state()
 }
 
 /// Sleeps of the pacing threads wake within microseconds of their deadline
@@ -1455,14 +1545,8 @@ fn packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
     Ok(sock)
 }
 
-fn run_packet(
-    opts: &GenOptions,
-    frame: &[u8],
-    ifindex: u32,
-    budget: &Budget,
-) -> Result<(GenState, Duration)> {
+fn run_packet(opts: &GenOptions, frame: &[u8], ifindex: u32, budget: &Budget) -> Result<GenState> {
     let cfg = gen_config(opts);
-    let start = Instant::now();
     let results: Vec<Result<GenState, io::Error>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..opts.threads)
             .map(|t| {
@@ -1539,8 +1623,8 @@ fn run_packet(
                             done += rc.max(0) as usize;
                         }
                         // Frames not sent go back to the budget.
-                        budget.left.fetch_add((n - done) as u64, Ordering::Relaxed);
-                        budget.sent.fetch_add(done as u64, Ordering::Relaxed);
+                        budget.give_back((n - done) as u64);
+                        budget.record_sent(done as u64);
                         pacer.sent(done as u64, t0.elapsed());
                         if done < n && budget.halted() {
                             break;
@@ -1558,7 +1642,6 @@ fn run_packet(
             })
             .collect()
     });
-    let took = start.elapsed();
     let mut total = GenState::default();
     for r in results {
         let st = r.map_err(|e| GenError::Packet(e.to_string()))?;
@@ -1567,7 +1650,7 @@ fn run_packet(
             *a += b;
         }
     }
-    Ok((total, took))
+    Ok(total)
 }
 
 // ---------------------------------------------------------------------------
@@ -1582,13 +1665,7 @@ pub fn run(opts: &GenOptions, stop: Arc<AtomicBool>) -> Result<GenSummary> {
         None => resolve_mac(&opts.interface, opts.dst)?,
     };
     let frame = template_frame(opts, src_mac, dst_mac);
-    let budget = Budget {
-        left: AtomicU64::new(opts.count.unwrap_or(u64::MAX)),
-        sent: AtomicU64::new(0),
-        stop: stop.clone(),
-        abort: AtomicBool::new(false),
-        deadline: opts.duration.map(|d| Instant::now() + d),
-    };
+    let budget = Budget::new(opts.count, opts.duration, stop.clone());
     let xmit = |s: &str| ethtool_sum(&opts.interface, s);
     let before = (xmit("xdp_xmit"), xmit("xdp_xmit_errors"));
 
@@ -1609,7 +1686,7 @@ pub fn run(opts: &GenOptions, stop: Arc<AtomicBool>) -> Result<GenSummary> {
             Engine::Auto => match run_live(opts, &frame, ifindex, &budget, true) {
                 Ok(r) => Ok((Engine::Live, r)),
                 Err(e) if budget.sent.load(Ordering::Relaxed) == 0 => {
-                    budget.abort.store(false, Ordering::Relaxed);
+                    budget.restart();
                     eprintln!("waf gen: live frames unavailable ({e}); using AF_PACKET");
                     run_packet(opts, &frame, ifindex, &budget).map(|r| (Engine::Packet, r))
                 }
@@ -1619,13 +1696,14 @@ pub fn run(opts: &GenOptions, stop: Arc<AtomicBool>) -> Result<GenSummary> {
         done.store(true, Ordering::Relaxed);
         r
     });
-    let (engine, (state, took)) = result?;
+    let (engine, state) = result?;
     let frames = match engine {
         // The program's own count: exact even for a call cut short.
         Engine::Live => state.frames,
         _ => budget.sent.load(Ordering::Relaxed),
     };
-    let secs = took.as_secs_f64().max(1e-9);
+    // The time spent sending (not loading and setting up).
+    let secs = budget.sending_time().as_secs_f64().max(1e-9);
     let pools: Vec<&IpNet> = opts.src.iter().chain(&opts.legit).collect();
     let per_pool: Vec<(String, u64)> = pools
         .iter()
@@ -1662,8 +1740,7 @@ pub fn run(opts: &GenOptions, stop: Arc<AtomicBool>) -> Result<GenSummary> {
 
 fn progress(budget: &Budget, done: &AtomicBool, size: usize) {
     let tty = io::stderr().is_terminal();
-    let start = Instant::now();
-    let mut last = (start, 0u64);
+    let mut last = (Instant::now(), 0u64);
     let mut printed = false;
     while !done.load(Ordering::Relaxed) {
         for _ in 0..20 {
@@ -1682,7 +1759,8 @@ fn progress(budget: &Budget, done: &AtomicBool, size: usize) {
         last = (now, sent);
         let line = format!(
             "{:6.1} s  {:>12} frames  {:>12}  {:>14}",
-            start.elapsed().as_secs_f64(),
+            // Sending time: the clock starts with the first frame.
+            budget.started().map_or(0.0, |s| s.elapsed().as_secs_f64()),
             sent,
             human(pps, "pps"),
             human(pps * size as f64 * 8.0, "bit/s")
