@@ -30,7 +30,6 @@ use std::{
 };
 
 use aya::{
-    Ebpf, EbpfLoader,
     maps::{Array, MapData, PerCpuArray},
     programs::{ProgramError, TestRun as _, TestRunAttrs, TestRunOptions, Xdp},
 };
@@ -40,10 +39,14 @@ use waf_common::r#gen::{
     SELECT_SLOTS, STATE_MAP,
 };
 
-use crate::{
-    dataplane::DispatcherHold,
-    packet::{FrameSpec, L4, tcp},
+mod hold;
+mod tools;
+
+pub use self::{
+    hold::DispatcherHold,
+    tools::{TOOLS_OBJECT, Tools, ToolsError},
 };
+use crate::packet::{FrameSpec, L4, tcp};
 
 /// The smallest frame sent (an Ethernet minimum frame without its FCS).
 pub const MIN_FRAME: usize = 60;
@@ -216,6 +219,9 @@ pub enum GenError {
     /// The live-frames engine failed.
     #[error("live frames: {0}")]
     Live(String),
+    /// The tools object (the generator's program) could not be used.
+    #[error("live frames: {0}")]
+    Tools(#[from] ToolsError),
     /// The AF_PACKET engine failed.
     #[error("AF_PACKET: {0}")]
     Packet(String),
@@ -1306,39 +1312,23 @@ impl Pacer {
 // ---------------------------------------------------------------------------
 // The live-frames engine.
 
-/// The `waf_gen` program, loaded from the embedded object, and its maps.
+/// The `waf_gen` program, loaded from the tools object (not the firewall's),
+/// and its maps.
 pub struct LiveGen {
-    ebpf: Ebpf,
+    tools: Tools,
     config: Array<MapData, GenConfig>,
     state: PerCpuArray<MapData, GenState>,
 }
 
 impl LiveGen {
-    /// Loads the generator program (not the firewall) from the embedded
-    /// object.
+    /// Loads the tools object and its generator program.
     pub fn load() -> Result<Self> {
-        let live = |e: &dyn fmt::Display| GenError::Live(e.to_string());
-        let mut ebpf = EbpfLoader::new()
-            .load(crate::dataplane::XDP_OBJECT)
-            .map_err(|e| live(&e))?;
-        let prog: &mut Xdp = ebpf
-            .program_mut(PROGRAM_NAME)
-            .ok_or_else(|| GenError::Live(format!("program {PROGRAM_NAME} missing")))?
-            .try_into()
-            .map_err(|e: ProgramError| live(&e))?;
-        prog.load().map_err(|e| live(&e))?;
-        let config = Array::try_from(
-            ebpf.take_map(CONFIG_MAP)
-                .ok_or_else(|| GenError::Live(format!("map {CONFIG_MAP} missing")))?,
-        )
-        .map_err(|e| live(&e))?;
-        let state = PerCpuArray::try_from(
-            ebpf.take_map(STATE_MAP)
-                .ok_or_else(|| GenError::Live(format!("map {STATE_MAP} missing")))?,
-        )
-        .map_err(|e| live(&e))?;
+        let mut tools = Tools::load()?;
+        tools.program(PROGRAM_NAME)?;
+        let config = tools.take_map(CONFIG_MAP)?;
+        let state = tools.take_map(STATE_MAP)?;
         Ok(Self {
-            ebpf,
+            tools,
             config,
             state,
         })
@@ -1346,18 +1336,14 @@ impl LiveGen {
 
     /// The program (for tests that run it on single frames).
     pub fn program(&self) -> &Xdp {
-        match self.ebpf.program(PROGRAM_NAME) {
-            Some(aya::programs::Program::Xdp(p)) => p,
-            _ => unreachable!("checked at load"),
-        }
+        self.tools
+            .loaded(PROGRAM_NAME)
+            .expect("LiveGen::load loaded the generator program")
     }
 
     /// The program, mutable (to attach it).
-    pub fn program_mut(&mut self) -> &mut Xdp {
-        match self.ebpf.program_mut(PROGRAM_NAME) {
-            Some(aya::programs::Program::Xdp(p)) => p,
-            _ => unreachable!("checked at load"),
-        }
+    pub fn program_mut(&mut self) -> Result<&mut Xdp> {
+        Ok(self.tools.program(PROGRAM_NAME)?)
     }
 
     /// Writes the configuration and clears the per-CPU state.
@@ -1426,7 +1412,7 @@ fn run_live(
 ) -> Result<GenState> {
     let mut live = LiveGen::load()?;
     live.configure(&gen_config(opts))?;
-    let hold = DispatcherHold::new(&mut [live.program_mut()])
+    let hold = DispatcherHold::new(&mut [live.program_mut()?])
         .inspect_err(|e| {
             tracing::debug!(error = %e, "generator: long calls (program not held in the XDP dispatcher)")
         })

@@ -1,5 +1,7 @@
 //! Keeping XDP programs in the kernel's XDP dispatcher, for cheap
-//! BPF_PROG_TEST_RUN calls (the generator, `bench xdp`).
+//! BPF_PROG_TEST_RUN calls: the generator's live-frames engine, and `bench
+//! xdp` (the firewall's program with the tools object's floor and reference
+//! filter). The daemon never uses it.
 
 use std::io;
 

@@ -10,7 +10,7 @@ use aya_ebpf::{
     maps::HashMap,
     programs::XdpContext,
 };
-use waf_common::REFERENCE_CAPACITY;
+use waf_common::tools::REFERENCE_CAPACITY;
 
 #[map]
 static WAF_REF_BANS: HashMap<u32, u64> =
