@@ -342,6 +342,19 @@ fn the_kernel_rewrite_matches_the_userspace_one() {
 }
 
 #[test]
+fn the_destination_mac_comes_from_the_neighbour_table() {
+    let p = Pair::new();
+    let dst = "192.0.2.1".parse().expect("an address");
+    // No entry yet: the generator prompts the kernel to resolve one.
+    let mac = p
+        .snd
+        .run(|| waf_user::r#gen::resolve_mac(&p.snd_if, dst))
+        .expect("resolve the receiver's MAC");
+    let text = mac.map(|b| format!("{b:02x}")).join(":");
+    assert_eq!(text, p.rcv_mac, "the receiver's MAC");
+}
+
+#[test]
 fn bad_arguments_are_refused_in_one_line() {
     for (args, needle) in [
         (
