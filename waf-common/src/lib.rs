@@ -76,22 +76,31 @@ pub mod map_names {
     pub const RETIRED: [&str; 3] = ["WAF_ALLOW_F16", "WAF_BLOCK_F16", "WAF_PBAN_F16"];
 }
 
-/// Name of the XDP program function in the object file.
+/// Name of the firewall's XDP program function in its object (`waf-xdp`,
+/// the object the daemon loads: this program, [`CLOCK_PROGRAM_NAME`] and the
+/// maps of [`map_names`], nothing else).
 pub const PROGRAM_NAME: &str = "waf_xdp";
 /// Name of the program that publishes the kernel's jiffies in
 /// [`map_names::CLOCK`] when run with BPF_PROG_TEST_RUN.
 pub const CLOCK_PROGRAM_NAME: &str = "waf_clock";
-/// Name of a trivial program that only returns `XDP_DROP`: the floor the
-/// benchmarks compare against.
-pub const FLOOR_PROGRAM_NAME: &str = "waf_floor";
-/// Name of the benchmarks' reference filter: the textbook XDP ban filter,
-/// one hash lookup of the IPv4 source per packet.
-pub const REFERENCE_PROGRAM_NAME: &str = "waf_reference";
-/// The reference filter's map: `u32` IPv4 source (network order) -> `u64`.
-/// Only benchmarks fill it; it is never pinned.
-pub const REFERENCE_MAP_NAME: &str = "WAF_REF_BANS";
-/// Capacity of the reference filter's map.
-pub const REFERENCE_CAPACITY: u32 = 1 << 18;
+
+/// The tools object (`waf-tools`): programs the daemon never attaches, so
+/// that a daemon start creates none of their maps and `waf gen` none of the
+/// firewall's. It holds the generator's program and maps ([`crate::r#gen`])
+/// and the benchmarks' floor and reference filter (below).
+pub mod tools {
+    /// Name of a trivial program that only returns `XDP_DROP`: the floor
+    /// the benchmarks compare against.
+    pub const FLOOR_PROGRAM_NAME: &str = "waf_floor";
+    /// Name of the benchmarks' reference filter: the textbook XDP ban
+    /// filter, one hash lookup of the IPv4 source per packet.
+    pub const REFERENCE_PROGRAM_NAME: &str = "waf_reference";
+    /// The reference filter's map: `u32` IPv4 source (network order) ->
+    /// `u64`. Only benchmarks fill it; it is never pinned.
+    pub const REFERENCE_MAP_NAME: &str = "WAF_REF_BANS";
+    /// Capacity of the reference filter's map.
+    pub const REFERENCE_CAPACITY: u32 = 1 << 18;
+}
 
 /// log2 of the number of exact-ban buckets per family.
 pub const BAN_BUCKET_BITS: u32 = 16;
@@ -623,7 +632,8 @@ const _: () = assert!(core::mem::size_of::<BanBucketV6>() == 8 + 128 + 64 + 8);
 const _: () = assert!(counter::VERDICTS as usize <= counter::NAMES.len());
 
 /// The packet generator's XDP program (`waf_gen`, run by `waf gen` with
-/// BPF_PROG_TEST_RUN in live-frames mode) and its maps.
+/// BPF_PROG_TEST_RUN in live-frames mode) and its maps, in the tools object
+/// ([`crate::tools`]).
 ///
 /// Per frame the program takes the next slot of [`GenConfig::select`] to
 /// pick a source pool, rewrites the frame's source address (and, if asked,

@@ -1,7 +1,8 @@
 //! `cargo xtask bench xdp`: the XDP program's cost per packet on each path,
 //! under BPF_PROG_TEST_RUN with maps filled to scale, against a trivial
 //! program that only returns XDP_DROP measured in the same run (the harness
-//! floor). Writes target/bench/xdp.json.
+//! floor). The floor and the reference filter come from the tools object,
+//! the firewall from the daemon's. Writes target/bench/xdp.json.
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
@@ -12,9 +13,13 @@ use anyhow::{Context as _, Result, bail};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde_json::json;
-use waf_common::{BanEntry, ListEntry, ban_reason};
+use waf_common::{
+    BanEntry, ListEntry, ban_reason,
+    tools::{FLOOR_PROGRAM_NAME, REFERENCE_PROGRAM_NAME},
+};
 use waf_user::{
     dataplane::{Dataplane, LoadOptions, RateLimits, Settings},
+    r#gen::{DispatcherHold, Tools},
     packet::{FrameSpec, L4},
 };
 
@@ -134,8 +139,9 @@ fn v6(hi: u64, lo: u64) -> Ipv6Addr {
     Ipv6Addr::from(((hi as u128) << 64) | lo as u128)
 }
 
-/// Fills the maps to scale; returns representative members of each list.
-fn fill(dp: &mut Dataplane) -> Result<Members> {
+/// Fills the maps to scale (the reference filter's with the IPv4 bans);
+/// returns representative members of each list.
+fn fill(dp: &mut Dataplane, tools: &mut Tools) -> Result<Members> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let ban = BanEntry {
         expires_ns: 0,
@@ -159,7 +165,7 @@ fn fill(dp: &mut Dataplane) -> Result<Members> {
         };
         dp.maps.bans.insert(addr, ban)?;
         if let IpAddr::V4(a) = addr {
-            dp.reference_ban(a)?;
+            tools.reference_ban(a)?;
         }
         banned.push(addr);
     }
@@ -205,7 +211,7 @@ fn fill(dp: &mut Dataplane) -> Result<Members> {
     dp.maps.bans.insert(m.banned4, ban)?;
     dp.maps.bans.insert(m.banned6, ban)?;
     if let IpAddr::V4(a) = m.banned4 {
-        dp.reference_ban(a)?;
+        tools.reference_ban(a)?;
     }
     dp.maps.block.insert("10.7.0.0/16".parse()?, entry)?;
     dp.maps.block.insert("2001:db8:7::/64".parse()?, entry)?;
@@ -228,12 +234,15 @@ struct Members {
 pub fn run(args: &[String]) -> Result<()> {
     let opts = parse_args(args)?;
     let mut dp = Dataplane::load(&LoadOptions::default()).context("load the XDP program")?;
+    let mut tools = Tools::load().context("load the floor and reference programs")?;
     println!(
         "filling maps: {BANS} bans, {BLOCK_CIDRS} blocklist CIDRs, {ALLOW} allowlist entries (v4 and v6)"
     );
-    let m = fill(&mut dp)?;
-    dp.floor_program()?;
-    let hold = dp.dispatcher_hold();
+    let m = fill(&mut dp, &mut tools)?;
+    // The three measured programs in the XDP dispatcher, in one hold.
+    let mut held = tools.programs(&[FLOOR_PROGRAM_NAME, REFERENCE_PROGRAM_NAME])?;
+    held.push(dp.program()?);
+    let hold = DispatcherHold::new(&mut held);
     let wall = match &hold {
         Ok(_) => {
             println!("programs held in the XDP dispatcher: figures by the wall clock");
@@ -303,7 +312,7 @@ pub fn run(args: &[String]) -> Result<()> {
             let run = measure(dp.program()?, &f, opts.repeat, wall)?;
             samples[i].push(run.ns);
             kernel[i].push(run.kernel_ns);
-            let floor = measure(dp.floor_program()?, &floor_frame, opts.repeat, wall)?;
+            let floor = measure(tools.floor()?, &floor_frame, opts.repeat, wall)?;
             floor_samples.push(floor.ns);
             floor_kernel.push(floor.kernel_ns);
             ratios[i].push(run.ns / floor.ns);
@@ -311,12 +320,12 @@ pub fn run(args: &[String]) -> Result<()> {
         // (source, expected action): a hit drops, a miss passes.
         for (j, (src, want)) in [(m.banned4, 1), (m.clean4, 2)].into_iter().enumerate() {
             let f = frame(src);
-            let action = measure(dp.reference_program()?, &f, 1000, wall)?.action;
+            let action = measure(tools.reference()?, &f, 1000, wall)?.action;
             if action != want {
                 bail!("reference filter: action {action}, expected {want}");
             }
-            let ns = measure(dp.reference_program()?, &f, opts.repeat, wall)?.ns;
-            let floor = measure(dp.floor_program()?, &floor_frame, opts.repeat, wall)?.ns;
+            let ns = measure(tools.reference()?, &f, opts.repeat, wall)?.ns;
+            let floor = measure(tools.floor()?, &floor_frame, opts.repeat, wall)?.ns;
             ref_samples[j].push(ns);
             ref_ratios[j].push(ns / floor);
         }

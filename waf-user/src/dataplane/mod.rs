@@ -7,7 +7,6 @@
 //! ban manager does, and writes through these handles.
 
 pub mod bans;
-mod hold;
 pub mod mmap;
 pub mod sets;
 
@@ -32,18 +31,19 @@ use aya::{
 use ipnet::IpNet;
 use waf_common::{
     ABI_VERSION, BAN_BUCKETS, BanBucketV4, BanBucketV6, BanEntry, CLOCK_PROGRAM_NAME, Counter,
-    FLOOR_PROGRAM_NAME, ListEntry, PROGRAM_NAME, RATE_SETS, RateSetV4, RateSetV6, RateState,
-    XdpConfig, counter, filter, flags, map_names,
+    ListEntry, PROGRAM_NAME, RATE_SETS, RateSetV4, RateSetV6, RateState, XdpConfig, counter,
+    filter, flags, map_names,
 };
 
-pub use self::hold::DispatcherHold;
 use self::{
     bans::{BanTable, HostBans},
     mmap::MmapArray,
     sets::{CidrSet, Kind},
 };
 
-/// The XDP object built by build.rs from the waf-ebpf crate.
+/// The firewall's XDP object (`waf-xdp`) built by build.rs from the waf-ebpf
+/// crate: `waf_xdp`, `waf_clock` and the firewall's maps. The programs the
+/// daemon never attaches are in the tools object (`crate::r#gen::Tools`).
 pub static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/waf-xdp"));
 
 /// Default bpffs directory for pins.
@@ -708,66 +708,6 @@ impl Dataplane {
     /// The XDP program (for `BPF_PROG_TEST_RUN`).
     pub fn program(&mut self) -> Result<&mut Xdp> {
         program(&mut self.ebpf, PROGRAM_NAME)
-    }
-
-    /// Loads and returns the trivial XDP_DROP program benchmarks measure the
-    /// harness floor with.
-    pub fn floor_program(&mut self) -> Result<&mut Xdp> {
-        let prog: &mut Xdp = program(&mut self.ebpf, FLOOR_PROGRAM_NAME)?;
-        if prog.fd().is_err() {
-            prog.load()?;
-        }
-        Ok(prog)
-    }
-
-    /// Loads and returns the benchmarks' reference filter: the textbook XDP
-    /// ban filter, one hash lookup of the IPv4 source per packet (see
-    /// [`Dataplane::reference_ban`]).
-    pub fn reference_program(&mut self) -> Result<&mut Xdp> {
-        let prog: &mut Xdp = program(&mut self.ebpf, waf_common::REFERENCE_PROGRAM_NAME)?;
-        if prog.fd().is_err() {
-            prog.load()?;
-        }
-        Ok(prog)
-    }
-
-    /// Keeps the firewall, floor and reference programs in the kernel's XDP
-    /// dispatcher (see [`DispatcherHold`]) while the returned
-    /// hold lives, so a BPF_PROG_TEST_RUN call costs microseconds of fixed
-    /// overhead and its wall-clock time is the time of its loop.
-    pub fn dispatcher_hold(&mut self) -> std::io::Result<DispatcherHold> {
-        self.floor_program().map_err(std::io::Error::other)?;
-        self.reference_program().map_err(std::io::Error::other)?;
-        let names = [
-            PROGRAM_NAME,
-            FLOOR_PROGRAM_NAME,
-            waf_common::REFERENCE_PROGRAM_NAME,
-        ];
-        let mut progs: Vec<&mut Xdp> = self
-            .ebpf
-            .programs_mut()
-            .filter(|(name, _)| names.contains(name))
-            .filter_map(|(_, p)| <&mut Xdp>::try_from(p).ok())
-            .collect();
-        if progs.len() != names.len() {
-            return Err(std::io::Error::other(
-                "the XDP programs are not all in the object",
-            ));
-        }
-        DispatcherHold::new(&mut progs)
-    }
-
-    /// Adds `addr` to the reference filter's hash map.
-    pub fn reference_ban(&mut self, addr: std::net::Ipv4Addr) -> Result<()> {
-        let name = waf_common::REFERENCE_MAP_NAME;
-        let map = self.ebpf.map_mut(name).ok_or(DataplaneError::Map {
-            name,
-            source: MapError::InvalidName { name: name.into() },
-        })?;
-        let mut bans: aya::maps::HashMap<_, u32, u64> = aya::maps::HashMap::try_from(map)
-            .map_err(|source| DataplaneError::Map { name, source })?;
-        bans.insert(u32::from_ne_bytes(addr.octets()), 1, 0)
-            .map_err(|source| DataplaneError::Map { name, source })
     }
 
     /// Now on the XDP program's clock (jiffies x tick, ns): the clock ban

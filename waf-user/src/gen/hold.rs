@@ -1,5 +1,7 @@
 //! Keeping XDP programs in the kernel's XDP dispatcher, for cheap
-//! BPF_PROG_TEST_RUN calls (the generator, `bench xdp`).
+//! BPF_PROG_TEST_RUN calls: the generator's live-frames engine, and `bench
+//! xdp` (the firewall's program with the tools object's floor and reference
+//! filter). The daemon never uses it.
 
 use std::io;
 
@@ -36,10 +38,7 @@ impl DispatcherHold {
         // calling thread only); `ip` run from it inherits it.
         let made = std::thread::scope(|s| {
             s.spawn(|| -> io::Result<std::fs::File> {
-                // SAFETY: unshare of this thread's network namespace.
-                if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-                    return Err(io::Error::last_os_error());
-                }
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
                 let ns = std::fs::File::open("/proc/thread-self/ns/net")?;
                 for pair in 0..progs.len().div_ceil(2) {
                     let (a, b) = (format!("hold{}", 2 * pair), format!("hold{}", 2 * pair + 1));

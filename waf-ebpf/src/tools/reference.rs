@@ -10,7 +10,8 @@ use aya_ebpf::{
     maps::HashMap,
     programs::XdpContext,
 };
-use waf_common::REFERENCE_CAPACITY;
+use waf_common::tools::REFERENCE_CAPACITY;
+use waf_ebpf::ptr_at;
 
 #[map]
 static WAF_REF_BANS: HashMap<u32, u64> =
@@ -22,11 +23,11 @@ const SRC_END: usize = 14 + 16;
 /// One hash lookup of the IPv4 source: drop if present, else pass.
 #[xdp]
 pub fn waf_reference(ctx: XdpContext) -> u32 {
-    let start = ctx.data();
-    if start + SRC_END > ctx.data_end() {
+    let Some(head) = ptr_at::<[u8; SRC_END]>(&ctx, 0) else {
         return xdp_action::XDP_PASS;
-    }
-    // SAFETY: the bounds check above covers both reads.
+    };
+    let start = head as usize;
+    // SAFETY: ptr_at checked the SRC_END bytes both reads lie in.
     let (proto, src) = unsafe {
         (
             core::ptr::read_unaligned((start + 12) as *const u16),

@@ -10,6 +10,7 @@
 //! `malformed` so that, if it passes, it is counted as unparsable.
 
 use aya_ebpf::programs::XdpContext;
+use waf_ebpf::ptr_at;
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -84,18 +85,6 @@ impl Meta {
             dport: 0,
         }
     }
-}
-
-/// Returns a pointer to `T` at `offset` bytes into the frame, if the whole
-/// `T` lies within the frame. The one bounds check every read goes through.
-#[inline(always)]
-fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*const T> {
-    let start = ctx.data();
-    let end = ctx.data_end();
-    if start + offset + core::mem::size_of::<T>() > end {
-        return None;
-    }
-    Some((start + offset) as *const T)
 }
 
 /// Reads `N` bytes at `offset`.

@@ -24,6 +24,7 @@ use aya_ebpf::{
 use waf_common::r#gen::{
     ADDR_MUL, ADDR_MUL_HI, GenConfig, GenPool, GenState, MAX_POOLS, SELECT_SLOTS,
 };
+use waf_ebpf::ptr_at;
 
 #[map]
 static WAF_GEN_CONFIG: Array<GenConfig> = Array::with_max_entries(1, 0);
@@ -42,6 +43,12 @@ const V6_L4: usize = 14 + 40;
 /// Checksum offset inside the layer-4 header.
 const TCP_CSUM: usize = 16;
 const UDP_CSUM: usize = 6;
+/// Where the rewrite ends: just past the layer-4 checksum. The frame must
+/// hold that much (one bounds check covers every word the rewrite touches).
+const V4_TCP_END: usize = V4_L4 + TCP_CSUM + 2;
+const V4_UDP_END: usize = V4_L4 + UDP_CSUM + 2;
+const V6_TCP_END: usize = V6_L4 + TCP_CSUM + 2;
+const V6_UDP_END: usize = V6_L4 + UDP_CSUM + 2;
 
 /// The generator: rewrites the source (see the module documentation) and
 /// sends the frame.
@@ -78,22 +85,26 @@ fn rewrite(ctx: &XdpContext) -> Option<()> {
         hi: n.wrapping_mul(ADDR_MUL_HI),
     };
     let pool = &cfg.pools[idx];
-    let data = ctx.data();
-    let end = ctx.data_end();
     match (cfg.family, cfg.proto) {
-        (4, IPPROTO_TCP) => v4::<{ V4_L4 + TCP_CSUM }>(data, end, cfg, pool, &next),
-        (4, IPPROTO_UDP) => v4::<{ V4_L4 + UDP_CSUM }>(data, end, cfg, pool, &next),
-        (6, IPPROTO_TCP) => v6::<{ V6_L4 + TCP_CSUM }>(data, end, cfg, pool, &next),
-        (6, IPPROTO_UDP) => v6::<{ V6_L4 + UDP_CSUM }>(data, end, cfg, pool, &next),
+        (4, IPPROTO_TCP) => v4::<V4_TCP_END>(ctx, cfg, pool, &next),
+        (4, IPPROTO_UDP) => v4::<V4_UDP_END>(ctx, cfg, pool, &next),
+        (6, IPPROTO_TCP) => v6::<V6_TCP_END>(ctx, cfg, pool, &next),
+        (6, IPPROTO_UDP) => v6::<V6_UDP_END>(ctx, cfg, pool, &next),
         _ => None,
     }
+}
+
+/// The start of the frame, if it holds at least `END` bytes.
+#[inline(always)]
+fn frame<const END: usize>(ctx: &XdpContext) -> Option<usize> {
+    ptr_at::<[u8; END]>(ctx, 0).map(|p| p as usize)
 }
 
 /// The 16-bit word at `off` (memory order).
 #[inline(always)]
 fn load(data: usize, off: usize) -> u16 {
-    // SAFETY: callers checked `off + 2 <= frame length`; the frame starts
-    // 2-byte aligned and every offset used here is even.
+    // SAFETY: callers got `data` from `frame::<END>` with `off + 2 <= END`;
+    // the frame starts 2-byte aligned and every offset used here is even.
     unsafe { *((data + off) as *const u16) }
 }
 
@@ -164,19 +175,16 @@ fn fix_l4(data: usize, at: usize, udp: bool, delta: u64) {
     store(data, at, c);
 }
 
-/// IPv4: `CSUM` is the offset of the layer-4 checksum (it also bounds the
-/// frame length checked).
+/// IPv4: `END` is the offset just past the layer-4 checksum (which sits at
+/// `END - 2`); the frame must hold that much.
 #[inline(always)]
-fn v4<const CSUM: usize>(
-    data: usize,
-    end: usize,
+fn v4<const END: usize>(
+    ctx: &XdpContext,
     cfg: &GenConfig,
     pool: &GenPool,
     next: &Next,
 ) -> Option<()> {
-    if data + CSUM + 2 > end {
-        return None;
-    }
+    let data = frame::<END>(ctx)?;
     let addr = (pool.base_lo | (next.lo & pool.mask_lo)) as u32;
     let w0 = ((addr >> 16) as u16).to_be();
     let w1 = (addr as u16).to_be();
@@ -189,22 +197,19 @@ fn v4<const CSUM: usize>(
     // covers it through the pseudo-header, and the port directly.
     store(data, V4_CSUM, updated(load(data, V4_CSUM), delta));
     let l4_delta = rewrite_sport(data, V4_L4, cfg, next, delta);
-    fix_l4(data, CSUM, cfg.proto == IPPROTO_UDP, l4_delta);
+    fix_l4(data, END - 2, cfg.proto == IPPROTO_UDP, l4_delta);
     Some(())
 }
 
 /// IPv6: as [`v4`], over the 128-bit source (no IP header checksum).
 #[inline(always)]
-fn v6<const CSUM: usize>(
-    data: usize,
-    end: usize,
+fn v6<const END: usize>(
+    ctx: &XdpContext,
     cfg: &GenConfig,
     pool: &GenPool,
     next: &Next,
 ) -> Option<()> {
-    if data + CSUM + 2 > end {
-        return None;
-    }
+    let data = frame::<END>(ctx)?;
     let hi = pool.base_hi | (next.hi & pool.mask_hi);
     let lo = pool.base_lo | (next.lo & pool.mask_lo);
     let mut delta = 0u64;
@@ -222,6 +227,6 @@ fn v6<const CSUM: usize>(
         i += 1;
     }
     let l4_delta = rewrite_sport(data, V6_L4, cfg, next, delta);
-    fix_l4(data, CSUM, cfg.proto == IPPROTO_UDP, l4_delta);
+    fix_l4(data, END - 2, cfg.proto == IPPROTO_UDP, l4_delta);
     Some(())
 }

@@ -5,6 +5,7 @@
 
 use aya_ebpf::{helpers::bpf_xdp_load_bytes, programs::XdpContext};
 use waf_common::{HttpSample, SAMPLE_MAX, SAMPLE_PORTS, XdpConfig, counter, event_kind};
+use waf_ebpf::ptr_at;
 
 use crate::{
     maps::{count, events},
@@ -14,15 +15,6 @@ use crate::{
 /// Offsets are masked to this (the parser never goes beyond 1024 + headers)
 /// so the verifier can bound packet pointer arithmetic.
 const OFF_MASK: usize = 0x7ff;
-
-#[inline(always)]
-fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*const T> {
-    let start = ctx.data();
-    if start + offset + core::mem::size_of::<T>() > ctx.data_end() {
-        return None;
-    }
-    Some((start + offset) as *const T)
-}
 
 /// Samples the segment described by `meta` if its port is configured.
 #[inline(always)]

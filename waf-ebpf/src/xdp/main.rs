@@ -1,4 +1,8 @@
-//! The XDP program of waf.
+//! The firewall's object (`waf-xdp`), the one the daemon loads: the XDP
+//! program of waf (`waf_xdp`) and its clock probe (`waf_clock`), with the
+//! firewall's maps only. Programs it never attaches (the generator, the
+//! benchmarks' floor and reference filter) are in the tools object
+//! (`src/tools/`).
 //!
 //! Per frame, in this order (README "Architecture"):
 //! 1. parse (parse.rs): a frame that cannot be parsed is passed and counted;
@@ -16,11 +20,9 @@
 #![no_std]
 #![no_main]
 
-mod r#gen;
 mod maps;
 mod parse;
 mod rate;
-mod reference;
 mod sample;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
@@ -59,13 +61,6 @@ pub fn waf_xdp(ctx: XdpContext) -> u32 {
     };
     count(reason, len);
     action
-}
-
-/// A program that drops everything and does nothing else: the floor that
-/// benchmarks measure the harness cost with.
-#[xdp]
-pub fn waf_floor(_ctx: XdpContext) -> u32 {
-    xdp_action::XDP_DROP
 }
 
 /// Writes the kernel's jiffies to a map and passes: userspace runs it with
