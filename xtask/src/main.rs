@@ -159,6 +159,8 @@ fn bench(name: &str, extra: &[String]) -> Result<()> {
         bail!("unknown benchmark `{name}`; known: {}", BENCHES.join(", "));
     }
     require_root("benchmarks load BPF programs")?;
+    // Benchmarks that run the daemon run the release binary.
+    build_release()?;
     run(cargo()
         .args([
             "run",

@@ -132,13 +132,14 @@ fn daemon_memory(state_dir: &Path, count: u32) -> Result<(u64, u64)> {
         .args(["run", "--config"])
         .arg(&file)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(state_dir.join("bench.log"))?)
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
     let deadline = Instant::now() + Duration::from_secs(60);
     let ready = loop {
         if let Ok(Some(st)) = child.try_wait() {
-            bail!("the daemon exited: {st}");
+            let log = std::fs::read_to_string(state_dir.join("bench.log")).unwrap_or_default();
+            bail!("the daemon exited: {st}\n{log}");
         }
         let (code, v) = api(&lab, "GET", "/v1/health", None);
         if code == 200 && v["bans"].as_u64() == Some(u64::from(count)) {
