@@ -4,12 +4,17 @@
 //! already on their way to the server), but its detections are strikes that
 //! ban the source in XDP.
 //!
-//! Reassembly is per flow (source, source port, destination, destination
-//! port), ordered by TCP sequence number, bounded in flows, bytes per flow
-//! and idle time; everything it gives up on is counted.
+//! - [`reassembly`]: segments in sequence order, per flow;
+//! - [`stream`]: requests out of the in-order bytes, framed by
+//!   `http::framing` (the parser's rules);
+//! - this file: the flow table (bounded in flows, bytes and idle time;
+//!   everything given up is counted) and inspection.
+
+pub mod reassembly;
+pub mod stream;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     sync::Arc,
     time::{Duration, Instant},
@@ -20,23 +25,14 @@ use waf_common::HttpSample;
 
 use crate::{
     config::MirrorConfig,
-    detect::{Engine, Verdict},
+    detect::{Action, Engine, Verdict},
 };
+use reassembly::{Piece, Reassembly};
+use stream::{Stream, Taken};
 
 const FIN: u32 = 0x01;
 const SYN: u32 = 0x02;
 const RST: u32 = 0x04;
-const METHODS: [&[u8]; 9] = [
-    b"GET ",
-    b"POST ",
-    b"PUT ",
-    b"DELETE ",
-    b"HEAD ",
-    b"OPTIONS ",
-    b"PATCH ",
-    b"TRACE ",
-    b"CONNECT ",
-];
 
 /// A flow's identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -52,13 +48,19 @@ pub struct FlowKey {
 }
 
 struct Flow {
-    next_seq: u32,
-    buf: Vec<u8>,
-    pending: BTreeMap<u32, Vec<u8>>,
-    pending_bytes: usize,
-    /// Body bytes of an oversized request still to skip.
-    skip: usize,
+    order: Reassembly,
+    stream: Stream,
     last_seen: Instant,
+}
+
+impl Flow {
+    fn new(next_seq: u32, synced: bool, now: Instant) -> Flow {
+        Flow {
+            order: Reassembly::new(next_seq),
+            stream: Stream::new(synced),
+            last_seen: now,
+        }
+    }
 }
 
 /// Mirror counters.
@@ -68,15 +70,19 @@ pub struct MirrorStats {
     pub samples: u64,
     /// Requests reassembled and inspected.
     pub requests: u64,
+    /// Of those, inspected without all their body (too long to buffer, or
+    /// the flow ended or lost bytes first).
+    pub partial: u64,
     /// Requests the engine would block.
     pub detections: u64,
-    /// Requests that did not parse as HTTP.
+    /// Requests that did not parse as HTTP (over the header limits: also
+    /// detections).
     pub unparsable: u64,
     /// Flows evicted because the table was full.
     pub flows_evicted: u64,
     /// Flows forgotten after `flow_timeout` with data pending.
     pub flows_expired: u64,
-    /// Bytes dropped: oversized or unsyncable data, truncated samples.
+    /// Bytes dropped: skipped bodies, unsyncable data, lost segments.
     pub bytes_dropped: u64,
     /// Flows open now.
     pub flows: u64,
@@ -87,7 +93,7 @@ pub struct MirrorStats {
 pub struct Inspected {
     /// The flow it came on.
     pub flow: FlowKey,
-    /// The engine's verdict.
+    /// The engine's verdict (`partial` when the body was not all seen).
     pub verdict: Verdict,
     /// Method and target, for the log.
     pub line: String,
@@ -110,58 +116,6 @@ fn addr(family: u32, a: &[u8; 16]) -> IpAddr {
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::find(hay, needle)
-}
-
-/// Where the first request line starts in `buf` (None: nowhere yet).
-fn request_start(buf: &[u8]) -> Option<usize> {
-    if METHODS.iter().any(|m| buf.starts_with(m)) {
-        return Some(0);
-    }
-    let mut at = 0;
-    while let Some(i) = find(&buf[at..], b"\n") {
-        let line = at + i + 1;
-        if METHODS.iter().any(|m| buf[line..].starts_with(m)) {
-            return Some(line);
-        }
-        at = line;
-    }
-    None
-}
-
-/// How long the request at the start of `buf` is: `Some(n)` when complete,
-/// `None` when more bytes are needed. `max` caps what is buffered: a request
-/// longer than that is cut at `max` (and the rest skipped).
-fn request_len(buf: &[u8], max: usize) -> Option<(usize, usize)> {
-    let head_end = find(buf, b"\r\n\r\n").map(|i| i + 4)?;
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-    let mut content_length = 0usize;
-    let mut chunked = false;
-    for line in head.lines().skip(1) {
-        if let Some(v) = line.strip_prefix("content-length:") {
-            content_length = v.trim().parse().unwrap_or(0);
-        } else if let Some(v) = line.strip_prefix("transfer-encoding:") {
-            chunked = v.contains("chunked");
-        }
-    }
-    if chunked {
-        return match find(&buf[head_end..], b"0\r\n\r\n") {
-            Some(i) => Some((head_end + i + 5, 0)),
-            None if buf.len() >= max => Some((buf.len(), 0)),
-            None => None,
-        };
-    }
-    let total = head_end + content_length;
-    if buf.len() >= total {
-        Some((total, 0))
-    } else if buf.len() >= max {
-        Some((buf.len(), total - buf.len()))
-    } else {
-        None
-    }
-}
-
 impl Mirror {
     /// A mirror inspecting with `engine`.
     pub fn new(cfg: &MirrorConfig, engine: Arc<Engine>) -> Self {
@@ -173,7 +127,12 @@ impl Mirror {
         }
     }
 
-    /// Feeds one sample; returns the requests it completed, inspected.
+    fn max_header(&self) -> usize {
+        self.engine.limits().max_header_bytes
+    }
+
+    /// Feeds one sample; returns the requests it completed (or ended),
+    /// inspected.
     pub fn feed(&mut self, s: &HttpSample) -> Vec<Inspected> {
         self.stats.samples += 1;
         let key = FlowKey {
@@ -183,130 +142,121 @@ impl Mirror {
             dport: s.dport,
         };
         let now = Instant::now();
+        let mut out = Vec::new();
         if s.tcp_flags & SYN != 0 {
             // A new connection: its data starts right after the SYN.
-            self.flows.remove(&key);
-            if self.flows.len() >= self.cfg.max_flows {
-                self.evict_oldest();
+            if let Some(old) = self.flows.remove(&key) {
+                self.close(key, old, &mut out);
             }
-            self.flows.insert(
-                key,
-                Flow {
-                    next_seq: s.seq.wrapping_add(1),
-                    buf: Vec::new(),
-                    pending: BTreeMap::new(),
-                    pending_bytes: 0,
-                    skip: 0,
-                    last_seen: now,
-                },
-            );
+            self.make_room(&mut out);
+            self.flows
+                .insert(key, Flow::new(s.seq.wrapping_add(1), true, now));
             self.stats.flows = self.flows.len() as u64;
-            return Vec::new();
+            return out;
         }
         if !self.flows.contains_key(&key) {
-            if self.flows.len() >= self.cfg.max_flows {
-                self.evict_oldest();
-            }
-            self.flows.insert(
-                key,
-                Flow {
-                    next_seq: s.seq,
-                    buf: Vec::new(),
-                    pending: BTreeMap::new(),
-                    pending_bytes: 0,
-                    skip: 0,
-                    last_seen: now,
-                },
-            );
+            self.make_room(&mut out);
+            // Joined mid-stream: resync on a request line.
+            self.flows.insert(key, Flow::new(s.seq, false, now));
         }
         let captured = (s.captured as usize).min(s.data.len());
-        let data = &s.data[..captured];
-        let truncated = captured < s.payload_len as usize;
-        let max = self.cfg.max_request_bytes;
-        let flow = self.flows.get_mut(&key).expect("inserted above");
+        let max_pending = self.cfg.max_request_bytes;
+        let Some(flow) = self.flows.get_mut(&key) else {
+            return out;
+        };
         flow.last_seen = now;
-        let delta = s.seq.wrapping_sub(flow.next_seq) as i32;
-        if delta == 0 {
-            append(flow, data, &mut self.stats);
-            if truncated {
-                // A gap we cannot fill: inspect what we have, then resync.
-                self.stats.bytes_dropped += u64::from(s.payload_len) - captured as u64;
-                flow.next_seq = s.seq.wrapping_add(s.payload_len);
-            } else {
-                flow.next_seq = s.seq.wrapping_add(captured as u32);
-            }
-            while let Some(seg) = flow.pending.remove(&flow.next_seq) {
-                flow.pending_bytes -= seg.len();
-                flow.next_seq = flow.next_seq.wrapping_add(seg.len() as u32);
-                append(flow, &seg, &mut self.stats);
-            }
-        } else if delta > 0 {
-            // Out of order: keep it for later, within bounds.
-            if flow.pending_bytes + data.len() <= max && !truncated {
-                flow.pending_bytes += data.len();
-                flow.pending.insert(s.seq, data.to_vec());
-            } else {
-                self.stats.bytes_dropped += data.len() as u64;
-            }
-        } else {
-            // A retransmission of what we already have: use only what is new.
-            let old = (-delta) as usize;
-            if old < data.len() {
-                append(flow, &data[old..], &mut self.stats);
-                flow.next_seq = s.seq.wrapping_add(captured as u32);
-            }
+        let pieces = flow.order.accept(
+            s.seq,
+            &s.data[..captured],
+            s.payload_len.max(captured as u32),
+            max_pending,
+        );
+        for piece in pieces {
+            self.piece(key, piece, &mut out);
         }
-        let mut out = Vec::new();
-        loop {
-            let flow = self.flows.get_mut(&key).expect("present");
-            match request_start(&flow.buf) {
-                Some(0) => {}
-                Some(at) => {
-                    self.stats.bytes_dropped += at as u64;
-                    flow.buf.drain(..at);
-                }
-                None => {
-                    // Keep a tail that may hold the start of a method name.
-                    let keep = flow.buf.len().min(8);
-                    let drop = flow.buf.len() - keep;
-                    self.stats.bytes_dropped += drop as u64;
-                    flow.buf.drain(..drop);
-                    break;
-                }
-            }
-            let Some((len, skip)) = request_len(&flow.buf, max) else {
-                if flow.buf.len() >= max {
-                    self.stats.bytes_dropped += flow.buf.len() as u64;
-                    flow.buf.clear();
-                }
-                break;
-            };
-            let raw: Vec<u8> = flow.buf.drain(..len).collect();
-            flow.skip = skip;
-            out.push(self.inspect(key, &raw));
-        }
-        if s.tcp_flags & (FIN | RST) != 0 {
-            self.flows.remove(&key);
+        self.take_requests(key, &mut out);
+        if s.tcp_flags & (FIN | RST) != 0
+            && let Some(flow) = self.flows.remove(&key)
+        {
+            self.close(key, flow, &mut out);
         }
         self.stats.flows = self.flows.len() as u64;
         out
     }
 
-    fn inspect(&mut self, flow: FlowKey, raw: &[u8]) -> Inspected {
+    /// Hands one in-order piece to the flow's stream.
+    fn piece(&mut self, key: FlowKey, piece: Piece, out: &mut Vec<Inspected>) {
+        let max_header = self.max_header();
+        let Some(flow) = self.flows.get_mut(&key) else {
+            return;
+        };
+        match piece {
+            Piece::Data(d) => {
+                let dropped = flow.stream.push(&d);
+                self.stats.bytes_dropped += dropped;
+                // Take requests as they complete, so the buffer stays bounded.
+                self.take_requests(key, out);
+            }
+            Piece::Gap(n) => {
+                let (taken, dropped) = flow.stream.gap(n, max_header);
+                self.stats.bytes_dropped += dropped.saturating_add(n);
+                if let Some(t) = taken {
+                    out.push(self.inspect(key, t));
+                }
+            }
+        }
+    }
+
+    /// Takes and inspects every request the flow's buffer holds.
+    fn take_requests(&mut self, key: FlowKey, out: &mut Vec<Inspected>) {
+        let (max_request, max_header) = (self.cfg.max_request_bytes, self.max_header());
+        loop {
+            let Some(flow) = self.flows.get_mut(&key) else {
+                return;
+            };
+            let (taken, dropped) = flow.stream.next(max_request, max_header);
+            self.stats.bytes_dropped += dropped;
+            match taken {
+                Some(t) => out.push(self.inspect(key, t)),
+                None => return,
+            }
+        }
+    }
+
+    /// Ends a flow: what it buffered is inspected as partial when the head
+    /// of a request is complete.
+    fn close(&mut self, key: FlowKey, mut flow: Flow, out: &mut Vec<Inspected>) {
+        let (taken, dropped) = flow.stream.flush(self.max_header());
+        self.stats.bytes_dropped += dropped;
+        if let Some(t) = taken {
+            out.push(self.inspect(key, t));
+        }
+    }
+
+    fn inspect(&mut self, flow: FlowKey, taken: Taken) -> Inspected {
         self.stats.requests += 1;
+        let raw = match &taken {
+            Taken::Whole(r) | Taken::Partial(r) => r.as_slice(),
+        };
         let line = raw
             .split(|b| *b == b'\r' || *b == b'\n')
-            .next()
+            .find(|l| !l.is_empty())
             .map(|l| String::from_utf8_lossy(&l[..l.len().min(200)]).into_owned())
             .unwrap_or_default();
-        let verdict = match crate::http::Request::parse(raw, self.engine.limits()) {
+        let mut verdict = match crate::http::Request::parse(raw, self.engine.limits()) {
             Ok(req) => self.engine.inspect(&req, Some(flow.src)),
-            Err(_) => {
+            Err(e) => {
                 self.stats.unparsable += 1;
-                Verdict::pass()
+                self.engine.refused(&e).unwrap_or_else(Verdict::pass)
             }
         };
-        if verdict.action == crate::detect::Action::Block || verdict.would_block {
+        if matches!(taken, Taken::Partial(_)) {
+            verdict.partial = true;
+        }
+        if verdict.partial {
+            self.stats.partial += 1;
+        }
+        if verdict.action == Action::Block || verdict.would_block {
             self.stats.detections += 1;
         }
         Inspected {
@@ -316,47 +266,52 @@ impl Mirror {
         }
     }
 
-    fn evict_oldest(&mut self) {
+    /// Evicts the least recently seen flow when the table is full.
+    fn make_room(&mut self, out: &mut Vec<Inspected>) {
+        if self.flows.len() < self.cfg.max_flows {
+            return;
+        }
         if let Some(k) = self
             .flows
             .iter()
             .min_by_key(|(_, f)| f.last_seen)
             .map(|(k, _)| *k)
+            && let Some(flow) = self.flows.remove(&k)
         {
-            self.flows.remove(&k);
             self.stats.flows_evicted += 1;
+            self.close(k, flow, out);
         }
     }
 
-    /// Forgets flows idle for longer than `flow_timeout`.
-    pub fn expire(&mut self) {
+    /// Forgets flows idle for longer than `flow_timeout`; returns the
+    /// requests they held, inspected as partial (a request whose body never
+    /// comes is still inspected).
+    pub fn expire(&mut self) -> Vec<Inspected> {
         let timeout: Duration = self.cfg.flow_timeout.0;
-        let before = self.flows.len();
-        let mut dropped = 0u64;
-        self.flows.retain(|_, f| {
-            let keep = f.last_seen.elapsed() < timeout;
-            if !keep && (!f.buf.is_empty() || !f.pending.is_empty()) {
-                dropped += 1;
+        let idle: Vec<FlowKey> = self
+            .flows
+            .iter()
+            .filter(|(_, f)| f.last_seen.elapsed() >= timeout)
+            .map(|(k, _)| *k)
+            .collect();
+        let mut out = Vec::new();
+        for k in idle {
+            if let Some(flow) = self.flows.remove(&k) {
+                if !flow.stream.is_empty() || flow.order.has_pending() {
+                    self.stats.flows_expired += 1;
+                }
+                self.close(k, flow, &mut out);
             }
-            keep
-        });
-        self.stats.flows_expired += dropped;
-        let _ = before;
+        }
         self.stats.flows = self.flows.len() as u64;
+        out
     }
-}
-
-fn append(flow: &mut Flow, data: &[u8], stats: &mut MirrorStats) {
-    let skip = flow.skip.min(data.len());
-    flow.skip -= skip;
-    stats.bytes_dropped += skip as u64;
-    flow.buf.extend_from_slice(&data[skip..]);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::{Action, DetectConfig};
+    use crate::detect::DetectConfig;
 
     fn sample(sport: u16, seq: u32, data: &[u8], flags: u32) -> HttpSample {
         let mut s = HttpSample {
@@ -456,7 +411,8 @@ mod tests {
         }
         assert_eq!(m.stats.flows, 2);
         assert_eq!(m.stats.flows_evicted, 3);
-        // Headers that never end within the bound are dropped, not kept.
+        // Headers that never end within the bound are not kept: inspected
+        // once as they are, the rest dropped until a request line.
         let mut seq = 1u32;
         let junk = [b'a'; 500];
         m.feed(&sample(9, seq, b"GET /x HTTP/1.1\r\nX: ", 0));
@@ -465,6 +421,7 @@ mod tests {
             m.feed(&sample(9, seq, &junk, 0));
             seq += 500;
         }
-        assert!(m.stats.bytes_dropped >= 1000, "{:?}", m.stats);
+        assert_eq!(m.stats.requests, 1, "{:?}", m.stats);
+        assert!(m.stats.bytes_dropped >= 400, "{:?}", m.stats);
     }
 }
