@@ -424,4 +424,92 @@ mod tests {
         assert_eq!(m.stats.requests, 1, "{:?}", m.stats);
         assert!(m.stats.bytes_dropped >= 400, "{:?}", m.stats);
     }
+
+    #[test]
+    fn absurd_content_lengths_are_counted_and_the_next_request_inspected() {
+        for cl in [
+            "18446744073709551615",
+            "18446744073709551616",
+            "9223372036854775808",
+            "-1",
+            "1e9",
+            "+5",
+            "0x5",
+            "5, 7",
+        ] {
+            let mut m = mirror();
+            let mut stream =
+                format!("POST /a HTTP/1.1\r\nHost: shop\r\nContent-Length: {cl}\r\n\r\nhello")
+                    .into_bytes();
+            stream.extend_from_slice(ATTACK);
+            let mut out = m.feed(&sample(5003, 0, b"", SYN));
+            for (i, chunk) in stream.chunks(7).enumerate() {
+                out.extend(m.feed(&sample(5003, 1 + (i * 7) as u32, chunk, 0)));
+            }
+            let first = &out[0];
+            assert!(first.line.starts_with("POST /a"), "{cl}");
+            assert_eq!(
+                first.verdict.action,
+                Action::Block,
+                "{cl}: {:?}",
+                first.verdict
+            );
+            let last = out.last().expect("inspected");
+            // Where the server would read the next request, it is inspected
+            // (after an invalid length, the body bytes lead it).
+            assert!(last.line.contains("GET /item"), "{cl}: {out:?}");
+            assert_eq!(last.verdict.action, Action::Block, "{cl}");
+        }
+    }
+
+    #[test]
+    fn a_huge_valid_length_is_skipped_not_waited_for() {
+        let engine = Arc::new(Engine::new(&DetectConfig::default()).unwrap());
+        let cfg = MirrorConfig {
+            max_request_bytes: 1024,
+            ..Default::default()
+        };
+        let mut m = Mirror::new(&cfg, engine);
+        let head = b"POST /up?q=1%27%20or%201=1-- HTTP/1.1\r\nHost: shop\r\nContent-Length: 1000000000000\r\n\r\n";
+        let mut seq = 1u32;
+        let mut out = m.feed(&sample(5004, 0, b"", SYN));
+        out.extend(m.feed(&sample(5004, seq, head, 0)));
+        seq += head.len() as u32;
+        for _ in 0..8 {
+            out.extend(m.feed(&sample(5004, seq, &[b'z'; 1000], 0)));
+            seq += 1000;
+        }
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0].verdict.partial);
+        assert_eq!(out[0].verdict.action, Action::Block);
+        assert_eq!(m.stats.partial, 1);
+    }
+
+    #[test]
+    fn chunked_data_holding_the_end_marker_does_not_end_the_body() {
+        let mut m = mirror();
+        let mut stream =
+            b"POST /a HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        let smuggled =
+            b"0\r\n\r\nGET /x?q=<script>alert(1)</script> HTTP/1.1\r\nHost: shop\r\n\r\n";
+        stream.extend_from_slice(format!("{:x}\r\n", smuggled.len()).as_bytes());
+        stream.extend_from_slice(smuggled);
+        stream.extend_from_slice(b"\r\n0\r\n\r\n");
+        stream.extend_from_slice(BENIGN);
+        let out = m.feed(&sample(5005, 1, &stream, 0));
+        let lines: Vec<&str> = out.iter().map(|r| r.line.as_str()).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[1].starts_with("GET /item?id=42"), "{lines:?}");
+    }
+
+    #[test]
+    fn a_stalled_body_is_inspected_when_the_flow_ends() {
+        let mut m = mirror();
+        let head = b"POST /a?q=1%27%20union%20select%20password%20from%20users-- HTTP/1.1\r\nHost: shop\r\nContent-Length: 100\r\n\r\nab";
+        assert!(m.feed(&sample(5006, 1, head, 0)).is_empty());
+        let out = m.feed(&sample(5006, 1 + head.len() as u32, b"", FIN));
+        assert_eq!(out.len(), 1);
+        assert!(out[0].verdict.partial);
+        assert_eq!(out[0].verdict.action, Action::Block);
+    }
 }
