@@ -374,25 +374,14 @@ impl Chunked {
                         _ => return self.broken(i - 1),
                     }
                 }
-                State::Trailer {
-                    line,
-                    only_cr,
-                    total,
-                } => {
+                State::Trailer { .. } => {
                     let b = input[i];
                     i += 1;
-                    if total >= self.max_trailers {
-                        return self.broken(i - 1);
+                    match self.trailer_byte(b) {
+                        Some(true) => return Step::Done(i),
+                        Some(false) => {}
+                        None => return self.broken(i - 1),
                     }
-                    if b == b'\n' && (line == 0 || (line == 1 && only_cr)) {
-                        self.state = State::Done;
-                        return Step::Done(i);
-                    }
-                    self.state = State::Trailer {
-                        line: if b == b'\n' { 0 } else { line + 1 },
-                        only_cr: line == 0 && b == b'\r',
-                        total: total + 1,
-                    };
                 }
             }
         }
@@ -401,6 +390,32 @@ impl Chunked {
             State::Broken => Step::Malformed(i),
             _ => Step::More,
         }
+    }
+
+    /// One byte of the trailer section: Some(true) when it ends the body,
+    /// None when the trailers run over their bound.
+    fn trailer_byte(&mut self, b: u8) -> Option<bool> {
+        let State::Trailer {
+            line,
+            only_cr,
+            total,
+        } = self.state
+        else {
+            return Some(false);
+        };
+        if total >= self.max_trailers {
+            return None;
+        }
+        if b == b'\n' && (line == 0 || (line == 1 && only_cr)) {
+            self.state = State::Done;
+            return Some(true);
+        }
+        self.state = State::Trailer {
+            line: if b == b'\n' { 0 } else { line + 1 },
+            only_cr: line == 0 && b == b'\r',
+            total: total + 1,
+        };
+        Some(false)
     }
 
     fn broken(&mut self, at: usize) -> Step {

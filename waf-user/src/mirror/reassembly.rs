@@ -55,8 +55,18 @@ impl Reassembly {
     ) -> Vec<Piece> {
         let mut out = Vec::new();
         let delta = i64::from(seq.wrapping_sub(self.next_seq) as i32);
-        let Some(off) = self.next_off.checked_add_signed(delta) else {
-            return out; // Before the start of the flow: old data.
+        let off = match self.next_off.checked_add_signed(delta) {
+            Some(off) => off,
+            None => {
+                // Before the start of the flow: no retransmission of ours
+                // (a forged or missed SYN). Restart the order here rather
+                // than ignore the flow from now on.
+                self.pending.clear();
+                self.pending_bytes = 0;
+                self.next_seq = seq;
+                out.push(Piece::Gap(0));
+                self.next_off
+            }
         };
         let truncated = (data.len() as u64) < u64::from(payload_len);
         if off + u64::from(payload_len) <= self.next_off {
@@ -160,6 +170,15 @@ mod tests {
         got.extend(data(r.accept(base, &msg[..6], 6, 1 << 16)));
         assert_eq!(got, msg);
         assert!(!r.has_pending());
+    }
+
+    #[test]
+    fn data_before_the_flow_start_restarts_it() {
+        let mut r = Reassembly::new(1000);
+        let out = r.accept(10, b"GET / HTTP/1.1\r\n", 16, 1 << 16);
+        assert_eq!(out[0], Piece::Gap(0));
+        assert_eq!(out[1], Piece::Data(b"GET / HTTP/1.1\r\n".to_vec()));
+        assert_eq!(data(r.accept(26, b"x", 1, 1 << 16)), b"x");
     }
 
     #[test]
