@@ -91,6 +91,33 @@ fn dot_segments_into_an_exempt_glob_are_not_exempt() {
 }
 
 #[test]
+fn suffix_exemptions_do_not_cover_scripts() {
+    let e = Engine::new(&DetectConfig {
+        exempt_paths: vec!["*.css".into(), "/static/*".into()],
+        ..Default::default()
+    })
+    .expect("engine");
+    assert_eq!(
+        get(&e, &format!("/site/main.css?{SQLI}")).action,
+        Action::Pass
+    );
+    for path in [
+        "/login.php/x.css",
+        "/login.PHP/x.css",
+        "/login.php%00.css",
+        "/login.php;.css",
+        "/login.php%3b.css",
+        "/login.php/.css",
+        "/static/.. /login",
+        "/static/.../login",
+        "/static/x/login.aspx./y.css",
+    ] {
+        let v = get(&e, &format!("{path}?{SQLI}"));
+        assert_eq!(v.action, Action::Block, "{path}: {v:?}");
+    }
+}
+
+#[test]
 fn an_encoded_slash_voids_exclusions_and_is_a_finding() {
     let cfg = DetectConfig {
         exclusions: vec![Exclusion {

@@ -43,13 +43,21 @@ pub struct PathFlags {
     pub percent_u: bool,
     /// `;` parameters on a segment.
     pub params: bool,
+    /// A segment before the last that names a server-side script
+    /// (`/app.php/x.css`): servers that pass the rest as PATH_INFO run the
+    /// script, whatever the path ends with.
+    pub script_path_info: bool,
+    /// A segment ending in a dot or a space, or made of dots and spaces
+    /// only (`.. `, `...`): Windows servers strip them (`login.php.` is
+    /// `login.php`, `.. ` is `..`).
+    pub trailing_dot_space: bool,
 }
 
 impl PathFlags {
     /// Whether the path is too evasive to trust for an exemption or an
     /// exclusion: encoded slashes, climbing above the root, refused UTF-8,
-    /// NUL bytes and `%u` escapes void them all (the request is inspected
-    /// in full).
+    /// NUL bytes, `%u` escapes, a script with a PATH_INFO, Windows trailing
+    /// dots and spaces void them all (the request is inspected in full).
     pub fn voids_exemptions(&self) -> bool {
         self.encoded_slash
             || self.climbs_above_root
@@ -57,6 +65,8 @@ impl PathFlags {
             || self.invalid_utf8
             || self.nul
             || self.percent_u
+            || self.script_path_info
+            || self.trailing_dot_space
     }
 
     /// Whether the path is an evasion scored as a finding of its own
@@ -268,6 +278,14 @@ fn resolve(text: &str, strip_params: bool, flags: &mut PathFlags) -> Resolved {
             _ => stack.push(name),
         }
     }
+    for (i, name) in stack.iter().enumerate() {
+        if i + 1 < stack.len() && names_script(name) {
+            flags.script_path_info = true;
+        }
+        if name.ends_with(['.', ' ']) {
+            flags.trailing_dot_space = true;
+        }
+    }
     let mut path = String::with_capacity(text.len() + 1);
     for s in &stack {
         path.push('/');
@@ -277,6 +295,19 @@ fn resolve(text: &str, strip_params: bool, flags: &mut PathFlags) -> Resolved {
         path.push('/');
     }
     Resolved { path, params }
+}
+
+/// Whether a segment names a server-side script by its extension.
+fn names_script(name: &str) -> bool {
+    const SCRIPTS: [&str; 19] = [
+        "php", "php3", "php4", "php5", "php7", "php8", "phtml", "phar", "jsp", "jspx", "asp",
+        "aspx", "ashx", "asmx", "cgi", "pl", "py", "cfm", "shtml",
+    ];
+    name.rsplit_once('.').is_some_and(|(_, ext)| {
+        SCRIPTS
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(ext.trim_end_matches([' ', '.'])))
+    })
 }
 
 /// Appends a segment with `%` written `%25` (so decoding it again is a
@@ -349,10 +380,24 @@ mod tests {
         assert!(c("/a%00.css").flags.nul);
         assert!(c("/a%u0041").flags.percent_u);
         assert!(c("/a;b").flags.params);
-        for voids in ["/a%2fb", "/../x", "/%c0%ae", "/%00", "/%ff", "/%u002e"] {
+        assert!(c("/app.php/x.css").flags.script_path_info);
+        assert!(!c("/x/app.php").flags.script_path_info);
+        assert!(c("/login.php./x").flags.trailing_dot_space);
+        assert!(c("/static/.. /login").flags.trailing_dot_space);
+        for voids in [
+            "/a%2fb",
+            "/../x",
+            "/%c0%ae",
+            "/%00",
+            "/%ff",
+            "/%u002e",
+            "/a.PHP/b.css",
+            "/a.css.",
+            "/a.css%20",
+        ] {
             assert!(c(voids).voids_exemptions(), "{voids}");
         }
-        for fine in ["/a/../b", "/a//b", "/a\\b", "/a;b", "/a%252e"] {
+        for fine in ["/a/../b", "/a//b", "/a\\b", "/a;b", "/a%2541"] {
             assert!(!c(fine).voids_exemptions(), "{fine}");
         }
     }
