@@ -128,9 +128,13 @@ pub fn head_end(buf: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
+/// Optional whitespace of RFC 9110 (space and tab only: a vertical tab or a
+/// form feed is no whitespace to a strict server, so it stays and shows).
+const OWS: [char; 2] = [' ', '\t'];
+
 /// Header fields from the lines after the request line, as the parser keeps
 /// them: obsolete folding joined to the previous field, lines without a
-/// colon skipped (and flagged), names and values trimmed.
+/// colon skipped (and flagged), names and values trimmed of spaces and tabs.
 pub fn fields<'a>(
     lines: impl Iterator<Item = &'a str>,
     anomalies: &mut Vec<Anomaly>,
@@ -145,7 +149,7 @@ pub fn fields<'a>(
             anomalies.push(Anomaly::ObsoleteLineFolding);
             if let Some(last) = headers.last_mut() {
                 last.value.push(' ');
-                last.value.push_str(line.trim());
+                last.value.push_str(line.trim_matches(OWS));
             }
             continue;
         }
@@ -155,14 +159,14 @@ pub fn fields<'a>(
             ));
             continue;
         };
-        if name.ends_with([' ', '\t']) {
+        if name.ends_with(OWS) {
             anomalies.push(Anomaly::WhitespaceBeforeColon(
-                name.trim().chars().take(80).collect(),
+                name.trim_matches(OWS).chars().take(80).collect(),
             ));
         }
         headers.push(Header {
-            name: name.trim().to_owned(),
-            value: value.trim().to_owned(),
+            name: name.trim_matches(OWS).to_owned(),
+            value: value.trim_matches(OWS).to_owned(),
         });
     }
     headers
@@ -193,7 +197,7 @@ pub fn body_length(headers: &[Header], anomalies: &mut Vec<Anomaly>) -> BodyLeng
         any_cl = true;
         // "5, 5" is a list of equal values.
         for item in h.value.split(',') {
-            match parse_content_length(item.trim()) {
+            match parse_content_length(item.trim_matches(OWS)) {
                 Some(n) => {
                     if cl.is_some_and(|c| c != n)
                         && !anomalies.contains(&Anomaly::ConflictingContentLength)
@@ -218,7 +222,7 @@ pub fn body_length(headers: &[Header], anomalies: &mut Vec<Anomaly>) -> BodyLeng
         let all = tes.join(",").to_ascii_lowercase();
         let codings: Vec<&str> = all
             .split(',')
-            .map(str::trim)
+            .map(|c| c.trim_matches(OWS))
             .filter(|c| !c.is_empty())
             .collect();
         chunked = codings.last() == Some(&"chunked");
@@ -490,6 +494,15 @@ mod tests {
         };
         assert_eq!(body_length(&[h("+5")], &mut a), BodyLength::None);
         assert!(matches!(a[0], Anomaly::InvalidContentLength(_)));
+        let mut a = Vec::new();
+        assert_eq!(body_length(&[h("\u{b}5")], &mut a), BodyLength::None);
+        let te = Header {
+            name: "Transfer-Encoding".into(),
+            value: "\u{b}chunked".into(),
+        };
+        let mut a = Vec::new();
+        assert_eq!(body_length(&[te], &mut a), BodyLength::None);
+        assert!(matches!(a[0], Anomaly::UnsupportedTransferEncoding(_)));
         let mut a = Vec::new();
         assert_eq!(body_length(&[h("7"), h("5")], &mut a), BodyLength::Fixed(5));
         assert_eq!(a, [Anomaly::ConflictingContentLength]);
