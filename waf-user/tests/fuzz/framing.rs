@@ -9,8 +9,6 @@ use waf_user::http::framing::{Chunked, Frame, Step, frame};
 
 use crate::{check, gen_req, support};
 
-const MAX_HEAD: usize = 4096;
-
 fn decided(f: &Frame) -> bool {
     matches!(
         f,
@@ -18,7 +16,7 @@ fn decided(f: &Frame) -> bool {
     )
 }
 
-fn input() -> impl Strategy<Value = (Vec<u8>, Vec<usize>, Vec<usize>)> {
+fn input() -> impl Strategy<Value = (Vec<u8>, Vec<usize>, Vec<usize>, usize)> {
     let bytes = prop_oneof![
         prop::collection::vec(any::<u8>(), 0..400),
         prop::collection::vec(gen_req::request(), 1..4)
@@ -41,16 +39,18 @@ fn input() -> impl Strategy<Value = (Vec<u8>, Vec<usize>, Vec<usize>)> {
         bytes,
         prop::collection::vec(0usize..1000, 0..6),
         prop::collection::vec(1usize..64, 1..6),
+        // A small head limit too, so heads run over it.
+        prop_oneof![Just(48usize), Just(4096)],
     )
 }
 
 #[test]
 fn fuzz_framing() {
-    support::run("framing", input(), |(bytes, cuts, pieces)| {
-        let whole = frame(&bytes, MAX_HEAD);
+    support::run("framing", input(), |(bytes, cuts, pieces, max_head)| {
+        let whole = frame(&bytes, max_head);
         for c in &cuts {
             let k = c % (bytes.len() + 1);
-            let part = frame(&bytes[..k], MAX_HEAD);
+            let part = frame(&bytes[..k], max_head);
             if decided(&part) {
                 check!(
                     part == whole,
@@ -62,7 +62,7 @@ fn fuzz_framing() {
             Frame::Complete { end, .. } => {
                 check!(*end <= bytes.len(), "end past the bytes");
                 check!(
-                    frame(&bytes[..*end], MAX_HEAD) == whole,
+                    frame(&bytes[..*end], max_head) == whole,
                     "not framed on its own bytes"
                 );
             }
