@@ -170,9 +170,8 @@ fn run_one(t: &FuzzTarget, cases: u64, seconds: Option<u64>) -> Result<Outcome> 
     let seconds = started.elapsed().as_secs_f64();
     let text = String::from_utf8_lossy(&out.stdout);
     // The runner prints `fuzz NAME: cases N seconds S failures F`.
-    let summary = text
-        .lines()
-        .find(|l| l.starts_with(&format!("fuzz {}:", t.name)));
+    let tag = format!("fuzz {}:", t.name);
+    let summary = text.lines().find_map(|l| l.find(&tag).map(|i| &l[i..]));
     let field = |name: &str| -> Option<u64> {
         let words: Vec<&str> = summary?.split_whitespace().collect();
         let i = words.iter().position(|w| *w == name)?;
@@ -182,6 +181,7 @@ fn run_one(t: &FuzzTarget, cases: u64, seconds: Option<u64>) -> Result<Outcome> 
         field("failures").unwrap_or(0)
     } else {
         print!("{text}");
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
         field("failures").unwrap_or(1).max(1)
     };
     Ok(Outcome {

@@ -147,9 +147,14 @@ pub fn fields<'a>(
         }
         if line.starts_with([' ', '\t']) {
             anomalies.push(Anomaly::ObsoleteLineFolding);
-            if let Some(last) = headers.last_mut() {
-                last.value.push(' ');
-                last.value.push_str(line.trim_matches(OWS));
+            let more = line.trim_matches(OWS);
+            if let Some(last) = headers.last_mut()
+                && !more.is_empty()
+            {
+                if !last.value.is_empty() {
+                    last.value.push(' ');
+                }
+                last.value.push_str(more);
             }
             continue;
         }
