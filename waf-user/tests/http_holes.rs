@@ -204,6 +204,18 @@ fn an_attack_past_max_body_is_flagged_partial() {
     .expect("request");
     assert_eq!(req.body_len, body.len());
     assert!(e.inspect(&req, None).partial);
+    // A caller that passes the prefix as if it were whole (the proxy before
+    // it knew `from_parts_partial`) is caught by the Content-Length.
+    let req = Request::from_parts(
+        "POST",
+        "/login",
+        headers(&ct_cl),
+        body[..4096].to_vec(),
+        &limits,
+    )
+    .expect("request");
+    assert_eq!(req.body_len, body.len());
+    assert!(e.inspect(&req, None).partial);
     // From raw bytes too.
     let mut raw = format!(
         "POST /login HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",

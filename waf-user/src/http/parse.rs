@@ -86,16 +86,17 @@ pub(super) fn from_parts(
     check_header_names(&headers)?;
     let length = framing::body_length(&headers, &mut anomalies);
     let seen = body.len() as u64;
-    // A body the server stopped reading is at least as long as declared.
-    let total = match length {
-        framing::BodyLength::Fixed(n) if !complete => n.max(seen),
-        _ => seen,
+    // A body shorter than its Content-Length is one the server stopped
+    // reading (whatever the caller says): it is at least as long as declared.
+    let (total, incomplete) = match length {
+        framing::BodyLength::Fixed(n) => (n.max(seen), !complete || n > seen),
+        _ => (seen, !complete),
     };
     let body = body::prepare(
         content_type(&headers),
         &body,
         total,
-        !complete,
+        incomplete,
         limits,
         &mut anomalies,
     );
