@@ -172,21 +172,22 @@ fn run_one(t: &FuzzTarget, cases: u64, seconds: Option<u64>) -> Result<Outcome> 
     // The runner prints `fuzz NAME: cases N seconds S failures F`.
     let tag = format!("fuzz {}:", t.name);
     let summary = text.lines().find_map(|l| l.find(&tag).map(|i| &l[i..]));
-    let field = |name: &str| -> Option<u64> {
+    let field = |name: &str| -> Option<f64> {
         let words: Vec<&str> = summary?.split_whitespace().collect();
         let i = words.iter().position(|w| *w == name)?;
         words.get(i + 1)?.parse().ok()
     };
     let failures = if out.status.success() {
-        field("failures").unwrap_or(0)
+        field("failures").unwrap_or(0.0) as u64
     } else {
         print!("{text}");
         eprint!("{}", String::from_utf8_lossy(&out.stderr));
-        field("failures").unwrap_or(1).max(1)
+        (field("failures").unwrap_or(1.0) as u64).max(1)
     };
     Ok(Outcome {
-        cases: field("cases").unwrap_or(0),
-        seconds,
+        cases: field("cases").unwrap_or(0.0) as u64,
+        // The runner's own time (cargo's start-up apart), else the wall clock.
+        seconds: field("seconds").unwrap_or(seconds),
         failures,
     })
 }
