@@ -7,8 +7,9 @@
 //! escape is double encoding: flagged, and read a second way), refuse
 //! invalid or overlong UTF-8 and flag NUL bytes, fold `\` to `/`, split `;`
 //! parameters off each segment (kept), fold runs of `/`, remove dot segments
-//! (RFC 3986 5.2.4). The result writes a literal `%` as `%25`, so it is a
-//! fixed point: the canonical form of a canonical path is itself.
+//! (RFC 3986 5.2.4). The result writes a literal `%`, `?` and `#` as
+//! `%25`, `%3F` and `%23`, so it is a fixed point (the canonical form of a
+//! canonical path is itself) and a valid request target.
 //!
 //! Servers disagree on some steps (Tomcat strips `;` parameters, nginx does
 //! not; some back ends decode twice), so the view also keeps those other
@@ -85,7 +86,8 @@ pub struct CanonicalPath {
     /// The path percent-decoded once, nothing else (the old `Request::path`).
     pub decoded: String,
     /// The canonical path: always starts with `/`; never holds `//`, `/./`,
-    /// `/../`, `\` or `;`; a literal `%` is written `%25`.
+    /// `/../`, `\` or `;`; a literal `%`, `?`, `#` is written `%25`, `%3F`,
+    /// `%23`.
     pub path: String,
     /// The `;` parameters split off segments, decoded, in order.
     pub params: Vec<String>,
@@ -310,14 +312,16 @@ fn names_script(name: &str) -> bool {
     })
 }
 
-/// Appends a segment with `%` written `%25` (so decoding it again is a
-/// no-op).
+/// Appends a segment with `%`, `?` and `#` written `%25`, `%3F` and `%23`
+/// (so decoding it again is a no-op, and the path stays a path when used
+/// as a request target).
 fn push_escaped(out: &mut String, s: &str) {
     for c in s.chars() {
-        if c == '%' {
-            out.push_str("%25");
-        } else {
-            out.push(c);
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3F"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
         }
     }
 }
@@ -351,7 +355,8 @@ mod tests {
             ("/a;jsessionid=1/b;x=2", "/a/b"),
             ("/a%20b", "/a b"),
             ("/100%25", "/100%25"),
-            ("/x%3fy", "/x?y"),
+            ("/x%3fy", "/x%3Fy"),
+            ("/x%23y", "/x%23y"),
             ("*", "/*"),
         ] {
             assert_eq!(c(raw).path, want, "{raw}");
