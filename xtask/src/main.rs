@@ -6,9 +6,11 @@
 //!   namespaces when no interface is given
 //! - `test`: formatting, lints and every test (unit, kernel, namespaces)
 //! - `bench <name>`: benchmarks that print figures and write target/bench/*.json
+//! - `fuzz [target]`: the property-based targets, long runs in release mode
 
 mod demo;
 mod eval;
+mod fuzz;
 mod setup;
 
 use std::{
@@ -66,6 +68,19 @@ enum Task {
         /// Config file whose [detect] table to use.
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Run the property-based fuzz targets in release mode: http, framing,
+    /// multipart, json, xml, canonical, mirror (no TARGET: all). Prints
+    /// cases, seconds and failures per target; fails on a failure.
+    Fuzz {
+        /// One target (default: all).
+        target: Option<String>,
+        /// Cases per target (default 1,000,000).
+        #[arg(long, conflicts_with = "seconds")]
+        cases: Option<u64>,
+        /// Run each target for this many seconds instead.
+        #[arg(long)]
+        seconds: Option<u64>,
     },
     /// Run a benchmark: xdp, bans, detect.
     Bench {
@@ -128,6 +143,11 @@ fn main() -> Result<()> {
             setup::ensure()?;
             test(&args)
         }
+        Task::Fuzz {
+            target,
+            cases,
+            seconds,
+        } => fuzz::run(target.as_deref(), cases, seconds),
         Task::Bench { name, args } => {
             setup::ensure()?;
             bench(&name, &args)

@@ -57,7 +57,10 @@ impl MirrorFace {
                         Err(mpsc::RecvTimeoutError::Disconnected) => break,
                     }
                     if last_expire.elapsed() >= Duration::from_secs(1) {
-                        mirror.expire();
+                        // Requests stalled at the end of their flow are
+                        // inspected as they are.
+                        let flushed = mirror.expire();
+                        strike_all(flushed, &strikes);
                         last_expire = Instant::now();
                     }
                     *shared.lock().unwrap_or_else(|p| p.into_inner()) = mirror.stats.clone();
@@ -82,7 +85,13 @@ impl MirrorFace {
 }
 
 fn feed(mirror: &mut Mirror, s: &HttpSample, strikes: &StrikeSink) {
-    for r in mirror.feed(s) {
+    let inspected = mirror.feed(s);
+    strike_all(inspected, strikes);
+}
+
+/// Detections of the mirror become strikes; would-blocks are logged.
+fn strike_all(inspected: Vec<crate::mirror::Inspected>, strikes: &StrikeSink) {
+    for r in inspected {
         if r.verdict.action == Action::Block {
             let reason = r
                 .verdict

@@ -25,8 +25,15 @@ pub struct DetectConfig {
     pub limits: Limits,
     /// Methods accepted; others are a protocol finding.
     pub allowed_methods: Vec<String>,
-    /// Paths never inspected (globs: `*` matches anything, e.g. `/static/*`,
-    /// `*.css`).
+    /// Paths never inspected. Globs on the canonical path (decoded,
+    /// dot segments removed, `//` and `\` folded, `;` parameters split off):
+    /// `*` is the only wildcard and matches any run of characters, `/`
+    /// included (`/static/*` covers everything below `/static/`, `*.css`
+    /// any path ending in `.css`); everything else is literal and
+    /// case-sensitive. A glob must match every reading of the path (with
+    /// and without `;` parameters, decoded once and twice), and an encoded
+    /// slash, a `..` above the root, bad UTF-8, a NUL or a `%u` escape in
+    /// the path voids every exemption.
     pub exempt_paths: Vec<String>,
     /// Operator rules, evaluated in order before detection.
     pub rules: Vec<OperatorRule>,
@@ -110,7 +117,10 @@ pub struct OperatorRule {
     pub id: Option<String>,
     /// What to do on a match.
     pub action: RuleAction,
-    /// Path glob (`*` matches anything).
+    /// Path glob on the canonical path (as in `exempt_paths`). An `allow`
+    /// rule (or a negative weight) must match every reading of the path and
+    /// is void on an evasive path; a `deny` rule (or a positive weight)
+    /// matches any reading, ignoring case.
     pub path: Option<String>,
     /// Method or methods (case-insensitive).
     pub method: Option<OneOrMany>,
@@ -129,9 +139,13 @@ pub struct OperatorRule {
 #[derive(Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct Exclusion {
-    /// Path glob of the request.
+    /// Path glob of the request, on the canonical path (as in
+    /// `exempt_paths`). Void on an evasive path: an exclusion with a path
+    /// never applies to a request with an encoded slash or a `..` above the
+    /// root (exclusions without a path still do).
     pub path: Option<String>,
-    /// Location glob of the finding (`query:q`, `json:$.body.*`, `header:*`).
+    /// Location glob of the finding (`query:q`, `json:$.body.*`, `header:*`;
+    /// `*` is the only wildcard, `[` and `]` are literal).
     pub location: Option<String>,
     /// Rule id or id glob (`sqli-*`).
     pub rule: Option<String>,
@@ -170,6 +184,7 @@ impl DetectConfig {
             ("max_headers", l.max_headers),
             ("max_header_bytes", l.max_header_bytes),
             ("max_body", l.max_body),
+            ("max_file_inspect", l.max_file_inspect),
             ("max_json_depth", l.max_json_depth),
             ("max_params", l.max_params),
         ] {
@@ -210,6 +225,11 @@ impl DetectConfig {
             }
             if let Some(p) = &e.path {
                 check_glob(&format!("{key}.path"), p)?;
+            }
+            for (field, g) in [("location", &e.location), ("rule", &e.rule)] {
+                if let Some(g) = g {
+                    crate::http::PathGlob::new(g).map_err(|err| format!("{key}.{field}: {err}"))?;
+                }
             }
         }
         for (i, k) in self.keywords.iter().enumerate() {
@@ -279,7 +299,9 @@ fn check_glob(key: &str, g: &str) -> Result<(), String> {
             "{key}: \"\" is not allowed (a path or glob such as /static/*)"
         ));
     }
-    Ok(())
+    crate::http::PathGlob::new(g)
+        .map(|_| ())
+        .map_err(|e| format!("{key}: {e} (a path or glob such as /static/*)"))
 }
 
 fn check_regex(key: &str, r: &str) -> Result<(), String> {

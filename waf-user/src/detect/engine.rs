@@ -13,11 +13,11 @@ use super::config::DetectConfig;
 use super::kind::{Kind, Severity};
 use super::matcher::Compiled;
 use super::operator::Operator;
-use super::protocol;
 use super::rules;
 use super::scanner::Scanners;
 use super::verdict::{Action, Finding, Risk, Verdict};
-use crate::http::{Limits, Request};
+use super::{path, protocol};
+use crate::http::{CanonicalPath, Limits, ParseError, Request};
 
 mod encoding;
 mod parts;
@@ -69,8 +69,50 @@ impl Engine {
         &self.cfg.limits
     }
 
+    /// Whether the request's path is exempt from inspection (`exempt_paths`
+    /// on the canonical path). Cheap; false whenever the path carries a
+    /// flag that voids exemptions (encoded slash, `..` above the root...).
+    pub fn exempt(&self, req: &Request) -> bool {
+        self.operator.exempt(&req.canonical)
+    }
+
+    /// [`Engine::exempt`] for a path alone, e.g. from
+    /// [`CanonicalPath::from_target`] before the body is read.
+    pub fn exempt_path(&self, path: &CanonicalPath) -> bool {
+        self.operator.exempt(path)
+    }
+
+    /// The verdict on a request the parser refused for going over the
+    /// header limits (`max_headers`, `max_header_bytes`): a critical
+    /// protocol finding, so the mirror counts it as a detection (the proxy
+    /// answers 431 itself). None for other parse errors: servers refuse
+    /// those requests too.
+    pub fn refused(&self, err: &ParseError) -> Option<Verdict> {
+        if !matches!(
+            err,
+            ParseError::TooManyHeaders { .. } | ParseError::HeadersTooLarge { .. }
+        ) {
+            return None;
+        }
+        let finding = Finding {
+            kind: Kind::Protocol,
+            location: "request".into(),
+            rule: "protocol-header-limit".into(),
+            matched: err.to_string(),
+            severity: Severity::Critical,
+            value: String::new(),
+        };
+        Some(self.verdict(Severity::Critical.points(), vec![finding], false))
+    }
+
     /// Inspects a request from `remote` (if known).
     pub fn inspect(&self, req: &Request, remote: Option<IpAddr>) -> Verdict {
+        let mut v = self.inspect_whole(req, remote);
+        v.partial = req.body_truncated;
+        v
+    }
+
+    fn inspect_whole(&self, req: &Request, remote: Option<IpAddr>) -> Verdict {
         let decision = self.operator.decide(req, remote);
         if decision.allow.is_some() {
             return Verdict::pass();
@@ -86,16 +128,17 @@ impl Engine {
             };
             return self.verdict(self.cfg.threshold.max(5), vec![finding], true);
         }
-        if self.operator.exempt(&req.path) {
+        if self.operator.exempt(&req.canonical) {
             return Verdict::pass();
         }
-        let path = req.path.as_str();
+        let scope = self.operator.exclusion_scope(&req.canonical);
         let excluded =
-            |kind: Kind, rule: &str, loc: &str| self.operator.excluded(path, kind, rule, loc);
+            |kind: Kind, rule: &str, loc: &str| self.operator.excluded(&scope, kind, rule, loc);
         let mut c = Collector::new(self.cfg.paranoia, &excluded);
         for (id, w) in &decision.weights {
             c.weigh(id, i64::from(*w), "request", "");
         }
+        path::findings(req, self.cfg.paranoia, &mut c);
         protocol::anomalies(req, &mut c);
         protocol::headers(req, &self.cfg.allowed_methods, &mut c);
         protocol::session_fixation(req, &mut c);
@@ -126,6 +169,7 @@ impl Engine {
             risk,
             attacks,
             would_block: block && self.cfg.passive,
+            partial: false,
         }
     }
 }

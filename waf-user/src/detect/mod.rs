@@ -8,6 +8,7 @@
 //! - [`libinj`], [`ssrf`], [`log4shell`], [`scanner`], [`protocol`]: checks
 //!   that are code rather than patterns.
 //! - [`config`], [`operator`]: operator rules, exclusions, exempt paths.
+//! - [`path`]: evasions of the path itself; [`upload`]: scripts in files.
 //! - [`engine`]: runs it all and scores; [`verdict`]: what it returns.
 //! - [`lines`]: the JSON-lines driver of `waf inspect`.
 
@@ -21,10 +22,12 @@ pub mod log4shell;
 pub mod matcher;
 pub mod normalize;
 pub mod operator;
+pub mod path;
 pub mod protocol;
 pub mod rules;
 pub mod scanner;
 pub mod ssrf;
+pub mod upload;
 pub mod verdict;
 
 pub use config::{

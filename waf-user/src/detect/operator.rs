@@ -1,39 +1,19 @@
 //! Operator rules from the configuration: allow / deny / weigh rules on
 //! path, method, user agent, header and remote address; exclusions; exempt
-//! paths; keyword lists.
+//! paths; keyword lists. Paths are matched on the canonical path with
+//! [`PathGlob`]s: allow-type matches (exempt paths, allow rules, exclusions,
+//! negative weights) must hold for every reading of the path and are void
+//! when the path is evasive; deny-type matches (deny rules, positive
+//! weights) hold for any reading, in any case.
 
 use std::net::IpAddr;
 
 use aho_corasick::AhoCorasick;
 use regex::{Regex, RegexBuilder};
 
-use super::config::{DetectConfig, Exclusion, RuleAction, parse_cidr};
+use super::config::{DetectConfig, RuleAction, parse_cidr};
 use super::kind::Kind;
-use crate::http::Request;
-
-/// Matches `text` against a glob where `*` matches any run of characters.
-/// Linear in practice (greedy with one backtrack point).
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
-}
+use crate::http::{CanonicalPath, PathGlob, PathGlobSet, Request};
 
 /// The outcome of the operator rules for a request.
 #[derive(Debug, Default)]
@@ -49,7 +29,7 @@ pub struct Decision {
 struct Compiled {
     id: String,
     action: RuleAction,
-    path: Option<String>,
+    path: Option<PathGlob>,
     methods: Vec<String>,
     user_agent: Option<Regex>,
     header: Option<(String, Option<Regex>)>,
@@ -57,12 +37,52 @@ struct Compiled {
     weight: i32,
 }
 
+/// An exclusion, compiled.
+struct CompiledExclusion {
+    path: Option<PathGlob>,
+    location: Option<PathGlob>,
+    rule: Option<PathGlob>,
+    kind: Option<Kind>,
+}
+
+/// Which exclusions apply to one request (by its canonical path).
+#[derive(Debug, Clone, Default)]
+pub struct ExclusionScope(Vec<bool>);
+
 /// The operator part of the configuration, compiled.
 pub struct Operator {
     rules: Vec<Compiled>,
-    exclusions: Vec<Exclusion>,
-    exempt: Vec<String>,
+    exclusions: Vec<CompiledExclusion>,
+    exempt: PathGlobSet,
     keywords: Vec<(String, AhoCorasick, u32)>,
+}
+
+/// Whether a rule lets requests through or weighs them down: the former
+/// match every reading of a path, case-sensitively; the latter any, in any
+/// case.
+fn allow_type(action: RuleAction, weight: i32) -> bool {
+    match action {
+        RuleAction::Allow => true,
+        RuleAction::Deny => false,
+        RuleAction::Weigh => weight < 0,
+    }
+}
+
+fn glob(
+    key: &str,
+    pattern: Option<&String>,
+    case_insensitive: bool,
+) -> Result<Option<PathGlob>, String> {
+    pattern
+        .map(|p| {
+            if case_insensitive {
+                PathGlob::case_insensitive(p)
+            } else {
+                PathGlob::new(p)
+            }
+            .map_err(|e| format!("{key}: {e}"))
+        })
+        .transpose()
 }
 
 fn ci_regex(key: &str, r: &str) -> Result<Regex, String> {
@@ -85,10 +105,11 @@ impl Operator {
                 .flat_map(|o| o.to_vec())
                 .map(|c| parse_cidr(&c).ok_or_else(|| format!("{key}.remote: {c:?} is not a CIDR")))
                 .collect::<Result<Vec<_>, _>>()?;
+            let deny_type = !allow_type(r.action, r.weight);
             rules.push(Compiled {
                 id: r.id.clone().unwrap_or_else(|| format!("op-{}", i + 1)),
                 action: r.action,
-                path: r.path.clone(),
+                path: glob(&format!("{key}.path"), r.path.as_ref(), deny_type)?,
                 methods: r
                     .method
                     .iter()
@@ -133,10 +154,21 @@ impl Operator {
                 k.weight.unwrap_or(5),
             ));
         }
+        let mut exclusions = Vec::new();
+        for (i, e) in cfg.exclusions.iter().enumerate() {
+            let key = format!("detect.exclusions[{i}]");
+            exclusions.push(CompiledExclusion {
+                path: glob(&format!("{key}.path"), e.path.as_ref(), false)?,
+                location: glob(&format!("{key}.location"), e.location.as_ref(), false)?,
+                rule: glob(&format!("{key}.rule"), e.rule.as_ref(), false)?,
+                kind: e.kind,
+            });
+        }
         Ok(Operator {
             rules,
-            exclusions: cfg.exclusions.clone(),
-            exempt: cfg.exempt_paths.clone(),
+            exclusions,
+            exempt: PathGlobSet::new(&cfg.exempt_paths)
+                .map_err(|e| format!("detect.exempt_paths: {e}"))?,
             keywords,
         })
     }
@@ -164,17 +196,30 @@ impl Operator {
         d
     }
 
-    /// Whether the path is exempt from inspection.
-    pub fn exempt(&self, path: &str) -> bool {
-        self.exempt.iter().any(|g| glob(g, path))
+    /// Whether the path is exempt from inspection: an exempt glob matches
+    /// every reading of the canonical path, and no flag voids exemptions.
+    pub fn exempt(&self, path: &CanonicalPath) -> bool {
+        self.exempt.matches_all(path)
     }
 
-    /// Whether a finding is excluded for this request path.
-    pub fn excluded(&self, path: &str, kind: Kind, rule: &str, location: &str) -> bool {
-        self.exclusions.iter().any(|e| {
-            e.path.as_deref().is_none_or(|g| glob(g, path))
-                && e.location.as_deref().is_none_or(|g| glob(g, location))
-                && e.rule.as_deref().is_none_or(|g| glob(g, rule))
+    /// The exclusions that apply to a request: those without a path, and
+    /// those whose path glob matches every reading of the canonical path
+    /// (none of these when a flag voids exemptions).
+    pub fn exclusion_scope(&self, path: &CanonicalPath) -> ExclusionScope {
+        ExclusionScope(
+            self.exclusions
+                .iter()
+                .map(|e| e.path.as_ref().is_none_or(|g| g.matches_all(path)))
+                .collect(),
+        )
+    }
+
+    /// Whether a finding is excluded within a request's scope.
+    pub fn excluded(&self, scope: &ExclusionScope, kind: Kind, rule: &str, location: &str) -> bool {
+        self.exclusions.iter().zip(&scope.0).any(|(e, &applies)| {
+            applies
+                && e.location.as_ref().is_none_or(|g| g.is_match(location))
+                && e.rule.as_ref().is_none_or(|g| g.is_match(rule))
                 && e.kind.is_none_or(|k| k == kind)
         })
     }
@@ -197,8 +242,15 @@ impl Operator {
 
 impl Compiled {
     fn matches(&self, req: &Request, remote: Option<IpAddr>) -> bool {
-        if self.path.as_deref().is_some_and(|g| !glob(g, &req.path)) {
-            return false;
+        if let Some(g) = &self.path {
+            let hit = if allow_type(self.action, self.weight) {
+                g.matches_all(&req.canonical)
+            } else {
+                g.matches_any(&req.canonical)
+            };
+            if !hit {
+                return false;
+            }
         }
         if !self.methods.is_empty()
             && !self
@@ -236,15 +288,76 @@ impl Compiled {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::config::{Exclusion, OperatorRule};
+    use crate::http::Limits;
+
+    fn req(target: &str) -> Request {
+        Request::from_parts("GET", target, Vec::new(), Vec::new(), &Limits::default())
+            .expect("request")
+    }
 
     #[test]
-    fn globs() {
-        assert!(glob("/static/*", "/static/a/b.css"));
-        assert!(glob("*.css", "/x/y.css"));
-        assert!(glob("/health", "/health"));
-        assert!(!glob("/health", "/healthz"));
-        assert!(glob("json:$.a*", "json:$.abc"));
-        assert!(glob("*a*b*", "xxaxxbxx"));
-        assert!(!glob("*a*b", "xxaxxbxxc"));
+    fn allow_and_deny_rules_read_the_canonical_path() {
+        let cfg = DetectConfig {
+            rules: vec![
+                OperatorRule {
+                    action: RuleAction::Deny,
+                    path: Some("/admin*".into()),
+                    ..Default::default()
+                },
+                OperatorRule {
+                    action: RuleAction::Allow,
+                    path: Some("/public/*".into()),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let op = Operator::new(&cfg).expect("operator");
+        let d = |t: &str| op.decide(&req(t), None);
+        assert!(d("/x/../admin").deny.is_some());
+        assert!(d("/x/%2e%2e/ADMIN/").deny.is_some());
+        assert!(d("/x/..;/admin").deny.is_some());
+        assert!(d("/public/a").allow.is_some());
+        assert!(d("/public/../secret").allow.is_none());
+        assert!(d("/public%2f..%2fsecret").allow.is_none());
+    }
+
+    #[test]
+    fn exclusions_with_a_path_are_void_on_evasive_paths() {
+        let cfg = DetectConfig {
+            exclusions: vec![
+                Exclusion {
+                    path: Some("/cms/*".into()),
+                    kind: Some(Kind::Xss),
+                    ..Default::default()
+                },
+                Exclusion {
+                    rule: Some("protocol-path-*".into()),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let op = Operator::new(&cfg).expect("operator");
+        let ex = |t: &str, kind, rule: &str| {
+            op.excluded(
+                &op.exclusion_scope(&req(t).canonical),
+                kind,
+                rule,
+                "query:q",
+            )
+        };
+        assert!(ex("/cms/page", Kind::Xss, "xss-x"));
+        assert!(!ex("/cms/../login", Kind::Xss, "xss-x"));
+        assert!(!ex("/cms/%2e%2e/login", Kind::Xss, "xss-x"));
+        assert!(!ex("/cms%2fpage", Kind::Xss, "xss-x"));
+        assert!(!ex("/../cms/page", Kind::Xss, "xss-x"));
+        // An exclusion without a path does not read the path.
+        assert!(ex(
+            "/cms%2fpage",
+            Kind::Protocol,
+            "protocol-path-encoded-slash"
+        ));
     }
 }

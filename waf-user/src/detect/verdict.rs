@@ -59,6 +59,10 @@ pub struct Verdict {
     /// In passive mode: whether the request would have been blocked.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub would_block: bool,
+    /// Part of the body was not inspected (longer than `max_body`, or not
+    /// all read): the verdict covers what was.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 impl Verdict {
@@ -70,6 +74,7 @@ impl Verdict {
             risk: Risk::Low,
             attacks: Vec::new(),
             would_block: false,
+            partial: false,
         }
     }
 }

@@ -20,6 +20,67 @@ pub enum Body {
     Raw,
 }
 
+/// A body made ready for inspection: the bytes kept, the real length,
+/// whether the inspection misses part of it, and the multipart parts.
+pub(super) struct Prepared {
+    /// At most [`Limits::max_body`] bytes.
+    pub bytes: Vec<u8>,
+    /// The real (or declared) length.
+    pub len: u64,
+    /// Some of what counts against `max_body` is not inspected: cut at the
+    /// limit, or not there (a server stopped reading, a flow ended).
+    pub truncated: bool,
+    /// The parts of a multipart body, read over the whole body.
+    pub parts: Option<Vec<Part>>,
+}
+
+/// Bounds a full body for inspection. A multipart body is parsed whole:
+/// file contents do not count against `max_body` (each is inspected up to
+/// `max_file_inspect` bytes); anything else is cut at `max_body`, which is
+/// flagged (`BodyTruncated`) and marks the request truncated.
+pub(super) fn prepare(
+    content_type: Option<&str>,
+    full: &[u8],
+    total: u64,
+    incomplete: bool,
+    limits: &Limits,
+    anomalies: &mut Vec<Anomaly>,
+) -> Prepared {
+    let keep = full.len().min(limits.max_body);
+    let boundary = content_type
+        .filter(|c| mime_of(c).starts_with("multipart/"))
+        .and_then(multipart::boundary);
+    let (parts, cut) = match boundary {
+        Some(b) => {
+            let m = multipart::parse(full, &b, limits, anomalies);
+            (Some(m.parts), m.cut)
+        }
+        None => (
+            None,
+            total > limits.max_body as u64 || full.len() > limits.max_body,
+        ),
+    };
+    if cut {
+        anomalies.push(Anomaly::BodyTruncated);
+    }
+    Prepared {
+        bytes: full[..keep].to_vec(),
+        len: total.max(full.len() as u64),
+        truncated: cut || incomplete,
+        parts,
+    }
+}
+
+/// The media type of a Content-Type value, lowercased, without parameters.
+pub fn mime_of(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 /// Parses `body` according to its Content-Type header value.
 pub fn parse(
     content_type: Option<&str>,
@@ -27,18 +88,12 @@ pub fn parse(
     limits: &Limits,
     anomalies: &mut Vec<Anomaly>,
 ) -> Body {
-    let mime = content_type.map(|c| {
-        c.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
-    });
+    let mime = content_type.map(mime_of);
     match mime.as_deref() {
         Some("application/x-www-form-urlencoded") => form(body, limits, anomalies),
         Some(m) if m.starts_with("multipart/") => {
             match content_type.and_then(multipart::boundary) {
-                Some(b) => Body::Multipart(multipart::parse(body, &b, anomalies)),
+                Some(b) => Body::Multipart(multipart::parse(body, &b, limits, anomalies).parts),
                 None => {
                     anomalies.push(Anomaly::MultipartMalformed("no boundary".into()));
                     Body::Raw

@@ -1,18 +1,28 @@
 //! The one HTTP request model shared by the inline proxy, the passive mirror
-//! and `waf inspect`: method, target, decoded path, query parameters, headers
-//! (in order, with duplicates), cookies, and the body both as bytes and as a
-//! parsed view (form, multipart, JSON, XML or raw).
+//! and `waf inspect`: method, target, decoded and canonical path, query
+//! parameters, headers (in order, with duplicates), cookies, and the body
+//! both as bytes and as a parsed view (form, multipart, JSON, XML or raw).
 //!
 //! - [`Request::parse`] reads an HTTP/1.1 request from raw bytes.
-//! - [`Request::from_parts`] builds one from parts a server already parsed.
+//! - [`Request::from_parts`] builds one from parts a server already parsed
+//!   ([`Request::from_parts_partial`] when it stopped reading the body).
+//! - [`framing::frame`] says whether buffered bytes hold a complete request
+//!   (the parser and the mirror share it).
+//! - [`CanonicalPath`] is what exemptions, exclusions and path rules read;
+//!   [`PathGlob`] / [`PathGlobSet`] are their patterns.
+//! - [`BodyMeter`] counts the body bytes that count against `max_body`.
 //!
-//! Both are bounded by [`Limits`] and never panic; what they tolerate but
+//! All are bounded by [`Limits`] and never panic; what they tolerate but
 //! find odd is kept as [`Anomaly`] values for the detector.
 
 mod anomaly;
 mod body;
+pub mod canonical;
 mod error;
+pub mod framing;
+pub mod glob;
 pub mod json;
+pub mod meter;
 pub mod multipart;
 mod parse;
 pub mod target;
@@ -20,8 +30,11 @@ pub mod xml;
 
 pub use anomaly::Anomaly;
 pub use body::Body;
+pub use canonical::{CanonicalPath, PathFlags};
 pub use error::ParseError;
+pub use glob::{PathGlob, PathGlobSet};
 pub use json::JsonItem;
+pub use meter::{BodyMeter, counted_len};
 pub use multipart::Part;
 pub use xml::XmlItem;
 
@@ -31,12 +44,20 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Most header fields accepted (more is a [`ParseError`]).
+    /// Most header fields accepted: more is [`ParseError::TooManyHeaders`]
+    /// (the proxy answers 431).
     pub max_headers: usize,
-    /// Most bytes in the request line and header section.
+    /// Most bytes in the request line and header section (blank lines
+    /// before it and the empty line after it included): more is
+    /// [`ParseError::HeadersTooLarge`] (431).
     pub max_header_bytes: usize,
-    /// Most body bytes kept and inspected; the rest is counted, not read.
+    /// Most body bytes inspected, file contents of multipart bodies apart.
+    /// A longer body is inspected up to here, flagged (`BodyTruncated`) and
+    /// marked truncated (the verdict is `partial`).
     pub max_body: usize,
+    /// Most bytes of each multipart file part inspected (its head, and its
+    /// tail for a longer file); they do not count against `max_body`.
+    pub max_file_inspect: usize,
     /// Deepest JSON (and XML) nesting walked value by value.
     pub max_json_depth: usize,
     /// Most parameters read from a query string, a form or cookies.
@@ -49,6 +70,7 @@ impl Default for Limits {
             max_headers: 128,
             max_header_bytes: 64 * 1024,
             max_body: 1024 * 1024,
+            max_file_inspect: 64 * 1024,
             max_json_depth: 32,
             max_params: 1024,
         }
@@ -90,8 +112,11 @@ pub struct Request {
     pub version: String,
     /// The path of the target as sent.
     pub raw_path: String,
-    /// The path, percent-decoded once.
+    /// The path, percent-decoded once (not resolved: evidence only).
     pub path: String,
+    /// The canonical path and its flags: what exemptions, exclusions and
+    /// path rules read.
+    pub canonical: CanonicalPath,
     /// The query string as sent, without `?`.
     pub raw_query: Option<String>,
     /// Query parameters in order, with duplicates.
@@ -102,8 +127,12 @@ pub struct Request {
     pub cookies: Vec<Param>,
     /// The body (de-chunked), at most [`Limits::max_body`] bytes of it.
     pub body: Vec<u8>,
-    /// The full body length, which may exceed `body.len()`.
+    /// The full body length (declared or seen), which may exceed
+    /// `body.len()`.
     pub body_len: usize,
+    /// Part of the body that counts against `max_body` is not inspected:
+    /// cut at the limit, or never read. The verdict says `partial`.
+    pub body_truncated: bool,
     /// The parsed view of the body.
     pub parsed_body: Body,
     /// Oddities tolerated while parsing.
@@ -117,7 +146,10 @@ impl Request {
         parse::parse(raw, limits)
     }
 
-    /// Builds a request from parts already parsed by a server.
+    /// Builds a request from parts already parsed by a server; `body` is
+    /// the whole (de-chunked) body. A body longer than `max_body` (file
+    /// contents of a multipart body apart) is inspected up to the limit and
+    /// flagged.
     pub fn from_parts(
         method: &str,
         uri: &str,
@@ -125,7 +157,20 @@ impl Request {
         body: Vec<u8>,
         limits: &Limits,
     ) -> Result<Request, ParseError> {
-        parse::from_parts(method, uri, headers, body, limits)
+        parse::from_parts(method, uri, headers, body, true, limits)
+    }
+
+    /// Like [`Request::from_parts`], for a server that stopped reading the
+    /// body: `body` is what it read, more followed. The request is marked
+    /// truncated, and `body_len` is the Content-Length when one was given.
+    pub fn from_parts_partial(
+        method: &str,
+        uri: &str,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        limits: &Limits,
+    ) -> Result<Request, ParseError> {
+        parse::from_parts(method, uri, headers, body, false, limits)
     }
 
     /// The value of the first header with this name (case-insensitive).

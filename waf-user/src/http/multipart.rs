@@ -1,6 +1,9 @@
-//! multipart/form-data bodies (RFC 7578), parsed tolerantly.
+//! multipart/form-data bodies (RFC 7578), parsed tolerantly and bounded:
+//! file contents are inspected up to `max_file_inspect` bytes each (the
+//! head, and the tail where scripts get appended to images), everything
+//! else up to `max_body`.
 
-use super::{Anomaly, Header};
+use super::{Anomaly, Header, Limits};
 
 /// One part of a multipart body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,9 +16,40 @@ pub struct Part {
     pub content_type: Option<String>,
     /// All the part's headers, in order.
     pub headers: Vec<Header>,
-    /// The part's content.
+    /// The part's content as inspected: for a file part, its first bytes
+    /// (all of it when it fits in `max_file_inspect`).
     pub data: Vec<u8>,
+    /// For a file part longer than `max_file_inspect`: its last bytes.
+    pub tail: Vec<u8>,
+    /// The real length of the content.
+    pub data_len: usize,
 }
+
+/// A parsed multipart body.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Multipart {
+    /// The parts, in order.
+    pub parts: Vec<Part>,
+    /// Whether non-file content past `max_body` (or file contents past the
+    /// total file budget) was left out.
+    pub cut: bool,
+}
+
+/// Whether a part's header block makes it a file upload (a `filename` or
+/// `filename*` in its Content-Disposition).
+pub fn is_file_head(head: &str) -> bool {
+    head.lines().any(|line| {
+        line.split_once(':').is_some_and(|(n, v)| {
+            n.trim().eq_ignore_ascii_case("content-disposition")
+                && split_params(v).iter().skip(1).any(|(k, _)| {
+                    k.eq_ignore_ascii_case("filename") || k.eq_ignore_ascii_case("filename*")
+                })
+        })
+    })
+}
+
+/// Total file content inspected per request, in `max_file_inspect` units.
+const FILE_BUDGET_FILES: usize = 16;
 
 /// The boundary parameter of a multipart Content-Type, unquoted.
 pub fn boundary(content_type: &str) -> Option<String> {
@@ -85,19 +119,37 @@ fn unquote(v: &str) -> String {
     out
 }
 
-/// Parses a multipart body. Anomalies: missing parts, suspicious names,
-/// Content-Transfer-Encoding.
-pub fn parse(body: &[u8], boundary: &str, anomalies: &mut Vec<Anomaly>) -> Vec<Part> {
+/// Offsets of the delimiter lines (`--boundary` at the start of the body
+/// or of a line).
+pub fn delimiters(body: &[u8], boundary: &str) -> Vec<usize> {
     let delim = format!("--{boundary}");
-    let finder = memchr::memmem::Finder::new(delim.as_bytes());
-    let starts: Vec<usize> = finder
+    memchr::memmem::Finder::new(delim.as_bytes())
         .find_iter(body)
         .filter(|&p| p == 0 || body[p - 1] == b'\n')
-        .collect();
-    let mut parts = Vec::new();
+        .collect()
+}
+
+/// Parses a multipart body, bounded by `limits`. Anomalies: missing parts,
+/// suspicious names, Content-Transfer-Encoding, too many parts.
+pub fn parse(
+    body: &[u8],
+    boundary: &str,
+    limits: &Limits,
+    anomalies: &mut Vec<Anomaly>,
+) -> Multipart {
+    let delim_len = boundary.len() + 2;
+    let starts = delimiters(body, boundary);
+    let mut out = Multipart::default();
+    let mut room = limits.max_body;
+    let mut file_room = limits.max_file_inspect.saturating_mul(FILE_BUDGET_FILES);
     for (k, &s) in starts.iter().enumerate() {
-        let after = s + delim.len();
+        let after = s + delim_len;
         if body[after..].starts_with(b"--") {
+            break;
+        }
+        if out.parts.len() >= limits.max_params {
+            anomalies.push(Anomaly::TooManyParams);
+            out.cut = true;
             break;
         }
         let end = starts.get(k + 1).copied().unwrap_or(body.len());
@@ -111,12 +163,38 @@ pub fn parse(body: &[u8], boundary: &str, anomalies: &mut Vec<Anomaly>) -> Vec<P
             content = content.strip_suffix(b"\n").unwrap_or(content);
             content = content.strip_suffix(b"\r").unwrap_or(content);
         }
-        parts.push(part(content, anomalies));
+        let mut p = part(content, anomalies);
+        room = room.saturating_sub(content.len() - p.data_len);
+        if p.filename.is_some() {
+            let budget = limits.max_file_inspect.min(file_room);
+            file_room -= bound_file(&mut p, budget);
+            out.cut |= budget < limits.max_file_inspect && p.data.len() < p.data_len;
+        } else {
+            if p.data.len() > room {
+                p.data.truncate(room);
+                out.cut = true;
+            }
+            room -= p.data.len();
+        }
+        out.parts.push(p);
     }
-    if parts.is_empty() {
+    if out.parts.is_empty() {
         anomalies.push(Anomaly::MultipartMalformed("no part found".into()));
     }
-    parts
+    out
+}
+
+/// Keeps the head and the tail of a file part's content within `budget`
+/// bytes (a quarter for the tail); returns the bytes kept.
+fn bound_file(p: &mut Part, budget: usize) -> usize {
+    if p.data.len() <= budget {
+        return p.data.len();
+    }
+    let tail_len = budget / 4;
+    let head_len = budget - tail_len;
+    p.tail = p.data[p.data.len() - tail_len..].to_vec();
+    p.data.truncate(head_len);
+    budget
 }
 
 fn part(content: &[u8], anomalies: &mut Vec<Anomaly>) -> Part {
@@ -131,6 +209,8 @@ fn part(content: &[u8], anomalies: &mut Vec<Anomaly>) -> Part {
         content_type: None,
         headers: Vec::new(),
         data: data.to_vec(),
+        tail: Vec::new(),
+        data_len: data.len(),
     };
     for line in head.lines() {
         let Some((n, v)) = line.split_once(':') else {
@@ -192,7 +272,7 @@ mod tests {
     fn parses_fields_and_files() {
         let body = b"--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\none\r\n--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\nworld\r\n--XX--\r\n";
         let mut an = Vec::new();
-        let parts = parse(body, "XX", &mut an);
+        let parts = parse(body, "XX", &Limits::default(), &mut an).parts;
         assert_eq!(parts.len(), 2);
         assert_eq!(
             (parts[0].name.as_str(), parts[0].data.as_slice()),
@@ -209,13 +289,42 @@ mod tests {
         let parts = parse(
             b"--b\nContent-Disposition: form-data; name=\"fi;le\"\n\nx\n--b--\n",
             "b",
+            &Limits::default(),
             &mut an,
-        );
+        )
+        .parts;
         assert_eq!(parts[0].name, "fi;le");
         assert!(matches!(an[0], Anomaly::MultipartSuspiciousName(_)));
         let mut an = Vec::new();
-        assert!(parse(b"garbage", "b", &mut an).is_empty());
+        assert!(
+            parse(b"garbage", "b", &Limits::default(), &mut an)
+                .parts
+                .is_empty()
+        );
         assert!(matches!(an[0], Anomaly::MultipartMalformed(_)));
+    }
+
+    #[test]
+    fn bounds_files_and_fields() {
+        let limits = Limits {
+            max_body: 10,
+            max_file_inspect: 8,
+            ..Limits::default()
+        };
+        let body = b"--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.jpg\"\r\n\r\n0123456789ABCDEF<?php\r\n--b\r\nContent-Disposition: form-data; name=\"q\"\r\n\r\n0123456789' or 1=1\r\n--b--\r\n";
+        let mut an = Vec::new();
+        let m = parse(body, "b", &limits, &mut an);
+        let (f, q) = (&m.parts[0], &m.parts[1]);
+        assert_eq!(
+            (f.data.as_slice(), f.tail.as_slice(), f.data_len),
+            (&b"012345"[..], &b"hp"[..], 21)
+        );
+        assert!(q.data.len() < 18);
+        assert!(m.cut);
+        assert!(is_file_head(
+            "Content-Disposition: form-data; name=x; filename=\"a\""
+        ));
+        assert!(!is_file_head("Content-Disposition: form-data; name=x"));
     }
 
     #[test]

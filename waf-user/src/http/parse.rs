@@ -1,74 +1,53 @@
 //! HTTP/1.1 framing: request line, header fields, body by Content-Length or
 //! chunked encoding; and the construction shared with `from_parts`.
 
-use super::{Anomaly, Body, Header, Limits, ParseError, Request, body, target};
+use super::{
+    Anomaly, Body, CanonicalPath, Header, Limits, ParseError, Request, body, framing, target,
+};
 
 /// The longest method accepted at all (longer ones are an error).
 const MAX_METHOD: usize = 64;
 
 pub(super) fn parse(raw: &[u8], limits: &Limits) -> Result<Request, ParseError> {
-    // Tolerate blank lines before the request line (RFC 9112 2.2).
+    // Blank lines before the request line are tolerated (RFC 9112 2.2).
     let start = raw
         .iter()
         .position(|&b| b != b'\r' && b != b'\n')
         .ok_or(ParseError::Empty)?;
-    let raw = &raw[start..];
-    let (head, body_start) = match split_head(raw) {
-        Some((h, b)) => (&raw[..h], b),
-        None => (raw, raw.len()),
-    };
-    if head.len() > limits.max_header_bytes {
+    // One request per input: a head without its empty line is read whole.
+    let body_start = framing::head_end(raw).map_or(raw.len(), |(_, b)| b);
+    if body_start > limits.max_header_bytes {
         return Err(ParseError::HeadersTooLarge {
             limit: limits.max_header_bytes,
         });
     }
+    let head = &raw[start..body_start];
     let first_line = &head[..memchr::memchr(b'\n', head).unwrap_or(head.len())];
     let utf8_line = std::str::from_utf8(first_line).is_ok();
     let head = String::from_utf8_lossy(head);
-    let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let mut lines = head.split('\n');
     let line = lines.next().unwrap_or("");
+    let line = line.strip_suffix('\r').unwrap_or(line);
     let mut anomalies = Vec::new();
     let (method, target, version) = request_line(line, &mut anomalies)?;
     if !utf8_line || target.contains('\u{FFFD}') {
         anomalies.push(Anomaly::InvalidUtf8Target);
     }
-    let mut headers: Vec<Header> = Vec::new();
-    for line in lines {
-        if line.starts_with([' ', '\t']) {
-            anomalies.push(Anomaly::ObsoleteLineFolding);
-            if let Some(last) = headers.last_mut() {
-                last.value.push(' ');
-                last.value.push_str(line.trim());
-            }
-            continue;
-        }
-        let Some((name, value)) = line.split_once(':') else {
-            anomalies.push(Anomaly::MalformedHeaderLine(
-                line.chars().take(80).collect(),
-            ));
-            continue;
-        };
-        if name.ends_with([' ', '\t']) {
-            anomalies.push(Anomaly::WhitespaceBeforeColon(
-                name.trim().chars().take(80).collect(),
-            ));
-        }
-        if headers.len() >= limits.max_headers {
-            return Err(ParseError::TooManyHeaders {
-                limit: limits.max_headers,
-            });
-        }
-        headers.push(Header {
-            name: name.trim().to_owned(),
-            value: value.trim().to_owned(),
-        });
-    }
+    let headers = framing::fields(lines, &mut anomalies);
+    check_header_count(&headers, limits)?;
     check_header_names(&headers)?;
-    let rest = &raw[body_start..];
-    let (body, body_len) = frame_body(rest, &headers, limits, &mut anomalies);
-    build(
-        method, target, version, headers, body, body_len, limits, anomalies,
-    )
+    let length = framing::body_length(&headers, &mut anomalies);
+    let framed = frame_body(&raw[body_start..], length, &mut anomalies);
+    let seen = framed.bytes.len() as u64;
+    let body = body::prepare(
+        content_type(&headers),
+        &framed.bytes,
+        framed.declared.max(seen),
+        framed.incomplete,
+        limits,
+        &mut anomalies,
+    );
+    build(method, target, version, headers, body, limits, anomalies)
 }
 
 pub(super) fn from_parts(
@@ -76,6 +55,7 @@ pub(super) fn from_parts(
     uri: &str,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    complete: bool,
     limits: &Limits,
 ) -> Result<Request, ParseError> {
     let mut anomalies = Vec::new();
@@ -88,11 +68,9 @@ pub(super) fn from_parts(
             limit: limits.max_headers,
         });
     }
-    let size: usize = headers
-        .iter()
-        .map(|(n, v)| n.len() + v.len() + 4)
-        .sum::<usize>()
-        + uri.len();
+    let size = headers.iter().fold(uri.len(), |acc, (n, v)| {
+        acc.saturating_add(n.len() + v.len() + 4)
+    });
     if size > limits.max_header_bytes {
         return Err(ParseError::HeadersTooLarge {
             limit: limits.max_header_bytes,
@@ -106,33 +84,48 @@ pub(super) fn from_parts(
         })
         .collect();
     check_header_names(&headers)?;
-    let body_len = body.len();
-    let mut body = body;
-    if body.len() > limits.max_body {
-        body.truncate(limits.max_body);
-        anomalies.push(Anomaly::BodyTruncated);
-    }
-    length_anomalies(&headers, &mut anomalies);
+    let length = framing::body_length(&headers, &mut anomalies);
+    let seen = body.len() as u64;
+    // A body shorter than its Content-Length is one the server stopped
+    // reading (whatever the caller says): it is at least as long as declared.
+    let (total, incomplete) = match length {
+        framing::BodyLength::Fixed(n) => (n.max(seen), !complete || n > seen),
+        _ => (seen, !complete),
+    };
+    let body = body::prepare(
+        content_type(&headers),
+        &body,
+        total,
+        incomplete,
+        limits,
+        &mut anomalies,
+    );
     build(
         method,
         uri.to_owned(),
         "HTTP/1.1".to_owned(),
         headers,
         body,
-        body_len,
         limits,
         anomalies,
     )
 }
 
-/// (end of head, start of body) at the first empty line.
-fn split_head(raw: &[u8]) -> Option<(usize, usize)> {
-    let crlf = memchr::memmem::find(raw, b"\r\n\r\n").map(|i| (i, i + 4));
-    let lf = memchr::memmem::find(raw, b"\n\n").map(|i| (i, i + 2));
-    match (crlf, lf) {
-        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-        (a, b) => a.or(b),
+/// The first Content-Type value.
+fn content_type(headers: &[Header]) -> Option<&str> {
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-type"))
+        .map(|h| h.value.as_str())
+}
+
+fn check_header_count(headers: &[Header], limits: &Limits) -> Result<(), ParseError> {
+    if headers.len() > limits.max_headers {
+        return Err(ParseError::TooManyHeaders {
+            limit: limits.max_headers,
+        });
     }
+    Ok(())
 }
 
 fn request_line(
@@ -186,90 +179,71 @@ fn check_header_names(headers: &[Header]) -> Result<(), ParseError> {
     }
 }
 
-/// Content-Length / Transfer-Encoding conflicts.
-fn length_anomalies(headers: &[Header], anomalies: &mut Vec<Anomaly>) -> (Option<usize>, bool) {
-    let cls: Vec<&str> = headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .map(|h| h.value.as_str())
-        .collect();
-    let tes: Vec<&str> = headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
-        .map(|h| h.value.as_str())
-        .collect();
-    let mut cl = None;
-    for v in &cls {
-        // "5, 5" is a list of equal values; anything else non-numeric is invalid.
-        for item in v.split(',') {
-            let item = item.trim();
-            match item.parse::<usize>() {
-                Ok(n) if item.bytes().all(|b| b.is_ascii_digit()) => {
-                    if cl.is_some_and(|c| c != n)
-                        && !anomalies.contains(&Anomaly::ConflictingContentLength)
-                    {
-                        anomalies.push(Anomaly::ConflictingContentLength);
-                    }
-                    cl = Some(n);
-                }
-                _ => anomalies.push(Anomaly::InvalidContentLength(v.chars().take(40).collect())),
-            }
-        }
-    }
-    let mut chunked = false;
-    if !tes.is_empty() {
-        let all = tes.join(",").to_ascii_lowercase();
-        let codings: Vec<&str> = all
-            .split(',')
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .collect();
-        chunked = codings.last() == Some(&"chunked");
-        if !chunked || codings.len() > 1 || tes.len() > 1 {
-            anomalies.push(Anomaly::UnsupportedTransferEncoding(
-                all.chars().take(60).collect(),
-            ));
-        }
-        if !cls.is_empty() {
-            anomalies.push(Anomaly::ContentLengthWithTransferEncoding);
-        }
-    }
-    (cl, chunked)
+/// The body bytes after the head, framed as `framing` says. The input
+/// holds one request, so bytes past the declared length are kept (clients
+/// miscount) unless they look like a second request.
+struct Framed<'a> {
+    bytes: std::borrow::Cow<'a, [u8]>,
+    /// The declared length (Content-Length), 0 otherwise.
+    declared: u64,
+    /// Bytes the framing promised are missing.
+    incomplete: bool,
 }
 
-/// Reads the body after the head: de-chunks it or takes Content-Length bytes.
-/// The input holds one request, so bytes past the declared length are kept
-/// (clients miscount) unless they look like a second request.
-fn frame_body(
-    rest: &[u8],
-    headers: &[Header],
-    limits: &Limits,
+fn frame_body<'a>(
+    rest: &'a [u8],
+    length: framing::BodyLength,
     anomalies: &mut Vec<Anomaly>,
-) -> (Vec<u8>, usize) {
-    let (cl, chunked) = length_anomalies(headers, anomalies);
-    let (mut body, len) = if chunked {
-        match dechunk(rest, limits.max_body) {
-            Some(r) => r,
-            None => {
-                anomalies.push(Anomaly::InvalidChunked);
-                (rest.to_vec(), rest.len())
-            }
-        }
-    } else {
-        let take = match cl {
-            Some(n) if n < rest.len() && looks_like_request(&rest[n..]) => {
-                anomalies.push(Anomaly::SmuggledRequest);
-                n
-            }
-            _ => rest.len(),
-        };
-        (rest[..take.min(limits.max_body)].to_vec(), take)
+) -> Framed<'a> {
+    use std::borrow::Cow;
+    let whole = |declared, incomplete| Framed {
+        bytes: Cow::Borrowed(rest),
+        declared,
+        incomplete,
     };
-    if len > limits.max_body || body.len() > limits.max_body {
-        body.truncate(limits.max_body);
-        anomalies.push(Anomaly::BodyTruncated);
+    let end = match length {
+        framing::BodyLength::None => 0,
+        framing::BodyLength::Fixed(n) => match usize::try_from(n) {
+            Ok(n) if n <= rest.len() => n,
+            _ => return whole(n, true),
+        },
+        framing::BodyLength::Chunked => {
+            let mut data = Vec::new();
+            let mut dec = framing::Chunked::new();
+            match dec.feed(rest, &mut data, rest.len()) {
+                framing::Step::Done(used) => {
+                    if looks_like_request(&rest[used..]) {
+                        anomalies.push(Anomaly::SmuggledRequest);
+                    }
+                }
+                framing::Step::More => {
+                    return Framed {
+                        bytes: Cow::Owned(data),
+                        declared: 0,
+                        incomplete: !dec.data_complete(),
+                    };
+                }
+                framing::Step::Malformed(_) => {
+                    anomalies.push(Anomaly::InvalidChunked);
+                    return whole(0, false);
+                }
+            }
+            return Framed {
+                bytes: Cow::Owned(data),
+                declared: 0,
+                incomplete: false,
+            };
+        }
+    };
+    if end < rest.len() && looks_like_request(&rest[end..]) {
+        anomalies.push(Anomaly::SmuggledRequest);
+        return Framed {
+            bytes: Cow::Borrowed(&rest[..end]),
+            declared: end as u64,
+            incomplete: false,
+        };
     }
-    (body, len)
+    whole(end as u64, false)
 }
 
 /// Whether bytes start like a request line (`GET /x HTTP/1.1`).
@@ -285,43 +259,12 @@ fn looks_like_request(b: &[u8]) -> bool {
     !m.is_empty() && m.bytes().all(|c| c.is_ascii_uppercase()) && v.starts_with("HTTP/")
 }
 
-/// De-chunks; returns (at most `max` bytes, total length), None if malformed.
-fn dechunk(mut b: &[u8], max: usize) -> Option<(Vec<u8>, usize)> {
-    let mut out = Vec::new();
-    let mut total = 0usize;
-    loop {
-        let nl = memchr::memchr(b'\n', b)?;
-        let line = std::str::from_utf8(&b[..nl]).ok()?.trim_end_matches('\r');
-        let size_hex = line.split(';').next().unwrap_or("").trim();
-        if size_hex.is_empty()
-            || size_hex.len() > 15
-            || !size_hex.bytes().all(|c| c.is_ascii_hexdigit())
-        {
-            return None;
-        }
-        let size = usize::from_str_radix(size_hex, 16).ok()?;
-        b = &b[nl + 1..];
-        if size == 0 {
-            return Some((out, total));
-        }
-        let chunk = b.get(..size)?;
-        total = total.saturating_add(size);
-        let room = max.saturating_sub(out.len());
-        out.extend_from_slice(&chunk[..size.min(room)]);
-        b = &b[size..];
-        b = b.strip_prefix(b"\r").unwrap_or(b);
-        b = b.strip_prefix(b"\n")?;
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
 fn build(
     method: String,
     target: String,
     version: String,
     headers: Vec<Header>,
-    body: Vec<u8>,
-    body_len: usize,
+    body: body::Prepared,
     limits: &Limits,
     mut anomalies: Vec<Anomaly>,
 ) -> Result<Request, ParseError> {
@@ -330,7 +273,8 @@ fn build(
     }
     let (raw_path, raw_query) = target::split_target(&target);
     let (raw_path, raw_query) = (raw_path.to_owned(), raw_query.map(str::to_owned));
-    let path = target::decode_lossy(&raw_path, false);
+    let canonical = CanonicalPath::from_raw_path(&raw_path);
+    let path = canonical.decoded.clone();
     let query = raw_query
         .as_deref()
         .map(|q| target::parse_pairs(q, limits, &mut anomalies))
@@ -354,14 +298,10 @@ fn build(
         [_] => {}
         _ => anomalies.push(Anomaly::DuplicateHost),
     }
-    let content_type = headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("content-type"))
-        .map(|h| h.value.as_str());
-    let parsed_body = if body.is_empty() {
-        Body::None
-    } else {
-        body::parse(content_type, &body, limits, &mut anomalies)
+    let parsed_body = match body.parts {
+        Some(parts) => Body::Multipart(parts),
+        None if body.bytes.is_empty() => Body::None,
+        None => body::parse(content_type(&headers), &body.bytes, limits, &mut anomalies),
     };
     Ok(Request {
         method,
@@ -369,12 +309,14 @@ fn build(
         version,
         raw_path,
         path,
+        canonical,
         raw_query,
         query,
         headers,
         cookies,
-        body,
-        body_len,
+        body: body.bytes,
+        body_len: usize::try_from(body.len).unwrap_or(usize::MAX),
+        body_truncated: body.truncated,
         parsed_body,
         anomalies,
     })
@@ -478,6 +420,7 @@ mod tests {
                 ("Content-Type".into(), "application/json".into()),
             ],
             br#"{"k":"v"}"#.to_vec(),
+            true,
             &Limits::default(),
         )
         .unwrap();

