@@ -75,6 +75,27 @@ pub const FUZZ_TARGETS: &[FuzzTarget] = &[
         function: "mirror::fuzz_mirror",
         about: "mirror reassembly: same verdicts as whole requests",
     },
+    FuzzTarget {
+        name: "normalize",
+        package: "waf-user",
+        test: "fuzz",
+        function: "normalize::fuzz_normalize",
+        about: "value normaliser: no panic, views within their bounds",
+    },
+    FuzzTarget {
+        name: "config",
+        package: "waf-user",
+        test: "fuzz",
+        function: "config::fuzz_config",
+        about: "config parser: no panic, one-line errors, valid values read back",
+    },
+    FuzzTarget {
+        name: "api",
+        package: "waf-user",
+        test: "fuzz",
+        function: "api::fuzz_api",
+        about: "API request bodies: no panic, bounds held, valid requests accepted",
+    },
 ];
 
 /// Cases per target unless `--cases` or `--seconds` says otherwise.

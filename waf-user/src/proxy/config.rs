@@ -138,7 +138,9 @@ impl<'de> Deserialize<'de> for AccessLog {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HttpLimit {
-    /// Applies to canonical paths starting with this (absent: every path).
+    /// The paths it applies to, on the canonical path: a glob (`*` any run
+    /// of characters, `/` included), or, without `*`, a prefix (absent:
+    /// every path). A request counts when any reading of its path matches.
     #[serde(default)]
     pub path: Option<String>,
     /// Requests allowed per `per`.
@@ -173,6 +175,10 @@ pub struct ProxyConfig {
     /// Bodies longer than the inspection limit: reject (413) or inspect
     /// the first part.
     pub body_overflow: BodyOverflow,
+    /// The most body bytes buffered before the verdict (multipart file
+    /// contents do not count against the inspection limit, but are held
+    /// until the verdict too); a longer body is refused with 413.
+    pub max_upload: usize,
     /// Per-source request rate limits (429).
     pub rate_limits: Vec<HttpLimit>,
     /// User-Agent substrings refused with 403 (case-insensitive).
@@ -205,6 +211,7 @@ impl Default for ProxyConfig {
             on_error: OnError::Open,
             inspect_budget: Dur(std::time::Duration::from_millis(50)),
             body_overflow: BodyOverflow::Reject,
+            max_upload: 64 << 20,
             rate_limits: Vec::new(),
             blocked_user_agents: Vec::new(),
             exempt_paths: None,
@@ -234,6 +241,13 @@ impl ProxyConfig {
                 "both proxy.listen and proxy.upstream, or neither",
             ));
         }
+        if !(1024..=4 << 30).contains(&self.max_upload) {
+            return Err(invalid(
+                "proxy.max_upload",
+                self.max_upload,
+                "1024 bytes to 4 GiB",
+            ));
+        }
         if !(1..=32).contains(&self.trusted_depth) {
             return Err(invalid(
                 "proxy.trusted_depth",
@@ -250,12 +264,12 @@ impl ProxyConfig {
                 ));
             }
             if let Some(p) = &l.path
-                && !p.starts_with('/')
+                && (!p.starts_with('/') || crate::http::PathGlob::new(p).is_err())
             {
                 return Err(invalid(
                     &format!("proxy.rate_limits[{i}].path"),
                     p,
-                    "a path starting with /",
+                    "a path or glob starting with /",
                 ));
             }
         }

@@ -12,12 +12,23 @@ use governor::{
 use ipnet::IpNet;
 
 use super::config::HttpLimit;
+use crate::http::{CanonicalPath, PathGlob};
 
 type Keyed = RateLimiter<IpNet, DefaultKeyedStateStore<IpNet>, DefaultClock>;
 
 struct Limit {
-    path: Option<String>,
+    path: Option<PathGlob>,
     limiter: Keyed,
+}
+
+/// A limit's path as a glob: as written when it has a `*`, else a prefix.
+fn path_glob(p: &str) -> Option<PathGlob> {
+    let pattern = if p.contains('*') {
+        p.to_string()
+    } else {
+        format!("{p}*")
+    };
+    PathGlob::new(&pattern).ok()
 }
 
 /// The proxy's request limits.
@@ -37,8 +48,12 @@ impl HttpLimiter {
                     NonZeroU32::new(l.burst.unwrap_or(l.requests)).unwrap_or(NonZeroU32::MIN);
                 let quota =
                     Quota::with_period(period.max(Duration::from_nanos(1)))?.allow_burst(burst);
+                let path = match &l.path {
+                    Some(p) => Some(path_glob(p)?),
+                    None => None,
+                };
                 Some(Limit {
-                    path: l.path.clone(),
+                    path,
                     limiter: RateLimiter::keyed(quota),
                 })
             })
@@ -55,10 +70,11 @@ impl HttpLimiter {
     }
 
     /// Charges a request of `source` to `path` against every limit that
-    /// applies; `Some(retry_after)` when one is exceeded.
-    pub fn check(&self, source: IpNet, path: &str) -> Option<Duration> {
+    /// applies (any reading of the canonical path matching); `Some(retry)`
+    /// when one is exceeded.
+    pub fn check(&self, source: IpNet, path: &CanonicalPath) -> Option<Duration> {
         for l in &self.limits {
-            if l.path.as_deref().is_some_and(|p| !path.starts_with(p)) {
+            if l.path.as_ref().is_some_and(|g| !g.matches_any(path)) {
                 continue;
             }
             if let Err(not_until) = l.limiter.check_key(&source) {
@@ -106,13 +122,17 @@ mod tests {
         ]);
         let a: IpNet = "192.0.2.1/32".parse().unwrap();
         let b: IpNet = "192.0.2.2/32".parse().unwrap();
-        assert!(l.check(a, "/login").is_none());
-        assert!(l.check(a, "/login").is_none());
-        let retry = l.check(a, "/login").expect("third login refused");
-        assert!(retry > Duration::from_secs(20), "{retry:?}");
-        assert!(l.check(a, "/home").is_none(), "other paths still fine");
+        let p = |t: &str| CanonicalPath::from_target(t);
+        assert!(l.check(a, &p("/login")).is_none());
         assert!(
-            l.check(b, "/login").is_none(),
+            l.check(a, &p("/static/../login?x=1")).is_none(),
+            "canonical"
+        );
+        let retry = l.check(a, &p("//login")).expect("third login refused");
+        assert!(retry > Duration::from_secs(20), "{retry:?}");
+        assert!(l.check(a, &p("/home")).is_none(), "other paths still fine");
+        assert!(
+            l.check(b, &p("/%6cogin")).is_none(),
             "other sources have their own"
         );
         assert_eq!(l.sources(), 4, "each source in each limit");

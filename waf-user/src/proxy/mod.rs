@@ -54,11 +54,20 @@ use self::{
 use crate::{
     detect::{Action, Engine, Verdict},
     firewall::{Strike, StrikeKind, StrikeSink},
+    http::{BodyMeter, CanonicalPath, ParseError},
 };
 
 /// Bodies up to this size are inspected on the connection's task; larger
 /// ones on the blocking pool, under `inspect_budget`.
 const INLINE_INSPECT_BYTES: usize = 16 * 1024;
+
+/// Why a request got no verdict.
+enum Refusal {
+    /// Our parser refused it (never forwarded, whatever `on_error` says).
+    Unparsable(StatusCode, String),
+    /// Inspection failed or ran over its budget (`on_error` decides).
+    Failed(String),
+}
 
 /// Proxy counters (exported in stats and metrics).
 #[derive(Debug, Default, Serialize)]
@@ -79,6 +88,11 @@ pub struct ProxyStats {
     pub inspect_errors: AtomicU64,
     /// Upstream failures (502/504).
     pub upstream_errors: AtomicU64,
+    /// Requests forwarded without inspection (`[detect] exempt_paths`).
+    pub exempt: AtomicU64,
+    /// Requests the parser refused (400, or 431 over the header limits):
+    /// never forwarded.
+    pub unparsable: AtomicU64,
     /// Bodies past the inspection limit refused (413).
     pub body_too_large: AtomicU64,
     /// Bodies past the inspection limit inspected in part (forwarded).
@@ -110,10 +124,13 @@ pub struct Proxy {
 
 /// What reading the body gave.
 struct BodyHead {
-    chunks: Vec<Bytes>,
-    len: usize,
-    /// More body follows than the inspection limit.
+    /// The bytes read (all of the body, unless one of the flags is set).
+    buf: Vec<u8>,
+    /// More body follows than the inspection limit (`max_body`, file
+    /// contents of a multipart body not counted).
     overflow: bool,
+    /// The body is longer than `max_upload`.
+    too_big: bool,
 }
 
 impl Proxy {
@@ -286,6 +303,7 @@ impl Proxy {
     fn refuse_early(
         &self,
         req: &Request<Incoming>,
+        path: &CanonicalPath,
         client: &Client,
         id: &str,
     ) -> Option<(Response<ProxyBody>, Outcome)> {
@@ -311,9 +329,7 @@ impl Proxy {
             }
         }
         if !self.limiter.is_empty()
-            && let Some(retry) = self
-                .limiter
-                .check(self.source(client.addr), req.uri().path())
+            && let Some(retry) = self.limiter.check(self.source(client.addr), path)
         {
             self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
             let mut r = json_error(StatusCode::TOO_MANY_REQUESTS, "rate limited", id);
@@ -326,30 +342,56 @@ impl Proxy {
         None
     }
 
-    /// Reads the body up to one byte past the inspection limit.
-    async fn read_head(&self, body: &mut Incoming, max: usize) -> Result<BodyHead, String> {
+    /// Reads the body until its end, or until the bytes that count against
+    /// the inspection limit pass it (`overflow`), or until `max_upload`
+    /// (`too_big`).
+    async fn read_body(
+        &self,
+        body: &mut Incoming,
+        ctype: Option<&str>,
+    ) -> Result<BodyHead, String> {
+        let limits = self.engine.limits();
+        let mut meter = BodyMeter::new(ctype, limits);
+        let multipart = ctype.is_some_and(|c| {
+            c.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/")
+        });
         let mut head = BodyHead {
-            chunks: Vec::new(),
-            len: 0,
+            buf: Vec::new(),
             overflow: false,
+            too_big: false,
         };
-        if body.size_hint().lower() > max as u64 {
-            head.overflow = true;
+        let announced = body.size_hint().lower();
+        if announced > self.cfg.max_upload as u64 {
+            head.too_big = true;
             return Ok(head);
         }
-        while head.len <= max && !body.is_end_stream() {
+        if !multipart && announced > limits.max_body as u64 {
+            head.overflow = true;
+            if self.cfg.body_overflow == BodyOverflow::Reject {
+                return Ok(head);
+            }
+        }
+        while !body.is_end_stream() {
             match http_body_util::BodyExt::frame(body).await {
                 Some(Ok(f)) => {
                     if let Ok(data) = f.into_data() {
-                        head.len += data.len();
-                        head.chunks.push(data);
+                        head.buf.extend_from_slice(&data);
                     }
                 }
                 Some(Err(e)) => return Err(format!("body: {e}")),
                 None => break,
             }
+            if head.buf.len() > self.cfg.max_upload {
+                head.too_big = true;
+                break;
+            }
+            if meter.over_limit(&head.buf) {
+                head.overflow = true;
+                break;
+            }
         }
-        head.overflow = head.len > max;
         Ok(head)
     }
 
@@ -360,39 +402,49 @@ impl Proxy {
         client: Client,
         id: &str,
     ) -> (Response<ProxyBody>, Outcome) {
-        if let Some(refused) = self.refuse_early(&req, &client, id) {
+        let target = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let path = CanonicalPath::from_target(target);
+        if self.engine.exempt_path(&path) {
+            self.stats.exempt.fetch_add(1, Ordering::Relaxed);
+            let (r, st) = self.forward(req, Vec::new(), peer, &client, id).await;
+            return (r, outcome(st, "exempt", String::new(), 0));
+        }
+        if let Some(refused) = self.refuse_early(&req, &path, &client, id) {
             return refused;
         }
         let max_body = self.engine.limits().max_body;
+        let ctype = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let (parts, mut body) = req.into_parts();
-        let head = match self.read_head(&mut body, max_body).await {
+        let head = match self.read_body(&mut body, ctype.as_deref()).await {
             Ok(h) => h,
             Err(e) => {
                 let r = json_error(StatusCode::BAD_REQUEST, "unreadable request body", id);
                 return (r, outcome(400, "error", e, 0));
             }
         };
-        let partial = head.overflow;
-        if partial {
-            if self.cfg.body_overflow == BodyOverflow::Reject {
-                self.stats.body_too_large.fetch_add(1, Ordering::Relaxed);
-                let why = format!(
-                    "body longer than the inspection limit ({max_body} bytes; \
-                     proxy.body_overflow = reject)"
-                );
-                let r = json_error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large", id);
-                return (r, outcome(413, "too_large", why, 0));
-            }
-            self.stats
-                .inspected_partially
-                .fetch_add(1, Ordering::Relaxed);
+        if let Some(refused) = self.refuse_body(&head, max_body, id) {
+            return refused;
         }
-        let verdict = self.inspect(&parts, &head, max_body, client.addr).await;
+        let partial = head.overflow;
+        let verdict = self.inspect(&parts, &head, client.addr).await;
         let decided = Instant::now();
         let rebuilt = Request::from_parts(parts, body);
         let verdict = match verdict {
             Ok(v) => v,
-            Err(why) => {
+            Err(Refusal::Unparsable(status, why)) => {
+                self.stats.unparsable.fetch_add(1, Ordering::Relaxed);
+                let r = json_error(status, "request could not be parsed", id);
+                return (r, outcome(status.as_u16(), "unparsable", why, 0));
+            }
+            Err(Refusal::Failed(why)) => {
                 self.stats.inspect_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(remote = %client.addr, request_id = id, error = %why, policy = ?self.cfg.on_error, "inspection error");
                 if self.cfg.on_error == OnError::Closed {
@@ -403,7 +455,9 @@ impl Proxy {
                     );
                     return (r, outcome(503, "error", why, 0));
                 }
-                let (r, st) = self.forward(rebuilt, head.chunks, peer, &client, id).await;
+                let (r, st) = self
+                    .forward(rebuilt, vec![Bytes::from(head.buf)], peer, &client, id)
+                    .await;
                 return (r, outcome(st, "error_open", why, 0));
             }
         };
@@ -440,23 +494,50 @@ impl Proxy {
             (false, true) => "pass_partial",
             (false, false) => "pass",
         };
-        let (r, st) = self.forward(rebuilt, head.chunks, peer, &client, id).await;
+        let (r, st) = self
+            .forward(rebuilt, vec![Bytes::from(head.buf)], peer, &client, id)
+            .await;
         (r, outcome(st, label, reason, verdict.score))
     }
 
-    /// Runs the engine on the head and the buffered body prefix.
+    /// 413 for a body over `max_upload`, or over the inspection limit when
+    /// the policy rejects those.
+    fn refuse_body(
+        &self,
+        head: &BodyHead,
+        max_body: usize,
+        id: &str,
+    ) -> Option<(Response<ProxyBody>, Outcome)> {
+        let why = if head.too_big {
+            format!(
+                "body longer than proxy.max_upload ({} bytes)",
+                self.cfg.max_upload
+            )
+        } else if head.overflow && self.cfg.body_overflow == BodyOverflow::Reject {
+            format!(
+                "body longer than the inspection limit ({max_body} bytes; \
+                 proxy.body_overflow = reject)"
+            )
+        } else {
+            if head.overflow {
+                self.stats
+                    .inspected_partially
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            return None;
+        };
+        self.stats.body_too_large.fetch_add(1, Ordering::Relaxed);
+        let r = json_error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large", id);
+        Some((r, outcome(413, "too_large", why, 0)))
+    }
+
+    /// Runs the engine on the head and the buffered body.
     async fn inspect(
         &self,
         parts: &hyper::http::request::Parts,
         head: &BodyHead,
-        max_body: usize,
         remote: IpAddr,
-    ) -> Result<Verdict, String> {
-        let mut prefix = Vec::with_capacity(head.len.min(max_body));
-        for b in &head.chunks {
-            let room = max_body.saturating_sub(prefix.len());
-            prefix.extend_from_slice(&b[..b.len().min(room)]);
-        }
+    ) -> Result<Verdict, Refusal> {
         let headers: Vec<(String, String)> = parts
             .headers
             .iter()
@@ -474,22 +555,45 @@ impl Proxy {
             .unwrap_or_else(|| "/".into());
         let engine = self.engine.clone();
         let method = parts.method.to_string();
+        let body = head.buf.clone();
+        let partial = head.overflow;
+        let len = body.len();
         let inspect = move || {
-            crate::http::Request::from_parts(&method, &target, headers, prefix, engine.limits())
-                .map(|r| engine.inspect(&r, Some(remote)))
+            let req = if partial {
+                crate::http::Request::from_parts_partial(
+                    &method,
+                    &target,
+                    headers,
+                    body,
+                    engine.limits(),
+                )
+            } else {
+                crate::http::Request::from_parts(&method, &target, headers, body, engine.limits())
+            };
+            match req {
+                Ok(r) => Ok(engine.inspect(&r, Some(remote))),
+                Err(
+                    e @ (ParseError::TooManyHeaders { .. } | ParseError::HeadersTooLarge { .. }),
+                ) => Err(Refusal::Unparsable(
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    e.to_string(),
+                )),
+                Err(e) => Err(Refusal::Unparsable(StatusCode::BAD_REQUEST, e.to_string())),
+            }
         };
         // Small requests (nearly all) are inspected right here: a few tens
         // of microseconds, cheaper than a thread hand-off. Large bodies go
         // to the blocking pool under the time budget.
-        if head.len <= INLINE_INSPECT_BYTES {
-            return inspect().map_err(|e| format!("unparsable request: {e}"));
+        if len <= INLINE_INSPECT_BYTES {
+            return inspect();
         }
         let budget = self.cfg.inspect_budget;
         match tokio::time::timeout(budget.0, tokio::task::spawn_blocking(inspect)).await {
-            Ok(Ok(Ok(v))) => Ok(v),
-            Ok(Ok(Err(e))) => Err(format!("unparsable request: {e}")),
-            Ok(Err(e)) => Err(format!("inspection failed: {e}")),
-            Err(_) => Err(format!("inspection over its budget ({budget})")),
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(Refusal::Failed(format!("inspection failed: {e}"))),
+            Err(_) => Err(Refusal::Failed(format!(
+                "inspection over its budget ({budget})"
+            ))),
         }
     }
 
@@ -575,6 +679,8 @@ impl crate::telemetry::Telemetry for Proxy {
                     ("inspect_error", n(&st.inspect_errors)),
                     ("upstream_error", n(&st.upstream_errors)),
                     ("body_too_large", n(&st.body_too_large)),
+                    ("exempt", n(&st.exempt)),
+                    ("unparsable", n(&st.unparsable)),
                     ("inspected_partially", n(&st.inspected_partially)),
                     ("bad_request_head", n(&st.bad_request_heads)),
                 ],

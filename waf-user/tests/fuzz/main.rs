@@ -6,16 +6,21 @@
 //! mode (1,000,000 cases per target by default).
 //!
 //! Targets: `http` (parser), `framing`, `multipart`, `json`, `xml`,
-//! `canonical` (path), `mirror` (reassembly against whole requests). Add a
+//! `canonical` (path), `mirror` (reassembly against whole requests),
+//! `normalize` (the value normaliser), `config` (the config parser), `api`
+//! (the control API's request bodies). Add a
 //! target: a module with a `#[test] fn fuzz_<name>()` calling
 //! [`support::run`], and a row in xtask's `FUZZ_TARGETS`.
 
+mod api;
 mod canonical;
+mod config;
 mod framing;
 mod gen_req;
 mod http;
 mod json;
 mod mirror;
 mod multipart;
+mod normalize;
 mod support;
 mod xml;
