@@ -119,20 +119,17 @@ impl BucketLayout for V6Layout {
     }
 }
 
-/// Where a ban lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Place {
-    Slot(u32, usize),
-    Overflow(u32),
-}
-
-/// One family's bans.
+/// One family's bans. Userspace keeps no index of its own (a million bans
+/// would cost tens of megabytes): a key's slot is found by reading its
+/// bucket's eight slots through the mapping, and only the bans that
+/// overflowed into the hash are listed, per bucket.
 pub struct BanTable<L: BucketLayout> {
     buckets: MmapArray<L::Bucket>,
     overflow: HashMap<MapData, L::Key, BanEntry>,
-    index: StdHashMap<L::Key, Place>,
     /// Overflow bans per bucket.
     spilled: StdHashMap<u32, Vec<L::Key>>,
+    /// Bans held (slots and overflow).
+    count: usize,
 }
 
 impl<L: BucketLayout> BanTable<L> {
@@ -144,8 +141,8 @@ impl<L: BucketLayout> BanTable<L> {
         let mut t = Self {
             buckets,
             overflow,
-            index: StdHashMap::new(),
             spilled: StdHashMap::new(),
+            count: 0,
         };
         t.rebuild()?;
         Ok(t)
@@ -155,21 +152,30 @@ impl<L: BucketLayout> BanTable<L> {
         self.buckets.ptr(b as usize)
     }
 
+    fn used(&self, b: u32) -> u32 {
+        // SAFETY: b < BAN_BUCKETS: in the mapping.
+        unsafe { L::used(self.bucket(b)) }.load(Ordering::SeqCst)
+    }
+
+    /// The slot of `k` in its bucket, if it has one.
+    fn slot_of(&self, b: u32, k: &L::Key) -> Option<usize> {
+        let used = self.used(b);
+        let p = self.bucket(b);
+        (0..BAN_SLOTS).find(|&i| {
+            // SAFETY: in the mapping, i < BAN_SLOTS.
+            used & (1 << i) != 0 && unsafe { std::ptr::read_volatile(L::key(p, i)) } == *k
+        })
+    }
+
+    fn is_spilled(&self, b: u32, k: &L::Key) -> bool {
+        self.spilled.get(&b).is_some_and(|v| v.contains(k))
+    }
+
     fn rebuild(&mut self) -> Result<(), DataplaneError> {
-        self.index.clear();
         self.spilled.clear();
-        for b in 0..BAN_BUCKETS {
-            let p = self.bucket(b);
-            // SAFETY: p is in the mapping.
-            let used = unsafe { L::used(p) }.load(Ordering::SeqCst);
-            for i in 0..BAN_SLOTS {
-                if used & (1 << i) != 0 {
-                    // SAFETY: as above.
-                    let k = unsafe { std::ptr::read_volatile(L::key(p, i)) };
-                    self.index.insert(k, Place::Slot(b, i));
-                }
-            }
-        }
+        self.count = (0..BAN_BUCKETS)
+            .map(|b| self.used(b).count_ones() as usize)
+            .sum();
         let mut spilled = Vec::new();
         for item in self.overflow.keys() {
             let k = item.map_err(|source| DataplaneError::Map {
@@ -178,10 +184,9 @@ impl<L: BucketLayout> BanTable<L> {
             })?;
             spilled.push(k);
         }
+        self.count += spilled.len();
         for k in spilled {
-            let b = L::bucket_of(&k);
-            self.index.insert(k, Place::Overflow(b));
-            self.spilled.entry(b).or_default().push(k);
+            self.spilled.entry(L::bucket_of(&k)).or_default().push(k);
         }
         // Flags must agree with what overflowed.
         for b in 0..BAN_BUCKETS {
@@ -205,68 +210,65 @@ impl<L: BucketLayout> BanTable<L> {
     }
 
     fn free_slot(&self, b: u32) -> Option<usize> {
-        // SAFETY: in the mapping.
-        let used = unsafe { L::used(self.bucket(b)) }.load(Ordering::SeqCst);
+        let used = self.used(b);
         (0..BAN_SLOTS).find(|i| used & (1 << i) == 0)
     }
 
     /// Writes (or updates) the ban of `k`.
     pub fn insert(&mut self, k: L::Key, ban: BanEntry) -> Result<(), DataplaneError> {
-        match self.index.get(&k).copied() {
-            Some(Place::Slot(b, i)) => {
-                let p = self.bucket(b);
-                // SAFETY: an occupied slot of ours; expiry is one atomic store.
-                unsafe {
-                    std::ptr::write_volatile(L::reason(p, i), ban.reason.min(255) as u8);
-                    L::expires(p, i).store(ban.expires_ns, Ordering::SeqCst);
-                }
-                Ok(())
+        let b = L::bucket_of(&k);
+        if let Some(i) = self.slot_of(b, &k) {
+            let p = self.bucket(b);
+            // SAFETY: an occupied slot of ours; expiry is one atomic store.
+            unsafe {
+                std::ptr::write_volatile(L::reason(p, i), ban.reason.min(255) as u8);
+                L::expires(p, i).store(ban.expires_ns, Ordering::SeqCst);
             }
-            Some(Place::Overflow(_)) => self
+            return Ok(());
+        }
+        if self.is_spilled(b, &k) {
+            return self
                 .overflow
                 .insert(k, ban, 0)
-                .map_err(|e| write_err(L::OVERFLOW, BANX_CAPACITY, e)),
-            None => {
-                let b = L::bucket_of(&k);
-                if let Some(i) = self.free_slot(b) {
-                    self.write_slot(b, i, k, &ban);
-                    self.index.insert(k, Place::Slot(b, i));
-                    return Ok(());
-                }
-                // Flag first: the program then looks in the hash, where the
-                // ban appears a moment later.
-                // SAFETY: in the mapping.
-                unsafe { L::overflow(self.bucket(b)) }.store(1, Ordering::SeqCst);
-                if let Err(e) = self.overflow.insert(k, ban, 0) {
-                    if !self.spilled.contains_key(&b) {
-                        // SAFETY: in the mapping.
-                        unsafe { L::overflow(self.bucket(b)) }.store(0, Ordering::SeqCst);
-                    }
-                    return Err(write_err(L::OVERFLOW, BANX_CAPACITY, e));
-                }
-                self.spilled.entry(b).or_default().push(k);
-                self.index.insert(k, Place::Overflow(b));
-                Ok(())
-            }
+                .map_err(|e| write_err(L::OVERFLOW, BANX_CAPACITY, e));
         }
+        if let Some(i) = self.free_slot(b) {
+            self.write_slot(b, i, k, &ban);
+            self.count += 1;
+            return Ok(());
+        }
+        // Flag first: the program then looks in the hash, where the ban
+        // appears a moment later.
+        // SAFETY: in the mapping.
+        unsafe { L::overflow(self.bucket(b)) }.store(1, Ordering::SeqCst);
+        if let Err(e) = self.overflow.insert(k, ban, 0) {
+            if !self.spilled.contains_key(&b) {
+                // SAFETY: in the mapping.
+                unsafe { L::overflow(self.bucket(b)) }.store(0, Ordering::SeqCst);
+            }
+            return Err(write_err(L::OVERFLOW, BANX_CAPACITY, e));
+        }
+        self.spilled.entry(b).or_default().push(k);
+        self.count += 1;
+        Ok(())
     }
 
     /// Lifts the ban of `k`; false when there was none.
     pub fn remove(&mut self, k: &L::Key) -> Result<bool, DataplaneError> {
-        let Some(place) = self.index.remove(k) else {
-            return Ok(false);
-        };
-        match place {
-            Place::Slot(b, i) => {
-                // SAFETY: in the mapping.
-                unsafe { L::used(self.bucket(b)) }.fetch_and(!(1 << i), Ordering::SeqCst);
-                self.refill(b, i)?;
-            }
-            Place::Overflow(b) => {
-                self.drop_overflow(b, k)?;
-            }
+        let b = L::bucket_of(k);
+        if let Some(i) = self.slot_of(b, k) {
+            // SAFETY: in the mapping.
+            unsafe { L::used(self.bucket(b)) }.fetch_and(!(1 << i), Ordering::SeqCst);
+            self.count -= 1;
+            self.refill(b, i)?;
+            return Ok(true);
         }
-        Ok(true)
+        if self.is_spilled(b, k) {
+            self.drop_overflow(b, k)?;
+            self.count -= 1;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Removes `k` from the overflow hash and clears the bucket's flag when
@@ -304,48 +306,71 @@ impl<L: BucketLayout> BanTable<L> {
         // Into the slot first (never a moment without the ban), then out of
         // the hash.
         self.write_slot(b, i, k, &ban);
-        self.index.insert(k, Place::Slot(b, i));
         self.drop_overflow(b, &k)
     }
 
     /// The ban of `k`, if any.
     pub fn get(&self, k: &L::Key) -> Option<BanEntry> {
-        match self.index.get(k)? {
-            Place::Slot(b, i) => {
-                let p = self.bucket(*b);
-                // SAFETY: an occupied slot in the mapping.
-                unsafe {
-                    Some(BanEntry {
-                        expires_ns: L::expires(p, *i).load(Ordering::SeqCst),
-                        reason: u32::from(std::ptr::read_volatile(L::reason(p, *i))),
-                        _reserved: 0,
-                    })
-                }
-            }
-            Place::Overflow(_) => self.overflow.get(k, 0).ok(),
+        let b = L::bucket_of(k);
+        if let Some(i) = self.slot_of(b, k) {
+            let p = self.bucket(b);
+            // SAFETY: an occupied slot in the mapping.
+            return unsafe {
+                Some(BanEntry {
+                    expires_ns: L::expires(p, i).load(Ordering::SeqCst),
+                    reason: u32::from(std::ptr::read_volatile(L::reason(p, i))),
+                    _reserved: 0,
+                })
+            };
         }
+        if self.is_spilled(b, k) {
+            return self.overflow.get(k, 0).ok();
+        }
+        None
     }
 
     /// Every ban.
     pub fn entries(&self) -> Vec<(L::Key, BanEntry)> {
-        self.index
-            .keys()
-            .filter_map(|k| self.get(k).map(|b| (*k, b)))
-            .collect()
+        let mut out = Vec::with_capacity(self.count);
+        for b in 0..BAN_BUCKETS {
+            let used = self.used(b);
+            let p = self.bucket(b);
+            for i in (0..BAN_SLOTS).filter(|i| used & (1 << i) != 0) {
+                // SAFETY: an occupied slot in the mapping.
+                let (k, e) = unsafe {
+                    (
+                        std::ptr::read_volatile(L::key(p, i)),
+                        BanEntry {
+                            expires_ns: L::expires(p, i).load(Ordering::SeqCst),
+                            reason: u32::from(std::ptr::read_volatile(L::reason(p, i))),
+                            _reserved: 0,
+                        },
+                    )
+                };
+                out.push((k, e));
+            }
+        }
+        for k in self.spilled.values().flatten() {
+            if let Ok(e) = self.overflow.get(k, 0) {
+                out.push((*k, e));
+            }
+        }
+        out
     }
 
     /// Number of bans.
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.count
     }
 
     /// True when there are no bans.
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.count == 0
     }
 
     /// The overflow hash itself (a typed handle; writing to it directly
-    /// bypasses the bucket index, so it is for inspection and benchmarks).
+    /// bypasses the bucket bookkeeping, so it is for inspection and
+    /// benchmarks).
     pub fn overflow_map(&mut self) -> &mut HashMap<MapData, L::Key, BanEntry> {
         &mut self.overflow
     }

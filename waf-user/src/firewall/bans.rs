@@ -186,6 +186,16 @@ pub fn clean_reason(s: &str) -> String {
     out
 }
 
+/// Gives the memory freed after a large restore (the journal's buffers)
+/// back to the system, so it does not stay in the daemon's RSS.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap memory; no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 impl Firewall {
     /// Takes over a loaded data plane and the journal's state: writes
     /// settings, lists and bans into the kernel, and adopts any ban found
@@ -227,34 +237,40 @@ impl Firewall {
             fw.counts.add(n);
         }
         report.restore_ms = started.elapsed().as_millis() as u64;
+        release_free_memory();
         Ok((fw, report))
     }
 
     /// Writes the journal's bans into the kernel (dropping those that ran
-    /// out or that the allowlist now covers).
+    /// out or that the allowlist now covers). The ban table is not
+    /// rewritten: its reasons are already shared (the snapshot numbers
+    /// them), so they only seed the interner.
     fn restore_bans(&mut self) -> Result<StartReport, FirewallError> {
         let mut report = StartReport::default();
         let now = now32();
         let mut gone = Vec::new();
         let bans = self.state.bans.clone();
         for (net, meta) in bans.iter() {
-            let meta = self.intern_meta(meta.clone());
+            if !self.reasons.contains(&*meta.reason) {
+                self.reasons.insert(meta.reason.clone());
+            }
             if meta.expires != 0 && meta.expires <= now {
                 report.expired_while_down += 1;
-                gone.push((*net, meta, "expired while the daemon was down"));
+                gone.push((*net, meta.clone(), "expired while the daemon was down"));
                 continue;
             }
             if let Some((by, _)) = self.protected_by(net) {
                 tracing::warn!(net = %net, allow = %by, "dropping a journaled ban now covered by the allowlist");
                 report.lifted_protected += 1;
-                gone.push((*net, meta, "covered by the allowlist"));
+                gone.push((*net, meta.clone(), "covered by the allowlist"));
                 continue;
             }
-            self.kernel_ban(*net, &meta)?;
+            self.kernel_ban(*net, meta)?;
             self.expiry.insert(meta.expires, *net);
-            self.state.bans.insert(*net, meta);
             report.restored += 1;
         }
+        drop(bans);
+        self.expiry.shrink();
         for (net, meta, why) in gone {
             self.state.bans.remove(&net);
             self.kernel_unban(net)?;
@@ -268,6 +284,12 @@ impl Firewall {
     /// Journals bans found only in the kernel map (a daemon that died
     /// between the kernel write and the journal).
     fn adopt_kernel_bans(&mut self) -> Result<usize, FirewallError> {
+        // Every ban of the journal is in the kernel now: when the kernel
+        // holds as many, it holds no other.
+        let held = self.dp.maps.bans.len() + self.dp.maps.prefix_bans.len();
+        if held == self.state.bans.len() {
+            return Ok(0);
+        }
         let kernel_now = self.clock.now();
         let now = unix_now();
         let mut adopted = 0;
@@ -403,11 +425,6 @@ impl Firewall {
         let a: Arc<str> = Arc::from(s);
         self.reasons.insert(a.clone());
         a
-    }
-
-    fn intern_meta(&mut self, mut m: BanMeta) -> BanMeta {
-        m.reason = self.intern(&m.reason.clone());
-        m
     }
 
     /// Forgets reason texts no ban uses any more.

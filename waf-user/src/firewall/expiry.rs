@@ -53,6 +53,13 @@ impl ExpiryIndex {
         self.entries == 0
     }
 
+    /// Gives back the room the lists grew beyond their entries.
+    pub fn shrink(&mut self) {
+        for v in self.at.values_mut() {
+            v.shrink_to_fit();
+        }
+    }
+
     /// Replaces the content with `live` (expiry, net) pairs.
     pub fn rebuild(&mut self, live: impl Iterator<Item = (u32, IpNet)>) {
         self.at.clear();
@@ -60,6 +67,7 @@ impl ExpiryIndex {
         for (t, n) in live {
             self.insert(t, n);
         }
+        self.shrink();
     }
 }
 
