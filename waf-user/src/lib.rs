@@ -6,7 +6,7 @@
 //!   (the inline reverse proxy), [`mirror`] (HTTP reassembled from sampled
 //!   payloads), [`r#gen`] (the packet generator);
 //! - wiring: [`daemon`] (`waf run`), [`config`] (the TOML file, composed of
-//!   the parts' config types), [`metrics`], [`telemetry`];
+//!   the parts' config types), [`telemetry`] (what faces report);
 //! - core: [`firewall`] (the one owner of bans, lists, modes, the kernel
 //!   maps and the journal), [`dataplane`] (load, attach, pin and adopt the
 //!   XDP program; typed maps);
@@ -23,7 +23,6 @@ pub mod detect;
 pub mod firewall;
 pub mod r#gen;
 pub mod http;
-pub mod metrics;
 pub mod mirror;
 pub mod packet;
 pub mod proxy;

@@ -8,6 +8,7 @@
 
 mod bans;
 mod lists;
+pub mod metrics;
 mod openapi;
 mod status;
 pub mod types;
@@ -34,11 +35,11 @@ use serde_json::json;
 
 pub use self::openapi::document;
 use crate::{
-    config::{ConfigError, invalid},
     dataplane::{Attachment, CountersReader},
     detect::Engine,
     firewall::{FirewallError, Handle},
     telemetry::Telemetry,
+    values::{ConfigError, invalid},
 };
 
 /// `[api]`: the local control API.

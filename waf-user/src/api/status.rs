@@ -12,11 +12,12 @@ use axum::{
 };
 use serde_json::{Value, json};
 
+use super::metrics::named_counters;
 use super::{
     ApiError, Body, Shared, bad_request,
     types::{ModeRequest, ModeView},
 };
-use crate::{detect::Risk, metrics::named_counters};
+use crate::detect::Risk;
 
 /// Status, alarms, interfaces and modes.
 #[utoipa::path(get, path = "/v1/health", responses((status = 200, body = Object)))]
@@ -78,8 +79,8 @@ pub async fn stats(State(s): State<Shared>) -> Result<Json<Value>, ApiError> {
     content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
     (status = 500, body = super::types::ErrorBody)))]
 pub async fn metrics(State(s): State<Shared>) -> Result<Response, ApiError> {
-    let text = super::super::metrics::render(&s)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let text =
+        super::metrics::render(&s).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use super::{ConfigError, invalid};
-use crate::{firewall::ListItem, values::parse_net};
+use crate::{
+    firewall::ListItem,
+    values::{ConfigError, invalid, parse_net},
+};
 
 /// One list's config: inline entries and files.
 #[derive(Clone, Debug, Default, Deserialize)]

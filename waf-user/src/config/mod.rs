@@ -7,103 +7,30 @@
 //! See `waf-user/dist/waf.toml` for every key with its default.
 
 mod lists;
-mod mirror;
 mod xdp;
 
 #[cfg(test)]
 mod tests;
 
-use std::{
-    fmt,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 
 pub use self::{
     lists::{ListConfig, read_list_file},
-    mirror::MirrorConfig,
     xdp::RateLimitConfig,
 };
-pub use crate::values::{Dur, parse_net};
+pub use crate::values::{ConfigError, Dur, invalid, moved, parse_net};
 pub use crate::{
     api::ApiConfig,
     firewall::{BanPolicy, Modes, OnFull},
+    mirror::MirrorConfig,
     proxy::ProxyConfig,
 };
 use crate::{
     dataplane::{AttachMode, DEFAULT_BPF_DIR, Settings},
     firewall::{FirewallConfig, ListItem},
 };
-
-/// A configuration error, ready to print.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("config {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML for this schema.
-    #[error("config {path}: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What toml said (it names the key, line and column).
-        message: String,
-    },
-    /// A value is out of range or inconsistent.
-    #[error("config: {key} = {value}: {allowed}")]
-    Invalid {
-        /// The key, dotted (`rate_limit.burst`).
-        key: String,
-        /// The offending value.
-        value: String,
-        /// What is allowed.
-        allowed: String,
-    },
-    /// A key that moved: the message names where.
-    #[error("config: {key} is no longer read: {instead}")]
-    Moved {
-        /// The old key.
-        key: String,
-        /// What to write instead.
-        instead: String,
-    },
-    /// A list file could not be used.
-    #[error("{path}:{line}: {message}")]
-    ListFile {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line (0: the whole file).
-        line: usize,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-/// An "invalid value" error.
-pub fn invalid(key: &str, value: impl fmt::Display, allowed: &str) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        value: value.to_string(),
-        allowed: allowed.into(),
-    }
-}
-
-/// Refuses a key that moved, when the file still has it.
-pub fn moved<T>(v: &Option<T>, key: &str, instead: &str) -> Result<(), ConfigError> {
-    match v {
-        Some(_) => Err(ConfigError::Moved {
-            key: key.into(),
-            instead: instead.into(),
-        }),
-        None => Ok(()),
-    }
-}
 
 /// One interface or a list of them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ConfigError, MirrorConfig, invalid, moved};
+use crate::mirror::MirrorConfig;
+use crate::values::{ConfigError, invalid, moved};
 use crate::{
     dataplane::{RateLimits, Settings},
     firewall::Modes,

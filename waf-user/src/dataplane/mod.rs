@@ -43,7 +43,7 @@ use self::{
 
 /// The firewall's XDP object (`waf-xdp`) built by build.rs from the waf-ebpf
 /// crate: `waf_xdp`, `waf_clock` and the firewall's maps. The programs the
-/// daemon never attaches are in the tools object (`crate::r#gen::Tools`).
+/// daemon never attaches are in the tools object (`gen::Tools`).
 pub static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/waf-xdp"));
 
 /// Default bpffs directory for pins.

@@ -12,7 +12,7 @@ use super::{
     frames::{MAX_FRAME, min_frame},
     live::MAX_BATCH,
 };
-use crate::config::Dur;
+use crate::values::Dur;
 
 /// What `waf gen` accepts on the command line. Values are taken as text and
 /// checked by [`GenArgs::resolve`], so every bad value gets one clear line.

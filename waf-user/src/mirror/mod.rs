@@ -7,9 +7,11 @@
 //! - [`reassembly`]: segments in sequence order, per flow;
 //! - [`stream`]: requests out of the in-order bytes, framed by
 //!   `http::framing` (the parser's rules);
+//! - `config.rs`: `[mirror]`;
 //! - this file: the flow table (bounded in flows, bytes and idle time;
 //!   everything given up is counted) and inspection.
 
+mod config;
 pub mod reassembly;
 pub mod stream;
 
@@ -23,10 +25,8 @@ use std::{
 use serde::Serialize;
 use waf_common::HttpSample;
 
-use crate::{
-    config::MirrorConfig,
-    detect::{Action, Engine, Verdict},
-};
+pub use self::config::MirrorConfig;
+use crate::detect::{Action, Engine, Verdict};
 use reassembly::{Piece, Reassembly};
 use stream::{Stream, Taken};
 

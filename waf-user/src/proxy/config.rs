@@ -7,10 +7,7 @@ use std::{net::SocketAddr, path::PathBuf, str::FromStr};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
-use crate::{
-    config::{ConfigError, invalid, moved},
-    values::{Dur, parse_net},
-};
+use crate::values::{ConfigError, Dur, invalid, moved, parse_net};
 
 /// Where the application listens: `http://host:port` (plain HTTP, no
 /// path, no credentials).

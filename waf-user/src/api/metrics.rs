@@ -12,10 +12,8 @@ use prometheus_client::{
 };
 use waf_common::{Counter, counter};
 
-use crate::{
-    api::ApiState,
-    telemetry::{Family, MetricKind},
-};
+use super::ApiState;
+use crate::telemetry::{Family, MetricKind};
 
 /// Kernel counters by name (for stats and metrics).
 pub fn named_counters(c: &[Counter]) -> BTreeMap<&'static str, Counter> {

@@ -3,8 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{ConfigError, invalid};
-use crate::values::Dur;
+use crate::values::{ConfigError, Dur, invalid};
 
 /// The mirror's config.
 #[derive(Clone, Debug, Deserialize)]
