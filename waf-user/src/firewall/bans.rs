@@ -22,73 +22,22 @@ use ipnet::IpNet;
 use waf_common::BanEntry;
 
 use super::{
+    error::FirewallError,
     expiry::ExpiryIndex,
     journal::Record,
     policy::{BanPolicy, OnFull, StrikeWindows},
     prefix::PrefixIndex,
     state::State,
-    types::{Alarm, Ban, BanMeta, BanSource, ListItem, Offences, Stats, Strike},
+    types::{Alarm, Ban, BanMeta, BanSource, Offences, Stats, Strike},
     view::{BanCounts, ConfigEntries},
 };
 use crate::{
     dataplane::{Dataplane, DataplaneError, KernelClock, Settings},
-    values::{Dur, show_net, unix_now},
+    values::{Dur, unix_now},
 };
 
 /// Longest reason kept with a ban (longer ones are cut at a character).
 pub const MAX_REASON: usize = 256;
-
-/// Why an operation was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum FirewallError {
-    /// The target is covered by an allowlist entry.
-    #[error("{} is protected by allowlist entry {by} ({origin})", show_net(net))]
-    Protected {
-        /// What was to be banned or blocked.
-        net: IpNet,
-        /// The allowlist entry.
-        by: IpNet,
-        /// Where that entry comes from.
-        origin: String,
-    },
-    /// Nothing to remove.
-    #[error("{} is not in {}", show_net(.0), .1)]
-    NotFound(IpNet, &'static str),
-    /// The entry comes from the config file and can only be changed there.
-    #[error("{net} comes from the config ({origin}): change it there and reload (SIGHUP)")]
-    FromConfig {
-        /// The entry.
-        net: IpNet,
-        /// Its origin.
-        origin: String,
-    },
-    /// Emergency mode with an empty allowlist would lock everyone out.
-    #[error(
-        "the allowlist is empty: emergency mode would drop every packet, including your own \
-         connection; allowlist your management addresses first (or force it)"
-    )]
-    LockoutRisk,
-    /// A ban wider than the policy allows without force.
-    #[error(
-        "{net} is wider than ban_policy.max_prefix_v4/v6 allow (/{max}): a ban that wide \
-         drops whole networks; give \"force\": true if that is what you want"
-    )]
-    TooWide {
-        /// The ban asked for.
-        net: IpNet,
-        /// The widest prefix allowed.
-        max: u8,
-    },
-    /// The kernel map is full and the policy refuses new bans.
-    #[error("ban map full: {0}")]
-    Full(String),
-    /// The owner is gone (the daemon is stopping).
-    #[error("the firewall is stopping")]
-    Stopped,
-    /// A kernel map operation failed.
-    #[error(transparent)]
-    Dataplane(#[from] DataplaneError),
-}
 
 /// How long a new ban lasts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,50 +50,22 @@ pub enum BanDuration {
     Escalate,
 }
 
-/// What the firewall is configured with: the parts of the config it owns.
-#[derive(Clone, Debug, Default)]
-pub struct FirewallConfig {
-    /// Strikes, bans, escalation.
-    pub policy: BanPolicy,
-    /// What the XDP program reads (modes from the config, limits...).
-    pub settings: Settings,
-    /// Allowlist entries from the config.
-    pub allow: Vec<ListItem>,
-    /// Blocklist entries from the config.
-    pub block: Vec<ListItem>,
-}
-
-/// What start-up found and did.
-#[derive(Debug, Default, Clone, serde::Serialize)]
-pub struct StartReport {
-    /// Bans restored from the journal into the kernel.
-    pub restored: usize,
-    /// Bans found only in the kernel map, now journaled.
-    pub adopted: usize,
-    /// Journal bans that expired while the daemon was down.
-    pub expired_while_down: usize,
-    /// Journal bans lifted because the allowlist now covers them.
-    pub lifted_protected: usize,
-    /// Time to restore into the kernel, in milliseconds.
-    pub restore_ms: u64,
-}
-
 /// The firewall state and its kernel maps.
 pub struct Firewall {
     pub(super) dp: Dataplane,
-    clock: KernelClock,
+    pub(super) clock: KernelClock,
     pub(super) state: State,
-    expiry: ExpiryIndex,
-    strikes: StrikeWindows,
+    pub(super) expiry: ExpiryIndex,
+    pub(super) strikes: StrikeWindows,
     pub(super) config_allow: BTreeMap<IpNet, Arc<str>>,
     pub(super) config_block: BTreeMap<IpNet, Arc<str>>,
     /// Every allowlist entry (config and API) with its origin.
     pub(super) protect: PrefixIndex<Arc<str>>,
     pub(super) policy: BanPolicy,
     pub(super) base: Settings,
-    reasons: HashSet<Arc<str>>,
+    pub(super) reasons: HashSet<Arc<str>>,
     pub(super) stats: Stats,
-    alarms: BTreeMap<String, Alarm>,
+    pub(super) alarms: BTreeMap<String, Alarm>,
     pub(super) records: Vec<Record>,
     /// Bans by family and kind.
     pub(super) counts: BanCounts,
@@ -154,7 +75,8 @@ pub struct Firewall {
     pub(super) latencies: Vec<Duration>,
 }
 
-fn now32() -> u32 {
+/// Now in Unix seconds, as the journal keeps times.
+pub(super) fn now32() -> u32 {
     unix_now().min(u64::from(u32::MAX)) as u32
 }
 
@@ -163,13 +85,6 @@ fn ms_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-fn items_map(items: &[ListItem]) -> BTreeMap<IpNet, Arc<str>> {
-    items
-        .iter()
-        .map(|i| (i.net.trunc(), Arc::from(i.origin.as_str())))
-        .collect()
 }
 
 /// Text an attacker may have put in (a matched snippet): control
@@ -186,161 +101,7 @@ pub fn clean_reason(s: &str) -> String {
     out
 }
 
-/// Gives the memory freed after a large restore (the journal's buffers)
-/// back to the system, so it does not stay in the daemon's RSS.
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free heap memory; no pointers.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 impl Firewall {
-    /// Takes over a loaded data plane and the journal's state: writes
-    /// settings, lists and bans into the kernel, and adopts any ban found
-    /// only in the kernel.
-    pub fn start(
-        cfg: FirewallConfig,
-        mut dp: Dataplane,
-        state: State,
-    ) -> Result<(Self, StartReport), FirewallError> {
-        let started = std::time::Instant::now();
-        let clock = dp.calibrate_clock()?;
-        let mut fw = Self {
-            dp,
-            clock,
-            state,
-            expiry: ExpiryIndex::default(),
-            strikes: StrikeWindows::default(),
-            config_allow: items_map(&cfg.allow),
-            config_block: items_map(&cfg.block),
-            protect: PrefixIndex::default(),
-            policy: cfg.policy,
-            base: cfg.settings,
-            reasons: HashSet::new(),
-            stats: Stats::default(),
-            alarms: BTreeMap::new(),
-            records: Vec::new(),
-            counts: BanCounts::default(),
-            config_views: Default::default(),
-            latencies: Vec::new(),
-        };
-        fw.rebuild_protect();
-        fw.refresh_config_views();
-        fw.apply_settings()?;
-        fw.sync_lists()?;
-        let mut report = fw.restore_bans()?;
-        report.adopted = fw.adopt_kernel_bans()?;
-        fw.forget_old_history(unix_now());
-        for n in fw.state.bans.keys() {
-            fw.counts.add(n);
-        }
-        report.restore_ms = started.elapsed().as_millis() as u64;
-        release_free_memory();
-        Ok((fw, report))
-    }
-
-    /// Writes the journal's bans into the kernel (dropping those that ran
-    /// out or that the allowlist now covers). The ban table is not
-    /// rewritten: its reasons are already shared (the snapshot numbers
-    /// them), so they only seed the interner.
-    fn restore_bans(&mut self) -> Result<StartReport, FirewallError> {
-        let mut report = StartReport::default();
-        let now = now32();
-        let mut gone = Vec::new();
-        let bans = self.state.bans.clone();
-        for (net, meta) in bans.iter() {
-            if !self.reasons.contains(&*meta.reason) {
-                self.reasons.insert(meta.reason.clone());
-            }
-            if meta.expires != 0 && meta.expires <= now {
-                report.expired_while_down += 1;
-                gone.push((*net, meta.clone(), "expired while the daemon was down"));
-                continue;
-            }
-            if let Some((by, _)) = self.protected_by(net) {
-                tracing::warn!(net = %net, allow = %by, "dropping a journaled ban now covered by the allowlist");
-                report.lifted_protected += 1;
-                gone.push((*net, meta.clone(), "covered by the allowlist"));
-                continue;
-            }
-            self.kernel_ban(*net, meta)?;
-            self.expiry.insert(meta.expires, *net);
-            report.restored += 1;
-        }
-        drop(bans);
-        self.expiry.shrink();
-        for (net, meta, why) in gone {
-            self.state.bans.remove(&net);
-            self.kernel_unban(net)?;
-            self.remember(net, &meta, now);
-            self.records.push(Record::Unban(net));
-            tracing::info!(net = %net, why, "ban not restored");
-        }
-        Ok(report)
-    }
-
-    /// Journals bans found only in the kernel map (a daemon that died
-    /// between the kernel write and the journal).
-    fn adopt_kernel_bans(&mut self) -> Result<usize, FirewallError> {
-        // Every ban of the journal is in the kernel now: when the kernel
-        // holds as many, it holds no other.
-        let held = self.dp.maps.bans.len() + self.dp.maps.prefix_bans.len();
-        if held == self.state.bans.len() {
-            return Ok(0);
-        }
-        let kernel_now = self.clock.now();
-        let now = unix_now();
-        let mut adopted = 0;
-        for (net, e) in self.dp.maps.all_bans()? {
-            if self.state.bans.contains_key(&net) {
-                continue;
-            }
-            let expires = if e.expires_ns == 0 {
-                0
-            } else if e.expires_ns <= kernel_now {
-                self.kernel_unban(net)?;
-                continue;
-            } else {
-                let left = (e.expires_ns - kernel_now) / 1_000_000_000;
-                now.saturating_add(left.max(1)).min(u64::from(u32::MAX)) as u32
-            };
-            let meta = BanMeta {
-                created: now32(),
-                expires,
-                offence: 1,
-                source: BanSource::Adopted,
-                reason: self.intern("found in the kernel map"),
-            };
-            self.expiry.insert(expires, net);
-            self.state.bans.insert(net, meta.clone());
-            self.records.push(Record::Ban(Ban { net, meta }));
-            adopted += 1;
-        }
-        Ok(adopted)
-    }
-
-    /// Drops escalation memory older than `remember`.
-    pub(super) fn forget_old_history(&mut self, now: u64) {
-        let remember = self.policy.remember.0.as_secs();
-        let old: Vec<IpNet> = self
-            .state
-            .history
-            .iter()
-            .filter(|(n, o)| {
-                o.last_end != 0
-                    && u64::from(o.last_end) + remember <= now
-                    && !self.state.bans.contains_key(*n)
-            })
-            .map(|(n, _)| *n)
-            .collect();
-        for n in old {
-            self.state.history.remove(&n);
-            self.records.push(Record::Forget(n));
-        }
-    }
-
     // ---- bookkeeping the owner reads ----
 
     /// The records made since the last call, for the journal.
@@ -418,7 +179,7 @@ impl Firewall {
     }
 
     /// The shared copy of a reason text.
-    fn intern(&mut self, s: &str) -> Arc<str> {
+    pub(super) fn intern(&mut self, s: &str) -> Arc<str> {
         if let Some(a) = self.reasons.get(s) {
             return a.clone();
         }
@@ -455,12 +216,12 @@ impl Firewall {
         }
     }
 
-    fn kernel_ban(&mut self, net: IpNet, meta: &BanMeta) -> Result<(), DataplaneError> {
+    pub(super) fn kernel_ban(&mut self, net: IpNet, meta: &BanMeta) -> Result<(), DataplaneError> {
         let e = self.kernel_entry(meta);
         self.dp.maps.ban(net, e)
     }
 
-    fn kernel_unban(&mut self, net: IpNet) -> Result<bool, DataplaneError> {
+    pub(super) fn kernel_unban(&mut self, net: IpNet) -> Result<bool, DataplaneError> {
         self.dp.maps.unban(net)
     }
 
@@ -588,7 +349,7 @@ impl Firewall {
     }
 
     /// Keeps the escalation memory of a source whose ban ended at `now`.
-    fn remember(&mut self, net: IpNet, meta: &BanMeta, now: u32) {
+    pub(super) fn remember(&mut self, net: IpNet, meta: &BanMeta, now: u32) {
         let mut h = self.state.history.get(&net).copied().unwrap_or(Offences {
             count: meta.offence,
             last_end: 0,

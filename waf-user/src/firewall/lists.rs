@@ -9,8 +9,10 @@ use ipnet::IpNet;
 use waf_common::ListEntry;
 
 use super::{
-    bans::{Firewall, FirewallConfig, FirewallError},
+    bans::Firewall,
+    error::FirewallError,
     journal::Record,
+    restore::FirewallConfig,
     types::{ListKind, ListRecord, ListView},
 };
 use crate::{

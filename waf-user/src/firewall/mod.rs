@@ -4,29 +4,36 @@
 //! - [`owner`]: the owner thread and the [`Handle`] every face holds
 //!   (commands with replies, strikes that never block, the published view).
 //! - [`bans`]: the [`Firewall`] itself: bans, strikes, expiry, kernel writes.
+//! - [`restore`](mod@restore): start-up: the journal's bans into the
+//!   kernel, kernel-only bans adopted.
 //! - [`lists`]: allow and block lists, modes, config reloads.
 //! - [`policy`]: strikes in a window, immediate bans, escalation, IPv6
 //!   aggregation, the widest prefix without force.
 //! - [`view`]: what readers see, published after every batch.
 //! - [`journal`]: the binary snapshot and log in `state_dir`.
 //! - [`types`]: the domain types (bans, sources, lists, strikes, alarms).
+//! - [`error`]: why an operation was refused.
 
 pub mod bans;
+pub mod error;
 mod expiry;
 pub mod journal;
 pub mod lists;
 pub mod owner;
 pub mod policy;
 mod prefix;
+pub mod restore;
 pub mod state;
 pub mod types;
 pub mod view;
 
 pub use self::{
-    bans::{BanDuration, Firewall, FirewallConfig, FirewallError, StartReport},
+    bans::{BanDuration, Firewall},
+    error::FirewallError,
     lists::Modes,
     owner::{BanOrder, Handle, ImportOrder, ImportReport, StrikeSink},
     policy::{BanPolicy, OnFull},
+    restore::{FirewallConfig, StartReport},
     types::{
         Alarm, Ban, BanMeta, BanSource, ListItem, ListKind, ListView, Stats, Strike, StrikeKind,
     },
@@ -66,7 +73,7 @@ pub fn restore(
     Ok((fw, journal, report, replay))
 }
 
-/// [`restore`], then the owner thread: for tests and benchmarks that need
+/// [`restore()`], then the owner thread: for tests and benchmarks that need
 /// no attachment.
 pub fn start(
     cfg: FirewallConfig,

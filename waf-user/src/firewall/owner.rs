@@ -26,9 +26,11 @@ use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    bans::{BanDuration, Firewall, FirewallConfig, FirewallError},
+    bans::{BanDuration, Firewall},
+    error::FirewallError,
     journal::{Ack, Journal},
     lists::Modes,
+    restore::FirewallConfig,
     types::{Ban, BanSource, ListKind, ListView, Strike},
     view::View,
 };

@@ -11,6 +11,7 @@
 
 mod client;
 pub mod config;
+mod decide;
 mod forward;
 mod limiter;
 mod log;
@@ -26,12 +27,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use hyper::{
-    Request, Response, StatusCode,
-    body::{Body as _, Incoming},
-    header::{self, HeaderValue},
-    service::service_fn,
-};
+use hyper::{Request, Response, StatusCode, body::Incoming, header, service::service_fn};
 use hyper_util::{
     client::legacy::{Client as HttpClient, connect::HttpConnector},
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -49,25 +45,12 @@ use self::{
     client::Client,
     forward::{json_error, strip_hop_by_hop},
     limiter::HttpLimiter,
-    log::{AccessLogger, Entry, Outcome},
+    log::{AccessLogger, Entry},
 };
 use crate::{
-    detect::{Action, Engine, Verdict},
+    detect::Engine,
     firewall::{Strike, StrikeKind, StrikeSink},
-    http::{BodyMeter, CanonicalPath, ParseError},
 };
-
-/// Bodies up to this size are inspected on the connection's task; larger
-/// ones on the blocking pool, under `inspect_budget`.
-const INLINE_INSPECT_BYTES: usize = 16 * 1024;
-
-/// Why a request got no verdict.
-enum Refusal {
-    /// Our parser refused it (never forwarded, whatever `on_error` says).
-    Unparsable(StatusCode, String),
-    /// Inspection failed or ran over its budget (`on_error` decides).
-    Failed(String),
-}
 
 /// Proxy counters (exported in stats and metrics).
 #[derive(Debug, Default, Serialize)]
@@ -120,17 +103,6 @@ pub struct Proxy {
     next_id: AtomicU64,
     /// Counters.
     pub stats: ProxyStats,
-}
-
-/// What reading the body gave.
-struct BodyHead {
-    /// The bytes read (all of the body, unless one of the flags is set).
-    buf: Vec<u8>,
-    /// More body follows than the inspection limit (`max_body`, file
-    /// contents of a multipart body not counted).
-    overflow: bool,
-    /// The body is longer than `max_upload`.
-    too_big: bool,
 }
 
 impl Proxy {
@@ -299,304 +271,6 @@ impl Proxy {
         resp
     }
 
-    /// The refusals that come before the body: user agent, rate limits.
-    fn refuse_early(
-        &self,
-        req: &Request<Incoming>,
-        path: &CanonicalPath,
-        client: &Client,
-        id: &str,
-    ) -> Option<(Response<ProxyBody>, Outcome)> {
-        if !self.agents.is_empty() {
-            let ua = req
-                .headers()
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_ascii_lowercase();
-            if let Some(bad) = self.agents.iter().find(|a| ua.contains(a.as_str())) {
-                self.stats.blocked_agent.fetch_add(1, Ordering::Relaxed);
-                let reason = format!("blocked user agent ({bad})");
-                self.strike(
-                    client.addr,
-                    StrikeKind::BadAgent,
-                    0,
-                    &reason,
-                    Instant::now(),
-                );
-                let r = json_error(StatusCode::FORBIDDEN, "blocked by waf", id);
-                return Some((r, outcome(403, "block", reason, 0)));
-            }
-        }
-        if !self.limiter.is_empty()
-            && let Some(retry) = self.limiter.check(self.source(client.addr), path)
-        {
-            self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-            let mut r = json_error(StatusCode::TOO_MANY_REQUESTS, "rate limited", id);
-            let secs = retry.as_secs().max(1).to_string();
-            if let Ok(v) = HeaderValue::from_str(&secs) {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            return Some((r, outcome(429, "rate_limited", "http rate limit".into(), 0)));
-        }
-        None
-    }
-
-    /// Reads the body until its end, or until the bytes that count against
-    /// the inspection limit pass it (`overflow`), or until `max_upload`
-    /// (`too_big`).
-    async fn read_body(
-        &self,
-        body: &mut Incoming,
-        ctype: Option<&str>,
-    ) -> Result<BodyHead, String> {
-        let limits = self.engine.limits();
-        let mut meter = BodyMeter::new(ctype, limits);
-        let multipart = ctype.is_some_and(|c| {
-            c.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("multipart/")
-        });
-        let mut head = BodyHead {
-            buf: Vec::new(),
-            overflow: false,
-            too_big: false,
-        };
-        let announced = body.size_hint().lower();
-        if announced > self.cfg.max_upload as u64 {
-            head.too_big = true;
-            return Ok(head);
-        }
-        if !multipart && announced > limits.max_body as u64 {
-            head.overflow = true;
-            if self.cfg.body_overflow == BodyOverflow::Reject {
-                return Ok(head);
-            }
-        }
-        while !body.is_end_stream() {
-            match http_body_util::BodyExt::frame(body).await {
-                Some(Ok(f)) => {
-                    if let Ok(data) = f.into_data() {
-                        head.buf.extend_from_slice(&data);
-                    }
-                }
-                Some(Err(e)) => return Err(format!("body: {e}")),
-                None => break,
-            }
-            if head.buf.len() > self.cfg.max_upload {
-                head.too_big = true;
-                break;
-            }
-            if meter.over_limit(&head.buf) {
-                head.overflow = true;
-                break;
-            }
-        }
-        Ok(head)
-    }
-
-    async fn decide(
-        &self,
-        req: Request<Incoming>,
-        peer: IpAddr,
-        client: Client,
-        id: &str,
-    ) -> (Response<ProxyBody>, Outcome) {
-        let target = req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        let path = CanonicalPath::from_target(target);
-        if self.engine.exempt_path(&path) {
-            self.stats.exempt.fetch_add(1, Ordering::Relaxed);
-            let (r, st) = self.forward(req, Vec::new(), peer, &client, id).await;
-            return (r, outcome(st, "exempt", String::new(), 0));
-        }
-        if let Some(refused) = self.refuse_early(&req, &path, &client, id) {
-            return refused;
-        }
-        let max_body = self.engine.limits().max_body;
-        let ctype = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let (parts, mut body) = req.into_parts();
-        let head = match self.read_body(&mut body, ctype.as_deref()).await {
-            Ok(h) => h,
-            Err(e) => {
-                let r = json_error(StatusCode::BAD_REQUEST, "unreadable request body", id);
-                return (r, outcome(400, "error", e, 0));
-            }
-        };
-        if let Some(refused) = self.refuse_body(&head, max_body, id) {
-            return refused;
-        }
-        let partial = head.overflow;
-        let verdict = self.inspect(&parts, &head, client.addr).await;
-        let decided = Instant::now();
-        let rebuilt = Request::from_parts(parts, body);
-        let verdict = match verdict {
-            Ok(v) => v,
-            Err(Refusal::Unparsable(status, why)) => {
-                self.stats.unparsable.fetch_add(1, Ordering::Relaxed);
-                let r = json_error(status, "request could not be parsed", id);
-                return (r, outcome(status.as_u16(), "unparsable", why, 0));
-            }
-            Err(Refusal::Failed(why)) => {
-                self.stats.inspect_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(remote = %client.addr, request_id = id, error = %why, policy = ?self.cfg.on_error, "inspection error");
-                if self.cfg.on_error == OnError::Closed {
-                    let r = json_error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "request could not be inspected",
-                        id,
-                    );
-                    return (r, outcome(503, "error", why, 0));
-                }
-                let (r, st) = self
-                    .forward(rebuilt, vec![Bytes::from(head.buf)], peer, &client, id)
-                    .await;
-                return (r, outcome(st, "error_open", why, 0));
-            }
-        };
-        let mut reason = verdict
-            .attacks
-            .first()
-            .map(|f| {
-                format!(
-                    "{:?} at {} (rule {}): {}",
-                    f.kind, f.location, f.rule, f.matched
-                )
-            })
-            .unwrap_or_default();
-        if partial {
-            reason = format!("partial inspection (first {max_body} bytes) {reason}");
-        }
-        if verdict.action == Action::Block {
-            self.stats.blocked.fetch_add(1, Ordering::Relaxed);
-            self.strike(
-                client.addr,
-                StrikeKind::Detection,
-                verdict.score,
-                &reason,
-                decided,
-            );
-            let r = json_error(StatusCode::FORBIDDEN, "blocked by waf", id);
-            return (r, outcome(403, "block", reason, verdict.score));
-        }
-        let label = match (verdict.would_block, partial) {
-            (true, _) => {
-                self.stats.would_block.fetch_add(1, Ordering::Relaxed);
-                "would_block"
-            }
-            (false, true) => "pass_partial",
-            (false, false) => "pass",
-        };
-        let (r, st) = self
-            .forward(rebuilt, vec![Bytes::from(head.buf)], peer, &client, id)
-            .await;
-        (r, outcome(st, label, reason, verdict.score))
-    }
-
-    /// 413 for a body over `max_upload`, or over the inspection limit when
-    /// the policy rejects those.
-    fn refuse_body(
-        &self,
-        head: &BodyHead,
-        max_body: usize,
-        id: &str,
-    ) -> Option<(Response<ProxyBody>, Outcome)> {
-        let why = if head.too_big {
-            format!(
-                "body longer than proxy.max_upload ({} bytes)",
-                self.cfg.max_upload
-            )
-        } else if head.overflow && self.cfg.body_overflow == BodyOverflow::Reject {
-            format!(
-                "body longer than the inspection limit ({max_body} bytes; \
-                 proxy.body_overflow = reject)"
-            )
-        } else {
-            if head.overflow {
-                self.stats
-                    .inspected_partially
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-            return None;
-        };
-        self.stats.body_too_large.fetch_add(1, Ordering::Relaxed);
-        let r = json_error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large", id);
-        Some((r, outcome(413, "too_large", why, 0)))
-    }
-
-    /// Runs the engine on the head and the buffered body.
-    async fn inspect(
-        &self,
-        parts: &hyper::http::request::Parts,
-        head: &BodyHead,
-        remote: IpAddr,
-    ) -> Result<Verdict, Refusal> {
-        let headers: Vec<(String, String)> = parts
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        let target = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_else(|| "/".into());
-        let engine = self.engine.clone();
-        let method = parts.method.to_string();
-        let body = head.buf.clone();
-        let partial = head.overflow;
-        let len = body.len();
-        let inspect = move || {
-            let req = if partial {
-                crate::http::Request::from_parts_partial(
-                    &method,
-                    &target,
-                    headers,
-                    body,
-                    engine.limits(),
-                )
-            } else {
-                crate::http::Request::from_parts(&method, &target, headers, body, engine.limits())
-            };
-            match req {
-                Ok(r) => Ok(engine.inspect(&r, Some(remote))),
-                Err(
-                    e @ (ParseError::TooManyHeaders { .. } | ParseError::HeadersTooLarge { .. }),
-                ) => Err(Refusal::Unparsable(
-                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                    e.to_string(),
-                )),
-                Err(e) => Err(Refusal::Unparsable(StatusCode::BAD_REQUEST, e.to_string())),
-            }
-        };
-        // Small requests (nearly all) are inspected right here: a few tens
-        // of microseconds, cheaper than a thread hand-off. Large bodies go
-        // to the blocking pool under the time budget.
-        if len <= INLINE_INSPECT_BYTES {
-            return inspect();
-        }
-        let budget = self.cfg.inspect_budget;
-        match tokio::time::timeout(budget.0, tokio::task::spawn_blocking(inspect)).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => Err(Refusal::Failed(format!("inspection failed: {e}"))),
-            Err(_) => Err(Refusal::Failed(format!(
-                "inspection over its budget ({budget})"
-            ))),
-        }
-    }
-
     /// Sends the request upstream: the buffered head of the body, then the
     /// rest as it comes.
     async fn forward(
@@ -705,15 +379,6 @@ impl crate::telemetry::Telemetry for Proxy {
         v["limited_sources"] = self.limiter.sources().into();
         v["strikes_dropped"] = self.strikes.dropped().into();
         v
-    }
-}
-
-fn outcome(status: u16, verdict: &'static str, reason: String, score: u32) -> Outcome {
-    Outcome {
-        status,
-        verdict,
-        reason,
-        score,
     }
 }
 

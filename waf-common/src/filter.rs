@@ -1,0 +1,61 @@
+//! Layout of the bitmaps that let the XDP program answer most allowlist,
+//! blocklist and prefix-ban questions with one or two array loads instead of
+//! an LPM trie walk (a trie lookup costs tens of nanoseconds of calls).
+//!
+//! IPv4: a nibble of flags per /16 and list, the lists' nibbles of one /16
+//! side by side in 16 bits ([`SET_BITS`] apart, four /16s a `u64` word), so
+//! one load answers for every list:
+//! - [`FULL`]: the whole /16 is covered by an entry of length <= 16;
+//! - [`MID`]: some entry of length 17..=24 lies in this /16 (then the /24
+//!   bitmap, 2^24 bits, tells whether this /24 is covered);
+//! - [`DEEP`]: some entry longer than /24 lies in this /16 (then the trie).
+//!
+//! IPv6, per list, three 65,536-bit prefilters: entries shorter than /32 set
+//! the bits of the top 16 bits they cover, entries of /32../47 set the bit
+//! of a hash of their top 32 bits, longer ones a hash of their top 48 bits.
+//! A set bit only means "ask the trie".
+//!
+//! Prefix bans use the same bitmaps as prefilters only (their value carries
+//! an expiry the trie must give).
+
+/// Words in one 65,536-bit bitmap.
+pub const WORDS: u32 = 1024;
+/// /16 flag: whole /16 covered.
+pub const FULL: u64 = 1;
+/// /16 flag: entries of /17../24 inside.
+pub const MID: u64 = 2;
+/// /16 flag: entries longer than /24 inside.
+pub const DEEP: u64 = 4;
+/// Bits per list in the flags of one /16.
+pub const SET_BITS: u32 = 4;
+/// The allowlist's nibble in the flags of a /16.
+pub const SET_ALLOW: u32 = 0;
+/// The blocklist's nibble.
+pub const SET_BLOCK: u32 = 1;
+/// The prefix bans' nibble.
+pub const SET_PBAN: u32 = 2;
+/// Bits per /16 in the flag array (room for four lists).
+pub const F16_BITS_PER: u32 = 16;
+/// The flags of one list in the 16 bits of a /16.
+#[inline(always)]
+pub const fn set_flags(flags16: u64, set: u32) -> u64 {
+    (flags16 >> (set * SET_BITS)) & 0xf
+}
+/// Words of the IPv4 /16 flag array (65,536 x 16 bits).
+pub const F16_WORDS: u32 = 65536 * F16_BITS_PER / 64;
+/// Words of the IPv4 /24 bitmap (2^24 bits).
+pub const F24_WORDS: u32 = 1 << 18;
+/// IPv6 prefilter level: top 16 bits, direct.
+pub const V6_16: u32 = 0;
+/// IPv6 prefilter level: hash of the top 32 bits.
+pub const V6_32: u32 = 1;
+/// IPv6 prefilter level: hash of the top 48 bits.
+pub const V6_48: u32 = 2;
+/// Words of an IPv6 prefilter array.
+pub const F6_WORDS: u32 = 3 * WORDS;
+
+/// The 16-bit index of a hashed IPv6 prefilter level.
+#[inline(always)]
+pub const fn v6_hash(x: u64) -> u32 {
+    (crate::mix64(x) >> 48) as u32
+}

@@ -1,0 +1,64 @@
+//! Names of the maps in the object file (and of their pins in the bpffs
+//! directory). Kept within the kernel's 15-character object name limit.
+
+/// [`crate::XdpConfig`] in an array of one entry.
+pub const CONFIG: &str = "WAF_CONFIG";
+/// Per-CPU [`crate::Counter`] array indexed by [`crate::counter`].
+pub const COUNTERS: &str = "WAF_COUNTERS";
+/// Ring buffer of [`crate::RateEvent`] records.
+pub const EVENTS: &str = "WAF_EVENTS";
+/// One `u64`: the jiffies `waf_clock` read (not pinned: scratch).
+pub const CLOCK: &str = "WAF_CLOCK";
+
+/// IPv4 allowlist: LPM trie of `u32` (network order) -> [`crate::ListEntry`].
+pub const ALLOW_V4: &str = "WAF_ALLOW_V4";
+/// IPv6 allowlist: LPM trie of `[u8; 16]` -> [`crate::ListEntry`].
+pub const ALLOW_V6: &str = "WAF_ALLOW_V6";
+/// IPv4 allowlist bitmap of fully covered /24s.
+pub const ALLOW_F24: &str = "WAF_ALLOW_F24";
+/// IPv6 allowlist prefilter bitmaps.
+pub const ALLOW_F6: &str = "WAF_ALLOW_F6";
+
+/// IPv4 blocklist: LPM trie -> [`crate::ListEntry`].
+pub const BLOCK_V4: &str = "WAF_BLOCK_V4";
+/// IPv6 blocklist: LPM trie -> [`crate::ListEntry`].
+pub const BLOCK_V6: &str = "WAF_BLOCK_V6";
+/// IPv4 blocklist bitmap of fully covered /24s.
+pub const BLOCK_F24: &str = "WAF_BLOCK_F24";
+/// IPv6 blocklist prefilter bitmaps.
+pub const BLOCK_F6: &str = "WAF_BLOCK_F6";
+
+/// IPv4 prefix bans: LPM trie -> [`crate::BanEntry`].
+pub const PBAN_V4: &str = "WAF_PBAN_V4";
+/// IPv6 prefix bans: LPM trie -> [`crate::BanEntry`].
+pub const PBAN_V6: &str = "WAF_PBAN_V6";
+/// The IPv4 /16 flags of the allowlist, the blocklist and the prefix
+/// bans, side by side (see [`crate::filter`]): one load per packet
+/// answers for all three.
+pub const LISTS_F16: &str = "WAF_LISTS_F16";
+/// IPv6 prefix-ban prefilter bitmaps.
+pub const PBAN_F6: &str = "WAF_PBAN_F6";
+
+/// Exact IPv4 bans: array of [`crate::BanBucketV4`] (8-way buckets).
+pub const BANS_V4: &str = "WAF_BANS_V4";
+/// Exact IPv6 bans: array of [`crate::BanBucketV6`].
+pub const BANS_V6: &str = "WAF_BANS_V6";
+/// IPv4 bans whose bucket is full: hash of `u32` -> [`crate::BanEntry`].
+pub const BANX_V4: &str = "WAF_BANX_V4";
+/// IPv6 bans whose bucket is full: hash of `[u8; 16]` -> [`crate::BanEntry`].
+pub const BANX_V6: &str = "WAF_BANX_V6";
+
+/// Per-source rate state for IPv4: array of [`crate::RateSlotV4`].
+pub const RATE_V4: &str = "WAF_RATE_V4";
+/// Per-source rate state for IPv6 prefixes: array of [`crate::RateSlotV6`].
+pub const RATE_V6: &str = "WAF_RATE_V6";
+
+/// Every map, in a stable order (for pinning, adopting and detaching).
+pub const ALL: [&str; 21] = [
+    CONFIG, COUNTERS, EVENTS, ALLOW_V4, ALLOW_V6, ALLOW_F24, ALLOW_F6, BLOCK_V4, BLOCK_V6,
+    BLOCK_F24, BLOCK_F6, PBAN_V4, PBAN_V6, LISTS_F16, PBAN_F6, BANS_V4, BANS_V6, BANX_V4, BANX_V6,
+    RATE_V4, RATE_V6,
+];
+
+/// Maps of earlier layouts that `waf detach` also unpins.
+pub const RETIRED: [&str; 3] = ["WAF_ALLOW_F16", "WAF_BLOCK_F16", "WAF_PBAN_F16"];

@@ -1,0 +1,171 @@
+//! Loading the embedded XDP object: maps pinned in (and adopted from) a
+//! bpffs directory, the layout of pinned maps checked against this build
+//! before anything is loaded against them, and their removal.
+
+use std::{
+    io,
+    path::{Path, PathBuf},
+};
+
+use aya::{Ebpf, EbpfLoader, maps::MapData, programs::Xdp};
+use waf_common::{
+    ABI_VERSION, BAN_BUCKETS, BanBucketV4, BanBucketV6, BanEntry, Counter, ListEntry, PROGRAM_NAME,
+    RATE_SETS, RateSetV4, RateSetV6, XdpConfig, counter, filter, map_names,
+};
+
+use super::{
+    Dataplane, DataplaneError, Result, bpffs::ensure_bpffs, maps::Maps, maps::take,
+    settings::Settings,
+};
+
+/// The firewall's XDP object (`waf-xdp`) built by build.rs from the waf-ebpf
+/// crate: `waf_xdp`, `waf_clock` and the firewall's maps. The programs the
+/// daemon never attaches are in the tools object (`gen::Tools`).
+pub static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/waf-xdp"));
+
+/// Where and how to load.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Pin maps and links here (a bpffs directory, mounted if needed) and
+    /// adopt what is pinned there. None: private maps, links detached when
+    /// the [`Dataplane`] is dropped (tests, benchmarks).
+    pub pin_dir: Option<PathBuf>,
+}
+
+impl Dataplane {
+    /// Loads the embedded XDP object (see [`LoadOptions`]).
+    pub fn load(opts: &LoadOptions) -> Result<Self> {
+        raise_memlock();
+        let mut loader = EbpfLoader::new();
+        if let Some(dir) = &opts.pin_dir {
+            ensure_bpffs(dir)?;
+            check_pinned_layout(dir)?;
+            for name in map_names::ALL {
+                loader.map_pin_path(name, dir.join(name));
+            }
+        }
+        let mut ebpf = loader.load(XDP_OBJECT)?;
+        let prog: &mut Xdp = program(&mut ebpf, PROGRAM_NAME)?;
+        prog.load()?;
+        let mut maps = Maps::from_ebpf(&mut ebpf)?;
+        let clock = take(&mut ebpf, map_names::CLOCK)?;
+        let cfg = maps.xdp_config()?;
+        if cfg.abi == 0 {
+            // Fresh maps: an all-pass configuration until told otherwise.
+            maps.set_xdp_config(&Settings::default().to_config()?)?;
+        } else if cfg.abi != ABI_VERSION {
+            return Err(DataplaneError::Incompatible {
+                dir: opts.pin_dir.clone().unwrap_or_default(),
+                what: format!("ABI {} pinned, {} built", cfg.abi, ABI_VERSION),
+            });
+        }
+        Ok(Self {
+            ebpf,
+            maps,
+            clock,
+            pin_dir: opts.pin_dir.clone(),
+            attachments: Vec::new(),
+        })
+    }
+
+    /// The XDP program (for `BPF_PROG_TEST_RUN`).
+    pub fn program(&mut self) -> Result<&mut Xdp> {
+        program(&mut self.ebpf, PROGRAM_NAME)
+    }
+}
+
+/// Program `name` of the loaded object, as an XDP program.
+pub(super) fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
+    let prog = ebpf
+        .program_mut(name)
+        .ok_or_else(|| DataplaneError::Invalid(format!("program {name} missing from object")))?;
+    Ok(prog.try_into()?)
+}
+
+/// Removes every pinned map of ours from `dir`, and `dir` if then empty.
+pub fn remove_pinned_maps(dir: &Path) -> Result<()> {
+    for name in map_names::ALL.iter().chain(map_names::RETIRED.iter()) {
+        let p = dir.join(name);
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(DataplaneError::Io { path: p, source }),
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+    Ok(())
+}
+
+/// Expected (key size, value size, max entries) of each map, to refuse
+/// pinned maps of another layout before loading against them. `None` for
+/// the ring buffer, which has neither.
+fn expected_layout(name: &str) -> Option<(u32, u32, u32)> {
+    use std::mem::size_of;
+    use waf_common as c;
+    let sz = |n: usize| n as u32;
+    let lpm = |data: usize| (4 + data) as u32;
+    Some(match name {
+        map_names::CONFIG => (4, sz(size_of::<XdpConfig>()), 1),
+        map_names::COUNTERS => (4, sz(size_of::<Counter>()), counter::COUNT),
+        map_names::ALLOW_V4 => (lpm(4), sz(size_of::<ListEntry>()), c::ALLOW_CAPACITY),
+        map_names::ALLOW_V6 => (lpm(16), sz(size_of::<ListEntry>()), c::ALLOW_CAPACITY),
+        map_names::BLOCK_V4 => (lpm(4), sz(size_of::<ListEntry>()), c::BLOCK_CAPACITY),
+        map_names::BLOCK_V6 => (lpm(16), sz(size_of::<ListEntry>()), c::BLOCK_CAPACITY),
+        map_names::PBAN_V4 => (lpm(4), sz(size_of::<BanEntry>()), c::PBAN_CAPACITY),
+        map_names::PBAN_V6 => (lpm(16), sz(size_of::<BanEntry>()), c::PBAN_CAPACITY),
+        map_names::LISTS_F16 => (4, 8, filter::F16_WORDS),
+        map_names::ALLOW_F24 | map_names::BLOCK_F24 => (4, 8, filter::F24_WORDS),
+        map_names::ALLOW_F6 | map_names::BLOCK_F6 | map_names::PBAN_F6 => (4, 8, filter::F6_WORDS),
+        map_names::BANS_V4 => (4, sz(size_of::<BanBucketV4>()), BAN_BUCKETS),
+        map_names::BANS_V6 => (4, sz(size_of::<BanBucketV6>()), BAN_BUCKETS),
+        map_names::BANX_V4 => (4, sz(size_of::<BanEntry>()), c::BANX_CAPACITY),
+        map_names::BANX_V6 => (16, sz(size_of::<BanEntry>()), c::BANX_CAPACITY),
+        map_names::RATE_V4 => (4, sz(size_of::<RateSetV4>()), RATE_SETS),
+        map_names::RATE_V6 => (4, sz(size_of::<RateSetV6>()), RATE_SETS),
+        _ => return None,
+    })
+}
+
+fn check_pinned_layout(dir: &Path) -> Result<()> {
+    if let Some(old) = map_names::RETIRED.iter().find(|n| dir.join(n).exists()) {
+        return Err(DataplaneError::Incompatible {
+            dir: dir.into(),
+            what: format!("{old} is a map of an earlier layout"),
+        });
+    }
+    for name in map_names::ALL {
+        let p = dir.join(name);
+        if !p.exists() {
+            continue;
+        }
+        let data = MapData::from_pin(&p).map_err(|source| DataplaneError::Map { name, source })?;
+        let info = data
+            .info()
+            .map_err(|source| DataplaneError::Map { name, source })?;
+        let Some((k, v, n)) = expected_layout(name) else {
+            continue;
+        };
+        let got = (info.key_size(), info.value_size(), info.max_entries());
+        if got != (k, v, n) {
+            return Err(DataplaneError::Incompatible {
+                dir: dir.into(),
+                what: format!(
+                    "{name} has key/value size {}/{} and {} entries, expected {k}/{v} and {n}",
+                    got.0, got.1, got.2
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Raises RLIMIT_MEMLOCK where allowed; kernels since 5.11 account BPF memory
+/// to the cgroup instead, so failure is not fatal.
+fn raise_memlock() {
+    let rlim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: a valid rlimit.
+    let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) };
+}

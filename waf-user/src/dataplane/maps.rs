@@ -1,0 +1,262 @@
+//! Typed handles for every map of the XDP program ([`Maps`]), taken from the
+//! loaded object, and a read-only view of the counters ([`CountersReader`])
+//! for readers outside the firewall's owner.
+
+use std::{net::IpAddr, path::PathBuf};
+
+use aya::{
+    Ebpf,
+    maps::{Array, Map, MapData, MapError, PerCpuArray, RingBuf},
+};
+use ipnet::IpNet;
+use waf_common::{
+    BAN_BUCKETS, BanBucketV4, BanBucketV6, BanEntry, Counter, ListEntry, RateSetV4, RateSetV6,
+    RateState, XdpConfig, counter, filter, map_names,
+};
+
+use super::{
+    DataplaneError, Result,
+    bans::{BanTable, HostBans},
+    mmap::MmapArray,
+    sets::{CidrSet, Kind},
+    settings::Settings,
+};
+
+/// Typed handles for every map of the XDP program.
+pub struct Maps {
+    /// The runtime configuration (index 0).
+    pub config: Array<MapData, XdpConfig>,
+    /// Per-CPU verdict and auxiliary counters.
+    pub counters: PerCpuArray<MapData, Counter>,
+    /// Allowlist (checked first; always passes).
+    pub allow: CidrSet<ListEntry>,
+    /// Blocklist.
+    pub block: CidrSet<ListEntry>,
+    /// Prefix bans (expiry in the value).
+    pub prefix_bans: CidrSet<BanEntry>,
+    /// Exact-address bans.
+    pub bans: HostBans,
+    /// Per-source rate state, IPv4.
+    pub rate_v4: Array<MapData, RateSetV4>,
+    /// Per-source rate state, IPv6 (masked to the configured prefix).
+    pub rate_v6: Array<MapData, RateSetV6>,
+    /// The ring buffer of rate events, until someone takes it.
+    pub events: Option<RingBuf<MapData>>,
+}
+
+fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<Map> {
+    ebpf.take_map(name).ok_or(DataplaneError::Map {
+        name,
+        source: MapError::InvalidName { name: name.into() },
+    })
+}
+
+/// Takes map `name` out of the loaded object as a `T`.
+pub(super) fn take<T: TryFrom<Map, Error = MapError>>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+) -> Result<T> {
+    T::try_from(take_map(ebpf, name)?).map_err(|source| DataplaneError::Map { name, source })
+}
+
+fn mapped<T>(ebpf: &mut Ebpf, name: &'static str, len: u32) -> Result<MmapArray<T>> {
+    MmapArray::new(name, take_map(ebpf, name)?, len)
+}
+
+impl Maps {
+    /// Takes every map of the firewall out of the loaded object.
+    pub(super) fn from_ebpf(ebpf: &mut Ebpf) -> Result<Self> {
+        use map_names as n;
+        // The three sets share the /16 flag array, a nibble each.
+        let f16 = std::sync::Arc::new(mapped(ebpf, n::LISTS_F16, filter::F16_WORDS)?);
+        let allow = CidrSet::new(
+            n::ALLOW_V4,
+            waf_common::ALLOW_CAPACITY,
+            take(ebpf, n::ALLOW_V4)?,
+            take(ebpf, n::ALLOW_V6)?,
+            (f16.clone(), filter::SET_ALLOW),
+            mapped(ebpf, n::ALLOW_F6, filter::F6_WORDS)?,
+            Kind::Membership {
+                f24: mapped(ebpf, n::ALLOW_F24, filter::F24_WORDS)?,
+            },
+        )?;
+        let block = CidrSet::new(
+            n::BLOCK_V4,
+            waf_common::BLOCK_CAPACITY,
+            take(ebpf, n::BLOCK_V4)?,
+            take(ebpf, n::BLOCK_V6)?,
+            (f16.clone(), filter::SET_BLOCK),
+            mapped(ebpf, n::BLOCK_F6, filter::F6_WORDS)?,
+            Kind::Membership {
+                f24: mapped(ebpf, n::BLOCK_F24, filter::F24_WORDS)?,
+            },
+        )?;
+        let prefix_bans = CidrSet::new(
+            n::PBAN_V4,
+            waf_common::PBAN_CAPACITY,
+            take(ebpf, n::PBAN_V4)?,
+            take(ebpf, n::PBAN_V6)?,
+            (f16, filter::SET_PBAN),
+            mapped(ebpf, n::PBAN_F6, filter::F6_WORDS)?,
+            Kind::Prefilter,
+        )?;
+        let bans = HostBans {
+            v4: BanTable::new(
+                mapped::<BanBucketV4>(ebpf, n::BANS_V4, BAN_BUCKETS)?,
+                take(ebpf, n::BANX_V4)?,
+            )?,
+            v6: BanTable::new(
+                mapped::<BanBucketV6>(ebpf, n::BANS_V6, BAN_BUCKETS)?,
+                take(ebpf, n::BANX_V6)?,
+            )?,
+        };
+        Ok(Self {
+            config: take(ebpf, n::CONFIG)?,
+            counters: take(ebpf, n::COUNTERS)?,
+            allow,
+            block,
+            prefix_bans,
+            bans,
+            rate_v4: take(ebpf, n::RATE_V4)?,
+            rate_v6: take(ebpf, n::RATE_V6)?,
+            events: Some(take(ebpf, n::EVENTS)?),
+        })
+    }
+
+    /// The current config map entry.
+    pub fn xdp_config(&self) -> Result<XdpConfig> {
+        self.config
+            .get(&0, 0)
+            .map_err(|source| DataplaneError::Map {
+                name: map_names::CONFIG,
+                source,
+            })
+    }
+
+    /// Writes the config map entry (takes effect with the next packet).
+    pub fn set_xdp_config(&mut self, cfg: &XdpConfig) -> Result<()> {
+        self.config
+            .set(0, cfg, 0)
+            .map_err(|source| DataplaneError::Map {
+                name: map_names::CONFIG,
+                source,
+            })
+    }
+
+    /// Writes `settings` to the config map.
+    pub fn apply(&mut self, settings: &Settings) -> Result<()> {
+        self.set_xdp_config(&settings.to_config()?)
+    }
+
+    /// Every counter summed over CPUs, indexed like [`waf_common::counter`].
+    pub fn counters(&self) -> Result<Vec<Counter>> {
+        sum_counters(&self.counters)
+    }
+
+    /// A read-only handle on the counters for readers outside the owner (a
+    /// second descriptor of the same map; it offers no write).
+    pub fn counters_reader(&self) -> Result<CountersReader> {
+        use aya::maps::IterableMap as _;
+        use std::os::fd::AsFd as _;
+        let err = |source| DataplaneError::Map {
+            name: map_names::COUNTERS,
+            source,
+        };
+        let fd = self
+            .counters
+            .map()
+            .fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| DataplaneError::Io {
+                path: PathBuf::from(map_names::COUNTERS),
+                source: e,
+            })?;
+        let data = MapData::from_fd(fd).map_err(err)?;
+        let map = PerCpuArray::try_from(Map::PerCpuArray(data)).map_err(err)?;
+        Ok(CountersReader { map })
+    }
+
+    /// Adds a ban on an address (host prefix) or a prefix.
+    pub fn ban(&mut self, net: IpNet, ban: BanEntry) -> Result<()> {
+        if net.prefix_len() == net.max_prefix_len() {
+            self.bans.insert(net.addr(), ban)
+        } else {
+            self.prefix_bans.insert(net, ban)
+        }
+    }
+
+    /// Lifts a ban on an address or prefix; false when there was none.
+    pub fn unban(&mut self, net: IpNet) -> Result<bool> {
+        if net.prefix_len() == net.max_prefix_len() {
+            self.bans.remove(net.addr())
+        } else {
+            self.prefix_bans.remove(net)
+        }
+    }
+
+    /// Every ban, exact ones first.
+    pub fn all_bans(&self) -> Result<Vec<(IpNet, BanEntry)>> {
+        let mut out: Vec<(IpNet, BanEntry)> = self
+            .bans
+            .entries()
+            .into_iter()
+            .map(|(a, b)| (IpNet::from(a), b))
+            .collect();
+        out.extend(self.prefix_bans.entries());
+        Ok(out)
+    }
+
+    /// The rate state kept for `addr` (IPv6: pass the masked prefix address).
+    pub fn rate_state(&self, addr: IpAddr) -> Option<RateState> {
+        match addr {
+            IpAddr::V4(a) => {
+                let k = u32::from_ne_bytes(a.octets());
+                let set = self.rate_v4.get(&waf_common::rate_set_v4(k), 0).ok()?;
+                set.slots
+                    .into_iter()
+                    .find(|s| s.used != 0 && s.key == k)
+                    .map(|s| s.state)
+            }
+            IpAddr::V6(a) => {
+                let bits = u128::from(a);
+                let i = waf_common::rate_set_v6((bits >> 64) as u64, bits as u64);
+                let set = self.rate_v6.get(&i, 0).ok()?;
+                set.slots
+                    .into_iter()
+                    .find(|s| s.used != 0 && s.key == a.octets())
+                    .map(|s| s.state)
+            }
+        }
+    }
+}
+
+fn sum_counters(map: &PerCpuArray<MapData, Counter>) -> Result<Vec<Counter>> {
+    let mut out = vec![Counter::default(); counter::COUNT as usize];
+    for (i, slot) in out.iter_mut().enumerate() {
+        let per_cpu = map
+            .get(&(i as u32), 0)
+            .map_err(|source| DataplaneError::Map {
+                name: map_names::COUNTERS,
+                source,
+            })?;
+        for c in per_cpu.iter() {
+            slot.packets += c.packets;
+            slot.bytes += c.bytes;
+        }
+    }
+    Ok(out)
+}
+
+/// The kernel's verdict counters, read-only: what the API and metrics read
+/// without going through the firewall's owner.
+pub struct CountersReader {
+    map: PerCpuArray<MapData, Counter>,
+}
+
+impl CountersReader {
+    /// Every counter summed over CPUs, indexed like [`waf_common::counter`].
+    pub fn read(&self) -> Result<Vec<Counter>> {
+        sum_counters(&self.map)
+    }
+}
