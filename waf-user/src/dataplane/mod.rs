@@ -7,6 +7,7 @@
 //! ban manager does, and writes through these handles.
 
 pub mod bans;
+mod batch;
 pub mod mmap;
 pub mod sets;
 

@@ -186,6 +186,25 @@ pub fn clean_reason(s: &str) -> String {
     out
 }
 
+/// A ban's kernel entry, with "now" read once for many: `unix` on the
+/// wall clock, `kernel_now` on the program's clock.
+fn kernel_entry_at(meta: &BanMeta, unix: u64, kernel_now: u64) -> BanEntry {
+    let expires_ns = match meta.expires {
+        0 => 0,
+        e => {
+            let left = u64::from(e).saturating_sub(unix);
+            kernel_now
+                .saturating_add(left.saturating_mul(1_000_000_000))
+                .max(1)
+        }
+    };
+    BanEntry {
+        expires_ns,
+        reason: meta.source.code(),
+        _reserved: 0,
+    }
+}
+
 /// Gives the memory freed after a large restore (the journal's buffers)
 /// back to the system, so it does not stay in the daemon's RSS.
 fn release_free_memory() {
@@ -248,7 +267,9 @@ impl Firewall {
     fn restore_bans(&mut self) -> Result<StartReport, FirewallError> {
         let mut report = StartReport::default();
         let now = now32();
+        let (unix, kernel_now) = (unix_now(), self.clock.now());
         let mut gone = Vec::new();
+        let mut hosts = Vec::with_capacity(self.state.bans.len());
         let bans = self.state.bans.clone();
         for (net, meta) in bans.iter() {
             if !self.reasons.contains(&*meta.reason) {
@@ -265,10 +286,18 @@ impl Firewall {
                 gone.push((*net, meta.clone(), "covered by the allowlist"));
                 continue;
             }
-            self.kernel_ban(*net, meta)?;
+            let e = kernel_entry_at(meta, unix, kernel_now);
+            if net.prefix_len() == net.max_prefix_len() {
+                hosts.push((net.addr(), e));
+            } else {
+                self.dp.maps.prefix_bans.insert(*net, e)?;
+            }
             self.expiry.insert(meta.expires, *net);
             report.restored += 1;
         }
+        // Exact bans in bulk: both families at once, overflow in batches.
+        self.dp.maps.bans.insert_many(&hosts)?;
+        drop(hosts);
         drop(bans);
         self.expiry.shrink();
         for (net, meta, why) in gone {
@@ -441,6 +470,7 @@ impl Firewall {
             .map(|(by, origin)| (by, origin.to_string()))
     }
 
+    /// The kernel's entry for a ban: its expiry on the program's clock.
     fn kernel_entry(&self, meta: &BanMeta) -> BanEntry {
         let expires_ns = match meta.expires {
             0 => 0,
