@@ -434,7 +434,7 @@ impl Proxy {
             return refused;
         }
         let partial = head.overflow;
-        let verdict = self.inspect(&parts, &head, client.addr).await;
+        let verdict = self.inspect(&parts, &head, &client).await;
         let decided = Instant::now();
         let rebuilt = Request::from_parts(parts, body);
         let verdict = match verdict {
@@ -536,8 +536,9 @@ impl Proxy {
         &self,
         parts: &hyper::http::request::Parts,
         head: &BodyHead,
-        remote: IpAddr,
+        client: &Client,
     ) -> Result<Verdict, Refusal> {
+        let (remote, malformed) = (client.addr, client.malformed);
         let headers: Vec<(String, String)> = parts
             .headers
             .iter()
@@ -571,7 +572,12 @@ impl Proxy {
                 crate::http::Request::from_parts(&method, &target, headers, body, engine.limits())
             };
             match req {
-                Ok(r) => Ok(engine.inspect(&r, Some(remote))),
+                Ok(mut r) => {
+                    if malformed {
+                        r.anomalies.push(crate::http::Anomaly::MalformedForwarding);
+                    }
+                    Ok(engine.inspect(&r, Some(remote)))
+                }
                 Err(
                     e @ (ParseError::TooManyHeaders { .. } | ParseError::HeadersTooLarge { .. }),
                 ) => Err(Refusal::Unparsable(
