@@ -108,3 +108,58 @@ fn full_map_with_reject_policy_refuses_with_an_alarm() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A bulk restore fills bucket slots and, in batches, the overflow hash;
+/// every ban drops at XDP (slot or overflow), lifting works on both, and
+/// the counts are exact.
+#[test]
+fn bulk_insert_fills_slots_and_the_overflow_hash() {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    use waf_common::BanEntry;
+    use waf_tests::{XDP_DROP, XDP_PASS, run_xdp};
+    require_root();
+    let mut dp = Dataplane::load(&LoadOptions::default()).expect("load");
+    // More than the bucket slots of one family: many overflow.
+    let n = 600_000u32;
+    let e = BanEntry {
+        expires_ns: 0,
+        reason: 1,
+        _reserved: 0,
+    };
+    let v4 = |i: u32| IpAddr::V4(Ipv4Addr::from(0x6440_0000 + i));
+    let v6 = |i: u32| {
+        IpAddr::V6(Ipv6Addr::from(
+            (0x2001_0db8_0bad_u128 << 80) | u128::from(i),
+        ))
+    };
+    let mut items: Vec<(IpAddr, BanEntry)> = (0..n).map(|i| (v4(i), e)).collect();
+    items.extend((0..1000).map(|i| (v6(i), e)));
+    dp.maps.bans.insert_many(&items).expect("bulk insert");
+    assert_eq!(dp.maps.bans.len(), n as usize + 1000);
+    let spilled = dp.maps.bans.v4.overflowed();
+    assert!(spilled > 50_000, "overflowed: {spilled}");
+    // Every 997th ban, through the real program.
+    let frame = |a: IpAddr| {
+        let dst: IpAddr = match a {
+            IpAddr::V4(_) => "192.0.2.1".parse().unwrap(),
+            IpAddr::V6(_) => "2001:db8::1".parse().unwrap(),
+        };
+        waf_user::packet::FrameSpec::new(a, dst).build()
+    };
+    let prog = dp.program().expect("program");
+    for i in (0..n).step_by(997) {
+        assert_eq!(run_xdp(prog, &frame(v4(i))), XDP_DROP, "{}", v4(i));
+    }
+    assert_eq!(run_xdp(prog, &frame(v6(7))), XDP_DROP);
+    assert_eq!(run_xdp(prog, &frame(v4(n + 1))), XDP_PASS);
+    // Lift some of each kind: slots refill from the overflow, nothing lost.
+    for i in (0..n).step_by(10) {
+        assert!(dp.maps.bans.remove(v4(i)).unwrap(), "{}", v4(i));
+    }
+    assert_eq!(dp.maps.bans.len(), (n - n / 10) as usize + 1000);
+    let prog = dp.program().expect("program");
+    for i in (1..n).step_by(991) {
+        let want = if i % 10 == 0 { XDP_PASS } else { XDP_DROP };
+        assert_eq!(run_xdp(prog, &frame(v4(i))), want, "{}", v4(i));
+    }
+}

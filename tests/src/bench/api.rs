@@ -179,7 +179,9 @@ pub fn run(args: &[String]) -> Result<()> {
     let idle = super::proxy::wrk(&proxy_url, &script, secs, 32)?;
     let stop = Arc::new(AtomicBool::new(false));
     let made = Arc::new(AtomicU32::new(0));
-    let loaders: Vec<_> = (0..4u32)
+    // 16 clients at 125 a second each: every add waits for its batch's
+    // fsync, so one client cannot go much faster.
+    let loaders: Vec<_> = (0..16u32)
         .map(|t| {
             let (stop, made, base) = (stop.clone(), made.clone(), base.clone());
             std::thread::spawn(move || {
@@ -187,8 +189,8 @@ pub fn run(args: &[String]) -> Result<()> {
                 let start = Instant::now();
                 let mut n = 0u32;
                 while !stop.load(Ordering::Relaxed) {
-                    // 500 a second per thread, paced.
-                    let due = start + Duration::from_micros(u64::from(n) * 2000);
+                    // 125 a second per client, paced.
+                    let due = start + Duration::from_micros(u64::from(n) * 8000);
                     if let Some(w) = due.checked_duration_since(Instant::now()) {
                         std::thread::sleep(w);
                     }

@@ -192,8 +192,16 @@ pub fn run(args: &[String]) -> Result<()> {
     // kernel.
     let dp = Dataplane::load(&LoadOptions::default())?;
     let t = Instant::now();
-    let (fw, journal, report, _) = waf_user::firewall::restore(cfg.firewall()?, dp, &dir)?;
+    let (journal, state, _) = Journal::open(&dir)?;
+    let read = t.elapsed();
+    let (fw, report) = waf_user::firewall::Firewall::start(cfg.firewall()?, dp, state)?;
     let restore = t.elapsed();
+    println!(
+        "restore phases: journal read {:.0} ms, kernel and firewall {:.0} ms ({} overflowed into the hash)",
+        read.as_secs_f64() * 1000.0,
+        (restore - read).as_secs_f64() * 1000.0,
+        fw.dataplane().maps.bans.v4.overflowed() + fw.dataplane().maps.bans.v6.overflowed()
+    );
     let in_kernel = fw.dataplane().maps.bans.len();
     if report.restored != count as usize || in_kernel != count as usize {
         bail!(

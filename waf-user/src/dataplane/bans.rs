@@ -253,6 +253,66 @@ impl<L: BucketLayout> BanTable<L> {
         Ok(())
     }
 
+    /// Writes many new bans at once (a restore): bucket slots through the
+    /// mapping, and what overflows into the hash in batches of one
+    /// `BPF_MAP_UPDATE_BATCH` call each, instead of a syscall per ban.
+    /// Keys already held are updated one by one.
+    pub fn insert_many(&mut self, items: &[(L::Key, BanEntry)]) -> Result<(), DataplaneError> {
+        let mut spill: Vec<(L::Key, BanEntry)> = Vec::new();
+        for (k, ban) in items {
+            let b = L::bucket_of(k);
+            if self.slot_of(b, k).is_some() || self.is_spilled(b, k) {
+                self.insert(*k, *ban)?;
+                continue;
+            }
+            match self.free_slot(b) {
+                Some(i) => {
+                    self.write_slot(b, i, *k, ban);
+                    self.count += 1;
+                }
+                None => spill.push((*k, *ban)),
+            }
+        }
+        for chunk in spill.chunks(16_384) {
+            for (k, _) in chunk {
+                // SAFETY: in the mapping. Flag first, as in `insert`.
+                unsafe { L::overflow(self.bucket(L::bucket_of(k))) }.store(1, Ordering::SeqCst);
+            }
+            let keys: Vec<L::Key> = chunk.iter().map(|(k, _)| *k).collect();
+            let values: Vec<BanEntry> = chunk.iter().map(|(_, v)| *v).collect();
+            let written = super::batch::update(&self.overflow, &keys, &values);
+            let n = match &written {
+                Ok(()) => chunk.len(),
+                Err((n, _)) => *n,
+            };
+            for (k, _) in &chunk[..n] {
+                self.spilled.entry(L::bucket_of(k)).or_default().push(*k);
+            }
+            self.count += n;
+            if let Err((_, e)) = written {
+                // Buckets flagged for bans that did not make it: unflag.
+                for (k, _) in &chunk[n..] {
+                    let b = L::bucket_of(k);
+                    if !self.spilled.contains_key(&b) {
+                        // SAFETY: in the mapping.
+                        unsafe { L::overflow(self.bucket(b)) }.store(0, Ordering::SeqCst);
+                    }
+                }
+                return Err(match e.raw_os_error() {
+                    Some(libc::E2BIG) | Some(libc::ENOSPC) => DataplaneError::MapFull {
+                        name: L::OVERFLOW,
+                        capacity: BANX_CAPACITY,
+                    },
+                    _ => DataplaneError::Io {
+                        path: L::OVERFLOW.into(),
+                        source: e,
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Lifts the ban of `k`; false when there was none.
     pub fn remove(&mut self, k: &L::Key) -> Result<bool, DataplaneError> {
         let b = L::bucket_of(k);
@@ -400,6 +460,26 @@ impl HostBans {
             IpAddr::V4(a) => self.v4.insert(k4(a), ban),
             IpAddr::V6(a) => self.v6.insert(a.octets(), ban),
         }
+    }
+
+    /// Writes many bans at once (a restore): the two families on two
+    /// threads, each with [`BanTable::insert_many`].
+    pub fn insert_many(&mut self, items: &[(IpAddr, BanEntry)]) -> Result<(), DataplaneError> {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for (a, b) in items {
+            match a {
+                IpAddr::V4(a) => v4.push((k4(*a), *b)),
+                IpAddr::V6(a) => v6.push((a.octets(), *b)),
+            }
+        }
+        let (t4, t6) = (&mut self.v4, &mut self.v6);
+        std::thread::scope(|s| {
+            let h = s.spawn(move || t6.insert_many(&v6));
+            let r4 = t4.insert_many(&v4);
+            let r6 = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            r4.and(r6)
+        })
     }
 
     /// Lifts the ban of `addr`; false when there was none.

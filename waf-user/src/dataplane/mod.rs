@@ -17,6 +17,7 @@
 
 pub mod attach;
 pub mod bans;
+mod batch;
 pub mod bpffs;
 pub mod clock;
 mod error;

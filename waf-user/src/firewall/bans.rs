@@ -202,6 +202,7 @@ impl Firewall {
             .map(|(by, origin)| (by, origin.to_string()))
     }
 
+    /// The kernel's entry for a ban: its expiry on the program's clock.
     fn kernel_entry(&self, meta: &BanMeta) -> BanEntry {
         let expires_ns = match meta.expires {
             0 => 0,

@@ -9,6 +9,7 @@ use std::{
 };
 
 use ipnet::IpNet;
+use waf_common::BanEntry;
 
 use super::{
     bans::{Firewall, now32},
@@ -52,6 +53,25 @@ pub struct StartReport {
     pub lifted_protected: usize,
     /// Time to restore into the kernel, in milliseconds.
     pub restore_ms: u64,
+}
+
+/// A ban's kernel entry, with "now" read once for many: `unix` on the
+/// wall clock, `kernel_now` on the program's clock.
+fn kernel_entry_at(meta: &BanMeta, unix: u64, kernel_now: u64) -> BanEntry {
+    let expires_ns = match meta.expires {
+        0 => 0,
+        e => {
+            let left = u64::from(e).saturating_sub(unix);
+            kernel_now
+                .saturating_add(left.saturating_mul(1_000_000_000))
+                .max(1)
+        }
+    };
+    BanEntry {
+        expires_ns,
+        reason: meta.source.code(),
+        _reserved: 0,
+    }
 }
 
 fn items_map(items: &[ListItem]) -> BTreeMap<IpNet, Arc<str>> {
@@ -123,7 +143,9 @@ impl Firewall {
     fn restore_bans(&mut self) -> Result<StartReport, FirewallError> {
         let mut report = StartReport::default();
         let now = now32();
+        let (unix, kernel_now) = (unix_now(), self.clock.now());
         let mut gone = Vec::new();
+        let mut hosts = Vec::with_capacity(self.state.bans.len());
         let bans = self.state.bans.clone();
         for (net, meta) in bans.iter() {
             if !self.reasons.contains(&*meta.reason) {
@@ -140,10 +162,18 @@ impl Firewall {
                 gone.push((*net, meta.clone(), "covered by the allowlist"));
                 continue;
             }
-            self.kernel_ban(*net, meta)?;
+            let e = kernel_entry_at(meta, unix, kernel_now);
+            if net.prefix_len() == net.max_prefix_len() {
+                hosts.push((net.addr(), e));
+            } else {
+                self.dp.maps.prefix_bans.insert(*net, e)?;
+            }
             self.expiry.insert(meta.expires, *net);
             report.restored += 1;
         }
+        // Exact bans in bulk: both families at once, overflow in batches.
+        self.dp.maps.bans.insert_many(&hosts)?;
+        drop(hosts);
         drop(bans);
         self.expiry.shrink();
         for (net, meta, why) in gone {

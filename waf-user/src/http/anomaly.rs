@@ -54,4 +54,8 @@ pub enum Anomaly {
     MultipartTransferEncoding,
     /// More parameters than the limit: the rest are not inspected.
     TooManyParams,
+    /// A trusted proxy's forwarding header (`X-Forwarded-For`,
+    /// `Forwarded`) holds a hop that is not an address (added by the proxy,
+    /// which then does not believe it).
+    MalformedForwarding,
 }

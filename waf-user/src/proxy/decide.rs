@@ -101,7 +101,7 @@ impl Proxy {
         if let Some(refused) = self.refuse_body(&head, max_body, id) {
             return refused;
         }
-        let verdict = self.inspect(&parts, &head, client.addr).await;
+        let verdict = self.inspect(&parts, &head, &client).await;
         let decided = Instant::now();
         let rebuilt = Request::from_parts(parts, body);
         let decision = match verdict {
@@ -255,8 +255,9 @@ impl Proxy {
         &self,
         parts: &hyper::http::request::Parts,
         head: &BodyHead,
-        remote: IpAddr,
+        client: &Client,
     ) -> Result<Verdict, Refusal> {
+        let (remote, malformed) = (client.addr, client.malformed);
         let headers: Vec<(String, String)> = parts
             .headers
             .iter()
@@ -290,7 +291,12 @@ impl Proxy {
                 crate::http::Request::from_parts(&method, &target, headers, body, engine.limits())
             };
             match req {
-                Ok(r) => Ok(engine.inspect(&r, Some(remote))),
+                Ok(mut r) => {
+                    if malformed {
+                        r.anomalies.push(crate::http::Anomaly::MalformedForwarding);
+                    }
+                    Ok(engine.inspect(&r, Some(remote)))
+                }
                 Err(
                     e @ (ParseError::TooManyHeaders { .. } | ParseError::HeadersTooLarge { .. }),
                 ) => Err(Refusal::Unparsable(

@@ -60,5 +60,6 @@ fn finding(a: &Anomaly) -> (&'static str, Severity, String) {
             String::new(),
         ),
         Anomaly::TooManyParams => ("protocol-too-many-params", Error, String::new()),
+        Anomaly::MalformedForwarding => ("protocol-malformed-forwarding", Warning, String::new()),
     }
 }
