@@ -171,6 +171,22 @@ pub fn run(waf: &Path, config: Option<&Path>, duration: Option<u64>) -> Result<(
     result
 }
 
+/// `waf run` in the server's namespace, alive a second later.
+fn start_daemon(waf_s: &str, cfg: &Path) -> Result<std::process::Child> {
+    let cfg_s = cfg.to_string_lossy().to_string();
+    println!("demo: starting `waf run --config {cfg_s}` in {SRV}");
+    let mut daemon = Command::new("ip")
+        .args(["netns", "exec", SRV, waf_s, "run", "--config", &cfg_s])
+        .args(["--stats-interval", "2"])
+        .spawn()
+        .context("starting waf")?;
+    std::thread::sleep(Duration::from_secs(1));
+    if let Some(status) = daemon.try_wait()? {
+        bail!("waf exited at start: {status}");
+    }
+    Ok(daemon)
+}
+
 fn demo(waf: &Path, config: Option<&Path>, duration: Option<u64>) -> Result<()> {
     println!("demo: building the lab (namespaces {LAN}, {SRV}, {CLI}, {ATK})");
     build_lab()?;
@@ -183,17 +199,7 @@ fn demo(waf: &Path, config: Option<&Path>, duration: Option<u64>) -> Result<()> 
     };
     let secs = duration.unwrap_or(3600).to_string();
     let waf_s = waf.to_string_lossy().to_string();
-    let cfg_s = cfg.to_string_lossy().to_string();
-    println!("demo: starting `waf run --config {cfg_s}` in {SRV}");
-    let mut daemon = Command::new("ip")
-        .args(["netns", "exec", SRV, &waf_s, "run", "--config", &cfg_s])
-        .args(["--stats-interval", "2"])
-        .spawn()
-        .context("starting waf")?;
-    std::thread::sleep(Duration::from_secs(1));
-    if let Some(status) = daemon.try_wait()? {
-        bail!("waf exited at start: {status}");
-    }
+    let mut daemon = start_daemon(&waf_s, &cfg)?;
     println!(
         "demo: {CLI} ({CLI4}, allowlisted) and {ATK} ({ATK4}) now ping {SRV4} 5 times a second"
     );

@@ -42,10 +42,35 @@ impl Tally {
     }
 }
 
+/// Label, source and category of each request, by id.
+type Labels = HashMap<String, (String, String, String)>;
+/// Requests and blocks by (label, source, category).
+type PerCategory = BTreeMap<(String, String, String), Tally>;
+/// Requests and blocks by (label, source).
+type PerSource = BTreeMap<(String, String), Tally>;
+
 /// Runs the evaluation.
 pub fn run(waf: &Path, file: &Path, paranoia: Option<u8>, config: Option<&Path>) -> Result<()> {
     let input = read_input(file)?;
-    let mut labels: HashMap<String, (String, String, String)> = HashMap::new();
+    let labels = read_labels(&input)?;
+    let started = std::time::Instant::now();
+    let out = inspect(waf, input, paranoia, config)?;
+    let elapsed = started.elapsed();
+    let (per, by_label, errors) = tally(&labels, &out)?;
+    report(
+        file,
+        paranoia,
+        &per,
+        &by_label,
+        labels.len(),
+        errors,
+        elapsed,
+    )
+}
+
+/// The labels of the input's lines.
+fn read_labels(input: &[u8]) -> Result<Labels> {
+    let mut labels = Labels::new();
     for line in input.split(|b| *b == b'\n') {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -60,6 +85,16 @@ pub fn run(waf: &Path, file: &Path, paranoia: Option<u8>, config: Option<&Path>)
         let category = v["category"].as_str().unwrap_or("-").to_string();
         labels.insert(id, (label, source, category));
     }
+    Ok(labels)
+}
+
+/// Runs `waf inspect` over the input; its output.
+fn inspect(
+    waf: &Path,
+    input: Vec<u8>,
+    paranoia: Option<u8>,
+    config: Option<&Path>,
+) -> Result<String> {
     let mut cmd = Command::new(waf);
     cmd.arg("inspect").arg("-");
     if let Some(p) = paranoia {
@@ -68,7 +103,6 @@ pub fn run(waf: &Path, file: &Path, paranoia: Option<u8>, config: Option<&Path>)
     if let Some(c) = config {
         cmd.arg("--config").arg(c);
     }
-    let started = std::time::Instant::now();
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -86,9 +120,13 @@ pub fn run(waf: &Path, file: &Path, paranoia: Option<u8>, config: Option<&Path>)
     if !child.wait()?.success() {
         bail!("waf inspect failed");
     }
-    let elapsed = started.elapsed();
-    let mut per: BTreeMap<(String, String, String), Tally> = BTreeMap::new();
-    let mut by_label: BTreeMap<(String, String), Tally> = BTreeMap::new();
+    Ok(out)
+}
+
+/// Counts verdicts by category and by source; unreadable lines.
+fn tally(labels: &Labels, out: &str) -> Result<(PerCategory, PerSource, u64)> {
+    let mut per = PerCategory::new();
+    let mut by_label = PerSource::new();
     let mut errors = 0u64;
     for line in BufReader::new(out.as_bytes()).lines() {
         let line = line?;
@@ -110,11 +148,24 @@ pub fn run(waf: &Path, file: &Path, paranoia: Option<u8>, config: Option<&Path>)
             t.blocked += u64::from(blocked);
         }
     }
+    Ok((per, by_label, errors))
+}
+
+/// Prints the tables and writes `target/bench/eval.json`.
+fn report(
+    file: &Path,
+    paranoia: Option<u8>,
+    per: &PerCategory,
+    by_label: &PerSource,
+    n: usize,
+    errors: u64,
+    elapsed: std::time::Duration,
+) -> Result<()> {
     println!(
         "{:<8} {:<14} {:<44} {:>6} {:>8} {:>7}",
         "label", "source", "category", "n", "blocked", "%"
     );
-    for ((label, source, category), t) in &per {
+    for ((label, source, category), t) in per {
         println!(
             "{label:<8} {source:<14} {:<44} {:>6} {:>8} {:>6.2}%",
             category.chars().take(44).collect::<String>(),
@@ -126,7 +177,7 @@ pub fn run(waf: &Path, file: &Path, paranoia: Option<u8>, config: Option<&Path>)
     println!();
     let mut attacks = Tally::default();
     let mut summary = serde_json::Map::new();
-    for ((label, source), t) in &by_label {
+    for ((label, source), t) in by_label {
         println!(
             "{label:<8} {source:<14} {:>6} requests, {:>6.2}% blocked",
             t.n,
@@ -158,7 +209,7 @@ pub fn run(waf: &Path, file: &Path, paranoia: Option<u8>, config: Option<&Path>)
     }
     println!(
         "{} requests in {:.2} s ({} unreadable lines)",
-        labels.len(),
+        n,
         elapsed.as_secs_f64(),
         errors
     );

@@ -43,34 +43,11 @@ pub fn check<F: Family>(src: &F::Addr, cfg: &XdpConfig, syn: bool, len: u64, now
         // First packet of this source (or the first since its slot was
         // reused): it conforms (a burst is at least one packet) and starts
         // its buckets.
-        *st = RateState {
-            pkt_tat: now + cfg.pkt_cost_ns,
-            byte_tat: now + byte_cost(cfg, len),
-            syn_tat: if syn { now + cfg.syn_cost_ns } else { 0 },
-            win_start_ns: now,
-            last_event_ns: 0,
-            seen_ns: now,
-            win_packets: 1,
-            dropped: 0,
-            win_bytes: len,
-            prev_packets: 0,
-            _reserved: 0,
-            prev_bytes: 0,
-        };
+        *st = fresh_state(cfg, syn, len, now);
         count(counter::RATE_NEW_SOURCES, len);
         return Verdict::Conform;
     }
-    st.seen_ns = now;
-
-    if now.wrapping_sub(st.win_start_ns) >= NS_PER_SEC {
-        st.prev_packets = st.win_packets;
-        st.prev_bytes = st.win_bytes;
-        st.win_start_ns = now;
-        st.win_packets = 0;
-        st.win_bytes = 0;
-    }
-    st.win_packets = st.win_packets.saturating_add(1);
-    st.win_bytes += len;
+    roll_window(st, len, now);
 
     // The common configuration, a packet rate alone: one bucket, no
     // temporaries to carry.
@@ -121,6 +98,42 @@ pub fn check<F: Family>(src: &F::Addr, cfg: &XdpConfig, syn: bool, len: u64, now
         return Verdict::Conform;
     }
     over_limit::<F>(&key, st, cfg, over, now, len)
+}
+
+/// The buckets of a source's first packet: it conforms (a burst is at
+/// least one packet) and starts them.
+#[inline(always)]
+fn fresh_state(cfg: &XdpConfig, syn: bool, len: u64, now: u64) -> RateState {
+    RateState {
+        pkt_tat: now + cfg.pkt_cost_ns,
+        byte_tat: now + byte_cost(cfg, len),
+        syn_tat: if syn { now + cfg.syn_cost_ns } else { 0 },
+        win_start_ns: now,
+        last_event_ns: 0,
+        seen_ns: now,
+        win_packets: 1,
+        dropped: 0,
+        win_bytes: len,
+        prev_packets: 0,
+        _reserved: 0,
+        prev_bytes: 0,
+    }
+}
+
+/// Counts a packet of `len` bytes in its source's one-second window
+/// (starting a new window once a second has passed).
+#[inline(always)]
+fn roll_window(st: &mut RateState, len: u64, now: u64) {
+    st.seen_ns = now;
+    if now.wrapping_sub(st.win_start_ns) >= NS_PER_SEC {
+        st.prev_packets = st.win_packets;
+        st.prev_bytes = st.win_bytes;
+        st.win_start_ns = now;
+        st.win_packets = 0;
+        st.win_bytes = 0;
+    }
+    st.win_packets = st.win_packets.saturating_add(1);
+    st.win_bytes += len;
 }
 
 /// Counts a packet over limit `kind` against its source and sends a rate

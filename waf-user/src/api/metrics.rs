@@ -13,7 +13,10 @@ use prometheus_client::{
 use waf_common::{Counter, counter};
 
 use super::ApiState;
-use crate::telemetry::{Family, MetricKind};
+use crate::{
+    firewall::view::View,
+    telemetry::{Family, MetricKind},
+};
 
 /// Kernel counters by name (for stats and metrics).
 pub fn named_counters(c: &[Counter]) -> BTreeMap<&'static str, Counter> {
@@ -71,26 +74,49 @@ fn leak_label(s: &str) -> &'static str {
 
 /// The text of one scrape.
 pub fn render(s: &ApiState) -> Result<String, String> {
-    use MetricKind::{Counter as C, Gauge as G};
     let counters = s.counters.read().map_err(|e| e.to_string())?;
-    let named = named_counters(&counters);
     let v = s.fw.view();
-    let st = &v.stats;
-    let mut fams = vec![
+    let mut fams = kernel_families(&named_counters(&counters));
+    fams.extend(firewall_families(&v));
+    fams.extend(scalar_families(s, &v));
+    fams.retain(|f| !f.values.is_empty());
+    for face in &s.faces {
+        fams.extend(face.families());
+    }
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Scrape { families: fams }));
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// The XDP program's verdict counters.
+fn kernel_families(named: &BTreeMap<&'static str, Counter>) -> Vec<Family> {
+    vec![
         Family::by(
             "waf_xdp_packets",
             "Packets seen by the XDP program, by verdict or event.",
-            C,
+            MetricKind::Counter,
             "verdict",
             named.iter().map(|(k, c)| (*k, c.packets)),
         ),
         Family::by(
             "waf_xdp_bytes",
             "Bytes seen by the XDP program, by verdict or event.",
-            C,
+            MetricKind::Counter,
             "verdict",
             named.iter().map(|(k, c)| (*k, c.bytes)),
         ),
+    ]
+}
+
+/// The firewall's labelled families: bans made and in force, strikes,
+/// modes, alarms.
+fn firewall_families(v: &View) -> Vec<Family> {
+    use MetricKind::{Counter as C, Gauge as G};
+    let st = &v.stats;
+    let c = v.counts;
+    vec![
         Family::by(
             "waf_bans_added",
             "Bans made, by source.",
@@ -122,83 +148,86 @@ pub fn render(s: &ApiState) -> Result<String, String> {
             "kind",
             v.alarms.iter().map(|a| (leak_label(&a.kind), 1)),
         ),
-    ];
-    let c = v.counts;
-    fams.push(Family {
-        name: "waf_bans",
-        help: "Bans in force, by family and kind.",
-        kind: G,
-        values: [
-            ("ipv4", "address", c.v4_hosts),
-            ("ipv4", "prefix", c.v4_prefixes),
-            ("ipv6", "address", c.v6_hosts),
-            ("ipv6", "prefix", c.v6_prefixes),
-        ]
-        .into_iter()
-        .map(|(f, k, n)| (vec![("family", f), ("kind", k)], n))
-        .collect(),
-    });
-    for (name, help, n) in [
+        Family {
+            name: "waf_bans",
+            help: "Bans in force, by family and kind.",
+            kind: G,
+            values: [
+                ("ipv4", "address", c.v4_hosts),
+                ("ipv4", "prefix", c.v4_prefixes),
+                ("ipv6", "address", c.v6_hosts),
+                ("ipv6", "prefix", c.v6_prefixes),
+            ]
+            .into_iter()
+            .map(|(f, k, n)| (vec![("family", f), ("kind", k)], n))
+            .collect(),
+        },
+    ]
+}
+
+/// Families of one value: the firewall's totals, the API's panics, the
+/// pending strikes and the uptime.
+fn scalar_families(s: &ApiState, v: &View) -> Vec<Family> {
+    use MetricKind::{Counter as C, Gauge as G};
+    let st = &v.stats;
+    [
         (
             "waf_bans_removed",
             "Bans lifted by an operator.",
+            C,
             st.bans_removed,
         ),
-        ("waf_bans_expired", "Bans that ran out.", st.bans_expired),
+        ("waf_bans_expired", "Bans that ran out.", C, st.bans_expired),
         (
             "waf_bans_evicted",
             "Bans evicted because the map was full.",
+            C,
             st.bans_evicted,
         ),
         (
             "waf_bans_refused_full",
             "Bans refused because the map was full.",
+            C,
             st.bans_refused_full,
         ),
         (
             "waf_journal_errors",
             "Failed journal writes.",
+            C,
             st.journal_errors,
         ),
         (
             "waf_strikes_dropped",
             "Strikes dropped: the owner's queue was full.",
+            C,
             st.strikes_dropped,
         ),
         (
             "waf_strikes_protected",
             "Strikes against allowlisted sources (ignored).",
+            C,
             st.strikes_protected,
         ),
         (
             "waf_api_panics",
             "API handlers that panicked (answered 500).",
+            C,
             s.panics.load(Ordering::Relaxed),
         ),
-    ] {
-        fams.push(Family::one(name, help, C, n));
-    }
-    for (name, help, n) in [
         (
             "waf_strikes_pending",
             "Strikes pending over all sources.",
+            G,
             v.strikes_pending as u64,
         ),
         (
             "waf_uptime_seconds",
             "Daemon uptime.",
+            G,
             s.started.elapsed().as_secs(),
         ),
-    ] {
-        fams.push(Family::one(name, help, G, n));
-    }
-    fams.retain(|f| !f.values.is_empty());
-    for face in &s.faces {
-        fams.extend(face.families());
-    }
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(Scrape { families: fams }));
-    let mut out = String::new();
-    prometheus_client::encoding::text::encode(&mut out, &registry).map_err(|e| e.to_string())?;
-    Ok(out)
+    ]
+    .into_iter()
+    .map(|(name, help, kind, n)| Family::one(name, help, kind, n))
+    .collect()
 }
