@@ -1,7 +1,8 @@
 //! Support for the privileged integration tests and benchmarks: unique names,
 //! network namespaces and veth pairs that clean up after themselves (also
 //! when a test panics), running the XDP program on crafted frames, counter
-//! deltas.
+//! deltas; a model of the XDP program and the generators of its
+//! differential test.
 
 use std::{
     fs::File,
@@ -218,6 +219,8 @@ pub fn describe(d: &[Counter]) -> String {
 }
 
 pub mod bench;
+pub mod xdp_fuzz;
+pub mod xdp_model;
 
 /// A small lab: a server, a client and an attacker namespace joined by a
 /// bridge in a fourth ("lan") namespace, on 192.0.2.0/24 and 2001:db8::/64.
