@@ -229,6 +229,45 @@ fn ban_expiry_is_enforced_by_the_kernel() {
     );
 }
 
+/// Found by the differential test (xdp_diff): the trie answers with the
+/// longest prefix ban covering a source, and an expired one (until the
+/// daemon lifts it) hid a shorter ban in force around it.
+#[test]
+fn an_expired_prefix_ban_does_not_hide_a_shorter_one_in_force() {
+    let mut h = Harness::new();
+    let now = h.dp.kernel_now_ns().unwrap();
+    let ago = now - 1_000_000_000;
+    // A permanent /12 around an expired /24 around an expired /28; for
+    // IPv6 a /32 for a minute around expired ones, written inside out.
+    h.ban("198.51.100.0/28", ago);
+    h.ban("198.51.100.0/24", ago);
+    h.ban("198.48.0.0/12", 0);
+    h.ban("2001:db8:bad::/64", ago);
+    h.ban("2001:db8:bad::/48", ago);
+    h.ban("2001:db8::/32", now + 60_000_000_000);
+    for (src, what) in [
+        ("198.51.100.5", "under two expired bans"),
+        ("198.51.100.200", "under one expired ban"),
+        ("198.51.99.1", "under the /12 alone"),
+        ("2001:db8:bad::1", "v6 under two expired bans"),
+        ("2001:db8:bad:1::1", "v6 under one expired ban"),
+    ] {
+        let d = h.expect(&syn(src).build(), XDP_DROP, counter::BANNED, what);
+        assert_eq!(d[counter::BAN_EXPIRED as usize].packets, 0, "{what}");
+    }
+    // The outer bans end (one runs out, one is lifted): only expired bans
+    // cover the sources, which pass, counted once.
+    h.ban("198.48.0.0/12", ago);
+    assert!(h.dp.maps.unban(net("2001:db8::/32")).unwrap());
+    for src in ["198.51.100.5", "2001:db8:bad::1"] {
+        let d = h.expect(&syn(src).build(), XDP_PASS, counter::PASS, src);
+        assert_eq!(d[counter::BAN_EXPIRED as usize].packets, 1, "{src}");
+    }
+    // Callers see the expiry they wrote.
+    let stored = h.dp.maps.prefix_bans.get_exact(net("198.51.100.0/24"));
+    assert_eq!(stored.map(|e| e.expires_ns), Some(ago));
+}
+
 #[test]
 fn prefix_bans_cover_their_range() {
     let mut h = Harness::new();

@@ -96,6 +96,20 @@ pub const FUZZ_TARGETS: &[FuzzTarget] = &[
         function: "api::fuzz_api",
         about: "API request bodies: no panic, bounds held, valid requests accepted",
     },
+    FuzzTarget {
+        name: "xdp",
+        package: "waf-tests",
+        test: "xdp_diff",
+        function: "fuzz_xdp",
+        about: "XDP program (root): same actions, counters and samples as the model",
+    },
+    FuzzTarget {
+        name: "xdp_rate",
+        package: "waf-tests",
+        test: "xdp_diff",
+        function: "fuzz_xdp_rate",
+        about: "XDP program with rate limits on (root): as `xdp`, with new sources counted",
+    },
 ];
 
 /// Cases per target unless `--cases` or `--seconds` says otherwise.
@@ -190,8 +204,9 @@ fn run_one(t: &FuzzTarget, cases: u64, seconds: Option<u64>) -> Result<Outcome> 
     let out = c.output()?;
     let seconds = started.elapsed().as_secs_f64();
     let text = String::from_utf8_lossy(&out.stdout);
-    // The runner prints `fuzz NAME: cases N seconds S failures F`.
-    let tag = format!("fuzz {}:", t.name);
+    // The runner prints `fuzz NAME: cases N seconds S failures F` (after
+    // other `fuzz NAME:` lines, such as the seed).
+    let tag = format!("fuzz {}: cases ", t.name);
     let summary = text.lines().find_map(|l| l.find(&tag).map(|i| &l[i..]));
     let field = |name: &str| -> Option<f64> {
         let words: Vec<&str> = summary?.split_whitespace().collect();

@@ -70,7 +70,8 @@ enum Task {
         config: Option<PathBuf>,
     },
     /// Run the property-based fuzz targets in release mode: http, framing,
-    /// multipart, json, xml, canonical, mirror (no TARGET: all). Prints
+    /// multipart, json, xml, canonical, mirror, normalize, config, api,
+    /// xdp, xdp_rate (no TARGET: all; the xdp targets need root). Prints
     /// cases, seconds and failures per target; fails on a failure.
     Fuzz {
         /// One target (default: all).

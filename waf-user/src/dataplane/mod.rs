@@ -26,6 +26,7 @@ pub mod maps;
 pub mod mmap;
 pub mod sets;
 pub mod settings;
+mod trie_value;
 
 use std::path::{Path, PathBuf};
 

@@ -7,6 +7,12 @@
 //! entry enters the trie and cleared after it leaves, so the kernel never
 //! misses an entry. The IPv4 /16 flag array is shared by the three sets,
 //! each owning one nibble of every /16; a set only ever writes its own bits.
+//!
+//! An LPM lookup answers with the longest entry alone, so the value a trie
+//! holds for an entry is its [`TrieValue`] under the entries covering it
+//! (for prefix bans, the latest expiry among them: an expired /24 must not
+//! hide a permanent /12 around it). The set keeps those values as entries
+//! come and go; callers read back the values they wrote.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -21,7 +27,7 @@ use aya::maps::{
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use waf_common::filter::{self, WORDS};
 
-use super::{DataplaneError, is_not_found, mmap::MmapArray, write_err};
+use super::{DataplaneError, is_not_found, mmap::MmapArray, trie_value::TrieValue, write_err};
 
 /// The bitmaps a bit can live in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -49,7 +55,7 @@ pub enum Kind {
 }
 
 /// One CIDR set: tries, bitmaps, and a mirror of the entries.
-pub struct CidrSet<V: aya::Pod> {
+pub struct CidrSet<V: TrieValue> {
     name: &'static str,
     capacity: u32,
     v4: LpmTrie<MapData, u32, V>,
@@ -60,6 +66,7 @@ pub struct CidrSet<V: aya::Pod> {
     f6: MmapArray<u64>,
     kind: Kind,
     refs: HashMap<(Bitmap, u32), u32>,
+    /// Each entry's own value (what the caller wrote).
     entries: BTreeMap<IpNet, V>,
 }
 
@@ -107,7 +114,7 @@ fn bits_of(net: IpNet, membership: bool) -> Vec<(Bitmap, u32, u32)> {
     }
 }
 
-impl<V: aya::Pod> CidrSet<V> {
+impl<V: TrieValue> CidrSet<V> {
     /// Wraps the maps of one set and makes its bitmaps agree with its tries
     /// (fresh maps: all empty; adopted maps: rebuilt from the tries).
     pub(super) fn new(
@@ -269,17 +276,74 @@ impl<V: aya::Pod> CidrSet<V> {
         if new {
             self.hold(net);
         }
+        if let Err(e) = self.write_trie(net, self.trie_value(net, value)) {
+            if new {
+                self.release(net);
+            }
+            return Err(e);
+        }
+        self.entries.insert(net, value);
+        self.refresh_inside(net)
+    }
+
+    fn write_trie(&mut self, net: IpNet, value: V) -> Result<(), DataplaneError> {
         let r = match net {
             IpNet::V4(n) => self.v4.insert(&key_v4(n), value, 0),
             IpNet::V6(n) => self.v6.insert(&key_v6(n), value, 0),
         };
-        if let Err(e) = r {
-            if new {
-                self.release(net);
-            }
-            return Err(write_err(self.name, self.capacity, e));
+        r.map_err(|e| write_err(self.name, self.capacity, e))
+    }
+
+    /// The trie value of `net` holding `own`: `own` under the entries
+    /// covering it, the shortest first.
+    fn trie_value(&self, net: IpNet, own: V) -> V {
+        if !V::INHERITS {
+            return own;
         }
-        self.entries.insert(net, value);
+        let mut outer: Option<V> = None;
+        for len in 0..net.prefix_len() {
+            let Ok(cover) = IpNet::new(net.addr(), len) else {
+                continue;
+            };
+            if let Some(v) = self.entries.get(&cover.trunc()) {
+                outer = Some(match outer {
+                    None => *v,
+                    Some(o) => v.under(&o),
+                });
+            }
+        }
+        match outer {
+            None => own,
+            Some(o) => own.under(&o),
+        }
+    }
+
+    /// Rewrites the trie values of the entries strictly inside `net`
+    /// (after `net` came, changed or went). Nested prefix bans are few;
+    /// each costs one update.
+    fn refresh_inside(&mut self, net: IpNet) -> Result<(), DataplaneError> {
+        if !V::INHERITS || net.prefix_len() == net.max_prefix_len() {
+            return Ok(());
+        }
+        let (first, last) = match net {
+            IpNet::V4(n) => (
+                IpNet::V4(Ipv4Net::new(n.network(), 0).expect("prefix 0")),
+                IpNet::V4(Ipv4Net::new(n.broadcast(), 32).expect("prefix 32")),
+            ),
+            IpNet::V6(n) => (
+                IpNet::V6(Ipv6Net::new(n.network(), 0).expect("prefix 0")),
+                IpNet::V6(Ipv6Net::new(n.broadcast(), 128).expect("prefix 128")),
+            ),
+        };
+        let inside: Vec<(IpNet, V)> = self
+            .entries
+            .range(first..=last)
+            .filter(|(n, _)| **n != net && net.contains(*n))
+            .map(|(n, v)| (*n, *v))
+            .collect();
+        for (n, own) in inside {
+            self.write_trie(n, self.trie_value(n, own))?;
+        }
         Ok(())
     }
 
@@ -303,6 +367,7 @@ impl<V: aya::Pod> CidrSet<V> {
         if self.entries.remove(&net).is_some() {
             self.release(net);
         }
+        self.refresh_inside(net)?;
         Ok(existed)
     }
 
