@@ -38,10 +38,8 @@ pub fn drop_all() -> Result<()> {
     if n != 1 {
         bail!("dropping capabilities with {n} threads running: they would keep theirs");
     }
-    // SAFETY: PR_SET_NO_NEW_PRIVS takes an integer flag and no pointers.
-    let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-    if rc != 0 {
-        bail!("prctl(PR_SET_NO_NEW_PRIVS): {}", io::Error::last_os_error());
+    if let Err(e) = nix::sys::prctl::set_no_new_privs() {
+        bail!("prctl(PR_SET_NO_NEW_PRIVS): {e}");
     }
     for set in [
         CapSet::Ambient,

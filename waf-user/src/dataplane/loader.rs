@@ -162,10 +162,6 @@ fn check_pinned_layout(dir: &Path) -> Result<()> {
 /// Raises RLIMIT_MEMLOCK where allowed; kernels since 5.11 account BPF memory
 /// to the cgroup instead, so failure is not fatal.
 fn raise_memlock() {
-    let rlim = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: a valid rlimit.
-    let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) };
+    use nix::sys::resource::{RLIM_INFINITY, Resource, setrlimit};
+    let _ = setrlimit(Resource::RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY);
 }
