@@ -49,6 +49,8 @@ const PACKAGES: &[&str] = &[
     // tests: schemathesis runs from a venv of its own
     "python3",
     "python3-venv",
+    // tests: the fleet test shares bans through a real NATS JetStream server
+    "nats-server",
 ];
 
 /// The schemathesis release the API test runs (pinned).
