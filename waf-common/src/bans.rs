@@ -29,6 +29,8 @@ pub mod ban_reason {
     pub const RATE_LIMIT: u32 = 3;
     /// Imported from a file.
     pub const IMPORT: u32 = 4;
+    /// Applied from the fleet's shared bans (made on another host).
+    pub const FLEET: u32 = 5;
 }
 
 /// An 8-way bucket of exact IPv4 bans. The XDP program scans the slots

@@ -223,12 +223,16 @@ fn ban_rows(bans: &[BanView]) -> String {
     let rows = bans
         .iter()
         .map(|b| {
+            let source = serde_json::to_value(b.source)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
             vec![
                 b.addr.clone(),
-                serde_json::to_value(b.source)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                match &b.origin {
+                    Some(o) => format!("{source} ({o})"),
+                    None => source,
+                },
                 human_secs(b.remaining_s),
                 b.offence.to_string(),
                 b.reason.clone(),

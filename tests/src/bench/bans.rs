@@ -63,6 +63,7 @@ fn write_journal(dir: &Path, count: u32) -> Result<(u64, u64)> {
                 offence: 1,
                 source: BanSource::Detection,
                 reason: reason.clone(),
+                origin: None,
             },
         });
         j.append(&r);
@@ -226,6 +227,7 @@ pub fn run(args: &[String]) -> Result<()> {
                     duration: BanDuration::For(Duration::from_secs(60)),
                     reason: "bench".into(),
                     source: BanSource::Manual,
+                    origin: None,
                     force: false,
                 })
                 .await?;

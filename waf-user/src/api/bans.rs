@@ -123,6 +123,7 @@ pub async fn add(
             duration,
             reason,
             source: BanSource::Manual,
+            origin: None,
             force: req.force,
         })
         .await?;

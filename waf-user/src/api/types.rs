@@ -223,6 +223,8 @@ pub enum SourceName {
     Import,
     /// Found in the kernel map.
     Adopted,
+    /// Made on another host of the fleet (see `origin`).
+    Fleet,
 }
 
 impl From<crate::firewall::BanSource> for SourceName {
@@ -234,6 +236,7 @@ impl From<crate::firewall::BanSource> for SourceName {
             B::RateLimit => Self::RateLimit,
             B::Import => Self::Import,
             B::Adopted => Self::Adopted,
+            B::Fleet => Self::Fleet,
         }
     }
 }
@@ -255,6 +258,9 @@ pub struct BanView {
     pub remaining_s: Option<u64>,
     /// Which offence of the source (escalation).
     pub offence: u32,
+    /// The fleet host that made it (fleet bans); null: this host.
+    #[serde(default)]
+    pub origin: Option<String>,
 }
 
 impl From<&Ban> for BanView {
@@ -269,6 +275,7 @@ impl From<&Ban> for BanView {
             expires: expires.map(rfc3339),
             remaining_s: expires.map(|e| e.saturating_sub(now)),
             offence: u32::from(b.meta.offence),
+            origin: b.meta.origin.as_deref().map(str::to_string),
         }
     }
 }

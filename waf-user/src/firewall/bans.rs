@@ -28,7 +28,7 @@ use super::{
     policy::{BanPolicy, OnFull, StrikeWindows},
     prefix::PrefixIndex,
     state::State,
-    types::{Alarm, Ban, BanMeta, BanSource, Offences, Stats, Strike},
+    types::{Alarm, Ban, BanChange, BanMeta, BanSource, Lift, Offences, Stats, Strike},
     view::{BanCounts, ConfigEntries},
 };
 use crate::{
@@ -67,6 +67,8 @@ pub struct Firewall {
     pub(super) stats: Stats,
     pub(super) alarms: BTreeMap<String, Alarm>,
     pub(super) records: Vec<Record>,
+    /// Changes to the bans in force since the owner last took them.
+    pub(super) changes: Vec<BanChange>,
     /// Bans by family and kind.
     pub(super) counts: BanCounts,
     /// The config's list entries as readers see them.
@@ -107,6 +109,12 @@ impl Firewall {
     /// The records made since the last call, for the journal.
     pub fn take_records(&mut self) -> Vec<Record> {
         std::mem::take(&mut self.records)
+    }
+
+    /// The bans made and lifted since the last call, for the faces that
+    /// follow them.
+    pub fn take_changes(&mut self) -> Vec<BanChange> {
+        std::mem::take(&mut self.changes)
     }
 
     /// The persistent state (an O(1) copy of it is what readers see).
@@ -247,6 +255,19 @@ impl Firewall {
         source: BanSource,
         force: bool,
     ) -> Result<Ban, FirewallError> {
+        self.ban_from(net, duration, reason, (source, None), force)
+    }
+
+    /// [`Firewall::ban`] with the fleet host that made the ban (`origin`,
+    /// for bans from the fleet).
+    pub fn ban_from(
+        &mut self,
+        net: IpNet,
+        duration: BanDuration,
+        reason: &str,
+        (source, origin): (BanSource, Option<&str>),
+        force: bool,
+    ) -> Result<Ban, FirewallError> {
         let net = net.trunc();
         if let Some((by, origin)) = self.protected_by(&net) {
             return Err(FirewallError::Protected { net, by, origin });
@@ -276,6 +297,7 @@ impl Firewall {
             offence,
             source,
             reason: self.intern(&clean_reason(reason)),
+            origin: origin.map(|o| self.intern(&clean_reason(o))),
         };
         self.write_ban(net, &meta)?;
         let replaced = self.state.bans.insert(net, meta.clone()).is_some();
@@ -290,14 +312,15 @@ impl Firewall {
         }
         let ban = Ban { net, meta };
         self.records.push(Record::Ban(ban.clone()));
+        self.changes.push(BanChange::Banned(ban.clone()));
         *self.stats.bans_added.entry(source.as_str()).or_default() += 1;
         let shown = match secs {
             Some(s) => Dur::secs(s).to_string(),
             None => "permanent".into(),
         };
         tracing::warn!(
-            net = %net, source = source.as_str(), reason = %ban.meta.reason, offence,
-            duration = %shown, replaced, "ban"
+            net = %net, source = source.as_str(), origin = ban.meta.origin.as_deref(),
+            reason = %ban.meta.reason, offence, duration = %shown, replaced, "ban"
         );
         Ok(ban)
     }
@@ -338,13 +361,13 @@ impl Firewall {
         };
         tracing::error!(evicted = %victim, for_ban = %net, "ban map full: evicting the ban closest to expiry");
         self.stats.bans_evicted += 1;
-        self.unban_inner(victim, "evicted: map full")?;
+        self.unban_inner(victim, Lift::Evicted)?;
         self.kernel_ban(net, meta).map_err(FirewallError::from)
     }
 
     /// Lifts a ban.
     pub fn unban(&mut self, net: IpNet) -> Result<Ban, FirewallError> {
-        let b = self.unban_inner(net.trunc(), "removed")?;
+        let b = self.unban_inner(net.trunc(), Lift::Removed)?;
         self.stats.bans_removed += 1;
         Ok(b)
     }
@@ -362,7 +385,7 @@ impl Firewall {
         self.records.push(Record::History(net, h));
     }
 
-    pub(super) fn unban_inner(&mut self, net: IpNet, why: &str) -> Result<Ban, FirewallError> {
+    pub(super) fn unban_inner(&mut self, net: IpNet, why: Lift) -> Result<Ban, FirewallError> {
         let Some(meta) = self.state.bans.remove(&net) else {
             // Not ours, but maybe in the kernel (written by another tool
             // or a crashed daemon): lift it there.
@@ -375,6 +398,7 @@ impl Firewall {
                         offence: 0,
                         source: BanSource::Adopted,
                         reason: Arc::from(""),
+                        origin: None,
                     },
                 });
             }
@@ -384,8 +408,10 @@ impl Firewall {
         self.kernel_unban(net)?;
         self.remember(net, &meta, now32());
         self.records.push(Record::Unban(net));
-        tracing::warn!(net = %net, why, "unban");
-        Ok(Ban { net, meta })
+        tracing::warn!(net = %net, why = why.as_str(), "unban");
+        let ban = Ban { net, meta };
+        self.changes.push(BanChange::Lifted(ban.clone(), why));
+        Ok(ban)
     }
 
     /// Lifts bans that ran out; returns how many.
@@ -401,7 +427,7 @@ impl Firewall {
             if self.state.bans.get(&net).is_none_or(|m| m.expires != t) {
                 continue;
             }
-            match self.unban_inner(net, "expired") {
+            match self.unban_inner(net, Lift::Expired) {
                 Ok(_) => {
                     self.stats.bans_expired += 1;
                     n += 1;

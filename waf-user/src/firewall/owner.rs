@@ -10,7 +10,10 @@
 //!   it: a strike that finds it full is dropped and counted
 //!   ([`StrikeSink::dropped`]).
 //! - After every batch the owner publishes a [`View`]; readers take it
-//!   without waiting.
+//!   without waiting, and tells the bans it made and lifted to whoever
+//!   follows them ([`Handle::changes`], the fleet link): a bounded
+//!   broadcast that never waits (a follower that falls behind loses the
+//!   oldest changes and is told how many).
 
 use std::{
     collections::VecDeque,
@@ -23,7 +26,7 @@ use std::{
 
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{
     bans::{BanDuration, Firewall},
@@ -31,7 +34,7 @@ use super::{
     journal::{Ack, Journal},
     lists::Modes,
     restore::FirewallConfig,
-    types::{Ban, BanSource, ListKind, ListView, Strike},
+    types::{Ban, BanChange, BanSource, ListKind, ListView, Strike},
     view::View,
 };
 
@@ -72,6 +75,8 @@ pub struct BanOrder {
     pub reason: String,
     /// Who.
     pub source: BanSource,
+    /// The fleet host that made it (fleet bans).
+    pub origin: Option<String>,
     /// Wider than the policy allows, on purpose.
     pub force: bool,
 }
@@ -145,6 +150,7 @@ pub struct Handle {
     strikes: StrikeSink,
     view: Arc<ArcSwap<View>>,
     latencies: Arc<BanLatencies>,
+    changes: broadcast::Sender<BanChange>,
 }
 
 /// Commands waiting at most; a caller beyond waits for room (async).
@@ -153,6 +159,9 @@ const COMMAND_QUEUE: usize = 1024;
 const STRIKE_QUEUE: usize = 65_536;
 /// Messages handled in one batch at most.
 const BATCH: usize = 4096;
+/// Ban changes a follower may lag behind at most; beyond, it loses the
+/// oldest (and is told how many).
+const CHANGE_QUEUE: usize = 16_384;
 
 impl Handle {
     /// The view the owner published last.
@@ -168,6 +177,14 @@ impl Handle {
     /// Verdict-to-kernel times of bans made from strikes.
     pub fn latencies(&self) -> &BanLatencies {
         &self.latencies
+    }
+
+    /// Follows the bans made and lifted from now on (each told once it is
+    /// in the kernel). The owner never waits for a follower: one that lags
+    /// more than a bounded number of changes behind gets
+    /// `RecvError::Lagged` with the count it lost.
+    pub fn changes(&self) -> broadcast::Receiver<BanChange> {
+        self.changes.subscribe()
     }
 
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, FirewallError> {
@@ -248,6 +265,7 @@ pub struct Owner {
     dropped: Arc<AtomicU64>,
     view: Arc<ArcSwap<View>>,
     latencies: Arc<BanLatencies>,
+    changes: broadcast::Sender<BanChange>,
     generation: u64,
     started: Instant,
 }
@@ -263,6 +281,7 @@ pub fn spawn(
     let dropped = Arc::new(AtomicU64::new(0));
     let view = Arc::new(ArcSwap::from_pointee(View::default()));
     let latencies = Arc::new(BanLatencies::default());
+    let (changes, _) = broadcast::channel(CHANGE_QUEUE);
     let mut owner = Owner {
         fw,
         journal,
@@ -271,6 +290,7 @@ pub fn spawn(
         dropped: dropped.clone(),
         view: view.clone(),
         latencies: latencies.clone(),
+        changes: changes.clone(),
         generation: 0,
         started: Instant::now(),
     };
@@ -293,6 +313,7 @@ pub fn spawn(
             strikes: StrikeSink { tx: stx, dropped },
             view,
             latencies,
+            changes,
         },
         thread,
     ))
@@ -389,7 +410,8 @@ impl Owner {
         self.fw.stats.commands += 1;
         match c {
             Command::Ban(o, r) => {
-                let res = self.fw.ban(o.net, o.duration, &o.reason, o.source, o.force);
+                let who = (o.source, o.origin.as_deref());
+                let res = self.fw.ban_from(o.net, o.duration, &o.reason, who, o.force);
                 acks.push(ack(r, res));
             }
             Command::Unban(net, r) => acks.push(ack(r, self.fw.unban(net))),
@@ -438,6 +460,13 @@ impl Owner {
     fn commit(&mut self, acks: Vec<Ack>) {
         for r in self.fw.take_records() {
             self.journal.append(&r);
+        }
+        let changes = self.fw.take_changes();
+        if self.changes.receiver_count() > 0 {
+            for c in changes {
+                // Err: no follower left; nothing to tell.
+                let _ = self.changes.send(c);
+            }
         }
         self.journal.commit(acks);
         self.fw.stats.batches += 1;

@@ -117,6 +117,7 @@ impl Firewall {
             stats: Stats::default(),
             alarms: BTreeMap::new(),
             records: Vec::new(),
+            changes: Vec::new(),
             counts: BanCounts::default(),
             config_views: Default::default(),
             latencies: Vec::new(),
@@ -217,6 +218,7 @@ impl Firewall {
                 offence: 1,
                 source: BanSource::Adopted,
                 reason: self.intern("found in the kernel map"),
+                origin: None,
             };
             self.expiry.insert(expires, net);
             self.state.bans.insert(net, meta.clone());

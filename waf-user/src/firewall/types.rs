@@ -22,16 +22,20 @@ pub enum BanSource {
     /// Found in the pinned kernel map with no journal record (written by a
     /// daemon that died before journaling it).
     Adopted,
+    /// Made on another host of the fleet and applied from the shared bans
+    /// (the ban's `origin` names the host).
+    Fleet,
 }
 
 impl BanSource {
     /// Every source, in code order.
-    pub const ALL: [BanSource; 5] = [
+    pub const ALL: [BanSource; 6] = [
         Self::Manual,
         Self::Detection,
         Self::RateLimit,
         Self::Import,
         Self::Adopted,
+        Self::Fleet,
     ];
 
     /// The kernel's reason code for this source.
@@ -42,6 +46,7 @@ impl BanSource {
             Self::Detection => r::DETECTION,
             Self::RateLimit => r::RATE_LIMIT,
             Self::Import => r::IMPORT,
+            Self::Fleet => r::FLEET,
         }
     }
 
@@ -53,6 +58,7 @@ impl BanSource {
             Self::RateLimit => "rate-limit",
             Self::Import => "import",
             Self::Adopted => "adopted",
+            Self::Fleet => "fleet",
         }
     }
 
@@ -64,6 +70,7 @@ impl BanSource {
             Self::RateLimit => 2,
             Self::Import => 3,
             Self::Adopted => 4,
+            Self::Fleet => 5,
         }
     }
 
@@ -71,10 +78,15 @@ impl BanSource {
     pub fn from_byte(b: u8) -> Option<Self> {
         Self::ALL.get(usize::from(b)).copied()
     }
+
+    /// The source named `s` (as in the API and the config).
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.as_str() == s)
+    }
 }
 
 /// A ban as the firewall keeps it, beside its address in the ban table:
-/// 32 bytes. Times are Unix seconds in 32 bits (good until 2106).
+/// 48 bytes. Times are Unix seconds in 32 bits (good until 2106).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BanMeta {
     /// When it was made.
@@ -87,6 +99,8 @@ pub struct BanMeta {
     pub source: BanSource,
     /// Why, in words (shared between bans with the same reason).
     pub reason: Arc<str>,
+    /// The fleet host that made it (fleet bans only; shared like reasons).
+    pub origin: Option<Arc<str>>,
 }
 
 impl BanMeta {
@@ -103,6 +117,38 @@ pub struct Ban {
     pub net: IpNet,
     /// Everything else.
     pub meta: BanMeta,
+}
+
+/// Why a ban ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lift {
+    /// An operator (or the fleet) lifted it.
+    Removed,
+    /// It ran out.
+    Expired,
+    /// The map was full and it was the closest to expiry.
+    Evicted,
+}
+
+impl Lift {
+    /// The word in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Removed => "removed",
+            Self::Expired => "expired",
+            Self::Evicted => "evicted: map full",
+        }
+    }
+}
+
+/// A change to the bans in force, as the owner tells the faces that follow
+/// them (the fleet link), after the kernel has it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BanChange {
+    /// A ban was made or replaced.
+    Banned(Ban),
+    /// A ban ended.
+    Lifted(Ban, Lift),
 }
 
 /// Which list.

@@ -121,6 +121,14 @@ fn put_meta(out: &mut Vec<u8>, m: &BanMeta) {
     out.push(m.source.to_byte());
 }
 
+/// A fleet ban's origin, after the ban's other fields (fleet bans only, so
+/// records written before fleet sources existed read as they were).
+fn put_origin(out: &mut Vec<u8>, m: &BanMeta) {
+    if m.source == BanSource::Fleet {
+        put_str(out, m.origin.as_deref().unwrap_or(""));
+    }
+}
+
 fn opt_bool(b: Option<bool>) -> u8 {
     match b {
         None => 0,
@@ -136,6 +144,7 @@ fn encode_record(out: &mut Vec<u8>, r: &Record) {
             put_net(out, &b.net);
             put_meta(out, &b.meta);
             put_str(out, &b.meta.reason);
+            put_origin(out, &b.meta);
         }
         Record::Unban(n) => {
             out.push(tag::UNBAN);
@@ -189,6 +198,7 @@ fn encode_snap(out: &mut Vec<u8>, r: &SnapRecord) {
             put_net(out, net);
             put_meta(out, meta);
             out.extend_from_slice(&reason.to_le_bytes());
+            put_origin(out, meta);
         }
         SnapRecord::State(r) => encode_record(out, r),
         SnapRecord::End(n) => {
@@ -294,6 +304,15 @@ impl<'a> Reader<'a> {
             .map_err(|_| CodecError::Bad("text is not UTF-8"))
     }
 
+    /// The origin [`put_origin`] wrote (fleet bans only).
+    fn origin(&mut self, source: BanSource) -> Result<Option<Arc<str>>, CodecError> {
+        if source != BanSource::Fleet {
+            return Ok(None);
+        }
+        let o = self.str()?;
+        Ok((!o.is_empty()).then_some(o))
+    }
+
     fn meta_fields(&mut self) -> Result<(u32, u32, u16, BanSource), CodecError> {
         let created = self.u32()?;
         let expires = self.u32()?;
@@ -334,6 +353,7 @@ fn decode_state(tag: u8, r: &mut Reader<'_>) -> Result<Record, CodecError> {
             let net = r.net()?;
             let (created, expires, offence, source) = r.meta_fields()?;
             let reason = r.str()?;
+            let origin = r.origin(source)?;
             Record::Ban(Ban {
                 net,
                 meta: BanMeta {
@@ -342,6 +362,7 @@ fn decode_state(tag: u8, r: &mut Reader<'_>) -> Result<Record, CodecError> {
                     offence,
                     source,
                     reason,
+                    origin,
                 },
             })
         }
@@ -409,12 +430,14 @@ pub fn decode_snap(payload: &[u8]) -> Result<SnapRecord, CodecError> {
             let net = r.net()?;
             let (created, expires, offence, source) = r.meta_fields()?;
             let reason = r.u32()?;
+            let origin = r.origin(source)?;
             let meta = BanMeta {
                 created,
                 expires,
                 offence,
                 source,
                 reason: Arc::from(""),
+                origin,
             };
             SnapRecord::Ban(net, meta, reason)
         }
@@ -472,6 +495,18 @@ mod tests {
                     offence: 3,
                     source: BanSource::RateLimit,
                     reason: Arc::from("rate limit: 900 packets/s"),
+                    origin: None,
+                },
+            }),
+            Record::Ban(Ban {
+                net: net("198.51.100.0/24"),
+                meta: BanMeta {
+                    created: 2,
+                    expires: 90,
+                    offence: 1,
+                    source: BanSource::Fleet,
+                    reason: Arc::from("manual"),
+                    origin: Some(Arc::from("node-a")),
                 },
             }),
             Record::Unban(net("2001:db8::/64")),

@@ -28,6 +28,7 @@ fn ban(net: &str, expires: u32, reason: &str) -> Record {
             offence: 1,
             source: BanSource::Manual,
             reason: Arc::from(reason),
+            origin: None,
         },
     })
 }
@@ -188,6 +189,7 @@ fn a_damaged_snapshot_is_never_fatal() {
             offence: 1,
             source: BanSource::Import,
             reason: Arc::from("x"),
+            origin: None,
         },
     );
     std::fs::create_dir_all(&dir).unwrap();
