@@ -1,5 +1,5 @@
 //! The operator's commands (`waf bans`, `waf allow`, `waf block`, `waf stats`,
-//! `waf mode`, `waf export`, `waf import`, `waf health`): a small client of
+//! `waf mode`, `waf export`, `waf import`, `waf health`, `waf fleet`): a small client of
 //! the control API. Tables for people by default, `--json` for scripts;
 //! invalid input exits non-zero with a one-line reason.
 
@@ -11,9 +11,9 @@ use serde_json::Value;
 
 use crate::{
     api::types::{
-        Addr, BanPage, BanRequest, BanView, Comment, DurationField, ErrorBody, Export, ListEntry,
-        ListPage, ListRequest, MAX_COMMENT, MAX_PAGE, MAX_REASON, ModeRequest, ModeView, Reason,
-        Removed,
+        Addr, BanPage, BanRequest, BanView, Comment, DurationField, ErrorBody, Export, FleetStatus,
+        ListEntry, ListPage, ListRequest, MAX_COMMENT, MAX_PAGE, MAX_REASON, ModeRequest, ModeView,
+        Reason, Removed,
     },
     firewall::ImportReport,
     values::{BanLength, Dur, check_text, parse_net},
@@ -71,6 +71,14 @@ pub enum BansCmd {
         /// Address or prefix.
         addr: String,
     },
+}
+
+/// `waf fleet ...`
+#[derive(Subcommand, Debug)]
+pub enum FleetCmd {
+    /// The fleet link: connected, this host's name, what it shared and
+    /// applied.
+    Status,
 }
 
 /// `waf allow ...` and `waf block ...`
@@ -411,6 +419,37 @@ pub fn health(a: &ApiArgs) -> Result<()> {
         }
         out
     });
+    Ok(())
+}
+
+/// Runs `waf fleet ...`.
+pub fn fleet(a: &ApiArgs, cmd: FleetCmd) -> Result<()> {
+    match cmd {
+        FleetCmd::Status => {
+            let st: FleetStatus = Client::new(a)?.get("/v1/fleet")?;
+            print(a, &st, |st| {
+                if !st.enabled {
+                    return "fleet: off (no [fleet] in the config)".into();
+                }
+                format!(
+                    "fleet: {}   node: {}   bucket: {}   last sync: {}
+                     published: {}   applied: {}   refused (allowlist): {}   dropped: {}",
+                    if st.connected {
+                        "connected"
+                    } else {
+                        "disconnected"
+                    },
+                    st.node.as_deref().unwrap_or("-"),
+                    st.bucket.as_deref().unwrap_or("-"),
+                    st.last_sync.as_deref().unwrap_or("never"),
+                    st.published,
+                    st.applied,
+                    st.refused_allowlist,
+                    st.dropped
+                )
+            });
+        }
+    }
     Ok(())
 }
 

@@ -4,7 +4,8 @@
 //! The layers, each calling only the ones below it:
 //! - faces: [`api`] (the control API), [`cli`] (its client), [`proxy`]
 //!   (the inline reverse proxy), [`mirror`] (HTTP reassembled from sampled
-//!   payloads), [`r#gen`] (the packet generator);
+//!   payloads), [`fleet`] (bans shared across hosts over NATS), [`r#gen`]
+//!   (the packet generator);
 //! - wiring: [`daemon`] (`waf run`), [`config`] (the TOML file, composed of
 //!   the parts' config types), [`telemetry`] (what faces report);
 //! - core: [`firewall`] (the one owner of bans, lists, modes, the kernel
@@ -21,6 +22,7 @@ pub mod daemon;
 pub mod dataplane;
 pub mod detect;
 pub mod firewall;
+pub mod fleet;
 pub mod r#gen;
 pub mod http;
 pub mod mirror;

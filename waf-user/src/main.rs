@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 use waf_user::{
-    cli::{self, ApiArgs, BansCmd, ListCmd},
+    cli::{self, ApiArgs, BansCmd, FleetCmd, ListCmd},
     config::Config,
     daemon::{self, RunOptions},
     dataplane::{self, AttachMode},
@@ -71,6 +71,9 @@ enum Command {
     /// The blocklist: list, add, rm.
     #[command(subcommand)]
     Block(ListCmd),
+    /// Bans shared across hosts: status.
+    #[command(subcommand)]
+    Fleet(FleetCmd),
     /// Counters of the XDP program and the daemon.
     Stats,
     /// Health and alarms.
@@ -169,6 +172,7 @@ fn main() -> ExitCode {
         Command::Bans(cmd) => cli::bans(a, cmd),
         Command::Allow(cmd) => cli::list(a, "allowlist", cmd),
         Command::Block(cmd) => cli::list(a, "blocklist", cmd),
+        Command::Fleet(cmd) => cli::fleet(a, cmd),
         Command::Stats => cli::stats(a),
         Command::Health => cli::health(a),
         Command::Mode {

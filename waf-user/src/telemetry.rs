@@ -63,3 +63,35 @@ pub trait Telemetry: Send + Sync {
     /// Its counters as JSON for `/v1/stats`.
     fn json(&self) -> serde_json::Value;
 }
+
+/// What the fleet link reports (`GET /v1/fleet`, `waf fleet status`).
+#[derive(
+    Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema,
+)]
+pub struct FleetStatus {
+    /// Whether `[fleet]` is configured.
+    pub enabled: bool,
+    /// Whether the link to the NATS servers is up now.
+    pub connected: bool,
+    /// This host's name in the fleet; null: fleet off.
+    pub node: Option<String>,
+    /// The key-value bucket of the shared bans; null: fleet off.
+    pub bucket: Option<String>,
+    /// Local bans and unbans written to the bucket.
+    pub published: u64,
+    /// Other hosts' bans and unbans applied here.
+    pub applied: u64,
+    /// Other hosts' bans refused here: the allowlist protects them.
+    pub refused_allowlist: u64,
+    /// Local changes never published (the link fell too far behind).
+    pub dropped: u64,
+    /// When the bucket was last read in full or followed (RFC 3339); null:
+    /// never.
+    pub last_sync: Option<String>,
+}
+
+/// A face that reports a fleet status.
+pub trait FleetReport: Telemetry {
+    /// The status now.
+    fn status(&self) -> FleetStatus;
+}

@@ -16,7 +16,9 @@ const PURE: &[&str] = &["http", "detect", "values", "packet", "telemetry"];
 /// The firewall's owner and the kernel half.
 const CORE: &[&str] = &["firewall", "dataplane"];
 /// What the world talks to, and the wiring that builds it.
-const FACES: &[&str] = &["api", "cli", "config", "daemon", "gen", "mirror", "proxy"];
+const FACES: &[&str] = &[
+    "api", "cli", "config", "daemon", "fleet", "gen", "mirror", "proxy",
+];
 
 /// Longest source file allowed (tables of rules aside).
 const MAX_LINES: usize = 650;

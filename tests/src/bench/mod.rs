@@ -94,6 +94,7 @@ impl InProcessProxy {
             counters,
             engine,
             faces: vec![proxy.clone()],
+            fleet: None,
             panics: Arc::default(),
         });
         let api_listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;

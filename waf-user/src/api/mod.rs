@@ -38,7 +38,7 @@ use crate::{
     dataplane::{Attachment, CountersReader},
     detect::Engine,
     firewall::{FirewallError, Handle},
-    telemetry::Telemetry,
+    telemetry::{FleetReport, Telemetry},
     values::{ConfigError, invalid},
 };
 
@@ -93,8 +93,10 @@ pub struct ApiState {
     pub counters: CountersReader,
     /// The detection engine (for `/v1/inspect`).
     pub engine: Arc<Engine>,
-    /// The faces' counters (proxy, mirror).
+    /// The faces' counters (proxy, mirror, fleet link).
     pub faces: Vec<Arc<dyn Telemetry>>,
+    /// The fleet link's status (none: `[fleet]` is off).
+    pub fleet: Option<Arc<dyn FleetReport>>,
     /// Handlers that panicked (answered 500; tests assert it stays 0).
     pub panics: Arc<AtomicU64>,
 }
@@ -214,6 +216,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/v1/openapi.json", get(openapi::serve))
         .route("/v1/inspect", post(status::inspect))
+        .route("/v1/fleet", get(status::fleet))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), auth))

@@ -1,4 +1,5 @@
-//! `/v1/health`, `/v1/stats`, `/metrics`, `/v1/mode`, `/v1/inspect`: what
+//! `/v1/health`, `/v1/stats`, `/metrics`, `/v1/mode`, `/v1/inspect`,
+//! `/v1/fleet`: what
 //! the firewall, the kernel and the faces report, read without waiting on
 //! a write; modes switched through the owner.
 
@@ -15,7 +16,7 @@ use serde_json::{Value, json};
 use super::metrics::named_counters;
 use super::{
     ApiError, Body, Shared, bad_request,
-    types::{ModeRequest, ModeView},
+    types::{FleetStatus, ModeRequest, ModeView},
 };
 use crate::detect::Risk;
 
@@ -92,6 +93,13 @@ pub async fn metrics(State(s): State<Shared>) -> Result<Response, ApiError> {
 }
 
 /// The modes in force.
+/// The fleet link: connected or not, this host's name, what it shared and
+/// applied (`enabled: false` when `[fleet]` is off).
+#[utoipa::path(get, path = "/v1/fleet", responses((status = 200, body = FleetStatus)))]
+pub async fn fleet(State(s): State<Shared>) -> Json<FleetStatus> {
+    Json(s.fleet.as_ref().map(|f| f.status()).unwrap_or_default())
+}
+
 #[utoipa::path(get, path = "/v1/mode", responses((status = 200, body = ModeView)))]
 pub async fn get_mode(State(s): State<Shared>) -> Json<ModeView> {
     let m = s.fw.view().modes;

@@ -14,6 +14,7 @@ use utoipa::{
     },
 };
 
+pub use crate::telemetry::FleetStatus;
 use crate::{
     firewall::{Ban, ListView},
     values::{Dur, MAX_DURATION, rfc3339, show_net, unix_now},

@@ -24,6 +24,7 @@ pub use crate::values::{ConfigError, Dur, invalid, moved, parse_net};
 pub use crate::{
     api::ApiConfig,
     firewall::{BanPolicy, Modes, OnFull},
+    fleet::FleetConfig,
     mirror::MirrorConfig,
     proxy::ProxyConfig,
 };
@@ -113,6 +114,8 @@ pub struct Config {
     pub proxy: ProxyConfig,
     /// The passive mirror.
     pub mirror: MirrorConfig,
+    /// Bans shared across hosts (absent: this host stands alone).
+    pub fleet: Option<FleetConfig>,
 }
 
 impl Default for Config {
@@ -132,6 +135,7 @@ impl Default for Config {
             detect: crate::detect::DetectConfig::default(),
             proxy: ProxyConfig::default(),
             mirror: MirrorConfig::default(),
+            fleet: None,
         }
     }
 }
@@ -193,6 +197,9 @@ impl Config {
             .map_err(|e| invalid("detect", "(see message)", &e))?;
         self.mirror.validate()?;
         self.proxy.validate()?;
+        if let Some(f) = &self.fleet {
+            f.validate()?;
+        }
         Ok(())
     }
 

@@ -18,6 +18,28 @@ fn the_shipped_example_config_is_valid() {
 }
 
 #[test]
+fn the_shipped_fleet_example_is_valid_once_uncommented() {
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/dist/waf.toml"));
+    let text = std::fs::read_to_string(path).unwrap();
+    let at = text.find("#[fleet]").expect("a [fleet] example");
+    let fleet: String = text[at..]
+        .lines()
+        .filter(|l| l.starts_with('#') && !l.starts_with("# ") && l.len() > 1)
+        .map(|l| format!("{}\n", &l[1..]))
+        .collect();
+    let fleet = fleet.replace("token = \"...\"\n", "");
+    let cfg = parse(&fleet).unwrap_or_else(|e| panic!("{e}\n{fleet}"));
+    let f = cfg.fleet.expect("[fleet] read");
+    assert_eq!(f.url.0.len(), 2);
+    assert_eq!(f.node, "web-1");
+    assert!(parse("").unwrap().fleet.is_none(), "absent: fleet off");
+    let e = parse("[fleet]\nurl = \"nats://192.0.2.1\"\nnode = \"a b\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("fleet.node"), "{e}");
+}
+
+#[test]
 fn defaults_are_sane_and_valid() {
     let cfg = parse("").unwrap();
     assert_eq!(cfg.api.listen.to_string(), "127.0.0.1:9876");

@@ -1,6 +1,6 @@
 //! `waf run`: loads the config, loads (or adopts) the pinned XDP program and
 //! maps, restores the journal into them, attaches, starts the firewall's
-//! owner and the faces (API, proxy, mirror), and keeps enforcing until
+//! owner and the faces (API, proxy, mirror, fleet link), and keeps enforcing until
 //! SIGTERM. On exit the program stays attached and enforcing: pinned state
 //! outlives the daemon, and the next start adopts it.
 
@@ -24,8 +24,9 @@ use crate::{
     dataplane::{AttachMode, Dataplane, LoadOptions},
     detect::Engine,
     firewall::{self, Handle},
+    fleet::FleetLink,
     proxy::Proxy,
-    telemetry::Telemetry,
+    telemetry::{FleetReport, Telemetry},
 };
 
 /// What `waf run` was asked on the command line.
@@ -188,6 +189,11 @@ async fn serve(cfg: Config, opts: RunOptions, setup: Setup) -> Result<()> {
     } else {
         None
     };
+    let fleet = cfg.fleet.as_ref().map(|f| {
+        let link = FleetLink::start(f, handle.clone());
+        faces.push(link.clone());
+        link as Arc<dyn FleetReport>
+    });
     let proxy_task = match proxy_listener {
         Some(l) => Some(start_proxy(&cfg, &engine, &handle, &mut faces, l)?),
         None => None,
@@ -200,6 +206,7 @@ async fn serve(cfg: Config, opts: RunOptions, setup: Setup) -> Result<()> {
         counters,
         engine,
         faces,
+        fleet,
         panics: Arc::new(AtomicU64::new(0)),
     });
     let modes = handle.view().modes;

@@ -1,0 +1,295 @@
+//! The fleet link (a face): bans shared across hosts through a NATS
+//! JetStream key-value bucket (`[fleet]`). It holds the owner's [`Handle`],
+//! never the firewall.
+//!
+//! - Out ([`outbound`]): the owner tells every ban it makes and lifts
+//!   ([`Handle::changes`], after the kernel has it); bans of the sources in
+//!   `share` are put into the bucket, their unbans and expiries delete the
+//!   key. Bans applied from the fleet are never published again (no echo).
+//! - In ([`inbound`]): a watch delivers the bucket's current values and then
+//!   every change; other hosts' bans become local bans of source `fleet`
+//!   with their origin (the local allowlist still wins: refused, counted,
+//!   logged), deleted keys lift the fleet bans they made.
+//! - The broker away: local enforcement and local bans go on (nothing waits
+//!   for NATS); changes to publish wait in memory, the client reconnects by
+//!   itself and the watch is taken again.
+//!
+//! [`codec`] owns the keys and values; [`config`] the `[fleet]` section.
+
+pub mod codec;
+pub mod config;
+mod inbound;
+mod outbound;
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use serde_json::json;
+
+use self::codec::SharedBan;
+pub use self::config::FleetConfig;
+use crate::{
+    firewall::Handle,
+    telemetry::{Family, FleetReport, FleetStatus, MetricKind, Telemetry},
+    values::{rfc3339, unix_now},
+};
+
+/// What the link counts.
+#[derive(Debug, Default)]
+struct Counters {
+    published: AtomicU64,
+    applied: AtomicU64,
+    refused_allowlist: AtomicU64,
+    dropped: AtomicU64,
+    skipped_expired: AtomicU64,
+    bad_entries: AtomicU64,
+    errors: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// What this host knows of a key in the bucket: who made the ban, when it
+/// ends (to delete keys past their expiry).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Known {
+    origin: String,
+    expires: u64,
+}
+
+/// The fleet link: its config, counters and the NATS client.
+pub struct FleetLink {
+    cfg: FleetConfig,
+    counters: Counters,
+    client: OnceLock<async_nats::Client>,
+    /// Unix seconds of the last read of the bucket (0: never).
+    last_sync: AtomicU64,
+    /// The keys in the bucket with their origin and expiry, as watched.
+    known: Mutex<HashMap<String, Known>>,
+}
+
+/// How long a NATS request may take before the link counts it failed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Past expiry plus this, any host deletes a key (the origin may be gone).
+const EXPIRY_GRACE_S: u64 = 60;
+
+impl FleetLink {
+    /// Starts the link on the current tokio runtime: it follows the
+    /// owner's changes from this moment on, connects in the background and
+    /// never fails the daemon (a broker away is retried).
+    pub fn start(cfg: &FleetConfig, fw: Handle) -> Arc<Self> {
+        let changes = fw.changes();
+        let link = Arc::new(Self {
+            cfg: cfg.clone(),
+            counters: Counters::default(),
+            client: OnceLock::new(),
+            last_sync: AtomicU64::new(0),
+            known: Mutex::new(HashMap::new()),
+        });
+        if cfg.share_strikes {
+            tracing::debug!("fleet.share_strikes: strikes sharing is not built yet");
+        }
+        tokio::spawn(link.clone().run(fw, changes));
+        link
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        fw: Handle,
+        changes: tokio::sync::broadcast::Receiver<crate::firewall::BanChange>,
+    ) {
+        let client = match self.connect().await {
+            Ok(c) => c,
+            Err(e) => {
+                bump(&self.counters.errors);
+                tracing::error!(error = %e, "fleet: cannot start the NATS client; this host stays alone");
+                return;
+            }
+        };
+        let _ = self.client.set(client.clone());
+        tracing::info!(
+            node = %self.cfg.node, bucket = %self.cfg.bucket, urls = ?self.cfg.url.0,
+            "fleet: connecting (local enforcement never waits for it)"
+        );
+        let js = async_nats::jetstream::new(client);
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        tokio::spawn(outbound::run(self.clone(), changes, rx));
+        inbound::run(self, js, fw, tx).await;
+    }
+
+    async fn connect(&self) -> Result<async_nats::Client, String> {
+        let c = &self.cfg;
+        let mut o = async_nats::ConnectOptions::new()
+            .name(format!("waf {}", c.node))
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .connection_timeout(Duration::from_secs(3))
+            .request_timeout(Some(REQUEST_TIMEOUT))
+            .reconnect_delay_callback(|n| {
+                Duration::from_millis((n as u64).saturating_mul(250).clamp(100, 5000))
+            });
+        if let Some(t) = &c.token {
+            o = o.token(t.clone());
+        }
+        if let Some(p) = &c.creds {
+            o = o
+                .credentials_file(p)
+                .await
+                .map_err(|e| format!("fleet.creds {}: {e}", p.display()))?;
+        }
+        if let Some(ca) = &c.tls_ca {
+            o = o.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        if let (Some(cert), Some(key)) = (&c.tls_cert, &c.tls_key) {
+            o = o
+                .add_client_certificate(cert.clone(), key.clone())
+                .require_tls(true);
+        }
+        o.connect(c.url.0.clone()).await.map_err(|e| e.to_string())
+    }
+
+    fn connected(&self) -> bool {
+        self.client
+            .get()
+            .is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected)
+    }
+
+    fn synced(&self) {
+        self.last_sync.store(unix_now(), Ordering::Relaxed);
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, Known>> {
+        self.known.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes a value seen in the bucket.
+    fn remember(&self, key: &str, v: &SharedBan) {
+        let k = Known {
+            origin: v.origin.clone(),
+            expires: v.expires,
+        };
+        self.known().insert(key.to_string(), k);
+    }
+
+    /// Notes a key deleted from the bucket.
+    fn forget(&self, key: &str) {
+        self.known().remove(key);
+    }
+
+    /// Keys whose ban ran out that this host should delete: its own at
+    /// expiry, any host's past expiry plus a grace period. Taken out of
+    /// what is known (the delete's own watch event would do it too).
+    fn expired_keys(&self, now: u64) -> Vec<String> {
+        let mut known = self.known();
+        let due: Vec<String> = known
+            .iter()
+            .filter(|(_, k)| {
+                k.expires != 0
+                    && ((k.origin == self.cfg.node && k.expires <= now)
+                        || k.expires.saturating_add(EXPIRY_GRACE_S) <= now)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in &due {
+            known.remove(key);
+        }
+        due
+    }
+
+    fn count(&self, c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}
+
+impl FleetReport for FleetLink {
+    fn status(&self) -> FleetStatus {
+        let c = &self.counters;
+        let last = self.last_sync.load(Ordering::Relaxed);
+        FleetStatus {
+            enabled: true,
+            connected: self.connected(),
+            node: Some(self.cfg.node.clone()),
+            bucket: Some(self.cfg.bucket.clone()),
+            published: self.count(&c.published),
+            applied: self.count(&c.applied),
+            refused_allowlist: self.count(&c.refused_allowlist),
+            dropped: self.count(&c.dropped),
+            last_sync: (last != 0).then(|| rfc3339(last)),
+        }
+    }
+}
+
+impl Telemetry for FleetLink {
+    fn section(&self) -> &'static str {
+        "fleet"
+    }
+
+    fn families(&self) -> Vec<Family> {
+        let c = &self.counters;
+        let k = MetricKind::Counter;
+        vec![
+            Family::one(
+                "waf_fleet_connected",
+                "1 while the link to the NATS servers is up.",
+                MetricKind::Gauge,
+                u64::from(self.connected()),
+            ),
+            Family::one(
+                "waf_fleet_published",
+                "Local bans and unbans written to the fleet's bucket.",
+                k,
+                self.count(&c.published),
+            ),
+            Family::one(
+                "waf_fleet_applied",
+                "Other hosts' bans and unbans applied here.",
+                k,
+                self.count(&c.applied),
+            ),
+            Family::one(
+                "waf_fleet_refused_allowlist",
+                "Other hosts' bans refused: the local allowlist protects them.",
+                k,
+                self.count(&c.refused_allowlist),
+            ),
+            Family::one(
+                "waf_fleet_dropped",
+                "Local changes never published (the link fell too far behind).",
+                k,
+                self.count(&c.dropped),
+            ),
+            Family::by(
+                "waf_fleet_ignored",
+                "Bucket entries not applied, by why.",
+                k,
+                "why",
+                [
+                    ("expired", self.count(&c.skipped_expired)),
+                    ("bad_entry", self.count(&c.bad_entries)),
+                ],
+            ),
+            Family::one(
+                "waf_fleet_errors",
+                "NATS requests and owner commands of the link that failed.",
+                k,
+                self.count(&c.errors),
+            ),
+        ]
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self.status()).unwrap_or_default();
+        let c = &self.counters;
+        v["skipped_expired"] = json!(self.count(&c.skipped_expired));
+        v["bad_entries"] = json!(self.count(&c.bad_entries));
+        v["errors"] = json!(self.count(&c.errors));
+        v
+    }
+}
