@@ -96,18 +96,7 @@ impl Netns {
     /// Runs `f` on a thread that has entered this namespace (the network
     /// namespace is per thread, so the rest of the test is unaffected).
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = PathBuf::from("/var/run/netns").join(&self.name);
-        std::thread::scope(|s| {
-            s.spawn(move || {
-                let fd = File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                // SAFETY: a valid namespace fd; affects only this thread.
-                let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-                f()
-            })
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e))
-        })
+        run_in(&self.name, f)
     }
 
     /// Sends `count` pings from this namespace to `dst` (optionally from
@@ -122,6 +111,22 @@ impl Netns {
         args.push(dst);
         self.try_exec(&args)
     }
+}
+
+/// Runs `f` on a thread that has entered network namespace `ns`.
+pub fn run_in<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    let path = PathBuf::from("/var/run/netns").join(ns);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let fd = File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            // SAFETY: a valid namespace fd; affects only this thread.
+            let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
 }
 
 impl Drop for Netns {
@@ -344,6 +349,22 @@ impl TestDaemon {
 
     /// Writes a config for `lab` plus `extra` TOML; does not start it.
     pub fn configure(lab: &Lab, extra: &str) -> Self {
+        Self::configure_on(&lab.srv, &lab.srv_if, extra)
+    }
+
+    /// Writes a config for a daemon in namespace `ns` on interface `iface`
+    /// plus `extra` TOML, and starts it.
+    pub fn start_on(ns: &Netns, iface: &str, extra: &str) -> Self {
+        let mut d = Self::configure_on(ns, iface, extra);
+        if let Err(e) = d.try_spawn_here() {
+            panic!("{e}");
+        }
+        d
+    }
+
+    /// Writes a config for a daemon in namespace `ns` on interface `iface`
+    /// plus `extra` TOML; does not start it.
+    pub fn configure_on(ns: &Netns, iface: &str, extra: &str) -> Self {
         let pins = PinDir::new();
         let state_dir = std::env::temp_dir().join(unique("waf-state-"));
         std::fs::create_dir_all(&state_dir).unwrap();
@@ -352,7 +373,7 @@ impl TestDaemon {
             &config,
             format!(
                 "interface = \"{}\"\nxdp_mode = \"native\"\nbpf_dir = \"{}\"\nstate_dir = \"{}\"\n\n{extra}\n\n[api]\nlisten = \"127.0.0.1:9876\"\ntoken = \"{TEST_TOKEN}\"\n",
-                lab.srv_if,
+                iface,
                 pins.path.display(),
                 state_dir.display()
             ),
@@ -364,8 +385,8 @@ impl TestDaemon {
             log: state_dir.join("waf.log"),
             state_dir,
             pins,
-            ns: lab.srv.name.clone(),
-            iface: lab.srv_if.clone(),
+            ns: ns.name.clone(),
+            iface: iface.to_string(),
             wrap: Vec::new(),
         }
     }
@@ -379,7 +400,12 @@ impl TestDaemon {
 
     /// Starts the daemon; Err with its log when it exits at start or its
     /// API does not come up.
-    pub fn try_spawn(&mut self, lab: &Lab) -> Result<(), String> {
+    pub fn try_spawn(&mut self, _lab: &Lab) -> Result<(), String> {
+        self.try_spawn_here()
+    }
+
+    /// Starts the daemon in its namespace (see [`TestDaemon::try_spawn`]).
+    pub fn try_spawn_here(&mut self) -> Result<(), String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -408,7 +434,7 @@ impl TestDaemon {
                     self.log_text()
                 ));
             }
-            if api(lab, "GET", "/v1/health", None).0 == 200 {
+            if self.api("GET", "/v1/health", None).0 == 200 {
                 return Ok(());
             }
             if std::time::Instant::now() > deadline {
@@ -452,6 +478,16 @@ impl TestDaemon {
         c.wait().ok()
     }
 
+    /// Calls this daemon's API (see [`api`]).
+    pub fn api(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        api_in(&self.ns, method, path, body, Some(TEST_TOKEN))
+    }
+
     /// Runs the `waf` CLI against this daemon (inside the server namespace).
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new("ip")
@@ -491,10 +527,21 @@ pub fn api_with_token(
     body: Option<serde_json::Value>,
     token: Option<&str>,
 ) -> (u16, serde_json::Value) {
+    api_in(&lab.srv.name, method, path, body, token)
+}
+
+/// As [`api_with_token`], for the daemon in namespace `ns`.
+pub fn api_in(
+    ns: &str,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+    token: Option<&str>,
+) -> (u16, serde_json::Value) {
     let url = format!("http://127.0.0.1:9876{path}");
     let method = method.to_string();
     let token = token.map(str::to_string);
-    lab.srv.run(move || {
+    run_in(ns, move || {
         let mut req = ureq::request(&method, &url).timeout(std::time::Duration::from_secs(10));
         if let Some(t) = &token {
             req = req.set("Authorization", &format!("Bearer {t}"));

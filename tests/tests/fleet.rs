@@ -1,0 +1,279 @@
+//! Bans shared across hosts: three daemons (a, b, c), each with its own XDP
+//! program in its own namespace, share bans through a real nats-server with
+//! JetStream; an attacker pings them. A ban on one host drops the attacker
+//! at XDP on the others; its unban readmits it there; an allowlist wins
+//! over the fleet.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use waf_tests::{Netns, TestDaemon, require_root, unique, veth};
+
+/// Where the broker listens (its own namespace on the lab's bridge).
+const BROKER4: &str = "192.0.2.250";
+const ATTACKER4: &str = "192.0.2.66";
+/// Every wait is bounded by this.
+const WAIT: Duration = Duration::from_secs(10);
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < WAIT,
+            "timed out ({WAIT:?}) waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A nats-server with JetStream in a namespace of its own; killed (and its
+/// store removed) on drop.
+struct Broker {
+    child: Child,
+    store: std::path::PathBuf,
+}
+
+impl Broker {
+    fn start(ns: &Netns) -> Self {
+        let bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap_or_else(|| {
+                panic!("nats-server is missing: run `cargo xtask setup` (it installs it)")
+            });
+        let store = std::env::temp_dir().join(unique("waf-nats-"));
+        std::fs::create_dir_all(&store).unwrap();
+        let store_arg = store.display().to_string();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, bin])
+            .args(["-js", "-sd", &store_arg, "-a", BROKER4, "-p", "4222"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        let b = Broker { child, store };
+        let ns_name = ns.name.clone();
+        wait_until("nats-server to listen", || {
+            waf_tests::run_in(&ns_name, || {
+                std::net::TcpStream::connect((BROKER4, 4222)).is_ok()
+            })
+        });
+        b
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+/// The fleet's lab: hosts a, b, c (each a daemon on its own interface), an
+/// attacker and the broker, joined by a bridge in a "lan" namespace.
+/// Fields drop in order: daemons, broker, hosts, then the bridge.
+struct Fleet {
+    daemons: Vec<TestDaemon>,
+    _broker: Broker,
+    attacker: Netns,
+    _hosts: Vec<Netns>,
+    _lan: Netns,
+}
+
+const NODES: [(&str, &str); 3] = [("a", "192.0.2.1"), ("b", "192.0.2.2"), ("c", "192.0.2.3")];
+
+impl Fleet {
+    /// `extra[i]`: more TOML for host i.
+    fn new(extra: [&str; 3]) -> Self {
+        require_root();
+        let lan = Netns::new("fl");
+        lan.exec(&["ip", "link", "add", "br0", "type", "bridge"]);
+        lan.exec(&["ip", "link", "set", "br0", "up"]);
+        let plug = |ns: &Netns, addr: &str| -> String {
+            let ifname = unique("f");
+            let port = format!("p{ifname}");
+            veth(&ifname, ns, &port, &lan);
+            lan.exec(&["ip", "link", "set", &port, "master", "br0"]);
+            ns.exec(&["ip", "addr", "add", &format!("{addr}/24"), "dev", &ifname]);
+            ifname
+        };
+        let broker_ns = Netns::new("fn");
+        plug(&broker_ns, BROKER4);
+        let broker = Broker::start(&broker_ns);
+        let attacker = Netns::new("fx");
+        plug(&attacker, ATTACKER4);
+        let bucket = unique("waf-test-");
+        let mut hosts = vec![broker_ns];
+        let mut daemons = Vec::new();
+        for (i, (node, addr)) in NODES.into_iter().enumerate() {
+            let ns = Netns::new("fh");
+            let ifname = plug(&ns, addr);
+            let toml = format!(
+                "{}\n[fleet]\nurl = \"nats://{BROKER4}:4222\"\nnode = \"{node}\"\nbucket = \"{bucket}\"\n",
+                extra[i]
+            );
+            daemons.push(TestDaemon::start_on(&ns, &ifname, &toml));
+            hosts.push(ns);
+        }
+        let f = Fleet {
+            daemons,
+            _broker: broker,
+            attacker,
+            _hosts: hosts,
+            _lan: lan,
+        };
+        for (i, d) in f.daemons.iter().enumerate() {
+            let start = Instant::now();
+            loop {
+                let st = d.api("GET", "/v1/fleet", None).1;
+                if st["connected"] == true && st["last_sync"].is_string() {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < WAIT,
+                    "host {} does not follow the bucket: {st}\n{}",
+                    NODES[i].0,
+                    f.logs()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        f
+    }
+
+    fn reaches(&self, host: usize) -> bool {
+        self.attacker.ping(NODES[host].1, None, 2)
+    }
+
+    fn ban_of(&self, host: usize) -> Option<Value> {
+        let (code, b) = self.daemons[host].api("GET", &format!("/v1/bans/{ATTACKER4}"), None);
+        (code == 200).then_some(b)
+    }
+
+    fn xdp_banned_packets(&self, host: usize) -> u64 {
+        self.daemons[host].api("GET", "/v1/stats", None).1["counters"]["banned"]["packets"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    fn logs(&self) -> String {
+        self.daemons
+            .iter()
+            .zip(NODES)
+            .map(|(d, (n, _))| format!("---- host {n}:\n{}", d.log_text()))
+            .collect()
+    }
+}
+
+#[test]
+fn a_ban_on_one_host_drops_at_xdp_on_the_others_and_its_unban_readmits() {
+    let f = Fleet::new(["", "", ""]);
+    for (h, (node, _)) in NODES.iter().enumerate() {
+        assert!(f.reaches(h), "host {node} reachable before any ban");
+    }
+    let out = f.daemons[0].cli(&[
+        "bans",
+        "add",
+        ATTACKER4,
+        "--duration",
+        "1h",
+        "--reason",
+        "fleet test",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    for h in [1, 2] {
+        wait_until(&format!("host {} to apply a's ban", NODES[h].0), || {
+            f.ban_of(h).is_some()
+        });
+        let b = f.ban_of(h).unwrap();
+        assert_eq!(b["source"], "fleet", "{b}");
+        assert_eq!(b["origin"], "a", "{b}");
+        assert_eq!(b["reason"], "fleet test", "{b}");
+        let left = b["remaining_s"].as_u64().unwrap();
+        assert!((3500..=3600).contains(&left), "the expiry travels: {b}");
+        let before = f.xdp_banned_packets(h);
+        assert!(!f.reaches(h), "attacker dropped on host {}", NODES[h].0);
+        assert!(
+            f.xdp_banned_packets(h) > before,
+            "dropped at XDP by the ban on host {}",
+            NODES[h].0
+        );
+    }
+    // The origin's own ban is not the fleet's, and nothing echoed back.
+    let a = f.ban_of(0).expect("a keeps its ban");
+    assert_eq!(a["source"], "manual", "{a}");
+    assert!(a["origin"].is_null(), "{a}");
+    let st = f.daemons[0].api("GET", "/v1/fleet", None).1;
+    assert!(st["published"].as_u64().unwrap() >= 1, "{st}");
+    assert_eq!(st["applied"], 0, "a applies nothing of its own: {st}");
+    let out = f.daemons[1].cli(&["bans", "list"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("fleet (a)"), "{table}");
+
+    let out = f.daemons[0].cli(&["bans", "rm", ATTACKER4]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for h in [1, 2] {
+        wait_until(&format!("host {} to lift the ban", NODES[h].0), || {
+            f.ban_of(h).is_none()
+        });
+        assert!(f.reaches(h), "attacker readmitted on host {}", NODES[h].0);
+    }
+    let st = f.daemons[1].api("GET", "/v1/fleet", None).1;
+    assert!(
+        st["applied"].as_u64().unwrap() >= 2,
+        "ban and unban: {st}\n{}",
+        f.logs()
+    );
+    assert_eq!(st["node"], "b");
+    let out = f.daemons[1].cli(&["fleet", "status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("connected") && text.contains("node: b"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_local_allowlist_wins_over_a_fleet_ban() {
+    let allow = format!("[allowlist]\ncidrs = [\"{ATTACKER4}\"]\n");
+    let f = Fleet::new(["", "", &allow]);
+    let out = f.daemons[0].cli(&["bans", "add", ATTACKER4, "--reason", "fleet test"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until("host b to apply a's ban", || f.ban_of(1).is_some());
+    wait_until("host c to refuse it", || {
+        f.daemons[2].api("GET", "/v1/fleet", None).1["refused_allowlist"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
+    });
+    assert!(f.ban_of(2).is_none(), "no ban on c");
+    assert!(f.reaches(2), "the attacker still reaches c");
+    assert!(!f.reaches(1), "but not b");
+    let st = f.daemons[2].api("GET", "/v1/fleet", None).1;
+    assert_eq!(
+        st["refused_allowlist"], 1,
+        "refused once, not in a loop: {st}"
+    );
+    assert!(
+        f.daemons[2].log_text().contains("allowlist protects it"),
+        "logged: {}",
+        f.logs()
+    );
+}
