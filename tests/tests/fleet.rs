@@ -18,12 +18,16 @@ const ATTACKER4: &str = "192.0.2.66";
 /// Every wait is bounded by this.
 const WAIT: Duration = Duration::from_secs(10);
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+fn wait_until(what: &str, f: impl FnMut() -> bool) {
+    wait_for(WAIT, what, f);
+}
+
+fn wait_for(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
         assert!(
-            start.elapsed() < WAIT,
-            "timed out ({WAIT:?}) waiting for {what}"
+            start.elapsed() < limit,
+            "timed out ({limit:?}) waiting for {what}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -32,43 +36,61 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 /// A nats-server with JetStream in a namespace of its own; killed (and its
 /// store removed) on drop.
 struct Broker {
-    child: Child,
+    child: Option<Child>,
     store: std::path::PathBuf,
+    ns: String,
 }
 
 impl Broker {
     fn start(ns: &Netns) -> Self {
+        let store = std::env::temp_dir().join(unique("waf-nats-"));
+        std::fs::create_dir_all(&store).unwrap();
+        let mut b = Broker {
+            child: None,
+            store,
+            ns: ns.name.clone(),
+        };
+        b.start_again();
+        b
+    }
+
+    /// Kills the server (its store stays).
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server (again) on its store and waits until it listens.
+    fn start_again(&mut self) {
         let bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
             .unwrap_or_else(|| {
                 panic!("nats-server is missing: run `cargo xtask setup` (it installs it)")
             });
-        let store = std::env::temp_dir().join(unique("waf-nats-"));
-        std::fs::create_dir_all(&store).unwrap();
-        let store_arg = store.display().to_string();
+        let store_arg = self.store.display().to_string();
         let child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, bin])
+            .args(["netns", "exec", &self.ns, bin])
             .args(["-js", "-sd", &store_arg, "-a", BROKER4, "-p", "4222"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start nats-server");
-        let b = Broker { child, store };
-        let ns_name = ns.name.clone();
+        self.child = Some(child);
+        let ns = self.ns.clone();
         wait_until("nats-server to listen", || {
-            waf_tests::run_in(&ns_name, || {
+            waf_tests::run_in(&ns, || {
                 std::net::TcpStream::connect((BROKER4, 4222)).is_ok()
             })
         });
-        b
     }
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
         let _ = std::fs::remove_dir_all(&self.store);
     }
 }
@@ -78,7 +100,7 @@ impl Drop for Broker {
 /// Fields drop in order: daemons, broker, hosts, then the bridge.
 struct Fleet {
     daemons: Vec<TestDaemon>,
-    _broker: Broker,
+    broker: Broker,
     attacker: Netns,
     _hosts: Vec<Netns>,
     _lan: Netns,
@@ -121,7 +143,7 @@ impl Fleet {
         }
         let f = Fleet {
             daemons,
-            _broker: broker,
+            broker,
             attacker,
             _hosts: hosts,
             _lan: lan,
@@ -276,4 +298,49 @@ fn the_local_allowlist_wins_over_a_fleet_ban() {
         "logged: {}",
         f.logs()
     );
+}
+
+#[test]
+fn bans_made_with_the_broker_away_are_published_once_it_is_back() {
+    let mut f = Fleet::new(["", "", ""]);
+    f.broker.stop();
+    wait_until("a to see the broker gone", || {
+        f.daemons[0].api("GET", "/v1/fleet", None).1["connected"] == false
+    });
+    let t = Instant::now();
+    let out = f.daemons[0].cli(&["bans", "add", ATTACKER4, "--duration", "1h"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "a local ban never waits for the broker ({:?})",
+        t.elapsed()
+    );
+    assert!(!f.reaches(0), "a enforces at once, broker or not");
+    assert!(f.ban_of(1).is_none() && f.reaches(1), "b cannot know yet");
+
+    f.broker.start_again();
+    // Reconnecting and taking the watch again may wait for the client's
+    // heartbeats: a longer bound than the other waits.
+    for h in [1, 2] {
+        let start = Instant::now();
+        while f.ban_of(h).is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(40),
+                "host {} did not apply the ban made while the broker was away: a {}, b {}\n{}",
+                NODES[h].0,
+                f.daemons[0].api("GET", "/v1/fleet", None).1,
+                f.daemons[1].api("GET", "/v1/fleet", None).1,
+                f.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(!f.reaches(h), "attacker dropped on host {}", NODES[h].0);
+    }
+    let st = f.daemons[0].api("GET", "/v1/fleet", None).1;
+    assert_eq!(st["connected"], true, "{st}");
+    assert_eq!(st["dropped"], 0, "nothing lost: {st}");
 }

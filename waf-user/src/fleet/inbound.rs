@@ -111,7 +111,12 @@ struct Inbound {
 
 impl Inbound {
     async fn follow(&mut self, store: &Store) -> Result<(), String> {
-        let mut w = store.watch_all().await.map_err(|e| e.to_string())?;
+        // The last value of every key (delete markers too: what was lifted
+        // while this host was not watching), then every change.
+        let mut w = store
+            .watch_with_history(">")
+            .await
+            .map_err(|e| e.to_string())?;
         self.link.synced();
         tracing::info!(bucket = %self.link.cfg.bucket, "fleet: following the shared bans");
         while let Some(item) = w.next().await {
