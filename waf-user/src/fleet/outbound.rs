@@ -144,3 +144,88 @@ async fn flush(link: &FleetLink, s: &Store, pending: &mut Pending) -> Result<(),
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        collections::HashMap,
+        sync::{Arc, Mutex, OnceLock, atomic::AtomicU64},
+    };
+
+    use super::*;
+    use crate::{
+        firewall::{Ban, BanMeta},
+        fleet::{Counters, EXPIRY_GRACE_S, FleetConfig, Known},
+    };
+
+    fn link(share: &[BanSource]) -> FleetLink {
+        FleetLink {
+            cfg: FleetConfig {
+                node: "a".into(),
+                share: share.to_vec(),
+                ..FleetConfig::default()
+            },
+            counters: Counters::default(),
+            client: OnceLock::new(),
+            last_sync: AtomicU64::new(0),
+            known: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn ban(source: BanSource) -> Ban {
+        Ban {
+            net: "2001:db8::/64".parse().unwrap(),
+            meta: BanMeta {
+                created: 1,
+                expires: 0,
+                offence: 1,
+                source,
+                reason: Arc::from("r"),
+                origin: (source == BanSource::Fleet).then(|| Arc::from("b")),
+            },
+        }
+    }
+
+    #[test]
+    fn shared_sources_go_out_fleet_bans_never_echo() {
+        let l = link(&[BanSource::Manual]);
+        let (key, value) = l
+            .outgoing(BanChange::Banned(ban(BanSource::Manual)))
+            .expect("a manual ban is shared");
+        assert_eq!(key, "2001-db8--_64");
+        let v = SharedBan::decode(&value.expect("a put")).unwrap();
+        assert_eq!((v.origin.as_str(), v.source), ("a", BanSource::Manual));
+        let lifted = BanChange::Lifted(ban(BanSource::Manual), Lift::Expired);
+        assert_eq!(l.outgoing(lifted), Some((key.clone(), None)), "a delete");
+        for c in [
+            BanChange::Banned(ban(BanSource::Detection)),
+            BanChange::Banned(ban(BanSource::Fleet)),
+            BanChange::Lifted(ban(BanSource::Fleet), Lift::Removed),
+            BanChange::Lifted(ban(BanSource::Manual), Lift::Evicted),
+        ] {
+            assert_eq!(l.outgoing(c.clone()), None, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn expired_keys_are_the_origins_at_once_and_anyones_after_grace() {
+        let l = link(&[BanSource::Manual]);
+        for (key, origin, expires) in [("own", "a", 100), ("other", "b", 100), ("late", "b", 10)] {
+            let k = Known {
+                origin: origin.into(),
+                expires,
+            };
+            l.known().insert(key.into(), k);
+        }
+        let k = Known {
+            origin: "a".into(),
+            expires: 0,
+        };
+        l.known().insert("permanent".into(), k);
+        let mut due = l.expired_keys(100);
+        due.sort();
+        assert_eq!(due, ["late", "own"]);
+        assert_eq!(l.expired_keys(100 + EXPIRY_GRACE_S), ["other"]);
+        assert!(l.expired_keys(u64::MAX).is_empty(), "permanent stays");
+    }
+}
