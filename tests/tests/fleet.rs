@@ -263,8 +263,14 @@ fn a_ban_on_one_host_drops_at_xdp_on_the_others_and_its_unban_readmits() {
     let out = f.daemons[1].cli(&["fleet", "status"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("connected") && text.contains("node: b"),
+        text.contains("fleet: connected") && text.contains("node: b"),
         "{text}"
+    );
+    let m = f.daemons[1].api("GET", "/metrics", None).1;
+    let m = m.as_str().unwrap_or_default();
+    assert!(
+        m.contains("waf_fleet_connected 1") && m.contains("waf_fleet_applied_total "),
+        "{m}"
     );
 }
 
@@ -301,7 +307,7 @@ fn the_local_allowlist_wins_over_a_fleet_ban() {
 }
 
 #[test]
-fn bans_made_with_the_broker_away_are_published_once_it_is_back() {
+fn bans_and_unbans_made_with_the_broker_away_reach_the_others_once_it_is_back() {
     let mut f = Fleet::new(["", "", ""]);
     f.broker.stop();
     wait_until("a to see the broker gone", || {
@@ -343,4 +349,33 @@ fn bans_made_with_the_broker_away_are_published_once_it_is_back() {
     let st = f.daemons[0].api("GET", "/v1/fleet", None).1;
     assert_eq!(st["connected"], true, "{st}");
     assert_eq!(st["dropped"], 0, "nothing lost: {st}");
+
+    // An unban with the broker away too: the key's delete marker is its
+    // last value, which the others read when they watch again.
+    f.broker.stop();
+    wait_until("a to see the broker gone again", || {
+        f.daemons[0].api("GET", "/v1/fleet", None).1["connected"] == false
+    });
+    let out = f.daemons[0].cli(&["bans", "rm", ATTACKER4]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        f.reaches(0) && f.ban_of(1).is_some(),
+        "a readmits at once, b cannot know yet"
+    );
+    f.broker.start_again();
+    for h in [1, 2] {
+        wait_for(
+            Duration::from_secs(40),
+            &format!(
+                "host {} to lift the ban lifted while the broker was away",
+                NODES[h].0
+            ),
+            || f.ban_of(h).is_none(),
+        );
+        assert!(f.reaches(h), "attacker readmitted on host {}", NODES[h].0);
+    }
 }
