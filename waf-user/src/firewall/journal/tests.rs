@@ -39,6 +39,18 @@ fn sample() -> Vec<Record> {
         ban("2001:db8::/64", 1_800_000_000, "b"),
         ban("192.0.2.2/32", 0, "a"),
         Record::Unban("192.0.2.2/32".parse().unwrap()),
+        // A fleet ban keeps its origin through the log and the snapshot.
+        Record::Ban(Ban {
+            net: "203.0.113.0/24".parse().unwrap(),
+            meta: BanMeta {
+                created: 1_700_000_000,
+                expires: 1_800_000_000,
+                offence: 2,
+                source: BanSource::Fleet,
+                reason: Arc::from("b"),
+                origin: Some(Arc::from("web-2")),
+            },
+        }),
         Record::ListAdd(
             ListKind::Allow,
             "10.0.0.0/8".parse().unwrap(),
@@ -171,7 +183,7 @@ fn compaction_keeps_every_fact_and_drops_the_covered_log() {
     assert_eq!(segments(&dir).unwrap().len(), 1, "covered segments removed");
     let (j, back, report) = Journal::open(&dir).unwrap();
     assert_eq!(back, state);
-    assert_eq!(report.snapshot_bans, 1002);
+    assert_eq!(report.snapshot_bans, 1003);
     assert!(report.damaged.is_empty(), "{:?}", report.damaged);
     assert!(j.health().errors.load(Ordering::Relaxed) == 0);
     std::fs::remove_dir_all(&dir).unwrap();
