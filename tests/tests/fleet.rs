@@ -197,6 +197,15 @@ fn a_ban_on_one_host_drops_at_xdp_on_the_others_and_its_unban_readmits() {
     for (h, (node, _)) in NODES.iter().enumerate() {
         assert!(f.reaches(h), "host {node} reachable before any ban");
     }
+    // A ban wider than max_prefix_v4, forced on a, stays a's: each host
+    // holds its own bounds (published first, so applied or refused before
+    // the ban below arrives).
+    let out = f.daemons[0].cli(&["bans", "add", "16.0.0.0/4", "--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = f.daemons[0].cli(&[
         "bans",
         "add",
@@ -217,6 +226,10 @@ fn a_ban_on_one_host_drops_at_xdp_on_the_others_and_its_unban_readmits() {
             f.ban_of(h).is_some()
         });
         let b = f.ban_of(h).unwrap();
+        let (code, wide) = f.daemons[h].api("GET", "/v1/bans/16.0.0.0/4", None);
+        assert_eq!(code, 404, "a forced /4 applied on {}: {wide}", NODES[h].0);
+        let st = f.daemons[h].api("GET", "/v1/fleet", None).1;
+        assert_eq!(st["refused_too_wide"], 1, "the /4 refused once: {st}");
         assert_eq!(b["source"], "fleet", "{b}");
         assert_eq!(b["origin"], "a", "{b}");
         assert_eq!(b["reason"], "fleet test", "{b}");

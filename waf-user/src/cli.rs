@@ -433,7 +433,7 @@ pub fn fleet(a: &ApiArgs, cmd: FleetCmd) -> Result<()> {
                 }
                 format!(
                     "fleet: {}   node: {}   bucket: {}   last sync: {}
-                     published: {}   applied: {}   refused (allowlist): {}   dropped: {}",
+                     published: {}   applied: {}   refused (allowlist): {}   refused (too wide): {}   dropped: {}",
                     if st.connected {
                         "connected"
                     } else {
@@ -445,6 +445,7 @@ pub fn fleet(a: &ApiArgs, cmd: FleetCmd) -> Result<()> {
                     st.published,
                     st.applied,
                     st.refused_allowlist,
+                    st.refused_too_wide,
                     st.dropped
                 )
             });

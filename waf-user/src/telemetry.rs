@@ -83,6 +83,9 @@ pub struct FleetStatus {
     pub applied: u64,
     /// Other hosts' bans refused here: the allowlist protects them.
     pub refused_allowlist: u64,
+    /// Other hosts' bans refused here: wider than this host's
+    /// `[ban_policy] max_prefix_v4` / `max_prefix_v6`.
+    pub refused_too_wide: u64,
     /// Local changes never published (the link fell too far behind).
     pub dropped: u64,
     /// When the bucket was last read in full or followed (RFC 3339); null:

@@ -63,7 +63,7 @@ fn write_journal(dir: &Path, count: u32) -> Result<(u64, u64)> {
                 offence: 1,
                 source: BanSource::Detection,
                 reason: reason.clone(),
-                origin: None,
+                origin: waf_user::firewall::Origin::NONE,
             },
         });
         j.append(&r);

@@ -276,7 +276,7 @@ impl From<&Ban> for BanView {
             expires: expires.map(rfc3339),
             remaining_s: expires.map(|e| e.saturating_sub(now)),
             offence: u32::from(b.meta.offence),
-            origin: b.meta.origin.as_deref().map(str::to_string),
+            origin: b.meta.origin.name().map(|o| o.to_string()),
         }
     }
 }

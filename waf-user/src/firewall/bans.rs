@@ -297,7 +297,7 @@ impl Firewall {
             offence,
             source,
             reason: self.intern(&clean_reason(reason)),
-            origin: origin.map(|o| self.intern(&clean_reason(o))),
+            origin: super::types::Origin::of_opt(origin.map(clean_reason).as_deref()),
         };
         self.write_ban(net, &meta)?;
         let replaced = self.state.bans.insert(net, meta.clone()).is_some();
@@ -319,7 +319,7 @@ impl Firewall {
             None => "permanent".into(),
         };
         tracing::warn!(
-            net = %net, source = source.as_str(), origin = ban.meta.origin.as_deref(),
+            net = %net, source = source.as_str(), origin = ban.meta.origin.name().as_deref(),
             reason = %ban.meta.reason, offence, duration = %shown, replaced, "ban"
         );
         Ok(ban)
@@ -398,7 +398,7 @@ impl Firewall {
                         offence: 0,
                         source: BanSource::Adopted,
                         reason: Arc::from(""),
-                        origin: None,
+                        origin: crate::firewall::Origin::NONE,
                     },
                 });
             }

@@ -35,8 +35,8 @@ pub use self::{
     policy::{BanPolicy, OnFull},
     restore::{FirewallConfig, StartReport},
     types::{
-        Alarm, Ban, BanChange, BanMeta, BanSource, Lift, ListItem, ListKind, ListView, Stats,
-        Strike, StrikeKind,
+        Alarm, Ban, BanChange, BanMeta, BanSource, Lift, ListItem, ListKind, ListView, Origin,
+        Stats, Strike, StrikeKind,
     },
     view::View,
 };

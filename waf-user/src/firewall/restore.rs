@@ -218,7 +218,7 @@ impl Firewall {
                 offence: 1,
                 source: BanSource::Adopted,
                 reason: self.intern("found in the kernel map"),
-                origin: None,
+                origin: crate::firewall::Origin::NONE,
             };
             self.expiry.insert(expires, net);
             self.state.bans.insert(net, meta.clone());

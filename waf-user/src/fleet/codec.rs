@@ -144,7 +144,7 @@ mod tests {
                 offence: 2,
                 source: BanSource::RateLimit,
                 reason: Arc::from("rate_pps: 900"),
-                origin: None,
+                origin: crate::firewall::Origin::NONE,
             },
         };
         let v = SharedBan::of(&ban, "a");

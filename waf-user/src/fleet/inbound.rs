@@ -160,7 +160,7 @@ impl Inbound {
                 // This host's own ban stands; it is not the fleet's to change.
                 return;
             }
-            let same_origin = local.meta.origin.as_deref() == Some(v.origin.as_str());
+            let same_origin = local.meta.origin.name().as_deref() == Some(v.origin.as_str());
             if same_origin && u64::from(local.meta.expires).abs_diff(v.expires) <= SAME_EXPIRY_S {
                 return;
             }
@@ -178,8 +178,10 @@ impl Inbound {
             reason: v.reason.clone(),
             source: BanSource::Fleet,
             origin: Some(v.origin.clone()),
-            // The origin's policy decided the width.
-            force: true,
+            // This host's own bounds hold: a ban wider than its
+            // max_prefix_v4/v6 (forced on another host, or a hostile
+            // value) is not applied here.
+            force: false,
         };
         match self.fw.ban(order).await {
             Ok(_) => bump(&self.link.counters.applied),
@@ -190,6 +192,11 @@ impl Inbound {
                     net = %net, from = %v.origin, allowlisted_by = %by, entry = %origin,
                     "fleet: a ban from another host refused: the allowlist protects it"
                 );
+            }
+            Err(e @ FirewallError::TooWide { .. }) => {
+                bump(&self.link.counters.refused_too_wide);
+                self.refused.insert(key.to_string(), v.created);
+                tracing::warn!(net = %net, from = %v.origin, error = %e, "fleet: a ban from another host refused: wider than this host allows");
             }
             Err(e) => {
                 bump(&self.link.counters.errors);

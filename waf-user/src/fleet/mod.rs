@@ -46,6 +46,7 @@ struct Counters {
     published: AtomicU64,
     applied: AtomicU64,
     refused_allowlist: AtomicU64,
+    refused_too_wide: AtomicU64,
     dropped: AtomicU64,
     skipped_expired: AtomicU64,
     bad_entries: AtomicU64,
@@ -220,6 +221,7 @@ impl FleetReport for FleetLink {
             published: self.count(&c.published),
             applied: self.count(&c.applied),
             refused_allowlist: self.count(&c.refused_allowlist),
+            refused_too_wide: self.count(&c.refused_too_wide),
             dropped: self.count(&c.dropped),
             last_sync: (last != 0).then(|| rfc3339(last)),
         }
@@ -258,6 +260,12 @@ impl Telemetry for FleetLink {
                 "Other hosts' bans refused: the local allowlist protects them.",
                 k,
                 self.count(&c.refused_allowlist),
+            ),
+            Family::one(
+                "waf_fleet_refused_too_wide",
+                "Other hosts' bans refused: wider than this host's max_prefix.",
+                k,
+                self.count(&c.refused_too_wide),
             ),
             Family::one(
                 "waf_fleet_dropped",

@@ -181,7 +181,9 @@ mod tests {
                 offence: 1,
                 source,
                 reason: Arc::from("r"),
-                origin: (source == BanSource::Fleet).then(|| Arc::from("b")),
+                origin: crate::firewall::Origin::of_opt(
+                    (source == BanSource::Fleet).then_some("b"),
+                ),
             },
         }
     }

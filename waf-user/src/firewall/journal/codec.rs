@@ -125,7 +125,7 @@ fn put_meta(out: &mut Vec<u8>, m: &BanMeta) {
 /// records written before fleet sources existed read as they were).
 fn put_origin(out: &mut Vec<u8>, m: &BanMeta) {
     if m.source == BanSource::Fleet {
-        put_str(out, m.origin.as_deref().unwrap_or(""));
+        put_str(out, m.origin.name().as_deref().unwrap_or(""));
     }
 }
 
@@ -305,12 +305,14 @@ impl<'a> Reader<'a> {
     }
 
     /// The origin [`put_origin`] wrote (fleet bans only).
-    fn origin(&mut self, source: BanSource) -> Result<Option<Arc<str>>, CodecError> {
+    fn origin(&mut self, source: BanSource) -> Result<crate::firewall::Origin, CodecError> {
         if source != BanSource::Fleet {
-            return Ok(None);
+            return Ok(crate::firewall::Origin::NONE);
         }
         let o = self.str()?;
-        Ok((!o.is_empty()).then_some(o))
+        Ok(crate::firewall::Origin::of_opt(
+            (!o.is_empty()).then_some(&*o),
+        ))
     }
 
     fn meta_fields(&mut self) -> Result<(u32, u32, u16, BanSource), CodecError> {
@@ -495,7 +497,7 @@ mod tests {
                     offence: 3,
                     source: BanSource::RateLimit,
                     reason: Arc::from("rate limit: 900 packets/s"),
-                    origin: None,
+                    origin: crate::firewall::Origin::NONE,
                 },
             }),
             Record::Ban(Ban {
@@ -506,7 +508,7 @@ mod tests {
                     offence: 1,
                     source: BanSource::Fleet,
                     reason: Arc::from("manual"),
-                    origin: Some(Arc::from("node-a")),
+                    origin: crate::firewall::Origin::of("node-a"),
                 },
             }),
             Record::Unban(net("2001:db8::/64")),

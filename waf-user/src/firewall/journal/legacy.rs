@@ -80,7 +80,7 @@ fn convert(r: V1) -> Record {
                 offence: b.offence.min(u32::from(u16::MAX)) as u16,
                 source: b.source,
                 reason: Arc::from(b.reason.as_str()),
-                origin: None,
+                origin: crate::firewall::Origin::NONE,
             },
         }),
         V1::Unban { net } => Record::Unban(net.trunc()),

@@ -28,7 +28,7 @@ fn ban(net: &str, expires: u32, reason: &str) -> Record {
             offence: 1,
             source: BanSource::Manual,
             reason: Arc::from(reason),
-            origin: None,
+            origin: crate::firewall::Origin::NONE,
         },
     })
 }
@@ -48,7 +48,7 @@ fn sample() -> Vec<Record> {
                 offence: 2,
                 source: BanSource::Fleet,
                 reason: Arc::from("b"),
-                origin: Some(Arc::from("web-2")),
+                origin: crate::firewall::Origin::of("web-2"),
             },
         }),
         Record::ListAdd(
@@ -201,7 +201,7 @@ fn a_damaged_snapshot_is_never_fatal() {
             offence: 1,
             source: BanSource::Import,
             reason: Arc::from("x"),
-            origin: None,
+            origin: crate::firewall::Origin::NONE,
         },
     );
     std::fs::create_dir_all(&dir).unwrap();
