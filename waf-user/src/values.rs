@@ -293,6 +293,26 @@ pub fn moved<T>(v: &Option<T>, key: &str, instead: &str) -> Result<(), ConfigErr
     }
 }
 
+/// A config value given as one string or a list of them (`iface`,
+/// `[fleet] url`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OneOrMany(pub Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(OneOrMany(match Raw::deserialize(d)? {
+            Raw::One(s) => vec![s],
+            Raw::Many(v) => v,
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

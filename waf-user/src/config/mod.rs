@@ -14,7 +14,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 pub use self::{
     lists::{ListConfig, read_list_file},
@@ -34,23 +34,7 @@ use crate::{
 };
 
 /// One interface or a list of them.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Interfaces(pub Vec<String>);
-
-impl<'de> Deserialize<'de> for Interfaces {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            One(String),
-            Many(Vec<String>),
-        }
-        Ok(match Raw::deserialize(d)? {
-            Raw::One(s) => Interfaces(vec![s]),
-            Raw::Many(v) => Interfaces(v),
-        })
-    }
-}
+pub type Interfaces = crate::values::OneOrMany;
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::{
     firewall::BanSource,
@@ -12,23 +12,7 @@ use crate::{
 };
 
 /// One NATS server URL or a list of them.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Urls(pub Vec<String>);
-
-impl<'de> Deserialize<'de> for Urls {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            One(String),
-            Many(Vec<String>),
-        }
-        Ok(match Raw::deserialize(d)? {
-            Raw::One(s) => Urls(vec![s]),
-            Raw::Many(v) => Urls(v),
-        })
-    }
-}
+pub type Urls = crate::values::OneOrMany;
 
 /// `[fleet]`: bans shared across hosts through a NATS JetStream key-value
 /// bucket. Absent: the host stands alone.
