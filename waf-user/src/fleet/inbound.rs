@@ -146,7 +146,7 @@ impl Inbound {
     }
 
     async fn put(&mut self, key: &str, net: IpNet, v: SharedBan) {
-        self.link.remember(key, &v);
+        self.link.remember(net, &v);
         if v.origin == self.link.cfg.node || !self.link.cfg.accept {
             return;
         }
@@ -206,7 +206,7 @@ impl Inbound {
     }
 
     async fn delete(&mut self, key: &str, net: IpNet) {
-        self.link.forget(key);
+        self.link.forget(net);
         self.refused.remove(key);
         let fleet_ban = self
             .fw

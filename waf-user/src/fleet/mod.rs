@@ -30,6 +30,7 @@ use std::{
     time::Duration,
 };
 
+use ipnet::IpNet;
 use serde_json::json;
 
 use self::codec::SharedBan;
@@ -57,12 +58,15 @@ fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
-/// What this host knows of a key in the bucket: who made the ban, when it
-/// ends (to delete keys past their expiry).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What this host knows of a key in the bucket, to delete keys past their
+/// expiry: whether this host made the ban, and when it ends (Unix seconds
+/// in 32 bits, as the firewall keeps them; 0: permanent). Eight bytes, and
+/// the address as the key: a million shared bans cost tens of megabytes,
+/// not a string per key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Known {
-    origin: String,
-    expires: u64,
+    mine: bool,
+    expires: u32,
 }
 
 /// The fleet link: its config, counters and the NATS client.
@@ -73,7 +77,7 @@ pub struct FleetLink {
     /// Unix seconds of the last read of the bucket (0: never).
     last_sync: AtomicU64,
     /// The keys in the bucket with their origin and expiry, as watched.
-    known: Mutex<HashMap<String, Known>>,
+    known: Mutex<HashMap<IpNet, Known>>,
 }
 
 /// How long a NATS request may take before the link counts it failed.
@@ -166,40 +170,39 @@ impl FleetLink {
         self.last_sync.store(unix_now(), Ordering::Relaxed);
     }
 
-    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, Known>> {
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<IpNet, Known>> {
         self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Notes a value seen in the bucket.
-    fn remember(&self, key: &str, v: &SharedBan) {
+    fn remember(&self, net: IpNet, v: &SharedBan) {
         let k = Known {
-            origin: v.origin.clone(),
-            expires: v.expires,
+            mine: v.origin == self.cfg.node,
+            expires: v.expires.min(u64::from(u32::MAX)) as u32,
         };
-        self.known().insert(key.to_string(), k);
+        self.known().insert(net, k);
     }
 
     /// Notes a key deleted from the bucket.
-    fn forget(&self, key: &str) {
-        self.known().remove(key);
+    fn forget(&self, net: IpNet) {
+        self.known().remove(&net);
     }
 
     /// Keys whose ban ran out that this host should delete: its own at
     /// expiry, any host's past expiry plus a grace period. Taken out of
     /// what is known (the delete's own watch event would do it too).
-    fn expired_keys(&self, now: u64) -> Vec<String> {
+    fn expired_keys(&self, now: u64) -> Vec<IpNet> {
         let mut known = self.known();
-        let due: Vec<String> = known
+        let due: Vec<IpNet> = known
             .iter()
             .filter(|(_, k)| {
-                k.expires != 0
-                    && ((k.origin == self.cfg.node && k.expires <= now)
-                        || k.expires.saturating_add(EXPIRY_GRACE_S) <= now)
+                let e = u64::from(k.expires);
+                e != 0 && ((k.mine && e <= now) || e.saturating_add(EXPIRY_GRACE_S) <= now)
             })
-            .map(|(key, _)| key.clone())
+            .map(|(net, _)| *net)
             .collect();
-        for key in &due {
-            known.remove(key);
+        for net in &due {
+            known.remove(net);
         }
         due
     }

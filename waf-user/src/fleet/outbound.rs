@@ -50,8 +50,8 @@ pub(super) async fn run(
                 Err(broadcast::error::RecvError::Closed) => return,
             },
             _ = tick.tick() => {
-                for key in link.expired_keys(unix_now()) {
-                    put_pending(&link, &mut pending, key, None);
+                for net in link.expired_keys(unix_now()) {
+                    put_pending(&link, &mut pending, key_of(&net), None);
                 }
             }
         }
@@ -212,22 +212,27 @@ mod tests {
     #[test]
     fn expired_keys_are_the_origins_at_once_and_anyones_after_grace() {
         let l = link(&[BanSource::Manual]);
-        for (key, origin, expires) in [("own", "a", 100), ("other", "b", 100), ("late", "b", 10)] {
-            let k = Known {
-                origin: origin.into(),
-                expires,
-            };
-            l.known().insert(key.into(), k);
+        let net = |s: &str| -> ipnet::IpNet { s.parse().unwrap() };
+        let (own, other, late, permanent) = (
+            net("192.0.2.1/32"),
+            net("192.0.2.2/32"),
+            net("2001:db8::/64"),
+            net("198.51.100.0/24"),
+        );
+        for (n, mine, expires) in [(own, true, 100), (other, false, 100), (late, false, 10)] {
+            l.known().insert(n, Known { mine, expires });
         }
         let k = Known {
-            origin: "a".into(),
+            mine: true,
             expires: 0,
         };
-        l.known().insert("permanent".into(), k);
+        l.known().insert(permanent, k);
         let mut due = l.expired_keys(100);
         due.sort();
-        assert_eq!(due, ["late", "own"]);
-        assert_eq!(l.expired_keys(100 + EXPIRY_GRACE_S), ["other"]);
+        let mut want = vec![late, own];
+        want.sort();
+        assert_eq!(due, want);
+        assert_eq!(l.expired_keys(100 + EXPIRY_GRACE_S), [other]);
         assert!(l.expired_keys(u64::MAX).is_empty(), "permanent stays");
     }
 }
