@@ -39,16 +39,40 @@ struct Broker {
     child: Option<Child>,
     store: std::path::PathBuf,
     ns: String,
+    addr: String,
+    /// Cluster arguments (name, routes); empty for a lone server.
+    cluster: Vec<String>,
 }
 
 impl Broker {
-    fn start(ns: &Netns) -> Self {
+    /// Server `i` of `n` at `addrs[i]` (a lone server when `n` is 1, else a
+    /// member of a cluster routed to the others).
+    fn start(ns: &Netns, addrs: &[&str], i: usize) -> Self {
         let store = std::env::temp_dir().join(unique("waf-nats-"));
         std::fs::create_dir_all(&store).unwrap();
+        let cluster = if addrs.len() > 1 {
+            let routes: Vec<String> = addrs.iter().map(|a| format!("nats://{a}:6222")).collect();
+            vec![
+                "-n".into(),
+                format!("s{i}"),
+                "--cluster_name".into(),
+                "waf-test".into(),
+                "--cluster".into(),
+                format!("nats://{}:6222", addrs[i]),
+                "--routes".into(),
+                routes.join(","),
+                "-m".into(),
+                "8222".into(),
+            ]
+        } else {
+            Vec::new()
+        };
         let mut b = Broker {
             child: None,
             store,
             ns: ns.name.clone(),
+            addr: addrs[i].to_string(),
+            cluster,
         };
         b.start_again();
         b
@@ -73,16 +97,17 @@ impl Broker {
         let store_arg = self.store.display().to_string();
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns, bin])
-            .args(["-js", "-sd", &store_arg, "-a", BROKER4, "-p", "4222"])
+            .args(["-js", "-sd", &store_arg, "-a", &self.addr, "-p", "4222"])
+            .args(&self.cluster)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start nats-server");
         self.child = Some(child);
-        let ns = self.ns.clone();
+        let (ns, addr) = (self.ns.clone(), self.addr.clone());
         wait_until("nats-server to listen", || {
             waf_tests::run_in(&ns, || {
-                std::net::TcpStream::connect((BROKER4, 4222)).is_ok()
+                std::net::TcpStream::connect((addr.as_str(), 4222)).is_ok()
             })
         });
     }
@@ -100,8 +125,10 @@ impl Drop for Broker {
 /// Fields drop in order: daemons, broker, hosts, then the bridge.
 struct Fleet {
     daemons: Vec<TestDaemon>,
-    broker: Broker,
+    brokers: Vec<Broker>,
     attacker: Netns,
+    bucket: String,
+    /// The brokers' namespaces first, then the hosts'.
     _hosts: Vec<Netns>,
     _lan: Netns,
 }
@@ -111,6 +138,12 @@ const NODES: [(&str, &str); 3] = [("a", "192.0.2.1"), ("b", "192.0.2.2"), ("c", 
 impl Fleet {
     /// `extra[i]`: more TOML for host i.
     fn new(extra: [&str; 3]) -> Self {
+        Self::on_brokers(extra, &[BROKER4], "")
+    }
+
+    /// The lab with NATS servers at `brokers` (a cluster when more than
+    /// one) and `fleet` more TOML for every host's `[fleet]`.
+    fn on_brokers(extra: [&str; 3], brokers: &[&str], fleet: &str) -> Self {
         require_root();
         let lan = Netns::new("fl");
         lan.exec(&["ip", "link", "add", "br0", "type", "bridge"]);
@@ -123,27 +156,37 @@ impl Fleet {
             ns.exec(&["ip", "addr", "add", &format!("{addr}/24"), "dev", &ifname]);
             ifname
         };
-        let broker_ns = Netns::new("fn");
-        plug(&broker_ns, BROKER4);
-        let broker = Broker::start(&broker_ns);
+        let mut hosts = Vec::new();
+        let mut broker_list = Vec::new();
+        for i in 0..brokers.len() {
+            let broker_ns = Netns::new("fn");
+            plug(&broker_ns, brokers[i]);
+            broker_list.push(Broker::start(&broker_ns, brokers, i));
+            hosts.push(broker_ns);
+        }
+        let urls: Vec<String> = brokers
+            .iter()
+            .map(|a| format!("\"nats://{a}:4222\""))
+            .collect();
         let attacker = Netns::new("fx");
         plug(&attacker, ATTACKER4);
         let bucket = unique("waf-test-");
-        let mut hosts = vec![broker_ns];
         let mut daemons = Vec::new();
         for (i, (node, addr)) in NODES.into_iter().enumerate() {
             let ns = Netns::new("fh");
             let ifname = plug(&ns, addr);
             let toml = format!(
-                "{}\n[fleet]\nurl = \"nats://{BROKER4}:4222\"\nnode = \"{node}\"\nbucket = \"{bucket}\"\n",
-                extra[i]
+                "{}\n[fleet]\nurl = [{}]\nnode = \"{node}\"\nbucket = \"{bucket}\"\n{fleet}\n",
+                extra[i],
+                urls.join(", ")
             );
             daemons.push(TestDaemon::start_on(&ns, &ifname, &toml));
             hosts.push(ns);
         }
         let f = Fleet {
             daemons,
-            broker,
+            brokers: broker_list,
+            bucket,
             attacker,
             _hosts: hosts,
             _lan: lan,
@@ -165,6 +208,38 @@ impl Fleet {
             }
         }
         f
+    }
+
+    /// The bucket's stream as a live cluster server reports it
+    /// (`/jsz`): its leader's name and its number of replicas.
+    fn stream(&self) -> Option<(String, usize)> {
+        let want = format!("KV_{}", self.bucket);
+        for (i, b) in self.brokers.iter().enumerate() {
+            if b.child.is_none() {
+                continue;
+            }
+            let req = b"GET /jsz?accounts=true&streams=true&config=true HTTP/1.0\r\n\r\n";
+            let dst = format!("{}:8222", b.addr);
+            let Ok((200, body)) = waf_tests::http_raw(&self._hosts[i], &dst, None, req, 1) else {
+                continue;
+            };
+            let Some(json) = body
+                .find('{')
+                .and_then(|at| serde_json::from_str::<Value>(&body[at..]).ok())
+            else {
+                continue;
+            };
+            for acct in json["account_details"].as_array().into_iter().flatten() {
+                for s in acct["stream_detail"].as_array().into_iter().flatten() {
+                    if s["name"] == want.as_str() {
+                        let leader = s["cluster"]["leader"].as_str()?.to_string();
+                        let replicas = s["config"]["num_replicas"].as_u64()? as usize;
+                        return Some((leader, replicas));
+                    }
+                }
+            }
+        }
+        None
     }
 
     fn reaches(&self, host: usize) -> bool {
@@ -322,7 +397,7 @@ fn the_local_allowlist_wins_over_a_fleet_ban() {
 #[test]
 fn bans_and_unbans_made_with_the_broker_away_reach_the_others_once_it_is_back() {
     let mut f = Fleet::new(["", "", ""]);
-    f.broker.stop();
+    f.brokers[0].stop();
     wait_until("a to see the broker gone", || {
         f.daemons[0].api("GET", "/v1/fleet", None).1["connected"] == false
     });
@@ -341,7 +416,7 @@ fn bans_and_unbans_made_with_the_broker_away_reach_the_others_once_it_is_back() 
     assert!(!f.reaches(0), "a enforces at once, broker or not");
     assert!(f.ban_of(1).is_none() && f.reaches(1), "b cannot know yet");
 
-    f.broker.start_again();
+    f.brokers[0].start_again();
     // Reconnecting and taking the watch again may wait for the client's
     // heartbeats: a longer bound than the other waits.
     for h in [1, 2] {
@@ -365,7 +440,7 @@ fn bans_and_unbans_made_with_the_broker_away_reach_the_others_once_it_is_back() 
 
     // An unban with the broker away too: the key's delete marker is its
     // last value, which the others read when they watch again.
-    f.broker.stop();
+    f.brokers[0].stop();
     wait_until("a to see the broker gone again", || {
         f.daemons[0].api("GET", "/v1/fleet", None).1["connected"] == false
     });
@@ -379,7 +454,7 @@ fn bans_and_unbans_made_with_the_broker_away_reach_the_others_once_it_is_back() 
         f.reaches(0) && f.ban_of(1).is_some(),
         "a readmits at once, b cannot know yet"
     );
-    f.broker.start_again();
+    f.brokers[0].start_again();
     for h in [1, 2] {
         wait_for(
             Duration::from_secs(40),
@@ -391,4 +466,59 @@ fn bans_and_unbans_made_with_the_broker_away_reach_the_others_once_it_is_back() 
         );
         assert!(f.reaches(h), "attacker readmitted on host {}", NODES[h].0);
     }
+}
+
+/// Broker addresses of the three-server cluster.
+const CLUSTER: [&str; 3] = ["192.0.2.250", "192.0.2.251", "192.0.2.252"];
+
+#[test]
+fn a_three_server_cluster_keeps_sharing_bans_when_one_server_dies() {
+    fn ban(f: &Fleet, addr: &str) {
+        let out = f.daemons[0].cli(&["bans", "add", addr, "--reason", "cluster test"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    fn has(f: &Fleet, h: usize, addr: &str) -> bool {
+        f.daemons[h].api("GET", &format!("/v1/bans/{addr}"), None).0 == 200
+    }
+    let mut f = Fleet::on_brokers(["", "", ""], &CLUSTER, "replicas = 3");
+    ban(&f, "198.51.100.1");
+    for h in [1, 2] {
+        wait_until(
+            &format!("host {} to apply the first ban", NODES[h].0),
+            || has(&f, h, "198.51.100.1"),
+        );
+    }
+    // The bucket's stream leader dies (kill -9): the R3 bucket keeps a
+    // quorum on the other two and the clients move to them.
+    let mut stream = None;
+    wait_until("the cluster to report the bucket's stream", || {
+        stream = f.stream();
+        stream.is_some()
+    });
+    let (leader, replicas) = stream.unwrap();
+    assert_eq!(replicas, 3, "the bucket is kept on three servers");
+    let i: usize = leader
+        .strip_prefix('s')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("leader {leader:?} is not one of ours"));
+    f.brokers[i].stop();
+    ban(&f, "198.51.100.2");
+    for h in [1, 2] {
+        let start = Instant::now();
+        while !has(&f, h, "198.51.100.2") {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "host {} did not apply a ban made after the stream leader died\n{}",
+                NODES[h].0,
+                f.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let st = f.daemons[0].api("GET", "/v1/fleet", None).1;
+    assert!(st["published"].as_u64().unwrap() >= 2, "{st}\n{}", f.logs());
 }

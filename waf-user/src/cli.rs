@@ -433,7 +433,7 @@ pub fn fleet(a: &ApiArgs, cmd: FleetCmd) -> Result<()> {
                 }
                 format!(
                     "fleet: {}   node: {}   bucket: {}   last sync: {}
-                     published: {}   applied: {}   refused (allowlist): {}   refused (too wide): {}   dropped: {}",
+                     published: {}   applied: {}   refused (allowlist): {}   refused (too wide): {}   dropped: {}   lag: {}",
                     if st.connected {
                         "connected"
                     } else {
@@ -446,7 +446,8 @@ pub fn fleet(a: &ApiArgs, cmd: FleetCmd) -> Result<()> {
                     st.applied,
                     st.refused_allowlist,
                     st.refused_too_wide,
-                    st.dropped
+                    st.dropped,
+                    st.lag
                 )
             });
         }

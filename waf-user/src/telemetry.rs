@@ -88,6 +88,9 @@ pub struct FleetStatus {
     pub refused_too_wide: u64,
     /// Local changes never published (the link fell too far behind).
     pub dropped: u64,
+    /// Changes in the bucket not yet applied here, at the last check
+    /// (every 2 s).
+    pub lag: u64,
     /// When the bucket was last read in full or followed (RFC 3339); null:
     /// never.
     pub last_sync: Option<String>,

@@ -23,6 +23,9 @@ pub struct FleetConfig {
     pub url: Urls,
     /// The key-value bucket holding the bans.
     pub bucket: String,
+    /// Copies of the bucket a NATS cluster keeps (1 to 5; 3 survives the
+    /// loss of one server). Used when the bucket is made.
+    pub replicas: u8,
     /// This host's name in the fleet (default: the host name).
     pub node: String,
     /// Token authentication.
@@ -60,6 +63,7 @@ impl Default for FleetConfig {
         Self {
             url: Urls::default(),
             bucket: DEFAULT_BUCKET.into(),
+            replicas: 1,
             node: host_name(),
             token: None,
             creds: None,
@@ -110,6 +114,13 @@ impl FleetConfig {
                 "fleet.bucket",
                 format!("{:?}", self.bucket),
                 "1 to 64 of A-Z a-z 0-9 - _ (default \"waf-bans\")",
+            ));
+        }
+        if !(1..=5).contains(&self.replicas) {
+            return Err(invalid(
+                "fleet.replicas",
+                self.replicas,
+                "1 to 5 copies of the bucket (3 in a three-server cluster)",
             ));
         }
         if !plain_name(&self.node) {
@@ -210,6 +221,8 @@ mod tests {
             ("url = []", "fleet.url"),
             ("url = \"nats://a\"\nbucket = \"a.b\"", "fleet.bucket"),
             ("url = \"nats://a\"\nnode = \"\"", "fleet.node"),
+            ("url = \"nats://a\"\nreplicas = 0", "fleet.replicas"),
+            ("url = \"nats://a\"\nreplicas = 6", "fleet.replicas"),
             ("url = \"nats://a\"\nshare = [\"fleet\"]", "fleet.share"),
             ("url = \"nats://a\"\ntls_cert = \"/c\"", "fleet.tls_cert"),
             ("url = \"nats://a\"\ncreds = \"rel\"", "fleet.creds"),

@@ -44,10 +44,10 @@ pub(super) async fn run(
     let mut backoff = Duration::from_millis(250);
     let mut failing = false;
     loop {
-        match bind(&js, &inbound.link.cfg.bucket).await {
+        match bind(&js, &inbound.link.cfg.bucket, inbound.link.cfg.replicas).await {
             Ok(s) => {
                 store.send_replace(Some(s.clone()));
-                match inbound.follow(&s).await {
+                match inbound.follow(&js, &s).await {
                     Ok(()) => tracing::warn!("fleet: the bucket's watch ended; watching again"),
                     Err(e) => {
                         tracing::warn!(error = %e, "fleet: the bucket's watch failed; watching again")
@@ -71,11 +71,23 @@ pub(super) async fn run(
     }
 }
 
+/// How often the watch's lag is read.
+const LAG_CHECK: Duration = Duration::from_secs(2);
+
+/// The stream's last sequence, read from the servers (None: not now).
+async fn last_sequence(js: &jetstream::Context, stream: &str) -> Option<u64> {
+    let read = async {
+        let mut s = js.get_stream(stream).await.ok()?;
+        s.info().await.ok().map(|i| i.state.last_sequence)
+    };
+    tokio::time::timeout(LAG_CHECK, read).await.ok().flatten()
+}
+
 /// The bucket, made if missing: one value per key, no max age (expiry
 /// travels in the values), kept on disk. Made as its stream directly:
 /// the client's own bucket creation first reads the account's limits in a
 /// form nats-server 2.9 does not answer.
-async fn bind(js: &jetstream::Context, bucket: &str) -> Result<Store, String> {
+async fn bind(js: &jetstream::Context, bucket: &str, replicas: u8) -> Result<Store, String> {
     if let Ok(s) = js.get_key_value(bucket).await {
         return Ok(s);
     }
@@ -89,7 +101,7 @@ async fn bind(js: &jetstream::Context, bucket: &str) -> Result<Store, String> {
         max_bytes: -1,
         max_message_size: -1,
         storage: StorageType::File,
-        num_replicas: 1,
+        num_replicas: usize::from(replicas),
         discard: DiscardPolicy::New,
         allow_rollup: true,
         deny_delete: true,
@@ -110,7 +122,13 @@ struct Inbound {
 }
 
 impl Inbound {
-    async fn follow(&mut self, store: &Store) -> Result<(), String> {
+    /// Follows the bucket until the watch ends, fails or stalls: every
+    /// [`LAG_CHECK`] the stream's last sequence is read from the servers;
+    /// the changes not yet delivered are the lag, and a lag that did not
+    /// shrink over a whole check (the watch's consumer lived on a server
+    /// that died, and nothing said so) starts the watch again, from the
+    /// bucket's current values.
+    async fn follow(&mut self, js: &jetstream::Context, store: &Store) -> Result<(), String> {
         // The last value of every key (delete markers too: what was lifted
         // while this host was not watching), then every change.
         let mut w = store
@@ -119,12 +137,34 @@ impl Inbound {
             .map_err(|e| e.to_string())?;
         self.link.synced();
         tracing::info!(bucket = %self.link.cfg.bucket, "fleet: following the shared bans");
-        while let Some(item) = w.next().await {
-            let entry = item.map_err(|e| e.to_string())?;
-            self.link.synced();
-            self.apply(entry).await;
+        let stream = format!("KV_{}", self.link.cfg.bucket);
+        let mut check = tokio::time::interval(LAG_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut delivered, mut behind_at) = (0u64, None);
+        loop {
+            tokio::select! {
+                item = w.next() => {
+                    let Some(item) = item else { return Ok(()) };
+                    let entry = item.map_err(|e| e.to_string())?;
+                    delivered = delivered.max(entry.revision);
+                    self.link.synced();
+                    self.apply(entry).await;
+                }
+                _ = check.tick() => {
+                    let Some(last) = last_sequence(js, &stream).await else { continue };
+                    let lag = last.saturating_sub(delivered);
+                    self.link.lag.store(lag, std::sync::atomic::Ordering::Relaxed);
+                    if lag == 0 {
+                        behind_at = None;
+                        self.link.synced();
+                    } else if behind_at == Some(delivered) {
+                        return Err(format!("the watch stalled {lag} changes behind"));
+                    } else {
+                        behind_at = Some(delivered);
+                    }
+                }
+            }
         }
-        Ok(())
     }
 
     async fn apply(&mut self, e: Entry) {

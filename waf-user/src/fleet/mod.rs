@@ -76,6 +76,9 @@ pub struct FleetLink {
     client: OnceLock<async_nats::Client>,
     /// Unix seconds of the last read of the bucket (0: never).
     last_sync: AtomicU64,
+    /// Changes in the bucket not yet delivered to this host, at the last
+    /// check.
+    lag: AtomicU64,
     /// The keys in the bucket with their origin and expiry, as watched.
     known: Mutex<HashMap<IpNet, Known>>,
 }
@@ -96,6 +99,7 @@ impl FleetLink {
             counters: Counters::default(),
             client: OnceLock::new(),
             last_sync: AtomicU64::new(0),
+            lag: AtomicU64::new(0),
             known: Mutex::new(HashMap::new()),
         });
         if cfg.share_strikes {
@@ -226,6 +230,7 @@ impl FleetReport for FleetLink {
             refused_allowlist: self.count(&c.refused_allowlist),
             refused_too_wide: self.count(&c.refused_too_wide),
             dropped: self.count(&c.dropped),
+            lag: self.lag.load(Ordering::Relaxed),
             last_sync: (last != 0).then(|| rfc3339(last)),
         }
     }
@@ -263,6 +268,12 @@ impl Telemetry for FleetLink {
                 "Other hosts' bans refused: the local allowlist protects them.",
                 k,
                 self.count(&c.refused_allowlist),
+            ),
+            Family::one(
+                "waf_fleet_lag",
+                "Changes in the bucket not yet applied here, at the last check.",
+                MetricKind::Gauge,
+                self.lag.load(Ordering::Relaxed),
             ),
             Family::one(
                 "waf_fleet_refused_too_wide",

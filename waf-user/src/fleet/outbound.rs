@@ -168,6 +168,7 @@ mod tests {
             counters: Counters::default(),
             client: OnceLock::new(),
             last_sync: AtomicU64::new(0),
+            lag: AtomicU64::new(0),
             known: Mutex::new(HashMap::new()),
         }
     }
