@@ -76,9 +76,10 @@ const LAG_CHECK: Duration = Duration::from_secs(2);
 
 /// The stream's last sequence, read from the servers (None: not now).
 async fn last_sequence(js: &jetstream::Context, stream: &str) -> Option<u64> {
+    // One STREAM.INFO request: get_stream reads the info it returns.
     let read = async {
-        let mut s = js.get_stream(stream).await.ok()?;
-        s.info().await.ok().map(|i| i.state.last_sequence)
+        let s = js.get_stream(stream).await.ok()?;
+        Some(s.cached_info().state.last_sequence)
     };
     tokio::time::timeout(LAG_CHECK, read).await.ok().flatten()
 }

@@ -61,7 +61,8 @@ impl BodyMeter {
         while !self.ended {
             match self.in_file {
                 None => {
-                    let Some((_, start)) = blank_line(&body[self.pos..]) else {
+                    let Some((_, start)) = super::multipart::find_blank_line(&body[self.pos..])
+                    else {
                         break;
                     };
                     let head = String::from_utf8_lossy(&body[self.pos..self.pos + start]);
@@ -130,17 +131,6 @@ fn next_delimiter(body: &[u8], from: usize, delim: &[u8]) -> Option<usize> {
         at = p + 1;
     }
     None
-}
-
-/// (end of headers, start of content) at the first blank line, as the
-/// multipart parser reads it.
-fn blank_line(b: &[u8]) -> Option<(usize, usize)> {
-    let crlf = memchr::memmem::find(b, b"\r\n\r\n").map(|i| (i, i + 4));
-    let lf = memchr::memmem::find(b, b"\n\n").map(|i| (i, i + 2));
-    match (crlf, lf) {
-        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-        (a, b) => a.or(b),
-    }
 }
 
 #[cfg(test)]

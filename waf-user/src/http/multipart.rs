@@ -254,8 +254,9 @@ fn check_names(p: &Part, anomalies: &mut Vec<Anomaly>) {
     }
 }
 
-/// (end of headers, start of content) at the first blank line.
-fn find_blank_line(b: &[u8]) -> Option<(usize, usize)> {
+/// (end of headers, start of content) at the first blank line (CRLF or
+/// bare LF, whichever comes first); the body meter reads parts with it too.
+pub(super) fn find_blank_line(b: &[u8]) -> Option<(usize, usize)> {
     let crlf = memchr::memmem::find(b, b"\r\n\r\n").map(|i| (i, i + 4));
     let lf = memchr::memmem::find(b, b"\n\n").map(|i| (i, i + 2));
     match (crlf, lf) {
