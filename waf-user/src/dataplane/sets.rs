@@ -68,6 +68,14 @@ pub struct CidrSet<V: TrieValue> {
     refs: HashMap<(Bitmap, u32), u32>,
     /// Each entry's own value (what the caller wrote).
     entries: BTreeMap<IpNet, V>,
+    /// Entries by family (0: IPv4, 1: IPv6) and prefix length, so the walk
+    /// over the entries covering a prefix asks only the lengths in use.
+    lens: [[u32; 129]; 2],
+}
+
+/// The index of `net`'s family in [`CidrSet::lens`].
+fn family(net: &IpNet) -> usize {
+    usize::from(matches!(net, IpNet::V6(_)))
 }
 
 fn key_v4(net: Ipv4Net) -> Key<u32> {
@@ -137,6 +145,7 @@ impl<V: TrieValue> CidrSet<V> {
             kind,
             refs: HashMap::new(),
             entries: BTreeMap::new(),
+            lens: [[0; 129]; 2],
         };
         set.rebuild()?;
         Ok(set)
@@ -197,6 +206,10 @@ impl<V: TrieValue> CidrSet<V> {
     /// Reads the tries and rewrites every bitmap word to what they need.
     fn rebuild(&mut self) -> Result<(), DataplaneError> {
         self.entries = self.read_tries()?.into_iter().collect();
+        self.lens = [[0; 129]; 2];
+        for net in self.entries.keys() {
+            self.lens[family(net)][usize::from(net.prefix_len())] += 1;
+        }
         self.refs.clear();
         let membership = self.membership();
         let mut want16 = vec![0u64; filter::F16_WORDS as usize];
@@ -282,7 +295,9 @@ impl<V: TrieValue> CidrSet<V> {
             }
             return Err(e);
         }
-        self.entries.insert(net, value);
+        if self.entries.insert(net, value).is_none() {
+            self.lens[family(&net)][usize::from(net.prefix_len())] += 1;
+        }
         self.refresh_inside(net)
     }
 
@@ -301,7 +316,11 @@ impl<V: TrieValue> CidrSet<V> {
             return own;
         }
         let mut outer: Option<V> = None;
+        let lens = &self.lens[family(&net)];
         for len in 0..net.prefix_len() {
+            if lens[usize::from(len)] == 0 {
+                continue;
+            }
             let Ok(cover) = IpNet::new(net.addr(), len) else {
                 continue;
             };
@@ -365,6 +384,7 @@ impl<V: TrieValue> CidrSet<V> {
             }
         };
         if self.entries.remove(&net).is_some() {
+            self.lens[family(&net)][usize::from(net.prefix_len())] -= 1;
             self.release(net);
         }
         self.refresh_inside(net)?;
