@@ -163,3 +163,134 @@ fn bulk_insert_fills_slots_and_the_overflow_hash() {
         assert_eq!(run_xdp(prog, &frame(v4(i))), want, "{}", v4(i));
     }
 }
+
+/// What the fleet asks of the firewall, decided on its own state: another
+/// host's ban carries its origin, expiry and offence; it never replaces
+/// this host's own ban unless this host lost the race for the key; a
+/// delete lifts fleet bans and this host's shared bans no newer than it;
+/// other hosts' strikes count in the window but never ban by themselves.
+#[test]
+fn fleet_ops_apply_lift_and_count_strikes_by_the_owners_rules() {
+    use waf_user::firewall::{FleetBan, FleetOp, Strike, StrikeKind, fleet::source_bit};
+    let (mut fw, dir) = firewall(OnFull::EvictSoonest, "fleetops");
+    let now = waf_user::values::unix_now();
+    let net = |s: &str| -> IpNet { s.parse().unwrap() };
+    let remote = |n: &str, adopt: bool| {
+        FleetOp::Ban(FleetBan {
+            net: net(n),
+            expires: now + 3600,
+            reason: "from b".into(),
+            origin: "b".into(),
+            offence: 3,
+            adopt,
+        })
+    };
+    // Another host's ban: origin, expiry and offence travel.
+    assert!(fw.fleet(remote("192.0.2.10/32", false)).unwrap());
+    let m = fw.state().bans.get(&net("192.0.2.10/32")).unwrap().clone();
+    assert_eq!(m.source, BanSource::Fleet);
+    assert_eq!(m.origin.name().as_deref(), Some("b"));
+    assert_eq!((u64::from(m.expires), m.offence), (now + 3600, 3));
+    assert!(
+        !fw.fleet(remote("192.0.2.10/32", false)).unwrap(),
+        "the same ban again changes nothing"
+    );
+    // Expired, or wider than max_prefix: not applied.
+    let mut old = remote("192.0.2.11/32", false);
+    if let FleetOp::Ban(b) = &mut old {
+        b.expires = now - 1;
+    }
+    assert!(!fw.fleet(old).unwrap());
+    assert!(matches!(
+        fw.fleet(remote("16.0.0.0/4", false)),
+        Err(FirewallError::TooWide { .. })
+    ));
+    // This host's own ban stands, unless it lost the race for the key.
+    fw.ban(
+        net("192.0.2.12/32"),
+        BanDuration::Escalate,
+        "mine",
+        BanSource::Detection,
+        false,
+    )
+    .unwrap();
+    assert!(!fw.fleet(remote("192.0.2.12/32", false)).unwrap());
+    assert_eq!(
+        fw.state().bans.get(&net("192.0.2.12/32")).unwrap().source,
+        BanSource::Detection
+    );
+    assert!(fw.fleet(remote("192.0.2.12/32", true)).unwrap());
+    let m = fw.state().bans.get(&net("192.0.2.12/32")).unwrap().clone();
+    assert_eq!(
+        (m.source, m.offence),
+        (BanSource::Fleet, 3),
+        "the winner's ban and offence"
+    );
+
+    // Deletes: a fleet ban is lifted; an own ban only for a shared source
+    // and when no newer than the delete.
+    let lift = |n: &str, deleted_at: u64, own_sources: u16| FleetOp::Lift {
+        net: net(n),
+        deleted_at,
+        own_sources,
+    };
+    assert!(fw.fleet(lift("192.0.2.10/32", now, 0)).unwrap());
+    assert!(!fw.state().bans.contains_key(&net("192.0.2.10/32")));
+    fw.ban(
+        net("192.0.2.13/32"),
+        BanDuration::Escalate,
+        "mine",
+        BanSource::Manual,
+        false,
+    )
+    .unwrap();
+    let manual = source_bit(BanSource::Manual);
+    assert!(
+        !fw.fleet(lift("192.0.2.13/32", now + 10, 0)).unwrap(),
+        "own, not shared"
+    );
+    assert!(
+        !fw.fleet(lift("192.0.2.13/32", now.saturating_sub(10), manual))
+            .unwrap(),
+        "made after the delete: it stands"
+    );
+    assert!(fw.fleet(lift("192.0.2.13/32", now + 10, manual)).unwrap());
+    assert!(
+        !fw.fleet(lift("192.0.2.14/32", now, manual)).unwrap(),
+        "nothing to lift"
+    );
+
+    // Strikes: policy default strikes in the window; the fleet's count,
+    // but only a local strike bans.
+    let threshold = fw.policy().strikes;
+    assert!(
+        threshold >= 2,
+        "the default policy needs more than one strike"
+    );
+    let src: std::net::IpAddr = "198.51.100.77".parse().unwrap();
+    for _ in 0..threshold + 3 {
+        let op = FleetOp::Strike {
+            source: src,
+            kind: StrikeKind::Detection,
+        };
+        assert!(fw.fleet(op).unwrap());
+    }
+    assert!(
+        !fw.state().bans.contains_key(&net("198.51.100.77/32")),
+        "other hosts' strikes never ban by themselves"
+    );
+    let ban = fw
+        .strike(Strike {
+            source: src,
+            kind: StrikeKind::Detection,
+            score: 0,
+            evidence: "x".into(),
+            decided: None,
+        })
+        .expect("one local strike over the fleet's count bans");
+    assert_eq!(
+        (ban.meta.source, ban.meta.offence),
+        (BanSource::Detection, 1)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -522,3 +522,153 @@ fn a_three_server_cluster_keeps_sharing_bans_when_one_server_dies() {
     let st = f.daemons[0].api("GET", "/v1/fleet", None).1;
     assert!(st["published"].as_u64().unwrap() >= 2, "{st}\n{}", f.logs());
 }
+
+/// The proxy's port on every host (with an upstream on the host itself).
+const PROXY_PORT: u16 = 8080;
+
+fn attack(f: &Fleet, host: usize, n: usize) -> u16 {
+    let raw = format!(
+        "GET /search?q=1%27%20union%20select%20password%20from%20users--{n} HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n"
+    );
+    let dst = format!("{}:{PROXY_PORT}", NODES[host].1);
+    waf_tests::http_raw(&f.attacker, &dst, None, raw.as_bytes(), 1)
+        .map(|(code, _)| code)
+        .unwrap_or(0)
+}
+
+fn fleet_status(f: &Fleet, host: usize) -> Value {
+    f.daemons[host].api("GET", "/v1/fleet", None).1
+}
+
+#[test]
+fn an_attack_spread_over_the_hosts_is_banned_everywhere_after_strikes_in_total_once() {
+    const STRIKES: usize = 4;
+    let proxy = format!(
+        "[proxy]\nlisten = \"0.0.0.0:{PROXY_PORT}\"\nupstream = \"http://127.0.0.1:8000\"\naccess_log = \"off\"\n\n\
+         [ban_policy]\nstrikes = {STRIKES}\nwindow = \"5m\"\n"
+    );
+    let f = Fleet::new([&proxy, &proxy, &proxy]);
+    let hosts = &f._hosts[f.brokers.len()..];
+    let _upstreams: Vec<_> = hosts
+        .iter()
+        .map(|ns| waf_tests::Upstream::start(ns, "127.0.0.1:8000"))
+        .collect();
+    // Round robin: attack i goes to host i % 3. Each host has seen fewer
+    // than STRIKES attacks itself; the fleet's sum crosses the threshold.
+    for i in 0..STRIKES {
+        let h = i % 3;
+        assert!(
+            (0..3).all(|x| f.ban_of(x).is_none()),
+            "banned before {STRIKES} strikes (after {i})\n{}",
+            f.logs()
+        );
+        assert_eq!(
+            attack(&f, h, i),
+            403,
+            "attack {i} blocked by host {}",
+            NODES[h].0
+        );
+        if i + 1 < STRIKES {
+            // The strike reaches the other hosts' windows (bounded wait:
+            // the fleet shares strikes in milliseconds).
+            for o in (0..3).filter(|o| *o != h) {
+                let want = (0..=i).filter(|j| j % 3 != o).count() as u64;
+                wait_until(&format!("host {} to count strike {i}", NODES[o].0), || {
+                    fleet_status(&f, o)["strikes_received"].as_u64() == Some(want)
+                });
+            }
+        }
+    }
+    let crossing = (STRIKES - 1) % 3;
+    for (h, (node, _)) in NODES.iter().enumerate() {
+        wait_until(&format!("host {node} to ban the attacker"), || {
+            f.ban_of(h).is_some()
+        });
+        let b = f.ban_of(h).unwrap();
+        assert_eq!(b["offence"], 1, "one attack, one offence on {node}: {b}");
+        if h == crossing {
+            assert_eq!(b["source"], "detection", "{b}");
+        } else {
+            assert_eq!(b["source"], "fleet", "{b}");
+            assert_eq!(b["origin"], NODES[crossing].0, "{b}");
+        }
+        assert!(!f.reaches(h), "dropped at XDP on host {node}");
+    }
+    let published: u64 = (0..3)
+        .map(|h| fleet_status(&f, h)["published"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        published,
+        1,
+        "one ban in the bucket for the whole attack\n{}",
+        f.logs()
+    );
+    let sent: u64 = (0..3)
+        .map(|h| fleet_status(&f, h)["strikes_sent"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        sent as usize,
+        STRIKES - 1,
+        "every strike but the banning one shared"
+    );
+}
+
+#[test]
+fn a_host_killed_and_restarted_converges_on_the_bucket() {
+    let mut f = Fleet::new(["", "", ""]);
+    let cli = |f: &Fleet, h: usize, args: &[&str]| {
+        let out = f.daemons[h].cli(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let has = |f: &Fleet, h: usize, addr: &str| {
+        f.daemons[h].api("GET", &format!("/v1/bans/{addr}"), None).0 == 200
+    };
+    // Before: the attacker and a /24 banned on a, 198.51.100.9 on c.
+    cli(&f, 0, &["bans", "add", ATTACKER4, "--duration", "1h"]);
+    cli(
+        &f,
+        0,
+        &["bans", "add", "203.0.113.0/24", "--duration", "1h"],
+    );
+    cli(&f, 2, &["bans", "add", "198.51.100.9", "--duration", "1h"]);
+    wait_until("c to apply a's bans", || {
+        has(&f, 2, ATTACKER4) && has(&f, 2, "203.0.113.0/24")
+    });
+    wait_until("a to apply c's ban", || has(&f, 0, "198.51.100.9"));
+    assert!(!f.reaches(2));
+
+    // c dies without a word; meanwhile the attacker's ban is lifted, a new
+    // one is made, and c's own ban is lifted by an operator on a.
+    f.daemons[2].kill9();
+    cli(&f, 0, &["bans", "rm", ATTACKER4]);
+    cli(&f, 0, &["bans", "add", "198.51.100.3", "--duration", "1h"]);
+    cli(&f, 0, &["bans", "rm", "198.51.100.9"]);
+    wait_until("b to follow", || {
+        !has(&f, 1, ATTACKER4) && has(&f, 1, "198.51.100.3") && !has(&f, 1, "198.51.100.9")
+    });
+
+    f.daemons[2]
+        .try_spawn_here()
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_until("c to catch up with the bucket", || {
+        has(&f, 2, "198.51.100.3") && !has(&f, 2, ATTACKER4) && !has(&f, 2, "198.51.100.9")
+    });
+    assert!(has(&f, 2, "203.0.113.0/24"), "what stayed, stays");
+    assert!(f.reaches(2), "the lifted ban stays lifted at XDP on c");
+    // c's own ban, lifted elsewhere while it was away, does not come back.
+    std::thread::sleep(Duration::from_millis(500));
+    for (h, (node, _)) in NODES.iter().enumerate() {
+        assert!(
+            !has(&f, h, "198.51.100.9"),
+            "host {node} has c's lifted ban\n{}",
+            f.logs()
+        );
+    }
+    let st = fleet_status(&f, 2);
+    assert_eq!(st["connected"], true, "{st}");
+    assert_eq!(st["outbox"], 0, "{st}");
+}

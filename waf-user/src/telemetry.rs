@@ -88,6 +88,16 @@ pub struct FleetStatus {
     pub refused_too_wide: u64,
     /// Local changes never published (the link fell too far behind).
     pub dropped: u64,
+    /// Local changes waiting to be written to the bucket (the broker
+    /// away, or the link catching up).
+    pub outbox: u64,
+    /// Strikes counted here and sent to the fleet.
+    pub strikes_sent: u64,
+    /// Other hosts' strikes counted here.
+    pub strikes_received: u64,
+    /// Bans from strikes that another host made first (this host's gave
+    /// way: one attack, one ban).
+    pub races_lost: u64,
     /// Changes in the bucket not yet applied here, at the last check
     /// (every 2 s).
     pub lag: u64,

@@ -82,7 +82,7 @@ pub(super) fn now32() -> u32 {
     unix_now().min(u64::from(u32::MAX)) as u32
 }
 
-fn ms_now() -> u64 {
+pub(super) fn ms_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -269,16 +269,7 @@ impl Firewall {
         force: bool,
     ) -> Result<Ban, FirewallError> {
         let net = net.trunc();
-        if let Some((by, origin)) = self.protected_by(&net) {
-            return Err(FirewallError::Protected { net, by, origin });
-        }
-        if !force && self.policy.too_wide(&net) {
-            let max = match net {
-                IpNet::V4(_) => self.policy.max_prefix_v4,
-                IpNet::V6(_) => self.policy.max_prefix_v6,
-            };
-            return Err(FirewallError::TooWide { net, max });
-        }
+        self.admissible(&net, force)?;
         let now = unix_now();
         let history = self.offences(&net);
         let (escalated, offence) = self.policy.escalate(history.as_ref(), now);
@@ -299,14 +290,52 @@ impl Firewall {
             reason: self.intern(&clean_reason(reason)),
             origin: super::types::Origin::of_opt(origin.map(clean_reason).as_deref()),
         };
+        let shown = match secs {
+            Some(s) => Dur::secs(s).to_string(),
+            None => "permanent".into(),
+        };
+        self.put_ban(net, meta, &shown)
+    }
+
+    /// Refuses what the allowlist protects and (without `force`) what is
+    /// wider than the policy allows.
+    pub(super) fn admissible(&self, net: &IpNet, force: bool) -> Result<(), FirewallError> {
+        if let Some((by, origin)) = self.protected_by(net) {
+            return Err(FirewallError::Protected {
+                net: *net,
+                by,
+                origin,
+            });
+        }
+        if !force && self.policy.too_wide(net) {
+            let max = match net {
+                IpNet::V4(_) => self.policy.max_prefix_v4,
+                IpNet::V6(_) => self.policy.max_prefix_v6,
+            };
+            return Err(FirewallError::TooWide { net: *net, max });
+        }
+        Ok(())
+    }
+
+    /// Writes a ban (admitted already) into the kernel, then the state:
+    /// escalation memory, journal record, change, counters, log.
+    pub(super) fn put_ban(
+        &mut self,
+        net: IpNet,
+        meta: BanMeta,
+        shown: &str,
+    ) -> Result<Ban, FirewallError> {
+        let (source, offence) = (meta.source, meta.offence);
         self.write_ban(net, &meta)?;
         let replaced = self.state.bans.insert(net, meta.clone()).is_some();
         if !replaced {
             self.counts.add(&net);
         }
-        self.expiry.insert(expires, net);
+        self.expiry.insert(meta.expires, net);
+        // Whatever strikes it had led here (or no longer matter).
+        self.strikes.clear(&net);
         if let Some(mut h) = self.state.history.get(&net).copied() {
-            h.offend(offence, meta.created);
+            h.offend(h.count.max(offence), meta.created);
             self.state.history.insert(net, h);
             self.records.push(Record::History(net, h));
         }
@@ -314,10 +343,6 @@ impl Firewall {
         self.records.push(Record::Ban(ban.clone()));
         self.changes.push(BanChange::Banned(ban.clone()));
         *self.stats.bans_added.entry(source.as_str()).or_default() += 1;
-        let shown = match secs {
-            Some(s) => Dur::secs(s).to_string(),
-            None => "permanent".into(),
-        };
         tracing::warn!(
             net = %net, source = source.as_str(), origin = ban.meta.origin.name().as_deref(),
             reason = %ban.meta.reason, offence, duration = %shown, replaced, "ban"
@@ -469,6 +494,7 @@ impl Firewall {
             let count = self.strikes.add(net, ms_now(), self.policy.window.0)?;
             tracing::info!(net = %net, kind = s.kind.as_str(), strikes = count, of = self.policy.strikes, "strike");
             if (count as u32) < self.policy.strikes {
+                self.changes.push(BanChange::Struck(net, s.kind));
                 return None;
             }
         }

@@ -17,6 +17,7 @@
 pub mod bans;
 pub mod error;
 mod expiry;
+pub mod fleet;
 pub mod journal;
 pub mod lists;
 pub mod owner;
@@ -30,6 +31,7 @@ pub mod view;
 pub use self::{
     bans::{BanDuration, Firewall},
     error::FirewallError,
+    fleet::{FleetBan, FleetOp},
     lists::Modes,
     owner::{BanOrder, Handle, ImportOrder, ImportReport, StrikeSink},
     policy::{BanPolicy, OnFull},

@@ -31,6 +31,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::{
     bans::{BanDuration, Firewall},
     error::FirewallError,
+    fleet::FleetOp,
     journal::{Ack, Journal},
     lists::Modes,
     restore::FirewallConfig,
@@ -89,6 +90,7 @@ enum Command {
     Modes(Option<bool>, Option<bool>, bool, Reply<Modes>),
     Reload(Box<FirewallConfig>, Reply<()>),
     Import(Box<ImportOrder>, Reply<ImportReport>),
+    Fleet(Vec<FleetOp>, Reply<Vec<Result<bool, FirewallError>>>),
     Flush(Reply<()>),
     Stop(oneshot::Sender<()>),
 }
@@ -240,6 +242,16 @@ impl Handle {
     /// Imports bans and list entries.
     pub async fn import(&self, order: ImportOrder) -> Result<ImportReport, FirewallError> {
         self.ask(|r| Command::Import(Box::new(order), r)).await
+    }
+
+    /// Does what the fleet asks, in order, in one command (see
+    /// [`Firewall::fleet`]): one result per op, Ok(true) where something
+    /// changed.
+    pub async fn fleet(
+        &self,
+        ops: Vec<FleetOp>,
+    ) -> Result<Vec<Result<bool, FirewallError>>, FirewallError> {
+        self.ask(|r| Command::Fleet(ops, r)).await
     }
 
     /// Waits until everything sent before is in the kernel and durable.
@@ -425,6 +437,14 @@ impl Owner {
                 let rep = self.import(*order);
                 acks.push(ack(r, Ok(rep)));
             }
+            Command::Fleet(ops, r) => {
+                let mut out = Vec::with_capacity(ops.len());
+                for op in ops {
+                    out.push(self.fw.fleet(op));
+                    self.bound_batch();
+                }
+                acks.push(ack(r, Ok(out)));
+            }
             Command::Flush(r) => acks.push(ack(r, Ok(()))),
             Command::Stop(_) => {}
         }
@@ -449,12 +469,17 @@ impl Owner {
                 Ok(_) => rep.bans += 1,
                 Err(e) => rep.skipped.push(format!("ban {net}: {e}")),
             }
-            // Long imports: keep the journal batches bounded.
-            if self.journal.pending_bytes() > (8 << 20) {
-                self.commit(Vec::new());
-            }
+            self.bound_batch();
         }
         rep
+    }
+
+    /// Long commands (imports, a fleet's worth of bans): keep the journal
+    /// batches bounded.
+    fn bound_batch(&mut self) {
+        if self.journal.pending_bytes() > (8 << 20) {
+            self.commit(Vec::new());
+        }
     }
 
     fn commit(&mut self, acks: Vec<Ack>) {

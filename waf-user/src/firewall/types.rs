@@ -187,12 +187,15 @@ pub struct Ban {
 /// Why a ban ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lift {
-    /// An operator (or the fleet) lifted it.
+    /// An operator lifted it.
     Removed,
     /// It ran out.
     Expired,
     /// The map was full and it was the closest to expiry.
     Evicted,
+    /// The fleet's bucket deleted it (another host lifted it, or it was
+    /// lifted while this host was away).
+    Fleet,
 }
 
 impl Lift {
@@ -202,6 +205,7 @@ impl Lift {
             Self::Removed => "removed",
             Self::Expired => "expired",
             Self::Evicted => "evicted: map full",
+            Self::Fleet => "lifted by the fleet",
         }
     }
 }
@@ -214,6 +218,9 @@ pub enum BanChange {
     Banned(Ban),
     /// A ban ended.
     Lifted(Ban, Lift),
+    /// A strike against a source was counted here (not the one that
+    /// banned): the fleet shares it.
+    Struck(IpNet, StrikeKind),
 }
 
 /// Which list.

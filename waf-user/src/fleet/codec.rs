@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    firewall::{Ban, BanSource},
+    firewall::{Ban, BanSource, StrikeKind},
     values::{parse_net, show_net},
 };
 
@@ -96,6 +96,50 @@ impl SharedBan {
     }
 }
 
+/// The subjects of strikes shared in `bucket`'s fleet: one per source,
+/// `waf.strikes.<bucket>.<key>`.
+pub fn strikes_subject(bucket: &str, net: Option<&IpNet>) -> String {
+    match net {
+        Some(n) => format!("waf.strikes.{bucket}.{}", key_of(n)),
+        None => format!("waf.strikes.{bucket}.>"),
+    }
+}
+
+/// A strike another host counted, as it goes on the wire (the source is in
+/// the subject).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SharedStrike {
+    /// The host that counted it.
+    pub node: String,
+    /// What for.
+    pub kind: StrikeKind,
+}
+
+impl SharedStrike {
+    /// The source and the strike of a message on `subject` (under
+    /// [`strikes_subject`] of `bucket`); an error says what is wrong.
+    pub fn decode(bucket: &str, subject: &str, b: &[u8]) -> Result<(IpNet, Self), String> {
+        let prefix = format!("waf.strikes.{bucket}.");
+        let key = subject
+            .strip_prefix(&prefix)
+            .ok_or_else(|| format!("subject {subject:?} is not a strike's"))?;
+        let net = net_of(key).ok_or_else(|| format!("{key:?} names no source"))?;
+        if b.len() > 256 {
+            return Err(format!("{} bytes: more than a strike takes", b.len()));
+        }
+        let s: Self = serde_json::from_slice(b).map_err(|e| e.to_string())?;
+        if s.node.is_empty() || s.node.len() > 64 {
+            return Err("no node, or a node name longer than 64 bytes".into());
+        }
+        Ok((net, s))
+    }
+
+    /// The JSON bytes.
+    pub fn encode(&self) -> bytes::Bytes {
+        bytes::Bytes::from(serde_json::to_vec(self).unwrap_or_default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -154,5 +198,36 @@ mod tests {
         assert!(!back.expired(u64::MAX));
         assert!(SharedBan::decode(b"{}").is_err());
         assert!(SharedBan::decode(b"not json").is_err());
+    }
+
+    #[test]
+    fn strikes_round_trip_and_bad_ones_are_refused() {
+        let net = parse_net("2001:db8:1::/64").unwrap();
+        let subject = strikes_subject("waf-bans", Some(&net));
+        assert_eq!(subject, "waf.strikes.waf-bans.2001-db8-1--_64");
+        let s = SharedStrike {
+            node: "a".into(),
+            kind: StrikeKind::Detection,
+        };
+        let (n, back) = SharedStrike::decode("waf-bans", &subject, &s.encode()).unwrap();
+        assert_eq!((n, back), (net, s.clone()));
+        let v4 = strikes_subject("b", Some(&parse_net("192.0.2.9").unwrap()));
+        assert!(SharedStrike::decode("b", &v4, &s.encode()).is_ok());
+        for (bucket, subject, body) in [
+            ("other", subject.as_str(), s.encode().to_vec()),
+            ("waf-bans", "waf.strikes.waf-bans.x", s.encode().to_vec()),
+            ("waf-bans", subject.as_str(), b"{}".to_vec()),
+            (
+                "waf-bans",
+                subject.as_str(),
+                br#"{"node":"","kind":"detection"}"#.to_vec(),
+            ),
+            ("waf-bans", subject.as_str(), vec![b' '; 300]),
+        ] {
+            assert!(
+                SharedStrike::decode(bucket, subject, &body).is_err(),
+                "{subject} {body:?}"
+            );
+        }
     }
 }

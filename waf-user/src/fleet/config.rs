@@ -187,6 +187,14 @@ impl FleetConfig {
         }
     }
 
+    /// The sources shared, as [`crate::firewall::fleet::source_bit`]s.
+    pub fn shared_bits(&self) -> u16 {
+        self.share
+            .iter()
+            .filter(|s| self.shares(**s))
+            .fold(0, |m, s| m | crate::firewall::fleet::source_bit(*s))
+    }
+
     /// Whether bans of `source` go to the fleet.
     pub fn shares(&self, source: BanSource) -> bool {
         source != BanSource::Fleet && self.share.contains(&source)

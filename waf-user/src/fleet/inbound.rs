@@ -4,7 +4,11 @@
 //! taken again after a pause; nothing here is ever retried in a loop for
 //! one entry.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use async_nats::jetstream::{
     self,
@@ -15,17 +19,23 @@ use ipnet::IpNet;
 use tokio::sync::watch;
 
 use super::{
-    FleetLink, bump,
-    codec::{SharedBan, net_of},
+    FleetLink, Out, bump,
+    codec::{SharedBan, key_of, net_of},
 };
 use crate::{
-    firewall::{BanDuration, BanOrder, BanSource, FirewallError, Handle},
+    firewall::{
+        BanSource, FirewallError, Handle,
+        fleet::{FleetBan, FleetOp},
+    },
     values::unix_now,
 };
 
 /// Longest pause between two attempts to bind or watch the bucket.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// A fleet ban whose expiry is this close to the value's is the same ban.
+/// Bucket entries handed to the owner in one command at most.
+const CHUNK: usize = 4096;
+/// A ban of this host whose expiry is this close to its value in the
+/// bucket needs no new put.
 const SAME_EXPIRY_S: u64 = 2;
 
 /// Binds and watches the bucket for as long as the daemon runs; hands the
@@ -40,6 +50,7 @@ pub(super) async fn run(
         link,
         fw,
         refused: HashMap::new(),
+        seen: None,
     };
     let mut backoff = Duration::from_millis(250);
     let mut failing = false;
@@ -120,36 +131,82 @@ struct Inbound {
     /// Keys refused by the allowlist, with the value's creation time: the
     /// same value seen again (a new watch) is not counted or logged again.
     refused: HashMap<String, u64>,
+    /// While a watch catches up: every key it delivered (values and
+    /// deletes), to find what this host holds that the bucket does not.
+    seen: Option<HashSet<IpNet>>,
+}
+
+/// What the owner said of one op, and what it was about.
+struct Sent {
+    key: String,
+    net: IpNet,
+    created: u64,
+    origin: String,
+    op: Kind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Ban,
+    Lift,
 }
 
 impl Inbound {
-    /// Follows the bucket until the watch ends, fails or stalls: every
-    /// [`LAG_CHECK`] the stream's last sequence is read from the servers;
-    /// the changes not yet delivered are the lag, and a lag that did not
-    /// shrink over a whole check (the watch's consumer lived on a server
-    /// that died, and nothing said so) starts the watch again, from the
-    /// bucket's current values.
+    /// Follows the bucket until the watch ends, fails or stalls.
+    ///
+    /// The watch first delivers the last value of every key (delete
+    /// markers too: what was lifted while this host was not watching),
+    /// then every change; entries go to the owner in chunks, one command
+    /// each. Once it has caught up (the stream's last sequence at the
+    /// start delivered), [`Inbound::reconcile`] compares what this host
+    /// holds with the bucket. Every [`LAG_CHECK`] the stream's last
+    /// sequence is read again: the changes not yet delivered are the lag,
+    /// and a lag that did not shrink over a whole check (the watch's
+    /// consumer lived on a server that died, and nothing said so) starts
+    /// the watch again.
     async fn follow(&mut self, js: &jetstream::Context, store: &Store) -> Result<(), String> {
-        // The last value of every key (delete markers too: what was lifted
-        // while this host was not watching), then every change.
-        let mut w = store
+        let stream = format!("KV_{}", self.link.cfg.bucket);
+        let target = last_sequence(js, &stream).await;
+        let w = store
             .watch_with_history(">")
             .await
             .map_err(|e| e.to_string())?;
-        self.link.synced();
+        let mut w = w.ready_chunks(CHUNK);
+        self.seen = Some(HashSet::new());
         tracing::info!(bucket = %self.link.cfg.bucket, "fleet: following the shared bans");
-        let stream = format!("KV_{}", self.link.cfg.bucket);
+        let started = std::time::Instant::now();
+        if target == Some(0) {
+            self.caught_up(started).await;
+        }
         let mut check = tokio::time::interval(LAG_CHECK);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        check.tick().await;
         let (mut delivered, mut behind_at) = (0u64, None);
         loop {
             tokio::select! {
-                item = w.next() => {
-                    let Some(item) = item else { return Ok(()) };
-                    let entry = item.map_err(|e| e.to_string())?;
-                    delivered = delivered.max(entry.revision);
-                    self.link.synced();
-                    self.apply(entry).await;
+                items = w.next() => {
+                    let Some(items) = items else { return Ok(()) };
+                    let mut entries = Vec::with_capacity(items.len());
+                    let mut failed = None;
+                    for item in items {
+                        match item {
+                            Ok(e) => entries.push(e),
+                            Err(e) => failed = Some(e.to_string()),
+                        }
+                    }
+                    let last = entries.last().map(|e| (e.revision, e.delta));
+                    self.apply(entries).await;
+                    if let Some((revision, delta)) = last {
+                        delivered = delivered.max(revision);
+                        self.link.synced();
+                        let done = delta == 0 || target.is_some_and(|t| revision >= t);
+                        if done && self.seen.is_some() {
+                            self.caught_up(started).await;
+                        }
+                    }
+                    if let Some(e) = failed {
+                        return Err(e);
+                    }
                 }
                 _ = check.tick() => {
                     let Some(last) = last_sequence(js, &stream).await else { continue };
@@ -158,6 +215,9 @@ impl Inbound {
                     if lag == 0 {
                         behind_at = None;
                         self.link.synced();
+                        if self.seen.is_some() {
+                            self.caught_up(started).await;
+                        }
                     } else if behind_at == Some(delivered) {
                         return Err(format!("the watch stalled {lag} changes behind"));
                     } else {
@@ -168,102 +228,202 @@ impl Inbound {
         }
     }
 
-    async fn apply(&mut self, e: Entry) {
-        let Some(net) = net_of(&e.key) else {
-            bump(&self.link.counters.bad_entries);
-            tracing::debug!(key = %e.key, "fleet: a key that is no address; ignored");
-            return;
-        };
-        match e.operation {
-            Operation::Put => match SharedBan::decode(&e.value) {
-                Ok(v) if v.origin.len() <= 64 => self.put(&e.key, net, v).await,
-                Ok(_) | Err(_) => {
-                    bump(&self.link.counters.bad_entries);
-                    tracing::warn!(key = %e.key, "fleet: a value that is no ban; ignored");
+    /// Turns a chunk of entries into owner ops, in order, and counts what
+    /// the owner did with them.
+    async fn apply(&mut self, entries: Vec<Entry>) {
+        let shared = self.link.cfg.shared_bits();
+        let mut ops = Vec::with_capacity(entries.len());
+        let mut sent = Vec::with_capacity(entries.len());
+        let now = unix_now();
+        for e in entries {
+            let Some(net) = net_of(&e.key) else {
+                bump(&self.link.counters.bad_entries);
+                tracing::debug!(key = %e.key, "fleet: a key that is no address; ignored");
+                continue;
+            };
+            if let Some(seen) = &mut self.seen {
+                seen.insert(net);
+            }
+            match e.operation {
+                Operation::Put => {
+                    let v = match SharedBan::decode(&e.value) {
+                        Ok(v) if !v.origin.is_empty() && v.origin.len() <= 64 => v,
+                        Ok(_) | Err(_) => {
+                            bump(&self.link.counters.bad_entries);
+                            tracing::warn!(key = %e.key, "fleet: a value that is no ban; ignored");
+                            continue;
+                        }
+                    };
+                    self.link.remember(net, &v);
+                    if v.origin == self.link.cfg.node || !self.link.cfg.accept {
+                        continue;
+                    }
+                    if v.expired(now) {
+                        bump(&self.link.counters.skipped_expired);
+                        continue;
+                    }
+                    if self.refused.get(&e.key) == Some(&v.created) {
+                        continue;
+                    }
+                    sent.push(Sent {
+                        key: e.key,
+                        net,
+                        created: v.created,
+                        origin: v.origin.clone(),
+                        op: Kind::Ban,
+                    });
+                    ops.push(FleetOp::Ban(FleetBan {
+                        net,
+                        expires: v.expires,
+                        reason: v.reason,
+                        origin: v.origin,
+                        offence: v.offence.min(u32::from(u16::MAX)) as u16,
+                        adopt: false,
+                    }));
                 }
-            },
-            Operation::Delete | Operation::Purge => self.delete(&e.key, net).await,
+                Operation::Delete | Operation::Purge => {
+                    self.link.forget(net);
+                    self.refused.remove(&e.key);
+                    if !self.link.cfg.accept {
+                        continue;
+                    }
+                    // This host's own delete coming back lifts nothing of
+                    // its own (it may have banned the source again since).
+                    let own_sources = if self.link.echo(net) { 0 } else { shared };
+                    let deleted_at = u64::try_from(e.created.unix_timestamp()).unwrap_or(0);
+                    sent.push(Sent {
+                        key: e.key,
+                        net,
+                        created: 0,
+                        origin: String::new(),
+                        op: Kind::Lift,
+                    });
+                    ops.push(FleetOp::Lift {
+                        net,
+                        deleted_at,
+                        own_sources,
+                    });
+                }
+            }
+        }
+        if ops.is_empty() {
+            return;
+        }
+        let results = match self.fw.fleet(ops).await {
+            Ok(r) => r,
+            Err(e) => {
+                bump(&self.link.counters.errors);
+                tracing::error!(error = %e, "fleet: the firewall did not take the bucket's changes");
+                return;
+            }
+        };
+        for (s, r) in sent.into_iter().zip(results) {
+            self.outcome(s, r);
         }
     }
 
-    async fn put(&mut self, key: &str, net: IpNet, v: SharedBan) {
-        self.link.remember(net, &v);
-        if v.origin == self.link.cfg.node || !self.link.cfg.accept {
-            return;
-        }
-        let now = unix_now();
-        if v.expired(now) {
-            bump(&self.link.counters.skipped_expired);
-            return;
-        }
-        if let Some(local) = self.fw.view().ban(&net) {
-            if local.meta.source != BanSource::Fleet {
-                // This host's own ban stands; it is not the fleet's to change.
-                return;
-            }
-            let same_origin = local.meta.origin.name().as_deref() == Some(v.origin.as_str());
-            if same_origin && u64::from(local.meta.expires).abs_diff(v.expires) <= SAME_EXPIRY_S {
-                return;
-            }
-        }
-        if self.refused.get(key) == Some(&v.created) {
-            return;
-        }
-        let duration = match v.expires {
-            0 => BanDuration::Permanent,
-            e => BanDuration::For(Duration::from_secs(e - now)),
-        };
-        let order = BanOrder {
-            net,
-            duration,
-            reason: v.reason.clone(),
-            source: BanSource::Fleet,
-            origin: Some(v.origin.clone()),
-            // This host's own bounds hold: a ban wider than its
-            // max_prefix_v4/v6 (forced on another host, or a hostile
-            // value) is not applied here.
-            force: false,
-        };
-        match self.fw.ban(order).await {
-            Ok(_) => bump(&self.link.counters.applied),
+    fn outcome(&mut self, s: Sent, r: Result<bool, FirewallError>) {
+        let c = &self.link.counters;
+        match r {
+            Ok(true) => bump(&c.applied),
+            Ok(false) => {}
             Err(FirewallError::Protected { by, origin, .. }) => {
-                bump(&self.link.counters.refused_allowlist);
-                self.refused.insert(key.to_string(), v.created);
+                bump(&c.refused_allowlist);
+                self.refused.insert(s.key, s.created);
                 tracing::warn!(
-                    net = %net, from = %v.origin, allowlisted_by = %by, entry = %origin,
+                    net = %s.net, from = %s.origin, allowlisted_by = %by, entry = %origin,
                     "fleet: a ban from another host refused: the allowlist protects it"
                 );
             }
             Err(e @ FirewallError::TooWide { .. }) => {
-                bump(&self.link.counters.refused_too_wide);
-                self.refused.insert(key.to_string(), v.created);
-                tracing::warn!(net = %net, from = %v.origin, error = %e, "fleet: a ban from another host refused: wider than this host allows");
+                bump(&c.refused_too_wide);
+                self.refused.insert(s.key, s.created);
+                tracing::warn!(net = %s.net, from = %s.origin, error = %e, "fleet: a ban from another host refused: wider than this host allows");
             }
+            Err(FirewallError::NotFound(..)) if s.op == Kind::Lift => {}
             Err(e) => {
-                bump(&self.link.counters.errors);
-                tracing::error!(net = %net, from = %v.origin, error = %e, "fleet: cannot apply a ban");
+                bump(&c.errors);
+                tracing::error!(net = %s.net, from = %s.origin, error = %e, "fleet: cannot apply the bucket's change");
             }
         }
     }
 
-    async fn delete(&mut self, key: &str, net: IpNet) {
-        self.link.forget(net);
-        self.refused.remove(key);
-        let fleet_ban = self
-            .fw
-            .view()
-            .ban(&net)
-            .is_some_and(|b| b.meta.source == BanSource::Fleet);
-        if !fleet_ban {
-            return;
-        }
-        match self.fw.unban(net).await {
-            Ok(_) => bump(&self.link.counters.applied),
-            Err(FirewallError::NotFound(..)) => {}
-            Err(e) => {
-                bump(&self.link.counters.errors);
-                tracing::error!(net = %net, error = %e, "fleet: cannot lift a ban the fleet lifted");
+    /// The watch has delivered the whole bucket: the bucket is the truth
+    /// for fleet bans, and this host publishes what it changed while away.
+    /// - a fleet ban whose key the bucket does not hold at all (purged,
+    ///   or a new bucket) is lifted (deletes were applied as they came);
+    /// - this host's own ban of a shared source that the bucket does not
+    ///   hold (made while away, or lost from memory by a restart before it
+    ///   was written), or holds with another expiry, is put;
+    /// - a key of this host's whose ban it no longer holds (lifted while
+    ///   away) is deleted.
+    async fn caught_up(&mut self, started: std::time::Instant) {
+        let Some(seen) = self.seen.take() else { return };
+        let view = self.fw.view();
+        let mut lifts = Vec::new();
+        let mut outbox = Vec::new();
+        {
+            let known = self.link.known();
+            for (net, meta) in view.bans.iter() {
+                match known.get(net) {
+                    None if meta.source == BanSource::Fleet
+                        && !seen.contains(net)
+                        && self.link.cfg.accept =>
+                    {
+                        lifts.push(FleetOp::Lift {
+                            net: *net,
+                            deleted_at: u64::MAX,
+                            own_sources: 0,
+                        });
+                    }
+                    None if self.link.cfg.shares(meta.source) => {
+                        outbox.push(Out::ban(*net, meta, &self.link.cfg.node));
+                    }
+                    Some(k)
+                        if k.mine
+                            && self.link.cfg.shares(meta.source)
+                            && u64::from(k.expires).abs_diff(u64::from(meta.expires))
+                                > SAME_EXPIRY_S =>
+                    {
+                        outbox.push(Out::ban(*net, meta, &self.link.cfg.node));
+                    }
+                    _ => {}
+                }
+            }
+            for (net, k) in known.iter() {
+                let holds = view
+                    .bans
+                    .get(net)
+                    .is_some_and(|m| m.source != BanSource::Fleet);
+                if k.mine && !holds {
+                    outbox.push(Out::delete(key_of(net)));
+                }
             }
         }
+        let (n_lift, n_out) = (lifts.len(), outbox.len());
+        if !lifts.is_empty() {
+            match self.fw.fleet(lifts).await {
+                Ok(r) => {
+                    let lifted = r.iter().filter(|r| matches!(r, Ok(true))).count();
+                    self.link
+                        .counters
+                        .applied
+                        .fetch_add(lifted as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(e) => {
+                    bump(&self.link.counters.errors);
+                    tracing::error!(error = %e, "fleet: cannot lift the fleet bans the bucket no longer holds");
+                }
+            }
+        }
+        self.link.send_out(outbox);
+        self.link.synced();
+        tracing::info!(
+            keys = seen.len(),
+            lifted = n_lift,
+            to_publish = n_out,
+            took_ms = started.elapsed().as_millis() as u64,
+            "fleet: caught up with the bucket"
+        );
     }
 }

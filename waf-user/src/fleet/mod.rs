@@ -10,9 +10,17 @@
 //!   every change; other hosts' bans become local bans of source `fleet`
 //!   with their origin (the local allowlist still wins: refused, counted,
 //!   logged), deleted keys lift the fleet bans they made.
+//! - Strikes ([`strikes`]): a strike this host counts goes out on the
+//!   source's subject; other hosts' strikes count in this host's window.
+//!   Only the host whose own strike crosses the threshold bans, and it
+//!   creates the key (another host's live ban wins a race).
+//! - Join and catch-up: the watch delivers the whole bucket first; then
+//!   the bucket is the truth for fleet bans (a delete wins), and what this
+//!   host changed while away (its journal's bans against the bucket) is
+//!   published.
 //! - The broker away: local enforcement and local bans go on (nothing waits
-//!   for NATS); changes to publish wait in memory, the client reconnects by
-//!   itself and the watch is taken again.
+//!   for NATS); changes to publish wait in the outbox, the client
+//!   reconnects by itself and the watch is taken again.
 //!
 //! [`codec`] owns the keys and values; [`config`] the `[fleet]` section.
 
@@ -20,6 +28,7 @@ pub mod codec;
 pub mod config;
 mod inbound;
 mod outbound;
+mod strikes;
 
 use std::{
     collections::HashMap,
@@ -33,8 +42,8 @@ use std::{
 use ipnet::IpNet;
 use serde_json::json;
 
-use self::codec::SharedBan;
 pub use self::config::FleetConfig;
+use self::{codec::SharedBan, outbound::Out};
 use crate::{
     firewall::Handle,
     telemetry::{Family, FleetReport, FleetStatus, MetricKind, Telemetry},
@@ -49,6 +58,11 @@ struct Counters {
     refused_allowlist: AtomicU64,
     refused_too_wide: AtomicU64,
     dropped: AtomicU64,
+    strikes_sent: AtomicU64,
+    strikes_unsent: AtomicU64,
+    strikes_received: AtomicU64,
+    strikes_bad: AtomicU64,
+    races_lost: AtomicU64,
     skipped_expired: AtomicU64,
     bad_entries: AtomicU64,
     errors: AtomicU64,
@@ -81,6 +95,12 @@ pub struct FleetLink {
     lag: AtomicU64,
     /// The keys in the bucket with their origin and expiry, as watched.
     known: Mutex<HashMap<IpNet, Known>>,
+    /// Deletes this host wrote whose watch events have not come back.
+    echoes: Mutex<HashMap<IpNet, u32>>,
+    /// Changes waiting in the outbox.
+    outbox: AtomicU64,
+    /// What the catch-up found to publish, to the outbox.
+    found: tokio::sync::mpsc::UnboundedSender<Vec<Out>>,
 }
 
 /// How long a NATS request may take before the link counts it failed.
@@ -94,25 +114,33 @@ impl FleetLink {
     /// never fails the daemon (a broker away is retried).
     pub fn start(cfg: &FleetConfig, fw: Handle) -> Arc<Self> {
         let changes = fw.changes();
-        let link = Arc::new(Self {
+        let (link, found) = Self::new(cfg);
+        let link = Arc::new(link);
+        tokio::spawn(link.clone().run(fw, changes, found));
+        link
+    }
+
+    fn new(cfg: &FleetConfig) -> (Self, tokio::sync::mpsc::UnboundedReceiver<Vec<Out>>) {
+        let (found, rx) = tokio::sync::mpsc::unbounded_channel();
+        let link = Self {
             cfg: cfg.clone(),
             counters: Counters::default(),
             client: OnceLock::new(),
             last_sync: AtomicU64::new(0),
             lag: AtomicU64::new(0),
             known: Mutex::new(HashMap::new()),
-        });
-        if cfg.share_strikes {
-            tracing::debug!("fleet.share_strikes: strikes sharing is not built yet");
-        }
-        tokio::spawn(link.clone().run(fw, changes));
-        link
+            echoes: Mutex::new(HashMap::new()),
+            outbox: AtomicU64::new(0),
+            found,
+        };
+        (link, rx)
     }
 
     async fn run(
         self: Arc<Self>,
         fw: Handle,
         changes: tokio::sync::broadcast::Receiver<crate::firewall::BanChange>,
+        found: tokio::sync::mpsc::UnboundedReceiver<Vec<Out>>,
     ) {
         let client = match self.connect().await {
             Ok(c) => c,
@@ -127,9 +155,12 @@ impl FleetLink {
             node = %self.cfg.node, bucket = %self.cfg.bucket, urls = ?self.cfg.url.0,
             "fleet: connecting (local enforcement never waits for it)"
         );
+        if self.cfg.share_strikes && self.cfg.accept {
+            tokio::spawn(strikes::run(self.clone(), client.clone(), fw.clone()));
+        }
         let js = async_nats::jetstream::new(client);
         let (tx, rx) = tokio::sync::watch::channel(None);
-        tokio::spawn(outbound::run(self.clone(), changes, rx));
+        tokio::spawn(outbound::run(self.clone(), fw.clone(), changes, found, rx));
         inbound::run(self, js, fw, tx).await;
     }
 
@@ -192,6 +223,37 @@ impl FleetLink {
         self.known().remove(&net);
     }
 
+    /// Notes a delete this host is about to write.
+    fn expect_echo(&self, net: IpNet) {
+        let mut e = self.echoes.lock().unwrap_or_else(|p| p.into_inner());
+        *e.entry(net).or_default() += 1;
+    }
+
+    /// Whether a delete of `net` is this host's own coming back (taken
+    /// out of what is expected).
+    fn echo(&self, net: IpNet) -> bool {
+        let mut e = self.echoes.lock().unwrap_or_else(|p| p.into_inner());
+        match e.get_mut(&net) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                true
+            }
+            Some(_) => {
+                e.remove(&net);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Hands what the catch-up found to publish to the outbox.
+    fn send_out(&self, outs: Vec<Out>) {
+        if !outs.is_empty() {
+            // Err: the outbox is gone (the daemon is stopping).
+            let _ = self.found.send(outs);
+        }
+    }
+
     /// Keys whose ban ran out that this host should delete: its own at
     /// expiry, any host's past expiry plus a grace period. Taken out of
     /// what is known (the delete's own watch event would do it too).
@@ -230,6 +292,10 @@ impl FleetReport for FleetLink {
             refused_allowlist: self.count(&c.refused_allowlist),
             refused_too_wide: self.count(&c.refused_too_wide),
             dropped: self.count(&c.dropped),
+            outbox: self.outbox.load(Ordering::Relaxed),
+            strikes_sent: self.count(&c.strikes_sent),
+            strikes_received: self.count(&c.strikes_received),
+            races_lost: self.count(&c.races_lost),
             lag: self.lag.load(Ordering::Relaxed),
             last_sync: (last != 0).then(|| rfc3339(last)),
         }
@@ -286,6 +352,30 @@ impl Telemetry for FleetLink {
                 "Local changes never published (the link fell too far behind).",
                 k,
                 self.count(&c.dropped),
+            ),
+            Family::one(
+                "waf_fleet_outbox",
+                "Local changes waiting to be written to the bucket.",
+                MetricKind::Gauge,
+                self.outbox.load(Ordering::Relaxed),
+            ),
+            Family::by(
+                "waf_fleet_strikes",
+                "Strikes shared with the fleet, by what happened to them.",
+                k,
+                "what",
+                [
+                    ("sent", self.count(&c.strikes_sent)),
+                    ("unsent", self.count(&c.strikes_unsent)),
+                    ("received", self.count(&c.strikes_received)),
+                    ("bad", self.count(&c.strikes_bad)),
+                ],
+            ),
+            Family::one(
+                "waf_fleet_races_lost",
+                "Bans from strikes another host made first (this host's gave way).",
+                k,
+                self.count(&c.races_lost),
             ),
             Family::by(
                 "waf_fleet_ignored",

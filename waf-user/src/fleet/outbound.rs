@@ -1,21 +1,38 @@
 //! This host into the bucket: the owner's ban changes, filtered (sources in
-//! `share`, never bans from the fleet), coalesced per key and written
-//! (put on ban, delete on unban or expiry). What cannot be written now
-//! (broker away) waits in memory, the latest change per key, and is
+//! `share`, never bans from the fleet), coalesced per key and written in
+//! the order they were made (put on ban, delete on unban or expiry), and
+//! the strikes it counts, on their subjects. What cannot be written now
+//! (broker away) waits in the outbox, the latest change per key, and is
 //! written once the broker is back; the owner never waits for any of it.
+//! A restart empties the outbox in memory: what it held is found again
+//! when the watch has caught up, by comparing the bans the journal
+//! restored with the bucket ([`super::inbound`]).
+//!
+//! Bans made by strikes (detection, rate limits) are created, not put: if
+//! another host banned the same source first (both crossed the threshold
+//! at once), this host's create fails and its ban gives way to the
+//! other's, so one attack is one ban and one offence in the fleet.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
-use async_nats::jetstream::kv::Store;
+use async_nats::jetstream::kv::{CreateErrorKind, Operation, Store};
 use bytes::Bytes;
-use tokio::sync::{broadcast, watch};
+use ipnet::IpNet;
+use tokio::sync::{broadcast, mpsc, watch};
 
 use super::{
     FleetLink, REQUEST_TIMEOUT, bump,
-    codec::{SharedBan, key_of},
+    codec::{SharedBan, SharedStrike, key_of, net_of, strikes_subject},
 };
 use crate::{
-    firewall::{BanChange, BanSource, Lift},
+    firewall::{
+        Ban, BanChange, BanMeta, BanSource, Handle, Lift, StrikeKind,
+        fleet::{FleetBan, FleetOp},
+    },
     values::unix_now,
 };
 
@@ -25,47 +42,132 @@ const MAX_PENDING: usize = 100_000;
 /// After a failed write, the next attempt waits this long.
 const RETRY: Duration = Duration::from_secs(1);
 
-/// Key → the value to put, or None to delete the key.
-type Pending = BTreeMap<String, Option<Bytes>>;
+/// One change for the bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Out {
+    pub(super) key: String,
+    /// The value to put, or None to delete the key.
+    pub(super) value: Option<Bytes>,
+    /// Put only if no other host holds a live ban on the key.
+    pub(super) create: bool,
+}
+
+impl Out {
+    /// This host's ban, as it goes into the bucket.
+    pub(super) fn ban(net: IpNet, meta: &BanMeta, node: &str) -> Self {
+        let ban = Ban {
+            net,
+            meta: meta.clone(),
+        };
+        Self {
+            key: key_of(&net),
+            value: Some(SharedBan::of(&ban, node).encode()),
+            create: matches!(meta.source, BanSource::Detection | BanSource::RateLimit),
+        }
+    }
+
+    /// A delete of `key`.
+    pub(super) fn delete(key: String) -> Self {
+        Self {
+            key,
+            value: None,
+            create: false,
+        }
+    }
+}
+
+/// Changes waiting to be written: the latest per key, in the order of
+/// their last change.
+#[derive(Debug, Default)]
+pub(super) struct Outbox {
+    next: u64,
+    order: BTreeMap<u64, String>,
+    items: HashMap<String, (u64, Out)>,
+}
+
+impl Outbox {
+    /// Queues `o` (replacing what was queued for its key); false when full.
+    pub(super) fn push(&mut self, o: Out) -> bool {
+        if let Some((seq, _)) = self.items.remove(&o.key) {
+            self.order.remove(&seq);
+        } else if self.items.len() >= MAX_PENDING {
+            return false;
+        }
+        self.next += 1;
+        self.order.insert(self.next, o.key.clone());
+        self.items.insert(o.key.clone(), (self.next, o));
+        true
+    }
+
+    /// The oldest change and its place.
+    fn pop(&mut self) -> Option<(u64, Out)> {
+        let (_, key) = self.order.pop_first()?;
+        self.items.remove(&key)
+    }
+
+    /// Puts back a change that could not be written, in its place (unless
+    /// a newer change for its key came meanwhile).
+    fn put_back(&mut self, seq: u64, o: Out) {
+        if self.items.contains_key(&o.key) {
+            return;
+        }
+        self.order.insert(seq, o.key.clone());
+        self.items.insert(o.key.clone(), (seq, o));
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.items.len()
+    }
+}
 
 /// Follows the owner's changes and writes them into the bucket, for as long
 /// as the daemon runs.
 pub(super) async fn run(
     link: Arc<FleetLink>,
+    fw: Handle,
     mut changes: broadcast::Receiver<BanChange>,
+    mut found: mpsc::UnboundedReceiver<Vec<Out>>,
     store: watch::Receiver<Option<Store>>,
 ) {
-    let mut pending = Pending::new();
+    let mut outbox = Outbox::default();
     let mut tick = tokio::time::interval(RETRY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut failing = false;
     loop {
         tokio::select! {
             c = changes.recv() => match c {
-                Ok(c) => link.queue(&mut pending, c),
+                Ok(c) => link.queue(&mut outbox, c).await,
                 Err(broadcast::error::RecvError::Lagged(n)) => {
-                    link.counters.dropped.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                    tracing::error!(lost = n, "fleet: fell behind the owner; changes not published");
+                    link.counters.dropped.fetch_add(n, Ordering::Relaxed);
+                    tracing::error!(lost = n, "fleet: fell behind the owner; changes not published (found again at the next catch-up)");
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
+            Some(outs) = found.recv() => {
+                for o in outs {
+                    link.push(&mut outbox, o);
+                }
+            }
             _ = tick.tick() => {
                 for net in link.expired_keys(unix_now()) {
-                    put_pending(&link, &mut pending, key_of(&net), None);
+                    link.push(&mut outbox, Out::delete(key_of(&net)));
                 }
             }
         }
         // Take what else is there at once: one write per key.
         while let Ok(c) = changes.try_recv() {
-            link.queue(&mut pending, c);
+            link.queue(&mut outbox, c).await;
         }
-        if pending.is_empty() || (failing && !link.connected()) {
+        link.outbox.store(outbox.len() as u64, Ordering::Relaxed);
+        if outbox.len() == 0 || (failing && !link.connected()) {
             continue;
         }
         let Some(s) = store.borrow().clone() else {
             continue;
         };
-        match flush(&link, &s, &mut pending).await {
+        let res = flush(&link, &fw, &s, &mut outbox).await;
+        link.outbox.store(outbox.len() as u64, Ordering::Relaxed);
+        match res {
             Ok(()) if failing => {
                 failing = false;
                 tracing::info!("fleet: publishing again");
@@ -74,7 +176,7 @@ pub(super) async fn run(
             Err(e) => {
                 if !failing {
                     tracing::warn!(
-                        error = %e, waiting = pending.len(),
+                        error = %e, waiting = outbox.len(),
                         "fleet: cannot publish; local bans go on, changes wait for the broker"
                     );
                 }
@@ -84,52 +186,77 @@ pub(super) async fn run(
     }
 }
 
-fn put_pending(link: &FleetLink, pending: &mut Pending, key: String, value: Option<Bytes>) {
-    if pending.len() >= MAX_PENDING && !pending.contains_key(&key) {
-        bump(&link.counters.dropped);
-        return;
-    }
-    pending.insert(key, value);
-}
-
 impl FleetLink {
     /// What a change means for the bucket, if anything: a put, a delete.
-    fn outgoing(&self, c: BanChange) -> Option<(String, Option<Bytes>)> {
+    fn outgoing(&self, c: &BanChange) -> Option<Out> {
         match c {
-            BanChange::Banned(b) if self.cfg.shares(b.meta.source) => Some((
-                key_of(&b.net),
-                Some(SharedBan::of(&b, &self.cfg.node).encode()),
-            )),
-            // A fleet ban ending here (an operator, or its expiry) is this
-            // host's business; an eviction (a full map) too.
-            BanChange::Lifted(b, Lift::Removed | Lift::Expired)
-                if b.meta.source != BanSource::Fleet && self.cfg.shares(b.meta.source) =>
+            BanChange::Banned(b) if self.cfg.shares(b.meta.source) => {
+                Some(Out::ban(b.net, &b.meta, &self.cfg.node))
+            }
+            // An operator lifting a ban here lifts it in the fleet, whoever
+            // made it; an expiry, only the origin's (and any host's after
+            // the grace period, see expired_keys). A ban the fleet lifted,
+            // or an eviction (a full map here), is this host's business.
+            BanChange::Lifted(b, Lift::Removed)
+                if b.meta.source == BanSource::Fleet || self.cfg.shares(b.meta.source) =>
             {
-                Some((key_of(&b.net), None))
+                Some(Out::delete(key_of(&b.net)))
+            }
+            BanChange::Lifted(b, Lift::Expired) if self.cfg.shares(b.meta.source) => {
+                Some(Out::delete(key_of(&b.net)))
             }
             _ => None,
         }
     }
 
-    fn queue(&self, pending: &mut Pending, c: BanChange) {
-        if let Some((key, value)) = self.outgoing(c) {
-            put_pending(self, pending, key, value);
+    fn push(&self, outbox: &mut Outbox, o: Out) {
+        if !outbox.push(o) {
+            bump(&self.counters.dropped);
+        }
+    }
+
+    async fn queue(&self, outbox: &mut Outbox, c: BanChange) {
+        if let BanChange::Struck(net, kind) = c {
+            self.share_strike(net, kind).await;
+        } else if let Some(o) = self.outgoing(&c) {
+            self.push(outbox, o);
+        }
+    }
+
+    /// Tells the fleet a strike this host counted (core NATS: a strike
+    /// matters for a window of seconds; with the broker away it is
+    /// counted as not sent, never queued).
+    async fn share_strike(&self, net: IpNet, kind: StrikeKind) {
+        if !self.cfg.share_strikes {
+            return;
+        }
+        let client = self.client.get().filter(|_| self.connected());
+        let Some(client) = client else {
+            bump(&self.counters.strikes_unsent);
+            return;
+        };
+        let msg = SharedStrike {
+            node: self.cfg.node.clone(),
+            kind,
+        };
+        let subject = strikes_subject(&self.cfg.bucket, Some(&net));
+        match client.publish(subject, msg.encode()).await {
+            Ok(()) => bump(&self.counters.strikes_sent),
+            Err(_) => bump(&self.counters.strikes_unsent),
         }
     }
 }
 
-/// Writes the pending changes in key order; stops at the first failure
-/// (it stays pending).
-async fn flush(link: &FleetLink, s: &Store, pending: &mut Pending) -> Result<(), String> {
-    while let Some((key, value)) = pending.pop_first() {
-        let res = match &value {
-            Some(v) => tokio::time::timeout(REQUEST_TIMEOUT, s.put(&key, v.clone()))
-                .await
-                .map(|r| r.map(|_| ()).map_err(|e| e.to_string())),
-            None => tokio::time::timeout(REQUEST_TIMEOUT, s.delete(&key))
-                .await
-                .map(|r| r.map_err(|e| e.to_string())),
-        };
+/// Writes the outbox in order; stops at the first failure (it stays in
+/// the outbox, in its place).
+async fn flush(
+    link: &FleetLink,
+    fw: &Handle,
+    s: &Store,
+    outbox: &mut Outbox,
+) -> Result<(), String> {
+    while let Some((seq, o)) = outbox.pop() {
+        let res = tokio::time::timeout(REQUEST_TIMEOUT, write(link, fw, s, &o)).await;
         let err = match res {
             Ok(Ok(())) => {
                 bump(&link.counters.published);
@@ -139,38 +266,97 @@ async fn flush(link: &FleetLink, s: &Store, pending: &mut Pending) -> Result<(),
             Err(_) => "no answer in time".to_string(),
         };
         bump(&link.counters.errors);
-        pending.insert(key, value);
+        outbox.put_back(seq, o);
         return Err(err);
     }
     Ok(())
 }
 
+/// Writes one change.
+async fn write(link: &FleetLink, fw: &Handle, s: &Store, o: &Out) -> Result<(), String> {
+    let Some(v) = &o.value else {
+        // Its watch event is this host's own delete: mark it, so that it
+        // lifts no ban this host made since.
+        let net = net_of(&o.key);
+        if let Some(n) = net {
+            link.expect_echo(n);
+        }
+        let r = s.delete(&o.key).await.map_err(|e| e.to_string());
+        if let (Err(_), Some(n)) = (&r, net) {
+            link.echo(n);
+        }
+        return r;
+    };
+    if !o.create {
+        return s
+            .put(&o.key, v.clone())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+    }
+    match s.create(&o.key, v.clone()).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == CreateErrorKind::AlreadyExists => lost_race(link, fw, s, o, v).await,
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A create found a ban on the key: an expired one or this host's own is
+/// replaced; another host's live one wins, and this host's ban gives way
+/// to it (the fleet ban, with its origin and offence).
+async fn lost_race(
+    link: &FleetLink,
+    fw: &Handle,
+    s: &Store,
+    o: &Out,
+    v: &Bytes,
+) -> Result<(), String> {
+    let entry = s.entry(&o.key).await.map_err(|e| e.to_string())?;
+    let theirs = entry
+        .as_ref()
+        .filter(|e| e.operation == Operation::Put)
+        .and_then(|e| SharedBan::decode(&e.value).ok())
+        .filter(|b| b.origin != link.cfg.node && !b.expired(unix_now()));
+    let (Some(theirs), Some(net)) = (theirs, net_of(&o.key)) else {
+        // Deleted, expired, this host's, or no ban: write over it, if it
+        // is still what was read.
+        let revision = entry.as_ref().map_or(0, |e| e.revision);
+        return s
+            .update(&o.key, v.clone(), revision)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+    };
+    bump(&link.counters.races_lost);
+    tracing::info!(net = %net, winner = %theirs.origin, "fleet: another host banned this source first; its ban stands here too");
+    let op = FleetOp::Ban(FleetBan {
+        net,
+        expires: theirs.expires,
+        reason: theirs.reason,
+        origin: theirs.origin,
+        offence: theirs.offence.min(u32::from(u16::MAX)) as u16,
+        adopt: true,
+    });
+    match fw.fleet(vec![op]).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::{
-        collections::HashMap,
-        sync::{Arc, Mutex, OnceLock, atomic::AtomicU64},
-    };
+    use std::sync::Arc;
 
     use super::*;
-    use crate::{
-        firewall::{Ban, BanMeta},
-        fleet::{Counters, EXPIRY_GRACE_S, FleetConfig, Known},
-    };
+    use crate::fleet::{EXPIRY_GRACE_S, FleetConfig, Known};
 
     fn link(share: &[BanSource]) -> FleetLink {
-        FleetLink {
-            cfg: FleetConfig {
-                node: "a".into(),
-                share: share.to_vec(),
-                ..FleetConfig::default()
-            },
-            counters: Counters::default(),
-            client: OnceLock::new(),
-            last_sync: AtomicU64::new(0),
-            lag: AtomicU64::new(0),
-            known: Mutex::new(HashMap::new()),
-        }
+        let cfg = FleetConfig {
+            node: "a".into(),
+            share: share.to_vec(),
+            ..FleetConfig::default()
+        };
+        FleetLink::new(&cfg).0
     }
 
     fn ban(source: BanSource) -> Ban {
@@ -191,23 +377,80 @@ mod tests {
 
     #[test]
     fn shared_sources_go_out_fleet_bans_never_echo() {
-        let l = link(&[BanSource::Manual]);
-        let (key, value) = l
-            .outgoing(BanChange::Banned(ban(BanSource::Manual)))
+        let l = link(&[BanSource::Manual, BanSource::Detection]);
+        let o = l
+            .outgoing(&BanChange::Banned(ban(BanSource::Manual)))
             .expect("a manual ban is shared");
-        assert_eq!(key, "2001-db8--_64");
-        let v = SharedBan::decode(&value.expect("a put")).unwrap();
+        assert_eq!(o.key, "2001-db8--_64");
+        assert!(!o.create, "an operator's ban is put");
+        let v = SharedBan::decode(&o.value.expect("a put")).unwrap();
         assert_eq!((v.origin.as_str(), v.source), ("a", BanSource::Manual));
+        let d = l
+            .outgoing(&BanChange::Banned(ban(BanSource::Detection)))
+            .unwrap();
+        assert!(d.create, "a ban from strikes is created: one per attack");
+        let delete = Some(Out::delete(o.key.clone()));
         let lifted = BanChange::Lifted(ban(BanSource::Manual), Lift::Expired);
-        assert_eq!(l.outgoing(lifted), Some((key.clone(), None)), "a delete");
+        assert_eq!(l.outgoing(&lifted), delete, "an expiry deletes");
+        // An operator lifting another host's ban here lifts it everywhere.
+        let lifted = BanChange::Lifted(ban(BanSource::Fleet), Lift::Removed);
+        assert_eq!(l.outgoing(&lifted), delete);
         for c in [
-            BanChange::Banned(ban(BanSource::Detection)),
+            BanChange::Banned(ban(BanSource::Import)),
             BanChange::Banned(ban(BanSource::Fleet)),
-            BanChange::Lifted(ban(BanSource::Fleet), Lift::Removed),
+            BanChange::Lifted(ban(BanSource::Fleet), Lift::Expired),
             BanChange::Lifted(ban(BanSource::Manual), Lift::Evicted),
+            BanChange::Lifted(ban(BanSource::Manual), Lift::Fleet),
+            BanChange::Lifted(ban(BanSource::Import), Lift::Removed),
         ] {
-            assert_eq!(l.outgoing(c.clone()), None, "{c:?}");
+            assert_eq!(l.outgoing(&c), None, "{c:?}");
         }
+    }
+
+    #[test]
+    fn the_outbox_keeps_the_latest_change_per_key_in_order_and_is_bounded() {
+        let mut b = Outbox::default();
+        let put = |k: &str| Out {
+            key: k.into(),
+            value: Some(Bytes::from_static(b"v")),
+            create: false,
+        };
+        assert!(b.push(put("x")));
+        assert!(b.push(put("y")));
+        assert!(b.push(Out::delete("x".into())));
+        assert_eq!(b.len(), 2);
+        let (seq_y, y) = b.pop().unwrap();
+        assert_eq!(y.key, "y", "x moved behind y by its newer change");
+        // A write that failed goes back in its place, ahead of x.
+        b.put_back(seq_y, y.clone());
+        assert_eq!(b.pop().unwrap().1, y);
+        assert_eq!(b.pop().unwrap().1, Out::delete("x".into()));
+        assert!(b.pop().is_none());
+        // Put back after a newer change for the key: the newer one stays.
+        b.push(put("z"));
+        b.put_back(0, Out::delete("z".into()));
+        assert_eq!(b.pop().unwrap().1, put("z"));
+        for i in 0..MAX_PENDING {
+            assert!(b.push(put(&i.to_string())));
+        }
+        assert!(!b.push(put("one too many")), "full");
+        assert!(
+            b.push(Out::delete("7".into())),
+            "a queued key still changes"
+        );
+        assert_eq!(b.len(), MAX_PENDING);
+    }
+
+    #[test]
+    fn deletes_this_host_wrote_come_back_as_echoes_once() {
+        let l = link(&[BanSource::Manual]);
+        let n: IpNet = "192.0.2.1/32".parse().unwrap();
+        assert!(!l.echo(n), "nothing written: another host's delete");
+        l.expect_echo(n);
+        l.expect_echo(n);
+        assert!(l.echo(n));
+        assert!(l.echo(n));
+        assert!(!l.echo(n));
     }
 
     #[test]
