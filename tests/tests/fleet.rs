@@ -672,3 +672,81 @@ fn a_host_killed_and_restarted_converges_on_the_bucket() {
     assert_eq!(st["connected"], true, "{st}");
     assert_eq!(st["outbox"], 0, "{st}");
 }
+
+#[test]
+fn a_host_that_joins_afresh_reads_the_snapshot_then_the_changes_after_it() {
+    let has = |f: &Fleet, h: usize, addr: &str| {
+        f.daemons[h].api("GET", &format!("/v1/bans/{addr}"), None).0 == 200
+    };
+    // Snapshots from 4 keys on (10,000 by default), so the lab has one.
+    let mut f = Fleet::on_brokers(["", "", ""], &[BROKER4], "snapshot_min_keys = 4");
+    let addrs: Vec<String> = (1..=6).map(|i| format!("198.51.100.{i}")).collect();
+    for a in &addrs[..5] {
+        let out = f.daemons[0].cli(&["bans", "add", a, "--duration", "1h"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    wait_until("a snapshot of the bucket", || {
+        (0..3).any(|h| fleet_status(&f, h)["snapshots_written"].as_u64() >= Some(1))
+    });
+    // c goes away and comes back with nothing: a fresh host, as far as
+    // its journal tells. Meanwhile one ban is lifted and one is made.
+    f.daemons[2].kill9();
+    for entry in std::fs::read_dir(&f.daemons[2].state_dir)
+        .unwrap()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with("journal") || name.starts_with("snapshot") {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+    let out = f.daemons[0].cli(&["bans", "rm", &addrs[0]]);
+    assert!(out.status.success());
+    let out = f.daemons[0].cli(&["bans", "add", &addrs[5], "--duration", "1h"]);
+    assert!(out.status.success());
+    f.daemons[2]
+        .try_spawn_here()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let start = Instant::now();
+    let joined = |f: &Fleet| (1..6).all(|i| has(f, 2, &addrs[i])) && !has(f, 2, &addrs[0]);
+    while !joined(&f) {
+        assert!(
+            start.elapsed() < WAIT,
+            "c did not join: {}\n{}",
+            fleet_status(&f, 2),
+            f.daemons[2].log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let st = fleet_status(&f, 2);
+    assert_eq!(
+        st["snapshots_read"],
+        1,
+        "joined from the snapshot: {st}\n{}",
+        f.logs()
+    );
+    assert!(
+        f.daemons[2]
+            .log_text()
+            .contains("joined from the bucket's snapshot"),
+        "{}",
+        f.logs()
+    );
+    let b = f.daemons[2]
+        .api("GET", &format!("/v1/bans/{}", addrs[1]), None)
+        .1;
+    assert_eq!(
+        (b["source"].as_str(), b["origin"].as_str()),
+        (Some("fleet"), Some("a")),
+        "{b}"
+    );
+    let left = b["remaining_s"].as_u64().unwrap();
+    assert!(
+        (3500..=3600).contains(&left),
+        "the expiry travels in the snapshot: {b}"
+    );
+}

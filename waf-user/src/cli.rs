@@ -432,8 +432,9 @@ pub fn fleet(a: &ApiArgs, cmd: FleetCmd) -> Result<()> {
                     return "fleet: off (no [fleet] in the config)".into();
                 }
                 format!(
-                    "fleet: {}   node: {}   bucket: {}   last sync: {}
-                     published: {}   applied: {}   refused (allowlist): {}   refused (too wide): {}   dropped: {}   lag: {}",
+                    "fleet: {}   node: {}   bucket: {}   last sync: {}   lag: {}   outbox: {}\n\
+                     published: {}   applied: {}   refused (allowlist): {}   refused (too wide): {}   dropped: {}\n\
+                     strikes sent: {}   strikes received: {}   races lost: {}   snapshots written: {}   read: {}",
                     if st.connected {
                         "connected"
                     } else {
@@ -442,12 +443,18 @@ pub fn fleet(a: &ApiArgs, cmd: FleetCmd) -> Result<()> {
                     st.node.as_deref().unwrap_or("-"),
                     st.bucket.as_deref().unwrap_or("-"),
                     st.last_sync.as_deref().unwrap_or("never"),
+                    st.lag,
+                    st.outbox,
                     st.published,
                     st.applied,
                     st.refused_allowlist,
                     st.refused_too_wide,
                     st.dropped,
-                    st.lag
+                    st.strikes_sent,
+                    st.strikes_received,
+                    st.races_lost,
+                    st.snapshots_written,
+                    st.snapshots_read,
                 )
             });
         }

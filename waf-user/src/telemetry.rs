@@ -98,6 +98,10 @@ pub struct FleetStatus {
     /// Bans from strikes that another host made first (this host's gave
     /// way: one attack, one ban).
     pub races_lost: u64,
+    /// Snapshots of the bucket this host wrote (for joining hosts).
+    pub snapshots_written: u64,
+    /// Snapshots this host joined from.
+    pub snapshots_read: u64,
     /// Changes in the bucket not yet applied here, at the last check
     /// (every 2 s).
     pub lag: u64,

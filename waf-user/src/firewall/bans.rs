@@ -343,10 +343,19 @@ impl Firewall {
         self.records.push(Record::Ban(ban.clone()));
         self.changes.push(BanChange::Banned(ban.clone()));
         *self.stats.bans_added.entry(source.as_str()).or_default() += 1;
-        tracing::warn!(
-            net = %net, source = source.as_str(), origin = ban.meta.origin.name().as_deref(),
-            reason = %ban.meta.reason, offence, duration = %shown, replaced, "ban"
-        );
+        if source == BanSource::Fleet {
+            // Another host logged it; a joining host applies a fleet's worth
+            // at once (the fleet link logs how many).
+            tracing::debug!(
+                net = %net, origin = ban.meta.origin.name().as_deref(),
+                reason = %ban.meta.reason, offence, duration = %shown, replaced, "ban from the fleet"
+            );
+        } else {
+            tracing::warn!(
+                net = %net, source = source.as_str(), origin = ban.meta.origin.name().as_deref(),
+                reason = %ban.meta.reason, offence, duration = %shown, replaced, "ban"
+            );
+        }
         Ok(ban)
     }
 
@@ -433,7 +442,11 @@ impl Firewall {
         self.kernel_unban(net)?;
         self.remember(net, &meta, now32());
         self.records.push(Record::Unban(net));
-        tracing::warn!(net = %net, why = why.as_str(), "unban");
+        if meta.source == BanSource::Fleet {
+            tracing::debug!(net = %net, why = why.as_str(), "unban of a fleet ban");
+        } else {
+            tracing::warn!(net = %net, why = why.as_str(), "unban");
+        }
         let ban = Ban { net, meta };
         self.changes.push(BanChange::Lifted(ban.clone(), why));
         Ok(ban)

@@ -7,6 +7,8 @@
 //!   another host's ban). It carries the origin's expiry and offence, so
 //!   escalation counts offences fleet-wide; this host's allowlist and
 //!   `max_prefix` still hold.
+//! - A ban found in the kernel map with no journal record (`adopted`) is
+//!   treated as a fleet ban: the bucket knows more about it.
 //! - A delete lifts a fleet ban, and this host's own ban of a shared source
 //!   when it is no newer than the delete (an operator lifted it elsewhere,
 //!   or the bucket lost it while this host was away: the bucket is the
@@ -101,7 +103,10 @@ impl Firewall {
         }
         let origin = clean_reason(&b.origin);
         if let Some(local) = self.state.bans.get(&net) {
-            if local.source != BanSource::Fleet && !b.adopt {
+            // A ban found in the kernel map with no record (a host that
+            // lost its journal) says less than the fleet's value.
+            let replaceable = matches!(local.source, BanSource::Fleet | BanSource::Adopted);
+            if !replaceable && !b.adopt {
                 // This host's own ban stands; it is not the fleet's to change.
                 return Ok(false);
             }
@@ -145,7 +150,7 @@ impl Firewall {
         let Some(local) = self.state.bans.get(&net) else {
             return Ok(false);
         };
-        let lift = local.source == BanSource::Fleet
+        let lift = matches!(local.source, BanSource::Fleet | BanSource::Adopted)
             || (own_sources & source_bit(local.source) != 0
                 && u64::from(local.created) <= deleted_at);
         if !lift {

@@ -10,8 +10,8 @@
 //!   it: a strike that finds it full is dropped and counted
 //!   ([`StrikeSink::dropped`]).
 //! - After every batch the owner publishes a [`View`]; readers take it
-//!   without waiting, and tells the bans it made and lifted to whoever
-//!   follows them ([`Handle::changes`], the fleet link): a bounded
+//!   without waiting, and tells the bans it made and lifted (but not
+//!   those the fleet made itself) to whoever follows them ([`Handle::changes`], the fleet link): a bounded
 //!   broadcast that never waits (a follower that falls behind loses the
 //!   oldest changes and is told how many).
 
@@ -488,7 +488,7 @@ impl Owner {
         }
         let changes = self.fw.take_changes();
         if self.changes.receiver_count() > 0 {
-            for c in changes {
+            for c in changes.into_iter().filter(|c| !c.from_fleet()) {
                 // Err: no follower left; nothing to tell.
                 let _ = self.changes.send(c);
             }

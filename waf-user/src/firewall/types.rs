@@ -223,6 +223,20 @@ pub enum BanChange {
     Struck(IpNet, StrikeKind),
 }
 
+impl BanChange {
+    /// Whether the fleet made this change itself (a ban from the fleet, a
+    /// lift the bucket asked for, a fleet ban running out): nothing to
+    /// tell it back. A joining host applies a million of these at once.
+    pub fn from_fleet(&self) -> bool {
+        match self {
+            Self::Banned(b) => b.meta.source == BanSource::Fleet,
+            Self::Lifted(_, Lift::Fleet) => true,
+            Self::Lifted(b, Lift::Expired) => b.meta.source == BanSource::Fleet,
+            Self::Lifted(..) | Self::Struck(..) => false,
+        }
+    }
+}
+
 /// Which list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]

@@ -38,16 +38,25 @@ pub struct FleetConfig {
     pub tls_cert: Option<PathBuf>,
     /// Client key (with `tls_cert`).
     pub tls_key: Option<PathBuf>,
-    /// Ban sources published to the fleet (default: every local source).
+    /// Ban sources published to the fleet (default: every local source
+    /// but `adopted`).
     pub share: Vec<BanSource>,
     /// Apply the other hosts' bans here.
     pub accept: bool,
-    /// Share strikes too (accepted and validated; not built yet).
+    /// Share strikes too: each host sums the fleet's strikes per source.
     pub share_strikes: bool,
+    /// Write a snapshot of the bucket for joining hosts once it holds this
+    /// many keys (0: never). Below it, a watch reads the bucket fast
+    /// enough.
+    pub snapshot_min_keys: u32,
 }
 
 /// The bucket's name unless `[fleet] bucket` says otherwise.
 pub const DEFAULT_BUCKET: &str = "waf-bans";
+
+/// Keys in the bucket from which snapshots are written, unless
+/// `[fleet] snapshot_min_keys` says otherwise.
+pub const DEFAULT_SNAPSHOT_MIN_KEYS: u32 = 10_000;
 
 /// This host's name: the kernel's host name.
 pub fn host_name() -> String {
@@ -70,12 +79,16 @@ impl Default for FleetConfig {
             tls_ca: None,
             tls_cert: None,
             tls_key: None,
+            // Not `adopted`: bans found in the kernel map with no record
+            // (a host that lost its journal) would spread what the fleet
+            // may have lifted meanwhile.
             share: BanSource::ALL
                 .into_iter()
-                .filter(|s| *s != BanSource::Fleet)
+                .filter(|s| !matches!(s, BanSource::Fleet | BanSource::Adopted))
                 .collect(),
             accept: true,
             share_strikes: true,
+            snapshot_min_keys: DEFAULT_SNAPSHOT_MIN_KEYS,
         }
     }
 }

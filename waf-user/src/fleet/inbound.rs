@@ -13,18 +13,20 @@ use std::{
 use async_nats::jetstream::{
     self,
     kv::{Entry, Operation, Store},
+    object_store::{ObjectMetadata, ObjectStore},
 };
 use futures_util::StreamExt as _;
 use ipnet::IpNet;
-use tokio::sync::watch;
+use tokio::{io::AsyncReadExt as _, sync::watch};
 
 use super::{
-    FleetLink, Out, bump,
+    FleetLink, Known, Out, bump,
     codec::{SharedBan, key_of, net_of},
+    snapshot::{Builder, Snapshot},
 };
 use crate::{
     firewall::{
-        BanSource, FirewallError, Handle,
+        BanSource, FirewallError, Handle, View,
         fleet::{FleetBan, FleetOp},
     },
     values::unix_now,
@@ -34,6 +36,15 @@ use crate::{
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Bucket entries handed to the owner in one command at most.
 const CHUNK: usize = 4096;
+/// Snapshot bans handed to the owner in one command at most.
+const SNAP_CHUNK: usize = 16_384;
+/// The object a snapshot is kept in, in the `<bucket>_snap` store.
+const SNAP_OBJECT: &str = "bans";
+/// The largest snapshot read (about 25 million bans).
+const MAX_SNAPSHOT: usize = 1 << 30;
+/// A snapshot is written again once the bucket changed by a tenth of its
+/// keys, and at most this often by one host.
+const SNAP_EVERY: Duration = Duration::from_secs(60);
 /// A ban of this host whose expiry is this close to its value in the
 /// bucket needs no new put.
 const SAME_EXPIRY_S: u64 = 2;
@@ -51,6 +62,9 @@ pub(super) async fn run(
         fw,
         refused: HashMap::new(),
         seen: None,
+        from_snapshot: false,
+        snap: None,
+        snap_checked: None,
     };
     let mut backoff = Duration::from_millis(250);
     let mut failing = false;
@@ -58,6 +72,11 @@ pub(super) async fn run(
         match bind(&js, &inbound.link.cfg.bucket, inbound.link.cfg.replicas).await {
             Ok(s) => {
                 store.send_replace(Some(s.clone()));
+                if inbound.snap.is_none() {
+                    // Made by the first host that writes a snapshot.
+                    let name = format!("{}_snap", inbound.link.cfg.bucket);
+                    inbound.snap = js.get_object_store(&name).await.ok();
+                }
                 match inbound.follow(&js, &s).await {
                     Ok(()) => tracing::warn!("fleet: the bucket's watch ended; watching again"),
                     Err(e) => {
@@ -85,14 +104,54 @@ pub(super) async fn run(
 /// How often the watch's lag is read.
 const LAG_CHECK: Duration = Duration::from_secs(2);
 
-/// The stream's last sequence, read from the servers (None: not now).
-async fn last_sequence(js: &jetstream::Context, stream: &str) -> Option<u64> {
+/// The stream's last sequence and when it was made (its identity: a
+/// stream made again starts its sequences again), read from the servers
+/// (None: not now).
+async fn stream_state(js: &jetstream::Context, stream: &str) -> Option<(u64, i128)> {
     // One STREAM.INFO request: get_stream reads the info it returns.
     let read = async {
         let s = js.get_stream(stream).await.ok()?;
-        Some(s.cached_info().state.last_sequence)
+        let info = s.cached_info();
+        Some((
+            info.state.last_sequence,
+            info.created.unix_timestamp_nanos(),
+        ))
     };
     tokio::time::timeout(LAG_CHECK, read).await.ok().flatten()
+}
+
+/// The snapshots' object store, made if missing (as its stream, directly).
+async fn snap_store(
+    js: &jetstream::Context,
+    bucket: &str,
+    replicas: u8,
+) -> Result<ObjectStore, String> {
+    let name = format!("{bucket}_snap");
+    if let Ok(os) = js.get_object_store(&name).await {
+        return Ok(os);
+    }
+    js.create_object_store(jetstream::object_store::Config {
+        bucket: name,
+        description: Some("waf: snapshots of the fleet's bans, for joining hosts".into()),
+        storage: jetstream::stream::StorageType::File,
+        num_replicas: usize::from(replicas),
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// The object description of a snapshot of revision `rev` of the stream
+/// made at `stream` (nanoseconds), and back.
+fn snap_description(rev: u64, stream: i128) -> String {
+    format!("rev={rev} stream={stream}")
+}
+
+fn parse_snap_description(d: &str) -> Option<(u64, i128)> {
+    let mut it = d.split_whitespace();
+    let rev = it.next()?.strip_prefix("rev=")?.parse().ok()?;
+    let stream = it.next()?.strip_prefix("stream=")?.parse().ok()?;
+    Some((rev, stream))
 }
 
 /// The bucket, made if missing: one value per key, no max age (expiry
@@ -130,15 +189,21 @@ struct Inbound {
     fw: Handle,
     /// Keys refused by the allowlist, with the value's creation time: the
     /// same value seen again (a new watch) is not counted or logged again.
-    refused: HashMap<String, u64>,
+    refused: HashMap<IpNet, u64>,
     /// While a watch catches up: every key it delivered (values and
     /// deletes), to find what this host holds that the bucket does not.
     seen: Option<HashSet<IpNet>>,
+    /// This catch-up started from a snapshot (deletes older than it were
+    /// not delivered).
+    from_snapshot: bool,
+    /// Where snapshots are kept (None: not written or read).
+    snap: Option<ObjectStore>,
+    /// When this host last considered writing a snapshot.
+    snap_checked: Option<std::time::Instant>,
 }
 
 /// What the owner said of one op, and what it was about.
 struct Sent {
-    key: String,
     net: IpNet,
     created: u64,
     origin: String,
@@ -166,22 +231,32 @@ impl Inbound {
     /// the watch again.
     async fn follow(&mut self, js: &jetstream::Context, store: &Store) -> Result<(), String> {
         let stream = format!("KV_{}", self.link.cfg.bucket);
-        let target = last_sequence(js, &stream).await;
-        let w = store
-            .watch_with_history(">")
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut w = w.ready_chunks(CHUNK);
-        self.seen = Some(HashSet::new());
-        tracing::info!(bucket = %self.link.cfg.bucket, "fleet: following the shared bans");
+        let state = stream_state(js, &stream).await;
+        let target = state.map(|(last, _)| last);
         let started = std::time::Instant::now();
-        if target == Some(0) {
-            self.caught_up(started).await;
+        self.seen = Some(HashSet::new());
+        self.from_snapshot = false;
+        let from = match self.load_snapshot(store, state).await {
+            Some(rev) => {
+                self.from_snapshot = true;
+                rev
+            }
+            None => 0,
+        };
+        let w = if from > 0 {
+            store.watch_from_revision(">", from + 1).await
+        } else {
+            store.watch_with_history(">").await
+        };
+        let mut w = w.map_err(|e| e.to_string())?.ready_chunks(CHUNK);
+        tracing::info!(bucket = %self.link.cfg.bucket, from_revision = from + 1, "fleet: following the shared bans");
+        if target.is_some_and(|t| t <= from) {
+            self.caught_up(store, started).await;
         }
         let mut check = tokio::time::interval(LAG_CHECK);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         check.tick().await;
-        let (mut delivered, mut behind_at) = (0u64, None);
+        let (mut delivered, mut behind_at) = (from, None);
         loop {
             tokio::select! {
                 items = w.next() => {
@@ -201,7 +276,7 @@ impl Inbound {
                         self.link.synced();
                         let done = delta == 0 || target.is_some_and(|t| revision >= t);
                         if done && self.seen.is_some() {
-                            self.caught_up(started).await;
+                            self.caught_up(store, started).await;
                         }
                     }
                     if let Some(e) = failed {
@@ -209,21 +284,209 @@ impl Inbound {
                     }
                 }
                 _ = check.tick() => {
-                    let Some(last) = last_sequence(js, &stream).await else { continue };
+                    let Some((last, made)) = stream_state(js, &stream).await else { continue };
                     let lag = last.saturating_sub(delivered);
                     self.link.lag.store(lag, std::sync::atomic::Ordering::Relaxed);
                     if lag == 0 {
                         behind_at = None;
                         self.link.synced();
                         if self.seen.is_some() {
-                            self.caught_up(started).await;
+                            self.caught_up(store, started).await;
                         }
+                        self.maybe_snapshot(js, delivered, made).await;
                     } else if behind_at == Some(delivered) {
                         return Err(format!("the watch stalled {lag} changes behind"));
                     } else {
                         behind_at = Some(delivered);
                     }
                 }
+            }
+        }
+    }
+
+    /// Reads the latest snapshot, if there is one of this stream and not
+    /// ahead of it, and applies it; returns the revision it covers.
+    async fn load_snapshot(&mut self, store: &Store, state: Option<(u64, i128)>) -> Option<u64> {
+        let (last, made) = state?;
+        let os = self.snap.clone()?;
+        let info = os.info(SNAP_OBJECT).await.ok()?;
+        let usable = info
+            .description
+            .as_deref()
+            .and_then(parse_snap_description)
+            .filter(|(rev, stream)| *stream == made && *rev <= last && *rev > 0);
+        let Some((rev, _)) = usable else {
+            bump(&self.link.counters.snapshots_ignored);
+            tracing::info!(
+                "fleet: the snapshot is of another stream or ahead of it; reading the bucket instead"
+            );
+            return None;
+        };
+        if info.size > MAX_SNAPSHOT {
+            bump(&self.link.counters.snapshots_ignored);
+            return None;
+        }
+        let t = std::time::Instant::now();
+        let read = async {
+            let mut obj = os.get(SNAP_OBJECT).await.ok()?;
+            let mut bytes = Vec::with_capacity(info.size);
+            obj.read_to_end(&mut bytes).await.ok()?;
+            Some(bytes)
+        };
+        let bytes = tokio::time::timeout(Duration::from_secs(60), read)
+            .await
+            .ok()
+            .flatten()?;
+        let read_ms = t.elapsed().as_millis() as u64;
+        let snap = tokio::task::spawn_blocking(move || Snapshot::decode(&bytes))
+            .await
+            .ok()?;
+        let snap = match snap {
+            Ok(s) if s.revision == rev => s,
+            Ok(_) | Err(_) => {
+                bump(&self.link.counters.snapshots_ignored);
+                tracing::warn!("fleet: the snapshot does not read; reading the bucket instead");
+                return None;
+            }
+        };
+        let (bans, holes) = (snap.bans.len(), snap.holes.len());
+        self.apply_snapshot(store, snap).await;
+        bump(&self.link.counters.snapshots_read);
+        tracing::info!(
+            revision = rev,
+            bans,
+            holes,
+            read_ms,
+            took_ms = t.elapsed().as_millis() as u64,
+            "fleet: joined from the bucket's snapshot"
+        );
+        Some(rev)
+    }
+
+    async fn apply_snapshot(&mut self, store: &Store, snap: Snapshot) {
+        let node = self.link.cfg.node.clone();
+        let now = unix_now();
+        let mine: Vec<bool> = snap.origins.iter().map(|o| *o == node).collect();
+        for chunk in snap.bans.chunks(SNAP_CHUNK) {
+            let mut ops = Vec::with_capacity(chunk.len());
+            let mut sent = Vec::with_capacity(chunk.len());
+            {
+                let mut known = self.link.known();
+                let seen = self.seen.get_or_insert_with(HashSet::new);
+                for b in chunk {
+                    let own = mine[usize::from(b.origin)];
+                    known.insert(
+                        b.net,
+                        Known {
+                            mine: own,
+                            expires: b.expires,
+                        },
+                    );
+                    seen.insert(b.net);
+                    let expired = b.expires != 0 && u64::from(b.expires) <= now;
+                    if own || !self.link.cfg.accept || expired {
+                        continue;
+                    }
+                    let origin = &snap.origins[usize::from(b.origin)];
+                    sent.push(Sent {
+                        net: b.net,
+                        created: u64::from(b.created),
+                        origin: origin.clone(),
+                        op: Kind::Ban,
+                    });
+                    ops.push(FleetOp::Ban(FleetBan {
+                        net: b.net,
+                        expires: u64::from(b.expires),
+                        reason: snap.reasons[b.reason as usize].clone(),
+                        origin: origin.clone(),
+                        offence: b.offence,
+                        adopt: false,
+                    }));
+                }
+            }
+            self.send(ops, sent).await;
+        }
+        // What the writer could not describe, one key at a time.
+        let mut entries = Vec::new();
+        for net in snap.holes {
+            match store.entry(key_of(&net)).await {
+                Ok(Some(e)) => entries.push(e),
+                Ok(None) => {}
+                Err(e) => {
+                    bump(&self.link.counters.errors);
+                    tracing::warn!(net = %net, error = %e, "fleet: cannot read a key the snapshot left out");
+                }
+            }
+            if entries.len() >= CHUNK {
+                self.apply(std::mem::take(&mut entries)).await;
+            }
+        }
+        self.apply(entries).await;
+    }
+
+    /// Writes a snapshot of the bucket as this host holds it at
+    /// `revision` (caught up, nothing behind), when the bucket is large
+    /// enough and the last snapshot is missing or a tenth of the keys
+    /// behind. Hosts take turns by name; a race between two writers
+    /// leaves one of two good snapshots.
+    async fn maybe_snapshot(&mut self, js: &jetstream::Context, revision: u64, made: i128) {
+        let min = self.link.cfg.snapshot_min_keys as usize;
+        let keys = self.link.known().len();
+        if min == 0 || keys < min || self.seen.is_some() {
+            return;
+        }
+        if self.snap_checked.is_some_and(|t| t.elapsed() < SNAP_EVERY) {
+            return;
+        }
+        self.snap_checked = Some(std::time::Instant::now());
+        if self.snap.is_none() {
+            let cfg = &self.link.cfg;
+            match snap_store(js, &cfg.bucket, cfg.replicas).await {
+                Ok(os) => self.snap = Some(os),
+                Err(e) => {
+                    bump(&self.link.counters.errors);
+                    tracing::warn!(error = %e, "fleet: cannot make the snapshot store; joining hosts read the bucket entry by entry");
+                    return;
+                }
+            }
+        }
+        let Some(os) = self.snap.clone() else { return };
+        if let Ok(info) = os.info(SNAP_OBJECT).await
+            && let Some((rev, stream)) =
+                info.description.as_deref().and_then(parse_snap_description)
+            && stream == made
+            && rev <= revision
+            && revision - rev < (keys as u64 / 10).max(1)
+        {
+            return;
+        }
+        let t = std::time::Instant::now();
+        let link = self.link.clone();
+        let view = self.fw.view();
+        let built =
+            tokio::task::spawn_blocking(move || build_snapshot(&link, &view, revision).encode())
+                .await;
+        let Ok(bytes) = built else { return };
+        let size = bytes.len();
+        let meta = ObjectMetadata {
+            name: SNAP_OBJECT.into(),
+            description: Some(snap_description(revision, made)),
+            ..Default::default()
+        };
+        match os.put(meta, &mut bytes.as_slice()).await {
+            Ok(_) => {
+                bump(&self.link.counters.snapshots_written);
+                tracing::info!(
+                    revision,
+                    keys,
+                    bytes = size,
+                    took_ms = t.elapsed().as_millis() as u64,
+                    "fleet: wrote a snapshot of the bucket for joining hosts"
+                );
+            }
+            Err(e) => {
+                bump(&self.link.counters.errors);
+                tracing::warn!(error = %e, "fleet: cannot write the snapshot");
             }
         }
     }
@@ -262,11 +525,10 @@ impl Inbound {
                         bump(&self.link.counters.skipped_expired);
                         continue;
                     }
-                    if self.refused.get(&e.key) == Some(&v.created) {
+                    if self.refused.get(&net) == Some(&v.created) {
                         continue;
                     }
                     sent.push(Sent {
-                        key: e.key,
                         net,
                         created: v.created,
                         origin: v.origin.clone(),
@@ -283,7 +545,7 @@ impl Inbound {
                 }
                 Operation::Delete | Operation::Purge => {
                     self.link.forget(net);
-                    self.refused.remove(&e.key);
+                    self.refused.remove(&net);
                     if !self.link.cfg.accept {
                         continue;
                     }
@@ -292,7 +554,6 @@ impl Inbound {
                     let own_sources = if self.link.echo(net) { 0 } else { shared };
                     let deleted_at = u64::try_from(e.created.unix_timestamp()).unwrap_or(0);
                     sent.push(Sent {
-                        key: e.key,
                         net,
                         created: 0,
                         origin: String::new(),
@@ -306,6 +567,11 @@ impl Inbound {
                 }
             }
         }
+        self.send(ops, sent).await;
+    }
+
+    /// Hands ops to the owner and counts what it did with them.
+    async fn send(&mut self, ops: Vec<FleetOp>, sent: Vec<Sent>) {
         if ops.is_empty() {
             return;
         }
@@ -317,8 +583,20 @@ impl Inbound {
                 return;
             }
         };
+        let (mut bans, mut lifts) = (0usize, 0usize);
+        let mut first = None;
         for (s, r) in sent.into_iter().zip(results) {
+            if matches!(r, Ok(true)) {
+                match s.op {
+                    Kind::Ban => bans += 1,
+                    Kind::Lift => lifts += 1,
+                }
+                first.get_or_insert((s.net, s.origin.clone()));
+            }
             self.outcome(s, r);
+        }
+        if let Some((net, origin)) = first {
+            tracing::info!(bans, lifts, first = %net, from = %origin, "fleet: applied the bucket's changes");
         }
     }
 
@@ -329,7 +607,7 @@ impl Inbound {
             Ok(false) => {}
             Err(FirewallError::Protected { by, origin, .. }) => {
                 bump(&c.refused_allowlist);
-                self.refused.insert(s.key, s.created);
+                self.refused.insert(s.net, s.created);
                 tracing::warn!(
                     net = %s.net, from = %s.origin, allowlisted_by = %by, entry = %origin,
                     "fleet: a ban from another host refused: the allowlist protects it"
@@ -337,7 +615,7 @@ impl Inbound {
             }
             Err(e @ FirewallError::TooWide { .. }) => {
                 bump(&c.refused_too_wide);
-                self.refused.insert(s.key, s.created);
+                self.refused.insert(s.net, s.created);
                 tracing::warn!(net = %s.net, from = %s.origin, error = %e, "fleet: a ban from another host refused: wider than this host allows");
             }
             Err(FirewallError::NotFound(..)) if s.op == Kind::Lift => {}
@@ -352,21 +630,28 @@ impl Inbound {
     /// for fleet bans, and this host publishes what it changed while away.
     /// - a fleet ban whose key the bucket does not hold at all (purged,
     ///   or a new bucket) is lifted (deletes were applied as they came);
+    ///   so is a ban found in the kernel map with no journal record (this
+    ///   host lost its journal: the bucket knows better);
     /// - this host's own ban of a shared source that the bucket does not
     ///   hold (made while away, or lost from memory by a restart before it
     ///   was written), or holds with another expiry, is put;
     /// - a key of this host's whose ban it no longer holds (lifted while
     ///   away) is deleted.
-    async fn caught_up(&mut self, started: std::time::Instant) {
+    ///
+    /// After a snapshot, deletes older than it were not delivered: this
+    /// host's own bans the bucket did not mention are read one by one (a
+    /// delete there lifts them, by the same rule as a delete delivered).
+    async fn caught_up(&mut self, store: &Store, started: std::time::Instant) {
         let Some(seen) = self.seen.take() else { return };
         let view = self.fw.view();
         let mut lifts = Vec::new();
         let mut outbox = Vec::new();
+        let mut unsure = Vec::new();
         {
             let known = self.link.known();
             for (net, meta) in view.bans.iter() {
                 match known.get(net) {
-                    None if meta.source == BanSource::Fleet
+                    None if matches!(meta.source, BanSource::Fleet | BanSource::Adopted)
                         && !seen.contains(net)
                         && self.link.cfg.accept =>
                     {
@@ -377,7 +662,11 @@ impl Inbound {
                         });
                     }
                     None if self.link.cfg.shares(meta.source) => {
-                        outbox.push(Out::ban(*net, meta, &self.link.cfg.node));
+                        if self.from_snapshot && !seen.contains(net) {
+                            unsure.push(*net);
+                        } else {
+                            outbox.push(Out::ban(*net, meta, &self.link.cfg.node));
+                        }
                     }
                     Some(k)
                         if k.mine
@@ -400,6 +689,22 @@ impl Inbound {
                 }
             }
         }
+        let mut entries = Vec::new();
+        for net in unsure {
+            match store.entry(key_of(&net)).await {
+                Ok(Some(e)) => entries.push(e),
+                Ok(None) => {
+                    if let Some(meta) = view.bans.get(&net) {
+                        outbox.push(Out::ban(net, meta, &self.link.cfg.node));
+                    }
+                }
+                Err(e) => {
+                    bump(&self.link.counters.errors);
+                    tracing::warn!(net = %net, error = %e, "fleet: cannot read the key of a ban of this host");
+                }
+            }
+        }
+        self.apply(entries).await;
         let (n_lift, n_out) = (lifts.len(), outbox.len());
         if !lifts.is_empty() {
             match self.fw.fleet(lifts).await {
@@ -426,4 +731,32 @@ impl Inbound {
             "fleet: caught up with the bucket"
         );
     }
+}
+
+/// The bucket as this host holds it, for a snapshot: every key it knows,
+/// with the ban it holds for it (its own for its keys, the fleet's for the
+/// others'); a key it holds no such ban for (its allowlist refused it,
+/// say) is a hole the reader fetches itself.
+fn build_snapshot(link: &FleetLink, view: &View, revision: u64) -> Snapshot {
+    let node = link.cfg.node.as_str();
+    let mut b = Builder::new(revision, unix_now(), node);
+    let known = link.known();
+    for (net, k) in known.iter() {
+        let added = match view.bans.get(net) {
+            Some(m) if k.mine && m.source != BanSource::Fleet => b.ban(
+                *net, m.expires, m.created, m.offence, m.source, node, &m.reason,
+            ),
+            Some(m) if !k.mine && m.source == BanSource::Fleet => match m.origin.name() {
+                Some(origin) => b.ban(
+                    *net, m.expires, m.created, m.offence, m.source, &origin, &m.reason,
+                ),
+                None => false,
+            },
+            _ => false,
+        };
+        if !added {
+            b.hole(*net);
+        }
+    }
+    b.finish()
 }

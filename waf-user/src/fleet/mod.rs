@@ -28,6 +28,7 @@ pub mod codec;
 pub mod config;
 mod inbound;
 mod outbound;
+pub mod snapshot;
 mod strikes;
 
 use std::{
@@ -63,6 +64,9 @@ struct Counters {
     strikes_received: AtomicU64,
     strikes_bad: AtomicU64,
     races_lost: AtomicU64,
+    snapshots_written: AtomicU64,
+    snapshots_read: AtomicU64,
+    snapshots_ignored: AtomicU64,
     skipped_expired: AtomicU64,
     bad_entries: AtomicU64,
     errors: AtomicU64,
@@ -296,6 +300,8 @@ impl FleetReport for FleetLink {
             strikes_sent: self.count(&c.strikes_sent),
             strikes_received: self.count(&c.strikes_received),
             races_lost: self.count(&c.races_lost),
+            snapshots_written: self.count(&c.snapshots_written),
+            snapshots_read: self.count(&c.snapshots_read),
             lag: self.lag.load(Ordering::Relaxed),
             last_sync: (last != 0).then(|| rfc3339(last)),
         }
@@ -371,6 +377,17 @@ impl Telemetry for FleetLink {
                     ("bad", self.count(&c.strikes_bad)),
                 ],
             ),
+            Family::by(
+                "waf_fleet_snapshots",
+                "Snapshots of the bucket, by what this host did with them.",
+                k,
+                "what",
+                [
+                    ("written", self.count(&c.snapshots_written)),
+                    ("read", self.count(&c.snapshots_read)),
+                    ("ignored", self.count(&c.snapshots_ignored)),
+                ],
+            ),
             Family::one(
                 "waf_fleet_races_lost",
                 "Bans from strikes another host made first (this host's gave way).",
@@ -402,6 +419,7 @@ impl Telemetry for FleetLink {
         v["skipped_expired"] = json!(self.count(&c.skipped_expired));
         v["bad_entries"] = json!(self.count(&c.bad_entries));
         v["errors"] = json!(self.count(&c.errors));
+        v["snapshots_ignored"] = json!(self.count(&c.snapshots_ignored));
         v
     }
 }
