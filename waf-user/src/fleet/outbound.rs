@@ -247,29 +247,53 @@ impl FleetLink {
     }
 }
 
-/// Writes the outbox in order; stops at the first failure (it stays in
-/// the outbox, in its place).
+/// Writes in flight at once at most (distinct keys: the outbox holds one
+/// change per key, so their order does not matter to the bucket).
+const IN_FLIGHT: usize = 256;
+
+/// Writes the outbox, oldest first, [`IN_FLIGHT`] at a time; stops after
+/// the round with a failure (what failed goes back in its place).
 async fn flush(
     link: &FleetLink,
     fw: &Handle,
     s: &Store,
     outbox: &mut Outbox,
 ) -> Result<(), String> {
-    while let Some((seq, o)) = outbox.pop() {
-        let res = tokio::time::timeout(REQUEST_TIMEOUT, write(link, fw, s, &o)).await;
-        let err = match res {
-            Ok(Ok(())) => {
-                bump(&link.counters.published);
-                continue;
+    use futures_util::StreamExt as _;
+    loop {
+        let round: Vec<(u64, Out)> = std::iter::from_fn(|| outbox.pop())
+            .take(IN_FLIGHT)
+            .collect();
+        if round.is_empty() {
+            return Ok(());
+        }
+        let results: Vec<(u64, Out, Result<(), String>)> = futures_util::stream::iter(round)
+            .map(|(seq, o)| async move {
+                let res = match tokio::time::timeout(REQUEST_TIMEOUT, write(link, fw, s, &o)).await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err("no answer in time".to_string()),
+                };
+                (seq, o, res)
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
+        let mut failed = None;
+        for (seq, o, res) in results {
+            match res {
+                Ok(()) => bump(&link.counters.published),
+                Err(e) => {
+                    bump(&link.counters.errors);
+                    outbox.put_back(seq, o);
+                    failed.get_or_insert(e);
+                }
             }
-            Ok(Err(e)) => e,
-            Err(_) => "no answer in time".to_string(),
-        };
-        bump(&link.counters.errors);
-        outbox.put_back(seq, o);
-        return Err(err);
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
     }
-    Ok(())
 }
 
 /// Writes one change.
