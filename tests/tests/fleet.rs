@@ -415,6 +415,12 @@ fn bans_and_unbans_made_with_the_broker_away_reach_the_others_once_it_is_back() 
     );
     assert!(!f.reaches(0), "a enforces at once, broker or not");
     assert!(f.ban_of(1).is_none() && f.reaches(1), "b cannot know yet");
+    let health = f.daemons[0].api("GET", "/v1/health", None).1;
+    assert_eq!(health["fleet"]["connected"], false, "{health}");
+    assert_eq!(
+        health["fleet"]["outbox"], 1,
+        "the ban waits in the outbox: {health}"
+    );
 
     f.brokers[0].start_again();
     // Reconnecting and taking the watch again may wait for the client's

@@ -34,6 +34,15 @@ pub async fn health(State(s): State<Shared>) -> Json<Value> {
         })).collect::<Vec<_>>(),
         "bans": v.counts.total(),
         "mode": {"monitor": v.modes.monitor, "emergency": v.modes.emergency},
+        // The fleet link in brief (null: `[fleet]` is off); `/v1/fleet`
+        // has the rest.
+        "fleet": s.fleet.as_ref().map(|f| {
+            let st = f.status();
+            json!({
+                "connected": st.connected, "lag": st.lag, "outbox": st.outbox,
+                "last_sync": st.last_sync,
+            })
+        }),
     }))
 }
 
