@@ -224,6 +224,7 @@ pub fn describe(d: &[Counter]) -> String {
 }
 
 pub mod bench;
+pub mod fleet_lab;
 pub mod xdp_fuzz;
 pub mod xdp_model;
 
@@ -318,6 +319,21 @@ pub fn waf_bin() -> PathBuf {
     bin
 }
 
+/// The release `waf` binary the benchmarks run (`cargo xtask bench` builds
+/// it first; by hand: `cargo build --release -p waf-user`).
+pub fn waf_release_bin() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = target.join("release/waf");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build --release -p waf-user` (cargo xtask bench does)",
+        bin.display()
+    );
+    bin
+}
+
 /// The token the test daemons use.
 pub const TEST_TOKEN: &str = "test-token-0123456789abcdef";
 
@@ -337,6 +353,8 @@ pub struct TestDaemon {
     /// Arguments run before the `waf` binary (e.g. `setpriv ...` to start
     /// it as another user with chosen capabilities).
     pub wrap: Vec<String>,
+    /// The `waf` binary to run (None: [`waf_bin`], the debug build).
+    pub bin: Option<PathBuf>,
 }
 
 impl TestDaemon {
@@ -388,6 +406,7 @@ impl TestDaemon {
             ns: ns.name.clone(),
             iface: iface.to_string(),
             wrap: Vec::new(),
+            bin: None,
         }
     }
 
@@ -414,7 +433,7 @@ impl TestDaemon {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns])
             .args(&self.wrap)
-            .arg(waf_bin())
+            .arg(self.bin())
             .arg("run")
             .arg("--config")
             .arg(&self.config)
@@ -442,6 +461,16 @@ impl TestDaemon {
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
+    }
+
+    /// The name of the network namespace the daemon runs in.
+    pub fn netns(&self) -> &str {
+        &self.ns
+    }
+
+    /// The `waf` binary this daemon runs.
+    pub fn bin(&self) -> PathBuf {
+        self.bin.clone().unwrap_or_else(waf_bin)
     }
 
     /// The daemon's process id (`ip netns exec` and `setpriv` exec it).
@@ -492,7 +521,7 @@ impl TestDaemon {
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new("ip")
             .args(["netns", "exec", &self.ns])
-            .arg(waf_bin())
+            .arg(self.bin())
             .args(["--token", TEST_TOKEN])
             .args(args)
             .output()

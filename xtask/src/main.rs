@@ -83,7 +83,7 @@ enum Task {
         #[arg(long)]
         seconds: Option<u64>,
     },
-    /// Run a benchmark: xdp, bans, detect.
+    /// Run a benchmark: xdp, bans, api, ban-latency, proxy, detect, flood, fleet.
     Bench {
         /// Which benchmark.
         name: String,
@@ -175,6 +175,7 @@ fn bench(name: &str, extra: &[String]) -> Result<()> {
         "proxy",
         "detect",
         "flood",
+        "fleet",
     ];
     if !BENCHES.contains(&name) {
         bail!("unknown benchmark `{name}`; known: {}", BENCHES.join(", "));

@@ -6,6 +6,7 @@ pub mod api;
 pub mod ban_latency;
 pub mod bans;
 pub mod detect;
+pub mod fleet;
 pub mod flood;
 pub mod proxy;
 pub mod xdp;

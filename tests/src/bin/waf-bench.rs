@@ -5,7 +5,9 @@ use waf_tests::bench;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((name, rest)) = args.split_first() else {
-        anyhow::bail!("usage: waf-bench <xdp|bans|api|ban-latency|proxy|detect|flood> [args]");
+        anyhow::bail!(
+            "usage: waf-bench <xdp|bans|api|ban-latency|proxy|detect|flood|fleet> [args]"
+        );
     };
     match name.as_str() {
         "xdp" => bench::xdp::run(rest),
@@ -15,6 +17,7 @@ fn main() -> anyhow::Result<()> {
         "proxy" => bench::proxy::run(rest),
         "detect" => bench::detect::run(rest),
         "flood" => bench::flood::run(rest),
+        "fleet" => bench::fleet::run(rest),
         other => anyhow::bail!("unknown benchmark `{other}`"),
     }
 }
