@@ -87,6 +87,9 @@ struct Known {
     expires: u32,
 }
 
+/// The keys in the bucket as watched (foldhash: a join inserts a million).
+type KnownKeys = HashMap<IpNet, Known, foldhash::fast::RandomState>;
+
 /// The fleet link: its config, counters and the NATS client.
 pub struct FleetLink {
     cfg: FleetConfig,
@@ -98,7 +101,7 @@ pub struct FleetLink {
     /// check.
     lag: AtomicU64,
     /// The keys in the bucket with their origin and expiry, as watched.
-    known: Mutex<HashMap<IpNet, Known>>,
+    known: Mutex<KnownKeys>,
     /// Deletes this host wrote whose watch events have not come back.
     echoes: Mutex<HashMap<IpNet, u32>>,
     /// Changes waiting in the outbox.
@@ -132,7 +135,7 @@ impl FleetLink {
             client: OnceLock::new(),
             last_sync: AtomicU64::new(0),
             lag: AtomicU64::new(0),
-            known: Mutex::new(HashMap::new()),
+            known: Mutex::new(KnownKeys::default()),
             echoes: Mutex::new(HashMap::new()),
             outbox: AtomicU64::new(0),
             found,
@@ -209,7 +212,7 @@ impl FleetLink {
         self.last_sync.store(unix_now(), Ordering::Relaxed);
     }
 
-    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<IpNet, Known>> {
+    fn known(&self) -> std::sync::MutexGuard<'_, KnownKeys> {
         self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -161,6 +161,11 @@ struct Inbound {
     snap_checked: Option<std::time::Instant>,
 }
 
+/// What the owner answers to a chunk of ops.
+type FleetResults = Result<Vec<Result<bool, FirewallError>>, FirewallError>;
+/// A chunk of ops on its way to the owner.
+type FleetTask = tokio::task::JoinHandle<FleetResults>;
+
 /// What the owner said of one op, and what it was about.
 struct Sent {
     net: IpNet,
@@ -347,7 +352,18 @@ impl Inbound {
         if ops.is_empty() {
             return;
         }
-        let results = match self.fw.fleet(ops).await {
+        let results = self.fw.fleet(ops).await;
+        self.settle_results(results, sent);
+    }
+
+    /// Counts what the owner did with ops sent by a task.
+    async fn settle(&mut self, task: FleetTask, sent: Vec<Sent>) {
+        let results = task.await.unwrap_or(Err(FirewallError::Stopped));
+        self.settle_results(results, sent);
+    }
+
+    fn settle_results(&mut self, results: FleetResults, sent: Vec<Sent>) {
+        let results = match results {
             Ok(r) => r,
             Err(e) => {
                 bump(&self.link.counters.errors);

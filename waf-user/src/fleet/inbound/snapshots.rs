@@ -1,7 +1,7 @@
 //! Snapshots of the bucket (see [`crate::fleet::snapshot`]): reading one
 //! when joining, writing one when caught up.
 
-use std::{collections::HashSet, time::Duration};
+use std::time::Duration;
 
 use async_nats::jetstream::{
     self,
@@ -132,16 +132,25 @@ impl Inbound {
         Some(rev)
     }
 
-    pub(super) async fn apply_snapshot(&mut self, store: &Store, snap: Snapshot) {
+    pub(super) async fn apply_snapshot(&mut self, store: &Store, mut snap: Snapshot) {
         let node = self.link.cfg.node.clone();
         let now = unix_now();
         let mine: Vec<bool> = snap.origins.iter().map(|o| *o == node).collect();
+        // In address order, as written (a snapshot from another writer may
+        // not be): the owner's ordered maps stay in cache.
+        if !snap.bans.is_sorted_by_key(|b| b.net) {
+            snap.bans.sort_unstable_by_key(|b| b.net);
+        }
+        // Two chunks in flight: the next is made while the owner applies
+        // the last.
+        let mut in_flight = std::collections::VecDeque::new();
         for chunk in snap.bans.chunks(SNAP_CHUNK) {
             let mut ops = Vec::with_capacity(chunk.len());
             let mut sent = Vec::with_capacity(chunk.len());
             {
+                // Keys of the snapshot are live: `known` has them (`seen`
+                // is for the deletes the watch delivers).
                 let mut known = self.link.known();
-                let seen = self.seen.get_or_insert_with(HashSet::new);
                 for b in chunk {
                     let own = mine[usize::from(b.origin)];
                     known.insert(
@@ -151,7 +160,6 @@ impl Inbound {
                             expires: b.expires,
                         },
                     );
-                    seen.insert(b.net);
                     let expired = b.expires != 0 && u64::from(b.expires) <= now;
                     if own || !self.link.cfg.accept || expired {
                         continue;
@@ -173,7 +181,16 @@ impl Inbound {
                     }));
                 }
             }
-            self.send(ops, sent).await;
+            let fw = self.fw.clone();
+            in_flight.push_back((tokio::spawn(async move { fw.fleet(ops).await }), sent));
+            if in_flight.len() >= 2
+                && let Some((task, sent)) = in_flight.pop_front()
+            {
+                self.settle(task, sent).await;
+            }
+        }
+        while let Some((task, sent)) = in_flight.pop_front() {
+            self.settle(task, sent).await;
         }
         // What the writer could not describe, one key at a time.
         let mut entries = Vec::new();
