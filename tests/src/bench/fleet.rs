@@ -516,28 +516,6 @@ fn burst(f: &Fleet, n: u32, clients: u32, deadline: Duration) -> Result<Burst> {
     })
 }
 
-/// The bucket's stream as the daemon makes it (see waf-user
-/// fleet/inbound.rs `bind`).
-fn kv_stream(bucket: &str) -> async_nats::jetstream::stream::Config {
-    use async_nats::jetstream::stream::{Config, DiscardPolicy, StorageType};
-    Config {
-        name: format!("KV_{bucket}"),
-        description: Some("waf: bans shared by the fleet".into()),
-        subjects: vec![format!("$KV.{bucket}.>")],
-        max_messages_per_subject: 1,
-        max_messages: -1,
-        max_bytes: -1,
-        max_message_size: -1,
-        storage: StorageType::File,
-        num_replicas: 1,
-        discard: DiscardPolicy::New,
-        allow_rollup: true,
-        deny_delete: true,
-        allow_direct: true,
-        ..Default::default()
-    }
-}
-
 struct Fill {
     publish: Duration,
     stored: Duration,
@@ -558,7 +536,7 @@ async fn fill(url: &str, bucket: &str, n: u32, deadline: Duration) -> Result<Fil
         .connect(url)
         .await?;
     let js = async_nats::jetstream::new(client.clone());
-    js.create_stream(kv_stream(bucket))
+    js.create_stream(waf_user::fleet::bucket_stream(bucket, 1))
         .await
         .map_err(|e| anyhow::anyhow!("making the join bucket: {e}"))?;
     let now = unix_now();

@@ -43,8 +43,8 @@ use std::{
 use ipnet::IpNet;
 use serde_json::json;
 
-pub use self::config::FleetConfig;
 use self::{codec::SharedBan, outbound::Out};
+pub use self::{config::FleetConfig, inbound::bucket_stream};
 use crate::{
     firewall::Handle,
     telemetry::{Family, FleetReport, FleetStatus, MetricKind, Telemetry},

@@ -113,16 +113,11 @@ async fn stream_state(js: &jetstream::Context, stream: &str) -> Option<(u64, i12
     tokio::time::timeout(LAG_CHECK, read).await.ok().flatten()
 }
 
-/// The bucket, made if missing: one value per key, no max age (expiry
-/// travels in the values), kept on disk. Made as its stream directly:
-/// the client's own bucket creation first reads the account's limits in a
-/// form nats-server 2.9 does not answer.
-async fn bind(js: &jetstream::Context, bucket: &str, replicas: u8) -> Result<Store, String> {
-    if let Ok(s) = js.get_key_value(bucket).await {
-        return Ok(s);
-    }
+/// The stream of the bucket `bucket` as this link makes it: one value per
+/// key, no max age (expiry travels in the values), kept on disk.
+pub fn bucket_stream(bucket: &str, replicas: u8) -> jetstream::stream::Config {
     use jetstream::stream::{Config, DiscardPolicy, StorageType};
-    js.create_stream(Config {
+    Config {
         name: format!("KV_{bucket}"),
         description: Some("waf: bans shared by the fleet".into()),
         subjects: vec![format!("$KV.{bucket}.>")],
@@ -137,9 +132,20 @@ async fn bind(js: &jetstream::Context, bucket: &str, replicas: u8) -> Result<Sto
         deny_delete: true,
         allow_direct: true,
         ..Default::default()
-    })
-    .await
-    .map_err(|e| format!("making the bucket: {e}"))?;
+    }
+}
+
+/// The bucket, made if missing: one value per key, no max age (expiry
+/// travels in the values), kept on disk. Made as its stream directly:
+/// the client's own bucket creation first reads the account's limits in a
+/// form nats-server 2.9 does not answer.
+async fn bind(js: &jetstream::Context, bucket: &str, replicas: u8) -> Result<Store, String> {
+    if let Ok(s) = js.get_key_value(bucket).await {
+        return Ok(s);
+    }
+    js.create_stream(bucket_stream(bucket, replicas))
+        .await
+        .map_err(|e| format!("making the bucket: {e}"))?;
     js.get_key_value(bucket).await.map_err(|e| e.to_string())
 }
 
