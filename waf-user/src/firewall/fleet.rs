@@ -77,9 +77,9 @@ pub fn source_bit(source: BanSource) -> u16 {
     1 << source.to_byte().min(15)
 }
 
-/// A fleet ban whose expiry is this close to a local fleet ban's, from the
-/// same origin, is the same ban.
-const SAME_EXPIRY_S: u64 = 2;
+/// Expiries this close are the same ban's: a fleet ban from the same
+/// origin is not applied again, and this host's own ban is not put again.
+pub const SAME_EXPIRY_S: u64 = 2;
 
 impl Firewall {
     /// Does what the fleet asks; Ok(true) when something changed.

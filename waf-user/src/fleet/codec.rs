@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    firewall::{Ban, BanSource, StrikeKind},
+    firewall::{Ban, BanSource, FleetBan, StrikeKind},
     values::{parse_net, show_net},
 };
 
@@ -74,6 +74,19 @@ impl SharedBan {
             created: u64::from(ban.meta.created),
             expires: u64::from(ban.meta.expires),
             offence: u32::from(ban.meta.offence),
+        }
+    }
+
+    /// The ban as the firewall applies it on another host (`adopt`: in
+    /// place of that host's own ban, which lost the race for the key).
+    pub fn into_fleet_ban(self, net: IpNet, adopt: bool) -> FleetBan {
+        FleetBan {
+            net,
+            expires: self.expires,
+            reason: self.reason,
+            origin: self.origin,
+            offence: self.offence.min(u32::from(u16::MAX)) as u16,
+            adopt,
         }
     }
 

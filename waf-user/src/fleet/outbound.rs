@@ -29,10 +29,7 @@ use super::{
     codec::{SharedBan, SharedStrike, key_of, net_of, strikes_subject},
 };
 use crate::{
-    firewall::{
-        Ban, BanChange, BanMeta, BanSource, Handle, Lift, StrikeKind,
-        fleet::{FleetBan, FleetOp},
-    },
+    firewall::{Ban, BanChange, BanMeta, BanSource, Handle, Lift, StrikeKind, fleet::FleetOp},
     values::unix_now,
 };
 
@@ -353,14 +350,7 @@ async fn lost_race(
     };
     bump(&link.counters.races_lost);
     tracing::info!(net = %net, winner = %theirs.origin, "fleet: another host banned this source first; its ban stands here too");
-    let op = FleetOp::Ban(FleetBan {
-        net,
-        expires: theirs.expires,
-        reason: theirs.reason,
-        origin: theirs.origin,
-        offence: theirs.offence.min(u32::from(u16::MAX)) as u16,
-        adopt: true,
-    });
+    let op = FleetOp::Ban(theirs.into_fleet_ban(net, true));
     match fw.fleet(vec![op]).await {
         Ok(_) => Ok(()),
         Err(e) => Err(e.to_string()),

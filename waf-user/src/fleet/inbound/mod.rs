@@ -26,10 +26,7 @@ use super::{
     codec::{SharedBan, key_of, net_of},
 };
 use crate::{
-    firewall::{
-        BanSource, FirewallError, Handle,
-        fleet::{FleetBan, FleetOp},
-    },
+    firewall::{BanSource, FirewallError, Handle, fleet::FleetOp},
     values::unix_now,
 };
 
@@ -37,10 +34,6 @@ use crate::{
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Bucket entries handed to the owner in one command at most.
 const CHUNK: usize = 4096;
-
-/// A ban of this host whose expiry is this close to its value in the
-/// bucket needs no new put.
-const SAME_EXPIRY_S: u64 = 2;
 
 /// Binds and watches the bucket for as long as the daemon runs; hands the
 /// bound bucket to the publishing side through `store`.
@@ -317,14 +310,7 @@ impl Inbound {
                         origin: v.origin.clone(),
                         op: Kind::Ban,
                     });
-                    ops.push(FleetOp::Ban(FleetBan {
-                        net,
-                        expires: v.expires,
-                        reason: v.reason,
-                        origin: v.origin,
-                        offence: v.offence.min(u32::from(u16::MAX)) as u16,
-                        adopt: false,
-                    }));
+                    ops.push(FleetOp::Ban(v.into_fleet_ban(net, false)));
                 }
                 Operation::Delete | Operation::Purge => {
                     self.link.forget(net);
@@ -466,7 +452,7 @@ impl Inbound {
                         if k.mine
                             && self.link.cfg.shares(meta.source)
                             && u64::from(k.expires).abs_diff(u64::from(meta.expires))
-                                > SAME_EXPIRY_S =>
+                                > crate::firewall::fleet::SAME_EXPIRY_S =>
                     {
                         outbox.push(Out::ban(*net, meta, &self.link.cfg.node));
                     }
