@@ -104,6 +104,37 @@ fn a_ban_on_one_host_drops_at_xdp_on_the_others_and_its_unban_readmits() {
         m.contains("waf_fleet_connected 1") && m.contains("waf_fleet_applied_total "),
         "{m}"
     );
+
+    // Expiry: a short ban runs out on every host, and its origin (only
+    // it, well before the grace period) deletes its key.
+    let published = |h: usize| fleet_status(&f, h)["published"].as_u64().unwrap();
+    let before: Vec<u64> = (0..3).map(published).collect();
+    let out = f.daemons[0].cli(&["bans", "add", ATTACKER4, "--duration", "3s"]);
+    assert!(out.status.success());
+    for h in [1, 2] {
+        wait_until(
+            &format!("host {} to apply the short ban", NODES[h].0),
+            || f.ban_of(h).is_some(),
+        );
+    }
+    for (h, (node, _)) in NODES.iter().enumerate() {
+        wait_until(&format!("the ban to run out on host {node}"), || {
+            f.ban_of(h).is_none()
+        });
+    }
+    wait_for(
+        WAIT,
+        &format!("a to delete its expired key: {}", fleet_status(&f, 0)),
+        || published(0) == before[0] + 2,
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(published(0), before[0] + 2, "a put and a delete, once each");
+    for h in [1, 2] {
+        assert_eq!(published(h), before[h], "{} deleted nothing", NODES[h].0);
+        assert!(f.reaches(h), "attacker readmitted on host {}", NODES[h].0);
+        let st = fleet_status(&f, h);
+        assert_eq!(st["lag"], 0, "{st}");
+    }
 }
 
 #[test]
@@ -494,4 +525,54 @@ fn a_host_that_joins_afresh_reads_the_snapshot_then_the_changes_after_it() {
         (3500..=3600).contains(&left),
         "the expiry travels in the snapshot: {b}"
     );
+}
+
+/// More bans at once than the link can follow change by change (the owner's
+/// change queue holds 16,384): what the link lost on the way is found by
+/// comparing this host's bans with the bucket, and every ban reaches every
+/// host, each written once.
+#[test]
+fn a_wave_of_bans_larger_than_the_change_queue_reaches_every_host() {
+    const N: usize = 40_000;
+    let f = Fleet::new(["", "", ""]);
+    let health = |h: usize| f.daemons[h].api("GET", "/v1/health", None).1["bans"].as_u64();
+    let base: Vec<u64> = (0..3).map(|h| health(h).unwrap()).collect();
+    let expires = waf_user::values::rfc3339(waf_user::values::unix_now() + 3600);
+    let bans: Vec<Value> = (0..N)
+        .map(|i| {
+            serde_json::json!({
+                "addr": format!("2001:db8:7:{:x}::1", i + 1),
+                "reason": "wave",
+                "expires": expires,
+            })
+        })
+        .collect();
+    let (code, report) = f.daemons[0].api(
+        "POST",
+        "/v1/import",
+        Some(serde_json::json!({"version": 2, "bans": bans})),
+    );
+    assert_eq!(code, 200, "{report}");
+    assert_eq!(report["bans"], N as u64, "{report}");
+    for h in 1..3 {
+        wait_for(
+            Duration::from_secs(120),
+            &format!("host {} to hold the wave", NODES[h].0),
+            || health(h) >= Some(base[h] + N as u64),
+        );
+    }
+    // A sample, ban by ban, on both.
+    for i in (0..N).step_by(997) {
+        let addr = format!("2001:db8:7:{:x}::1", i + 1);
+        for (d, (node, _)) in f.daemons.iter().zip(NODES).skip(1) {
+            let (code, b) = d.api("GET", &format!("/v1/bans/{addr}"), None);
+            assert_eq!(code, 200, "{addr} on {node}: {b}");
+            assert_eq!(b["origin"], "a", "{b}");
+        }
+    }
+    let st = fleet_status(&f, 0);
+    eprintln!("a after the wave: {st}");
+    assert_eq!(st["outbox"], 0, "{st}");
+    // Each written once, lost on the way or not.
+    assert_eq!(st["published"], N as u64, "{st}");
 }

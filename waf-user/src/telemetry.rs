@@ -86,7 +86,9 @@ pub struct FleetStatus {
     /// Other hosts' bans refused here: wider than this host's
     /// `[ban_policy] max_prefix_v4` / `max_prefix_v6`.
     pub refused_too_wide: u64,
-    /// Local changes never published (the link fell too far behind).
+    /// Local changes the link lost on the way (it fell behind the owner,
+    /// or the outbox was full); what they changed is written after a
+    /// comparison of this host's bans with the bucket.
     pub dropped: u64,
     /// Local changes waiting to be written to the bucket (the broker
     /// away, or the link catching up).

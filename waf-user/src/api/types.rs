@@ -150,8 +150,12 @@ impl<'de> Deserialize<'de> for DurationField {
             Some(Raw::Secs(_)) => Err(D::Error::custom(help())),
             Some(Raw::Text(t)) if t == "permanent" => Ok(Self::Permanent),
             Some(Raw::Text(t)) => {
-                let re = regex::Regex::new(DURATION_PATTERN).map_err(D::Error::custom)?;
-                if !re.is_match(&t) {
+                // Compiled once: building it per request cost more than
+                // the rest of a ban.
+                static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+                    regex::Regex::new(DURATION_PATTERN).expect("DURATION_PATTERN compiles")
+                });
+                if !RE.is_match(&t) {
                     return Err(D::Error::custom(help()));
                 }
                 t.parse::<Dur>()

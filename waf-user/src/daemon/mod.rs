@@ -175,9 +175,16 @@ async fn serve(cfg: Config, opts: RunOptions, setup: Setup) -> Result<()> {
     } = setup;
     let (handle, owner) = firewall::owner::spawn(fw, journal)?;
     let listener = tokio::net::TcpListener::from_std(api_listener)?;
+    let mut faces: Vec<Arc<dyn Telemetry>> = Vec::new();
+    // The fleet link first: a joining host reads the bucket on the
+    // runtime's workers while this thread builds the detection engine.
+    let fleet = cfg.fleet.as_ref().map(|f| {
+        let link = FleetLink::start(f, handle.clone());
+        faces.push(link.clone());
+        link as Arc<dyn FleetReport>
+    });
     let engine =
         Arc::new(Engine::new(&cfg.detect).map_err(|e| anyhow::anyhow!("config [detect]: {e}"))?);
-    let mut faces: Vec<Arc<dyn Telemetry>> = Vec::new();
     let mirror = if cfg.mirror.enabled {
         let m = Arc::new(events::MirrorFace::start(
             &cfg.mirror,
@@ -189,11 +196,6 @@ async fn serve(cfg: Config, opts: RunOptions, setup: Setup) -> Result<()> {
     } else {
         None
     };
-    let fleet = cfg.fleet.as_ref().map(|f| {
-        let link = FleetLink::start(f, handle.clone());
-        faces.push(link.clone());
-        link as Arc<dyn FleetReport>
-    });
     let proxy_task = match proxy_listener {
         Some(l) => Some(start_proxy(&cfg, &engine, &handle, &mut faces, l)?),
         None => None,

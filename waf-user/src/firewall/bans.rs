@@ -91,7 +91,10 @@ pub(super) fn ms_now() -> u64 {
 
 /// Text an attacker may have put in (a matched snippet): control
 /// characters replaced, cut at [`MAX_REASON`] bytes on a character.
-pub fn clean_reason(s: &str) -> String {
+pub fn clean_reason(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.len() <= MAX_REASON && !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
     let mut out = String::with_capacity(s.len().min(MAX_REASON));
     for c in s.chars() {
         let c = if c.is_control() { '?' } else { c };
@@ -100,7 +103,7 @@ pub fn clean_reason(s: &str) -> String {
         }
         out.push(c);
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 impl Firewall {

@@ -110,7 +110,7 @@ impl Firewall {
                 // This host's own ban stands; it is not the fleet's to change.
                 return Ok(false);
             }
-            let same_origin = local.origin.name().as_deref() == Some(origin.as_str());
+            let same_origin = local.origin.name().as_deref() == Some(&*origin);
             if local.source == BanSource::Fleet
                 && same_origin
                 && u64::from(local.expires).abs_diff(b.expires) <= SAME_EXPIRY_S

@@ -114,6 +114,9 @@ pub struct FleetLink {
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Past expiry plus this, any host deletes a key (the origin may be gone).
 const EXPIRY_GRACE_S: u64 = 60;
+/// Past expiry plus this, the origin deletes its own key if its expiry
+/// has not (a change the link missed).
+const OWN_EXPIRY_GRACE_S: u64 = 5;
 
 impl FleetLink {
     /// Starts the link on the current tokio runtime: it follows the
@@ -225,6 +228,22 @@ impl FleetLink {
         self.known().insert(net, k);
     }
 
+    /// Notes a ban of this host's written into the bucket.
+    fn remember_own(&self, net: IpNet, expires: u32) {
+        self.known().insert(
+            net,
+            Known {
+                mine: true,
+                expires,
+            },
+        );
+    }
+
+    /// Whether the link has read the whole bucket once.
+    fn synced_once(&self) -> bool {
+        self.last_sync.load(Ordering::Relaxed) != 0
+    }
+
     /// Notes a key deleted from the bucket.
     fn forget(&self, net: IpNet) {
         self.known().remove(&net);
@@ -261,16 +280,23 @@ impl FleetLink {
         }
     }
 
-    /// Keys whose ban ran out that this host should delete: its own at
-    /// expiry, any host's past expiry plus a grace period. Taken out of
-    /// what is known (the delete's own watch event would do it too).
+    /// Keys whose ban ran out that this host should delete: its own a
+    /// few seconds past expiry (the owner's expiry deletes them at once;
+    /// this is for one it missed), any host's past expiry plus a grace
+    /// period. Taken out of what is known (the delete's own watch event
+    /// would do it too).
     fn expired_keys(&self, now: u64) -> Vec<IpNet> {
         let mut known = self.known();
         let due: Vec<IpNet> = known
             .iter()
             .filter(|(_, k)| {
                 let e = u64::from(k.expires);
-                e != 0 && ((k.mine && e <= now) || e.saturating_add(EXPIRY_GRACE_S) <= now)
+                let grace = if k.mine {
+                    OWN_EXPIRY_GRACE_S
+                } else {
+                    EXPIRY_GRACE_S
+                };
+                e != 0 && e.saturating_add(grace) <= now
             })
             .map(|(net, _)| *net)
             .collect();
@@ -358,7 +384,7 @@ impl Telemetry for FleetLink {
             ),
             Family::one(
                 "waf_fleet_dropped",
-                "Local changes never published (the link fell too far behind).",
+                "Local changes the link lost on the way (then found by comparing its bans with the bucket).",
                 k,
                 self.count(&c.dropped),
             ),

@@ -29,7 +29,9 @@ use super::{
     codec::{SharedBan, SharedStrike, key_of, net_of, strikes_subject},
 };
 use crate::{
-    firewall::{Ban, BanChange, BanMeta, BanSource, Handle, Lift, StrikeKind, fleet::FleetOp},
+    firewall::{
+        Ban, BanChange, BanMeta, BanSource, Handle, Lift, StrikeKind, View, fleet::FleetOp,
+    },
     values::unix_now,
 };
 
@@ -47,6 +49,8 @@ pub(super) struct Out {
     pub(super) value: Option<Bytes>,
     /// Put only if no other host holds a live ban on the key.
     pub(super) create: bool,
+    /// The ban's expiry (unix seconds, 0: permanent).
+    pub(super) expires: u32,
 }
 
 impl Out {
@@ -60,6 +64,7 @@ impl Out {
             key: key_of(&net),
             value: Some(SharedBan::of(&ban, node).encode()),
             create: matches!(meta.source, BanSource::Detection | BanSource::RateLimit),
+            expires: meta.expires,
         }
     }
 
@@ -69,6 +74,7 @@ impl Out {
             key,
             value: None,
             create: false,
+            expires: 0,
         }
     }
 }
@@ -130,30 +136,43 @@ pub(super) async fn run(
     let mut tick = tokio::time::interval(RETRY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut failing = false;
+    // Changes were lost on the way (the owner outran this task, or the
+    // outbox was full): once the outbox is empty, this host's bans are
+    // compared with the bucket and what differs is written.
+    let mut resync = false;
     loop {
         tokio::select! {
             c = changes.recv() => match c {
-                Ok(c) => link.queue(&mut outbox, c).await,
+                Ok(c) => resync |= !link.queue(&mut outbox, c).await,
                 Err(broadcast::error::RecvError::Lagged(n)) => {
-                    link.counters.dropped.fetch_add(n, Ordering::Relaxed);
-                    tracing::error!(lost = n, "fleet: fell behind the owner; changes not published (found again at the next catch-up)");
+                    link.lagged(n);
+                    resync = true;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
             Some(outs) = found.recv() => {
                 for o in outs {
-                    link.push(&mut outbox, o);
+                    resync |= !link.push(&mut outbox, o);
                 }
             }
             _ = tick.tick() => {
                 for net in link.expired_keys(unix_now()) {
-                    link.push(&mut outbox, Out::delete(key_of(&net)));
+                    resync |= !link.push(&mut outbox, Out::delete(key_of(&net)));
                 }
             }
         }
         // Take what else is there at once: one write per key.
-        while let Ok(c) = changes.try_recv() {
-            link.queue(&mut outbox, c).await;
+        drain(&link, &mut outbox, &mut changes, &mut resync).await;
+        if resync && outbox.len() == 0 && link.connected() && link.synced_once() {
+            resync = false;
+            let outs = link.own_outs(&fw.view(), |_| false).0;
+            tracing::info!(
+                to_publish = outs.len(),
+                "fleet: this host's bans compared with the bucket after changes were lost"
+            );
+            for o in outs {
+                resync |= !link.push(&mut outbox, o);
+            }
         }
         link.outbox.store(outbox.len() as u64, Ordering::Relaxed);
         if outbox.len() == 0 || (failing && !link.connected()) {
@@ -162,7 +181,7 @@ pub(super) async fn run(
         let Some(s) = store.borrow().clone() else {
             continue;
         };
-        let res = flush(&link, &fw, &s, &mut outbox).await;
+        let res = flush(&link, &fw, &s, &mut outbox, &mut changes, &mut resync).await;
         link.outbox.store(outbox.len() as u64, Ordering::Relaxed);
         match res {
             Ok(()) if failing => {
@@ -206,18 +225,79 @@ impl FleetLink {
         }
     }
 
-    fn push(&self, outbox: &mut Outbox, o: Out) {
-        if !outbox.push(o) {
+    /// Queues `o`; false (and counted) when the outbox is full.
+    fn push(&self, outbox: &mut Outbox, o: Out) -> bool {
+        let ok = outbox.push(o);
+        if !ok {
             bump(&self.counters.dropped);
+        }
+        ok
+    }
+
+    /// Queues what `c` means for the bucket; false when it was dropped.
+    async fn queue(&self, outbox: &mut Outbox, c: BanChange) -> bool {
+        if let BanChange::Struck(net, kind) = c {
+            self.share_strike(net, kind).await;
+            true
+        } else if let Some(o) = self.outgoing(&c) {
+            self.push(outbox, o)
+        } else {
+            true
         }
     }
 
-    async fn queue(&self, outbox: &mut Outbox, c: BanChange) {
-        if let BanChange::Struck(net, kind) = c {
-            self.share_strike(net, kind).await;
-        } else if let Some(o) = self.outgoing(&c) {
-            self.push(outbox, o);
+    /// The owner's changes outran this task: `n` were lost to it.
+    fn lagged(&self, n: u64) {
+        self.counters.dropped.fetch_add(n, Ordering::Relaxed);
+        tracing::warn!(
+            lost = n,
+            "fleet: fell behind the owner's changes; this host's bans are compared with the bucket once the outbox is written"
+        );
+    }
+
+    /// What this host must write for the bucket to hold its own shared
+    /// bans as its owner holds them, judged by the keys known here (the
+    /// watch, and this host's own writes): a shared ban the bucket does
+    /// not hold, or holds as this host's with another expiry, is put; a
+    /// key of this host's whose ban it no longer holds is deleted. A ban
+    /// with no key here for which `unsure(net)` holds is returned apart,
+    /// to be read from the bucket first.
+    pub(super) fn own_outs(
+        &self,
+        view: &View,
+        unsure: impl Fn(&IpNet) -> bool,
+    ) -> (Vec<Out>, Vec<IpNet>) {
+        let (mut outs, mut unsure_nets) = (Vec::new(), Vec::new());
+        let known = self.known();
+        for (net, meta) in view.bans.iter() {
+            if !self.cfg.shares(meta.source) || meta.source == BanSource::Fleet {
+                continue;
+            }
+            match known.get(net) {
+                None if unsure(net) => unsure_nets.push(*net),
+                None => outs.push(Out::ban(*net, meta, &self.cfg.node)),
+                Some(k)
+                    if k.mine
+                        && u64::from(k.expires).abs_diff(u64::from(meta.expires))
+                            > crate::firewall::fleet::SAME_EXPIRY_S =>
+                {
+                    outs.push(Out::ban(*net, meta, &self.cfg.node));
+                }
+                _ => {}
+            }
         }
+        // Another host's keys need no lookup (a joining host knows a
+        // million of them).
+        for (net, _) in known.iter().filter(|(_, k)| k.mine) {
+            let holds = view
+                .bans
+                .get(net)
+                .is_some_and(|m| m.source != BanSource::Fleet);
+            if !holds {
+                outs.push(Out::delete(key_of(net)));
+            }
+        }
+        (outs, unsure_nets)
     }
 
     /// Tells the fleet a strike this host counted (core NATS: a strike
@@ -244,20 +324,44 @@ impl FleetLink {
     }
 }
 
+/// Moves the owner's queued changes into the outbox, never waiting.
+async fn drain(
+    link: &FleetLink,
+    outbox: &mut Outbox,
+    changes: &mut broadcast::Receiver<BanChange>,
+    resync: &mut bool,
+) {
+    loop {
+        match changes.try_recv() {
+            Ok(c) => *resync |= !link.queue(outbox, c).await,
+            Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                link.lagged(n);
+                *resync = true;
+            }
+            Err(_) => return,
+        }
+    }
+}
+
 /// Writes in flight at once at most (distinct keys: the outbox holds one
 /// change per key, so their order does not matter to the bucket).
 const IN_FLIGHT: usize = 256;
 
-/// Writes the outbox, oldest first, [`IN_FLIGHT`] at a time; stops after
-/// the round with a failure (what failed goes back in its place).
+/// Writes the outbox, oldest first, [`IN_FLIGHT`] at a time, taking the
+/// owner's new changes in between (so that a long flush never makes this
+/// task fall behind them); stops after the round with a failure (what
+/// failed goes back in its place).
 async fn flush(
     link: &FleetLink,
     fw: &Handle,
     s: &Store,
     outbox: &mut Outbox,
+    changes: &mut broadcast::Receiver<BanChange>,
+    resync: &mut bool,
 ) -> Result<(), String> {
     use futures_util::StreamExt as _;
     loop {
+        drain(link, outbox, changes, resync).await;
         let round: Vec<(u64, Out)> = std::iter::from_fn(|| outbox.pop())
             .take(IN_FLIGHT)
             .collect();
@@ -295,28 +399,42 @@ async fn flush(
 
 /// Writes one change.
 async fn write(link: &FleetLink, fw: &Handle, s: &Store, o: &Out) -> Result<(), String> {
+    let net = net_of(&o.key);
     let Some(v) = &o.value else {
         // Its watch event is this host's own delete: mark it, so that it
         // lifts no ban this host made since.
-        let net = net_of(&o.key);
         if let Some(n) = net {
             link.expect_echo(n);
         }
         let r = s.delete(&o.key).await.map_err(|e| e.to_string());
-        if let (Err(_), Some(n)) = (&r, net) {
-            link.echo(n);
+        match (&r, net) {
+            (Err(_), Some(n)) => {
+                link.echo(n);
+            }
+            (Ok(()), Some(n)) => link.forget(n),
+            _ => {}
         }
         return r;
+    };
+    // Known at once (not only when the watch brings it back), so that a
+    // comparison with the bucket right after does not write it again.
+    let written = |_| {
+        if let Some(n) = net {
+            link.remember_own(n, o.expires);
+        }
     };
     if !o.create {
         return s
             .put(&o.key, v.clone())
             .await
-            .map(|_| ())
+            .map(written)
             .map_err(|e| e.to_string());
     }
     match s.create(&o.key, v.clone()).await {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            written(0);
+            Ok(())
+        }
         Err(e) if e.kind() == CreateErrorKind::AlreadyExists => lost_race(link, fw, s, o, v).await,
         Err(e) => Err(e.to_string()),
     }
@@ -362,7 +480,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::fleet::{EXPIRY_GRACE_S, FleetConfig, Known};
+    use crate::fleet::{EXPIRY_GRACE_S, FleetConfig, Known, OWN_EXPIRY_GRACE_S};
 
     fn link(share: &[BanSource]) -> FleetLink {
         let cfg = FleetConfig {
@@ -428,6 +546,7 @@ mod tests {
             key: k.into(),
             value: Some(Bytes::from_static(b"v")),
             create: false,
+            expires: 0,
         };
         assert!(b.push(put("x")));
         assert!(b.push(put("y")));
@@ -468,7 +587,7 @@ mod tests {
     }
 
     #[test]
-    fn expired_keys_are_the_origins_at_once_and_anyones_after_grace() {
+    fn expired_keys_are_the_origins_shortly_after_and_anyones_after_grace() {
         let l = link(&[BanSource::Manual]);
         let net = |s: &str| -> ipnet::IpNet { s.parse().unwrap() };
         let (own, other, late, permanent) = (
@@ -485,11 +604,12 @@ mod tests {
             expires: 0,
         };
         l.known().insert(permanent, k);
-        let mut due = l.expired_keys(100);
-        due.sort();
-        let mut want = vec![late, own];
-        want.sort();
-        assert_eq!(due, want);
+        // At expiry the owner's own expiry deletes this host's key: the
+        // link leaves it a few seconds.
+        assert_eq!(l.expired_keys(100), [late]);
+        assert!(l.expired_keys(100 + OWN_EXPIRY_GRACE_S - 1).is_empty());
+        assert_eq!(l.expired_keys(100 + OWN_EXPIRY_GRACE_S), [own]);
+        assert!(l.expired_keys(100 + EXPIRY_GRACE_S - 1).is_empty());
         assert_eq!(l.expired_keys(100 + EXPIRY_GRACE_S), [other]);
         assert!(l.expired_keys(u64::MAX).is_empty(), "permanent stays");
     }

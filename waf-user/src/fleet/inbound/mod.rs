@@ -425,50 +425,30 @@ impl Inbound {
         let Some(seen) = self.seen.take() else { return };
         let view = self.fw.view();
         let mut lifts = Vec::new();
-        let mut outbox = Vec::new();
-        let mut unsure = Vec::new();
-        {
+        let mut lifted = HashSet::new();
+        if self.link.cfg.accept {
             let known = self.link.known();
             for (net, meta) in view.bans.iter() {
-                match known.get(net) {
-                    None if matches!(meta.source, BanSource::Fleet | BanSource::Adopted)
-                        && !seen.contains(net)
-                        && self.link.cfg.accept =>
-                    {
-                        lifts.push(FleetOp::Lift {
-                            net: *net,
-                            deleted_at: u64::MAX,
-                            own_sources: 0,
-                        });
-                    }
-                    None if self.link.cfg.shares(meta.source) => {
-                        if self.from_snapshot && !seen.contains(net) {
-                            unsure.push(*net);
-                        } else {
-                            outbox.push(Out::ban(*net, meta, &self.link.cfg.node));
-                        }
-                    }
-                    Some(k)
-                        if k.mine
-                            && self.link.cfg.shares(meta.source)
-                            && u64::from(k.expires).abs_diff(u64::from(meta.expires))
-                                > crate::firewall::fleet::SAME_EXPIRY_S =>
-                    {
-                        outbox.push(Out::ban(*net, meta, &self.link.cfg.node));
-                    }
-                    _ => {}
-                }
-            }
-            for (net, k) in known.iter() {
-                let holds = view
-                    .bans
-                    .get(net)
-                    .is_some_and(|m| m.source != BanSource::Fleet);
-                if k.mine && !holds {
-                    outbox.push(Out::delete(key_of(net)));
+                if matches!(meta.source, BanSource::Fleet | BanSource::Adopted)
+                    && !known.contains_key(net)
+                    && !seen.contains(net)
+                {
+                    lifted.insert(*net);
+                    lifts.push(FleetOp::Lift {
+                        net: *net,
+                        deleted_at: u64::MAX,
+                        own_sources: 0,
+                    });
                 }
             }
         }
+        let from_snapshot = self.from_snapshot;
+        let (mut outbox, unsure) = self.link.own_outs(&view, |net| {
+            (from_snapshot && !seen.contains(net)) || lifted.contains(net)
+        });
+        // A ban lifted here (an adopted one the bucket does not hold) is
+        // not published: neither written nor read.
+        let unsure: Vec<IpNet> = unsure.into_iter().filter(|n| !lifted.contains(n)).collect();
         let mut entries = Vec::new();
         for net in unsure {
             match store.entry(key_of(&net)).await {
