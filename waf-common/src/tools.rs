@@ -12,5 +12,6 @@ pub const REFERENCE_PROGRAM_NAME: &str = "waf_reference";
 /// The reference filter's map: `u32` IPv4 source (network order) ->
 /// `u64`. Only benchmarks fill it; it is never pinned.
 pub const REFERENCE_MAP_NAME: &str = "WAF_REF_BANS";
-/// Capacity of the reference filter's map.
-pub const REFERENCE_CAPACITY: u32 = 1 << 18;
+/// Capacity of the reference filter's map (room for the benchmarks' large
+/// scale; not preallocated).
+pub const REFERENCE_CAPACITY: u32 = 1 << 20;

@@ -1,8 +1,16 @@
 //! `cargo xtask bench xdp`: the XDP program's cost per packet on each path,
-//! under BPF_PROG_TEST_RUN with maps filled to scale, against a trivial
-//! program that only returns XDP_DROP measured in the same run (the harness
-//! floor). The floor and the reference filter come from the tools object,
-//! the firewall from the daemon's. Writes target/bench/xdp.json.
+//! under BPF_PROG_TEST_RUN with maps filled to scale, against the filter a
+//! user would write instead, measured in the same run: the textbook XDP
+//! ban filter (one hash lookup of the IPv4 source), its drop beside each
+//! drop path and its pass beside each pass path, in every round. The
+//! goals are ratios to it (medians of the per-round pairs); each IPv6 path
+//! is also compared with its IPv4 counterpart measured just before it.
+//! A trivial XDP_DROP program (the harness floor) is measured beside each
+//! path too, for information. Two scales: 100,000 exact bans, 10,000
+//! blocklist CIDRs and 1,000 allowlist entries; then topped up to
+//! 1,000,000 bans and 100,000 CIDRs (`--base-only` skips it). The floor
+//! and the reference come from the tools object, the firewall from the
+//! daemon's. Writes target/bench/xdp.json.
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
@@ -23,9 +31,28 @@ use waf_user::{
     packet::{FrameSpec, L4},
 };
 
-const BANS: usize = 100_000;
-const BLOCK_CIDRS: usize = 10_000;
-const ALLOW: usize = 1_000;
+/// How full the maps are: exact bans, blocklist CIDRs and allowlist
+/// entries, each half IPv4 and half IPv6.
+#[derive(Clone, Copy)]
+struct Scale {
+    name: &'static str,
+    bans: usize,
+    cidrs: usize,
+    allow: usize,
+}
+
+const BASE: Scale = Scale {
+    name: "base",
+    bans: 100_000,
+    cidrs: 10_000,
+    allow: 1_000,
+};
+const LARGE: Scale = Scale {
+    name: "large",
+    bans: 1_000_000,
+    cidrs: 100_000,
+    allow: 1_000,
+};
 
 /// A small deterministic generator (xorshift64*), so every run fills the maps
 /// the same way.
@@ -43,12 +70,14 @@ impl Rng {
 struct Options {
     repeat: u32,
     rounds: usize,
+    large: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Options> {
     let mut o = Options {
         repeat: 1_000_000,
         rounds: 5,
+        large: true,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -60,8 +89,11 @@ fn parse_args(args: &[String]) -> Result<Options> {
         };
         match a.as_str() {
             "--repeat" => o.repeat = val("--repeat")? as u32,
-            "--rounds" => o.rounds = val("--rounds")?.max(1) as usize,
-            other => bail!("unknown argument {other}; known: --repeat N, --rounds N"),
+            "--rounds" => o.rounds = val("--rounds")?.max(5) as usize,
+            "--base-only" => o.large = false,
+            other => bail!(
+                "unknown argument {other}; known: --repeat N, --rounds N (at least 5), --base-only"
+            ),
         }
     }
     if o.repeat < 1000 {
@@ -139,20 +171,24 @@ fn v6(hi: u64, lo: u64) -> Ipv6Addr {
     Ipv6Addr::from(((hi as u128) << 64) | lo as u128)
 }
 
-/// Fills the maps to scale (the reference filter's with the IPv4 bans);
-/// returns representative members of each list.
-fn fill(dp: &mut Dataplane, tools: &mut Tools) -> Result<Members> {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+/// Fills the maps from scale `from` up to scale `to` with random entries
+/// (the reference filter's with the IPv4 bans). The addresses the measured
+/// paths use come from the 10/8 and 2001:db8:1::/48 ranges, which the
+/// random fill never touches.
+fn fill(
+    dp: &mut Dataplane,
+    tools: &mut Tools,
+    rng: &mut Rng,
+    from: Scale,
+    to: Scale,
+) -> Result<()> {
     let ban = BanEntry {
         expires_ns: 0,
         reason: ban_reason::DETECTION,
         _reserved: 0,
     };
     let entry = ListEntry::default();
-    // The addresses the measured paths use come from the 10/8 and
-    // 2001:db8:1::/48 ranges, which the random fill below never touches.
-    let mut banned = Vec::new();
-    for i in 0..BANS {
+    for i in from.bans..to.bans {
         let addr = if i % 2 == 0 {
             let a = v4(rng.next());
             if a.octets()[0] == 10 {
@@ -167,9 +203,8 @@ fn fill(dp: &mut Dataplane, tools: &mut Tools) -> Result<Members> {
         if let IpAddr::V4(a) = addr {
             tools.reference_ban(a)?;
         }
-        banned.push(addr);
     }
-    for i in 0..BLOCK_CIDRS {
+    for i in from.cidrs..to.cidrs {
         let net = if i % 2 == 0 {
             let len = 16 + (rng.next() % 17) as u8;
             let a = v4(rng.next());
@@ -183,7 +218,7 @@ fn fill(dp: &mut Dataplane, tools: &mut Tools) -> Result<Members> {
         };
         dp.maps.block.insert(net, entry)?;
     }
-    for i in 0..ALLOW {
+    for i in from.allow..to.allow {
         let net = if i % 2 == 0 {
             IpNet::V4(Ipv4Net::new(v4(rng.next()), 24 + (rng.next() % 9) as u8)?.trunc())
         } else {
@@ -194,7 +229,17 @@ fn fill(dp: &mut Dataplane, tools: &mut Tools) -> Result<Members> {
         }
         dp.maps.allow.insert(net, entry)?;
     }
-    // The measured members.
+    Ok(())
+}
+
+/// Puts the measured members in place.
+fn members(dp: &mut Dataplane, tools: &mut Tools) -> Result<Members> {
+    let ban = BanEntry {
+        expires_ns: 0,
+        reason: ban_reason::DETECTION,
+        _reserved: 0,
+    };
+    let entry = ListEntry::default();
     let m = Members {
         clean4: "10.1.2.3".parse()?,
         clean6: "2001:db8:1::3".parse()?,
@@ -205,6 +250,7 @@ fn fill(dp: &mut Dataplane, tools: &mut Tools) -> Result<Members> {
         blocked4: "10.7.7.7".parse()?,
         blocked6: "2001:db8:7::7".parse()?,
         limited4: "10.5.5.5".parse()?,
+        limited6: "2001:db8:5::5".parse()?,
     };
     dp.maps.allow.insert("10.9.9.0/24".parse()?, entry)?;
     dp.maps.allow.insert("2001:db8:9::/64".parse()?, entry)?;
@@ -228,6 +274,199 @@ struct Members {
     blocked4: IpAddr,
     blocked6: IpAddr,
     limited4: IpAddr,
+    limited6: IpAddr,
+}
+
+/// One measured path.
+struct Path<'a> {
+    name: &'static str,
+    src: IpAddr,
+    /// The action it must end in (1 drop, 2 pass).
+    want: u32,
+    settings: &'a Settings,
+    /// Goal for its ratio to the reference filter (drop paths to its drop,
+    /// pass paths to its pass), if the issue states one.
+    ref_goal: Option<f64>,
+    /// The IPv4 path an IPv6 path is compared with (measured just before).
+    twin: Option<usize>,
+}
+
+/// A path's figures at one scale (medians over the rounds).
+struct Figures {
+    ns: f64,
+    kernel_ns: f64,
+    floor_ratio: f64,
+    ref_ratio: f64,
+    v6_over_v4: Option<f64>,
+}
+
+/// Every path's figures at one scale, and the reference's.
+struct ScaleRun {
+    floor_ns: f64,
+    floor_kernel_ns: f64,
+    ref_drop_ns: f64,
+    ref_pass_ns: f64,
+    paths: Vec<Figures>,
+}
+
+/// Goal for an IPv6 path over its IPv4 counterpart.
+const V6_GOAL: f64 = 1.3;
+/// Goal for the large scale over the base one (floor-normalised).
+const LARGE_GOAL: f64 = 1.10;
+
+/// Measures every path `rounds` times, interleaved: in each round each
+/// path, then the floor, then the reference's drop or pass.
+fn measure_scale(
+    dp: &mut Dataplane,
+    tools: &mut Tools,
+    paths: &[Path],
+    m: &Members,
+    opts: &Options,
+    wall: bool,
+) -> Result<ScaleRun> {
+    let floor_frame = frame(m.clean4);
+    let ref_frames = [frame(m.banned4), frame(m.clean4)];
+    for (f, want) in ref_frames.iter().zip([1, 2]) {
+        let action = measure(tools.reference()?, f, 1000, wall)?.action;
+        if action != want {
+            bail!("reference filter: action {action}, expected {want}");
+        }
+    }
+    let n = paths.len();
+    let (mut ns, mut kernel, mut floor_r, mut ref_r, mut v6_r) = (
+        vec![Vec::new(); n],
+        vec![Vec::new(); n],
+        vec![Vec::new(); n],
+        vec![Vec::new(); n],
+        vec![Vec::new(); n],
+    );
+    let (mut floors, mut floors_k, mut refs) = (Vec::new(), Vec::new(), [Vec::new(), Vec::new()]);
+    for _round in 0..opts.rounds {
+        let mut last = vec![f64::NAN; n];
+        for (i, p) in paths.iter().enumerate() {
+            dp.maps.apply(p.settings)?;
+            let f = frame(p.src);
+            // Warm up (and, for rate_drop, spend the burst).
+            let action = measure(dp.program()?, &f, 1000, wall)?.action;
+            if action != p.want {
+                bail!("path {}: action {action}, expected {}", p.name, p.want);
+            }
+            let run = measure(dp.program()?, &f, opts.repeat, wall)?;
+            let floor = measure(tools.floor()?, &floor_frame, opts.repeat, wall)?;
+            let which = usize::from(p.want != 1);
+            let reference = measure(tools.reference()?, &ref_frames[which], opts.repeat, wall)?;
+            ns[i].push(run.ns);
+            kernel[i].push(run.kernel_ns);
+            floor_r[i].push(run.ns / floor.ns);
+            ref_r[i].push(run.ns / reference.ns);
+            floors.push(floor.ns);
+            floors_k.push(floor.kernel_ns);
+            refs[which].push(reference.ns);
+            if let Some(t) = p.twin {
+                v6_r[i].push(run.ns / last[t]);
+            }
+            last[i] = run.ns;
+        }
+    }
+    let figures = (0..n)
+        .map(|i| Figures {
+            ns: median(&mut ns[i]),
+            kernel_ns: median(&mut kernel[i]),
+            floor_ratio: median(&mut floor_r[i]),
+            ref_ratio: median(&mut ref_r[i]),
+            v6_over_v4: (!v6_r[i].is_empty()).then(|| median(&mut v6_r[i])),
+        })
+        .collect();
+    Ok(ScaleRun {
+        floor_ns: median(&mut floors),
+        floor_kernel_ns: median(&mut floors_k),
+        ref_drop_ns: median(&mut refs[0]),
+        ref_pass_ns: median(&mut refs[1]),
+        paths: figures,
+    })
+}
+
+fn mark(ok: bool, goal: f64) -> String {
+    format!("{}{goal}", if ok { "<=" } else { "> " })
+}
+
+/// Prints one scale's table; its JSON and whether its goals were met.
+fn report_scale(
+    scale: Scale,
+    paths: &[Path],
+    r: &ScaleRun,
+    base: Option<&ScaleRun>,
+) -> (serde_json::Value, bool) {
+    println!(
+        "\n{} scale: {} exact bans, {} blocklist CIDRs, {} allowlist entries (half IPv4, half IPv6)",
+        scale.name, scale.bans, scale.cidrs, scale.allow
+    );
+    println!(
+        "reference (the textbook filter): drop {:.2} ns, pass {:.2} ns; floor (XDP_DROP) {:.2} ns (kernel {} ns)",
+        r.ref_drop_ns, r.ref_pass_ns, r.floor_ns, r.floor_kernel_ns
+    );
+    println!(
+        "{:<15} {:>8} {:>7} {:>6} {:>6} {:>6} {:>8} {:>8} {:>7}",
+        "path", "ns/pkt", "vs ref", "goal", "v6/v4", "goal", "vs floor", "kernel", "vs base"
+    );
+    let mut all = true;
+    let mut out = serde_json::Map::new();
+    for (i, (p, f)) in paths.iter().zip(&r.paths).enumerate() {
+        let ref_met = p.ref_goal.map(|g| f.ref_ratio <= g);
+        let v6_met = f.v6_over_v4.map(|v| v <= V6_GOAL);
+        let over_base = base.map(|b| f.floor_ratio / b.paths[i].floor_ratio);
+        let base_met = over_base.map(|o| o <= LARGE_GOAL);
+        all &= ref_met.unwrap_or(true) && v6_met.unwrap_or(true) && base_met.unwrap_or(true);
+        let goal_text = match (p.ref_goal, ref_met) {
+            (Some(g), Some(ok)) => mark(ok, g),
+            _ => "-".into(),
+        };
+        let v6_text = f.v6_over_v4.map_or("-".into(), |v| format!("{v:.2}"));
+        let v6_goal = v6_met.map_or("-".into(), |ok| mark(ok, V6_GOAL));
+        let base_text = match (over_base, base_met) {
+            (Some(o), Some(ok)) => format!("{o:.2}{}", if ok { "" } else { "!" }),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<15} {:>8.2} {:>7.2} {:>6} {:>6} {:>6} {:>8.2} {:>8} {:>7}",
+            p.name,
+            f.ns,
+            f.ref_ratio,
+            goal_text,
+            v6_text,
+            v6_goal,
+            f.floor_ratio,
+            f.kernel_ns,
+            base_text
+        );
+        let mut j = json!({
+            "ns": round2(f.ns), "kernel_ns": f.kernel_ns,
+            "ratio": round2(f.floor_ratio),
+            "reference_ratio": round2(f.ref_ratio),
+        });
+        if let Some(g) = p.ref_goal {
+            j["reference_goal"] = json!(g);
+            j["met"] = json!(ref_met);
+        }
+        if let Some(v) = f.v6_over_v4 {
+            j["v6_over_v4"] = json!(round2(v));
+            j["v6_goal"] = json!(V6_GOAL);
+            j["v6_met"] = json!(v6_met);
+        }
+        if let Some(o) = over_base {
+            j["over_base"] = json!(round2(o));
+            j["over_base_goal"] = json!(LARGE_GOAL);
+        }
+        out.insert(p.name.to_string(), j);
+    }
+    let j = json!({
+        "maps": {"bans": scale.bans, "blocklist_cidrs": scale.cidrs, "allowlist": scale.allow},
+        "floor_ns": round2(r.floor_ns), "floor_kernel_ns": r.floor_kernel_ns,
+        "reference": {"drop_ns": round2(r.ref_drop_ns), "pass_ns": round2(r.ref_pass_ns)},
+        "paths": out,
+        "goals_met": all,
+    });
+    (j, all)
 }
 
 /// Runs the benchmark.
@@ -235,10 +474,15 @@ pub fn run(args: &[String]) -> Result<()> {
     let opts = parse_args(args)?;
     let mut dp = Dataplane::load(&LoadOptions::default()).context("load the XDP program")?;
     let mut tools = Tools::load().context("load the floor and reference programs")?;
-    println!(
-        "filling maps: {BANS} bans, {BLOCK_CIDRS} blocklist CIDRs, {ALLOW} allowlist entries (v4 and v6)"
-    );
-    let m = fill(&mut dp, &mut tools)?;
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let empty = Scale {
+        name: "empty",
+        bans: 0,
+        cidrs: 0,
+        allow: 0,
+    };
+    fill(&mut dp, &mut tools, &mut rng, empty, BASE)?;
+    let m = members(&mut dp, &mut tools)?;
     // The three measured programs in the XDP dispatcher, in one hold.
     let mut held = tools.programs(&[FLOOR_PROGRAM_NAME, REFERENCE_PROGRAM_NAME])?;
     held.push(dp.program()?);
@@ -276,144 +520,87 @@ pub fn run(args: &[String]) -> Result<()> {
         ..Default::default()
     };
     let no_limits = Settings::default();
-    // (name, source, expected action, settings)
-    let paths: Vec<(&str, IpAddr, u32, &Settings)> = vec![
-        ("pass", m.clean4, 2, &generous),
-        ("pass_norate", m.clean4, 2, &no_limits),
-        ("allow", m.allowed4, 2, &generous),
-        ("ban_drop", m.banned4, 1, &generous),
-        ("block_drop", m.blocked4, 1, &generous),
-        ("rate_drop", m.limited4, 1, &strict),
-        ("pass_v6", m.clean6, 2, &generous),
-        ("allow_v6", m.allowed6, 2, &generous),
-        ("ban_drop_v6", m.banned6, 1, &generous),
-        ("block_drop_v6", m.blocked6, 1, &generous),
+    let path = |name, src, want, settings, ref_goal, twin| Path {
+        name,
+        src,
+        want,
+        settings,
+        ref_goal,
+        twin,
+    };
+    // Each IPv6 path right after its IPv4 counterpart.
+    let paths = vec![
+        path("pass", m.clean4, 2, &generous, Some(1.5), None),
+        path("pass_v6", m.clean6, 2, &generous, None, Some(0)),
+        path("pass_norate", m.clean4, 2, &no_limits, None, None),
+        path("pass_norate_v6", m.clean6, 2, &no_limits, None, Some(2)),
+        path("allow", m.allowed4, 2, &generous, None, None),
+        path("allow_v6", m.allowed6, 2, &generous, None, Some(4)),
+        path("ban_drop", m.banned4, 1, &generous, Some(1.0), None),
+        path("ban_drop_v6", m.banned6, 1, &generous, None, Some(6)),
+        path("block_drop", m.blocked4, 1, &generous, Some(1.0), None),
+        path("block_drop_v6", m.blocked6, 1, &generous, None, Some(8)),
+        path("rate_drop", m.limited4, 1, &strict, Some(1.5), None),
+        path("rate_drop_v6", m.limited6, 1, &strict, None, Some(10)),
     ];
-    let floor_frame = frame(m.clean4);
-    let mut floor_samples = Vec::new();
-    let mut floor_kernel = Vec::new();
-    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
-    let mut kernel: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
-    // Each path is measured right next to a floor run; the ratio of the pair
-    // is what is reported (robust against the machine's drift).
-    let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
-    // The textbook filter (one hash lookup of the source): drop and pass.
-    let mut ref_samples: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
-    let mut ref_ratios: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
-    for _round in 0..opts.rounds {
-        for (i, (name, src, want, settings)) in paths.iter().enumerate() {
-            dp.maps.apply(settings)?;
-            let f = frame(*src);
-            // Warm up (and, for rate_drop, spend the burst).
-            let action = measure(dp.program()?, &f, 1000, wall)?.action;
-            if action != *want {
-                bail!("path {name}: action {action}, expected {want}");
-            }
-            let run = measure(dp.program()?, &f, opts.repeat, wall)?;
-            samples[i].push(run.ns);
-            kernel[i].push(run.kernel_ns);
-            let floor = measure(tools.floor()?, &floor_frame, opts.repeat, wall)?;
-            floor_samples.push(floor.ns);
-            floor_kernel.push(floor.kernel_ns);
-            ratios[i].push(run.ns / floor.ns);
-        }
-        // (source, expected action): a hit drops, a miss passes.
-        for (j, (src, want)) in [(m.banned4, 1), (m.clean4, 2)].into_iter().enumerate() {
-            let f = frame(src);
-            let action = measure(tools.reference()?, &f, 1000, wall)?.action;
-            if action != want {
-                bail!("reference filter: action {action}, expected {want}");
-            }
-            let ns = measure(tools.reference()?, &f, opts.repeat, wall)?.ns;
-            let floor = measure(tools.floor()?, &floor_frame, opts.repeat, wall)?.ns;
-            ref_samples[j].push(ns);
-            ref_ratios[j].push(ns / floor);
-        }
-    }
-    let floor = median(&mut floor_samples);
     println!(
-        "\nBPF_PROG_TEST_RUN, 64-byte frames, repeat {} x {} rounds (medians; ratio = median \
-         of per-round path/floor pairs)",
+        "BPF_PROG_TEST_RUN, 64-byte frames, repeat {} x {} interleaved rounds; figures are \
+         medians, ratios medians of per-round pairs",
         opts.repeat, opts.rounds
     );
-    let floor_k = median(&mut floor_kernel);
-    println!(
-        "{:<14} {:>9} {:>7} {:>6} {:>10}",
-        "path", "ns/pkt", "ratio", "goal", "kernel ns"
-    );
-    println!(
-        "{:<14} {:>9.2} {:>7.2} {:>6} {:>10}",
-        "floor", floor, 1.0, "", floor_k
-    );
-    let mut json_paths = serde_json::Map::new();
-    // The issue's goals are stated for the IPv4 paths; the IPv6 rows are
-    // reported against the same bars for information.
-    let mut met_v4 = true;
-    let mut met_v6 = true;
-    for (i, (name, ..)) in paths.iter().enumerate() {
-        let ns = median(&mut samples[i]);
-        let kernel_ns = median(&mut kernel[i]);
-        let ratio = median(&mut ratios[i]);
-        let goal = if name.starts_with("pass") { 2.5 } else { 2.0 };
-        let met = ratio <= goal;
-        if name.ends_with("_v6") {
-            met_v6 &= met;
-        } else {
-            met_v4 &= met;
-        }
+    let base = measure_scale(&mut dp, &mut tools, &paths, &m, &opts, wall)?;
+    let (base_j, base_met) = report_scale(BASE, &paths, &base, None);
+    let mut large_j = serde_json::Value::Null;
+    let mut large_met = None;
+    if opts.large {
+        drop(hold);
+        let t = Instant::now();
+        fill(&mut dp, &mut tools, &mut rng, BASE, LARGE)?;
         println!(
-            "{name:<14} {ns:>9.2} {ratio:>7.2} {:>6} {kernel_ns:>10}",
-            format!("{}{goal}", if met { "<=" } else { "> " })
+            "\nmaps topped up to {} bans and {} CIDRs in {:.1} s",
+            LARGE.bans,
+            LARGE.cidrs,
+            t.elapsed().as_secs_f64()
         );
-        json_paths.insert(
-            name.to_string(),
-            json!({"ns": round2(ns), "ratio": round2(ratio), "goal_ratio": goal, "met": met,
-                   "kernel_ns": kernel_ns}),
-        );
+        let mut held = tools.programs(&[FLOOR_PROGRAM_NAME, REFERENCE_PROGRAM_NAME])?;
+        held.push(dp.program()?);
+        let hold = DispatcherHold::new(&mut held);
+        if hold.is_ok() != wall {
+            bail!("the dispatcher hold changed between the scales");
+        }
+        let large = measure_scale(&mut dp, &mut tools, &paths, &m, &opts, wall)?;
+        let (j, met) = report_scale(LARGE, &paths, &large, Some(&base));
+        large_j = j;
+        large_met = Some(met);
     }
-    let ref_drop = median(&mut ref_samples[0]);
-    let ref_pass = median(&mut ref_samples[1]);
-    let ref_drop_ratio = median(&mut ref_ratios[0]);
-    let ref_pass_ratio = median(&mut ref_ratios[1]);
-    let ns_of = |name: &str| json_paths[name]["ns"].as_f64().unwrap_or(f64::NAN);
-    println!(
-        "\nreference, the textbook XDP ban filter (one hash lookup of the IPv4 source, \
-         50,000 entries):"
-    );
-    println!("{:<14} {ref_drop:>9.2} {ref_drop_ratio:>7.2}", "ref_drop");
-    println!("{:<14} {ref_pass:>9.2} {ref_pass_ratio:>7.2}", "ref_pass");
-    println!(
-        "waf against it: ban_drop {:.2}x, block_drop {:.2}x, pass (every check and the rate \
-         limit) {:.2}x",
-        ns_of("ban_drop") / ref_drop,
-        ns_of("block_drop") / ref_drop,
-        ns_of("pass") / ref_pass
-    );
     let word = |m: bool| if m { "met" } else { "NOT met" };
     println!(
-        "\ngoals (pass <= 2.5x floor, drops <= 2x): IPv4 paths {}; IPv6 paths {}",
-        word(met_v4),
-        word(met_v6)
+        "\ngoals: IPv4 ban and block drops <= 1.0x the reference's drop, rate drop <= 1.5x, \
+         pass <= 1.5x its pass; every IPv6 path <= {V6_GOAL}x its IPv4 counterpart; at the \
+         large scale within {:.0}% of the base (floor-normalised): base {}{}",
+        (LARGE_GOAL - 1.0) * 100.0,
+        word(base_met),
+        large_met.map_or(String::new(), |m| format!(", large {}", word(m)))
     );
     println!(
-        "(IPv6 allowlist and blocklist hits walk the LPM trie: the bitmaps only prefilter IPv6)"
+        "(IPv6 allowlist, blocklist and prefix-ban hits walk an LPM trie; the bitmaps only \
+         prefilter IPv6)"
     );
     super::write_json(
         "xdp.json",
         &json!({
-            "floor_ns": round2(floor),
-            "floor_kernel_ns": floor_k,
             "timing": if wall { "wall clock, programs held in the XDP dispatcher" } else { "kernel, whole ns" },
-            "paths": json_paths,
             "repeat": opts.repeat,
             "rounds": opts.rounds,
-            "maps": {"bans": BANS, "blocklist_cidrs": BLOCK_CIDRS, "allowlist": ALLOW},
-            "reference": {
-                "drop": {"ns": round2(ref_drop), "ratio": round2(ref_drop_ratio)},
-                "pass": {"ns": round2(ref_pass), "ratio": round2(ref_pass_ratio)},
-            },
-            "goals_met": met_v4,
-            "goals_met_v6": met_v6,
+            // The base scale at the top level, as before.
+            "floor_ns": base_j["floor_ns"],
+            "floor_kernel_ns": base_j["floor_kernel_ns"],
+            "maps": base_j["maps"],
+            "reference": base_j["reference"],
+            "paths": base_j["paths"],
+            "goals_met": base_met,
+            "large": large_j,
+            "goals_met_large": large_met,
         }),
     );
     Ok(())
