@@ -19,6 +19,8 @@
 //! Every packet is counted in exactly one per-CPU verdict counter.
 #![no_std]
 #![no_main]
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
 mod maps;
 mod parse;

@@ -6,10 +6,13 @@
 //! conforming packet moves TAT forward by `c`; a dropped one does not, so a
 //! source that floods keeps getting exactly its configured rate through.
 //!
-//! The state of a source is updated in place without a lock. Two CPUs that
-//! race on the same source can both admit a packet against one credit; on
-//! steady traffic this is a fraction of a percent, and RSS keeps one flow on
-//! one CPU.
+//! The state of a source is updated in place without a lock, but a packet
+//! credit is taken with an atomic compare-and-exchange of the TAT (the BPF
+//! ISA's `cmpxchg`, kernel 5.12+, through `core::intrinsics`, allowed for
+//! this crate by `RUSTC_BOOTSTRAP`), so a source flooding from several CPUs
+//! (receive queues, RSS) gets its rate once, not once per CPU
+//! (`tests/tests/xdp.rs`, two CPUs). The window counters and the byte and
+//! SYN buckets are plain updates: a race there costs a count or a credit.
 
 use waf_common::{RateEvent, RateState, XdpConfig, counter, event_kind, flags};
 
@@ -52,9 +55,9 @@ pub fn check<F: Family>(src: &F::Addr, cfg: &XdpConfig, syn: bool, len: u64, now
     // The common configuration, a packet rate alone: one bucket, no
     // temporaries to carry.
     if cfg.flags & (flags::RATE_BPS | flags::RATE_SYN) == 0 {
-        let tat = charge(st.pkt_tat, now, cfg.pkt_window_ns, cfg.pkt_cost_ns);
-        if tat - now <= cfg.pkt_window_ns {
-            st.pkt_tat = tat;
+        let old = st.pkt_tat;
+        let tat = charge(old, now, cfg.pkt_window_ns, cfg.pkt_cost_ns, cfg.tick_ns);
+        if tat - now <= cfg.pkt_window_ns && take(&raw mut st.pkt_tat, old, tat) {
             return Verdict::Conform;
         }
         return over_limit::<F>(&key, st, cfg, event_kind::RATE_PPS, now, len);
@@ -62,33 +65,57 @@ pub fn check<F: Family>(src: &F::Addr, cfg: &XdpConfig, syn: bool, len: u64, now
 
     // Charge only the buckets that are on; commit only if all conform, so a
     // dropped packet costs its source nothing.
+    let old_pkt_tat = st.pkt_tat;
     let mut pkt_tat = 0;
     let mut byte_tat = 0;
     let mut syn_tat = 0;
     let mut over = 0;
     if cfg.flags & flags::RATE_PPS != 0 {
-        pkt_tat = charge(st.pkt_tat, now, cfg.pkt_window_ns, cfg.pkt_cost_ns);
+        pkt_tat = charge(
+            old_pkt_tat,
+            now,
+            cfg.pkt_window_ns,
+            cfg.pkt_cost_ns,
+            cfg.tick_ns,
+        );
         if pkt_tat - now > cfg.pkt_window_ns {
             over = event_kind::RATE_PPS;
         }
     }
     if over == 0 && cfg.flags & flags::RATE_BPS != 0 {
-        byte_tat = charge(st.byte_tat, now, cfg.byte_window_ns, byte_cost(cfg, len));
+        byte_tat = charge(
+            st.byte_tat,
+            now,
+            cfg.byte_window_ns,
+            byte_cost(cfg, len),
+            cfg.tick_ns,
+        );
         if byte_tat - now > cfg.byte_window_ns {
             over = event_kind::RATE_BPS;
         }
     }
     let syn = syn && cfg.flags & flags::RATE_SYN != 0;
     if over == 0 && syn {
-        syn_tat = charge(st.syn_tat, now, cfg.syn_window_ns, cfg.syn_cost_ns);
+        syn_tat = charge(
+            st.syn_tat,
+            now,
+            cfg.syn_window_ns,
+            cfg.syn_cost_ns,
+            cfg.tick_ns,
+        );
         if syn_tat - now > cfg.syn_window_ns {
             over = event_kind::RATE_SYN;
         }
     }
+    // The packet bucket, when on, is taken atomically (the others follow
+    // it; a lost race over them is a byte or SYN credit, never a packet).
+    if over == 0
+        && cfg.flags & flags::RATE_PPS != 0
+        && !take(&raw mut st.pkt_tat, old_pkt_tat, pkt_tat)
+    {
+        over = event_kind::RATE_PPS;
+    }
     if over == 0 {
-        if cfg.flags & flags::RATE_PPS != 0 {
-            st.pkt_tat = pkt_tat;
-        }
         if cfg.flags & flags::RATE_BPS != 0 {
             st.byte_tat = byte_tat;
         }
@@ -98,6 +125,18 @@ pub fn check<F: Family>(src: &F::Addr, cfg: &XdpConfig, syn: bool, len: u64, now
         return Verdict::Conform;
     }
     over_limit::<F>(&key, st, cfg, over, now, len)
+}
+
+/// Moves a bucket's TAT from `old` to `new` unless another CPU moved it
+/// since it was read (then this packet lost the credit to that CPU's):
+/// one atomic compare-and-exchange, so that a source whose packets arrive
+/// on several CPUs (several receive queues, RSS) gets its rate, not up to
+/// once per CPU.
+#[inline(always)]
+fn take(tat: *mut u64, old: u64, new: u64) -> bool {
+    use core::intrinsics::{AtomicOrdering::Relaxed, atomic_cxchg};
+    // SAFETY: `tat` points into a map value (8-byte aligned u64).
+    unsafe { atomic_cxchg::<u64, { Relaxed }, { Relaxed }>(tat, old, new) }.1
 }
 
 /// The buckets of a source's first packet: it conforms (a burst is at
@@ -164,10 +203,13 @@ fn over_limit<F: Family>(
 /// but not in the past (an idle source has a full bucket). A TAT more than a
 /// window ahead can only be left by other limits than the current ones (a
 /// conforming packet never moves it further), so the bucket starts afresh:
-/// new limits apply from the moment they are written.
+/// new limits apply from the moment they are written. "More than a window"
+/// allows two ticks of the clock besides: another CPU may have charged the
+/// bucket at the next tick while this packet still holds the previous one,
+/// and resetting the bucket then would hand out a second burst.
 #[inline(always)]
-fn charge(tat: u64, now: u64, window: u64, cost: u64) -> u64 {
-    let start = if tat > now + window {
+fn charge(tat: u64, now: u64, window: u64, cost: u64, tick: u64) -> u64 {
+    let start = if tat > now + window + 2 * tick {
         now
     } else {
         tat.max(now)
