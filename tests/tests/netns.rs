@@ -86,6 +86,7 @@ fn pinned_state_survives_and_is_adopted() {
     let pins = PinDir::new();
     let opts = LoadOptions {
         pin_dir: Some(pins.path.clone()),
+        ..Default::default()
     };
     assert!(lab.attacker.ping(Lab::SRV4, None, 1));
 

@@ -422,6 +422,7 @@ fn a_rebuilt_set_keeps_the_other_lists_bits() {
     let pins = PinDir::new();
     let dp = Dataplane::load(&LoadOptions {
         pin_dir: Some(pins.path.clone()),
+        ..Default::default()
     })
     .expect("load with pins");
     let mut h = Harness { dp };
@@ -1340,4 +1341,69 @@ fn a_source_flooding_from_two_cpus_gets_its_rate_once() {
             "{src}: {admitted} admitted over {elapsed:.2} s at {PPS}/s: less than the rate"
         );
     }
+}
+
+/// `[capacity]` sizes the CIDR tries: a blocklist of 64 takes 64 CIDRs a
+/// family, refuses the 65th as full (naming the map and its size), and
+/// what it holds drops; pinned maps of another size are refused at load
+/// with what to do.
+#[test]
+fn capacity_sizes_the_tries_and_pins_of_another_size_are_refused() {
+    use waf_user::dataplane::{Capacity, DataplaneError};
+    require_root();
+    let pins = PinDir::new();
+    let small = Capacity {
+        blocklist: 64,
+        ..Capacity::default()
+    };
+    let load = |capacity| {
+        Dataplane::load(&LoadOptions {
+            pin_dir: Some(pins.path.clone()),
+            capacity,
+        })
+    };
+    let mut h = Harness {
+        dp: load(small).expect("load with a small blocklist"),
+    };
+    assert_eq!(h.dp.maps.block.capacity(), 64);
+    let e = ListEntry::default();
+    for i in 0..64u32 {
+        let n = format!("10.{}.{}.0/24", i / 256, i % 256);
+        h.dp.maps.block.insert(net(&n), e).expect(&n);
+    }
+    let err =
+        h.dp.maps
+            .block
+            .insert(net("10.1.0.0/24"), e)
+            .expect_err("the 65th CIDR");
+    let text = err.to_string();
+    assert!(text.contains("full") && text.contains("64"), "{text}");
+    h.expect(
+        &syn("10.0.63.9").build(),
+        XDP_DROP,
+        counter::BLOCKLISTED,
+        "the 64th CIDR drops",
+    );
+    h.expect(
+        &syn("10.1.0.9").build(),
+        XDP_PASS,
+        counter::PASS,
+        "the refused one passes",
+    );
+    drop(h);
+    // Pinned at 64; the default is 262,144.
+    let err = load(Capacity::default())
+        .err()
+        .expect("pins of another size refused");
+    assert!(matches!(err, DataplaneError::Incompatible { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("WAF_BLOCK_V4") && text.contains("64 entries") && text.contains("waf detach"),
+        "{text}"
+    );
+    // The same size adopts them.
+    let h = Harness {
+        dp: load(small).expect("the same size adopts the pins"),
+    };
+    assert_eq!(h.dp.maps.block.capacity(), 64);
 }

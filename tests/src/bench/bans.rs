@@ -251,7 +251,9 @@ pub fn run(args: &[String]) -> Result<()> {
     let (rss0, maps0) = daemon_memory(&empty, 0)?;
     let (rss, maps) = daemon_memory(&dir, count)?;
     let per_ban = (rss.saturating_sub(rss0)) as f64 / f64::from(count.max(1));
+    let cidrs = blocklist_cidrs(CIDRS)?;
     report_and_write(Figures {
+        cidrs,
         count,
         restore,
         reference,
@@ -269,6 +271,55 @@ pub fn run(args: &[String]) -> Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&empty);
     Ok(())
+}
+
+/// IPv4 CIDRs loaded into a blocklist sized for them.
+const CIDRS: u32 = 1_000_000;
+
+/// A blocklist of `n` CIDRs: what `[capacity]` makes room for.
+struct Cidrs {
+    count: u32,
+    capacity: u32,
+    load: Duration,
+    /// Kernel memory of this process's maps, filled less empty.
+    bytes: u64,
+}
+
+/// Loads a data plane whose blocklist holds `n` CIDRs, and fills it with
+/// `n` distinct IPv4 CIDRs of /8 to /32.
+fn blocklist_cidrs(n: u32) -> Result<Cidrs> {
+    let capacity = waf_user::dataplane::Capacity {
+        blocklist: n.next_power_of_two(),
+        ..Default::default()
+    };
+    let mut dp = Dataplane::load(&LoadOptions {
+        pin_dir: None,
+        capacity,
+    })?;
+    let before = maps_bytes(std::process::id())?;
+    let mut seen = std::collections::HashSet::new();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let t = Instant::now();
+    while seen.len() < n as usize {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let len = 8 + (x >> 40) as u8 % 25;
+        let net = ipnet::Ipv4Net::new(Ipv4Addr::from(x as u32), len)?.trunc();
+        if seen.insert(net) {
+            dp.maps
+                .block
+                .insert(IpNet::V4(net), waf_common::ListEntry::default())?;
+        }
+    }
+    let load = t.elapsed();
+    let bytes = maps_bytes(std::process::id())?.saturating_sub(before);
+    Ok(Cidrs {
+        count: n,
+        capacity: capacity.blocklist,
+        load,
+        bytes,
+    })
 }
 
 /// The same bans, one bpf() syscall each, into a kernel hash (the overflow
@@ -302,6 +353,7 @@ fn reference_syscalls(count: u32) -> Result<Duration> {
 }
 
 struct Figures {
+    cidrs: Cidrs,
     count: u32,
     restore: Duration,
     reference: Duration,
@@ -350,6 +402,16 @@ fn report_and_write(f: Figures) {
         mb(f.maps),
         mb(f.maps0)
     );
+    let c = &f.cidrs;
+    println!(
+        "blocklist ([capacity] blocklist = {}): {} IPv4 CIDRs (/8 to /32) loaded in {:.1} s; \
+         the tries' kernel memory {:.1} MB ({:.0} B a CIDR)",
+        c.capacity,
+        c.count,
+        c.load.as_secs_f64(),
+        mb(c.bytes),
+        c.bytes as f64 / f64::from(c.count.max(1))
+    );
     println!(
         "one ban through the owner, durable: p50 {:.1} us, p99 {:.1} us",
         f.p50.as_secs_f64() * 1e6,
@@ -370,6 +432,12 @@ fn report_and_write(f: Figures) {
             "maps_mb": mb(f.maps),
             "maps_mb_empty": mb(f.maps0),
             "single_ban_us": {"p50": f.p50.as_secs_f64() * 1e6, "p99": f.p99.as_secs_f64() * 1e6},
+            "blocklist_cidrs": {
+                "count": f.cidrs.count, "capacity": f.cidrs.capacity,
+                "load_s": f.cidrs.load.as_secs_f64(),
+                "kernel_mb": mb(f.cidrs.bytes),
+                "bytes_per_cidr": f.cidrs.bytes as f64 / f64::from(f.cidrs.count.max(1)),
+            },
             "goals": {"restore_ms": 1000, "disk_bytes_per_ban": 64, "rss_bytes_per_ban": 150},
         }),
     );

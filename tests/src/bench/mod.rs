@@ -67,7 +67,10 @@ impl InProcessProxy {
             ..Default::default()
         };
         cfg.ban_policy.immediate_score = immediate_score;
-        let dp = Dataplane::load(&LoadOptions { pin_dir })?;
+        let dp = Dataplane::load(&LoadOptions {
+            pin_dir,
+            capacity: cfg.capacity.capacity(),
+        })?;
         let (firewall, journal, _, _) =
             waf_user::firewall::restore(cfg.firewall()?, dp, &state_dir)?;
         let counters = firewall.counters_reader()?;

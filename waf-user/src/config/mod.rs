@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 pub use self::{
     lists::{ListConfig, read_list_file},
-    xdp::RateLimitConfig,
+    xdp::{CapacityConfig, RateLimitConfig},
 };
 pub use crate::values::{ConfigError, Dur, invalid, moved, parse_net};
 pub use crate::{
@@ -100,6 +100,8 @@ pub struct Config {
     pub mirror: MirrorConfig,
     /// Bans shared across hosts (absent: this host stands alone).
     pub fleet: Option<FleetConfig>,
+    /// Sizes of the XDP program's CIDR tries.
+    pub capacity: CapacityConfig,
 }
 
 impl Default for Config {
@@ -120,6 +122,7 @@ impl Default for Config {
             proxy: ProxyConfig::default(),
             mirror: MirrorConfig::default(),
             fleet: None,
+            capacity: CapacityConfig::default(),
         }
     }
 }
@@ -184,6 +187,7 @@ impl Config {
         if let Some(f) = &self.fleet {
             f.validate()?;
         }
+        self.capacity.validate()?;
         Ok(())
     }
 

@@ -178,3 +178,30 @@ fn moved_keys_are_refused_with_their_new_home() {
     let cfg = parse("[ban_policy]\nipv6_prefix = 48\n").unwrap();
     assert_eq!(cfg.settings().unwrap().rate.v6_prefix, 48);
 }
+
+#[test]
+fn capacity_sizes_the_tries_within_bounds() {
+    let c = parse("").unwrap().capacity;
+    assert_eq!(c.capacity(), crate::dataplane::Capacity::default());
+    let c = parse("[capacity]\nblocklist = 1000000\nallowlist = 10\n")
+        .unwrap()
+        .capacity
+        .capacity();
+    assert_eq!((c.blocklist, c.allowlist), (1_000_000, 10));
+    for (text, key) in [
+        ("[capacity]\nblocklist = 0\n", "capacity.blocklist = 0"),
+        (
+            "[capacity]\nprefix_bans = 16777217\n",
+            "capacity.prefix_bans",
+        ),
+    ] {
+        let e = parse(text).unwrap_err().to_string();
+        assert!(e.contains(key) && e.contains("16777216"), "{e}");
+    }
+    let e = parse("[capacity]\nbans = 5\n").unwrap_err().to_string();
+    assert!(e.contains("bans"), "{e}");
+    let e = parse("[capacity]\nblocklist = -1\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("blocklist"), "{e}");
+}

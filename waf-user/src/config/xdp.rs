@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::mirror::MirrorConfig;
 use crate::values::{ConfigError, invalid, moved};
 use crate::{
-    dataplane::{RateLimits, Settings},
+    dataplane::{Capacity, RateLimits, Settings},
     firewall::Modes,
     values::Dur,
 };
@@ -126,5 +126,59 @@ impl RateLimitConfig {
             .to_config()
             .map_err(|e| invalid("rate_limit", "(see message)", &e.to_string()))?;
         Ok(settings)
+    }
+}
+
+/// `[capacity]`: entries of the XDP program's CIDR tries, per address
+/// family. Read at start; pinned maps of another capacity are refused
+/// (`waf detach`, then start again).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CapacityConfig {
+    /// Allowlist CIDRs.
+    pub allowlist: u32,
+    /// Blocklist CIDRs (a country database needs hundreds of thousands).
+    pub blocklist: u32,
+    /// Prefix bans.
+    pub prefix_bans: u32,
+}
+
+impl Default for CapacityConfig {
+    fn default() -> Self {
+        let c = Capacity::default();
+        Self {
+            allowlist: c.allowlist,
+            blocklist: c.blocklist,
+            prefix_bans: c.prefix_bans,
+        }
+    }
+}
+
+impl CapacityConfig {
+    /// Checks each size: 1 to [`Capacity::MAX`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (key, n) in [
+            ("capacity.allowlist", self.allowlist),
+            ("capacity.blocklist", self.blocklist),
+            ("capacity.prefix_bans", self.prefix_bans),
+        ] {
+            if !(1..=Capacity::MAX).contains(&n) {
+                return Err(invalid(
+                    key,
+                    n,
+                    &format!("a number of entries from 1 to {}", Capacity::MAX),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The sizes the loader takes.
+    pub fn capacity(&self) -> Capacity {
+        Capacity {
+            allowlist: self.allowlist,
+            blocklist: self.blocklist,
+            prefix_bans: self.prefix_bans,
+        }
     }
 }

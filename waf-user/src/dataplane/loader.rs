@@ -30,6 +30,50 @@ pub struct LoadOptions {
     /// adopt what is pinned there. None: private maps, links detached when
     /// the [`Dataplane`] is dropped (tests, benchmarks).
     pub pin_dir: Option<PathBuf>,
+    /// Sizes of the maps that take them from the config.
+    pub capacity: Capacity,
+}
+
+/// Entries of the CIDR tries, per address family (`[capacity]`). The
+/// tries are not preallocated: a large capacity costs kernel memory only as
+/// entries are added (about 100 bytes an IPv4 entry, 120 an IPv6 one,
+/// nodes included). Pinned maps of another capacity are refused at load
+/// ([`DataplaneError::Incompatible`]: `waf detach`, then start again; the
+/// journal and the config restore what they held).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capacity {
+    /// Allowlist CIDRs.
+    pub allowlist: u32,
+    /// Blocklist CIDRs.
+    pub blocklist: u32,
+    /// Prefix bans (bans of a range rather than one address).
+    pub prefix_bans: u32,
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Self {
+            allowlist: waf_common::ALLOW_CAPACITY,
+            blocklist: waf_common::BLOCK_CAPACITY,
+            prefix_bans: waf_common::PBAN_CAPACITY,
+        }
+    }
+}
+
+impl Capacity {
+    /// The most entries one trie may be given.
+    pub const MAX: u32 = 1 << 24;
+
+    /// The configured size of trie `name`, if it is one of them.
+    fn of(&self, name: &str) -> Option<u32> {
+        use map_names as n;
+        Some(match name {
+            n::ALLOW_V4 | n::ALLOW_V6 => self.allowlist,
+            n::BLOCK_V4 | n::BLOCK_V6 => self.blocklist,
+            n::PBAN_V4 | n::PBAN_V6 => self.prefix_bans,
+            _ => return None,
+        })
+    }
 }
 
 impl Dataplane {
@@ -37,9 +81,14 @@ impl Dataplane {
     pub fn load(opts: &LoadOptions) -> Result<Self> {
         raise_memlock();
         let mut loader = EbpfLoader::new();
+        for name in map_names::ALL {
+            if let Some(n) = opts.capacity.of(name) {
+                loader.map_max_entries(name, n);
+            }
+        }
         if let Some(dir) = &opts.pin_dir {
             ensure_bpffs(dir)?;
-            check_pinned_layout(dir)?;
+            check_pinned_layout(dir, &opts.capacity)?;
             for name in map_names::ALL {
                 loader.map_pin_path(name, dir.join(name));
             }
@@ -47,7 +96,7 @@ impl Dataplane {
         let mut ebpf = loader.load(XDP_OBJECT)?;
         let prog: &mut Xdp = program(&mut ebpf, PROGRAM_NAME)?;
         prog.load()?;
-        let mut maps = Maps::from_ebpf(&mut ebpf)?;
+        let mut maps = Maps::from_ebpf(&mut ebpf, &opts.capacity)?;
         let clock = take(&mut ebpf, map_names::CLOCK)?;
         let cfg = maps.xdp_config()?;
         if cfg.abi == 0 {
@@ -99,20 +148,21 @@ pub fn remove_pinned_maps(dir: &Path) -> Result<()> {
 /// Expected (key size, value size, max entries) of each map, to refuse
 /// pinned maps of another layout before loading against them. `None` for
 /// the ring buffer, which has neither.
-fn expected_layout(name: &str) -> Option<(u32, u32, u32)> {
+fn expected_layout(name: &str, capacity: &Capacity) -> Option<(u32, u32, u32)> {
     use std::mem::size_of;
     use waf_common as c;
     let sz = |n: usize| n as u32;
     let lpm = |data: usize| (4 + data) as u32;
+    let cap = |name: &str| capacity.of(name).unwrap_or(0);
     Some(match name {
         map_names::CONFIG => (4, sz(size_of::<XdpConfig>()), 1),
         map_names::COUNTERS => (4, sz(size_of::<Counter>()), counter::COUNT),
-        map_names::ALLOW_V4 => (lpm(4), sz(size_of::<ListEntry>()), c::ALLOW_CAPACITY),
-        map_names::ALLOW_V6 => (lpm(16), sz(size_of::<ListEntry>()), c::ALLOW_CAPACITY),
-        map_names::BLOCK_V4 => (lpm(4), sz(size_of::<ListEntry>()), c::BLOCK_CAPACITY),
-        map_names::BLOCK_V6 => (lpm(16), sz(size_of::<ListEntry>()), c::BLOCK_CAPACITY),
-        map_names::PBAN_V4 => (lpm(4), sz(size_of::<BanEntry>()), c::PBAN_CAPACITY),
-        map_names::PBAN_V6 => (lpm(16), sz(size_of::<BanEntry>()), c::PBAN_CAPACITY),
+        map_names::ALLOW_V4 => (lpm(4), sz(size_of::<ListEntry>()), cap(name)),
+        map_names::ALLOW_V6 => (lpm(16), sz(size_of::<ListEntry>()), cap(name)),
+        map_names::BLOCK_V4 => (lpm(4), sz(size_of::<ListEntry>()), cap(name)),
+        map_names::BLOCK_V6 => (lpm(16), sz(size_of::<ListEntry>()), cap(name)),
+        map_names::PBAN_V4 => (lpm(4), sz(size_of::<BanEntry>()), cap(name)),
+        map_names::PBAN_V6 => (lpm(16), sz(size_of::<BanEntry>()), cap(name)),
         map_names::LISTS_F16 => (4, 8, filter::F16_WORDS),
         map_names::ALLOW_F24 | map_names::BLOCK_F24 => (4, 8, filter::F24_WORDS),
         map_names::ALLOW_F6 | map_names::BLOCK_F6 | map_names::PBAN_F6 => (4, 8, filter::F6_WORDS),
@@ -126,7 +176,7 @@ fn expected_layout(name: &str) -> Option<(u32, u32, u32)> {
     })
 }
 
-fn check_pinned_layout(dir: &Path) -> Result<()> {
+fn check_pinned_layout(dir: &Path, capacity: &Capacity) -> Result<()> {
     if let Some(old) = map_names::RETIRED.iter().find(|n| dir.join(n).exists()) {
         return Err(DataplaneError::Incompatible {
             dir: dir.into(),
@@ -142,7 +192,7 @@ fn check_pinned_layout(dir: &Path) -> Result<()> {
         let info = data
             .info()
             .map_err(|source| DataplaneError::Map { name, source })?;
-        let Some((k, v, n)) = expected_layout(name) else {
+        let Some((k, v, n)) = expected_layout(name, capacity) else {
             continue;
         };
         let got = (info.key_size(), info.value_size(), info.max_entries());

@@ -65,13 +65,13 @@ fn mapped<T>(ebpf: &mut Ebpf, name: &'static str, len: u32) -> Result<MmapArray<
 
 impl Maps {
     /// Takes every map of the firewall out of the loaded object.
-    pub(super) fn from_ebpf(ebpf: &mut Ebpf) -> Result<Self> {
+    pub(super) fn from_ebpf(ebpf: &mut Ebpf, capacity: &super::Capacity) -> Result<Self> {
         use map_names as n;
         // The three sets share the /16 flag array, a nibble each.
         let f16 = std::sync::Arc::new(mapped(ebpf, n::LISTS_F16, filter::F16_WORDS)?);
         let allow = CidrSet::new(
             n::ALLOW_V4,
-            waf_common::ALLOW_CAPACITY,
+            capacity.allowlist,
             take(ebpf, n::ALLOW_V4)?,
             take(ebpf, n::ALLOW_V6)?,
             (f16.clone(), filter::SET_ALLOW),
@@ -82,7 +82,7 @@ impl Maps {
         )?;
         let block = CidrSet::new(
             n::BLOCK_V4,
-            waf_common::BLOCK_CAPACITY,
+            capacity.blocklist,
             take(ebpf, n::BLOCK_V4)?,
             take(ebpf, n::BLOCK_V6)?,
             (f16.clone(), filter::SET_BLOCK),
@@ -93,7 +93,7 @@ impl Maps {
         )?;
         let prefix_bans = CidrSet::new(
             n::PBAN_V4,
-            waf_common::PBAN_CAPACITY,
+            capacity.prefix_bans,
             take(ebpf, n::PBAN_V4)?,
             take(ebpf, n::PBAN_V6)?,
             (f16, filter::SET_PBAN),

@@ -38,7 +38,7 @@ pub use self::{
     bpffs::{DEFAULT_BPF_DIR, ensure_bpffs},
     clock::{KernelClock, coarse_resolution_ns, monotonic_ns},
     error::DataplaneError,
-    loader::{LoadOptions, XDP_OBJECT, remove_pinned_maps},
+    loader::{Capacity, LoadOptions, XDP_OBJECT, remove_pinned_maps},
     maps::{CountersReader, Maps},
     settings::{RateLimits, Settings},
 };
