@@ -186,6 +186,10 @@ async fn serve(cfg: Config, opts: RunOptions, setup: Setup) -> Result<()> {
     });
     let engine =
         Arc::new(Engine::new(&cfg.detect).map_err(|e| anyhow::anyhow!("config [detect]: {e}"))?);
+    // Building the engine (and restoring the journal) leaves megabytes of
+    // freed heap that glibc keeps; give them back.
+    // SAFETY: malloc_trim only releases free memory.
+    unsafe { libc::malloc_trim(0) };
     let mirror = if cfg.mirror.enabled {
         let m = Arc::new(events::MirrorFace::start(
             &cfg.mirror,
