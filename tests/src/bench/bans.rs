@@ -298,12 +298,10 @@ fn blocklist_cidrs(n: u32) -> Result<Cidrs> {
     })?;
     let before = maps_bytes(std::process::id())?;
     let mut seen = std::collections::HashSet::new();
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rng = crate::xdp_fuzz::rng::Rng::new(0x2545_f491_4f6c_dd1d);
     let t = Instant::now();
     while seen.len() < n as usize {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let x = rng.u64();
         let len = 8 + (x >> 40) as u8 % 25;
         let net = ipnet::Ipv4Net::new(Ipv4Addr::from(x as u32), len)?.trunc();
         if seen.insert(net) {

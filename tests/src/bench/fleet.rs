@@ -199,25 +199,36 @@ impl Api {
         })
     }
 
-    /// The request that bans `addr` for an hour.
-    fn ban_request(addr: Ipv4Addr) -> String {
-        let body = format!(r#"{{"addr":"{addr}","duration":"1h","reason":"bench fleet"}}"#);
+    /// A `POST` of the JSON `body` to `path`.
+    fn post(path: &str, body: &str) -> String {
         format!(
-            "POST /v1/bans HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TEST_TOKEN}\r\n\
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TEST_TOKEN}\r\n\
              Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         )
     }
 
-    /// Bans `addr` for an hour; Ok once the API answered 201.
-    fn ban(&mut self, addr: Ipv4Addr) -> Result<()> {
-        self.s.write_all(Self::ban_request(addr).as_bytes())?;
+    /// The request that bans `addr` for an hour.
+    fn ban_request(addr: Ipv4Addr) -> String {
+        let body = format!(r#"{{"addr":"{addr}","duration":"1h","reason":"bench fleet"}}"#);
+        Self::post("/v1/bans", &body)
+    }
+
+    /// The next whole response, waiting for it.
+    fn answer(&mut self) -> Result<(u16, String)> {
         loop {
             if let Some(r) = self.response()? {
-                return Self::created(addr, r);
+                return Ok(r);
             }
             self.read_some()?;
         }
+    }
+
+    /// Bans `addr` for an hour; Ok once the API answered 201.
+    fn ban(&mut self, addr: Ipv4Addr) -> Result<()> {
+        self.s.write_all(Self::ban_request(addr).as_bytes())?;
+        let r = self.answer()?;
+        Self::created(addr, r)
     }
 
     /// Sends the ban of `addr`; its answer is read with
@@ -252,18 +263,9 @@ impl Api {
             .map(|a| json!({"addr": a.to_string(), "reason": "bench fleet", "expires": expires}))
             .collect();
         let body = json!({"version": 2, "bans": bans}).to_string();
-        let req = format!(
-            "POST /v1/import HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TEST_TOKEN}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        self.s.write_all(req.as_bytes())?;
-        let (code, text) = loop {
-            if let Some(r) = self.response()? {
-                break r;
-            }
-            self.read_some()?;
-        };
+        self.s
+            .write_all(Self::post("/v1/import", &body).as_bytes())?;
+        let (code, text) = self.answer()?;
         let made = serde_json::from_str::<Value>(&text)
             .ok()
             .and_then(|v| v["bans"].as_u64());

@@ -69,7 +69,7 @@ impl InProcessProxy {
         cfg.ban_policy.immediate_score = immediate_score;
         let dp = Dataplane::load(&LoadOptions {
             pin_dir,
-            capacity: cfg.capacity.capacity(),
+            capacity: cfg.capacity,
         })?;
         let (firewall, journal, _, _) =
             waf_user::firewall::restore(cfg.firewall()?, dp, &state_dir)?;

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 pub use self::{
     lists::{ListConfig, read_list_file},
-    xdp::{CapacityConfig, RateLimitConfig},
+    xdp::RateLimitConfig,
 };
 pub use crate::values::{ConfigError, Dur, invalid, moved, parse_net};
 pub use crate::{
@@ -29,7 +29,7 @@ pub use crate::{
     proxy::ProxyConfig,
 };
 use crate::{
-    dataplane::{AttachMode, DEFAULT_BPF_DIR, Settings},
+    dataplane::{AttachMode, Capacity, DEFAULT_BPF_DIR, Settings},
     firewall::{FirewallConfig, ListItem},
 };
 
@@ -101,7 +101,7 @@ pub struct Config {
     /// Bans shared across hosts (absent: this host stands alone).
     pub fleet: Option<FleetConfig>,
     /// Sizes of the XDP program's CIDR tries.
-    pub capacity: CapacityConfig,
+    pub capacity: Capacity,
 }
 
 impl Default for Config {
@@ -122,7 +122,7 @@ impl Default for Config {
             proxy: ProxyConfig::default(),
             mirror: MirrorConfig::default(),
             fleet: None,
-            capacity: CapacityConfig::default(),
+            capacity: Capacity::default(),
         }
     }
 }

@@ -182,11 +182,10 @@ fn moved_keys_are_refused_with_their_new_home() {
 #[test]
 fn capacity_sizes_the_tries_within_bounds() {
     let c = parse("").unwrap().capacity;
-    assert_eq!(c.capacity(), crate::dataplane::Capacity::default());
+    assert_eq!(c, crate::dataplane::Capacity::default());
     let c = parse("[capacity]\nblocklist = 1000000\nallowlist = 10\n")
         .unwrap()
-        .capacity
-        .capacity();
+        .capacity;
     assert_eq!((c.blocklist, c.allowlist), (1_000_000, 10));
     for (text, key) in [
         ("[capacity]\nblocklist = 0\n", "capacity.blocklist = 0"),

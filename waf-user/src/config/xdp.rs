@@ -129,32 +129,9 @@ impl RateLimitConfig {
     }
 }
 
-/// `[capacity]`: entries of the XDP program's CIDR tries, per address
-/// family. Read at start; pinned maps of another capacity are refused
-/// (`waf detach`, then start again).
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(default, deny_unknown_fields)]
-pub struct CapacityConfig {
-    /// Allowlist CIDRs.
-    pub allowlist: u32,
-    /// Blocklist CIDRs (a country database needs hundreds of thousands).
-    pub blocklist: u32,
-    /// Prefix bans.
-    pub prefix_bans: u32,
-}
-
-impl Default for CapacityConfig {
-    fn default() -> Self {
-        let c = Capacity::default();
-        Self {
-            allowlist: c.allowlist,
-            blocklist: c.blocklist,
-            prefix_bans: c.prefix_bans,
-        }
-    }
-}
-
-impl CapacityConfig {
+/// `[capacity]` ([`Capacity`]): read at start; pinned maps of another
+/// capacity are refused (`waf detach`, then start again).
+impl Capacity {
     /// Checks each size: 1 to [`Capacity::MAX`].
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (key, n) in [
@@ -171,14 +148,5 @@ impl CapacityConfig {
             }
         }
         Ok(())
-    }
-
-    /// The sizes the loader takes.
-    pub fn capacity(&self) -> Capacity {
-        Capacity {
-            allowlist: self.allowlist,
-            blocklist: self.blocklist,
-            prefix_bans: self.prefix_bans,
-        }
     }
 }

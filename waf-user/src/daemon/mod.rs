@@ -103,7 +103,7 @@ fn bind(addr: std::net::SocketAddr, what: &str) -> Result<std::net::TcpListener>
 fn privileged_setup(cfg: &Config) -> Result<Setup> {
     let dp = Dataplane::load(&LoadOptions {
         pin_dir: Some(cfg.bpf_dir.clone()),
-        capacity: cfg.capacity.capacity(),
+        capacity: cfg.capacity,
     })
     .with_context(|| {
         format!(

@@ -34,13 +34,15 @@ pub struct LoadOptions {
     pub capacity: Capacity,
 }
 
-/// Entries of the CIDR tries, per address family (`[capacity]`). The
-/// tries are not preallocated: a large capacity costs kernel memory only as
-/// entries are added (about 100 bytes an IPv4 entry, 120 an IPv6 one,
-/// nodes included). Pinned maps of another capacity are refused at load
-/// ([`DataplaneError::Incompatible`]: `waf detach`, then start again; the
-/// journal and the config restore what they held).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Entries of the CIDR tries, per address family: the config's
+/// `[capacity]` (validated there). The tries are not preallocated: a large
+/// capacity costs kernel memory only as entries are added (about 36 bytes
+/// an IPv4 CIDR, `cargo xtask bench bans`). Pinned maps of another
+/// capacity are refused at load ([`DataplaneError::Incompatible`]: `waf
+/// detach`, then start again; the journal and the config restore what
+/// they held).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Capacity {
     /// Allowlist CIDRs.
     pub allowlist: u32,

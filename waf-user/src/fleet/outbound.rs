@@ -418,7 +418,7 @@ async fn write(link: &FleetLink, fw: &Handle, s: &Store, o: &Out) -> Result<(), 
     };
     // Known at once (not only when the watch brings it back), so that a
     // comparison with the bucket right after does not write it again.
-    let written = |_| {
+    let written = || {
         if let Some(n) = net {
             link.remember_own(n, o.expires);
         }
@@ -427,12 +427,12 @@ async fn write(link: &FleetLink, fw: &Handle, s: &Store, o: &Out) -> Result<(), 
         return s
             .put(&o.key, v.clone())
             .await
-            .map(written)
+            .map(|_| written())
             .map_err(|e| e.to_string());
     }
     match s.create(&o.key, v.clone()).await {
         Ok(_) => {
-            written(0);
+            written();
             Ok(())
         }
         Err(e) if e.kind() == CreateErrorKind::AlreadyExists => lost_race(link, fw, s, o, v).await,
