@@ -1407,3 +1407,88 @@ fn capacity_sizes_the_tries_and_pins_of_another_size_are_refused() {
     };
     assert_eq!(h.dp.maps.block.capacity(), 64);
 }
+
+#[test]
+fn the_ban_buckets_follow_the_capacity_and_bans_beyond_it_still_drop() {
+    use waf_user::dataplane::{Capacity, DataplaneError};
+    require_root();
+    let pins = PinDir::new();
+    // Sized for 5,000 bans a family: 2,048 buckets of 8 slots.
+    let small = Capacity {
+        bans: 5_000,
+        ..Capacity::default()
+    };
+    assert_eq!(1u32 << small.ban_bucket_bits(), 2048);
+    let load = |capacity| {
+        Dataplane::load(&LoadOptions {
+            pin_dir: Some(pins.path.clone()),
+            capacity,
+        })
+    };
+    let mut h = Harness {
+        dp: load(small).expect("load with small ban buckets"),
+    };
+    // 20,000 bans a family: more than the 16,384 slots, so many buckets
+    // fill and spill into the overflow hash.
+    let v4 = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0xc633_0000 + i * 3));
+    let v6 = |i: u32| {
+        IpAddr::from(std::net::Ipv6Addr::from(
+            (0x2001_0db8_u128 << 96) | (u128::from(i) * 7),
+        ))
+    };
+    for i in 0..20_000 {
+        h.dp.maps
+            .bans
+            .insert(
+                v4(i),
+                BanEntry {
+                    expires_ns: 0,
+                    reason: ban_reason::MANUAL,
+                    _reserved: 0,
+                },
+            )
+            .unwrap();
+        h.dp.maps
+            .bans
+            .insert(
+                v6(i),
+                BanEntry {
+                    expires_ns: 0,
+                    reason: ban_reason::MANUAL,
+                    _reserved: 0,
+                },
+            )
+            .unwrap();
+    }
+    assert_eq!(h.dp.maps.bans.len(), 40_000);
+    for i in (0..20_000).step_by(97) {
+        for (a, what) in [(v4(i), "v4"), (v6(i), "v6")] {
+            h.expect(
+                &syn(&a.to_string()).build(),
+                XDP_DROP,
+                counter::BANNED,
+                what,
+            );
+        }
+        // Between two bans: not banned.
+        let between = IpAddr::from(std::net::Ipv4Addr::from(0xc633_0000 + i * 3 + 1));
+        h.expect(
+            &syn(&between.to_string()).build(),
+            XDP_PASS,
+            counter::PASS,
+            "between",
+        );
+    }
+    drop(h);
+    // Pinned with 2,048 buckets; the default has 65,536.
+    let err = load(Capacity::default())
+        .err()
+        .expect("pins of another size refused");
+    assert!(matches!(err, DataplaneError::Incompatible { .. }), "{err}");
+    assert!(err.to_string().contains("WAF_BANS_V4"), "{err}");
+    // The same size adopts them, bans and all.
+    let h = Harness {
+        dp: load(small).expect("the same size adopts the pins"),
+    };
+    assert_eq!(h.dp.maps.bans.len(), 40_000);
+}

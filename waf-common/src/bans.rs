@@ -2,7 +2,7 @@
 //! buckets of exact bans and the bucket an address hashes to.
 
 use crate::{
-    capacity::{BAN_BUCKET_BITS, BAN_SLOTS},
+    capacity::{BAN_BUCKET_BITS_MAX, BAN_BUCKET_BITS_MIN, BAN_SLOTS},
     hash::{fold_v6, mix64},
 };
 
@@ -68,16 +68,28 @@ pub struct BanBucketV6 {
     pub reasons: [u8; BAN_SLOTS],
 }
 
-/// The ban bucket of an IPv4 address (`u32` from its octets in memory order).
+/// The ban bucket of an IPv4 address (`u32` from its octets in memory order)
+/// in an array of `2^bits` buckets.
 #[inline(always)]
-pub const fn ban_bucket_v4(addr: u32) -> u32 {
-    (mix64(addr as u64) >> (64 - BAN_BUCKET_BITS)) as u32
+pub const fn ban_bucket_v4(addr: u32, bits: u32) -> u32 {
+    (mix64(addr as u64) >> (64 - bits)) as u32
 }
 
 /// The ban bucket of an IPv6 address given as two big-endian halves.
 #[inline(always)]
-pub const fn ban_bucket_v6(hi: u64, lo: u64) -> u32 {
-    (mix64(fold_v6(hi, lo)) >> (64 - BAN_BUCKET_BITS)) as u32
+pub const fn ban_bucket_v6(hi: u64, lo: u64, bits: u32) -> u32 {
+    (mix64(fold_v6(hi, lo)) >> (64 - bits)) as u32
+}
+
+/// log2 of the buckets for `bans` exact bans of a family: twice as many
+/// slots as bans, within [`BAN_BUCKET_BITS_MIN`]..=[`BAN_BUCKET_BITS_MAX`].
+pub const fn ban_bucket_bits(bans: u32) -> u32 {
+    let want = (bans as u64 * 2).div_ceil(BAN_SLOTS as u64);
+    let mut bits = BAN_BUCKET_BITS_MIN;
+    while (1u64 << bits) < want && bits < BAN_BUCKET_BITS_MAX {
+        bits += 1;
+    }
+    bits
 }
 
 #[cfg(feature = "user")]
@@ -93,3 +105,6 @@ mod pod {
 const _: () = assert!(core::mem::size_of::<BanEntry>() == 16);
 const _: () = assert!(core::mem::size_of::<BanBucketV4>() == 8 + 32 + 64 + 8);
 const _: () = assert!(core::mem::size_of::<BanBucketV6>() == 8 + 128 + 64 + 8);
+const _: () = assert!(ban_bucket_bits(crate::BANS_CAPACITY) == crate::BAN_BUCKET_BITS);
+const _: () = assert!(ban_bucket_bits(0) == BAN_BUCKET_BITS_MIN);
+const _: () = assert!(ban_bucket_bits(u32::MAX) == BAN_BUCKET_BITS_MAX);

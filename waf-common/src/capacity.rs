@@ -1,9 +1,17 @@
 //! Sizes of the maps both sides agree on: ban buckets and overflow hashes,
 //! list and prefix-ban tries, rate sets, the ring buffer.
 
-/// log2 of the number of exact-ban buckets per family.
+/// Exact bans per family the bucket arrays are sized for by default
+/// (`[capacity] bans`; more go to the overflow hash).
+pub const BANS_CAPACITY: u32 = 1 << 18;
+/// log2 of the default number of exact-ban buckets per family.
 pub const BAN_BUCKET_BITS: u32 = 16;
-/// Exact-ban buckets per family (8 slots each).
+/// The fewest bucket bits (1,024 buckets).
+pub const BAN_BUCKET_BITS_MIN: u32 = 10;
+/// The most bucket bits (4,194,304 buckets: room for 16,777,216 bans at
+/// half the slots).
+pub const BAN_BUCKET_BITS_MAX: u32 = 22;
+/// Exact-ban buckets per family by default (8 slots each).
 pub const BAN_BUCKETS: u32 = 1 << BAN_BUCKET_BITS;
 /// Slots per exact-ban bucket.
 pub const BAN_SLOTS: usize = 8;

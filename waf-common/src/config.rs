@@ -48,8 +48,9 @@ pub struct XdpConfig {
     pub event_interval_ns: u64,
     /// IPv6 sources are rate limited per prefix of this length (1..=128).
     pub rate_v6_prefix: u32,
-    /// Reserved, zero.
-    pub _reserved: u32,
+    /// log2 of the exact-ban buckets per family (the loader's, from
+    /// `[capacity] bans`; see [`ban_bucket_bits`](crate::ban_bucket_bits)).
+    pub ban_bucket_bits: u32,
     /// Length of a jiffy in nanoseconds: the program's clock is jiffies
     /// times this (0 until userspace writes the config: bans never expire
     /// then, and no rate limit is on).

@@ -10,16 +10,11 @@
 //!   bitmap, 2^24 bits, tells whether this /24 is covered);
 //! - [`DEEP`]: some entry longer than /24 lies in this /16 (then the trie).
 //!
-//! IPv6, per list, three 65,536-bit prefilters: entries shorter than /32 set
-//! the bits of the top 16 bits they cover, entries of /32../47 set the bit
-//! of a hash of their top 32 bits, longer ones a hash of their top 48 bits.
-//! A set bit only means "ask the trie".
-//!
-//! Prefix bans use the same bitmaps as prefilters only (their value carries
+//! Prefix bans use the /16 flags as a prefilter only (their value carries
 //! an expiry the trie must give).
+//!
+//! IPv6 sets have no LPM walk at all: see [`crate::prefix6`].
 
-/// Words in one 65,536-bit bitmap.
-pub const WORDS: u32 = 1024;
 /// /16 flag: whole /16 covered.
 pub const FULL: u64 = 1;
 /// /16 flag: entries of /17../24 inside.
@@ -45,17 +40,3 @@ pub const fn set_flags(flags16: u64, set: u32) -> u64 {
 pub const F16_WORDS: u32 = 65536 * F16_BITS_PER / 64;
 /// Words of the IPv4 /24 bitmap (2^24 bits).
 pub const F24_WORDS: u32 = 1 << 18;
-/// IPv6 prefilter level: top 16 bits, direct.
-pub const V6_16: u32 = 0;
-/// IPv6 prefilter level: hash of the top 32 bits.
-pub const V6_32: u32 = 1;
-/// IPv6 prefilter level: hash of the top 48 bits.
-pub const V6_48: u32 = 2;
-/// Words of an IPv6 prefilter array.
-pub const F6_WORDS: u32 = 3 * WORDS;
-
-/// The 16-bit index of a hashed IPv6 prefilter level.
-#[inline(always)]
-pub const fn v6_hash(x: u64) -> u32 {
-    (crate::mix64(x) >> 48) as u32
-}

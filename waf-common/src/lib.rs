@@ -7,8 +7,8 @@
 //! adopts pinned maps of an incompatible layout.
 //!
 //! One module per concern, every item re-exported here: [`map_names`] and
-//! the map sizes, the hash, bans, rate state, the list bitmaps
-//! ([`filter`]), [`counter`]s, ring buffer events, the config entry, and
+//! the map sizes, the hash, bans, rate state, the IPv4 list bitmaps
+//! ([`filter`]) and the IPv6 prefix tables ([`prefix6`]), [`counter`]s, ring buffer events, the config entry, and
 //! the tools object ([`tools`], `r#gen`). Each type module keeps its
 //! layout checks and, with the `user` feature, its `aya::Pod` impls.
 #![no_std]
@@ -23,14 +23,19 @@ pub mod r#gen;
 mod hash;
 mod lists;
 pub mod map_names;
+pub mod prefix6;
 mod rate;
 pub mod tools;
 
 pub use self::{
-    bans::{BanBucketV4, BanBucketV6, BanEntry, ban_bucket_v4, ban_bucket_v6, ban_reason},
+    bans::{
+        BanBucketV4, BanBucketV6, BanEntry, ban_bucket_bits, ban_bucket_v4, ban_bucket_v6,
+        ban_reason,
+    },
     capacity::{
-        ALLOW_CAPACITY, BAN_BUCKET_BITS, BAN_BUCKETS, BAN_SLOTS, BANX_CAPACITY, BLOCK_CAPACITY,
-        BPF_F_MMAPABLE, EVENTS_BYTES, PBAN_CAPACITY, RATE_SETS, RATE_SLOT_BITS, RATE_SLOTS,
+        ALLOW_CAPACITY, BAN_BUCKET_BITS, BAN_BUCKET_BITS_MAX, BAN_BUCKET_BITS_MIN, BAN_BUCKETS,
+        BAN_SLOTS, BANS_CAPACITY, BANX_CAPACITY, BLOCK_CAPACITY, BPF_F_MMAPABLE, EVENTS_BYTES,
+        PBAN_CAPACITY, RATE_SETS, RATE_SLOT_BITS, RATE_SLOTS,
     },
     config::{SAMPLE_PORTS, XdpConfig, flags},
     counter::Counter,
@@ -41,7 +46,7 @@ pub use self::{
 };
 
 /// Bumped whenever a map layout or meaning in this crate changes.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// Name of the firewall's XDP program function in its object (`waf-xdp`,
 /// the object the daemon loads: this program, [`CLOCK_PROGRAM_NAME`] and the

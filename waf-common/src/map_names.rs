@@ -16,8 +16,8 @@ pub const ALLOW_V4: &str = "WAF_ALLOW_V4";
 pub const ALLOW_V6: &str = "WAF_ALLOW_V6";
 /// IPv4 allowlist bitmap of fully covered /24s.
 pub const ALLOW_F24: &str = "WAF_ALLOW_F24";
-/// IPv6 allowlist prefilter bitmaps.
-pub const ALLOW_F6: &str = "WAF_ALLOW_F6";
+/// IPv6 allowlist table: array of [`crate::prefix6::PrefixBucketV6`].
+pub const ALLOW_T6: &str = "WAF_ALLOW_T6";
 
 /// IPv4 blocklist: LPM trie -> [`crate::ListEntry`].
 pub const BLOCK_V4: &str = "WAF_BLOCK_V4";
@@ -25,8 +25,8 @@ pub const BLOCK_V4: &str = "WAF_BLOCK_V4";
 pub const BLOCK_V6: &str = "WAF_BLOCK_V6";
 /// IPv4 blocklist bitmap of fully covered /24s.
 pub const BLOCK_F24: &str = "WAF_BLOCK_F24";
-/// IPv6 blocklist prefilter bitmaps.
-pub const BLOCK_F6: &str = "WAF_BLOCK_F6";
+/// IPv6 blocklist table: array of [`crate::prefix6::PrefixBucketV6`].
+pub const BLOCK_T6: &str = "WAF_BLOCK_T6";
 
 /// IPv4 prefix bans: LPM trie -> [`crate::BanEntry`].
 pub const PBAN_V4: &str = "WAF_PBAN_V4";
@@ -36,8 +36,14 @@ pub const PBAN_V6: &str = "WAF_PBAN_V6";
 /// bans, side by side (see [`crate::filter`]): one load per packet
 /// answers for all three.
 pub const LISTS_F16: &str = "WAF_LISTS_F16";
-/// IPv6 prefix-ban prefilter bitmaps.
-pub const PBAN_F6: &str = "WAF_PBAN_F6";
+/// IPv6 prefix-ban table: array of [`crate::prefix6::PrefixBucketV6`].
+pub const PBAN_T6: &str = "WAF_PBAN_T6";
+
+/// The IPv6 target masks of the three sets ([`crate::prefix6`]).
+pub const V6_MASKS: &str = "WAF_V6_MASKS";
+/// The IPv6 plans of the three sets: array of [`crate::prefix6::V6Plan`]
+/// indexed by [`crate::filter::SET_ALLOW`] and the others.
+pub const V6_PLAN: &str = "WAF_V6_PLAN";
 
 /// Exact IPv4 bans: array of [`crate::BanBucketV4`] (8-way buckets).
 pub const BANS_V4: &str = "WAF_BANS_V4";
@@ -54,11 +60,18 @@ pub const RATE_V4: &str = "WAF_RATE_V4";
 pub const RATE_V6: &str = "WAF_RATE_V6";
 
 /// Every map, in a stable order (for pinning, adopting and detaching).
-pub const ALL: [&str; 21] = [
-    CONFIG, COUNTERS, EVENTS, ALLOW_V4, ALLOW_V6, ALLOW_F24, ALLOW_F6, BLOCK_V4, BLOCK_V6,
-    BLOCK_F24, BLOCK_F6, PBAN_V4, PBAN_V6, LISTS_F16, PBAN_F6, BANS_V4, BANS_V6, BANX_V4, BANX_V6,
-    RATE_V4, RATE_V6,
+pub const ALL: [&str; 23] = [
+    CONFIG, COUNTERS, EVENTS, ALLOW_V4, ALLOW_V6, ALLOW_F24, ALLOW_T6, BLOCK_V4, BLOCK_V6,
+    BLOCK_F24, BLOCK_T6, PBAN_V4, PBAN_V6, LISTS_F16, PBAN_T6, V6_MASKS, V6_PLAN, BANS_V4, BANS_V6,
+    BANX_V4, BANX_V6, RATE_V4, RATE_V6,
 ];
 
 /// Maps of earlier layouts that `waf detach` also unpins.
-pub const RETIRED: [&str; 3] = ["WAF_ALLOW_F16", "WAF_BLOCK_F16", "WAF_PBAN_F16"];
+pub const RETIRED: [&str; 6] = [
+    "WAF_ALLOW_F16",
+    "WAF_BLOCK_F16",
+    "WAF_PBAN_F16",
+    "WAF_ALLOW_F6",
+    "WAF_BLOCK_F6",
+    "WAF_PBAN_F6",
+];

@@ -29,7 +29,7 @@ use crate::PinDir;
 
 fn in_kernel(map: &Array<MapData, BanBucketV4>, addr: Ipv4Addr) -> bool {
     let key = u32::from_ne_bytes(addr.octets());
-    match map.get(&ban_bucket_v4(key), 0) {
+    match map.get(&ban_bucket_v4(key, waf_common::BAN_BUCKET_BITS), 0) {
         Ok(b) => (0..waf_common::BAN_SLOTS).any(|i| b.used & (1 << i) != 0 && b.keys[i] == key),
         Err(_) => false,
     }

@@ -173,7 +173,10 @@ impl BanMap {
     /// Whether the XDP program would find a ban of `addr`.
     fn has(&self, addr: Ipv4Addr) -> bool {
         let key = u32::from_ne_bytes(addr.octets());
-        let Ok(b) = self.buckets.get(&ban_bucket_v4(key), 0) else {
+        let Ok(b) = self
+            .buckets
+            .get(&ban_bucket_v4(key, waf_common::BAN_BUCKET_BITS), 0)
+        else {
             return false;
         };
         (0..waf_common::BAN_SLOTS).any(|i| b.used & (1 << i) != 0 && b.keys[i] == key)

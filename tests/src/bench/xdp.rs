@@ -26,7 +26,7 @@ use waf_common::{
     tools::{FLOOR_PROGRAM_NAME, REFERENCE_PROGRAM_NAME},
 };
 use waf_user::{
-    dataplane::{Dataplane, LoadOptions, RateLimits, Settings},
+    dataplane::{Capacity, Dataplane, LoadOptions, RateLimits, Settings},
     r#gen::{DispatcherHold, Tools},
     packet::{FrameSpec, L4},
 };
@@ -472,7 +472,22 @@ fn report_scale(
 /// Runs the benchmark.
 pub fn run(args: &[String]) -> Result<()> {
     let opts = parse_args(args)?;
-    let mut dp = Dataplane::load(&LoadOptions::default()).context("load the XDP program")?;
+    // Sized as an operator expecting the large scale would size it: the
+    // exact-ban buckets for its bans (half of them per family).
+    let capacity = Capacity {
+        bans: (LARGE.bans / 2) as u32,
+        ..Capacity::default()
+    };
+    println!(
+        "[capacity] bans = {} per family: {} buckets of 8 slots",
+        capacity.bans,
+        1u64 << capacity.ban_bucket_bits()
+    );
+    let mut dp = Dataplane::load(&LoadOptions {
+        capacity,
+        ..Default::default()
+    })
+    .context("load the XDP program")?;
     let mut tools = Tools::load().context("load the floor and reference programs")?;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let empty = Scale {
@@ -581,10 +596,6 @@ pub fn run(args: &[String]) -> Result<()> {
         (LARGE_GOAL - 1.0) * 100.0,
         word(base_met),
         large_met.map_or(String::new(), |m| format!(", large {}", word(m)))
-    );
-    println!(
-        "(IPv6 allowlist, blocklist and prefix-ban hits walk an LPM trie; the bitmaps only \
-         prefilter IPv6)"
     );
     super::write_json(
         "xdp.json",

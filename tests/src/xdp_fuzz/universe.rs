@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use waf_common::{BAN_SLOTS, ban_bucket_v4, ban_bucket_v6};
+use waf_common::{BAN_BUCKET_BITS, BAN_SLOTS, ban_bucket_v4, ban_bucket_v6};
 
 use super::rng::Rng;
 use crate::xdp_model::MapState;
@@ -77,16 +77,26 @@ impl Universe {
             rng,
             12,
             |r| (r.u32() & 0x00ff_ffff) | 0xc600_0000,
-            |k| ban_bucket_v4(u32::from_ne_bytes(Ipv4Addr::from(k).octets())),
+            |k| {
+                ban_bucket_v4(
+                    u32::from_ne_bytes(Ipv4Addr::from(k).octets()),
+                    BAN_BUCKET_BITS,
+                )
+            },
         )
         .into_iter()
         .map(Ipv4Addr::from)
         .collect();
         let hi = 0x2001_0db8_00ff_0000_u64;
-        let bucket_v6 = same_bucket(rng, 12, |r| r.u64(), |lo| ban_bucket_v6(hi, lo))
-            .into_iter()
-            .map(|lo| Ipv6Addr::from((u128::from(hi) << 64) | u128::from(lo)))
-            .collect();
+        let bucket_v6 = same_bucket(
+            rng,
+            12,
+            |r| r.u64(),
+            |lo| ban_bucket_v6(hi, lo, BAN_BUCKET_BITS),
+        )
+        .into_iter()
+        .map(|lo| Ipv6Addr::from((u128::from(hi) << 64) | u128::from(lo)))
+        .collect();
         Self {
             v4,
             v6,
@@ -256,7 +266,7 @@ mod tests {
         let b4: Vec<u32> = u
             .bucket_v4
             .iter()
-            .map(|a| ban_bucket_v4(u32::from_ne_bytes(a.octets())))
+            .map(|a| ban_bucket_v4(u32::from_ne_bytes(a.octets()), BAN_BUCKET_BITS))
             .collect();
         assert!(b4.len() > BAN_SLOTS && b4.iter().all(|b| *b == b4[0]));
         let b6: Vec<u32> = u
@@ -264,7 +274,7 @@ mod tests {
             .iter()
             .map(|a| {
                 let x = u128::from(*a);
-                ban_bucket_v6((x >> 64) as u64, x as u64)
+                ban_bucket_v6((x >> 64) as u64, x as u64, BAN_BUCKET_BITS)
             })
             .collect();
         assert!(b6.len() > BAN_SLOTS && b6.iter().all(|b| *b == b6[0]));

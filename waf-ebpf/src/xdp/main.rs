@@ -6,14 +6,17 @@
 //!
 //! Per frame, in this order (README "Architecture"):
 //! 1. parse (parse.rs): a frame that cannot be parsed is passed and counted;
-//! 2. allowlist (LPM trie) -> pass, skipping everything below;
+//! 2. allowlist -> pass, skipping everything below;
 //! 3. emergency mode -> drop all that is not allowlisted;
-//! 4. exact bans (hash) and prefix bans (LPM trie) -> drop until expiry;
-//! 5. blocklist (LPM trie) -> drop;
+//! 4. exact bans (buckets) and prefix bans -> drop until expiry;
+//! 5. blocklist -> drop;
 //! 6. per-source GCRA token buckets (packets, bytes, TCP SYN) -> drop on
 //!    overflow, with a sampled event to the ring buffer (rate.rs);
 //! 7. for passed TCP segments to configured ports, the payload head goes to
 //!    the ring buffer for the passive HTTP mirror (sample.rs).
+//!
+//! The CIDR sets of steps 2, 4 and 5 are bitmaps in front of LPM tries for
+//! IPv4 and per-length tables for IPv6 (maps.rs).
 //!
 //! In monitor mode steps 3-6 count "would drop" per reason and pass.
 //! Every packet is counted in exactly one per-CPU verdict counter.
@@ -41,19 +44,27 @@ pub fn waf_xdp(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
     let (action, reason) = match parse::parse(&ctx) {
         Frame::V4(src, meta) => {
+            if meta.dport != 0 {
+                maps::park(meta.offsets());
+            }
             let (action, reason, cfg) = check::<V4>(src, &meta, len);
             if action == xdp_action::XDP_PASS
                 && let Some(cfg) = cfg
             {
+                let meta = meta.with_offsets(maps::unpark());
                 sample::maybe_sample(&ctx, 4, &meta, cfg, len);
             }
             (action, reason)
         }
         Frame::V6(src, meta) => {
+            if meta.dport != 0 {
+                maps::park(meta.offsets());
+            }
             let (action, reason, cfg) = check::<V6>(src, &meta, len);
             if action == xdp_action::XDP_PASS
                 && let Some(cfg) = cfg
             {
+                let meta = meta.with_offsets(maps::unpark());
                 sample::maybe_sample(&ctx, 6, &meta, cfg, len);
             }
             (action, reason)
@@ -85,7 +96,7 @@ fn check<F: Family>(src: F::Addr, meta: &Meta, len: u64) -> (u32, u32, Option<&'
     if meta.too_many_ext_headers {
         count(counter::EXT_HEADERS_TOO_MANY, len);
     }
-    // One load: which CIDR lists may cover the source (IPv4).
+    // Which CIDR sets may cover the source: one load (IPv4), three (IPv6).
     let lists = F::lists(&src);
     if F::allowed(&src, lists) {
         // Allowlisted traffic is still sampled for the mirror.
@@ -115,7 +126,12 @@ fn check<F: Family>(src: F::Addr, meta: &Meta, len: u64) -> (u32, u32, Option<&'
     }
     // One inlined load (see maps::now_ns).
     let now = now_ns(cfg);
-    if let Some(expires) = F::ban_expiry(&src) {
+    // Within the range userspace writes (a shift by 64 would be undefined).
+    let bits = cfg.ban_bucket_bits.clamp(
+        waf_common::BAN_BUCKET_BITS_MIN,
+        waf_common::BAN_BUCKET_BITS_MAX,
+    );
+    if let Some(expires) = F::ban_expiry(&src, bits) {
         if in_force(expires, now) {
             return deny(counter::BANNED, counter::MONITOR_BANNED);
         }

@@ -7,9 +7,12 @@
 //! state in a 2-way set-associative array (one load fetches both slots of a
 //! set), and allowlist/blocklist/prefix-ban membership is answered from
 //! bitmaps (`waf_common::filter`) in the common case, for IPv4 with one load
-//! of the /16 flags of all three lists. LPM tries and the overflow hash are
-//! only walked when a bitmap or a bucket says they may hold the answer: on
-//! this kind of machine each such call costs tens of nanoseconds.
+//! of the /16 flags of all three lists. IPv6 lists and prefix bans are
+//! per-length tables of expanded prefixes (`waf_common::prefix6`): three
+//! loads of target masks for all three sets, then one bucket per target
+//! named, longest first. LPM tries and the overflow hash are only walked
+//! when a bitmap or a bucket says they may hold the answer: on this kind
+//! of machine each such call costs tens of nanoseconds.
 
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
@@ -21,7 +24,11 @@ use waf_common::{
     ALLOW_CAPACITY, BAN_BUCKETS, BANX_CAPACITY, BLOCK_CAPACITY, BPF_F_MMAPABLE, BanBucketV4,
     BanBucketV6, BanEntry, Counter, EVENTS_BYTES, ListEntry, PBAN_CAPACITY, RATE_SETS, RateSetV4,
     RateSetV6, RateSlotV4, RateSlotV6, RateState, XdpConfig, ban_bucket_v4, ban_bucket_v6, counter,
-    filter::{self, WORDS},
+    filter,
+    prefix6::{
+        self, MASK_WORDS, PLAN_READY, PrefixBucketV6, SLOTS, TARGETS, TRIE_BIT, V6Plan, mask_index,
+        prefix_bucket,
+    },
     rate_set_v4, rate_set_v6,
 };
 
@@ -34,6 +41,10 @@ static WAF_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 /// Where `waf_clock` leaves the kernel's jiffies for userspace.
 #[map]
 static WAF_CLOCK: Array<u64> = Array::with_max_entries(1, 0);
+/// Per CPU: the sampler's packet offsets, parked across the checks (not
+/// pinned; see [`park`]).
+#[map]
+static WAF_SCRATCH: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 static WAF_ALLOW_V4: LpmTrie<u32, ListEntry> = LpmTrie::with_max_entries(ALLOW_CAPACITY, 0);
@@ -45,8 +56,10 @@ static WAF_LISTS_F16: Array<u64> = Array::with_max_entries(filter::F16_WORDS, BP
 
 #[map]
 static WAF_ALLOW_F24: Array<u64> = Array::with_max_entries(filter::F24_WORDS, BPF_F_MMAPABLE);
+/// Placeholder size: the loader sizes the tables from `[capacity]`.
 #[map]
-static WAF_ALLOW_F6: Array<u64> = Array::with_max_entries(filter::F6_WORDS, BPF_F_MMAPABLE);
+static WAF_ALLOW_T6: Array<PrefixBucketV6> =
+    Array::with_max_entries(prefix6::table_buckets(ALLOW_CAPACITY), BPF_F_MMAPABLE);
 
 #[map]
 static WAF_BLOCK_V4: LpmTrie<u32, ListEntry> = LpmTrie::with_max_entries(BLOCK_CAPACITY, 0);
@@ -55,19 +68,28 @@ static WAF_BLOCK_V6: LpmTrie<[u8; 16], ListEntry> = LpmTrie::with_max_entries(BL
 #[map]
 static WAF_BLOCK_F24: Array<u64> = Array::with_max_entries(filter::F24_WORDS, BPF_F_MMAPABLE);
 #[map]
-static WAF_BLOCK_F6: Array<u64> = Array::with_max_entries(filter::F6_WORDS, BPF_F_MMAPABLE);
+static WAF_BLOCK_T6: Array<PrefixBucketV6> =
+    Array::with_max_entries(prefix6::table_buckets(BLOCK_CAPACITY), BPF_F_MMAPABLE);
 
 #[map]
 static WAF_PBAN_V4: LpmTrie<u32, BanEntry> = LpmTrie::with_max_entries(PBAN_CAPACITY, 0);
 #[map]
 static WAF_PBAN_V6: LpmTrie<[u8; 16], BanEntry> = LpmTrie::with_max_entries(PBAN_CAPACITY, 0);
 #[map]
-static WAF_PBAN_F6: Array<u64> = Array::with_max_entries(filter::F6_WORDS, BPF_F_MMAPABLE);
+static WAF_PBAN_T6: Array<PrefixBucketV6> =
+    Array::with_max_entries(prefix6::table_buckets(PBAN_CAPACITY), BPF_F_MMAPABLE);
+/// The target masks of the three IPv6 sets, a byte each.
+#[map]
+static WAF_V6_MASKS: Array<u64> = Array::with_max_entries(MASK_WORDS, BPF_F_MMAPABLE);
+/// The plan of each IPv6 set (indexed by `filter::SET_*`).
+#[map]
+static WAF_V6_PLAN: Array<V6Plan> = Array::with_max_entries(prefix6::PLANS, BPF_F_MMAPABLE);
 
 // Exact bans: buckets written by userspace through mmap. A plain hash takes
 // the bans whose bucket is full; it is not preallocated (memory only when
 // used) and never evicts: a full map fails the insert in userspace, which
 // raises an alarm there instead of losing a ban.
+/// Placeholder sizes: the loader sizes them from `[capacity] bans`.
 #[map]
 static WAF_BANS_V4: Array<BanBucketV4> = Array::with_max_entries(BAN_BUCKETS, BPF_F_MMAPABLE);
 #[map]
@@ -116,6 +138,26 @@ pub fn publish_jiffies() {
     }
 }
 
+/// Parks `v` in this CPU's scratch slot. The parser's packet offsets are
+/// parked there across the source checks and read back for the sampler:
+/// the verifier then knows nothing of them during the checks, so the paths
+/// from every header layout merge at the checks instead of each being
+/// verified through them on its own (what kept the program within the
+/// verifier's budget once the IPv6 tables came).
+#[inline(always)]
+pub fn park(v: u64) {
+    if let Some(p) = WAF_SCRATCH.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot, only this CPU uses it while we run.
+        unsafe { *p = v };
+    }
+}
+
+/// What [`park`] left in this CPU's scratch slot.
+#[inline(always)]
+pub fn unpark() -> u64 {
+    WAF_SCRATCH.get(0).copied().unwrap_or(0)
+}
+
 /// Adds one packet of `len` bytes to counter `index` of this CPU.
 #[inline(always)]
 pub fn count(index: u32, len: u64) {
@@ -159,13 +201,79 @@ fn in_set_v4(addr: u32, flags: u64, f24: &Array<u64>, trie: &LpmTrie<u32, ListEn
     flags & filter::DEEP != 0 && trie.get(Key::new(32, addr)).is_some()
 }
 
-/// May the trie of a list hold an entry covering this IPv6 address (given
-/// the top 64 bits as a number)?
+/// What an IPv6 set's table says of an address.
+enum Table {
+    /// The longest prefix covering it, with its slot value.
+    Found(u64),
+    /// Nothing covers it.
+    Missing,
+    /// Only the trie can tell.
+    AskTrie,
+}
+
+/// Looks the address (big-endian halves) up in the table of set `set`,
+/// given the set's byte of the target masks: each target it names, longest
+/// first (see `waf_common::prefix6`).
 #[inline(always)]
-fn maybe_v6(hi: u64, f6: &Array<u64>) -> bool {
-    bit(f6, filter::V6_16 * WORDS, (hi >> 48) as u32)
-        || bit(f6, filter::V6_32 * WORDS, filter::v6_hash(hi >> 32))
-        || bit(f6, filter::V6_48 * WORDS, filter::v6_hash(hi >> 16))
+fn table_v6(hi: u64, lo: u64, byte: u32, set: u32, table: &Array<PrefixBucketV6>) -> Table {
+    if byte == 0 {
+        return Table::Missing;
+    }
+    let Some(plan) = WAF_V6_PLAN.get(set) else {
+        return Table::AskTrie;
+    };
+    // SAFETY: a plain read of a field userspace writes last.
+    if unsafe { core::ptr::read_volatile(&plan.mode) } != PLAN_READY {
+        return Table::AskTrie;
+    }
+    // Targets longest first (bit 0 is the longest), until no bit is left.
+    let mut i = 0;
+    while i < TARGETS {
+        // A fresh load to test the bits on (see V6Plan::active): a branch
+        // on `byte` itself would teach the verifier each bit, doubling the
+        // states it keeps at every target.
+        // SAFETY: a plain read of the mapped plan.
+        let left = (byte & unsafe { core::ptr::read_volatile(&plan.active) }) >> i;
+        if left == 0 {
+            break;
+        }
+        i += 1;
+        if left & 1 == 0 {
+            continue;
+        }
+        let i = i - 1;
+        let len = plan.lens[i] as u32;
+        let (kh, kl) = (hi & plan.mask_hi[i], lo & plan.mask_lo[i]);
+        let Some(b) = table.get(prefix_bucket(kh, kl, len, plan.bucket_mask)) else {
+            return Table::AskTrie;
+        };
+        let key = [u64::to_be(kh), u64::to_be(kl)];
+        for s in 0..SLOTS {
+            // SAFETY: bucket keys sit at 8-byte aligned offsets.
+            let k = unsafe { wide(&b.keys[s]) };
+            // One branch per slot (bitwise, not short-circuit): every
+            // branch doubles what the verifier follows.
+            let diff = (k[0] ^ key[0]) | (k[1] ^ key[1]) | (b.lens[s] as u64 ^ len as u64);
+            // SAFETY: `used` is read afresh per slot, as `active` is.
+            if diff == 0 && unsafe { core::ptr::read_volatile(&b.used) } & (1 << s) != 0 {
+                return Table::Found(b.values[s]);
+            }
+        }
+        if b.overflow != 0 {
+            return Table::AskTrie;
+        }
+    }
+    if byte & (1 << TRIE_BIT) != 0 {
+        Table::AskTrie
+    } else {
+        Table::Missing
+    }
+}
+
+/// The byte of set `set` in the target masks `lists` (see [`Family::lists`]).
+#[inline(always)]
+fn set_byte(lists: u64, set: u32) -> u32 {
+    ((lists >> (set * 8)) & 0xff) as u32
 }
 
 /// The address (two `u64` in memory order) as two big-endian numbers.
@@ -199,14 +307,15 @@ pub trait Family {
     type Addr: Copy;
     /// 4 or 6.
     const FAMILY: u32;
-    /// What one load says of the address for every CIDR list: the
-    /// IPv4 /16 flags; for IPv6 all bits set (each list prefilters itself).
-    /// A list whose nibble is zero holds nothing covering the address.
+    /// What one load (IPv4: the /16 flags) or three (IPv6: the target
+    /// masks) say of the address for every CIDR set. A set whose nibble
+    /// (IPv4) or byte (IPv6) is zero holds nothing covering the address.
     fn lists(a: &Self::Addr) -> u64;
     /// Is the address on the allowlist? (`lists`: what [`Family::lists`] said)
     fn allowed(a: &Self::Addr, lists: u64) -> bool;
-    /// Expiry of the exact ban of this address, if any (0 = permanent).
-    fn ban_expiry(a: &Self::Addr) -> Option<u64>;
+    /// Expiry of the exact ban of this address, if any (0 = permanent), in
+    /// bucket arrays of `2^bits` buckets.
+    fn ban_expiry(a: &Self::Addr, bits: u32) -> Option<u64>;
     /// Expiry of the longest prefix ban covering this address, if any.
     fn prefix_ban_expiry(a: &Self::Addr, lists: u64) -> Option<u64>;
     /// Is the address on the blocklist?
@@ -278,8 +387,8 @@ impl Family for V4 {
     }
 
     #[inline(always)]
-    fn ban_expiry(a: &u32) -> Option<u64> {
-        let b = WAF_BANS_V4.get(ban_bucket_v4(*a))?;
+    fn ban_expiry(a: &u32, bits: u32) -> Option<u64> {
+        let b = WAF_BANS_V4.get(ban_bucket_v4(*a, bits))?;
         // SAFETY: a plain read of a field userspace updates atomically.
         let used = unsafe { core::ptr::read_volatile(&b.used) };
         if used != 0 {
@@ -351,21 +460,41 @@ impl Family for V6 {
     type Addr = [u64; 2];
     const FAMILY: u32 = 6;
 
+    /// The target masks of every set, ORed over the three levels (a byte
+    /// per set).
     #[inline(always)]
-    fn lists(_a: &[u64; 2]) -> u64 {
-        u64::MAX
+    fn lists(a: &[u64; 2]) -> u64 {
+        let hi = u64::from_be(a[0]);
+        let m = |level| {
+            let i = mask_index(level, hi);
+            match WAF_V6_MASKS.get(i >> 1) {
+                Some(w) => *w >> ((i & 1) * 32),
+                None => 0,
+            }
+        };
+        (m(0) | m(1) | m(2)) & 0xffff_ffff
     }
 
     #[inline(always)]
-    fn allowed(a: &[u64; 2], _lists: u64) -> bool {
-        maybe_v6(u64::from_be(a[0]), &WAF_ALLOW_F6)
-            && WAF_ALLOW_V6.get(Key::new(128, bytes(a))).is_some()
-    }
-
-    #[inline(always)]
-    fn ban_expiry(a: &[u64; 2]) -> Option<u64> {
+    fn allowed(a: &[u64; 2], lists: u64) -> bool {
         let (hi, lo) = be(a);
-        let b = WAF_BANS_V6.get(ban_bucket_v6(hi, lo))?;
+        match table_v6(
+            hi,
+            lo,
+            set_byte(lists, filter::SET_ALLOW),
+            filter::SET_ALLOW,
+            &WAF_ALLOW_T6,
+        ) {
+            Table::Found(_) => true,
+            Table::Missing => false,
+            Table::AskTrie => WAF_ALLOW_V6.get(Key::new(128, bytes(a))).is_some(),
+        }
+    }
+
+    #[inline(always)]
+    fn ban_expiry(a: &[u64; 2], bits: u32) -> Option<u64> {
+        let (hi, lo) = be(a);
+        let b = WAF_BANS_V6.get(ban_bucket_v6(hi, lo, bits))?;
         // SAFETY: as for V4.
         let used = unsafe { core::ptr::read_volatile(&b.used) };
         if used != 0 {
@@ -384,9 +513,16 @@ impl Family for V6 {
     }
 
     #[inline(always)]
-    fn prefix_ban_expiry(a: &[u64; 2], _lists: u64) -> Option<u64> {
-        if !maybe_v6(u64::from_be(a[0]), &WAF_PBAN_F6) {
-            return None;
+    fn prefix_ban_expiry(a: &[u64; 2], lists: u64) -> Option<u64> {
+        let (hi, lo) = be(a);
+        let byte = set_byte(lists, filter::SET_PBAN);
+        match table_v6(hi, lo, byte, filter::SET_PBAN, &WAF_PBAN_T6) {
+            Table::Missing => return None,
+            // A ban in force is the answer whatever is longer (a longer ban
+            // carries its expiry); an expired one is, unless a longer ban
+            // only the trie holds may still be in force.
+            Table::Found(e) if e == 0 || byte & (1 << TRIE_BIT) == 0 => return Some(e),
+            Table::Found(_) | Table::AskTrie => {}
         }
         WAF_PBAN_V6
             .get(Key::new(128, bytes(a)))
@@ -394,9 +530,19 @@ impl Family for V6 {
     }
 
     #[inline(always)]
-    fn blocked(a: &[u64; 2], _lists: u64) -> bool {
-        maybe_v6(u64::from_be(a[0]), &WAF_BLOCK_F6)
-            && WAF_BLOCK_V6.get(Key::new(128, bytes(a))).is_some()
+    fn blocked(a: &[u64; 2], lists: u64) -> bool {
+        let (hi, lo) = be(a);
+        match table_v6(
+            hi,
+            lo,
+            set_byte(lists, filter::SET_BLOCK),
+            filter::SET_BLOCK,
+            &WAF_BLOCK_T6,
+        ) {
+            Table::Found(_) => true,
+            Table::Missing => false,
+            Table::AskTrie => WAF_BLOCK_V6.get(Key::new(128, bytes(a))).is_some(),
+        }
     }
 
     #[inline(always)]

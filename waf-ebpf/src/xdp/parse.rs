@@ -71,6 +71,23 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// The three packet offsets, packed (see `maps::park`).
+    #[inline(always)]
+    pub fn offsets(&self) -> u64 {
+        self.l3_off as u64 | (self.l4_off as u64) << 16 | (self.payload_off as u64) << 32
+    }
+
+    /// This meta with the offsets of [`Meta::offsets`] `v`.
+    #[inline(always)]
+    pub fn with_offsets(&self, v: u64) -> Self {
+        Self {
+            l3_off: v as u16,
+            l4_off: (v >> 16) as u16,
+            payload_off: (v >> 32) as u16,
+            ..*self
+        }
+    }
+
     const fn empty(l3_off: usize) -> Self {
         Self {
             syn: false,

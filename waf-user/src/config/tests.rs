@@ -183,22 +183,26 @@ fn moved_keys_are_refused_with_their_new_home() {
 fn capacity_sizes_the_tries_within_bounds() {
     let c = parse("").unwrap().capacity;
     assert_eq!(c, crate::dataplane::Capacity::default());
-    let c = parse("[capacity]\nblocklist = 1000000\nallowlist = 10\n")
+    let c = parse("[capacity]\nblocklist = 1000000\nallowlist = 10\nbans = 2000000\n")
         .unwrap()
         .capacity;
-    assert_eq!((c.blocklist, c.allowlist), (1_000_000, 10));
+    assert_eq!(
+        (c.blocklist, c.allowlist, c.bans),
+        (1_000_000, 10, 2_000_000)
+    );
     for (text, key) in [
         ("[capacity]\nblocklist = 0\n", "capacity.blocklist = 0"),
         (
             "[capacity]\nprefix_bans = 16777217\n",
             "capacity.prefix_bans",
         ),
+        ("[capacity]\nbans = 0\n", "capacity.bans = 0"),
     ] {
         let e = parse(text).unwrap_err().to_string();
         assert!(e.contains(key) && e.contains("16777216"), "{e}");
     }
-    let e = parse("[capacity]\nbans = 5\n").unwrap_err().to_string();
-    assert!(e.contains("bans"), "{e}");
+    let e = parse("[capacity]\nbuckets = 5\n").unwrap_err().to_string();
+    assert!(e.contains("buckets"), "an unknown key: {e}");
     let e = parse("[capacity]\nblocklist = -1\n")
         .unwrap_err()
         .to_string();

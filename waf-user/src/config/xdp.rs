@@ -138,6 +138,7 @@ impl Capacity {
             ("capacity.allowlist", self.allowlist),
             ("capacity.blocklist", self.blocklist),
             ("capacity.prefix_bans", self.prefix_bans),
+            ("capacity.bans", self.bans),
         ] {
             if !(1..=Capacity::MAX).contains(&n) {
                 return Err(invalid(

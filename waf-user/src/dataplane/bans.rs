@@ -17,8 +17,8 @@ use std::{
 
 use aya::maps::{HashMap, MapData};
 use waf_common::{
-    BAN_BUCKETS, BAN_SLOTS, BANX_CAPACITY, BanBucketV4, BanBucketV6, BanEntry, ban_bucket_v4,
-    ban_bucket_v6, map_names,
+    BAN_SLOTS, BANX_CAPACITY, BanBucketV4, BanBucketV6, BanEntry, ban_bucket_v4, ban_bucket_v6,
+    map_names,
 };
 
 use super::{DataplaneError, is_not_found, mmap::MmapArray, write_err};
@@ -33,8 +33,8 @@ pub trait BucketLayout {
     const NAME: &'static str;
     /// Name of the overflow hash (for errors).
     const OVERFLOW: &'static str;
-    /// The bucket of `k`.
-    fn bucket_of(k: &Self::Key) -> u32;
+    /// The bucket of `k` among `2^bits`.
+    fn bucket_of(k: &Self::Key, bits: u32) -> u32;
     /// # Safety
     /// `b` points into the mapped bucket array.
     unsafe fn used<'a>(b: *mut Self::Bucket) -> &'a AtomicU32;
@@ -62,8 +62,8 @@ impl BucketLayout for V4Layout {
     type Bucket = BanBucketV4;
     const NAME: &'static str = map_names::BANS_V4;
     const OVERFLOW: &'static str = map_names::BANX_V4;
-    fn bucket_of(k: &u32) -> u32 {
-        ban_bucket_v4(*k)
+    fn bucket_of(k: &u32, bits: u32) -> u32 {
+        ban_bucket_v4(*k, bits)
     }
     unsafe fn used<'a>(b: *mut BanBucketV4) -> &'a AtomicU32 {
         // SAFETY: caller guarantees b is valid; the field is 4-byte aligned.
@@ -92,10 +92,10 @@ impl BucketLayout for V6Layout {
     type Bucket = BanBucketV6;
     const NAME: &'static str = map_names::BANS_V6;
     const OVERFLOW: &'static str = map_names::BANX_V6;
-    fn bucket_of(k: &[u8; 16]) -> u32 {
+    fn bucket_of(k: &[u8; 16], bits: u32) -> u32 {
         let hi = u64::from_be_bytes(k[..8].try_into().expect("8 bytes"));
         let lo = u64::from_be_bytes(k[8..].try_into().expect("8 bytes"));
-        ban_bucket_v6(hi, lo)
+        ban_bucket_v6(hi, lo, bits)
     }
     unsafe fn used<'a>(b: *mut BanBucketV6) -> &'a AtomicU32 {
         // SAFETY: caller guarantees b is valid; the field is 4-byte aligned.
@@ -125,6 +125,8 @@ impl BucketLayout for V6Layout {
 /// overflowed into the hash are listed, per bucket.
 pub struct BanTable<L: BucketLayout> {
     buckets: MmapArray<L::Bucket>,
+    /// log2 of the buckets.
+    bits: u32,
     overflow: HashMap<MapData, L::Key, BanEntry>,
     /// Overflow bans per bucket.
     spilled: StdHashMap<u32, Vec<L::Key>>,
@@ -138,8 +140,16 @@ impl<L: BucketLayout> BanTable<L> {
         buckets: MmapArray<L::Bucket>,
         overflow: HashMap<MapData, L::Key, BanEntry>,
     ) -> Result<Self, DataplaneError> {
+        let len = buckets.len() as u32;
+        if !len.is_power_of_two() {
+            return Err(DataplaneError::Invalid(format!(
+                "map {}: {len} buckets, not a power of two",
+                L::NAME
+            )));
+        }
         let mut t = Self {
             buckets,
+            bits: len.trailing_zeros(),
             overflow,
             spilled: StdHashMap::new(),
             count: 0,
@@ -153,7 +163,7 @@ impl<L: BucketLayout> BanTable<L> {
     }
 
     fn used(&self, b: u32) -> u32 {
-        // SAFETY: b < BAN_BUCKETS: in the mapping.
+        // SAFETY: b < the buckets: in the mapping.
         unsafe { L::used(self.bucket(b)) }.load(Ordering::SeqCst)
     }
 
@@ -173,7 +183,7 @@ impl<L: BucketLayout> BanTable<L> {
 
     fn rebuild(&mut self) -> Result<(), DataplaneError> {
         self.spilled.clear();
-        self.count = (0..BAN_BUCKETS)
+        self.count = (0..self.buckets.len() as u32)
             .map(|b| self.used(b).count_ones() as usize)
             .sum();
         let mut spilled = Vec::new();
@@ -186,10 +196,13 @@ impl<L: BucketLayout> BanTable<L> {
         }
         self.count += spilled.len();
         for k in spilled {
-            self.spilled.entry(L::bucket_of(&k)).or_default().push(k);
+            self.spilled
+                .entry(L::bucket_of(&k, self.bits))
+                .or_default()
+                .push(k);
         }
         // Flags must agree with what overflowed.
-        for b in 0..BAN_BUCKETS {
+        for b in 0..self.buckets.len() as u32 {
             let want = u32::from(self.spilled.contains_key(&b));
             // SAFETY: in the mapping.
             unsafe { L::overflow(self.bucket(b)) }.store(want, Ordering::SeqCst);
@@ -216,7 +229,7 @@ impl<L: BucketLayout> BanTable<L> {
 
     /// Writes (or updates) the ban of `k`.
     pub fn insert(&mut self, k: L::Key, ban: BanEntry) -> Result<(), DataplaneError> {
-        let b = L::bucket_of(&k);
+        let b = L::bucket_of(&k, self.bits);
         if let Some(i) = self.slot_of(b, &k) {
             let p = self.bucket(b);
             // SAFETY: an occupied slot of ours; expiry is one atomic store.
@@ -260,7 +273,7 @@ impl<L: BucketLayout> BanTable<L> {
     pub fn insert_many(&mut self, items: &[(L::Key, BanEntry)]) -> Result<(), DataplaneError> {
         let mut spill: Vec<(L::Key, BanEntry)> = Vec::new();
         for (k, ban) in items {
-            let b = L::bucket_of(k);
+            let b = L::bucket_of(k, self.bits);
             if self.slot_of(b, k).is_some() || self.is_spilled(b, k) {
                 self.insert(*k, *ban)?;
                 continue;
@@ -276,7 +289,8 @@ impl<L: BucketLayout> BanTable<L> {
         for chunk in spill.chunks(16_384) {
             for (k, _) in chunk {
                 // SAFETY: in the mapping. Flag first, as in `insert`.
-                unsafe { L::overflow(self.bucket(L::bucket_of(k))) }.store(1, Ordering::SeqCst);
+                unsafe { L::overflow(self.bucket(L::bucket_of(k, self.bits))) }
+                    .store(1, Ordering::SeqCst);
             }
             let keys: Vec<L::Key> = chunk.iter().map(|(k, _)| *k).collect();
             let values: Vec<BanEntry> = chunk.iter().map(|(_, v)| *v).collect();
@@ -286,13 +300,16 @@ impl<L: BucketLayout> BanTable<L> {
                 Err((n, _)) => *n,
             };
             for (k, _) in &chunk[..n] {
-                self.spilled.entry(L::bucket_of(k)).or_default().push(*k);
+                self.spilled
+                    .entry(L::bucket_of(k, self.bits))
+                    .or_default()
+                    .push(*k);
             }
             self.count += n;
             if let Err((_, e)) = written {
                 // Buckets flagged for bans that did not make it: unflag.
                 for (k, _) in &chunk[n..] {
-                    let b = L::bucket_of(k);
+                    let b = L::bucket_of(k, self.bits);
                     if !self.spilled.contains_key(&b) {
                         // SAFETY: in the mapping.
                         unsafe { L::overflow(self.bucket(b)) }.store(0, Ordering::SeqCst);
@@ -315,7 +332,7 @@ impl<L: BucketLayout> BanTable<L> {
 
     /// Lifts the ban of `k`; false when there was none.
     pub fn remove(&mut self, k: &L::Key) -> Result<bool, DataplaneError> {
-        let b = L::bucket_of(k);
+        let b = L::bucket_of(k, self.bits);
         if let Some(i) = self.slot_of(b, k) {
             // SAFETY: in the mapping.
             unsafe { L::used(self.bucket(b)) }.fetch_and(!(1 << i), Ordering::SeqCst);
@@ -371,7 +388,7 @@ impl<L: BucketLayout> BanTable<L> {
 
     /// The ban of `k`, if any.
     pub fn get(&self, k: &L::Key) -> Option<BanEntry> {
-        let b = L::bucket_of(k);
+        let b = L::bucket_of(k, self.bits);
         if let Some(i) = self.slot_of(b, k) {
             let p = self.bucket(b);
             // SAFETY: an occupied slot in the mapping.
@@ -392,7 +409,7 @@ impl<L: BucketLayout> BanTable<L> {
     /// Every ban.
     pub fn entries(&self) -> Vec<(L::Key, BanEntry)> {
         let mut out = Vec::with_capacity(self.count);
-        for b in 0..BAN_BUCKETS {
+        for b in 0..self.buckets.len() as u32 {
             let used = self.used(b);
             let p = self.bucket(b);
             for i in (0..BAN_SLOTS).filter(|i| used & (1 << i) != 0) {
@@ -526,7 +543,7 @@ impl HostBans {
     }
 
     /// Bans each family can hold: the bucket slots plus the overflow hash.
-    pub fn capacity_per_family() -> u64 {
-        u64::from(BAN_BUCKETS) * BAN_SLOTS as u64 + u64::from(BANX_CAPACITY)
+    pub fn capacity_per_family(&self) -> u64 {
+        self.v4.buckets.len() as u64 * BAN_SLOTS as u64 + u64::from(BANX_CAPACITY)
     }
 }

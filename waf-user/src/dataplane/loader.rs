@@ -9,8 +9,8 @@ use std::{
 
 use aya::{Ebpf, EbpfLoader, maps::MapData, programs::Xdp};
 use waf_common::{
-    ABI_VERSION, BAN_BUCKETS, BanBucketV4, BanBucketV6, BanEntry, Counter, ListEntry, PROGRAM_NAME,
-    RATE_SETS, RateSetV4, RateSetV6, XdpConfig, counter, filter, map_names,
+    ABI_VERSION, BanBucketV4, BanBucketV6, BanEntry, Counter, ListEntry, PROGRAM_NAME, RATE_SETS,
+    RateSetV4, RateSetV6, XdpConfig, counter, filter, map_names, prefix6,
 };
 
 use super::{
@@ -34,13 +34,14 @@ pub struct LoadOptions {
     pub capacity: Capacity,
 }
 
-/// Entries of the CIDR tries, per address family: the config's
-/// `[capacity]` (validated there). The tries are not preallocated: a large
+/// Sizes of the maps, per address family: the config's `[capacity]`
+/// (validated there). The CIDR tries are not preallocated: a large
 /// capacity costs kernel memory only as entries are added (about 36 bytes
-/// an IPv4 CIDR, `cargo xtask bench bans`). Pinned maps of another
-/// capacity are refused at load ([`DataplaneError::Incompatible`]: `waf
-/// detach`, then start again; the journal and the config restore what
-/// they held).
+/// an IPv4 CIDR, `cargo xtask bench bans`). Each set's IPv6 table has
+/// twice as many slots as the set's capacity and the ban buckets twice as
+/// many as `bans`, preallocated. Pinned maps of another size are refused at
+/// load ([`DataplaneError::Incompatible`]: `waf detach`, then start again;
+/// the journal and the config restore what they held).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Capacity {
@@ -50,6 +51,11 @@ pub struct Capacity {
     pub blocklist: u32,
     /// Prefix bans (bans of a range rather than one address).
     pub prefix_bans: u32,
+    /// Exact bans per family the bucket arrays are sized for (twice as
+    /// many slots, preallocated: 28 bytes a ban for IPv4, 52 for IPv6);
+    /// more go to the overflow hash, which costs a lookup for every packet
+    /// whose bucket overflowed.
+    pub bans: u32,
 }
 
 impl Default for Capacity {
@@ -58,6 +64,7 @@ impl Default for Capacity {
             allowlist: waf_common::ALLOW_CAPACITY,
             blocklist: waf_common::BLOCK_CAPACITY,
             prefix_bans: waf_common::PBAN_CAPACITY,
+            bans: waf_common::BANS_CAPACITY,
         }
     }
 }
@@ -76,6 +83,27 @@ impl Capacity {
             _ => return None,
         })
     }
+
+    /// log2 of the exact-ban buckets per family.
+    pub fn ban_bucket_bits(&self) -> u32 {
+        waf_common::ban_bucket_bits(self.bans)
+    }
+
+    /// The entries of bucket array or IPv6 table `name`, if it is one of
+    /// them.
+    fn table_of(&self, name: &str) -> Option<u32> {
+        use map_names as n;
+        if name == n::BANS_V4 || name == n::BANS_V6 {
+            return Some(1 << self.ban_bucket_bits());
+        }
+        let capacity = match name {
+            n::ALLOW_T6 => self.allowlist,
+            n::BLOCK_T6 => self.blocklist,
+            n::PBAN_T6 => self.prefix_bans,
+            _ => return None,
+        };
+        Some(prefix6::table_buckets(capacity))
+    }
 }
 
 impl Dataplane {
@@ -85,6 +113,9 @@ impl Dataplane {
         let mut loader = EbpfLoader::new();
         for name in map_names::ALL {
             if let Some(n) = opts.capacity.of(name) {
+                loader.map_max_entries(name, n);
+            }
+            if let Some(n) = opts.capacity.table_of(name) {
                 loader.map_max_entries(name, n);
             }
         }
@@ -167,9 +198,23 @@ fn expected_layout(name: &str, capacity: &Capacity) -> Option<(u32, u32, u32)> {
         map_names::PBAN_V6 => (lpm(16), sz(size_of::<BanEntry>()), cap(name)),
         map_names::LISTS_F16 => (4, 8, filter::F16_WORDS),
         map_names::ALLOW_F24 | map_names::BLOCK_F24 => (4, 8, filter::F24_WORDS),
-        map_names::ALLOW_F6 | map_names::BLOCK_F6 | map_names::PBAN_F6 => (4, 8, filter::F6_WORDS),
-        map_names::BANS_V4 => (4, sz(size_of::<BanBucketV4>()), BAN_BUCKETS),
-        map_names::BANS_V6 => (4, sz(size_of::<BanBucketV6>()), BAN_BUCKETS),
+        map_names::ALLOW_T6 | map_names::BLOCK_T6 | map_names::PBAN_T6 => (
+            4,
+            sz(size_of::<prefix6::PrefixBucketV6>()),
+            capacity.table_of(name).unwrap_or(0),
+        ),
+        map_names::V6_MASKS => (4, 8, prefix6::MASK_WORDS),
+        map_names::V6_PLAN => (4, sz(size_of::<prefix6::V6Plan>()), prefix6::PLANS),
+        map_names::BANS_V4 => (
+            4,
+            sz(size_of::<BanBucketV4>()),
+            1 << capacity.ban_bucket_bits(),
+        ),
+        map_names::BANS_V6 => (
+            4,
+            sz(size_of::<BanBucketV6>()),
+            1 << capacity.ban_bucket_bits(),
+        ),
         map_names::BANX_V4 => (4, sz(size_of::<BanEntry>()), c::BANX_CAPACITY),
         map_names::BANX_V6 => (16, sz(size_of::<BanEntry>()), c::BANX_CAPACITY),
         map_names::RATE_V4 => (4, sz(size_of::<RateSetV4>()), RATE_SETS),

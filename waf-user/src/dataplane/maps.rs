@@ -10,8 +10,8 @@ use aya::{
 };
 use ipnet::IpNet;
 use waf_common::{
-    BAN_BUCKETS, BanBucketV4, BanBucketV6, BanEntry, Counter, ListEntry, RateSetV4, RateSetV6,
-    RateState, XdpConfig, counter, filter, map_names,
+    BanBucketV4, BanBucketV6, BanEntry, Counter, ListEntry, RateSetV4, RateSetV6, RateState,
+    XdpConfig, counter, filter, map_names, prefix6,
 };
 
 use super::{
@@ -20,6 +20,7 @@ use super::{
     mmap::MmapArray,
     sets::{CidrSet, Kind},
     settings::Settings,
+    table6::{Shared, Table6},
 };
 
 /// Typed handles for every map of the XDP program.
@@ -42,6 +43,8 @@ pub struct Maps {
     pub rate_v6: Array<MapData, RateSetV6>,
     /// The ring buffer of rate events, until someone takes it.
     pub events: Option<RingBuf<MapData>>,
+    /// log2 of the exact-ban buckets (written into every config entry).
+    ban_bucket_bits: u32,
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<Map> {
@@ -69,13 +72,29 @@ impl Maps {
         use map_names as n;
         // The three sets share the /16 flag array, a nibble each.
         let f16 = std::sync::Arc::new(mapped(ebpf, n::LISTS_F16, filter::F16_WORDS)?);
+        // And the IPv6 tables their masks and plans.
+        let shared = Shared {
+            masks: std::sync::Arc::new(mapped(ebpf, n::V6_MASKS, prefix6::MASK_WORDS)?),
+            plans: std::sync::Arc::new(mapped(ebpf, n::V6_PLAN, prefix6::PLANS)?),
+        };
+        let mut table = |set: u32, name: &'static str, capacity: u32| -> Result<Table6> {
+            let buckets = prefix6::table_buckets(capacity);
+            Ok(Table6::new(
+                set,
+                shared.clone(),
+                mapped(ebpf, name, buckets)?,
+            ))
+        };
+        let t_allow = table(filter::SET_ALLOW, n::ALLOW_T6, capacity.allowlist)?;
+        let t_block = table(filter::SET_BLOCK, n::BLOCK_T6, capacity.blocklist)?;
+        let t_pban = table(filter::SET_PBAN, n::PBAN_T6, capacity.prefix_bans)?;
         let allow = CidrSet::new(
             n::ALLOW_V4,
             capacity.allowlist,
             take(ebpf, n::ALLOW_V4)?,
             take(ebpf, n::ALLOW_V6)?,
             (f16.clone(), filter::SET_ALLOW),
-            mapped(ebpf, n::ALLOW_F6, filter::F6_WORDS)?,
+            t_allow,
             Kind::Membership {
                 f24: mapped(ebpf, n::ALLOW_F24, filter::F24_WORDS)?,
             },
@@ -86,7 +105,7 @@ impl Maps {
             take(ebpf, n::BLOCK_V4)?,
             take(ebpf, n::BLOCK_V6)?,
             (f16.clone(), filter::SET_BLOCK),
-            mapped(ebpf, n::BLOCK_F6, filter::F6_WORDS)?,
+            t_block,
             Kind::Membership {
                 f24: mapped(ebpf, n::BLOCK_F24, filter::F24_WORDS)?,
             },
@@ -97,16 +116,16 @@ impl Maps {
             take(ebpf, n::PBAN_V4)?,
             take(ebpf, n::PBAN_V6)?,
             (f16, filter::SET_PBAN),
-            mapped(ebpf, n::PBAN_F6, filter::F6_WORDS)?,
+            t_pban,
             Kind::Prefilter,
         )?;
         let bans = HostBans {
             v4: BanTable::new(
-                mapped::<BanBucketV4>(ebpf, n::BANS_V4, BAN_BUCKETS)?,
+                mapped::<BanBucketV4>(ebpf, n::BANS_V4, 1 << capacity.ban_bucket_bits())?,
                 take(ebpf, n::BANX_V4)?,
             )?,
             v6: BanTable::new(
-                mapped::<BanBucketV6>(ebpf, n::BANS_V6, BAN_BUCKETS)?,
+                mapped::<BanBucketV6>(ebpf, n::BANS_V6, 1 << capacity.ban_bucket_bits())?,
                 take(ebpf, n::BANX_V6)?,
             )?,
         };
@@ -120,6 +139,7 @@ impl Maps {
             rate_v4: take(ebpf, n::RATE_V4)?,
             rate_v6: take(ebpf, n::RATE_V6)?,
             events: Some(take(ebpf, n::EVENTS)?),
+            ban_bucket_bits: capacity.ban_bucket_bits(),
         })
     }
 
@@ -133,8 +153,13 @@ impl Maps {
             })
     }
 
-    /// Writes the config map entry (takes effect with the next packet).
+    /// Writes the config map entry (takes effect with the next packet),
+    /// with the bucket size of the maps loaded.
     pub fn set_xdp_config(&mut self, cfg: &XdpConfig) -> Result<()> {
+        let cfg = XdpConfig {
+            ban_bucket_bits: self.ban_bucket_bits,
+            ..*cfg
+        };
         self.config
             .set(0, cfg, 0)
             .map_err(|source| DataplaneError::Map {

@@ -26,6 +26,7 @@ pub mod maps;
 pub mod mmap;
 pub mod sets;
 pub mod settings;
+pub mod table6;
 mod trie_value;
 
 use std::path::{Path, PathBuf};

@@ -1,12 +1,14 @@
 //! CIDR sets in the kernel: the allowlist, the blocklist and the prefix bans.
 //!
 //! Each set is an IPv4 and an IPv6 LPM trie holding every entry (the source
-//! of truth, and what the XDP program walks when it must) plus the bitmaps of
-//! `waf_common::filter` that let it skip the walk in the common case. This
-//! module keeps the bitmaps exact: a reference count per bit, set before an
-//! entry enters the trie and cleared after it leaves, so the kernel never
-//! misses an entry. The IPv4 /16 flag array is shared by the three sets,
-//! each owning one nibble of every /16; a set only ever writes its own bits.
+//! of truth, and what the XDP program walks when it must), plus for IPv4 the
+//! bitmaps of `waf_common::filter` that let it skip the walk in the common
+//! case, and for IPv6 a table of expanded prefixes it reads instead
+//! ([`Table6`], `waf_common::prefix6`). This module keeps the bitmaps
+//! exact: a reference count per bit, set before an entry enters the trie
+//! and cleared after it leaves, so the kernel never misses an entry. The
+//! IPv4 /16 flag array is shared by the three sets, each owning one nibble
+//! of every /16; a set only ever writes its own bits.
 //!
 //! An LPM lookup answers with the longest entry alone, so the value a trie
 //! holds for an entry is its [`TrieValue`] under the entries covering it
@@ -25,9 +27,11 @@ use aya::maps::{
     lpm_trie::{Key, LpmTrie},
 };
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use waf_common::filter::{self, WORDS};
+use waf_common::filter;
 
-use super::{DataplaneError, is_not_found, mmap::MmapArray, trie_value::TrieValue, write_err};
+use super::{
+    DataplaneError, is_not_found, mmap::MmapArray, table6::Table6, trie_value::TrieValue, write_err,
+};
 
 /// The bitmaps a bit can live in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -36,16 +40,12 @@ enum Bitmap {
     Mid16,
     Deep16,
     Full24,
-    V6Top16,
-    V6Hash32,
-    V6Hash48,
 }
 
 /// What the kernel decides from the bitmaps of a set.
 pub enum Kind {
     /// Membership (allowlist, blocklist): full /16 and /24 bits answer
-    /// directly; only entries longer than /24 (IPv4) or any IPv6 entry need
-    /// the trie.
+    /// directly; only IPv4 entries longer than /24 need the trie.
     Membership {
         /// The /24 bitmap.
         f24: MmapArray<u64>,
@@ -63,7 +63,7 @@ pub struct CidrSet<V: TrieValue> {
     /// The shared /16 flag array and this set's nibble in it.
     f16: Arc<MmapArray<u64>>,
     slot: u32,
-    f6: MmapArray<u64>,
+    t6: Table6,
     kind: Kind,
     refs: HashMap<(Bitmap, u32), u32>,
     /// Each entry's own value (what the caller wrote).
@@ -106,20 +106,53 @@ fn bits_of(net: IpNet, membership: bool) -> Vec<(Bitmap, u32, u32)> {
                 vec![(Bitmap::Deep16, host >> 16, 1)]
             }
         }
-        IpNet::V6(n) => {
-            let hi = (u128::from(n.network()) >> 64) as u64;
-            let p = n.prefix_len() as u32;
-            if p < 16 {
-                vec![(Bitmap::V6Top16, (hi >> 48) as u32, 1 << (16 - p))]
-            } else if p < 32 {
-                vec![(Bitmap::V6Top16, (hi >> 48) as u32, 1)]
-            } else if p < 48 {
-                vec![(Bitmap::V6Hash32, filter::v6_hash(hi >> 32), 1)]
-            } else {
-                vec![(Bitmap::V6Hash48, filter::v6_hash(hi >> 16), 1)]
-            }
+        IpNet::V6(_) => Vec::new(),
+    }
+}
+
+/// The trie value of `net` holding `own`: `own` under the entries of
+/// `entries` covering it, the shortest first (`lens`: entries per family
+/// and length).
+fn trie_value<V: TrieValue>(
+    entries: &BTreeMap<IpNet, V>,
+    lens: &[[u32; 129]; 2],
+    net: IpNet,
+    own: V,
+) -> V {
+    if !V::INHERITS {
+        return own;
+    }
+    let mut outer: Option<V> = None;
+    let lens = &lens[family(&net)];
+    for len in 0..net.prefix_len() {
+        if lens[usize::from(len)] == 0 {
+            continue;
+        }
+        let Ok(cover) = IpNet::new(net.addr(), len) else {
+            continue;
+        };
+        if let Some(v) = entries.get(&cover.trunc()) {
+            outer = Some(match outer {
+                None => *v,
+                Some(o) => v.under(&o),
+            });
         }
     }
+    match outer {
+        None => own,
+        Some(o) => own.under(&o),
+    }
+}
+
+/// The slot value of IPv6 entry `n` in the table, if it is an entry.
+fn slot_of<V: TrieValue>(
+    entries: &BTreeMap<IpNet, V>,
+    lens: &[[u32; 129]; 2],
+    n: Ipv6Net,
+) -> Option<u64> {
+    let net = IpNet::V6(n);
+    let own = entries.get(&net)?;
+    Some(trie_value(entries, lens, net, *own).slot())
 }
 
 impl<V: TrieValue> CidrSet<V> {
@@ -131,7 +164,7 @@ impl<V: TrieValue> CidrSet<V> {
         v4: LpmTrie<MapData, u32, V>,
         v6: LpmTrie<MapData, [u8; 16], V>,
         (f16, slot): (Arc<MmapArray<u64>>, u32),
-        f6: MmapArray<u64>,
+        t6: Table6,
         kind: Kind,
     ) -> Result<Self, DataplaneError> {
         let mut set = Self {
@@ -141,7 +174,7 @@ impl<V: TrieValue> CidrSet<V> {
             v6,
             f16,
             slot,
-            f6,
+            t6,
             kind,
             refs: HashMap::new(),
             entries: BTreeMap::new(),
@@ -158,16 +191,12 @@ impl<V: TrieValue> CidrSet<V> {
     /// The array a bit lives in, and its bit index there.
     fn place(&self, b: Bitmap, bit: u32) -> (&MmapArray<u64>, u32) {
         let nibble = bit * filter::F16_BITS_PER + self.slot * filter::SET_BITS;
-        let level = |l: u32| l * WORDS * 64 + bit;
         match (b, &self.kind) {
             (Bitmap::Full16, _) => (&self.f16, nibble),
             (Bitmap::Mid16, _) => (&self.f16, nibble + 1),
             (Bitmap::Deep16, _) => (&self.f16, nibble + 2),
             (Bitmap::Full24, Kind::Membership { f24 }) => (f24, bit),
             (Bitmap::Full24, Kind::Prefilter) => unreachable!("prefilter sets have no /24 bitmap"),
-            (Bitmap::V6Top16, _) => (&self.f6, level(filter::V6_16)),
-            (Bitmap::V6Hash32, _) => (&self.f6, level(filter::V6_32)),
-            (Bitmap::V6Hash48, _) => (&self.f6, level(filter::V6_48)),
         }
     }
 
@@ -213,7 +242,6 @@ impl<V: TrieValue> CidrSet<V> {
         self.refs.clear();
         let membership = self.membership();
         let mut want16 = vec![0u64; filter::F16_WORDS as usize];
-        let mut want6 = vec![0u64; filter::F6_WORDS as usize];
         let mut want24 = vec![
             0u64;
             if membership {
@@ -230,8 +258,6 @@ impl<V: TrieValue> CidrSet<V> {
                     let (arr, at) = self.place(b, bit);
                     let want = if std::ptr::eq(arr, &*self.f16) {
                         &mut want16
-                    } else if std::ptr::eq(arr, &self.f6) {
-                        &mut want6
                     } else {
                         &mut want24
                     };
@@ -246,18 +272,47 @@ impl<V: TrieValue> CidrSet<V> {
                 self.f16.replace_bits(i, mine, *v);
             }
         }
-        let mut arrays = vec![(&self.f6, &want6)];
         if let Kind::Membership { f24 } = &self.kind {
-            arrays.push((f24, &want24));
-        }
-        for (arr, want) in arrays {
-            for (i, v) in want.iter().enumerate() {
-                if arr.load(i) != *v {
-                    arr.store(i, *v);
+            for (i, v) in want24.iter().enumerate() {
+                if f24.load(i) != *v {
+                    f24.store(i, *v);
                 }
             }
         }
+        self.rebuild_v6();
         Ok(())
+    }
+
+    /// Re-plans the IPv6 table and rewrites it from the entries.
+    fn rebuild_v6(&mut self) {
+        let Self {
+            entries, lens, t6, ..
+        } = self;
+        let v6: Vec<(Ipv6Net, u64)> = entries
+            .keys()
+            .filter_map(|n| match n {
+                IpNet::V6(n) => Some((*n, slot_of(entries, lens, *n)?)),
+                IpNet::V4(_) => None,
+            })
+            .collect();
+        t6.rebuild(&v6, &lens[1], &|n| slot_of(entries, lens, n));
+    }
+
+    /// Writes (or rewrites) IPv6 entry `n` into the table; a new entry the
+    /// plan cannot place re-plans the table when that places it better.
+    fn place_v6(&mut self, n: Ipv6Net, new: bool) {
+        let Self {
+            entries, lens, t6, ..
+        } = self;
+        let Some(value) = slot_of(entries, lens, n) else {
+            return;
+        };
+        if !t6.place(n, value, new, &lens[1], &|p| slot_of(entries, lens, p))
+            && new
+            && super::table6::plan(&lens[1]) != t6.targets()
+        {
+            self.rebuild_v6();
+        }
     }
 
     fn read_tries(&self) -> Result<Vec<(IpNet, V)>, DataplaneError> {
@@ -298,6 +353,9 @@ impl<V: TrieValue> CidrSet<V> {
         if self.entries.insert(net, value).is_none() {
             self.lens[family(&net)][usize::from(net.prefix_len())] += 1;
         }
+        if let IpNet::V6(n) = net {
+            self.place_v6(n, new);
+        }
         self.refresh_inside(net)
     }
 
@@ -309,32 +367,8 @@ impl<V: TrieValue> CidrSet<V> {
         r.map_err(|e| write_err(self.name, self.capacity, e))
     }
 
-    /// The trie value of `net` holding `own`: `own` under the entries
-    /// covering it, the shortest first.
     fn trie_value(&self, net: IpNet, own: V) -> V {
-        if !V::INHERITS {
-            return own;
-        }
-        let mut outer: Option<V> = None;
-        let lens = &self.lens[family(&net)];
-        for len in 0..net.prefix_len() {
-            if lens[usize::from(len)] == 0 {
-                continue;
-            }
-            let Ok(cover) = IpNet::new(net.addr(), len) else {
-                continue;
-            };
-            if let Some(v) = self.entries.get(&cover.trunc()) {
-                outer = Some(match outer {
-                    None => *v,
-                    Some(o) => v.under(&o),
-                });
-            }
-        }
-        match outer {
-            None => own,
-            Some(o) => own.under(&o),
-        }
+        trie_value(&self.entries, &self.lens, net, own)
     }
 
     /// Rewrites the trie values of the entries strictly inside `net`
@@ -362,6 +396,9 @@ impl<V: TrieValue> CidrSet<V> {
             .collect();
         for (n, own) in inside {
             self.write_trie(n, self.trie_value(n, own))?;
+            if let IpNet::V6(n) = n {
+                self.place_v6(n, false);
+            }
         }
         Ok(())
     }
@@ -386,6 +423,12 @@ impl<V: TrieValue> CidrSet<V> {
         if self.entries.remove(&net).is_some() {
             self.lens[family(&net)][usize::from(net.prefix_len())] -= 1;
             self.release(net);
+            if let IpNet::V6(n) = net {
+                let Self {
+                    entries, lens, t6, ..
+                } = self;
+                t6.unplace(n, &lens[1], &|p| slot_of(entries, lens, p));
+            }
         }
         self.refresh_inside(net)?;
         Ok(existed)
@@ -425,6 +468,11 @@ impl<V: TrieValue> CidrSet<V> {
     /// Entries each family's trie can hold.
     pub fn capacity(&self) -> u32 {
         self.capacity
+    }
+
+    /// What the IPv6 table holds.
+    pub fn v6_table(&self) -> super::table6::Usage {
+        self.t6.usage()
     }
 
     /// Rereads the tries (another writer changed them) and rebuilds the

@@ -23,6 +23,9 @@ pub trait TrieValue: aya::Pod + PartialEq {
     /// entry whose trie value is `outer` (the longest entry covering it,
     /// which carries what the entries covering it carry).
     fn under(self, outer: &Self) -> Self;
+    /// What the IPv6 table keeps of a trie value
+    /// (`waf_common::prefix6::PrefixBucketV6::values`).
+    fn slot(&self) -> u64;
 }
 
 /// Allow and block lists: membership, nothing inherited.
@@ -30,6 +33,9 @@ impl TrieValue for ListEntry {
     const INHERITS: bool = false;
     fn under(self, _outer: &Self) -> Self {
         self
+    }
+    fn slot(&self) -> u64 {
+        0
     }
 }
 
@@ -44,6 +50,9 @@ impl TrieValue for BanEntry {
             self.expires_ns.max(outer.expires_ns)
         };
         Self { expires_ns, ..self }
+    }
+    fn slot(&self) -> u64 {
+        self.expires_ns
     }
 }
 

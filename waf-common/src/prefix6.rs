@@ -1,0 +1,219 @@
+//! IPv6 CIDR sets without an LPM walk: per-prefix-length hash tables in
+//! array maps, after controlled prefix expansion.
+//!
+//! Each IPv6 set (allowlist, blocklist, prefix bans) plans up to
+//! [`TARGETS`] *target lengths* ([`V6Plan::lens`], longest first); an entry of
+//! length `l` is written as the `2^(t - l)` prefixes of length `t`, the
+//! shortest target at or above `l` (userspace picks the targets that make
+//! the fewest of them, and never expands one entry into more than
+//! [`EXPAND_MAX`]). Every expanded prefix is a slot of the set's table of
+//! 8-way [`PrefixBucketV6`]s, keyed by (length, masked address).
+//!
+//! Which targets may hold an address is answered first, for all three sets
+//! at once, by three levels of 32-bit masks ([`MASK_INDEXES`] of them, two
+//! a word, in [`crate::map_names::V6_MASKS`]): level 0 indexed by the top
+//! 16 bits (targets shorter than /32), level 1 by a hash of the top 32 bits
+//! (targets /32../47), level 2 by a hash of the top 48 bits (/48 and
+//! longer). Each `u32` holds a byte per set ([`crate::filter::SET_ALLOW`],
+//! `SET_BLOCK`, `SET_PBAN`): bit `i` says "target `i` has a prefix under
+//! this index" (bit 0 is the longest target), bit [`TRIE_BIT`] says "an
+//! entry that is only in the trie lies under it". The program ORs the
+//! set's bytes of the three levels and looks in the table at the targets
+//! named, longest first; the first slot found is the longest match (a
+//! prefix ban's value carries the latest expiry of the bans covering it, as
+//! in the tries).
+//!
+//! The LPM trie of each set still holds every entry: it is the truth the
+//! daemon rebuilds from, and the program asks it only when the table cannot
+//! answer: an entry that could not be expanded ([`TRIE_BIT`]), a bucket
+//! that overflowed ([`PrefixBucketV6::overflow`]), or a set being rebuilt
+//! ([`V6Plan::mode`] [`PLAN_REBUILDING`]).
+
+use crate::hash::{fold_v6, mix64};
+
+/// Target lengths a set may plan (bits 0..7 of its mask byte).
+pub const TARGETS: usize = 7;
+/// Bit of a set's mask byte: an entry that is only in the trie lies under
+/// this index.
+pub const TRIE_BIT: u32 = 7;
+/// The most prefixes one entry is expanded into; longer expansions stay in
+/// the trie.
+pub const EXPAND_MAX: u32 = 1 << 12;
+/// The shortest target length (shorter entries are expanded to it).
+pub const MIN_TARGET: u8 = 16;
+/// Slots per bucket.
+pub const SLOTS: usize = 8;
+/// Entries of mask level 0 (indexed by the top 16 bits).
+pub const MASK_L0: u32 = 1 << 16;
+/// log2 of the entries of each hashed mask level.
+pub const MASK_HASH_BITS: u32 = 18;
+/// Entries of each hashed mask level (1 and 2).
+pub const MASK_HASHED: u32 = 1 << MASK_HASH_BITS;
+/// Mask indexes: level 0, then levels 1 and 2.
+pub const MASK_INDEXES: u32 = MASK_L0 + 2 * MASK_HASHED;
+/// `u64` words of the mask array: two indexes a word (an array map's
+/// elements are 8 bytes apart in memory), a byte per set in each half.
+pub const MASK_WORDS: u32 = MASK_INDEXES / 2;
+
+/// The bit of the mask array (as one bitmap of `u64` words) for target
+/// bit `bit` of set `set` at mask index `index`.
+#[inline(always)]
+pub const fn mask_bit(index: u32, set: u32, bit: u32) -> u32 {
+    index * 32 + set * 8 + bit
+}
+/// Entries of the plan array (one per set, room for four).
+pub const PLANS: u32 = 4;
+/// [`V6Plan::mode`]: the table answers.
+pub const PLAN_READY: u32 = 0;
+/// [`V6Plan::mode`]: the table is being rebuilt; ask the trie.
+pub const PLAN_REBUILDING: u32 = 1;
+
+/// The plan of one set (entry `set` of [`crate::map_names::V6_PLAN`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct V6Plan {
+    /// Target lengths, longest first; index `i` is bit `i` of the mask
+    /// byte. Unused targets are 0 (their bit is never set).
+    pub lens: [u8; 8],
+    /// [`PLAN_READY`] or [`PLAN_REBUILDING`]; written last by userspace.
+    pub mode: u32,
+    /// Buckets of the set's table, minus one (a power of two minus one).
+    pub bucket_mask: u32,
+    /// Bit i set: target i is planned (the program reads it once per
+    /// target, so that the verifier learns nothing it carries over from
+    /// one target to the next and the paths through the loop stay few).
+    pub active: u32,
+    /// Targets planned.
+    pub count: u32,
+    /// The mask of each target's length over the top 64 bits (big-endian
+    /// numbers), so that the program computes no mask: fewer branches for
+    /// the verifier to follow.
+    pub mask_hi: [u64; 8],
+    /// The mask of each target's length over the low 64 bits.
+    pub mask_lo: [u64; 8],
+}
+
+/// An 8-way bucket of expanded IPv6 prefixes. As for the ban buckets,
+/// userspace writes a slot's key, length and value before setting its
+/// `used` bit, and clears the bit before reusing it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PrefixBucketV6 {
+    /// Bit i set: slot i holds a prefix.
+    pub used: u32,
+    /// Non-zero: a prefix that hashes here did not fit; ask the trie.
+    pub overflow: u32,
+    /// Prefix length per slot.
+    pub lens: [u8; SLOTS],
+    /// The masked address per slot, as the 16 bytes in memory order.
+    pub keys: [[u8; 16]; SLOTS],
+    /// Value per slot: a prefix ban's expiry (as its trie value), 0 for the
+    /// lists.
+    pub values: [u64; SLOTS],
+}
+
+/// Keeps the first `len` bits of an address given as two big-endian
+/// halves (`len` above 128 keeps all).
+#[inline(always)]
+pub const fn mask_v6(hi: u64, lo: u64, len: u32) -> (u64, u64) {
+    if len == 0 {
+        (0, 0)
+    } else if len < 64 {
+        (hi & (u64::MAX << (64 - len)), 0)
+    } else if len == 64 {
+        (hi, 0)
+    } else if len < 128 {
+        (hi, lo & (u64::MAX << (128 - len)))
+    } else {
+        (hi, lo)
+    }
+}
+
+/// The bucket of a prefix (already masked to `len`) in a table of
+/// `bucket_mask + 1` buckets.
+#[inline(always)]
+pub const fn prefix_bucket(hi: u64, lo: u64, len: u32, bucket_mask: u32) -> u32 {
+    let h = mix64(fold_v6(hi, lo) ^ ((len as u64) << 56 | len as u64));
+    (h >> 32) as u32 & bucket_mask
+}
+
+/// The mask level of a target length.
+#[inline(always)]
+pub const fn level_of(len: u32) -> u32 {
+    if len < 32 {
+        0
+    } else if len < 48 {
+        1
+    } else {
+        2
+    }
+}
+
+/// The index in the mask array of level `level` for an address whose top
+/// 64 bits are `hi` (big-endian).
+#[inline(always)]
+pub const fn mask_index(level: u32, hi: u64) -> u32 {
+    match level {
+        0 => (hi >> 48) as u32,
+        1 => MASK_L0 + (mix64(hi >> 32) >> (64 - MASK_HASH_BITS)) as u32,
+        _ => MASK_L0 + MASK_HASHED + (mix64(hi >> 16) >> (64 - MASK_HASH_BITS)) as u32,
+    }
+}
+
+/// Buckets of a set's table for a set of `capacity` entries: twice as
+/// many slots as entries (a full set of unexpanded entries fills half of
+/// them), a power of two, at least 1,024. 26 bytes a slot, preallocated.
+pub const fn table_buckets(capacity: u32) -> u32 {
+    let want = (capacity as u64 * 2).div_ceil(SLOTS as u64);
+    let mut b: u64 = 1024;
+    while b < want && b < (1 << 24) {
+        b <<= 1;
+    }
+    b as u32
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: #[repr(C)], integers and byte arrays only, no padding
+    // (checked below).
+    unsafe impl aya::Pod for super::V6Plan {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::PrefixBucketV6 {}
+}
+
+const _: () = assert!(core::mem::size_of::<V6Plan>() == 24 + 128);
+const _: () = assert!(core::mem::size_of::<PrefixBucketV6>() == 8 + 8 + 128 + 64);
+const _: () = assert!(TARGETS < 8);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_keep_the_prefix_bits() {
+        let (hi, lo) = (u64::MAX, u64::MAX);
+        assert_eq!(mask_v6(hi, lo, 0), (0, 0));
+        assert_eq!(mask_v6(hi, lo, 1), (1 << 63, 0));
+        assert_eq!(mask_v6(hi, lo, 64), (u64::MAX, 0));
+        assert_eq!(mask_v6(hi, lo, 65), (u64::MAX, 1 << 63));
+        assert_eq!(mask_v6(hi, lo, 128), (u64::MAX, u64::MAX));
+        assert_eq!(mask_v6(hi, lo, 200), (u64::MAX, u64::MAX));
+    }
+
+    #[test]
+    fn levels_and_indexes_stay_in_their_ranges() {
+        assert_eq!(level_of(16), 0);
+        assert_eq!(level_of(31), 0);
+        assert_eq!(level_of(32), 1);
+        assert_eq!(level_of(48), 2);
+        assert_eq!(level_of(128), 2);
+        for hi in [0, 1, u64::MAX, 0x2001_0db8 << 32] {
+            assert!(mask_index(0, hi) < MASK_L0);
+            assert!((MASK_L0..MASK_L0 + MASK_HASHED).contains(&mask_index(1, hi)));
+            assert!((MASK_L0 + MASK_HASHED..MASK_INDEXES).contains(&mask_index(2, hi)));
+        }
+        assert_eq!(table_buckets(0), 1024);
+        assert_eq!(table_buckets(65_536), 16_384);
+        assert_eq!(table_buckets(1 << 24), 1 << 22);
+    }
+}
