@@ -1347,6 +1347,17 @@ fn a_source_flooding_from_two_cpus_gets_its_rate_once() {
 /// family, refuses the 65th as full (naming the map and its size), and
 /// what it holds drops; pinned maps of another size are refused at load
 /// with what to do.
+/// Loads the program with maps pinned in (or adopted from) `pins`.
+fn load_pinned(
+    pins: &PinDir,
+    capacity: waf_user::dataplane::Capacity,
+) -> Result<Dataplane, waf_user::dataplane::DataplaneError> {
+    Dataplane::load(&LoadOptions {
+        pin_dir: Some(pins.path.clone()),
+        capacity,
+    })
+}
+
 #[test]
 fn capacity_sizes_the_tries_and_pins_of_another_size_are_refused() {
     use waf_user::dataplane::{Capacity, DataplaneError};
@@ -1356,12 +1367,7 @@ fn capacity_sizes_the_tries_and_pins_of_another_size_are_refused() {
         blocklist: 64,
         ..Capacity::default()
     };
-    let load = |capacity| {
-        Dataplane::load(&LoadOptions {
-            pin_dir: Some(pins.path.clone()),
-            capacity,
-        })
-    };
+    let load = |capacity| load_pinned(&pins, capacity);
     let mut h = Harness {
         dp: load(small).expect("load with a small blocklist"),
     };
@@ -1418,13 +1424,8 @@ fn the_ban_buckets_follow_the_capacity_and_bans_beyond_it_still_drop() {
         bans: 5_000,
         ..Capacity::default()
     };
-    assert_eq!(1u32 << small.ban_bucket_bits(), 2048);
-    let load = |capacity| {
-        Dataplane::load(&LoadOptions {
-            pin_dir: Some(pins.path.clone()),
-            capacity,
-        })
-    };
+    assert_eq!(small.ban_buckets(), 2048);
+    let load = |capacity| load_pinned(&pins, capacity);
     let mut h = Harness {
         dp: load(small).expect("load with small ban buckets"),
     };

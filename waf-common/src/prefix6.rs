@@ -83,8 +83,8 @@ pub struct V6Plan {
     /// target, so that the verifier learns nothing it carries over from
     /// one target to the next and the paths through the loop stay few).
     pub active: u32,
-    /// Targets planned.
-    pub count: u32,
+    /// Reserved, zero.
+    pub _reserved: u32,
     /// The mask of each target's length over the top 64 bits (big-endian
     /// numbers), so that the program computes no mask: fewer branches for
     /// the verifier to follow.

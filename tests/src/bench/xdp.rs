@@ -481,7 +481,7 @@ pub fn run(args: &[String]) -> Result<()> {
     println!(
         "[capacity] bans = {} per family: {} buckets of 8 slots",
         capacity.bans,
-        1u64 << capacity.ban_bucket_bits()
+        capacity.ban_buckets()
     );
     let mut dp = Dataplane::load(&LoadOptions {
         capacity,

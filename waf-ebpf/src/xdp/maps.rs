@@ -270,6 +270,24 @@ fn table_v6(hi: u64, lo: u64, byte: u32, set: u32, table: &Array<PrefixBucketV6>
     }
 }
 
+/// Is the IPv6 address in membership set `set` (the allowlist or the
+/// blocklist), whose table and trie are given?
+#[inline(always)]
+fn member_v6(
+    a: &[u64; 2],
+    lists: u64,
+    set: u32,
+    table: &Array<PrefixBucketV6>,
+    trie: &LpmTrie<[u8; 16], ListEntry>,
+) -> bool {
+    let (hi, lo) = be(a);
+    match table_v6(hi, lo, set_byte(lists, set), set, table) {
+        Table::Found(_) => true,
+        Table::Missing => false,
+        Table::AskTrie => trie.get(Key::new(128, bytes(a))).is_some(),
+    }
+}
+
 /// The byte of set `set` in the target masks `lists` (see [`Family::lists`]).
 #[inline(always)]
 fn set_byte(lists: u64, set: u32) -> u32 {
@@ -477,18 +495,7 @@ impl Family for V6 {
 
     #[inline(always)]
     fn allowed(a: &[u64; 2], lists: u64) -> bool {
-        let (hi, lo) = be(a);
-        match table_v6(
-            hi,
-            lo,
-            set_byte(lists, filter::SET_ALLOW),
-            filter::SET_ALLOW,
-            &WAF_ALLOW_T6,
-        ) {
-            Table::Found(_) => true,
-            Table::Missing => false,
-            Table::AskTrie => WAF_ALLOW_V6.get(Key::new(128, bytes(a))).is_some(),
-        }
+        member_v6(a, lists, filter::SET_ALLOW, &WAF_ALLOW_T6, &WAF_ALLOW_V6)
     }
 
     #[inline(always)]
@@ -531,18 +538,7 @@ impl Family for V6 {
 
     #[inline(always)]
     fn blocked(a: &[u64; 2], lists: u64) -> bool {
-        let (hi, lo) = be(a);
-        match table_v6(
-            hi,
-            lo,
-            set_byte(lists, filter::SET_BLOCK),
-            filter::SET_BLOCK,
-            &WAF_BLOCK_T6,
-        ) {
-            Table::Found(_) => true,
-            Table::Missing => false,
-            Table::AskTrie => WAF_BLOCK_V6.get(Key::new(128, bytes(a))).is_some(),
-        }
+        member_v6(a, lists, filter::SET_BLOCK, &WAF_BLOCK_T6, &WAF_BLOCK_V6)
     }
 
     #[inline(always)]

@@ -89,12 +89,17 @@ impl Capacity {
         waf_common::ban_bucket_bits(self.bans)
     }
 
+    /// The exact-ban buckets per family.
+    pub fn ban_buckets(&self) -> u32 {
+        1 << self.ban_bucket_bits()
+    }
+
     /// The entries of bucket array or IPv6 table `name`, if it is one of
     /// them.
     fn table_of(&self, name: &str) -> Option<u32> {
         use map_names as n;
         if name == n::BANS_V4 || name == n::BANS_V6 {
-            return Some(1 << self.ban_bucket_bits());
+            return Some(self.ban_buckets());
         }
         let capacity = match name {
             n::ALLOW_T6 => self.allowlist,
@@ -205,16 +210,8 @@ fn expected_layout(name: &str, capacity: &Capacity) -> Option<(u32, u32, u32)> {
         ),
         map_names::V6_MASKS => (4, 8, prefix6::MASK_WORDS),
         map_names::V6_PLAN => (4, sz(size_of::<prefix6::V6Plan>()), prefix6::PLANS),
-        map_names::BANS_V4 => (
-            4,
-            sz(size_of::<BanBucketV4>()),
-            1 << capacity.ban_bucket_bits(),
-        ),
-        map_names::BANS_V6 => (
-            4,
-            sz(size_of::<BanBucketV6>()),
-            1 << capacity.ban_bucket_bits(),
-        ),
+        map_names::BANS_V4 => (4, sz(size_of::<BanBucketV4>()), capacity.ban_buckets()),
+        map_names::BANS_V6 => (4, sz(size_of::<BanBucketV6>()), capacity.ban_buckets()),
         map_names::BANX_V4 => (4, sz(size_of::<BanEntry>()), c::BANX_CAPACITY),
         map_names::BANX_V6 => (16, sz(size_of::<BanEntry>()), c::BANX_CAPACITY),
         map_names::RATE_V4 => (4, sz(size_of::<RateSetV4>()), RATE_SETS),

@@ -121,11 +121,11 @@ impl Maps {
         )?;
         let bans = HostBans {
             v4: BanTable::new(
-                mapped::<BanBucketV4>(ebpf, n::BANS_V4, 1 << capacity.ban_bucket_bits())?,
+                mapped::<BanBucketV4>(ebpf, n::BANS_V4, capacity.ban_buckets())?,
                 take(ebpf, n::BANX_V4)?,
             )?,
             v6: BanTable::new(
-                mapped::<BanBucketV6>(ebpf, n::BANS_V6, 1 << capacity.ban_bucket_bits())?,
+                mapped::<BanBucketV6>(ebpf, n::BANS_V6, capacity.ban_buckets())?,
                 take(ebpf, n::BANX_V6)?,
             )?,
         };

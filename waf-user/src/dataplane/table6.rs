@@ -96,16 +96,21 @@ fn key_bytes(hi: u64, lo: u64) -> [u8; 16] {
     ((u128::from(hi) << 64) | u128::from(lo)).to_be_bytes()
 }
 
+/// Whether an entry of length `len` may be expanded to target `t` (into
+/// at most [`EXPAND_MAX`] prefixes).
+fn expandable(len: u8, t: u8) -> bool {
+    u32::from(t - len) <= EXPAND_MAX.trailing_zeros()
+}
+
 /// The cost of a plan's choice for `count` entries of length `len` at
 /// target `t`: the prefixes they expand into, or a penalty per entry that
 /// would stay in the trie.
 fn cost(count: u64, len: u8, t: u8) -> u64 {
     const TRIE_PENALTY: u64 = 1 << 20;
-    let shift = u32::from(t - len);
-    if shift > EXPAND_MAX.trailing_zeros() {
-        count.saturating_mul(TRIE_PENALTY)
+    if expandable(len, t) {
+        count << (t - len)
     } else {
-        count << shift
+        count.saturating_mul(TRIE_PENALTY)
     }
 }
 
@@ -188,7 +193,7 @@ pub fn plan(counts: &[u32; 129]) -> Vec<u8> {
 /// expanded to one within [`EXPAND_MAX`] prefixes.
 pub fn target_of(targets: &[u8], len: u8) -> Option<u8> {
     let t = *targets.iter().find(|&&t| t >= len.max(MIN_TARGET))?;
-    (u32::from(t - len) <= EXPAND_MAX.trailing_zeros()).then_some(t)
+    expandable(len, t).then_some(t)
 }
 
 /// The prefixes of length `t` that `net` expands into.
@@ -476,7 +481,6 @@ impl Table6 {
             std::ptr::write_volatile(&raw mut (*p).lens, lens8);
             std::ptr::write_volatile(&raw mut (*p).bucket_mask, (self.table.len() - 1) as u32);
             std::ptr::write_volatile(&raw mut (*p).active, (1u32 << self.targets.len()) - 1);
-            std::ptr::write_volatile(&raw mut (*p).count, self.targets.len() as u32);
             let (mut mhi, mut mlo) = ([0u64; 8], [0u64; 8]);
             for (i, &t) in self.targets.iter().rev().enumerate() {
                 (mhi[i], mlo[i]) = mask_v6(u64::MAX, u64::MAX, u32::from(t));
