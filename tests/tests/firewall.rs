@@ -294,3 +294,91 @@ fn fleet_ops_apply_lift_and_count_strikes_by_the_owners_rules() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// An IPv6 ban of `[ban_policy] ipv6_prefix` bits (what strikes ban) is an
+/// exact ban in the kernel; a reload that changes the prefix moves it to
+/// the prefix bans, where it keeps dropping; a restart with the old prefix
+/// over the pinned maps moves it back, adopting nothing twice.
+#[test]
+fn ipv6_bans_of_the_ban_prefix_are_exact_across_reloads_and_restarts() {
+    use waf_user::firewall::state::State;
+    require_root();
+    let pins = waf_tests::PinDir::new();
+    let dir = std::env::temp_dir().join(format!("waf-fw-v6key-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = |prefix: u8| Config {
+        state_dir: dir.clone(),
+        ban_policy: BanPolicy {
+            ipv6_prefix: prefix,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let load = || {
+        Dataplane::load(&LoadOptions {
+            pin_dir: Some(pins.path.clone()),
+            ..Default::default()
+        })
+        .expect("load")
+    };
+    let mut dp = load();
+    // A handle on the program that outlives the firewalls below (the maps
+    // are the pinned ones).
+    let pin = pins.path.join("prog");
+    dp.program().unwrap().pin(&pin).expect("pin the program");
+    let prog = aya::programs::Xdp::from_pin(&pin, aya_obj::programs::XdpAttachType::Interface)
+        .expect("the pinned program");
+    let verdict = |src: &str| {
+        let frame = waf_user::packet::FrameSpec::new(
+            src.parse().unwrap(),
+            "2001:db8:ffff::1".parse().unwrap(),
+        )
+        .build();
+        waf_tests::run_xdp(&prog, &frame)
+    };
+    let (mut fw, _) =
+        Firewall::start(config(64).firewall().unwrap(), dp, State::default()).unwrap();
+    let struck: IpNet = "2001:db8:a:1::/64".parse().unwrap();
+    let host: IpNet = "2001:db8:c::5/128".parse().unwrap();
+    for net in [struck, host] {
+        fw.ban(
+            net,
+            BanDuration::Permanent,
+            "test",
+            BanSource::Detection,
+            false,
+        )
+        .unwrap();
+    }
+    let stores = |fw: &Firewall| {
+        let m = &fw.dataplane().maps;
+        let v6_prefixes = m
+            .prefix_bans
+            .entries()
+            .into_iter()
+            .filter(|(n, _)| matches!(n, IpNet::V6(_)))
+            .count();
+        (m.bans.v6.len(), v6_prefixes)
+    };
+    let drops = |what: &str| {
+        for src in ["2001:db8:a:1::1", "2001:db8:a:1:ffff::9", "2001:db8:c::5"] {
+            assert_eq!(verdict(src), waf_tests::XDP_DROP, "{src} {what}");
+        }
+        for src in ["2001:db8:a:2::1", "2001:db8:c::6"] {
+            assert_eq!(verdict(src), waf_tests::XDP_PASS, "{src} {what}");
+        }
+    };
+    assert_eq!(stores(&fw), (1, 1), "the /64 exact, the /128 a prefix ban");
+    drops("at /64");
+    fw.reload(config(56).firewall().unwrap()).unwrap();
+    assert_eq!(stores(&fw), (0, 2), "both prefix bans at /56");
+    drops("at /56");
+    let state = fw.state().clone();
+    drop(fw);
+    let (fw, report) = Firewall::start(config(64).firewall().unwrap(), load(), state).unwrap();
+    assert_eq!((report.restored, report.adopted), (2, 0));
+    assert_eq!(stores(&fw), (1, 1), "back to exact at /64");
+    drops("after the restart");
+    drop(fw);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -238,11 +238,12 @@ fn an_expired_prefix_ban_does_not_hide_a_shorter_one_in_force() {
     let now = h.dp.kernel_now_ns().unwrap();
     let ago = now - 1_000_000_000;
     // A permanent /12 around an expired /24 around an expired /28; for
-    // IPv6 a /32 for a minute around expired ones, written inside out.
+    // IPv6 a /32 for a minute around expired ones, written inside out
+    // (prefix bans all: a /64 would be an exact ban).
     h.ban("198.51.100.0/28", ago);
     h.ban("198.51.100.0/24", ago);
     h.ban("198.48.0.0/12", 0);
-    h.ban("2001:db8:bad::/64", ago);
+    h.ban("2001:db8:bad::/80", ago);
     h.ban("2001:db8:bad::/48", ago);
     h.ban("2001:db8::/32", now + 60_000_000_000);
     for (src, what) in [
@@ -1365,13 +1366,14 @@ fn capacity_sizes_the_tries_and_pins_of_another_size_are_refused() {
     let pins = PinDir::new();
     let small = Capacity {
         blocklist: 64,
+        blocklist_v6: 64,
         ..Capacity::default()
     };
     let load = |capacity| load_pinned(&pins, capacity);
     let mut h = Harness {
         dp: load(small).expect("load with a small blocklist"),
     };
-    assert_eq!(h.dp.maps.block.capacity(), 64);
+    assert_eq!(h.dp.maps.block.capacity(), (64, 64));
     let e = ListEntry::default();
     for i in 0..64u32 {
         let n = format!("10.{}.{}.0/24", i / 256, i % 256);
@@ -1411,7 +1413,7 @@ fn capacity_sizes_the_tries_and_pins_of_another_size_are_refused() {
     let h = Harness {
         dp: load(small).expect("the same size adopts the pins"),
     };
-    assert_eq!(h.dp.maps.block.capacity(), 64);
+    assert_eq!(h.dp.maps.block.capacity(), (64, 64));
 }
 
 #[test]

@@ -197,17 +197,21 @@ impl Fuzz {
     /// compares.
     fn state_round(&mut self, n: u64, start: Instant, budget: Option<Duration>) {
         let now = self.dp.kernel_now_ns().expect("the program's clock");
-        let ops = state::ops(&mut self.rng, &self.universe, &self.state, now, self.tick);
-        for op in &ops {
-            state::write(&mut self.dp.maps, op).unwrap_or_else(|e| panic!("writing {op:?}: {e}"));
-            state::apply(&mut self.state, op);
-        }
+        // The settings first: the exact IPv6 bans the ops write are keyed
+        // by the prefix in force (a new prefix moves the ones there).
         let settings = state::settings(&mut self.rng, self.limiter.as_ref().map(|l| l.0));
         self.dp.maps.apply(&settings).expect("apply settings");
         let cfg = settings.to_config().expect("settings");
         self.state.monitor = settings.monitor;
         self.state.emergency = settings.emergency;
         self.state.rate = self.limiter.as_ref().map(|l| l.0);
+        self.state.v6_prefix = settings.rate.v6_prefix;
+        assert_eq!(self.dp.maps.v6_exact(), settings.rate.v6_prefix);
+        let ops = state::ops(&mut self.rng, &self.universe, &self.state, now, self.tick);
+        for op in &ops {
+            state::write(&mut self.dp.maps, op).unwrap_or_else(|e| panic!("writing {op:?}: {e}"));
+            state::apply(&mut self.state, op);
+        }
         self.state.sample_ports = cfg.sample_ports;
         self.state.sample_bytes = cfg.sample_bytes;
         self.state.now = now;

@@ -3,8 +3,9 @@
 //! (expansion), entries too short to expand, a table filled past its slot
 //! budget and buckets that overflow, prefix bans nested at many lengths
 //! with expiries, removals that hand slots to shorter entries, and a
-//! rebuild from the tries. Every verdict is checked against a model: the
-//! entries themselves, asked directly.
+//! rebuild from the tries; and the exact IPv6 bans keyed by `[ban_policy]
+//! ipv6_prefix`, moved when it changes. Every verdict is checked against a
+//! model: the entries themselves, asked directly.
 
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -12,7 +13,7 @@ use ipnet::{IpNet, Ipv6Net};
 use waf_common::{BanEntry, ListEntry, ban_reason, counter};
 use waf_tests::{XDP_DROP, XDP_PASS, delta, require_root, run_xdp, xdp_fuzz::rng::Rng};
 use waf_user::{
-    dataplane::{Capacity, Dataplane, LoadOptions},
+    dataplane::{Capacity, Dataplane, LoadOptions, RateLimits, Settings},
     packet::FrameSpec,
 };
 
@@ -93,7 +94,7 @@ fn blocklist_tables_agree_with_the_model_past_their_limits() {
     // the trie) and 21 lengths for 7 targets: expansion, a full budget,
     // overflowing buckets.
     let mut dp = load(Capacity {
-        blocklist: 1024,
+        blocklist_v6: 1024,
         ..Capacity::default()
     });
     let mut rng = Rng::new(0x7ab1e6);
@@ -158,7 +159,7 @@ fn a_prefix_whose_bucket_is_full_is_still_found() {
     use waf_common::prefix6::{SLOTS, prefix_bucket, table_buckets};
     let capacity = 1024;
     let mut dp = load(Capacity {
-        blocklist: capacity,
+        blocklist_v6: capacity,
         ..Capacity::default()
     });
     // /64s that all hash to one bucket: one more than it holds.
@@ -292,4 +293,190 @@ fn nested_prefix_bans_at_many_lengths_drop_while_any_is_in_force() {
         assert!(dp.maps.prefix_bans.remove(IpNet::V6(n)).unwrap());
     }
     check(&mut dp, &mut rng, &bans, "after lifting half");
+}
+
+/// Settings with IPv6 sources keyed per `/prefix` (no rate limit on).
+fn keyed_per(prefix: u8) -> Settings {
+    Settings {
+        rate: RateLimits {
+            v6_prefix: prefix,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// The IPv6 bans of the test below: a /64 (exact at the default prefix),
+/// a /56, a /128 and a /48 around nothing else, permanent.
+const KEYED_BANS: [&str; 4] = [
+    "2001:db8:a:1::/64",
+    "2001:db8:b:100::/56",
+    "2001:db8:c::5/128",
+    "2001:db8:d::/48",
+];
+
+/// Sources at and just past the edges of `nets`, inside at random, and
+/// in the next /64 and /56 (what a too-short mask would catch).
+fn keyed_sources(rng: &mut Rng, nets: &[Ipv6Net]) -> Vec<Ipv6Addr> {
+    let mut out = sources(rng, nets, 200);
+    for n in nets {
+        let first = u128::from(n.network());
+        out.push(Ipv6Addr::from(first ^ (1 << 64)));
+        out.push(Ipv6Addr::from(first ^ (1 << 72)));
+    }
+    out
+}
+
+/// `[ban_policy] ipv6_prefix` keys the exact IPv6 bans: a ban of exactly
+/// that length is an exact ban (one bucket slot, found by the masked
+/// source), any other length a prefix ban; changing the prefix moves the
+/// bans between the stores, and every verdict on the way, with the moves
+/// racing traffic on another CPU, is the bans' own: no banned source
+/// passes, no source outside them is dropped (a store keyed shorter than
+/// the program's mask would drop its neighbours).
+#[test]
+fn ipv6_exact_bans_follow_the_ban_prefix_and_move_without_a_gap() {
+    let pins = waf_tests::PinDir::new();
+    let mut dp = load(Capacity::default());
+    let ban = BanEntry {
+        expires_ns: 0,
+        reason: ban_reason::DETECTION,
+        _reserved: 0,
+    };
+    let nets: Vec<Ipv6Net> = KEYED_BANS.iter().map(|s| s.parse().unwrap()).collect();
+    for n in &nets {
+        dp.maps.ban(IpNet::V6(*n), ban).unwrap();
+    }
+    let mut rng = Rng::new(0x6464);
+    let srcs = keyed_sources(&mut rng, &nets);
+    let frames: Vec<(Vec<u8>, u32)> = srcs
+        .iter()
+        .map(|&s| {
+            let banned = nets.iter().any(|n| n.contains(&s));
+            (frame(s), if banned { XDP_DROP } else { XDP_PASS })
+        })
+        .collect();
+    assert!(frames.iter().filter(|f| f.1 == XDP_DROP).count() > 50);
+    assert!(frames.iter().filter(|f| f.1 == XDP_PASS).count() > 20);
+
+    // A second handle on the program, for traffic while the maps move.
+    std::fs::create_dir_all(&pins.path).unwrap();
+    let pin = pins.path.join("prog");
+    dp.program().unwrap().pin(&pin).expect("pin the program");
+    let other = aya::programs::Xdp::from_pin(&pin, aya_obj::programs::XdpAttachType::Interface)
+        .expect("the pinned program");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let wrong = std::sync::Mutex::new(Vec::<String>::new());
+    let rounds = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for (i, (f, want)) in frames.iter().enumerate() {
+                    let got = run_xdp(&other, f);
+                    if got != *want {
+                        wrong.lock().unwrap().push(format!("{}: {got}", srcs[i]));
+                    }
+                }
+                rounds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        for prefix in [64, 56, 128, 48, 64, 1, 64] {
+            dp.maps.apply(&keyed_per(prefix)).expect("a new prefix");
+            assert_eq!(dp.maps.v6_exact(), prefix);
+            let exact = nets.iter().filter(|n| n.prefix_len() == prefix).count();
+            assert_eq!(dp.maps.bans.v6.len(), exact, "exact IPv6 bans at /{prefix}");
+            let v6_prefix_bans = |dp: &Dataplane| {
+                dp.maps
+                    .prefix_bans
+                    .entries()
+                    .into_iter()
+                    .filter(|(n, _)| matches!(n, IpNet::V6(_)))
+                    .count()
+            };
+            assert_eq!(v6_prefix_bans(&dp), nets.len() - exact, "at /{prefix}");
+            let mut all: Vec<IpNet> = dp
+                .maps
+                .all_bans()
+                .unwrap()
+                .into_iter()
+                .map(|b| b.0)
+                .collect();
+            all.sort();
+            let mut want: Vec<IpNet> = nets.iter().map(|n| IpNet::V6(*n)).collect();
+            want.sort();
+            assert_eq!(all, want, "the bans read back at /{prefix}");
+            // Each prefix long enough for a few rounds of traffic.
+            let r = rounds.load(std::sync::atomic::Ordering::Relaxed);
+            let t = std::time::Instant::now();
+            while rounds.load(std::sync::atomic::Ordering::Relaxed) < r + 3
+                && t.elapsed() < std::time::Duration::from_secs(10)
+            {
+                std::thread::yield_now();
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let wrong = wrong.into_inner().unwrap();
+    assert!(
+        wrong.is_empty(),
+        "{} verdicts not the bans' own while the prefix moved: {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(5)]
+    );
+    assert!(
+        rounds.into_inner() >= 21,
+        "traffic ran through every prefix"
+    );
+    // Lifted by the net the operator banned, whichever store holds it.
+    for n in &nets {
+        assert!(dp.maps.unban(IpNet::V6(*n)).unwrap(), "{n}");
+    }
+    for (f, _) in &frames {
+        assert_eq!(run_xdp(dp.program().unwrap(), f), XDP_PASS);
+    }
+}
+
+/// A prefix change that would pass more IPv6 bans through the prefix-ban
+/// store than it holds is refused, and nothing moves: the config keeps the
+/// old prefix and the bans keep dropping.
+#[test]
+fn a_prefix_change_the_prefix_store_cannot_carry_is_refused_whole() {
+    let mut dp = load(Capacity {
+        prefix_bans_v6: 16,
+        ..Capacity::default()
+    });
+    let ban = BanEntry {
+        expires_ns: 0,
+        reason: ban_reason::DETECTION,
+        _reserved: 0,
+    };
+    let nets: Vec<Ipv6Net> = (0..20u128)
+        .map(|i| {
+            Ipv6Net::new(
+                Ipv6Addr::from(0x2001_0db8_0e00_0000u128 << 64 | i << 64),
+                64,
+            )
+            .unwrap()
+        })
+        .collect();
+    for n in &nets {
+        dp.maps.ban(IpNet::V6(*n), ban).unwrap();
+    }
+    assert_eq!(dp.maps.bans.v6.len(), 20);
+    let e = dp.maps.apply(&keyed_per(56)).unwrap_err().to_string();
+    assert!(
+        e.contains("prefix_bans_v6") && e.contains("/64 to /56"),
+        "{e}"
+    );
+    assert_eq!(dp.maps.v6_exact(), 64);
+    assert_eq!(dp.maps.xdp_config().unwrap().v6_prefix, 64);
+    assert_eq!(dp.maps.bans.v6.len(), 20);
+    for n in &nets {
+        let inside = Ipv6Addr::from(u128::from(n.network()) | 0xabcd);
+        assert_eq!(
+            run_xdp(dp.program().unwrap(), &frame(inside)),
+            XDP_DROP,
+            "{inside}"
+        );
+    }
 }

@@ -18,18 +18,28 @@ pub const BAN_SLOTS: usize = 8;
 /// Capacity of each overflow ban hash (bans whose bucket is full). With the
 /// buckets this gives each family room for more than a million bans.
 pub const BANX_CAPACITY: u32 = 1 << 20;
-/// Capacity of each prefix-ban trie.
+/// Capacity of the IPv4 prefix-ban trie by default.
 pub const PBAN_CAPACITY: u32 = 1 << 16;
-/// Capacity of each blocklist trie.
+/// Capacity of the IPv4 blocklist trie by default.
 pub const BLOCK_CAPACITY: u32 = 1 << 18;
-/// Capacity of each allowlist trie.
+/// Capacity of each IPv6 CIDR set by default (allowlist, blocklist,
+/// prefix bans: `[capacity] *_v6`).
+pub const V6_LIST_CAPACITY: u32 = 1 << 16;
+/// Capacity of the IPv4 allowlist trie by default.
 pub const ALLOW_CAPACITY: u32 = 1 << 16;
-/// log2 of the number of rate-state slots per family.
-pub const RATE_SLOT_BITS: u32 = 17;
-/// Rate-state slots per family (2-way set associative).
-pub const RATE_SLOTS: u32 = 1 << RATE_SLOT_BITS;
-/// Entries of each rate array: sets of two slots (one load per packet).
-pub const RATE_SETS: u32 = RATE_SLOTS / 2;
+/// Sources per family the rate tables hold by default (`[capacity]
+/// rate_sources`; 2-way set associative: a new source takes the slot of
+/// its set seen least recently).
+pub const RATE_SOURCES: u32 = 1 << 16;
+/// log2 of the default number of rate sets per family (two slots each).
+pub const RATE_SET_BITS: u32 = 15;
+/// The fewest rate-set bits (2,048 sources).
+pub const RATE_SET_BITS_MIN: u32 = 10;
+/// The most rate-set bits (8,388,608 sources).
+pub const RATE_SET_BITS_MAX: u32 = 22;
+/// Entries of each rate array by default: sets of two slots (one load per
+/// packet).
+pub const RATE_SETS: u32 = 1 << RATE_SET_BITS;
 /// Ring buffer size in bytes (a power of two and a multiple of the page size).
 pub const EVENTS_BYTES: u32 = 1 << 22;
 

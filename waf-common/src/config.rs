@@ -46,8 +46,12 @@ pub struct XdpConfig {
     pub syn_window_ns: u64,
     /// Minimum time between two rate events for one source.
     pub event_interval_ns: u64,
-    /// IPv6 sources are rate limited per prefix of this length (1..=128).
-    pub rate_v6_prefix: u32,
+    /// IPv6 sources are rate limited, and banned by exact bans, per prefix
+    /// of this length (`[ban_policy] ipv6_prefix`, 1..=128): the program
+    /// masks an IPv6 source to it before the exact-ban and rate lookups, so
+    /// the exact-ban store holds IPv6 bans of exactly this length, keyed by
+    /// their network address.
+    pub v6_prefix: u32,
     /// log2 of the exact-ban buckets per family (the loader's, from
     /// `[capacity] bans`; see [`ban_bucket_bits`](crate::ban_bucket_bits)).
     pub ban_bucket_bits: u32,
@@ -61,8 +65,9 @@ pub struct XdpConfig {
     /// Payload bytes copied per sampled segment (at most
     /// [`SAMPLE_MAX`](crate::SAMPLE_MAX)).
     pub sample_bytes: u32,
-    /// Reserved, zero.
-    pub _reserved2: u32,
+    /// log2 of the rate sets per family (the loader's, from `[capacity]
+    /// rate_sources`; see [`rate_set_bits`](crate::rate_set_bits)).
+    pub rate_set_bits: u32,
 }
 
 #[cfg(feature = "user")]

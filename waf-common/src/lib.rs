@@ -35,18 +35,22 @@ pub use self::{
     capacity::{
         ALLOW_CAPACITY, BAN_BUCKET_BITS, BAN_BUCKET_BITS_MAX, BAN_BUCKET_BITS_MIN, BAN_BUCKETS,
         BAN_SLOTS, BANS_CAPACITY, BANX_CAPACITY, BLOCK_CAPACITY, BPF_F_MMAPABLE, EVENTS_BYTES,
-        PBAN_CAPACITY, RATE_SETS, RATE_SLOT_BITS, RATE_SLOTS,
+        PBAN_CAPACITY, RATE_SET_BITS, RATE_SET_BITS_MAX, RATE_SET_BITS_MIN, RATE_SETS,
+        RATE_SOURCES, V6_LIST_CAPACITY,
     },
     config::{SAMPLE_PORTS, XdpConfig, flags},
     counter::Counter,
     events::{HttpSample, RateEvent, SAMPLE_MAX, event_kind},
     hash::{fold_v6, mix64},
     lists::ListEntry,
-    rate::{RateSetV4, RateSetV6, RateSlotV4, RateSlotV6, RateState, rate_set_v4, rate_set_v6},
+    rate::{
+        RateSetV4, RateSetV6, RateSlotV4, RateSlotV6, RateState, rate_set_bits, rate_set_v4,
+        rate_set_v6,
+    },
 };
 
 /// Bumped whenever a map layout or meaning in this crate changes.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// Name of the firewall's XDP program function in its object (`waf-xdp`,
 /// the object the daemon loads: this program, [`CLOCK_PROGRAM_NAME`] and the

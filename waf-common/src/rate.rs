@@ -3,7 +3,7 @@
 //! to.
 
 use crate::{
-    capacity::RATE_SLOT_BITS,
+    capacity::{RATE_SET_BITS_MAX, RATE_SET_BITS_MIN},
     hash::{fold_v6, mix64},
 };
 
@@ -79,16 +79,28 @@ pub struct RateSlotV6 {
     pub state: RateState,
 }
 
-/// The rate set (two slots) of an IPv4 source.
+/// The rate set (two slots) of an IPv4 source in an array of `2^bits`
+/// sets.
 #[inline(always)]
-pub const fn rate_set_v4(addr: u32) -> u32 {
-    (mix64(addr as u64 ^ 0x5bd1_e995) >> (65 - RATE_SLOT_BITS)) as u32
+pub const fn rate_set_v4(addr: u32, bits: u32) -> u32 {
+    (mix64(addr as u64 ^ 0x5bd1_e995) >> (64 - bits)) as u32
 }
 
 /// The rate set of an IPv6 source (masked to its prefix).
 #[inline(always)]
-pub const fn rate_set_v6(hi: u64, lo: u64) -> u32 {
-    (mix64(fold_v6(hi, lo) ^ 0x5bd1_e995) >> (65 - RATE_SLOT_BITS)) as u32
+pub const fn rate_set_v6(hi: u64, lo: u64, bits: u32) -> u32 {
+    (mix64(fold_v6(hi, lo) ^ 0x5bd1_e995) >> (64 - bits)) as u32
+}
+
+/// log2 of the rate sets for `sources` sources of a family (two slots a
+/// set), within [`RATE_SET_BITS_MIN`]..=[`RATE_SET_BITS_MAX`].
+pub const fn rate_set_bits(sources: u32) -> u32 {
+    let want = (sources as u64).div_ceil(2);
+    let mut bits = RATE_SET_BITS_MIN;
+    while (1u64 << bits) < want && bits < RATE_SET_BITS_MAX {
+        bits += 1;
+    }
+    bits
 }
 
 #[cfg(feature = "user")]
@@ -101,6 +113,10 @@ mod pod {
     unsafe impl aya::Pod for super::RateSetV6 {}
     unsafe impl aya::Pod for super::RateSlotV6 {}
 }
+
+const _: () = assert!(rate_set_bits(crate::RATE_SOURCES) == crate::RATE_SET_BITS);
+const _: () = assert!(rate_set_bits(0) == RATE_SET_BITS_MIN);
+const _: () = assert!(rate_set_bits(u32::MAX) == RATE_SET_BITS_MAX);
 
 // Layout checks: a size that is not the sum of the fields means padding.
 const _: () = assert!(core::mem::size_of::<RateState>() == 80);

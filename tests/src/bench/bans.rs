@@ -37,14 +37,25 @@ use waf_user::{
 
 use crate::{Lab, TEST_TOKEN, api};
 
+/// Ban `i`'s address: an IPv4 address, or the address of an IPv6 /64 (the
+/// automatic IPv6 ban, an exact ban at the default `ipv6_prefix`).
 fn addr(i: u32) -> IpAddr {
     if i.is_multiple_of(2) {
         // 100.64.0.0/10 and up: never the documentation ranges the tests use.
         IpAddr::V4(Ipv4Addr::from(0x6440_0000u32 + i))
     } else {
+        // A distinct /64 in 2001:db8::/32 for each i (an odd multiplier).
         IpAddr::V6(Ipv6Addr::from(
-            (0x2001_0db8_0bad_0000u128 << 64) | u128::from(i).wrapping_mul(0x9e37_79b9),
+            (0x2001_0db8u128 << 96) | (u128::from(i.wrapping_mul(0x9e37_79b9)) << 64),
         ))
+    }
+}
+
+/// Ban `i`: an IPv4 address or an IPv6 /64.
+fn ban_net(i: u32) -> IpNet {
+    match addr(i) {
+        IpAddr::V4(a) => IpNet::from(IpAddr::V4(a)),
+        IpAddr::V6(a) => IpNet::V6(ipnet::Ipv6Net::new(a, 64).expect("a /64")),
     }
 }
 
@@ -56,7 +67,7 @@ fn write_journal(dir: &Path, count: u32) -> Result<(u64, u64)> {
     let (mut j, mut state, _) = Journal::open(dir)?;
     for i in 0..count {
         let r = Record::Ban(Ban {
-            net: IpNet::from(addr(i)),
+            net: ban_net(i),
             meta: BanMeta {
                 created: now,
                 expires: now + 3600,

@@ -196,10 +196,16 @@ fn fill(
             }
             IpAddr::V4(a)
         } else {
-            let a = v6(rng.next() | 0x1_0000_0000 | 0x2_0000, rng.next());
+            // The automatic IPv6 ban: a /64, an exact ban at the default
+            // `ipv6_prefix`.
+            let a = v6(rng.next() | 0x1_0000_0000 | 0x2_0000, 0);
             IpAddr::V6(a)
         };
-        dp.maps.bans.insert(addr, ban)?;
+        let net = match addr {
+            IpAddr::V4(a) => IpNet::V4(Ipv4Net::from(a)),
+            IpAddr::V6(a) => IpNet::V6(Ipv6Net::new(a, 64)?),
+        };
+        dp.maps.ban(net, ban)?;
         if let IpAddr::V4(a) = addr {
             tools.reference_ban(a)?;
         }
@@ -254,8 +260,8 @@ fn members(dp: &mut Dataplane, tools: &mut Tools) -> Result<Members> {
     };
     dp.maps.allow.insert("10.9.9.0/24".parse()?, entry)?;
     dp.maps.allow.insert("2001:db8:9::/64".parse()?, entry)?;
-    dp.maps.bans.insert(m.banned4, ban)?;
-    dp.maps.bans.insert(m.banned6, ban)?;
+    dp.maps.ban("10.6.6.6/32".parse()?, ban)?;
+    dp.maps.ban("2001:db8:6::/64".parse()?, ban)?;
     if let IpAddr::V4(a) = m.banned4 {
         tools.reference_ban(a)?;
     }
@@ -476,12 +482,14 @@ pub fn run(args: &[String]) -> Result<()> {
     // exact-ban buckets for its bans (half of them per family).
     let capacity = Capacity {
         bans: (LARGE.bans / 2) as u32,
+        blocklist_v6: (LARGE.cidrs / 2).next_power_of_two() as u32 * 4,
         ..Capacity::default()
     };
     println!(
-        "[capacity] bans = {} per family: {} buckets of 8 slots",
+        "[capacity] bans = {} per family: {} buckets of 8 slots; blocklist_v6 = {}",
         capacity.bans,
-        capacity.ban_buckets()
+        capacity.ban_buckets(),
+        capacity.blocklist_v6
     );
     let mut dp = Dataplane::load(&LoadOptions {
         capacity,

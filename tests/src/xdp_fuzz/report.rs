@@ -67,8 +67,8 @@ pub fn counters(d: &[Counter]) -> String {
 /// The entries of `state` that cover `src`, the settings and the clock.
 pub fn state_for(state: &MapState, src: Option<IpAddr>) -> String {
     let mut s = format!(
-        "monitor={} emergency={} rate={:?} sample_ports={:?} now={}",
-        state.monitor, state.emergency, state.rate, state.sample_ports, state.now
+        "monitor={} emergency={} rate={:?} v6_prefix={} sample_ports={:?} now={}",
+        state.monitor, state.emergency, state.rate, state.v6_prefix, state.sample_ports, state.now
     );
     let Some(src) = src else {
         return s;

@@ -98,6 +98,13 @@ pub fn ops(rng: &mut Rng, u: &Universe, state: &MapState, now: u64, tick: u64) -
                     _ if !next.bans.is_empty() => rng.pick(&next.bans).0,
                     _ => u.source(rng, v6, &next),
                 };
+                // Keyed as the daemon keys an IPv6 ban (its prefix), but
+                // now and then with host bits set: a key no source matches.
+                let a = if rng.one_in(8) {
+                    a
+                } else {
+                    crate::xdp_model::source_key(a, next.v6_prefix)
+                };
                 Op::Ban(a, Some(expiry(rng, now, tick)))
             }
             6 | 7 if !next.bans.is_empty() => Op::Ban(rng.pick(&next.bans).0, None),

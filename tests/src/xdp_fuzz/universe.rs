@@ -166,7 +166,14 @@ impl Universe {
                 if bans.is_empty() {
                     self.near_anchor(rng, v6)
                 } else {
-                    *rng.pick(&bans)
+                    match *rng.pick(&bans) {
+                        // Another address of the banned IPv6 prefix.
+                        IpAddr::V6(a) if rng.one_in(2) && (1..128).contains(&state.v6_prefix) => {
+                            let host = u128::MAX >> state.v6_prefix;
+                            IpAddr::V6((u128::from(a) | (rng.u128() & host)).into())
+                        }
+                        a => a,
+                    }
                 }
             }
             3 if v6 => IpAddr::V6(*rng.pick(&self.bucket_v6)),

@@ -46,8 +46,13 @@ pub struct MapState {
     pub block: Vec<IpNet>,
     /// Prefix bans with their expiry (program clock, ns; 0 = permanent).
     pub prefix_bans: Vec<(IpNet, u64)>,
-    /// Exact bans with their expiry (0 = permanent).
+    /// Exact bans with their expiry (0 = permanent), keyed as the program
+    /// keys them: an IPv4 address, an IPv6 address masked to `v6_prefix`
+    /// (a key with bits set past it matches no source).
     pub bans: Vec<(IpAddr, u64)>,
+    /// The IPv6 prefix the program masks sources to for exact bans and
+    /// rate limits (0 or 128: the whole address).
+    pub v6_prefix: u8,
     /// Monitor mode.
     pub monitor: bool,
     /// Emergency mode.
@@ -99,6 +104,15 @@ impl Verdict {
     }
 }
 
+/// The key the program looks `src` up by in the exact bans: an IPv6
+/// source masked to `v6_prefix` bits (0 or 128: all of them).
+pub fn source_key(src: IpAddr, v6_prefix: u8) -> IpAddr {
+    match RateKey::of(src, v6_prefix) {
+        RateKey::V6(k) => IpAddr::V6(k.into()),
+        RateKey::V4(_) => src,
+    }
+}
+
 /// A ban is in force while it is permanent (0) or not yet expired.
 pub fn in_force(expires: u64, now: u64) -> bool {
     expires == 0 || now < expires
@@ -117,7 +131,8 @@ impl MapState {
 
     /// The expiry of the exact ban of `src`, if any.
     pub fn ban(&self, src: IpAddr) -> Option<u64> {
-        self.bans.iter().find(|(a, _)| *a == src).map(|(_, e)| *e)
+        let key = source_key(src, self.v6_prefix);
+        self.bans.iter().find(|(a, _)| *a == key).map(|(_, e)| *e)
     }
 
     /// The prefix bans covering `src`.

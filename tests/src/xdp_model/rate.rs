@@ -8,7 +8,8 @@
 
 use std::{collections::HashMap, net::IpAddr};
 
-use waf_common::{rate_set_v4, rate_set_v6};
+// The table of the default `[capacity] rate_sources` (what the harness loads).
+use waf_common::{RATE_SET_BITS, rate_set_v4, rate_set_v6};
 
 /// The key a source's rate state is kept under.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -40,8 +41,8 @@ impl RateKey {
     /// The family and set of the table this key lives in.
     fn set(&self) -> (u8, u32) {
         match *self {
-            Self::V4(k) => (4, rate_set_v4(k)),
-            Self::V6(k) => (6, rate_set_v6((k >> 64) as u64, k as u64)),
+            Self::V4(k) => (4, rate_set_v4(k, RATE_SET_BITS)),
+            Self::V6(k) => (6, rate_set_v6((k >> 64) as u64, k as u64, RATE_SET_BITS)),
         }
     }
 }

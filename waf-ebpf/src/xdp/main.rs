@@ -131,7 +131,9 @@ fn check<F: Family>(src: F::Addr, meta: &Meta, len: u64) -> (u32, u32, Option<&'
         waf_common::BAN_BUCKET_BITS_MIN,
         waf_common::BAN_BUCKET_BITS_MAX,
     );
-    if let Some(expires) = F::ban_expiry(&src, bits) {
+    // The exact-ban and rate key: an IPv6 source's prefix.
+    let key = F::source_key(&src, cfg);
+    if let Some(expires) = F::ban_expiry(&key, bits) {
         if in_force(expires, now) {
             return deny(counter::BANNED, counter::MONITOR_BANNED);
         }
@@ -147,7 +149,7 @@ fn check<F: Family>(src: F::Addr, meta: &Meta, len: u64) -> (u32, u32, Option<&'
         return deny(counter::BLOCKLISTED, counter::MONITOR_BLOCKLISTED);
     }
     if cfg.flags & flags::RATE_ANY != 0 {
-        match rate::check::<F>(&src, cfg, meta.syn, len, now) {
+        match rate::check::<F>(&key, cfg, meta.syn, len, now) {
             rate::Verdict::Conform => {}
             rate::Verdict::Exceeded => {
                 return deny(counter::RATE_LIMITED, counter::MONITOR_RATE_LIMITED);

@@ -85,7 +85,8 @@ static WAF_V6_MASKS: Array<u64> = Array::with_max_entries(MASK_WORDS, BPF_F_MMAP
 #[map]
 static WAF_V6_PLAN: Array<V6Plan> = Array::with_max_entries(prefix6::PLANS, BPF_F_MMAPABLE);
 
-// Exact bans: buckets written by userspace through mmap. A plain hash takes
+// Exact bans: buckets written by userspace through mmap, keyed by the
+// source key (an IPv6 source masked to `XdpConfig::v6_prefix`). A plain hash takes
 // the bans whose bucket is full; it is not preallocated (memory only when
 // used) and never evicts: a full map fails the insert in userspace, which
 // raises an alarm there instead of losing a ban.
@@ -101,6 +102,7 @@ static WAF_BANX_V4: HashMap<u32, BanEntry> =
 static WAF_BANX_V6: HashMap<[u8; 16], BanEntry> =
     HashMap::with_max_entries(BANX_CAPACITY, BPF_F_NO_PREALLOC);
 
+/// Placeholder sizes: the loader sizes them from `[capacity] rate_sources`.
 #[map]
 static WAF_RATE_V4: Array<RateSetV4> = Array::with_max_entries(RATE_SETS, 0);
 #[map]
@@ -331,18 +333,20 @@ pub trait Family {
     fn lists(a: &Self::Addr) -> u64;
     /// Is the address on the allowlist? (`lists`: what [`Family::lists`] said)
     fn allowed(a: &Self::Addr, lists: u64) -> bool;
-    /// Expiry of the exact ban of this address, if any (0 = permanent), in
-    /// bucket arrays of `2^bits` buckets.
-    fn ban_expiry(a: &Self::Addr, bits: u32) -> Option<u64>;
+    /// The key exact bans and rate state are kept under: the address
+    /// (IPv4), or its prefix of `XdpConfig::v6_prefix` bits (IPv6).
+    fn source_key(a: &Self::Addr, cfg: &XdpConfig) -> Self::Addr;
+    /// Expiry of the exact ban of source key `k` ([`Family::source_key`]),
+    /// if any (0 = permanent), in bucket arrays of `2^bits` buckets.
+    fn ban_expiry(k: &Self::Addr, bits: u32) -> Option<u64>;
     /// Expiry of the longest prefix ban covering this address, if any.
     fn prefix_ban_expiry(a: &Self::Addr, lists: u64) -> Option<u64>;
     /// Is the address on the blocklist?
     fn blocked(a: &Self::Addr, lists: u64) -> bool;
-    /// The key rate state is kept under (IPv6 is masked to a prefix).
-    fn rate_key(a: &Self::Addr, cfg: &XdpConfig) -> Self::Addr;
-    /// The rate state of a source, and whether it was just claimed for it
-    /// (a slot of another, least recently seen source is reused).
-    fn rate_state(k: &Self::Addr) -> Option<(*mut RateState, bool)>;
+    /// The rate state of source key `k` in an array of `2^bits` sets, and
+    /// whether it was just claimed for it (a slot of another, least
+    /// recently seen source is reused).
+    fn rate_state(k: &Self::Addr, bits: u32) -> Option<(*mut RateState, bool)>;
     /// The address as 16 bytes for events (IPv4 in the first four).
     fn event_addr(k: &Self::Addr) -> [u8; 16];
 }
@@ -405,6 +409,11 @@ impl Family for V4 {
     }
 
     #[inline(always)]
+    fn source_key(a: &u32, _cfg: &XdpConfig) -> u32 {
+        *a
+    }
+
+    #[inline(always)]
     fn ban_expiry(a: &u32, bits: u32) -> Option<u64> {
         let b = WAF_BANS_V4.get(ban_bucket_v4(*a, bits))?;
         // SAFETY: a plain read of a field userspace updates atomically.
@@ -440,13 +449,8 @@ impl Family for V4 {
     }
 
     #[inline(always)]
-    fn rate_key(a: &u32, _cfg: &XdpConfig) -> u32 {
-        *a
-    }
-
-    #[inline(always)]
-    fn rate_state(k: &u32) -> Option<(*mut RateState, bool)> {
-        let set = WAF_RATE_V4.get_ptr_mut(rate_set_v4(*k))?;
+    fn rate_state(k: &u32, bits: u32) -> Option<(*mut RateState, bool)> {
+        let set = WAF_RATE_V4.get_ptr_mut(rate_set_v4(*k, bits))?;
         // SAFETY: a valid map value; the slots are fields of it.
         let (s0, s1) = unsafe { (&raw mut (*set).slots[0], &raw mut (*set).slots[1]) };
         let key = *k;
@@ -499,6 +503,11 @@ impl Family for V6 {
     }
 
     #[inline(always)]
+    fn source_key(a: &[u64; 2], cfg: &XdpConfig) -> [u64; 2] {
+        mask_v6(a, cfg.v6_prefix)
+    }
+
+    #[inline(always)]
     fn ban_expiry(a: &[u64; 2], bits: u32) -> Option<u64> {
         let (hi, lo) = be(a);
         let b = WAF_BANS_V6.get(ban_bucket_v6(hi, lo, bits))?;
@@ -542,14 +551,9 @@ impl Family for V6 {
     }
 
     #[inline(always)]
-    fn rate_key(a: &[u64; 2], cfg: &XdpConfig) -> [u64; 2] {
-        mask_v6(a, cfg.rate_v6_prefix)
-    }
-
-    #[inline(always)]
-    fn rate_state(k: &[u64; 2]) -> Option<(*mut RateState, bool)> {
+    fn rate_state(k: &[u64; 2], bits: u32) -> Option<(*mut RateState, bool)> {
         let (hi, lo) = be(k);
-        let set = WAF_RATE_V6.get_ptr_mut(rate_set_v6(hi, lo))?;
+        let set = WAF_RATE_V6.get_ptr_mut(rate_set_v6(hi, lo, bits))?;
         // SAFETY: a valid map value; the slots are fields of it.
         let (s0, s1) = unsafe { (&raw mut (*set).slots[0], &raw mut (*set).slots[1]) };
         let key = *k;

@@ -32,11 +32,15 @@ pub enum Verdict {
     SynExceeded,
 }
 
-/// Charges one packet of `len` bytes from `src` against its buckets.
+/// Charges one packet of `len` bytes from source key `key` (see
+/// `Family::source_key`) against its buckets.
 #[inline(always)]
-pub fn check<F: Family>(src: &F::Addr, cfg: &XdpConfig, syn: bool, len: u64, now: u64) -> Verdict {
-    let key = F::rate_key(src, cfg);
-    let Some((st, fresh)) = F::rate_state(&key) else {
+pub fn check<F: Family>(key: &F::Addr, cfg: &XdpConfig, syn: bool, len: u64, now: u64) -> Verdict {
+    // Within the range userspace writes (a shift by 64 would be undefined).
+    let bits = cfg
+        .rate_set_bits
+        .clamp(waf_common::RATE_SET_BITS_MIN, waf_common::RATE_SET_BITS_MAX);
+    let Some((st, fresh)) = F::rate_state(key, bits) else {
         return Verdict::Conform;
     };
     // SAFETY: a pointer into the rate array; see the module documentation
@@ -60,7 +64,7 @@ pub fn check<F: Family>(src: &F::Addr, cfg: &XdpConfig, syn: bool, len: u64, now
         if tat - now <= cfg.pkt_window_ns && take(&raw mut st.pkt_tat, old, tat) {
             return Verdict::Conform;
         }
-        return over_limit::<F>(&key, st, cfg, event_kind::RATE_PPS, now, len);
+        return over_limit::<F>(key, st, cfg, event_kind::RATE_PPS, now, len);
     }
 
     // Charge only the buckets that are on; commit only if all conform, so a
@@ -124,7 +128,7 @@ pub fn check<F: Family>(src: &F::Addr, cfg: &XdpConfig, syn: bool, len: u64, now
         }
         return Verdict::Conform;
     }
-    over_limit::<F>(&key, st, cfg, over, now, len)
+    over_limit::<F>(key, st, cfg, over, now, len)
 }
 
 /// Moves a bucket's TAT from `old` to `new` unless another CPU moved it

@@ -183,12 +183,26 @@ fn moved_keys_are_refused_with_their_new_home() {
 fn capacity_sizes_the_tries_within_bounds() {
     let c = parse("").unwrap().capacity;
     assert_eq!(c, crate::dataplane::Capacity::default());
-    let c = parse("[capacity]\nblocklist = 1000000\nallowlist = 10\nbans = 2000000\n")
-        .unwrap()
-        .capacity;
+    let c = parse(
+        "[capacity]\nblocklist = 1000000\nallowlist = 10\nbans = 2000000\n\
+         blocklist_v6 = 300000\nrate_sources = 4096\n",
+    )
+    .unwrap()
+    .capacity;
     assert_eq!(
-        (c.blocklist, c.allowlist, c.bans),
-        (1_000_000, 10, 2_000_000)
+        (
+            c.blocklist,
+            c.allowlist,
+            c.bans,
+            c.blocklist_v6,
+            c.rate_sources
+        ),
+        (1_000_000, 10, 2_000_000, 300_000, 4096)
+    );
+    // One family's size leaves the other's at its default.
+    assert_eq!(
+        (c.allowlist_v6, c.prefix_bans_v6),
+        (waf_common::V6_LIST_CAPACITY, waf_common::V6_LIST_CAPACITY)
     );
     for (text, key) in [
         ("[capacity]\nblocklist = 0\n", "capacity.blocklist = 0"),
@@ -197,6 +211,14 @@ fn capacity_sizes_the_tries_within_bounds() {
             "capacity.prefix_bans",
         ),
         ("[capacity]\nbans = 0\n", "capacity.bans = 0"),
+        (
+            "[capacity]\nrate_sources = 0\n",
+            "capacity.rate_sources = 0",
+        ),
+        (
+            "[capacity]\nallowlist_v6 = 16777217\n",
+            "capacity.allowlist_v6",
+        ),
     ] {
         let e = parse(text).unwrap_err().to_string();
         assert!(e.contains(key) && e.contains("16777216"), "{e}");

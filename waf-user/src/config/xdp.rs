@@ -136,9 +136,13 @@ impl Capacity {
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (key, n) in [
             ("capacity.allowlist", self.allowlist),
+            ("capacity.allowlist_v6", self.allowlist_v6),
             ("capacity.blocklist", self.blocklist),
+            ("capacity.blocklist_v6", self.blocklist_v6),
             ("capacity.prefix_bans", self.prefix_bans),
+            ("capacity.prefix_bans_v6", self.prefix_bans_v6),
             ("capacity.bans", self.bans),
+            ("capacity.rate_sources", self.rate_sources),
         ] {
             if !(1..=Capacity::MAX).contains(&n) {
                 return Err(invalid(

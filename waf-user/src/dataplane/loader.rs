@@ -9,8 +9,8 @@ use std::{
 
 use aya::{Ebpf, EbpfLoader, maps::MapData, programs::Xdp};
 use waf_common::{
-    ABI_VERSION, BanBucketV4, BanBucketV6, BanEntry, Counter, ListEntry, PROGRAM_NAME, RATE_SETS,
-    RateSetV4, RateSetV6, XdpConfig, counter, filter, map_names, prefix6,
+    ABI_VERSION, BanBucketV4, BanBucketV6, BanEntry, Counter, ListEntry, PROGRAM_NAME, RateSetV4,
+    RateSetV6, XdpConfig, counter, filter, map_names, prefix6,
 };
 
 use super::{
@@ -37,34 +37,50 @@ pub struct LoadOptions {
 /// Sizes of the maps, per address family: the config's `[capacity]`
 /// (validated there). The CIDR tries are not preallocated: a large
 /// capacity costs kernel memory only as entries are added (about 36 bytes
-/// an IPv4 CIDR, `cargo xtask bench bans`). Each set's IPv6 table has
-/// twice as many slots as the set's capacity and the ban buckets twice as
-/// many as `bans`, preallocated. Pinned maps of another size are refused at
-/// load ([`DataplaneError::Incompatible`]: `waf detach`, then start again;
-/// the journal and the config restore what they held).
+/// an IPv4 CIDR, `cargo xtask bench bans`). What is preallocated: each
+/// set's IPv6 table (twice as many slots as its IPv6 capacity, 52 bytes a
+/// CIDR), the ban buckets (twice as many slots as `bans`: 28 bytes a ban
+/// for IPv4, 52 for IPv6) and the rate tables (88 bytes a source for
+/// IPv4, 104 for IPv6). Pinned maps of another size are refused at load
+/// ([`DataplaneError::Incompatible`]: `waf detach`, then start again; the
+/// journal and the config restore what they held).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Capacity {
-    /// Allowlist CIDRs.
+    /// IPv4 allowlist CIDRs.
     pub allowlist: u32,
-    /// Blocklist CIDRs.
+    /// IPv6 allowlist CIDRs.
+    pub allowlist_v6: u32,
+    /// IPv4 blocklist CIDRs.
     pub blocklist: u32,
-    /// Prefix bans (bans of a range rather than one address).
+    /// IPv6 blocklist CIDRs.
+    pub blocklist_v6: u32,
+    /// IPv4 prefix bans (bans of a range rather than one address).
     pub prefix_bans: u32,
-    /// Exact bans per family the bucket arrays are sized for (twice as
-    /// many slots, preallocated: 28 bytes a ban for IPv4, 52 for IPv6);
-    /// more go to the overflow hash, which costs a lookup for every packet
-    /// whose bucket overflowed.
+    /// IPv6 prefix bans (of another length than `[ban_policy]
+    /// ipv6_prefix`; bans of that length are exact bans).
+    pub prefix_bans_v6: u32,
+    /// Exact bans per family the bucket arrays are sized for; more go to
+    /// the overflow hash, which costs a lookup for every packet whose
+    /// bucket overflowed.
     pub bans: u32,
+    /// Sources per family whose rate state the rate tables hold (2-way
+    /// set associative: past it, a new source takes the slot of the
+    /// source of its set seen least recently, which starts afresh).
+    pub rate_sources: u32,
 }
 
 impl Default for Capacity {
     fn default() -> Self {
         Self {
             allowlist: waf_common::ALLOW_CAPACITY,
+            allowlist_v6: waf_common::V6_LIST_CAPACITY,
             blocklist: waf_common::BLOCK_CAPACITY,
+            blocklist_v6: waf_common::V6_LIST_CAPACITY,
             prefix_bans: waf_common::PBAN_CAPACITY,
+            prefix_bans_v6: waf_common::V6_LIST_CAPACITY,
             bans: waf_common::BANS_CAPACITY,
+            rate_sources: waf_common::RATE_SOURCES,
         }
     }
 }
@@ -74,12 +90,15 @@ impl Capacity {
     pub const MAX: u32 = 1 << 24;
 
     /// The configured size of trie `name`, if it is one of them.
-    fn of(&self, name: &str) -> Option<u32> {
+    pub(super) fn of(&self, name: &str) -> Option<u32> {
         use map_names as n;
         Some(match name {
-            n::ALLOW_V4 | n::ALLOW_V6 => self.allowlist,
-            n::BLOCK_V4 | n::BLOCK_V6 => self.blocklist,
-            n::PBAN_V4 | n::PBAN_V6 => self.prefix_bans,
+            n::ALLOW_V4 => self.allowlist,
+            n::ALLOW_V6 => self.allowlist_v6,
+            n::BLOCK_V4 => self.blocklist,
+            n::BLOCK_V6 => self.blocklist_v6,
+            n::PBAN_V4 => self.prefix_bans,
+            n::PBAN_V6 => self.prefix_bans_v6,
             _ => return None,
         })
     }
@@ -94,17 +113,25 @@ impl Capacity {
         1 << self.ban_bucket_bits()
     }
 
-    /// The entries of bucket array or IPv6 table `name`, if it is one of
-    /// them.
+    /// log2 of the rate sets per family.
+    pub fn rate_set_bits(&self) -> u32 {
+        waf_common::rate_set_bits(self.rate_sources)
+    }
+
+    /// The entries of bucket array, IPv6 table or rate array `name`, if it
+    /// is one of them.
     fn table_of(&self, name: &str) -> Option<u32> {
         use map_names as n;
         if name == n::BANS_V4 || name == n::BANS_V6 {
             return Some(self.ban_buckets());
         }
+        if name == n::RATE_V4 || name == n::RATE_V6 {
+            return Some(1 << self.rate_set_bits());
+        }
         let capacity = match name {
-            n::ALLOW_T6 => self.allowlist,
-            n::BLOCK_T6 => self.blocklist,
-            n::PBAN_T6 => self.prefix_bans,
+            n::ALLOW_T6 => self.allowlist_v6,
+            n::BLOCK_T6 => self.blocklist_v6,
+            n::PBAN_T6 => self.prefix_bans_v6,
             _ => return None,
         };
         Some(prefix6::table_buckets(capacity))
@@ -192,6 +219,7 @@ fn expected_layout(name: &str, capacity: &Capacity) -> Option<(u32, u32, u32)> {
     let sz = |n: usize| n as u32;
     let lpm = |data: usize| (4 + data) as u32;
     let cap = |name: &str| capacity.of(name).unwrap_or(0);
+    let rate_sets = 1 << capacity.rate_set_bits();
     Some(match name {
         map_names::CONFIG => (4, sz(size_of::<XdpConfig>()), 1),
         map_names::COUNTERS => (4, sz(size_of::<Counter>()), counter::COUNT),
@@ -214,8 +242,8 @@ fn expected_layout(name: &str, capacity: &Capacity) -> Option<(u32, u32, u32)> {
         map_names::BANS_V6 => (4, sz(size_of::<BanBucketV6>()), capacity.ban_buckets()),
         map_names::BANX_V4 => (4, sz(size_of::<BanEntry>()), c::BANX_CAPACITY),
         map_names::BANX_V6 => (16, sz(size_of::<BanEntry>()), c::BANX_CAPACITY),
-        map_names::RATE_V4 => (4, sz(size_of::<RateSetV4>()), RATE_SETS),
-        map_names::RATE_V6 => (4, sz(size_of::<RateSetV6>()), RATE_SETS),
+        map_names::RATE_V4 => (4, sz(size_of::<RateSetV4>()), rate_sets),
+        map_names::RATE_V6 => (4, sz(size_of::<RateSetV6>()), rate_sets),
         _ => return None,
     })
 }

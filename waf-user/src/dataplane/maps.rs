@@ -8,7 +8,7 @@ use aya::{
     Ebpf,
     maps::{Array, Map, MapData, MapError, PerCpuArray, RingBuf},
 };
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv6Net};
 use waf_common::{
     BanBucketV4, BanBucketV6, BanEntry, Counter, ListEntry, RateSetV4, RateSetV6, RateState,
     XdpConfig, counter, filter, map_names, prefix6,
@@ -45,6 +45,11 @@ pub struct Maps {
     pub events: Option<RingBuf<MapData>>,
     /// log2 of the exact-ban buckets (written into every config entry).
     ban_bucket_bits: u32,
+    /// log2 of the rate sets (written into every config entry).
+    rate_set_bits: u32,
+    /// The IPv6 prefix the program masks sources to for exact bans: IPv6
+    /// bans of this length are exact bans, keyed by their network address.
+    v6_exact: u8,
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<Map> {
@@ -85,12 +90,12 @@ impl Maps {
                 mapped(ebpf, name, buckets)?,
             ))
         };
-        let t_allow = table(filter::SET_ALLOW, n::ALLOW_T6, capacity.allowlist)?;
-        let t_block = table(filter::SET_BLOCK, n::BLOCK_T6, capacity.blocklist)?;
-        let t_pban = table(filter::SET_PBAN, n::PBAN_T6, capacity.prefix_bans)?;
+        let t_allow = table(filter::SET_ALLOW, n::ALLOW_T6, capacity.allowlist_v6)?;
+        let t_block = table(filter::SET_BLOCK, n::BLOCK_T6, capacity.blocklist_v6)?;
+        let t_pban = table(filter::SET_PBAN, n::PBAN_T6, capacity.prefix_bans_v6)?;
         let allow = CidrSet::new(
-            n::ALLOW_V4,
-            capacity.allowlist,
+            [n::ALLOW_V4, n::ALLOW_V6],
+            [capacity.allowlist, capacity.allowlist_v6],
             take(ebpf, n::ALLOW_V4)?,
             take(ebpf, n::ALLOW_V6)?,
             (f16.clone(), filter::SET_ALLOW),
@@ -100,8 +105,8 @@ impl Maps {
             },
         )?;
         let block = CidrSet::new(
-            n::BLOCK_V4,
-            capacity.blocklist,
+            [n::BLOCK_V4, n::BLOCK_V6],
+            [capacity.blocklist, capacity.blocklist_v6],
             take(ebpf, n::BLOCK_V4)?,
             take(ebpf, n::BLOCK_V6)?,
             (f16.clone(), filter::SET_BLOCK),
@@ -111,8 +116,8 @@ impl Maps {
             },
         )?;
         let prefix_bans = CidrSet::new(
-            n::PBAN_V4,
-            capacity.prefix_bans,
+            [n::PBAN_V4, n::PBAN_V6],
+            [capacity.prefix_bans, capacity.prefix_bans_v6],
             take(ebpf, n::PBAN_V4)?,
             take(ebpf, n::PBAN_V6)?,
             (f16, filter::SET_PBAN),
@@ -129,8 +134,17 @@ impl Maps {
                 take(ebpf, n::BANX_V6)?,
             )?,
         };
+        let config: Array<MapData, XdpConfig> = take(ebpf, n::CONFIG)?;
+        // What the program masks IPv6 sources to now (pinned maps keep
+        // their config; fresh maps have none yet, and no bans).
+        let v6_exact = config
+            .get(&0, 0)
+            .ok()
+            .map(|c| c.v6_prefix)
+            .filter(|p| (1..=128).contains(p))
+            .unwrap_or(128) as u8;
         Ok(Self {
-            config: take(ebpf, n::CONFIG)?,
+            config,
             counters: take(ebpf, n::COUNTERS)?,
             allow,
             block,
@@ -140,6 +154,8 @@ impl Maps {
             rate_v6: take(ebpf, n::RATE_V6)?,
             events: Some(take(ebpf, n::EVENTS)?),
             ban_bucket_bits: capacity.ban_bucket_bits(),
+            rate_set_bits: capacity.rate_set_bits(),
+            v6_exact,
         })
     }
 
@@ -154,12 +170,25 @@ impl Maps {
     }
 
     /// Writes the config map entry (takes effect with the next packet),
-    /// with the bucket size of the maps loaded.
+    /// with the sizes of the maps loaded. A new IPv6 prefix moves the IPv6
+    /// bans between the exact and the prefix store ([`Maps::rekey_v6`]).
     pub fn set_xdp_config(&mut self, cfg: &XdpConfig) -> Result<()> {
         let cfg = XdpConfig {
             ban_bucket_bits: self.ban_bucket_bits,
+            rate_set_bits: self.rate_set_bits,
             ..*cfg
         };
+        let prefix = u8::try_from(cfg.v6_prefix)
+            .ok()
+            .filter(|p| (1..=128).contains(p))
+            .ok_or_else(|| DataplaneError::Invalid(format!("IPv6 prefix {}", cfg.v6_prefix)))?;
+        if prefix != self.v6_exact {
+            return self.rekey_v6(prefix, cfg);
+        }
+        self.write_config(&cfg)
+    }
+
+    fn write_config(&mut self, cfg: &XdpConfig) -> Result<()> {
         self.config
             .set(0, cfg, 0)
             .map_err(|source| DataplaneError::Map {
@@ -171,6 +200,82 @@ impl Maps {
     /// Writes `settings` to the config map.
     pub fn apply(&mut self, settings: &Settings) -> Result<()> {
         self.set_xdp_config(&settings.to_config()?)
+    }
+
+    /// The IPv6 prefix length of exact bans (`[ban_policy] ipv6_prefix`).
+    pub fn v6_exact(&self) -> u8 {
+        self.v6_exact
+    }
+
+    /// True when a ban of `net` is an exact ban (IPv4 /32, IPv6 of the
+    /// configured prefix), false when it is a prefix ban.
+    pub fn is_exact(&self, net: &IpNet) -> bool {
+        match net {
+            IpNet::V4(n) => n.prefix_len() == 32,
+            IpNet::V6(n) => n.prefix_len() == self.v6_exact,
+        }
+    }
+
+    /// The exact ban `addr` keys (an IPv6 key is its prefix's address).
+    fn exact_net(&self, addr: IpAddr) -> IpNet {
+        match addr {
+            IpAddr::V4(a) => IpNet::from(IpAddr::V4(a)),
+            IpAddr::V6(a) => IpNet::V6(Ipv6Net::new(a, self.v6_exact).unwrap_or(a.into())),
+        }
+    }
+
+    /// Switches the program to IPv6 prefix `prefix` (config `cfg`) and
+    /// moves the IPv6 bans to the store that holds their length then,
+    /// without a moment in which a ban is not in force and without a
+    /// moment in which an exact entry is keyed at a length shorter than
+    /// the program's mask (which would drop addresses outside the ban):
+    /// the exact IPv6 bans go into the prefix store first, leave the exact
+    /// store, then the config is written, then the prefix bans of the new
+    /// length move into the exact store. Refused, with nothing changed,
+    /// when the prefix store cannot hold the bans on the way.
+    fn rekey_v6(&mut self, prefix: u8, cfg: XdpConfig) -> Result<()> {
+        let exact: Vec<(IpAddr, BanEntry)> = self
+            .bans
+            .v6
+            .entries()
+            .into_iter()
+            .map(|(k, e)| (IpAddr::from(k), e))
+            .collect();
+        let in_prefix = self
+            .prefix_bans
+            .entries()
+            .into_iter()
+            .filter(|(n, _)| matches!(n, IpNet::V6(_)))
+            .count();
+        let room = self.prefix_bans.capacity().1 as usize;
+        if in_prefix + exact.len() > room {
+            return Err(DataplaneError::Invalid(format!(
+                "changing the IPv6 ban prefix from /{} to /{prefix} passes {} IPv6 bans \
+                 through the prefix-ban store, which holds {room} ([capacity] prefix_bans_v6); \
+                 raise it, or lift bans first",
+                self.v6_exact,
+                in_prefix + exact.len()
+            )));
+        }
+        for &(a, e) in &exact {
+            self.prefix_bans.insert(self.exact_net(a), e)?;
+        }
+        for &(a, _) in &exact {
+            self.bans.remove(a)?;
+        }
+        self.write_config(&cfg)?;
+        self.v6_exact = prefix;
+        let moving: Vec<(IpNet, BanEntry)> = self
+            .prefix_bans
+            .entries()
+            .into_iter()
+            .filter(|(n, _)| matches!(n, IpNet::V6(_)) && self.is_exact(n))
+            .collect();
+        for (n, e) in moving {
+            self.bans.insert(n.network(), e)?;
+            self.prefix_bans.remove(n)?;
+        }
+        Ok(())
     }
 
     /// Every counter summed over CPUs, indexed like [`waf_common::counter`].
@@ -202,31 +307,32 @@ impl Maps {
         Ok(CountersReader { map })
     }
 
-    /// Adds a ban on an address (host prefix) or a prefix.
+    /// Adds a ban on `net`: an exact ban ([`Maps::is_exact`]) or a prefix
+    /// ban.
     pub fn ban(&mut self, net: IpNet, ban: BanEntry) -> Result<()> {
-        if net.prefix_len() == net.max_prefix_len() {
-            self.bans.insert(net.addr(), ban)
+        if self.is_exact(&net) {
+            self.bans.insert(net.network(), ban)
         } else {
             self.prefix_bans.insert(net, ban)
         }
     }
 
-    /// Lifts a ban on an address or prefix; false when there was none.
+    /// Lifts a ban on `net`; false when there was none.
     pub fn unban(&mut self, net: IpNet) -> Result<bool> {
-        if net.prefix_len() == net.max_prefix_len() {
-            self.bans.remove(net.addr())
+        if self.is_exact(&net) {
+            self.bans.remove(net.network())
         } else {
             self.prefix_bans.remove(net)
         }
     }
 
-    /// Every ban, exact ones first.
+    /// Every ban, exact ones first (IPv6 exact bans as their prefix).
     pub fn all_bans(&self) -> Result<Vec<(IpNet, BanEntry)>> {
         let mut out: Vec<(IpNet, BanEntry)> = self
             .bans
             .entries()
             .into_iter()
-            .map(|(a, b)| (IpNet::from(a), b))
+            .map(|(a, b)| (self.exact_net(a), b))
             .collect();
         out.extend(self.prefix_bans.entries());
         Ok(out)
@@ -237,7 +343,8 @@ impl Maps {
         match addr {
             IpAddr::V4(a) => {
                 let k = u32::from_ne_bytes(a.octets());
-                let set = self.rate_v4.get(&waf_common::rate_set_v4(k), 0).ok()?;
+                let i = waf_common::rate_set_v4(k, self.rate_set_bits);
+                let set = self.rate_v4.get(&i, 0).ok()?;
                 set.slots
                     .into_iter()
                     .find(|s| s.used != 0 && s.key == k)
@@ -245,7 +352,8 @@ impl Maps {
             }
             IpAddr::V6(a) => {
                 let bits = u128::from(a);
-                let i = waf_common::rate_set_v6((bits >> 64) as u64, bits as u64);
+                let i =
+                    waf_common::rate_set_v6((bits >> 64) as u64, bits as u64, self.rate_set_bits);
                 let set = self.rate_v6.get(&i, 0).ok()?;
                 set.slots
                     .into_iter()

@@ -56,8 +56,9 @@ pub enum Kind {
 
 /// One CIDR set: tries, bitmaps, and a mirror of the entries.
 pub struct CidrSet<V: TrieValue> {
-    name: &'static str,
-    capacity: u32,
+    /// The trie of each family (IPv4, IPv6): names and sizes.
+    names: [&'static str; 2],
+    capacity: [u32; 2],
     v4: LpmTrie<MapData, u32, V>,
     v6: LpmTrie<MapData, [u8; 16], V>,
     /// The shared /16 flag array and this set's nibble in it.
@@ -159,8 +160,8 @@ impl<V: TrieValue> CidrSet<V> {
     /// Wraps the maps of one set and makes its bitmaps agree with its tries
     /// (fresh maps: all empty; adopted maps: rebuilt from the tries).
     pub(super) fn new(
-        name: &'static str,
-        capacity: u32,
+        names: [&'static str; 2],
+        capacity: [u32; 2],
         v4: LpmTrie<MapData, u32, V>,
         v6: LpmTrie<MapData, [u8; 16], V>,
         (f16, slot): (Arc<MmapArray<u64>>, u32),
@@ -168,7 +169,7 @@ impl<V: TrieValue> CidrSet<V> {
         kind: Kind,
     ) -> Result<Self, DataplaneError> {
         let mut set = Self {
-            name,
+            names,
             capacity,
             v4,
             v6,
@@ -316,20 +317,22 @@ impl<V: TrieValue> CidrSet<V> {
     }
 
     fn read_tries(&self) -> Result<Vec<(IpNet, V)>, DataplaneError> {
-        let err = |e| DataplaneError::Map {
-            name: self.name,
-            source: e,
+        let err = |i: usize| {
+            move |e| DataplaneError::Map {
+                name: self.names[i],
+                source: e,
+            }
         };
         let mut out = Vec::new();
         for item in self.v4.iter() {
-            let (k, v) = item.map_err(err)?;
+            let (k, v) = item.map_err(err(0))?;
             let addr = Ipv4Addr::from(k.data().to_ne_bytes());
             if let Ok(n) = Ipv4Net::new(addr, k.prefix_len() as u8) {
                 out.push((IpNet::V4(n), v));
             }
         }
         for item in self.v6.iter() {
-            let (k, v) = item.map_err(err)?;
+            let (k, v) = item.map_err(err(1))?;
             if let Ok(n) = Ipv6Net::new(Ipv6Addr::from(k.data()), k.prefix_len() as u8) {
                 out.push((IpNet::V6(n), v));
             }
@@ -364,7 +367,8 @@ impl<V: TrieValue> CidrSet<V> {
             IpNet::V4(n) => self.v4.insert(&key_v4(n), value, 0),
             IpNet::V6(n) => self.v6.insert(&key_v6(n), value, 0),
         };
-        r.map_err(|e| write_err(self.name, self.capacity, e))
+        let f = family(&net);
+        r.map_err(|e| write_err(self.names[f], self.capacity[f], e))
     }
 
     fn trie_value(&self, net: IpNet, own: V) -> V {
@@ -415,7 +419,7 @@ impl<V: TrieValue> CidrSet<V> {
             Err(e) if is_not_found(&e) => false,
             Err(e) => {
                 return Err(DataplaneError::Map {
-                    name: self.name,
+                    name: self.names[family(&net)],
                     source: e,
                 });
             }
@@ -465,9 +469,9 @@ impl<V: TrieValue> CidrSet<V> {
         self.entries.is_empty()
     }
 
-    /// Entries each family's trie can hold.
-    pub fn capacity(&self) -> u32 {
-        self.capacity
+    /// Entries each family's trie can hold: IPv4, IPv6.
+    pub fn capacity(&self) -> (u32, u32) {
+        (self.capacity[0], self.capacity[1])
     }
 
     /// What the IPv6 table holds.

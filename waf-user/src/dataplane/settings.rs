@@ -23,7 +23,8 @@ pub struct RateLimits {
     pub syn_pps: Option<u64>,
     /// SYN burst.
     pub syn_burst: u64,
-    /// IPv6 sources are limited per prefix of this length.
+    /// IPv6 sources are limited, and banned by exact bans, per prefix of
+    /// this length (`[ban_policy] ipv6_prefix`).
     pub v6_prefix: u8,
     /// At most one rate event per source per this interval.
     pub event_interval: Duration,
@@ -122,7 +123,7 @@ impl Settings {
                 r.v6_prefix
             )));
         }
-        cfg.rate_v6_prefix = r.v6_prefix as u32;
+        cfg.v6_prefix = r.v6_prefix as u32;
         cfg.tick_ns = coarse_resolution_ns();
         // Used slots first: the program stops at the first 0.
         let mut ports: Vec<u16> = self

@@ -377,9 +377,10 @@ impl Firewall {
                 "{msg}; policy on_full = reject refused it"
             )));
         }
-        let host = net.prefix_len() == net.max_prefix_len();
+        // A victim from the map that is full: the same store and family.
+        let exact = self.dp.maps.is_exact(&net);
         let same_kind = |n: &IpNet| {
-            (n.prefix_len() == n.max_prefix_len()) == host
+            self.dp.maps.is_exact(n) == exact
                 && matches!(
                     (n, &net),
                     (IpNet::V4(_), IpNet::V4(_)) | (IpNet::V6(_), IpNet::V6(_))

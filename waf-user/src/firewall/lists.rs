@@ -96,7 +96,13 @@ impl Firewall {
     /// Applies a reloaded config: settings, policy, config list entries.
     /// Bans that the new allowlist covers are lifted.
     pub fn reload(&mut self, cfg: FirewallConfig) -> Result<(), FirewallError> {
-        self.base = cfg.settings;
+        // The settings first: refused (a new IPv6 ban prefix the stores
+        // cannot carry), the reload changes nothing.
+        let old = std::mem::replace(&mut self.base, cfg.settings);
+        if let Err(e) = self.apply_settings() {
+            self.base = old;
+            return Err(e.into());
+        }
         self.policy = cfg.policy;
         self.config_allow = cfg
             .allow
@@ -110,7 +116,6 @@ impl Firewall {
             .collect();
         self.rebuild_protect();
         self.refresh_config_views();
-        self.apply_settings()?;
         self.sync_lists()?;
         let allow: Vec<IpNet> = self.config_allow.keys().copied().collect();
         for a in allow {

@@ -164,8 +164,8 @@ impl Firewall {
                 continue;
             }
             let e = kernel_entry_at(meta, unix, kernel_now);
-            if net.prefix_len() == net.max_prefix_len() {
-                hosts.push((net.addr(), e));
+            if self.dp.maps.is_exact(net) {
+                hosts.push((net.network(), e));
             } else {
                 self.dp.maps.prefix_bans.insert(*net, e)?;
             }
