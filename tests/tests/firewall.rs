@@ -127,9 +127,10 @@ fn bulk_insert_fills_slots_and_the_overflow_hash() {
         _reserved: 0,
     };
     let v4 = |i: u32| IpAddr::V4(Ipv4Addr::from(0x6440_0000 + i));
+    // IPv6 exact bans are /64s (the default `ipv6_prefix`).
     let v6 = |i: u32| {
         IpAddr::V6(Ipv6Addr::from(
-            (0x2001_0db8_0bad_u128 << 80) | u128::from(i),
+            (0x2001_0db8_0bad_u128 << 80) | (u128::from(i) << 64),
         ))
     };
     let mut items: Vec<(IpAddr, BanEntry)> = (0..n).map(|i| (v4(i), e)).collect();
@@ -151,6 +152,14 @@ fn bulk_insert_fills_slots_and_the_overflow_hash() {
         assert_eq!(run_xdp(prog, &frame(v4(i))), XDP_DROP, "{}", v4(i));
     }
     assert_eq!(run_xdp(prog, &frame(v6(7))), XDP_DROP);
+    let in_v6 = IpAddr::V6(Ipv6Addr::from(
+        u128::from_be_bytes(match v6(7) {
+            IpAddr::V6(a) => a.octets(),
+            IpAddr::V4(_) => unreachable!(),
+        }) | 0xfeed,
+    ));
+    assert_eq!(run_xdp(prog, &frame(in_v6)), XDP_DROP, "{in_v6}");
+    assert_eq!(run_xdp(prog, &frame(v6(1001))), XDP_PASS);
     assert_eq!(run_xdp(prog, &frame(v4(n + 1))), XDP_PASS);
     // Lift some of each kind: slots refill from the overflow, nothing lost.
     for i in (0..n).step_by(10) {

@@ -1431,15 +1431,17 @@ fn the_ban_buckets_follow_the_capacity_and_bans_beyond_it_still_drop() {
     let mut h = Harness {
         dp: load(small).expect("load with small ban buckets"),
     };
-    // 20,000 bans a family: more than the 16,384 slots, so many buckets
-    // fill and spill into the overflow hash.
+    // 18,000 bans a family: more than the 16,384 slots, so many buckets
+    // fill and spill into the overflow hash (room for 5,000).
     let v4 = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0xc633_0000 + i * 3));
+    // IPv6 exact bans are /64s (the default `ipv6_prefix`), keyed by their
+    // network address.
     let v6 = |i: u32| {
         IpAddr::from(std::net::Ipv6Addr::from(
-            (0x2001_0db8_u128 << 96) | (u128::from(i) * 7),
+            (0x2001_0db8_u128 << 96) | (u128::from(i * 7) << 64),
         ))
     };
-    for i in 0..20_000 {
+    for i in 0..18_000 {
         h.dp.maps
             .bans
             .insert(
@@ -1463,9 +1465,14 @@ fn the_ban_buckets_follow_the_capacity_and_bans_beyond_it_still_drop() {
             )
             .unwrap();
     }
-    assert_eq!(h.dp.maps.bans.len(), 40_000);
-    for i in (0..20_000).step_by(97) {
-        for (a, what) in [(v4(i), "v4"), (v6(i), "v6")] {
+    assert_eq!(h.dp.maps.bans.len(), 36_000);
+    assert!(h.dp.maps.bans.v4.overflowed() > 1000, "buckets spilled");
+    for i in (0..18_000).step_by(97) {
+        // Any address of a banned /64.
+        let in_v6 = IpAddr::from(std::net::Ipv6Addr::from(
+            (0x2001_0db8_u128 << 96) | (u128::from(i * 7) << 64) | 0x1234_5678,
+        ));
+        for (a, what) in [(v4(i), "v4"), (v6(i), "v6"), (in_v6, "in a banned /64")] {
             h.expect(
                 &syn(&a.to_string()).build(),
                 XDP_DROP,
@@ -1475,12 +1482,17 @@ fn the_ban_buckets_follow_the_capacity_and_bans_beyond_it_still_drop() {
         }
         // Between two bans: not banned.
         let between = IpAddr::from(std::net::Ipv4Addr::from(0xc633_0000 + i * 3 + 1));
-        h.expect(
-            &syn(&between.to_string()).build(),
-            XDP_PASS,
-            counter::PASS,
-            "between",
-        );
+        let between6 = IpAddr::from(std::net::Ipv6Addr::from(
+            (0x2001_0db8_u128 << 96) | (u128::from(i * 7 + 1) << 64),
+        ));
+        for a in [between, between6] {
+            h.expect(
+                &syn(&a.to_string()).build(),
+                XDP_PASS,
+                counter::PASS,
+                "between",
+            );
+        }
     }
     drop(h);
     // Pinned with 2,048 buckets; the default has 65,536.
@@ -1490,8 +1502,93 @@ fn the_ban_buckets_follow_the_capacity_and_bans_beyond_it_still_drop() {
     assert!(matches!(err, DataplaneError::Incompatible { .. }), "{err}");
     assert!(err.to_string().contains("WAF_BANS_V4"), "{err}");
     // The same size adopts them, bans and all.
-    let h = Harness {
+    let mut h = Harness {
         dp: load(small).expect("the same size adopts the pins"),
     };
-    assert_eq!(h.dp.maps.bans.len(), 40_000);
+    assert_eq!(h.dp.maps.bans.len(), 36_000);
+    // The overflow hash holds `bans` (5,000) more; past it, a clear error
+    // naming the map and its size, and the bans held still drop.
+    let full = (18_000..40_000)
+        .find_map(|i| {
+            let e = BanEntry {
+                expires_ns: 0,
+                reason: ban_reason::MANUAL,
+                _reserved: 0,
+            };
+            h.dp.maps.bans.insert(v4(i), e).err()
+        })
+        .expect("the overflow hash fills");
+    assert!(
+        matches!(
+            full,
+            DataplaneError::MapFull {
+                name: "WAF_BANX_V4",
+                capacity: 5_000
+            }
+        ),
+        "{full}"
+    );
+    assert_eq!(h.dp.maps.bans.v4.overflowed(), 5_000);
+    h.expect(
+        &syn(&v4(7).to_string()).build(),
+        XDP_DROP,
+        counter::BANNED,
+        "held",
+    );
+}
+
+/// Forty bans in one bucket (8 slots, 32 in the overflow hash, whose
+/// fingerprint bits in the bucket gate the hash lookup), lifted one by one
+/// in a scrambled order: after every step each ban still held drops and
+/// every other address of the bucket passes: no fingerprint cleared while
+/// a ban of the hash still needs it, none left that makes a ban of the
+/// bucket wrongly found.
+#[test]
+fn a_full_bucket_keeps_every_ban_through_its_fingerprints() {
+    let mut h = Harness::new();
+    let bits = waf_user::dataplane::Capacity::default().ban_bucket_bits();
+    // 100.64.0.0/10: 4M addresses, about 64 per bucket.
+    let base = 0x6440_0000u32;
+    let key = |a: u32| u32::from_ne_bytes(a.to_be_bytes());
+    let bucket = waf_common::ban_bucket_v4(key(base), bits);
+    let same: Vec<u32> = (base..base + (1 << 22))
+        .filter(|&a| waf_common::ban_bucket_v4(key(a), bits) == bucket)
+        .take(60)
+        .collect();
+    assert_eq!(same.len(), 60, "addresses of one bucket");
+    let (banned, others) = same.split_at(40);
+    let ip = |a: u32| IpAddr::from(std::net::Ipv4Addr::from(a));
+    let e = BanEntry {
+        expires_ns: 0,
+        reason: ban_reason::MANUAL,
+        _reserved: 0,
+    };
+    for &a in banned {
+        h.dp.maps.bans.insert(ip(a), e).unwrap();
+    }
+    assert_eq!(h.dp.maps.bans.v4.overflowed(), 32);
+    let mut held: Vec<u32> = banned.to_vec();
+    let mut order = held.clone();
+    // A fixed scramble: multiply the index by a unit mod 40.
+    order.sort_by_key(|a| (banned.iter().position(|b| b == a).unwrap() * 17) % 40);
+    for (step, a) in std::iter::once(None)
+        .chain(order.into_iter().map(Some))
+        .enumerate()
+    {
+        if let Some(a) = a {
+            assert!(h.dp.maps.bans.remove(ip(a)).unwrap());
+            held.retain(|&x| x != a);
+        }
+        for &x in &same {
+            let want = if held.contains(&x) {
+                XDP_DROP
+            } else {
+                XDP_PASS
+            };
+            let got = run_xdp(h.dp.program().unwrap(), &syn(&ip(x).to_string()).build());
+            assert_eq!(got, want, "step {step}: {} ({} held)", ip(x), held.len());
+        }
+    }
+    assert!(others.iter().all(|a| !banned.contains(a)));
+    assert_eq!(h.dp.maps.bans.len(), 0);
 }

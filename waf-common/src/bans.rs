@@ -34,15 +34,17 @@ pub mod ban_reason {
 }
 
 /// An 8-way bucket of exact IPv4 bans. The XDP program scans the slots
-/// whose bit is set in `used`; if none matches and `overflow` is non-zero it
-/// asks the overflow hash. Userspace writes a slot's key, expiry and reason
+/// whose bit is set in `used`; if none matches and the key's fingerprint
+/// bit ([`ban_fp_v4`]) is set in `overflow` it asks the overflow hash. Userspace writes a slot's key, expiry and reason
 /// before setting its `used` bit, and clears the bit before reusing it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BanBucketV4 {
     /// Bit i set: slot i holds a ban.
     pub used: u32,
-    /// Non-zero: more bans hash to this bucket, in the overflow hash.
+    /// The fingerprint bits of the bans of this bucket in the overflow
+    /// hash, ORed: a key whose bit is clear is not there (so a source
+    /// whose full bucket holds other bans rarely pays the hash lookup).
     pub overflow: u32,
     /// Banned addresses (`u32` from octets in memory order).
     pub keys: [u32; BAN_SLOTS],
@@ -58,7 +60,7 @@ pub struct BanBucketV4 {
 pub struct BanBucketV6 {
     /// Bit i set: slot i holds a ban.
     pub used: u32,
-    /// Non-zero: more bans hash to this bucket, in the overflow hash.
+    /// Fingerprint bits of this bucket's overflowed bans ([`ban_fp_v6`]).
     pub overflow: u32,
     /// Banned addresses.
     pub keys: [[u8; 16]; BAN_SLOTS],
@@ -79,6 +81,20 @@ pub const fn ban_bucket_v4(addr: u32, bits: u32) -> u32 {
 #[inline(always)]
 pub const fn ban_bucket_v6(hi: u64, lo: u64, bits: u32) -> u32 {
     (mix64(fold_v6(hi, lo)) >> (64 - bits)) as u32
+}
+
+/// The fingerprint bit of an IPv4 ban key in its bucket's `overflow` word:
+/// from the low bits of the hash, which the bucket index (its top bits)
+/// does not use.
+#[inline(always)]
+pub const fn ban_fp_v4(addr: u32) -> u32 {
+    1 << (mix64(addr as u64) & 31)
+}
+
+/// The fingerprint bit of an IPv6 ban key given as two big-endian halves.
+#[inline(always)]
+pub const fn ban_fp_v6(hi: u64, lo: u64) -> u32 {
+    1 << (mix64(fold_v6(hi, lo)) & 31)
 }
 
 /// log2 of the buckets for `bans` exact bans of a family: twice as many

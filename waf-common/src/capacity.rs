@@ -15,8 +15,8 @@ pub const BAN_BUCKET_BITS_MAX: u32 = 22;
 pub const BAN_BUCKETS: u32 = 1 << BAN_BUCKET_BITS;
 /// Slots per exact-ban bucket.
 pub const BAN_SLOTS: usize = 8;
-/// Capacity of each overflow ban hash (bans whose bucket is full). With the
-/// buckets this gives each family room for more than a million bans.
+/// Placeholder capacity of each overflow ban hash (bans whose bucket is
+/// full): the loader sizes them from `[capacity] bans`.
 pub const BANX_CAPACITY: u32 = 1 << 20;
 /// Capacity of the IPv4 prefix-ban trie by default.
 pub const PBAN_CAPACITY: u32 = 1 << 16;

@@ -30,7 +30,7 @@ pub mod tools;
 pub use self::{
     bans::{
         BanBucketV4, BanBucketV6, BanEntry, ban_bucket_bits, ban_bucket_v4, ban_bucket_v6,
-        ban_reason,
+        ban_fp_v4, ban_fp_v6, ban_reason,
     },
     capacity::{
         ALLOW_CAPACITY, BAN_BUCKET_BITS, BAN_BUCKET_BITS_MAX, BAN_BUCKET_BITS_MIN, BAN_BUCKETS,

@@ -304,6 +304,9 @@ struct Figures {
     floor_ratio: f64,
     ref_ratio: f64,
     v6_over_v4: Option<f64>,
+    /// The large scale over the base (ns over ns, per round pair):
+    /// median, lowest, highest.
+    over_base: Option<(f64, f64, f64)>,
 }
 
 /// Every path's figures at one scale, and the reference's.
@@ -317,20 +320,69 @@ struct ScaleRun {
 
 /// Goal for an IPv6 path over its IPv4 counterpart.
 const V6_GOAL: f64 = 1.3;
-/// Goal for the large scale over the base one (floor-normalised).
+/// Goal for the large scale over the base one.
 const LARGE_GOAL: f64 = 1.10;
 
-/// Measures every path `rounds` times, interleaved: in each round each
-/// path, then the floor, then the reference's drop or pass.
-fn measure_scale(
-    dp: &mut Dataplane,
-    tools: &mut Tools,
-    paths: &[Path],
-    m: &Members,
-    opts: &Options,
-    wall: bool,
-) -> Result<ScaleRun> {
-    let floor_frame = frame(m.clean4);
+/// One scale's samples, a list per path, one entry per round.
+struct Acc {
+    ns: Vec<Vec<f64>>,
+    kernel: Vec<Vec<f64>>,
+    floor_r: Vec<Vec<f64>>,
+    ref_r: Vec<Vec<f64>>,
+    v6_r: Vec<Vec<f64>>,
+    /// Per round, over the base scale's same round.
+    over_base: Vec<Vec<f64>>,
+    floors: Vec<f64>,
+    floors_k: Vec<f64>,
+    refs: [Vec<f64>; 2],
+}
+
+impl Acc {
+    fn new(n: usize) -> Self {
+        Self {
+            ns: vec![Vec::new(); n],
+            kernel: vec![Vec::new(); n],
+            floor_r: vec![Vec::new(); n],
+            ref_r: vec![Vec::new(); n],
+            v6_r: vec![Vec::new(); n],
+            over_base: vec![Vec::new(); n],
+            floors: Vec::new(),
+            floors_k: Vec::new(),
+            refs: [Vec::new(), Vec::new()],
+        }
+    }
+
+    /// Medians over the rounds.
+    fn finish(mut self) -> ScaleRun {
+        let paths = (0..self.ns.len())
+            .map(|i| Figures {
+                ns: median(&mut self.ns[i]),
+                kernel_ns: median(&mut self.kernel[i]),
+                floor_ratio: median(&mut self.floor_r[i]),
+                ref_ratio: median(&mut self.ref_r[i]),
+                v6_over_v4: (!self.v6_r[i].is_empty()).then(|| median(&mut self.v6_r[i])),
+                over_base: (!self.over_base[i].is_empty()).then(|| spread(&mut self.over_base[i])),
+            })
+            .collect();
+        ScaleRun {
+            floor_ns: median(&mut self.floors),
+            floor_kernel_ns: median(&mut self.floors_k),
+            ref_drop_ns: median(&mut self.refs[0]),
+            ref_pass_ns: median(&mut self.refs[1]),
+            paths,
+        }
+    }
+}
+
+/// One scale's maps and reference filter.
+struct Setup {
+    dp: Dataplane,
+    tools: Tools,
+}
+
+/// Checks that the reference filter drops the banned member and passes the
+/// clean one.
+fn check_reference(tools: &mut Tools, m: &Members, wall: bool) -> Result<()> {
     let ref_frames = [frame(m.banned4), frame(m.clean4)];
     for (f, want) in ref_frames.iter().zip([1, 2]) {
         let action = measure(tools.reference()?, f, 1000, wall)?.action;
@@ -338,58 +390,47 @@ fn measure_scale(
             bail!("reference filter: action {action}, expected {want}");
         }
     }
-    let n = paths.len();
-    let (mut ns, mut kernel, mut floor_r, mut ref_r, mut v6_r) = (
-        vec![Vec::new(); n],
-        vec![Vec::new(); n],
-        vec![Vec::new(); n],
-        vec![Vec::new(); n],
-        vec![Vec::new(); n],
-    );
-    let (mut floors, mut floors_k, mut refs) = (Vec::new(), Vec::new(), [Vec::new(), Vec::new()]);
-    for _round in 0..opts.rounds {
-        let mut last = vec![f64::NAN; n];
-        for (i, p) in paths.iter().enumerate() {
-            dp.maps.apply(p.settings)?;
-            let f = frame(p.src);
-            // Warm up (and, for rate_drop, spend the burst).
-            let action = measure(dp.program()?, &f, 1000, wall)?.action;
-            if action != p.want {
-                bail!("path {}: action {action}, expected {}", p.name, p.want);
-            }
-            let run = measure(dp.program()?, &f, opts.repeat, wall)?;
-            let floor = measure(tools.floor()?, &floor_frame, opts.repeat, wall)?;
-            let which = usize::from(p.want != 1);
-            let reference = measure(tools.reference()?, &ref_frames[which], opts.repeat, wall)?;
-            ns[i].push(run.ns);
-            kernel[i].push(run.kernel_ns);
-            floor_r[i].push(run.ns / floor.ns);
-            ref_r[i].push(run.ns / reference.ns);
-            floors.push(floor.ns);
-            floors_k.push(floor.kernel_ns);
-            refs[which].push(reference.ns);
-            if let Some(t) = p.twin {
-                v6_r[i].push(run.ns / last[t]);
-            }
-            last[i] = run.ns;
+    Ok(())
+}
+
+/// Measures every path once at one scale: each path, then the floor, then
+/// the reference's drop or pass.
+fn measure_round(
+    s: &mut Setup,
+    paths: &[Path],
+    m: &Members,
+    opts: &Options,
+    wall: bool,
+    acc: &mut Acc,
+) -> Result<()> {
+    let floor_frame = frame(m.clean4);
+    let ref_frames = [frame(m.banned4), frame(m.clean4)];
+    let mut last = vec![f64::NAN; paths.len()];
+    for (i, p) in paths.iter().enumerate() {
+        s.dp.maps.apply(p.settings)?;
+        let f = frame(p.src);
+        // Warm up (and, for rate_drop, spend the burst).
+        let action = measure(s.dp.program()?, &f, 1000, wall)?.action;
+        if action != p.want {
+            bail!("path {}: action {action}, expected {}", p.name, p.want);
         }
+        let run = measure(s.dp.program()?, &f, opts.repeat, wall)?;
+        let floor = measure(s.tools.floor()?, &floor_frame, opts.repeat, wall)?;
+        let which = usize::from(p.want != 1);
+        let reference = measure(s.tools.reference()?, &ref_frames[which], opts.repeat, wall)?;
+        acc.ns[i].push(run.ns);
+        acc.kernel[i].push(run.kernel_ns);
+        acc.floor_r[i].push(run.ns / floor.ns);
+        acc.ref_r[i].push(run.ns / reference.ns);
+        acc.floors.push(floor.ns);
+        acc.floors_k.push(floor.kernel_ns);
+        acc.refs[which].push(reference.ns);
+        if let Some(t) = p.twin {
+            acc.v6_r[i].push(run.ns / last[t]);
+        }
+        last[i] = run.ns;
     }
-    let figures = (0..n)
-        .map(|i| Figures {
-            ns: median(&mut ns[i]),
-            kernel_ns: median(&mut kernel[i]),
-            floor_ratio: median(&mut floor_r[i]),
-            ref_ratio: median(&mut ref_r[i]),
-            v6_over_v4: (!v6_r[i].is_empty()).then(|| median(&mut v6_r[i])),
-        })
-        .collect();
-    Ok(ScaleRun {
-        floor_ns: median(&mut floors),
-        floor_kernel_ns: median(&mut floors_k),
-        ref_drop_ns: median(&mut refs[0]),
-        ref_pass_ns: median(&mut refs[1]),
-        paths: figures,
-    })
+    Ok(())
 }
 
 fn mark(ok: bool, goal: f64) -> String {
@@ -397,12 +438,7 @@ fn mark(ok: bool, goal: f64) -> String {
 }
 
 /// Prints one scale's table; its JSON and whether its goals were met.
-fn report_scale(
-    scale: Scale,
-    paths: &[Path],
-    r: &ScaleRun,
-    base: Option<&ScaleRun>,
-) -> (serde_json::Value, bool) {
+fn report_scale(scale: Scale, paths: &[Path], r: &ScaleRun) -> (serde_json::Value, bool) {
     println!(
         "\n{} scale: {} exact bans, {} blocklist CIDRs, {} allowlist entries (half IPv4, half IPv6)",
         scale.name, scale.bans, scale.cidrs, scale.allow
@@ -417,10 +453,10 @@ fn report_scale(
     );
     let mut all = true;
     let mut out = serde_json::Map::new();
-    for (i, (p, f)) in paths.iter().zip(&r.paths).enumerate() {
+    for (p, f) in paths.iter().zip(&r.paths) {
         let ref_met = p.ref_goal.map(|g| f.ref_ratio <= g);
         let v6_met = f.v6_over_v4.map(|v| v <= V6_GOAL);
-        let over_base = base.map(|b| f.floor_ratio / b.paths[i].floor_ratio);
+        let over_base = f.over_base.map(|o| o.0);
         let base_met = over_base.map(|o| o <= LARGE_GOAL);
         all &= ref_met.unwrap_or(true) && v6_met.unwrap_or(true) && base_met.unwrap_or(true);
         let goal_text = match (p.ref_goal, ref_met) {
@@ -459,8 +495,9 @@ fn report_scale(
             j["v6_goal"] = json!(V6_GOAL);
             j["v6_met"] = json!(v6_met);
         }
-        if let Some(o) = over_base {
+        if let Some((o, lo, hi)) = f.over_base {
             j["over_base"] = json!(round2(o));
+            j["over_base_spread"] = json!([round2(lo), round2(hi)]);
             j["over_base_goal"] = json!(LARGE_GOAL);
         }
         out.insert(p.name.to_string(), j);
@@ -491,24 +528,64 @@ pub fn run(args: &[String]) -> Result<()> {
         capacity.ban_buckets(),
         capacity.blocklist_v6
     );
-    let mut dp = Dataplane::load(&LoadOptions {
-        capacity,
-        ..Default::default()
-    })
-    .context("load the XDP program")?;
-    let mut tools = Tools::load().context("load the floor and reference programs")?;
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    // Both scales loaded at once, in maps of their own, so that their
+    // rounds interleave (this machine's speed drifts between minutes).
+    let load = || -> Result<Setup> {
+        Ok(Setup {
+            dp: Dataplane::load(&LoadOptions {
+                capacity,
+                ..Default::default()
+            })
+            .context("load the XDP program")?,
+            tools: Tools::load().context("load the floor and reference programs")?,
+        })
+    };
     let empty = Scale {
         name: "empty",
         bans: 0,
         cidrs: 0,
         allow: 0,
     };
-    fill(&mut dp, &mut tools, &mut rng, empty, BASE)?;
-    let m = members(&mut dp, &mut tools)?;
-    // The three measured programs in the XDP dispatcher, in one hold.
-    let mut held = tools.programs(&[FLOOR_PROGRAM_NAME, REFERENCE_PROGRAM_NAME])?;
-    held.push(dp.program()?);
+    let seed = 0x9e37_79b9_7f4a_7c15;
+    let mut base_s = load()?;
+    fill(
+        &mut base_s.dp,
+        &mut base_s.tools,
+        &mut Rng(seed),
+        empty,
+        BASE,
+    )?;
+    let m = members(&mut base_s.dp, &mut base_s.tools)?;
+    let mut large_s = None;
+    if opts.large {
+        // The base's entries (the same random stream), its members, then
+        // the rest.
+        let mut s = load()?;
+        let mut rng = Rng(seed);
+        let t = Instant::now();
+        fill(&mut s.dp, &mut s.tools, &mut rng, empty, BASE)?;
+        members(&mut s.dp, &mut s.tools)?;
+        fill(&mut s.dp, &mut s.tools, &mut rng, BASE, LARGE)?;
+        println!(
+            "large scale's maps filled with {} bans and {} CIDRs in {:.1} s",
+            LARGE.bans,
+            LARGE.cidrs,
+            t.elapsed().as_secs_f64()
+        );
+        large_s = Some(s);
+    }
+    // The measured programs in the XDP dispatcher, in one hold.
+    let mut held = base_s
+        .tools
+        .programs(&[FLOOR_PROGRAM_NAME, REFERENCE_PROGRAM_NAME])?;
+    held.push(base_s.dp.program()?);
+    if let Some(s) = &mut large_s {
+        held.extend(
+            s.tools
+                .programs(&[FLOOR_PROGRAM_NAME, REFERENCE_PROGRAM_NAME])?,
+        );
+        held.push(s.dp.program()?);
+    }
     let hold = DispatcherHold::new(&mut held);
     let wall = match &hold {
         Ok(_) => {
@@ -522,6 +599,10 @@ pub fn run(args: &[String]) -> Result<()> {
             false
         }
     };
+    check_reference(&mut base_s.tools, &m, wall)?;
+    if let Some(s) = &mut large_s {
+        check_reference(&mut s.tools, &m, wall)?;
+    }
 
     // Rate limiting is on for every path (as it would be in production),
     // with a limit the measured sources never reach, except on rate_drop.
@@ -567,32 +648,30 @@ pub fn run(args: &[String]) -> Result<()> {
         path("rate_drop_v6", m.limited6, 1, &strict, None, Some(10)),
     ];
     println!(
-        "BPF_PROG_TEST_RUN, 64-byte frames, repeat {} x {} interleaved rounds; figures are \
-         medians, ratios medians of per-round pairs",
+        "BPF_PROG_TEST_RUN, 64-byte frames, repeat {} x {} rounds, the scales and within them \
+         the paths, floor and reference interleaved; figures are medians, ratios medians of \
+         per-round pairs",
         opts.repeat, opts.rounds
     );
-    let base = measure_scale(&mut dp, &mut tools, &paths, &m, &opts, wall)?;
-    let (base_j, base_met) = report_scale(BASE, &paths, &base, None);
+    let mut base_acc = Acc::new(paths.len());
+    let mut large_acc = Acc::new(paths.len());
+    for _ in 0..opts.rounds {
+        measure_round(&mut base_s, &paths, &m, &opts, wall, &mut base_acc)?;
+        if let Some(s) = &mut large_s {
+            measure_round(s, &paths, &m, &opts, wall, &mut large_acc)?;
+            for i in 0..paths.len() {
+                let (b, l) = (&base_acc.ns[i], &large_acc.ns[i]);
+                let pair = l[l.len() - 1] / b[b.len() - 1];
+                large_acc.over_base[i].push(pair);
+            }
+        }
+    }
+    drop(hold);
+    let (base_j, base_met) = report_scale(BASE, &paths, &base_acc.finish());
     let mut large_j = serde_json::Value::Null;
     let mut large_met = None;
-    if opts.large {
-        drop(hold);
-        let t = Instant::now();
-        fill(&mut dp, &mut tools, &mut rng, BASE, LARGE)?;
-        println!(
-            "\nmaps topped up to {} bans and {} CIDRs in {:.1} s",
-            LARGE.bans,
-            LARGE.cidrs,
-            t.elapsed().as_secs_f64()
-        );
-        let mut held = tools.programs(&[FLOOR_PROGRAM_NAME, REFERENCE_PROGRAM_NAME])?;
-        held.push(dp.program()?);
-        let hold = DispatcherHold::new(&mut held);
-        if hold.is_ok() != wall {
-            bail!("the dispatcher hold changed between the scales");
-        }
-        let large = measure_scale(&mut dp, &mut tools, &paths, &m, &opts, wall)?;
-        let (j, met) = report_scale(LARGE, &paths, &large, Some(&base));
+    if large_s.is_some() {
+        let (j, met) = report_scale(LARGE, &paths, &large_acc.finish());
         large_j = j;
         large_met = Some(met);
     }
@@ -600,7 +679,7 @@ pub fn run(args: &[String]) -> Result<()> {
     println!(
         "\ngoals: IPv4 ban and block drops <= 1.0x the reference's drop, rate drop <= 1.5x, \
          pass <= 1.5x its pass; every IPv6 path <= {V6_GOAL}x its IPv4 counterpart; at the \
-         large scale within {:.0}% of the base (floor-normalised): base {}{}",
+         large scale within {:.0}% of the base (per-round pairs of ns): base {}{}",
         (LARGE_GOAL - 1.0) * 100.0,
         word(base_met),
         large_met.map_or(String::new(), |m| format!(", large {}", word(m)))
@@ -628,6 +707,12 @@ pub fn run(args: &[String]) -> Result<()> {
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+/// Median, lowest and highest.
+fn spread(v: &mut [f64]) -> (f64, f64, f64) {
+    let m = median(v);
+    (m, v[0], v[v.len() - 1])
 }
 
 fn round2(x: f64) -> f64 {

@@ -23,8 +23,8 @@ use aya_ebpf::{
 use waf_common::{
     ALLOW_CAPACITY, BAN_BUCKETS, BANX_CAPACITY, BLOCK_CAPACITY, BPF_F_MMAPABLE, BanBucketV4,
     BanBucketV6, BanEntry, Counter, EVENTS_BYTES, ListEntry, PBAN_CAPACITY, RATE_SETS, RateSetV4,
-    RateSetV6, RateSlotV4, RateSlotV6, RateState, XdpConfig, ban_bucket_v4, ban_bucket_v6, counter,
-    filter,
+    RateSetV6, RateSlotV4, RateSlotV6, RateState, XdpConfig, ban_bucket_v4, ban_bucket_v6,
+    ban_fp_v4, ban_fp_v6, counter, filter,
     prefix6::{
         self, MASK_WORDS, PLAN_READY, PrefixBucketV6, SLOTS, TARGETS, TRIE_BIT, V6Plan, mask_index,
         prefix_bucket,
@@ -427,7 +427,7 @@ impl Family for V4 {
                 }
             }
         }
-        if b.overflow == 0 {
+        if b.overflow & ban_fp_v4(*a) == 0 {
             return None;
         }
         // SAFETY: the value is copied out at once.
@@ -521,7 +521,7 @@ impl Family for V6 {
                 }
             }
         }
-        if b.overflow == 0 {
+        if b.overflow & ban_fp_v6(hi, lo) == 0 {
             return None;
         }
         // SAFETY: the value is copied out at once.

@@ -5,7 +5,8 @@
 //! slot, then the slot's bit in `used` (an atomic OR, so the XDP program
 //! never sees a used slot with a half-written key). Lifting one clears the
 //! bit first. When a bucket is full the ban goes to the overflow hash and the
-//! bucket's `overflow` flag tells the XDP program to look there; when a slot
+//! ban's fingerprint bit in the bucket's `overflow` word tells the XDP
+//! program to look there (other sources of the bucket mostly need not); when a slot
 //! frees up, an overflow ban of that bucket moves into it.
 
 use std::{
@@ -17,8 +18,8 @@ use std::{
 
 use aya::maps::{HashMap, MapData};
 use waf_common::{
-    BAN_SLOTS, BANX_CAPACITY, BanBucketV4, BanBucketV6, BanEntry, ban_bucket_v4, ban_bucket_v6,
-    map_names,
+    BAN_SLOTS, BanBucketV4, BanBucketV6, BanEntry, ban_bucket_v4, ban_bucket_v6, ban_fp_v4,
+    ban_fp_v6, map_names,
 };
 
 use super::{DataplaneError, is_not_found, mmap::MmapArray, write_err};
@@ -35,6 +36,8 @@ pub trait BucketLayout {
     const OVERFLOW: &'static str;
     /// The bucket of `k` among `2^bits`.
     fn bucket_of(k: &Self::Key, bits: u32) -> u32;
+    /// The fingerprint bit of `k` in its bucket's `overflow` word.
+    fn fp(k: &Self::Key) -> u32;
     /// # Safety
     /// `b` points into the mapped bucket array.
     unsafe fn used<'a>(b: *mut Self::Bucket) -> &'a AtomicU32;
@@ -52,6 +55,12 @@ pub trait BucketLayout {
     unsafe fn reason(b: *mut Self::Bucket, i: usize) -> *mut u8;
 }
 
+/// An IPv6 key as two big-endian halves.
+fn halves(k: &[u8; 16]) -> (u64, u64) {
+    let v = u128::from_be_bytes(*k);
+    ((v >> 64) as u64, v as u64)
+}
+
 /// IPv4 buckets.
 pub struct V4Layout;
 /// IPv6 buckets.
@@ -64,6 +73,9 @@ impl BucketLayout for V4Layout {
     const OVERFLOW: &'static str = map_names::BANX_V4;
     fn bucket_of(k: &u32, bits: u32) -> u32 {
         ban_bucket_v4(*k, bits)
+    }
+    fn fp(k: &u32) -> u32 {
+        ban_fp_v4(*k)
     }
     unsafe fn used<'a>(b: *mut BanBucketV4) -> &'a AtomicU32 {
         // SAFETY: caller guarantees b is valid; the field is 4-byte aligned.
@@ -93,9 +105,12 @@ impl BucketLayout for V6Layout {
     const NAME: &'static str = map_names::BANS_V6;
     const OVERFLOW: &'static str = map_names::BANX_V6;
     fn bucket_of(k: &[u8; 16], bits: u32) -> u32 {
-        let hi = u64::from_be_bytes(k[..8].try_into().expect("8 bytes"));
-        let lo = u64::from_be_bytes(k[8..].try_into().expect("8 bytes"));
+        let (hi, lo) = halves(k);
         ban_bucket_v6(hi, lo, bits)
+    }
+    fn fp(k: &[u8; 16]) -> u32 {
+        let (hi, lo) = halves(k);
+        ban_fp_v6(hi, lo)
     }
     unsafe fn used<'a>(b: *mut BanBucketV6) -> &'a AtomicU32 {
         // SAFETY: caller guarantees b is valid; the field is 4-byte aligned.
@@ -128,6 +143,8 @@ pub struct BanTable<L: BucketLayout> {
     /// log2 of the buckets.
     bits: u32,
     overflow: HashMap<MapData, L::Key, BanEntry>,
+    /// Entries the overflow hash holds (`[capacity] bans`).
+    overflow_capacity: u32,
     /// Overflow bans per bucket.
     spilled: StdHashMap<u32, Vec<L::Key>>,
     /// Bans held (slots and overflow).
@@ -147,10 +164,20 @@ impl<L: BucketLayout> BanTable<L> {
                 L::NAME
             )));
         }
+        use aya::maps::IterableMap as _;
+        let overflow_capacity = overflow
+            .map()
+            .info()
+            .map_err(|source| DataplaneError::Map {
+                name: L::OVERFLOW,
+                source,
+            })?
+            .max_entries();
         let mut t = Self {
             buckets,
             bits: len.trailing_zeros(),
             overflow,
+            overflow_capacity,
             spilled: StdHashMap::new(),
             count: 0,
         };
@@ -201,13 +228,32 @@ impl<L: BucketLayout> BanTable<L> {
                 .or_default()
                 .push(k);
         }
-        // Flags must agree with what overflowed.
+        // Fingerprints must agree with what overflowed.
         for b in 0..self.buckets.len() as u32 {
-            let want = u32::from(self.spilled.contains_key(&b));
-            // SAFETY: in the mapping.
-            unsafe { L::overflow(self.bucket(b)) }.store(want, Ordering::SeqCst);
+            self.store_fps(b);
         }
         Ok(())
+    }
+
+    /// The fingerprint bits of the bans of bucket `b` in the hash.
+    fn fps(&self, b: u32) -> u32 {
+        self.spilled
+            .get(&b)
+            .map_or(0, |v| v.iter().fold(0, |m, k| m | L::fp(k)))
+    }
+
+    /// Makes bucket `b`'s overflow word the fingerprints of the bans it
+    /// has in the hash (after some left or failed to get there).
+    fn store_fps(&self, b: u32) {
+        // SAFETY: in the mapping.
+        unsafe { L::overflow(self.bucket(b)) }.store(self.fps(b), Ordering::SeqCst);
+    }
+
+    /// Sets `k`'s fingerprint bit in its bucket: before `k` goes into the
+    /// hash, so the program looks there by the time it is.
+    fn add_fp(&self, b: u32, k: &L::Key) {
+        // SAFETY: in the mapping.
+        unsafe { L::overflow(self.bucket(b)) }.fetch_or(L::fp(k), Ordering::SeqCst);
     }
 
     fn write_slot(&self, b: u32, i: usize, k: L::Key, ban: &BanEntry) {
@@ -243,23 +289,19 @@ impl<L: BucketLayout> BanTable<L> {
             return self
                 .overflow
                 .insert(k, ban, 0)
-                .map_err(|e| write_err(L::OVERFLOW, BANX_CAPACITY, e));
+                .map_err(|e| write_err(L::OVERFLOW, self.overflow_capacity, e));
         }
         if let Some(i) = self.free_slot(b) {
             self.write_slot(b, i, k, &ban);
             self.count += 1;
             return Ok(());
         }
-        // Flag first: the program then looks in the hash, where the ban
-        // appears a moment later.
-        // SAFETY: in the mapping.
-        unsafe { L::overflow(self.bucket(b)) }.store(1, Ordering::SeqCst);
+        // Fingerprint first: the program then looks in the hash, where the
+        // ban appears a moment later.
+        self.add_fp(b, &k);
         if let Err(e) = self.overflow.insert(k, ban, 0) {
-            if !self.spilled.contains_key(&b) {
-                // SAFETY: in the mapping.
-                unsafe { L::overflow(self.bucket(b)) }.store(0, Ordering::SeqCst);
-            }
-            return Err(write_err(L::OVERFLOW, BANX_CAPACITY, e));
+            self.store_fps(b);
+            return Err(write_err(L::OVERFLOW, self.overflow_capacity, e));
         }
         self.spilled.entry(b).or_default().push(k);
         self.count += 1;
@@ -288,9 +330,8 @@ impl<L: BucketLayout> BanTable<L> {
         }
         for chunk in spill.chunks(16_384) {
             for (k, _) in chunk {
-                // SAFETY: in the mapping. Flag first, as in `insert`.
-                unsafe { L::overflow(self.bucket(L::bucket_of(k, self.bits))) }
-                    .store(1, Ordering::SeqCst);
+                // Fingerprints first, as in `insert`.
+                self.add_fp(L::bucket_of(k, self.bits), k);
             }
             let keys: Vec<L::Key> = chunk.iter().map(|(k, _)| *k).collect();
             let values: Vec<BanEntry> = chunk.iter().map(|(_, v)| *v).collect();
@@ -307,18 +348,14 @@ impl<L: BucketLayout> BanTable<L> {
             }
             self.count += n;
             if let Err((_, e)) = written {
-                // Buckets flagged for bans that did not make it: unflag.
+                // Fingerprints of bans that did not make it: cleared.
                 for (k, _) in &chunk[n..] {
-                    let b = L::bucket_of(k, self.bits);
-                    if !self.spilled.contains_key(&b) {
-                        // SAFETY: in the mapping.
-                        unsafe { L::overflow(self.bucket(b)) }.store(0, Ordering::SeqCst);
-                    }
+                    self.store_fps(L::bucket_of(k, self.bits));
                 }
                 return Err(match e.raw_os_error() {
                     Some(libc::E2BIG) | Some(libc::ENOSPC) => DataplaneError::MapFull {
                         name: L::OVERFLOW,
-                        capacity: BANX_CAPACITY,
+                        capacity: self.overflow_capacity,
                     },
                     _ => DataplaneError::Io {
                         path: L::OVERFLOW.into(),
@@ -348,8 +385,8 @@ impl<L: BucketLayout> BanTable<L> {
         Ok(false)
     }
 
-    /// Removes `k` from the overflow hash and clears the bucket's flag when
-    /// it was the last one there.
+    /// Removes `k` from the overflow hash, then the fingerprint bits no
+    /// ban left there needs.
     fn drop_overflow(&mut self, b: u32, k: &L::Key) -> Result<(), DataplaneError> {
         match self.overflow.remove(k) {
             Ok(()) => {}
@@ -365,9 +402,8 @@ impl<L: BucketLayout> BanTable<L> {
             v.retain(|x| x != k);
             if v.is_empty() {
                 self.spilled.remove(&b);
-                // SAFETY: in the mapping.
-                unsafe { L::overflow(self.bucket(b)) }.store(0, Ordering::SeqCst);
             }
+            self.store_fps(b);
         }
         Ok(())
     }
@@ -544,6 +580,6 @@ impl HostBans {
 
     /// Bans each family can hold: the bucket slots plus the overflow hash.
     pub fn capacity_per_family(&self) -> u64 {
-        self.v4.buckets.len() as u64 * BAN_SLOTS as u64 + u64::from(BANX_CAPACITY)
+        self.v4.buckets.len() as u64 * BAN_SLOTS as u64 + u64::from(self.v4.overflow_capacity)
     }
 }

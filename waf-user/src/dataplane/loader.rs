@@ -40,7 +40,8 @@ pub struct LoadOptions {
 /// an IPv4 CIDR, `cargo xtask bench bans`). What is preallocated: each
 /// set's IPv6 table (twice as many slots as its IPv6 capacity, 52 bytes a
 /// CIDR), the ban buckets (twice as many slots as `bans`: 28 bytes a ban
-/// for IPv4, 52 for IPv6) and the rate tables (88 bytes a source for
+/// for IPv4, 52 for IPv6), the overflow hashes' heads (room for `bans`
+/// more: 16 bytes each, rounded up to a power of two) and the rate tables (88 bytes a source for
 /// IPv4, 104 for IPv6). Pinned maps of another size are refused at load
 /// ([`DataplaneError::Incompatible`]: `waf detach`, then start again; the
 /// journal and the config restore what they held).
@@ -60,9 +61,10 @@ pub struct Capacity {
     /// IPv6 prefix bans (of another length than `[ban_policy]
     /// ipv6_prefix`; bans of that length are exact bans).
     pub prefix_bans_v6: u32,
-    /// Exact bans per family the bucket arrays are sized for; more go to
-    /// the overflow hash, which costs a lookup for every packet whose
-    /// bucket overflowed.
+    /// Exact bans per family the bucket arrays are sized for (twice as many
+    /// slots); the bans of a full bucket go to the overflow hash (room for
+    /// as many again), which costs a lookup for every packet whose bucket
+    /// overflowed.
     pub bans: u32,
     /// Sources per family whose rate state the rate tables hold (2-way
     /// set associative: past it, a new source takes the slot of the
@@ -124,6 +126,11 @@ impl Capacity {
         use map_names as n;
         if name == n::BANS_V4 || name == n::BANS_V6 {
             return Some(self.ban_buckets());
+        }
+        // The overflow hashes are not preallocated, but their bucket heads
+        // are (16 bytes each, a power of two at least `bans`).
+        if name == n::BANX_V4 || name == n::BANX_V6 {
+            return Some(self.bans);
         }
         if name == n::RATE_V4 || name == n::RATE_V6 {
             return Some(1 << self.rate_set_bits());
@@ -215,7 +222,6 @@ pub fn remove_pinned_maps(dir: &Path) -> Result<()> {
 /// the ring buffer, which has neither.
 fn expected_layout(name: &str, capacity: &Capacity) -> Option<(u32, u32, u32)> {
     use std::mem::size_of;
-    use waf_common as c;
     let sz = |n: usize| n as u32;
     let lpm = |data: usize| (4 + data) as u32;
     let cap = |name: &str| capacity.of(name).unwrap_or(0);
@@ -240,8 +246,8 @@ fn expected_layout(name: &str, capacity: &Capacity) -> Option<(u32, u32, u32)> {
         map_names::V6_PLAN => (4, sz(size_of::<prefix6::V6Plan>()), prefix6::PLANS),
         map_names::BANS_V4 => (4, sz(size_of::<BanBucketV4>()), capacity.ban_buckets()),
         map_names::BANS_V6 => (4, sz(size_of::<BanBucketV6>()), capacity.ban_buckets()),
-        map_names::BANX_V4 => (4, sz(size_of::<BanEntry>()), c::BANX_CAPACITY),
-        map_names::BANX_V6 => (16, sz(size_of::<BanEntry>()), c::BANX_CAPACITY),
+        map_names::BANX_V4 => (4, sz(size_of::<BanEntry>()), capacity.bans),
+        map_names::BANX_V6 => (16, sz(size_of::<BanEntry>()), capacity.bans),
         map_names::RATE_V4 => (4, sz(size_of::<RateSetV4>()), rate_sets),
         map_names::RATE_V6 => (4, sz(size_of::<RateSetV6>()), rate_sets),
         _ => return None,
