@@ -37,9 +37,12 @@ const PACKAGES: &[&str] = &[
     "ethtool",
     "bpftool",
     // benchmarks: `bench flood` (trafgen as the generator reference, an
-    // nftables netdev-ingress set as the filter reference, wrk for HTTP load)
+    // nftables netdev-ingress set and xdp-filter as the filter references;
+    // nsenter runs xdp-filter in the lab's namespace), wrk for HTTP load
     "netsniff-ng",
     "nftables",
+    "xdp-tools",
+    "util-linux",
     "wrk",
     // benchmarks: `bench proxy` compares against nginx + ModSecurity + the
     // OWASP CoreRuleSet
@@ -155,7 +158,7 @@ fn preflight(todo: &[Missing]) -> Result<()> {
          - bpf-linker: LLVM_SYS_221_PREFIX={LLVM_PREFIX} cargo install bpf-linker --version \
            {BPF_LINKER_VERSION} --no-default-features --features llvm-22\n\
          - test tools: iproute2 iputils-ping ethtool bpftool\n\
-         - benchmark tools: netsniff-ng nftables wrk\n\
+         - benchmark tools: netsniff-ng nftables xdp-tools util-linux wrk\n\
          - schemathesis {SCHEMATHESIS_VERSION} in a venv at target/tools/venv\n\
          - a bpf filesystem: mount -t bpf bpf /sys/fs/bpf"
     )

@@ -393,42 +393,53 @@ fn check_reference(tools: &mut Tools, m: &Members, wall: bool) -> Result<()> {
     Ok(())
 }
 
-/// Measures every path once at one scale: each path, then the floor, then
-/// the reference's drop or pass.
+/// Measures every path once at each scale: per path, the scales back to
+/// back (their order alternating by round), each followed by the floor
+/// and the reference's drop or pass, so that a path's figures at the two
+/// scales are taken within milliseconds of each other.
 fn measure_round(
-    s: &mut Setup,
+    scales: &mut [(&mut Setup, &mut Acc)],
     paths: &[Path],
     m: &Members,
     opts: &Options,
     wall: bool,
-    acc: &mut Acc,
+    round: usize,
 ) -> Result<()> {
     let floor_frame = frame(m.clean4);
     let ref_frames = [frame(m.banned4), frame(m.clean4)];
-    let mut last = vec![f64::NAN; paths.len()];
+    let n = scales.len();
+    let mut last = vec![vec![f64::NAN; paths.len()]; n];
     for (i, p) in paths.iter().enumerate() {
-        s.dp.maps.apply(p.settings)?;
         let f = frame(p.src);
-        // Warm up (and, for rate_drop, spend the burst).
-        let action = measure(s.dp.program()?, &f, 1000, wall)?.action;
-        if action != p.want {
-            bail!("path {}: action {action}, expected {}", p.name, p.want);
+        for k in 0..n {
+            let k = if round.is_multiple_of(2) {
+                k
+            } else {
+                n - 1 - k
+            };
+            let (s, acc) = &mut scales[k];
+            s.dp.maps.apply(p.settings)?;
+            // Warm up (and, for rate_drop, spend the burst).
+            let action = measure(s.dp.program()?, &f, 1000, wall)?.action;
+            if action != p.want {
+                bail!("path {}: action {action}, expected {}", p.name, p.want);
+            }
+            let run = measure(s.dp.program()?, &f, opts.repeat, wall)?;
+            let floor = measure(s.tools.floor()?, &floor_frame, opts.repeat, wall)?;
+            let which = usize::from(p.want != 1);
+            let reference = measure(s.tools.reference()?, &ref_frames[which], opts.repeat, wall)?;
+            acc.ns[i].push(run.ns);
+            acc.kernel[i].push(run.kernel_ns);
+            acc.floor_r[i].push(run.ns / floor.ns);
+            acc.ref_r[i].push(run.ns / reference.ns);
+            acc.floors.push(floor.ns);
+            acc.floors_k.push(floor.kernel_ns);
+            acc.refs[which].push(reference.ns);
+            if let Some(t) = p.twin {
+                acc.v6_r[i].push(run.ns / last[k][t]);
+            }
+            last[k][i] = run.ns;
         }
-        let run = measure(s.dp.program()?, &f, opts.repeat, wall)?;
-        let floor = measure(s.tools.floor()?, &floor_frame, opts.repeat, wall)?;
-        let which = usize::from(p.want != 1);
-        let reference = measure(s.tools.reference()?, &ref_frames[which], opts.repeat, wall)?;
-        acc.ns[i].push(run.ns);
-        acc.kernel[i].push(run.kernel_ns);
-        acc.floor_r[i].push(run.ns / floor.ns);
-        acc.ref_r[i].push(run.ns / reference.ns);
-        acc.floors.push(floor.ns);
-        acc.floors_k.push(floor.kernel_ns);
-        acc.refs[which].push(reference.ns);
-        if let Some(t) = p.twin {
-            acc.v6_r[i].push(run.ns / last[t]);
-        }
-        last[i] = run.ns;
     }
     Ok(())
 }
@@ -648,17 +659,33 @@ pub fn run(args: &[String]) -> Result<()> {
         path("rate_drop_v6", m.limited6, 1, &strict, None, Some(10)),
     ];
     println!(
-        "BPF_PROG_TEST_RUN, 64-byte frames, repeat {} x {} rounds, the scales and within them \
-         the paths, floor and reference interleaved; figures are medians, ratios medians of \
+        "BPF_PROG_TEST_RUN, 64-byte frames, repeat {} x {} rounds; per path the scales back to \
+         back, each with the floor and the reference; figures are medians, ratios medians of \
          per-round pairs",
         opts.repeat, opts.rounds
     );
     let mut base_acc = Acc::new(paths.len());
     let mut large_acc = Acc::new(paths.len());
-    for _ in 0..opts.rounds {
-        measure_round(&mut base_s, &paths, &m, &opts, wall, &mut base_acc)?;
-        if let Some(s) = &mut large_s {
-            measure_round(s, &paths, &m, &opts, wall, &mut large_acc)?;
+    for round in 0..opts.rounds {
+        match &mut large_s {
+            Some(l) => measure_round(
+                &mut [(&mut base_s, &mut base_acc), (l, &mut large_acc)],
+                &paths,
+                &m,
+                &opts,
+                wall,
+                round,
+            )?,
+            None => measure_round(
+                &mut [(&mut base_s, &mut base_acc)],
+                &paths,
+                &m,
+                &opts,
+                wall,
+                round,
+            )?,
+        }
+        if large_s.is_some() {
             for i in 0..paths.len() {
                 let (b, l) = (&base_acc.ns[i], &large_acc.ns[i]);
                 let pair = l[l.len() - 1] / b[b.len() - 1];

@@ -1,13 +1,15 @@
-//! Rules compiled into one `RegexSet` per (target class, view), so each view
-//! of a value is scanned once for all the rules that apply to it.
+//! Rules compiled into one pattern set (`set.rs`) per (target class, view),
+//! so each view of a value is scanned once for all the rules that apply to
+//! it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::bytes::{Regex, RegexBuilder};
 
 use super::normalize::Normalized;
 use super::rules::{Rule, View, targets};
+use super::set::PatternMatcher;
 
 /// Compiled-automaton size bound for one set.
 const SET_SIZE_LIMIT: usize = 64 << 20;
@@ -16,7 +18,7 @@ const DFA_SIZE_LIMIT: usize = 16 << 20;
 
 /// A set of rules over one view for one target class.
 struct Group {
-    set: RegexSet,
+    set: PatternMatcher,
     /// Indexes into `Compiled::rules` of the set's patterns.
     members: Vec<usize>,
 }
@@ -99,7 +101,7 @@ impl Compiled {
         let Some(row) = table.get(bit) else { return };
         let mut run = |group: &Option<Arc<Group>>, text: &'a [u8]| {
             let Some(group) = group else { return };
-            for i in group.set.matches(text).iter() {
+            for i in group.set.matches(text) {
                 let idx = group.members[i];
                 let matched = self.regexes[idx]
                     .find(text)
@@ -185,11 +187,8 @@ fn group(
     if let Some(g) = cache.get(&members) {
         return Ok(Some(Arc::clone(g)));
     }
-    let set = RegexSetBuilder::new(members.iter().map(|&i| rules[i].pattern.as_str()))
-        .unicode(false)
-        .size_limit(SET_SIZE_LIMIT)
-        .dfa_size_limit(DFA_SIZE_LIMIT)
-        .build()
+    let patterns: Vec<&str> = members.iter().map(|&i| rules[i].pattern.as_str()).collect();
+    let set = PatternMatcher::new(&patterns, SET_SIZE_LIMIT, DFA_SIZE_LIMIT)
         .map_err(|e| format!("rule set: {e}"))?;
     let g = Arc::new(Group {
         set,

@@ -26,6 +26,7 @@ pub mod path;
 pub mod protocol;
 pub mod rules;
 pub mod scanner;
+pub mod set;
 pub mod ssrf;
 pub mod upload;
 pub mod verdict;
