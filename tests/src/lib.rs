@@ -224,6 +224,7 @@ pub fn describe(d: &[Counter]) -> String {
 }
 
 pub mod bench;
+pub mod corpus;
 pub mod fleet_lab;
 pub mod xdp_fuzz;
 pub mod xdp_model;

@@ -1,10 +1,13 @@
-//! `cargo xtask eval FILE`: runs `waf inspect` on labeled JSON lines and
-//! scores the verdicts per source and category. Writes target/bench/eval.json.
+//! `cargo xtask eval [FILE...]`: runs `waf inspect` on labeled JSON lines
+//! at one or every paranoia level and scores the verdicts per source, per
+//! category, and (where the lines say) per placement and encoding. Without
+//! files: the development corpus (if `../shared/corpus` is there) and the
+//! generated sets of `tests/data/`. Writes target/bench/eval.json.
 
 use std::{
     collections::{BTreeMap, HashMap},
     io::{BufRead as _, BufReader, Read as _, Write as _},
-    path::Path,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
 };
 
@@ -40,35 +43,88 @@ impl Tally {
             100.0 * self.blocked as f64 / self.n as f64
         }
     }
+
+    fn add(&mut self, blocked: bool) {
+        self.n += 1;
+        self.blocked += u64::from(blocked);
+    }
 }
 
-/// Label, source and category of each request, by id.
-type Labels = HashMap<String, (String, String, String)>;
-/// Requests and blocks by (label, source, category).
-type PerCategory = BTreeMap<(String, String, String), Tally>;
-/// Requests and blocks by (label, source).
-type PerSource = BTreeMap<(String, String), Tally>;
+/// What a line says of itself.
+struct Label {
+    label: String,
+    source: String,
+    category: String,
+    placement: Option<String>,
+    encoding: Option<String>,
+}
 
-/// Runs the evaluation.
-pub fn run(waf: &Path, file: &Path, paranoia: Option<u8>, config: Option<&Path>) -> Result<()> {
-    let input = read_input(file)?;
+/// Labels by id.
+type Labels = HashMap<String, Label>;
+/// Tallies by a key of strings.
+type Table = BTreeMap<Vec<String>, Tally>;
+
+/// The tallies of one paranoia level.
+#[derive(Default)]
+struct Level {
+    /// (label, source, category)
+    category: Table,
+    /// (label, source)
+    source: Table,
+    /// (label, source, "placement" | "encoding", value)
+    axis: Table,
+    errors: u64,
+    seconds: f64,
+}
+
+/// The default inputs: the development corpus if present, and the
+/// generated sets.
+fn default_files(root: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    let dev = root.join("../shared/corpus/dev-requests.jsonl.gz");
+    if dev.exists() {
+        v.push(dev);
+    }
+    v.push(root.join("tests/data/evasion.jsonl.gz"));
+    v.push(root.join("tests/data/lookalike.jsonl.gz"));
+    v
+}
+
+/// Runs the evaluation. `paranoia`: one level, or None for the config's
+/// level; `all` runs 1 to 4.
+pub fn run(
+    waf: &Path,
+    files: &[PathBuf],
+    levels: &[Option<u8>],
+    config: Option<&Path>,
+) -> Result<()> {
+    let root = crate::workspace_root();
+    let files = if files.is_empty() {
+        default_files(&root)
+    } else {
+        files.to_vec()
+    };
+    let mut input = Vec::new();
+    for f in &files {
+        let mut bytes = read_input(f)?;
+        if !bytes.ends_with(b"\n") {
+            bytes.push(b'\n');
+        }
+        input.extend_from_slice(&bytes);
+    }
     let labels = read_labels(&input)?;
-    let started = std::time::Instant::now();
-    let out = inspect(waf, input, paranoia, config)?;
-    let elapsed = started.elapsed();
-    let (per, by_label, errors) = tally(&labels, &out)?;
-    report(
-        file,
-        paranoia,
-        &per,
-        &by_label,
-        labels.len(),
-        errors,
-        elapsed,
-    )
+    let mut results = Vec::new();
+    for &p in levels {
+        let started = std::time::Instant::now();
+        let out = inspect(waf, input.clone(), p, config)?;
+        let mut level = tally(&labels, &out)?;
+        level.seconds = started.elapsed().as_secs_f64();
+        results.push((p, level));
+    }
+    report(&files, &results, labels.len())
 }
 
-/// The labels of the input's lines.
+/// The labels of the input's lines; refuses an id seen twice.
 fn read_labels(input: &[u8]) -> Result<Labels> {
     let mut labels = Labels::new();
     for line in input.split(|b| *b == b'\n') {
@@ -77,13 +133,21 @@ fn read_labels(input: &[u8]) -> Result<Labels> {
         }
         let v: Value = serde_json::from_slice(line).context("input line is not JSON")?;
         let id = v["id"].to_string();
-        let label = v["label"].as_str().unwrap_or("").to_string();
+        let s = |k: &str| v[k].as_str().map(str::to_string);
+        let label = s("label").unwrap_or_default();
         if label != "attack" && label != "benign" {
             bail!("line with id {id} has no label attack|benign");
         }
-        let source = v["source"].as_str().unwrap_or("-").to_string();
-        let category = v["category"].as_str().unwrap_or("-").to_string();
-        labels.insert(id, (label, source, category));
+        let l = Label {
+            label,
+            source: s("source").unwrap_or_else(|| "-".into()),
+            category: s("category").unwrap_or_else(|| "-".into()),
+            placement: s("placement"),
+            encoding: s("encoding"),
+        };
+        if labels.insert(id.clone(), l).is_some() {
+            bail!("id {id} appears twice in the input");
+        }
     }
     Ok(labels)
 }
@@ -123,109 +187,169 @@ fn inspect(
     Ok(out)
 }
 
-/// Counts verdicts by category and by source; unreadable lines.
-fn tally(labels: &Labels, out: &str) -> Result<(PerCategory, PerSource, u64)> {
-    let mut per = PerCategory::new();
-    let mut by_label = PerSource::new();
-    let mut errors = 0u64;
+/// Counts verdicts by category, by source, by placement and encoding.
+fn tally(labels: &Labels, out: &str) -> Result<Level> {
+    let mut level = Level::default();
     for line in BufReader::new(out.as_bytes()).lines() {
         let line = line?;
         let v: Value = serde_json::from_str(&line).context("waf inspect wrote a non-JSON line")?;
         if v.get("error").is_some() {
-            errors += 1;
+            level.errors += 1;
         }
         let id = v["id"].to_string();
-        let Some((label, source, category)) = labels.get(&id) else {
+        let Some(l) = labels.get(&id) else {
             continue;
         };
         let blocked = v["action"] == "block";
-        for t in [
-            per.entry((label.clone(), source.clone(), category.clone()))
-                .or_default(),
-            by_label.entry((label.clone(), source.clone())).or_default(),
-        ] {
-            t.n += 1;
-            t.blocked += u64::from(blocked);
+        let key = |rest: &[&str]| {
+            let mut k = vec![l.label.clone(), l.source.clone()];
+            k.extend(rest.iter().map(|s| s.to_string()));
+            k
+        };
+        level
+            .category
+            .entry(key(&[&l.category]))
+            .or_default()
+            .add(blocked);
+        level.source.entry(key(&[])).or_default().add(blocked);
+        if let Some(p) = &l.placement {
+            level
+                .axis
+                .entry(key(&["placement", p]))
+                .or_default()
+                .add(blocked);
+        }
+        if let Some(e) = &l.encoding {
+            level
+                .axis
+                .entry(key(&["encoding", e]))
+                .or_default()
+                .add(blocked);
         }
     }
-    Ok((per, by_label, errors))
+    Ok(level)
 }
 
-/// Prints the tables and writes `target/bench/eval.json`.
-fn report(
-    file: &Path,
-    paranoia: Option<u8>,
-    per: &PerCategory,
-    by_label: &PerSource,
-    n: usize,
-    errors: u64,
-    elapsed: std::time::Duration,
-) -> Result<()> {
-    println!(
-        "{:<8} {:<14} {:<44} {:>6} {:>8} {:>7}",
-        "label", "source", "category", "n", "blocked", "%"
-    );
-    for ((label, source, category), t) in per {
-        println!(
-            "{label:<8} {source:<14} {:<44} {:>6} {:>8} {:>6.2}%",
-            category.chars().take(44).collect::<String>(),
-            t.n,
-            t.blocked,
-            t.rate()
-        );
+/// Level names for the table header.
+fn level_name(p: Option<u8>) -> String {
+    p.map_or_else(|| "config".into(), |p| format!("PL{p}"))
+}
+
+/// Prints one table: a row per key, a column per level.
+fn print_table(title: &str, results: &[(Option<u8>, Level)], pick: fn(&Level) -> &Table) {
+    let Some((_, first)) = results.first() else {
+        return;
+    };
+    print!("\n{title:<58} {:>6}", "n");
+    for (p, _) in results {
+        print!(" {:>8}", level_name(*p));
     }
     println!();
-    let mut attacks = Tally::default();
-    let mut summary = serde_json::Map::new();
-    for ((label, source), t) in by_label {
-        println!(
-            "{label:<8} {source:<14} {:>6} requests, {:>6.2}% blocked",
-            t.n,
-            t.rate()
+    for (key, t) in pick(first) {
+        let name = key.join(" ");
+        print!(
+            "{:<58} {:>6}",
+            name.chars().take(58).collect::<String>(),
+            t.n
         );
-        summary.insert(
-            format!("{label}/{source}"),
-            json!({"n": t.n, "blocked": t.blocked, "blocked_pct": t.rate()}),
-        );
-        if label == "attack" {
-            attacks.n += t.n;
-            attacks.blocked += t.blocked;
+        for (_, l) in results {
+            let r = pick(l).get(key).copied().unwrap_or_default();
+            print!(" {:>7.2}%", r.rate());
+        }
+        println!();
+    }
+}
+
+/// The JSON of a table.
+fn table_json(t: &Table) -> Vec<Value> {
+    t.iter()
+        .map(|(k, t)| json!({"key": k, "n": t.n, "blocked": t.blocked, "blocked_pct": t.rate()}))
+        .collect()
+}
+
+/// The rate of (label, source), if the input had such lines.
+fn rate_of(l: &Level, label: &str, source: &str) -> Option<Tally> {
+    l.source
+        .get(&vec![label.to_string(), source.to_string()])
+        .copied()
+}
+
+/// All attacks of the input except the generated evasion set.
+fn corpus_attacks(l: &Level) -> Tally {
+    let mut t = Tally::default();
+    for (k, v) in &l.source {
+        if k[0] == "attack" && k[1] != "evasion" {
+            t.n += v.n;
+            t.blocked += v.blocked;
         }
     }
-    let fp = by_label
-        .get(&("benign".to_string(), "blazehttp".to_string()))
-        .copied();
-    println!(
-        "\nattacks blocked: {:.2}% of {} (goal >= 95%)",
-        attacks.rate(),
-        attacks.n
-    );
-    if let Some(fp) = fp {
-        println!(
-            "blazehttp benign blocked: {:.3}% of {} (goal <= 0.3%)",
-            fp.rate(),
-            fp.n
+    t
+}
+
+/// Prints the tables and the goal lines, writes `target/bench/eval.json`.
+fn report(files: &[PathBuf], results: &[(Option<u8>, Level)], n: usize) -> Result<()> {
+    print_table("label source category", results, |l| &l.category);
+    print_table("label source", results, |l| &l.source);
+    print_table("label source placement|encoding", results, |l| &l.axis);
+    println!();
+    let mut levels_json = Vec::new();
+    for (p, l) in results {
+        let name = level_name(*p);
+        let corpus = corpus_attacks(l);
+        let mut goals = serde_json::Map::new();
+        let mut line = |what: &str, t: Option<Tally>, goal: &str, ok: fn(f64) -> bool| {
+            if let Some(t) = t.filter(|t| t.n > 0) {
+                let met = if ok(t.rate()) { "met" } else { "not met" };
+                println!(
+                    "{name}: {what}: {:.2}% of {} ({goal}: {met})",
+                    t.rate(),
+                    t.n
+                );
+                goals.insert(what.to_string(), json!({"n": t.n, "blocked_pct": t.rate()}));
+            }
+        };
+        line("corpus attacks blocked", Some(corpus), "goal >= 97%", |r| {
+            r >= 97.0
+        });
+        line(
+            "blazehttp benign blocked",
+            rate_of(l, "benign", "blazehttp"),
+            "goal <= 0.1%",
+            |r| r <= 0.1,
         );
+        line(
+            "evasion attacks blocked",
+            rate_of(l, "attack", "evasion"),
+            "goal >= 95%",
+            |r| r >= 95.0,
+        );
+        line(
+            "look-alikes blocked",
+            rate_of(l, "benign", "lookalike"),
+            "goal <= 1%",
+            |r| r <= 1.0,
+        );
+        println!(
+            "{name}: {n} requests in {:.2} s ({} unreadable lines)",
+            l.seconds, l.errors
+        );
+        levels_json.push(json!({
+            "paranoia": p,
+            "goals": goals,
+            "attacks": {"n": corpus.n, "blocked": corpus.blocked, "blocked_pct": corpus.rate()},
+            "blazehttp_benign_blocked_pct": rate_of(l, "benign", "blazehttp").map(Tally::rate),
+            "by_source": table_json(&l.source),
+            "by_category": table_json(&l.category),
+            "by_placement_encoding": table_json(&l.axis),
+            "seconds": l.seconds,
+            "unreadable": l.errors,
+        }));
     }
-    println!(
-        "{} requests in {:.2} s ({} unreadable lines)",
-        n,
-        elapsed.as_secs_f64(),
-        errors
-    );
     let dir = crate::workspace_root().join("target/bench");
     std::fs::create_dir_all(&dir)?;
     let report = json!({
-        "file": file.display().to_string(),
-        "paranoia": paranoia,
-        "attacks": {"n": attacks.n, "blocked": attacks.blocked, "blocked_pct": attacks.rate()},
-        "blazehttp_benign_blocked_pct": fp.map(Tally::rate),
-        "by_source": summary,
-        "by_category": per.iter().map(|((l, s, c), t)| json!({
-            "label": l, "source": s, "category": c, "n": t.n, "blocked": t.blocked
-        })).collect::<Vec<_>>(),
-        "seconds": elapsed.as_secs_f64(),
-        "unreadable": errors,
+        "files": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
+        "levels": levels_json,
     });
     std::fs::write(
         dir.join("eval.json"),

@@ -58,17 +58,23 @@ enum Task {
         args: Vec<String>,
     },
     /// Score `waf inspect` on labeled JSON lines (`label`: attack|benign),
-    /// per source and category. Accepts .gz files.
+    /// per source, category, placement and encoding, at one or every
+    /// paranoia level. Accepts .gz files.
     Eval {
-        /// The labeled file (e.g. ../shared/corpus/dev-requests.jsonl.gz).
-        file: PathBuf,
-        /// Paranoia level for `waf inspect`.
+        /// Labeled files (default: ../shared/corpus/dev-requests.jsonl.gz
+        /// if present, and tests/data/evasion.jsonl.gz and lookalike.jsonl.gz).
+        files: Vec<PathBuf>,
+        /// Paranoia level for `waf inspect`: 1-4, or `all` (1 to 4, side by
+        /// side). Default: the config's.
         #[arg(long)]
-        paranoia: Option<u8>,
+        paranoia: Option<String>,
         /// Config file whose [detect] table to use.
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Write the generated detection sets (the evasion set: every attack
+    /// family x encoding x placement; the benign look-alikes) to tests/data/.
+    Corpus,
     /// Run the property-based fuzz targets in release mode: http, framing,
     /// multipart, json, xml, canonical, mirror, normalize, config, api,
     /// xdp, xdp_rate (no TARGET: all; the xdp targets need root). Prints
@@ -122,19 +128,38 @@ fn main() -> Result<()> {
             }
         }
         Task::Eval {
-            file,
+            files,
             paranoia,
             config,
         } => {
+            let levels: Vec<Option<u8>> = match paranoia.as_deref() {
+                None => vec![None],
+                Some("all") => (1..=4).map(Some).collect(),
+                Some(p) => match p.parse::<u8>() {
+                    Ok(n @ 1..=4) => vec![Some(n)],
+                    _ => bail!("--paranoia takes 1, 2, 3, 4 or all, not `{p}`"),
+                },
+            };
             setup::ensure()?;
             build_release()?;
             eval::run(
                 &workspace_root().join("target/release/waf"),
-                &file,
-                paranoia,
+                &files,
+                &levels,
                 config.as_deref(),
             )
         }
+        Task::Corpus => run(cargo()
+            .args([
+                "run",
+                "--release",
+                "--package",
+                "waf-tests",
+                "--bin",
+                "waf-corpus",
+                "--",
+            ])
+            .arg(workspace_root().join("tests/data"))),
         Task::Install => {
             setup::ensure()?;
             build_release()?;

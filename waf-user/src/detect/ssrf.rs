@@ -175,6 +175,24 @@ fn authority(rest: &str) -> Option<(Class, String)> {
         .find(['/', '?', '\\', '\n', '"', '\'', '<', '>'])
         .unwrap_or(rest.len());
     let auth = &rest[..end.min(256)];
+    // `http://127.0.0.1:6379#@good.example/`: a parser that ends the
+    // authority at `#` (browsers, WHATWG) reaches the first host, one that
+    // takes the last `@` the second: both are read, the worse counts.
+    let first = auth.split(['#', ' ']).next().unwrap_or("");
+    let a = classify_authority(auth);
+    let b = if first.len() < auth.len() {
+        classify_authority(first)
+    } else {
+        None
+    };
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if rank(b.0) > rank(a.0) { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Classifies the host of one reading of an authority (`user@host:port`).
+fn classify_authority(auth: &str) -> Option<(Class, String)> {
     let host_port = match auth.rsplit_once('@') {
         Some((_, h)) => h,
         None => auth,
@@ -218,7 +236,41 @@ pub fn classify(host: &str) -> Option<Class> {
     classify_name(host)
 }
 
+/// A name that spells an address in its labels, as wildcard DNS services
+/// answer (`169.254.169.254.nip.io`, `app-127-0-0-1.sslip.io`): the class
+/// of that address, when it is not public.
+fn embedded_address(h: &str) -> Option<Class> {
+    let labels: Vec<&str> = h.split('.').collect();
+    let octet = |s: &str| !s.is_empty() && s.len() <= 3 && s.parse::<u8>().is_ok();
+    if labels.len() > 4 {
+        for w in labels.windows(4) {
+            if w.iter().all(|l| octet(l)) {
+                let ip: Ipv4Addr = w.join(".").parse().ok()?;
+                if let Some(c) = classify_v4(ip) {
+                    return Some(c);
+                }
+            }
+        }
+    }
+    for l in &labels[..labels.len().saturating_sub(1)] {
+        let parts: Vec<&str> = l.split('-').collect();
+        if parts.len() >= 4 {
+            let tail = &parts[parts.len() - 4..];
+            if tail.iter().all(|p| octet(p))
+                && let Ok(ip) = tail.join(".").parse::<Ipv4Addr>()
+                && let Some(c) = classify_v4(ip)
+            {
+                return Some(c);
+            }
+        }
+    }
+    None
+}
+
 fn classify_name(h: &str) -> Option<Class> {
+    if let Some(c) = embedded_address(h) {
+        return Some(c);
+    }
     const METADATA: &[&str] = &[
         "metadata.packet.net",
         "metadata.platformequinix.com",
@@ -406,6 +458,25 @@ mod tests {
             c("https://example.com/a?b=http://127.0.0.1"),
             Some(Class::Loopback)
         );
+        // Parser confusion: the authority ends at `#` for browsers, at the
+        // last `@` for others.
+        assert_eq!(
+            c("http://127.0.0.1:6379#@app.example.test/"),
+            Some(Class::Loopback)
+        );
+        assert_eq!(
+            c("http://app.example.test@127.0.0.1:8080/"),
+            Some(Class::Loopback)
+        );
+        // Names that spell an inside address (wildcard DNS services).
+        assert_eq!(
+            c("http://169.254.169.254.nip.io/latest/"),
+            Some(Class::Metadata)
+        );
+        assert_eq!(c("http://app-127-0-0-1.sslip.io/"), Some(Class::Loopback));
+        assert_eq!(c("http://10.0.0.5.example.net/"), Some(Class::Private));
+        assert_eq!(c("http://203.0.113.5.nip.io/"), None);
+        assert_eq!(c("http://v1-2-3.example.com/"), None);
         assert_eq!(c("https://www.example.com/"), None);
         assert_eq!(c("version 1.2.3.4"), None);
         assert_eq!(c("10.0.0.1"), None);

@@ -3,7 +3,7 @@
 //! cookies, headers, and the body as form, JSON, XML, multipart or raw.
 
 use super::Engine;
-use super::value::Encoding;
+use super::value::{self, Encoding};
 use crate::detect::collect::{Collector, short};
 use crate::detect::kind::{Kind, Severity};
 use crate::detect::normalize::{self, Normalized, is_text};
@@ -139,6 +139,42 @@ impl Engine {
             &|| format!("header:{}", name()),
             Encoding::Text,
         );
+        // Applications read headers as they read parameters (logged,
+        // stored, put into queries, fetched): a value that is not quiet
+        // meets the parameter rules and tokenizers too. A Referer is a URL
+        // to the page before, often this site's: its query part is read,
+        // not its host, and only when it holds punctuation that could end
+        // the string it is stored as (plain words there, `select 1 from a`
+        // searched for on the page before, are no injection).
+        if is("referer") {
+            let query = h.value.split_once('?').map_or("", |(_, q)| q);
+            let query = query.split('#').next().unwrap_or("");
+            let mut anomalies = Vec::new();
+            for p in crate::http::target::parse_pairs(query, self.limits(), &mut anomalies) {
+                if is_loud(&p.raw_name) || is_loud(&p.raw_value) {
+                    self.scan_param(c, &p, "referer_query");
+                }
+            }
+        } else {
+            let quiet = if ua {
+                value::is_quiet_user_agent(h.value.as_bytes())
+            } else {
+                value::is_quiet_header(h.value.as_bytes())
+            };
+            // Host and Origin name this site (an internal or local name
+            // is normal there); any other header holding a URL is read as
+            // a parameter, for the URL checks.
+            let protocol = is("host") || is("origin");
+            if !protocol && (!quiet || h.value.contains("://")) {
+                self.scan(
+                    c,
+                    &h.value,
+                    targets::ARGS,
+                    &|| format!("header:{}", name()),
+                    Encoding::Text,
+                );
+            }
+        }
         if FILENAME_HEADERS.iter().any(|n| is(n)) {
             self.scan(
                 c,
@@ -326,6 +362,20 @@ fn encoded_value_tail(raw_name: &str) -> Option<&str> {
         .windows(3)
         .position(|w| w[0] == b'%' && w[1] == b'3' && (w[2] == b'D' || w[2] == b'd'))?;
     Some(&raw_name[i + 3..]).filter(|t| !t.is_empty())
+}
+
+/// Whether a value of a Referer's query, decoded, holds punctuation that
+/// ends a string in some interpreter (quotes, markup, shell and template
+/// characters, line breaks, URLs, parent directories).
+fn is_loud(q: &str) -> bool {
+    if normalize::is_plain(q.as_bytes()) {
+        return false;
+    }
+    let n = normalize::Normalized::new(q.as_bytes(), true);
+    const LOUD: [bool; 256] = normalize::byte_set(b"'\"`<>;|${}()*\\\r\n\0");
+    n.dec.iter().any(|&b| LOUD[usize::from(b)])
+        || memchr::memmem::find(&n.dec, b"://").is_some()
+        || memchr::memmem::find(&n.dec, b"..").is_some()
 }
 
 #[cfg(test)]

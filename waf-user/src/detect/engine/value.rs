@@ -120,7 +120,8 @@ impl Engine {
         loc: &mut dyn FnMut() -> String,
         value: &str,
     ) {
-        if target & (targets::ARGS | targets::NAMES | targets::BODY | targets::DOC) != 0
+        if target & (targets::ARGS | targets::NAMES | targets::BODY | targets::DOC | targets::PATH)
+            != 0
             && let Some((class, host)) = ssrf::check(&n.low)
         {
             let l = loc();
@@ -182,7 +183,7 @@ fn binary_target(raw: &[u8], target: u16) -> u16 {
 /// none of `$ { } < > ' ` \ % | & [ ] ^ ~` nor a line break, and no `--`,
 /// `..` or `/*` (Accept, Sec-Ch-Ua, Cache-Control...). Such values meet the
 /// plain rules only.
-fn is_quiet_header(b: &[u8]) -> bool {
+pub(super) fn is_quiet_header(b: &[u8]) -> bool {
     const LOUD: [bool; 256] = normalize::byte_set(b"${}<>'`\\%|&[]^~\n\r");
     // `*/*` (Accept) is no comment.
     !b.iter().any(|&c| LOUD[usize::from(c)])
@@ -194,7 +195,7 @@ fn is_quiet_header(b: &[u8]) -> bool {
 
 /// A browser-like User-Agent: quiet as a header, no quotes or `=`, no SQL
 /// word. Such values meet the plain rules only.
-fn is_quiet_user_agent(b: &[u8]) -> bool {
+pub(super) fn is_quiet_user_agent(b: &[u8]) -> bool {
     is_quiet_header(b)
         && !b.iter().any(|c| matches!(c, b'\'' | b'"' | b'=' | b'#'))
         && !libinj::has_sql_word(b)

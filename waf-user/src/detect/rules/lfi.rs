@@ -244,11 +244,18 @@ pub fn rules() -> Vec<Rule> {
         .into_iter()
         .filter(|f| *f != "root/" && *f != "home/")
         .collect();
-    let plain_alt = plain_files
-        .iter()
-        .map(|f| file_pattern(f))
-        .collect::<Vec<_>>()
-        .join("|");
+    // Paths (`etc/passwd`) may follow a space or a quote; bare names
+    // (`win.ini`, `nginx.conf`) only a slash or `=`, or stand alone: a
+    // sentence that names a file ("my nginx.conf fails") reads no file.
+    let (path_files, name_files): (Vec<&str>, Vec<&str>) =
+        plain_files.iter().partition(|f| f.contains('/'));
+    let alt = |v: &[&str]| {
+        v.iter()
+            .map(|f| file_pattern(f))
+            .collect::<Vec<_>>()
+            .join("|")
+    };
+    let (path_alt, name_alt) = (alt(&path_files), alt(&name_files));
     let dot_alt = dot_files
         .iter()
         .map(|f| file_pattern(f))
@@ -311,7 +318,7 @@ pub fn rules() -> Vec<Rule> {
             View::Low,
             t,
             format!(
-                r"(?:^|[/\\=:\s'\x22(;|&<>`])(?:\.{{0,3}}[/\\]+)?(?:{plain_alt})(?:$|[\s/\\?#;&'\x22,)%.\x00-\x1f]|[\w.-]*$)|(?:^|[/\\=\s'\x22~])(?:{dot_alt})(?:$|[\s/\\?#;&'\x22,)]|[\w.-]*$)|(?:^|[/\\=\s'\x22])(?:home[/\\]+[\w.-]+|root)[/\\]+\.[a-z]"
+                r"(?:^|[/\\=:\s'\x22(;|&<>`])(?:\.{{0,3}}[/\\]+)?(?:{path_alt})(?:$|[\s/\\?#;&'\x22,)%.\x00-\x1f]|[\w.-]*$)|[/\\](?:{name_alt})(?:$|[\s/\\?#;&'\x22,)%.\x00-\x1f]|[\w.-]*$)|(?:^|=)(?:{name_alt})(?:$|[?#;&\x00])|(?:^|[/\\=\s'\x22~])(?:{dot_alt})(?:$|[\s/\\?#;&'\x22,)]|[\w.-]*$)|(?:^|[/\\=\s'\x22])(?:home[/\\]+[\w.-]+|root)[/\\]+\.[a-z]"
             ),
         )
         .plain(),
@@ -323,7 +330,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Cmd,
             ARGS | NAMES | UA_REF | BODY | DOC,
-            format!(r"(?:^|[/\\=:\s;|&<>`])(?:\.{{0,3}}[/\\]+)?(?:{plain_alt})(?:$|[\s/\\?#;&,)%.]|[\w.-]*$)"),
+            format!(r"(?:^|[/\\=:\s;|&<>`])(?:\.{{0,3}}[/\\]+)?(?:{path_alt})(?:$|[\s/\\?#;&,)%.]|[\w.-]*$)|[/\\](?:{name_alt})(?:$|[\s/\\?#;&,)%.]|[\w.-]*$)|(?:^|=)(?:{name_alt})(?:$|[;&])"),
         ),
         // A value that is an absolute path into the system's directories:
         // no form field names one (`/etc/syslog.conf`, `/var/log/...`).

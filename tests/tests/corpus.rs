@@ -1,0 +1,89 @@
+//! The generated detection sets: the committed files are what the
+//! generator makes, and the engine (default configuration, paranoia 1)
+//! keeps its measured rates on them: evasions blocked at least the floor,
+//! look-alikes blocked at most the ceiling. The floors sit a little under
+//! the rates measured when they were set (README, Detection); a change that
+//! loses detection or gains false positives fails here.
+
+use std::{collections::BTreeMap, io::Read as _, path::Path};
+
+use waf_tests::corpus::{self, Case};
+use waf_user::detect::{Action, DetectConfig, Engine};
+use waf_user::http::Request;
+
+/// Lowest share of the evasion set blocked at paranoia 1.
+const EVASION_FLOOR: f64 = 96.0;
+/// Highest share of the look-alikes blocked at paranoia 1.
+const LOOKALIKE_CEILING: f64 = 3.0;
+
+fn committed(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(name);
+    let f = std::fs::File::open(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask corpus`)", path.display()));
+    let mut s = String::new();
+    flate2::read::GzDecoder::new(f)
+        .read_to_string(&mut s)
+        .unwrap();
+    s
+}
+
+#[test]
+fn committed_sets_are_the_generators_output() {
+    for (name, cases) in [
+        ("evasion.jsonl.gz", corpus::evasion()),
+        ("lookalike.jsonl.gz", corpus::lookalikes()),
+    ] {
+        assert!(
+            committed(name) == corpus::lines(&cases),
+            "tests/data/{name} differs from the generator: run `cargo xtask corpus`"
+        );
+    }
+}
+
+/// Blocked share of `cases` overall and by category, placement, encoding.
+fn blocked(engine: &Engine, cases: &[Case]) -> (f64, BTreeMap<String, (u32, u32)>) {
+    let mut by = BTreeMap::<String, (u32, u32)>::new();
+    let mut n_blocked = 0;
+    for c in cases {
+        let block = match Request::parse(c.raw.as_bytes(), engine.limits()) {
+            Ok(req) => engine.inspect(&req, None).action == Action::Block,
+            Err(e) => panic!("{}: does not parse: {e}", c.id),
+        };
+        n_blocked += u32::from(block);
+        for k in [
+            format!("category {}", c.category),
+            format!("placement {}", c.placement),
+            format!("encoding {}", c.encoding),
+        ] {
+            let e = by.entry(k).or_default();
+            e.0 += 1;
+            e.1 += u32::from(block);
+        }
+    }
+    (100.0 * f64::from(n_blocked) / cases.len() as f64, by)
+}
+
+fn show(by: &BTreeMap<String, (u32, u32)>) -> String {
+    by.iter()
+        .map(|(k, (n, b))| format!("{k}: {b}/{n}\n"))
+        .collect()
+}
+
+#[test]
+fn engine_keeps_its_rates_on_the_generated_sets() {
+    let engine = Engine::new(&DetectConfig::default()).unwrap();
+    let (evasion, by) = blocked(&engine, &corpus::evasion());
+    assert!(
+        evasion >= EVASION_FLOOR,
+        "evasion set: {evasion:.2}% blocked, floor {EVASION_FLOOR}%\n{}",
+        show(&by)
+    );
+    let (lookalike, by) = blocked(&engine, &corpus::lookalikes());
+    assert!(
+        lookalike <= LOOKALIKE_CEILING,
+        "look-alikes: {lookalike:.2}% blocked, ceiling {LOOKALIKE_CEILING}%\n{}",
+        show(&by)
+    );
+}
