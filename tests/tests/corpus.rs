@@ -12,7 +12,7 @@ use waf_user::detect::{Action, DetectConfig, Engine};
 use waf_user::http::Request;
 
 /// Lowest share of the evasion set blocked at paranoia 1.
-const EVASION_FLOOR: f64 = 96.0;
+const EVASION_FLOOR: f64 = 97.5;
 /// Highest share of the look-alikes blocked at paranoia 1.
 const LOOKALIKE_CEILING: f64 = 3.0;
 

@@ -308,15 +308,37 @@ fn report(files: &[PathBuf], results: &[(Option<u8>, Level)], n: usize) -> Resul
                 goals.insert(what.to_string(), json!({"n": t.n, "blocked_pct": t.rate()}));
             }
         };
-        line("corpus attacks blocked", Some(corpus), "goal >= 97%", |r| {
-            r >= 97.0
-        });
-        line(
-            "blazehttp benign blocked",
-            rate_of(l, "benign", "blazehttp"),
-            "goal <= 0.1%",
-            |r| r <= 0.1,
-        );
+        // Issue 16's ladder: each level more detection for a stated cost
+        // (PL1 >= 97% at <= 0.1%, PL2 >= 98% at <= 0.5%, PL3-4 >= 99%).
+        let (want, fp_max) = match p.unwrap_or(1) {
+            1 => (97.0, Some(0.1)),
+            2 => (98.0, Some(0.5)),
+            _ => (99.0, None),
+        };
+        let met = |ok: bool| if ok { "met" } else { "not met" };
+        if corpus.n > 0 {
+            println!(
+                "{name}: corpus attacks blocked: {:.2}% of {} (goal >= {want}%: {})",
+                corpus.rate(),
+                corpus.n,
+                met(corpus.rate() >= want)
+            );
+        }
+        if let Some(fp) = rate_of(l, "benign", "blazehttp").filter(|t| t.n > 0) {
+            match fp_max {
+                Some(max) => println!(
+                    "{name}: blazehttp benign blocked: {:.2}% of {} (goal <= {max}%: {})",
+                    fp.rate(),
+                    fp.n,
+                    met(fp.rate() <= max)
+                ),
+                None => println!(
+                    "{name}: blazehttp benign blocked: {:.2}% of {} (no goal at this level)",
+                    fp.rate(),
+                    fp.n
+                ),
+            }
+        }
         line(
             "evasion attacks blocked",
             rate_of(l, "attack", "evasion"),

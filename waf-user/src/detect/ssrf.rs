@@ -253,6 +253,16 @@ fn embedded_address(h: &str) -> Option<Class> {
         }
     }
     for l in &labels[..labels.len().saturating_sub(1)] {
+        // `7f000001.nip.io`, `app-0xa9fea9fe.nip.io`: the address in hex.
+        let last = l.rsplit('-').next().unwrap_or(l);
+        let hex = last.strip_prefix("0x").unwrap_or(last);
+        if labels.len() > 2
+            && hex.len() == 8
+            && let Ok(n) = u32::from_str_radix(hex, 16)
+            && let Some(c) = classify_v4(Ipv4Addr::from(n))
+        {
+            return Some(c);
+        }
         let parts: Vec<&str> = l.split('-').collect();
         if parts.len() >= 4 {
             let tail = &parts[parts.len() - 4..];
@@ -476,6 +486,8 @@ mod tests {
         assert_eq!(c("http://app-127-0-0-1.sslip.io/"), Some(Class::Loopback));
         assert_eq!(c("http://10.0.0.5.example.net/"), Some(Class::Private));
         assert_eq!(c("http://203.0.113.5.nip.io/"), None);
+        assert_eq!(c("http://0xa9fea9fe.nip.io/"), Some(Class::Metadata));
+        assert_eq!(c("http://deadbeef.example.com/"), None);
         assert_eq!(c("http://v1-2-3.example.com/"), None);
         assert_eq!(c("https://www.example.com/"), None);
         assert_eq!(c("version 1.2.3.4"), None);

@@ -162,10 +162,10 @@ impl Engine {
                 value::is_quiet_header(h.value.as_bytes())
             };
             // Host and Origin name this site (an internal or local name
-            // is normal there); any other header holding a URL is read as
-            // a parameter, for the URL checks.
+            // is normal there); any other header holding a URL or a call
+            // (`1 AND SLEEP(5)`) is read as a parameter too.
             let protocol = is("host") || is("origin");
-            if !protocol && (!quiet || h.value.contains("://")) {
+            if !protocol && (!quiet || h.value.contains("://") || h.value.contains('(')) {
                 self.scan(
                     c,
                     &h.value,

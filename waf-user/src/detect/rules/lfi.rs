@@ -230,10 +230,11 @@ const RESTRICTED_EXT: &[&str] = &[
     "svn",
 ];
 
-/// Turns `etc/passwd` into a pattern with any slashes (either way) between.
+/// Turns `etc/passwd` into a pattern with any slashes (either way) and
+/// `./` segments between (`etc//./passwd`).
 fn file_pattern(f: &str) -> String {
     let body: Vec<String> = f.split('/').map(regex::escape).collect();
-    body.join(r"[/\\]+")
+    body.join(r"[/\\]+(?:\.[/\\]+)*")
 }
 
 /// The traversal and file access rules.

@@ -15,10 +15,15 @@ pub fn rules() -> Vec<Rule> {
         rule("rfi-url-trailing-question", Kind::Rfi, Critical, 1, View::Low, ARGS, r"^(?:https?|ftps?)://[^?#\s]*\?+$|^(?:https?|ftps?|file)\?$"),
         // A UNC path to another host: Windows fetches it over SMB and
         // hands out NTLM credentials.
-        rule("rfi-unc-path", Kind::Rfi, Critical, 1, View::Low, ARGS, r"^\s*\\\\[a-z0-9][\w.-]*[\\/][\w$.-]+"),
+        rule("rfi-unc-path", Kind::Rfi, Critical, 1, View::Low, ARGS | DOC, r"^\s*\\\\[a-z0-9][\w.-]*[\\/][\w$.-]+"),
         // Apache mod_proxy `unix:` socket paths with a URL (CVE-2021-40438).
         rule("rfi-unix-socket-proxy", Kind::Ssrf, Critical, 1, View::Low, ARGS | NAMES | PATH, r"\bunix:[^|\s]*\|\s*(?:https?|ftp|wss?|h2c?)://"),
-        rule("rfi-off-domain-url", Kind::Rfi, Warning, 2, View::Low, ARGS, r"^\s*(?:https?|ftps?)://"),
+        // Any absolute URL in a parameter: share links and OAuth redirects
+        // carry them, so only paranoia 3 counts it.
+        rule("rfi-off-domain-url", Kind::Rfi, Warning, 3, View::Low, ARGS, r"^\s*(?:https?|ftps?)://"),
+        // A URL to a server-side script or a text file to include: with
+        // the URL above, paranoia 3 blocks it (`?page=https://x/shell.php`).
+        rule("rfi-script-url", Kind::Rfi, Warning, 3, View::Low, ARGS | DOC, r"^\s*(?:https?|ftps?)://[^?#\s]+\.(?:php\d?|phtml|phar|inc|txt|asp|aspx|jsp|pl|cgi|sh|py)(?:$|[?#\x00])"),
         // LDAP filter injection.
         rule("ldap-filter", Kind::Ldap, Critical, 1, View::Low, args, r"\)\s*\(+\s*[|&!]|\)\s*\(\s*[\w.-]+\s*[~<>]?=|^\s*\*\s*\)\s*\(|[(|&!]\s*\(\s*(?:uid|cn|sn|ou|dc|objectclass|mail|givenname|samaccountname|userpassword|password|member|memberof|gidnumber|uidnumber|homedirectory|description)\s*[~<>]?=|\)\s*\(\s*\||\*\s*\)\s*\)\s*\("),
         rule("ldap-wildcard-close", Kind::Ldap, Error, 1, View::Low, args, r"^[^()]*\)\s*\(\s*\|?\s*$|\*\)\s*\(|\)\s*\(\s*&\s*\)|\)\s*\(\s*\|\s*\("),
@@ -26,9 +31,6 @@ pub fn rules() -> Vec<Rule> {
         rule("xxe-entity", Kind::Xxe, Critical, 1, View::Low, args | HEADERS | FILE, r"<!entity\b|<!doctype[^>\[]*\[|<!doctype\s+\w+\s+(?:system|public)\b|\bsystem\s+['\x22](?:file|https?|ftp|php|expect|jar|gopher|data|netdoc|dict|ldap)[:]|\bxi:include\b|\bxmlns:xi\s*=|<xsl:(?:value-of|copy-of|include|import)\b[^>]*(?:system-property|document\s*\(|unparsed-text)|<\?xml-stylesheet\b"),
         // NoSQL operators and ORM filter abuse.
         rule("nosql-operator-name", Kind::Nosql, Critical, 1, View::Low, NAMES, r"\[\s*\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|or|and|nor|not|elemmatch|expr|type|size|all|mod|text|function|accumulator|jsonschema)\s*\]|^\$(?:ne|gt|gte|lt|lte|in|nin|regex|where|exists|or|and|nor|not|elemmatch|expr|function|accumulator|lookup|unionwith|merge|out|jsonschema|where|text)$"),
-        // A query operator as a key of its own (`{"$ne": null}` sent as a
-        // filter); `$schema`, `$ref` and the like are no operators.
-        rule("nosql-operator-key", Kind::Nosql, Critical, 1, View::Low, NAMES, r"^\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|or|and|nor|not|elemmatch|expr|function|accumulator|jsonschema)$"),
         rule("nosql-operator-value", Kind::Nosql, Critical, 1, View::Low, ARGS | BODY | DOC, r#"\[\s*\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|or|and|nor|not|elemmatch|expr)\s*\]|\{\s*['"]?\$(?:ne|gt|gte|lt|lte|where|regex|nin|in|or|nor|exists|expr|function)['"]?\s*:|\$where\b|\bthis\.\w+\s*(?:==|!=|===|\.match\s*\()|\bdb\.\w+\.(?:find|insert|update|remove|drop|aggregate|mapreduce)\s*\(|['"]\s*\|\|\s*['"]?\d['"]?\s*==\s*['"]?\d|['"]\s*&&\s*this\.|['"][\s}\]]*,\s*\$(?:or|and|nor|where|ne|gt|gte|lt|lte|regex|nin|in|exists|expr|comment)\s*:\s*[\[{'"\w]|^\s*[\w'"]+\s*;\s*return\s+(?:true|false|1|this\b)"#),
         rule("nosql-orm-lookup", Kind::Nosql, Critical, 1, View::Low, NAMES, r"^[a-z0-9]+(?:__[a-z0-9]+){2,}__(?:startswith|istartswith|endswith|iendswith|contains|icontains|regex|iregex|exact|iexact|gt|gte|lt|lte|in|isnull|range|search)$|^[a-z0-9_]+__(?:password|password_hash|secret|token|api_key|hash|salt)(?:__\w+)?$|^[a-z0-9]+(?:_[a-z0-9]+)*__(?:i?startswith|i?endswith|i?regex|has_keys?|has_any_keys|contained_by|isnull)$").plain(),
         // Server-side template injection.

@@ -26,6 +26,9 @@ pub fn rules() -> Vec<Rule> {
         rule("sqli-tautology-number", K, Critical, 1, View::Sql, t, r"(?:['`)]|\d)\s*(?:or|and|xor|\|\||&&)\s+\(?\s*(\d+|'[^']*')\s*(?:=|<=>|!=|<>|>=?|<=?|like)\s*\(?\s*(?:\d+|'[^']*')"),
         rule("sqli-tautology-string", K, Critical, 1, View::Sql, t, r#"['"`]\s*\)*\s*(?:or|and|xor|\|\||&&)\s+\(*\s*['"][^'"]*['"]\s*(?:=|<=>|!=|<>|like|regexp)\s*['"]"#),
         rule("sqli-quote-boolean", K, Error, 1, View::Sql, t, r#"['`]\s*\)*\s*(?:or|and|xor|\|\||&&|div)\s+(?:not\s+)?(?:\d|true\b|false\b|null\b|exists\b|select\b|sleep\b|\(|@|[a-z_]+\s*\()"#),
+        // A quote, then a comment that ends the value: the rest of the
+        // query cut off (`admin'-- `, `x')#`).
+        rule("sqli-quote-comment-end", K, Critical, 1, View::Sql, t, r#"^[\w.@-]*['"`]\s*\)*\s*(?:--[\s-]*|#\s*)$"#),
         rule("sqli-quote-comment", K, Error, 1, View::Sql, t, r#"'\s*(?:[;)]\s*)*(?:--(?:\s|$)|#|;\s*$|;\s*--)"#),
         rule("sqli-quote-operator", K, Critical, 1, View::Sql, t, r"'\s*(?:=|<>|!=|<=>|\|\||&&|\^)\s*'|'\s*(?:like|rlike|regexp|sounds\s+like)\s*'|'\s*(?:collate|::)\s*\w"),
         rule("sqli-stacked-query", K, Critical, 1, View::Sql, th, r"(?:;|'|\))\s*(?:drop|truncate|alter|shutdown|create|grant|revoke)\s+(?:table|database|schema|user|login|procedure|function|view|index|trigger)\b|;\s*(?:exec(?:ute)?|declare)\s+[@(]|;\s*(?:insert\s+into|delete\s+from|update\s+[\w.`\x22\[\]]+\s+set)\b|;\s*select\s+(?:\*|@@|\w+\s*\(|null\b|\d)"),
@@ -45,7 +48,9 @@ pub fn rules() -> Vec<Rule> {
         rule("sqli-mssql-exec", K, Critical, 1, View::Sql, t, r"\bexec(?:ute)?\s+(?:master\.|xp_|sp_|\(\s*@|@\w+)|\bdeclare\s+@\w+\s+(?:n?varchar|int|char|table|sysname)\b"),
         rule("sqli-pg-cast", K, Critical, 1, View::Sql, t, r"'\s*::\s*(?:int\w*|text|varchar|bigint|jsonb?|regclass|bytea|numeric|float\w*|bool\w*|oid|name)\b|'\s*(?:@>|<@|\?\||\?&|#>>?|->>?)\s*'"),
         rule("sqli-comment-evasion", K, Critical, 1, View::Low, t, r"/\*!\d*\s*(?:select|union|and|or|from|where|insert|update|delete|drop|sleep|benchmark|concat|\d)|\b(?:union|drop|insert|update|delete|alter|create|exec|truncate)\s*/\*|\bselect\s*/\*[^*]*\*/\s*(?:\w|\*)"),
-        rule("sqli-hex-blob", K, Warning, 1, View::Sql, t & !UA_REF, r"(?:=|\bin\s*\(|,|\s)\s*0x[0-9a-f]{8,}\b"),
+        // Hex strings of printable bytes: SQL writes text so (`0x61646d696e`);
+        // identifiers and hashes (`0xc026fadc0001137d`) are no text.
+        rule("sqli-hex-blob", K, Warning, 1, View::Sql, t & !UA_REF, r"(?:=|\bin\s*\(|,|\s)\s*0x(?:[2-7][0-9a-f]){4,}\b"),
         rule("sqli-conditional", K, Error, 1, View::Sql, t, r"\b(?:if|iif)\s*\(\s*(?:\(?\s*select\b|\d+\s*[=<>]|ascii\s*\(|substr\w*\s*\(|length\s*\(|mid\s*\(|user\s*\(|database\s*\()|\bcase\s+when\s+[^;]*?\bthen\b[^;]*?\belse\b|\b(?:ascii|ord)\s*\(\s*(?:substr\w*|mid)\s*\("),
         rule("sqli-function-fragment", K, Critical, 1, View::Sql, t, format!(r"(?:^|[\s(,=|&;])(?:{SQL_FUNCS})\s*\(\s*$|^\s*[,;(]?\s*(?:{SQL_FUNCS})\s*\([^()]{{0,40}}\)\s*$")),
         rule("sqli-leading-quote-operator", K, Critical, 1, View::Sql, t, r#"^\s*['"`]+\s*\)*\s*(?:or|and|xor|\|\||&&|div|like|rlike|regexp|sounds\s+like|glob|not\s+(?:like|glob|regexp|between|in|null)|notnull|isnull|is\s+(?:not\s+)?null|between|collate|union|intersect|except|having|group\s+by|order\s+by|limit|procedure|into|where)(?:\s+[^\s'"`]|\s*[(@\d/]|\s*$)|^\s*['"`]+\s*\)*\s*(?:=|<|>|!=|<>|\^|\*|;)"#),
