@@ -212,19 +212,10 @@ fn tally(labels: &Labels, out: &str) -> Result<Level> {
             .or_default()
             .add(blocked);
         level.source.entry(key(&[])).or_default().add(blocked);
-        if let Some(p) = &l.placement {
-            level
-                .axis
-                .entry(key(&["placement", p]))
-                .or_default()
-                .add(blocked);
-        }
-        if let Some(e) = &l.encoding {
-            level
-                .axis
-                .entry(key(&["encoding", e]))
-                .or_default()
-                .add(blocked);
+        for (axis, v) in [("placement", &l.placement), ("encoding", &l.encoding)] {
+            if let Some(v) = v {
+                level.axis.entry(key(&[axis, v])).or_default().add(blocked);
+            }
         }
     }
     Ok(level)

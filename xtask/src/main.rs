@@ -149,17 +149,7 @@ fn main() -> Result<()> {
                 config.as_deref(),
             )
         }
-        Task::Corpus => run(cargo()
-            .args([
-                "run",
-                "--release",
-                "--package",
-                "waf-tests",
-                "--bin",
-                "waf-corpus",
-                "--",
-            ])
-            .arg(workspace_root().join("tests/data"))),
+        Task::Corpus => run(tests_bin("waf-corpus").arg(workspace_root().join("tests/data"))),
         Task::Install => {
             setup::ensure()?;
             build_release()?;
@@ -208,18 +198,23 @@ fn bench(name: &str, extra: &[String]) -> Result<()> {
     require_root("benchmarks load BPF programs")?;
     // Benchmarks that run the daemon run the release binary.
     build_release()?;
-    run(cargo()
-        .args([
-            "run",
-            "--release",
-            "--package",
-            "waf-tests",
-            "--bin",
-            "waf-bench",
-            "--",
-        ])
-        .arg(name)
-        .args(extra))
+    run(tests_bin("waf-bench").arg(name).args(extra))
+}
+
+/// `cargo run --release` of a binary of the `waf-tests` crate, ready for
+/// its arguments.
+fn tests_bin(bin: &str) -> Command {
+    let mut c = cargo();
+    c.args([
+        "run",
+        "--release",
+        "--package",
+        "waf-tests",
+        "--bin",
+        bin,
+        "--",
+    ]);
+    c
 }
 
 fn install() -> Result<()> {

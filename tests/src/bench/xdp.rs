@@ -667,24 +667,11 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut base_acc = Acc::new(paths.len());
     let mut large_acc = Acc::new(paths.len());
     for round in 0..opts.rounds {
-        match &mut large_s {
-            Some(l) => measure_round(
-                &mut [(&mut base_s, &mut base_acc), (l, &mut large_acc)],
-                &paths,
-                &m,
-                &opts,
-                wall,
-                round,
-            )?,
-            None => measure_round(
-                &mut [(&mut base_s, &mut base_acc)],
-                &paths,
-                &m,
-                &opts,
-                wall,
-                round,
-            )?,
+        let mut scales = vec![(&mut base_s, &mut base_acc)];
+        if let Some(l) = &mut large_s {
+            scales.push((l, &mut large_acc));
         }
+        measure_round(&mut scales, &paths, &m, &opts, wall, round)?;
         if large_s.is_some() {
             for i in 0..paths.len() {
                 let (b, l) = (&base_acc.ns[i], &large_acc.ns[i]);
