@@ -133,5 +133,17 @@ pub(super) fn missing(req: &Request, c: &mut Collector) {
             Warning
         };
         c.add(K, "protocol-missing-content-type", sev, 1, LOC, "", "");
+        // Paranoia 4 refuses a text body no browser would send unlabelled.
+        if sev == MISSING_TYPE_TEXT {
+            c.add(
+                K,
+                "protocol-missing-content-type-strict",
+                Critical,
+                4,
+                LOC,
+                "",
+                "",
+            );
+        }
     }
 }

@@ -225,6 +225,18 @@ pub fn rules() -> Vec<Rule> {
             t,
             format!(r"{soft}\s*{prefix}(?:{strong}|{medium}|{weak}){ver}{arg}"),
         ),
+        // Paranoia 4: a value that starts with a command and any argument
+        // (`time who`, `ls foo bar`): what a shell reads, and a sentence
+        // that starts with such a word.
+        rule(
+            "cmdi-leading-command-strict",
+            K,
+            Critical,
+            4,
+            View::Cmd,
+            ARGS | BODY | DOC,
+            format!(r"^\s*{prefix}(?:{strong}|{medium}|{weak}){ver}\s+[\w./~$-]"),
+        ),
         rule(
             "cmdi-shell-path",
             K,
