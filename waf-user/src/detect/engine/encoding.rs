@@ -28,7 +28,7 @@ pub(super) fn findings(
         c.add(Kind::Protocol, rule, severity, paranoia, &l, matched, value);
     };
     if f.null_byte && strict {
-        let header = target & (targets::HEADERS | targets::UA_REF) != 0;
+        let header = target & (targets::HEADERS | targets::UA_REF) != 0 || enc == Encoding::Referer;
         let sev = if header {
             Severity::Error
         } else {

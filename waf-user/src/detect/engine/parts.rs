@@ -28,7 +28,7 @@ impl Engine {
     pub(super) fn scan_request(&self, req: &Request, c: &mut Collector) {
         self.scan_path(&req.raw_path, c);
         for p in &req.query {
-            self.scan_param(c, p, "query");
+            self.scan_param(c, p, "query", Encoding::Form);
         }
         for p in &req.cookies {
             self.scan_cookie(p, c);
@@ -62,20 +62,20 @@ impl Engine {
     /// Scans the name and the value of a query or form parameter. A name
     /// holding an encoded `=` (`a%3Dx`) is read by some back ends as a
     /// name and a value: its tail is scanned as a value too.
-    fn scan_param(&self, c: &mut Collector, p: &Param, kind: &str) {
+    fn scan_param(&self, c: &mut Collector, p: &Param, kind: &str, enc: Encoding) {
         self.scan(
             c,
             &p.raw_name,
             targets::NAMES,
             &|| format!("{kind}_name:{}", short(&p.name)),
-            Encoding::Form,
+            enc,
         );
         self.scan(
             c,
             &p.raw_value,
             targets::ARGS,
             &|| format!("{kind}:{}", short(&p.name)),
-            Encoding::Form,
+            enc,
         );
         if let Some(tail) = encoded_value_tail(&p.raw_name) {
             self.scan(
@@ -83,7 +83,7 @@ impl Engine {
                 tail,
                 targets::ARGS,
                 &|| format!("{kind}:{}", short(&p.name)),
-                Encoding::Form,
+                enc,
             );
         }
     }
@@ -152,7 +152,7 @@ impl Engine {
             let mut anomalies = Vec::new();
             for p in crate::http::target::parse_pairs(query, self.limits(), &mut anomalies) {
                 if is_loud(&p.raw_name) || is_loud(&p.raw_value) {
-                    self.scan_param(c, &p, "referer_query");
+                    self.scan_param(c, &p, "referer_query", Encoding::Referer);
                 }
             }
         } else {
@@ -192,7 +192,7 @@ impl Engine {
             Body::None => {}
             Body::Form(params) => {
                 for p in params {
-                    self.scan_param(c, p, "form");
+                    self.scan_param(c, p, "form", Encoding::Form);
                 }
             }
             Body::Json(items) => {

@@ -22,6 +22,9 @@ pub(super) enum Encoding {
     Url,
     /// Anything else (headers, JSON, XML): decoded anyway, no encoding findings.
     Text,
+    /// A query parameter of the Referer: `%XX` and `+`, but its encoding is
+    /// another page's, so only a NUL counts, and as in a header.
+    Referer,
     /// Text a base64 value decoded to: the rules only (no tokenizers).
     Base64,
 }
@@ -52,7 +55,7 @@ impl Engine {
         let n = if plain {
             Normalized::plain(raw)
         } else {
-            Normalized::new(raw, enc == Encoding::Form)
+            Normalized::new(raw, matches!(enc, Encoding::Form | Encoding::Referer))
         };
         let mut location: Option<String> = None;
         let at = |location: &mut Option<String>| location.get_or_insert_with(loc).clone();
