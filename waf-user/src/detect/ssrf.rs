@@ -241,16 +241,19 @@ pub fn classify(host: &str) -> Option<Class> {
 /// of that address, when it is not public.
 fn embedded_address(h: &str) -> Option<Class> {
     let labels: Vec<&str> = h.split('.').collect();
-    let octet = |s: &str| !s.is_empty() && s.len() <= 3 && s.parse::<u8>().is_ok();
-    if labels.len() > 4 {
-        for w in labels.windows(4) {
-            if w.iter().all(|l| octet(l)) {
-                let ip: Ipv4Addr = w.join(".").parse().ok()?;
-                if let Some(c) = classify_v4(ip) {
-                    return Some(c);
-                }
-            }
+    // Four decimal octets (`010` too: resolvers read it as 10).
+    let quad = |parts: &[&str]| -> Option<Ipv4Addr> {
+        let mut o = [0u8; 4];
+        for (o, p) in o.iter_mut().zip(parts) {
+            *o = p.parse().ok().filter(|_| p.len() <= 3)?;
         }
+        Some(Ipv4Addr::from(o))
+    };
+    let inside = |ip: Option<Ipv4Addr>| ip.and_then(classify_v4);
+    if labels.len() > 4
+        && let Some(c) = labels.windows(4).find_map(|w| inside(quad(w)))
+    {
+        return Some(c);
     }
     for l in &labels[..labels.len().saturating_sub(1)] {
         // `7f000001.nip.io`, `app-0xa9fea9fe.nip.io`: the address in hex.
@@ -258,20 +261,16 @@ fn embedded_address(h: &str) -> Option<Class> {
         let hex = last.strip_prefix("0x").unwrap_or(last);
         if labels.len() > 2
             && hex.len() == 8
-            && let Ok(n) = u32::from_str_radix(hex, 16)
-            && let Some(c) = classify_v4(Ipv4Addr::from(n))
+            && let Some(c) = inside(u32::from_str_radix(hex, 16).ok().map(Ipv4Addr::from))
         {
             return Some(c);
         }
+        // `app-127-0-0-1.sslip.io`: the last four dashed parts.
         let parts: Vec<&str> = l.split('-').collect();
-        if parts.len() >= 4 {
-            let tail = &parts[parts.len() - 4..];
-            if tail.iter().all(|p| octet(p))
-                && let Ok(ip) = tail.join(".").parse::<Ipv4Addr>()
-                && let Some(c) = classify_v4(ip)
-            {
-                return Some(c);
-            }
+        if parts.len() >= 4
+            && let Some(c) = inside(quad(&parts[parts.len() - 4..]))
+        {
+            return Some(c);
         }
     }
     None
@@ -489,6 +488,7 @@ mod tests {
         assert_eq!(c("http://0xa9fea9fe.nip.io/"), Some(Class::Metadata));
         assert_eq!(c("http://deadbeef.example.com/"), None);
         assert_eq!(c("http://v1-2-3.example.com/"), None);
+        assert_eq!(c("http://10.010.0.1.nip.io/"), Some(Class::Private));
         assert_eq!(c("https://www.example.com/"), None);
         assert_eq!(c("version 1.2.3.4"), None);
         assert_eq!(c("10.0.0.1"), None);

@@ -261,7 +261,7 @@ impl Engine {
             c.add(
                 hit.rule.kind,
                 hit.rule.id,
-                hit.rule.severity,
+                hit.rule.severity_at(self.cfg.paranoia),
                 hit.rule.paranoia,
                 "body",
                 &m,

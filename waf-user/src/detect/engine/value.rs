@@ -68,7 +68,7 @@ impl Engine {
             c.add(
                 hit.rule.kind,
                 hit.rule.id,
-                hit.rule.severity,
+                hit.rule.severity_at(self.cfg.paranoia),
                 hit.rule.paranoia,
                 &l,
                 &m,

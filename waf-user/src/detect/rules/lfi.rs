@@ -256,12 +256,7 @@ pub fn rules() -> Vec<Rule> {
             .collect::<Vec<_>>()
             .join("|")
     };
-    let (path_alt, name_alt) = (alt(&path_files), alt(&name_files));
-    let dot_alt = dot_files
-        .iter()
-        .map(|f| file_pattern(f))
-        .collect::<Vec<_>>()
-        .join("|");
+    let (path_alt, name_alt, dot_alt) = (alt(&path_files), alt(&name_files), alt(&dot_files));
     let exts = RESTRICTED_EXT.join("|");
     let t = INPUT | HEADERS | PATH;
     vec![

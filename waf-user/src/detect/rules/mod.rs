@@ -82,6 +82,9 @@ pub struct Rule {
     /// Whether it can match a value of only `[A-Za-z0-9_.-]` (such values
     /// skip every other rule).
     pub plain: bool,
+    /// The paranoia level from which a match counts as critical (blocks
+    /// alone), if any: one pattern, a weak signal at low levels.
+    pub critical_from: Option<u8>,
     /// The regular expression (bytes, ASCII, written for the view).
     pub pattern: String,
 }
@@ -104,6 +107,7 @@ fn rule(
         view,
         targets,
         plain: false,
+        critical_from: None,
         pattern: pattern.into(),
     }
 }
@@ -113,6 +117,20 @@ impl Rule {
     fn plain(mut self) -> Rule {
         self.plain = true;
         self
+    }
+
+    /// Makes a match count as critical from paranoia `level` on.
+    fn critical_from(mut self, level: u8) -> Rule {
+        self.critical_from = Some(level);
+        self
+    }
+
+    /// The severity a match counts at, at paranoia `paranoia`.
+    pub fn severity_at(&self, paranoia: u8) -> Severity {
+        match self.critical_from {
+            Some(level) if paranoia >= level => Severity::Critical,
+            _ => self.severity,
+        }
     }
 }
 
@@ -152,6 +170,18 @@ mod tests {
                 if hi.is_empty() { lo } else { hi }.parse().ok()
             })
             .collect()
+    }
+
+    #[test]
+    fn alone_signals_block_only_from_paranoia_4() {
+        let rules = all();
+        let r = rules
+            .iter()
+            .find(|r| r.id == "sqli-fragment-alone")
+            .unwrap();
+        assert_eq!(r.severity_at(1), Severity::Notice);
+        assert_eq!(r.severity_at(3), Severity::Notice);
+        assert_eq!(r.severity_at(4), Severity::Critical);
     }
 
     #[test]
