@@ -288,17 +288,6 @@ fn report(files: &[PathBuf], results: &[(Option<u8>, Level)], n: usize) -> Resul
         let name = level_name(*p);
         let corpus = corpus_attacks(l);
         let mut goals = serde_json::Map::new();
-        let mut line = |what: &str, t: Option<Tally>, goal: &str, ok: fn(f64) -> bool| {
-            if let Some(t) = t.filter(|t| t.n > 0) {
-                let met = if ok(t.rate()) { "met" } else { "not met" };
-                println!(
-                    "{name}: {what}: {:.2}% of {} ({goal}: {met})",
-                    t.rate(),
-                    t.n
-                );
-                goals.insert(what.to_string(), json!({"n": t.n, "blocked_pct": t.rate()}));
-            }
-        };
         // Issue 16's ladder: each level more detection for a stated cost
         // (PL1 >= 97% at <= 0.1%, PL2 >= 98% at <= 0.5%, PL3-4 >= 99%).
         let (want, fp_max) = match p.unwrap_or(1) {
@@ -306,41 +295,34 @@ fn report(files: &[PathBuf], results: &[(Option<u8>, Level)], n: usize) -> Resul
             2 => (98.0, Some(0.5)),
             _ => (99.0, None),
         };
-        let met = |ok: bool| if ok { "met" } else { "not met" };
-        if corpus.n > 0 {
-            println!(
-                "{name}: corpus attacks blocked: {:.2}% of {} (goal >= {want}%: {})",
-                corpus.rate(),
-                corpus.n,
-                met(corpus.rate() >= want)
-            );
-        }
-        if let Some(fp) = rate_of(l, "benign", "blazehttp").filter(|t| t.n > 0) {
-            match fp_max {
-                Some(max) => println!(
-                    "{name}: blazehttp benign blocked: {:.2}% of {} (goal <= {max}%: {})",
-                    fp.rate(),
-                    fp.n,
-                    met(fp.rate() <= max)
-                ),
-                None => println!(
-                    "{name}: blazehttp benign blocked: {:.2}% of {} (no goal at this level)",
-                    fp.rate(),
-                    fp.n
-                ),
-            }
-        }
+        // A goal: at least (`true`) or at most this share; None: no goal.
+        let mut line = |what: &str, t: Option<Tally>, goal: Option<(bool, f64)>| {
+            let Some(t) = t.filter(|t| t.n > 0) else {
+                return;
+            };
+            let verdict = match goal {
+                Some((true, g)) => format!("goal >= {g}%: {}", met(t.rate() >= g)),
+                Some((false, g)) => format!("goal <= {g}%: {}", met(t.rate() <= g)),
+                None => "no goal at this level".to_string(),
+            };
+            println!("{name}: {what}: {:.2}% of {} ({verdict})", t.rate(), t.n);
+            goals.insert(what.to_string(), json!({"n": t.n, "blocked_pct": t.rate()}));
+        };
+        line("corpus attacks blocked", Some(corpus), Some((true, want)));
+        line(
+            "blazehttp benign blocked",
+            rate_of(l, "benign", "blazehttp"),
+            fp_max.map(|m| (false, m)),
+        );
         line(
             "evasion attacks blocked",
             rate_of(l, "attack", "evasion"),
-            "goal >= 95%",
-            |r| r >= 95.0,
+            Some((true, 95.0)),
         );
         line(
             "look-alikes blocked",
             rate_of(l, "benign", "lookalike"),
-            "goal <= 1%",
-            |r| r <= 1.0,
+            Some((false, 1.0)),
         );
         println!(
             "{name}: {n} requests in {:.2} s ({} unreadable lines)",
@@ -370,4 +352,9 @@ fn report(files: &[PathBuf], results: &[(Option<u8>, Level)], n: usize) -> Resul
     )?;
     println!("wrote {}", dir.join("eval.json").display());
     Ok(())
+}
+
+/// "met" or "not met".
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "not met" }
 }
