@@ -245,6 +245,17 @@ pub fn run(args: &[String]) -> Result<()> {
         .iter()
         .map(|s| (s.raw.len(), time_one(&engine, &s.raw, ITERATIONS)))
         .collect();
+    // The same figures per (source, label): browser traffic (blazehttp's
+    // benign requests) is what a site mostly sees.
+    let mut by_set: std::collections::BTreeMap<(String, String), Vec<f64>> = Default::default();
+    for (s, t) in samples.iter().zip(&timed) {
+        if let (Some(l), Some(src)) = (&s.label, &s.source) {
+            by_set
+                .entry((src.clone(), l.clone()))
+                .or_default()
+                .push(t.1);
+        }
+    }
     let mut per: Vec<f64> = timed.iter().map(|t| t.1).collect();
     let mean = per.iter().sum::<f64>() / per.len().max(1) as f64;
     let max_under_64k = timed
@@ -293,6 +304,22 @@ pub fn run(args: &[String]) -> Result<()> {
         met(max_under_64k <= 1000.0),
         met(build_ms < 300.0)
     );
+
+    let mut sets = Vec::new();
+    if !by_set.is_empty() {
+        println!("\nper set: µs/request mean, median, p99, max");
+        for ((src, label), mut v) in by_set {
+            let m = v.iter().sum::<f64>() / v.len().max(1) as f64;
+            v.sort_by(f64::total_cmp);
+            let (med, p, mx) = (
+                percentile(&v, 0.5),
+                percentile(&v, 0.99),
+                v.last().copied().unwrap_or(0.0),
+            );
+            println!("{src:<14} {label:<8} {m:>8.1} {med:>8.1} {p:>8.1} {mx:>9.1}");
+            sets.push(json!({"source": src, "label": label, "requests": v.len(), "us_mean": m, "us_median": med, "us_p99": p, "us_max": mx}));
+        }
+    }
 
     // Body size scaling.
     let mut scaling = Vec::new();
@@ -357,6 +384,7 @@ pub fn run(args: &[String]) -> Result<()> {
         "cold_us_mean_first_1000": cold_first_1000,
         "us_p99": p99,
         "us_max": max,
+        "by_set": sets,
         "body_scaling": scaling,
         "blocked": quality,
     });

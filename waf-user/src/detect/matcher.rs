@@ -1,6 +1,9 @@
-//! Rules compiled into one pattern set (`set.rs`) per (target class, view),
-//! so each view of a value is scanned once for all the rules that apply to
-//! it.
+//! Rules compiled for matching. Each rule is split into units (the
+//! branches of its top-level alternation); a literal screen
+//! (`prefilter.rs`) over all of them picks the units whose literal factors
+//! all occur in a view, each of which then runs as its own regex; the few
+//! units without factors run as one pattern set (`set.rs`) per (target
+//! class, view).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,24 +11,47 @@ use std::sync::Arc;
 use regex::bytes::{Regex, RegexBuilder};
 
 use super::normalize::Normalized;
+use super::prefilter;
 use super::rules::{Rule, View, targets};
+use super::screen::{ByteFactor, Screen, Unit, screen};
 use super::set::PatternMatcher;
 
-/// Compiled-automaton size bound for one set.
+/// Compiled-automaton size bound for one set or rule.
 const SET_SIZE_LIMIT: usize = 64 << 20;
-/// Lazy-DFA cache bound for one set.
+/// Lazy-DFA cache bound for one set or rule.
 const DFA_SIZE_LIMIT: usize = 16 << 20;
+/// Most units active at once (the size of the candidate bit sets).
+const MAX_UNITS: usize = 4096;
 
-/// A set of rules over one view for one target class.
+/// A set of unit indexes.
+#[derive(Clone, PartialEq, Eq)]
+struct Bits(Box<[u64; MAX_UNITS / 64]>);
+
+impl Bits {
+    fn new() -> Bits {
+        Bits(Box::new([0; MAX_UNITS / 64]))
+    }
+
+    fn set(&mut self, i: usize) {
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+
+    fn get(&self, i: usize) -> bool {
+        self.0[i / 64] & (1 << (i % 64)) != 0
+    }
+}
+
+/// The units of one view for one target class.
 struct Group {
-    set: PatternMatcher,
-    /// Indexes into `Compiled::rules` of the set's patterns.
-    members: Vec<usize>,
+    /// Units with factors: run when the screen selects them.
+    screened: Bits,
+    /// Units without: one set over all of them, and their indexes.
+    rest: Option<(PatternMatcher, Vec<usize>)>,
 }
 
 /// Rule groups of one target class. When a value has no SQL comment and no
-/// shell quoting, its `Sql` and `Cmd` views equal `Low`, and one merged set
-/// scans it for the rules of all three views.
+/// shell quoting, its `Sql` and `Cmd` views equal `Low`, and one merged
+/// group scans it for the rules of all three views.
 #[derive(Default)]
 struct Row {
     dec: Option<Arc<Group>>,
@@ -39,6 +65,8 @@ struct Row {
 pub struct Compiled {
     rules: Vec<Rule>,
     regexes: Vec<Regex>,
+    units: Vec<Unit>,
+    screen: Screen,
     /// Per target bit: every active rule.
     full: Vec<Row>,
     /// Per target bit: rules that can match plain values.
@@ -53,43 +81,72 @@ pub struct Hit<'a> {
     pub matched: &'a [u8],
 }
 
+fn compile(pattern: &str) -> Result<Regex, regex::Error> {
+    RegexBuilder::new(pattern)
+        .unicode(false)
+        .size_limit(SET_SIZE_LIMIT)
+        .dfa_size_limit(DFA_SIZE_LIMIT)
+        .build()
+}
+
 impl Compiled {
     /// Compiles the rules that run at `paranoia`.
     pub fn new(all: Vec<Rule>, paranoia: u8) -> Result<Compiled, String> {
         let rules: Vec<Rule> = all.into_iter().filter(|r| r.paranoia <= paranoia).collect();
         let regexes = rules
             .iter()
-            .map(|r| {
-                RegexBuilder::new(&r.pattern)
-                    .unicode(false)
-                    .size_limit(SET_SIZE_LIMIT)
-                    .dfa_size_limit(DFA_SIZE_LIMIT)
-                    .build()
-                    .map_err(|e| format!("rule {}: {e}", r.id))
-            })
+            .map(|r| compile(&r.pattern).map_err(|e| format!("rule {}: {e}", r.id)))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut units = Vec::new();
+        let mut factors = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            for u in prefilter::units(&r.pattern).map_err(|e| format!("rule {}: {e}", r.id))? {
+                let regex = match &u.pattern {
+                    Some(p) => Some(compile(p).map_err(|e| format!("rule {}: {e}", r.id))?),
+                    None => None,
+                };
+                let (bytes, multi): (Vec<_>, Vec<_>) = u
+                    .factors
+                    .into_iter()
+                    .partition(|f| !f.is_empty() && f.iter().all(|l| l.len() == 1));
+                units.push(Unit {
+                    rule: i,
+                    regex,
+                    multi: multi.len(),
+                    masks: bytes.iter().map(|f| ByteFactor::new(f)).collect(),
+                });
+                factors.push((multi, bytes));
+            }
+        }
+        if units.len() > MAX_UNITS {
+            return Err(format!("{} rule units, at most {MAX_UNITS}", units.len()));
+        }
+        let screen = screen(&factors)?;
         let mut full = Vec::new();
         let mut plain = Vec::new();
         let mut cache = Cache::new();
+        let build = Build {
+            rules: &rules,
+            units: &units,
+        };
         for bit in 0..targets::COUNT {
             let mask = 1u16 << bit;
-            full.push(row(&rules, |r| r.targets & mask != 0, &mut cache)?);
-            plain.push(row(
-                &rules,
-                |r| r.targets & mask != 0 && r.plain,
-                &mut cache,
-            )?);
+            full.push(build.row(|r| r.targets & mask != 0, &mut cache)?);
+            plain.push(build.row(|r| r.targets & mask != 0 && r.plain, &mut cache)?);
         }
         Ok(Compiled {
             rules,
             regexes,
+            units,
+            screen,
             full,
             plain,
         })
     }
 
     /// Runs every rule for target `bit` over the views of `n`, calling `hit`
-    /// for each match (once per rule). `plain` restricts to plain rules.
+    /// for each match (once per rule, in rule order). `plain` restricts to
+    /// plain rules.
     pub fn scan<'a>(
         &'a self,
         bit: usize,
@@ -101,8 +158,30 @@ impl Compiled {
         let Some(row) = table.get(bit) else { return };
         let mut run = |group: &Option<Arc<Group>>, text: &'a [u8]| {
             let Some(group) = group else { return };
-            for i in group.set.matches(text) {
-                let idx = group.members[i];
+            let mut rules: Vec<usize> = Vec::new();
+            self.screen.candidates(&self.units, text, |u| {
+                if !group.screened.get(u) {
+                    return;
+                }
+                let unit = &self.units[u];
+                if rules.contains(&unit.rule) {
+                    return;
+                }
+                let re = unit.regex.as_ref().unwrap_or(&self.regexes[unit.rule]);
+                if re.is_match(text) {
+                    rules.push(unit.rule);
+                }
+            });
+            if let Some((set, members)) = &group.rest {
+                rules.extend(
+                    set.matches(text)
+                        .into_iter()
+                        .map(|i| self.units[members[i]].rule),
+                );
+            }
+            rules.sort_unstable();
+            rules.dedup();
+            for idx in rules {
                 let matched = self.regexes[idx]
                     .find(text)
                     .map_or(&text[..0], |m| m.as_bytes());
@@ -161,39 +240,71 @@ fn needs_case(dec: &[u8]) -> bool {
     false
 }
 
-/// Compiled sets shared between rows with the same members.
+/// Groups shared between rows with the same members.
 type Cache = HashMap<Vec<usize>, Arc<Group>>;
 
-fn row(rules: &[Rule], keep: impl Fn(&Rule) -> bool, cache: &mut Cache) -> Result<Row, String> {
-    let mut build = |views: &[View]| group(rules, |r| views.contains(&r.view) && keep(r), cache);
-    Ok(Row {
-        dec: build(&[View::Dec])?,
-        low: build(&[View::Low])?,
-        sql: build(&[View::Sql])?,
-        cmd: build(&[View::Cmd])?,
-        low_sql_cmd: build(&[View::Low, View::Sql, View::Cmd])?,
-    })
+/// What building the groups reads.
+struct Build<'r> {
+    rules: &'r [Rule],
+    units: &'r [Unit],
 }
 
-fn group(
-    rules: &[Rule],
-    keep: impl Fn(&Rule) -> bool,
-    cache: &mut Cache,
-) -> Result<Option<Arc<Group>>, String> {
-    let members: Vec<usize> = (0..rules.len()).filter(|&i| keep(&rules[i])).collect();
-    if members.is_empty() {
-        return Ok(None);
+impl Build<'_> {
+    fn row(&self, keep: impl Fn(&Rule) -> bool, cache: &mut Cache) -> Result<Row, String> {
+        let mut build = |views: &[View]| self.group(|r| views.contains(&r.view) && keep(r), cache);
+        Ok(Row {
+            dec: build(&[View::Dec])?,
+            low: build(&[View::Low])?,
+            sql: build(&[View::Sql])?,
+            cmd: build(&[View::Cmd])?,
+            low_sql_cmd: build(&[View::Low, View::Sql, View::Cmd])?,
+        })
     }
-    if let Some(g) = cache.get(&members) {
-        return Ok(Some(Arc::clone(g)));
+
+    fn group(
+        &self,
+        keep: impl Fn(&Rule) -> bool,
+        cache: &mut Cache,
+    ) -> Result<Option<Arc<Group>>, String> {
+        let members: Vec<usize> = (0..self.units.len())
+            .filter(|&u| keep(&self.rules[self.units[u].rule]))
+            .collect();
+        if members.is_empty() {
+            return Ok(None);
+        }
+        if let Some(g) = cache.get(&members) {
+            return Ok(Some(Arc::clone(g)));
+        }
+        let mut screened = Bits::new();
+        let mut rest = Vec::new();
+        for &u in &members {
+            if self.units[u].screened() {
+                screened.set(u);
+            } else {
+                rest.push(u);
+            }
+        }
+        let rest = if rest.is_empty() {
+            None
+        } else {
+            let patterns: Vec<&str> = rest
+                .iter()
+                .map(|&u| {
+                    let unit = &self.units[u];
+                    unit.regex
+                        .as_ref()
+                        .map_or(self.rules[unit.rule].pattern.as_str(), Regex::as_str)
+                })
+                .collect();
+            let set = PatternMatcher::new(&patterns, SET_SIZE_LIMIT, DFA_SIZE_LIMIT)
+                .map_err(|e| format!("rule set: {e}"))?;
+            Some((set, rest))
+        };
+        let g = Arc::new(Group { screened, rest });
+        cache.insert(members, Arc::clone(&g));
+        Ok(Some(g))
     }
-    let patterns: Vec<&str> = members.iter().map(|&i| rules[i].pattern.as_str()).collect();
-    let set = PatternMatcher::new(&patterns, SET_SIZE_LIMIT, DFA_SIZE_LIMIT)
-        .map_err(|e| format!("rule set: {e}"))?;
-    let g = Arc::new(Group {
-        set,
-        members: members.clone(),
-    });
-    cache.insert(members, Arc::clone(&g));
-    Ok(Some(g))
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,7 +4,8 @@
 //!
 //! - [`normalize`]: decoding and folding of each value before matching.
 //! - [`rules`]: the signatures per attack family, with severities and
-//!   paranoia levels; [`matcher`] compiles them into regex sets.
+//!   paranoia levels; [`matcher`] compiles them behind a literal screen
+//!   ([`prefilter`] finds each rule's literals).
 //! - [`libinj`], [`ssrf`], [`log4shell`], [`scanner`], [`protocol`]: checks
 //!   that are code rather than patterns.
 //! - [`config`], [`operator`]: operator rules, exclusions, exempt paths.
@@ -23,9 +24,11 @@ pub mod matcher;
 pub mod normalize;
 pub mod operator;
 pub mod path;
+pub mod prefilter;
 pub mod protocol;
 pub mod rules;
 pub mod scanner;
+mod screen;
 pub mod set;
 pub mod ssrf;
 pub mod upload;
