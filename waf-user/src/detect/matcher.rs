@@ -45,6 +45,8 @@ impl Bits {
 struct Group {
     /// Units with factors: run when the screen selects them.
     screened: Bits,
+    /// Whether `screened` has any.
+    any_screened: bool,
     /// Units without: one set over all of them, and their indexes.
     rest: Option<(PatternMatcher, Vec<usize>)>,
 }
@@ -66,7 +68,10 @@ pub struct Compiled {
     rules: Vec<Rule>,
     regexes: Vec<Regex>,
     units: Vec<Unit>,
-    screen: Screen,
+    /// The screen of the case-sensitive (`Dec`) rules' units, and of the
+    /// others: each view is searched for its own rules' literals only.
+    screen_dec: Screen,
+    screen_low: Screen,
     /// Per target bit: every active rule.
     full: Vec<Row>,
     /// Per target bit: rules that can match plain values.
@@ -121,7 +126,9 @@ impl Compiled {
         if units.len() > MAX_UNITS {
             return Err(format!("{} rule units, at most {MAX_UNITS}", units.len()));
         }
-        let screen = screen(&factors)?;
+        let dec = |u: usize| rules[units[u].rule].view == View::Dec;
+        let screen_dec = screen(&factors, dec)?;
+        let screen_low = screen(&factors, |u| !dec(u))?;
         let mut full = Vec::new();
         let mut plain = Vec::new();
         let mut cache = Cache::new();
@@ -131,14 +138,17 @@ impl Compiled {
         };
         for bit in 0..targets::COUNT {
             let mask = 1u16 << bit;
-            full.push(build.row(|r| r.targets & mask != 0, &mut cache)?);
-            plain.push(build.row(|r| r.targets & mask != 0 && r.plain, &mut cache)?);
+            full.push(build.row(|r| r.targets & mask != 0, true, &mut cache)?);
+            // Plain values are short and meet few rules: one set over
+            // them costs less than the screen over every rule's literals.
+            plain.push(build.row(|r| r.targets & mask != 0 && r.plain, false, &mut cache)?);
         }
         Ok(Compiled {
             rules,
             regexes,
             units,
-            screen,
+            screen_dec,
+            screen_low,
             full,
             plain,
         })
@@ -156,22 +166,24 @@ impl Compiled {
     ) {
         let table = if plain { &self.plain } else { &self.full };
         let Some(row) = table.get(bit) else { return };
-        let mut run = |group: &Option<Arc<Group>>, text: &'a [u8]| {
+        let mut run = |group: &Option<Arc<Group>>, text: &'a [u8], screen: &Screen| {
             let Some(group) = group else { return };
             let mut rules: Vec<usize> = Vec::new();
-            self.screen.candidates(&self.units, text, |u| {
-                if !group.screened.get(u) {
-                    return;
-                }
-                let unit = &self.units[u];
-                if rules.contains(&unit.rule) {
-                    return;
-                }
-                let re = unit.regex.as_ref().unwrap_or(&self.regexes[unit.rule]);
-                if re.is_match(text) {
-                    rules.push(unit.rule);
-                }
-            });
+            if group.any_screened {
+                screen.candidates(&self.units, text, |u| {
+                    if !group.screened.get(u) {
+                        return;
+                    }
+                    let unit = &self.units[u];
+                    if rules.contains(&unit.rule) {
+                        return;
+                    }
+                    let re = unit.regex.as_ref().unwrap_or(&self.regexes[unit.rule]);
+                    if re.is_match(text) {
+                        rules.push(unit.rule);
+                    }
+                });
+            }
             if let Some((set, members)) = &group.rest {
                 rules.extend(
                     set.matches(text)
@@ -192,14 +204,14 @@ impl Compiled {
             }
         };
         if needs_case(&n.dec) {
-            run(&row.dec, &n.dec);
+            run(&row.dec, &n.dec, &self.screen_dec);
         }
         if n.has_sql_view() || n.has_cmd_view() {
-            run(&row.low, &n.low);
-            run(&row.sql, n.sql());
-            run(&row.cmd, n.cmd());
+            run(&row.low, &n.low, &self.screen_low);
+            run(&row.sql, n.sql(), &self.screen_low);
+            run(&row.cmd, n.cmd(), &self.screen_low);
         } else {
-            run(&row.low_sql_cmd, &n.low);
+            run(&row.low_sql_cmd, &n.low, &self.screen_low);
         }
     }
 
@@ -241,7 +253,7 @@ fn needs_case(dec: &[u8]) -> bool {
 }
 
 /// Groups shared between rows with the same members.
-type Cache = HashMap<Vec<usize>, Arc<Group>>;
+type Cache = HashMap<(Vec<usize>, bool), Arc<Group>>;
 
 /// What building the groups reads.
 struct Build<'r> {
@@ -250,8 +262,16 @@ struct Build<'r> {
 }
 
 impl Build<'_> {
-    fn row(&self, keep: impl Fn(&Rule) -> bool, cache: &mut Cache) -> Result<Row, String> {
-        let mut build = |views: &[View]| self.group(|r| views.contains(&r.view) && keep(r), cache);
+    /// The groups of the rules `keep` selects; `screen`: behind the screen
+    /// (else all in one set).
+    fn row(
+        &self,
+        keep: impl Fn(&Rule) -> bool,
+        screen: bool,
+        cache: &mut Cache,
+    ) -> Result<Row, String> {
+        let mut build =
+            |views: &[View]| self.group(|r| views.contains(&r.view) && keep(r), screen, cache);
         Ok(Row {
             dec: build(&[View::Dec])?,
             low: build(&[View::Low])?,
@@ -264,6 +284,7 @@ impl Build<'_> {
     fn group(
         &self,
         keep: impl Fn(&Rule) -> bool,
+        screen: bool,
         cache: &mut Cache,
     ) -> Result<Option<Arc<Group>>, String> {
         let members: Vec<usize> = (0..self.units.len())
@@ -272,14 +293,16 @@ impl Build<'_> {
         if members.is_empty() {
             return Ok(None);
         }
-        if let Some(g) = cache.get(&members) {
+        if let Some(g) = cache.get(&(members.clone(), screen)) {
             return Ok(Some(Arc::clone(g)));
         }
         let mut screened = Bits::new();
+        let mut any_screened = false;
         let mut rest = Vec::new();
         for &u in &members {
-            if self.units[u].screened() {
+            if screen && self.units[u].screened() {
                 screened.set(u);
+                any_screened = true;
             } else {
                 rest.push(u);
             }
@@ -300,8 +323,12 @@ impl Build<'_> {
                 .map_err(|e| format!("rule set: {e}"))?;
             Some((set, rest))
         };
-        let g = Arc::new(Group { screened, rest });
-        cache.insert(members, Arc::clone(&g));
+        let g = Arc::new(Group {
+            screened,
+            any_screened,
+            rest,
+        });
+        cache.insert((members, screen), Arc::clone(&g));
         Ok(Some(g))
     }
 }

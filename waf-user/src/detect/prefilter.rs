@@ -36,7 +36,7 @@ const COLLAPSE: usize = 3;
 /// Units none of whose factors is rarer than this are not screened: they
 /// would be candidates for most values, and run cheaper together in one
 /// set than one by one.
-const COMMON_ODDS: f64 = 0.001;
+const COMMON_ODDS: f64 = 0.0005;
 
 /// One branch of a rule, screened by its factors.
 #[derive(Debug, Clone)]

@@ -81,9 +81,22 @@ impl ByteSet {
 
     /// The lowercase bytes of `text`.
     fn of(text: &[u8]) -> ByteSet {
-        let mut set = ByteSet::default();
+        // Byte stores, then one pass over the table: setting bits in place
+        // would chain every byte through the same few words.
+        let mut seen = [0u8; 256];
         for &b in text {
-            set.insert(b.to_ascii_lowercase());
+            seen[usize::from(b)] = 1;
+        }
+        for b in b'A'..=b'Z' {
+            seen[usize::from(b | 0x20)] |= seen[usize::from(b)];
+            seen[usize::from(b)] = 0;
+        }
+        let mut set = ByteSet::default();
+        for (w, chunk) in set.0.iter_mut().zip(seen.chunks_exact(64)) {
+            *w = chunk
+                .iter()
+                .enumerate()
+                .fold(0u64, |acc, (i, &s)| acc | (u64::from(s) << i));
         }
         set
     }
@@ -109,6 +122,12 @@ pub struct Screen {
     ac: Option<AhoCorasick>,
     /// Per literal of `ac`: the factors it belongs to.
     factors_of: Vec<Vec<u32>>,
+    /// Per (lowercase) byte: the factors it is a literal of, found from the
+    /// bytes of the text rather than by the automaton (which would stop at
+    /// every occurrence).
+    factors_of_byte: Vec<Vec<u32>>,
+    /// The bytes with factors.
+    byte_literals: ByteSet,
     /// Per factor: the units that need it.
     units_of: Vec<Vec<u32>>,
     /// Per byte: the units with only single-byte factors whose rarest
@@ -211,22 +230,47 @@ impl Screen {
     }
 
     fn tally(&self, units: &[Unit], text: &[u8], t: &mut Tally, each: &mut dyn FnMut(usize)) {
-        // The bytes of the text, computed when first needed.
-        let mut present: Option<ByteSet> = None;
+        // The bytes of the text: now when bytes are literals of factors,
+        // else when first needed.
+        let eager = (self.triggered != ByteSet::default()
+            || self.byte_literals != ByteSet::default())
+        .then(|| ByteSet::of(text));
+        let mut present = eager;
         let mut bytes_ok = |u: usize| {
             units[u].bytes_ok(text, &mut || {
                 *present.get_or_insert_with(|| ByteSet::of(text))
             })
         };
-        if self.triggered != ByteSet::default() {
-            let mut fired = ByteSet::of(text);
+        let mut factor_seen = |t: &mut Tally, f: u32, each: &mut dyn FnMut(usize)| {
+            let f = f as usize;
+            if !Tally::first(&mut t.factors, &mut t.touched_factors, f) {
+                return;
+            }
+            for &u in &self.units_of[f] {
+                let u = u as usize;
+                if usize::from(t.bump(u)) == units[u].multi && bytes_ok(u) {
+                    each(u);
+                }
+            }
+        };
+        if let Some(present) = eager {
+            let mut fired = present;
+            for (w, m) in fired.0.iter_mut().zip(self.byte_literals.0) {
+                *w &= m;
+            }
+            for b in fired.iter() {
+                for &f in &self.factors_of_byte[usize::from(b)] {
+                    factor_seen(t, f, each);
+                }
+            }
+            let mut fired = present;
             for (w, m) in fired.0.iter_mut().zip(self.triggered.0) {
                 *w &= m;
             }
             for b in fired.iter() {
                 for &u in &self.triggers[usize::from(b)] {
                     let u = u as usize;
-                    if t.bump(u) == 1 && bytes_ok(u) {
+                    if t.bump(u) == 1 && units[u].bytes_ok(text, &mut || present) {
                         each(u);
                     }
                 }
@@ -235,19 +279,9 @@ impl Screen {
         let Some(ac) = &self.ac else { return };
         for m in ac.find_overlapping_iter(text) {
             let lit = m.pattern().as_usize();
-            if !Tally::first(&mut t.literals, &mut t.touched_literals, lit) {
-                continue;
-            }
-            for &f in &self.factors_of[lit] {
-                let f = f as usize;
-                if !Tally::first(&mut t.factors, &mut t.touched_factors, f) {
-                    continue;
-                }
-                for &u in &self.units_of[f] {
-                    let u = u as usize;
-                    if usize::from(t.bump(u)) == units[u].multi && bytes_ok(u) {
-                        each(u);
-                    }
+            if Tally::first(&mut t.literals, &mut t.touched_literals, lit) {
+                for &f in &self.factors_of[lit] {
+                    factor_seen(t, f, each);
                 }
             }
         }
@@ -267,14 +301,21 @@ fn byte_set(factor: &[Vec<u8>]) -> ByteSet {
 pub type Factors = (Vec<Vec<Vec<u8>>>, Vec<Vec<Vec<u8>>>);
 
 /// The screen over the units' factors.
-pub fn screen(units: &[Factors]) -> Result<Screen, String> {
+/// The screen over the factors of the units `keep` selects (the others are
+/// never candidates).
+pub fn screen(units: &[Factors], keep: impl Fn(usize) -> bool) -> Result<Screen, String> {
     let mut index: HashMap<&[u8], usize> = HashMap::new();
     let mut patterns: Vec<&[u8]> = Vec::new();
     let mut factors_of: Vec<Vec<u32>> = Vec::new();
     let mut units_of: Vec<Vec<u32>> = Vec::new();
     let mut triggers: Vec<Vec<u32>> = vec![Vec::new(); 256];
     let mut triggered = ByteSet::default();
+    let mut factors_of_byte: Vec<Vec<u32>> = vec![Vec::new(); 256];
+    let mut byte_literals = ByteSet::default();
     for (u, (multi, bytes)) in units.iter().enumerate() {
+        if !keep(u) {
+            continue;
+        }
         // Below MAX_UNITS, which the caller checked.
         let u = u32::try_from(u).map_err(|_| "too many units".to_owned())?;
         if multi.is_empty() {
@@ -290,6 +331,12 @@ pub fn screen(units: &[Factors]) -> Result<Screen, String> {
             let f = u32::try_from(units_of.len()).map_err(|_| "too many factors".to_owned())?;
             units_of.push(vec![u]);
             for l in factor {
+                if let [b] = l[..] {
+                    let b = b.to_ascii_lowercase();
+                    factors_of_byte[usize::from(b)].push(f);
+                    byte_literals.insert(b);
+                    continue;
+                }
                 let id = *index.entry(l).or_insert_with(|| {
                     patterns.push(l);
                     factors_of.push(Vec::new());
@@ -314,6 +361,8 @@ pub fn screen(units: &[Factors]) -> Result<Screen, String> {
     Ok(Screen {
         ac,
         factors_of,
+        factors_of_byte,
+        byte_literals,
         units_of,
         triggers,
         triggered,
