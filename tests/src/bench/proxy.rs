@@ -1,13 +1,18 @@
 //! `cargo xtask bench proxy`: requests per second and latency (p50, p99)
 //! with wrk, on loopback, in one run, against the same upstream:
 //! 1. direct (no WAF),
-//! 2. through waf's proxy (the real proxy, firewall and engine, in process),
-//! 3. through nginx with ModSecurity v3 and the OWASP CoreRuleSet (Debian's
+//! 2. through waf's proxy (the real proxy, firewall and engine, in process,
+//!    default configuration),
+//! 3. through nginx as a plain reverse proxy (what proxying alone costs),
+//! 4. through nginx with ModSecurity v3 and the OWASP CoreRuleSet (Debian's
 //!    nginx, libnginx-mod-http-modsecurity, modsecurity-crs; paranoia 1,
 //!    blocking mode),
 //!
-//! each with a benign mix and an attack mix of URLs. Prints the ratios and
-//! writes target/bench/proxy.json.
+//! each with three mixes: 20 short benign URLs, 20 attack URLs, and a
+//! browser-like mix (the dev corpus's benign browser requests, with their
+//! cookies, long headers and JSON or form bodies of a few kB; a synthetic
+//! stand-in when the corpus is absent). Prints the ratios and writes
+//! target/bench/proxy.json.
 
 use std::{
     path::{Path, PathBuf},
@@ -134,6 +139,168 @@ pub(crate) fn wrk(url: &str, script: &Path, secs: u64, conns: u32) -> Result<Loa
     Ok(l)
 }
 
+/// A request of the browser-like mix.
+struct Browser {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+/// A Lua string literal holding `bytes` exactly.
+fn lua_str(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 2);
+    out.push('"');
+    for &b in bytes {
+        match b {
+            b'"' | b'\\' => {
+                out.push('\\');
+                out.push(char::from(b));
+            }
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => out.push_str(&format!("\\{b:03}")),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Headers wrk sets itself, or that would break its framing.
+fn skipped_header(name: &str) -> bool {
+    [
+        "host",
+        "content-length",
+        "connection",
+        "transfer-encoding",
+        "expect",
+        "upgrade",
+        "te",
+        "keep-alive",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// Parses one raw request of the corpus (None: not usable in the mix).
+fn browser_request(raw: &[u8]) -> Option<Browser> {
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..head_end]).ok()?;
+    let body = raw[head_end + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next()?.split(' ');
+    let (method, target) = (first.next()?.to_owned(), first.next()?.to_owned());
+    if !target.starts_with('/') || body.len() > 8 * 1024 {
+        return None;
+    }
+    let mut headers = Vec::new();
+    for l in lines {
+        let (n, v) = l.split_once(':')?;
+        if !skipped_header(n) {
+            headers.push((n.trim().to_owned(), v.trim().to_owned()));
+        }
+    }
+    Some(Browser {
+        method,
+        target,
+        headers,
+        body,
+    })
+}
+
+/// The browser-like mix: up to `n` of the dev corpus's benign browser
+/// requests (blazehttp's), spread over the file; synthetic ones without it.
+fn browser_mix(n: usize) -> (Vec<Browser>, String) {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/dev-requests.jsonl.gz");
+    let mut all = Vec::new();
+    if let Ok(file) = std::fs::File::open(&path) {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(flate2::read::GzDecoder::new(file)).lines() {
+            let Ok(line) = line else { break };
+            let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if v["source"] == "blazehttp"
+                && v["label"] == "benign"
+                && let Some(b) = v["raw"]
+                    .as_str()
+                    .and_then(|r| browser_request(&waf_user::detect::lines::text_bytes(r)))
+            {
+                all.push(b);
+            }
+        }
+    }
+    if all.is_empty() {
+        let ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+        for i in 0..n {
+            let body = format!(
+                "{{\"user\":{{\"name\":\"Ann {i}\",\"bio\":\"I like <b>bold</b> text\"}},\"items\":[{i},2,3],\"note\":\"{}\"}}",
+                "lorem ipsum ".repeat(150)
+            );
+            all.push(Browser {
+                method: if i % 2 == 0 { "GET" } else { "POST" }.into(),
+                target: format!("/shop/item/{i}?id={i}&q=red+shoes&page=2"),
+                headers: vec![
+                    ("User-Agent".into(), ua.into()),
+                    (
+                        "Accept".into(),
+                        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8".into(),
+                    ),
+                    (
+                        "Cookie".into(),
+                        format!("session=abc{i}def; _ga=GA1.2.{i}.1700000000; theme=dark"),
+                    ),
+                    (
+                        "Referer".into(),
+                        "https://shop.example/search?q=shoes".into(),
+                    ),
+                    ("Content-Type".into(), "application/json".into()),
+                ],
+                body: if i % 2 == 0 {
+                    Vec::new()
+                } else {
+                    body.into_bytes()
+                },
+            });
+        }
+        return (all, "synthetic".into());
+    }
+    let step = (all.len() / n).max(1);
+    let picked: Vec<Browser> = all.into_iter().step_by(step).take(n).collect();
+    (picked, path.display().to_string())
+}
+
+fn lua_browser(reqs: &[Browser], file: &Path) -> Result<()> {
+    let mut list = String::new();
+    for r in reqs {
+        let headers: Vec<String> = r
+            .headers
+            .iter()
+            .map(|(n, v)| format!("[{}] = {}", lua_str(n.as_bytes()), lua_str(v.as_bytes())))
+            .chain(std::iter::once("[\"Host\"] = \"bench\"".to_owned()))
+            .collect();
+        let body = if r.body.is_empty() {
+            "nil".to_owned()
+        } else {
+            lua_str(&r.body)
+        };
+        list.push_str(&format!(
+            "  wrk.format({}, {}, {{{}}}, {body}),\n",
+            lua_str(r.method.as_bytes()),
+            lua_str(r.target.as_bytes()),
+            headers.join(", ")
+        ));
+    }
+    std::fs::write(
+        file,
+        format!(
+            "local reqs = {{}}\ninit = function()\n  reqs = {{\n{list}  }}\nend\nlocal i = 0\n\
+             request = function()\n  i = i + 1\n  return reqs[(i % #reqs) + 1]\nend\n"
+        ),
+    )?;
+    Ok(())
+}
+
 fn lua(paths: &[&str], file: &Path) -> Result<()> {
     let list: Vec<String> = paths.iter().map(|p| format!("  {p:?},")).collect();
     std::fs::write(
@@ -148,13 +315,16 @@ fn lua(paths: &[&str], file: &Path) -> Result<()> {
     Ok(())
 }
 
-/// nginx + ModSecurity + CRS in front of `upstream`, on `port`.
+/// nginx in front of `upstream`, on `port`: with ModSecurity + CRS, or a
+/// plain reverse proxy.
 struct Nginx {
     child: Child,
 }
 
 impl Nginx {
-    fn start(dir: &Path, port: u16, upstream: u16) -> Result<Self> {
+    fn start(dir: &Path, port: u16, upstream: u16, modsecurity: bool) -> Result<Self> {
+        let dir = &dir.join(if modsecurity { "modsec" } else { "plain" });
+        std::fs::create_dir_all(dir)?;
         let modsec = dir.join("modsec.conf");
         std::fs::write(
             &modsec,
@@ -169,17 +339,28 @@ impl Nginx {
         std::fs::write(
             &conf,
             format!(
-                "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n\
-                 load_module /usr/lib/nginx/modules/ngx_http_modsecurity_module.so;\n\
-                 worker_processes 2;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log warn;\n\
+                "{modules}worker_processes 2;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log warn;\n\
                  events {{ worker_connections 1024; }}\n\
                  http {{\n  access_log off;\n  client_body_temp_path {dir};\n\
                  proxy_temp_path {dir};\n  upstream app {{ server 127.0.0.1:{upstream}; keepalive 64; }}\n\
-                 server {{\n    listen 127.0.0.1:{port};\n    modsecurity on;\n\
-                 modsecurity_rules_file {modsec};\n    location / {{\n      proxy_pass http://app;\n\
+                 client_max_body_size 16m;\n\
+                 server {{\n    listen 127.0.0.1:{port};\n{waf}    location / {{\n      proxy_pass http://app;\n\
                  proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }}\n  }}\n}}\n",
                 dir = dir.display(),
-                modsec = modsec.display()
+                modules = if modsecurity {
+                    "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n\
+                     load_module /usr/lib/nginx/modules/ngx_http_modsecurity_module.so;\n"
+                } else {
+                    ""
+                },
+                waf = if modsecurity {
+                    format!(
+                        "    modsecurity on;\n    modsecurity_rules_file {};\n",
+                        modsec.display()
+                    )
+                } else {
+                    String::new()
+                },
             ),
         )?;
         let child = Command::new("nginx")
@@ -225,13 +406,26 @@ pub(crate) fn upstream(port: u16) -> Result<()> {
                 let mut r = BufReader::new(c);
                 let mut line = String::new();
                 loop {
-                    // Requests in this benchmark have no body.
+                    let mut length = 0usize;
                     loop {
                         line.clear();
                         match r.read_line(&mut line) {
                             Ok(0) | Err(_) => return,
                             Ok(_) if line == "\r\n" => break,
-                            Ok(_) => {}
+                            Ok(_) => {
+                                if let Some((n, v)) = line.split_once(':')
+                                    && n.eq_ignore_ascii_case("content-length")
+                                {
+                                    length = v.trim().parse().unwrap_or(0);
+                                }
+                            }
+                        }
+                    }
+                    if length > 0 {
+                        use std::io::Read as _;
+                        let mut body = vec![0; length];
+                        if r.read_exact(&mut body).is_err() {
+                            return;
                         }
                     }
                     if w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
@@ -259,8 +453,8 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let dir: PathBuf = std::env::temp_dir().join(format!("waf-bench-proxy-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let up = 18_000 + (std::process::id() % 1000) as u16 * 2;
-    let theirs = up + 1;
+    let up = 18_000 + (std::process::id() % 1000) as u16 * 3;
+    let (theirs, plain) = (up + 1, up + 2);
     upstream(up)?;
 
     // waf's proxy, in process: the real proxy, firewall and engine.
@@ -276,27 +470,55 @@ pub fn run(args: &[String]) -> Result<()> {
     };
     let server = InProcessProxy::start(&pcfg, None, None, 2)?;
     let ours = server.port;
-    let _nginx = Nginx::start(&dir, theirs, up)?;
+    let _nginx = Nginx::start(&dir, theirs, up, true)?;
+    let _plain = Nginx::start(&dir, plain, up, false)?;
     wait_port(up)?;
     wait_port(ours)?;
     wait_port(theirs)?;
+    wait_port(plain)?;
 
     let benign = dir.join("benign.lua");
     let attack = dir.join("attack.lua");
+    let browser = dir.join("browser.lua");
     lua(BENIGN, &benign)?;
     lua(ATTACKS, &attack)?;
+    let (reqs, source) = browser_mix(300);
+    let bodies = reqs.iter().filter(|r| !r.body.is_empty()).count();
+    let mean_bytes = reqs
+        .iter()
+        .map(|r| {
+            r.target.len()
+                + r.body.len()
+                + r.headers
+                    .iter()
+                    .map(|(n, v)| n.len() + v.len() + 4)
+                    .sum::<usize>()
+        })
+        .sum::<usize>()
+        / reqs.len().max(1);
+    lua_browser(&reqs, &browser)?;
     let targets = [
         ("direct", up),
         ("waf", ours),
+        ("nginx_plain", plain),
         ("nginx_modsecurity_crs", theirs),
     ];
     let mut results = serde_json::Map::new();
-    println!("wrk -t2 -c{conns} -d{secs}s on loopback; same upstream; 20 URLs per mix\n");
+    println!(
+        "wrk -t2 -c{conns} -d{secs}s on loopback; same upstream; 20 URLs in the benign and \
+         attack mixes; browser mix: {} requests from {source} ({bodies} with a body, \
+         {mean_bytes} bytes on average)\n",
+        reqs.len()
+    );
     println!(
         "{:<24} {:<7} {:>10} {:>9} {:>9} {:>9}",
         "target", "mix", "req/s", "p50 ms", "p99 ms", "blocked"
     );
-    for (mix, script) in [("benign", &benign), ("attack", &attack)] {
+    for (mix, script) in [
+        ("benign", &benign),
+        ("attack", &attack),
+        ("browser", &browser),
+    ] {
         let mut row = serde_json::Map::new();
         for (name, port) in targets {
             let l = wrk(&format!("http://127.0.0.1:{port}"), script, secs, conns)?;
@@ -320,24 +542,42 @@ pub fn run(args: &[String]) -> Result<()> {
     let get = |mix: &str, t: &str, k: &str| results[mix][t][k].as_f64().unwrap_or(0.0);
     let mut ratios = serde_json::Map::new();
     println!();
-    for mix in ["benign", "attack"] {
+    for mix in ["benign", "attack", "browser"] {
         let vs_direct = get(mix, "waf", "rps") / get(mix, "direct", "rps");
+        let vs_plain = get(mix, "waf", "rps") / get(mix, "nginx_plain", "rps");
         let vs_nginx = get(mix, "waf", "rps") / get(mix, "nginx_modsecurity_crs", "rps");
+        let p99_added = get(mix, "waf", "p99_ms") - get(mix, "direct", "p99_ms");
         println!(
-            "{mix}: waf serves {:.2}x the direct req/s and {:.2}x nginx+ModSecurity+CRS; p99 {:.2} ms vs {:.2} ms",
-            vs_direct,
-            vs_nginx,
+            "{mix}: waf serves {vs_direct:.2}x the direct req/s, {vs_plain:.2}x plain nginx and \
+             {vs_nginx:.2}x nginx+ModSecurity+CRS; p99 {:.2} ms ({p99_added:+.2} ms on direct) \
+             vs {:.2} ms plain nginx, {:.2} ms ModSecurity",
             get(mix, "waf", "p99_ms"),
+            get(mix, "nginx_plain", "p99_ms"),
             get(mix, "nginx_modsecurity_crs", "p99_ms")
         );
         ratios.insert(
             mix.into(),
-            json!({"waf_vs_direct_rps": vs_direct, "waf_vs_nginx_modsecurity_rps": vs_nginx}),
+            json!({"waf_vs_direct_rps": vs_direct, "waf_vs_nginx_plain_rps": vs_plain,
+                   "waf_vs_nginx_modsecurity_rps": vs_nginx, "waf_p99_added_ms": p99_added}),
+        );
+    }
+    let met = |ok: bool| if ok { "met" } else { "NOT met" };
+    for mix in ["benign", "browser"] {
+        let r = &ratios[mix];
+        let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
+        println!(
+            "goals ({mix}): >= 0.5x direct: {}; >= 0.8x plain nginx: {}; >= 30x ModSecurity: {}; p99 added <= 1 ms: {}",
+            met(f("waf_vs_direct_rps") >= 0.5),
+            met(f("waf_vs_nginx_plain_rps") >= 0.8),
+            met(f("waf_vs_nginx_modsecurity_rps") >= 30.0),
+            met(f("waf_p99_added_ms") <= 1.0)
         );
     }
     super::write_json(
         "proxy.json",
-        &json!({"seconds": secs, "connections": conns, "results": results, "ratios": ratios}),
+        &json!({"seconds": secs, "connections": conns, "browser_mix": {"requests": reqs.len(),
+                "source": source, "with_body": bodies, "mean_bytes": mean_bytes},
+                "results": results, "ratios": ratios}),
     );
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
