@@ -1,10 +1,13 @@
 //! The literal screen in front of the rules. Each rule is split into
-//! units, one per branch of its top-level alternation, and each unit gets up
-//! to [`MAX_FACTORS`] factors: sets of literals such that every text the
-//! unit matches holds (ASCII case folded) a literal of every factor, found
-//! from the unit's own syntax tree. One Aho-Corasick pass over a value finds
-//! the units whose factors all occur; only those run, each as its own small
-//! regex. A clean value costs one automaton pass instead of a walk through a
+//! units, one per branch of its top-level alternation, and each unit gets
+//! factors: sets of literals such that every text the unit matches holds
+//! (ASCII case folded) a literal of every factor, found from the unit's own
+//! syntax tree. A unit keeps its rarest factor of literals longer than a
+//! byte (more would grow the automaton, which costs every value more than
+//! the few extra candidates they would spare) and every factor of single
+//! bytes (looked up in the text's byte table). One Aho-Corasick pass over a
+//! value finds the units whose factors all occur; only those run, each as
+//! its own small regex. A clean value costs one automaton pass instead of a walk through a
 //! lazy DFA built over hundreds of rules at once (whose states are products
 //! of every rule's NFA states, so it keeps determinizing new ones).
 //!
@@ -20,14 +23,6 @@ use regex_syntax::hir::{Class, ClassBytes, ClassBytesRange, Hir, HirKind, Repeti
 
 /// At most this many literals per rule (more: the rule runs unscreened).
 const MAX_LITERALS: usize = 4096;
-
-/// At most this many factors of more than single bytes per unit (the most
-/// selective).
-pub const MAX_FACTORS: usize = 3;
-
-/// Factors rarer than this are all kept (up to [`MAX_FACTORS`]); of the
-/// commoner, only the best when there is no rarer one.
-const WEAK_ODDS: f64 = 0.003;
 
 /// Literals differing only in their last byte, this many or more, are cut
 /// to their shared part.
@@ -82,7 +77,8 @@ pub fn units(pattern: &str) -> Result<Vec<Unit>, String> {
         .collect())
 }
 
-/// The factors to screen with: the rarest few, each without literals that
+/// The factors to screen with: the rarest of literals longer than a byte
+/// and all of single bytes, each without literals that
 /// hold another of its literals (a text with `(\t` has `(`), duplicates
 /// dropped.
 fn choose(all: Vec<Vec<Vec<u8>>>) -> Vec<Vec<Vec<u8>>> {
@@ -95,20 +91,17 @@ fn choose(all: Vec<Vec<Vec<u8>>>) -> Vec<Vec<Vec<u8>>> {
         .collect();
     scored.sort_by(|a, b| a.0.total_cmp(&b.0));
     scored.dedup_by(|a, b| a.1 == b.1);
-    // Factors of single bytes cost nothing to check (a table of the bytes
-    // in the text): all are kept. Of the others, the rarest few.
+    // Factors of single bytes cost little to check (a table of the bytes
+    // in the text): all are kept. Of the others, the rarest.
     let (bytes, longer): (Vec<_>, Vec<_>) = scored
         .into_iter()
         .partition(|(_, f)| !f.is_empty() && f.iter().all(|l| l.len() == 1));
-    let mut out: Vec<Vec<Vec<u8>>> = Vec::new();
-    for (odds, f) in longer {
-        if out.len() == MAX_FACTORS || (!out.is_empty() && odds > WEAK_ODDS) {
-            break;
-        }
-        out.push(f);
-    }
-    out.extend(bytes.into_iter().map(|(_, f)| f));
-    out
+    longer
+        .into_iter()
+        .take(1)
+        .chain(bytes)
+        .map(|(_, f)| f)
+        .collect()
 }
 
 /// The literals of `f` that hold no other literal of `f`, sorted, with
