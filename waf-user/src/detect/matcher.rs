@@ -113,7 +113,7 @@ impl Compiled {
                 let (bytes, multi): (Vec<_>, Vec<_>) = u
                     .factors
                     .into_iter()
-                    .partition(|f| !f.is_empty() && f.iter().all(|l| l.len() == 1));
+                    .partition(|f| prefilter::is_byte_factor(f));
                 units.push(Unit {
                     rule: i,
                     regex,

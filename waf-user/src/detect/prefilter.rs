@@ -7,16 +7,17 @@
 //! the few extra candidates they would spare) and every factor of single
 //! bytes (looked up in the text's byte table). One Aho-Corasick pass over a
 //! value finds the units whose factors all occur; only those run, each as
-//! its own small regex. A clean value costs one automaton pass instead of a walk through a
-//! lazy DFA built over hundreds of rules at once (whose states are products
-//! of every rule's NFA states, so it keeps determinizing new ones).
+//! its own small regex. A clean value costs one automaton pass instead of a
+//! walk through a lazy DFA built over hundreds of rules at once (whose
+//! states are products of every rule's NFA states, so it keeps
+//! determinizing new ones).
 //!
 //! Sound by construction: a factor is taken only from a part of the pattern
 //! every match must pass through (each part of a concatenation, a
 //! repetition of at least one, every branch of an alternation), and the
 //! pattern is case-folded first, so a folded literal is in the folded text
-//! whenever the unit matches. Units without a factor go to a residual set
-//! matched as before.
+//! whenever the unit matches. Units without a factor, or whose factors are
+//! all common, go to a residual set matched as before.
 
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use regex_syntax::hir::{Class, ClassBytes, ClassBytesRange, Hir, HirKind, Repetition};
@@ -63,7 +64,7 @@ pub fn units(pattern: &str) -> Result<Vec<Unit>, String> {
             // most values: it goes with the unscreened ones.
             let rarest = factors
                 .iter()
-                .map(|f| f.iter().map(|l| literal_odds(l)).sum::<f64>())
+                .map(|f| factor_odds(f))
                 .fold(f64::INFINITY, f64::min);
             Unit {
                 pattern: (!single).then(|| b.to_string()),
@@ -86,16 +87,15 @@ fn choose(all: Vec<Vec<Vec<u8>>>) -> Vec<Vec<Vec<u8>>> {
         .into_iter()
         .map(|f| {
             let f = minimal(f);
-            (f.iter().map(|l| literal_odds(l)).sum(), f)
+            (factor_odds(&f), f)
         })
         .collect();
     scored.sort_by(|a, b| a.0.total_cmp(&b.0));
     scored.dedup_by(|a, b| a.1 == b.1);
     // Factors of single bytes cost little to check (a table of the bytes
     // in the text): all are kept. Of the others, the rarest.
-    let (bytes, longer): (Vec<_>, Vec<_>) = scored
-        .into_iter()
-        .partition(|(_, f)| !f.is_empty() && f.iter().all(|l| l.len() == 1));
+    let (bytes, longer): (Vec<_>, Vec<_>) =
+        scored.into_iter().partition(|(_, f)| is_byte_factor(f));
     longer
         .into_iter()
         .take(1)
@@ -167,26 +167,13 @@ fn factors(h: &Hir) -> Vec<Vec<Vec<u8>>> {
 }
 
 /// Parses `pattern` as the rules are compiled (bytes, no Unicode).
-pub fn parse(pattern: &str) -> Result<Hir, String> {
+fn parse(pattern: &str) -> Result<Hir, String> {
     regex_syntax::ParserBuilder::new()
         .unicode(false)
         .utf8(false)
         .build()
         .parse(pattern)
         .map_err(|e| e.to_string())
-}
-
-/// Lowercase literals, one of which occurs in the ASCII-lowercased text of
-/// every match of `pattern`; None when there is no useful set (the pattern
-/// can match without any literal, or the set is too large). An empty set
-/// means the pattern never matches.
-pub fn required_literals(pattern: &str) -> Result<Option<Vec<Vec<u8>>>, String> {
-    let hir = fold(&parse(pattern)?);
-    Ok(required(&hir).map(|mut lits| {
-        lits.sort();
-        lits.dedup();
-        lits
-    }))
 }
 
 /// The pattern with every byte replaced by its ASCII lowercase: whenever the
@@ -281,16 +268,28 @@ fn prefixes(h: &Hir) -> Option<Vec<Vec<u8>>> {
 }
 
 /// The most selective set: the least likely to occur in ordinary text
-/// (the sum over its literals of [`literal_odds`]).
+/// ([`factor_odds`]).
 fn best(sets: impl Iterator<Item = Vec<Vec<u8>>>) -> Option<Vec<Vec<u8>>> {
-    sets.map(|s| (s.iter().map(|l| literal_odds(l)).sum::<f64>(), s))
+    sets.map(|s| (factor_odds(&s), s))
         .min_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, s)| s)
 }
 
+/// Rough odds of a factor (a set of literals) in ordinary web text: the sum
+/// of its literals' odds.
+pub fn factor_odds(f: &[Vec<u8>]) -> f64 {
+    f.iter().map(|l| literal_odds(l)).sum()
+}
+
+/// Whether a factor is of single bytes only (looked up in a text's byte
+/// table rather than searched for).
+pub fn is_byte_factor(f: &[Vec<u8>]) -> bool {
+    !f.is_empty() && f.iter().all(|l| l.len() == 1)
+}
+
 /// Rough odds of a literal at one position of ordinary web text (prose,
 /// identifiers, URLs), as the product of its bytes' odds.
-pub fn literal_odds(l: &[u8]) -> f64 {
+fn literal_odds(l: &[u8]) -> f64 {
     l.iter().map(|&b| byte_odds(b)).product()
 }
 
@@ -312,6 +311,19 @@ fn byte_odds(b: u8) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lowercase literals, one of which occurs in the ASCII-lowercased text of
+    /// every match of `pattern`; None when there is no useful set (the pattern
+    /// can match without any literal, or the set is too large). An empty set
+    /// means the pattern never matches.
+    fn required_literals(pattern: &str) -> Result<Option<Vec<Vec<u8>>>, String> {
+        let hir = fold(&parse(pattern)?);
+        Ok(required(&hir).map(|mut lits| {
+            lits.sort();
+            lits.dedup();
+            lits
+        }))
+    }
 
     fn lits(p: &str) -> Option<Vec<String>> {
         required_literals(p).unwrap().map(|v| {

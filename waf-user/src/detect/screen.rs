@@ -128,8 +128,8 @@ pub struct Screen {
     factors_of_byte: Vec<Vec<u32>>,
     /// The bytes with factors.
     byte_literals: ByteSet,
-    /// Per factor: the units that need it.
-    units_of: Vec<Vec<u32>>,
+    /// Per factor: the unit that needs it (each factor is one unit's).
+    unit_of: Vec<u32>,
     /// Per byte: the units with only single-byte factors whose rarest
     /// factor holds it.
     triggers: Vec<Vec<u32>>,
@@ -210,23 +210,19 @@ impl Screen {
     /// Calls `each` with every unit all of whose factors occur in `text`,
     /// in no particular order.
     pub fn candidates(&self, units: &[Unit], text: &[u8], mut each: impl FnMut(usize)) {
-        let mut found: Vec<usize> = Vec::new();
         TALLY.with(|t| match t.try_borrow_mut() {
             Ok(mut t) => {
-                t.fit(self.factors_of.len(), self.units_of.len(), units.len());
-                self.tally(units, text, &mut t, &mut |u| found.push(u));
+                t.fit(self.factors_of.len(), self.unit_of.len(), units.len());
+                self.tally(units, text, &mut t, &mut each);
                 t.clear();
             }
-            // Not reentrant; a fresh one if ever it were.
+            // Entered again from `each`: a fresh one.
             Err(_) => {
                 let mut t = Tally::default();
-                t.fit(self.factors_of.len(), self.units_of.len(), units.len());
-                self.tally(units, text, &mut t, &mut |u| found.push(u));
+                t.fit(self.factors_of.len(), self.unit_of.len(), units.len());
+                self.tally(units, text, &mut t, &mut each);
             }
         });
-        for u in found {
-            each(u);
-        }
     }
 
     fn tally(&self, units: &[Unit], text: &[u8], t: &mut Tally, each: &mut dyn FnMut(usize)) {
@@ -246,11 +242,9 @@ impl Screen {
             if !Tally::first(&mut t.factors, &mut t.touched_factors, f) {
                 return;
             }
-            for &u in &self.units_of[f] {
-                let u = u as usize;
-                if usize::from(t.bump(u)) == units[u].multi && bytes_ok(u) {
-                    each(u);
-                }
+            let u = self.unit_of[f] as usize;
+            if usize::from(t.bump(u)) == units[u].multi && bytes_ok(u) {
+                each(u);
             }
         };
         if let Some(present) = eager {
@@ -300,14 +294,13 @@ fn byte_set(factor: &[Vec<u8>]) -> ByteSet {
 /// A unit's factors: those for the automaton, and those of single bytes.
 pub type Factors = (Vec<Vec<Vec<u8>>>, Vec<Vec<Vec<u8>>>);
 
-/// The screen over the units' factors.
 /// The screen over the factors of the units `keep` selects (the others are
 /// never candidates).
 pub fn screen(units: &[Factors], keep: impl Fn(usize) -> bool) -> Result<Screen, String> {
     let mut index: HashMap<&[u8], usize> = HashMap::new();
     let mut patterns: Vec<&[u8]> = Vec::new();
     let mut factors_of: Vec<Vec<u32>> = Vec::new();
-    let mut units_of: Vec<Vec<u32>> = Vec::new();
+    let mut unit_of: Vec<u32> = Vec::new();
     let mut triggers: Vec<Vec<u32>> = vec![Vec::new(); 256];
     let mut triggered = ByteSet::default();
     let mut factors_of_byte: Vec<Vec<u32>> = vec![Vec::new(); 256];
@@ -319,7 +312,7 @@ pub fn screen(units: &[Factors], keep: impl Fn(usize) -> bool) -> Result<Screen,
         // Below MAX_UNITS, which the caller checked.
         let u = u32::try_from(u).map_err(|_| "too many units".to_owned())?;
         if multi.is_empty() {
-            let odds = |f: &Vec<Vec<u8>>| f.iter().map(|l| prefilter::literal_odds(l)).sum::<f64>();
+            let odds = |f: &Vec<Vec<u8>>| prefilter::factor_odds(f);
             if let Some(rarest) = bytes.iter().min_by(|a, b| odds(a).total_cmp(&odds(b))) {
                 for b in byte_set(rarest).iter() {
                     triggers[usize::from(b)].push(u);
@@ -328,8 +321,8 @@ pub fn screen(units: &[Factors], keep: impl Fn(usize) -> bool) -> Result<Screen,
             }
         }
         for factor in multi {
-            let f = u32::try_from(units_of.len()).map_err(|_| "too many factors".to_owned())?;
-            units_of.push(vec![u]);
+            let f = u32::try_from(unit_of.len()).map_err(|_| "too many factors".to_owned())?;
+            unit_of.push(u);
             for l in factor {
                 if let [b] = l[..] {
                     let b = b.to_ascii_lowercase();
@@ -363,7 +356,7 @@ pub fn screen(units: &[Factors], keep: impl Fn(usize) -> bool) -> Result<Screen,
         factors_of,
         factors_of_byte,
         byte_literals,
-        units_of,
+        unit_of,
         triggers,
         triggered,
     })
