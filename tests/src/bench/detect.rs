@@ -24,10 +24,10 @@ use waf_user::http::Request;
 const ITERATIONS: usize = 5;
 
 /// One request of the set.
-struct Sample {
-    raw: Vec<u8>,
-    label: Option<String>,
-    source: Option<String>,
+pub(crate) struct Sample {
+    pub(crate) raw: Vec<u8>,
+    pub(crate) label: Option<String>,
+    pub(crate) source: Option<String>,
 }
 
 /// Thread CPU time in nanoseconds.
@@ -66,11 +66,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn default_corpus() -> PathBuf {
+pub(crate) fn default_corpus() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/dev-requests.jsonl.gz")
 }
 
-fn load(path: &Path) -> Result<Vec<Sample>> {
+pub(crate) fn load(path: &Path) -> Result<Vec<Sample>> {
     let file = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
     let mut text = Vec::new();
     if path.extension().is_some_and(|e| e == "gz") {
@@ -98,7 +98,7 @@ fn load(path: &Path) -> Result<Vec<Sample>> {
 
 /// A small deterministic set: browser-like GETs, forms, JSON APIs, and
 /// attacks of each family.
-fn synthetic() -> Vec<Sample> {
+pub(crate) fn synthetic() -> Vec<Sample> {
     let ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
     let mut out = Vec::new();
     let mut push = |raw: String, label: &str| {

@@ -208,66 +208,25 @@ fn browser_request(raw: &[u8]) -> Option<Browser> {
 }
 
 /// The browser-like mix: up to `n` of the dev corpus's benign browser
-/// requests (blazehttp's), spread over the file; synthetic ones without it.
+/// requests (blazehttp's), spread over the file; the detect bench's
+/// synthetic benign requests without it.
 fn browser_mix(n: usize) -> (Vec<Browser>, String) {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/dev-requests.jsonl.gz");
-    let mut all = Vec::new();
-    if let Ok(file) = std::fs::File::open(&path) {
-        use std::io::BufRead as _;
-        for line in std::io::BufReader::new(flate2::read::GzDecoder::new(file)).lines() {
-            let Ok(line) = line else { break };
-            let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if v["source"] == "blazehttp"
-                && v["label"] == "benign"
-                && let Some(b) = v["raw"]
-                    .as_str()
-                    .and_then(|r| browser_request(&waf_user::detect::lines::text_bytes(r)))
-            {
-                all.push(b);
-            }
-        }
-    }
-    if all.is_empty() {
-        let ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
-        for i in 0..n {
-            let body = format!(
-                "{{\"user\":{{\"name\":\"Ann {i}\",\"bio\":\"I like <b>bold</b> text\"}},\"items\":[{i},2,3],\"note\":\"{}\"}}",
-                "lorem ipsum ".repeat(150)
-            );
-            all.push(Browser {
-                method: if i % 2 == 0 { "GET" } else { "POST" }.into(),
-                target: format!("/shop/item/{i}?id={i}&q=red+shoes&page=2"),
-                headers: vec![
-                    ("User-Agent".into(), ua.into()),
-                    (
-                        "Accept".into(),
-                        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8".into(),
-                    ),
-                    (
-                        "Cookie".into(),
-                        format!("session=abc{i}def; _ga=GA1.2.{i}.1700000000; theme=dark"),
-                    ),
-                    (
-                        "Referer".into(),
-                        "https://shop.example/search?q=shoes".into(),
-                    ),
-                    ("Content-Type".into(), "application/json".into()),
-                ],
-                body: if i % 2 == 0 {
-                    Vec::new()
-                } else {
-                    body.into_bytes()
-                },
-            });
-        }
-        return (all, "synthetic".into());
-    }
-    let step = (all.len() / n).max(1);
-    let picked: Vec<Browser> = all.into_iter().step_by(step).take(n).collect();
-    (picked, path.display().to_string())
+    use super::detect::{default_corpus, load, synthetic};
+    let path = default_corpus();
+    let (samples, source) = match load(&path) {
+        Ok(s) => (s, path.display().to_string()),
+        Err(_) => (synthetic(), "synthetic".to_owned()),
+    };
+    let all: Vec<Browser> = samples
+        .iter()
+        .filter(|s| {
+            s.label.as_deref() == Some("benign")
+                && matches!(s.source.as_deref(), Some("blazehttp" | "synthetic"))
+        })
+        .filter_map(|s| browser_request(&s.raw))
+        .collect();
+    let step = (all.len() / n.max(1)).max(1);
+    (all.into_iter().step_by(step).take(n).collect(), source)
 }
 
 fn lua_browser(reqs: &[Browser], file: &Path) -> Result<()> {
@@ -582,4 +541,41 @@ pub fn run(args: &[String]) -> Result<()> {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stand-in set of the browser mix parses into requests with their
+    /// headers and bodies (Host and Content-Length left to wrk).
+    #[test]
+    fn synthetic_benign_requests_make_a_browser_mix() {
+        let samples = super::super::detect::synthetic();
+        let benign: Vec<_> = samples
+            .iter()
+            .filter(|s| s.label.as_deref() == Some("benign"))
+            .collect();
+        let parsed: Vec<Browser> = benign
+            .iter()
+            .filter_map(|s| browser_request(&s.raw))
+            .collect();
+        assert_eq!(parsed.len(), benign.len());
+        assert!(
+            parsed
+                .iter()
+                .any(|b| b.method == "POST" && !b.body.is_empty())
+        );
+        for b in &parsed {
+            assert!(b.target.starts_with('/'));
+            assert!(b.headers.iter().all(|(n, _)| !skipped_header(n)));
+            assert!(b.headers.iter().any(|(n, _)| n == "User-Agent"));
+        }
+    }
+
+    #[test]
+    fn lua_strings_escape_quotes_backslashes_and_bytes() {
+        assert_eq!(lua_str(b"a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(lua_str(b"\r\n\x00\xff1"), r#""\013\010\000\2551""#);
+    }
 }
