@@ -21,7 +21,7 @@ use waf_user::{
     proxy::AccessLog,
 };
 
-use super::InProcessProxy;
+use super::{InProcessProxy, met};
 use crate::TEST_TOKEN;
 
 fn agent() -> ureq::Agent {
@@ -213,7 +213,6 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     let ratio = loaded.p99_ms / idle.p99_ms.max(1e-6);
-    let met = |ok: bool| if ok { "met" } else { "NOT met" };
     println!("with {present} bans present, 8 clients, keep-alive:");
     println!(
         "  add:    {add_per_s:>8.0}/s   p50 {a50:.2} ms   p99 {a99:.2} ms (durable: group commit)"

@@ -35,6 +35,7 @@ use waf_user::{
     values::unix_now,
 };
 
+use super::met;
 use crate::{Lab, TEST_TOKEN, api};
 
 /// Ban `i`'s address: an IPv4 address, or the address of an IPv6 /64 (the
@@ -381,7 +382,6 @@ struct Figures {
 fn report_and_write(f: Figures) {
     let n = f64::from(f.count.max(1));
     let mb = |b: u64| b as f64 / 1e6;
-    let met = |ok: bool| if ok { "met" } else { "NOT met" };
     println!("{} bans (half IPv4, half IPv6)", f.count);
     println!(
         "restore at start (journal + kernel maps): {:>8.1} ms   goal < 1000 ms: {}",

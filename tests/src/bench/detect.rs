@@ -20,6 +20,8 @@ use serde_json::{Value, json};
 use waf_user::detect::{Action, DetectConfig, Engine, lines::text_bytes};
 use waf_user::http::Request;
 
+use super::met;
+
 /// Iterations per request when timing one request.
 const ITERATIONS: usize = 5;
 
@@ -276,7 +278,6 @@ pub fn run(args: &[String]) -> Result<()> {
         format!("{rps:.0}")
     );
     println!("{:<28} {:>12}", "MB/s (1 thread)", format!("{mbps:.1}"));
-    let met = |ok: bool| if ok { "met" } else { "NOT met" };
     println!("{:<28} {:>12}", "µs/request mean", format!("{mean:.1}"));
     println!("{:<28} {:>12}", "µs/request median", format!("{median:.1}"));
     println!("{:<28} {:>12}", "µs/request p99", format!("{p99:.1}"));
@@ -351,7 +352,7 @@ pub fn run(args: &[String]) -> Result<()> {
         .fold(0.0, f64::max);
     println!(
         "goal: 1 MB body < 10 ms: {} (worst {worst_1mb:.2} ms; max_body {} bytes)",
-        if worst_1mb < 10.0 { "met" } else { "NOT met" },
+        met(worst_1mb < 10.0),
         limits.max_body
     );
     println!("linear cost: 1 MB / 10 kB ratio should be about 100");

@@ -63,6 +63,7 @@ use waf_user::{
     values::{show_net, unix_now},
 };
 
+use super::met;
 use crate::{
     TEST_TOKEN,
     fleet_lab::{BROKER4, Fleet},
@@ -332,10 +333,6 @@ fn pct_ms(v: &mut [Duration], p: f64) -> f64 {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn met(ok: bool) -> &'static str {
-    if ok { "met" } else { "NOT met" }
 }
 
 #[derive(Default)]

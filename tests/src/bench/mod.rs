@@ -21,6 +21,11 @@ pub fn out_dir() -> PathBuf {
 }
 
 /// Writes `value` as pretty JSON to target/bench/`name` and says where.
+/// "met" or "NOT met", for a benchmark's goal lines.
+pub fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "NOT met" }
+}
+
 pub fn write_json(name: &str, value: &serde_json::Value) {
     let path = out_dir().join(name);
     let text = serde_json::to_string_pretty(value).expect("serialize");

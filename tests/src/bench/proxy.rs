@@ -24,7 +24,7 @@ use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 use waf_user::config::{Dur, ProxyConfig};
 
-use super::InProcessProxy;
+use super::{InProcessProxy, met};
 
 const BENIGN: &[&str] = &[
     "/",
@@ -520,7 +520,6 @@ pub fn run(args: &[String]) -> Result<()> {
                    "waf_vs_nginx_modsecurity_rps": vs_nginx, "waf_p99_added_ms": p99_added}),
         );
     }
-    let met = |ok: bool| if ok { "met" } else { "NOT met" };
     for mix in ["benign", "browser"] {
         let r = &ratios[mix];
         let f = |k: &str| r[k].as_f64().unwrap_or(0.0);

@@ -31,6 +31,8 @@ use waf_user::{
     packet::{FrameSpec, L4},
 };
 
+use super::met;
+
 /// How full the maps are: exact bans, blocklist CIDRs and allowlist
 /// entries, each half IPv4 and half IPv6.
 #[derive(Clone, Copy)]
@@ -685,18 +687,17 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut large_j = serde_json::Value::Null;
     let mut large_met = None;
     if large_s.is_some() {
-        let (j, met) = report_scale(LARGE, &paths, &large_acc.finish());
+        let (j, ok) = report_scale(LARGE, &paths, &large_acc.finish());
         large_j = j;
-        large_met = Some(met);
+        large_met = Some(ok);
     }
-    let word = |m: bool| if m { "met" } else { "NOT met" };
     println!(
         "\ngoals: IPv4 ban and block drops <= 1.0x the reference's drop, rate drop <= 1.5x, \
          pass <= 1.5x its pass; every IPv6 path <= {V6_GOAL}x its IPv4 counterpart; at the \
          large scale within {:.0}% of the base (per-round pairs of ns): base {}{}",
         (LARGE_GOAL - 1.0) * 100.0,
-        word(base_met),
-        large_met.map_or(String::new(), |m| format!(", large {}", word(m)))
+        met(base_met),
+        large_met.map_or(String::new(), |m| format!(", large {}", met(m)))
     );
     super::write_json(
         "xdp.json",
