@@ -226,6 +226,7 @@ pub fn describe(d: &[Counter]) -> String {
 pub mod bench;
 pub mod corpus;
 pub mod fleet_lab;
+pub mod mmdb;
 pub mod xdp_fuzz;
 pub mod xdp_model;
 

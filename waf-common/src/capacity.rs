@@ -25,6 +25,14 @@ pub const BLOCK_CAPACITY: u32 = 1 << 18;
 /// Capacity of each IPv6 CIDR set by default (allowlist, blocklist,
 /// prefix bans: `[capacity] *_v6`).
 pub const V6_LIST_CAPACITY: u32 = 1 << 16;
+/// Capacity of the IPv4 source-policy trie by default (a whole country
+/// database compiles into a few hundred thousand prefixes; the trie is not
+/// preallocated).
+pub const SOURCE_CAPACITY: u32 = 1 << 20;
+/// Capacity of the IPv6 source-policy set by default (its table is
+/// preallocated, 52 bytes a prefix: a whole IPv6 country database wants
+/// `[capacity] sources_v6` of 262,144 or more).
+pub const SOURCE_V6_CAPACITY: u32 = 1 << 16;
 /// Capacity of the IPv4 allowlist trie by default.
 pub const ALLOW_CAPACITY: u32 = 1 << 16;
 /// Sources per family the rate tables hold by default (`[capacity]

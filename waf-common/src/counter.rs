@@ -43,28 +43,35 @@ pub const MONITOR_RATE_LIMITED: u32 = 11;
 pub const MONITOR_SYN_LIMITED: u32 = 12;
 /// Monitor mode: would have been dropped by emergency mode.
 pub const MONITOR_EMERGENCY: u32 = 13;
+/// Dropped: a source policy (country, network, cloud range, bogon) matched.
+pub const SOURCE_POLICY: u32 = 14;
+/// Monitor mode: would have been dropped by a source policy.
+pub const MONITOR_SOURCE_POLICY: u32 = 15;
 /// Number of verdict counters: every packet lands in exactly one of them.
-pub const VERDICTS: u32 = 14;
+pub const VERDICTS: u32 = 16;
 
 /// Auxiliary: a ban entry matched but had expired (the packet went on).
-pub const BAN_EXPIRED: u32 = 14;
+pub const BAN_EXPIRED: u32 = 16;
 /// Auxiliary: a rate event could not be written (ring buffer full).
-pub const EVENTS_LOST: u32 = 15;
+pub const EVENTS_LOST: u32 = 17;
 /// Auxiliary: rate events written to the ring buffer.
-pub const EVENTS_SENT: u32 = 16;
+pub const EVENTS_SENT: u32 = 18;
 /// Auxiliary: IPv4 non-first fragments (no L4 header) seen.
-pub const FRAGMENTS: u32 = 17;
+pub const FRAGMENTS: u32 = 19;
 /// Auxiliary: IPv6 packets whose extension header chain was longer than
 /// the program walks (source checks still applied).
-pub const EXT_HEADERS_TOO_MANY: u32 = 18;
+pub const EXT_HEADERS_TOO_MANY: u32 = 20;
 /// Auxiliary: new sources entered into the rate table.
-pub const RATE_NEW_SOURCES: u32 = 19;
+pub const RATE_NEW_SOURCES: u32 = 21;
 /// Auxiliary: TCP payloads sampled for the HTTP mirror.
-pub const SAMPLES_SENT: u32 = 20;
+pub const SAMPLES_SENT: u32 = 22;
 /// Auxiliary: samples lost because the ring buffer was full.
-pub const SAMPLES_LOST: u32 = 21;
+pub const SAMPLES_LOST: u32 = 23;
+/// Auxiliary: a source policy in monitor mode matched (would have dropped;
+/// the packet went on to the checks after it).
+pub const SOURCE_POLICY_MONITORED: u32 = 24;
 /// Total number of counters.
-pub const COUNT: u32 = 22;
+pub const COUNT: u32 = 25;
 
 /// Stable, Prometheus-friendly names, indexed like the counters.
 pub const NAMES: [&str; COUNT as usize] = [
@@ -82,6 +89,8 @@ pub const NAMES: [&str; COUNT as usize] = [
     "monitor_rate_limited",
     "monitor_syn_limited",
     "monitor_emergency",
+    "source_policy",
+    "monitor_source_policy",
     "ban_expired",
     "events_lost",
     "events_sent",
@@ -90,6 +99,7 @@ pub const NAMES: [&str; COUNT as usize] = [
     "rate_new_sources",
     "samples_sent",
     "samples_lost",
+    "source_policy_monitored",
 ];
 
 #[cfg(feature = "user")]

@@ -29,6 +29,8 @@ pub const SET_ALLOW: u32 = 0;
 pub const SET_BLOCK: u32 = 1;
 /// The prefix bans' nibble.
 pub const SET_PBAN: u32 = 2;
+/// The source policies' nibble (countries, networks, cloud ranges, bogons).
+pub const SET_SOURCE: u32 = 3;
 /// Bits per /16 in the flag array (room for four lists).
 pub const F16_BITS_PER: u32 = 16;
 /// The flags of one list in the 16 bits of a /16.

@@ -36,13 +36,13 @@ pub use self::{
         ALLOW_CAPACITY, BAN_BUCKET_BITS, BAN_BUCKET_BITS_MAX, BAN_BUCKET_BITS_MIN, BAN_BUCKETS,
         BAN_SLOTS, BANS_CAPACITY, BANX_CAPACITY, BLOCK_CAPACITY, BPF_F_MMAPABLE, EVENTS_BYTES,
         PBAN_CAPACITY, RATE_SET_BITS, RATE_SET_BITS_MAX, RATE_SET_BITS_MIN, RATE_SETS,
-        RATE_SOURCES, V6_LIST_CAPACITY,
+        RATE_SOURCES, SOURCE_CAPACITY, SOURCE_V6_CAPACITY, V6_LIST_CAPACITY,
     },
     config::{SAMPLE_PORTS, XdpConfig, flags},
     counter::Counter,
     events::{HttpSample, RateEvent, SAMPLE_MAX, event_kind},
     hash::{fold_v6, mix64},
-    lists::ListEntry,
+    lists::{ListEntry, SOURCE_TAGS, SourceEntry, source_flags},
     rate::{
         RateSetV4, RateSetV6, RateSlotV4, RateSlotV6, RateState, rate_set_bits, rate_set_v4,
         rate_set_v6,
@@ -50,7 +50,7 @@ pub use self::{
 };
 
 /// Bumped whenever a map layout or meaning in this crate changes.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 
 /// Name of the firewall's XDP program function in its object (`waf-xdp`,
 /// the object the daemon loads: this program, [`CLOCK_PROGRAM_NAME`] and the

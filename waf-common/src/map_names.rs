@@ -39,7 +39,24 @@ pub const LISTS_F16: &str = "WAF_LISTS_F16";
 /// IPv6 prefix-ban table: array of [`crate::prefix6::PrefixBucketV6`].
 pub const PBAN_T6: &str = "WAF_PBAN_T6";
 
-/// The IPv6 target masks of the three sets ([`crate::prefix6`]).
+/// Source policies, IPv4: LPM trie -> [`crate::SourceEntry`].
+pub const SRC_V4: &str = "WAF_SRC_V4";
+/// Source policies, IPv6: LPM trie -> [`crate::SourceEntry`].
+pub const SRC_V6: &str = "WAF_SRC_V6";
+/// Source policies, IPv4 bitmap of fully covered /24s.
+pub const SRC_F24: &str = "WAF_SRC_F24";
+/// Source policies, IPv4 bitmap of the /24s that hold prefixes longer
+/// than /24 (only their addresses walk the trie).
+pub const SRC_D24: &str = "WAF_SRC_D24";
+/// Source policies, IPv6 table: array of [`crate::prefix6::PrefixBucketV6`]
+/// (slot values: [`crate::SourceEntry::to_slot`]).
+pub const SRC_T6: &str = "WAF_SRC_T6";
+/// Per-CPU [`crate::Counter`] per source-policy tag ([`crate::SOURCE_TAGS`]).
+pub const SRC_COUNTS: &str = "WAF_SRC_COUNTS";
+/// Interfaces (ifindex -> 1) on which bogon sources are dropped.
+pub const SRC_IFACES: &str = "WAF_SRC_IFACES";
+
+/// The IPv6 target masks of the four sets ([`crate::prefix6`]).
 pub const V6_MASKS: &str = "WAF_V6_MASKS";
 /// The IPv6 plans of the three sets: array of [`crate::prefix6::V6Plan`]
 /// indexed by [`crate::filter::SET_ALLOW`] and the others.
@@ -60,10 +77,11 @@ pub const RATE_V4: &str = "WAF_RATE_V4";
 pub const RATE_V6: &str = "WAF_RATE_V6";
 
 /// Every map, in a stable order (for pinning, adopting and detaching).
-pub const ALL: [&str; 23] = [
+pub const ALL: [&str; 30] = [
     CONFIG, COUNTERS, EVENTS, ALLOW_V4, ALLOW_V6, ALLOW_F24, ALLOW_T6, BLOCK_V4, BLOCK_V6,
-    BLOCK_F24, BLOCK_T6, PBAN_V4, PBAN_V6, LISTS_F16, PBAN_T6, V6_MASKS, V6_PLAN, BANS_V4, BANS_V6,
-    BANX_V4, BANX_V6, RATE_V4, RATE_V6,
+    BLOCK_F24, BLOCK_T6, PBAN_V4, PBAN_V6, LISTS_F16, PBAN_T6, SRC_V4, SRC_V6, SRC_F24, SRC_D24,
+    SRC_T6, SRC_COUNTS, SRC_IFACES, V6_MASKS, V6_PLAN, BANS_V4, BANS_V6, BANX_V4, BANX_V6, RATE_V4,
+    RATE_V6,
 ];
 
 /// Maps of earlier layouts that `waf detach` also unpins.

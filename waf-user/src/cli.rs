@@ -9,6 +9,10 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
+mod lookup;
+
+pub use self::lookup::lookup;
+
 use crate::{
     api::types::{
         Addr, BanPage, BanRequest, BanView, Comment, DurationField, ErrorBody, Export, FleetStatus,

@@ -28,5 +28,6 @@ pub mod http;
 pub mod mirror;
 pub mod packet;
 pub mod proxy;
+pub mod sources;
 pub mod telemetry;
 pub mod values;

@@ -76,6 +76,12 @@ enum Command {
     Fleet(FleetCmd),
     /// Counters of the XDP program and the daemon.
     Stats,
+    /// What every list, ban and source policy says about an address, and
+    /// the verdict XDP gives it.
+    Lookup {
+        /// One IPv4 or IPv6 address.
+        addr: String,
+    },
     /// Health and alarms.
     Health,
     /// Show or switch monitor and emergency mode.
@@ -161,8 +167,11 @@ fn main() -> ExitCode {
             .and_then(|c| {
                 let allow = c.allow_items()?.len();
                 let block = c.block_items()?.len();
+                // Reads the source policies' files, as the daemon will.
+                let sources = c.firewall()?.sources.map_or(0, |p| p.entries().len());
                 println!(
-                    "{}: ok (interfaces {:?}, {allow} allowlist and {block} blocklist entries)",
+                    "{}: ok (interfaces {:?}, {allow} allowlist and {block} blocklist entries, \
+                     {sources} source-policy prefixes)",
                     config.display(),
                     c.interface.0
                 );
@@ -174,6 +183,7 @@ fn main() -> ExitCode {
         Command::Block(cmd) => cli::list(a, "blocklist", cmd),
         Command::Fleet(cmd) => cli::fleet(a, cmd),
         Command::Stats => cli::stats(a),
+        Command::Lookup { addr } => cli::lookup(a, &addr),
         Command::Health => cli::health(a),
         Command::Mode {
             monitor,

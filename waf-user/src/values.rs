@@ -261,6 +261,16 @@ pub enum ConfigError {
         /// What to write instead.
         instead: String,
     },
+    /// A source-policy file (`[sources]`) could not be used.
+    #[error("sources: {file}: {location}: {message}")]
+    Source {
+        /// The file.
+        file: PathBuf,
+        /// Where in it: a line, a record, a network.
+        location: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A list file could not be used.
     #[error("{path}:{line}: {message}")]
     ListFile {

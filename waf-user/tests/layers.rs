@@ -11,8 +11,8 @@ use std::{
 };
 
 /// Layers that know nothing of the daemon: the request model, detection,
-/// values, crafted packets, what faces report.
-const PURE: &[&str] = &["http", "detect", "values", "packet", "telemetry"];
+/// values, crafted packets, what faces report, source-policy files.
+const PURE: &[&str] = &["http", "detect", "values", "packet", "telemetry", "sources"];
 /// The firewall's owner and the kernel half.
 const CORE: &[&str] = &["firewall", "dataplane"];
 /// What the world talks to, and the wiring that builds it.

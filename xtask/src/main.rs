@@ -89,7 +89,7 @@ enum Task {
         #[arg(long)]
         seconds: Option<u64>,
     },
-    /// Run a benchmark: xdp, bans, api, ban-latency, proxy, detect, flood, fleet.
+    /// Run a benchmark: xdp, bans, api, ban-latency, proxy, detect, flood, fleet, sources.
     Bench {
         /// Which benchmark.
         name: String,
@@ -191,6 +191,7 @@ fn bench(name: &str, extra: &[String]) -> Result<()> {
         "detect",
         "flood",
         "fleet",
+        "sources",
     ];
     if !BENCHES.contains(&name) {
         bail!("unknown benchmark `{name}`; known: {}", BENCHES.join(", "));

@@ -9,6 +9,7 @@ pub mod detect;
 pub mod fleet;
 pub mod flood;
 pub mod proxy;
+pub mod sources;
 pub mod xdp;
 
 use std::path::PathBuf;

@@ -8,7 +8,10 @@
 //! A trivial XDP_DROP program (the harness floor) is measured beside each
 //! path too, for information. Two scales: 100,000 exact bans, 10,000
 //! blocklist CIDRs and 1,000 allowlist entries; then topped up to
-//! 1,000,000 bans and 100,000 CIDRs (`--base-only` skips it). The floor
+//! 1,000,000 bans and 100,000 CIDRs (`--base-only` skips it). Last, the
+//! case "full country database + cloud ranges loaded" (`bench::sources`;
+//! `--no-sources` skips it): the base's pass paths with a policy of half a
+//! million ranges in the source-policy set. The floor
 //! and the reference come from the tools object, the firewall from the
 //! daemon's. Writes target/bench/xdp.json.
 
@@ -36,14 +39,14 @@ use super::met;
 /// How full the maps are: exact bans, blocklist CIDRs and allowlist
 /// entries, each half IPv4 and half IPv6.
 #[derive(Clone, Copy)]
-struct Scale {
+pub(super) struct Scale {
     name: &'static str,
     bans: usize,
     cidrs: usize,
     allow: usize,
 }
 
-const BASE: Scale = Scale {
+pub(super) const BASE: Scale = Scale {
     name: "base",
     bans: 100_000,
     cidrs: 10_000,
@@ -58,10 +61,11 @@ const LARGE: Scale = Scale {
 
 /// A small deterministic generator (xorshift64*), so every run fills the maps
 /// the same way.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    /// The next number.
+    pub(super) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -73,6 +77,7 @@ struct Options {
     repeat: u32,
     rounds: usize,
     large: bool,
+    sources: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Options> {
@@ -80,6 +85,7 @@ fn parse_args(args: &[String]) -> Result<Options> {
         repeat: 1_000_000,
         rounds: 5,
         large: true,
+        sources: true,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -93,8 +99,9 @@ fn parse_args(args: &[String]) -> Result<Options> {
             "--repeat" => o.repeat = val("--repeat")? as u32,
             "--rounds" => o.rounds = val("--rounds")?.max(5) as usize,
             "--base-only" => o.large = false,
+            "--no-sources" => o.sources = false,
             other => bail!(
-                "unknown argument {other}; known: --repeat N, --rounds N (at least 5), --base-only"
+                "unknown argument {other}; known: --repeat N, --rounds N (at least 5), --base-only, --no-sources"
             ),
         }
     }
@@ -105,7 +112,7 @@ fn parse_args(args: &[String]) -> Result<Options> {
 }
 
 /// A 64-byte UDP frame from `src`.
-fn frame(src: IpAddr) -> Vec<u8> {
+pub(super) fn frame(src: IpAddr) -> Vec<u8> {
     let dst: IpAddr = match src {
         IpAddr::V4(_) => "203.0.113.1".parse().unwrap(),
         IpAddr::V6(_) => "2001:db8:ffff::1".parse().unwrap(),
@@ -124,20 +131,20 @@ fn frame(src: IpAddr) -> Vec<u8> {
 }
 
 /// One measurement: average ns per run, and the program's action.
-struct Sample {
+pub(super) struct Sample {
     /// By the wall clock around the call when the programs are held in the
     /// dispatcher (sub-nanosecond), else the kernel's figure.
-    ns: f64,
+    pub(super) ns: f64,
     /// The kernel's own figure: its timer over the loop divided by the
     /// count, in whole nanoseconds (truncated).
-    kernel_ns: f64,
-    action: u32,
+    pub(super) kernel_ns: f64,
+    pub(super) action: u32,
 }
 
 /// Runs `prog` on `data` `repeat` times. With `wall` (the programs are held
 /// in the XDP dispatcher, so a call has microseconds of fixed cost) the
 /// wall-clock time of the call gives the figure; otherwise the kernel's.
-fn measure(prog: &Xdp, data: &[u8], repeat: u32, wall: bool) -> Result<Sample> {
+pub(super) fn measure(prog: &Xdp, data: &[u8], repeat: u32, wall: bool) -> Result<Sample> {
     let mut out = vec![0u8; data.len() + 256];
     let start = Instant::now();
     let r = prog
@@ -177,7 +184,7 @@ fn v6(hi: u64, lo: u64) -> Ipv6Addr {
 /// (the reference filter's with the IPv4 bans). The addresses the measured
 /// paths use come from the 10/8 and 2001:db8:1::/48 ranges, which the
 /// random fill never touches.
-fn fill(
+pub(super) fn fill(
     dp: &mut Dataplane,
     tools: &mut Tools,
     rng: &mut Rng,
@@ -241,7 +248,7 @@ fn fill(
 }
 
 /// Puts the measured members in place.
-fn members(dp: &mut Dataplane, tools: &mut Tools) -> Result<Members> {
+pub(super) fn members(dp: &mut Dataplane, tools: &mut Tools) -> Result<Members> {
     let ban = BanEntry {
         expires_ns: 0,
         reason: ban_reason::DETECTION,
@@ -272,17 +279,60 @@ fn members(dp: &mut Dataplane, tools: &mut Tools) -> Result<Members> {
     Ok(m)
 }
 
-struct Members {
-    clean4: IpAddr,
-    clean6: IpAddr,
+pub(super) struct Members {
+    pub(super) clean4: IpAddr,
+    pub(super) clean6: IpAddr,
     allowed4: IpAddr,
     allowed6: IpAddr,
-    banned4: IpAddr,
+    pub(super) banned4: IpAddr,
     banned6: IpAddr,
     blocked4: IpAddr,
     blocked6: IpAddr,
     limited4: IpAddr,
     limited6: IpAddr,
+}
+
+impl Members {
+    /// Every member address.
+    pub(super) fn all(&self) -> Vec<IpAddr> {
+        vec![
+            self.clean4,
+            self.clean6,
+            self.allowed4,
+            self.allowed6,
+            self.banned4,
+            self.banned6,
+            self.blocked4,
+            self.blocked6,
+            self.limited4,
+            self.limited6,
+        ]
+    }
+}
+
+impl Scale {
+    /// No entries.
+    pub(super) fn empty() -> Self {
+        Scale {
+            name: "empty",
+            bans: 0,
+            cidrs: 0,
+            allow: 0,
+        }
+    }
+}
+
+/// The random stream every setup fills its maps from.
+pub(super) const SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// The maps' sizes: as an operator expecting the large scale would size
+/// them (the exact-ban buckets for its bans, half of them per family).
+pub(super) fn capacity() -> Capacity {
+    Capacity {
+        bans: (LARGE.bans / 2) as u32,
+        blocklist_v6: (LARGE.cidrs / 2).next_power_of_two() as u32 * 4,
+        ..Capacity::default()
+    }
 }
 
 /// One measured path.
@@ -377,9 +427,9 @@ impl Acc {
 }
 
 /// One scale's maps and reference filter.
-struct Setup {
-    dp: Dataplane,
-    tools: Tools,
+pub(super) struct Setup {
+    pub(super) dp: Dataplane,
+    pub(super) tools: Tools,
 }
 
 /// Checks that the reference filter drops the banned member and passes the
@@ -528,13 +578,7 @@ fn report_scale(scale: Scale, paths: &[Path], r: &ScaleRun) -> (serde_json::Valu
 /// Runs the benchmark.
 pub fn run(args: &[String]) -> Result<()> {
     let opts = parse_args(args)?;
-    // Sized as an operator expecting the large scale would size it: the
-    // exact-ban buckets for its bans (half of them per family).
-    let capacity = Capacity {
-        bans: (LARGE.bans / 2) as u32,
-        blocklist_v6: (LARGE.cidrs / 2).next_power_of_two() as u32 * 4,
-        ..Capacity::default()
-    };
+    let capacity = capacity();
     println!(
         "[capacity] bans = {} per family: {} buckets of 8 slots; blocklist_v6 = {}",
         capacity.bans,
@@ -553,13 +597,8 @@ pub fn run(args: &[String]) -> Result<()> {
             tools: Tools::load().context("load the floor and reference programs")?,
         })
     };
-    let empty = Scale {
-        name: "empty",
-        bans: 0,
-        cidrs: 0,
-        allow: 0,
-    };
-    let seed = 0x9e37_79b9_7f4a_7c15;
+    let empty = Scale::empty();
+    let seed = SEED;
     let mut base_s = load()?;
     fill(
         &mut base_s.dp,
@@ -699,6 +738,12 @@ pub fn run(args: &[String]) -> Result<()> {
         met(base_met),
         large_met.map_or(String::new(), |m| format!(", large {}", met(m)))
     );
+    let (sources_j, sources_met) = if opts.sources {
+        let (j, ok) = super::sources::xdp_case(&mut base_s, &m, opts.rounds, opts.repeat)?;
+        (j, Some(ok))
+    } else {
+        (serde_json::Value::Null, None)
+    };
     super::write_json(
         "xdp.json",
         &json!({
@@ -714,12 +759,14 @@ pub fn run(args: &[String]) -> Result<()> {
             "goals_met": base_met,
             "large": large_j,
             "goals_met_large": large_met,
+            "sources": sources_j,
+            "goals_met_sources": sources_met,
         }),
     );
     Ok(())
 }
 
-fn median(v: &mut [f64]) -> f64 {
+pub(super) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }

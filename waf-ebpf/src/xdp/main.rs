@@ -10,12 +10,15 @@
 //! 3. emergency mode -> drop all that is not allowlisted;
 //! 4. exact bans (buckets) and prefix bans -> drop until expiry;
 //! 5. blocklist -> drop;
-//! 6. per-source GCRA token buckets (packets, bytes, TCP SYN) -> drop on
+//! 6. source policies (countries, networks, cloud ranges, bogons on the
+//!    interfaces named) -> drop, or count and go on for a policy in
+//!    monitor mode;
+//! 7. per-source GCRA token buckets (packets, bytes, TCP SYN) -> drop on
 //!    overflow, with a sampled event to the ring buffer (rate.rs);
-//! 7. for passed TCP segments to configured ports, the payload head goes to
+//! 8. for passed TCP segments to configured ports, the payload head goes to
 //!    the ring buffer for the passive HTTP mirror (sample.rs).
 //!
-//! The CIDR sets of steps 2, 4 and 5 are bitmaps in front of LPM tries for
+//! The CIDR sets of steps 2, 4, 5 and 6 are bitmaps in front of LPM tries for
 //! IPv4 and per-length tables for IPv6 (maps.rs).
 //!
 //! In monitor mode steps 3-6 count "would drop" per reason and pass.
@@ -31,7 +34,7 @@ mod rate;
 mod sample;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use waf_common::{XdpConfig, counter, flags};
+use waf_common::{XdpConfig, counter, flags, source_flags};
 
 use crate::{
     maps::{Family, V4, V6, count, now_ns},
@@ -42,12 +45,14 @@ use crate::{
 #[xdp]
 pub fn waf_xdp(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
+    // SAFETY: the context the kernel passed, valid for this call.
+    let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
     let (action, reason) = match parse::parse(&ctx) {
         Frame::V4(src, meta) => {
             if meta.dport != 0 {
                 maps::park(meta.offsets());
             }
-            let (action, reason, cfg) = check::<V4>(src, &meta, len);
+            let (action, reason, cfg) = check::<V4>(src, &meta, len, ifindex);
             if action == xdp_action::XDP_PASS
                 && let Some(cfg) = cfg
             {
@@ -60,7 +65,7 @@ pub fn waf_xdp(ctx: XdpContext) -> u32 {
             if meta.dport != 0 {
                 maps::park(meta.offsets());
             }
-            let (action, reason, cfg) = check::<V6>(src, &meta, len);
+            let (action, reason, cfg) = check::<V6>(src, &meta, len, ifindex);
             if action == xdp_action::XDP_PASS
                 && let Some(cfg) = cfg
             {
@@ -87,9 +92,14 @@ pub fn waf_clock(_ctx: XdpContext) -> u32 {
 
 /// Runs the source checks for one packet and returns the XDP action, the
 /// verdict counter to bump and the config (for the sampler), when it was
-/// read.
+/// read. `ifindex`: the interface the packet came in on.
 #[inline(always)]
-fn check<F: Family>(src: F::Addr, meta: &Meta, len: u64) -> (u32, u32, Option<&'static XdpConfig>) {
+fn check<F: Family>(
+    src: F::Addr,
+    meta: &Meta,
+    len: u64,
+    ifindex: u32,
+) -> (u32, u32, Option<&'static XdpConfig>) {
     if meta.fragment {
         count(counter::FRAGMENTS, len);
     }
@@ -147,6 +157,15 @@ fn check<F: Family>(src: F::Addr, meta: &Meta, len: u64) -> (u32, u32, Option<&'
     }
     if F::blocked(&src, lists) {
         return deny(counter::BLOCKLISTED, counter::MONITOR_BLOCKLISTED);
+    }
+    if let Some(e) = F::source_entry(&src, lists)
+        && (e.flags & source_flags::BOGON == 0 || maps::bogons_dropped_on(ifindex))
+    {
+        maps::count_source(e.tag, len);
+        if e.flags & source_flags::MONITOR == 0 {
+            return deny(counter::SOURCE_POLICY, counter::MONITOR_SOURCE_POLICY);
+        }
+        count(counter::SOURCE_POLICY_MONITORED, len);
     }
     if cfg.flags & flags::RATE_ANY != 0 {
         match rate::check::<F>(&key, cfg, meta.syn, len, now) {

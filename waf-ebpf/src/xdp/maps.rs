@@ -23,8 +23,8 @@ use aya_ebpf::{
 use waf_common::{
     ALLOW_CAPACITY, BAN_BUCKETS, BANX_CAPACITY, BLOCK_CAPACITY, BPF_F_MMAPABLE, BanBucketV4,
     BanBucketV6, BanEntry, Counter, EVENTS_BYTES, ListEntry, PBAN_CAPACITY, RATE_SETS, RateSetV4,
-    RateSetV6, RateSlotV4, RateSlotV6, RateState, XdpConfig, ban_bucket_v4, ban_bucket_v6,
-    ban_fp_v4, ban_fp_v6, counter, filter,
+    RateSetV6, RateSlotV4, RateSlotV6, RateState, SOURCE_CAPACITY, SOURCE_TAGS, SOURCE_V6_CAPACITY,
+    SourceEntry, XdpConfig, ban_bucket_v4, ban_bucket_v6, ban_fp_v4, ban_fp_v6, counter, filter,
     prefix6::{
         self, MASK_WORDS, PLAN_READY, PrefixBucketV6, SLOTS, TARGETS, TRIE_BIT, V6Plan, mask_index,
         prefix_bucket,
@@ -78,7 +78,30 @@ static WAF_PBAN_V6: LpmTrie<[u8; 16], BanEntry> = LpmTrie::with_max_entries(PBAN
 #[map]
 static WAF_PBAN_T6: Array<PrefixBucketV6> =
     Array::with_max_entries(prefix6::table_buckets(PBAN_CAPACITY), BPF_F_MMAPABLE);
-/// The target masks of the three IPv6 sets, a byte each.
+/// Source policies (countries, networks, cloud ranges, bogons): not
+/// preallocated, sized by the loader from `[capacity] sources`.
+#[map]
+static WAF_SRC_V4: LpmTrie<u32, SourceEntry> =
+    LpmTrie::with_max_entries(SOURCE_CAPACITY, BPF_F_NO_PREALLOC);
+#[map]
+static WAF_SRC_V6: LpmTrie<[u8; 16], SourceEntry> =
+    LpmTrie::with_max_entries(SOURCE_V6_CAPACITY, BPF_F_NO_PREALLOC);
+#[map]
+static WAF_SRC_F24: Array<u64> = Array::with_max_entries(filter::F24_WORDS, BPF_F_MMAPABLE);
+/// The /24s holding source-policy prefixes longer than /24.
+#[map]
+static WAF_SRC_D24: Array<u64> = Array::with_max_entries(filter::F24_WORDS, BPF_F_MMAPABLE);
+#[map]
+static WAF_SRC_T6: Array<PrefixBucketV6> =
+    Array::with_max_entries(prefix6::table_buckets(SOURCE_V6_CAPACITY), BPF_F_MMAPABLE);
+/// Per CPU, per source-policy tag: what each country, network, provider
+/// dropped (or would have).
+#[map]
+static WAF_SRC_COUNTS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(SOURCE_TAGS, 0);
+/// The interfaces (ifindex) on which bogons are dropped.
+#[map]
+static WAF_SRC_IFACES: HashMap<u32, u32> = HashMap::with_max_entries(64, 0);
+/// The target masks of the four IPv6 sets, a byte each.
 #[map]
 static WAF_V6_MASKS: Array<u64> = Array::with_max_entries(MASK_WORDS, BPF_F_MMAPABLE);
 /// The plan of each IPv6 set (indexed by `filter::SET_*`).
@@ -170,6 +193,27 @@ pub fn count(index: u32, len: u64) {
             (*c).bytes += len;
         }
     }
+}
+
+/// Adds one packet of `len` bytes to source-policy tag `tag` of this CPU
+/// (tags past the array count as tag 0, "other").
+#[inline(always)]
+pub fn count_source(tag: u32, len: u64) {
+    let tag = if tag < SOURCE_TAGS { tag } else { 0 };
+    if let Some(c) = WAF_SRC_COUNTS.get_ptr_mut(tag) {
+        // SAFETY: per-CPU slot, only this CPU writes it while we run.
+        unsafe {
+            (*c).packets += 1;
+            (*c).bytes += len;
+        }
+    }
+}
+
+/// Are bogons dropped on interface `ifindex`?
+#[inline(always)]
+pub fn bogons_dropped_on(ifindex: u32) -> bool {
+    // SAFETY: the value is not kept.
+    unsafe { WAF_SRC_IFACES.get(&ifindex) }.is_some()
 }
 
 /// The ring buffer of rate events.
@@ -343,6 +387,8 @@ pub trait Family {
     fn prefix_ban_expiry(a: &Self::Addr, lists: u64) -> Option<u64>;
     /// Is the address on the blocklist?
     fn blocked(a: &Self::Addr, lists: u64) -> bool;
+    /// The source-policy entry covering the address, if any.
+    fn source_entry(a: &Self::Addr, lists: u64) -> Option<SourceEntry>;
     /// The rate state of source key `k` in an array of `2^bits` sets, and
     /// whether it was just claimed for it (a slot of another, least
     /// recently seen source is reused).
@@ -448,6 +494,24 @@ impl Family for V4 {
         in_set_v4(*a, flags, &WAF_BLOCK_F24, &WAF_BLOCK_V4)
     }
 
+    /// The bitmaps say whether a policy covers the address (or, for the
+    /// /24s that hold longer prefixes, may); its trie gives the entry.
+    #[inline(always)]
+    fn source_entry(a: &u32, lists: u64) -> Option<SourceEntry> {
+        let flags = filter::set_flags(lists, filter::SET_SOURCE);
+        if flags == 0 {
+            return None;
+        }
+        let t24 = u32::from_be(*a) >> 8;
+        let covered = flags & filter::FULL != 0
+            || (flags & filter::MID != 0 && bit(&WAF_SRC_F24, 0, t24))
+            || (flags & filter::DEEP != 0 && bit(&WAF_SRC_D24, 0, t24));
+        if !covered {
+            return None;
+        }
+        WAF_SRC_V4.get(Key::new(32, *a)).copied()
+    }
+
     #[inline(always)]
     fn rate_state(k: &u32, bits: u32) -> Option<(*mut RateState, bool)> {
         let set = WAF_RATE_V4.get_ptr_mut(rate_set_v4(*k, bits))?;
@@ -548,6 +612,17 @@ impl Family for V6 {
     #[inline(always)]
     fn blocked(a: &[u64; 2], lists: u64) -> bool {
         member_v6(a, lists, filter::SET_BLOCK, &WAF_BLOCK_T6, &WAF_BLOCK_V6)
+    }
+
+    #[inline(always)]
+    fn source_entry(a: &[u64; 2], lists: u64) -> Option<SourceEntry> {
+        let (hi, lo) = be(a);
+        let byte = set_byte(lists, filter::SET_SOURCE);
+        match table_v6(hi, lo, byte, filter::SET_SOURCE, &WAF_SRC_T6) {
+            Table::Found(v) => Some(SourceEntry::from_slot(v)),
+            Table::Missing => None,
+            Table::AskTrie => WAF_SRC_V6.get(Key::new(128, bytes(a))).copied(),
+        }
     }
 
     #[inline(always)]

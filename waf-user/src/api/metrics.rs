@@ -78,6 +78,7 @@ pub fn render(s: &ApiState) -> Result<String, String> {
     let v = s.fw.view();
     let mut fams = kernel_families(&named_counters(&counters));
     fams.extend(firewall_families(&v));
+    fams.extend(source_families(s, &v)?);
     fams.extend(scalar_families(s, &v));
     fams.retain(|f| !f.values.is_empty());
     for face in &s.faces {
@@ -108,6 +109,47 @@ fn kernel_families(named: &BTreeMap<&'static str, Counter>) -> Vec<Family> {
             named.iter().map(|(k, c)| (*k, c.bytes)),
         ),
     ]
+}
+
+/// What each source policy's tags (a country, a network, a provider,
+/// bogons) dropped or, in monitor mode, would have.
+fn source_families(s: &ApiState, v: &View) -> Result<Vec<Family>, String> {
+    let Some(p) = &v.sources else {
+        return Ok(Vec::new());
+    };
+    let tags = p.tags();
+    let c = s
+        .counters
+        .read_sources(tags.len())
+        .map_err(|e| e.to_string())?;
+    let fam = |name, help, f: fn(&Counter) -> u64| Family {
+        name,
+        help,
+        kind: MetricKind::Counter,
+        values: tags
+            .iter()
+            .zip(&c)
+            .filter(|(_, c)| c.packets > 0)
+            .map(|(t, c)| {
+                (
+                    vec![("policy", t.policy), ("tag", leak_label(&t.name))],
+                    f(c),
+                )
+            })
+            .collect(),
+    };
+    Ok(vec![
+        fam(
+            "waf_source_policy_packets",
+            "Packets a source policy dropped (or, in monitor mode, would have), by tag.",
+            |c| c.packets,
+        ),
+        fam(
+            "waf_source_policy_bytes",
+            "Bytes a source policy dropped (or would have), by tag.",
+            |c| c.bytes,
+        ),
+    ])
 }
 
 /// The firewall's labelled families: bans made and in force, strikes,

@@ -8,6 +8,7 @@
 
 mod bans;
 mod lists;
+mod lookup;
 pub mod metrics;
 mod openapi;
 mod status;
@@ -116,7 +117,8 @@ impl From<FirewallError> for ApiError {
         let code = match &e {
             FirewallError::Protected { .. }
             | FirewallError::FromConfig { .. }
-            | FirewallError::LockoutRisk => StatusCode::CONFLICT,
+            | FirewallError::LockoutRisk
+            | FirewallError::AllowOnlyLockout => StatusCode::CONFLICT,
             FirewallError::TooWide { .. } => StatusCode::BAD_REQUEST,
             FirewallError::NotFound(..) => StatusCode::NOT_FOUND,
             FirewallError::Full(_) => StatusCode::INSUFFICIENT_STORAGE,
@@ -216,6 +218,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/v1/openapi.json", get(openapi::serve))
         .route("/v1/inspect", post(status::inspect))
+        .route("/v1/lookup/{*addr}", get(lookup::get))
         .route("/v1/fleet", get(status::fleet))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -10,7 +10,7 @@ use utoipa::{
     openapi::security::{Http, HttpAuthScheme, SecurityScheme},
 };
 
-use super::{bans, lists, status, types};
+use super::{bans, lists, lookup, status, types};
 
 struct Bearer;
 
@@ -117,7 +117,7 @@ impl Modify for Links {
         status::health, status::stats, status::metrics, status::get_mode, status::set_mode,
         status::inspect, bans::list, bans::add, bans::get_one, bans::remove, bans::export,
         bans::import, lists::list_allow, lists::add_allow, lists::delete_allow,
-        lists::list_block, lists::add_block, lists::delete_block, status::fleet,
+        lists::list_block, lists::add_block, lists::delete_block, status::fleet, lookup::get,
     ),
     components(schemas(
         types::BanRequest, types::BanView, types::BanPage, types::ListRequest, types::ListEntry,
@@ -125,7 +125,9 @@ impl Modify for Links {
         types::ExportEntry, types::ErrorBody, types::Removed, types::Addr, types::Reason,
         types::Comment, types::DurationField, types::SourceName, types::InspectRequest,
         types::FleetStatus,
-        crate::firewall::ImportReport,
+        crate::firewall::ImportReport, crate::firewall::lookup::Lookup,
+        crate::firewall::lookup::ListHit, crate::firewall::lookup::BanHit,
+        crate::firewall::lookup::RateHit,
     )),
     modifiers(&Bearer, &CommonResponses, &Links),
     security(("bearer" = []))

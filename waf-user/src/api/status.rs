@@ -78,6 +78,30 @@ pub async fn stats(State(s): State<Shared>) -> Result<Json<Value>, ApiError> {
         "uptime_s": s.started.elapsed().as_secs(),
         "api_panics": s.panics.load(Ordering::Relaxed),
     });
+    if let Some(p) = &v.sources {
+        let c = s
+            .counters
+            .read_sources(p.tags().len())
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let tags: serde_json::Map<String, Value> = p
+            .tags()
+            .iter()
+            .zip(&c)
+            .filter(|(_, c)| c.packets > 0)
+            .map(|(t, c)| {
+                (
+                    t.name.clone(),
+                    json!({"policy": t.policy, "monitor": t.monitor,
+                           "packets": c.packets, "bytes": c.bytes}),
+                )
+            })
+            .collect();
+        out["sources"] = json!({
+            "prefixes": p.entries().len(),
+            "load_ms": p.load_ms(),
+            "tags": tags,
+        });
+    }
     for f in &s.faces {
         out[f.section()] = f.json();
     }

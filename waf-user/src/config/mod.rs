@@ -102,6 +102,8 @@ pub struct Config {
     pub fleet: Option<FleetConfig>,
     /// Sizes of the XDP program's CIDR tries.
     pub capacity: Capacity,
+    /// Source policies: countries, networks, cloud ranges, bogons.
+    pub sources: crate::sources::SourcesConfig,
 }
 
 impl Default for Config {
@@ -123,6 +125,7 @@ impl Default for Config {
             mirror: MirrorConfig::default(),
             fleet: None,
             capacity: Capacity::default(),
+            sources: Default::default(),
         }
     }
 }
@@ -188,6 +191,7 @@ impl Config {
             f.validate()?;
         }
         self.capacity.validate()?;
+        self.sources.validate()?;
         Ok(())
     }
 
@@ -207,9 +211,18 @@ impl Config {
         self.blocklist.items("blocklist")
     }
 
-    /// What the firewall core is configured with.
+    /// What the firewall core is configured with: this reads the source
+    /// policies' files (`[sources]`).
     pub fn firewall(&self) -> Result<FirewallConfig, ConfigError> {
+        let sources = if self.sources.is_empty() {
+            None
+        } else {
+            Some(std::sync::Arc::new(crate::sources::SourcePolicy::load(
+                &self.sources,
+            )?))
+        };
         Ok(FirewallConfig {
+            sources,
             policy: self.ban_policy.clone(),
             settings: self.settings()?,
             allow: self.allow_items()?,

@@ -141,6 +141,8 @@ impl Capacity {
             ("capacity.blocklist_v6", self.blocklist_v6),
             ("capacity.prefix_bans", self.prefix_bans),
             ("capacity.prefix_bans_v6", self.prefix_bans_v6),
+            ("capacity.sources", self.sources),
+            ("capacity.sources_v6", self.sources_v6),
             ("capacity.bans", self.bans),
             ("capacity.rate_sources", self.rate_sources),
         ] {

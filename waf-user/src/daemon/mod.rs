@@ -256,12 +256,23 @@ fn start_proxy(
     faces: &mut Vec<Arc<dyn Telemetry>>,
     listener: std::net::TcpListener,
 ) -> Result<tokio::task::JoinHandle<()>> {
-    let proxy = Arc::new(Proxy::new(
-        &cfg.proxy,
-        engine.clone(),
-        handle.strikes(),
-        cfg.ban_policy.ipv6_prefix,
-    )?);
+    // The access log names each client's country and ASN from the source
+    // policies' databases in force (none configured: nothing).
+    let view = handle.clone();
+    let proxy = Arc::new(
+        Proxy::new(
+            &cfg.proxy,
+            engine.clone(),
+            handle.strikes(),
+            cfg.ban_policy.ipv6_prefix,
+        )?
+        .with_geo(Arc::new(move |ip| {
+            view.view()
+                .sources
+                .as_ref()
+                .map_or((None, None), |p| p.geo(ip))
+        })),
+    );
     faces.push(proxy.clone());
     let l = tokio::net::TcpListener::from_std(listener)?;
     tracing::info!(listen = ?cfg.proxy.listen, "proxy serving");
@@ -272,11 +283,26 @@ async fn wait_for_signals(handle: &Handle, opts: &RunOptions, state: &ApiState) 
     let mut term = signal(SignalKind::terminate())?;
     let mut hup = signal(SignalKind::hangup())?;
     let mut stats_tick = tokio::time::interval(Duration::from_secs(opts.stats_interval.max(1)));
+    // The source policies' files are watched: a changed file reloads the
+    // config as SIGHUP does (once per change: a broken file is not retried
+    // until it changes again).
+    let mut files_tick = tokio::time::interval(Duration::from_secs(2));
+    let mut tried = None;
     loop {
         tokio::select! {
             _ = term.recv() => return Ok(()),
             _ = tokio::signal::ctrl_c() => return Ok(()),
             _ = hup.recv() => reload(handle, opts).await,
+            _ = files_tick.tick() => {
+                if let Some(p) = handle.view().sources.clone() {
+                    let now = p.current_stamps();
+                    if now != p.loaded_stamps() && tried.as_ref() != Some(&now) {
+                        tracing::info!("a source-policy file changed: reloading");
+                        tried = Some(now);
+                        reload(handle, opts).await;
+                    }
+                }
+            }
             _ = stats_tick.tick(), if opts.stats_interval > 0 => {
                 if let Ok(c) = state.counters.read() {
                     print_counters(&c);

@@ -10,7 +10,7 @@ use std::{
 use aya::{Ebpf, EbpfLoader, maps::MapData, programs::Xdp};
 use waf_common::{
     ABI_VERSION, BanBucketV4, BanBucketV6, BanEntry, Counter, ListEntry, PROGRAM_NAME, RateSetV4,
-    RateSetV6, XdpConfig, counter, filter, map_names, prefix6,
+    RateSetV6, SourceEntry, XdpConfig, counter, filter, map_names, prefix6,
 };
 
 use super::{
@@ -61,6 +61,11 @@ pub struct Capacity {
     /// IPv6 prefix bans (of another length than `[ban_policy]
     /// ipv6_prefix`; bans of that length are exact bans).
     pub prefix_bans_v6: u32,
+    /// IPv4 source-policy prefixes (`[sources]`: countries, networks,
+    /// cloud ranges, bogons, compiled into disjoint prefixes).
+    pub sources: u32,
+    /// IPv6 source-policy prefixes.
+    pub sources_v6: u32,
     /// Exact bans per family the bucket arrays are sized for (twice as many
     /// slots); the bans of a full bucket go to the overflow hash (room for
     /// as many again), which costs a lookup for every packet whose bucket
@@ -81,6 +86,8 @@ impl Default for Capacity {
             blocklist_v6: waf_common::V6_LIST_CAPACITY,
             prefix_bans: waf_common::PBAN_CAPACITY,
             prefix_bans_v6: waf_common::V6_LIST_CAPACITY,
+            sources: waf_common::SOURCE_CAPACITY,
+            sources_v6: waf_common::SOURCE_V6_CAPACITY,
             bans: waf_common::BANS_CAPACITY,
             rate_sources: waf_common::RATE_SOURCES,
         }
@@ -101,6 +108,8 @@ impl Capacity {
             n::BLOCK_V6 => self.blocklist_v6,
             n::PBAN_V4 => self.prefix_bans,
             n::PBAN_V6 => self.prefix_bans_v6,
+            n::SRC_V4 => self.sources,
+            n::SRC_V6 => self.sources_v6,
             _ => return None,
         })
     }
@@ -139,6 +148,7 @@ impl Capacity {
             n::ALLOW_T6 => self.allowlist_v6,
             n::BLOCK_T6 => self.blocklist_v6,
             n::PBAN_T6 => self.prefix_bans_v6,
+            n::SRC_T6 => self.sources_v6,
             _ => return None,
         };
         Some(prefix6::table_buckets(capacity))
@@ -236,8 +246,14 @@ fn expected_layout(name: &str, capacity: &Capacity) -> Option<(u32, u32, u32)> {
         map_names::PBAN_V4 => (lpm(4), sz(size_of::<BanEntry>()), cap(name)),
         map_names::PBAN_V6 => (lpm(16), sz(size_of::<BanEntry>()), cap(name)),
         map_names::LISTS_F16 => (4, 8, filter::F16_WORDS),
-        map_names::ALLOW_F24 | map_names::BLOCK_F24 => (4, 8, filter::F24_WORDS),
-        map_names::ALLOW_T6 | map_names::BLOCK_T6 | map_names::PBAN_T6 => (
+        map_names::SRC_V4 => (lpm(4), sz(size_of::<SourceEntry>()), cap(name)),
+        map_names::SRC_V6 => (lpm(16), sz(size_of::<SourceEntry>()), cap(name)),
+        map_names::SRC_COUNTS => (4, sz(size_of::<Counter>()), waf_common::SOURCE_TAGS),
+        map_names::SRC_IFACES => (4, 4, 64),
+        map_names::ALLOW_F24 | map_names::BLOCK_F24 | map_names::SRC_F24 | map_names::SRC_D24 => {
+            (4, 8, filter::F24_WORDS)
+        }
+        map_names::ALLOW_T6 | map_names::BLOCK_T6 | map_names::PBAN_T6 | map_names::SRC_T6 => (
             4,
             sz(size_of::<prefix6::PrefixBucketV6>()),
             capacity.table_of(name).unwrap_or(0),

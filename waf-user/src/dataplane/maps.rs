@@ -11,7 +11,7 @@ use aya::{
 use ipnet::{IpNet, Ipv6Net};
 use waf_common::{
     BanBucketV4, BanBucketV6, BanEntry, Counter, ListEntry, RateSetV4, RateSetV6, RateState,
-    XdpConfig, counter, filter, map_names, prefix6,
+    SourceEntry, XdpConfig, counter, filter, map_names, prefix6,
 };
 
 use super::{
@@ -35,6 +35,12 @@ pub struct Maps {
     pub block: CidrSet<ListEntry>,
     /// Prefix bans (expiry in the value).
     pub prefix_bans: CidrSet<BanEntry>,
+    /// Source policies (disjoint prefixes; tag and flags in the value).
+    pub sources: CidrSet<SourceEntry>,
+    /// Per-CPU counters per source-policy tag.
+    pub source_counts: PerCpuArray<MapData, Counter>,
+    /// The interfaces (ifindex) on which bogons are dropped.
+    pub bogon_ifaces: aya::maps::HashMap<MapData, u32, u32>,
     /// Exact-address bans.
     pub bans: HostBans,
     /// Per-source rate state, IPv4.
@@ -75,7 +81,7 @@ impl Maps {
     /// Takes every map of the firewall out of the loaded object.
     pub(super) fn from_ebpf(ebpf: &mut Ebpf, capacity: &super::Capacity) -> Result<Self> {
         use map_names as n;
-        // The three sets share the /16 flag array, a nibble each.
+        // The four sets share the /16 flag array, a nibble each.
         let f16 = std::sync::Arc::new(mapped(ebpf, n::LISTS_F16, filter::F16_WORDS)?);
         // And the IPv6 tables their masks and plans.
         let shared = Shared {
@@ -93,6 +99,7 @@ impl Maps {
         let t_allow = table(filter::SET_ALLOW, n::ALLOW_T6, capacity.allowlist_v6)?;
         let t_block = table(filter::SET_BLOCK, n::BLOCK_T6, capacity.blocklist_v6)?;
         let t_pban = table(filter::SET_PBAN, n::PBAN_T6, capacity.prefix_bans_v6)?;
+        let t_src = table(filter::SET_SOURCE, n::SRC_T6, capacity.sources_v6)?;
         let allow = CidrSet::new(
             [n::ALLOW_V4, n::ALLOW_V6],
             [capacity.allowlist, capacity.allowlist_v6],
@@ -102,6 +109,7 @@ impl Maps {
             t_allow,
             Kind::Membership {
                 f24: mapped(ebpf, n::ALLOW_F24, filter::F24_WORDS)?,
+                d24: None,
             },
         )?;
         let block = CidrSet::new(
@@ -113,6 +121,7 @@ impl Maps {
             t_block,
             Kind::Membership {
                 f24: mapped(ebpf, n::BLOCK_F24, filter::F24_WORDS)?,
+                d24: None,
             },
         )?;
         let prefix_bans = CidrSet::new(
@@ -120,9 +129,23 @@ impl Maps {
             [capacity.prefix_bans, capacity.prefix_bans_v6],
             take(ebpf, n::PBAN_V4)?,
             take(ebpf, n::PBAN_V6)?,
-            (f16, filter::SET_PBAN),
+            (f16.clone(), filter::SET_PBAN),
             t_pban,
             Kind::Prefilter,
+        )?;
+        let sources = CidrSet::new(
+            [n::SRC_V4, n::SRC_V6],
+            [capacity.sources, capacity.sources_v6],
+            take(ebpf, n::SRC_V4)?,
+            take(ebpf, n::SRC_V6)?,
+            (f16, filter::SET_SOURCE),
+            t_src,
+            // A country database has many ranges longer than /24: only the
+            // addresses of the /24s that hold them walk the trie.
+            Kind::Membership {
+                f24: mapped(ebpf, n::SRC_F24, filter::F24_WORDS)?,
+                d24: Some(Box::new(mapped(ebpf, n::SRC_D24, filter::F24_WORDS)?)),
+            },
         )?;
         let bans = HostBans {
             v4: BanTable::new(
@@ -149,6 +172,9 @@ impl Maps {
             allow,
             block,
             prefix_bans,
+            sources,
+            source_counts: take(ebpf, n::SRC_COUNTS)?,
+            bogon_ifaces: take(ebpf, n::SRC_IFACES)?,
             bans,
             rate_v4: take(ebpf, n::RATE_V4)?,
             rate_v6: take(ebpf, n::RATE_V6)?,
@@ -283,28 +309,14 @@ impl Maps {
         sum_counters(&self.counters)
     }
 
-    /// A read-only handle on the counters for readers outside the owner (a
-    /// second descriptor of the same map; it offers no write).
+    /// A read-only handle on the counters (verdicts and source-policy
+    /// tags) for readers outside the owner (second descriptors of the same
+    /// maps; it offers no write).
     pub fn counters_reader(&self) -> Result<CountersReader> {
-        use aya::maps::IterableMap as _;
-        use std::os::fd::AsFd as _;
-        let err = |source| DataplaneError::Map {
-            name: map_names::COUNTERS,
-            source,
-        };
-        let fd = self
-            .counters
-            .map()
-            .fd()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| DataplaneError::Io {
-                path: PathBuf::from(map_names::COUNTERS),
-                source: e,
-            })?;
-        let data = MapData::from_fd(fd).map_err(err)?;
-        let map = PerCpuArray::try_from(Map::PerCpuArray(data)).map_err(err)?;
-        Ok(CountersReader { map })
+        Ok(CountersReader {
+            map: reopen(&self.counters, map_names::COUNTERS)?,
+            sources: reopen(&self.source_counts, map_names::SRC_COUNTS)?,
+        })
     }
 
     /// Adds a ban on `net`: an exact ban ([`Maps::is_exact`]) or a prefix
@@ -364,15 +376,32 @@ impl Maps {
     }
 }
 
+impl Maps {
+    /// The counters of every source-policy tag summed over CPUs, indexed by
+    /// tag (`waf_common::SOURCE_TAGS` of them).
+    pub fn source_counters(&self) -> Result<Vec<Counter>> {
+        sum_per_cpu(
+            &self.source_counts,
+            waf_common::SOURCE_TAGS,
+            map_names::SRC_COUNTS,
+        )
+    }
+}
+
 fn sum_counters(map: &PerCpuArray<MapData, Counter>) -> Result<Vec<Counter>> {
-    let mut out = vec![Counter::default(); counter::COUNT as usize];
+    sum_per_cpu(map, counter::COUNT, map_names::COUNTERS)
+}
+
+fn sum_per_cpu(
+    map: &PerCpuArray<MapData, Counter>,
+    len: u32,
+    name: &'static str,
+) -> Result<Vec<Counter>> {
+    let mut out = vec![Counter::default(); len as usize];
     for (i, slot) in out.iter_mut().enumerate() {
         let per_cpu = map
             .get(&(i as u32), 0)
-            .map_err(|source| DataplaneError::Map {
-                name: map_names::COUNTERS,
-                source,
-            })?;
+            .map_err(|source| DataplaneError::Map { name, source })?;
         for c in per_cpu.iter() {
             slot.packets += c.packets;
             slot.bytes += c.bytes;
@@ -381,15 +410,43 @@ fn sum_counters(map: &PerCpuArray<MapData, Counter>) -> Result<Vec<Counter>> {
     Ok(out)
 }
 
-/// The kernel's verdict counters, read-only: what the API and metrics read
-/// without going through the firewall's owner.
+/// A second descriptor of per-CPU counter array `name`.
+fn reopen(
+    map: &PerCpuArray<MapData, Counter>,
+    name: &'static str,
+) -> Result<PerCpuArray<MapData, Counter>> {
+    use aya::maps::IterableMap as _;
+    use std::os::fd::AsFd as _;
+    let err = |source| DataplaneError::Map { name, source };
+    let fd = map
+        .map()
+        .fd()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| DataplaneError::Io {
+            path: PathBuf::from(name),
+            source: e,
+        })?;
+    let data = MapData::from_fd(fd).map_err(err)?;
+    PerCpuArray::try_from(Map::PerCpuArray(data)).map_err(err)
+}
+
+/// The kernel's verdict and source-policy counters, read-only: what the
+/// API and metrics read without going through the firewall's owner.
 pub struct CountersReader {
     map: PerCpuArray<MapData, Counter>,
+    sources: PerCpuArray<MapData, Counter>,
 }
 
 impl CountersReader {
     /// Every counter summed over CPUs, indexed like [`waf_common::counter`].
     pub fn read(&self) -> Result<Vec<Counter>> {
         sum_counters(&self.map)
+    }
+
+    /// The first `n` source-policy tags' counters summed over CPUs.
+    pub fn read_sources(&self, n: usize) -> Result<Vec<Counter>> {
+        let n = n.min(waf_common::SOURCE_TAGS as usize) as u32;
+        sum_per_cpu(&self.sources, n, map_names::SRC_COUNTS)
     }
 }

@@ -40,6 +40,7 @@ enum Bitmap {
     Mid16,
     Deep16,
     Full24,
+    Deep24,
 }
 
 /// What the kernel decides from the bitmaps of a set.
@@ -49,9 +50,24 @@ pub enum Kind {
     Membership {
         /// The /24 bitmap.
         f24: MmapArray<u64>,
+        /// The /24s holding entries longer than /24, if the set keeps them
+        /// (then only those addresses walk the trie).
+        d24: Option<Box<MmapArray<u64>>>,
     },
     /// Prefilter only (prefix bans: the trie's value carries the expiry).
     Prefilter,
+}
+
+/// What [`CidrSet::replace`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Replaced {
+    /// Entries written (new or changed).
+    pub written: usize,
+    /// Entries removed.
+    pub removed: usize,
+    /// The stale entries left before the new ones came (the tries could
+    /// not hold both).
+    pub gap: bool,
 }
 
 /// One CIDR set: tries, bitmaps, and a mirror of the entries.
@@ -72,6 +88,9 @@ pub struct CidrSet<V: TrieValue> {
     /// Entries by family (0: IPv4, 1: IPv6) and prefix length, so the walk
     /// over the entries covering a prefix asks only the lengths in use.
     lens: [[u32; 129]; 2],
+    /// Inside [`CidrSet::replace`]: the IPv6 table is rebuilt once at the
+    /// end instead of placed entry by entry.
+    bulk: bool,
 }
 
 /// The index of `net`'s family in [`CidrSet::lens`].
@@ -90,8 +109,9 @@ fn key_v6(net: Ipv6Net) -> Key<[u8; 16]> {
     Key::new(net.prefix_len() as u32, net.network().octets())
 }
 
-/// The bits `net` needs, as (bitmap, first bit, count).
-fn bits_of(net: IpNet, membership: bool) -> Vec<(Bitmap, u32, u32)> {
+/// The bits `net` needs, as (bitmap, first bit, count); `deep24`: the set
+/// keeps a bitmap of the /24s holding longer entries.
+fn bits_of(net: IpNet, membership: bool, deep24: bool) -> Vec<(Bitmap, u32, u32)> {
     match net {
         IpNet::V4(n) => {
             let host = u32::from(n.network());
@@ -102,6 +122,11 @@ fn bits_of(net: IpNet, membership: bool) -> Vec<(Bitmap, u32, u32)> {
                 vec![
                     (Bitmap::Mid16, host >> 16, 1),
                     (Bitmap::Full24, host >> 8, 1 << (24 - p)),
+                ]
+            } else if deep24 && membership {
+                vec![
+                    (Bitmap::Deep16, host >> 16, 1),
+                    (Bitmap::Deep24, host >> 8, 1),
                 ]
             } else {
                 vec![(Bitmap::Deep16, host >> 16, 1)]
@@ -180,6 +205,7 @@ impl<V: TrieValue> CidrSet<V> {
             refs: HashMap::new(),
             entries: BTreeMap::new(),
             lens: [[0; 129]; 2],
+            bulk: false,
         };
         set.rebuild()?;
         Ok(set)
@@ -189,6 +215,14 @@ impl<V: TrieValue> CidrSet<V> {
         matches!(self.kind, Kind::Membership { .. })
     }
 
+    fn deep24(&self) -> bool {
+        matches!(self.kind, Kind::Membership { d24: Some(_), .. })
+    }
+
+    fn bits(&self, net: IpNet) -> Vec<(Bitmap, u32, u32)> {
+        bits_of(net, self.membership(), self.deep24())
+    }
+
     /// The array a bit lives in, and its bit index there.
     fn place(&self, b: Bitmap, bit: u32) -> (&MmapArray<u64>, u32) {
         let nibble = bit * filter::F16_BITS_PER + self.slot * filter::SET_BITS;
@@ -196,13 +230,16 @@ impl<V: TrieValue> CidrSet<V> {
             (Bitmap::Full16, _) => (&self.f16, nibble),
             (Bitmap::Mid16, _) => (&self.f16, nibble + 1),
             (Bitmap::Deep16, _) => (&self.f16, nibble + 2),
-            (Bitmap::Full24, Kind::Membership { f24 }) => (f24, bit),
-            (Bitmap::Full24, Kind::Prefilter) => unreachable!("prefilter sets have no /24 bitmap"),
+            (Bitmap::Full24, Kind::Membership { f24, .. }) => (f24, bit),
+            (Bitmap::Deep24, Kind::Membership { d24: Some(d), .. }) => (d, bit),
+            (Bitmap::Full24 | Bitmap::Deep24, _) => {
+                unreachable!("bits_of names only the bitmaps a set has")
+            }
         }
     }
 
     fn hold(&mut self, net: IpNet) {
-        for (b, first, n) in bits_of(net, self.membership()) {
+        for (b, first, n) in self.bits(net) {
             for bit in first..first + n {
                 let r = self.refs.entry((b, bit)).or_insert(0);
                 *r += 1;
@@ -215,7 +252,7 @@ impl<V: TrieValue> CidrSet<V> {
     }
 
     fn release(&mut self, net: IpNet) {
-        for (b, first, n) in bits_of(net, self.membership()) {
+        for (b, first, n) in self.bits(net) {
             for bit in first..first + n {
                 let gone = match self.refs.get_mut(&(b, bit)) {
                     Some(r) => {
@@ -251,16 +288,24 @@ impl<V: TrieValue> CidrSet<V> {
                 0
             }
         ];
+        let mut wantd24 = vec![
+            0u64;
+            if self.deep24() {
+                filter::F24_WORDS as usize
+            } else {
+                0
+            }
+        ];
         let nets: Vec<IpNet> = self.entries.keys().copied().collect();
         for net in nets {
-            for (b, first, n) in bits_of(net, membership) {
+            for (b, first, n) in self.bits(net) {
                 for bit in first..first + n {
                     *self.refs.entry((b, bit)).or_insert(0) += 1;
-                    let (arr, at) = self.place(b, bit);
-                    let want = if std::ptr::eq(arr, &*self.f16) {
-                        &mut want16
-                    } else {
-                        &mut want24
+                    let (_, at) = self.place(b, bit);
+                    let want = match b {
+                        Bitmap::Full24 => &mut want24,
+                        Bitmap::Deep24 => &mut wantd24,
+                        _ => &mut want16,
                     };
                     want[(at >> 6) as usize] |= 1 << (at & 63);
                 }
@@ -273,10 +318,14 @@ impl<V: TrieValue> CidrSet<V> {
                 self.f16.replace_bits(i, mine, *v);
             }
         }
-        if let Kind::Membership { f24 } = &self.kind {
-            for (i, v) in want24.iter().enumerate() {
-                if f24.load(i) != *v {
-                    f24.store(i, *v);
+        if let Kind::Membership { f24, d24 } = &self.kind {
+            for (arr, want) in
+                std::iter::once((f24, &want24)).chain(d24.as_deref().map(|d| (d, &wantd24)))
+            {
+                for (i, v) in want.iter().enumerate() {
+                    if arr.load(i) != *v {
+                        arr.store(i, *v);
+                    }
                 }
             }
         }
@@ -302,6 +351,9 @@ impl<V: TrieValue> CidrSet<V> {
     /// Writes (or rewrites) IPv6 entry `n` into the table; a new entry the
     /// plan cannot place re-plans the table when that places it better.
     fn place_v6(&mut self, n: Ipv6Net, new: bool) {
+        if self.bulk {
+            return;
+        }
         let Self {
             entries, lens, t6, ..
         } = self;
@@ -427,7 +479,9 @@ impl<V: TrieValue> CidrSet<V> {
         if self.entries.remove(&net).is_some() {
             self.lens[family(&net)][usize::from(net.prefix_len())] -= 1;
             self.release(net);
-            if let IpNet::V6(n) = net {
+            if let IpNet::V6(n) = net
+                && !self.bulk
+            {
                 let Self {
                     entries, lens, t6, ..
                 } = self;
@@ -477,6 +531,84 @@ impl<V: TrieValue> CidrSet<V> {
     /// What the IPv6 table holds.
     pub fn v6_table(&self) -> super::table6::Usage {
         self.t6.usage()
+    }
+
+    /// Makes the set hold exactly `want` (later duplicates win), writing
+    /// only what differs: the new and changed entries go in before the
+    /// stale ones leave, so at every moment an address has its old value
+    /// or its new one, never neither; only when the tries cannot hold both
+    /// at once do the stale entries leave first ([`Replaced::gap`]).
+    /// Refused, with nothing changed, when `want` alone does not fit.
+    pub fn replace(&mut self, want: &[(IpNet, V)]) -> Result<Replaced, DataplaneError> {
+        let want: BTreeMap<IpNet, V> = want.iter().map(|(n, v)| (n.trunc(), *v)).collect();
+        let count = |it: &mut dyn Iterator<Item = &IpNet>| {
+            it.fold([0usize; 2], |mut c, n| {
+                c[family(n)] += 1;
+                c
+            })
+        };
+        let new = count(&mut want.keys());
+        for ((n, name), cap) in new.iter().zip(self.names).zip(self.capacity) {
+            if *n > cap as usize {
+                return Err(DataplaneError::Invalid(format!(
+                    "{n} entries for {name}, which holds {cap}"
+                )));
+            }
+        }
+        let stale: Vec<IpNet> = self
+            .entries
+            .keys()
+            .filter(|n| !want.contains_key(n))
+            .copied()
+            .collect();
+        let added = count(&mut want.keys().filter(|n| !self.entries.contains_key(n)));
+        let old = count(&mut self.entries.keys());
+        let gap = (0..2).any(|f| old[f] + added[f] > self.capacity[f] as usize);
+        // The IPv6 table is rebuilt once at the end (placing entries one by
+        // one re-plans it as the lengths in use change): meanwhile it
+        // answers with the old entries, the tries with old and new, and
+        // while it is rebuilt the program asks the tries.
+        self.bulk = true;
+        let r = self.replace_entries(&want, &stale, gap);
+        self.bulk = false;
+        let v6 = want.keys().chain(&stale).any(|n| matches!(n, IpNet::V6(_)));
+        if v6 {
+            self.rebuild_v6();
+        }
+        let written = r?;
+        Ok(Replaced {
+            written,
+            removed: stale.len(),
+            gap,
+        })
+    }
+
+    /// [`CidrSet::replace`]'s writes: the entries that differ, and the
+    /// stale ones out (first when `gap`); the number written.
+    fn replace_entries(
+        &mut self,
+        want: &BTreeMap<IpNet, V>,
+        stale: &[IpNet],
+        gap: bool,
+    ) -> Result<usize, DataplaneError> {
+        if gap {
+            for n in stale {
+                self.remove(*n)?;
+            }
+        }
+        let mut written = 0;
+        for (n, v) in want {
+            if self.entries.get(n) != Some(v) {
+                self.insert(*n, *v)?;
+                written += 1;
+            }
+        }
+        if !gap {
+            for n in stale {
+                self.remove(*n)?;
+            }
+        }
+        Ok(written)
     }
 
     /// Rereads the tries (another writer changed them) and rebuilds the

@@ -12,7 +12,7 @@
 //! (`CidrSet::insert`, `remove`), and callers only ever see the values they
 //! wrote. The allow and block lists are membership: nothing to carry.
 
-use waf_common::{BanEntry, ListEntry};
+use waf_common::{BanEntry, ListEntry, SourceEntry};
 
 /// A value of a CIDR set's tries.
 pub trait TrieValue: aya::Pod + PartialEq {
@@ -36,6 +36,18 @@ impl TrieValue for ListEntry {
     }
     fn slot(&self) -> u64 {
         0
+    }
+}
+
+/// Source policies: disjoint prefixes (userspace compiles them so), each
+/// its own tag and flags; the table keeps both.
+impl TrieValue for SourceEntry {
+    const INHERITS: bool = false;
+    fn under(self, _outer: &Self) -> Self {
+        self
+    }
+    fn slot(&self) -> u64 {
+        self.to_slot()
     }
 }
 

@@ -75,6 +75,8 @@ pub struct Firewall {
     pub(super) config_views: [ConfigEntries; 2],
     /// Verdict-to-kernel times of bans made from strikes, taken by the owner.
     pub(super) latencies: Vec<Duration>,
+    /// The source policies in force.
+    pub(super) sources: Option<std::sync::Arc<crate::sources::SourcePolicy>>,
 }
 
 /// Now in Unix seconds, as the journal keeps times.
@@ -354,9 +356,16 @@ impl Firewall {
                 reason = %ban.meta.reason, offence, duration = %shown, replaced, "ban from the fleet"
             );
         } else {
+            // Where the databases place it, when source policies have them.
+            let (country, asn) = self
+                .sources
+                .as_ref()
+                .map_or((None, None), |p| p.geo(net.network()));
+            let country = country.map(|c| String::from_utf8_lossy(&c).into_owned());
             tracing::warn!(
                 net = %net, source = source.as_str(), origin = ban.meta.origin.name().as_deref(),
-                reason = %ban.meta.reason, offence, duration = %shown, replaced, "ban"
+                reason = %ban.meta.reason, offence, duration = %shown, replaced,
+                country = country.as_deref(), asn, "ban"
             );
         }
         Ok(ban)

@@ -34,6 +34,11 @@ pub enum FirewallError {
          connection; allowlist your management addresses first (or force it)"
     )]
     LockoutRisk,
+    /// Allow-only countries with an empty allowlist could lock everyone out.
+    #[error(
+        "the allowlist is empty: sources.allow_countries drops every country it does not list,          perhaps your own; allowlist your management addresses first"
+    )]
+    AllowOnlyLockout,
     /// A ban wider than the policy allows without force.
     #[error(
         "{net} is wider than ban_policy.max_prefix_v4/v6 allow (/{max}): a ban that wide \

@@ -117,6 +117,7 @@ impl Firewall {
         self.rebuild_protect();
         self.refresh_config_views();
         self.sync_lists()?;
+        self.set_sources(cfg.sources)?;
         let allow: Vec<IpNet> = self.config_allow.keys().copied().collect();
         for a in allow {
             self.lift_covered(&a);

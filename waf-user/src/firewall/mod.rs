@@ -7,6 +7,8 @@
 //! - [`restore`](mod@restore): start-up: the journal's bans into the
 //!   kernel, kernel-only bans adopted.
 //! - [`lists`]: allow and block lists, modes, config reloads.
+//! - `sources`: the source policies' prefixes in the kernel.
+//! - [`lookup`](mod@lookup): what everything says of one address.
 //! - [`policy`]: strikes in a window, immediate bans, escalation, IPv6
 //!   aggregation, the widest prefix without force.
 //! - [`view`]: what readers see, published after every batch.
@@ -20,10 +22,12 @@ mod expiry;
 pub mod fleet;
 pub mod journal;
 pub mod lists;
+pub mod lookup;
 pub mod owner;
 pub mod policy;
 mod prefix;
 pub mod restore;
+mod sources;
 pub mod state;
 pub mod types;
 pub mod view;

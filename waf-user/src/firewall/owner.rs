@@ -92,6 +92,7 @@ enum Command {
     Import(Box<ImportOrder>, Reply<ImportReport>),
     Fleet(Vec<FleetOp>, Reply<Vec<Result<bool, FirewallError>>>),
     Flush(Reply<()>),
+    Rate(std::net::IpAddr, Reply<Option<waf_common::RateState>>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -257,6 +258,14 @@ impl Handle {
     /// Waits until everything sent before is in the kernel and durable.
     pub async fn flush(&self) -> Result<(), FirewallError> {
         self.ask(Command::Flush).await
+    }
+
+    /// The kernel's rate state for `addr`'s source key (IPv6: its prefix).
+    pub async fn rate_state(
+        &self,
+        addr: std::net::IpAddr,
+    ) -> Result<Option<waf_common::RateState>, FirewallError> {
+        self.ask(|r| Command::Rate(addr, r)).await
     }
 
     /// Stops the owner (after a last commit); returns once it has.
@@ -446,6 +455,7 @@ impl Owner {
                 acks.push(ack(r, Ok(out)));
             }
             Command::Flush(r) => acks.push(ack(r, Ok(()))),
+            Command::Rate(addr, r) => acks.push(ack(r, Ok(self.fw.rate_of(addr)))),
             Command::Stop(_) => {}
         }
     }
@@ -520,6 +530,7 @@ impl Owner {
             policy: self.fw.policy().clone(),
             generation: self.generation,
             uptime: self.started.elapsed(),
+            sources: self.fw.sources.clone(),
         };
         self.view.store(Arc::new(v));
     }

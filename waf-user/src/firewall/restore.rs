@@ -38,6 +38,8 @@ pub struct FirewallConfig {
     pub allow: Vec<ListItem>,
     /// Blocklist entries from the config.
     pub block: Vec<ListItem>,
+    /// Source policies, loaded and compiled (None: none configured).
+    pub sources: Option<std::sync::Arc<crate::sources::SourcePolicy>>,
 }
 
 /// What start-up found and did.
@@ -121,11 +123,13 @@ impl Firewall {
             counts: BanCounts::default(),
             config_views: Default::default(),
             latencies: Vec::new(),
+            sources: None,
         };
         fw.rebuild_protect();
         fw.refresh_config_views();
         fw.apply_settings()?;
         fw.sync_lists()?;
+        fw.set_sources(cfg.sources)?;
         let mut report = fw.restore_bans()?;
         report.adopted = fw.adopt_kernel_bans()?;
         fw.forget_old_history(unix_now());

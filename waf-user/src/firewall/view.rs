@@ -90,6 +90,9 @@ pub struct View {
     pub generation: u64,
     /// Time since the owner started.
     pub uptime: std::time::Duration,
+    /// The source policies in force (their tags name the kernel's
+    /// per-tag counters; lookups).
+    pub sources: Option<Arc<crate::sources::SourcePolicy>>,
 }
 
 impl View {

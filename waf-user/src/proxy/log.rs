@@ -28,10 +28,19 @@ pub struct Outcome {
     pub score: u32,
 }
 
+/// What the source policies' databases say of a client: its country
+/// (ISO code) and autonomous system, where a database is configured.
+pub type Geo = (Option<[u8; 2]>, Option<u32>);
+
+/// Looks a client up in the source policies' databases.
+pub type GeoLookup = Arc<dyn Fn(IpAddr) -> Geo + Send + Sync>;
+
 /// One request's line, before formatting.
 pub struct Entry<'a> {
     /// The client.
     pub remote: IpAddr,
+    /// Its country and ASN, if known.
+    pub geo: Geo,
     /// Method as sent.
     pub method: &'a str,
     /// Target as sent.
@@ -118,16 +127,34 @@ fn format_line(format: AccessLogFormat, e: &Entry<'_>) -> String {
     let q = |s: &str| s.escape_default().to_string();
     let remote = e.remote;
     let id = e.id;
+    let country = e.geo.0.map(|c| String::from_utf8_lossy(&c).into_owned());
+    // Appended to the text formats only when a database knows the client.
+    let geo = match (&country, e.geo.1) {
+        (None, None) => String::new(),
+        (c, a) => format!(
+            " country={} asn={}",
+            c.as_deref().unwrap_or("-"),
+            a.map_or("-".to_string(), |a| a.to_string())
+        ),
+    };
     match format {
-        AccessLogFormat::Json => serde_json::json!({
-            "time": now.to_string(), "remote": remote.to_string(), "method": e.method,
-            "target": e.target, "status": o.status, "verdict": o.verdict, "score": o.score,
-            "reason": o.reason, "user_agent": e.ua, "referer": e.referer, "request_id": id,
-            "ms": (ms * 1000.0).round() / 1000.0,
-        })
-        .to_string(),
+        AccessLogFormat::Json => {
+            let mut v = serde_json::json!({
+                "time": now.to_string(), "remote": remote.to_string(), "method": e.method,
+                "target": e.target, "status": o.status, "verdict": o.verdict, "score": o.score,
+                "reason": o.reason, "user_agent": e.ua, "referer": e.referer, "request_id": id,
+                "ms": (ms * 1000.0).round() / 1000.0,
+            });
+            if let Some(c) = country {
+                v["country"] = c.into();
+            }
+            if let Some(a) = e.geo.1 {
+                v["asn"] = a.into();
+            }
+            v.to_string()
+        }
         AccessLogFormat::Common => format!(
-            "{remote} - - [{now}] \"{} {} HTTP/1.1\" {} - verdict={} score={} reason=\"{}\" id={id}",
+            "{remote} - - [{now}] \"{} {} HTTP/1.1\" {} - verdict={} score={} reason=\"{}\" id={id}{geo}",
             q(e.method),
             q(e.target),
             o.status,
@@ -136,7 +163,7 @@ fn format_line(format: AccessLogFormat, e: &Entry<'_>) -> String {
             q(&o.reason)
         ),
         AccessLogFormat::Combined => format!(
-            "{remote} - - [{now}] \"{} {} HTTP/1.1\" {} - \"{}\" \"{}\" verdict={} score={} reason=\"{}\" id={id}",
+            "{remote} - - [{now}] \"{} {} HTTP/1.1\" {} - \"{}\" \"{}\" verdict={} score={} reason=\"{}\" id={id}{geo}",
             q(e.method),
             q(e.target),
             o.status,
@@ -163,6 +190,7 @@ mod tests {
         };
         let e = Entry {
             remote: "192.0.2.1".parse().unwrap(),
+            geo: (None, None),
             method: "GET",
             target: "/a\"b\r\n203.0.113.1 - - [now] \"GET / HTTP/1.1\" 200",
             ua: "ua\n",
@@ -178,6 +206,40 @@ mod tests {
         ] {
             let line = format_line(f, &e);
             assert!(!line.contains('\n') && !line.contains('\r'), "{line}");
+            assert!(!line.contains("country"), "no database, no country: {line}");
         }
+    }
+
+    #[test]
+    fn country_and_asn_are_logged_when_known() {
+        let o = Outcome {
+            status: 200,
+            verdict: "pass",
+            reason: String::new(),
+            score: 0,
+        };
+        let e = Entry {
+            remote: "192.0.2.1".parse().unwrap(),
+            geo: (Some(*b"DE"), Some(64500)),
+            method: "GET",
+            target: "/",
+            ua: "",
+            referer: "",
+            id: "1",
+            outcome: &o,
+            started: Instant::now(),
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(&format_line(AccessLogFormat::Json, &e)).unwrap();
+        assert_eq!(json["country"], "DE");
+        assert_eq!(json["asn"], 64500);
+        let line = format_line(AccessLogFormat::Combined, &e);
+        assert!(line.ends_with(" country=DE asn=64500"), "{line}");
+        let only_asn = Entry {
+            geo: (None, Some(7)),
+            ..e
+        };
+        let line = format_line(AccessLogFormat::Common, &only_asn);
+        assert!(line.ends_with(" country=- asn=7"), "{line}");
     }
 }

@@ -14,7 +14,7 @@ pub mod config;
 mod decide;
 mod forward;
 mod limiter;
-mod log;
+pub mod log;
 
 use std::{
     convert::Infallible,
@@ -100,6 +100,7 @@ pub struct Proxy {
     agents: Vec<String>,
     limiter: HttpLimiter,
     log: AccessLogger,
+    geo: Option<log::GeoLookup>,
     next_id: AtomicU64,
     /// Counters.
     pub stats: ProxyStats,
@@ -140,6 +141,7 @@ impl Proxy {
                 .collect(),
             limiter: HttpLimiter::new(&cfg.rate_limits),
             log,
+            geo: None,
             next_id: AtomicU64::new(
                 SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)
@@ -153,6 +155,13 @@ impl Proxy {
 
     fn request_id(&self) -> String {
         format!("{:016x}", self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Logs each client's country and ASN as `geo` gives them (the source
+    /// policies' databases).
+    pub fn with_geo(mut self, geo: log::GeoLookup) -> Self {
+        self.geo = Some(geo);
+        self
     }
 
     /// The source a client counts as (its /64 for IPv6, by default).
@@ -258,6 +267,7 @@ impl Proxy {
         let (resp, outcome) = self.decide(req, peer.ip(), client, &id).await;
         self.log.log(&Entry {
             remote: client.addr,
+            geo: self.geo.as_ref().map_or((None, None), |g| g(client.addr)),
             method: &method,
             target: &target,
             ua: &ua,
