@@ -165,6 +165,12 @@ fn countries_networks_cloud_ranges_and_bogons_are_dropped_at_xdp_and_counted() {
             >= 10,
         "{stats}"
     );
+    let out = d.cli(&["stats"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("source policies") && text.contains("asn:64500"),
+        "{text}"
+    );
     let (_, metrics) = d.api("GET", "/metrics", None);
     let text = metrics.as_str().map(str::to_string).unwrap_or_default();
     assert!(

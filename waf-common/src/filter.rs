@@ -42,3 +42,39 @@ pub const fn set_flags(flags16: u64, set: u32) -> u64 {
 pub const F16_WORDS: u32 = 65536 * F16_BITS_PER / 64;
 /// Words of the IPv4 /24 bitmap (2^24 bits).
 pub const F24_WORDS: u32 = 1 << 18;
+
+/// Slots of the source-policy set's deep /24 table: for each /24 that holds
+/// prefixes longer than /24 (up to this many, in address order), which of
+/// its 256 addresses they cover, so that the program answers without the
+/// trie. /24s past it are answered by the trie.
+pub const DEEP24_SLOTS: u32 = 1 << 16;
+/// The deep /24 table answers.
+pub const DEEP_READY: u64 = 0;
+/// The deep /24 table is being rewritten: ask the trie.
+pub const DEEP_REBUILDING: u64 = 1;
+
+/// Set bits of `x` (the program has no popcount instruction).
+#[inline(always)]
+pub const fn popcount(x: u64) -> u64 {
+    let x = x - ((x >> 1) & 0x5555_5555_5555_5555);
+    let x = (x & 0x3333_3333_3333_3333) + ((x >> 2) & 0x3333_3333_3333_3333);
+    let x = (x + (x >> 4)) & 0x0f0f_0f0f_0f0f_0f0f;
+    x.wrapping_mul(0x0101_0101_0101_0101) >> 56
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn popcount_counts_bits() {
+        for x in [
+            0u64,
+            1,
+            3,
+            u64::MAX,
+            0x8000_0000_0000_0001,
+            0xdead_beef_1234_5678,
+        ] {
+            assert_eq!(super::popcount(x), u64::from(x.count_ones()), "{x:#x}");
+        }
+    }
+}

@@ -394,8 +394,27 @@ pub fn stats(a: &ApiArgs) -> Result<()> {
             })
             .unwrap_or_default();
         rows.sort_by(|x, y| x[0].cmp(&y[0]));
+        // Source policies: what each tag dropped (or would have), most first.
+        let mut tags: Vec<Vec<String>> = v["sources"]["tags"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, c)| vec![k.clone(), s(c, "policy"), s(c, "packets"), s(c, "bytes")])
+                    .collect()
+            })
+            .unwrap_or_default();
+        tags.sort_by_key(|r| std::cmp::Reverse(r[2].parse::<u64>().unwrap_or(0)));
+        let sources = if v["sources"].is_null() {
+            String::new()
+        } else {
+            format!(
+                "\n\nsource policies: {} prefixes\n{}",
+                s(&v["sources"], "prefixes"),
+                table(&["TAG", "POLICY", "PACKETS", "BYTES"], tags)
+            )
+        };
         format!(
-            "{}\n\nbans: {} (ipv6 {}, prefixes {})   mode: monitor={} emergency={}   uptime: {}",
+            "{}{sources}\n\nbans: {} (ipv6 {}, prefixes {})   mode: monitor={} emergency={}   uptime: {}",
             table(&["COUNTER", "PACKETS", "BYTES"], rows),
             s(&v["bans"], "total"),
             s(&v["bans"], "ipv6"),

@@ -88,9 +88,17 @@ static WAF_SRC_V6: LpmTrie<[u8; 16], SourceEntry> =
     LpmTrie::with_max_entries(SOURCE_V6_CAPACITY, BPF_F_NO_PREALLOC);
 #[map]
 static WAF_SRC_F24: Array<u64> = Array::with_max_entries(filter::F24_WORDS, BPF_F_MMAPABLE);
-/// The /24s holding source-policy prefixes longer than /24.
+/// The /24s holding source-policy prefixes longer than /24, the slots of
+/// their words, the addresses they cover, and whether all that is whole.
 #[map]
 static WAF_SRC_D24: Array<u64> = Array::with_max_entries(filter::F24_WORDS, BPF_F_MMAPABLE);
+#[map]
+static WAF_SRC_RANK: Array<u64> = Array::with_max_entries(filter::F24_WORDS, BPF_F_MMAPABLE);
+#[map]
+static WAF_SRC_DEEP: Array<[u64; 4]> =
+    Array::with_max_entries(filter::DEEP24_SLOTS, BPF_F_MMAPABLE);
+#[map]
+static WAF_SRC_DMODE: Array<u64> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 #[map]
 static WAF_SRC_T6: Array<PrefixBucketV6> =
     Array::with_max_entries(prefix6::table_buckets(SOURCE_V6_CAPACITY), BPF_F_MMAPABLE);
@@ -245,6 +253,39 @@ fn in_set_v4(addr: u32, flags: u64, f24: &Array<u64>, trie: &LpmTrie<u32, ListEn
         return true;
     }
     flags & filter::DEEP != 0 && trie.get(Key::new(32, addr)).is_some()
+}
+
+/// True when the deep /24 table says no prefix longer than /24 covers
+/// address `low` of /24 `t24`; false when one does or only the trie can
+/// tell (the table is being rewritten, or the /24 is past its slots).
+#[inline(always)]
+fn deep_misses(t24: u32, low: u32) -> bool {
+    let Some(mode) = WAF_SRC_DMODE.get(0) else {
+        return false;
+    };
+    // SAFETY: a plain read of a word userspace writes first and last.
+    if unsafe { core::ptr::read_volatile(mode) } != filter::DEEP_READY {
+        return false;
+    }
+    let (w, b) = (t24 >> 6, t24 & 63);
+    let Some(word) = WAF_SRC_D24.get(w) else {
+        return false;
+    };
+    let word = *word;
+    if (word >> b) & 1 == 0 {
+        return true;
+    }
+    let Some(rank) = WAF_SRC_RANK.get(w) else {
+        return false;
+    };
+    let slot = *rank + filter::popcount(word & ((1u64 << b) - 1));
+    if slot >= filter::DEEP24_SLOTS as u64 {
+        return false;
+    }
+    let Some(bits) = WAF_SRC_DEEP.get(slot as u32) else {
+        return false;
+    };
+    (bits[((low >> 6) & 3) as usize] >> (low & 63)) & 1 == 0
 }
 
 /// What an IPv6 set's table says of an address.
@@ -494,18 +535,21 @@ impl Family for V4 {
         in_set_v4(*a, flags, &WAF_BLOCK_F24, &WAF_BLOCK_V4)
     }
 
-    /// The bitmaps say whether a policy covers the address (or, for the
-    /// /24s that hold longer prefixes, may); its trie gives the entry.
+    /// The bitmaps say whether a policy covers the address (the deep /24
+    /// table, for the /24s that hold longer prefixes); its trie gives the
+    /// entry, for the addresses a policy covers (or, where the tables
+    /// cannot tell, may).
     #[inline(always)]
     fn source_entry(a: &u32, lists: u64) -> Option<SourceEntry> {
         let flags = filter::set_flags(lists, filter::SET_SOURCE);
         if flags == 0 {
             return None;
         }
-        let t24 = u32::from_be(*a) >> 8;
+        let host = u32::from_be(*a);
+        let t24 = host >> 8;
         let covered = flags & filter::FULL != 0
             || (flags & filter::MID != 0 && bit(&WAF_SRC_F24, 0, t24))
-            || (flags & filter::DEEP != 0 && bit(&WAF_SRC_D24, 0, t24));
+            || (flags & filter::DEEP != 0 && !deep_misses(t24, host & 255));
         if !covered {
             return None;
         }

@@ -250,9 +250,13 @@ fn expected_layout(name: &str, capacity: &Capacity) -> Option<(u32, u32, u32)> {
         map_names::SRC_V6 => (lpm(16), sz(size_of::<SourceEntry>()), cap(name)),
         map_names::SRC_COUNTS => (4, sz(size_of::<Counter>()), waf_common::SOURCE_TAGS),
         map_names::SRC_IFACES => (4, 4, 64),
-        map_names::ALLOW_F24 | map_names::BLOCK_F24 | map_names::SRC_F24 | map_names::SRC_D24 => {
-            (4, 8, filter::F24_WORDS)
-        }
+        map_names::ALLOW_F24
+        | map_names::BLOCK_F24
+        | map_names::SRC_F24
+        | map_names::SRC_D24
+        | map_names::SRC_RANK => (4, 8, filter::F24_WORDS),
+        map_names::SRC_DEEP => (4, 32, filter::DEEP24_SLOTS),
+        map_names::SRC_DMODE => (4, 8, 1),
         map_names::ALLOW_T6 | map_names::BLOCK_T6 | map_names::PBAN_T6 | map_names::SRC_T6 => (
             4,
             sz(size_of::<prefix6::PrefixBucketV6>()),

@@ -17,6 +17,7 @@ use waf_common::{
 use super::{
     DataplaneError, Result,
     bans::{BanTable, HostBans},
+    deep24::Deep24,
     mmap::MmapArray,
     sets::{CidrSet, Kind},
     settings::Settings,
@@ -109,7 +110,7 @@ impl Maps {
             t_allow,
             Kind::Membership {
                 f24: mapped(ebpf, n::ALLOW_F24, filter::F24_WORDS)?,
-                d24: None,
+                deep: None,
             },
         )?;
         let block = CidrSet::new(
@@ -121,7 +122,7 @@ impl Maps {
             t_block,
             Kind::Membership {
                 f24: mapped(ebpf, n::BLOCK_F24, filter::F24_WORDS)?,
-                d24: None,
+                deep: None,
             },
         )?;
         let prefix_bans = CidrSet::new(
@@ -140,11 +141,16 @@ impl Maps {
             take(ebpf, n::SRC_V6)?,
             (f16, filter::SET_SOURCE),
             t_src,
-            // A country database has many ranges longer than /24: only the
-            // addresses of the /24s that hold them walk the trie.
+            // A country database has many ranges longer than /24: the deep
+            // /24 table answers for them without the trie.
             Kind::Membership {
                 f24: mapped(ebpf, n::SRC_F24, filter::F24_WORDS)?,
-                d24: Some(Box::new(mapped(ebpf, n::SRC_D24, filter::F24_WORDS)?)),
+                deep: Some(Box::new(Deep24 {
+                    d24: mapped(ebpf, n::SRC_D24, filter::F24_WORDS)?,
+                    rank: mapped(ebpf, n::SRC_RANK, filter::F24_WORDS)?,
+                    deep: mapped(ebpf, n::SRC_DEEP, filter::DEEP24_SLOTS)?,
+                    mode: mapped(ebpf, n::SRC_DMODE, 1)?,
+                })),
             },
         )?;
         let bans = HostBans {

@@ -13,13 +13,14 @@
 //! - [`clock`]: the program's clock and the offset to `CLOCK_MONOTONIC`.
 //! - [`maps`]: typed handles for every map, and the counters' reader.
 //! - [`bans`], [`sets`], [`mmap`]: the ban tables, the CIDR sets and the
-//!   mmapped arrays behind them.
+//!   mmapped arrays behind them; [`deep24`]: the source set's deep /24 table.
 
 pub mod attach;
 pub mod bans;
 mod batch;
 pub mod bpffs;
 pub mod clock;
+pub mod deep24;
 mod error;
 pub mod loader;
 pub mod maps;

@@ -30,7 +30,13 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use waf_common::filter;
 
 use super::{
-    DataplaneError, is_not_found, mmap::MmapArray, table6::Table6, trie_value::TrieValue, write_err,
+    DataplaneError,
+    deep24::{Deep24, is_deep},
+    is_not_found,
+    mmap::MmapArray,
+    table6::Table6,
+    trie_value::TrieValue,
+    write_err,
 };
 
 /// The bitmaps a bit can live in.
@@ -40,7 +46,6 @@ enum Bitmap {
     Mid16,
     Deep16,
     Full24,
-    Deep24,
 }
 
 /// What the kernel decides from the bitmaps of a set.
@@ -50,9 +55,9 @@ pub enum Kind {
     Membership {
         /// The /24 bitmap.
         f24: MmapArray<u64>,
-        /// The /24s holding entries longer than /24, if the set keeps them
-        /// (then only those addresses walk the trie).
-        d24: Option<Box<MmapArray<u64>>>,
+        /// The deep /24 table, if the set keeps one (then the trie is only
+        /// walked for addresses that an entry longer than /24 covers).
+        deep: Option<Box<Deep24>>,
     },
     /// Prefilter only (prefix bans: the trie's value carries the expiry).
     Prefilter,
@@ -109,9 +114,8 @@ fn key_v6(net: Ipv6Net) -> Key<[u8; 16]> {
     Key::new(net.prefix_len() as u32, net.network().octets())
 }
 
-/// The bits `net` needs, as (bitmap, first bit, count); `deep24`: the set
-/// keeps a bitmap of the /24s holding longer entries.
-fn bits_of(net: IpNet, membership: bool, deep24: bool) -> Vec<(Bitmap, u32, u32)> {
+/// The bits `net` needs, as (bitmap, first bit, count).
+fn bits_of(net: IpNet, membership: bool) -> Vec<(Bitmap, u32, u32)> {
     match net {
         IpNet::V4(n) => {
             let host = u32::from(n.network());
@@ -122,11 +126,6 @@ fn bits_of(net: IpNet, membership: bool, deep24: bool) -> Vec<(Bitmap, u32, u32)
                 vec![
                     (Bitmap::Mid16, host >> 16, 1),
                     (Bitmap::Full24, host >> 8, 1 << (24 - p)),
-                ]
-            } else if deep24 && membership {
-                vec![
-                    (Bitmap::Deep16, host >> 16, 1),
-                    (Bitmap::Deep24, host >> 8, 1),
                 ]
             } else {
                 vec![(Bitmap::Deep16, host >> 16, 1)]
@@ -215,12 +214,19 @@ impl<V: TrieValue> CidrSet<V> {
         matches!(self.kind, Kind::Membership { .. })
     }
 
-    fn deep24(&self) -> bool {
-        matches!(self.kind, Kind::Membership { d24: Some(_), .. })
+    fn bits(&self, net: IpNet) -> Vec<(Bitmap, u32, u32)> {
+        bits_of(net, self.membership())
     }
 
-    fn bits(&self, net: IpNet) -> Vec<(Bitmap, u32, u32)> {
-        bits_of(net, self.membership(), self.deep24())
+    /// Rewrites the deep /24 table from the entries, if the set keeps one
+    /// (the program asks the trie while it runs).
+    fn rebuild_deep(&self) {
+        if let Kind::Membership {
+            deep: Some(deep), ..
+        } = &self.kind
+        {
+            deep.rebuild(self.entries.keys());
+        }
     }
 
     /// The array a bit lives in, and its bit index there.
@@ -231,10 +237,7 @@ impl<V: TrieValue> CidrSet<V> {
             (Bitmap::Mid16, _) => (&self.f16, nibble + 1),
             (Bitmap::Deep16, _) => (&self.f16, nibble + 2),
             (Bitmap::Full24, Kind::Membership { f24, .. }) => (f24, bit),
-            (Bitmap::Deep24, Kind::Membership { d24: Some(d), .. }) => (d, bit),
-            (Bitmap::Full24 | Bitmap::Deep24, _) => {
-                unreachable!("bits_of names only the bitmaps a set has")
-            }
+            (Bitmap::Full24, Kind::Prefilter) => unreachable!("prefilter sets have no /24 bitmap"),
         }
     }
 
@@ -288,14 +291,6 @@ impl<V: TrieValue> CidrSet<V> {
                 0
             }
         ];
-        let mut wantd24 = vec![
-            0u64;
-            if self.deep24() {
-                filter::F24_WORDS as usize
-            } else {
-                0
-            }
-        ];
         let nets: Vec<IpNet> = self.entries.keys().copied().collect();
         for net in nets {
             for (b, first, n) in self.bits(net) {
@@ -304,7 +299,6 @@ impl<V: TrieValue> CidrSet<V> {
                     let (_, at) = self.place(b, bit);
                     let want = match b {
                         Bitmap::Full24 => &mut want24,
-                        Bitmap::Deep24 => &mut wantd24,
                         _ => &mut want16,
                     };
                     want[(at >> 6) as usize] |= 1 << (at & 63);
@@ -318,17 +312,14 @@ impl<V: TrieValue> CidrSet<V> {
                 self.f16.replace_bits(i, mine, *v);
             }
         }
-        if let Kind::Membership { f24, d24 } = &self.kind {
-            for (arr, want) in
-                std::iter::once((f24, &want24)).chain(d24.as_deref().map(|d| (d, &wantd24)))
-            {
-                for (i, v) in want.iter().enumerate() {
-                    if arr.load(i) != *v {
-                        arr.store(i, *v);
-                    }
+        if let Kind::Membership { f24, .. } = &self.kind {
+            for (i, v) in want24.iter().enumerate() {
+                if f24.load(i) != *v {
+                    f24.store(i, *v);
                 }
             }
         }
+        self.rebuild_deep();
         self.rebuild_v6();
         Ok(())
     }
@@ -411,6 +402,9 @@ impl<V: TrieValue> CidrSet<V> {
         if let IpNet::V6(n) = net {
             self.place_v6(n, new);
         }
+        if new && is_deep(&net) && !self.bulk {
+            self.rebuild_deep();
+        }
         self.refresh_inside(net)
     }
 
@@ -486,6 +480,9 @@ impl<V: TrieValue> CidrSet<V> {
                     entries, lens, t6, ..
                 } = self;
                 t6.unplace(n, &lens[1], &|p| slot_of(entries, lens, p));
+            }
+            if is_deep(&net) && !self.bulk {
+                self.rebuild_deep();
             }
         }
         self.refresh_inside(net)?;
@@ -575,6 +572,7 @@ impl<V: TrieValue> CidrSet<V> {
         if v6 {
             self.rebuild_v6();
         }
+        self.rebuild_deep();
         let written = r?;
         Ok(Replaced {
             written,
