@@ -48,6 +48,14 @@ pub const F24_WORDS: u32 = 1 << 18;
 /// its 256 addresses they cover, so that the program answers without the
 /// trie. /24s past it are answered by the trie.
 pub const DEEP24_SLOTS: u32 = 1 << 16;
+/// Slots of the source-policy set's tag table of covered /24s (the /24s
+/// its /24 bitmap holds, in address order; past them the trie gives the
+/// tag). Four 16-bit tags a word.
+pub const COVER24_SLOTS: u32 = 1 << 21;
+/// Words of the tag table of /16s covered by a source-policy entry of /16
+/// or shorter (four 16-bit tags a word).
+pub const T16_WORDS: u32 = 65536 / 4;
+
 /// The deep /24 table answers.
 pub const DEEP_READY: u64 = 0;
 /// The deep /24 table is being rewritten: ask the trie.

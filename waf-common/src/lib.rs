@@ -42,7 +42,7 @@ pub use self::{
     counter::Counter,
     events::{HttpSample, RateEvent, SAMPLE_MAX, event_kind},
     hash::{fold_v6, mix64},
-    lists::{ListEntry, SOURCE_TAGS, SourceEntry, source_flags},
+    lists::{ListEntry, SOURCE_TAGS, SourceEntry, TAG16_NONE, source_flags},
     rate::{
         RateSetV4, RateSetV6, RateSlotV4, RateSlotV6, RateState, rate_set_bits, rate_set_v4,
         rate_set_v6,

@@ -53,7 +53,30 @@ impl SourceEntry {
             flags: (v >> 32) as u32,
         }
     }
+
+    /// The entry in 16 bits, for the IPv4 tag tables (tag below
+    /// [`SOURCE_TAGS`], flags in bits 12 and 13); [`TAG16_NONE`] when it
+    /// does not fit.
+    #[inline(always)]
+    pub const fn to_tag16(self) -> u64 {
+        if self.tag >= SOURCE_TAGS || self.flags > 3 {
+            return TAG16_NONE;
+        }
+        (self.flags as u64) << 12 | self.tag as u64
+    }
+
+    /// The entry 16 bits of a tag table hold (not [`TAG16_NONE`]).
+    #[inline(always)]
+    pub const fn from_tag16(v: u64) -> Self {
+        Self {
+            tag: (v & 0xfff) as u32,
+            flags: ((v >> 12) & 3) as u32,
+        }
+    }
 }
+
+/// A tag table's 16 bits for "ask the trie".
+pub const TAG16_NONE: u64 = 0xffff;
 
 #[cfg(feature = "user")]
 mod pod {
@@ -66,3 +89,4 @@ mod pod {
 // Layout check: a size that is not the sum of the fields means padding.
 const _: () = assert!(core::mem::size_of::<ListEntry>() == 8);
 const _: () = assert!(core::mem::size_of::<SourceEntry>() == 8);
+const _: () = assert!(SOURCE_TAGS <= 1 << 12);

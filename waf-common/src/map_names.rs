@@ -53,8 +53,16 @@ pub const SRC_D24: &str = "WAF_SRC_D24";
 pub const SRC_RANK: &str = "WAF_SRC_RANK";
 /// The deep /24 table: per slot, the 256 addresses covered (`[u64; 4]`).
 pub const SRC_DEEP: &str = "WAF_SRC_DEEP";
-/// One `u64`: [`crate::filter::DEEP_READY`] or `DEEP_REBUILDING`.
+/// One `u64`: [`crate::filter::DEEP_READY`] or `DEEP_REBUILDING` (for
+/// the tag tables too).
 pub const SRC_DMODE: &str = "WAF_SRC_DMODE";
+/// The tag of each /16 a source-policy entry of /16 or shorter covers
+/// ([`crate::SourceEntry::to_tag16`], four a word).
+pub const SRC_T16: &str = "WAF_SRC_T16";
+/// Per word of [`SRC_F24`]: the bits set in the words before it.
+pub const SRC_R24: &str = "WAF_SRC_R24";
+/// The tag of each covered /24, in address order (four a word).
+pub const SRC_TAG24: &str = "WAF_SRC_TAG24";
 /// Source policies, IPv6 table: array of [`crate::prefix6::PrefixBucketV6`]
 /// (slot values: [`crate::SourceEntry::to_slot`]).
 pub const SRC_T6: &str = "WAF_SRC_T6";
@@ -84,11 +92,11 @@ pub const RATE_V4: &str = "WAF_RATE_V4";
 pub const RATE_V6: &str = "WAF_RATE_V6";
 
 /// Every map, in a stable order (for pinning, adopting and detaching).
-pub const ALL: [&str; 33] = [
+pub const ALL: [&str; 36] = [
     CONFIG, COUNTERS, EVENTS, ALLOW_V4, ALLOW_V6, ALLOW_F24, ALLOW_T6, BLOCK_V4, BLOCK_V6,
     BLOCK_F24, BLOCK_T6, PBAN_V4, PBAN_V6, LISTS_F16, PBAN_T6, SRC_V4, SRC_V6, SRC_F24, SRC_D24,
-    SRC_RANK, SRC_DEEP, SRC_DMODE, SRC_T6, SRC_COUNTS, SRC_IFACES, V6_MASKS, V6_PLAN, BANS_V4,
-    BANS_V6, BANX_V4, BANX_V6, RATE_V4, RATE_V6,
+    SRC_RANK, SRC_DEEP, SRC_DMODE, SRC_T16, SRC_R24, SRC_TAG24, SRC_T6, SRC_COUNTS, SRC_IFACES,
+    V6_MASKS, V6_PLAN, BANS_V4, BANS_V6, BANX_V4, BANX_V6, RATE_V4, RATE_V6,
 ];
 
 /// Maps of earlier layouts that `waf detach` also unpins.

@@ -24,7 +24,8 @@ use waf_common::{
     ALLOW_CAPACITY, BAN_BUCKETS, BANX_CAPACITY, BLOCK_CAPACITY, BPF_F_MMAPABLE, BanBucketV4,
     BanBucketV6, BanEntry, Counter, EVENTS_BYTES, ListEntry, PBAN_CAPACITY, RATE_SETS, RateSetV4,
     RateSetV6, RateSlotV4, RateSlotV6, RateState, SOURCE_CAPACITY, SOURCE_TAGS, SOURCE_V6_CAPACITY,
-    SourceEntry, XdpConfig, ban_bucket_v4, ban_bucket_v6, ban_fp_v4, ban_fp_v6, counter, filter,
+    SourceEntry, TAG16_NONE, XdpConfig, ban_bucket_v4, ban_bucket_v6, ban_fp_v4, ban_fp_v6,
+    counter, filter,
     prefix6::{
         self, MASK_WORDS, PLAN_READY, PrefixBucketV6, SLOTS, TARGETS, TRIE_BIT, V6Plan, mask_index,
         prefix_bucket,
@@ -99,6 +100,15 @@ static WAF_SRC_DEEP: Array<[u64; 4]> =
     Array::with_max_entries(filter::DEEP24_SLOTS, BPF_F_MMAPABLE);
 #[map]
 static WAF_SRC_DMODE: Array<u64> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+/// The tags of the /16s and /24s the source policies cover whole, so that
+/// a drop finds its tag without the trie.
+#[map]
+static WAF_SRC_T16: Array<u64> = Array::with_max_entries(filter::T16_WORDS, BPF_F_MMAPABLE);
+#[map]
+static WAF_SRC_R24: Array<u64> = Array::with_max_entries(filter::F24_WORDS, BPF_F_MMAPABLE);
+#[map]
+static WAF_SRC_TAG24: Array<u64> =
+    Array::with_max_entries(filter::COVER24_SLOTS / 4, BPF_F_MMAPABLE);
 #[map]
 static WAF_SRC_T6: Array<PrefixBucketV6> =
     Array::with_max_entries(prefix6::table_buckets(SOURCE_V6_CAPACITY), BPF_F_MMAPABLE);
@@ -255,16 +265,60 @@ fn in_set_v4(addr: u32, flags: u64, f24: &Array<u64>, trie: &LpmTrie<u32, ListEn
     flags & filter::DEEP != 0 && trie.get(Key::new(32, addr)).is_some()
 }
 
+/// Whether the source set's deep and tag tables are whole (not being
+/// rewritten).
+#[inline(always)]
+fn src_tables_ready() -> bool {
+    match WAF_SRC_DMODE.get(0) {
+        // SAFETY: a plain read of a word userspace writes first and last.
+        Some(m) => (unsafe { core::ptr::read_volatile(m) }) == filter::DEEP_READY,
+        None => false,
+    }
+}
+
+/// A 16-bit entry of a tag table (None: ask the trie).
+#[inline(always)]
+fn tag_in(word: u64, index: u64) -> Option<SourceEntry> {
+    let v = (word >> ((index & 3) * 16)) & 0xffff;
+    if v == TAG16_NONE {
+        None
+    } else {
+        Some(SourceEntry::from_tag16(v))
+    }
+}
+
+/// The entry of /16 `t16`, covered whole by an entry of /16 or shorter.
+#[inline(always)]
+fn tag16(t16: u32) -> Option<SourceEntry> {
+    if !src_tables_ready() {
+        return None;
+    }
+    let w = WAF_SRC_T16.get(t16 >> 2)?;
+    tag_in(*w, u64::from(t16))
+}
+
+/// The entry of /24 `t24`, covered whole (its bit set in `word`, its word
+/// of the /24 bitmap).
+#[inline(always)]
+fn tag24(t24: u32, word: u64) -> Option<SourceEntry> {
+    if !src_tables_ready() {
+        return None;
+    }
+    let rank = WAF_SRC_R24.get(t24 >> 6)?;
+    let slot = *rank + filter::popcount(word & ((1u64 << (t24 & 63)) - 1));
+    if slot >= u64::from(filter::COVER24_SLOTS) {
+        return None;
+    }
+    let w = WAF_SRC_TAG24.get((slot >> 2) as u32)?;
+    tag_in(*w, slot)
+}
+
 /// True when the deep /24 table says no prefix longer than /24 covers
 /// address `low` of /24 `t24`; false when one does or only the trie can
 /// tell (the table is being rewritten, or the /24 is past its slots).
 #[inline(always)]
 fn deep_misses(t24: u32, low: u32) -> bool {
-    let Some(mode) = WAF_SRC_DMODE.get(0) else {
-        return false;
-    };
-    // SAFETY: a plain read of a word userspace writes first and last.
-    if unsafe { core::ptr::read_volatile(mode) } != filter::DEEP_READY {
+    if !src_tables_ready() {
         return false;
     }
     let (w, b) = (t24 >> 6, t24 & 63);
@@ -536,9 +590,8 @@ impl Family for V4 {
     }
 
     /// The bitmaps say whether a policy covers the address (the deep /24
-    /// table, for the /24s that hold longer prefixes); its trie gives the
-    /// entry, for the addresses a policy covers (or, where the tables
-    /// cannot tell, may).
+    /// table, for the /24s that hold longer prefixes); the tag tables give
+    /// the entry of a /16 or /24 covered whole, the trie the others'.
     #[inline(always)]
     fn source_entry(a: &u32, lists: u64) -> Option<SourceEntry> {
         let flags = filter::set_flags(lists, filter::SET_SOURCE);
@@ -547,13 +600,20 @@ impl Family for V4 {
         }
         let host = u32::from_be(*a);
         let t24 = host >> 8;
-        let covered = flags & filter::FULL != 0
-            || (flags & filter::MID != 0 && bit(&WAF_SRC_F24, 0, t24))
-            || (flags & filter::DEEP != 0 && !deep_misses(t24, host & 255));
-        if !covered {
-            return None;
+        let trie = || WAF_SRC_V4.get(Key::new(32, *a)).copied();
+        if flags & filter::FULL != 0 {
+            return tag16(host >> 16).or_else(trie);
         }
-        WAF_SRC_V4.get(Key::new(32, *a)).copied()
+        if flags & filter::MID != 0 {
+            let word = WAF_SRC_F24.get(t24 >> 6).copied().unwrap_or(0);
+            if (word >> (t24 & 63)) & 1 != 0 {
+                return tag24(t24, word).or_else(trie);
+            }
+        }
+        if flags & filter::DEEP != 0 && !deep_misses(t24, host & 255) {
+            return trie();
+        }
+        None
     }
 
     #[inline(always)]

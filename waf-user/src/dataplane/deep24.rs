@@ -1,19 +1,15 @@
-//! The deep /24 table of the source-policy set: exact IPv4 membership for
-//! the /24s that hold entries longer than /24, without the trie (see
-//! `waf_common::filter::DEEP24_SLOTS` and README "How the per-packet path
-//! stays cheap").
+//! The IPv4 tables of the source-policy set that spare the program the
+//! trie: exact membership for the /24s that hold entries longer than /24
+//! (the deep /24 table), and the tags of the /16s and /24s entries cover
+//! whole (see `waf_common::filter::DEEP24_SLOTS`, `COVER24_SLOTS` and
+//! README "How the per-packet path stays cheap").
 
 use std::collections::BTreeMap;
 
 use ipnet::IpNet;
-use waf_common::filter;
+use waf_common::{SourceEntry, TAG16_NONE, filter};
 
 use super::mmap::MmapArray;
-
-/// An IPv4 entry longer than /24 (the deep /24 table's).
-pub(super) fn is_deep(net: &IpNet) -> bool {
-    matches!(net, IpNet::V4(n) if n.prefix_len() > 24)
-}
 
 /// The deep /24 table of a set (the source policies', whose country
 /// ranges are often longer than /24): which /24s hold entries longer than
@@ -28,17 +24,60 @@ pub struct Deep24 {
     pub rank: MmapArray<u64>,
     /// Per slot: the 256 addresses of its /24, covered or not.
     pub deep: MmapArray<[u64; 4]>,
-    /// `filter::DEEP_READY` or `DEEP_REBUILDING`.
+    /// `filter::DEEP_READY` or `DEEP_REBUILDING` (the tag tables' too).
     pub mode: MmapArray<u64>,
+    /// The tag of each /16 an entry of /16 or shorter covers, four a word.
+    pub t16: MmapArray<u64>,
+    /// Per word of the set's /24 bitmap: the bits set in the words before.
+    pub r24: MmapArray<u64>,
+    /// The tag of each /24 of the /24 bitmap, in address order, four a word.
+    pub tag24: MmapArray<u64>,
+}
+
+/// Writes 16-bit entry `v` at `index` of a table of four a word, in `words`.
+fn put16(words: &mut [u64], index: usize, v: u64) {
+    let shift = (index & 3) * 16;
+    let w = &mut words[index >> 2];
+    *w = (*w & !(0xffff << shift)) | (v << shift);
+}
+
+/// Stores `want` into `arr` where they differ.
+fn sync(arr: &MmapArray<u64>, want: &[u64]) {
+    for (i, v) in want.iter().enumerate() {
+        if arr.load(i) != *v {
+            arr.store(i, *v);
+        }
+    }
 }
 
 impl Deep24 {
-    /// Rewrites the table for the set's entries `nets`.
-    pub(super) fn rebuild<'a>(&self, nets: impl Iterator<Item = &'a IpNet>) {
+    /// Rewrites the tables for the set's entries (each with its IPv6 table
+    /// slot value, a `SourceEntry` in `to_slot` form) and its /24 bitmap
+    /// `f24`, which must be up to date.
+    pub(super) fn rebuild<'a>(
+        &self,
+        entries: impl Iterator<Item = (&'a IpNet, u64)>,
+        f24: &MmapArray<u64>,
+    ) {
         let mut per24: BTreeMap<u32, [u64; 4]> = BTreeMap::new();
-        for net in nets {
+        let mut t16 = vec![u64::MAX; filter::T16_WORDS as usize];
+        let mut covered24: BTreeMap<u32, u64> = BTreeMap::new();
+        for (net, slot) in entries {
             let IpNet::V4(n) = net else { continue };
-            if n.prefix_len() <= 24 {
+            let len = u32::from(n.prefix_len());
+            let tag = SourceEntry::from_slot(slot).to_tag16();
+            if len <= 16 {
+                let first = u32::from(n.network()) >> 16;
+                for x in first..first + (1 << (16 - len)) {
+                    put16(&mut t16, x as usize, tag);
+                }
+                continue;
+            }
+            if len <= 24 {
+                let first = u32::from(n.network()) >> 8;
+                for x in first..first + (1 << (24 - len)) {
+                    covered24.insert(x, tag);
+                }
                 continue;
             }
             let host = u32::from(n.network());
@@ -72,6 +111,31 @@ impl Deep24 {
             // reads it only once the mode says ready.
             unsafe { std::ptr::write_volatile(self.deep.ptr(slot), *bits) };
         }
+        sync(&self.t16, &t16);
+        // The covered /24s' tags in the order of the bitmap's bits, as the
+        // program ranks them (a bit the entries do not explain: the trie).
+        let mut r24 = vec![0u64; filter::F24_WORDS as usize];
+        let mut tags = vec![u64::MAX; (filter::COVER24_SLOTS / 4) as usize];
+        let mut before = 0usize;
+        for (i, r) in r24.iter_mut().enumerate() {
+            *r = before as u64;
+            let mut w = f24.load(i);
+            while w != 0 {
+                let b = w.trailing_zeros();
+                w &= w - 1;
+                if before < filter::COVER24_SLOTS as usize {
+                    let t24 = (i as u32) << 6 | b;
+                    put16(
+                        &mut tags,
+                        before,
+                        *covered24.get(&t24).unwrap_or(&TAG16_NONE),
+                    );
+                }
+                before += 1;
+            }
+        }
+        sync(&self.r24, &r24);
+        sync(&self.tag24, &tags);
         self.mode.store(0, filter::DEEP_READY);
     }
 }

@@ -254,7 +254,10 @@ fn expected_layout(name: &str, capacity: &Capacity) -> Option<(u32, u32, u32)> {
         | map_names::BLOCK_F24
         | map_names::SRC_F24
         | map_names::SRC_D24
-        | map_names::SRC_RANK => (4, 8, filter::F24_WORDS),
+        | map_names::SRC_RANK
+        | map_names::SRC_R24 => (4, 8, filter::F24_WORDS),
+        map_names::SRC_T16 => (4, 8, filter::T16_WORDS),
+        map_names::SRC_TAG24 => (4, 8, filter::COVER24_SLOTS / 4),
         map_names::SRC_DEEP => (4, 32, filter::DEEP24_SLOTS),
         map_names::SRC_DMODE => (4, 8, 1),
         map_names::ALLOW_T6 | map_names::BLOCK_T6 | map_names::PBAN_T6 | map_names::SRC_T6 => (

@@ -150,6 +150,9 @@ impl Maps {
                     rank: mapped(ebpf, n::SRC_RANK, filter::F24_WORDS)?,
                     deep: mapped(ebpf, n::SRC_DEEP, filter::DEEP24_SLOTS)?,
                     mode: mapped(ebpf, n::SRC_DMODE, 1)?,
+                    t16: mapped(ebpf, n::SRC_T16, filter::T16_WORDS)?,
+                    r24: mapped(ebpf, n::SRC_R24, filter::F24_WORDS)?,
+                    tag24: mapped(ebpf, n::SRC_TAG24, filter::COVER24_SLOTS / 4)?,
                 })),
             },
         )?;

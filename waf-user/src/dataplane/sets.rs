@@ -30,13 +30,8 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use waf_common::filter;
 
 use super::{
-    DataplaneError,
-    deep24::{Deep24, is_deep},
-    is_not_found,
-    mmap::MmapArray,
-    table6::Table6,
-    trie_value::TrieValue,
-    write_err,
+    DataplaneError, deep24::Deep24, is_not_found, mmap::MmapArray, table6::Table6,
+    trie_value::TrieValue, write_err,
 };
 
 /// The bitmaps a bit can live in.
@@ -222,10 +217,11 @@ impl<V: TrieValue> CidrSet<V> {
     /// (the program asks the trie while it runs).
     fn rebuild_deep(&self) {
         if let Kind::Membership {
-            deep: Some(deep), ..
+            deep: Some(deep),
+            f24,
         } = &self.kind
         {
-            deep.rebuild(self.entries.keys());
+            deep.rebuild(self.entries.iter().map(|(n, v)| (n, v.slot())), f24);
         }
     }
 
@@ -402,7 +398,7 @@ impl<V: TrieValue> CidrSet<V> {
         if let IpNet::V6(n) = net {
             self.place_v6(n, new);
         }
-        if new && is_deep(&net) && !self.bulk {
+        if matches!(net, IpNet::V4(_)) && !self.bulk {
             self.rebuild_deep();
         }
         self.refresh_inside(net)
@@ -481,7 +477,7 @@ impl<V: TrieValue> CidrSet<V> {
                 } = self;
                 t6.unplace(n, &lens[1], &|p| slot_of(entries, lens, p));
             }
-            if is_deep(&net) && !self.bulk {
+            if matches!(net, IpNet::V4(_)) && !self.bulk {
                 self.rebuild_deep();
             }
         }
