@@ -456,10 +456,11 @@ pub(super) fn xdp_case(
         ok &= r <= goal;
         println!(
             "  {name:<16} {:>7.2} ns  (base {:>7.2} ns)  {r:.3}x the base on average over {} \
-             addresses (goal <= {goal}x), worst {worst:.2}x",
+             addresses (goal <= {goal}x: {}), worst {worst:.2}x",
             mean(&ns_fam[fam]),
             mean(&base_fam[fam]),
-            per_addr[fam].len()
+            per_addr[fam].len(),
+            met(r <= goal)
         );
         paths.insert(
             name.to_string(),

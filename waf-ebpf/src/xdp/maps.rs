@@ -318,16 +318,19 @@ fn tag24(t24: u32, word: u64) -> Option<SourceEntry> {
 /// tell (the table is being rewritten, or the /24 is past its slots).
 #[inline(always)]
 fn deep_misses(t24: u32, low: u32) -> bool {
-    if !src_tables_ready() {
-        return false;
-    }
     let (w, b) = (t24 >> 6, t24 & 63);
     let Some(word) = WAF_SRC_D24.get(w) else {
         return false;
     };
     let word = *word;
+    // A clear bit holds even mid-rewrite: each word is stored whole, so it
+    // is the old policy's or the new one's, and neither has a longer range
+    // in this /24. The rank and the slot need the tables whole.
     if (word >> b) & 1 == 0 {
         return true;
+    }
+    if !src_tables_ready() {
+        return false;
     }
     let Some(rank) = WAF_SRC_RANK.get(w) else {
         return false;
