@@ -42,11 +42,18 @@ fn country(rng: &mut Rng) -> String {
 }
 
 /// `n` adjacent IPv4 networks from 1.0.0.0 (lengths /16 to /29, mostly
-/// /20 to /24, a few gaps the database does not know), then `n6` IPv6
-/// networks from 2001:d00:: (/32 to /48), with countries; the networks
-/// holding `keep` (addresses that must stay in an allowed country) are
-/// `DE`.
-pub fn synthetic_db(n4: usize, n6: usize, keep: &[IpAddr], seed: u64) -> Vec<(IpNet, Record)> {
+/// /20 to /24, a few gaps the database does not know), each with a country
+/// of its own; then `n6` IPv6 networks from 2001:d00:: (/32 to /48), in
+/// allocation blocks of /29 to /32 mostly of one country, or with
+/// `dense_v6` each network its own; the networks holding `keep`
+/// (addresses that must stay in an allowed country) are `DE`.
+pub fn synthetic_db(
+    n4: usize,
+    n6: usize,
+    keep: &[IpAddr],
+    seed: u64,
+    dense_v6: bool,
+) -> Vec<(IpNet, Record)> {
     let mut rng = Rng(seed);
     let mut out = Vec::with_capacity(n4 + n6);
     let mut at: u64 = 1 << 24;
@@ -72,13 +79,37 @@ pub fn synthetic_db(n4: usize, n6: usize, keep: &[IpAddr], seed: u64) -> Vec<(Ip
     }
     let mut at6: u128 = 0x2001_0d00u128 << 96;
     let start = out.len();
+    let size = |len: u32| 1u128 << (128 - len);
+    let align = |a: u128| 128 - a.trailing_zeros().min(128);
     while out.len() - start < n6 {
-        let want = [32u32, 36, 40, 44, 48][(rng.next() % 5) as usize];
-        let align = 128 - at6.trailing_zeros().min(128);
-        let len = want.max(align);
-        let net = IpNet::V6(Ipv6Net::new(Ipv6Addr::from(at6), len as u8).expect("len"));
-        at6 += 1u128 << (128 - len);
-        out.push((net, Record::Country(country(&mut rng))));
+        if dense_v6 {
+            // Each network its own country: every target length under
+            // every /32 (the worst case for the IPv6 table's masks).
+            let want = [32u32, 36, 40, 44, 48][(rng.next() % 5) as usize];
+            let len = want.max(align(at6));
+            let net = IpNet::V6(Ipv6Net::new(Ipv6Addr::from(at6), len as u8).expect("len"));
+            at6 += size(len);
+            out.push((net, Record::Country(country(&mut rng))));
+            continue;
+        }
+        // As registries allocate: a /29 to /32 block to one holder, listed
+        // as networks of /32 to /48, one in ten geolocated elsewhere.
+        let blen = 29 + (rng.next() % 4) as u32;
+        at6 = at6.div_ceil(size(blen)) * size(blen);
+        let (end, home) = (at6 + size(blen), country(&mut rng));
+        while at6 < end && out.len() - start < n6 {
+            let want = [32u32, 36, 40, 44, 48][(rng.next() % 5) as usize];
+            let len = want.max(align(at6)).max(blen);
+            let net = IpNet::V6(Ipv6Net::new(Ipv6Addr::from(at6), len as u8).expect("len"));
+            at6 += size(len);
+            let c = if rng.next().is_multiple_of(10) {
+                country(&mut rng)
+            } else {
+                home.clone()
+            };
+            out.push((net, Record::Country(c)));
+        }
+        at6 = at6.max(end);
     }
     for (n, r) in &mut out {
         if keep.iter().any(|a| n.contains(a)) {
@@ -119,8 +150,14 @@ pub fn synthetic_aws(n: usize, avoid: &[IpAddr], seed: u64) -> String {
 /// The files of a synthetic full policy in `dir`: a country database of
 /// `n4` + `n6` networks and an AWS file; returns the config that blocks
 /// every country but DE and US, and AWS.
-pub fn write_policy(dir: &Path, n4: usize, n6: usize, keep: &[IpAddr]) -> Result<SourcesConfig> {
-    let db = synthetic_db(n4, n6, keep, 0x5eed);
+pub fn write_policy(
+    dir: &Path,
+    n4: usize,
+    n6: usize,
+    keep: &[IpAddr],
+    dense_v6: bool,
+) -> Result<SourcesConfig> {
+    let db = synthetic_db(n4, n6, keep, 0x5eed, dense_v6);
     let path = dir.join("country.mmdb");
     mmdb::write(&path, "GeoLite2-Country", &db).context("write the country database")?;
     let aws = dir.join("ip-ranges.json");
@@ -241,7 +278,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let dir = temp_dir();
     let t = Instant::now();
     let keep: Vec<IpAddr> = vec!["10.1.2.3".parse()?, "2001:db8:1::3".parse()?];
-    let cfg = write_policy(&dir, n4, n6, &keep)?;
+    let cfg = write_policy(&dir, n4, n6, &keep, false)?;
     println!(
         "synthetic country database of {} ranges ({n4} IPv4, {n6} IPv6) and 8,000 AWS prefixes \
          written in {:.1} s; policy: every country but DE and US, and AWS",
@@ -313,11 +350,12 @@ pub(super) fn xdp_case(
     m: &super::xdp::Members,
     rounds: usize,
     repeat: u32,
+    dense_v6: bool,
 ) -> Result<(serde_json::Value, bool)> {
     use super::xdp::{BASE, Setup, fill, measure, members};
     let dir = temp_dir();
     let keep = m.all();
-    let cfg = write_policy(&dir, 300_000, 200_000, &keep)?;
+    let cfg = write_policy(&dir, 300_000, 200_000, &keep, dense_v6)?;
     let mut s = Setup {
         dp: Dataplane::load(&LoadOptions {
             capacity: Capacity {
@@ -352,9 +390,14 @@ pub(super) fn xdp_case(
     };
     println!(
         "\nfull country database + cloud ranges: {} prefixes in the source-policy set ({} ranges \
-         read), beside the base scale's maps",
+         read; IPv6 {}), beside the base scale's maps",
         p.entries().len(),
-        500_000 + 10_000
+        500_000 + 10_000,
+        if dense_v6 {
+            "each network its own country (--sources-dense)"
+        } else {
+            "in allocation blocks"
+        }
     );
     let settings = waf_user::dataplane::Settings {
         rate: waf_user::dataplane::RateLimits {
@@ -378,7 +421,7 @@ pub(super) fn xdp_case(
     // as in a real database), each measured in both programs in turn.
     let mut rng = Rng(3);
     let mut clean: [Vec<IpAddr>; 2] = [Vec::new(), Vec::new()];
-    for (n, r) in synthetic_db(300_000, 200_000, &keep, 0x5eed) {
+    for (n, r) in synthetic_db(300_000, 200_000, &keep, 0x5eed, dense_v6) {
         let allowed = matches!(&r, Record::Country(c) if c == "DE" || c == "US");
         let fam = usize::from(matches!(n, IpNet::V6(_)));
         if !allowed || clean[fam].len() >= CLEAN || !rng.next().is_multiple_of(97) {
@@ -483,6 +526,7 @@ pub(super) fn xdp_case(
     let _ = std::fs::remove_dir_all(&dir);
     Ok((
         json!({"prefixes": p.entries().len(), "timing": if w { "wall clock" } else { "kernel" },
+               "dense_v6": dense_v6,
                "paths": paths, "goal_met": ok}),
         ok,
     ))

@@ -78,6 +78,7 @@ struct Options {
     rounds: usize,
     large: bool,
     sources: bool,
+    sources_dense: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Options> {
@@ -86,6 +87,7 @@ fn parse_args(args: &[String]) -> Result<Options> {
         rounds: 5,
         large: true,
         sources: true,
+        sources_dense: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -100,8 +102,9 @@ fn parse_args(args: &[String]) -> Result<Options> {
             "--rounds" => o.rounds = val("--rounds")?.max(5) as usize,
             "--base-only" => o.large = false,
             "--no-sources" => o.sources = false,
+            "--sources-dense" => o.sources_dense = true,
             other => bail!(
-                "unknown argument {other}; known: --repeat N, --rounds N (at least 5), --base-only, --no-sources"
+                "unknown argument {other}; known: --repeat N, --rounds N (at least 5), --base-only, --no-sources, --sources-dense"
             ),
         }
     }
@@ -739,7 +742,13 @@ pub fn run(args: &[String]) -> Result<()> {
         large_met.map_or(String::new(), |m| format!(", large {}", met(m)))
     );
     let (sources_j, sources_met) = if opts.sources {
-        let (j, ok) = super::sources::xdp_case(&mut base_s, &m, opts.rounds, opts.repeat)?;
+        let (j, ok) = super::sources::xdp_case(
+            &mut base_s,
+            &m,
+            opts.rounds,
+            opts.repeat,
+            opts.sources_dense,
+        )?;
         (j, Some(ok))
     } else {
         (serde_json::Value::Null, None)
