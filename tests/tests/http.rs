@@ -6,7 +6,10 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use waf_tests::{Lab, TestDaemon, Upstream, api, http_raw};
+use waf_tests::{
+    Lab, TestDaemon, Upstream, api, http_raw,
+    mmdb::{self, Record},
+};
 
 const SQLI: &[u8] = b"GET /search?q=1%27%20UNION%20SELECT%20username,password%20FROM%20users-- HTTP/1.1\r\nHost: shop\r\nUser-Agent: Mozilla/5.0\r\n\r\n";
 const BENIGN: &[u8] =
@@ -46,14 +49,38 @@ fn proxy_blocks_attacks_and_strikes_become_xdp_bans() {
     let lab = Lab::new();
     let app = Upstream::start(&lab.srv, "127.0.0.1:8000");
     let log = std::env::temp_dir().join(format!("waf-access-{}.log", std::process::id()));
+    // Databases without a policy: the log names countries and networks.
+    let (cdb, adb) = (
+        log.with_extension("country.mmdb"),
+        log.with_extension("asn.mmdb"),
+    );
+    let net = |s: &str| s.parse::<ipnet::IpNet>().unwrap();
+    mmdb::write(
+        &cdb,
+        "GeoLite2-Country",
+        &[
+            (net("192.0.2.0/26"), Record::Country("DE".into())),
+            (net("192.0.2.64/26"), Record::Country("CN".into())),
+        ],
+    )
+    .unwrap();
+    mmdb::write(
+        &adb,
+        "GeoLite2-ASN",
+        &[(net("192.0.2.64/26"), Record::Asn(64500, "Example".into()))],
+    )
+    .unwrap();
     let d = TestDaemon::start(
         &lab,
         &format!(
             "[proxy]\nlisten = \"0.0.0.0:8080\"\nupstream = \"http://127.0.0.1:8000\"\n\
              access_log = \"{}\"\naccess_log_format = \"json\"\nsecurity_headers = true\n\
              inspect_budget = \"10s\"\n\n\
-             [ban_policy]\nstrikes = 3\nwindow = \"1m\"\n",
-            log.display()
+             [ban_policy]\nstrikes = 3\nwindow = \"1m\"\n\n\
+             [sources]\ncountry_db = \"{}\"\nasn_db = \"{}\"\n",
+            log.display(),
+            cdb.display(),
+            adb.display()
         ),
     );
     let (code, body) = http_raw(&lab.client, &server(8080), None, BENIGN, 1).unwrap();
@@ -112,6 +139,11 @@ fn proxy_blocks_attacks_and_strikes_become_xdp_bans() {
     let blocked = lines.iter().find(|l| l["verdict"] == "block").unwrap();
     assert_eq!(blocked["status"], 403);
     assert_eq!(blocked["remote"], Lab::ATTACKER4);
+    assert_eq!(blocked["country"], "CN", "{blocked}");
+    assert_eq!(blocked["asn"], 64500, "{blocked}");
+    let passed = lines.iter().find(|l| l["remote"] == Lab::CLIENT4).unwrap();
+    assert_eq!(passed["country"], "DE", "{passed}");
+    assert!(passed.get("asn").is_none(), "no network known: {passed}");
     assert!(
         blocked["reason"]
             .as_str()
@@ -122,7 +154,9 @@ fn proxy_blocks_attacks_and_strikes_become_xdp_bans() {
     );
     let (_, st) = api(&lab, "GET", "/v1/stats", None);
     assert_eq!(st["proxy"]["blocked"], 3);
-    let _ = std::fs::remove_file(&log);
+    for f in [&log, &cdb, &adb] {
+        let _ = std::fs::remove_file(f);
+    }
 }
 
 #[test]

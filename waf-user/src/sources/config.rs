@@ -99,9 +99,13 @@ pub fn country_code(s: &str) -> Option<[u8; 2]> {
 }
 
 impl SourcesConfig {
-    /// True when no policy is configured.
+    /// True when nothing is configured: no policy and no file (databases
+    /// alone still name countries and networks in logs and lookups).
     pub fn is_empty(&self) -> bool {
-        self.block_countries.is_empty()
+        self.country_db.is_none()
+            && self.asn_db.is_none()
+            && self.cloud_ranges.is_empty()
+            && self.block_countries.is_empty()
             && self.allow_countries.is_empty()
             && self.unknown_country == Unknown::Pass
             && self.block_asns.is_empty()
