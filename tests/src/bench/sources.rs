@@ -149,20 +149,20 @@ pub fn synthetic_aws(n: usize, avoid: &[IpAddr], seed: u64) -> String {
 
 /// The files of a synthetic full policy in `dir`: a country database of
 /// `n4` + `n6` networks and an AWS file; returns the config that blocks
-/// every country but DE and US, and AWS.
+/// every country but DE and US, and AWS, and the database's networks.
 pub fn write_policy(
     dir: &Path,
     n4: usize,
     n6: usize,
     keep: &[IpAddr],
     dense_v6: bool,
-) -> Result<SourcesConfig> {
+) -> Result<(SourcesConfig, Vec<(IpNet, Record)>)> {
     let db = synthetic_db(n4, n6, keep, 0x5eed, dense_v6);
     let path = dir.join("country.mmdb");
     mmdb::write(&path, "GeoLite2-Country", &db).context("write the country database")?;
     let aws = dir.join("ip-ranges.json");
     std::fs::write(&aws, synthetic_aws(8_000, keep, 7))?;
-    Ok(SourcesConfig {
+    let cfg = SourcesConfig {
         country_db: Some(path),
         allow_countries: vec!["DE".into(), "US".into()],
         cloud_ranges: vec![CloudRanges {
@@ -174,7 +174,8 @@ pub fn write_policy(
         }],
         block_cloud: vec!["aws".into()],
         ..Default::default()
-    })
+    };
+    Ok((cfg, db))
 }
 
 /// Sources per family the xdp case measures the pass path with.
@@ -278,7 +279,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let dir = temp_dir();
     let t = Instant::now();
     let keep: Vec<IpAddr> = vec!["10.1.2.3".parse()?, "2001:db8:1::3".parse()?];
-    let cfg = write_policy(&dir, n4, n6, &keep, false)?;
+    let (cfg, _) = write_policy(&dir, n4, n6, &keep, false)?;
     println!(
         "synthetic country database of {} ranges ({n4} IPv4, {n6} IPv6) and 8,000 AWS prefixes \
          written in {:.1} s; policy: every country but DE and US, and AWS",
@@ -355,7 +356,7 @@ pub(super) fn xdp_case(
     use super::xdp::{BASE, Setup, fill, measure, members};
     let dir = temp_dir();
     let keep = m.all();
-    let cfg = write_policy(&dir, 300_000, 200_000, &keep, dense_v6)?;
+    let (cfg, db) = write_policy(&dir, 300_000, 200_000, &keep, dense_v6)?;
     let mut s = Setup {
         dp: Dataplane::load(&LoadOptions {
             capacity: Capacity {
@@ -399,14 +400,7 @@ pub(super) fn xdp_case(
             "in allocation blocks"
         }
     );
-    let settings = waf_user::dataplane::Settings {
-        rate: waf_user::dataplane::RateLimits {
-            pps: Some(1_000_000_000),
-            burst: 1_000_000_000,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let settings = super::xdp::generous();
     base.dp.maps.apply(&settings)?;
     s.dp.maps.apply(&settings)?;
     let mut held = base
@@ -421,7 +415,7 @@ pub(super) fn xdp_case(
     // as in a real database), each measured in both programs in turn.
     let mut rng = Rng(3);
     let mut clean: [Vec<IpAddr>; 2] = [Vec::new(), Vec::new()];
-    for (n, r) in synthetic_db(300_000, 200_000, &keep, 0x5eed, dense_v6) {
+    for (n, r) in db {
         let allowed = matches!(&r, Record::Country(c) if c == "DE" || c == "US");
         let fam = usize::from(matches!(n, IpNet::V6(_)));
         if !allowed || clean[fam].len() >= CLEAN || !rng.next().is_multiple_of(97) {

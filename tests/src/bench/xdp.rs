@@ -325,6 +325,19 @@ impl Scale {
     }
 }
 
+/// Rate limiting on (as it would be in production), with a limit the
+/// measured sources never reach: the settings of every path but rate_drop.
+pub(super) fn generous() -> Settings {
+    Settings {
+        rate: RateLimits {
+            pps: Some(1_000_000_000),
+            burst: 1_000_000_000,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
 /// The random stream every setup fills its maps from.
 pub(super) const SEED: u64 = 0x9e37_79b9_7f4a_7c15;
 
@@ -659,16 +672,7 @@ pub fn run(args: &[String]) -> Result<()> {
         check_reference(&mut s.tools, &m, wall)?;
     }
 
-    // Rate limiting is on for every path (as it would be in production),
-    // with a limit the measured sources never reach, except on rate_drop.
-    let generous = Settings {
-        rate: RateLimits {
-            pps: Some(1_000_000_000),
-            burst: 1_000_000_000,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let generous = generous();
     let strict = Settings {
         rate: RateLimits {
             pps: Some(1),

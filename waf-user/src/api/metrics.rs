@@ -25,6 +25,23 @@ pub fn named_counters(c: &[Counter]) -> BTreeMap<&'static str, Counter> {
         .collect()
 }
 
+/// The source-policy tags that counted packets, with their counters (for
+/// stats and metrics).
+pub fn source_tag_counters<'a>(
+    s: &ApiState,
+    p: &'a crate::sources::SourcePolicy,
+) -> Result<Vec<(&'a crate::sources::Tag, Counter)>, String> {
+    let c = s
+        .counters
+        .read_sources(p.tags().len())
+        .map_err(|e| e.to_string())?;
+    Ok(p.tags()
+        .iter()
+        .zip(c)
+        .filter(|(_, c)| c.packets > 0)
+        .collect())
+}
+
 /// Everything one scrape shows, taken before encoding.
 #[derive(Debug)]
 struct Scrape {
@@ -117,19 +134,13 @@ fn source_families(s: &ApiState, v: &View) -> Result<Vec<Family>, String> {
     let Some(p) = &v.sources else {
         return Ok(Vec::new());
     };
-    let tags = p.tags();
-    let c = s
-        .counters
-        .read_sources(tags.len())
-        .map_err(|e| e.to_string())?;
+    let counted = source_tag_counters(s, p)?;
     let fam = |name, help, f: fn(&Counter) -> u64| Family {
         name,
         help,
         kind: MetricKind::Counter,
-        values: tags
+        values: counted
             .iter()
-            .zip(&c)
-            .filter(|(_, c)| c.packets > 0)
             .map(|(t, c)| {
                 (
                     vec![("policy", t.policy), ("tag", leak_label(&t.name))],

@@ -13,7 +13,7 @@ use axum::{
 };
 use serde_json::{Value, json};
 
-use super::metrics::named_counters;
+use super::metrics::{named_counters, source_tag_counters};
 use super::{
     ApiError, Body, Shared, bad_request,
     types::{FleetStatus, ModeRequest, ModeView},
@@ -79,15 +79,9 @@ pub async fn stats(State(s): State<Shared>) -> Result<Json<Value>, ApiError> {
         "api_panics": s.panics.load(Ordering::Relaxed),
     });
     if let Some(p) = &v.sources {
-        let c = s
-            .counters
-            .read_sources(p.tags().len())
-            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        let tags: serde_json::Map<String, Value> = p
-            .tags()
-            .iter()
-            .zip(&c)
-            .filter(|(_, c)| c.packets > 0)
+        let tags: serde_json::Map<String, Value> = source_tag_counters(&s, p)
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?
+            .into_iter()
             .map(|(t, c)| {
                 (
                     t.name.clone(),

@@ -41,13 +41,18 @@ fn put16(words: &mut [u64], index: usize, v: u64) {
     *w = (*w & !(0xffff << shift)) | (v << shift);
 }
 
-/// Stores `want` into `arr` where they differ.
-fn sync(arr: &MmapArray<u64>, want: &[u64]) {
-    for (i, v) in want.iter().enumerate() {
-        if arr.load(i) != *v {
-            arr.store(i, *v);
-        }
-    }
+/// Per word of a bitmap: the bits set in the words before it (the slot of
+/// the word's first set bit, as the program counts).
+fn ranks(words: &[u64]) -> Vec<u64> {
+    let mut before = 0u64;
+    words
+        .iter()
+        .map(|w| {
+            let r = before;
+            before += u64::from(w.count_ones());
+            r
+        })
+        .collect()
 }
 
 impl Deep24 {
@@ -92,16 +97,8 @@ impl Deep24 {
         for t24 in per24.keys() {
             words[(t24 >> 6) as usize] |= 1 << (t24 & 63);
         }
-        let mut before = 0u64;
-        for (i, w) in words.iter().enumerate() {
-            if self.d24.load(i) != *w {
-                self.d24.store(i, *w);
-            }
-            if self.rank.load(i) != before {
-                self.rank.store(i, before);
-            }
-            before += u64::from(w.count_ones());
-        }
+        self.d24.store_all(&words);
+        self.rank.store_all(&ranks(&words));
         for (slot, bits) in per24
             .values()
             .take(filter::DEEP24_SLOTS as usize)
@@ -111,31 +108,25 @@ impl Deep24 {
             // reads it only once the mode says ready.
             unsafe { std::ptr::write_volatile(self.deep.ptr(slot), *bits) };
         }
-        sync(&self.t16, &t16);
+        self.t16.store_all(&t16);
         // The covered /24s' tags in the order of the bitmap's bits, as the
         // program ranks them (a bit the entries do not explain: the trie).
-        let mut r24 = vec![0u64; filter::F24_WORDS as usize];
+        let words: Vec<u64> = (0..filter::F24_WORDS as usize)
+            .map(|i| f24.load(i))
+            .collect();
         let mut tags = vec![u64::MAX; (filter::COVER24_SLOTS / 4) as usize];
-        let mut before = 0usize;
-        for (i, r) in r24.iter_mut().enumerate() {
-            *r = before as u64;
-            let mut w = f24.load(i);
-            while w != 0 {
-                let b = w.trailing_zeros();
+        let mut slot = 0usize;
+        for (i, w) in words.iter().enumerate() {
+            let mut w = *w;
+            while w != 0 && slot < filter::COVER24_SLOTS as usize {
+                let t24 = (i as u32) << 6 | w.trailing_zeros();
                 w &= w - 1;
-                if before < filter::COVER24_SLOTS as usize {
-                    let t24 = (i as u32) << 6 | b;
-                    put16(
-                        &mut tags,
-                        before,
-                        *covered24.get(&t24).unwrap_or(&TAG16_NONE),
-                    );
-                }
-                before += 1;
+                put16(&mut tags, slot, *covered24.get(&t24).unwrap_or(&TAG16_NONE));
+                slot += 1;
             }
         }
-        sync(&self.r24, &r24);
-        sync(&self.tag24, &tags);
+        self.r24.store_all(&ranks(&words));
+        self.tag24.store_all(&tags);
         self.mode.store(0, filter::DEEP_READY);
     }
 }

@@ -359,9 +359,10 @@ impl Maps {
         Ok(out)
     }
 
-    /// The rate state kept for `addr` (IPv6: pass the masked prefix address).
+    /// The rate state kept for `addr`'s source key (an IPv6 address is
+    /// masked to the exact-ban prefix, as the program keys it).
     pub fn rate_state(&self, addr: IpAddr) -> Option<RateState> {
-        match addr {
+        match self.exact_net(addr).network() {
             IpAddr::V4(a) => {
                 let k = u32::from_ne_bytes(a.octets());
                 let i = waf_common::rate_set_v4(k, self.rate_set_bits);

@@ -126,6 +126,16 @@ impl MmapArray<u64> {
         self.word(i).store(v, Ordering::SeqCst);
     }
 
+    /// Makes the words from 0 those of `want`, writing only the ones that
+    /// differ (each whole, atomically).
+    pub fn store_all(&self, want: &[u64]) {
+        for (i, v) in want.iter().enumerate() {
+            if self.load(i) != *v {
+                self.store(i, *v);
+            }
+        }
+    }
+
     /// Makes the bits of word `i` under `mask` those of `v`, atomically
     /// (the other bits, which another writer may own, are kept).
     pub fn replace_bits(&self, i: usize, mask: u64, v: u64) {

@@ -309,11 +309,7 @@ impl<V: TrieValue> CidrSet<V> {
             }
         }
         if let Kind::Membership { f24, .. } = &self.kind {
-            for (i, v) in want24.iter().enumerate() {
-                if f24.load(i) != *v {
-                    f24.store(i, *v);
-                }
-            }
+            f24.store_all(&want24);
         }
         self.rebuild_deep();
         self.rebuild_v6();
@@ -557,6 +553,17 @@ impl<V: TrieValue> CidrSet<V> {
         let added = count(&mut want.keys().filter(|n| !self.entries.contains_key(n)));
         let old = count(&mut self.entries.keys());
         let gap = (0..2).any(|f| old[f] + added[f] > self.capacity[f] as usize);
+        // The families with something to write or remove: only their
+        // tables are rebuilt (a reload that changes nothing costs none).
+        let mut changed = [false; 2];
+        for n in want
+            .iter()
+            .filter(|(n, v)| self.entries.get(n) != Some(v))
+            .map(|(n, _)| n)
+            .chain(&stale)
+        {
+            changed[family(n)] = true;
+        }
         // The IPv6 table is rebuilt once at the end (placing entries one by
         // one re-plans it as the lengths in use change): meanwhile it
         // answers with the old entries, the tries with old and new, and
@@ -564,11 +571,12 @@ impl<V: TrieValue> CidrSet<V> {
         self.bulk = true;
         let r = self.replace_entries(&want, &stale, gap);
         self.bulk = false;
-        let v6 = want.keys().chain(&stale).any(|n| matches!(n, IpNet::V6(_)));
-        if v6 {
+        if changed[1] {
             self.rebuild_v6();
         }
-        self.rebuild_deep();
+        if changed[0] {
+            self.rebuild_deep();
+        }
         let written = r?;
         Ok(Replaced {
             written,

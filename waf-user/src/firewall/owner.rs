@@ -455,7 +455,7 @@ impl Owner {
                 acks.push(ack(r, Ok(out)));
             }
             Command::Flush(r) => acks.push(ack(r, Ok(()))),
-            Command::Rate(addr, r) => acks.push(ack(r, Ok(self.fw.rate_of(addr)))),
+            Command::Rate(addr, r) => acks.push(ack(r, Ok(self.fw.dp.maps.rate_state(addr)))),
             Command::Stop(_) => {}
         }
     }

@@ -11,18 +11,6 @@ use super::{bans::Firewall, error::FirewallError};
 use crate::{dataplane::DataplaneError, sources::SourcePolicy};
 
 impl Firewall {
-    /// The kernel's rate state for `addr`'s source key (an IPv6 address
-    /// masked to the exact-ban prefix, as the program keys it).
-    pub(super) fn rate_of(&self, addr: std::net::IpAddr) -> Option<waf_common::RateState> {
-        let key = match addr {
-            std::net::IpAddr::V6(a) => IpNet::new(addr, self.dp.maps.v6_exact())
-                .map(|n| n.trunc().addr())
-                .unwrap_or(std::net::IpAddr::V6(a)),
-            v4 => v4,
-        };
-        self.dp.maps.rate_state(key)
-    }
-
     /// Puts `policy` in force (None: no source policy), through
     /// `CidrSet::replace`: the new prefixes go in before the old ones
     /// leave, so at every moment an address has the old verdict or the new
@@ -56,10 +44,15 @@ impl Firewall {
                 .collect::<Result<_, _>>()?,
             None => Vec::new(),
         };
-        let r = self.dp.maps.sources.replace(want).map_err(|e| {
-            DataplaneError::Invalid(format!(
-                "the source policies do not fit ({e}): raise [capacity] sources / sources_v6"
-            ))
+        // Too many for the set (refused before any write) or a trie found
+        // full: say which key sizes it; any other error as it is.
+        let r = self.dp.maps.sources.replace(want).map_err(|e| match e {
+            DataplaneError::Invalid(_) | DataplaneError::MapFull { .. } => {
+                DataplaneError::Invalid(format!(
+                    "the source policies do not fit ({e}): raise [capacity] sources / sources_v6"
+                ))
+            }
+            other => other,
         })?;
         if r.gap {
             tracing::warn!(

@@ -344,11 +344,8 @@ impl SourcePolicy {
             .collect();
         providers.dedup();
         let policy = self.entry_of(addr).map(|(prefix, e)| {
-            let tag = self.tags.get(e.tag as usize).cloned().unwrap_or(Tag {
-                name: "other".into(),
-                policy: "other",
-                monitor: false,
-            });
+            // Tag 0, "other", is always there.
+            let tag = self.tags.get(e.tag as usize).unwrap_or(&self.tags[0]);
             PolicyMatch {
                 prefix,
                 only_on: if e.flags & source_flags::BOGON != 0 {
@@ -356,7 +353,7 @@ impl SourcePolicy {
                 } else {
                     Vec::new()
                 },
-                tag: tag.name,
+                tag: tag.name.clone(),
                 policy: tag.policy.into(),
                 monitor: e.flags & source_flags::MONITOR != 0,
             }
