@@ -105,6 +105,11 @@ pub struct PrefixBucketV6 {
     pub overflow: u32,
     /// Prefix length per slot.
     pub lens: [u8; SLOTS],
+    /// A byte of each slot's hash ([`prefix_fp`]), read as one word: a
+    /// probe that finds its byte nowhere is a miss without comparing keys
+    /// (most probes of an address no prefix covers). A free slot's byte
+    /// may be stale: it only costs a comparison.
+    pub fps: [u8; SLOTS],
     /// The masked address per slot, as the 16 bytes in memory order.
     pub keys: [[u8; 16]; SLOTS],
     /// Value per slot: a prefix ban's expiry (as its trie value), 0 for the
@@ -129,12 +134,42 @@ pub const fn mask_v6(hi: u64, lo: u64, len: u32) -> (u64, u64) {
     }
 }
 
+/// The hash of a prefix (already masked to `len`): its bucket
+/// ([`prefix_bucket`]) and its fingerprint ([`prefix_fp`]).
+#[inline(always)]
+pub const fn prefix_hash(hi: u64, lo: u64, len: u32) -> u64 {
+    mix64(fold_v6(hi, lo) ^ ((len as u64) << 56 | len as u64))
+}
+
 /// The bucket of a prefix (already masked to `len`) in a table of
 /// `bucket_mask + 1` buckets.
 #[inline(always)]
 pub const fn prefix_bucket(hi: u64, lo: u64, len: u32, bucket_mask: u32) -> u32 {
-    let h = mix64(fold_v6(hi, lo) ^ ((len as u64) << 56 | len as u64));
+    bucket_of(prefix_hash(hi, lo, len), bucket_mask)
+}
+
+/// The bucket of hash `h` ([`prefix_hash`]): bits 32 and up, below the
+/// fingerprint's byte ([`table_buckets`] makes at most 2^24 buckets).
+#[inline(always)]
+pub const fn bucket_of(h: u64, bucket_mask: u32) -> u32 {
     (h >> 32) as u32 & bucket_mask
+}
+
+/// The fingerprint of hash `h` ([`prefix_hash`]): its top byte, apart
+/// from the bits that pick the bucket (at most 2^24 buckets).
+#[inline(always)]
+pub const fn prefix_fp(h: u64) -> u8 {
+    (h >> 56) as u8
+}
+
+/// Whether the fingerprints `fps` (a bucket's [`PrefixBucketV6::fps`] read
+/// as a little-endian word) hold byte `fp` anywhere: exact, by the
+/// zero-byte test on their XOR with `fp` in every byte.
+#[inline(always)]
+pub const fn fps_hold(fps: u64, fp: u8) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let x = fps ^ (fp as u64).wrapping_mul(ONES);
+    x.wrapping_sub(ONES) & !x & (ONES << 7) != 0
 }
 
 /// The mask level of a target length.
@@ -162,10 +197,11 @@ pub const fn mask_index(level: u32, hi: u64) -> u32 {
 
 /// Buckets of a set's table for a set of `capacity` entries: twice as
 /// many slots as entries (a full set of unexpanded entries fills half of
-/// them), a power of two, at least 1,024. 26 bytes a slot, preallocated.
+/// them), a power of two, at least 1,024. 27 bytes a slot, preallocated.
 pub const fn table_buckets(capacity: u32) -> u32 {
     let want = (capacity as u64 * 2).div_ceil(SLOTS as u64);
     let mut b: u64 = 1024;
+    // At most 2^24: the bucket bits stay below the fingerprint's byte.
     while b < want && b < (1 << 24) {
         b <<= 1;
     }
@@ -182,7 +218,7 @@ mod pod {
 }
 
 const _: () = assert!(core::mem::size_of::<V6Plan>() == 24 + 128);
-const _: () = assert!(core::mem::size_of::<PrefixBucketV6>() == 8 + 8 + 128 + 64);
+const _: () = assert!(core::mem::size_of::<PrefixBucketV6>() == 8 + 16 + 128 + 64);
 const _: () = assert!(TARGETS < 8);
 
 #[cfg(test)]
@@ -215,5 +251,36 @@ mod tests {
         assert_eq!(table_buckets(0), 1024);
         assert_eq!(table_buckets(65_536), 16_384);
         assert_eq!(table_buckets(1 << 24), 1 << 22);
+    }
+
+    /// The zero-byte test is exact: a word of fingerprints holds `fp`
+    /// exactly when one of its bytes is `fp` (a miss never compares keys,
+    /// a hit is never skipped). Every byte value against words that hold
+    /// it at each position, next to it, or nowhere.
+    #[test]
+    fn fingerprint_test_is_exact() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for fp in 0..=255u8 {
+            for round in 0..64 {
+                x = crate::hash::mix64(x ^ round);
+                let mut bytes = x.to_le_bytes();
+                match round % 4 {
+                    0 => bytes[(round / 4) as usize % 8] = fp,
+                    1 => bytes[(round / 4) as usize % 8] = fp.wrapping_add(1),
+                    2 => bytes[(round / 4) as usize % 8] = fp ^ 0x80,
+                    _ => {}
+                }
+                let word = u64::from_le_bytes(bytes);
+                assert_eq!(fps_hold(word, fp), bytes.contains(&fp), "{word:#x} {fp:#x}");
+            }
+            let none = u64::from_le_bytes([fp.wrapping_add(1); 8]);
+            assert!(!fps_hold(none, fp));
+            assert!(fps_hold(none & !0xff | u64::from(fp), fp));
+            assert!(fps_hold(u64::from(fp) << 56 | (none & ((1 << 56) - 1)), fp));
+        }
+        // The bucket and the fingerprint come from different bits.
+        let h = prefix_hash(0x2001_0db8 << 32, 0, 32);
+        assert_eq!(bucket_of(h, (1 << 24) - 1), (h >> 32) as u32 & 0xff_ffff);
+        assert_eq!(u64::from(prefix_fp(h)), h >> 56);
     }
 }

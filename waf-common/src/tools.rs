@@ -15,3 +15,11 @@ pub const REFERENCE_MAP_NAME: &str = "WAF_REF_BANS";
 /// Capacity of the reference filter's map (room for the benchmarks' large
 /// scale; not preallocated).
 pub const REFERENCE_CAPACITY: u32 = 1 << 20;
+/// Name of the benchmarks' textbook CIDR filter: one LPM trie lookup of
+/// the source (IPv4 or IPv6), drop on a hit, what a filter of country or
+/// cloud ranges is without this project's tables.
+pub const REFERENCE_LPM_PROGRAM_NAME: &str = "waf_reference_lpm";
+/// Its IPv4 trie: `u32` prefix (network order) -> `u8`.
+pub const REFERENCE_LPM4_MAP_NAME: &str = "WAF_REF_LPM4";
+/// Its IPv6 trie: 16-byte prefix -> `u8`.
+pub const REFERENCE_LPM6_MAP_NAME: &str = "WAF_REF_LPM6";

@@ -379,6 +379,18 @@ pub(super) fn xdp_case(
     members(&mut s.dp, &mut s.tools)?;
     let p = SourcePolicy::load(&cfg)?;
     s.dp.maps.sources.replace(p.entries())?;
+    let t6 = s.dp.maps.sources.v6_table();
+    println!(
+        "IPv6 table: targets {:?}, {} slots, {} entries in the trie only, {} overflowed",
+        t6.targets,
+        t6.slots,
+        t6.trie_only,
+        t6.overflowed.len()
+    );
+    // The textbook CIDR filter with the same prefixes: one LPM lookup.
+    for (n, _) in p.entries() {
+        s.tools.reference_lpm_insert(*n)?;
+    }
     let drop_at = |v6: bool| -> Option<IpAddr> {
         p.entries().iter().find_map(|(n, e)| {
             (matches!(n, IpNet::V6(_)) == v6 && e.flags == 0 && n.prefix_len() < n.max_prefix_len())
@@ -408,6 +420,10 @@ pub(super) fn xdp_case(
         .programs(&[waf_common::tools::REFERENCE_PROGRAM_NAME])?;
     held.push(base.dp.program()?);
     held.push(s.dp.program()?);
+    held.extend(
+        s.tools
+            .programs(&[waf_common::tools::REFERENCE_LPM_PROGRAM_NAME])?,
+    );
     let wall = waf_user::r#gen::DispatcherHold::new(&mut held).ok();
     let w = wall.is_some();
     // Sources that match no policy: addresses of the allowed countries'
@@ -439,6 +455,7 @@ pub(super) fn xdp_case(
     let ref_drop = super::xdp::frame(m.banned4);
     // Per family: per address, the median over rounds of ours over base.
     let mut per_addr: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut lpm_fam: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     let mut ns_fam: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     let mut base_fam: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for (fam, addrs) in clean.iter().enumerate() {
@@ -464,6 +481,18 @@ pub(super) fn xdp_case(
                 xs.push(x);
                 bs.push(b);
             }
+            let mut lpm = Vec::new();
+            for _ in 0..rounds {
+                let r = measure(s.tools.reference_lpm()?, &f, repeat / 4, w)?;
+                if r.action != 2 {
+                    bail!(
+                        "{a}: the LPM filter gave action {}, expected pass",
+                        r.action
+                    );
+                }
+                lpm.push(r.ns);
+            }
+            lpm_fam[fam].push(super::xdp::median(&mut lpm));
             per_addr[fam].push(super::xdp::median(&mut ratios));
             ns_fam[fam].push(super::xdp::median(&mut xs));
             base_fam[fam].push(super::xdp::median(&mut bs));
@@ -471,12 +500,18 @@ pub(super) fn xdp_case(
     }
     let mut drop_ratio = [Vec::new(), Vec::new()];
     let mut drop_ns = [Vec::new(), Vec::new()];
+    let mut drop_lpm = [Vec::new(), Vec::new()];
     for _ in 0..rounds {
         for (i, a) in [drop4, drop6].iter().enumerate() {
             let r = measure(s.dp.program()?, &super::xdp::frame(*a), repeat, w)?;
             if r.action != 1 {
                 bail!("source-policy drop {a}: action {}", r.action);
             }
+            let lpm = measure(s.tools.reference_lpm()?, &super::xdp::frame(*a), repeat, w)?;
+            if lpm.action != 1 {
+                bail!("the LPM filter's drop {a}: action {}", lpm.action);
+            }
+            drop_lpm[i].push(lpm.ns);
             let reference = measure(base.tools.reference()?, &ref_drop, repeat, w)?;
             drop_ns[i].push(r.ns);
             drop_ratio[i].push(r.ns / reference.ns);
@@ -491,9 +526,11 @@ pub(super) fn xdp_case(
         let r = mean(&per_addr[fam]);
         let worst = per_addr[fam].iter().copied().fold(0.0, f64::max);
         ok &= r <= goal;
+        let lpm = mean(&lpm_fam[fam]);
         println!(
             "  {name:<16} {:>7.2} ns  (base {:>7.2} ns)  {r:.3}x the base on average over {} \
-             addresses (goal <= {goal}x: {}), worst {worst:.2}x",
+             addresses (goal <= {goal}x: {}), worst {worst:.2}x; the textbook LPM filter \
+             {lpm:.2} ns",
             mean(&ns_fam[fam]),
             mean(&base_fam[fam]),
             per_addr[fam].len(),
@@ -503,14 +540,21 @@ pub(super) fn xdp_case(
             name.to_string(),
             json!({"ns": mean(&ns_fam[fam]), "base_ns": mean(&base_fam[fam]),
                    "over_base": r, "over_base_worst": worst,
-                   "addresses": per_addr[fam].len()}),
+                   "addresses": per_addr[fam].len(), "lpm_ns": lpm}),
         );
     }
     for (i, name) in ["source_drop", "source_drop_v6"].iter().enumerate() {
         let r = super::xdp::median(&mut drop_ratio[i]);
         let ns = super::xdp::median(&mut drop_ns[i]);
-        println!("  {name:<16} {ns:>7.2} ns  {r:.2}x the reference's drop");
-        paths.insert(name.to_string(), json!({"ns": ns, "ref_ratio": r}));
+        let lpm = super::xdp::median(&mut drop_lpm[i]);
+        println!(
+            "  {name:<16} {ns:>7.2} ns  {r:.2}x the reference's drop; the textbook LPM filter \
+             {lpm:.2} ns"
+        );
+        paths.insert(
+            name.to_string(),
+            json!({"ns": ns, "ref_ratio": r, "lpm_ns": lpm}),
+        );
     }
     println!(
         "goal: a packet that matches no policy costs within 10% of the base's pass with a full \

@@ -5,7 +5,8 @@
 //! - `waf_gen` (gen.rs): the packet generator's live-frames program;
 //! - `waf_floor`: the benchmarks' floor, a program that only drops;
 //! - `waf_reference` (reference.rs): the benchmarks' reference filter, the
-//!   textbook one-hash-lookup XDP ban filter.
+//!   textbook one-hash-lookup XDP ban filter, and `waf_reference_lpm`, the
+//!   textbook one-LPM-lookup CIDR filter.
 #![no_std]
 #![no_main]
 

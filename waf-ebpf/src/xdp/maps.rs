@@ -27,8 +27,8 @@ use waf_common::{
     SourceEntry, TAG16_NONE, XdpConfig, ban_bucket_v4, ban_bucket_v6, ban_fp_v4, ban_fp_v6,
     counter, filter,
     prefix6::{
-        self, MASK_WORDS, PLAN_READY, PrefixBucketV6, SLOTS, TARGETS, TRIE_BIT, V6Plan, mask_index,
-        prefix_bucket,
+        self, MASK_WORDS, PLAN_READY, PrefixBucketV6, SLOTS, TARGETS, TRIE_BIT, V6Plan, bucket_of,
+        fps_hold, mask_index, prefix_fp, prefix_hash,
     },
     rate_set_v4, rate_set_v6,
 };
@@ -388,19 +388,24 @@ fn table_v6(hi: u64, lo: u64, byte: u32, set: u32, table: &Array<PrefixBucketV6>
         let i = i - 1;
         let len = plan.lens[i] as u32;
         let (kh, kl) = (hi & plan.mask_hi[i], lo & plan.mask_lo[i]);
-        let Some(b) = table.get(prefix_bucket(kh, kl, len, plan.bucket_mask)) else {
+        let h = prefix_hash(kh, kl, len);
+        let Some(b) = table.get(bucket_of(h, plan.bucket_mask)) else {
             return Table::AskTrie;
         };
-        let key = [u64::to_be(kh), u64::to_be(kl)];
-        for s in 0..SLOTS {
-            // SAFETY: bucket keys sit at 8-byte aligned offsets.
-            let k = unsafe { wide(&b.keys[s]) };
-            // One branch per slot (bitwise, not short-circuit): every
-            // branch doubles what the verifier follows.
-            let diff = (k[0] ^ key[0]) | (k[1] ^ key[1]) | (b.lens[s] as u64 ^ len as u64);
-            // SAFETY: `used` is read afresh per slot, as `active` is.
-            if diff == 0 && unsafe { core::ptr::read_volatile(&b.used) } & (1 << s) != 0 {
-                return Table::Found(b.values[s]);
+        // SAFETY: the fingerprints sit at an 8-byte aligned offset.
+        let fps = u64::from_le(unsafe { core::ptr::read_volatile(b.fps.as_ptr().cast::<u64>()) });
+        if fps_hold(fps, prefix_fp(h)) {
+            let key = [u64::to_be(kh), u64::to_be(kl)];
+            for s in 0..SLOTS {
+                // SAFETY: bucket keys sit at 8-byte aligned offsets.
+                let k = unsafe { wide(&b.keys[s]) };
+                // One branch per slot (bitwise, not short-circuit): every
+                // branch doubles what the verifier follows.
+                let diff = (k[0] ^ key[0]) | (k[1] ^ key[1]) | (b.lens[s] as u64 ^ len as u64);
+                // SAFETY: `used` is read afresh per slot, as `active` is.
+                if diff == 0 && unsafe { core::ptr::read_volatile(&b.used) } & (1 << s) != 0 {
+                    return Table::Found(b.values[s]);
+                }
             }
         }
         if b.overflow != 0 {

@@ -38,7 +38,7 @@ pub struct LoadOptions {
 /// (validated there). The CIDR tries are not preallocated: a large
 /// capacity costs kernel memory only as entries are added (about 36 bytes
 /// an IPv4 CIDR, `cargo xtask bench bans`). What is preallocated: each
-/// set's IPv6 table (twice as many slots as its IPv6 capacity, 52 bytes a
+/// set's IPv6 table (twice as many slots as its IPv6 capacity, 54 bytes a
 /// CIDR), the ban buckets (twice as many slots as `bans`: 28 bytes a ban
 /// for IPv4, 52 for IPv6), the overflow hashes' heads (room for `bans`
 /// more: 16 bytes each, rounded up to a power of two) and the rate tables (88 bytes a source for

@@ -30,7 +30,8 @@ use std::{
 use ipnet::Ipv6Net;
 use waf_common::prefix6::{
     EXPAND_MAX, MASK_INDEXES, MIN_TARGET, PLAN_READY, PLAN_REBUILDING, PrefixBucketV6, SLOTS,
-    TARGETS, TRIE_BIT, V6Plan, level_of, mask_bit, mask_index, mask_v6, prefix_bucket,
+    TARGETS, TRIE_BIT, V6Plan, level_of, mask_bit, mask_index, mask_v6, prefix_bucket, prefix_fp,
+    prefix_hash,
 };
 
 use super::mmap::MmapArray;
@@ -328,6 +329,10 @@ impl Table6 {
             };
             std::ptr::write_volatile(&raw mut (*p).keys[s], key_bytes(hi, lo));
             std::ptr::write_volatile(&raw mut (*p).lens[s], t);
+            std::ptr::write_volatile(
+                &raw mut (*p).fps[s],
+                prefix_fp(prefix_hash(hi, lo, u32::from(t))),
+            );
             AtomicU64::from_ptr(&raw mut (*p).values[s]).store(value, Ordering::SeqCst);
             used.fetch_or(1 << s, Ordering::SeqCst);
         }

@@ -10,7 +10,11 @@ use aya::{
     maps::{Map, MapError},
     programs::{ProgramError, Xdp},
 };
-use waf_common::tools::{FLOOR_PROGRAM_NAME, REFERENCE_MAP_NAME, REFERENCE_PROGRAM_NAME};
+use ipnet::IpNet;
+use waf_common::tools::{
+    FLOOR_PROGRAM_NAME, REFERENCE_LPM_PROGRAM_NAME, REFERENCE_LPM4_MAP_NAME,
+    REFERENCE_LPM6_MAP_NAME, REFERENCE_MAP_NAME, REFERENCE_PROGRAM_NAME,
+};
 
 /// The tools object built by build.rs from the waf-ebpf crate.
 pub static TOOLS_OBJECT: &[u8] =
@@ -103,6 +107,36 @@ impl Tools {
     /// hash lookup of the IPv4 source per packet (drop on a hit).
     pub fn reference(&mut self) -> Result<&mut Xdp, ToolsError> {
         self.program(REFERENCE_PROGRAM_NAME)
+    }
+
+    /// The textbook CIDR filter: one LPM trie lookup of the source per
+    /// packet (drop on a hit).
+    pub fn reference_lpm(&mut self) -> Result<&mut Xdp, ToolsError> {
+        self.program(REFERENCE_LPM_PROGRAM_NAME)
+    }
+
+    /// Adds `net` to the textbook CIDR filter's trie of its family.
+    pub fn reference_lpm_insert(&mut self, net: IpNet) -> Result<(), ToolsError> {
+        use aya::maps::lpm_trie::{Key, LpmTrie};
+        let bits = u32::from(net.prefix_len());
+        match net {
+            IpNet::V4(n) => {
+                let name = REFERENCE_LPM4_MAP_NAME;
+                let err = |source| ToolsError::Map { name, source };
+                let map = self.ebpf.map_mut(name).ok_or(ToolsError::Missing(name))?;
+                let mut t: LpmTrie<_, u32, u8> = LpmTrie::try_from(map).map_err(err)?;
+                let key = Key::new(bits, u32::from_ne_bytes(n.network().octets()));
+                t.insert(&key, 1, 0).map_err(err)
+            }
+            IpNet::V6(n) => {
+                let name = REFERENCE_LPM6_MAP_NAME;
+                let err = |source| ToolsError::Map { name, source };
+                let map = self.ebpf.map_mut(name).ok_or(ToolsError::Missing(name))?;
+                let mut t: LpmTrie<_, [u8; 16], u8> = LpmTrie::try_from(map).map_err(err)?;
+                t.insert(&Key::new(bits, n.network().octets()), 1, 0)
+                    .map_err(err)
+            }
+        }
     }
 
     /// Adds `addr` to the reference filter's map.
