@@ -224,6 +224,7 @@ pub fn describe(d: &[Counter]) -> String {
 }
 
 pub mod bench;
+pub mod browser;
 pub mod corpus;
 pub mod fleet_lab;
 pub mod mmdb;
@@ -727,6 +728,22 @@ pub fn http_raw(
     raw: &[u8],
     pieces: usize,
 ) -> std::io::Result<(u16, String)> {
+    http_exchange(ns, dst, src, raw, pieces).map(|(code, _, body)| (code, body))
+}
+
+/// [`http_raw`] in one piece, with the response head too (status line and
+/// headers, as sent).
+pub fn http_full(ns: &Netns, dst: &str, raw: &[u8]) -> std::io::Result<(u16, String, String)> {
+    http_exchange(ns, dst, None, raw, 1)
+}
+
+fn http_exchange(
+    ns: &Netns,
+    dst: &str,
+    src: Option<&str>,
+    raw: &[u8],
+    pieces: usize,
+) -> std::io::Result<(u16, String, String)> {
     use std::io::{Read as _, Write as _};
     let dst: std::net::SocketAddr = dst.parse().expect("destination");
     let src: Option<std::net::IpAddr> = src.map(|s| s.parse().expect("source"));
@@ -772,11 +789,11 @@ pub fn http_raw(
             .nth(1)
             .and_then(|c| c.parse().ok())
             .ok_or_else(|| std::io::Error::other(format!("no HTTP status in {text:?}")))?;
-        let body = text
+        let (head, body) = text
             .split_once("\r\n\r\n")
-            .map(|x| x.1.to_string())
+            .map(|(h, b)| (h.to_string(), b.to_string()))
             .unwrap_or_default();
-        Ok((status, body))
+        Ok((status, head, body))
     })
 }
 

@@ -39,8 +39,8 @@ fn dot_segments_and_encodings_never_reach_an_exempt_glob() {
     let _d = TestDaemon::start(
         &lab,
         "[proxy]\nlisten = \"0.0.0.0:8080\"\nupstream = \"http://127.0.0.1:8000\"\n\
-         access_log = \"off\"\n\n[detect]\nexempt_paths = [\"/health\", \"/static/*\"]\n\n\
-         [ban_policy]\nstrikes = 1000\n",
+         access_log = \"off\"\n\n[[routes]]\npath = \"/health\"\nexempt = true\n\n\
+         [[routes]]\npath = \"/static/*\"\nexempt = true\n\n[ban_policy]\nstrikes = 1000\n",
     );
     // The exemption itself still works.
     let (code, _) = http_raw(&lab.client, &server(8080), None, &get("/static/app.js"), 1).unwrap();

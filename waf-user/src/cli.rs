@@ -10,8 +10,9 @@ use clap::{Args, Subcommand};
 use serde_json::Value;
 
 mod lookup;
+mod route;
 
-pub use self::lookup::lookup;
+pub use self::{lookup::lookup, route::route, route::route_report};
 
 use crate::{
     api::types::{
@@ -565,7 +566,7 @@ pub fn inspect(
     threads: Option<usize>,
 ) -> Result<()> {
     let mut detect = match config {
-        Some(p) => crate::config::Config::load(p)?.detect,
+        Some(p) => crate::config::Config::load(p)?.engine_config(),
         None => crate::detect::DetectConfig::default(),
     };
     if let Some(p) = paranoia {

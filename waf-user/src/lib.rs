@@ -16,6 +16,7 @@
 //!   (crafted frames).
 
 pub mod api;
+pub mod challenge;
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -28,6 +29,7 @@ pub mod http;
 pub mod mirror;
 pub mod packet;
 pub mod proxy;
+pub mod routes;
 pub mod sources;
 pub mod telemetry;
 pub mod values;

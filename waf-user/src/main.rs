@@ -82,6 +82,15 @@ enum Command {
         /// One IPv4 or IPv6 address.
         addr: String,
     },
+    /// The route a path falls into (`[[routes]]`) and the policy it meets,
+    /// from the config file.
+    Route {
+        /// A path (and query), as a request would send it.
+        path: String,
+        /// Config file (TOML).
+        #[arg(long, short, default_value = "/etc/waf/waf.toml")]
+        config: PathBuf,
+    },
     /// Health and alarms.
     Health,
     /// Show or switch monitor and emergency mode.
@@ -184,6 +193,7 @@ fn main() -> ExitCode {
         Command::Fleet(cmd) => cli::fleet(a, cmd),
         Command::Stats => cli::stats(a),
         Command::Lookup { addr } => cli::lookup(a, &addr),
+        Command::Route { path, config } => cli::route(&config, &path, a.json),
         Command::Health => cli::health(a),
         Command::Mode {
             monitor,

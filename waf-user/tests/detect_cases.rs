@@ -300,7 +300,7 @@ fn exclusions_by_path_location_rule_and_kind() {
 #[test]
 fn exempt_paths_are_not_inspected() {
     let e = engine(DetectConfig {
-        exempt_paths: vec!["/health".into(), "*.css".into()],
+        exempt_paths: vec![("/health".into(), true), ("*.css".into(), true)],
         ..Default::default()
     });
     assert_eq!(

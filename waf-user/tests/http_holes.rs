@@ -32,7 +32,11 @@ fn get(e: &Engine, target: &str) -> Verdict {
 
 fn exempting_engine() -> Engine {
     Engine::new(&DetectConfig {
-        exempt_paths: vec!["/health".into(), "/favicon.ico".into(), "/static/*".into()],
+        exempt_paths: vec![
+            ("/health".into(), true),
+            ("/favicon.ico".into(), true),
+            ("/static/*".into(), true),
+        ],
         ..Default::default()
     })
     .expect("engine")
@@ -93,7 +97,7 @@ fn dot_segments_into_an_exempt_glob_are_not_exempt() {
 #[test]
 fn suffix_exemptions_do_not_cover_scripts() {
     let e = Engine::new(&DetectConfig {
-        exempt_paths: vec!["*.css".into(), "/static/*".into()],
+        exempt_paths: vec![("*.css".into(), true), ("/static/*".into(), true)],
         ..Default::default()
     })
     .expect("engine");

@@ -11,8 +11,18 @@ use std::{
 };
 
 /// Layers that know nothing of the daemon: the request model, detection,
-/// values, crafted packets, what faces report, source-policy files.
-const PURE: &[&str] = &["http", "detect", "values", "packet", "telemetry", "sources"];
+/// values, crafted packets, what faces report, source-policy files, the
+/// browser challenge, per-route policy.
+const PURE: &[&str] = &[
+    "http",
+    "detect",
+    "values",
+    "packet",
+    "telemetry",
+    "sources",
+    "challenge",
+    "routes",
+];
 /// The firewall's owner and the kernel half.
 const CORE: &[&str] = &["firewall", "dataplane"];
 /// What the world talks to, and the wiring that builds it.

@@ -54,6 +54,10 @@ const PACKAGES: &[&str] = &[
     "python3-venv",
     // tests: the fleet test shares bans through a real NATS JetStream server
     "nats-server",
+    // tests: the challenge page and the dashboard in a real headless browser,
+    // and the page's script under Node.js
+    "chromium",
+    "nodejs",
 ];
 
 /// The schemathesis release the API test runs (pinned).
@@ -157,7 +161,7 @@ fn preflight(todo: &[Missing]) -> Result<()> {
          - LLVM 22 development files (llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev)\n\
          - bpf-linker: LLVM_SYS_221_PREFIX={LLVM_PREFIX} cargo install bpf-linker --version \
            {BPF_LINKER_VERSION} --no-default-features --features llvm-22\n\
-         - test tools: iproute2 iputils-ping ethtool bpftool\n\
+         - test tools: iproute2 iputils-ping ethtool bpftool chromium nodejs\n\
          - benchmark tools: netsniff-ng nftables xdp-tools util-linux wrk\n\
          - schemathesis {SCHEMATHESIS_VERSION} in a venv at target/tools/venv\n\
          - a bpf filesystem: mount -t bpf bpf /sys/fs/bpf"

@@ -85,6 +85,7 @@ impl InProcessProxy {
             Arc::new(Engine::new(&DetectConfig::default()).map_err(|e| anyhow::anyhow!("{e}"))?);
         let proxy = Arc::new(Proxy::new(
             pcfg,
+            waf_user::routes::Routes::default(),
             engine.clone(),
             fw.strikes(),
             cfg.ban_policy.ipv6_prefix,

@@ -104,6 +104,10 @@ pub struct Config {
     pub capacity: Capacity,
     /// Source policies: countries, networks, cloud ranges, bogons.
     pub sources: crate::sources::SourcesConfig,
+    /// Per-path policy, tried in file order (`[[routes]]`).
+    pub routes: Vec<crate::routes::RouteConfig>,
+    /// The JavaScript challenge.
+    pub challenge: crate::challenge::ChallengeConfig,
 }
 
 impl Default for Config {
@@ -126,6 +130,8 @@ impl Default for Config {
             fleet: None,
             capacity: Capacity::default(),
             sources: Default::default(),
+            routes: Vec::new(),
+            challenge: Default::default(),
         }
     }
 }
@@ -182,7 +188,24 @@ impl Config {
         self.ban_policy
             .validate()
             .map_err(|(k, v, a)| invalid(&k, v, &a))?;
-        self.detect
+        crate::values::moved(
+            &self.detect.moved_exempt_paths,
+            "detect.exempt_paths",
+            "give each path a route: [[routes]] path = \"/health\" with exempt = true (the \
+             mirror and `waf inspect` honour exempt routes too)",
+        )?;
+        if let Some(i) = self.proxy.rate_limits.iter().position(|l| l.path.is_some()) {
+            return Err(ConfigError::Moved {
+                key: format!("proxy.rate_limits[{i}].path"),
+                instead: "a limit on a path belongs to its route: [[routes]] path = \"/login\" \
+                          with rate_limits = [{ requests = 5, per = \"1m\" }] ([proxy] \
+                          rate_limits keeps the limits on every path)"
+                    .into(),
+            });
+        }
+        crate::routes::Routes::new(&self.routes)?;
+        self.challenge.validate()?;
+        self.engine_config()
             .validate()
             .map_err(|e| invalid("detect", "(see message)", &e))?;
         self.mirror.validate()?;
@@ -193,6 +216,43 @@ impl Config {
         self.capacity.validate()?;
         self.sources.validate()?;
         Ok(())
+    }
+
+    /// The detection engine's config: `[detect]`, with the routes' paths
+    /// (which of them are exempt: the mirror and `waf inspect` exempt what
+    /// the proxy does).
+    pub fn engine_config(&self) -> crate::detect::DetectConfig {
+        let mut d = self.detect.clone();
+        d.exempt_paths = self
+            .routes
+            .iter()
+            .map(|r| (r.path.clone(), r.exempt))
+            .collect();
+        d
+    }
+
+    /// Whether the proxy runs the challenge: `[challenge] mode` is not off,
+    /// or a route asks for it.
+    pub fn challenge_on(&self) -> bool {
+        self.challenge.mode != crate::challenge::ChallengeMode::Off
+            || self
+                .routes
+                .iter()
+                .any(|r| r.challenge == crate::routes::RouteChallenge::Challenge)
+    }
+
+    /// The challenge's key file: `[challenge] key_file`, or
+    /// `<state_dir>/challenge.key`.
+    pub fn challenge_key_file(&self) -> PathBuf {
+        self.challenge
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("challenge.key"))
+    }
+
+    /// The routes, compiled (the config was validated).
+    pub fn routes(&self) -> Result<crate::routes::Routes, ConfigError> {
+        crate::routes::Routes::new(&self.routes)
     }
 
     /// The XDP settings this config asks for.

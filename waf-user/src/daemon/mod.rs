@@ -184,8 +184,9 @@ async fn serve(cfg: Config, opts: RunOptions, setup: Setup) -> Result<()> {
         faces.push(link.clone());
         link as Arc<dyn FleetReport>
     });
-    let engine =
-        Arc::new(Engine::new(&cfg.detect).map_err(|e| anyhow::anyhow!("config [detect]: {e}"))?);
+    let engine = Arc::new(
+        Engine::new(&cfg.engine_config()).map_err(|e| anyhow::anyhow!("config [detect]: {e}"))?,
+    );
     // Building the engine (and restoring the journal) leaves megabytes of
     // freed heap that glibc keeps; give them back.
     // SAFETY: malloc_trim only releases free memory.
@@ -259,24 +260,44 @@ fn start_proxy(
     // The access log names each client's country and ASN from the source
     // policies' databases in force (none configured: nothing).
     let view = handle.clone();
-    let proxy = Arc::new(
-        Proxy::new(
-            &cfg.proxy,
-            engine.clone(),
-            handle.strikes(),
+    let challenger = if cfg.challenge_on() {
+        let path = cfg.challenge_key_file();
+        let key = challenge_key(&path)?;
+        Some(Arc::new(crate::challenge::Challenger::new(
+            &cfg.challenge,
+            key,
             cfg.ban_policy.ipv6_prefix,
-        )?
-        .with_geo(Arc::new(move |ip| {
-            view.view()
-                .sources
-                .as_ref()
-                .map_or((None, None), |p| p.geo(ip))
-        })),
-    );
+        )))
+    } else {
+        None
+    };
+    let mut proxy = Proxy::new(
+        &cfg.proxy,
+        cfg.routes()?,
+        engine.clone(),
+        handle.strikes(),
+        cfg.ban_policy.ipv6_prefix,
+    )?
+    .with_geo(Arc::new(move |ip| {
+        view.view()
+            .sources
+            .as_ref()
+            .map_or((None, None), |p| p.geo(ip))
+    }));
+    if let Some(c) = challenger {
+        proxy = proxy.with_challenge(c, cfg.challenge.clone());
+    }
+    let proxy = Arc::new(proxy);
     faces.push(proxy.clone());
     let l = tokio::net::TcpListener::from_std(listener)?;
     tracing::info!(listen = ?cfg.proxy.listen, "proxy serving");
     Ok(tokio::spawn(proxy.serve(l)))
+}
+
+/// The challenge's key: read, or created (0600) on first use.
+fn challenge_key(path: &std::path::Path) -> Result<crate::challenge::Key> {
+    crate::challenge::load_or_create_key(path)
+        .map_err(|e| anyhow::anyhow!("[challenge] key {}: {e}", path.display()))
 }
 
 async fn wait_for_signals(handle: &Handle, opts: &RunOptions, state: &ApiState) -> Result<()> {

@@ -9,6 +9,11 @@ use crate::http::Limits;
 /// Methods allowed unless configured otherwise.
 pub const DEFAULT_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
+/// What `[detect] exempt_paths` became.
+pub const EXEMPT_MOVED: &str = "detect.exempt_paths has moved: give each path a route, \
+     [[routes]] path = \"/health\" with exempt = true (routes are the one home of per-path \
+     policy; the mirror and `waf inspect` honour exempt routes too)";
+
 /// Configuration of the detection engine (the `[detect]` table).
 #[derive(Deserialize, Clone, Debug, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -25,16 +30,17 @@ pub struct DetectConfig {
     pub limits: Limits,
     /// Methods accepted; others are a protocol finding.
     pub allowed_methods: Vec<String>,
-    /// Paths never inspected. Globs on the canonical path (decoded,
-    /// dot segments removed, `//` and `\` folded, `;` parameters split off):
-    /// `*` is the only wildcard and matches any run of characters, `/`
-    /// included (`/static/*` covers everything below `/static/`, `*.css`
-    /// any path ending in `.css`); everything else is literal and
-    /// case-sensitive. A glob must match every reading of the path (with
-    /// and without `;` parameters, decoded once and twice), and an encoded
-    /// slash, a `..` above the root, bad UTF-8, a NUL or a `%u` escape in
-    /// the path voids every exemption.
-    pub exempt_paths: Vec<String>,
+    /// The globs of `[[routes]]` in file order, each with whether its
+    /// route is exempt from inspection: filled by `Config::engine_config`,
+    /// not read from `[detect]`. A path is exempt when every reading of it
+    /// picks the same route first and that route is exempt (see
+    /// `crate::routes`); an encoded slash, a `..` above the root, bad
+    /// UTF-8, a NUL or a `%u` escape in the path voids every exemption.
+    #[serde(skip)]
+    pub exempt_paths: Vec<(String, bool)>,
+    /// Moved to `[[routes]] exempt = true`; refused with a message.
+    #[serde(rename = "exempt_paths")]
+    pub moved_exempt_paths: Option<toml::Value>,
     /// Operator rules, evaluated in order before detection.
     pub rules: Vec<OperatorRule>,
     /// Findings to ignore, by path, location, rule id or kind.
@@ -56,6 +62,7 @@ impl Default for DetectConfig {
             limits: Limits::default(),
             allowed_methods: DEFAULT_METHODS.iter().map(|m| (*m).to_owned()).collect(),
             exempt_paths: Vec::new(),
+            moved_exempt_paths: None,
             rules: Vec::new(),
             exclusions: Vec::new(),
             keywords: Vec::new(),
@@ -209,8 +216,11 @@ impl DetectConfig {
                 ));
             }
         }
-        for p in &self.exempt_paths {
-            check_glob("detect.exempt_paths", p)?;
+        if self.moved_exempt_paths.is_some() {
+            return Err(EXEMPT_MOVED.into());
+        }
+        for (p, _) in &self.exempt_paths {
+            check_glob("routes.path", p)?;
         }
         for (i, r) in self.rules.iter().enumerate() {
             let key = format!("detect.rules[{i}]");
@@ -362,7 +372,6 @@ mod tests {
         let c: DetectConfig = toml::from_str(
             r#"
             paranoia = 2
-            exempt_paths = ["/health", "/static/*"]
             [[rules]]
             action = "deny"
             remote = ["192.0.2.0/24"]
@@ -377,5 +386,7 @@ mod tests {
         assert_eq!(c.exclusions[0].kind, Some(Kind::Xss));
         assert!(c.validate().is_ok());
         assert!(toml::from_str::<DetectConfig>("bogus = 1").is_err());
+        let old: DetectConfig = toml::from_str("exempt_paths = [\"/health\"]").unwrap();
+        assert!(old.validate().unwrap_err().contains("exempt = true"));
     }
 }

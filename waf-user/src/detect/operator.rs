@@ -53,7 +53,9 @@ pub struct ExclusionScope(Vec<bool>);
 pub struct Operator {
     rules: Vec<Compiled>,
     exclusions: Vec<CompiledExclusion>,
-    exempt: PathGlobSet,
+    /// The routes' globs in file order, and which are exempt.
+    routes: PathGlobSet,
+    exempt: Vec<bool>,
     keywords: Vec<(String, AhoCorasick, u32)>,
 }
 
@@ -167,8 +169,14 @@ impl Operator {
         Ok(Operator {
             rules,
             exclusions,
-            exempt: PathGlobSet::new(&cfg.exempt_paths)
-                .map_err(|e| format!("detect.exempt_paths: {e}"))?,
+            routes: PathGlobSet::new(
+                &cfg.exempt_paths
+                    .iter()
+                    .map(|(p, _)| p.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .map_err(|e| format!("routes.path: {e}"))?,
+            exempt: cfg.exempt_paths.iter().map(|(_, e)| *e).collect(),
             keywords,
         })
     }
@@ -196,10 +204,19 @@ impl Operator {
         d
     }
 
-    /// Whether the path is exempt from inspection: an exempt glob matches
-    /// every reading of the canonical path, and no flag voids exemptions.
+    /// Whether the path is exempt from inspection: every reading of it
+    /// picks the same route first, that route is exempt, and no flag voids
+    /// exemptions (as `crate::routes::Routes::exempt` decides for the
+    /// proxy).
     pub fn exempt(&self, path: &CanonicalPath) -> bool {
-        self.exempt.matches_all(path)
+        if !self.exempt.contains(&true) || path.voids_exemptions() {
+            return false;
+        }
+        let mut picked = path.readings().map(|r| self.routes.first_match(r));
+        let Some(Some(first)) = picked.next() else {
+            return false;
+        };
+        self.exempt[first] && picked.all(|p| p == Some(first))
     }
 
     /// The exclusions that apply to a request: those without a path, and

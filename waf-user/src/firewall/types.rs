@@ -302,16 +302,20 @@ pub enum StrikeKind {
     RateBps,
     /// The XDP SYN-rate limit tripped.
     RateSyn,
+    /// A bot at the HTTP layer: a forged, expired, replayed or moved
+    /// challenge token or solution, or a bot score a route blocks.
+    Bot,
 }
 
 impl StrikeKind {
     /// Every kind.
-    pub const ALL: [StrikeKind; 5] = [
+    pub const ALL: [StrikeKind; 6] = [
         Self::Detection,
         Self::BadAgent,
         Self::RatePps,
         Self::RateBps,
         Self::RateSyn,
+        Self::Bot,
     ];
 
     /// Name in metrics and logs.
@@ -322,13 +326,14 @@ impl StrikeKind {
             Self::RatePps => "rate_pps",
             Self::RateBps => "rate_bps",
             Self::RateSyn => "rate_syn",
+            Self::Bot => "bot",
         }
     }
 
     /// The source of a ban this kind of strike makes.
     pub fn ban_source(self) -> BanSource {
         match self {
-            Self::Detection | Self::BadAgent => BanSource::Detection,
+            Self::Detection | Self::BadAgent | Self::Bot => BanSource::Detection,
             Self::RatePps | Self::RateBps | Self::RateSyn => BanSource::RateLimit,
         }
     }

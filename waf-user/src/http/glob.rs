@@ -129,6 +129,11 @@ impl PathGlobSet {
         self.set.is_match(text)
     }
 
+    /// The first glob (in the order given) that matches this text.
+    pub fn first_match(&self, text: &str) -> Option<usize> {
+        self.set.matches(text).into_iter().min()
+    }
+
     /// Allow-type: whether one glob of the set matches every reading of the
     /// path (and no voiding flag is set). See [`PathGlob::matches_all`].
     pub fn matches_all(&self, path: &CanonicalPath) -> bool {

@@ -1,5 +1,5 @@
-//! The decision on one request: exempt paths, the refusals that come before
-//! the body (user agent, rate limits), reading the body under the
+//! The decision on one request: its routes (see `route.rs`), exempt paths,
+//! the refusals that come before the body (user agent, rate limits), reading the body under the
 //! inspection limit and `max_upload`, the engine's verdict (inline or on the
 //! blocking pool under a time budget), and what follows from it: block,
 //! refuse, or forward.
@@ -43,6 +43,8 @@ struct BodyHead {
     overflow: bool,
     /// The body is longer than `max_upload`.
     too_big: bool,
+    /// The body is longer than its route's `max_body`.
+    over_route: bool,
 }
 
 /// What to do with an inspected request.
@@ -76,10 +78,28 @@ impl Proxy {
             .map(|p| p.as_str())
             .unwrap_or("/");
         let path = CanonicalPath::from_target(target);
-        if self.engine.exempt_path(&path) {
+        if self.is_verify(&path) {
+            return self.verify_solution(req, &client, id).await;
+        }
+        let sel = self.routes.routes.select(&path);
+        if let Some(refused) = self.route_refusal(&req, &path, &sel, &client, id) {
+            return refused;
+        }
+        let origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let cap = self.routes.routes.max_body(&sel);
+        if self.routes.routes.exempt(&sel) {
             self.stats.exempt.fetch_add(1, Ordering::Relaxed);
-            let (r, st) = self.forward(req, Vec::new(), peer, &client, id).await;
+            let (mut r, st) = self.forward(req, Vec::new(), cap, peer, &client, id).await;
+            self.cors_response(&sel, origin.as_deref(), r.headers_mut());
             return (r, outcome(st, "exempt", String::new(), 0));
+        }
+        let target = target.to_string();
+        if let Some(answer) = self.challenge_gate(&req, &target, &sel, &client, id) {
+            return answer;
         }
         if let Some(refused) = self.refuse_early(&req, &path, &client, id) {
             return refused;
@@ -91,13 +111,18 @@ impl Proxy {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let (parts, mut body) = req.into_parts();
-        let head = match self.read_body(&mut body, ctype.as_deref()).await {
+        let head = match self.read_body(&mut body, ctype.as_deref(), cap).await {
             Ok(h) => h,
             Err(e) => {
                 let r = json_error(StatusCode::BAD_REQUEST, "unreadable request body", id);
                 return (r, outcome(400, "error", e, 0));
             }
         };
+        if let Some(max) = cap
+            && head.over_route
+        {
+            return self.route_too_large(max, id);
+        }
         if let Some(refused) = self.refuse_body(&head, max_body, id) {
             return refused;
         }
@@ -115,9 +140,10 @@ impl Proxy {
                 reason,
                 score,
             } => {
-                let (r, st) = self
-                    .forward(rebuilt, vec![Bytes::from(head.buf)], peer, &client, id)
+                let (mut r, st) = self
+                    .forward(rebuilt, vec![Bytes::from(head.buf)], cap, peer, &client, id)
                     .await;
+                self.cors_response(&sel, origin.as_deref(), r.headers_mut());
                 (r, outcome(st, verdict, reason, score))
             }
         }
@@ -173,6 +199,7 @@ impl Proxy {
         &self,
         body: &mut Incoming,
         ctype: Option<&str>,
+        route_max: Option<u64>,
     ) -> Result<BodyHead, String> {
         let limits = self.engine.limits();
         let mut meter = BodyMeter::new(ctype, limits);
@@ -185,6 +212,7 @@ impl Proxy {
             buf: Vec::new(),
             overflow: false,
             too_big: false,
+            over_route: false,
         };
         let announced = body.size_hint().lower();
         if announced > self.cfg.max_upload as u64 {
@@ -209,6 +237,10 @@ impl Proxy {
             }
             if head.buf.len() > self.cfg.max_upload {
                 head.too_big = true;
+                break;
+            }
+            if route_max.is_some_and(|m| head.buf.len() as u64 > m) {
+                head.over_route = true;
                 break;
             }
             if meter.over_limit(&head.buf) {

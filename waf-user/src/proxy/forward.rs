@@ -106,13 +106,22 @@ pub fn set_forwarding(h: &mut HeaderMap, peer: IpAddr, client: &Client, id: &str
 }
 
 /// The request body to send upstream: the chunks already read, then the
-/// rest of the client's body as it comes.
-pub fn body_upstream(head: Vec<Bytes>, rest: Incoming) -> ProxyBody {
+/// rest of the client's body as it comes, failing once the whole passes
+/// `cap` bytes.
+pub fn body_upstream(head: Vec<Bytes>, rest: Incoming, cap: Option<u64>) -> ProxyBody {
+    let read: u64 = head.iter().map(|b| b.len() as u64).sum();
     let head = futures_util::stream::iter(head.into_iter().map(|b| Ok(Frame::data(b))));
     let first: ProxyBody = StreamBody::new(head).boxed();
+    let second = match cap {
+        Some(cap) => {
+            let left = usize::try_from(cap.saturating_sub(read)).unwrap_or(usize::MAX);
+            http_body_util::Limited::new(rest, left).boxed()
+        }
+        None => rest.map_err(|e| -> BoxError { Box::new(e) }).boxed(),
+    };
     ChainBody {
         first: Some(first),
-        second: rest.map_err(|e| -> BoxError { Box::new(e) }).boxed(),
+        second,
     }
     .boxed()
 }

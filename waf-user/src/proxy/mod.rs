@@ -9,12 +9,14 @@
 //! HTTP/1.1 with keep-alive (hyper). The proxy knows a strike sink, not the
 //! API or the firewall.
 
+mod challenge;
 mod client;
 pub mod config;
 mod decide;
 mod forward;
 mod limiter;
 pub mod log;
+mod route;
 
 use std::{
     convert::Infallible,
@@ -50,6 +52,7 @@ use self::{
 use crate::{
     detect::Engine,
     firewall::{Strike, StrikeKind, StrikeSink},
+    routes::Routes,
 };
 
 /// Proxy counters (exported in stats and metrics).
@@ -86,6 +89,24 @@ pub struct ProxyStats {
     pub bad_request_heads: AtomicU64,
     /// Access log lines dropped (the writer fell behind).
     pub log_dropped: AtomicU64,
+    /// Requests refused outside their route's hours or days (403).
+    pub route_closed: AtomicU64,
+    /// Requests with a method their route does not take (405).
+    pub method_not_allowed: AtomicU64,
+    /// CORS preflights answered (204).
+    pub cors_preflights: AtomicU64,
+    /// CORS preflights refused (403).
+    pub cors_refused: AtomicU64,
+    /// Challenge pages served (or challenge refusals of non-GET requests).
+    pub challenged: AtomicU64,
+    /// Solutions accepted (a pass cookie given).
+    pub challenge_passed: AtomicU64,
+    /// Solutions refused: forged, expired, moved, replayed, wrong work.
+    pub challenge_failed: AtomicU64,
+    /// Pass cookies refused: forged, expired, moved.
+    pub token_refused: AtomicU64,
+    /// Requests refused for their bot score on a `block` route.
+    pub bot_blocked: AtomicU64,
 }
 
 /// The proxy.
@@ -99,6 +120,8 @@ pub struct Proxy {
     trusted: Vec<IpNet>,
     agents: Vec<String>,
     limiter: HttpLimiter,
+    routes: route::RouteState,
+    challenge: Option<challenge::ChallengeState>,
     log: AccessLogger,
     geo: Option<log::GeoLookup>,
     next_id: AtomicU64,
@@ -111,6 +134,7 @@ impl Proxy {
     /// policy's IPv6 aggregation, which the request limits key by too.
     pub fn new(
         cfg: &ProxyConfig,
+        routes: Routes,
         engine: Arc<Engine>,
         strikes: StrikeSink,
         v6_prefix: u8,
@@ -140,6 +164,8 @@ impl Proxy {
                 .map(|a| a.to_ascii_lowercase())
                 .collect(),
             limiter: HttpLimiter::new(&cfg.rate_limits),
+            routes: route::RouteState::new(routes),
+            challenge: None,
             log,
             geo: None,
             next_id: AtomicU64::new(
@@ -155,6 +181,17 @@ impl Proxy {
 
     fn request_id(&self) -> String {
         format!("{:016x}", self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Runs the JavaScript challenge (`[challenge]`, and the routes that
+    /// ask for it) with `challenger`.
+    pub fn with_challenge(
+        mut self,
+        challenger: Arc<crate::challenge::Challenger>,
+        cfg: crate::challenge::ChallengeConfig,
+    ) -> Self {
+        self.challenge = Some(challenge::ChallengeState { challenger, cfg });
+        self
     }
 
     /// Logs each client's country and ASN as `geo` gives them (the source
@@ -193,7 +230,11 @@ impl Proxy {
             loop {
                 t.tick().await;
                 let me = me.clone();
-                let _ = tokio::task::spawn_blocking(move || me.limiter.retain_recent()).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    me.limiter.retain_recent();
+                    me.routes.retain_recent();
+                })
+                .await;
             }
         });
         let _janitor = AbortOnDrop(janitor);
@@ -282,11 +323,13 @@ impl Proxy {
     }
 
     /// Sends the request upstream: the buffered head of the body, then the
-    /// rest as it comes.
+    /// rest as it comes (the whole body cut off past `cap` bytes, the
+    /// route's `max_body`: the upstream request then fails).
     async fn forward(
         &self,
         req: Request<Incoming>,
         head: Vec<Bytes>,
+        cap: Option<u64>,
         peer: IpAddr,
         client: &Client,
         id: &str,
@@ -294,7 +337,7 @@ impl Proxy {
         let (mut parts, rest) = req.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         forward::set_forwarding(&mut parts.headers, peer, client, id);
-        let mut up = Request::from_parts(parts, forward::body_upstream(head, rest));
+        let mut up = Request::from_parts(parts, forward::body_upstream(head, rest, cap));
         if forward::retarget(&mut up, &self.upstream).is_err() {
             return (
                 json_error(StatusCode::BAD_REQUEST, "bad request target", id),
@@ -367,6 +410,15 @@ impl crate::telemetry::Telemetry for Proxy {
                     ("unparsable", n(&st.unparsable)),
                     ("inspected_partially", n(&st.inspected_partially)),
                     ("bad_request_head", n(&st.bad_request_heads)),
+                    ("route_closed", n(&st.route_closed)),
+                    ("method_not_allowed", n(&st.method_not_allowed)),
+                    ("cors_preflight", n(&st.cors_preflights)),
+                    ("cors_refused", n(&st.cors_refused)),
+                    ("challenged", n(&st.challenged)),
+                    ("challenge_passed", n(&st.challenge_passed)),
+                    ("challenge_failed", n(&st.challenge_failed)),
+                    ("token_refused", n(&st.token_refused)),
+                    ("bot_blocked", n(&st.bot_blocked)),
                 ],
             ),
             crate::telemetry::Family::one(

@@ -17,7 +17,13 @@ fn engine() -> &'static Engine {
     static E: OnceLock<Engine> = OnceLock::new();
     E.get_or_init(|| {
         Engine::new(&DetectConfig {
-            exempt_paths: vec!["/static/*".into(), "/health".into(), "*.css".into()],
+            // The routes' globs in file order, each exempt or not.
+            exempt_paths: vec![
+                ("/static/*".into(), true),
+                ("/health".into(), true),
+                ("*.css".into(), true),
+                ("/login*".into(), false),
+            ],
             ..Default::default()
         })
         .expect("engine")

@@ -1,0 +1,228 @@
+//! The JavaScript challenge in the proxy (`crate::challenge` does the
+//! cryptography, the page and the bot score): the verification endpoint,
+//! where a solved challenge becomes a pass cookie, and the gate, which lets
+//! a valid pass through, serves the challenge to whom the route and
+//! `[challenge] mode` say, and refuses high bot scores on `block` routes.
+//! Every forged, expired, replayed or moved token or solution is a strike
+//! (`StrikeKind::Bot`), so a bot that fails here is dropped at XDP after
+//! the ban policy's count.
+
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::{Instant, SystemTime},
+};
+
+use hyper::{
+    Request, Response, StatusCode, Version,
+    body::Incoming,
+    header::{self, HeaderValue},
+};
+
+use super::{Proxy, ProxyBody, client::Client, forward::json_error, log::Outcome};
+use crate::{
+    challenge::{
+        self, ChallengeConfig, ChallengeMode, Challenger, Failure, Signals, TokenCheck, VERIFY_PATH,
+    },
+    firewall::StrikeKind,
+    http::CanonicalPath,
+    routes::{RouteChallenge, Selection},
+};
+
+/// The challenge as the proxy runs it.
+pub struct ChallengeState {
+    /// Issues and checks challenges and passes.
+    pub challenger: Arc<Challenger>,
+    /// `[challenge]`.
+    pub cfg: ChallengeConfig,
+}
+
+fn outcome(status: u16, verdict: &'static str, reason: String, score: u32) -> Outcome {
+    Outcome {
+        status,
+        verdict,
+        reason,
+        score,
+    }
+}
+
+fn header(req: &Request<Incoming>, name: header::HeaderName) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Every `Cookie` header of the request, joined as one.
+fn cookies(req: &Request<Incoming>) -> Option<String> {
+    let all: Vec<&str> = req
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!all.is_empty()).then(|| all.join("; "))
+}
+
+/// The request's bot score signals (no crawler is verified yet: a crawler
+/// named in the user agent scores as a bot).
+fn signals(req: &Request<Incoming>) -> Signals<'_> {
+    Signals {
+        user_agent: header(req, header::USER_AGENT),
+        accept: header(req, header::ACCEPT),
+        accept_language: header(req, header::ACCEPT_LANGUAGE),
+        accept_encoding: header(req, header::ACCEPT_ENCODING),
+        http10: req.version() <= Version::HTTP_10,
+        crawler_verified: false,
+    }
+}
+
+impl Proxy {
+    /// Whether this is a request to the verification endpoint (every
+    /// reading of the path is it).
+    pub(super) fn is_verify(&self, path: &CanonicalPath) -> bool {
+        self.challenge.is_some() && path.readings().all(|r| r == VERIFY_PATH)
+    }
+
+    /// The verification endpoint: a solution POSTed by the page becomes a
+    /// pass cookie and a redirect to where the visitor was going; a bad
+    /// one is a strike.
+    pub(super) async fn verify_solution(
+        &self,
+        req: Request<Incoming>,
+        client: &Client,
+        id: &str,
+    ) -> (Response<ProxyBody>, Outcome) {
+        let Some(cs) = &self.challenge else {
+            let r = json_error(StatusCode::NOT_FOUND, "not found", id);
+            return (r, outcome(404, "error", String::new(), 0));
+        };
+        if req.method() != hyper::Method::POST {
+            let mut r = json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed", id);
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return (r, outcome(405, "method_not_allowed", String::new(), 0));
+        }
+        let ua = header(&req, header::USER_AGENT).unwrap_or("").to_string();
+        let body = http_body_util::Limited::new(req.into_body(), challenge::page::MAX_FORM);
+        let form = match http_body_util::BodyExt::collect(body).await {
+            Ok(b) => challenge::page::parse_form(&b.to_bytes()),
+            Err(_) => None,
+        };
+        let now = SystemTime::now();
+        let result = match &form {
+            Some((c, n, _)) => cs.challenger.verify(c, n, client.addr, &ua, now),
+            None => Err(Failure::Malformed),
+        };
+        match result {
+            Ok(pass) => {
+                self.stats.challenge_passed.fetch_add(1, Ordering::Relaxed);
+                let to = form
+                    .as_ref()
+                    .map_or("/", |(_, _, r)| challenge::page::safe_return_to(r));
+                let mut r = super::forward::full(StatusCode::SEE_OTHER, "", "text/plain");
+                let h = r.headers_mut();
+                if let Ok(v) = HeaderValue::from_str(to) {
+                    h.insert(header::LOCATION, v);
+                }
+                if let Ok(v) = HeaderValue::from_str(&pass.set_cookie) {
+                    h.insert(header::SET_COOKIE, v);
+                }
+                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                (r, outcome(303, "challenge_passed", String::new(), 0))
+            }
+            Err(Failure::Busy) => {
+                let r = json_error(StatusCode::SERVICE_UNAVAILABLE, "try again later", id);
+                (
+                    r,
+                    outcome(503, "challenge_busy", "replay set full".into(), 0),
+                )
+            }
+            Err(f) => {
+                self.stats.challenge_failed.fetch_add(1, Ordering::Relaxed);
+                let reason = format!("challenge solution {}", f.as_str());
+                self.strike(client.addr, StrikeKind::Bot, 0, &reason, Instant::now());
+                let r = json_error(StatusCode::FORBIDDEN, "challenge failed", id);
+                (r, outcome(403, "challenge_failed", reason, 0))
+            }
+        }
+    }
+
+    /// The gate: `None` lets the request on; else the answer (the
+    /// challenge page, or a refusal).
+    pub(super) fn challenge_gate(
+        &self,
+        req: &Request<Incoming>,
+        target: &str,
+        sel: &Selection,
+        client: &Client,
+        id: &str,
+    ) -> Option<(Response<ProxyBody>, Outcome)> {
+        let rc = self.routes.routes.challenge(sel);
+        if rc == RouteChallenge::Skip || (self.challenge.is_none() && rc != RouteChallenge::Block) {
+            return None;
+        }
+        let threshold = self
+            .challenge
+            .as_ref()
+            .map_or(challenge::ChallengeConfig::default().threshold, |c| {
+                c.cfg.threshold
+            });
+        let score = challenge::bot_score(&signals(req));
+        if rc == RouteChallenge::Block && score.score >= threshold {
+            self.stats.bot_blocked.fetch_add(1, Ordering::Relaxed);
+            let reason = format!("bot score {} ({})", score.score, score.reasons.join(", "));
+            self.strike(client.addr, StrikeKind::Bot, 0, &reason, Instant::now());
+            let r = json_error(StatusCode::FORBIDDEN, "blocked by waf", id);
+            return Some((r, outcome(403, "bot_blocked", reason, score.score)));
+        }
+        let cs = self.challenge.as_ref()?;
+        let ua = header(req, header::USER_AGENT).unwrap_or("");
+        let now = SystemTime::now();
+        match cs
+            .challenger
+            .check(cookies(req).as_deref(), client.addr, ua, now)
+        {
+            TokenCheck::Valid => return None,
+            TokenCheck::Missing => {}
+            bad => {
+                self.stats.token_refused.fetch_add(1, Ordering::Relaxed);
+                let reason = format!("challenge token {}", bad.as_str());
+                self.strike(client.addr, StrikeKind::Bot, 0, &reason, Instant::now());
+            }
+        }
+        let serve = match rc {
+            RouteChallenge::Challenge => true,
+            RouteChallenge::Protect => match cs.cfg.mode {
+                ChallengeMode::All => true,
+                ChallengeMode::Auto => score.score >= threshold,
+                ChallengeMode::Off => false,
+            },
+            RouteChallenge::Block | RouteChallenge::Skip => false,
+        };
+        if !serve {
+            return None;
+        }
+        self.stats.challenged.fetch_add(1, Ordering::Relaxed);
+        let reason = format!("bot score {} ({})", score.score, score.reasons.join(", "));
+        if !matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD) {
+            let r = json_error(
+                StatusCode::FORBIDDEN,
+                "challenge required: load a page of this site in a browser first",
+                id,
+            );
+            return Some((r, outcome(403, "challenged", reason, score.score)));
+        }
+        let issued = cs.challenger.issue(client.addr, ua, target, now);
+        let mut r = super::forward::full(
+            StatusCode::FORBIDDEN,
+            issued.html,
+            "text/html; charset=utf-8",
+        );
+        let h = r.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&issued.csp) {
+            h.insert(header::CONTENT_SECURITY_POLICY, v);
+        }
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Ok(v) = HeaderValue::from_str(id) {
+            h.insert("x-request-id", v);
+        }
+        Some((r, outcome(403, "challenged", reason, score.score)))
+    }
+}
