@@ -230,3 +230,43 @@ fn old_per_path_keys_are_refused_with_their_replacement() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Time windows on a fake clock (`WAF_FAKE_NOW`, honoured by debug builds
+/// only): office hours in Paris on weekdays, and a night window that
+/// starts on Thursday and runs past midnight, at two instants a minute
+/// apart around 08:00 in Paris on Friday 2026-12-04.
+#[test]
+fn time_windows_follow_the_clock_and_the_zone() {
+    let lab = Lab::new();
+    let _app = Upstream::start(&lab.srv, "127.0.0.1:8000");
+    let mut d = TestDaemon::configure(
+        &lab,
+        "[proxy]\nlisten = \"0.0.0.0:8080\"\nupstream = \"http://127.0.0.1:8000\"\n\
+         access_log = \"off\"\n\n\
+         [[routes]]\npath = \"/office/*\"\nhours = \"08:00-18:00\"\n\
+         days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"]\ntimezone = \"Europe/Paris\"\n\n\
+         [[routes]]\npath = \"/night/*\"\nhours = \"22:00-08:00\"\ndays = [\"thu\"]\n\
+         timezone = \"Europe/Paris\"\n",
+    );
+    let send = |path: &str| {
+        http_full(&lab.client, &server(), &req("GET", path, "", ""))
+            .expect("proxy answers")
+            .0
+    };
+    // 06:59:30 UTC = 07:59:30 in Paris (winter time), a Friday.
+    d.wrap = vec!["env".into(), "WAF_FAKE_NOW=1796367570".into()];
+    d.spawn(&lab);
+    assert_eq!(send("/office/report"), 403, "before office hours");
+    assert_eq!(
+        send("/night/batch"),
+        200,
+        "Thursday's night runs until 08:00"
+    );
+    d.stop();
+    // 07:00:30 UTC = 08:00:30 in Paris.
+    d.wrap = vec!["env".into(), "WAF_FAKE_NOW=1796367630".into()];
+    d.spawn(&lab);
+    assert_eq!(send("/office/report"), 200, "office hours");
+    assert_eq!(send("/night/batch"), 403, "the night is over");
+    assert!(d.log_text().contains("WAF_FAKE_NOW"));
+}

@@ -2,7 +2,7 @@
 //! it is, how long its proofs last, where its key lives and what its cookie
 //! is called.
 
-use std::{path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::Deserialize;
 
@@ -43,6 +43,12 @@ pub struct ChallengeConfig {
     pub cookie: String,
     /// Mark the cookie `Secure` (only when clients reach waf over HTTPS).
     pub secure_cookie: bool,
+    /// Verify crawlers named in the user agent (Googlebot, Bingbot, …) by
+    /// forward-confirmed reverse DNS; unverified ones score as bots.
+    pub verify_crawlers: bool,
+    /// The DNS server that verifies crawlers: `"system"` (the host's
+    /// `/etc/resolv.conf`) or a nameserver's `"IP:PORT"` (asked over UDP).
+    pub resolver: String,
 }
 
 impl Default for ChallengeConfig {
@@ -56,6 +62,8 @@ impl Default for ChallengeConfig {
             key_file: None,
             cookie: "waf_pass".into(),
             secure_cookie: false,
+            verify_crawlers: true,
+            resolver: "system".into(),
         }
     }
 }
@@ -103,7 +111,20 @@ impl ChallengeConfig {
                 "a file path (or leave it out: <state_dir>/challenge.key)",
             ));
         }
+        if self.resolver != "system" && self.resolver.parse::<SocketAddr>().is_err() {
+            return Err(invalid(
+                "challenge.resolver",
+                format!("{:?}", self.resolver.chars().take(80).collect::<String>()),
+                "\"system\" or a nameserver's IP:PORT (e.g. \"127.0.0.1:53\", \"[::1]:53\")",
+            ));
+        }
         Ok(())
+    }
+
+    /// The nameserver `resolver` names (validated), or None for the
+    /// system's.
+    pub fn resolver_server(&self) -> Option<SocketAddr> {
+        self.resolver.parse().ok()
     }
 
     /// Whether a request with this bot score gets the challenge (a request
@@ -194,6 +215,37 @@ mod tests {
         let long = format!("cookie = \"{}\"", "a".repeat(65));
         assert!(parse(&long).unwrap_err().contains("challenge.cookie"));
         assert!(parse("cookie = \"__Secure-x\"").is_ok());
+    }
+
+    #[test]
+    fn crawler_verification_and_its_resolver() {
+        let c = parse("").unwrap();
+        assert!(c.verify_crawlers);
+        assert_eq!(c.resolver, "system");
+        assert_eq!(c.resolver_server(), None);
+        let c = parse("verify_crawlers = false\nresolver = \"127.0.0.1:5353\"").unwrap();
+        assert!(!c.verify_crawlers);
+        assert_eq!(c.resolver_server(), Some("127.0.0.1:5353".parse().unwrap()));
+        let c = parse("resolver = \"[2001:db8::53]:53\"").unwrap();
+        assert_eq!(
+            c.resolver_server(),
+            Some("[2001:db8::53]:53".parse().unwrap())
+        );
+        for bad in [
+            "",
+            "System",
+            "127.0.0.1",
+            "dns.example:53",
+            "127.0.0.1:99999",
+            "::1:53",
+        ] {
+            let e = parse(&format!("resolver = {bad:?}")).unwrap_err();
+            assert!(
+                e.contains("challenge.resolver") && e.contains("IP:PORT"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(parse("verify_crawlers = \"yes\"").is_err());
     }
 
     #[test]

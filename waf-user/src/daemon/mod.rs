@@ -285,7 +285,24 @@ fn start_proxy(
             .map_or((None, None), |p| p.geo(ip))
     }));
     if let Some(c) = challenger {
-        proxy = proxy.with_challenge(c, cfg.challenge.clone());
+        let crawlers = if cfg.challenge.verify_crawlers {
+            use crate::proxy::crawler::{CrawlerVerifier, ResolverChoice};
+            let choice = cfg
+                .challenge
+                .resolver_server()
+                .map_or(ResolverChoice::System, ResolverChoice::Server);
+            match CrawlerVerifier::new(choice, Duration::from_secs(2)) {
+                Ok(v) => Some(Arc::new(v)),
+                Err(e) => {
+                    // Crawlers then score as bots: the challenge still works.
+                    tracing::warn!(error = %e, "[challenge] crawlers cannot be verified");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        proxy = proxy.with_challenge(c, cfg.challenge.clone(), crawlers);
     }
     let proxy = Arc::new(proxy);
     faces.push(proxy.clone());

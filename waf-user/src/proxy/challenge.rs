@@ -34,6 +34,8 @@ pub struct ChallengeState {
     pub challenger: Arc<Challenger>,
     /// `[challenge]`.
     pub cfg: ChallengeConfig,
+    /// Verifies crawlers named in user agents (`verify_crawlers`).
+    pub crawlers: Option<Arc<super::crawler::CrawlerVerifier>>,
 }
 
 fn outcome(status: u16, verdict: &'static str, reason: String, score: u32) -> Outcome {
@@ -60,16 +62,16 @@ fn cookies(req: &Request<Incoming>) -> Option<String> {
     (!all.is_empty()).then(|| all.join("; "))
 }
 
-/// The request's bot score signals (no crawler is verified yet: a crawler
-/// named in the user agent scores as a bot).
-fn signals(req: &Request<Incoming>) -> Signals<'_> {
+/// The request's bot score signals; `crawler_verified`: the crawler its
+/// user agent names was verified by forward-confirmed reverse DNS.
+fn signals(req: &Request<Incoming>, crawler_verified: bool) -> Signals<'_> {
     Signals {
         user_agent: header(req, header::USER_AGENT),
         accept: header(req, header::ACCEPT),
         accept_language: header(req, header::ACCEPT_LANGUAGE),
         accept_encoding: header(req, header::ACCEPT_ENCODING),
         http10: req.version() <= Version::HTTP_10,
-        crawler_verified: false,
+        crawler_verified,
     }
 }
 
@@ -144,9 +146,29 @@ impl Proxy {
         }
     }
 
+    /// Whether the crawler the request's user agent names (if any) is
+    /// verified: reverse DNS into the crawler's domains, confirmed forward.
+    async fn crawler_verified(&self, req: &Request<Incoming>, client: &Client) -> bool {
+        let Some(v) = self.challenge.as_ref().and_then(|c| c.crawlers.as_ref()) else {
+            return false;
+        };
+        let Some(name) = header(req, header::USER_AGENT).and_then(challenge::crawler_name) else {
+            return false;
+        };
+        let ok = v.verify(client.addr, name).await;
+        let counter = if ok {
+            &self.stats.crawlers_verified
+        } else {
+            &self.stats.crawlers_unverified
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        ok
+    }
+
     /// The gate: `None` lets the request on; else the answer (the
-    /// challenge page, or a refusal).
-    pub(super) fn challenge_gate(
+    /// challenge page, or a refusal). A verified crawler is let on (except
+    /// on a `block` route, where it scores as what it is: 0).
+    pub(super) async fn challenge_gate(
         &self,
         req: &Request<Incoming>,
         target: &str,
@@ -164,7 +186,8 @@ impl Proxy {
             .map_or(challenge::ChallengeConfig::default().threshold, |c| {
                 c.cfg.threshold
             });
-        let score = challenge::bot_score(&signals(req));
+        let verified = self.crawler_verified(req, client).await;
+        let score = challenge::bot_score(&signals(req, verified));
         if rc == RouteChallenge::Block && score.score >= threshold {
             self.stats.bot_blocked.fetch_add(1, Ordering::Relaxed);
             let reason = format!("bot score {} ({})", score.score, score.reasons.join(", "));
@@ -173,6 +196,9 @@ impl Proxy {
             return Some((r, outcome(403, "bot_blocked", reason, score.score)));
         }
         let cs = self.challenge.as_ref()?;
+        if verified {
+            return None;
+        }
         let ua = header(req, header::USER_AGENT).unwrap_or("");
         let now = SystemTime::now();
         match cs

@@ -97,8 +97,7 @@ impl Proxy {
             self.cors_response(&sel, origin.as_deref(), r.headers_mut());
             return (r, outcome(st, "exempt", String::new(), 0));
         }
-        let target = target.to_string();
-        if let Some(answer) = self.challenge_gate(&req, &target, &sel, &client, id) {
+        if let Some(answer) = self.challenge_gate(&req, target, &sel, &client, id).await {
             return answer;
         }
         if let Some(refused) = self.refuse_early(&req, &path, &client, id) {

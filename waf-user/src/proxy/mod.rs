@@ -12,6 +12,7 @@
 mod challenge;
 mod client;
 pub mod config;
+pub mod crawler;
 mod decide;
 mod forward;
 mod limiter;
@@ -107,6 +108,10 @@ pub struct ProxyStats {
     pub token_refused: AtomicU64,
     /// Requests refused for their bot score on a `block` route.
     pub bot_blocked: AtomicU64,
+    /// Requests from crawlers verified by forward-confirmed reverse DNS.
+    pub crawlers_verified: AtomicU64,
+    /// Requests naming a crawler that did not verify.
+    pub crawlers_unverified: AtomicU64,
 }
 
 /// The proxy.
@@ -189,8 +194,13 @@ impl Proxy {
         mut self,
         challenger: Arc<crate::challenge::Challenger>,
         cfg: crate::challenge::ChallengeConfig,
+        crawlers: Option<Arc<crawler::CrawlerVerifier>>,
     ) -> Self {
-        self.challenge = Some(challenge::ChallengeState { challenger, cfg });
+        self.challenge = Some(challenge::ChallengeState {
+            challenger,
+            cfg,
+            crawlers,
+        });
         self
     }
 
@@ -419,6 +429,8 @@ impl crate::telemetry::Telemetry for Proxy {
                     ("challenge_failed", n(&st.challenge_failed)),
                     ("token_refused", n(&st.token_refused)),
                     ("bot_blocked", n(&st.bot_blocked)),
+                    ("crawler_verified", n(&st.crawlers_verified)),
+                    ("crawler_unverified", n(&st.crawlers_unverified)),
                 ],
             ),
             crate::telemetry::Family::one(

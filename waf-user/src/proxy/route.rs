@@ -26,8 +26,32 @@ pub struct RouteState {
     pub routes: Routes,
     /// Per route, its limits (empty limiters for routes without).
     pub limits: Vec<HttpLimiter>,
-    /// The clock the time windows read (the real one, but for tests).
-    pub clock: fn() -> SystemTime,
+    /// The clock the time windows read: the real one, shifted in debug
+    /// builds by `WAF_FAKE_NOW` (see [`clock_shift`]).
+    pub shift: i64,
+}
+
+/// Debug builds only (the lab tests run them): `WAF_FAKE_NOW=<unix
+/// seconds>` makes the routes' windows read a clock that starts there and
+/// runs on. A release build ignores it.
+pub fn clock_shift() -> i64 {
+    if !cfg!(debug_assertions) {
+        return 0;
+    }
+    let Some(fake) = std::env::var("WAF_FAKE_NOW")
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+    else {
+        return 0;
+    };
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    tracing::warn!(
+        fake,
+        "WAF_FAKE_NOW: the routes' time windows read a shifted clock (debug build)"
+    );
+    fake - now
 }
 
 impl RouteState {
@@ -54,7 +78,18 @@ impl RouteState {
         Self {
             routes,
             limits,
-            clock: SystemTime::now,
+            shift: clock_shift(),
+        }
+    }
+
+    /// The time the windows read.
+    pub fn now(&self) -> SystemTime {
+        let now = SystemTime::now();
+        let d = std::time::Duration::from_secs(self.shift.unsigned_abs());
+        if self.shift >= 0 {
+            now.checked_add(d).unwrap_or(now)
+        } else {
+            now.checked_sub(d).unwrap_or(now)
         }
     }
 
@@ -117,7 +152,7 @@ impl Proxy {
                 }
             });
         }
-        if let Some(route) = rs.routes.closed(sel, (rs.clock)()) {
+        if let Some(route) = rs.routes.closed(sel, rs.now()) {
             st.route_closed.fetch_add(1, Ordering::Relaxed);
             let why = format!(
                 "route {} ({}) closed: open {}",
