@@ -64,6 +64,22 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// The status curl gets for `path`, from the client's namespace.
+fn curl_status(lab: &Lab, path: &str) -> String {
+    let out = lab.client.exec(&[
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-m",
+        "5",
+        &url(path),
+    ]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
                   Chrome/120.0 Safari/537.36";
 
@@ -124,18 +140,7 @@ fn a_browser_passes_the_challenge_and_bots_do_not() {
 
     // curl: the challenge page, never the application.
     let served = app.served.load(Ordering::SeqCst);
-    let out = lab.client.exec(&[
-        "curl",
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "-m",
-        "5",
-        &url("/app/home"),
-    ]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "403");
+    assert_eq!(curl_status(&lab, "/app/home"), "403");
     let out = lab
         .client
         .exec(&["curl", "-s", "-m", "5", &url("/app/home")]);
@@ -148,32 +153,10 @@ fn a_browser_passes_the_challenge_and_bots_do_not() {
             .0,
         200
     );
-    let out = lab.client.exec(&[
-        "curl",
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "-m",
-        "5",
-        &url("/shop"),
-    ]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "403");
+    assert_eq!(curl_status(&lab, "/shop"), "403");
     // A route that skips the challenge serves curl; one that blocks bots
     // refuses it.
-    let out = lab.client.exec(&[
-        "curl",
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "-m",
-        "5",
-        &url("/api/items"),
-    ]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    assert_eq!(curl_status(&lab, "/api/items"), "200");
     assert_eq!(app.served.load(Ordering::SeqCst), served + 2);
 
     // The attacker solves a challenge by hand (a program can: the proof of

@@ -18,7 +18,7 @@ use hyper::{
     header::{self, HeaderValue},
 };
 
-use super::{Proxy, ProxyBody, client::Client, forward::json_error, log::Outcome};
+use super::{Proxy, ProxyBody, client::Client, decide::outcome, forward::json_error, log::Outcome};
 use crate::{
     challenge::{
         self, ChallengeConfig, ChallengeMode, Challenger, Failure, Signals, TokenCheck, VERIFY_PATH,
@@ -36,15 +36,6 @@ pub struct ChallengeState {
     pub cfg: ChallengeConfig,
     /// Verifies crawlers named in user agents (`verify_crawlers`).
     pub crawlers: Option<Arc<super::crawler::CrawlerVerifier>>,
-}
-
-fn outcome(status: u16, verdict: &'static str, reason: String, score: u32) -> Outcome {
-    Outcome {
-        status,
-        verdict,
-        reason,
-        score,
-    }
 }
 
 fn header(req: &Request<Incoming>, name: header::HeaderName) -> Option<&str> {

@@ -437,7 +437,8 @@ impl Proxy {
     }
 }
 
-fn outcome(status: u16, verdict: &'static str, reason: String, score: u32) -> Outcome {
+/// What the access log says of a request.
+pub(super) fn outcome(status: u16, verdict: &'static str, reason: String, score: u32) -> Outcome {
     Outcome {
         status,
         verdict,

@@ -106,12 +106,7 @@ fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
 }
 
 fn answer(status: u16, verdict: &'static str, reason: String) -> Outcome {
-    Outcome {
-        status,
-        verdict,
-        reason,
-        score: 0,
-    }
+    super::decide::outcome(status, verdict, reason, 0)
 }
 
 impl Proxy {
