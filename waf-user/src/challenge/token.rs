@@ -23,6 +23,7 @@ use std::{
     path::Path,
 };
 
+use base64::Engine as _;
 use ring::{
     hmac,
     rand::{SecureRandom, SystemRandom},
@@ -255,59 +256,23 @@ pub fn open_pass(key: &hmac::Key, text: &str) -> Result<PassData, Unsigned> {
     })
 }
 
-const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-fn encode(b: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
-    let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
-    for chunk in b.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        let chars = chunk.len() + 1;
-        for i in 0..4 {
-            if i < chars {
-                out.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else if pad {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// Standard base64 with padding (the CSP hash).
 pub fn b64_encode(b: &[u8]) -> String {
-    encode(b, STD, true)
+    base64::engine::general_purpose::STANDARD.encode(b)
 }
 
 /// base64url without padding.
 pub fn b64url_encode(b: &[u8]) -> String {
-    encode(b, URL, false)
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
-/// Decodes base64url without padding, strictly: the bits past the last
-/// byte must be zero, so each byte string has one text only.
+/// Decodes base64url without padding, strictly (the engine refuses
+/// padding, and bits past the last byte that are not zero), so each byte
+/// string has one text only.
 pub fn b64url_decode(s: &str) -> Option<Vec<u8>> {
-    let s = s.as_bytes();
-    if s.len() % 4 == 1 {
-        return None;
-    }
-    let val = |c: u8| URL.iter().position(|&x| x == c).map(|v| v as u32);
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    for chunk in s.chunks(4) {
-        let mut n = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            n |= val(c)? << (18 - 6 * i);
-        }
-        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        let keep = chunk.len() - 1;
-        if bytes[keep..].iter().any(|&x| x != 0) {
-            return None;
-        }
-        out.extend_from_slice(&bytes[..keep]);
-    }
-    Some(out)
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .ok()
 }
 
 #[cfg(test)]

@@ -69,8 +69,8 @@ impl Engine {
         &self.cfg.limits
     }
 
-    /// Whether the request's path is exempt from inspection (`exempt_paths`
-    /// on the canonical path). Cheap; false whenever the path carries a
+    /// Whether the request's path is exempt from inspection (an exempt
+    /// route, on the canonical path). Cheap; false whenever the path carries a
     /// flag that voids exemptions (encoded slash, `..` above the root...).
     pub fn exempt(&self, req: &Request) -> bool {
         self.operator.exempt(&req.canonical)

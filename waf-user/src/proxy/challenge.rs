@@ -18,7 +18,13 @@ use hyper::{
     header::{self, HeaderValue},
 };
 
-use super::{Proxy, ProxyBody, client::Client, decide::outcome, forward::json_error, log::Outcome};
+use super::{
+    Proxy, ProxyBody,
+    client::Client,
+    decide::outcome,
+    forward::{header_str, json_error},
+    log::Outcome,
+};
 use crate::{
     challenge::{
         self, ChallengeConfig, ChallengeMode, Challenger, Failure, Signals, TokenCheck, VERIFY_PATH,
@@ -38,10 +44,6 @@ pub struct ChallengeState {
     pub crawlers: Option<Arc<super::crawler::CrawlerVerifier>>,
 }
 
-fn header(req: &Request<Incoming>, name: header::HeaderName) -> Option<&str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
 /// Every `Cookie` header of the request, joined as one.
 fn cookies(req: &Request<Incoming>) -> Option<String> {
     let all: Vec<&str> = req
@@ -57,10 +59,10 @@ fn cookies(req: &Request<Incoming>) -> Option<String> {
 /// user agent names was verified by forward-confirmed reverse DNS.
 fn signals(req: &Request<Incoming>, crawler_verified: bool) -> Signals<'_> {
     Signals {
-        user_agent: header(req, header::USER_AGENT),
-        accept: header(req, header::ACCEPT),
-        accept_language: header(req, header::ACCEPT_LANGUAGE),
-        accept_encoding: header(req, header::ACCEPT_ENCODING),
+        user_agent: header_str(req, header::USER_AGENT),
+        accept: header_str(req, header::ACCEPT),
+        accept_language: header_str(req, header::ACCEPT_LANGUAGE),
+        accept_encoding: header_str(req, header::ACCEPT_ENCODING),
         http10: req.version() <= Version::HTTP_10,
         crawler_verified,
     }
@@ -92,7 +94,9 @@ impl Proxy {
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
             return (r, outcome(405, "method_not_allowed", String::new(), 0));
         }
-        let ua = header(&req, header::USER_AGENT).unwrap_or("").to_string();
+        let ua = header_str(&req, header::USER_AGENT)
+            .unwrap_or("")
+            .to_string();
         let body = http_body_util::Limited::new(req.into_body(), challenge::page::MAX_FORM);
         let form = match http_body_util::BodyExt::collect(body).await {
             Ok(b) => challenge::page::parse_form(&b.to_bytes()),
@@ -143,7 +147,8 @@ impl Proxy {
         let Some(v) = self.challenge.as_ref().and_then(|c| c.crawlers.as_ref()) else {
             return false;
         };
-        let Some(name) = header(req, header::USER_AGENT).and_then(challenge::crawler_name) else {
+        let Some(name) = header_str(req, header::USER_AGENT).and_then(challenge::crawler_name)
+        else {
             return false;
         };
         let ok = v.verify(client.addr, name).await;
@@ -190,7 +195,7 @@ impl Proxy {
         if verified {
             return None;
         }
-        let ua = header(req, header::USER_AGENT).unwrap_or("");
+        let ua = header_str(req, header::USER_AGENT).unwrap_or("");
         let now = SystemTime::now();
         match cs
             .challenger

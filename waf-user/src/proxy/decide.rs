@@ -10,11 +10,14 @@ use bytes::Bytes;
 use hyper::{
     Request, Response, StatusCode,
     body::{Body as _, Incoming},
-    header::{self, HeaderValue},
+    header,
 };
 
 use super::{
-    BodyOverflow, OnError, Proxy, ProxyBody, client::Client, forward::json_error, log::Outcome,
+    BodyOverflow, OnError, Proxy, ProxyBody,
+    client::Client,
+    forward::{header_str, json_error, too_many_requests},
+    log::Outcome,
 };
 use crate::{
     detect::{Action, Verdict},
@@ -85,11 +88,7 @@ impl Proxy {
         if let Some(refused) = self.route_refusal(&req, &path, &sel, &client, id) {
             return refused;
         }
-        let origin = req
-            .headers()
-            .get(header::ORIGIN)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let origin = header_str(&req, header::ORIGIN).map(str::to_string);
         let cap = self.routes.routes.max_body(&sel);
         if self.routes.routes.exempt(&sel) {
             self.stats.exempt.fetch_add(1, Ordering::Relaxed);
@@ -104,11 +103,7 @@ impl Proxy {
             return refused;
         }
         let max_body = self.engine.limits().max_body;
-        let ctype = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let ctype = header_str(&req, header::CONTENT_TYPE).map(str::to_string);
         let (parts, mut body) = req.into_parts();
         let head = match self.read_body(&mut body, ctype.as_deref(), cap).await {
             Ok(h) => h,
@@ -157,10 +152,7 @@ impl Proxy {
         id: &str,
     ) -> Option<(Response<ProxyBody>, Outcome)> {
         if !self.agents.is_empty() {
-            let ua = req
-                .headers()
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
+            let ua = header_str(req, header::USER_AGENT)
                 .unwrap_or("")
                 .to_ascii_lowercase();
             if let Some(bad) = self.agents.iter().find(|a| ua.contains(a.as_str())) {
@@ -181,11 +173,7 @@ impl Proxy {
             && let Some(retry) = self.limiter.check(self.source(client.addr), path)
         {
             self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-            let mut r = json_error(StatusCode::TOO_MANY_REQUESTS, "rate limited", id);
-            let secs = retry.as_secs().max(1).to_string();
-            if let Ok(v) = HeaderValue::from_str(&secs) {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+            let r = too_many_requests(retry, id);
             return Some((r, outcome(429, "rate_limited", "http rate limit".into(), 0)));
         }
         None

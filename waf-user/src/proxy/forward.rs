@@ -37,6 +37,21 @@ pub fn full(
     r
 }
 
+/// A request header's value as text (None when absent or not visible
+/// ASCII).
+pub fn header_str<B>(req: &Request<B>, name: impl header::AsHeaderName) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// 429 with `Retry-After` (whole seconds, at least 1).
+pub fn too_many_requests(retry: std::time::Duration, id: &str) -> Response<ProxyBody> {
+    let mut r = json_error(StatusCode::TOO_MANY_REQUESTS, "rate limited", id);
+    if let Ok(v) = HeaderValue::from_str(&retry.as_secs().max(1).to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
 /// The proxy's JSON error: `{"error": ..., "request_id": ...}`.
 pub fn json_error(status: StatusCode, error: &str, id: &str) -> Response<ProxyBody> {
     let body = serde_json::json!({"error": error, "request_id": id}).to_string();

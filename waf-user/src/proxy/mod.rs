@@ -307,13 +307,7 @@ impl Proxy {
             .path_and_query()
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| "/".into());
-        let header = |n: header::HeaderName| {
-            req.headers()
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string()
-        };
+        let header = |n| forward::header_str(&req, n).unwrap_or("").to_string();
         let (ua, referer) = (header(header::USER_AGENT), header(header::REFERER));
         let (resp, outcome) = self.decide(req, peer.ip(), client, &id).await;
         self.log.log(&Entry {

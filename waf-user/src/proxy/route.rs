@@ -13,7 +13,11 @@ use hyper::{
 };
 
 use super::{
-    Proxy, ProxyBody, client::Client, forward::json_error, limiter::HttpLimiter, log::Outcome,
+    Proxy, ProxyBody,
+    client::Client,
+    forward::{header_str, json_error, too_many_requests},
+    limiter::HttpLimiter,
+    log::Outcome,
 };
 use crate::{
     http::CanonicalPath,
@@ -101,10 +105,6 @@ impl RouteState {
     }
 }
 
-fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
 fn answer(status: u16, verdict: &'static str, reason: String) -> Outcome {
     super::decide::outcome(status, verdict, reason, 0)
 }
@@ -126,12 +126,12 @@ impl Proxy {
         let st = &self.stats;
         if req.method() == Method::OPTIONS
             && let (Some(origin), Some(method)) = (
-                header(req, "origin"),
-                header(req, "access-control-request-method"),
+                header_str(req, "origin"),
+                header_str(req, "access-control-request-method"),
             )
             && let Some(cors) = rs.routes.cors(sel)
         {
-            let asked = header(req, "access-control-request-headers");
+            let asked = header_str(req, "access-control-request-headers");
             return Some(match cors.preflight(origin, method, asked) {
                 Preflight::Allowed(h) => {
                     st.cors_preflights.fetch_add(1, Ordering::Relaxed);
@@ -171,17 +171,14 @@ impl Proxy {
         for &i in &sel.routes {
             if let Some(retry) = rs.limits[i].check(source, path) {
                 st.rate_limited.fetch_add(1, Ordering::Relaxed);
-                let mut r = json_error(StatusCode::TOO_MANY_REQUESTS, "rate limited", id);
-                if let Ok(v) = HeaderValue::from_str(&retry.as_secs().max(1).to_string()) {
-                    r.headers_mut().insert(header::RETRY_AFTER, v);
-                }
+                let r = too_many_requests(retry, id);
                 let why = format!("route {i} ({}) rate limit", rs.routes.get(i).cfg.path);
                 return Some((r, answer(429, "rate_limited", why)));
             }
         }
         if let Some(max) = rs.routes.max_body(sel) {
             let announced =
-                header(req, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+                header_str(req, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
             if announced.is_some_and(|n| n > max) {
                 return Some(self.route_too_large(max, id));
             }
