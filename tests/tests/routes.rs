@@ -56,13 +56,15 @@ fn routes_enforce_methods_limits_sizes_cors_and_windows() {
          cors = {{ origins = [\"https://app.example\"], credentials = true, headers = [\"x-token\"], max_age = \"10m\" }}\n\n\
          [[routes]]\npath = \"/login\"\nrate_limits = [{{ requests = 3, per = \"1m\" }}]\n\n\
          [[routes]]\npath = \"/open/*\"\nhours = \"{open}\"\ntimezone = \"UTC\"\n\n\
-         [[routes]]\npath = \"/closed/*\"\nhours = \"{closed}\"\n\n"
+         [[routes]]\npath = \"/closed/*\"\nhours = \"{closed}\"\n\n\
+         [[routes]]\npath = \"/bots/*\"\nchallenge = \"block\"\n\n"
     );
     let d = TestDaemon::start(
         &lab,
         &format!(
             "[proxy]\nlisten = \"0.0.0.0:8080\"\nupstream = \"http://127.0.0.1:8000\"\n\
-             access_log = \"off\"\n\n[ban_policy]\nstrikes = 1000\n\n{routes}"
+             access_log = \"off\"\n\n[ban_policy]\nstrikes = 1000\n\n\
+             [challenge]\nthreshold = 30\n\n{routes}"
         ),
     );
     let send = |raw: Vec<u8>| http_full(&lab.client, &server(), &raw).expect("proxy answers");
@@ -153,6 +155,26 @@ fn routes_enforce_methods_limits_sizes_cors_and_windows() {
     assert_eq!(code, 429);
     assert!(header(&head, "retry-after").is_some());
     assert_eq!(send(req("GET", "/other", "", "")).0, 200);
+
+    // A route that blocks bots, with the challenge off: `[challenge]
+    // threshold` holds (a browser user agent with Accept but neither
+    // Accept-Language nor Accept-Encoding scores 40: refused at 30, where
+    // the default 60 would pass it), and no challenge key is made.
+    assert_eq!(
+        send(req("GET", "/bots/x", "Accept: text/html\r\n", "")).0,
+        403
+    );
+    assert_eq!(
+        send(req(
+            "GET",
+            "/bots/x",
+            "Accept: text/html\r\nAccept-Encoding: gzip\r\n",
+            ""
+        ))
+        .0,
+        200
+    );
+    assert!(!d.state_dir.join("challenge.key").exists());
 
     // Time windows on the real clock.
     assert_eq!(send(req("GET", "/open/report", "", "")).0, 200);

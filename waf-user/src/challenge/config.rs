@@ -21,6 +21,10 @@ pub enum ChallengeMode {
     All,
 }
 
+/// The bot score from which `auto` challenges and `block` routes refuse,
+/// unless `threshold` says otherwise.
+pub const DEFAULT_THRESHOLD: u32 = 60;
+
 /// The challenge's config.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -55,7 +59,7 @@ impl Default for ChallengeConfig {
     fn default() -> Self {
         Self {
             mode: ChallengeMode::Off,
-            threshold: 60,
+            threshold: DEFAULT_THRESHOLD,
             difficulty: 16,
             token_ttl: Dur::secs(3600),
             nonce_ttl: Dur::secs(120),

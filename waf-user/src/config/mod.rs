@@ -241,6 +241,17 @@ impl Config {
                 .any(|r| r.challenge == crate::routes::RouteChallenge::Challenge)
     }
 
+    /// Whether the proxy scores bots: the challenge is on, or a route
+    /// blocks bots (with `[challenge] threshold` and crawler verification
+    /// either way).
+    pub fn bot_score_on(&self) -> bool {
+        self.challenge_on()
+            || self
+                .routes
+                .iter()
+                .any(|r| r.challenge == crate::routes::RouteChallenge::Block)
+    }
+
     /// The challenge's key file: `[challenge] key_file`, or
     /// `<state_dir>/challenge.key`.
     pub fn challenge_key_file(&self) -> PathBuf {

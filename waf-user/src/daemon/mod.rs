@@ -284,7 +284,7 @@ fn start_proxy(
             .as_ref()
             .map_or((None, None), |p| p.geo(ip))
     }));
-    if let Some(c) = challenger {
+    if cfg.bot_score_on() {
         let crawlers = if cfg.challenge.verify_crawlers {
             use crate::proxy::crawler::{CrawlerVerifier, ResolverChoice};
             let choice = cfg
@@ -302,7 +302,7 @@ fn start_proxy(
         } else {
             None
         };
-        proxy = proxy.with_challenge(c, cfg.challenge.clone(), crawlers);
+        proxy = proxy.with_challenge(challenger, cfg.challenge.clone(), crawlers);
     }
     let proxy = Arc::new(proxy);
     faces.push(proxy.clone());

@@ -34,10 +34,11 @@ use crate::{
     routes::{RouteChallenge, Selection},
 };
 
-/// The challenge as the proxy runs it.
+/// The bot score and the challenge as the proxy runs them.
 pub struct ChallengeState {
-    /// Issues and checks challenges and passes.
-    pub challenger: Arc<Challenger>,
+    /// Issues and checks challenges and passes (None: no challenge is
+    /// served; `block` routes still refuse bots).
+    pub challenger: Option<Arc<Challenger>>,
     /// `[challenge]`.
     pub cfg: ChallengeConfig,
     /// Verifies crawlers named in user agents (`verify_crawlers`).
@@ -69,10 +70,15 @@ fn signals(req: &Request<Incoming>, crawler_verified: bool) -> Signals<'_> {
 }
 
 impl Proxy {
+    /// The challenger, when challenges are served.
+    fn challenger(&self) -> Option<&Challenger> {
+        self.challenge.as_ref()?.challenger.as_deref()
+    }
+
     /// Whether this is a request to the verification endpoint (every
     /// reading of the path is it).
     pub(super) fn is_verify(&self, path: &CanonicalPath) -> bool {
-        self.challenge.is_some() && path.readings().all(|r| r == VERIFY_PATH)
+        self.challenger().is_some() && path.readings().all(|r| r == VERIFY_PATH)
     }
 
     /// The verification endpoint: a solution POSTed by the page becomes a
@@ -84,7 +90,7 @@ impl Proxy {
         client: &Client,
         id: &str,
     ) -> (Response<ProxyBody>, Outcome) {
-        let Some(cs) = &self.challenge else {
+        let Some(challenger) = self.challenger() else {
             let r = json_error(StatusCode::NOT_FOUND, "not found", id);
             return (r, outcome(404, "error", String::new(), 0));
         };
@@ -104,7 +110,7 @@ impl Proxy {
         };
         let now = SystemTime::now();
         let result = match &form {
-            Some((c, n, _)) => cs.challenger.verify(c, n, client.addr, &ua, now),
+            Some((c, n, _)) => challenger.verify(c, n, client.addr, &ua, now),
             None => Err(Failure::Malformed),
         };
         match result {
@@ -173,15 +179,15 @@ impl Proxy {
         id: &str,
     ) -> Option<(Response<ProxyBody>, Outcome)> {
         let rc = self.routes.routes.challenge(sel);
-        if rc == RouteChallenge::Skip || (self.challenge.is_none() && rc != RouteChallenge::Block) {
+        if rc == RouteChallenge::Skip
+            || (self.challenger().is_none() && rc != RouteChallenge::Block)
+        {
             return None;
         }
         let threshold = self
             .challenge
             .as_ref()
-            .map_or(challenge::ChallengeConfig::default().threshold, |c| {
-                c.cfg.threshold
-            });
+            .map_or(challenge::config::DEFAULT_THRESHOLD, |c| c.cfg.threshold);
         let verified = self.crawler_verified(req, client).await;
         let score = challenge::bot_score(&signals(req, verified));
         if rc == RouteChallenge::Block && score.score >= threshold {
@@ -191,16 +197,13 @@ impl Proxy {
             let r = json_error(StatusCode::FORBIDDEN, "blocked by waf", id);
             return Some((r, outcome(403, "bot_blocked", reason, score.score)));
         }
-        let cs = self.challenge.as_ref()?;
+        let (cs, challenger) = (self.challenge.as_ref()?, self.challenger()?);
         if verified {
             return None;
         }
         let ua = header_str(req, header::USER_AGENT).unwrap_or("");
         let now = SystemTime::now();
-        match cs
-            .challenger
-            .check(cookies(req).as_deref(), client.addr, ua, now)
-        {
+        match challenger.check(cookies(req).as_deref(), client.addr, ua, now) {
             TokenCheck::Valid => return None,
             TokenCheck::Missing => {}
             bad => {
@@ -231,7 +234,7 @@ impl Proxy {
             );
             return Some((r, outcome(403, "challenged", reason, score.score)));
         }
-        let issued = cs.challenger.issue(client.addr, ua, target, now);
+        let issued = challenger.issue(client.addr, ua, target, now);
         let mut r = super::forward::full(
             StatusCode::FORBIDDEN,
             issued.html,

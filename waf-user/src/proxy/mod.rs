@@ -188,11 +188,12 @@ impl Proxy {
         format!("{:016x}", self.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// Runs the JavaScript challenge (`[challenge]`, and the routes that
-    /// ask for it) with `challenger`.
+    /// Scores bots with `[challenge]` (its threshold, `crawlers` to verify
+    /// crawlers), and runs the JavaScript challenge with `challenger` (None:
+    /// no challenge is served, `block` routes still refuse bots).
     pub fn with_challenge(
         mut self,
-        challenger: Arc<crate::challenge::Challenger>,
+        challenger: Option<Arc<crate::challenge::Challenger>>,
         cfg: crate::challenge::ChallengeConfig,
         crawlers: Option<Arc<crawler::CrawlerVerifier>>,
     ) -> Self {
