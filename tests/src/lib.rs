@@ -610,7 +610,8 @@ pub fn spawn_in_netns<T: Send + 'static>(
 }
 
 /// A tiny HTTP/1.1 application (keep-alive, Content-Length bodies) that
-/// answers every request `200 hello` and counts what it served. Stops on drop.
+/// answers every request `200 hello` (a path under `/status/NNN`, 4xx or 5xx: that
+/// status) and counts what it served. Stops on drop.
 pub struct Upstream {
     /// Requests it answered.
     pub served: std::sync::Arc<AtomicU32>,
@@ -655,6 +656,7 @@ impl Upstream {
                         let mut line = String::new();
                         let mut first = true;
                         let mut head = String::new();
+                        let mut status = 200u16;
                         loop {
                             line.clear();
                             match r.read_line(&mut line) {
@@ -663,6 +665,9 @@ impl Upstream {
                             }
                             if line == "\r\n" && !first {
                                 break;
+                            }
+                            if first {
+                                status = status_asked(&line);
                             }
                             first = false;
                             let low = line.to_ascii_lowercase();
@@ -683,9 +688,9 @@ impl Upstream {
                             h.push(head);
                         }
                         served.fetch_add(1, Ordering::SeqCst);
-                        if w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
-                            .is_err()
-                        {
+                        let answer =
+                            format!("HTTP/1.1 {status} Answer\r\nContent-Length: 5\r\n\r\nhello");
+                        if w.write_all(answer.as_bytes()).is_err() {
                             return;
                         }
                     }
@@ -702,6 +707,19 @@ impl Upstream {
             ns: ns.name.clone(),
         }
     }
+}
+
+/// The status a request line asks the test upstream for: `NNN` for a path
+/// under `/status/NNN` (an error status, 400-599), else 200.
+fn status_asked(request_line: &str) -> u16 {
+    request_line
+        .split(' ')
+        .nth(1)
+        .and_then(|p| p.strip_prefix("/status/"))
+        .and_then(|p| p.get(..3))
+        .and_then(|n| n.parse().ok())
+        .filter(|n| (400..600).contains(n))
+        .unwrap_or(200)
 }
 
 impl Drop for Upstream {

@@ -295,6 +295,7 @@ fn fleet_ops_apply_lift_and_count_strikes_by_the_owners_rules() {
             score: 0,
             evidence: "x".into(),
             decided: None,
+            ban: false,
         })
         .expect("one local strike over the fleet's count bans");
     assert_eq!(

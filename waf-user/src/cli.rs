@@ -9,10 +9,11 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
+mod learn;
 mod lookup;
 mod route;
 
-pub use self::{lookup::lookup, route::route, route::route_report};
+pub use self::{learn::anomaly, learn::learn, lookup::lookup, route::route, route::route_report};
 
 use crate::{
     api::types::{

@@ -15,6 +15,7 @@
 //!   detection engine), [`values`] (durations, addresses), [`packet`]
 //!   (crafted frames).
 
+pub mod anomaly;
 pub mod api;
 pub mod challenge;
 pub mod cli;
@@ -27,6 +28,7 @@ pub mod fleet;
 pub mod r#gen;
 pub mod http;
 pub mod mirror;
+pub mod monitors;
 pub mod packet;
 pub mod proxy;
 pub mod routes;

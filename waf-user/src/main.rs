@@ -91,6 +91,34 @@ enum Command {
         #[arg(long, short, default_value = "/etc/waf/waf.toml")]
         config: PathBuf,
     },
+    /// Learn the anomaly model's baseline from an access log of the proxy
+    /// (JSON, common or combined; `-`: stdin).
+    Learn {
+        /// The access log.
+        log: PathBuf,
+        /// Where to write the baseline.
+        #[arg(long, default_value = "anomaly-baseline.json")]
+        out: PathBuf,
+        /// The window features are counted over (30s to 1h).
+        #[arg(long, default_value = "5m")]
+        window: waf_user::values::Dur,
+        /// Requests in a window before it is scored (5 to 10000).
+        #[arg(long, default_value_t = 10)]
+        min_requests: u32,
+    },
+    /// Replay an access log through the anomaly model and print the sources
+    /// it flags.
+    Anomaly {
+        /// The access log (`-`: stdin).
+        log: PathBuf,
+        /// The baseline `waf learn` wrote.
+        #[arg(long)]
+        baseline: PathBuf,
+        /// The score from which a source is flagged (default: the
+        /// baseline's threshold_hint).
+        #[arg(long)]
+        threshold: Option<f64>,
+    },
     /// Health and alarms.
     Health,
     /// Show or switch monitor and emergency mode.
@@ -194,6 +222,17 @@ fn main() -> ExitCode {
         Command::Stats => cli::stats(a),
         Command::Lookup { addr } => cli::lookup(a, &addr),
         Command::Route { path, config } => cli::route(&config, &path, a.json),
+        Command::Learn {
+            log,
+            out,
+            window,
+            min_requests,
+        } => cli::learn(&log, &out, window, min_requests, a.json),
+        Command::Anomaly {
+            log,
+            baseline,
+            threshold,
+        } => cli::anomaly(&log, &baseline, threshold, a.json),
         Command::Health => cli::health(a),
         Command::Mode {
             monitor,

@@ -271,6 +271,10 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// A section's own check refused it; the message names the key
+    /// (`anomaly.threshold = 1.5: ...`).
+    #[error("config: {0}")]
+    Refused(String),
     /// A list file could not be used.
     #[error("{path}:{line}: {message}")]
     ListFile {

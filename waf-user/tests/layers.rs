@@ -22,6 +22,8 @@ const PURE: &[&str] = &[
     "sources",
     "challenge",
     "routes",
+    "anomaly",
+    "monitors",
 ];
 /// The firewall's owner and the kernel half.
 const CORE: &[&str] = &["firewall", "dataplane"];

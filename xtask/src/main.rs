@@ -8,6 +8,7 @@
 //! - `bench <name>`: benchmarks that print figures and write target/bench/*.json
 //! - `fuzz [target]`: the property-based targets, long runs in release mode
 
+mod anomaly;
 mod demo;
 mod eval;
 mod fuzz;
@@ -71,6 +72,26 @@ enum Task {
         /// Config file whose [detect] table to use.
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Score the anomaly model on a generated log with injected scanners
+    /// and bots: per bot kind the share flagged, and the share of clean
+    /// sources flagged. Writes target/bench/anomaly.json.
+    EvalAnomaly {
+        /// Seed of the log learned from (the scored log's is seed + 1000).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Clean sources per log.
+        #[arg(long, default_value_t = 2400)]
+        clean: u32,
+        /// Bad sources of each kind in the scored log.
+        #[arg(long, default_value_t = 40)]
+        bots: u32,
+        /// Hours each log spans.
+        #[arg(long, default_value_t = 3)]
+        hours: u64,
+        /// Log format: combined, common or json.
+        #[arg(long, default_value = "combined")]
+        format: String,
     },
     /// Write the generated detection sets (the evasion set: every attack
     /// family x encoding x placement; the benign look-alikes) to tests/data/.
@@ -148,6 +169,24 @@ fn main() -> Result<()> {
                 &levels,
                 config.as_deref(),
             )
+        }
+        Task::EvalAnomaly {
+            seed,
+            clean,
+            bots,
+            hours,
+            format,
+        } => {
+            setup::ensure()?;
+            build_release()?;
+            let opts = anomaly::Opts {
+                seed,
+                clean,
+                bots,
+                hours,
+                format,
+            };
+            anomaly::run(&workspace_root().join("target/release/waf"), &opts)
         }
         Task::Corpus => run(tests_bin("waf-corpus").arg(workspace_root().join("tests/data"))),
         Task::Install => {

@@ -108,6 +108,10 @@ pub struct Config {
     pub routes: Vec<crate::routes::RouteConfig>,
     /// The JavaScript challenge.
     pub challenge: crate::challenge::ChallengeConfig,
+    /// Behaviour monitors (`[monitors.*]`).
+    pub monitors: crate::monitors::MonitorsConfig,
+    /// Anomaly scoring of each source's behaviour.
+    pub anomaly: crate::anomaly::AnomalyConfig,
 }
 
 impl Default for Config {
@@ -132,6 +136,8 @@ impl Default for Config {
             sources: Default::default(),
             routes: Vec::new(),
             challenge: Default::default(),
+            monitors: Default::default(),
+            anomaly: Default::default(),
         }
     }
 }
@@ -205,6 +211,8 @@ impl Config {
         }
         crate::routes::Routes::new(&self.routes)?;
         self.challenge.validate()?;
+        self.monitors.validate().map_err(ConfigError::Refused)?;
+        self.anomaly.validate().map_err(ConfigError::Refused)?;
         self.engine_config()
             .validate()
             .map_err(|e| invalid("detect", "(see message)", &e))?;

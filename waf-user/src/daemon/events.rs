@@ -111,6 +111,7 @@ fn strike_all(inspected: Vec<crate::mirror::Inspected>, strikes: &StrikeSink) {
                 score: r.verdict.score,
                 evidence: reason,
                 decided: Some(Instant::now()),
+                ban: false,
             });
         } else if r.verdict.would_block {
             tracing::info!(remote = %r.flow.src, request = %r.line, score = r.verdict.score, "mirror: would block (passive)");
@@ -174,6 +175,7 @@ fn rate_strike(ev: &RateEvent) -> Strike {
         score: 0,
         evidence: format!("{what} observed, {} dropped", ev.dropped),
         decided: None,
+        ban: false,
     }
 }
 

@@ -4,6 +4,7 @@
 //! SIGTERM. On exit the program stays attached and enforcing: pinned state
 //! outlives the daemon, and the next start adopts it.
 
+mod behaviour;
 mod events;
 pub mod privileges;
 mod token;
@@ -304,7 +305,12 @@ fn start_proxy(
         };
         proxy = proxy.with_challenge(challenger, cfg.challenge.clone(), crawlers);
     }
-    let proxy = Arc::new(proxy);
+    let anomaly = behaviour::anomaly(cfg)?;
+    if let Some(t) = &anomaly {
+        behaviour::spawn_relearning(cfg, t.clone());
+    }
+    let proxy =
+        Arc::new(proxy.with_behaviour(behaviour::monitors(cfg)?, anomaly, cfg.anomaly.mode));
     faces.push(proxy.clone());
     let l = tokio::net::TcpListener::from_std(listener)?;
     tracing::info!(listen = ?cfg.proxy.listen, "proxy serving");

@@ -515,7 +515,7 @@ impl Firewall {
         if self.state.bans.contains_key(&net) {
             return None;
         }
-        let immediate = self.policy.immediate_score.is_some_and(|t| s.score >= t);
+        let immediate = s.ban || self.policy.immediate_score.is_some_and(|t| s.score >= t);
         if !immediate {
             let count = self.strikes.add(net, ms_now(), self.policy.window.0)?;
             tracing::info!(net = %net, kind = s.kind.as_str(), strikes = count, of = self.policy.strikes, "strike");

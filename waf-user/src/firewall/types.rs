@@ -305,17 +305,24 @@ pub enum StrikeKind {
     /// A bot at the HTTP layer: a forged, expired, replayed or moved
     /// challenge token or solution, or a bot score a route blocks.
     Bot,
+    /// A behaviour monitor tripped (`[monitors.*]`: usage, bad-status
+    /// bursts, a honeypot, impossible headers).
+    Behavior,
+    /// The anomaly model scored a source's window over its threshold.
+    Anomaly,
 }
 
 impl StrikeKind {
     /// Every kind.
-    pub const ALL: [StrikeKind; 6] = [
+    pub const ALL: [StrikeKind; 8] = [
         Self::Detection,
         Self::BadAgent,
         Self::RatePps,
         Self::RateBps,
         Self::RateSyn,
         Self::Bot,
+        Self::Behavior,
+        Self::Anomaly,
     ];
 
     /// Name in metrics and logs.
@@ -327,13 +334,17 @@ impl StrikeKind {
             Self::RateBps => "rate_bps",
             Self::RateSyn => "rate_syn",
             Self::Bot => "bot",
+            Self::Behavior => "behavior",
+            Self::Anomaly => "anomaly",
         }
     }
 
     /// The source of a ban this kind of strike makes.
     pub fn ban_source(self) -> BanSource {
         match self {
-            Self::Detection | Self::BadAgent | Self::Bot => BanSource::Detection,
+            Self::Detection | Self::BadAgent | Self::Bot | Self::Behavior | Self::Anomaly => {
+                BanSource::Detection
+            }
             Self::RatePps | Self::RateBps | Self::RateSyn => BanSource::RateLimit,
         }
     }
@@ -353,6 +364,9 @@ pub struct Strike {
     pub evidence: String,
     /// When the face decided (to measure the time to the kernel map).
     pub decided: Option<Instant>,
+    /// Ban at once, whatever the strike count (a monitor whose `action`
+    /// is `ban`). The allowlist and protected sources still win.
+    pub ban: bool,
 }
 
 /// A raised alarm (map full, journal failing...).

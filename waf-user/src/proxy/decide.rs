@@ -23,6 +23,7 @@ use crate::{
     detect::{Action, Verdict},
     firewall::StrikeKind,
     http::{BodyMeter, CanonicalPath, ParseError},
+    monitors::Hit,
 };
 
 /// Bodies up to this size are inspected on the connection's task; larger
@@ -71,6 +72,7 @@ impl Proxy {
     pub(super) async fn decide(
         &self,
         req: Request<Incoming>,
+        path: &CanonicalPath,
         peer: IpAddr,
         client: Client,
         id: &str,
@@ -80,26 +82,29 @@ impl Proxy {
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
-        let path = CanonicalPath::from_target(target);
-        if self.is_verify(&path) {
+        if self.is_verify(path) {
             return self.verify_solution(req, &client, id).await;
         }
-        let sel = self.routes.routes.select(&path);
-        if let Some(refused) = self.route_refusal(&req, &path, &sel, &client, id) {
+        if let Some(refused) = self.monitor_request(&req, path, client.addr, id) {
+            self.stats.behavior_refused.fetch_add(1, Ordering::Relaxed);
+            return refused;
+        }
+        let sel = self.routes.routes.select(path);
+        if let Some(refused) = self.route_refusal(&req, path, &sel, &client, id) {
             return refused;
         }
         let origin = header_str(&req, header::ORIGIN).map(str::to_string);
         let cap = self.routes.routes.max_body(&sel);
         if self.routes.routes.exempt(&sel) {
             self.stats.exempt.fetch_add(1, Ordering::Relaxed);
-            let (mut r, st) = self.forward(req, Vec::new(), cap, peer, &client, id).await;
+            let (mut r, st, app) = self.forward(req, Vec::new(), cap, peer, &client, id).await;
             self.cors_response(&sel, origin.as_deref(), r.headers_mut());
-            return (r, outcome(st, "exempt", String::new(), 0));
+            return (r, outcome(st, "exempt", String::new(), 0).from_app(app));
         }
         if let Some(answer) = self.challenge_gate(&req, target, &sel, &client, id).await {
             return answer;
         }
-        if let Some(refused) = self.refuse_early(&req, &path, &client, id) {
+        if let Some(refused) = self.refuse_early(&req, path, &client, id) {
             return refused;
         }
         let max_body = self.engine.limits().max_body;
@@ -124,7 +129,13 @@ impl Proxy {
         let decided = Instant::now();
         let rebuilt = Request::from_parts(parts, body);
         let decision = match verdict {
-            Ok(v) => self.judge(&v, head.overflow, max_body, client.addr, decided, id),
+            Ok((v, hits)) => match self.refuse_on(hits, client.addr, id) {
+                Some((r, o)) => {
+                    self.stats.behavior_refused.fetch_add(1, Ordering::Relaxed);
+                    Decision::Answer(r, o)
+                }
+                None => self.judge(&v, head.overflow, max_body, client.addr, decided, id),
+            },
             Err(refusal) => self.on_refusal(refusal, client.addr, id),
         };
         match decision {
@@ -134,11 +145,11 @@ impl Proxy {
                 reason,
                 score,
             } => {
-                let (mut r, st) = self
+                let (mut r, st, app) = self
                     .forward(rebuilt, vec![Bytes::from(head.buf)], cap, peer, &client, id)
                     .await;
                 self.cors_response(&sel, origin.as_deref(), r.headers_mut());
-                (r, outcome(st, verdict, reason, score))
+                (r, outcome(st, verdict, reason, score).from_app(app))
             }
         }
     }
@@ -269,13 +280,14 @@ impl Proxy {
         Some((r, outcome(413, "too_large", why, 0)))
     }
 
-    /// Runs the engine on the head and the buffered body.
+    /// Runs the engine on the head and the buffered body, and the
+    /// monitors on its form fields.
     async fn inspect(
         &self,
         parts: &hyper::http::request::Parts,
         head: &BodyHead,
         client: &Client,
-    ) -> Result<Verdict, Refusal> {
+    ) -> Result<(Verdict, Vec<Hit>), Refusal> {
         let (remote, malformed) = (client.addr, client.malformed);
         let headers: Vec<(String, String)> = parts
             .headers
@@ -293,6 +305,8 @@ impl Proxy {
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| "/".into());
         let engine = self.engine.clone();
+        let monitors = self.behaviour.monitors.clone();
+        let source = self.source(remote);
         let method = parts.method.to_string();
         let body = head.buf.clone();
         let partial = head.overflow;
@@ -314,7 +328,10 @@ impl Proxy {
                     if malformed {
                         r.anomalies.push(crate::http::Anomaly::MalformedForwarding);
                     }
-                    Ok(engine.inspect(&r, Some(remote)))
+                    let hits = monitors.map_or_else(Vec::new, |m| {
+                        m.on_form(source, Instant::now(), &r.parsed_body)
+                    });
+                    Ok((engine.inspect(&r, Some(remote)), hits))
                 }
                 Err(
                     e @ (ParseError::TooManyHeaders { .. } | ParseError::HeadersTooLarge { .. }),
@@ -432,5 +449,6 @@ pub(super) fn outcome(status: u16, verdict: &'static str, reason: String, score:
         verdict,
         reason,
         score,
+        upstream: false,
     }
 }

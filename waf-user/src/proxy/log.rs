@@ -26,6 +26,17 @@ pub struct Outcome {
     pub reason: String,
     /// The anomaly score.
     pub score: u32,
+    /// The status is the application's (the request was forwarded and the
+    /// upstream answered), not one of ours.
+    pub upstream: bool,
+}
+
+impl Outcome {
+    /// Says whether the application gave the status.
+    pub fn from_app(mut self, upstream: bool) -> Self {
+        self.upstream = upstream;
+        self
+    }
 }
 
 /// What the source policies' databases say of a client: its country
@@ -49,6 +60,9 @@ pub struct Entry<'a> {
     pub ua: &'a str,
     /// Referer.
     pub referer: &'a str,
+    /// The request body's length as declared (`Content-Length`; 0 when
+    /// absent or chunked).
+    pub bytes: u64,
     /// The request id.
     pub id: &'a str,
     /// What happened.
@@ -127,6 +141,7 @@ fn format_line(format: AccessLogFormat, e: &Entry<'_>) -> String {
     let q = |s: &str| s.escape_default().to_string();
     let remote = e.remote;
     let id = e.id;
+    let bytes = e.bytes;
     let country = e.geo.0.map(|c| String::from_utf8_lossy(&c).into_owned());
     // Appended to the text formats only when a database knows the client.
     let geo = match (&country, e.geo.1) {
@@ -143,7 +158,7 @@ fn format_line(format: AccessLogFormat, e: &Entry<'_>) -> String {
                 "time": now.to_string(), "remote": remote.to_string(), "method": e.method,
                 "target": e.target, "status": o.status, "verdict": o.verdict, "score": o.score,
                 "reason": o.reason, "user_agent": e.ua, "referer": e.referer, "request_id": id,
-                "ms": (ms * 1000.0).round() / 1000.0,
+                "bytes": e.bytes, "ms": (ms * 1000.0).round() / 1000.0,
             });
             if let Some(c) = country {
                 v["country"] = c.into();
@@ -154,7 +169,7 @@ fn format_line(format: AccessLogFormat, e: &Entry<'_>) -> String {
             v.to_string()
         }
         AccessLogFormat::Common => format!(
-            "{remote} - - [{now}] \"{} {} HTTP/1.1\" {} - verdict={} score={} reason=\"{}\" id={id}{geo}",
+            "{remote} - - [{now}] \"{} {} HTTP/1.1\" {} - verdict={} score={} reason=\"{}\" id={id} bytes={bytes}{geo}",
             q(e.method),
             q(e.target),
             o.status,
@@ -163,7 +178,7 @@ fn format_line(format: AccessLogFormat, e: &Entry<'_>) -> String {
             q(&o.reason)
         ),
         AccessLogFormat::Combined => format!(
-            "{remote} - - [{now}] \"{} {} HTTP/1.1\" {} - \"{}\" \"{}\" verdict={} score={} reason=\"{}\" id={id}{geo}",
+            "{remote} - - [{now}] \"{} {} HTTP/1.1\" {} - \"{}\" \"{}\" verdict={} score={} reason=\"{}\" id={id} bytes={bytes}{geo}",
             q(e.method),
             q(e.target),
             o.status,
@@ -187,6 +202,7 @@ mod tests {
             verdict: "block",
             reason: "x\ny".into(),
             score: 5,
+            upstream: false,
         };
         let e = Entry {
             remote: "192.0.2.1".parse().unwrap(),
@@ -195,6 +211,7 @@ mod tests {
             target: "/a\"b\r\n203.0.113.1 - - [now] \"GET / HTTP/1.1\" 200",
             ua: "ua\n",
             referer: "",
+            bytes: 0,
             id: "1",
             outcome: &o,
             started: Instant::now(),
@@ -217,6 +234,7 @@ mod tests {
             verdict: "pass",
             reason: String::new(),
             score: 0,
+            upstream: true,
         };
         let e = Entry {
             remote: "192.0.2.1".parse().unwrap(),
@@ -225,6 +243,7 @@ mod tests {
             target: "/",
             ua: "",
             referer: "",
+            bytes: 0,
             id: "1",
             outcome: &o,
             started: Instant::now(),

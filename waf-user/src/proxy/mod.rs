@@ -9,6 +9,7 @@
 //! HTTP/1.1 with keep-alive (hyper). The proxy knows a strike sink, not the
 //! API or the firewall.
 
+mod behave;
 mod challenge;
 mod client;
 pub mod config;
@@ -53,6 +54,7 @@ use self::{
 use crate::{
     detect::Engine,
     firewall::{Strike, StrikeKind, StrikeSink},
+    http::CanonicalPath,
     routes::Routes,
 };
 
@@ -112,6 +114,12 @@ pub struct ProxyStats {
     pub crawlers_verified: AtomicU64,
     /// Requests naming a crawler that did not verify.
     pub crawlers_unverified: AtomicU64,
+    /// Behaviour monitor hits (each a strike, or a ban).
+    pub monitor_hits: AtomicU64,
+    /// Requests refused because a monitor banned their source.
+    pub behavior_refused: AtomicU64,
+    /// Windows the anomaly model flagged (strikes in `enforce`).
+    pub anomaly_flagged: AtomicU64,
 }
 
 /// The proxy.
@@ -127,6 +135,7 @@ pub struct Proxy {
     limiter: HttpLimiter,
     routes: route::RouteState,
     challenge: Option<challenge::ChallengeState>,
+    behaviour: behave::Behaviour,
     log: AccessLogger,
     geo: Option<log::GeoLookup>,
     next_id: AtomicU64,
@@ -171,6 +180,7 @@ impl Proxy {
             limiter: HttpLimiter::new(&cfg.rate_limits),
             routes: route::RouteState::new(routes),
             challenge: None,
+            behaviour: behave::Behaviour::default(),
             log,
             geo: None,
             next_id: AtomicU64::new(
@@ -229,6 +239,7 @@ impl Proxy {
             score,
             evidence: reason.chars().take(256).collect(),
             decided: Some(decided),
+            ban: false,
         });
     }
 
@@ -244,6 +255,7 @@ impl Proxy {
                 let _ = tokio::task::spawn_blocking(move || {
                     me.limiter.retain_recent();
                     me.routes.retain_recent();
+                    me.behaviour_retain();
                 })
                 .await;
             }
@@ -310,7 +322,21 @@ impl Proxy {
             .unwrap_or_else(|| "/".into());
         let header = |n| forward::header_str(&req, n).unwrap_or("").to_string();
         let (ua, referer) = (header(header::USER_AGENT), header(header::REFERER));
-        let (resp, outcome) = self.decide(req, peer.ip(), client, &id).await;
+        let bytes = forward::header_str(&req, header::CONTENT_LENGTH)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        let path = CanonicalPath::from_target(&target);
+        let (resp, outcome) = self.decide(req, &path, peer.ip(), client, &id).await;
+        self.observe(
+            &behave::Seen {
+                client: client.addr,
+                method: &method,
+                path: &path,
+                ua: &ua,
+                bytes,
+            },
+            &outcome,
+        );
         self.log.log(&Entry {
             remote: client.addr,
             geo: self.geo.as_ref().map_or((None, None), |g| g(client.addr)),
@@ -318,6 +344,7 @@ impl Proxy {
             target: &target,
             ua: &ua,
             referer: &referer,
+            bytes,
             id: &id,
             outcome: &outcome,
             started,
@@ -329,7 +356,9 @@ impl Proxy {
 
     /// Sends the request upstream: the buffered head of the body, then the
     /// rest as it comes (the whole body cut off past `cap` bytes, the
-    /// route's `max_body`: the upstream request then fails).
+    /// route's `max_body`: the upstream request then fails). Returns the
+    /// response, its status, and whether the application gave it (not a
+    /// 502/504 of ours).
     async fn forward(
         &self,
         req: Request<Incoming>,
@@ -338,7 +367,7 @@ impl Proxy {
         peer: IpAddr,
         client: &Client,
         id: &str,
-    ) -> (Response<ProxyBody>, u16) {
+    ) -> (Response<ProxyBody>, u16, bool) {
         let (mut parts, rest) = req.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         forward::set_forwarding(&mut parts.headers, peer, client, id);
@@ -347,6 +376,7 @@ impl Proxy {
             return (
                 json_error(StatusCode::BAD_REQUEST, "bad request target", id),
                 400,
+                false,
             );
         }
         let fut = self.client.request(up);
@@ -367,7 +397,7 @@ impl Proxy {
                     body,
                     |e| -> BoxError { Box::new(e) },
                 ));
-                (Response::from_parts(parts, body), status)
+                (Response::from_parts(parts, body), status, true)
             }
             Ok(Err(e)) => {
                 self.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
@@ -375,6 +405,7 @@ impl Proxy {
                 (
                     json_error(StatusCode::BAD_GATEWAY, "upstream unavailable", id),
                     502,
+                    false,
                 )
             }
             Err(_) => {
@@ -382,6 +413,7 @@ impl Proxy {
                 (
                     json_error(StatusCode::GATEWAY_TIMEOUT, "upstream timed out", id),
                     504,
+                    false,
                 )
             }
         }
@@ -396,7 +428,7 @@ impl crate::telemetry::Telemetry for Proxy {
     fn families(&self) -> Vec<crate::telemetry::Family> {
         let st = &self.stats;
         let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        vec![
+        let mut out = vec![
             crate::telemetry::Family::by(
                 "waf_http_requests",
                 "Requests through the proxy, by outcome.",
@@ -426,6 +458,7 @@ impl crate::telemetry::Telemetry for Proxy {
                     ("bot_blocked", n(&st.bot_blocked)),
                     ("crawler_verified", n(&st.crawlers_verified)),
                     ("crawler_unverified", n(&st.crawlers_unverified)),
+                    ("behavior_refused", n(&st.behavior_refused)),
                 ],
             ),
             crate::telemetry::Family::one(
@@ -440,13 +473,16 @@ impl crate::telemetry::Telemetry for Proxy {
                 crate::telemetry::MetricKind::Counter,
                 self.strikes.dropped(),
             ),
-        ]
+        ];
+        out.extend(self.behaviour.families());
+        out
     }
 
     fn json(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(&self.stats).unwrap_or_default();
         v["limited_sources"] = self.limiter.sources().into();
         v["strikes_dropped"] = self.strikes.dropped().into();
+        v["behavior"] = self.behaviour.json();
         v
     }
 }
