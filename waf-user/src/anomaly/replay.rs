@@ -41,6 +41,25 @@ pub struct Summary {
     pub checkpoints: u64,
 }
 
+impl Summary {
+    /// Counts a line that could not be read (not UTF-8, too long).
+    fn skip(&mut self) {
+        self.lines += 1;
+        self.skipped += 1;
+    }
+
+    /// Counts a line and parses it (None, counted as skipped: none of the
+    /// formats).
+    fn read(&mut self, line: &str) -> Option<logline::Record> {
+        self.lines += 1;
+        let r = logline::parse(line);
+        if r.is_none() {
+            self.skipped += 1;
+        }
+        r
+    }
+}
+
 /// A client's source: the address, or its /64 for IPv6.
 pub fn source_of(ip: IpAddr) -> IpNet {
     let prefix = if ip.is_ipv4() { 32 } else { 64 };
@@ -90,15 +109,12 @@ impl Learner {
 
     /// Counts a line that could not be read (not UTF-8, too long).
     pub fn skip(&mut self) {
-        self.summary.lines += 1;
-        self.summary.skipped += 1;
+        self.summary.skip();
     }
 
     /// Reads one line.
     pub fn line(&mut self, line: &str) {
-        self.summary.lines += 1;
-        let Some(r) = logline::parse(line) else {
-            self.summary.skipped += 1;
+        let Some(r) = self.summary.read(line) else {
             return;
         };
         let source = source_of(r.remote);
@@ -188,15 +204,12 @@ impl<'t> Scorer<'t> {
 
     /// Counts a line that could not be read.
     pub fn skip(&mut self) {
-        self.summary.lines += 1;
-        self.summary.skipped += 1;
+        self.summary.skip();
     }
 
     /// Reads one line.
     pub fn line(&mut self, line: &str) {
-        self.summary.lines += 1;
-        let Some(r) = logline::parse(line) else {
-            self.summary.skipped += 1;
+        let Some(r) = self.summary.read(line) else {
             return;
         };
         let t0 = *self

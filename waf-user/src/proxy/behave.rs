@@ -120,17 +120,23 @@ impl Proxy {
         client: IpAddr,
         id: &str,
     ) -> Option<(hyper::Response<ProxyBody>, Outcome)> {
-        let mut refusal = None;
+        let banned = self.strike_hits(hits, client)?;
+        let r = json_error(StatusCode::FORBIDDEN, "blocked by waf", id);
+        Some((r, outcome(403, "behavior", banned, 0)))
+    }
+
+    /// Strikes (or bans) for each hit; the reason of the first that bans.
+    fn strike_hits(&self, hits: Vec<Hit>, client: IpAddr) -> Option<String> {
+        let mut banned = None;
         for hit in hits {
             let ban = hit.action == MonitorAction::Ban;
             let reason = format!("{}: {}", hit.monitor, hit.evidence);
             self.behaviour_hit(client, hit.monitor, &reason, ban);
-            if ban && refusal.is_none() {
-                let r = json_error(StatusCode::FORBIDDEN, "blocked by waf", id);
-                refusal = Some((r, outcome(403, "behavior", reason, 0)));
+            if ban && banned.is_none() {
+                banned = Some(reason);
             }
         }
-        refusal
+        banned
     }
 
     fn behaviour_hit(&self, client: IpAddr, monitor: &str, reason: &str, ban: bool) {
@@ -159,11 +165,7 @@ impl Proxy {
             && o.upstream
         {
             let hits = m.on_response(source, now, seen.method, &seen.path.path, o.status);
-            for hit in hits {
-                let reason = format!("{}: {}", hit.monitor, hit.evidence);
-                let ban = hit.action == MonitorAction::Ban;
-                self.behaviour_hit(seen.client, hit.monitor, &reason, ban);
-            }
+            self.strike_hits(hits, seen.client);
         }
         let Some(t) = &self.behaviour.anomaly else {
             return;
