@@ -214,3 +214,182 @@ fn each_monitor_bans_the_offender_at_xdp_and_spares_the_client() {
         "{stats}"
     );
 }
+
+/// A site's hour of clean traffic, in the proxy's JSON access log format:
+/// browsers reading pages with their assets, API clients, a health probe.
+fn clean_log(sources: u32) -> String {
+    let mut rng = 0x5eed_u64;
+    let mut next = move |n: u64| {
+        rng = rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % n.max(1)
+    };
+    let t0 = 1_780_000_000u64;
+    let mut lines: Vec<(u64, String)> = Vec::new();
+    let mut push = |t: u64, ip: &str, method: &str, target: String, status: u16, ua: &str| {
+        let line = serde_json::json!({
+            "time": waf_user::values::rfc3339(t), "remote": ip, "method": method,
+            "target": target, "status": status, "user_agent": ua,
+        });
+        lines.push((t, line.to_string()));
+    };
+    for i in 0..sources {
+        let ip = format!("198.51.{}.{}", 1 + i / 200, 1 + i % 200);
+        let start = t0 + next(3000);
+        match i % 10 {
+            0..=7 => {
+                let ua = [
+                    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+                    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36",
+                ][(i % 2) as usize];
+                let mut t = start;
+                for page in 0..2 + next(6) {
+                    let path = match next(3) {
+                        0 => format!("/blog/post-{}", next(40)),
+                        1 => format!("/products/{}", next(60)),
+                        _ => "/".to_string(),
+                    };
+                    push(t, &ip, "GET", path, 200, ua);
+                    if page == 0 {
+                        for a in [
+                            "/static/app.css",
+                            "/static/app.js",
+                            "/static/logo.svg",
+                            "/favicon.ico",
+                        ] {
+                            push(t, &ip, "GET", a.into(), 200, ua);
+                        }
+                    }
+                    for _ in 0..next(4) {
+                        push(
+                            t + 1,
+                            &ip,
+                            "GET",
+                            format!("/img/{}.webp", next(200)),
+                            200,
+                            ua,
+                        );
+                    }
+                    t += 5 + next(85);
+                }
+            }
+            8 => {
+                let every = 10 + next(30);
+                for k in 0..(3600 - (start - t0)) / every {
+                    push(
+                        start + k * every,
+                        &ip,
+                        "GET",
+                        format!("/api/items/{}", next(500)),
+                        200,
+                        "python-requests/2.31",
+                    );
+                }
+            }
+            _ => {
+                for k in 0..120 {
+                    push(
+                        t0 + k * 30,
+                        &ip,
+                        "GET",
+                        "/health".into(),
+                        200,
+                        "kube-probe/1.29",
+                    );
+                }
+            }
+        }
+    }
+    lines.sort_by_key(|l| l.0);
+    lines.into_iter().map(|l| l.1 + "\n").collect()
+}
+
+#[test]
+fn the_anomaly_model_bans_a_scanner_at_xdp_and_spares_the_client() {
+    let lab = Lab::new();
+    let app = Upstream::start(&lab.srv, "127.0.0.1:8000");
+    // A baseline learned with `waf learn` from the site's clean hour.
+    let dir = std::env::temp_dir().join(waf_tests::unique("waf-anomaly-lab-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (log, baseline) = (dir.join("access.log"), dir.join("baseline.json"));
+    std::fs::write(&log, clean_log(300)).unwrap();
+    let out = std::process::Command::new(waf_tests::waf_bin())
+        .args(["--json", "learn"])
+        .arg(&log)
+        .arg("--out")
+        .arg(&baseline)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let learned: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        learned["long"]["threshold_hint"].as_f64().is_some(),
+        "{learned}"
+    );
+    let d = TestDaemon::start(
+        &lab,
+        &format!(
+            "[proxy]\nlisten = \"0.0.0.0:8080\"\nupstream = \"http://127.0.0.1:8000\"\n\
+             access_log = \"off\"\n\n[ban_policy]\nstrikes = 2\n\n\
+             [anomaly]\nmode = \"enforce\"\nbaseline = \"{}\"\n",
+            baseline.display()
+        ),
+    );
+    let s = Site { lab, d, _app: app };
+
+    // The client reads a few pages as the site's browsers do.
+    for path in [
+        "/",
+        "/static/app.css",
+        "/static/app.js",
+        "/static/logo.svg",
+        "/favicon.ico",
+        "/img/12.webp",
+        "/products/7",
+        "/img/40.webp",
+        "/blog/post-3",
+        "/img/41.webp",
+        "/products/21",
+        "/",
+    ] {
+        assert_eq!(s.client(get(path)), 200, "{path}");
+    }
+    // The attacker walks probe paths the application does not have.
+    let mut dropped = false;
+    for i in 0..80 {
+        // Paths no rule of the detection engine knows: only how the
+        // source behaves gives it away.
+        let probe = ["archive", "old", "beta", "v2", "misc"][i % 5];
+        if s.attacker(get(&format!("/status/404/{probe}/{i}")))
+            .is_none()
+        {
+            dropped = true;
+            break;
+        }
+    }
+    wait_until("the anomaly ban", Duration::from_secs(10), || {
+        s.ban_of(Lab::ATTACKER4).is_some()
+    });
+    let ban = s.ban_of(Lab::ATTACKER4).unwrap();
+    let reason = ban["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("anomaly"), "{ban}");
+    assert!(
+        dropped || s.attacker(get("/")).is_none(),
+        "XDP drops the banned scanner"
+    );
+    assert_eq!(s.attacker(get("/")), None);
+    assert!(s.ban_of(Lab::CLIENT4).is_none());
+    assert_eq!(s.client(get("/products/8")), 200);
+    let (_, stats) = s.d.api("GET", "/v1/stats", None);
+    assert!(
+        stats["proxy"]["anomaly_flagged"].as_u64().unwrap_or(0) >= 2,
+        "{stats}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -11,9 +11,13 @@ use serde_json::Value;
 
 mod learn;
 mod lookup;
+mod report;
 mod route;
 
-pub use self::{learn::anomaly, learn::learn, lookup::lookup, route::route, route::route_report};
+pub use self::{
+    learn::Windows, learn::anomaly, learn::learn, lookup::lookup, report::report, route::route,
+    route::route_report,
+};
 
 use crate::{
     api::types::{

@@ -2,7 +2,8 @@
 //! `waf` binary is made of, so tests and benchmarks use the same code.
 //!
 //! The layers, each calling only the ones below it:
-//! - faces: [`api`] (the control API), [`cli`] (its client), [`proxy`]
+//! - faces: [`api`] (the control API), [`ui`] (the dashboard on the API's
+//!   listener), [`cli`] (its client), [`proxy`]
 //!   (the inline reverse proxy), [`mirror`] (HTTP reassembled from sampled
 //!   payloads), [`fleet`] (bans shared across hosts over NATS), [`r#gen`]
 //!   (the packet generator);
@@ -10,7 +11,8 @@
 //!   the parts' config types), [`telemetry`] (what faces report);
 //! - core: [`firewall`] (the one owner of bans, lists, modes, the kernel
 //!   maps and the journal), [`dataplane`] (load, attach, pin and adopt the
-//!   XDP program; typed maps);
+//!   XDP program; typed maps), [`findings`] (the findings store, runtime
+//!   exclusions), [`report`] (reports over a window);
 //! - pure: [`http`] (the request model and parser), [`detect`] (the
 //!   detection engine), [`values`] (durations, addresses), [`packet`]
 //!   (crafted frames).
@@ -23,6 +25,7 @@ pub mod config;
 pub mod daemon;
 pub mod dataplane;
 pub mod detect;
+pub mod findings;
 pub mod firewall;
 pub mod fleet;
 pub mod r#gen;
@@ -31,7 +34,9 @@ pub mod mirror;
 pub mod monitors;
 pub mod packet;
 pub mod proxy;
+pub mod report;
 pub mod routes;
 pub mod sources;
 pub mod telemetry;
+pub mod ui;
 pub mod values;

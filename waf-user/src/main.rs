@@ -105,6 +105,13 @@ enum Command {
         /// Requests in a window before it is scored (5 to 10000).
         #[arg(long, default_value_t = 10)]
         min_requests: u32,
+        /// The long window, for sources too slow for the window (10m to 1d;
+        /// 0s: none).
+        #[arg(long, default_value = "1h")]
+        long_window: waf_user::values::Dur,
+        /// Requests in a long window before it is scored (5 to 10000).
+        #[arg(long, default_value_t = 5)]
+        long_min_requests: u32,
     },
     /// Replay an access log through the anomaly model and print the sources
     /// it flags.
@@ -118,6 +125,19 @@ enum Command {
         /// baseline's threshold_hint).
         #[arg(long)]
         threshold: Option<f64>,
+        /// The same for the long window (default: its threshold_hint).
+        #[arg(long)]
+        long_threshold: Option<f64>,
+    },
+    /// A report over a window: top sources, rules, categories and paths,
+    /// requests blocked and passed per hour, bans (asks the daemon's API).
+    Report {
+        /// The window back from now (`24h`, `7d`; 1s to 31d).
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// Config file: the API's address and token file come from it.
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
     },
     /// Health and alarms.
     Health,
@@ -227,12 +247,24 @@ fn main() -> ExitCode {
             out,
             window,
             min_requests,
-        } => cli::learn(&log, &out, window, min_requests, a.json),
+            long_window,
+            long_min_requests,
+        } => {
+            let w = cli::Windows {
+                window,
+                min_requests,
+                long_window,
+                long_min_requests,
+            };
+            cli::learn(&log, &out, &w, a.json)
+        }
         Command::Anomaly {
             log,
             baseline,
             threshold,
-        } => cli::anomaly(&log, &baseline, threshold, a.json),
+            long_threshold,
+        } => cli::anomaly(&log, &baseline, [threshold, long_threshold], a.json),
+        Command::Report { since, config } => cli::report(a, &since, config.as_deref()),
         Command::Health => cli::health(a),
         Command::Mode {
             monitor,

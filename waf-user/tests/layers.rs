@@ -25,11 +25,13 @@ const PURE: &[&str] = &[
     "anomaly",
     "monitors",
 ];
-/// The firewall's owner and the kernel half.
-const CORE: &[&str] = &["firewall", "dataplane"];
+/// The firewall's owner and the kernel half; the daemon's stores the faces
+/// share (the findings store and runtime exclusions, the reports drawn
+/// from them and the journal).
+const CORE: &[&str] = &["firewall", "dataplane", "findings", "report"];
 /// What the world talks to, and the wiring that builds it.
 const FACES: &[&str] = &[
-    "api", "cli", "config", "daemon", "fleet", "gen", "mirror", "proxy",
+    "api", "cli", "config", "daemon", "fleet", "gen", "mirror", "proxy", "ui",
 ];
 
 /// Longest source file allowed (tables of rules aside).

@@ -7,12 +7,14 @@
 //! - `test`: formatting, lints and every test (unit, kernel, namespaces)
 //! - `bench <name>`: benchmarks that print figures and write target/bench/*.json
 //! - `fuzz [target]`: the property-based targets, long runs in release mode
+//! - `ui-shots`: screenshots of the dashboard's pages in target/ui/
 
 mod anomaly;
 mod demo;
 mod eval;
 mod fuzz;
 mod setup;
+mod ui_shots;
 
 use std::{
     path::{Path, PathBuf},
@@ -110,6 +112,9 @@ enum Task {
         #[arg(long)]
         seconds: Option<u64>,
     },
+    /// Screenshots (PNG) of every dashboard page of a demo lab, in
+    /// target/ui/ (root: network namespaces, a headless Chromium).
+    UiShots,
     /// Run a benchmark: xdp, bans, api, ban-latency, proxy, detect, flood, fleet, sources.
     Bench {
         /// Which benchmark.
@@ -203,6 +208,10 @@ fn main() -> Result<()> {
             cases,
             seconds,
         } => fuzz::run(target.as_deref(), cases, seconds),
+        Task::UiShots => {
+            setup::ensure()?;
+            ui_shots::run_shots()
+        }
         Task::Bench { name, args } => {
             setup::ensure()?;
             bench(&name, &args)
@@ -326,7 +335,7 @@ fn build_release() -> Result<()> {
     run(cargo().args(["build", "--release", "--package", "waf-user"]))
 }
 
-fn require_root(why: &str) -> Result<()> {
+pub fn require_root(why: &str) -> Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("this task must run as root: {why}");
     }
@@ -341,7 +350,7 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn cargo() -> Command {
+pub fn cargo() -> Command {
     let mut c = cmd(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     c.current_dir(workspace_root());
     c

@@ -107,6 +107,8 @@ impl InProcessProxy {
             faces: vec![proxy.clone()],
             fleet: None,
             panics: Arc::default(),
+            findings: None,
+            access_log: None,
         });
         let api_listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let api_port = api_listener.local_addr()?.port();

@@ -80,6 +80,8 @@ pub struct Window {
     paths: [u64; PATH_BITS / 64],
     agents: u64,
     sections: [u16; SECTIONS],
+    /// Counted, never read: the source is another window's to read.
+    muted: bool,
 }
 
 impl Window {
@@ -97,6 +99,7 @@ impl Window {
             paths: [0; PATH_BITS / 64],
             agents: 0,
             sections: [0; SECTIONS],
+            muted: false,
         }
     }
 
@@ -124,9 +127,25 @@ impl Window {
         obs: &Observation<'_>,
         hasher: &impl BuildHasher,
     ) -> Option<Vector> {
+        self.observe_muted(p, now, obs, hasher, false)
+    }
+
+    /// [`Window::observe`]; with `mute`, this window (the one this request
+    /// counts in, new if the last is over) is never read again: a long
+    /// window is muted once the source sends enough for the short window
+    /// to read it (the long window is for the sources too slow for it).
+    pub fn observe_muted(
+        &mut self,
+        p: &Params,
+        now: u64,
+        obs: &Observation<'_>,
+        hasher: &impl BuildHasher,
+        mute: bool,
+    ) -> Option<Vector> {
         if self.expired(p, now) {
             *self = Window::new(p, now);
         }
+        self.muted |= mute;
         self.count = self.count.saturating_add(1);
         if (400..500).contains(&obs.status) {
             self.c4xx += 1;
@@ -153,7 +172,7 @@ impl Window {
         self.sections[si] += 1;
         if self.count == self.next_check && self.count < u32::MAX {
             self.next_check = self.next_check.saturating_mul(2);
-            return Some(self.features(p, now));
+            return (!self.muted).then(|| self.features(p, now));
         }
         None
     }

@@ -13,8 +13,13 @@
 //! count reaches `min_requests` and each time it doubles
 //! ([`features`]).
 //!
-//! What it cannot see: a source that sends fewer than `min_requests` in a
-//! window (a slow prober), and one that behaves like the traffic it learned
+//! A second, long window (`long_window`, an hour; first read at
+//! `long_min_requests`, 5) has its own model in the same baseline: it sees
+//! the sources too slow for the first window, such as a prober sending a
+//! request every few minutes.
+//!
+//! What it cannot see: a source that sends fewer than `long_min_requests`
+//! in a long window, and one that behaves like the traffic it learned
 //! from (a scraper as slow and as broad as a search engine's crawler, an
 //! attacker spread over many addresses). Those are for the detection
 //! engine, rate limits and the challenge.
@@ -59,6 +64,8 @@ pub struct Observation<'a> {
 pub struct Flag {
     /// The isolation-forest score (0..1).
     pub score: f64,
+    /// The window it was read over (`window` or `long_window`), seconds.
+    pub window_secs: u64,
     /// The features that stood out most against the baseline's medians
     /// (name, value), the furthest first.
     pub top: Vec<(&'static str, f64)>,

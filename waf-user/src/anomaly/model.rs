@@ -19,6 +19,12 @@
 //! written, scores the same everywhere. Scoring a window takes about 40 µs
 //! (200 trees); training on 24,000 windows under a second.
 //!
+//! A baseline holds two models: the window's (`window`, 5 minutes) and,
+//! when learned, the long window's (`long_window`, an hour), which sees
+//! the sources too slow for the first: a prober sending a request every
+//! few minutes never reaches `min_requests` in 5 minutes, but does in an
+//! hour. Each has its own forest, quantiles and threshold hint.
+//!
 //! Loading refuses a file of another version or feature set, or one that
 //! does not parse or scores outside 0..1, with a message naming the file;
 //! it never panics (serde_json bounds the trees' nesting; the file is
@@ -27,6 +33,7 @@
 use std::{
     io::Read as _,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use extended_isolation_forest::{Forest, ForestOptions};
@@ -37,8 +44,8 @@ use super::{
     features::{N, NAMES, Params, Vector, show, to_model},
 };
 
-/// The baseline file's version.
-pub const VERSION: u32 = 1;
+/// The baseline file's version (1: no long window; still read).
+pub const VERSION: u32 = 2;
 /// The largest baseline file read.
 pub const MAX_FILE: u64 = 64 << 20;
 /// Trees of the forest (200: the scores of two trainings on the same
@@ -51,6 +58,12 @@ const SAMPLE: usize = 256;
 /// missed scrapers; 8, every feature, blurred single-feature outliers
 /// such as a share of 401s; measured with `cargo xtask eval-anomaly`).
 const EXTENSION: usize = 4;
+/// The same for the long window's model: 2 of 9. Its windows hold fewer
+/// requests (5 in an hour), so a single feature (a share of 404s) decides
+/// more often (measured with `cargo xtask eval-anomaly`, two seeds: 4
+/// caught fewer slow probers for as many clean sources struck; 0 struck
+/// more clean sources).
+pub const LONG_EXTENSION: usize = 2;
 /// Fewest windows, and fewest sources, a model is learned from.
 pub const MIN_WINDOWS: usize = 64;
 /// See [`MIN_WINDOWS`].
@@ -59,6 +72,7 @@ pub const MIN_SOURCES: usize = 16;
 /// suggested threshold (a few bad sources may hide in any log learned
 /// from: the highest scores are not taken as the bar).
 const HINT_QUANTILE: f64 = 0.998;
+
 /// Per feature, the smallest spread (in the model's units) a deviation is
 /// measured against: a feature that never varied in training does not
 /// make every small change stand out.
@@ -104,6 +118,14 @@ struct File<F> {
     trained_on: TrainedOn,
     quantiles: Quantiles,
     forest: F,
+    /// The long window's model (version 2).
+    #[serde(default = "no_long", skip_serializing_if = "Option::is_none")]
+    long: Option<Box<File<F>>>,
+}
+
+/// A version 1 file has no long window.
+fn no_long<F>() -> Option<Box<File<F>>> {
+    None
 }
 
 /// The first thing read of a file: is it ours, and which version.
@@ -121,6 +143,8 @@ pub struct Model {
     quantiles: Quantiles,
     /// `quantiles` in the model's units: p10, p50, p90.
     scaled: [Vector; 3],
+    /// The long window's model.
+    long: Option<Arc<Model>>,
 }
 
 impl std::fmt::Debug for Model {
@@ -129,6 +153,7 @@ impl std::fmt::Debug for Model {
             .field("params", &self.params)
             .field("threshold_hint", &self.threshold_hint)
             .field("trained_on", &self.trained_on)
+            .field("long", &self.long)
             .finish_non_exhaustive()
     }
 }
@@ -159,7 +184,25 @@ impl Model {
     pub fn train(
         samples: &[(u64, Vector)],
         params: Params,
+        trained_on: TrainedOn,
+    ) -> Result<Model, String> {
+        Self::train_with(samples, params, trained_on, EXTENSION)
+    }
+
+    /// [`Model::train`] for the long window ([`LONG_EXTENSION`]).
+    pub fn train_long(
+        samples: &[(u64, Vector)],
+        params: Params,
+        trained_on: TrainedOn,
+    ) -> Result<Model, String> {
+        Self::train_with(samples, params, trained_on, LONG_EXTENSION)
+    }
+
+    fn train_with(
+        samples: &[(u64, Vector)],
+        params: Params,
         mut trained_on: TrainedOn,
+        extension: usize,
     ) -> Result<Model, String> {
         let mut sources: Vec<u64> = samples.iter().map(|s| s.0).collect();
         sources.sort_unstable();
@@ -178,7 +221,7 @@ impl Model {
             n_trees: TREES,
             sample_size: SAMPLE.min(data.len()),
             max_tree_depth: None,
-            extension_level: EXTENSION,
+            extension_level: extension,
         };
         let forest = Forest::from_slice(&data, &opts).map_err(|e| e.to_string())?;
         let mut cols: Vec<Vec<f64>> = (0..N)
@@ -201,6 +244,7 @@ impl Model {
             trained_on,
             scaled: scaled(&quantiles),
             quantiles,
+            long: None,
         };
         // Each source's highest score.
         let mut worst: std::collections::HashMap<u64, f64> = Default::default();
@@ -219,6 +263,18 @@ impl Model {
     /// The window and checkpoints its features were counted with.
     pub fn params(&self) -> Params {
         self.params
+    }
+
+    /// The long window's model, if learned.
+    pub fn long(&self) -> Option<&Arc<Model>> {
+        self.long.as_ref()
+    }
+
+    /// This model with `long` as its long window's (a long window's own
+    /// long model, if any, is never used nor saved).
+    pub fn with_long(mut self, long: Option<Arc<Model>>) -> Model {
+        self.long = long;
+        self
     }
 
     /// The score 99.8% of the training sources stayed under.
@@ -277,16 +333,18 @@ impl Model {
                 format!("{}={} (p50 {})", NAMES[i], show(i, raw[i]), show(i, median))
             })
             .collect();
+        let window = crate::values::Dur::secs(self.params.window_secs);
         Flag {
             score,
+            window_secs: self.params.window_secs,
             top: picked.iter().map(|&i| (NAMES[i], raw[i])).collect(),
-            evidence: format!("anomaly {score:.2}: {}", parts.join(", ")),
+            evidence: format!("anomaly {score:.2} over {window}: {}", parts.join(", ")),
         }
     }
 
-    /// The baseline file's text.
-    pub fn to_json(&self) -> String {
-        let f = File {
+    /// The file of this model, with its long window's if `with_long`.
+    fn file(&self, with_long: bool) -> File<&Forest<f64, N>> {
+        File {
             version: VERSION,
             features: NAMES.iter().map(|s| s.to_string()).collect(),
             window_secs: self.params.window_secs,
@@ -295,8 +353,17 @@ impl Model {
             trained_on: self.trained_on,
             quantiles: self.quantiles.clone(),
             forest: &self.forest,
-        };
-        serde_json::to_string(&f).unwrap_or_default()
+            long: self
+                .long
+                .as_ref()
+                .filter(|_| with_long)
+                .map(|l| Box::new(l.file(false))),
+        }
+    }
+
+    /// The baseline file's text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.file(true)).unwrap_or_default()
     }
 
     /// Writes the baseline (beside, then renamed over `path`).
@@ -329,17 +396,24 @@ impl Model {
         let header: Header = serde_json::from_slice(bytes)
             .map_err(|e| format!("not a waf anomaly baseline (JSON: {e})"))?;
         match header.version {
-            Some(serde_json::Value::Number(n)) if n.as_u64() == Some(VERSION.into()) => {}
+            Some(serde_json::Value::Number(n)) if matches!(n.as_u64(), Some(1 | 2)) => {}
             Some(v) => {
                 let v: String = v.to_string().chars().take(20).collect();
                 return Err(format!(
-                    "version {v}, this waf reads version {VERSION}: {relearn}"
+                    "version {v}, this waf reads versions 1 and {VERSION}: {relearn}"
                 ));
             }
             None => return Err("not a waf anomaly baseline (no \"version\")".into()),
         }
         let f: File<Forest<f64, N>> =
             serde_json::from_slice(bytes).map_err(|e| format!("malformed: {e}"))?;
+        Self::from_file(f, false)
+    }
+
+    /// Checks a parsed file (`long`: it is a long window's model).
+    fn from_file(f: File<Forest<f64, N>>, long: bool) -> Result<Model, String> {
+        let relearn = "learn a new one with `waf learn ACCESS_LOG --out FILE`";
+        let what = if long { "long." } else { "" };
         if f.features != NAMES {
             let shown: Vec<String> = f
                 .features
@@ -351,16 +425,29 @@ impl Model {
                 "its features {shown:?} are not this waf's {NAMES:?}: {relearn}"
             ));
         }
-        let window = super::config::WINDOW;
+        let (window, range) = if long {
+            (super::config::LONG_WINDOW, "10m to 1d")
+        } else {
+            (super::config::WINDOW, "30 to 3600")
+        };
         if !(window.0.as_secs()..=window.1.as_secs()).contains(&f.window_secs) {
-            return Err(format!("window_secs {} is not 30 to 3600", f.window_secs));
+            return Err(format!(
+                "{what}window_secs {} is not {range}",
+                f.window_secs
+            ));
         }
         let m = super::config::MIN_REQUESTS;
         if !(m.0..=m.1).contains(&f.min_requests) {
-            return Err(format!("min_requests {} is not 5 to 10000", f.min_requests));
+            return Err(format!(
+                "{what}min_requests {} is not 5 to 10000",
+                f.min_requests
+            ));
         }
         if !(0.0..=1.0).contains(&f.threshold_hint) {
-            return Err(format!("threshold_hint {} is not 0 to 1", f.threshold_hint));
+            return Err(format!(
+                "{what}threshold_hint {} is not 0 to 1",
+                f.threshold_hint
+            ));
         }
         let q = &f.quantiles;
         for (name, col) in [
@@ -371,9 +458,22 @@ impl Model {
         ] {
             if col.len() != N || col.iter().any(|x| !x.is_finite() || *x < 0.0) {
                 return Err(format!(
-                    "quantiles.{name} is not {N} finite, non-negative numbers"
+                    "{what}quantiles.{name} is not {N} finite, non-negative numbers"
                 ));
             }
+        }
+        let inner = match f.long {
+            Some(_) if long => return Err("long.long: a long window has no long window".into()),
+            Some(l) => Some(Arc::new(Self::from_file(*l, true)?)),
+            None => None,
+        };
+        if let Some(l) = &inner
+            && l.params.window_secs <= f.window_secs
+        {
+            return Err(format!(
+                "long.window_secs {} is not longer than window_secs {}",
+                l.params.window_secs, f.window_secs
+            ));
         }
         let model = Model {
             forest: f.forest,
@@ -385,6 +485,7 @@ impl Model {
             trained_on: f.trained_on,
             scaled: scaled(&f.quantiles),
             quantiles: f.quantiles,
+            long: inner,
         };
         // A forest that parses may still be no forest (no trees, a broken
         // normaliser): its scores say so.
@@ -398,7 +499,9 @@ impl Model {
         for p in &probes {
             let s = model.forest.score(p);
             if !(s.is_finite() && (0.0..=1.0).contains(&s)) {
-                return Err(format!("its forest scores {s} (not 0 to 1): {relearn}"));
+                return Err(format!(
+                    "{what}its forest scores {s} (not 0 to 1): {relearn}"
+                ));
             }
         }
         Ok(model)

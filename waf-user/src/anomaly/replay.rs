@@ -77,12 +77,18 @@ fn observation<'a>(r: &'a Record, path: &'a str) -> Observation<'a> {
     }
 }
 
+/// Each source's short window: its start and count.
+type Starts = HashMap<IpNet, (u64, u32)>;
+
 /// Gathers a log's checkpoints to learn from. Memory: the windows of the
 /// sources active in the last window (older ones are dropped every minute
 /// of log time), a number per distinct source (about 40 bytes each), and
 /// at most [`MAX_SAMPLES`] checkpoints.
 pub struct Learner {
     params: Params,
+    /// The short window a long window's learner mutes by (see
+    /// [`Window::observe_muted`]): each source's window start and count.
+    gate: Option<(Params, Starts)>,
     hasher: BuildHasherDefault<DefaultHasher>,
     ids: HashMap<IpNet, u64>,
     windows: HashMap<IpNet, Window>,
@@ -97,6 +103,7 @@ impl Learner {
     pub fn new(params: Params) -> Self {
         Self {
             params,
+            gate: None,
             hasher: Default::default(),
             ids: HashMap::new(),
             windows: HashMap::new(),
@@ -104,6 +111,16 @@ impl Learner {
             summary: Summary::default(),
             last_sweep: 0,
             rng: 0x5eed,
+        }
+    }
+
+    /// A learner of the long window `params`, whose windows are muted as
+    /// the tracker mutes them: once the source sends `short.min_requests`
+    /// within a `short` window.
+    pub fn long(params: Params, short: Params) -> Self {
+        Self {
+            gate: Some((short, HashMap::new())),
+            ..Self::new(params)
         }
     }
 
@@ -123,15 +140,27 @@ impl Learner {
         if r.time >= self.last_sweep + SWEEP_SECS {
             let p = self.params;
             self.windows.retain(|_, w| !w.expired(&p, r.time));
+            if let Some((g, starts)) = &mut self.gate {
+                let secs = g.window_secs;
+                starts.retain(|_, (start, _)| r.time < start.saturating_add(secs));
+            }
             self.last_sweep = r.time;
         }
+        let fast = self.gate.as_mut().is_some_and(|(g, starts)| {
+            let (start, count) = starts.entry(source).or_insert((r.time, 0));
+            if r.time >= start.saturating_add(g.window_secs) {
+                (*start, *count) = (r.time, 0);
+            }
+            *count = count.saturating_add(1);
+            *count >= g.min_requests
+        });
         let path = crate::http::CanonicalPath::from_target(&r.target).path;
         let p = self.params;
         let w = self
             .windows
             .entry(source)
             .or_insert_with(|| Window::new(&p, r.time));
-        if let Some(v) = w.observe(&p, r.time, &observation(&r, &path), &self.hasher) {
+        if let Some(v) = w.observe_muted(&p, r.time, &observation(&r, &path), &self.hasher, fast) {
             if w.count() == p.min_requests {
                 self.summary.windows += 1;
             }
@@ -174,11 +203,15 @@ pub struct Scored {
     pub worst: Option<Flag>,
     /// Flagged checkpoints.
     pub flags: u32,
+    /// The highest score flagged over the window, and over the long
+    /// window (0: none).
+    pub worst_by_window: [f64; 2],
 }
 
 /// Replays a log through a tracker.
 pub struct Scorer<'t> {
     tracker: &'t Tracker,
+    short_secs: u64,
     base: Instant,
     t0: Option<u64>,
     last_sweep: u64,
@@ -194,6 +227,7 @@ impl<'t> Scorer<'t> {
     pub fn new(tracker: &'t Tracker) -> Self {
         Self {
             tracker,
+            short_secs: tracker.params()[0].window_secs,
             base: Instant::now(),
             t0: None,
             last_sweep: 0,
@@ -229,10 +263,13 @@ impl<'t> Scorer<'t> {
             first: None,
             worst: None,
             flags: 0,
+            worst_by_window: [0.0; 2],
         });
         s.requests += 1;
         if let Some(f) = flag {
             s.flags += 1;
+            let i = usize::from(f.window_secs != self.short_secs);
+            s.worst_by_window[i] = s.worst_by_window[i].max(f.score);
             if s.worst.as_ref().is_none_or(|w| f.score > w.score) {
                 s.worst = Some(f.clone());
             }

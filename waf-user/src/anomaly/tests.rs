@@ -255,6 +255,47 @@ fn scanner(out: &mut Vec<Record>) {
     }
 }
 
+const PROBER: &str = "203.0.113.77";
+
+/// A slow prober: a probe every three minutes for an hour, never more
+/// than two in a 5-minute window.
+fn prober(out: &mut Vec<Record>) {
+    let ip: IpAddr = PROBER.parse().unwrap();
+    let probes = [
+        "/.env",
+        "/cgi-bin/luci/;stok=/locale",
+        "/index.php?s=/index/think/app/invokefunction",
+        "/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php",
+        "/solr/admin/info/system",
+        "/_ignition/execute-solution",
+        "/owa/auth/logon.aspx",
+        "/boaform/admin/formLogin",
+        "/HNAP1/",
+        "/actuator/gateway/routes",
+        "/wp-content/plugins/revslider/temp/update_extract/x.php",
+        "/geoserver/web/",
+        "/.git/HEAD",
+        "/server-status",
+        "/api/v1/pods",
+        "/console/login/LoginForm.jsp",
+        "/remote/fgt_lang?lang=/../../../..//////////dev/cmdb/sslvpn_websession",
+        "/manager/html",
+        "/druid/index.html",
+        "/jenkins/script",
+    ];
+    for (i, p) in probes.iter().enumerate() {
+        let status = if i % 4 == 0 { 403 } else { 404 };
+        out.push(rec(
+            T0 + 200 + 170 * i as u64,
+            ip,
+            "GET",
+            p.to_string(),
+            status,
+            "curl/7.61.1",
+        ));
+    }
+}
+
 /// Records as combined-format lines, in time order.
 fn lines(mut recs: Vec<Record>, format: &str) -> Vec<String> {
     recs.sort_by_key(|r| r.time);
@@ -267,10 +308,19 @@ const PARAMS: Params = Params {
     window_secs: 300,
     min_requests: 10,
 };
+const LONG: Params = Params {
+    window_secs: 3600,
+    min_requests: 5,
+};
 
+/// The window's model of a log, and the long window's.
 fn learn(lines: &[String]) -> Model {
     let mut l = Learner::new(PARAMS);
-    lines.iter().for_each(|s| l.line(s));
+    let mut long = Learner::long(LONG, PARAMS);
+    lines.iter().for_each(|s| {
+        l.line(s);
+        long.line(s);
+    });
     l.skip();
     let (samples, summary) = l.finish();
     assert_eq!(summary.lines, lines.len() as u64 + 1);
@@ -280,13 +330,18 @@ fn learn(lines: &[String]) -> Model {
         windows: summary.windows,
         ..TrainedOn::default()
     };
-    Model::train(&samples, PARAMS, on).expect("a model")
+    let (long_samples, _) = long.finish();
+    let long = Model::train_long(&long_samples, LONG, on).expect("a long model");
+    Model::train(&samples, PARAMS, on)
+        .expect("a model")
+        .with_long(Some(std::sync::Arc::new(long)))
 }
 
 fn cfg(mode: AnomalyMode, threshold: f64) -> AnomalyConfig {
     AnomalyConfig {
         mode,
-        threshold,
+        threshold: Some(threshold),
+        long_threshold: Some(threshold),
         ..AnomalyConfig::default()
     }
 }
@@ -296,38 +351,73 @@ fn the_model_flags_an_injected_scanner_in_a_replayed_log_and_not_its_clean_clien
     let model = learn(&lines(site(1, 400), "combined"));
     let hint = model.threshold_hint();
     assert!((0.5..0.9).contains(&hint), "{model:?}");
-    // Another hour of the same site, and a scanner, in another format.
+    let long_hint = model.long().expect("a long model").threshold_hint();
+    assert!((0.5..0.9).contains(&long_hint), "{model:?}");
+    // Another hour of the same site, a scanner and a slow prober, in
+    // another format.
     let mut test = site(2, 400);
     scanner(&mut test);
+    prober(&mut test);
     // The forest grows from an unseeded generator (the crate takes no
     // seed): scores move by about 0.005 between trainings, and the hint is
     // the score of this log's highest clean sources. A margin above it
     // keeps the test's verdict steady.
     let threshold = hint + 0.025;
-    let tracker = Tracker::new(&cfg(AnomalyMode::Enforce, threshold), Some(model));
+    // The long window's model, learned from the few slow sources of an
+    // hour of 400, scores the prober about 0.75 and a slow clean reader
+    // with a 404 up to about 0.70, around a hint of 0.68-0.69: a margin as
+    // for the window. The replay records every window from 0.5.
+    let long_bar = long_hint + 0.03;
+    let c = AnomalyConfig {
+        long_threshold: Some(0.5),
+        ..cfg(AnomalyMode::Enforce, threshold)
+    };
+    let tracker = Tracker::new(&c, Some(model));
     let mut replay = Scorer::new(&tracker);
     lines(test, "json").iter().for_each(|l| replay.line(l));
     let scan = source_of(SCANNER.parse().unwrap());
+    // The long window reads it at 5 requests, then leaves it to the
+    // window (from its 10th request on), which flags it.
     let flag = replay.sources[&scan]
-        .first
+        .worst
         .clone()
         .expect("the scanner is flagged");
-    assert!(flag.score >= threshold, "{flag:?}");
+    let by = replay.sources[&scan].worst_by_window;
+    assert!(by[0] >= threshold, "{by:?} {flag:?}");
     let named: Vec<&str> = flag.top.iter().map(|t| t.0).collect();
     assert!(
         named.contains(&"share_4xx") || named.contains(&"share_404"),
         "{flag:?}"
     );
     assert!(flag.evidence.starts_with("anomaly 0."), "{flag:?}");
+    // The prober never sends min_requests in 5 minutes: only the long
+    // window sees it.
+    let slow = source_of(PROBER.parse().unwrap());
+    let flag = replay.sources[&slow]
+        .worst
+        .clone()
+        .expect("the slow prober is flagged");
+    assert_eq!(flag.window_secs, 3600, "{flag:?}");
+    assert!(flag.score >= long_bar, "{flag:?} (hint {long_hint})");
+    assert!(flag.evidence.contains(" over 1h: "), "{flag:?}");
+    assert_eq!(replay.sources[&slow].worst_by_window[0], 0.0);
     let struck: Vec<String> = replay
         .sources
         .iter()
-        .filter(|(s, r)| **s != scan && r.flags > 0)
+        .filter(|(s, r)| {
+            **s != scan
+                && **s != slow
+                && (r.worst_by_window[0] >= threshold || r.worst_by_window[1] >= long_bar)
+        })
         .map(|(s, r)| format!("{s}: {:?}", r.worst))
         .collect();
-    assert!(struck.is_empty(), "clean sources flagged: {struck:#?}");
+    assert!(
+        struck.is_empty(),
+        "clean sources flagged (hints {hint}, {long_hint}; prober {:?}): {struck:#?}",
+        replay.sources[&slow].worst_by_window
+    );
     let sum = replay.summary();
-    assert_eq!((sum.sources, sum.skipped), (401, 0));
+    assert_eq!((sum.sources, sum.skipped), (402, 0));
     assert!(sum.checkpoints > 400, "{sum:?}");
 }
 
@@ -342,6 +432,9 @@ fn a_baseline_round_trips_and_refuses_what_it_is_not() {
     assert_eq!(back.params(), PARAMS);
     assert_eq!(back.threshold_hint(), model.threshold_hint());
     assert_eq!(back.trained_on(), model.trained_on());
+    let long = back.long().expect("the long model reads back");
+    assert_eq!(long.params(), LONG);
+    assert!((long.score(&v) - model.long().unwrap().score(&v)).abs() < 1e-9);
     let dir = std::env::temp_dir().join(format!("waf-anomaly-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("baseline.json");
@@ -351,8 +444,31 @@ fn a_baseline_round_trips_and_refuses_what_it_is_not() {
     let mut j: serde_json::Value = serde_json::from_str(&text).unwrap();
     let refused = |j: &serde_json::Value| Model::from_json(j.to_string().as_bytes()).unwrap_err();
     let mut other = j.clone();
-    other["version"] = 2.into();
-    assert!(refused(&other).contains("version 2"), "{}", refused(&other));
+    other["version"] = 3.into();
+    assert!(refused(&other).contains("version 3"), "{}", refused(&other));
+    // Version 1: no long window.
+    other = j.clone();
+    other["version"] = 1.into();
+    other.as_object_mut().unwrap().remove("long");
+    let v1 = Model::from_json(other.to_string().as_bytes()).expect("version 1 reads");
+    assert!(v1.long().is_none());
+    other = j.clone();
+    other["long"]["long"] = j["long"].clone();
+    assert!(refused(&other).contains("long.long"), "{}", refused(&other));
+    other = j.clone();
+    other["long"]["window_secs"] = 300.into();
+    assert!(
+        refused(&other).contains("long.window_secs"),
+        "{}",
+        refused(&other)
+    );
+    other = j.clone();
+    other["long"]["quantiles"]["p90"] = serde_json::json!([]);
+    assert!(
+        refused(&other).contains("long.quantiles.p90"),
+        "{}",
+        refused(&other)
+    );
     other["version"] = "1".into();
     assert!(refused(&other).contains("version \"1\""));
     other = j.clone();
@@ -452,7 +568,12 @@ fn off_mode_tracks_nothing_and_sources_stay_bounded() {
     assert!(off.observe(net(1), now, &req("/")).is_none());
     assert_eq!(off.tracked(), 0);
 
-    let t = Tracker::new(&cfg(AnomalyMode::Enforce, 0.65), Some(tiny_model()));
+    let short_only = AnomalyConfig {
+        long_window: crate::values::Dur::secs(0),
+        ..cfg(AnomalyMode::Enforce, 0.65)
+    };
+    let t = Tracker::new(&short_only, Some(tiny_model()));
+    assert_eq!(t.params(), [PARAMS]);
     // A source that sent enough to be scored outlives a rotation.
     for _ in 0..9 {
         t.observe(net(7), now, &req("/"));
@@ -509,8 +630,15 @@ fn monitor_mode_learns_a_model_it_can_score_with() {
     )
     .unwrap();
     assert!(t.set_model(other).unwrap_err().contains("window"));
+    // An hour of traffic: the long window's reservoir filled too.
+    let long = m.long().expect("a long model learned live");
+    assert_eq!(long.params(), LONG);
+    assert!(long.trained_on().sources >= 16);
     t.set_model(m).unwrap();
     assert!(t.model().is_some());
+    // A relearn without enough long windows keeps the long model.
+    let again = t.relearn().unwrap();
+    assert!(again.long().is_some());
 }
 
 #[test]

@@ -2,9 +2,16 @@
 //! checkpoints; in `monitor` mode, a reservoir of clean-looking windows to
 //! relearn from.
 //!
-//! Memory is bounded: at most [`MAX_SOURCES`] windows (16 shards, each a
-//! table and a slot array: about 200 bytes a source, 13 MB at the cap), and
-//! [`RESERVOIR`] vectors. When a shard is full, a new source takes the slot
+//! Two tiers: the window (`window`) and, unless off, the long window
+//! (`long_window`), each with its own windows, checkpoints, reservoir and
+//! model (the baseline's and its long model), each flagged from its own
+//! threshold. A long window stops being read once its source sends
+//! `min_requests` within a window: such a source is the window's to read
+//! (a busy shared address read over an hour looks like a scraper).
+//!
+//! Memory is bounded: per tier at most [`MAX_SOURCES`] windows (16 shards,
+//! each a table and a slot array: about 200 bytes a source, 13 MB at the
+//! cap), and [`RESERVOIR`] vectors. When a shard is full, a new source takes the slot
 //! of the source with the fewest requests among [`EVICTION_SAMPLE`] drawn
 //! at random (ties: the oldest window). A window with few requests has
 //! little to lose and is far from a checkpoint, so an attacker rotating
@@ -149,44 +156,17 @@ pub struct TrackerStats {
     pub evicted: AtomicU64,
 }
 
-/// Every source's window, scored at checkpoints. `Send + Sync`; the proxy
-/// shares one.
-pub struct Tracker {
-    mode: AnomalyMode,
+/// One window length's state: windows, reservoir.
+struct Tier {
     params: Params,
-    threshold: f64,
-    epoch: Instant,
-    hasher: RandomState,
     shards: Box<[Mutex<Shard>]>,
-    model: ArcSwapOption<Model>,
     reservoir: Mutex<Reservoir>,
-    /// Counters.
-    pub stats: TrackerStats,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Tracker {
-    /// A tracker for `cfg`, scoring with `model` if given. The model's
-    /// window and `min_requests` win over the config's (its features were
-    /// counted so; [`AnomalyConfig::check_model`] refuses a mismatch).
-    pub fn new(cfg: &AnomalyConfig, model: Option<Model>) -> Self {
-        let params = model.as_ref().map_or(
-            Params {
-                window_secs: cfg.window_secs().max(1),
-                min_requests: cfg.min_requests.max(1),
-            },
-            Model::params,
-        );
-        let hasher = RandomState::new();
-        let seed = hasher.hash_one(0u64);
+impl Tier {
+    fn new(params: Params, seed: u64) -> Self {
         Self {
-            mode: cfg.mode,
             params,
-            threshold: cfg.threshold,
-            epoch: Instant::now(),
             shards: (0..SHARDS)
                 .map(|i| {
                     Mutex::new(Shard {
@@ -195,109 +175,15 @@ impl Tracker {
                     })
                 })
                 .collect(),
-            hasher,
-            model: ArcSwapOption::new(model.map(Arc::new)),
             reservoir: Mutex::new(Reservoir {
                 rng: seed.rotate_left(17),
                 ..Reservoir::default()
             }),
-            stats: TrackerStats::default(),
         }
     }
 
-    fn secs(&self, now: Instant) -> u64 {
-        now.saturating_duration_since(self.epoch).as_secs()
-    }
-
-    fn shard(&self, source: &IpNet) -> &Mutex<Shard> {
-        &self.shards[(self.hasher.hash_one(source) % SHARDS as u64) as usize]
-    }
-
-    /// Counts one request of `source` (an address, or its IPv6 /64); at a
-    /// checkpoint, scores the window and returns a flag at or above the
-    /// threshold. Off mode: nothing.
-    pub fn observe(&self, source: IpNet, now: Instant, obs: &Observation<'_>) -> Option<Flag> {
-        if self.mode == AnomalyMode::Off {
-            return None;
-        }
-        let t = self.secs(now);
-        let v = {
-            let mut shard = lock(self.shard(&source));
-            let w = shard.window(source, &self.params, t, MAX_SOURCES / SHARDS);
-            w.observe(&self.params, t, obs, &self.hasher)?
-        };
-        let model = self.model.load_full();
-        let learn = self.mode == AnomalyMode::Monitor;
-        let Some(model) = model else {
-            if learn {
-                lock(&self.reservoir).offer(self.hasher.hash_one(source), v);
-            }
-            return None;
-        };
-        self.stats.scored.fetch_add(1, Ordering::Relaxed);
-        let score = model.score(&v);
-        if score >= self.threshold {
-            self.stats.flagged.fetch_add(1, Ordering::Relaxed);
-            return Some(model.explain(&v, score));
-        }
-        if learn && score < self.threshold - RESERVOIR_MARGIN {
-            lock(&self.reservoir).offer(self.hasher.hash_one(source), v);
-        }
-        None
-    }
-
-    /// Drops the windows that are over (call it every few seconds to a
-    /// minute: a window over is also restarted by its source's next
-    /// request).
-    pub fn retain_recent(&self, now: Instant) {
-        let t = self.secs(now);
-        for s in self.shards.iter() {
-            lock(s).retain(&self.params, t);
-        }
-    }
-
-    /// Sources with a window.
-    pub fn tracked(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).slots.len()).sum()
-    }
-
-    /// Windows evicted for a new source, so far.
-    pub fn evicted(&self) -> u64 {
-        self.shards.iter().map(|s| lock(s).evicted).sum()
-    }
-
-    /// The model in use.
-    pub fn model(&self) -> Option<Arc<Model>> {
-        self.model.load_full()
-    }
-
-    /// Scores with `model` from now on. Refused when its features were
-    /// counted with another window or `min_requests`.
-    pub fn set_model(&self, model: Model) -> Result<(), String> {
-        if model.params() != self.params {
-            return Err(format!(
-                "the model's window ({}s, min_requests {}) is not the tracker's ({}s, {})",
-                model.params().window_secs,
-                model.params().min_requests,
-                self.params.window_secs,
-                self.params.min_requests
-            ));
-        }
-        self.model.store(Some(Arc::new(model)));
-        Ok(())
-    }
-
-    /// Vectors in the reservoir.
-    pub fn reservoir_len(&self) -> usize {
-        lock(&self.reservoir).items.len()
-    }
-
-    /// Learns a model from the reservoir (`monitor` mode), or None when it
-    /// holds too little (fewer than 64 windows or 16 sources). Takes a
-    /// second or so: call it off the async workers, then
-    /// [`Tracker::set_model`] and [`Model::save`] it. The reservoir is kept
-    /// (the next relearn sees old and new windows alike).
-    pub fn relearn(&self) -> Option<Model> {
+    /// Learns from the reservoir; None when it holds too little.
+    fn relearn(&self, long: bool) -> Option<Model> {
         let mut items = lock(&self.reservoir).items.clone();
         // No source keeps more than its share.
         let cap = ((items.len() as f64 * MAX_SOURCE_SHARE).ceil() as usize).max(1);
@@ -314,6 +200,227 @@ impl Tracker {
             sources: per.len() as u64,
             ..TrainedOn::default()
         };
-        Model::train(&items, self.params, on).ok()
+        if long {
+            Model::train_long(&items, self.params, on).ok()
+        } else {
+            Model::train(&items, self.params, on).ok()
+        }
+    }
+}
+
+/// Every source's windows, scored at checkpoints. `Send + Sync`; the proxy
+/// shares one.
+pub struct Tracker {
+    mode: AnomalyMode,
+    /// `threshold`, `long_threshold` (None: the model's hint).
+    thresholds: [Option<f64>; 2],
+    epoch: Instant,
+    hasher: RandomState,
+    /// The window's, then the long window's.
+    tiers: Vec<Tier>,
+    model: ArcSwapOption<Model>,
+    /// Counters.
+    pub stats: TrackerStats,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Tracker {
+    /// A tracker for `cfg`, scoring with `model` if given. The model's
+    /// windows and `min_requests` win over the config's (its features were
+    /// counted so; [`AnomalyConfig::check_model`] refuses a mismatch); the
+    /// long window is tracked when the config has one.
+    pub fn new(cfg: &AnomalyConfig, model: Option<Model>) -> Self {
+        let params = model.as_ref().map_or(cfg.params(), Model::params);
+        let long = cfg.long_params().map(|p| {
+            model
+                .as_ref()
+                .and_then(|m| m.long())
+                .map_or(p, |l| l.params())
+        });
+        let hasher = RandomState::new();
+        let seed = hasher.hash_one(0u64);
+        let mut tiers = vec![Tier::new(params, seed)];
+        if let Some(l) = long {
+            tiers.push(Tier::new(l, seed.rotate_left(29)));
+        }
+        Self {
+            mode: cfg.mode,
+            thresholds: [cfg.threshold, cfg.long_threshold],
+            epoch: Instant::now(),
+            hasher,
+            tiers,
+            model: ArcSwapOption::new(model.map(Arc::new)),
+            stats: TrackerStats::default(),
+        }
+    }
+
+    fn secs(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_secs()
+    }
+
+    fn shard<'a>(&self, tier: &'a Tier, source: &IpNet) -> &'a Mutex<Shard> {
+        &tier.shards[(self.hasher.hash_one(source) % SHARDS as u64) as usize]
+    }
+
+    /// The threshold a tier's model flags from.
+    fn threshold(&self, tier: usize, model: &Model) -> f64 {
+        self.thresholds
+            .get(tier)
+            .copied()
+            .flatten()
+            .unwrap_or(model.threshold_hint())
+    }
+
+    /// Counts one request of `source` (an address, or its IPv6 /64) in
+    /// each window; at a checkpoint, scores the window and returns a flag
+    /// at or above its threshold (the higher score if both windows flag).
+    /// Off mode: nothing.
+    pub fn observe(&self, source: IpNet, now: Instant, obs: &Observation<'_>) -> Option<Flag> {
+        if self.mode == AnomalyMode::Off {
+            return None;
+        }
+        let t = self.secs(now);
+        let mut flag: Option<Flag> = None;
+        // Whether the window reads this source now: then the long window
+        // does not, for the rest of its length.
+        let mut fast = false;
+        for (i, tier) in self.tiers.iter().enumerate() {
+            let v = {
+                let mut shard = lock(self.shard(tier, &source));
+                let w = shard.window(source, &tier.params, t, MAX_SOURCES / SHARDS);
+                let v = w.observe_muted(&tier.params, t, obs, &self.hasher, fast);
+                fast = w.count() >= tier.params.min_requests;
+                v
+            };
+            let Some(v) = v else { continue };
+            if let Some(f) = self.score(i, tier, source, v)
+                && flag.as_ref().is_none_or(|g| f.score > g.score)
+            {
+                flag = Some(f);
+            }
+        }
+        flag
+    }
+
+    /// Scores a tier's checkpoint; keeps it to relearn from in `monitor`
+    /// mode when it looks clean.
+    fn score(&self, i: usize, tier: &Tier, source: IpNet, v: Vector) -> Option<Flag> {
+        let learn = self.mode == AnomalyMode::Monitor;
+        let top = self.model.load_full();
+        let model = match (&top, i) {
+            (Some(m), 0) => Some(m.as_ref()),
+            (Some(m), _) => m.long().map(Arc::as_ref),
+            (None, _) => None,
+        };
+        let Some(model) = model else {
+            if learn {
+                lock(&tier.reservoir).offer(self.hasher.hash_one(source), v);
+            }
+            return None;
+        };
+        self.stats.scored.fetch_add(1, Ordering::Relaxed);
+        let score = model.score(&v);
+        let threshold = self.threshold(i, model);
+        if score >= threshold {
+            self.stats.flagged.fetch_add(1, Ordering::Relaxed);
+            return Some(model.explain(&v, score));
+        }
+        if learn && score < threshold - RESERVOIR_MARGIN {
+            lock(&tier.reservoir).offer(self.hasher.hash_one(source), v);
+        }
+        None
+    }
+
+    /// Drops the windows that are over (call it every few seconds to a
+    /// minute: a window over is also restarted by its source's next
+    /// request).
+    pub fn retain_recent(&self, now: Instant) {
+        let t = self.secs(now);
+        for tier in &self.tiers {
+            for s in tier.shards.iter() {
+                lock(s).retain(&tier.params, t);
+            }
+        }
+    }
+
+    /// Sources with a window (the long window's, if any: it holds every
+    /// source the short one does, and longer).
+    pub fn tracked(&self) -> usize {
+        self.tiers.iter().map(Self::count).max().unwrap_or(0)
+    }
+
+    fn count(tier: &Tier) -> usize {
+        tier.shards.iter().map(|s| lock(s).slots.len()).sum()
+    }
+
+    /// Windows evicted for a new source, so far (both windows).
+    pub fn evicted(&self) -> u64 {
+        self.tiers
+            .iter()
+            .flat_map(|t| t.shards.iter())
+            .map(|s| lock(s).evicted)
+            .sum()
+    }
+
+    /// The model in use.
+    pub fn model(&self) -> Option<Arc<Model>> {
+        self.model.load_full()
+    }
+
+    /// The windows tracked: the window's, and the long window's if any.
+    pub fn params(&self) -> Vec<Params> {
+        self.tiers.iter().map(|t| t.params).collect()
+    }
+
+    /// Scores with `model` from now on. Refused when its features were
+    /// counted with another window or `min_requests` (its long model's
+    /// against the long window, when both have one).
+    pub fn set_model(&self, model: Model) -> Result<(), String> {
+        let mismatch = |what: &str, m: Params, t: Params| {
+            format!(
+                "the model's {what} ({}s, min_requests {}) is not the tracker's ({}s, {})",
+                m.window_secs, m.min_requests, t.window_secs, t.min_requests
+            )
+        };
+        if model.params() != self.tiers[0].params {
+            return Err(mismatch("window", model.params(), self.tiers[0].params));
+        }
+        if let (Some(l), Some(tier)) = (model.long(), self.tiers.get(1))
+            && l.params() != tier.params
+        {
+            return Err(mismatch("long window", l.params(), tier.params));
+        }
+        self.model.store(Some(Arc::new(model)));
+        Ok(())
+    }
+
+    /// Vectors in the reservoirs (the window's, the long window's).
+    pub fn reservoir_len(&self) -> usize {
+        self.tiers
+            .iter()
+            .map(|t| lock(&t.reservoir).items.len())
+            .sum()
+    }
+
+    /// Learns a model from the reservoirs (`monitor` mode), or None when
+    /// the window's holds too little (fewer than 64 windows or 16
+    /// sources); the long window's model is learned when its reservoir
+    /// holds enough, else the current one is kept. Takes a second or so:
+    /// call it off the async workers, then [`Tracker::set_model`] and
+    /// [`Model::save`] it. The reservoirs are kept (the next relearn sees
+    /// old and new windows alike).
+    pub fn relearn(&self) -> Option<Model> {
+        let short = self.tiers[0].relearn(false)?;
+        let long = match self.tiers.get(1) {
+            Some(t) => t
+                .relearn(true)
+                .map(Arc::new)
+                .or_else(|| self.model().and_then(|m| m.long().cloned())),
+            None => None,
+        };
+        Some(short.with_long(long))
     }
 }

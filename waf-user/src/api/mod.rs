@@ -6,12 +6,14 @@
 //! OpenAPI description (`/v1/openapi.json`) is generated from the handlers
 //! and the types they validate with.
 
-mod bans;
-mod lists;
+pub(crate) mod bans;
+mod findings;
+pub(crate) mod lists;
 mod lookup;
 pub mod metrics;
 mod openapi;
-mod status;
+mod report;
+pub(crate) mod status;
 pub mod types;
 
 use std::{
@@ -100,6 +102,10 @@ pub struct ApiState {
     pub fleet: Option<Arc<dyn FleetReport>>,
     /// Handlers that panicked (answered 500; tests assert it stays 0).
     pub panics: Arc<AtomicU64>,
+    /// The findings store and the runtime exclusions (none: no proxy).
+    pub findings: Option<Arc<crate::findings::Findings>>,
+    /// The proxy's access log file, for reports (none: off or stdout).
+    pub access_log: Option<std::path::PathBuf>,
 }
 
 /// An API error: status and message.
@@ -220,6 +226,14 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/inspect", post(status::inspect))
         .route("/v1/lookup/{*addr}", get(lookup::get))
         .route("/v1/fleet", get(status::fleet))
+        .route("/v1/findings", get(findings::list))
+        .route(
+            "/v1/exclusions",
+            get(findings::list_exclusions).post(findings::add),
+        )
+        .route("/v1/exclusions/draft", post(findings::draft))
+        .route("/v1/exclusions/{id}", delete(findings::remove))
+        .route("/v1/report", get(report::get))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), auth))

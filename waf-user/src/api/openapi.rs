@@ -10,7 +10,7 @@ use utoipa::{
     openapi::security::{Http, HttpAuthScheme, SecurityScheme},
 };
 
-use super::{bans, lists, lookup, status, types};
+use super::{bans, findings, lists, lookup, report, status, types};
 
 struct Bearer;
 
@@ -87,6 +87,12 @@ impl Modify for Links {
                 "cidr",
                 &[("DeleteBlock", "delete_block")][..],
             ),
+            (
+                "/v1/exclusions",
+                "201",
+                "id",
+                &[("DeleteExclusion", "delete_exclusion")][..],
+            ),
         ];
         for (path, status, field, links) in chains {
             let Some(op) = doc.paths.paths.get_mut(path).and_then(|i| i.post.as_mut()) else {
@@ -118,6 +124,8 @@ impl Modify for Links {
         status::inspect, bans::list, bans::add, bans::get_one, bans::remove, bans::export,
         bans::import, lists::list_allow, lists::add_allow, lists::delete_allow,
         lists::list_block, lists::add_block, lists::delete_block, status::fleet, lookup::get,
+        findings::list, findings::list_exclusions, findings::add, findings::remove,
+        findings::draft, report::get,
     ),
     components(schemas(
         types::BanRequest, types::BanView, types::BanPage, types::ListRequest, types::ListEntry,
@@ -128,6 +136,12 @@ impl Modify for Links {
         crate::firewall::ImportReport, crate::firewall::lookup::Lookup,
         crate::firewall::lookup::ListHit, crate::firewall::lookup::BanHit,
         crate::firewall::lookup::RateHit,
+        findings::FindingsPage, findings::ExclusionView, findings::ExclusionList,
+        findings::DraftRequest, findings::Draft, findings::AllowDraft,
+        crate::findings::FindingRecord, crate::findings::ExclusionSpec,
+        crate::findings::RuntimeExclusion, crate::report::Report, crate::report::Count,
+        crate::report::SourceCount, crate::report::Hour, crate::report::BanSummary,
+        crate::report::Inputs,
     )),
     modifiers(&Bearer, &CommonResponses, &Links),
     security(("bearer" = []))

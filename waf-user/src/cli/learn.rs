@@ -14,8 +14,8 @@ use serde_json::json;
 
 use crate::{
     anomaly::{
-        AnomalyConfig, AnomalyMode, Model, Params, Tracker, TrainedOn,
-        config::{MIN_REQUESTS, WINDOW},
+        AnomalyConfig, AnomalyMode, Model, Tracker, TrainedOn,
+        config::THRESHOLD,
         logline::MAX_LINE,
         replay::{Learner, Scorer, Summary},
     },
@@ -88,25 +88,61 @@ fn show_summary(log: &Path, s: &Summary, learning: bool) -> String {
     )
 }
 
-/// Runs `waf learn`.
-pub fn learn(log: &Path, out: &Path, window: Dur, min_requests: u32, json_out: bool) -> Result<()> {
-    if !(WINDOW.0..=WINDOW.1).contains(&window.0) || window.0.subsec_nanos() != 0 {
-        bail!("--window {window}: whole seconds, 30s to 1h");
+/// The windows `waf learn` counts.
+pub struct Windows {
+    /// The window.
+    pub window: Dur,
+    /// Its first checkpoint.
+    pub min_requests: u32,
+    /// The long window ("0s": none).
+    pub long_window: Dur,
+    /// Its first checkpoint.
+    pub long_min_requests: u32,
+}
+
+impl Windows {
+    /// As an `[anomaly]` section, checked (its messages name the options).
+    fn config(&self) -> Result<AnomalyConfig> {
+        let cfg = AnomalyConfig {
+            window: self.window,
+            min_requests: self.min_requests,
+            long_window: self.long_window,
+            long_min_requests: self.long_min_requests,
+            ..AnomalyConfig::default()
+        };
+        cfg.validate().map_err(|e| {
+            anyhow::anyhow!(
+                "{}",
+                e.replacen("anomaly.", "--", 1)
+                    .replacen("min_requests", "min-requests", 1)
+                    .replacen("long_window", "long-window", 1)
+            )
+        })?;
+        Ok(cfg)
     }
-    if !(MIN_REQUESTS.0..=MIN_REQUESTS.1).contains(&min_requests) {
-        bail!("--min-requests {min_requests}: 5 to 10000");
-    }
-    let params = Params {
-        window_secs: window.0.as_secs(),
-        min_requests,
-    };
+}
+
+/// Runs `waf learn`: one pass over the log feeds both windows' learners.
+pub fn learn(log: &Path, out: &Path, w: &Windows, json_out: bool) -> Result<()> {
+    let cfg = w.config()?;
     let started = Instant::now();
-    let mut l = Learner::new(params);
+    let mut short = Learner::new(cfg.params());
+    let mut long = cfg.long_params().map(|l| Learner::long(l, cfg.params()));
     each_line(open(log)?, |line| match line {
-        Some(s) => l.line(s),
-        None => l.skip(),
+        Some(s) => {
+            short.line(s);
+            if let Some(l) = &mut long {
+                l.line(s);
+            }
+        }
+        None => {
+            short.skip();
+            if let Some(l) = &mut long {
+                l.skip();
+            }
+        }
     })?;
-    let (samples, summary) = l.finish();
+    let (samples, summary) = short.finish();
     let read_s = started.elapsed().as_secs_f64();
     if summary.lines > 0 && summary.skipped == summary.lines {
         bail!(
@@ -116,17 +152,31 @@ pub fn learn(log: &Path, out: &Path, window: Dur, min_requests: u32, json_out: b
             summary.lines
         );
     }
-    let on = TrainedOn {
-        lines: summary.lines,
-        windows: summary.windows,
+    let on = |s: &Summary| TrainedOn {
+        lines: s.lines,
+        windows: s.windows,
         ..TrainedOn::default()
     };
     let t = Instant::now();
-    let model = Model::train(&samples, params, on)
+    let model = Model::train(&samples, cfg.params(), on(&summary))
         .map_err(|e| anyhow::anyhow!("{}: {e}", log.display()))?;
+    // The long window's model, when the log holds enough slow windows (a
+    // log of an hour or two may not).
+    let (long_model, long_note) = match long.map(Learner::finish) {
+        Some((samples, s)) => {
+            let p = cfg.long_params().unwrap_or(cfg.params());
+            match Model::train_long(&samples, p, on(&s)) {
+                Ok(m) => (Some(std::sync::Arc::new(m)), None),
+                Err(e) => (None, Some(format!("no long window's model: {e}"))),
+            }
+        }
+        None => (None, None),
+    };
+    let model = model.with_long(long_model);
     let train_s = t.elapsed().as_secs_f64();
     model.save(out).map_err(anyhow::Error::msg)?;
     let size = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
+    let long = model.long();
     if json_out {
         let v = json!({
             "log": log.display().to_string(), "out": out.display().to_string(),
@@ -134,6 +184,12 @@ pub fn learn(log: &Path, out: &Path, window: Dur, min_requests: u32, json_out: b
             "windows": summary.windows, "checkpoints": summary.checkpoints,
             "threshold_hint": model.threshold_hint(), "bytes": size,
             "read_seconds": read_s, "train_seconds": train_s,
+            "long": long.map(|l| json!({
+                "window_secs": l.params().window_secs, "min_requests": l.params().min_requests,
+                "sources": l.trained_on().sources, "windows": l.trained_on().windows,
+                "checkpoints": l.trained_on().vectors, "threshold_hint": l.threshold_hint(),
+            })),
+            "long_note": long_note,
         });
         println!("{v}");
         return Ok(());
@@ -145,30 +201,59 @@ pub fn learn(log: &Path, out: &Path, window: Dur, min_requests: u32, json_out: b
         model.trained_on().sources
     );
     println!(
-        "threshold_hint {:.2}: 99.8% of these sources scored below it; set [anomaly] \
-         threshold = {:.2}",
+        "threshold_hint {:.2}: 99.8% of these sources scored below it (the default threshold; \
+         set [anomaly] threshold to override)",
         model.threshold_hint(),
-        model.threshold_hint()
     );
+    match (long, long_note) {
+        (Some(l), _) => println!(
+            "long window {}: {} checkpoints of {} sources, threshold_hint {:.2}",
+            Dur::secs(l.params().window_secs),
+            l.trained_on().vectors,
+            l.trained_on().sources,
+            l.threshold_hint()
+        ),
+        (None, Some(note)) => println!("{note}"),
+        (None, None) => {}
+    }
     println!("wrote {} ({:.1} MB)", out.display(), size as f64 / 1e6);
     Ok(())
 }
 
 /// Runs `waf anomaly`: the sources a log's replay flags, the worst first.
-pub fn anomaly(log: &Path, baseline: &Path, threshold: Option<f64>, json_out: bool) -> Result<()> {
+/// `thresholds`: the window's and the long window's (None: the hints).
+pub fn anomaly(
+    log: &Path,
+    baseline: &Path,
+    thresholds: [Option<f64>; 2],
+    json_out: bool,
+) -> Result<()> {
     let model = Model::load(baseline).map_err(anyhow::Error::msg)?;
-    let threshold = threshold.unwrap_or(model.threshold_hint());
-    if !(0.5..=0.99).contains(&threshold) {
-        bail!("--threshold {threshold}: 0.5 to 0.99");
+    for (flag, t) in ["--threshold", "--long-threshold"].iter().zip(thresholds) {
+        if let Some(t) = t
+            && !(THRESHOLD.0..=THRESHOLD.1).contains(&t)
+        {
+            bail!("{flag} {t}: 0.5 to 0.99");
+        }
     }
     let p = model.params();
+    let long = model.long().map(|l| l.params());
     let cfg = AnomalyConfig {
         mode: AnomalyMode::Enforce,
-        threshold,
+        threshold: thresholds[0],
+        long_threshold: thresholds[1],
         window: Dur::secs(p.window_secs),
         min_requests: p.min_requests,
+        long_window: Dur::secs(long.map_or(0, |l| l.window_secs)),
+        long_min_requests: long.map_or(5, |l| l.min_requests),
         ..AnomalyConfig::default()
     };
+    let hints = [
+        model.threshold_hint(),
+        model.long().map_or(0.0, |l| l.threshold_hint()),
+    ];
+    let threshold = thresholds[0].unwrap_or(hints[0]);
+    let long_threshold = thresholds[1].unwrap_or(hints[1]);
     let tracker = Tracker::new(&cfg, Some(model));
     let started = Instant::now();
     let mut replay = Scorer::new(&tracker);
@@ -187,12 +272,15 @@ pub fn anomaly(log: &Path, baseline: &Path, threshold: Option<f64>, json_out: bo
     if json_out {
         let v = json!({
             "log": log.display().to_string(), "threshold": threshold, "seconds": secs,
+            "long_window_secs": long.map(|l| l.window_secs),
+            "long_threshold": long.map(|_| long_threshold),
             "lines": summary.lines, "skipped": summary.skipped, "sources": summary.sources,
             "checkpoints": summary.checkpoints,
             "flagged": flagged.iter().map(|(s, r, w)| json!({
                 "source": s.to_string(), "requests": r.requests, "flags": r.flags,
                 "score": w.score, "evidence": w.evidence,
                 "first": r.first.as_ref().map(|f| f.evidence.clone()),
+                "score_window": r.worst_by_window[0], "score_long_window": r.worst_by_window[1],
             })).collect::<Vec<_>>(),
         });
         println!("{v}");
@@ -206,9 +294,13 @@ pub fn anomaly(log: &Path, baseline: &Path, threshold: Option<f64>, json_out: bo
     }
     println!("{}", show_summary(log, &summary, false));
     println!(
-        "{} of {} sources flagged at threshold {threshold:.2} ({secs:.2} s)",
+        "{} of {} sources flagged at threshold {threshold:.2}{} ({secs:.2} s)",
         flagged.len(),
-        summary.sources
+        summary.sources,
+        long.map_or(String::new(), |l| format!(
+            " (long window {}: {long_threshold:.2})",
+            Dur::secs(l.window_secs)
+        ))
     );
     Ok(())
 }

@@ -112,6 +112,8 @@ pub struct Config {
     pub monitors: crate::monitors::MonitorsConfig,
     /// Anomaly scoring of each source's behaviour.
     pub anomaly: crate::anomaly::AnomalyConfig,
+    /// The findings store (`[findings]`).
+    pub findings: crate::findings::FindingsConfig,
 }
 
 impl Default for Config {
@@ -138,6 +140,7 @@ impl Default for Config {
             challenge: Default::default(),
             monitors: Default::default(),
             anomaly: Default::default(),
+            findings: Default::default(),
         }
     }
 }
@@ -217,6 +220,7 @@ impl Config {
             .validate()
             .map_err(|e| invalid("detect", "(see message)", &e))?;
         self.mirror.validate()?;
+        self.findings.validate()?;
         self.proxy.validate()?;
         if let Some(f) = &self.fleet {
             f.validate()?;

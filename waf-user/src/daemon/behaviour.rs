@@ -60,9 +60,12 @@ pub(super) fn anomaly(cfg: &Config) -> Result<Option<Arc<Tracker>>> {
             tracing::warn!(error = %e, "[anomaly] the learned baseline does not fit: learning anew");
             return Ok(Some(Arc::new(Tracker::new(a, None))));
         }
+        let long = m.long().filter(|_| a.long_params().is_some());
         tracing::info!(
             mode = a.mode.as_str(),
-            threshold = a.threshold,
+            threshold = a.threshold.unwrap_or(m.threshold_hint()),
+            long_threshold = long.map(|l| a.long_threshold.unwrap_or(l.threshold_hint())),
+            long_window = long.is_some(),
             "anomaly model loaded"
         );
     }

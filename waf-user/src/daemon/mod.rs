@@ -203,8 +203,24 @@ async fn serve(cfg: Config, opts: RunOptions, setup: Setup) -> Result<()> {
     } else {
         None
     };
+    // The findings store and the runtime exclusions (the proxy fills and
+    // applies them; the API reads and changes them, proxy or not).
+    let findings = Arc::new(
+        crate::findings::Findings::open(&cfg.findings, &cfg.state_dir).with_context(|| {
+            format!("opening the findings store in {}", cfg.state_dir.display())
+        })?,
+    );
+    faces.push(findings.clone());
+    let findings = Some(findings);
     let proxy_task = match proxy_listener {
-        Some(l) => Some(start_proxy(&cfg, &engine, &handle, &mut faces, l)?),
+        Some(l) => Some(start_proxy(
+            &cfg,
+            &engine,
+            &handle,
+            &mut faces,
+            l,
+            findings.clone(),
+        )?),
         None => None,
     };
     let state = Arc::new(ApiState {
@@ -217,6 +233,11 @@ async fn serve(cfg: Config, opts: RunOptions, setup: Setup) -> Result<()> {
         faces,
         fleet,
         panics: Arc::new(AtomicU64::new(0)),
+        findings,
+        access_log: match &cfg.proxy.access_log {
+            crate::proxy::AccessLog::File(p) => Some(p.clone()),
+            _ => None,
+        },
     });
     let modes = handle.view().modes;
     tracing::info!(
@@ -226,7 +247,10 @@ async fn serve(cfg: Config, opts: RunOptions, setup: Setup) -> Result<()> {
         "enforcing; SIGHUP reloads the config, SIGTERM stops (enforcement stays pinned in {})",
         cfg.bpf_dir.display()
     );
-    let app = api::router(state.clone());
+    // The dashboard beside the API, outside its bearer check (it has its
+    // own sessions); built here, since the dashboard calls the API's
+    // handlers and the API must not import it back.
+    let app = api::router(state.clone()).merge(crate::ui::router(state.clone()));
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "API server stopped");
@@ -257,6 +281,7 @@ fn start_proxy(
     handle: &Handle,
     faces: &mut Vec<Arc<dyn Telemetry>>,
     listener: std::net::TcpListener,
+    findings: Option<Arc<crate::findings::Findings>>,
 ) -> Result<tokio::task::JoinHandle<()>> {
     // The access log names each client's country and ASN from the source
     // policies' databases in force (none configured: nothing).
@@ -285,6 +310,9 @@ fn start_proxy(
             .as_ref()
             .map_or((None, None), |p| p.geo(ip))
     }));
+    if let Some(f) = findings {
+        proxy = proxy.with_findings(f);
+    }
     if cfg.bot_score_on() {
         let crawlers = if cfg.challenge.verify_crawlers {
             use crate::proxy::crawler::{CrawlerVerifier, ResolverChoice};

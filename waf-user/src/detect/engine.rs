@@ -12,7 +12,7 @@ use super::collect::Collector;
 use super::config::DetectConfig;
 use super::kind::{Kind, Severity};
 use super::matcher::Compiled;
-use super::operator::Operator;
+use super::operator::{ExclusionSet, Operator};
 use super::rules;
 use super::scanner::Scanners;
 use super::verdict::{Action, Finding, Risk, Verdict};
@@ -107,12 +107,28 @@ impl Engine {
 
     /// Inspects a request from `remote` (if known).
     pub fn inspect(&self, req: &Request, remote: Option<IpAddr>) -> Verdict {
-        let mut v = self.inspect_whole(req, remote);
+        self.inspect_with(req, remote, None)
+    }
+
+    /// [`Engine::inspect`] with exclusions added at run time on top of the
+    /// config's (`crate::findings`: the proxy passes the set in force).
+    pub fn inspect_with(
+        &self,
+        req: &Request,
+        remote: Option<IpAddr>,
+        extra: Option<&ExclusionSet>,
+    ) -> Verdict {
+        let mut v = self.inspect_whole(req, remote, extra.filter(|x| !x.is_empty()));
         v.partial = req.body_truncated;
         v
     }
 
-    fn inspect_whole(&self, req: &Request, remote: Option<IpAddr>) -> Verdict {
+    fn inspect_whole(
+        &self,
+        req: &Request,
+        remote: Option<IpAddr>,
+        extra: Option<&ExclusionSet>,
+    ) -> Verdict {
         let decision = self.operator.decide(req, remote);
         if decision.allow.is_some() {
             return Verdict::pass();
@@ -132,8 +148,13 @@ impl Engine {
             return Verdict::pass();
         }
         let scope = self.operator.exclusion_scope(&req.canonical);
-        let excluded =
-            |kind: Kind, rule: &str, loc: &str| self.operator.excluded(&scope, kind, rule, loc);
+        let extra_scope = extra.map(|x| (x, x.scope(&req.canonical)));
+        let excluded = |kind: Kind, rule: &str, loc: &str| {
+            self.operator.excluded(&scope, kind, rule, loc)
+                || extra_scope
+                    .as_ref()
+                    .is_some_and(|(x, s)| x.excluded(s, kind, rule, loc))
+        };
         let mut c = Collector::new(self.cfg.paranoia, &excluded);
         for (id, w) in &decision.weights {
             c.weigh(id, i64::from(*w), "request", "");

@@ -40,4 +40,5 @@ pub use config::{
 pub use engine::{Engine, EngineError};
 pub use kind::{Kind, Severity};
 pub use lines::{InspectStats, inspect_line, inspect_lines};
+pub use operator::ExclusionSet;
 pub use verdict::{Action, Finding, Risk, Verdict};

@@ -49,10 +49,60 @@ struct CompiledExclusion {
 #[derive(Debug, Clone, Default)]
 pub struct ExclusionScope(Vec<bool>);
 
+/// A list of exclusions, compiled: the config's (inside [`Operator`]) and
+/// those an operator adds at run time (`crate::findings`), one matcher for
+/// both.
+#[derive(Default)]
+pub struct ExclusionSet(Vec<CompiledExclusion>);
+
+impl ExclusionSet {
+    /// Compiles exclusions; an error names `key[i]` and the field.
+    pub fn new(exclusions: &[super::config::Exclusion], key: &str) -> Result<ExclusionSet, String> {
+        let mut out = Vec::with_capacity(exclusions.len());
+        for (i, e) in exclusions.iter().enumerate() {
+            let key = format!("{key}[{i}]");
+            out.push(CompiledExclusion {
+                path: glob(&format!("{key}.path"), e.path.as_ref(), false)?,
+                location: glob(&format!("{key}.location"), e.location.as_ref(), false)?,
+                rule: glob(&format!("{key}.rule"), e.rule.as_ref(), false)?,
+                kind: e.kind,
+            });
+        }
+        Ok(ExclusionSet(out))
+    }
+
+    /// Whether the set holds no exclusion.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The exclusions that apply to a request: those without a path, and
+    /// those whose path glob matches every reading of the canonical path
+    /// (none of these when a flag voids exemptions).
+    pub fn scope(&self, path: &CanonicalPath) -> ExclusionScope {
+        ExclusionScope(
+            self.0
+                .iter()
+                .map(|e| e.path.as_ref().is_none_or(|g| g.matches_all(path)))
+                .collect(),
+        )
+    }
+
+    /// Whether a finding is excluded within a request's scope.
+    pub fn excluded(&self, scope: &ExclusionScope, kind: Kind, rule: &str, location: &str) -> bool {
+        self.0.iter().zip(&scope.0).any(|(e, &applies)| {
+            applies
+                && e.location.as_ref().is_none_or(|g| g.is_match(location))
+                && e.rule.as_ref().is_none_or(|g| g.is_match(rule))
+                && e.kind.is_none_or(|k| k == kind)
+        })
+    }
+}
+
 /// The operator part of the configuration, compiled.
 pub struct Operator {
     rules: Vec<Compiled>,
-    exclusions: Vec<CompiledExclusion>,
+    exclusions: ExclusionSet,
     /// The routes' globs in file order, and which are exempt.
     routes: PathGlobSet,
     exempt: Vec<bool>,
@@ -156,16 +206,7 @@ impl Operator {
                 k.weight.unwrap_or(5),
             ));
         }
-        let mut exclusions = Vec::new();
-        for (i, e) in cfg.exclusions.iter().enumerate() {
-            let key = format!("detect.exclusions[{i}]");
-            exclusions.push(CompiledExclusion {
-                path: glob(&format!("{key}.path"), e.path.as_ref(), false)?,
-                location: glob(&format!("{key}.location"), e.location.as_ref(), false)?,
-                rule: glob(&format!("{key}.rule"), e.rule.as_ref(), false)?,
-                kind: e.kind,
-            });
-        }
+        let exclusions = ExclusionSet::new(&cfg.exclusions, "detect.exclusions")?;
         Ok(Operator {
             rules,
             exclusions,
@@ -219,26 +260,15 @@ impl Operator {
         self.exempt[first] && picked.all(|p| p == Some(first))
     }
 
-    /// The exclusions that apply to a request: those without a path, and
-    /// those whose path glob matches every reading of the canonical path
-    /// (none of these when a flag voids exemptions).
+    /// The config's exclusions that apply to a request (see
+    /// [`ExclusionSet::scope`]).
     pub fn exclusion_scope(&self, path: &CanonicalPath) -> ExclusionScope {
-        ExclusionScope(
-            self.exclusions
-                .iter()
-                .map(|e| e.path.as_ref().is_none_or(|g| g.matches_all(path)))
-                .collect(),
-        )
+        self.exclusions.scope(path)
     }
 
-    /// Whether a finding is excluded within a request's scope.
+    /// Whether a finding is excluded by the config within a request's scope.
     pub fn excluded(&self, scope: &ExclusionScope, kind: Kind, rule: &str, location: &str) -> bool {
-        self.exclusions.iter().zip(&scope.0).any(|(e, &applies)| {
-            applies
-                && e.location.as_ref().is_none_or(|g| g.is_match(location))
-                && e.rule.as_ref().is_none_or(|g| g.is_match(rule))
-                && e.kind.is_none_or(|k| k == kind)
-        })
+        self.exclusions.excluded(scope, kind, rule, location)
     }
 
     /// The keyword lists that match a text: (id, weight, word).

@@ -127,6 +127,9 @@ impl Proxy {
         }
         let verdict = self.inspect(&parts, &head, &client).await;
         let decided = Instant::now();
+        if let Ok((v, _)) = &verdict {
+            self.record_findings(v, &parts, path, client.addr, id);
+        }
         let rebuilt = Request::from_parts(parts, body);
         let decision = match verdict {
             Ok((v, hits)) => match self.refuse_on(hits, client.addr, id) {
@@ -305,6 +308,7 @@ impl Proxy {
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| "/".into());
         let engine = self.engine.clone();
+        let excluded = self.findings.as_ref().map(|f| f.exclusions.current());
         let monitors = self.behaviour.monitors.clone();
         let source = self.source(remote);
         let method = parts.method.to_string();
@@ -331,7 +335,10 @@ impl Proxy {
                     let hits = monitors.map_or_else(Vec::new, |m| {
                         m.on_form(source, Instant::now(), &r.parsed_body)
                     });
-                    Ok((engine.inspect(&r, Some(remote)), hits))
+                    Ok((
+                        engine.inspect_with(&r, Some(remote), excluded.as_deref()),
+                        hits,
+                    ))
                 }
                 Err(
                     e @ (ParseError::TooManyHeaders { .. } | ParseError::HeadersTooLarge { .. }),
@@ -356,6 +363,40 @@ impl Proxy {
                 "inspection over its budget ({budget})"
             ))),
         }
+    }
+
+    /// Queues a verdict's findings for the store (none: nothing to keep);
+    /// never waits.
+    fn record_findings(
+        &self,
+        v: &Verdict,
+        parts: &hyper::http::request::Parts,
+        path: &CanonicalPath,
+        client: IpAddr,
+        id: &str,
+    ) {
+        let Some(store) = self.findings.as_ref().and_then(|f| f.store.as_ref()) else {
+            return;
+        };
+        if v.attacks.is_empty() {
+            return;
+        }
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .map(|h| String::from_utf8_lossy(h.as_bytes()))
+            .unwrap_or_default();
+        let facts = crate::findings::RequestFacts {
+            source: client,
+            method: parts.method.as_str(),
+            host: &host,
+            path: &path.path,
+            request_id: id,
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        store.record(crate::findings::FindingRecord::from_verdict(v, &facts, now));
     }
 
     /// What the engine's verdict means for the request: a 403 and a strike

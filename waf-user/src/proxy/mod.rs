@@ -138,6 +138,7 @@ pub struct Proxy {
     behaviour: behave::Behaviour,
     log: AccessLogger,
     geo: Option<log::GeoLookup>,
+    findings: Option<Arc<crate::findings::Findings>>,
     next_id: AtomicU64,
     /// Counters.
     pub stats: ProxyStats,
@@ -183,6 +184,7 @@ impl Proxy {
             behaviour: behave::Behaviour::default(),
             log,
             geo: None,
+            findings: None,
             next_id: AtomicU64::new(
                 SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)
@@ -219,6 +221,13 @@ impl Proxy {
     /// policies' databases).
     pub fn with_geo(mut self, geo: log::GeoLookup) -> Self {
         self.geo = Some(geo);
+        self
+    }
+
+    /// Keeps each request's findings in the store and applies the
+    /// runtime exclusions in force (`crate::findings`).
+    pub fn with_findings(mut self, findings: Arc<crate::findings::Findings>) -> Self {
+        self.findings = Some(findings);
         self
     }
 
