@@ -4,7 +4,9 @@
 //! page, adds and removes an allowlist entry; without a session pages
 //! redirect to the login and data answers 401; a forged or missing CSRF
 //! token is a 403 that changes nothing; the session cookie does not open
-//! `/v1`. `shots` (ignored; `cargo xtask ui-shots` runs it) saves a PNG of
+//! `/v1`. A finding of the proxy, drafted into an exclusion on the
+//! detections page and applied after the confirmation, lets the same
+//! request through. `shots` (ignored; `cargo xtask ui-shots` runs it) saves a PNG of
 //! each page of a demo lab.
 
 use std::{
@@ -13,7 +15,9 @@ use std::{
 };
 
 use serde_json::Value;
-use waf_tests::{Lab, TEST_TOKEN, TestDaemon, Upstream, browser::Browser, browser::Page, run_in};
+use waf_tests::{
+    Lab, TEST_TOKEN, TestDaemon, Upstream, browser::Browser, browser::Page, http_full, run_in,
+};
 
 const BASE: &str = "http://127.0.0.1:9876";
 
@@ -380,12 +384,138 @@ fn shots() {
         ("lists", "/ui/lists"),
         ("modes", "/ui/modes"),
         ("modes-confirm", "/ui/modes/confirm?mode=emergency&on=1"),
+        ("findings", "/ui/findings"),
     ] {
         page.goto(&format!("{BASE}{path}"), Duration::from_secs(10))
             .unwrap();
         page.screenshot(&dir.join(format!("{name}.png")));
     }
+    page.eval("document.querySelector('#findings a.draft').click(); true")
+        .unwrap();
+    page.wait_for(
+        "document.getElementById('toml') !== null",
+        Duration::from_secs(10),
+    )
+    .unwrap_or_else(|e| panic!("no draft: {e}: {}", page.text()));
+    page.screenshot(&dir.join("findings-draft.png"));
     let v: Value = d.api("GET", "/v1/stats", None).1;
     assert_eq!(v["api_panics"], 0, "{v}");
     eprintln!("screenshots in {}", dir.display());
+}
+
+#[test]
+fn a_finding_is_drafted_into_an_exclusion_and_applied_from_the_page() {
+    const SQLI: &str = "/search?q=1%27%20UNION%20SELECT%20password%20FROM%20users--";
+    let lab = Lab::new();
+    let _app = Upstream::start(&lab.srv, "127.0.0.1:8000");
+    let d = TestDaemon::start(
+        &lab,
+        "[proxy]\nlisten = \"0.0.0.0:8080\"\nupstream = \"http://127.0.0.1:8000\"\n\
+         access_log = \"off\"\n\n[ban_policy]\nstrikes = 1000\n",
+    );
+    let get = |target: &str| {
+        let raw = format!(
+            "GET {target} HTTP/1.1\r\nHost: shop.test\r\nUser-Agent: Mozilla/5.0\r\n\
+             Connection: close\r\n\r\n"
+        );
+        http_full(&lab.client, &format!("{}:8080", Lab::SRV4), raw.as_bytes())
+            .expect("the proxy answers")
+            .0
+    };
+    assert_eq!(get(SQLI), 403);
+
+    let browser = Browser::launch(&lab.srv);
+    let page = browser.new_page();
+    login(&page);
+    // The finding shows with its evidence once the store has written it.
+    let row = "document.querySelector('#findings tbody tr')";
+    let t = Instant::now();
+    loop {
+        page.goto(&format!("{BASE}/ui/findings"), Duration::from_secs(10))
+            .unwrap();
+        if page.eval(&format!("{row} !== null")).unwrap() == true {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "{}", page.text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let text = page.eval(&format!("{row}.innerText")).unwrap();
+    let text = text.as_str().unwrap();
+    assert!(
+        text.contains(Lab::CLIENT4) && text.contains("sqli") && text.contains("/search"),
+        "{text}"
+    );
+    // Drafting changes nothing; the page shows the config lines.
+    page.eval(&format!("{row}.querySelector('a.draft').click(); true"))
+        .unwrap();
+    page.wait_for(
+        "document.getElementById('toml') !== null",
+        Duration::from_secs(10),
+    )
+    .unwrap_or_else(|e| panic!("no draft: {e}: {}", page.text()));
+    let toml = page
+        .eval("document.getElementById('toml').innerText")
+        .unwrap();
+    let toml = toml.as_str().unwrap();
+    assert!(
+        toml.contains("[[detect.exclusions]]") && toml.contains("/search"),
+        "{toml}"
+    );
+    let (_, ex) = d.api("GET", "/v1/exclusions", None);
+    assert!(
+        !ex["exclusions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["source"] == "runtime"),
+        "{ex}"
+    );
+    assert_eq!(get(SQLI), 403, "a draft is not applied");
+    // The request matched more than one rule: widen to any rule on that
+    // path and parameter.
+    page.eval(
+        "const f = document.querySelector('form[action$=\"/draft\"]'); \
+         f.querySelector('[name=any_rule]').checked = true; f.submit(); true",
+    )
+    .unwrap();
+    page.wait_for(
+        "location.search.includes('any_rule=on') && document.getElementById('toml') !== null",
+        Duration::from_secs(10),
+    )
+    .unwrap_or_else(|e| panic!("no redraft: {e}: {}", page.text()));
+    let toml = page
+        .eval("document.getElementById('toml').innerText")
+        .unwrap();
+    let toml = toml.as_str().unwrap();
+    assert!(!toml.contains("rule ="), "{toml}");
+    // Applied after the confirmation: the same request passes.
+    page.eval("document.getElementById('apply').submit(); true")
+        .unwrap();
+    page.wait_for(
+        "document.body && document.body.innerText.includes('in force from the next request')",
+        Duration::from_secs(10),
+    )
+    .unwrap_or_else(|e| panic!("not applied: {e}: {}", page.text()));
+    let (_, ex) = d.api("GET", "/v1/exclusions", None);
+    let runtime: Vec<&Value> = ex["exclusions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["source"] == "runtime")
+        .collect();
+    assert_eq!(runtime.len(), 1, "{ex}");
+    assert_eq!(get(SQLI), 200);
+    // Removed from the page: blocked again.
+    page.eval(
+        "document.querySelector('#exclusions form[action=\"/ui/exclusions/remove\"]').submit(); true",
+    )
+    .unwrap();
+    page.wait_for(
+        "document.body && document.body.innerText.includes('removed exclusion')",
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(get(SQLI), 403);
+    let (_, v) = d.api("GET", "/v1/stats", None);
+    assert_eq!(v["api_panics"], 0, "{v}");
 }

@@ -7,7 +7,7 @@
 //! and the types they validate with.
 
 pub(crate) mod bans;
-mod findings;
+pub(crate) mod findings;
 pub(crate) mod lists;
 mod lookup;
 pub mod metrics;

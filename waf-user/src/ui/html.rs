@@ -27,6 +27,7 @@ pub fn esc(s: &str) -> String {
 const NAV: &[(&str, &str)] = &[
     ("/ui", "Overview"),
     ("/ui/bans", "Bans"),
+    ("/ui/findings", "Detections"),
     ("/ui/lists", "Lists"),
     ("/ui/modes", "Modes"),
 ];

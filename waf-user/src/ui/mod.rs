@@ -15,6 +15,7 @@
 //! validates and refuses exactly as the API does.
 
 mod bans;
+mod findings;
 mod form;
 mod html;
 mod lists;
@@ -81,6 +82,10 @@ pub fn router(api: Arc<ApiState>) -> Router {
         .route("/ui/bans.json", get(bans::json))
         .route("/ui/bans/remove", post(bans::remove))
         .route("/ui/bans/extend", post(bans::extend))
+        .route("/ui/findings", get(findings::page))
+        .route("/ui/findings/{id}/draft", get(findings::draft))
+        .route("/ui/exclusions/add", post(findings::add))
+        .route("/ui/exclusions/remove", post(findings::remove))
         .route("/ui/lists", get(lists::page))
         .route("/ui/lists/add", post(lists::add))
         .route("/ui/lists/remove", post(lists::remove))
