@@ -15,13 +15,13 @@ use axum::{
 };
 
 use super::{
-    Form, Ui, done, frame,
+    Form, Ui, done, error_text, frame,
     html::{button_form, csrf_field, esc, time},
     session::Session,
 };
 use crate::{
     api::{
-        ApiError, Body,
+        Body,
         findings::{self as api_findings, DraftRequest, FindingsQuery},
     },
     findings::ExclusionSpec,
@@ -29,10 +29,6 @@ use crate::{
 
 /// Findings a page shows.
 const PAGE: usize = 50;
-
-fn error_text(e: ApiError) -> String {
-    format!("{} — {}", e.0.as_u16(), e.1)
-}
 
 /// A query value, None when empty.
 fn opt(q: &Form, name: &str) -> Option<String> {

@@ -13,7 +13,7 @@ use axum::{
 };
 
 use super::{
-    Form, Ui, done, frame,
+    Form, Ui, done, error_text, frame,
     html::{button_form, csrf_field, esc, time},
     session::Session,
 };
@@ -56,10 +56,6 @@ impl Which {
             Self::Block => "Blocklist",
         }
     }
-}
-
-fn error_text(e: ApiError) -> String {
-    format!("{} — {}", e.0.as_u16(), e.1)
 }
 
 async fn list_page(ui: &Ui, which: Which, after: Option<String>) -> Result<ListPage, ApiError> {

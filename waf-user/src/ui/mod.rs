@@ -297,6 +297,11 @@ fn frame<'a>(ui: &UiState, s: &'a Session, title: &'a str, nav: &'a str) -> html
     }
 }
 
+/// An API handler's refusal, as a page's message: `404 — no ban of ...`.
+fn error_text(e: crate::api::ApiError) -> String {
+    format!("{} — {}", e.0.as_u16(), e.1)
+}
+
 /// After an action: its result as the next page's message, and back to
 /// `to` (303, so a reload does not post again).
 fn done(ui: &UiState, s: &Session, result: Result<String, String>, to: &str) -> Response {
