@@ -445,6 +445,23 @@ fn a_finding_is_drafted_into_an_exclusion_and_applied_from_the_page() {
         text.contains(Lab::CLIENT4) && text.contains("sqli") && text.contains("/search"),
         "{text}"
     );
+    // The verdict filter: it was blocked, nothing passed.
+    page.goto(
+        &format!("{BASE}/ui/findings?verdict=pass"),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(
+        page.eval(&format!("{row} === null")).unwrap(),
+        true,
+        "{}",
+        page.text()
+    );
+    page.goto(
+        &format!("{BASE}/ui/findings?verdict=block"),
+        Duration::from_secs(10),
+    )
+    .unwrap();
     // Drafting changes nothing; the page shows the config lines.
     page.eval(&format!("{row}.querySelector('a.draft').click(); true"))
         .unwrap();

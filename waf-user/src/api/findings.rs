@@ -47,6 +47,9 @@ pub struct FindingsQuery {
     pub kind: Option<String>,
     /// A window back from now (`24h`, `7d`) or an RFC 3339 time.
     pub since: Option<String>,
+    /// The request's verdict: `block`, `would_block` or `pass`.
+    #[param(max_length = 16)]
+    pub verdict: Option<String>,
 }
 
 /// `GET /v1/findings`: a page of findings, newest first.
@@ -102,6 +105,16 @@ impl FindingsQuery {
             path: bounded("path", self.path, 512)?,
             kind: bounded("kind", self.kind, 32)?,
             since_ms: self.since.as_deref().map(since_ms).transpose()?,
+            verdict: match self.verdict.as_deref() {
+                None => None,
+                Some(v @ ("block" | "would_block" | "pass")) => Some(v.to_string()),
+                Some(v) => {
+                    return Err(bad_request(format!(
+                        "verdict `{}`: block, would_block or pass",
+                        v.escape_debug()
+                    )));
+                }
+            },
         };
         Ok((filter, limit, self.before))
     }

@@ -144,6 +144,8 @@ pub struct Filter {
     pub kind: Option<String>,
     /// At or after this time (Unix milliseconds).
     pub since_ms: Option<u64>,
+    /// The request's verdict label ([`verdict_label`]), exactly.
+    pub verdict: Option<String>,
 }
 
 impl Filter {
@@ -157,5 +159,6 @@ impl Filter {
                 .is_none_or(|p| r.path.starts_with(p.as_str()))
             && self.kind.as_ref().is_none_or(|k| *k == r.kind)
             && self.since_ms.is_none_or(|t| r.time_ms >= t)
+            && self.verdict.as_ref().is_none_or(|v| *v == r.verdict)
     }
 }

@@ -130,6 +130,13 @@ fn pages_are_newest_first_and_hold_each_record_once() {
         let want: Vec<u64> = (1..=250).rev().collect();
         assert_eq!(seen, want, "limit {limit}");
     }
+    // Every record here was blocked.
+    let by = |v: &str| Filter {
+        verdict: Some(v.into()),
+        ..Filter::default()
+    };
+    assert!(s.page(&by("pass"), 1000, None).0.is_empty());
+    assert_eq!(s.page(&by("block"), 1000, None).0.len(), 250);
     let f = Filter {
         rule: Some("rule-2".into()),
         path: Some("/p1".into()),

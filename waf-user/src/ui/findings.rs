@@ -52,6 +52,7 @@ pub async fn page(
         path: opt(&q, "path"),
         kind: opt(&q, "kind"),
         since: None,
+        verdict: opt(&q, "verdict"),
     };
     let mut b = String::new();
     let _ = write!(
@@ -61,11 +62,24 @@ pub async fn page(
          <input name=rule placeholder=rule value=\"{}\">\
          <input name=kind placeholder=\"kind (sqli, xss...)\" value=\"{}\">\
          <input name=path placeholder=\"path prefix\" value=\"{}\">\
+         <select name=verdict>{}</select>\
          <button type=submit>Filter</button> <a href=\"/ui/findings\">all</a></form>",
         esc(q.text("source")),
         esc(q.text("rule")),
         esc(q.text("kind")),
-        esc(q.text("path"))
+        esc(q.text("path")),
+        ["", "block", "would_block", "pass"]
+            .iter()
+            .map(|v| format!(
+                "<option value=\"{v}\"{}>{}</option>",
+                if q.text("verdict") == *v {
+                    " selected"
+                } else {
+                    ""
+                },
+                if v.is_empty() { "any verdict" } else { v }
+            ))
+            .collect::<String>()
     );
     match api_findings::list(State(ui.api.clone()), Ok(Query(query))).await {
         Err(e) => {
@@ -106,7 +120,7 @@ pub async fn page(
             }
             if let Some(next) = p.next {
                 let mut more = format!("/ui/findings?before={next}");
-                for k in ["source", "rule", "kind", "path"] {
+                for k in ["source", "rule", "kind", "path", "verdict"] {
                     if let Some(v) = opt(&q, k) {
                         let _ = write!(more, "&{k}={}", super::form::encode(&v));
                     }
