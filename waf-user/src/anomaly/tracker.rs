@@ -261,8 +261,9 @@ impl Tracker {
         now.saturating_duration_since(self.epoch).as_secs()
     }
 
-    fn shard<'a>(&self, tier: &'a Tier, source: &IpNet) -> &'a Mutex<Shard> {
-        &tier.shards[(self.hasher.hash_one(source) % SHARDS as u64) as usize]
+    /// The shard a source's windows are in (the same index in each tier).
+    fn shard_of(&self, source: &IpNet) -> usize {
+        (self.hasher.hash_one(source) % SHARDS as u64) as usize
     }
 
     /// The threshold a tier's model flags from.
@@ -287,9 +288,10 @@ impl Tracker {
         // Whether the window reads this source now: then the long window
         // does not, for the rest of its length.
         let mut fast = false;
+        let at = self.shard_of(&source);
         for (i, tier) in self.tiers.iter().enumerate() {
             let v = {
-                let mut shard = lock(self.shard(tier, &source));
+                let mut shard = lock(&tier.shards[at]);
                 let w = shard.window(source, &tier.params, t, MAX_SOURCES / SHARDS);
                 let v = w.observe_muted(&tier.params, t, obs, &self.hasher, fast);
                 fast = w.count() >= tier.params.min_requests;

@@ -110,15 +110,21 @@ impl Windows {
             long_min_requests: self.long_min_requests,
             ..AnomalyConfig::default()
         };
-        cfg.validate().map_err(|e| {
-            anyhow::anyhow!(
-                "{}",
-                e.replacen("anomaly.", "--", 1)
-                    .replacen("min_requests", "min-requests", 1)
-                    .replacen("long_window", "long-window", 1)
-            )
-        })?;
+        cfg.validate()
+            .map_err(|e| anyhow::anyhow!("{}", as_flag(&e)))?;
         Ok(cfg)
+    }
+}
+
+/// A config message (`anomaly.long_min_requests = 4: ...`) as the option
+/// `waf learn` took (`--long-min-requests = 4: ...`).
+fn as_flag(msg: &str) -> String {
+    match msg
+        .strip_prefix("anomaly.")
+        .and_then(|m| m.split_once(" = "))
+    {
+        Some((key, rest)) => format!("--{} = {rest}", key.replace('_', "-")),
+        None => msg.to_string(),
     }
 }
 
@@ -313,6 +319,26 @@ mod tests {
         let mut out = vec![];
         each_line(input, |l| out.push(l.map(str::to_string))).unwrap();
         out
+    }
+
+    #[test]
+    fn bad_windows_name_the_option() {
+        let w = |window, min_requests, long_window, long_min_requests| Windows {
+            window: Dur::secs(window),
+            min_requests,
+            long_window: Dur::secs(long_window),
+            long_min_requests,
+        };
+        for (bad, flag) in [
+            (w(20, 10, 3600, 5), "--window = "),
+            (w(300, 4, 3600, 5), "--min-requests = "),
+            (w(300, 10, 60, 5), "--long-window = "),
+            (w(300, 10, 3600, 4), "--long-min-requests = "),
+        ] {
+            let e = bad.config().unwrap_err().to_string();
+            assert!(e.starts_with(flag), "{e}");
+        }
+        assert!(w(300, 10, 0, 5).config().is_ok());
     }
 
     #[test]
