@@ -107,6 +107,12 @@ fn findings_are_kept_excluded_at_run_time_and_reported() {
     assert_eq!(d.api("GET", "/v1/findings?limit=0", None).0, 400);
     assert_eq!(d.api("GET", "/v1/findings?source=nope", None).0, 400);
     assert_eq!(d.api("GET", "/v1/findings?since=yesterday", None).0, 400);
+    // Every finding here is the proxy's.
+    assert_eq!(
+        findings(&d, "origin=proxy&limit=1000", all.len()).len(),
+        all.len()
+    );
+    assert!(findings(&d, "origin=mirror", 0).is_empty());
 
     // They survive a restart.
     d.stop();
@@ -192,6 +198,15 @@ fn findings_are_kept_excluded_at_run_time_and_reported() {
     );
     assert_eq!(d.api("DELETE", "/v1/exclusions/abc", None).0, 400);
 
+    // A ban made and lifted before the report: the ledger keeps it.
+    let (code, b) = d.api(
+        "POST",
+        "/v1/bans",
+        Some(json!({"addr": "198.51.100.77", "duration": "10m", "reason": "lifted-before-report"})),
+    );
+    assert_eq!(code, 201, "{b}");
+    assert_eq!(d.api("DELETE", "/v1/bans/198.51.100.77", None).0, 200);
+
     // The report: the attacker and an SQL injection rule first.
     let out = d.cli(&["report", "--since", "1h", "--json"]);
     assert!(
@@ -216,7 +231,18 @@ fn findings_are_kept_excluded_at_run_time_and_reported() {
         .iter()
         .map(|h| h["blocked"].as_u64().unwrap())
         .sum();
-    assert!(blocked >= 5, "the access log's 403s: {r}");
+    assert!(blocked >= 5, "the access log's refusals: {r}");
+    let lifted = r["bans"]["by_reason"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["key"] == "lifted-before-report");
+    assert_eq!(lifted.map(|c| c["count"].as_u64()), Some(Some(1)), "{r}");
+    assert!(
+        r["bans"]["in_force"].as_u64() < r["bans"]["total"].as_u64(),
+        "{r}"
+    );
+    assert!(r["inputs"]["ledger_lines"].as_u64().unwrap() >= 1, "{r}");
     let text = d.cli(&["report", "--since", "1h"]);
     assert!(String::from_utf8_lossy(&text.stdout).contains(Lab::ATTACKER4));
     assert_eq!(d.api("GET", "/v1/report?since=90d", None).0, 400);

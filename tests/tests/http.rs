@@ -200,8 +200,55 @@ fn mirror_detects_split_requests_and_bans_without_a_proxy() {
             .0,
         200
     );
+    // The mirror's detections are in the findings store, told apart from
+    // the proxy's by their origin (and would_block: the mirror blocks nothing).
+    let mut found = Value::Null;
+    wait_until("the mirror's findings", Duration::from_secs(5), || {
+        let q = format!("/v1/findings?source={}", Lab::ATTACKER4);
+        found = api(&lab, "GET", &q, None).1;
+        found["findings"].as_array().is_some_and(|f| f.len() >= 2)
+    });
+    let list = found["findings"].as_array().unwrap();
+    for f in list {
+        assert_eq!(f["origin"], "mirror", "{found}");
+        assert_eq!(f["verdict"], "would_block", "{found}");
+        assert_eq!(f["path"], "/search", "{found}");
+        assert_eq!(f["host"], "shop", "{found}");
+    }
+    assert!(
+        list.iter()
+            .any(|f| f["param"] == "q" && f["rule"].as_str().unwrap().starts_with("sqli")),
+        "{found}"
+    );
+    let all = api(&lab, "GET", "/v1/findings?limit=1000", None).1;
+    assert!(
+        all["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["origin"] == "mirror"),
+        "{all}"
+    );
+    // The origin filter: the mirror's, and none of the proxy's.
+    let mirror = api(&lab, "GET", "/v1/findings?origin=mirror&limit=1000", None).1;
+    assert_eq!(
+        mirror["findings"].as_array().map(Vec::len),
+        all["findings"].as_array().map(Vec::len),
+        "{mirror}"
+    );
+    let proxy = api(&lab, "GET", "/v1/findings?origin=proxy", None).1;
+    assert_eq!(
+        proxy["findings"].as_array().map(Vec::len),
+        Some(0),
+        "{proxy}"
+    );
+    assert_eq!(api(&lab, "GET", "/v1/findings?origin=nic", None).0, 400);
     let (_, st) = api(&lab, "GET", "/v1/stats", None);
     assert!(st["mirror"]["detections"].as_u64().unwrap() >= 2, "{st}");
+    assert!(
+        st["findings"]["inspected"]["mirror"].as_u64().unwrap() >= 3,
+        "{st}"
+    );
     assert!(st["counters"]["samples_sent"]["packets"].as_u64().unwrap() > 0);
     assert_eq!(app.served.load(std::sync::atomic::Ordering::SeqCst), 4);
 }

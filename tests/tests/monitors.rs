@@ -239,7 +239,22 @@ fn clean_log(sources: u32) -> String {
         let ip = format!("198.51.{}.{}", 1 + i / 200, 1 + i % 200);
         let start = t0 + next(3000);
         match i % 10 {
-            0..=7 => {
+            6 | 7 => {
+                // A slow reader: a page every few minutes, read by the
+                // long window only.
+                let ua = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari/605.1.15";
+                let mut t = t0 + next(600);
+                while t < t0 + 3600 {
+                    let path = match next(3) {
+                        0 => format!("/blog/post-{}", next(40)),
+                        1 => format!("/docs/page-{}", next(30)),
+                        _ => format!("/products/{}", next(60)),
+                    };
+                    push(t, &ip, "GET", path, 200, ua);
+                    t += 120 + next(420);
+                }
+            }
+            0..=5 => {
                 let ua = [
                     "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
                     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36",

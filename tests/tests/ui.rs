@@ -6,7 +6,9 @@
 //! token is a 403 that changes nothing; the session cookie does not open
 //! `/v1`. A finding of the proxy, drafted into an exclusion on the
 //! detections page and applied after the confirmation, lets the same
-//! request through. `shots` (ignored; `cargo xtask ui-shots` runs it) saves a PNG of
+//! request through. Attacks through the proxy show on the overview's top
+//! rules, paths and sources within seconds (`/ui/live`, the page, the
+//! script), keys escaped. `shots` (ignored; `cargo xtask ui-shots` runs it) saves a PNG of
 //! each page of a demo lab.
 
 use std::{
@@ -535,4 +537,150 @@ fn a_finding_is_drafted_into_an_exclusion_and_applied_from_the_page() {
     assert_eq!(get(SQLI), 403);
     let (_, v) = d.api("GET", "/v1/stats", None);
     assert_eq!(v["api_panics"], 0, "{v}");
+}
+
+/// Logs in with the token through plain HTTP (no browser): the login
+/// form's double-submit token, then the session cookie.
+fn http_login(d: &TestDaemon) -> String {
+    run_in(d.netns(), || {
+        let agent = ureq::AgentBuilder::new().redirects(0).build();
+        let form = agent.get(&format!("{BASE}/ui/login")).call().unwrap();
+        let login = form
+            .header("set-cookie")
+            .and_then(|c| c.split(';').next())
+            .expect("a login cookie")
+            .to_string();
+        let body = form.into_string().unwrap();
+        let at = body.find("name=csrf value=\"").expect("a csrf field") + 17;
+        let csrf = &body[at..at + body[at..].find('"').unwrap()];
+        let r = agent
+            .post(&format!("{BASE}/ui/login"))
+            .set("Cookie", &login)
+            .set("Content-Type", "application/x-www-form-urlencoded")
+            .send_string(&format!("csrf={csrf}&token={TEST_TOKEN}"))
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        r.all("set-cookie")
+            .into_iter()
+            .find(|c| c.starts_with("waf_ui="))
+            .and_then(|c| c.split(';').next())
+            .expect("a session cookie")
+            .to_string()
+    })
+}
+
+#[test]
+fn the_overview_ranks_rules_paths_and_sources_of_findings_within_seconds() {
+    let lab = Lab::new();
+    let _app = Upstream::start(&lab.srv, "127.0.0.1:8000");
+    let d = TestDaemon::start(
+        &lab,
+        "[proxy]\nlisten = \"0.0.0.0:8080\"\nupstream = \"http://127.0.0.1:8000\"\n\n\
+         [ban_policy]\nstrikes = 1000\n",
+    );
+    let cookie = http_login(&d);
+    let get = |ns: &waf_tests::Netns, target: &str| {
+        let raw = format!(
+            "GET {target} HTTP/1.1\r\nHost: shop.test\r\nUser-Agent: Mozilla/5.0\r\n\
+             Connection: close\r\n\r\n"
+        );
+        http_full(ns, &format!("{}:8080", Lab::SRV4), raw.as_bytes())
+            .expect("the proxy answers")
+            .0
+    };
+    // A path with markup in it: the page must show it as text.
+    let odd = "/x%3Cb%3Ey";
+    for _ in 0..3 {
+        assert_eq!(
+            get(
+                &lab.attacker,
+                "/search?q=1%27%20UNION%20SELECT%20password%20FROM%20users--"
+            ),
+            403
+        );
+    }
+    assert_eq!(
+        get(
+            &lab.attacker,
+            &format!("{odd}?q=%3Cscript%3Ealert(1)%3C/script%3E")
+        ),
+        403
+    );
+    assert_eq!(get(&lab.client, "/search?q=shoes"), 200);
+    let sent = Instant::now();
+
+    let mut live = Value::Null;
+    wait_until(
+        "the findings' tops on /ui/live",
+        Duration::from_secs(3),
+        || {
+            let (code, _, body) = raw(&d, "GET", "/ui/live", Some(&cookie), None);
+            assert_eq!(code, 200);
+            live = serde_json::from_str(&body).unwrap();
+            live["findings"]["hour"]["requests"] == 4
+        },
+    );
+    eprintln!(
+        "tops on /ui/live {:?} after the last attack",
+        sent.elapsed()
+    );
+    let hour = &live["findings"]["hour"];
+    assert_eq!(hour["blocked"], 4, "{hour}");
+    assert_eq!(
+        hour["paths"][0],
+        serde_json::json!(["/search", 3]),
+        "{hour}"
+    );
+    assert_eq!(hour["paths"][1][0], "/x<b>y", "{hour}");
+    assert_eq!(
+        hour["sources"][0],
+        serde_json::json!([Lab::ATTACKER4, 4]),
+        "{hour}"
+    );
+    assert!(
+        hour["rules"][0][0].as_str().unwrap().starts_with("sqli"),
+        "{hour}"
+    );
+    assert_eq!(hour["rules"][0][1], 3, "{hour}");
+    assert_eq!(hour["kinds"][0], serde_json::json!(["sqli", 3]), "{hour}");
+    assert_eq!(live["findings"]["short"]["requests"], 4, "{live}");
+    assert_eq!(hour["approximate"], false);
+    // The inspection counters: five requests inspected, four blocked.
+    wait_until("the inspection sample", Duration::from_secs(3), || {
+        let (_, _, body) = raw(&d, "GET", "/ui/live", Some(&cookie), None);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v["inspection"]["inspected"] == 5 && v["requests"]["blocked"] == 4
+    });
+    // The page, rendered by the daemon, escapes the keys.
+    let (code, _, page) = raw(&d, "GET", "/ui", Some(&cookie), None);
+    assert_eq!(code, 200);
+    assert!(page.contains("id=top-rules"), "{page}");
+    assert!(page.contains("<td>/search</td><td>3</td>"), "{page}");
+    assert!(page.contains("/x&lt;b&gt;y"), "{page}");
+    assert!(!page.contains("/x<b>y"), "{page}");
+    let (_, st) = d.api("GET", "/v1/stats", None);
+    assert_eq!(st["findings"]["inspected"]["proxy"], 5, "{st}");
+
+    // The script keeps the tables current and switches to five minutes;
+    // keys are set as text.
+    let browser = Browser::launch(&lab.srv);
+    let page = browser.new_page();
+    login(&page);
+    page.wait_for(
+        "document.querySelector('#top-paths tbody').innerText.includes('/x<b>y') && \
+         !document.querySelector('#top-paths b')",
+        Duration::from_secs(5),
+    )
+    .unwrap_or_else(|e| panic!("{e}: {}", page.text()));
+    page.eval(
+        "const w = document.getElementById('tops-window'); w.value = 'short'; \
+         w.dispatchEvent(new Event('change')); true",
+    )
+    .unwrap();
+    page.wait_for(
+        "document.getElementById('tops-summary').textContent.startsWith('4 requests, 4 blocked') \
+         && document.querySelector('#top-rules tbody td').textContent.startsWith('sqli')",
+        Duration::from_secs(5),
+    )
+    .unwrap_or_else(|e| panic!("{e}: {}", page.text()));
 }

@@ -115,7 +115,7 @@ enum Task {
     /// Screenshots (PNG) of every dashboard page of a demo lab, in
     /// target/ui/ (root: network namespaces, a headless Chromium).
     UiShots,
-    /// Run a benchmark: xdp, bans, api, ban-latency, proxy, detect, flood, fleet, sources.
+    /// Run a benchmark: xdp, bans, api, ban-latency, proxy, detect, flood, fleet, sources, ui.
     Bench {
         /// Which benchmark.
         name: String,
@@ -240,6 +240,7 @@ fn bench(name: &str, extra: &[String]) -> Result<()> {
         "flood",
         "fleet",
         "sources",
+        "ui",
     ];
     if !BENCHES.contains(&name) {
         bail!("unknown benchmark `{name}`; known: {}", BENCHES.join(", "));

@@ -10,6 +10,7 @@ pub mod fleet;
 pub mod flood;
 pub mod proxy;
 pub mod sources;
+pub mod ui;
 pub mod xdp;
 
 use std::path::PathBuf;
@@ -109,6 +110,7 @@ impl InProcessProxy {
             panics: Arc::default(),
             findings: None,
             access_log: None,
+            ledger: None,
         });
         let api_listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let api_port = api_listener.local_addr()?.port();

@@ -6,7 +6,7 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((name, rest)) = args.split_first() else {
         anyhow::bail!(
-            "usage: waf-bench <xdp|bans|api|ban-latency|proxy|detect|flood|fleet|sources> [args]"
+            "usage: waf-bench <xdp|bans|api|ban-latency|proxy|detect|flood|fleet|sources|ui> [args]"
         );
     };
     match name.as_str() {
@@ -19,6 +19,7 @@ fn main() -> anyhow::Result<()> {
         "flood" => bench::flood::run(rest),
         "fleet" => bench::fleet::run(rest),
         "sources" => bench::sources::run(rest),
+        "ui" => bench::ui::run(rest),
         other => anyhow::bail!("unknown benchmark `{other}`"),
     }
 }

@@ -82,6 +82,8 @@ pub struct Window {
     sections: [u16; SECTIONS],
     /// Counted, never read: the source is another window's to read.
     muted: bool,
+    /// Checkpoints read so far.
+    checks: u32,
 }
 
 impl Window {
@@ -100,6 +102,7 @@ impl Window {
             agents: 0,
             sections: [0; SECTIONS],
             muted: false,
+            checks: 0,
         }
     }
 
@@ -111,6 +114,11 @@ impl Window {
     /// Requests counted so far.
     pub fn count(&self) -> u32 {
         self.count
+    }
+
+    /// Checkpoints read so far (1 at the window's first).
+    pub fn checks(&self) -> u32 {
+        self.checks
     }
 
     /// Whether the window is over at `now`.
@@ -127,13 +135,17 @@ impl Window {
         obs: &Observation<'_>,
         hasher: &impl BuildHasher,
     ) -> Option<Vector> {
-        self.observe_muted(p, now, obs, hasher, false)
+        self.observe_muted(p, now, obs, hasher, false, 0)
     }
 
     /// [`Window::observe`]; with `mute`, this window (the one this request
     /// counts in, new if the last is over) is never read again: a long
     /// window is muted once the source sends enough for the short window
     /// to read it (the long window is for the sources too slow for it).
+    /// A checkpoint waits until the window is `min_age` seconds old (the
+    /// next request from then is read): the long window waits out the
+    /// short one, so a fast source is muted before its long window is ever
+    /// read, and the long window learns and scores the slow sources only.
     pub fn observe_muted(
         &mut self,
         p: &Params,
@@ -141,6 +153,7 @@ impl Window {
         obs: &Observation<'_>,
         hasher: &impl BuildHasher,
         mute: bool,
+        min_age: u64,
     ) -> Option<Vector> {
         if self.expired(p, now) {
             *self = Window::new(p, now);
@@ -170,9 +183,16 @@ impl Window {
             self.sections.iter_mut().for_each(|c| *c /= 2);
         }
         self.sections[si] += 1;
-        if self.count == self.next_check && self.count < u32::MAX {
-            self.next_check = self.next_check.saturating_mul(2);
-            return (!self.muted).then(|| self.features(p, now));
+        if self.count >= self.next_check
+            && self.count < u32::MAX
+            && now.saturating_sub(self.start) >= min_age
+        {
+            self.next_check = self.count.saturating_mul(2);
+            if self.muted {
+                return None;
+            }
+            self.checks += 1;
+            return Some(self.features(p, now));
         }
         None
     }

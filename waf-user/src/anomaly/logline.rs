@@ -34,6 +34,9 @@ pub struct Record {
     pub user_agent: String,
     /// The request body's declared length (0 when the line has none).
     pub bytes: u64,
+    /// The proxy's verdict (`pass`, `block`, `challenged`...; empty when
+    /// the line has none).
+    pub verdict: String,
 }
 
 /// The longest line read.
@@ -50,6 +53,8 @@ struct JsonLine {
     user_agent: String,
     #[serde(default)]
     bytes: u64,
+    #[serde(default)]
+    verdict: String,
 }
 
 /// Reads a line of any of the three formats; None when it is none of them.
@@ -68,6 +73,7 @@ pub fn parse(line: &str) -> Option<Record> {
             status: j.status,
             user_agent: j.user_agent,
             bytes: j.bytes,
+            verdict: j.verdict,
         });
     }
     parse_text(line)
@@ -97,7 +103,7 @@ fn parse_text(line: &str) -> Option<Record> {
         None => (String::new(), rest),
     };
     let rest = rest.strip_prefix("verdict=")?;
-    let (_verdict, rest) = rest.split_once(" score=")?;
+    let (verdict, rest) = rest.split_once(" score=")?;
     let (score, rest) = rest.split_once(" reason=\"")?;
     score.parse::<u64>().ok()?;
     let (_reason, rest) = quoted(rest)?;
@@ -120,6 +126,7 @@ fn parse_text(line: &str) -> Option<Record> {
         status,
         user_agent,
         bytes,
+        verdict: verdict.to_string(),
     })
 }
 
@@ -190,6 +197,7 @@ mod tests {
             status: 401,
             user_agent: "Mozilla/5.0 \"x\" ünï\u{1}".into(),
             bytes: 512,
+            verdict: "would_block".into(),
         }
     }
 
@@ -211,7 +219,8 @@ mod tests {
     #[test]
     fn lines_without_bytes_read_as_zero() {
         let json = r#"{"time":"2026-05-28T20:26:40Z","remote":"192.0.2.1","method":"GET","target":"/","status":200,"user_agent":"a"}"#;
-        assert_eq!(parse(json).unwrap().bytes, 0);
+        let j = parse(json).unwrap();
+        assert_eq!((j.bytes, j.verdict.as_str()), (0, ""));
         let text = "192.0.2.1 - - [2026-05-28T20:26:40Z] \"GET / HTTP/1.1\" 200 - \"-\" \"a\" verdict=pass score=0 reason=\"\" id=1 country=DE asn=1";
         let r = parse(text).unwrap();
         assert_eq!((r.bytes, r.status, r.user_agent.as_str()), (0, 200, "a"));
@@ -264,10 +273,10 @@ mod tests {
         fn round_trips_any_request(
             method in "[A-Z]{1,8}", target in "\\PC{0,60}", ua in "\\PC{0,60}", referer in "\\PC{0,30}",
             reason in "\\PC{0,30}", status in 100u16..600, bytes in any::<u64>(), v6 in any::<bool>(),
-            time in 0u64..4_000_000_000,
+            time in 0u64..4_000_000_000, verdict in "[a-z_]{1,16}",
         ) {
             let remote: IpAddr = if v6 { "2001:db8::1".parse().unwrap() } else { "198.51.100.2".parse().unwrap() };
-            let r = Record { time, remote, method, target, status, user_agent: ua, bytes };
+            let r = Record { time, remote, method, target, status, user_agent: ua, bytes, verdict };
             for f in ["json", "common", "combined"] {
                 let mut want = r.clone();
                 if f == "common" { want.user_agent.clear(); }

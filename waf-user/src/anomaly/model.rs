@@ -186,16 +186,23 @@ impl Model {
         params: Params,
         trained_on: TrainedOn,
     ) -> Result<Model, String> {
-        Self::train_with(samples, params, trained_on, EXTENSION)
+        Self::train_with(samples, params, trained_on, EXTENSION, 0)
     }
 
-    /// [`Model::train`] for the long window ([`LONG_EXTENSION`]).
+    /// [`Model::train`] for the long window ([`LONG_EXTENSION`]). The long
+    /// window reads only the slow sources, a small part of all; its hint is
+    /// the score that 0.2% of `population` (all the sources seen, those the
+    /// long window never read counting as 0) reached: the share of all
+    /// sources it would strike, as the window's hint is. Taken over the
+    /// slow sources alone, the 99.8% quantile is their highest score or
+    /// near it, set by one odd source.
     pub fn train_long(
         samples: &[(u64, Vector)],
         params: Params,
         trained_on: TrainedOn,
+        population: u64,
     ) -> Result<Model, String> {
-        Self::train_with(samples, params, trained_on, LONG_EXTENSION)
+        Self::train_with(samples, params, trained_on, LONG_EXTENSION, population)
     }
 
     fn train_with(
@@ -203,6 +210,7 @@ impl Model {
         params: Params,
         mut trained_on: TrainedOn,
         extension: usize,
+        population: u64,
     ) -> Result<Model, String> {
         let mut sources: Vec<u64> = samples.iter().map(|s| s.0).collect();
         sources.sort_unstable();
@@ -254,6 +262,12 @@ impl Model {
             *w = w.max(score);
         }
         let mut w: Vec<f64> = worst.into_values().collect();
+        // Bounded: a population claimed past 64 times the sources read
+        // does not make a hint from nothing.
+        let pad = population
+            .min(w.len() as u64 * 64)
+            .saturating_sub(w.len() as u64);
+        w.extend(std::iter::repeat_n(0.0, pad as usize));
         w.sort_by(f64::total_cmp);
         model.threshold_hint =
             ((quantile(&w, HINT_QUANTILE) * 100.0).ceil() / 100.0).clamp(0.5, 0.99);

@@ -160,8 +160,10 @@ impl Learner {
             .windows
             .entry(source)
             .or_insert_with(|| Window::new(&p, r.time));
-        if let Some(v) = w.observe_muted(&p, r.time, &observation(&r, &path), &self.hasher, fast) {
-            if w.count() == p.min_requests {
+        let min_age = self.gate.as_ref().map_or(0, |(g, _)| g.window_secs);
+        let o = observation(&r, &path);
+        if let Some(v) = w.observe_muted(&p, r.time, &o, &self.hasher, fast, min_age) {
+            if w.checks() == 1 {
                 self.summary.windows += 1;
             }
             self.summary.checkpoints += 1;

@@ -7,7 +7,9 @@
 //! model (the baseline's and its long model), each flagged from its own
 //! threshold. A long window stops being read once its source sends
 //! `min_requests` within a window: such a source is the window's to read
-//! (a busy shared address read over an hour looks like a scraper).
+//! (a busy shared address read over an hour looks like a scraper); its
+//! first checkpoint waits until it is a window old, so only slow sources
+//! are read over the long window.
 //!
 //! Memory is bounded: per tier at most [`MAX_SOURCES`] windows (16 shards,
 //! each a table and a slot array: about 200 bytes a source, 13 MB at the
@@ -183,7 +185,7 @@ impl Tier {
     }
 
     /// Learns from the reservoir; None when it holds too little.
-    fn relearn(&self, long: bool) -> Option<Model> {
+    fn relearn(&self, long: Option<u64>) -> Option<Model> {
         let mut items = lock(&self.reservoir).items.clone();
         // No source keeps more than its share.
         let cap = ((items.len() as f64 * MAX_SOURCE_SHARE).ceil() as usize).max(1);
@@ -200,8 +202,8 @@ impl Tier {
             sources: per.len() as u64,
             ..TrainedOn::default()
         };
-        if long {
-            Model::train_long(&items, self.params, on).ok()
+        if let Some(population) = long {
+            Model::train_long(&items, self.params, on, population).ok()
         } else {
             Model::train(&items, self.params, on).ok()
         }
@@ -293,7 +295,14 @@ impl Tracker {
             let v = {
                 let mut shard = lock(&tier.shards[at]);
                 let w = shard.window(source, &tier.params, t, MAX_SOURCES / SHARDS);
-                let v = w.observe_muted(&tier.params, t, obs, &self.hasher, fast);
+                // The long window waits out the window (see
+                // `Window::observe_muted`).
+                let min_age = if i == 0 {
+                    0
+                } else {
+                    self.tiers[0].params.window_secs
+                };
+                let v = w.observe_muted(&tier.params, t, obs, &self.hasher, fast, min_age);
                 fast = w.count() >= tier.params.min_requests;
                 v
             };
@@ -415,10 +424,13 @@ impl Tracker {
     /// [`Model::save`] it. The reservoirs are kept (the next relearn sees
     /// old and new windows alike).
     pub fn relearn(&self) -> Option<Model> {
-        let short = self.tiers[0].relearn(false)?;
+        let short = self.tiers[0].relearn(None)?;
+        // The long window's hint is a share of every source seen: those
+        // the window's reservoir holds.
+        let population = short.trained_on().sources;
         let long = match self.tiers.get(1) {
             Some(t) => t
-                .relearn(true)
+                .relearn(Some(population))
                 .map(Arc::new)
                 .or_else(|| self.model().and_then(|m| m.long().cloned())),
             None => None,

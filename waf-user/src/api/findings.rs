@@ -50,6 +50,9 @@ pub struct FindingsQuery {
     /// The request's verdict: `block`, `would_block` or `pass`.
     #[param(max_length = 16)]
     pub verdict: Option<String>,
+    /// Who inspected the request: `proxy` or `mirror` (sampled packets).
+    #[param(max_length = 8)]
+    pub origin: Option<String>,
 }
 
 /// `GET /v1/findings`: a page of findings, newest first.
@@ -112,6 +115,16 @@ impl FindingsQuery {
                     return Err(bad_request(format!(
                         "verdict `{}`: block, would_block or pass",
                         v.escape_debug()
+                    )));
+                }
+            },
+            origin: match self.origin.as_deref() {
+                None => None,
+                Some(o @ ("proxy" | "mirror")) => Some(o.to_string()),
+                Some(o) => {
+                    return Err(bad_request(format!(
+                        "origin `{}`: proxy or mirror",
+                        o.escape_debug()
                     )));
                 }
             },

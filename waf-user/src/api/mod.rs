@@ -106,6 +106,8 @@ pub struct ApiState {
     pub findings: Option<Arc<crate::findings::Findings>>,
     /// The proxy's access log file, for reports (none: off or stdout).
     pub access_log: Option<std::path::PathBuf>,
+    /// The directory of the ban ledger (`state_dir`), for reports.
+    pub ledger: Option<std::path::PathBuf>,
 }
 
 /// An API error: status and message.

@@ -63,6 +63,7 @@ pub async fn get(
             until,
             findings: st.findings.as_ref().and_then(|f| f.store.as_ref()),
             access_log: st.access_log.as_deref(),
+            ledger: st.ledger.as_deref(),
             bans: &mut bans,
             geo: &geo,
         })

@@ -1,6 +1,7 @@
 //! The XDP program's ring buffer: rate-limit trips become strikes; sampled
 //! HTTP payloads go to the mirror's thread, which reassembles and inspects
-//! them and strikes what it finds. Nothing here blocks an async worker: the
+//! them, strikes what it finds and hands every verdict to the findings
+//! (origin `mirror`). Nothing here blocks an async worker: the
 //! ring is read on readiness, and the mirror (detection included) runs on a
 //! thread of its own behind a bounded queue (what it cannot take is
 //! counted).
@@ -23,6 +24,7 @@ use waf_common::{HttpSample, RateEvent, event_kind};
 use crate::{
     config::MirrorConfig,
     detect::{Action, Engine},
+    findings::{Findings, Origin, RequestFacts},
     firewall::{Strike, StrikeKind, StrikeSink},
     mirror::{Mirror, MirrorStats},
     telemetry::{Family, MetricKind, Telemetry},
@@ -40,8 +42,14 @@ pub struct MirrorFace {
 }
 
 impl MirrorFace {
-    /// Starts the mirror's thread.
-    pub fn start(cfg: &MirrorConfig, engine: Arc<Engine>, strikes: StrikeSink) -> Result<Self> {
+    /// Starts the mirror's thread; its verdicts go to `findings` as well as
+    /// its strikes.
+    pub fn start(
+        cfg: &MirrorConfig,
+        engine: Arc<Engine>,
+        strikes: StrikeSink,
+        findings: Option<Arc<Findings>>,
+    ) -> Result<Self> {
         let (tx, rx) = mpsc::sync_channel::<HttpSample>(MIRROR_QUEUE);
         let stats = Arc::new(Mutex::new(MirrorStats::default()));
         let mut mirror = Mirror::new(cfg, engine);
@@ -51,8 +59,9 @@ impl MirrorFace {
             .spawn(move || {
                 let mut last_expire = Instant::now();
                 loop {
+                    let sinks = (&strikes, findings.as_deref());
                     match rx.recv_timeout(Duration::from_secs(1)) {
-                        Ok(s) => feed(&mut mirror, &s, &strikes),
+                        Ok(s) => strike_all(mirror.feed(&s), sinks),
                         Err(mpsc::RecvTimeoutError::Timeout) => {}
                         Err(mpsc::RecvTimeoutError::Disconnected) => break,
                     }
@@ -60,7 +69,7 @@ impl MirrorFace {
                         // Requests stalled at the end of their flow are
                         // inspected as they are.
                         let flushed = mirror.expire();
-                        strike_all(flushed, &strikes);
+                        strike_all(flushed, sinks);
                         last_expire = Instant::now();
                     }
                     *shared.lock().unwrap_or_else(|p| p.into_inner()) = mirror.stats.clone();
@@ -84,14 +93,24 @@ impl MirrorFace {
     }
 }
 
-fn feed(mirror: &mut Mirror, s: &HttpSample, strikes: &StrikeSink) {
-    let inspected = mirror.feed(s);
-    strike_all(inspected, strikes);
-}
-
-/// Detections of the mirror become strikes; would-blocks are logged.
-fn strike_all(inspected: Vec<crate::mirror::Inspected>, strikes: &StrikeSink) {
+/// Detections of the mirror become strikes; would-blocks are logged; every
+/// verdict goes to the findings.
+fn strike_all(
+    inspected: Vec<crate::mirror::Inspected>,
+    (strikes, findings): (&StrikeSink, Option<&Findings>),
+) {
     for r in inspected {
+        if let Some(f) = findings {
+            let facts = RequestFacts {
+                origin: Origin::Mirror,
+                source: r.flow.src,
+                method: &r.method,
+                host: &r.host,
+                path: &r.path,
+                request_id: "",
+            };
+            f.record(&r.verdict, &facts, crate::findings::now_ms());
+        }
         if r.verdict.action == Action::Block {
             let reason = r
                 .verdict

@@ -192,19 +192,9 @@ async fn serve(cfg: Config, opts: RunOptions, setup: Setup) -> Result<()> {
     // freed heap that glibc keeps; give them back.
     // SAFETY: malloc_trim only releases free memory.
     unsafe { libc::malloc_trim(0) };
-    let mirror = if cfg.mirror.enabled {
-        let m = Arc::new(events::MirrorFace::start(
-            &cfg.mirror,
-            engine.clone(),
-            handle.strikes(),
-        )?);
-        faces.push(m.clone());
-        Some(m)
-    } else {
-        None
-    };
-    // The findings store and the runtime exclusions (the proxy fills and
-    // applies them; the API reads and changes them, proxy or not).
+    // The findings store and the runtime exclusions (the proxy and the
+    // mirror fill them, the proxy applies the exclusions; the API reads and
+    // changes them, proxy or not).
     let findings = Arc::new(
         crate::findings::Findings::open(&cfg.findings, &cfg.state_dir).with_context(|| {
             format!("opening the findings store in {}", cfg.state_dir.display())
@@ -212,6 +202,18 @@ async fn serve(cfg: Config, opts: RunOptions, setup: Setup) -> Result<()> {
     );
     faces.push(findings.clone());
     let findings = Some(findings);
+    let mirror = if cfg.mirror.enabled {
+        let m = Arc::new(events::MirrorFace::start(
+            &cfg.mirror,
+            engine.clone(),
+            handle.strikes(),
+            findings.clone(),
+        )?);
+        faces.push(m.clone());
+        Some(m)
+    } else {
+        None
+    };
     let proxy_task = match proxy_listener {
         Some(l) => Some(start_proxy(
             &cfg,
@@ -238,6 +240,7 @@ async fn serve(cfg: Config, opts: RunOptions, setup: Setup) -> Result<()> {
             crate::proxy::AccessLog::File(p) => Some(p.clone()),
             _ => None,
         },
+        ledger: Some(cfg.state_dir.clone()),
     });
     let modes = handle.view().modes;
     tracing::info!(

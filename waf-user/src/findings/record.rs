@@ -23,8 +23,9 @@ pub const RULE: usize = 64;
 /// Findings of one request that are stored (the verdict holds up to 32).
 pub const PER_REQUEST: usize = 8;
 
-/// A stored finding.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// A stored finding. Fields added after the first release carry a serde
+/// default, so records already on disk still decode.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FindingRecord {
     /// The store's id: grows with each finding; `before` pages by it.
     pub id: u64,
@@ -54,14 +55,51 @@ pub struct FindingRecord {
     pub raw: String,
     /// The request's anomaly score.
     pub score: u32,
-    /// What the proxy did: `block`, `would_block`, `pass`.
+    /// What the proxy did: `block`, `would_block`, `pass` (the mirror
+    /// never blocks: its detections are `would_block`).
     pub verdict: String,
-    /// The request id (as in the access log and the `X-Request-Id` header).
+    /// The request id (as in the access log and the `X-Request-Id` header;
+    /// empty for the mirror's findings).
     pub request_id: String,
+    /// Who inspected the request: `proxy` (inline) or `mirror` (passive,
+    /// reassembled from sampled packets). Records written before this field
+    /// existed are the proxy's.
+    #[serde(default = "proxy_origin")]
+    pub origin: String,
+    /// Passed findings of the same source, rule and path that the store's
+    /// sampling skipped since the last one kept (`[findings] keep =
+    /// "sampled"`); 0 otherwise.
+    #[serde(default)]
+    pub repeats: u64,
 }
 
-/// What the proxy knows of the request a verdict is about.
+fn proxy_origin() -> String {
+    Origin::Proxy.as_str().to_string()
+}
+
+/// Who inspected a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// The inline proxy (it blocks).
+    Proxy,
+    /// The passive mirror (it cannot block; it strikes).
+    Mirror,
+}
+
+impl Origin {
+    /// The label in records and counters: `proxy`, `mirror`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Proxy => "proxy",
+            Origin::Mirror => "mirror",
+        }
+    }
+}
+
+/// What the proxy (or the mirror) knows of the request a verdict is about.
 pub struct RequestFacts<'a> {
+    /// Who inspected it.
+    pub origin: Origin,
     /// The client.
     pub source: IpAddr,
     /// Method as sent.
@@ -70,7 +108,7 @@ pub struct RequestFacts<'a> {
     pub host: &'a str,
     /// The canonical path.
     pub path: &'a str,
-    /// The request id.
+    /// The request id (empty for the mirror).
     pub request_id: &'a str,
 }
 
@@ -81,8 +119,11 @@ pub fn split_location(location: &str) -> (&str, &str) {
 }
 
 /// The label of a verdict in the store: `block`, `would_block` or `pass`.
-pub fn verdict_label(v: &Verdict) -> &'static str {
+/// The mirror sees requests already on their way: what the engine would
+/// block is `would_block` there.
+pub fn verdict_label(v: &Verdict, origin: Origin) -> &'static str {
     match v.action {
+        crate::detect::Action::Block if origin == Origin::Mirror => "would_block",
         crate::detect::Action::Block => "block",
         crate::detect::Action::Pass if v.would_block => "would_block",
         crate::detect::Action::Pass => "pass",
@@ -93,7 +134,7 @@ impl FindingRecord {
     /// The records of a verdict's findings (the first [`PER_REQUEST`]), id
     /// 0 until the store's writer numbers them.
     pub fn from_verdict(v: &Verdict, req: &RequestFacts, time_ms: u64) -> Vec<FindingRecord> {
-        let verdict = verdict_label(v);
+        let verdict = verdict_label(v, req.origin);
         v.attacks
             .iter()
             .take(PER_REQUEST)
@@ -127,6 +168,8 @@ impl FindingRecord {
             score,
             verdict: verdict.to_string(),
             request_id: truncate(req.request_id, 32),
+            origin: req.origin.as_str().to_string(),
+            repeats: 0,
         }
     }
 }
@@ -146,6 +189,8 @@ pub struct Filter {
     pub since_ms: Option<u64>,
     /// The request's verdict label ([`verdict_label`]), exactly.
     pub verdict: Option<String>,
+    /// Who inspected it (`proxy`, `mirror`), exactly.
+    pub origin: Option<String>,
 }
 
 impl Filter {
@@ -160,5 +205,6 @@ impl Filter {
             && self.kind.as_ref().is_none_or(|k| *k == r.kind)
             && self.since_ms.is_none_or(|t| r.time_ms >= t)
             && self.verdict.as_ref().is_none_or(|v| *v == r.verdict)
+            && self.origin.as_ref().is_none_or(|o| *o == r.origin)
     }
 }

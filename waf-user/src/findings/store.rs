@@ -2,19 +2,28 @@
 //! by the id of its first record, written by one thread of its own (the
 //! proxy queues records and never waits: a full queue drops and counts),
 //! with the oldest segments deleted past the cap. Read newest first, a
-//! page at a time, from the files (readers never talk to the writer).
+//! page at a time, from the files (readers never talk to the writer),
+//! through an index of blocks of records that readers build from the files
+//! ([`index`]): a page reads the blocks below its cursor that can hold a
+//! match, not whole segments.
+
+mod index;
+#[cfg(test)]
+mod tests;
 
 use std::{
+    collections::HashMap,
     fs,
     io::{Read as _, Write as _},
     path::{Path, PathBuf},
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
         mpsc,
     },
 };
 
+use self::index::{Block, SegmentIndex, Step};
 use super::{
     codec::{self, End},
     record::{Filter, FindingRecord},
@@ -43,9 +52,9 @@ pub struct StoreStats {
     pub write_errors: AtomicU64,
 }
 
-/// The store: a sender to the writer thread, and the directory to read.
+/// The store: a sender to the writer thread, and the reader of the files.
 pub struct Store {
-    dir: PathBuf,
+    reader: Arc<Reader>,
     tx: mpsc::SyncSender<FindingRecord>,
     /// Counters.
     pub stats: Arc<StoreStats>,
@@ -111,11 +120,13 @@ impl Store {
         std::thread::Builder::new()
             .name("waf-findings".into())
             .spawn(move || w.run(rx))?;
-        Ok(Store {
-            dir: dir.to_path_buf(),
-            tx,
-            stats,
-        })
+        let reader = Arc::new(Reader::new(dir, stats.clone()));
+        // Index what is on disk now, so the first filtered page is quick.
+        let warm = reader.clone();
+        std::thread::Builder::new()
+            .name("waf-findings-index".into())
+            .spawn(move || drop(warm.refresh()))?;
+        Ok(Store { reader, tx, stats })
     }
 
     /// Queues records (numbered by the writer); never waits.
@@ -135,7 +146,7 @@ impl Store {
         limit: usize,
         before: Option<u64>,
     ) -> (Vec<FindingRecord>, Option<u64>) {
-        read_page(&self.dir, filter, limit, before, &self.stats)
+        self.reader.page(filter, limit, before)
     }
 
     /// The record with this id, if the store still holds it.
@@ -154,69 +165,173 @@ impl Store {
         mut visit: impl FnMut(&FindingRecord),
     ) -> (u64, bool) {
         let (mut n, mut capped) = (0u64, false);
-        walk(&self.dir, None, &self.stats, |r| {
-            if r.time_ms < since_ms {
-                return false;
-            }
-            if n as usize >= max {
-                capped = true;
-                return false;
-            }
-            n += 1;
-            visit(&r);
-            true
-        });
+        let since = Filter {
+            since_ms: Some(since_ms),
+            ..Filter::default()
+        };
+        self.reader.walk(
+            None,
+            |b| index::page_step(&since, b),
+            |r| {
+                if r.time_ms < since_ms {
+                    return false;
+                }
+                if n as usize >= max {
+                    capped = true;
+                    return false;
+                }
+                n += 1;
+                visit(&r);
+                true
+            },
+        );
         (n, capped)
     }
 }
 
-/// See [`Store::page`]; `stats` counts the damaged segments met.
-pub fn read_page(
-    dir: &Path,
-    filter: &Filter,
-    limit: usize,
-    before: Option<u64>,
-    stats: &StoreStats,
-) -> (Vec<FindingRecord>, Option<u64>) {
-    let mut out = Vec::new();
-    let mut next = None;
-    walk(dir, before, stats, |r| {
-        if filter.since_ms.is_some_and(|t| r.time_ms < t) {
-            return false;
-        }
-        if filter.matches(&r) {
-            if out.len() == limit {
-                next = out.last().map(|l: &FindingRecord| l.id);
-                return false;
-            }
-            out.push(r);
-        }
-        true
-    });
-    (out, next)
+/// The read side: the segment files and their index (see [`index`]),
+/// shared by every reader; the writer never touches it.
+pub struct Reader {
+    dir: PathBuf,
+    index: Mutex<HashMap<u64, Arc<SegmentIndex>>>,
+    stats: Arc<StoreStats>,
 }
 
-/// Hands each record with an id below `before` to `visit`, newest first,
-/// until it answers false. One segment is in memory at a time.
-pub fn walk(
-    dir: &Path,
-    before: Option<u64>,
-    stats: &StoreStats,
-    mut visit: impl FnMut(FindingRecord) -> bool,
-) {
-    let before = before.unwrap_or(u64::MAX);
-    for (first, path) in segments(dir).iter().rev() {
-        if *first >= before {
-            continue;
+/// Reads `len` bytes at `at` (fewer when the file is shorter now).
+fn read_at(file: &fs::File, at: u64, len: u64) -> Vec<u8> {
+    use std::os::unix::fs::FileExt as _;
+    let mut buf = vec![0; len.min(MAX_SEGMENT_READ) as usize];
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], at + got as u64) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
         }
-        let d = codec::decode(&read_capped(path, MAX_SEGMENT_READ));
-        if d.end == End::Corrupt {
-            stats.corrupt.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(segment = %path.display(), "findings store: a damaged segment (the rest of it skipped)");
+    }
+    buf.truncate(got);
+    buf
+}
+
+impl Reader {
+    /// A reader of the segments in `dir`; `stats` counts damage met.
+    pub fn new(dir: &Path, stats: Arc<StoreStats>) -> Reader {
+        Reader {
+            dir: dir.to_path_buf(),
+            index: Mutex::default(),
+            stats,
         }
-        for r in d.records.into_iter().rev() {
-            if r.id < before && !visit(r) {
-                return;
+    }
+
+    fn damaged(&self, path: &Path) {
+        self.stats.corrupt.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(segment = %path.display(), "findings store: a damaged segment (the rest of it skipped)");
+    }
+
+    /// The segments now, oldest first, each with its index brought up to
+    /// the file's length (the bytes appended since the last call are read;
+    /// a file shorter than its index is indexed again).
+    pub fn refresh(&self) -> Vec<(u64, PathBuf, Arc<SegmentIndex>)> {
+        let segs = segments(&self.dir);
+        let mut map = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        map.retain(|first, _| segs.iter().any(|(f, _)| f == first));
+        let mut out = Vec::with_capacity(segs.len());
+        for (first, path) in segs {
+            let Ok(file) = fs::File::open(&path) else {
+                continue;
+            };
+            let len = file.metadata().map_or(0, |m| m.len()).min(MAX_SEGMENT_READ);
+            let entry = map.entry(first).or_default();
+            if len < entry.indexed {
+                *entry = Arc::default();
+            }
+            if !entry.damaged && len > entry.indexed {
+                let tail = read_at(&file, entry.indexed, len - entry.indexed);
+                if Arc::make_mut(entry).extend(&tail) {
+                    self.damaged(&path);
+                }
+            }
+            out.push((first, path, entry.clone()));
+        }
+        out
+    }
+
+    /// Up to `limit` records that pass `filter`, newest first, with ids
+    /// below `before`, and the next page's cursor: what a scan of every
+    /// decoded segment would give, reading only the blocks that can hold
+    /// them.
+    pub fn page(
+        &self,
+        filter: &Filter,
+        limit: usize,
+        before: Option<u64>,
+    ) -> (Vec<FindingRecord>, Option<u64>) {
+        let mut out = Vec::new();
+        let mut next = None;
+        self.walk(
+            before,
+            |b| index::page_step(filter, b),
+            |r| {
+                if filter.since_ms.is_some_and(|t| r.time_ms < t) {
+                    return false;
+                }
+                if filter.matches(&r) {
+                    if out.len() == limit {
+                        next = out.last().map(|l: &FindingRecord| l.id);
+                        return false;
+                    }
+                    out.push(r);
+                }
+                true
+            },
+        );
+        (out, next)
+    }
+
+    /// Hands each record with an id below `before` to `visit`, newest
+    /// first, until it answers false, reading the blocks `step` lets
+    /// through (one block in memory at a time). A block that no longer
+    /// decodes as indexed (damaged since) ends its segment and is indexed
+    /// again on the next call.
+    pub fn walk(
+        &self,
+        before: Option<u64>,
+        mut step: impl FnMut(&Block) -> Step,
+        mut visit: impl FnMut(FindingRecord) -> bool,
+    ) {
+        let before = before.unwrap_or(u64::MAX);
+        for (first, path, idx) in self.refresh().into_iter().rev() {
+            if first >= before {
+                continue;
+            }
+            let Ok(file) = fs::File::open(&path) else {
+                continue;
+            };
+            for b in idx.blocks.iter().rev() {
+                if b.min_id >= before {
+                    continue;
+                }
+                match step(b) {
+                    Step::Skip => continue,
+                    Step::Stop => return,
+                    Step::Read => {}
+                }
+                let d = codec::decode(&read_at(&file, b.start, b.end - b.start));
+                let changed = d.end != End::Clean || d.records.len() != b.count as usize;
+                if changed {
+                    self.damaged(&path);
+                    self.index
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&first);
+                }
+                for r in d.records.into_iter().rev() {
+                    if r.id < before && !visit(r) {
+                        return;
+                    }
+                }
+                if changed {
+                    break;
+                }
             }
         }
     }

@@ -42,6 +42,8 @@ fn rec(i: u64) -> FindingRecord {
         score: 5,
         verdict: "block".into(),
         request_id: format!("{i:016x}"),
+        origin: "proxy".into(),
+        repeats: 0,
     }
 }
 
@@ -72,6 +74,27 @@ fn frames_round_trip_and_a_cut_tail_is_torn() {
     let d = codec::decode(&bad);
     assert_eq!(d.records, recs[..1]);
     assert_eq!(d.end, End::Corrupt);
+}
+
+#[test]
+fn a_record_written_before_origin_and_repeats_still_decodes() {
+    // A frame as the first release wrote it: no `origin`, no `repeats`.
+    let body = br#"{"id":812,"time_ms":1767225600000,"source":"203.0.113.9","method":"GET","host":"shop","path":"/search","kind":"sqli","location":"query:q","part":"query","param":"q","rule":"sqli-union-select","snippet":"union select password from","raw":"1%27%20UNION","score":15,"verdict":"block","request_id":"18d9aa0b3c4d5e6f"}"#;
+    let mut frame = vec![codec::MAGIC];
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+    frame.extend_from_slice(body);
+    let d = codec::decode(&frame);
+    assert_eq!(d.end, End::Clean);
+    let r = &d.records[0];
+    assert_eq!((r.id, r.rule.as_str()), (812, "sqli-union-select"));
+    assert_eq!(r.origin, "proxy", "old records are the proxy's");
+    assert_eq!(r.repeats, 0);
+    // And a record written now reads back with its new fields.
+    let mut now = r.clone();
+    now.origin = "mirror".into();
+    now.repeats = 41;
+    assert_eq!(codec::decode(&codec::encode(&now)).records, vec![now]);
 }
 
 proptest! {

@@ -97,6 +97,13 @@ pub struct Inspected {
     pub verdict: Verdict,
     /// Method and target, for the log.
     pub line: String,
+    /// The method as sent.
+    pub method: String,
+    /// The `Host` header as sent (empty when none, or unparsable).
+    pub host: String,
+    /// The canonical path (for a request that did not parse, the path of
+    /// its request line as sent).
+    pub path: String,
 }
 
 /// The reassembler and its flows.
@@ -243,8 +250,25 @@ impl Mirror {
             .find(|l| !l.is_empty())
             .map(|l| String::from_utf8_lossy(&l[..l.len().min(200)]).into_owned())
             .unwrap_or_default();
+        let mut words = line.split(' ');
+        let (mut method, mut path) = (
+            words.next().unwrap_or("").to_string(),
+            words
+                .next()
+                .unwrap_or("")
+                .split('?')
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        );
+        let mut host = String::new();
         let mut verdict = match crate::http::Request::parse(raw, self.engine.limits()) {
-            Ok(req) => self.engine.inspect(&req, Some(flow.src)),
+            Ok(req) => {
+                method.clone_from(&req.method);
+                path.clone_from(&req.canonical.path);
+                host = req.header("host").unwrap_or("").to_string();
+                self.engine.inspect(&req, Some(flow.src))
+            }
             Err(e) => {
                 self.stats.unparsable += 1;
                 self.engine.refused(&e).unwrap_or_else(Verdict::pass)
@@ -263,6 +287,9 @@ impl Mirror {
             flow,
             verdict,
             line,
+            method,
+            host,
+            path,
         }
     }
 
@@ -364,6 +391,14 @@ mod tests {
         assert_eq!(out[0].verdict.action, Action::Block, "{:?}", out[0].verdict);
         assert_eq!(out[0].flow.src, "198.51.100.7".parse::<IpAddr>().unwrap());
         assert!(out[0].line.starts_with("GET /item"));
+        assert_eq!(
+            (
+                out[0].method.as_str(),
+                out[0].host.as_str(),
+                out[0].path.as_str()
+            ),
+            ("GET", "shop", "/item")
+        );
         assert_eq!(m.stats.requests, 1);
         assert_eq!(m.stats.detections, 1);
     }

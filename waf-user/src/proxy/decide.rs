@@ -365,8 +365,8 @@ impl Proxy {
         }
     }
 
-    /// Queues a verdict's findings for the store (none: nothing to keep);
-    /// never waits.
+    /// Hands the verdict to the findings (counted, ranked on the overview,
+    /// queued for the store as `[findings] keep` says); never waits.
     fn record_findings(
         &self,
         v: &Verdict,
@@ -375,28 +375,23 @@ impl Proxy {
         client: IpAddr,
         id: &str,
     ) {
-        let Some(store) = self.findings.as_ref().and_then(|f| f.store.as_ref()) else {
+        let Some(findings) = self.findings.as_ref() else {
             return;
         };
-        if v.attacks.is_empty() {
-            return;
-        }
         let host = parts
             .headers
             .get(header::HOST)
             .map(|h| String::from_utf8_lossy(h.as_bytes()))
             .unwrap_or_default();
         let facts = crate::findings::RequestFacts {
+            origin: crate::findings::Origin::Proxy,
             source: client,
             method: parts.method.as_str(),
             host: &host,
             path: &path.path,
             request_id: id,
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        store.record(crate::findings::FindingRecord::from_verdict(v, &facts, now));
+        findings.record(v, &facts, crate::findings::now_ms());
     }
 
     /// What the engine's verdict means for the request: a 403 and a strike

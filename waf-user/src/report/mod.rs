@@ -1,9 +1,11 @@
 //! Reports over a window (`waf report`, `GET /v1/report`): top sources
 //! (with country and ASN when `[sources]` has the databases), rules,
 //! categories and paths from the findings store; requests blocked and
-//! passed per hour from the access log (read back with
-//! `anomaly::logline`); bans made in the window, by reason and source,
-//! and how many were repeat offences, from the firewall's view.
+//! challenged and passed per hour from the access log (read back with
+//! `anomaly::logline`, each request's fate from its verdict); bans made in
+//! the window, by reason and source, how many were repeat offences and how
+//! many have ended, from the ban ledger (`firewall::journal::ledger`) and
+//! the bans in force.
 //!
 //! Memory is bounded whatever the inputs: every ranking is a [`TopK`]
 //! capped at [`KEYS`] keys, the findings read at most [`MAX_FINDINGS`],
@@ -33,6 +35,9 @@ pub const MAX_FINDINGS: usize = 1_000_000;
 pub const MAX_LINE: usize = 64 * 1024;
 /// The longest window.
 pub const MAX_WINDOW: Duration = Duration::from_secs(31 * 86_400);
+/// Ban ledger entries a report reads at most (the ledger's two files hold
+/// fewer).
+pub const MAX_LEDGER: usize = 1_000_000;
 
 /// A key and its count.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -61,24 +66,31 @@ pub struct SourceCount {
 pub struct Hour {
     /// The hour's start (RFC 3339).
     pub hour: String,
-    /// Requests answered 403 (blocked by the proxy, or refused by the
-    /// application: the access log's reader does not carry the verdict).
+    /// Requests the proxy refused (its verdict: blocked by a rule, a rate
+    /// limit, a route, a failed challenge; for a log line without a
+    /// verdict, status 403).
     pub blocked: u64,
-    /// Every other request.
+    /// Requests answered with a challenge page.
+    pub challenged: u64,
+    /// Every other request (forwarded, including would-block in monitor
+    /// mode).
     pub passed: u64,
 }
 
-/// Bans made in the window (those still in force: expired bans leave the
-/// view).
+/// Bans made in the window: those the ban ledger holds (made here or
+/// applied from the fleet, ended or not) and those in force.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BanSummary {
     /// Bans made in the window.
     pub total: u64,
     /// Of those, second or later offences of their source.
     pub repeat_offenders: u64,
+    /// Of those, still in force.
+    pub in_force: u64,
     /// By reason.
     pub by_reason: Vec<Count>,
-    /// By who made them (`detection`, `ratelimit`, `manual`...).
+    /// By who made them (`detection`, `rate-limit`, `manual`, `fleet`,
+    /// `import`...).
     pub by_source: Vec<Count>,
 }
 
@@ -95,6 +107,10 @@ pub struct Inputs {
     pub findings: u64,
     /// The store held more findings in the window than a report reads.
     pub findings_capped: bool,
+    /// Ban ledger lines read.
+    pub ledger_lines: u64,
+    /// Ban ledger lines that did not parse (a torn write, damage).
+    pub ledger_unreadable: u64,
 }
 
 /// `GET /v1/report`, `waf report --json`.
@@ -135,6 +151,8 @@ pub struct Sources<'a> {
     pub findings: Option<&'a Store>,
     /// The access log file, if the proxy writes one.
     pub access_log: Option<&'a Path>,
+    /// The directory of the ban ledger (none: bans in force only).
+    pub ledger: Option<&'a Path>,
     /// Bans in force (all; those made in the window are counted).
     pub bans: &'a mut dyn Iterator<Item = Ban>,
     /// Country and ASN of an address.
@@ -187,7 +205,18 @@ pub fn build(src: Sources) -> Report {
         inputs.access_log = Some(p.display().to_string());
         accesslog::read(p, &mut hours, &mut inputs);
     }
-    let bans = ban_summary(src.bans, src.since);
+    let mut ledger = Vec::new();
+    if let Some(dir) = src.ledger {
+        let since = u32::try_from(src.since).unwrap_or(u32::MAX);
+        let st = crate::firewall::journal::ledger::read(dir, since, |e| {
+            if ledger.len() < MAX_LEDGER {
+                ledger.push(e);
+            }
+        });
+        inputs.ledger_lines = st.lines;
+        inputs.ledger_unreadable = st.unreadable;
+    }
+    let bans = ban_summary(src.bans, ledger, src.since);
     let approximate = [&sources, &rules, &kinds, &paths].iter().any(|t| t.pruned);
     Report {
         since: rfc3339(src.since),
@@ -204,17 +233,46 @@ pub fn build(src: Sources) -> Report {
     }
 }
 
-/// Bans made at or after `since`: by reason and source, repeat offences.
-pub fn ban_summary(bans: &mut dyn Iterator<Item = Ban>, since: u64) -> BanSummary {
+/// Bans made at or after `since`, from the ledger's entries (in the
+/// window already) and the bans in force, each ban once (a ban is its
+/// prefix and creation time: an extension writes it to the ledger again):
+/// by reason and source, repeat offences, still in force.
+pub fn ban_summary(
+    bans: &mut dyn Iterator<Item = Ban>,
+    ledger: Vec<crate::firewall::journal::ledger::Entry>,
+    since: u64,
+) -> BanSummary {
+    use std::collections::HashMap;
     let (mut reasons, mut who) = (TopK::new(KEYS), TopK::new(16));
     let mut s = BanSummary::default();
+    // The ledger's bans, the last line of each winning (an extension
+    // updates the reason's text or the expiry, not the ban).
+    let mut made: HashMap<(ipnet::IpNet, u32), (u16, String, String)> = HashMap::new();
+    for e in ledger {
+        if let Ok(net) = e.net.parse::<ipnet::IpNet>() {
+            made.insert((net, e.created), (e.offence, e.source, e.reason));
+        }
+    }
     for b in bans.filter(|b| u64::from(b.meta.created) >= since) {
+        s.in_force += 1;
+        // In the ledger or not (an import, one made before the ledger
+        // existed), counted once, from the state.
+        made.remove(&(b.net, b.meta.created));
         s.total += 1;
         if b.meta.offence > 1 {
             s.repeat_offenders += 1;
         }
         reasons.add(&b.meta.reason, 1);
-        who.add(&format!("{:?}", b.meta.source).to_ascii_lowercase(), 1);
+        who.add(b.meta.source.as_str(), 1);
+    }
+    // Those left have ended.
+    for (offence, source, reason) in made.into_values() {
+        s.total += 1;
+        if offence > 1 {
+            s.repeat_offenders += 1;
+        }
+        reasons.add(&reason, 1);
+        who.add(&source, 1);
     }
     s.by_reason = counts(&reasons);
     s.by_source = counts(&who);
@@ -236,13 +294,14 @@ pub fn render(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "report {} .. {}{}\nfindings: {}   bans: {} ({} repeat offenders)",
+        "report {} .. {}{}\nfindings: {}   bans: {} ({} repeat offenders, {} still in force)",
         r.since,
         r.until,
         if r.approximate { " (approximate)" } else { "" },
         r.findings,
         r.bans.total,
-        r.bans.repeat_offenders
+        r.bans.repeat_offenders,
+        r.bans.in_force
     );
     let _ = writeln!(out, "\ntop sources");
     for s in &r.top_sources {
@@ -273,9 +332,17 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
-    let _ = writeln!(out, "\nper hour (blocked / passed)");
-    for h in r.hours.iter().filter(|h| h.blocked + h.passed > 0) {
-        let _ = writeln!(out, "  {}  {:>8} {:>8}", h.hour, h.blocked, h.passed);
+    let _ = writeln!(out, "\nper hour (blocked / challenged / passed)");
+    for h in r
+        .hours
+        .iter()
+        .filter(|h| h.blocked + h.challenged + h.passed > 0)
+    {
+        let _ = writeln!(
+            out,
+            "  {}  {:>8} {:>8} {:>8}",
+            h.hour, h.blocked, h.challenged, h.passed
+        );
     }
     out
 }

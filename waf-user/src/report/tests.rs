@@ -5,7 +5,11 @@ use std::{net::IpAddr, sync::Arc};
 
 use proptest::prelude::*;
 
-use super::{Sources, TopK, accesslog::Hours, ban_summary, build, parse_since};
+use super::{
+    Sources, TopK,
+    accesslog::{Fate, Hours, fate},
+    ban_summary, build, parse_since,
+};
 use crate::{
     findings::{FindingRecord, Store},
     firewall::{Ban, BanMeta, BanSource, Origin},
@@ -74,12 +78,49 @@ fn bans_in_the_window_are_counted_by_reason_and_repeat() {
         ban("198.51.100.3/32", 300, 3, BanSource::RateLimit, "rate"),
         ban("198.51.100.4/32", 10, 5, BanSource::Manual, "old"),
     ];
-    let s = ban_summary(&mut bans.into_iter(), 50);
+    let s = ban_summary(&mut bans.into_iter(), Vec::new(), 50);
     assert_eq!(s.total, 3);
     assert_eq!(s.repeat_offenders, 2);
     assert_eq!(s.by_reason[0].key, "sqli");
     assert_eq!(s.by_reason[0].count, 2);
     assert_eq!(s.by_source[0].key, "detection");
+    assert_eq!(s.in_force, 3);
+}
+
+#[test]
+fn ended_bans_come_from_the_ledger_each_once() {
+    use crate::firewall::journal::ledger;
+    let mut bytes = Vec::new();
+    // Ended: made at 100 and 150 (the second a repeat, extended once so
+    // written twice); in force: made at 200, also in the ledger.
+    let ended = ban("203.0.113.1/32", 100, 1, BanSource::Detection, "sqli");
+    let repeat = ban("203.0.113.2/32", 150, 2, BanSource::RateLimit, "rate");
+    let live = ban("203.0.113.3/32", 200, 1, BanSource::Manual, "manual");
+    for b in [&ended, &repeat, &repeat, &live] {
+        ledger::line(&mut bytes, b);
+    }
+    let entries: Vec<ledger::Entry> = bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).expect("entry"))
+        .collect();
+    // A ban in force the ledger never saw (an import) counts too.
+    let imported = ban("203.0.113.4/32", 210, 1, BanSource::Import, "feed");
+    let s = ban_summary(&mut vec![live, imported].into_iter(), entries, 50);
+    assert_eq!((s.total, s.in_force, s.repeat_offenders), (4, 2, 1));
+    let sources: Vec<(&str, u64)> = s
+        .by_source
+        .iter()
+        .map(|c| (c.key.as_str(), c.count))
+        .collect();
+    for want in [
+        ("detection", 1),
+        ("rate-limit", 1),
+        ("manual", 1),
+        ("import", 1),
+    ] {
+        assert!(sources.contains(&want), "{sources:?}");
+    }
 }
 
 #[test]
@@ -90,13 +131,35 @@ fn windows_are_bounded() {
     assert!(parse_since("0s").is_err());
     assert!(parse_since("soon").is_err());
     let mut h = Hours::new(7200 + 5, 7200 + 3 * 3600);
-    assert!(h.add(7200 + 10, true));
-    assert!(h.add(7200 + 3600 + 1, false));
-    assert!(!h.add(100, false));
-    assert!(!h.add(u64::MAX, false));
+    assert!(h.add(7200 + 10, Fate::Blocked));
+    assert!(h.add(7200 + 3600 + 1, Fate::Passed));
+    assert!(h.add(7200 + 3600 + 2, Fate::Challenged));
+    assert!(!h.add(100, Fate::Passed));
+    assert!(!h.add(u64::MAX, Fate::Passed));
     let rows = h.rows();
     assert_eq!(rows.len(), 4);
-    assert_eq!((rows[0].blocked, rows[1].passed), (1, 1));
+    assert_eq!(
+        (rows[0].blocked, rows[1].passed, rows[1].challenged),
+        (1, 1, 1)
+    );
+}
+
+#[test]
+fn a_request_s_fate_is_its_verdict_not_its_status() {
+    // The application's own 403 passed the firewall; a rate limit's 429 and
+    // a failed challenge did not.
+    assert_eq!(fate("pass", 403), Fate::Passed);
+    assert_eq!(fate("would_block", 200), Fate::Passed);
+    assert_eq!(fate("block", 403), Fate::Blocked);
+    assert_eq!(fate("rate_limited", 429), Fate::Blocked);
+    assert_eq!(fate("challenge_failed", 403), Fate::Blocked);
+    assert_eq!(fate("challenged", 403), Fate::Challenged);
+    // Without a verdict, the status decides; an unknown verdict counts as
+    // refused only when its status is an error.
+    assert_eq!(fate("", 403), Fate::Blocked);
+    assert_eq!(fate("", 404), Fate::Passed);
+    assert_eq!(fate("new_verdict", 451), Fate::Blocked);
+    assert_eq!(fate("new_verdict", 200), Fate::Passed);
 }
 
 #[test]
@@ -121,6 +184,8 @@ fn a_report_ranks_the_attacker_and_reads_the_log() {
         score: 5,
         verdict: "block".into(),
         request_id: "1".into(),
+        origin: "proxy".into(),
+        repeats: 0,
     };
     let mut recs: Vec<FindingRecord> = (0..5)
         .map(|_| rec("203.0.113.9", "sqli-union-select"))
@@ -143,8 +208,11 @@ fn a_report_ranks_the_attacker_and_reads_the_log() {
     std::fs::write(
         &log,
         format!(
-            "{{\"time\":\"{time}\",\"remote\":\"203.0.113.9\",\"method\":\"GET\",\"target\":\"/\",\"status\":403}}\n\
-             {{\"time\":\"{time}\",\"remote\":\"192.0.2.1\",\"method\":\"GET\",\"target\":\"/\",\"status\":200}}\n\
+            "{{\"time\":\"{time}\",\"remote\":\"203.0.113.9\",\"method\":\"GET\",\"target\":\"/\",\"status\":403,\"verdict\":\"block\"}}\n\
+             {{\"time\":\"{time}\",\"remote\":\"192.0.2.1\",\"method\":\"GET\",\"target\":\"/\",\"status\":200,\"verdict\":\"pass\"}}\n\
+             {{\"time\":\"{time}\",\"remote\":\"192.0.2.1\",\"method\":\"GET\",\"target\":\"/admin\",\"status\":403,\"verdict\":\"pass\"}}\n\
+             {{\"time\":\"{time}\",\"remote\":\"192.0.2.2\",\"method\":\"GET\",\"target\":\"/\",\"status\":429,\"verdict\":\"rate_limited\"}}\n\
+             {{\"time\":\"{time}\",\"remote\":\"192.0.2.3\",\"method\":\"GET\",\"target\":\"/\",\"status\":403,\"verdict\":\"challenged\"}}\n\
              {long}\nnot a log line\n"
         ),
     )
@@ -161,6 +229,7 @@ fn a_report_ranks_the_attacker_and_reads_the_log() {
         until: now + 1,
         findings: Some(&store),
         access_log: Some(&log),
+        ledger: None,
         bans: &mut std::iter::empty(),
         geo: &geo,
     });
@@ -174,7 +243,8 @@ fn a_report_ranks_the_attacker_and_reads_the_log() {
     assert_eq!(r.top_paths[0].key, "/search");
     let blocked: u64 = r.hours.iter().map(|h| h.blocked).sum();
     let passed: u64 = r.hours.iter().map(|h| h.passed).sum();
-    assert_eq!((blocked, passed), (1, 1));
+    let challenged: u64 = r.hours.iter().map(|h| h.challenged).sum();
+    assert_eq!((blocked, challenged, passed), (2, 1, 2));
     assert_eq!(r.inputs.log_unreadable, 2);
     assert!(!r.approximate);
     assert!(super::render(&r).contains("203.0.113.9"));

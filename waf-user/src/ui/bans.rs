@@ -155,14 +155,14 @@ pub fn search(view: &View, q: &Query) -> Found {
         return found;
     }
     found.kind = "reason";
-    let needle = q.q.to_lowercase();
+    let needle = Needle::new(&q.q);
     let start = q.after.map_or(Bound::Unbounded, Bound::Excluded);
     let mut page = Vec::new();
     let mut last = None;
     for (n, m) in from(start).take(SCAN_CAP) {
         found.scanned += 1;
         last = Some(*n);
-        if m.reason.to_lowercase().contains(&needle) {
+        if needle.found_in(&m.reason) {
             page.push(Ban {
                 net: *n,
                 meta: m.clone(),
@@ -181,6 +181,34 @@ pub fn search(view: &View, q: &Query) -> Found {
     found.next = last.filter(|_| more).map(|l| show_net(&l));
     found.bans = views(&page);
     found
+}
+
+/// Text searched for in reasons, whatever its case.
+struct Needle {
+    lower: String,
+}
+
+impl Needle {
+    fn new(text: &str) -> Needle {
+        Needle {
+            lower: text.to_lowercase(),
+        }
+    }
+
+    /// Whether `hay` holds the text, compared in lower case. ASCII reasons
+    /// (nearly all) are compared in place, a bounded scan of a million
+    /// bans allocating nothing; others as lowercased copies.
+    fn found_in(&self, hay: &str) -> bool {
+        let n = self.lower.as_bytes();
+        if hay.is_ascii() && self.lower.is_ascii() {
+            return n.is_empty()
+                || hay
+                    .as_bytes()
+                    .windows(n.len())
+                    .any(|w| w.eq_ignore_ascii_case(n));
+        }
+        hay.to_lowercase().contains(&self.lower)
+    }
 }
 
 /// A ban's row: address, reason, source, times, offence, and its forms.
@@ -407,4 +435,29 @@ pub async fn remove(
         .map(|Json(b)| format!("lifted the ban of {}", b.addr))
         .map_err(|e| error_text(e.0, &e.1));
     done(&ui, &s, result, &back(&f, "/ui/bans"))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::Needle;
+
+    proptest! {
+        #[test]
+        fn a_reason_search_finds_what_lowercased_copies_would(
+            hay in "[a-zA-Z0-9 :K\u{212a}\u{130}é-]{0,40}",
+            needle in "[a-zA-Z :K\u{212a}é]{0,4}",
+        ) {
+            let want = hay.to_lowercase().contains(&needle.to_lowercase());
+            prop_assert_eq!(Needle::new(&needle).found_in(&hay), want);
+        }
+    }
+
+    #[test]
+    fn a_reason_search_ignores_case() {
+        assert!(Needle::new("SQLi").found_in("detection: sqli-union"));
+        assert!(Needle::new("").found_in("anything"));
+        assert!(!Needle::new("scanner").found_in("rate limit"));
+    }
 }

@@ -53,6 +53,7 @@ pub async fn page(
         kind: opt(&q, "kind"),
         since: None,
         verdict: opt(&q, "verdict"),
+        origin: opt(&q, "origin"),
     };
     let mut b = String::new();
     let _ = write!(
@@ -63,6 +64,7 @@ pub async fn page(
          <input name=kind placeholder=\"kind (sqli, xss...)\" value=\"{}\">\
          <input name=path placeholder=\"path prefix\" value=\"{}\">\
          <select name=verdict>{}</select>\
+         <select name=origin>{}</select>\
          <button type=submit>Filter</button> <a href=\"/ui/findings\">all</a></form>",
         esc(q.text("source")),
         esc(q.text("rule")),
@@ -79,6 +81,18 @@ pub async fn page(
                 },
                 if v.is_empty() { "any verdict" } else { v }
             ))
+            .collect::<String>(),
+        ["", "proxy", "mirror"]
+            .iter()
+            .map(|v| format!(
+                "<option value=\"{v}\"{}>{}</option>",
+                if q.text("origin") == *v {
+                    " selected"
+                } else {
+                    ""
+                },
+                if v.is_empty() { "proxy and mirror" } else { v }
+            ))
             .collect::<String>()
     );
     match api_findings::list(State(ui.api.clone()), Ok(Query(query))).await {
@@ -90,14 +104,14 @@ pub async fn page(
                 b,
                 "<table id=findings><thead><tr><th>Time</th><th>Source</th><th>Request</th>\
                  <th>Kind</th><th>Location</th><th>Rule</th><th>Matched</th><th>Raw</th>\
-                 <th>Verdict</th><th></th></tr></thead><tbody>"
+                 <th>Verdict</th><th>Seen by</th><th></th></tr></thead><tbody>"
             );
             for f in &p.findings {
                 let _ = write!(
                     b,
                     "<tr data-id=\"{}\"><td>{}</td><td><code>{}</code></td><td>{} <code>{}</code></td>\
                      <td>{}</td><td><code>{}</code></td><td><code>{}</code></td>\
-                     <td><code>{}</code></td><td><code>{}</code></td><td>{} ({})</td>\
+                     <td><code>{}</code></td><td><code>{}</code></td><td>{} ({})</td><td>{}{}</td>\
                      <td><a class=draft href=\"/ui/findings/{}/draft\">Draft exclusion</a></td></tr>",
                     f.id,
                     esc(&time(f.time_ms / 1000)),
@@ -111,6 +125,15 @@ pub async fn page(
                     esc(&f.raw),
                     esc(&f.verdict),
                     f.score,
+                    esc(&f.origin),
+                    if f.repeats > 0 {
+                        format!(
+                            " <span class=hint title=\"like findings skipped by sampling since the last kept\">+{} alike</span>",
+                            f.repeats
+                        )
+                    } else {
+                        String::new()
+                    },
                     f.id
                 );
             }
@@ -120,7 +143,7 @@ pub async fn page(
             }
             if let Some(next) = p.next {
                 let mut more = format!("/ui/findings?before={next}");
-                for k in ["source", "rule", "kind", "path", "verdict"] {
+                for k in ["source", "rule", "kind", "path", "verdict", "origin"] {
                     if let Some(v) = opt(&q, k) {
                         let _ = write!(more, "&{k}={}", super::form::encode(&v));
                     }

@@ -1,8 +1,10 @@
 //! The overview (`GET /ui`) and what its script polls every second
 //! (`GET /ui/live`): packets passed and dropped per second by verdict over
-//! the last hour, the proxy's requests, bans in force, the last ban changes
-//! with the sources and reasons seen most among them, alarms, modes and the
-//! fleet link.
+//! the last hour, the proxy's requests and the engine's inspections, the
+//! top sources, paths, rules and categories of findings over the last hour
+//! and five minutes (`findings::live`, in memory: no store scan), bans in
+//! force, the last ban changes with the sources and reasons seen most among
+//! them, alarms, modes and the fleet link.
 
 use std::fmt::Write as _;
 
@@ -16,8 +18,12 @@ use serde_json::{Value, json};
 use super::{
     Form, Ui, frame,
     html::{esc, span},
-    samples::{self, REQUESTS},
+    samples::{self, INSPECTION, REQUESTS},
     session::Session,
+};
+use crate::{
+    findings::live::{LiveTops, WindowTops},
+    values::unix_now,
 };
 
 /// Changes the live list shows at most.
@@ -68,7 +74,25 @@ pub async fn page(State(ui): State<Ui>, Extension(s): Extension<Session>) -> Res
             "<tr><th>Requests {label}</th><td data-live=requests.{name}>–</td></tr>"
         );
     }
+    for (name, label) in INSPECTION.iter().zip([
+        "Requests inspected",
+        "Requests that would be blocked (passive)",
+        "Mirror: requests inspected",
+        "Mirror: detections",
+    ]) {
+        let _ = write!(
+            b,
+            "<tr><th>{label}</th><td data-live=inspection.{name}>–</td></tr>"
+        );
+    }
     b.push_str("</tbody></table></section>");
+    let tops = ui
+        .api
+        .findings
+        .as_ref()
+        .map(|f| f.live.tops(unix_now(), TOPS))
+        .unwrap_or_default();
+    findings_section(&mut b, &tops.hour);
     b.push_str(
         "<div class=columns><section><h2>Last ban changes</h2>\
          <table id=recent><thead><tr><th>When</th><th>What</th><th>Address</th>\
@@ -76,7 +100,6 @@ pub async fn page(State(ui): State<Ui>, Extension(s): Extension<Session>) -> Res
          <section><h2>Top sources</h2><p class=hint>bans and strikes among the last 500 \
          changes</p><table id=top-sources><tbody></tbody></table>\
          <h2>Top ban reasons</h2><table id=top-reasons><tbody></tbody></table>\
-         <p class=hint>Top rules and paths are not in the daemon's counters yet.</p>\
          </section></div>",
     );
     if ui.api.fleet.is_some() {
@@ -96,6 +119,53 @@ pub async fn page(State(ui): State<Ui>, Extension(s): Extension<Session>) -> Res
     }
     b.push_str("<div id=overview data-poll=/ui/live hidden></div>");
     frame(&ui, &s, "Overview", "/ui").render(&b)
+}
+
+/// The tables of findings' tops, as the page first shows them (the last
+/// hour); the script keeps them current and switches to the last five
+/// minutes. Keys come from requests: every one is escaped.
+fn findings_section(b: &mut String, t: &WindowTops) {
+    let _ = write!(
+        b,
+        "<section id=findings-tops><h2>Findings: top rules, paths, sources and categories</h2>\
+         <p class=hint>Requests with findings (blocked or passed, proxy and mirror) in \
+         <select id=tops-window aria-label=window><option value=hour selected>the last hour\
+         </option><option value=short>the last 5 minutes</option></select>: \
+         <span id=tops-summary>{}</span></p><div class=columns>",
+        esc(&summary(t))
+    );
+    for (id, title, rows) in [
+        ("top-rules", "Rule", &t.rules),
+        ("top-paths", "Path", &t.paths),
+        ("top-finding-sources", "Source", &t.sources),
+        ("top-kinds", "Category", &t.kinds),
+    ] {
+        let _ = write!(
+            b,
+            "<section><table id={id}><thead><tr><th>{title}</th><th>Requests</th></tr></thead>\
+             <tbody>"
+        );
+        for (k, n) in rows {
+            let _ = write!(b, "<tr><td>{}</td><td>{n}</td></tr>", esc(k));
+        }
+        b.push_str("</tbody></table></section>");
+    }
+    b.push_str("</div></section>");
+}
+
+/// `12 requests, 10 blocked, 0 would_block (counts approximate)`.
+fn summary(t: &WindowTops) -> String {
+    format!(
+        "{} requests, {} blocked, {} would block{}",
+        t.requests,
+        t.blocked,
+        t.would_block,
+        if t.approximate {
+            " (ranked counts are estimates)"
+        } else {
+            ""
+        }
+    )
 }
 
 /// `GET /ui/live?since=T&seq=N`: the chart points after Unix second `T`
@@ -119,6 +189,12 @@ pub async fn live(State(ui): State<Ui>, RawQuery(q): RawQuery) -> Json<Value> {
     let view = ui.api.fw.view();
     let last = rec.last().unwrap_or_default();
     let (sources, reasons) = rec.tops(TOPS);
+    let findings: LiveTops = ui
+        .api
+        .findings
+        .as_ref()
+        .map(|f| f.live.tops(unix_now(), TOPS))
+        .unwrap_or_default();
     let fleet = ui.api.fleet.as_ref().map(|f| {
         let st = f.status();
         json!({
@@ -131,6 +207,7 @@ pub async fn live(State(ui): State<Ui>, RawQuery(q): RawQuery) -> Json<Value> {
         "now": last.t,
         "verdicts": verdicts,
         "requests_names": REQUESTS,
+        "inspection_names": INSPECTION,
         "points": points,
         "cards": {
             "dropped": format!("{dropped:.0}"),
@@ -150,6 +227,13 @@ pub async fn live(State(ui): State<Ui>, RawQuery(q): RawQuery) -> Json<Value> {
         },
         "requests": REQUESTS.iter().zip(last.requests).map(|(k, v)| (k.to_string(), json!(v)))
             .collect::<serde_json::Map<_, _>>(),
+        "inspection": INSPECTION.iter().zip(rec.last_inspection())
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect::<serde_json::Map<_, _>>(),
+        "findings": {
+            "hour": findings.hour, "short": findings.short,
+            "summary": {"hour": summary(&findings.hour), "short": summary(&findings.short)},
+        },
         "changes": rec.changes_after(seq, LIVE_CHANGES),
         "tops": {"sources": sources, "reasons": reasons},
         "fleet": fleet,

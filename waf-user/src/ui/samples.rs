@@ -1,5 +1,6 @@
 //! What the overview charts and lists: a ring of the last hour of the
-//! kernel's verdict counters and the proxy's request counters, sampled
+//! kernel's verdict counters, the proxy's request counters and the
+//! detection engine's (requests inspected by the proxy and the mirror), sampled
 //! every second by a task of its own (so a page opened now shows the hour
 //! before it), and the last ban changes the firewall's owner told (made,
 //! lifted, strikes), from which the overview's live list and its top
@@ -40,6 +41,15 @@ const DROPS: [u32; 6] = [
 ];
 /// The proxy's counters charted: their `/v1/stats` names.
 pub const REQUESTS: [&str; 3] = ["requests", "blocked", "challenged"];
+/// The inspection counters charted: the proxy's requests inspected and
+/// `would_block` (passive mode), the mirror's requests inspected and
+/// detections.
+pub const INSPECTION: [&str; 4] = [
+    "inspected",
+    "would_block",
+    "mirror_inspected",
+    "mirror_detections",
+];
 
 /// The counters at one second.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -52,6 +62,10 @@ pub struct Sample {
     pub requests: [u64; 3],
 }
 
+/// The [`INSPECTION`] counters since the daemon started, at one second
+/// (kept beside its [`Sample`]).
+pub type Inspection = [u64; 4];
+
 /// One point of a chart: the rates between two samples.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Point {
@@ -61,6 +75,8 @@ pub struct Point {
     pub packets: Vec<f64>,
     /// Requests, blocked and challenged per second.
     pub requests: Vec<f64>,
+    /// The [`INSPECTION`] counters per second.
+    pub inspection: Vec<f64>,
 }
 
 /// A verdict's name and whether it drops.
@@ -105,7 +121,7 @@ pub type Counted = (String, u64);
 /// The ring of samples and the last ban changes.
 #[derive(Debug, Default)]
 pub struct Recorder {
-    samples: Mutex<VecDeque<Sample>>,
+    samples: Mutex<VecDeque<(Sample, Inspection)>>,
     changes: Mutex<(u64, VecDeque<Change>)>,
 }
 
@@ -121,13 +137,19 @@ fn source_name(s: BanSource, origin: Option<&str>) -> String {
 }
 
 impl Recorder {
-    /// Adds a sample (the oldest goes past [`RING`]).
+    /// Adds a sample (the oldest goes past [`RING`]), without inspection
+    /// counters.
     pub fn push(&self, s: Sample) {
+        self.push_with(s, Inspection::default());
+    }
+
+    /// Adds a sample and the inspection counters of the same second.
+    pub fn push_with(&self, s: Sample, inspection: Inspection) {
         let mut ring = self.samples.lock().unwrap_or_else(|p| p.into_inner());
         if ring.len() >= RING {
             ring.pop_front();
         }
-        ring.push_back(s);
+        ring.push_back((s, inspection));
     }
 
     /// Reads the counters now and adds them.
@@ -141,27 +163,54 @@ impl Recorder {
                 *slot = c.packets;
             }
         }
-        if let Some(proxy) = api.faces.iter().find(|f| f.section() == "proxy") {
-            let v = proxy.json();
-            for (slot, name) in s.requests.iter_mut().zip(REQUESTS) {
-                *slot = v[name].as_u64().unwrap_or(0);
-            }
+        let face = |name: &str| {
+            api.faces
+                .iter()
+                .find(|f| f.section() == name)
+                .map(|f| f.json())
+                .unwrap_or_default()
+        };
+        let (proxy, mirror) = (face("proxy"), face("mirror"));
+        for (slot, name) in s.requests.iter_mut().zip(REQUESTS) {
+            *slot = proxy[name].as_u64().unwrap_or(0);
         }
-        self.push(s);
+        let inspected = api.findings.as_ref().map_or(0, |f| {
+            f.live
+                .inspected_proxy
+                .load(std::sync::atomic::Ordering::Relaxed)
+        });
+        let inspection = [
+            inspected,
+            proxy["would_block"].as_u64().unwrap_or(0),
+            mirror["requests"].as_u64().unwrap_or(0),
+            mirror["detections"].as_u64().unwrap_or(0),
+        ];
+        self.push_with(s, inspection);
     }
 
     /// The latest sample.
     pub fn last(&self) -> Option<Sample> {
         let ring = self.samples.lock().unwrap_or_else(|p| p.into_inner());
-        ring.back().copied()
+        ring.back().map(|(s, _)| *s)
+    }
+
+    /// The latest inspection counters.
+    pub fn last_inspection(&self) -> Inspection {
+        let ring = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        ring.back().map(|(_, i)| *i).unwrap_or_default()
     }
 
     /// The rates of the samples after Unix second `since`.
     pub fn points_since(&self, since: u64) -> Vec<Point> {
         let ring = self.samples.lock().unwrap_or_else(|p| p.into_inner());
-        let start = ring.partition_point(|s| s.t <= since).max(1);
+        let start = ring.partition_point(|(s, _)| s.t <= since).max(1);
         (start..ring.len())
-            .map(|i| rate(&ring[i - 1], &ring[i]))
+            .map(|i| {
+                let ((a, ia), (b, ib)) = (&ring[i - 1], &ring[i]);
+                let mut p = rate(a, b);
+                p.inspection = rates(ia, ib, a.t, b.t);
+                p
+            })
             .collect()
     }
 
@@ -240,25 +289,24 @@ impl Recorder {
 }
 
 /// The rates between two samples (counters that went back, after a
-/// reload, count as zero).
+/// reload, count as zero); the inspection rates are left empty
+/// ([`Recorder::points_since`] fills them).
 pub fn rate(a: &Sample, b: &Sample) -> Point {
-    let dt = b.t.saturating_sub(a.t).max(1) as f64;
-    let per = |x: u64, y: u64| y.saturating_sub(x) as f64 / dt;
     Point {
         t: b.t,
-        packets: a
-            .packets
-            .iter()
-            .zip(&b.packets)
-            .map(|(x, y)| per(*x, *y))
-            .collect(),
-        requests: a
-            .requests
-            .iter()
-            .zip(&b.requests)
-            .map(|(x, y)| per(*x, *y))
-            .collect(),
+        packets: rates(&a.packets, &b.packets, a.t, b.t),
+        requests: rates(&a.requests, &b.requests, a.t, b.t),
+        inspection: Vec::new(),
     }
+}
+
+/// Per second between counters at `ta` and at `tb`.
+fn rates(a: &[u64], b: &[u64], ta: u64, tb: u64) -> Vec<f64> {
+    let dt = tb.saturating_sub(ta).max(1) as f64;
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| y.saturating_sub(*x) as f64 / dt)
+        .collect()
 }
 
 /// Samples every second and records the owner's changes until the

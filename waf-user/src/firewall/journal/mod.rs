@@ -15,8 +15,11 @@
 //!   damaged frame (a torn tail after a crash) ends its segment: what
 //!   follows it there is skipped and counted, never fatal. A journal of the
 //!   earlier JSON format is migrated once.
+//! - Every ban made is also appended, after its batch is acknowledged, to
+//!   the ban ledger ([`ledger`]), which keeps ended bans for reports.
 
 pub mod codec;
+pub mod ledger;
 mod legacy;
 mod snapshot;
 mod writer;
@@ -81,6 +84,8 @@ pub struct Journal {
     dir: PathBuf,
     seq: u64,
     buf: Vec<u8>,
+    /// Ledger lines of the batch (see [`ledger`]).
+    ledger: Vec<u8>,
     tx: mpsc::Sender<writer::Msg>,
     writer: Option<JoinHandle<()>>,
     /// The writer until its thread starts (at the first commit: no thread
@@ -165,12 +170,14 @@ impl Journal {
             dir: dir.to_path_buf(),
             file,
             health: health.clone(),
+            ledger: ledger::Writer::new(dir),
         };
         Ok((
             Self {
                 dir: dir.to_path_buf(),
                 seq,
                 buf: Vec::with_capacity(64 * 1024),
+                ledger: Vec::new(),
                 tx,
                 writer: None,
                 idle: Some((w, rx)),
@@ -187,6 +194,11 @@ impl Journal {
     /// Encodes `r` into the current batch.
     pub fn append(&mut self, r: &Record) {
         codec::write_record(&mut self.buf, r);
+        if let Record::Ban(b) = r
+            && ledger::wants(b)
+        {
+            ledger::line(&mut self.ledger, b);
+        }
     }
 
     /// Bytes appended since the last commit.
@@ -219,8 +231,13 @@ impl Journal {
         self.start_writer();
         self.log_bytes += self.buf.len() as u64;
         let bytes = std::mem::replace(&mut self.buf, Vec::with_capacity(64 * 1024));
+        let ledger = std::mem::take(&mut self.ledger);
         if let Err(mpsc::SendError(writer::Msg::Batch { acks, .. })) =
-            self.tx.send(writer::Msg::Batch { bytes, acks })
+            self.tx.send(writer::Msg::Batch {
+                bytes,
+                ledger,
+                acks,
+            })
         {
             self.health.fail("the journal writer has stopped".into());
             for a in acks {

@@ -102,6 +102,33 @@ fn records_survive_a_restart() {
 }
 
 #[test]
+fn every_ban_made_is_written_to_the_ledger() {
+    let dir = tmpdir("ledger");
+    write_all(&dir, &sample());
+    let mut got = Vec::new();
+    let st = ledger::read(&dir, 0, |e| got.push((e.net, e.source, e.origin)));
+    assert_eq!(st.unreadable, 0);
+    let want = [
+        ("192.0.2.1/32", "manual", None),
+        ("2001:db8::/64", "manual", None),
+        ("192.0.2.2/32", "manual", None),
+        ("203.0.113.0/24", "fleet", Some("web-2")),
+    ];
+    let got: Vec<(&str, &str, Option<&str>)> = got
+        .iter()
+        .map(|(n, s, o)| (n.as_str(), s.as_str(), o.as_deref()))
+        .collect();
+    assert_eq!(got, want);
+    // Compaction leaves the ledger alone: the unbanned ban is still there.
+    let (mut j, state, _) = Journal::open(&dir).unwrap();
+    j.compact(state);
+    j.wait_compaction();
+    drop(j);
+    assert_eq!(ledger::read(&dir, 0, |_| {}).lines, 4);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn acks_run_after_the_batch_is_written() {
     let dir = tmpdir("acks");
     let (mut j, _, _) = Journal::open(&dir).unwrap();

@@ -17,6 +17,8 @@ pub enum Msg {
     Batch {
         /// The records.
         bytes: Vec<u8>,
+        /// Their ban ledger lines.
+        ledger: Vec<u8>,
         /// Run after the sync.
         acks: Vec<Ack>,
     },
@@ -39,6 +41,8 @@ pub struct Writer {
     pub file: File,
     /// Where failures are reported.
     pub health: Arc<JournalHealth>,
+    /// The ban ledger.
+    pub ledger: super::ledger::Writer,
 }
 
 impl Writer {
@@ -50,12 +54,18 @@ impl Writer {
                 msgs.push(m);
             }
             let mut acks: Vec<Ack> = Vec::new();
+            let mut ledger: Vec<u8> = Vec::new();
             let mut dirty = false;
             let mut failed: Option<String> = None;
             let mut stop = false;
             for m in msgs {
                 match m {
-                    Msg::Batch { bytes, acks: a } => {
+                    Msg::Batch {
+                        bytes,
+                        ledger: l,
+                        acks: a,
+                    } => {
+                        ledger.extend_from_slice(&l);
                         if !bytes.is_empty() {
                             if let Err(e) = self.file.write_all(&bytes) {
                                 failed = Some(format!("writing the log: {e}"));
@@ -94,6 +104,9 @@ impl Writer {
                     Some(f) => Err(f.clone()),
                 });
             }
+            // After the acknowledgements, and not synced on its own: the
+            // ledger is an account, never on a ban's critical path.
+            self.ledger.write(&ledger);
             if stop {
                 break;
             }

@@ -81,7 +81,20 @@ function fillRows(tbody, rows, cells) {
 
 // The overview: every second, the points after the last one it has.
 function overview(root) {
-  let points = [], since = 0, seq = 0, changes = [];
+  let points = [], since = 0, seq = 0, changes = [], findings = null;
+  const windowPick = document.getElementById('tops-window');
+  // The findings' tops of the window chosen (the last hour or five minutes).
+  const showFindings = () => {
+    if (!findings) return;
+    const w = windowPick && windowPick.value === 'short' ? 'short' : 'hour';
+    const t = findings[w];
+    document.getElementById('tops-summary').textContent = findings.summary[w];
+    for (const [id, rows] of [['top-rules', t.rules], ['top-paths', t.paths],
+      ['top-finding-sources', t.sources], ['top-kinds', t.kinds]]) {
+      fillRows(document.querySelector('#' + id + ' tbody'), rows, r => r);
+    }
+  };
+  if (windowPick) windowPick.addEventListener('change', showFindings);
   const tick = async () => {
     try {
       const d = await getJson(root.dataset.poll + '?since=' + since + '&seq=' + seq);
@@ -96,7 +109,11 @@ function overview(root) {
           chosen.map(([x]) => x.name), chosen.map(([, i]) => points.map(p => [p.t, p.packets[i]])));
       }
       draw(document.getElementById('chart-requests'), document.getElementById('legend-requests'),
-        d.requests_names, d.requests_names.map((_, i) => points.map(p => [p.t, p.requests[i]])));
+        d.requests_names.concat(d.inspection_names),
+        d.requests_names.map((_, i) => points.map(p => [p.t, p.requests[i]])).concat(
+          d.inspection_names.map((_, i) => points.map(p => [p.t, (p.inspection || [])[i] || 0]))));
+      findings = d.findings;
+      showFindings();
       if (d.changes.length) { seq = d.changes[0].seq; changes = d.changes.concat(changes).slice(0, 20); }
       fillRows(document.querySelector('#recent tbody'), changes,
         c => [new Date(c.t * 1000).toLocaleTimeString(), c.what, c.addr, c.reason, c.source]);
