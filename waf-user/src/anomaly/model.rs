@@ -78,6 +78,43 @@ const HINT_QUANTILE: f64 = 0.998;
 /// make every small change stand out.
 const MIN_SPREAD: [f64; N] = [0.5, 0.5, 0.05, 0.05, 0.25, 0.5, 0.05, 0.5, 0.05];
 
+/// Whether the window's and the long window's forests read standardised
+/// features.
+const STANDARDIZED: [bool; 2] = [false, true];
+/// How far (in spreads) a standardised feature reaches at most.
+const Z_LIMIT: f64 = 32.0;
+/// Per feature, the smallest spread a standardised feature is measured
+/// against: [`MIN_SPREAD`], but a fifth for the shares (a single 404 among
+/// ten requests is half a spread, a prober's share of 4xx of 1 five).
+const Z_MIN_SPREAD: [f64; N] = [0.5, 0.5, 0.2, 0.2, 0.25, 0.5, 0.2, 0.5, 0.2];
+
+/// A feature vector in the model's units as its forest reads it: raw, or
+/// standardised (each feature's distance from the training median in
+/// spreads, `MIN_SPREAD` at least, bounded to `Z_LIMIT` and back on the
+/// grid of 1/64, so that the forest's cuts stay cheap).
+///
+/// Standardised, a feature that hardly varied in training (the share of
+/// 4xx of slow clean readers: 0) counts as much as one that varies by
+/// units (log counts): a prober's share of 4xx of 1 is 20 spreads out,
+/// where in raw units it is 1 against log counts of several.
+fn standardize(scaled: &[Vector; 3], on: bool, v: Vector) -> Vector {
+    if !on {
+        return v;
+    }
+    let [p10, p50, p90] = scaled;
+    let mut out = [0.0; N];
+    for i in 0..N {
+        let spread = (p90[i] - p10[i]).max(Z_MIN_SPREAD[i]);
+        let z = ((v[i] - p50[i]) / spread).clamp(-Z_LIMIT, Z_LIMIT);
+        out[i] = if z.is_finite() {
+            (z * 64.0).round() / 64.0
+        } else {
+            0.0
+        };
+    }
+    out
+}
+
 /// What a model was learned from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,6 +158,10 @@ struct File<F> {
     /// The long window's model (version 2).
     #[serde(default = "no_long", skip_serializing_if = "Option::is_none")]
     long: Option<Box<File<F>>>,
+    /// The forest reads each feature standardised (see
+    /// [`Model::input`]); files without it read raw features.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    standardized: bool,
 }
 
 /// A version 1 file has no long window.
@@ -145,6 +186,8 @@ pub struct Model {
     scaled: [Vector; 3],
     /// The long window's model.
     long: Option<Arc<Model>>,
+    /// Whether the forest reads standardised features.
+    standardized: bool,
 }
 
 impl std::fmt::Debug for Model {
@@ -186,23 +229,17 @@ impl Model {
         params: Params,
         trained_on: TrainedOn,
     ) -> Result<Model, String> {
-        Self::train_with(samples, params, trained_on, EXTENSION, 0)
+        Self::train_with(samples, params, trained_on, EXTENSION, STANDARDIZED[0])
     }
 
-    /// [`Model::train`] for the long window ([`LONG_EXTENSION`]). The long
-    /// window reads only the slow sources, a small part of all; its hint is
-    /// the score that 0.2% of `population` (all the sources seen, those the
-    /// long window never read counting as 0) reached: the share of all
-    /// sources it would strike, as the window's hint is. Taken over the
-    /// slow sources alone, the 99.8% quantile is their highest score or
-    /// near it, set by one odd source.
+    /// [`Model::train`] for the long window ([`LONG_EXTENSION`], features
+    /// standardised: see [`standardize`]).
     pub fn train_long(
         samples: &[(u64, Vector)],
         params: Params,
         trained_on: TrainedOn,
-        population: u64,
     ) -> Result<Model, String> {
-        Self::train_with(samples, params, trained_on, LONG_EXTENSION, population)
+        Self::train_with(samples, params, trained_on, LONG_EXTENSION, STANDARDIZED[1])
     }
 
     fn train_with(
@@ -210,7 +247,7 @@ impl Model {
         params: Params,
         mut trained_on: TrainedOn,
         extension: usize,
-        population: u64,
+        standardized: bool,
     ) -> Result<Model, String> {
         let mut sources: Vec<u64> = samples.iter().map(|s| s.0).collect();
         sources.sort_unstable();
@@ -224,14 +261,6 @@ impl Model {
                 params.min_requests
             ));
         }
-        let data: Vec<Vector> = samples.iter().map(|s| to_model(&s.1)).collect();
-        let opts = ForestOptions {
-            n_trees: TREES,
-            sample_size: SAMPLE.min(data.len()),
-            max_tree_depth: None,
-            extension_level: extension,
-        };
-        let forest = Forest::from_slice(&data, &opts).map_err(|e| e.to_string())?;
         let mut cols: Vec<Vec<f64>> = (0..N)
             .map(|i| samples.iter().map(|s| s.1[i]).collect())
             .collect();
@@ -245,14 +274,27 @@ impl Model {
         };
         trained_on.vectors = samples.len() as u64;
         trained_on.sources = sources.len() as u64;
+        let scaled = scaled(&quantiles);
+        let data: Vec<Vector> = samples
+            .iter()
+            .map(|s| standardize(&scaled, standardized, to_model(&s.1)))
+            .collect();
+        let opts = ForestOptions {
+            n_trees: TREES,
+            sample_size: SAMPLE.min(data.len()),
+            max_tree_depth: None,
+            extension_level: extension,
+        };
+        let forest = Forest::from_slice(&data, &opts).map_err(|e| e.to_string())?;
         let mut model = Model {
             forest,
             params,
             threshold_hint: 0.0,
             trained_on,
-            scaled: scaled(&quantiles),
+            scaled,
             quantiles,
             long: None,
+            standardized,
         };
         // Each source's highest score.
         let mut worst: std::collections::HashMap<u64, f64> = Default::default();
@@ -262,12 +304,6 @@ impl Model {
             *w = w.max(score);
         }
         let mut w: Vec<f64> = worst.into_values().collect();
-        // Bounded: a population claimed past 64 times the sources read
-        // does not make a hint from nothing.
-        let pad = population
-            .min(w.len() as u64 * 64)
-            .saturating_sub(w.len() as u64);
-        w.extend(std::iter::repeat_n(0.0, pad as usize));
         w.sort_by(f64::total_cmp);
         model.threshold_hint =
             ((quantile(&w, HINT_QUANTILE) * 100.0).ceil() / 100.0).clamp(0.5, 0.99);
@@ -317,7 +353,7 @@ impl Model {
 
     /// The anomaly score of a window's features (0..1).
     pub fn score(&self, raw: &Vector) -> f64 {
-        self.score_scaled(&to_model(raw))
+        self.score_scaled(&standardize(&self.scaled, self.standardized, to_model(raw)))
     }
 
     /// A flag for a window that scored `score`: the features furthest from
@@ -372,6 +408,7 @@ impl Model {
                 .as_ref()
                 .filter(|_| with_long)
                 .map(|l| Box::new(l.file(false))),
+            standardized: self.standardized,
         }
     }
 
@@ -500,6 +537,7 @@ impl Model {
             scaled: scaled(&f.quantiles),
             quantiles: f.quantiles,
             long: inner,
+            standardized: f.standardized,
         };
         // A forest that parses may still be no forest (no trees, a broken
         // normaliser): its scores say so.

@@ -350,9 +350,8 @@ fn learn(lines: &[String]) -> Model {
         windows: summary.windows,
         ..TrainedOn::default()
     };
-    let (long_samples, long_summary) = long.finish();
-    let long =
-        Model::train_long(&long_samples, LONG, on, long_summary.sources).expect("a long model");
+    let (long_samples, _) = long.finish();
+    let long = Model::train_long(&long_samples, LONG, on).expect("a long model");
     Model::train(&samples, PARAMS, on)
         .expect("a model")
         .with_long(Some(std::sync::Arc::new(long)))
@@ -385,11 +384,13 @@ fn the_model_flags_an_injected_scanner_in_a_replayed_log_and_not_its_clean_clien
     // keeps the test's verdict steady.
     let threshold = hint + 0.025;
     // The long window's model, learned from the slow sources of an hour
-    // of 400 (those it reads: the window has muted the others), has its
-    // hint at the highest a slow clean source reached (0.2% of 400 sources
-    // is less than one); it scores the prober 0.66-0.68 over hints of
-    // 0.64-0.67: the prober must reach the hint, clean sources stay under
-    // it with the window's tolerance.
+    // of 400 (80 slow readers: those it reads, the window has muted the
+    // others), has its hint at about the highest a slow clean reader
+    // reached. What must hold is the order: the prober well above every
+    // clean source over the long window, and within reach of the hint
+    // (a site this small gives a hint that moves by a few hundredths
+    // between trainings; `cargo xtask eval-anomaly` measures the hint on
+    // 2,400 sources).
     let long_bar = long_hint + 0.01;
     let c = AnomalyConfig {
         long_threshold: Some(0.5),
@@ -421,7 +422,20 @@ fn the_model_flags_an_injected_scanner_in_a_replayed_log_and_not_its_clean_clien
         .clone()
         .expect("the slow prober is flagged");
     assert_eq!(flag.window_secs, 3600, "{flag:?}");
-    assert!(flag.score >= long_hint, "{flag:?} (hint {long_hint})");
+    assert!(
+        flag.score >= long_hint - 0.02,
+        "{flag:?} (hint {long_hint})"
+    );
+    let clean_long = replay
+        .sources
+        .iter()
+        .filter(|(s, _)| **s != scan && **s != slow)
+        .map(|(_, r)| r.worst_by_window[1])
+        .fold(0.0, f64::max);
+    assert!(
+        flag.score >= clean_long + 0.02,
+        "{flag:?}: a clean source reached {clean_long} over the long window"
+    );
     assert!(flag.evidence.contains(" over 1h: "), "{flag:?}");
     assert_eq!(replay.sources[&slow].worst_by_window[0], 0.0);
     let struck: Vec<String> = replay
@@ -475,6 +489,21 @@ fn a_baseline_round_trips_and_refuses_what_it_is_not() {
     other.as_object_mut().unwrap().remove("long");
     let v1 = Model::from_json(other.to_string().as_bytes()).expect("version 1 reads");
     assert!(v1.long().is_none());
+    // The long forest reads standardised features; the window's, raw ones.
+    // A file from before standardisation has no key: raw features.
+    assert_eq!(j["long"]["standardized"], true);
+    assert!(j.get("standardized").is_none());
+    other = j.clone();
+    other["long"]
+        .as_object_mut()
+        .unwrap()
+        .remove("standardized");
+    let raw = Model::from_json(other.to_string().as_bytes()).expect("reads");
+    let (a, b) = (raw.long().unwrap().score(&v), long.score(&v));
+    assert!(
+        (a - b).abs() > 1e-6,
+        "the same forest reads other inputs: {a} {b}"
+    );
     other = j.clone();
     other["long"]["long"] = j["long"].clone();
     assert!(refused(&other).contains("long.long"), "{}", refused(&other));

@@ -185,7 +185,7 @@ impl Tier {
     }
 
     /// Learns from the reservoir; None when it holds too little.
-    fn relearn(&self, long: Option<u64>) -> Option<Model> {
+    fn relearn(&self, long: bool) -> Option<Model> {
         let mut items = lock(&self.reservoir).items.clone();
         // No source keeps more than its share.
         let cap = ((items.len() as f64 * MAX_SOURCE_SHARE).ceil() as usize).max(1);
@@ -202,8 +202,8 @@ impl Tier {
             sources: per.len() as u64,
             ..TrainedOn::default()
         };
-        if let Some(population) = long {
-            Model::train_long(&items, self.params, on, population).ok()
+        if long {
+            Model::train_long(&items, self.params, on).ok()
         } else {
             Model::train(&items, self.params, on).ok()
         }
@@ -424,13 +424,10 @@ impl Tracker {
     /// [`Model::save`] it. The reservoirs are kept (the next relearn sees
     /// old and new windows alike).
     pub fn relearn(&self) -> Option<Model> {
-        let short = self.tiers[0].relearn(None)?;
-        // The long window's hint is a share of every source seen: those
-        // the window's reservoir holds.
-        let population = short.trained_on().sources;
+        let short = self.tiers[0].relearn(false)?;
         let long = match self.tiers.get(1) {
             Some(t) => t
-                .relearn(Some(population))
+                .relearn(true)
                 .map(Arc::new)
                 .or_else(|| self.model().and_then(|m| m.long().cloned())),
             None => None,

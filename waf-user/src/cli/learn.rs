@@ -171,7 +171,7 @@ pub fn learn(log: &Path, out: &Path, w: &Windows, json_out: bool) -> Result<()> 
     let (long_model, long_note) = match long.map(Learner::finish) {
         Some((samples, s)) => {
             let p = cfg.long_params().unwrap_or(cfg.params());
-            match Model::train_long(&samples, p, on(&s), s.sources) {
+            match Model::train_long(&samples, p, on(&s)) {
                 Ok(m) => (Some(std::sync::Arc::new(m)), None),
                 Err(e) => (None, Some(format!("no long window's model: {e}"))),
             }
