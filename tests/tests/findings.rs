@@ -243,6 +243,18 @@ fn findings_are_kept_excluded_at_run_time_and_reported() {
         "{r}"
     );
     assert!(r["inputs"]["ledger_lines"].as_u64().unwrap() >= 1, "{r}");
+    // `waf stats` counts what the store wrote since the daemon started.
+    let stats = String::from_utf8_lossy(&d.cli(&["stats"]).stdout).into_owned();
+    let line = stats
+        .lines()
+        .find(|l| l.starts_with("findings: written "))
+        .unwrap_or_else(|| panic!("no findings line: {stats}"));
+    let written: u64 = line["findings: written ".len()..]
+        .split(',')
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(written >= 1, "since the restart: {line}");
     let text = d.cli(&["report", "--since", "1h"]);
     assert!(String::from_utf8_lossy(&text.stdout).contains(Lab::ATTACKER4));
     assert_eq!(d.api("GET", "/v1/report?since=90d", None).0, 400);

@@ -419,8 +419,24 @@ pub fn stats(a: &ApiArgs) -> Result<()> {
                 table(&["TAG", "POLICY", "PACKETS", "BYTES"], tags)
             )
         };
+        // The findings store, when the daemon has one.
+        let f = &v["findings"];
+        let findings = if f["written"].is_null() {
+            String::new()
+        } else {
+            format!(
+                "\nfindings: written {}, skipped by sampling {}, dropped (queue full) {}, \
+                 write errors {}   inspected: proxy {}, mirror {}",
+                s(f, "written"),
+                s(f, "skipped"),
+                s(f, "dropped"),
+                s(f, "write_errors"),
+                s(&f["inspected"], "proxy"),
+                s(&f["inspected"], "mirror"),
+            )
+        };
         format!(
-            "{}{sources}\n\nbans: {} (ipv6 {}, prefixes {})   mode: monitor={} emergency={}   uptime: {}",
+            "{}{sources}\n\nbans: {} (ipv6 {}, prefixes {})   mode: monitor={} emergency={}   uptime: {}{findings}",
             table(&["COUNTER", "PACKETS", "BYTES"], rows),
             s(&v["bans"], "total"),
             s(&v["bans"], "ipv6"),
