@@ -327,6 +327,49 @@ impl<'de> serde::Deserialize<'de> for OneOrMany {
     }
 }
 
+/// Calls `f` with each line of `r` (without its `\n`), or None for a line
+/// longer than `max` bytes; a last line without its end is handed over
+/// too. Memory stays bounded whatever the input: a line is buffered up to
+/// `max` bytes, the rest of a longer one skipped.
+pub fn each_line(
+    r: impl std::io::Read,
+    max: usize,
+    mut f: impl FnMut(Option<&[u8]>),
+) -> std::io::Result<()> {
+    use std::io::BufRead as _;
+    let mut r = std::io::BufReader::with_capacity(64 * 1024, r);
+    let mut line = Vec::with_capacity(1024);
+    let mut too_long = false;
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            if !line.is_empty() || too_long {
+                f((!too_long).then_some(&line[..]));
+            }
+            return Ok(());
+        }
+        let (chunk, end) = match memchr::memchr(b'\n', buf) {
+            Some(i) => (&buf[..i], Some(i + 1)),
+            None => (buf, None),
+        };
+        if !too_long {
+            if line.len() + chunk.len() > max {
+                too_long = true;
+                line.clear();
+            } else {
+                line.extend_from_slice(chunk);
+            }
+        }
+        let used = end.unwrap_or(buf.len());
+        r.consume(used);
+        if end.is_some() {
+            f((!too_long).then_some(&line[..]));
+            line.clear();
+            too_long = false;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,28 +53,33 @@ fn addr(i: u32) -> IpAddr {
 }
 
 /// Ban `i`: an IPv4 address or an IPv6 /64.
-fn ban_net(i: u32) -> IpNet {
+pub(crate) fn ban_net(i: u32) -> IpNet {
     match addr(i) {
         IpAddr::V4(a) => IpNet::from(IpAddr::V4(a)),
         IpAddr::V6(a) => IpNet::V6(ipnet::Ipv6Net::new(a, 64).expect("a /64")),
     }
 }
 
-/// Writes a journal of `count` bans into `dir`; returns (log bytes,
-/// snapshot bytes).
-fn write_journal(dir: &Path, count: u32) -> Result<(u64, u64)> {
+/// Writes a journal of `count` bans (`ban_net(i)`, made now for `ttl`
+/// seconds, for `reason(i)`) into `dir`, compacted into a snapshot;
+/// returns (log bytes, snapshot bytes).
+pub(crate) fn write_journal(
+    dir: &Path,
+    count: u32,
+    ttl: u32,
+    reason: impl Fn(u32) -> Arc<str>,
+) -> Result<(u64, u64)> {
     let now = unix_now() as u32;
-    let reason: Arc<str> = Arc::from("bench");
     let (mut j, mut state, _) = Journal::open(dir)?;
     for i in 0..count {
         let r = Record::Ban(Ban {
             net: ban_net(i),
             meta: BanMeta {
                 created: now,
-                expires: now + 3600,
+                expires: now + ttl,
                 offence: 1,
                 source: BanSource::Detection,
-                reason: reason.clone(),
+                reason: reason(i),
                 origin: waf_user::firewall::Origin::NONE,
             },
         });
@@ -93,12 +98,7 @@ fn write_journal(dir: &Path, count: u32) -> Result<(u64, u64)> {
 }
 
 fn status_kb(pid: u32, key: &str) -> Result<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    s.lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .with_context(|| format!("{key} in /proc/{pid}/status"))
+    super::status_kb(pid, key).with_context(|| format!("{key} in /proc/{pid}/status"))
 }
 
 /// The memlock of every BPF map the process holds a descriptor of.
@@ -195,7 +195,8 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let dir = std::env::temp_dir().join(format!("waf-bench-bans-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let (log_bytes, snap_bytes) = write_journal(&dir, count)?;
+    let reason: Arc<str> = Arc::from("bench");
+    let (log_bytes, snap_bytes) = write_journal(&dir, count, 3600, |_| reason.clone())?;
     let cfg = Config {
         state_dir: dir.clone(),
         ..Default::default()

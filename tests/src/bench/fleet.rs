@@ -828,16 +828,6 @@ fn process_cpu(pid: u32) -> f64 {
         / 100.0
 }
 
-fn status_kb(pid: u32, key: &str) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with(key))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 struct Join {
     fill: Fill,
     /// The first host on the bucket, which reads it entry by entry: from
@@ -967,7 +957,7 @@ fn join(f: &mut Fleet, n: u32, deadline: Duration) -> Result<Join> {
         timeline,
         daemon_cpu: thread_cpu(pid),
         nats_cpu: process_cpu(nats_pid) - nats_cpu0,
-        rss_mb: status_kb(pid, "RssAnon:").map(|k| k as f64 / 1024.0),
+        rss_mb: super::status_kb(pid, "RssAnon:").map(|k| k as f64 / 1024.0),
     })
 }
 

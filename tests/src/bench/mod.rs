@@ -22,12 +22,23 @@ pub fn out_dir() -> PathBuf {
     dir
 }
 
-/// Writes `value` as pretty JSON to target/bench/`name` and says where.
+/// A `/proc/PID/status` figure in kB (`VmRSS:`, `RssAnon:`).
+pub fn status_kb(pid: u32, key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// "met" or "NOT met", for a benchmark's goal lines.
 pub fn met(ok: bool) -> &'static str {
     if ok { "met" } else { "NOT met" }
 }
 
+/// Writes `value` as pretty JSON to target/bench/`name` and says where.
 pub fn write_json(name: &str, value: &serde_json::Value) {
     let path = out_dir().join(name);
     let text = serde_json::to_string_pretty(value).expect("serialize");

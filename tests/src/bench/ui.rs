@@ -21,7 +21,7 @@
 //! is removed on return, also on failure.
 
 use std::{
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    net::Ipv4Addr,
     path::Path,
     sync::{
         Arc,
@@ -33,16 +33,12 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use ipnet::IpNet;
 use serde_json::{Value, json};
-use waf_user::{
-    firewall::{
-        BanMeta, BanSource,
-        journal::{Journal, Record},
-        types::Ban,
-    },
-    values::unix_now,
-};
+use waf_user::values::unix_now;
 
-use super::met;
+use super::{
+    bans::{ban_net, write_journal},
+    met,
+};
 use crate::{Lab, TEST_TOKEN, TestDaemon, Upstream, run_in, spawn_in_netns};
 
 const BASE: &str = "http://127.0.0.1:9876";
@@ -85,50 +81,6 @@ const ATTACKS: [&str; 4] = [
     "/download?file=../../../../etc/passwd",
     "/ping?host=127.0.0.1%3Bcat%20/etc/shadow",
 ];
-
-/// Ban `i`'s network: an IPv4 address, or an IPv6 /64 (as `bench bans`).
-fn ban_net(i: u32) -> IpNet {
-    if i.is_multiple_of(2) {
-        IpNet::from(IpAddr::V4(Ipv4Addr::from(0x6440_0000u32 + i)))
-    } else {
-        let a = Ipv6Addr::from(
-            (0x2001_0db8u128 << 96) | (u128::from(i.wrapping_mul(0x9e37_79b9)) << 64),
-        );
-        IpNet::V6(ipnet::Ipv6Net::new(a, 64).expect("a /64"))
-    }
-}
-
-/// Writes a journal of `count` bans into `dir` (compacted into a snapshot).
-fn write_journal(dir: &Path, count: u32) -> Result<()> {
-    let now = unix_now() as u32;
-    let reasons: Vec<Arc<str>> = ["detection: sqli", "rate limit", "manual", "scanner"]
-        .iter()
-        .map(|r| Arc::from(*r))
-        .collect();
-    let (mut j, mut state, _) = Journal::open(dir)?;
-    for i in 0..count {
-        let r = Record::Ban(Ban {
-            net: ban_net(i),
-            meta: BanMeta {
-                created: now,
-                expires: now + 86_400,
-                offence: 1,
-                source: BanSource::Detection,
-                reason: reasons[(i % 4) as usize].clone(),
-                origin: waf_user::firewall::Origin::NONE,
-            },
-        });
-        j.append(&r);
-        state.apply(r);
-        if i % 65_536 == 65_535 {
-            j.commit(Vec::new());
-        }
-    }
-    j.flush();
-    j.compact(state);
-    j.wait_compaction();
-    Ok(())
-}
 
 /// Fills `dir` with segment files of findings over the last day, up to
 /// about `bytes` (the store's cap less one segment); returns the records
@@ -430,16 +382,6 @@ fn measure(
     })
 }
 
-fn status_kb(pid: u32, key: &str) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with(key))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 /// Records in the store's segment files now.
 fn stored(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
@@ -490,7 +432,13 @@ pub fn run(args: &[String]) -> Result<()> {
     );
     d.bin = Some(crate::waf_release_bin());
     let t = Instant::now();
-    write_journal(&d.state_dir, bans)?;
+    let reasons: Vec<Arc<str>> = ["detection: sqli", "rate limit", "manual", "scanner"]
+        .iter()
+        .map(|r| Arc::from(*r))
+        .collect();
+    write_journal(&d.state_dir, bans, 86_400, |i| {
+        reasons[(i % 4) as usize].clone()
+    })?;
     let cap: u64 = STORE_MB << 20;
     let (prefilled, ids) = prefill(&d.state_dir.join("findings"), cap - cap / 8, cap / 8)?;
     println!(
@@ -600,7 +548,7 @@ pub fn run(args: &[String]) -> Result<()> {
         .saturating_sub(written0);
     let rss_mb = d
         .pid()
-        .and_then(|p| status_kb(p, "VmRSS:"))
+        .and_then(|p| super::status_kb(p, "VmRSS:"))
         .map_or(0.0, |k| k as f64 / 1024.0);
     let findings_stored = stored(&d.state_dir.join("findings"));
     let per_min = blocked as f64 / secs * 60.0;

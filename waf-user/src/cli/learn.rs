@@ -3,11 +3,7 @@
 //! --baseline FILE`: replays a log through the tracker the proxy uses and
 //! prints the sources it flags. No daemon needed.
 
-use std::{
-    io::{BufRead, BufReader, Read},
-    path::Path,
-    time::Instant,
-};
+use std::{io::Read, path::Path, time::Instant};
 
 use anyhow::{Context as _, Result, bail};
 use serde_json::json;
@@ -23,44 +19,12 @@ use crate::{
 };
 
 /// Calls `f` with each line of `r` (without its end), or None for a line
-/// longer than [`MAX_LINE`] or not UTF-8; memory stays bounded whatever
-/// the input.
+/// longer than [`MAX_LINE`] or not UTF-8 (`values::each_line`).
 fn each_line(r: impl Read, mut f: impl FnMut(Option<&str>)) -> Result<()> {
-    let mut r = BufReader::with_capacity(64 * 1024, r);
-    let mut line = Vec::with_capacity(1024);
-    let mut too_long = false;
-    loop {
-        let buf = r.fill_buf().context("reading the log")?;
-        if buf.is_empty() {
-            if !line.is_empty() || too_long {
-                f((!too_long)
-                    .then(|| std::str::from_utf8(&line).ok())
-                    .flatten());
-            }
-            return Ok(());
-        }
-        let (chunk, end) = match memchr::memchr(b'\n', buf) {
-            Some(i) => (&buf[..i], Some(i + 1)),
-            None => (buf, None),
-        };
-        if !too_long {
-            if line.len() + chunk.len() > MAX_LINE {
-                too_long = true;
-                line.clear();
-            } else {
-                line.extend_from_slice(chunk);
-            }
-        }
-        let used = end.unwrap_or(buf.len());
-        r.consume(used);
-        if end.is_some() {
-            f((!too_long)
-                .then(|| std::str::from_utf8(&line).ok())
-                .flatten());
-            line.clear();
-            too_long = false;
-        }
-    }
+    crate::values::each_line(r, MAX_LINE, |l| {
+        f(l.and_then(|b| std::str::from_utf8(b).ok()))
+    })
+    .context("reading the log")
 }
 
 fn open(log: &Path) -> Result<Box<dyn Read>> {

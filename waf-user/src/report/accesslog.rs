@@ -2,10 +2,7 @@
 //! `MAX_LINE` bytes each), parsed by `anomaly::logline`, the proxy's own
 //! formats read back.
 
-use std::{
-    io::{BufRead as _, BufReader, Read as _},
-    path::Path,
-};
+use std::path::Path;
 
 use super::{Hour, Inputs, MAX_LINE, MAX_WINDOW};
 use crate::values::rfc3339;
@@ -95,40 +92,18 @@ impl Hours {
     }
 }
 
-/// Reads the log at `path` into `hours` (a missing file reads as empty).
+/// Reads the log at `path` into `hours` (a missing file reads as empty;
+/// a read error ends the reading).
 pub fn read(path: &Path, hours: &mut Hours, inputs: &mut Inputs) {
     let Ok(f) = std::fs::File::open(path) else {
         return;
     };
-    let mut r = BufReader::with_capacity(256 * 1024, f);
-    let mut buf = Vec::with_capacity(1024);
-    loop {
-        buf.clear();
-        let Ok(n) = r.by_ref().take(MAX_LINE as u64).read_until(b'\n', &mut buf) else {
+    let _ = crate::values::each_line(f, MAX_LINE, |line| {
+        let Some(line) = line else {
+            inputs.log_unreadable += 1; // too long
             return;
         };
-        if n == 0 {
-            return;
-        }
-        if buf.last() != Some(&b'\n') && n == MAX_LINE {
-            // Too long: skip to the end of the line.
-            inputs.log_unreadable += 1;
-            let mut sink = Vec::new();
-            loop {
-                sink.clear();
-                match r
-                    .by_ref()
-                    .take(MAX_LINE as u64)
-                    .read_until(b'\n', &mut sink)
-                {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) if sink.last() == Some(&b'\n') => break,
-                    Ok(_) => {}
-                }
-            }
-            continue;
-        }
-        let line = String::from_utf8_lossy(&buf);
+        let line = String::from_utf8_lossy(line);
         match crate::anomaly::logline::parse(line.trim_end()) {
             Some(rec) if hours.add(rec.time, fate(&rec.verdict, rec.status)) => {
                 inputs.log_lines += 1
@@ -137,5 +112,5 @@ pub fn read(path: &Path, hours: &mut Hours, inputs: &mut Inputs) {
             None if !line.trim().is_empty() => inputs.log_unreadable += 1,
             None => {}
         }
-    }
+    });
 }

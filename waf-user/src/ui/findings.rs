@@ -70,30 +70,12 @@ pub async fn page(
         esc(q.text("rule")),
         esc(q.text("kind")),
         esc(q.text("path")),
-        ["", "block", "would_block", "pass"]
-            .iter()
-            .map(|v| format!(
-                "<option value=\"{v}\"{}>{}</option>",
-                if q.text("verdict") == *v {
-                    " selected"
-                } else {
-                    ""
-                },
-                if v.is_empty() { "any verdict" } else { v }
-            ))
-            .collect::<String>(),
-        ["", "proxy", "mirror"]
-            .iter()
-            .map(|v| format!(
-                "<option value=\"{v}\"{}>{}</option>",
-                if q.text("origin") == *v {
-                    " selected"
-                } else {
-                    ""
-                },
-                if v.is_empty() { "proxy and mirror" } else { v }
-            ))
-            .collect::<String>()
+        options(
+            &["block", "would_block", "pass"],
+            q.text("verdict"),
+            "any verdict"
+        ),
+        options(&["proxy", "mirror"], q.text("origin"), "proxy and mirror"),
     );
     match api_findings::list(State(ui.api.clone()), Ok(Query(query))).await {
         Err(e) => {
@@ -154,6 +136,21 @@ pub async fn page(
     }
     exclusions(&ui, &s, &mut b).await;
     frame(&ui, &s, "Detections", "/ui/findings").render(&b)
+}
+
+/// A select's options: `any` (the empty value), then `values`, the one
+/// equal to `current` selected.
+fn options(values: &[&str], current: &str, any: &str) -> String {
+    std::iter::once("")
+        .chain(values.iter().copied())
+        .map(|v| {
+            format!(
+                "<option value=\"{v}\"{}>{}</option>",
+                if current == v { " selected" } else { "" },
+                if v.is_empty() { any } else { v }
+            )
+        })
+        .collect()
 }
 
 /// The runtime exclusions in force, each with a remove button.

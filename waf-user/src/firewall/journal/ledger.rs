@@ -17,7 +17,7 @@
 
 use std::{
     fs::{self, File, OpenOptions},
-    io::{BufRead as _, BufReader, Read as _, Write as _},
+    io::Write as _,
     path::{Path, PathBuf},
 };
 
@@ -152,56 +152,31 @@ impl Writer {
 /// What reading the ledger found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReadStats {
-    /// Lines read (in the window or not).
+    /// Lines read, at most `MAX_LINE` bytes long (in the window or not).
     pub lines: u64,
     /// Lines that did not parse, or were too long.
     pub unreadable: u64,
 }
 
 /// Hands every entry made at or after `since` to `visit`, oldest file
-/// first. Missing files read as empty.
+/// first. Missing files read as empty; a read error ends a file.
 pub fn read(dir: &Path, since: u32, mut visit: impl FnMut(Entry)) -> ReadStats {
     let mut st = ReadStats::default();
     for name in [OLD, FILE] {
         let Ok(f) = File::open(dir.join(name)) else {
             continue;
         };
-        let mut r = BufReader::new(f);
-        let mut buf = Vec::with_capacity(256);
-        loop {
-            buf.clear();
-            let Ok(n) = r.by_ref().take(MAX_LINE as u64).read_until(b'\n', &mut buf) else {
-                break;
-            };
-            if n == 0 {
-                break;
-            }
-            if buf.last() != Some(&b'\n') {
+        let _ = crate::values::each_line(f, MAX_LINE, |line| {
+            st.lines += u64::from(line.is_some());
+            // Too long, damaged, or torn (a crash mid-write): counted.
+            let Some(Ok(e)) = line.map(serde_json::from_slice::<Entry>) else {
                 st.unreadable += 1;
-                if n < MAX_LINE {
-                    break; // a torn last line
-                }
-                // Too long: skip to the end of the line.
-                let mut sink = Vec::new();
-                while let Ok(m) = r
-                    .by_ref()
-                    .take(MAX_LINE as u64)
-                    .read_until(b'\n', &mut sink)
-                {
-                    if m == 0 || sink.last() == Some(&b'\n') {
-                        break;
-                    }
-                    sink.clear();
-                }
-                continue;
+                return;
+            };
+            if e.created >= since {
+                visit(e);
             }
-            st.lines += 1;
-            match serde_json::from_slice::<Entry>(&buf) {
-                Ok(e) if e.created >= since => visit(e),
-                Ok(_) => {}
-                Err(_) => st.unreadable += 1,
-            }
-        }
+        });
     }
     st
 }
