@@ -84,8 +84,9 @@ pub struct Journal {
     dir: PathBuf,
     seq: u64,
     buf: Vec<u8>,
-    /// Ledger lines of the batch (see [`ledger`]).
-    ledger: Vec<u8>,
+    /// The batch's bans for the ledger (see [`ledger`]): written out by
+    /// the writer thread, off the owner's.
+    ledger: Vec<crate::firewall::types::Ban>,
     tx: mpsc::Sender<writer::Msg>,
     writer: Option<JoinHandle<()>>,
     /// The writer until its thread starts (at the first commit: no thread
@@ -197,7 +198,7 @@ impl Journal {
         if let Record::Ban(b) = r
             && ledger::wants(b)
         {
-            ledger::line(&mut self.ledger, b);
+            self.ledger.push(b.clone());
         }
     }
 

@@ -17,8 +17,8 @@ pub enum Msg {
     Batch {
         /// The records.
         bytes: Vec<u8>,
-        /// Their ban ledger lines.
-        ledger: Vec<u8>,
+        /// Their bans for the ban ledger.
+        ledger: Vec<crate::firewall::types::Ban>,
         /// Run after the sync.
         acks: Vec<Ack>,
     },
@@ -54,7 +54,7 @@ impl Writer {
                 msgs.push(m);
             }
             let mut acks: Vec<Ack> = Vec::new();
-            let mut ledger: Vec<u8> = Vec::new();
+            let mut ledger = Vec::new();
             let mut dirty = false;
             let mut failed: Option<String> = None;
             let mut stop = false;
@@ -65,7 +65,7 @@ impl Writer {
                         ledger: l,
                         acks: a,
                     } => {
-                        ledger.extend_from_slice(&l);
+                        ledger.extend(l);
                         if !bytes.is_empty() {
                             if let Err(e) = self.file.write_all(&bytes) {
                                 failed = Some(format!("writing the log: {e}"));
@@ -106,7 +106,13 @@ impl Writer {
             }
             // After the acknowledgements, and not synced on its own: the
             // ledger is an account, never on a ban's critical path.
-            self.ledger.write(&ledger);
+            if !ledger.is_empty() {
+                let mut lines = Vec::with_capacity(ledger.len() * 160);
+                for b in &ledger {
+                    super::ledger::line(&mut lines, b);
+                }
+                self.ledger.write(&lines);
+            }
             if stop {
                 break;
             }
