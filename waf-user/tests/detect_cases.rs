@@ -610,3 +610,149 @@ fn never_panics_on_random_or_mangled_input() {
         }
     }
 }
+
+/// Payloads a NUL or binary noise around them must not hide: in a JSON
+/// string and in a multipart field, a value with a NUL (or one odd byte in
+/// twenty) reads as binary, and its text runs still meet every rule.
+const HIDDEN: &[(&str, Kind)] = &[
+    ("../../../../../../../../../../etc/passwd", Kind::Lfi),
+    (
+        "' and (select 1 from users where name='admin')--",
+        Kind::Sqli,
+    ),
+    ("<script>alert(document.cookie)</script>", Kind::Xss),
+];
+
+/// `s` as a JSON string literal with every char above U+007E or below
+/// U+0020 escaped as `\uXXXX`.
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            ' '..='~' => out.push(ch),
+            _ => out.push_str(&format!("\\u{:04x}", ch as u32)),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[test]
+fn a_nul_after_a_payload_does_not_make_it_binary() {
+    let e = default_engine();
+    for (p, kind) in HIDDEN {
+        for tail in ["\0", "\0\0\0\0", "\0.jpg", "\u{1}\u{2}\u{3}"] {
+            let v = format!("{p}{tail}");
+            let body = format!("{{\"lang\":\"en\",\"value\":{}}}", json_str(&v));
+            let verdict = post(e, "/api", "application/json", &body);
+            assert_eq!(verdict.action, Action::Block, "json {v:?}: {verdict:?}");
+            assert!(kinds(&verdict).contains(kind), "json {v:?}: {verdict:?}");
+            let b = "----b0undary";
+            let body = format!(
+                "--{b}\r\nContent-Disposition: form-data; name=\"value\"\r\n\r\n{v}\r\n--{b}--\r\n"
+            );
+            let verdict = post(
+                e,
+                "/api",
+                &format!("multipart/form-data; boundary={b}"),
+                &body,
+            );
+            assert_eq!(
+                verdict.action,
+                Action::Block,
+                "multipart {v:?}: {verdict:?}"
+            );
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// A payload between runs of random bytes (a compressed blob with an
+    /// attack spliced in) is found.
+    #[test]
+    fn a_payload_inside_binary_noise_is_found(
+        before in proptest::collection::vec(0u8..=255, 8..200),
+        after in proptest::collection::vec(0u8..=255, 0..200),
+        which in 0..HIDDEN.len(),
+    ) {
+        let e = default_engine();
+        // Each byte as the char of the same number (what `\u00XX` escapes
+        // give); a NUL ends the noise so the payload starts a run.
+        let noise = |b: &[u8]| b.iter().map(|&x| char::from(x)).collect::<String>();
+        let (p, kind) = HIDDEN[which];
+        let v = format!("{}\0{p}\0{}", noise(&before), noise(&after));
+        let body = format!("{{\"value\":{}}}", json_str(&v));
+        let verdict = post(e, "/api", "application/json", &body);
+        proptest::prop_assert!(kinds(&verdict).contains(&kind), "{:?}: {:?}", v, verdict);
+        proptest::prop_assert_eq!(verdict.action, Action::Block);
+    }
+}
+
+#[test]
+fn compressed_bodies_are_inspected_and_unknown_codings_refused() {
+    use std::io::Write as _;
+    let e = default_engine();
+    let inspect = |coding: &str, body: Vec<u8>| {
+        let headers = vec![
+            ("Host".to_owned(), "app.example".to_owned()),
+            ("User-Agent".to_owned(), UA.to_owned()),
+            ("Content-Type".to_owned(), "application/json".to_owned()),
+            ("Content-Encoding".to_owned(), coding.to_owned()),
+        ];
+        let req = Request::from_parts("POST", "/api", headers, body, e.limits()).expect("request");
+        e.inspect(&req, None)
+    };
+    let gz = |b: &[u8]| {
+        let mut g = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        g.write_all(b).unwrap();
+        g.finish().unwrap()
+    };
+    let attack = br#"{"q":"' union select password from users--"}"#;
+    let v = inspect("gzip", gz(attack));
+    assert_eq!(v.action, Action::Block, "{v:?}");
+    assert!(kinds(&v).contains(&Kind::Sqli), "{v:?}");
+    // A benign compressed beacon passes, and its text was read (a clean
+    // verdict with no protocol finding about its coding).
+    let v = inspect("gzip", gz(br#"{"event":"view","page":"/home"}"#));
+    assert_eq!(v.action, Action::Pass, "{v:?}");
+    assert!(
+        v.attacks
+            .iter()
+            .all(|f| f.kind == Kind::Protocol && !f.rule.contains("encoding")),
+        "{v:?}"
+    );
+    // A coding the inspector cannot undo is refused, never passed unread.
+    let v = inspect("br", attack.to_vec());
+    assert_eq!(v.action, Action::Block, "{v:?}");
+}
+
+#[test]
+fn a_payload_past_the_parameter_limit_is_never_passed_unseen() {
+    let e = default_engine();
+    let payload = "%27%20union%20select%20password%20from%20users--";
+    let many: Vec<String> = (0..1100).map(|i| format!("k{i}=1")).collect();
+    let v = post(
+        e,
+        "/f",
+        "application/x-www-form-urlencoded",
+        &format!("{}&v={payload}", many.join("&")),
+    );
+    assert_eq!(v.action, Action::Block, "form: {v:?}");
+    let v = get(e, &format!("/s?{}&v={payload}", many.join("&")));
+    assert_eq!(v.action, Action::Block, "query: {v:?}");
+    let headers = vec![
+        ("Host".to_owned(), "app.example".to_owned()),
+        ("User-Agent".to_owned(), UA.to_owned()),
+        (
+            "Cookie".to_owned(),
+            format!("{}; v={payload}", many.join("; ")),
+        ),
+    ];
+    let req = Request::from_parts("GET", "/", headers, Vec::new(), e.limits()).expect("request");
+    let v = e.inspect(&req, None);
+    assert_eq!(v.action, Action::Block, "cookies: {v:?}");
+}

@@ -12,6 +12,7 @@
 mod anomaly;
 mod demo;
 mod eval;
+mod external;
 mod fuzz;
 mod setup;
 mod ui_shots;
@@ -98,6 +99,15 @@ enum Task {
     /// Write the generated detection sets (the evasion set: every attack
     /// family x encoding x placement; the benign look-alikes) to tests/data/.
     Corpus,
+    /// Fetch payload lists others wrote (the Debian packages of wfuzz and
+    /// wapiti, unpacked under target/ext/, never installed) and write them,
+    /// with any --lists directories (`<source>/<family>__<name>.txt`), as
+    /// labeled requests in every placement to target/ext/external.jsonl.
+    External {
+        /// More directories of lists.
+        #[arg(long)]
+        lists: Vec<PathBuf>,
+    },
     /// Run the property-based fuzz targets in release mode: http, framing,
     /// multipart, json, xml, canonical, mirror, normalize, config, api,
     /// xdp, xdp_rate (no TARGET: all; the xdp targets need root). Prints
@@ -194,6 +204,7 @@ fn main() -> Result<()> {
             anomaly::run(&workspace_root().join("target/release/waf"), &opts)
         }
         Task::Corpus => run(tests_bin("waf-corpus").arg(workspace_root().join("tests/data"))),
+        Task::External { lists } => external::run_external(&lists),
         Task::Install => {
             setup::ensure()?;
             build_release()?;

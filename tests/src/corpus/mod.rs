@@ -10,6 +10,7 @@
 //! corpus` writes them to `tests/data/`, `cargo xtask eval` scores them.
 
 pub mod encode;
+pub mod external;
 mod lookalike;
 pub mod payloads;
 

@@ -52,6 +52,11 @@ pub enum Anomaly {
     MultipartSuspiciousName(String),
     /// A multipart part with a Content-Transfer-Encoding header.
     MultipartTransferEncoding,
+    /// A Content-Encoding the inspector cannot undo (not gzip or deflate,
+    /// or more than three): the body is inspected as sent.
+    UnsupportedContentEncoding(String),
+    /// A gzip or deflate body that does not decode.
+    InvalidContentEncoding(String),
     /// More parameters than the limit: the rest are not inspected.
     TooManyParams,
     /// A trusted proxy's forwarding header (`X-Forwarded-For`,

@@ -2,7 +2,8 @@
 //! chunked encoding; and the construction shared with `from_parts`.
 
 use super::{
-    Anomaly, Body, CanonicalPath, Header, Limits, ParseError, Request, body, framing, target,
+    Anomaly, Body, CanonicalPath, Header, Limits, ParseError, Request, body, coding, framing,
+    target,
 };
 
 /// The longest method accepted at all (longer ones are an error).
@@ -39,8 +40,8 @@ pub(super) fn parse(raw: &[u8], limits: &Limits) -> Result<Request, ParseError> 
     let length = framing::body_length(&headers, &mut anomalies);
     let framed = frame_body(&raw[body_start..], length, &mut anomalies);
     let seen = framed.bytes.len() as u64;
-    let body = body::prepare(
-        content_type(&headers),
+    let body = prepare_decoded(
+        &headers,
         &framed.bytes,
         framed.declared.max(seen),
         framed.incomplete,
@@ -48,6 +49,44 @@ pub(super) fn parse(raw: &[u8], limits: &Limits) -> Result<Request, ParseError> 
         &mut anomalies,
     );
     build(method, target, version, headers, body, limits, anomalies)
+}
+
+/// [`body::prepare`] on the body with its content codings undone
+/// ([`coding::decode`], at most one byte past `max_body`), or as sent.
+fn prepare_decoded(
+    headers: &[Header],
+    bytes: &[u8],
+    total: u64,
+    incomplete: bool,
+    limits: &Limits,
+    anomalies: &mut Vec<Anomaly>,
+) -> body::Prepared {
+    let cap = limits.max_body.saturating_add(1);
+    match coding::decode(headers, bytes, cap, incomplete, anomalies) {
+        Some(d) => {
+            let len = d.bytes.len() as u64 + u64::from(d.capped);
+            let body = body::prepare(
+                content_type(headers),
+                &d.bytes,
+                len,
+                incomplete || d.capped,
+                limits,
+                anomalies,
+            );
+            body::Prepared {
+                len: total.max(body.len),
+                ..body
+            }
+        }
+        None => body::prepare(
+            content_type(headers),
+            bytes,
+            total,
+            incomplete,
+            limits,
+            anomalies,
+        ),
+    }
 }
 
 pub(super) fn from_parts(
@@ -92,14 +131,7 @@ pub(super) fn from_parts(
         framing::BodyLength::Fixed(n) => (n.max(seen), !complete || n > seen),
         _ => (seen, !complete),
     };
-    let body = body::prepare(
-        content_type(&headers),
-        &body,
-        total,
-        incomplete,
-        limits,
-        &mut anomalies,
-    );
+    let body = prepare_decoded(&headers, &body, total, incomplete, limits, &mut anomalies);
     build(
         method,
         uri.to_owned(),
@@ -286,7 +318,12 @@ fn build(
     {
         target::parse_cookies(&h.value, &mut cookies);
     }
-    cookies.truncate(limits.max_params);
+    if cookies.len() > limits.max_params {
+        // The rest are not inspected: say so (a payload after 1,024
+        // decoys must not pass unseen).
+        cookies.truncate(limits.max_params);
+        anomalies.push(Anomaly::TooManyParams);
+    }
     let hosts: Vec<&Header> = headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("host"))

@@ -301,10 +301,10 @@ impl Engine {
                     Encoding::Text,
                 );
             }
-            None => self.scan(
+            None => self.scan_binary(
                 c,
                 &data,
-                targets::FILE,
+                targets::ARGS,
                 &|| format!("multipart:{}", short(&p.name)),
                 Encoding::Text,
             ),

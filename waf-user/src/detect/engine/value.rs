@@ -48,7 +48,12 @@ impl Engine {
             return;
         }
         let raw = value.as_bytes();
-        let target = binary_target(raw, target);
+        let binary = binary_target(raw, target);
+        if binary != target && target & targets::DOC != 0 {
+            self.scan_binary(c, value, target, loc, enc);
+            return;
+        }
+        let target = binary;
         let plain = is_plain(raw)
             || (target == targets::HEADERS && is_quiet_header(raw))
             || (target == targets::UA_REF && is_quiet_user_agent(raw));
@@ -92,6 +97,41 @@ impl Engine {
         {
             let inner = || format!("{}(base64)", loc());
             self.scan(c, &text, target, &inner, Encoding::Base64);
+        }
+        // The same for a `data:` URI's base64 payload, in documents too
+        // (`data:;base64,PD9waHAg...` included as a file).
+        if target
+            & (targets::ARGS | targets::NAMES | targets::DOC | targets::HEADERS | targets::UA_REF)
+            != 0
+            && enc != Encoding::Base64
+            && let Some(text) = normalize::data_uri_text(&n.dec)
+        {
+            let inner = || format!("{}(data-uri)", loc());
+            self.scan(c, &text, target, &inner, Encoding::Base64);
+        }
+    }
+
+    /// A value that looks like binary data (a compressed blob, an image
+    /// in a form field): the file-content rules on all of it, and every
+    /// rule of `target` on its text: the runs of at least [`MIN_RUN`]
+    /// printable ASCII characters (NUL bytes removed first, as the
+    /// normaliser removes them), one a line. A NUL or a few control
+    /// characters added to a payload make its value binary, never
+    /// uninspected.
+    pub(super) fn scan_binary(
+        &self,
+        c: &mut Collector,
+        value: &str,
+        target: u16,
+        loc: &dyn Fn() -> String,
+        enc: Encoding,
+    ) {
+        self.scan(c, value, targets::FILE, loc, enc);
+        let text = text_runs(value);
+        if !text.is_empty() {
+            let inner = || format!("{}(text)", loc());
+            // Text by construction: `scan` reads it as text.
+            self.scan(c, &text, target, &inner, enc);
         }
     }
 
@@ -171,9 +211,41 @@ fn log4shell_lookups(
     c.add(Kind::Log4shell, rule, severity, 1, &l, &m, value);
 }
 
-/// Binary data (compressed blobs in JSON strings...) only meets the few
-/// rules meant for file contents. Values of the request line and headers
-/// are never binary: a raw NUL there is an evasion.
+/// Shortest run of printable characters [`Engine::scan_binary`] reads
+/// as text (random bytes seldom make one: about 2 in 10,000 positions).
+const MIN_RUN: usize = 8;
+
+/// The runs of at least [`MIN_RUN`] printable ASCII characters (and
+/// tabs, line breaks) of `value` once its NUL characters are removed,
+/// joined by line feeds.
+fn text_runs(value: &str) -> String {
+    let mut out = String::new();
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() >= MIN_RUN {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for ch in value.chars() {
+        match ch {
+            '\0' => {}
+            ' '..='~' | '\t' | '\r' | '\n' => run.push(ch),
+            _ => flush(&mut run, &mut out),
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+/// Binary data only meets the few rules meant for file contents: a raw
+/// body of another type (protobuf) as a whole; a document value
+/// (compressed blobs in JSON strings) also has its text read
+/// ([`Engine::scan_binary`]). Values of the request line, headers and
+/// forms are never binary: a raw NUL there is an evasion.
 fn binary_target(raw: &[u8], target: u16) -> u16 {
     if raw.len() >= 32 && target & (targets::DOC | targets::BODY) != 0 && !is_text(raw) {
         targets::FILE

@@ -42,6 +42,32 @@ pub fn base64_text(v: &[u8]) -> Option<String> {
         .flatten()
 }
 
+/// The text the base64 payload of a `data:` URI in `v` decodes to
+/// (`data:;base64,PD9waHAg...`, `data:text/html;base64,...`), on the
+/// terms of [`base64_text`]: an image's bytes are not text.
+pub fn data_uri_text(v: &[u8]) -> Option<String> {
+    const MARK: &[u8] = b";base64,";
+    let at = memchr::memmem::find_iter(v, b",")
+        .find(|&i| i + 1 >= MARK.len() && v[i + 1 - MARK.len()..=i].eq_ignore_ascii_case(MARK))?;
+    let head = &v[..at + 1 - MARK.len()];
+    let scheme = head
+        .windows(5)
+        .rposition(|w| w.eq_ignore_ascii_case(b"data:"))?;
+    // Only a media type and parameters between `data:` and `;base64`.
+    if head[scheme + 5..]
+        .iter()
+        .any(|&c| !(c.is_ascii_alphanumeric() || b"/+.-;=_ ".contains(&c)))
+    {
+        return None;
+    }
+    let rest = &v[at + 1..];
+    let end = rest
+        .iter()
+        .position(|&c| !(c.is_ascii_alphanumeric() || b"+/=-_".contains(&c)))
+        .unwrap_or(rest.len());
+    base64_text(&rest[..end])
+}
+
 /// The six bits a base64 character stands for (both alphabets).
 fn sextet(c: u8) -> Option<u32> {
     match c {
@@ -93,5 +119,30 @@ mod tests {
         assert_eq!(base64_text(b"KGEpOyhiKTsoYyk7*A=="), None);
         let huge = vec![b'K'; BASE64_MAX + 4];
         assert_eq!(base64_text(&huge), None);
+    }
+
+    #[test]
+    fn data_uris_decode_their_base64_text_only() {
+        let php = b"data:;base64,PD9waHAgZWNobyAndzRwMXQxJzsgPz4=";
+        assert_eq!(
+            data_uri_text(php).as_deref(),
+            Some("<?php echo 'w4p1t1'; ?>")
+        );
+        let html = b"x=DATA:text/html;charset=utf-8;BASE64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==&y";
+        assert_eq!(
+            data_uri_text(html).as_deref(),
+            Some("<script>alert(1)</script>")
+        );
+        // An image is no text; base64 without `data:` is base64_text's.
+        assert_eq!(
+            data_uri_text(b"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAAB"),
+            None
+        );
+        assert_eq!(data_uri_text(b"PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg=="), None);
+        assert_eq!(data_uri_text(b";base64,"), None);
+        assert_eq!(
+            data_uri_text(b"data:<x>;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg=="),
+            None
+        );
     }
 }

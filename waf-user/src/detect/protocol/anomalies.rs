@@ -10,11 +10,13 @@ use crate::http::{Anomaly, Request};
 pub fn anomalies(req: &Request, c: &mut Collector) {
     for a in &req.anomalies {
         let (rule, sev, detail) = finding(a);
-        // A fragment is sent by broken clients more than by attackers.
-        let paranoia = if let Anomaly::FragmentInTarget = a {
-            2
-        } else {
-            1
+        // A fragment is sent by broken clients more than by attackers; a
+        // compressed body that does not decode hides nothing (the
+        // application cannot read it either).
+        let paranoia = match a {
+            Anomaly::FragmentInTarget => 2,
+            Anomaly::InvalidContentEncoding(_) => 3,
+            _ => 1,
         };
         c.add(K, rule, sev, paranoia, "request", &detail, "");
     }
@@ -59,7 +61,13 @@ fn finding(a: &Anomaly) -> (&'static str, Severity, String) {
             Critical,
             String::new(),
         ),
-        Anomaly::TooManyParams => ("protocol-too-many-params", Error, String::new()),
+        Anomaly::UnsupportedContentEncoding(v) => {
+            ("protocol-content-encoding", Critical, v.clone())
+        }
+        Anomaly::InvalidContentEncoding(v) => {
+            ("protocol-invalid-content-encoding", Notice, v.clone())
+        }
+        Anomaly::TooManyParams => ("protocol-too-many-params", Critical, String::new()),
         Anomaly::MalformedForwarding => ("protocol-malformed-forwarding", Warning, String::new()),
     }
 }

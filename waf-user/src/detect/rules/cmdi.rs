@@ -350,7 +350,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Cmd,
             t,
-            r"(?:^|[)'\x22`\]]|\.[a-z]{2,4})\s*\|\s*(?:(?:/?usr)?/?bin/)?(?:id|whoami|uname|pwd|ls|dir|ifconfig|ipconfig|hostname|ver|set|env|ps|netstat)\s*(?:$|[|;&`])|^\s*[|&;]\s*sleep\s+\d+\s*(?:$|[;|&`])",
+            r"(?:^|[)'\x22`\]]|\.[a-z]{2,4})\s*\|\s*(?:(?:/?usr)?/?bin/)?(?:id|whoami|uname|pwd|ls|dir|ifconfig|ipconfig|hostname|ver|set|env|ps|netstat)\s*(?:$|[|;&`])|^\s*[|&;]\s*sleep\s+\d+\s*(?:$|[;|&`])|(?:\|\|?|;)\s*sleep\s+\d+\s*(?:$|[;|&`#])|&&?\s*sleep\s+\d+\s*[;|&`#]",
         ),
         // Windows account and share commands: `| net user x /add`.
         rule(

@@ -453,6 +453,19 @@ pub fn rules() -> Vec<Rule> {
             PATH,
             r"\b(?:eval|assert|system|exec)\s*\(|\bbase64_decode\b",
         ),
+        // A statement broken out of a string or a statement, a call, and
+        // a comment swallowing what followed (`';exit(md5('x'));//`,
+        // `".system('id');#`): the shape of an eval injection in PHP,
+        // Perl or JavaScript, whatever the function.
+        rule(
+            "code-statement-breakout",
+            K,
+            Critical,
+            1,
+            View::Low,
+            ARGS | NAMES | UA_REF | BODY | DOC | HEADERS,
+            r#"[;'"`]\s*\.?\s*[a-z_$][\w$]*\s*\((?:[^()\n]|\([^()\n]*\))*\)\s*;\s*(?://|#)[^\n]*$"#,
+        ),
         // A whole value that is one PHP call: `is_array()`, `printf(foo)`.
         rule(
             "php-call-value",

@@ -14,6 +14,9 @@ const OS_FILES: &[&str] = &[
     "etc/group",
     "etc/gshadow",
     "etc/hosts",
+    "etc/services",
+    "etc/networks",
+    "etc/protocols",
     "etc/issue",
     "etc/master.passwd",
     "etc/sudoers",
@@ -267,7 +270,18 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             ARGS | NAMES | UA_REF | HEADERS | BODY | FILENAME | DOC,
-            r"(?:\.{2,3}[/\\]+(?:\.[/\\]+)*){2,}|(?:^|[/\\])\.{2,3}[/\\]+\.{2,3}(?:$|[/\\])|\.\.;|[/\\]\.\.$|(?:^|[=\s'\x22])\.\.\\",
+            r"(?:\.{2,}[/\\]+(?:\.[/\\]+)*){2,}|(?:^|[/\\])\.{2,3}[/\\]+\.{2,3}(?:$|[/\\])|\.\.;|[/\\]\.\.$|(?:^|[=\s'\x22])\.\.\\",
+        ),
+        // An NTFS alternate data stream (`index.php::$DATA`): the script's
+        // source instead of its output.
+        rule(
+            "lfi-ntfs-stream",
+            K,
+            Critical,
+            1,
+            View::Low,
+            t | FILENAME,
+            r"::\$(?:data|index_allocation|bitmap|attribute_list)\b",
         ),
         rule(
             "lfi-traversal-single",
