@@ -60,6 +60,10 @@ impl<'a> Collector<'a> {
         if paranoia > self.paranoia || (self.excluded)(kind, rule, location) {
             return;
         }
+        let severity = match super::ladder::critical_from(rule) {
+            Some(level) if self.paranoia >= level => Severity::Critical,
+            _ => severity,
+        };
         if self
             .findings
             .iter()

@@ -17,6 +17,7 @@ pub mod collect;
 pub mod config;
 pub mod engine;
 pub mod kind;
+mod ladder;
 pub mod libinj;
 pub mod lines;
 pub mod log4shell;

@@ -133,7 +133,8 @@ pub(super) fn missing(req: &Request, c: &mut Collector) {
             Warning
         };
         c.add(K, "protocol-missing-content-type", sev, 1, LOC, "", "");
-        // Paranoia 4 refuses a text body no browser would send unlabelled.
+        // Paranoia 4 refuses a text body no browser would send unlabelled
+        // (and from 3 the finding above is critical: `detect::ladder`).
         if sev == MISSING_TYPE_TEXT {
             c.add(
                 K,

@@ -225,14 +225,14 @@ pub fn rules() -> Vec<Rule> {
             t,
             format!(r"{soft}\s*{prefix}(?:{strong}|{medium}|{weak}){ver}{arg}"),
         ),
-        // Paranoia 4: a value that starts with a command and any argument
+        // Paranoia 3: a value that starts with a command and any argument
         // (`time who`, `ls foo bar`): what a shell reads, and a sentence
         // that starts with such a word.
         rule(
             "cmdi-leading-command-strict",
             K,
             Critical,
-            4,
+            3,
             View::Cmd,
             ARGS | BODY | DOC,
             format!(r"^\s*{prefix}(?:{strong}|{medium}|{weak}){ver}\s+[\w./~$-]"),

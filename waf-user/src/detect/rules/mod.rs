@@ -173,14 +173,15 @@ mod tests {
     }
 
     #[test]
-    fn alone_signals_block_only_from_paranoia_4() {
+    fn alone_signals_block_only_from_paranoia_3() {
         let rules = all();
         let r = rules
             .iter()
             .find(|r| r.id == "sqli-fragment-alone")
             .unwrap();
         assert_eq!(r.severity_at(1), Severity::Notice);
-        assert_eq!(r.severity_at(3), Severity::Notice);
+        assert_eq!(r.severity_at(2), Severity::Notice);
+        assert_eq!(r.severity_at(3), Severity::Critical);
         assert_eq!(r.severity_at(4), Severity::Critical);
     }
 

@@ -85,13 +85,13 @@ pub fn rules() -> Vec<Rule> {
         rule("sqli-statement-fragment", K, Critical, 1, View::Sql, th, r#"\bdelete\s+from\s+[\w.`\x22\[\]]+\s*(?:;|--|#|$)|\bcreate\s+(?:temporary\s+)?table\s+(?:if\s+not\s+exists\s+)?[\w.`\x22\[\]]+\s*(?:\(|$|as\b|select\b)|'\s*\?[|&]?\s*(?:'|array\b)|\bmsdb\b"#),
         // An SQL operator alone: counts only with other evidence.
         // Statement fragments too short to decide: count with other evidence.
-        // Paranoia 4 blocks a value that is a SQL fragment or an operator
+        // Paranoia 3 blocks a value that is a SQL fragment or an operator
         // alone (`1=1`, `LIKE NULL`, `order by`): words of a query, but
         // also what a filter form or a spreadsheet cell may hold.
-        rule("sqli-fragment-alone", K, Severity::Notice, 1, View::Sql, t, format!(r#"^\s*exec(?:ute)?\s+[\w.]+\s*$|^\s*(?:order|group)\s+by\s*$|^\s*(?:varchar|nvarchar|char|int|bigint)\s*$|\b(?:{SQL_FUNCS})\W{{0,3}}\(\s*$|(?:^|\s)(?:or|and|xor)\s*$|^\s*\d+\s*(?:=|!=|<>|<=>|\blike\b|\bis\s+not\b)\s*\d+\s*$"#)).critical_from(4),
+        rule("sqli-fragment-alone", K, Severity::Notice, 1, View::Sql, t, format!(r#"^\s*exec(?:ute)?\s+[\w.]+\s*$|^\s*(?:order|group)\s+by\s*$|^\s*(?:varchar|nvarchar|char|int|bigint)\s*$|\b(?:{SQL_FUNCS})\W{{0,3}}\(\s*$|(?:^|\s)(?:or|and|xor)\s*$|^\s*\d+\s*(?:=|!=|<>|<=>|\blike\b|\bis\s+not\b)\s*\d+\s*$"#)).critical_from(3),
         // A run of SQL and shell punctuation (`!@#$%^&*`, `@@@@@@`).
         rule("sqli-meta-run", K, Severity::Notice, 1, View::Low, ARGS | NAMES, r#"[~!@#$%^&*()\[\]|;'`<>]{6,}"#),
-        rule("sqli-operator-alone", K, Severity::Notice, 1, View::Sql, t, r#"^\s*(?:<=>|<>|!=|>=|<=|>>|<<|\|\||&&|==|->>?|xor|div|rlike|regexp|sounds\s+like|(?:is|like)\s+(?:not\s+)?null|not\s+between|in\s*\(\s*[\w\s,'"+-]*\))\s*$"#).critical_from(4),
+        rule("sqli-operator-alone", K, Severity::Notice, 1, View::Sql, t, r#"^\s*(?:<=>|<>|!=|>=|<=|>>|<<|\|\||&&|==|->>?|xor|div|rlike|regexp|sounds\s+like|(?:is|like)\s+(?:not\s+)?null|not\s+between|in\s*\(\s*[\w\s,'"+-]*\))\s*$"#).critical_from(3),
         rule("sqli-quote-tail-comment", K, Critical, 1, View::Sql, t, r"'\s*(?:\s|[-+*/%^<>=!|&~(])[^']{0,60}(?:--|#)[\s-]*$|';\s*$|\b(?:and|or|=|in)\s*\(\s*$"),
         rule("sqli-leading-keyword", K, Error, 1, View::Sql, t, r"^\s*;?\s*(?:select|union|insert|update|delete|create|grant)\s+[\w@*(`\x22]"),
         rule("sqli-leading-statement", K, Critical, 1, View::Sql, t, r#"^\s*[;'"`)]*\s*(?:drop\s+(?:table|database|schema|user|view|index|procedure|function|trigger|if)\b|truncate\s+table\b|alter\s+(?:table|database|user|login|session|system)\b|exec(?:ute)?\s*(?:$|master\b|xp_|sp_|@|\(|immediate\b)|declare\s+@|shutdown\s*(?:$|with\b|;|--)|waitfor\s+(?:delay|time)\b)|^\s*;\s*(?:select|union|insert|update|delete|create|set)\b"#),
