@@ -728,6 +728,18 @@ fn compressed_bodies_are_inspected_and_unknown_codings_refused() {
     // A coding the inspector cannot undo is refused, never passed unread.
     let v = inspect("br", attack.to_vec());
     assert_eq!(v.action, Action::Block, "{v:?}");
+    // A payload behind more zeros than max_body decompresses to is never
+    // passed unread either: the body is refused.
+    let mut padded = vec![b' '; e.limits().max_body + 10];
+    padded.extend_from_slice(attack);
+    let small = gz(&padded);
+    assert!(small.len() < e.limits().max_body / 100);
+    let v = inspect("gzip", small);
+    assert_eq!(v.action, Action::Block, "{v:?}");
+    assert!(
+        v.attacks.iter().any(|f| f.rule == "protocol-content-encoding-overflow"),
+        "{v:?}"
+    );
 }
 
 #[test]

@@ -57,6 +57,10 @@ pub enum Anomaly {
     UnsupportedContentEncoding(String),
     /// A gzip or deflate body that does not decode.
     InvalidContentEncoding(String),
+    /// A compressed body that decompresses past `max_body`: its end would
+    /// go uninspected (a small body can hide a payload behind a megabyte
+    /// of zeros).
+    ContentEncodingOverflow,
     /// More parameters than the limit: the rest are not inspected.
     TooManyParams,
     /// A trusted proxy's forwarding header (`X-Forwarded-For`,

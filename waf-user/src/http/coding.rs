@@ -99,6 +99,9 @@ pub fn decode(
         capped |= cut;
         data = out;
     }
+    if capped {
+        anomalies.push(Anomaly::ContentEncodingOverflow);
+    }
     Some(Decoded {
         bytes: data,
         capped,
@@ -156,6 +159,7 @@ mod tests {
         let d = decode(&h("gzip"), &big, 4096, false, &mut a).unwrap();
         assert_eq!(d.bytes.len(), 4096);
         assert!(d.capped);
+        assert_eq!(a, vec![Anomaly::ContentEncodingOverflow]);
     }
 
     #[test]
@@ -194,9 +198,11 @@ mod tests {
                 prop_assert!(d.bytes.len() <= cap);
             }
             if !body.is_empty() {
-                let d = decode(&h("gzip"), &gz(&body), cap, false, &mut Vec::new()).unwrap();
+                let mut a = Vec::new();
+                let d = decode(&h("gzip"), &gz(&body), cap, false, &mut a).unwrap();
                 prop_assert_eq!(&d.bytes[..], &body[..body.len().min(cap)]);
                 prop_assert_eq!(d.capped, body.len() > cap);
+                prop_assert_eq!(a.contains(&Anomaly::ContentEncodingOverflow), d.capped);
             }
         }
     }

@@ -67,6 +67,11 @@ fn finding(a: &Anomaly) -> (&'static str, Severity, String) {
         Anomaly::InvalidContentEncoding(v) => {
             ("protocol-invalid-content-encoding", Notice, v.clone())
         }
+        Anomaly::ContentEncodingOverflow => (
+            "protocol-content-encoding-overflow",
+            Critical,
+            String::new(),
+        ),
         Anomaly::TooManyParams => ("protocol-too-many-params", Critical, String::new()),
         Anomaly::MalformedForwarding => ("protocol-malformed-forwarding", Warning, String::new()),
     }
