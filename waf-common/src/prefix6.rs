@@ -83,8 +83,11 @@ pub struct V6Plan {
     /// target, so that the verifier learns nothing it carries over from
     /// one target to the next and the paths through the loop stay few).
     pub active: u32,
-    /// Reserved, zero.
-    pub _reserved: u32,
+    /// The source set's IPv6 directory ([`DirBucketV6`]): its buckets'
+    /// count (a power of two) while it answers, 0 while it is rewritten
+    /// (or for a set without one): then the program reads the level-1
+    /// masks as before. Written last by userspace.
+    pub dir_buckets: u32,
     /// The mask of each target's length over the top 64 bits (big-endian
     /// numbers), so that the program computes no mask: fewer branches for
     /// the verifier to follow.
@@ -208,8 +211,76 @@ pub const fn table_buckets(capacity: u32) -> u32 {
     b as u32
 }
 
+/// Entries of a [`DirBucketV6`].
+pub const DIR_WAYS: usize = 7;
+/// The /40s of a /32: the directory keeps a mask byte for each.
+pub const DIR_SUBS: usize = 256;
+
+/// A bucket of the IPv6 directory of the source set: the /32s under which
+/// the set has targets of /32 to /47 (mask level 1), each with the slot of
+/// its per-/40 mask bytes ([`DirSlotV6`]). The level-1 mask is a hash of the
+/// top 32 bits and names every target present anywhere under the /32 (and
+/// under the /32s that share its index); the directory names, per /40,
+/// only the targets whose prefixes cover that /40 or lie inside it, so a
+/// source outside every prefix of a /32 that other prefixes split is
+/// probed at the few targets of its own /40, most often none.
+///
+/// Each entry is one word, written whole: the /32 in the top 32 bits, the
+/// slot plus one in the low 32 (0: empty). A /32 the directory could not
+/// take (its bucket full, or the slots used up) sets the bucket's
+/// `overflow`: the program then reads the level-1 mask for the /32s that
+/// hash there and are not in it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirBucketV6 {
+    /// The entries (see above).
+    pub entries: [u64; DIR_WAYS],
+    /// Non-zero: a /32 hashing here is missing from the directory.
+    pub overflow: u64,
+}
+
+/// The mask bytes of one /32 of the directory: byte `i` (byte `i & 7` of
+/// word `i >> 3`, little-endian) is the source set's level-1 mask byte
+/// for its `i`th /40: the targets of /32 to /47 with a prefix covering the
+/// /40 or inside it, and [`TRIE_BIT`] for the entries of those lengths
+/// kept in the trie only.
+pub type DirSlotV6 = [u64; DIR_SUBS / 8];
+
+/// The directory entry word of /32 `top` at slot `slot`.
+#[inline(always)]
+pub const fn dir_entry(top: u32, slot: u32) -> u64 {
+    (top as u64) << 32 | (slot as u64 + 1)
+}
+
+/// The directory bucket of /32 `top` (the top 32 bits of an address) in
+/// `buckets` buckets (a power of two).
+#[inline(always)]
+pub const fn dir_bucket(top: u32, buckets: u32) -> u32 {
+    (mix64(top as u64 ^ 0x5bd1_e995) >> 32) as u32 & buckets.wrapping_sub(1)
+}
+
+/// Slots of the directory of a set of `capacity` IPv6 entries: one per
+/// eight entries (256 bytes each: 32 bytes an entry), a power of two, at
+/// least 1,024 and at most 2^20.
+pub const fn dir_slots(capacity: u32) -> u32 {
+    let want = capacity as u64 / 8;
+    let mut s: u64 = 1024;
+    while s < want && s < (1 << 20) {
+        s <<= 1;
+    }
+    s as u32
+}
+
+/// Buckets of the directory (64 bytes each): half as many as its slots, so
+/// that its seven ways are at most two-sevenths full.
+pub const fn dir_buckets(capacity: u32) -> u32 {
+    dir_slots(capacity) / 2
+}
+
 #[cfg(feature = "user")]
 mod pod {
+    // SAFETY: #[repr(C)], integers only, no padding (checked below).
+    unsafe impl aya::Pod for super::DirBucketV6 {}
     // SAFETY: #[repr(C)], integers and byte arrays only, no padding
     // (checked below).
     unsafe impl aya::Pod for super::V6Plan {}
@@ -220,6 +291,7 @@ mod pod {
 const _: () = assert!(core::mem::size_of::<V6Plan>() == 24 + 128);
 const _: () = assert!(core::mem::size_of::<PrefixBucketV6>() == 8 + 16 + 128 + 64);
 const _: () = assert!(TARGETS < 8);
+const _: () = assert!(core::mem::size_of::<DirBucketV6>() == 64);
 
 #[cfg(test)]
 mod tests {
