@@ -121,6 +121,10 @@ fn ipv6_sources_under_split_32s_get_the_policys_verdicts() {
             .expect("the source set keeps a directory");
         assert!(dir.split > 0, "round {round}: the policy splits /32s");
         assert_eq!(dir.kept, dir.split, "round {round}: every split /32 fits");
+        assert!(
+            dir.covers > 0,
+            "round {round}: split /40s have cover bitmaps"
+        );
         let mut addrs = probes(&p, &mut rng);
         addrs.extend(probes(&last, &mut rng));
         check(&mut dp, &p, &addrs, &format!("round {round}"));

@@ -239,12 +239,22 @@ pub struct DirBucketV6 {
     pub overflow: u64,
 }
 
-/// The mask bytes of one /32 of the directory: byte `i` (byte `i & 7` of
-/// word `i >> 3`, little-endian) is the source set's level-1 mask byte
-/// for its `i`th /40: the targets of /32 to /47 with a prefix covering the
-/// /40 or inside it, and [`TRIE_BIT`] for the entries of those lengths
-/// kept in the trie only.
-pub type DirSlotV6 = [u64; DIR_SUBS / 8];
+/// One /32 of the directory: entry `i` for its `i`th /40, bits 0..7 the
+/// source set's level-1 mask byte there (the targets of /32 to /47 with a
+/// prefix covering the /40 or inside it, and [`TRIE_BIT`] for the entries
+/// of those lengths kept in the trie only), bits 8..31 zero or one more
+/// than the index of the /40's cover bitmap ([`DirCoverV6`]).
+pub type DirSlotV6 = [u32; DIR_SUBS];
+
+/// The /48s of one /40 that a prefix of the set covers or holds (bit `i`
+/// of word `i >> 6`: the `i`th /48): for the /40s that level-1 targets
+/// name but no prefix covers whole. A source whose /48 bit is clear is
+/// covered by no prefix of any length: no table probe at all.
+pub type DirCoverV6 = [u64; 4];
+
+/// What the program reads for a source whose /48 bit is clear (above any
+/// mask byte).
+pub const DIR_CLEAR: u32 = 1 << 8;
 
 /// The directory entry word of /32 `top` at slot `slot`.
 #[inline(always)]
@@ -260,12 +270,12 @@ pub const fn dir_bucket(top: u32, buckets: u32) -> u32 {
 }
 
 /// Slots of the directory of a set of `capacity` IPv6 entries: one per
-/// eight entries (256 bytes each: 32 bytes an entry), a power of two, at
-/// least 1,024 and at most 2^20.
+/// 32 entries (1 KiB each: 32 bytes an entry), a power of two, at least
+/// 512 and at most 2^16.
 pub const fn dir_slots(capacity: u32) -> u32 {
-    let want = capacity as u64 / 8;
-    let mut s: u64 = 1024;
-    while s < want && s < (1 << 20) {
+    let want = capacity as u64 / 32;
+    let mut s: u64 = 512;
+    while s < want && s < (1 << 16) {
         s <<= 1;
     }
     s as u32
@@ -275,6 +285,18 @@ pub const fn dir_slots(capacity: u32) -> u32 {
 /// that its seven ways are at most two-sevenths full.
 pub const fn dir_buckets(capacity: u32) -> u32 {
     dir_slots(capacity) / 2
+}
+
+/// Cover bitmaps of the directory ([`DirCoverV6`], 32 bytes each): one per
+/// two entries (16 bytes an entry), a power of two, at least 1,024 and at
+/// most 2^22.
+pub const fn dir_covers(capacity: u32) -> u32 {
+    let want = capacity as u64 / 2;
+    let mut s: u64 = 1024;
+    while s < want && s < (1 << 22) {
+        s <<= 1;
+    }
+    s as u32
 }
 
 #[cfg(feature = "user")]

@@ -388,8 +388,8 @@ pub(super) fn xdp_case(
         t6.trie_only,
         t6.overflowed.len(),
         t6.dir.map_or("none".into(), |d| format!(
-            "{} of {} split /32s kept",
-            d.kept, d.split
+            "{} of {} split /32s kept, {} cover bitmaps",
+            d.kept, d.split, d.covers
         ))
     );
     // The textbook CIDR filter with the same prefixes: one LPM lookup.

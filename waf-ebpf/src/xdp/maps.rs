@@ -27,9 +27,9 @@ use waf_common::{
     SourceEntry, TAG16_NONE, XdpConfig, ban_bucket_v4, ban_bucket_v6, ban_fp_v4, ban_fp_v6,
     counter, filter,
     prefix6::{
-        self, DIR_WAYS, DirBucketV6, DirSlotV6, MASK_WORDS, PLAN_READY, PrefixBucketV6, SLOTS,
-        TARGETS, TRIE_BIT, V6Plan, bucket_of, dir_bucket, fps_hold, mask_index, prefix_fp,
-        prefix_hash,
+        self, DIR_CLEAR, DIR_WAYS, DirBucketV6, DirCoverV6, DirSlotV6, MASK_WORDS, PLAN_READY,
+        PrefixBucketV6, SLOTS, TARGETS, TRIE_BIT, V6Plan, bucket_of, dir_bucket, fps_hold,
+        mask_index, prefix_fp, prefix_hash,
     },
     rate_set_v4, rate_set_v6,
 };
@@ -122,6 +122,9 @@ static WAF_SRC_DIR6: Array<DirBucketV6> =
 #[map]
 static WAF_SRC_SUB6: Array<DirSlotV6> =
     Array::with_max_entries(prefix6::dir_slots(SOURCE_V6_CAPACITY), BPF_F_MMAPABLE);
+#[map]
+static WAF_SRC_COV6: Array<DirCoverV6> =
+    Array::with_max_entries(prefix6::dir_covers(SOURCE_V6_CAPACITY), BPF_F_MMAPABLE);
 /// Per CPU, per source-policy tag: what each country, network, provider
 /// dropped (or would have).
 #[map]
@@ -432,7 +435,8 @@ fn table_v6(hi: u64, lo: u64, byte: u32, set: u32, table: &Array<PrefixBucketV6>
 /// The source set's level-1 mask byte for the /40 of an address whose top
 /// 64 bits are `hi` (big-endian), from the directory: None when only the
 /// level-1 mask can tell (the directory is being rewritten, or its bucket
-/// for the /32 overflowed), 0 when the /32 holds no level-1 target.
+/// for the /32 overflowed), 0 when the /32 holds no level-1 target,
+/// [`DIR_CLEAR`] when no prefix covers the address's /48 or lies in it.
 #[inline(always)]
 fn dir_byte(hi: u64) -> Option<u32> {
     let plan = WAF_V6_PLAN.get(filter::SET_SOURCE)?;
@@ -449,9 +453,16 @@ fn dir_byte(hi: u64) -> Option<u32> {
         let e = unsafe { core::ptr::read_volatile(&b.entries[i]) };
         if e & 0xffff_ffff_0000_0000 == want && e as u32 != 0 {
             let slot = WAF_SRC_SUB6.get(e as u32 - 1)?;
-            let sub = (hi >> 24) as u32 & 0xff;
-            let w = slot[(sub >> 3) as usize & 31];
-            return Some(((w >> ((sub & 7) * 8)) & 0xff) as u32);
+            let v = slot[(hi >> 24) as usize & 0xff];
+            let cover = v >> 8;
+            if cover != 0 {
+                let bits = WAF_SRC_COV6.get(cover - 1)?;
+                let x = (hi >> 16) as u32 & 0xff;
+                if (bits[(x >> 6) as usize & 3] >> (x & 63)) & 1 == 0 {
+                    return Some(DIR_CLEAR);
+                }
+            }
+            return Some(v & 0xff);
         }
     }
     if b.overflow != 0 { None } else { Some(0) }
@@ -776,10 +787,13 @@ impl Family for V6 {
         }
         // The directory's byte of the source's /40 in place of the level-1
         // mask's, which names the targets of the whole /32 (and of the /32s
-        // sharing its hash): a source beside prefixes of other /40s probes
-        // nothing.
+        // sharing its hash): a source beside prefixes of other /40s, or of
+        // other /48s of its /40, probes nothing.
         if let Some(d) = dir_byte(hi) {
-            byte = d | (lists >> 32) as u32 & 0xff;
+            if d == DIR_CLEAR {
+                return None;
+            }
+            byte = d | ((lists >> 32) as u32 & 0xff);
         }
         match table_v6(hi, lo, byte, filter::SET_SOURCE, &WAF_SRC_T6) {
             Table::Found(v) => Some(SourceEntry::from_slot(v)),

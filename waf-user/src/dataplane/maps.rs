@@ -106,6 +106,7 @@ impl Maps {
         let t_src = table(filter::SET_SOURCE, n::SRC_T6, capacity.sources_v6)?.with_dir(Dir6::new(
             mapped(ebpf, n::SRC_DIR6, prefix6::dir_buckets(capacity.sources_v6))?,
             mapped(ebpf, n::SRC_SUB6, prefix6::dir_slots(capacity.sources_v6))?,
+            mapped(ebpf, n::SRC_COV6, prefix6::dir_covers(capacity.sources_v6))?,
         ));
         let allow = CidrSet::new(
             [n::ALLOW_V4, n::ALLOW_V6],
