@@ -1,4 +1,4 @@
-//! The source set's IPv6 directory (`waf_common::prefix6::DirBucketV6`) in
+//! The source set's IPv6 directory (`waf_common::prefix6::DIR_ENTRIES`) in
 //! the real program under BPF_PROG_TEST_RUN: policies whose prefixes split
 //! several /32s at every length from /32 to /47 (and shorter and longer
 //! ones around them), every verdict checked against the policy itself, the

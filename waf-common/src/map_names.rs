@@ -66,8 +66,8 @@ pub const SRC_TAG24: &str = "WAF_SRC_TAG24";
 /// Source policies, IPv6 table: array of [`crate::prefix6::PrefixBucketV6`]
 /// (slot values: [`crate::SourceEntry::to_slot`]).
 pub const SRC_T6: &str = "WAF_SRC_T6";
-/// Source policies, IPv6 directory: array of
-/// [`crate::prefix6::DirBucketV6`] (the /32s the set's level-1 targets
+/// Source policies, IPv6 directory: `u64` per level-1 mask index
+/// ([`crate::prefix6::DIR_ENTRIES`]: the /32s the set's level-1 targets
 /// split, and their slots in [`SRC_SUB6`]).
 pub const SRC_DIR6: &str = "WAF_SRC_DIR6";
 /// Source policies, IPv6 directory slots: per /32, the set's mask byte of

@@ -83,11 +83,11 @@ pub struct V6Plan {
     /// target, so that the verifier learns nothing it carries over from
     /// one target to the next and the paths through the loop stay few).
     pub active: u32,
-    /// The source set's IPv6 directory ([`DirBucketV6`]): its buckets'
-    /// count (a power of two) while it answers, 0 while it is rewritten
-    /// (or for a set without one): then the program reads the level-1
-    /// masks as before. Written last by userspace.
-    pub dir_buckets: u32,
+    /// The source set's IPv6 directory ([`DIR_ENTRIES`]): 1 while it
+    /// answers, 0 while it is rewritten (or for a set without one): then
+    /// the program reads the level-1 masks as before. Written last by
+    /// userspace.
+    pub dir_ready: u32,
     /// The mask of each target's length over the top 64 bits (big-endian
     /// numbers), so that the program computes no mask: fewer branches for
     /// the verifier to follow.
@@ -211,33 +211,28 @@ pub const fn table_buckets(capacity: u32) -> u32 {
     b as u32
 }
 
-/// Entries of a [`DirBucketV6`].
-pub const DIR_WAYS: usize = 7;
 /// The /40s of a /32: the directory keeps a mask byte for each.
 pub const DIR_SUBS: usize = 256;
 
-/// A bucket of the IPv6 directory of the source set: the /32s under which
-/// the set has targets of /32 to /47 (mask level 1), each with the slot of
-/// its per-/40 mask bytes ([`DirSlotV6`]). The level-1 mask is a hash of the
+/// The IPv6 directory of the source set: the /32s under which the set has
+/// targets of /32 to /47 (mask level 1), each with the slot of its per-/40
+/// mask bytes ([`DirSlotV6`]). The level-1 mask is indexed by a hash of the
 /// top 32 bits and names every target present anywhere under the /32 (and
 /// under the /32s that share its index); the directory names, per /40,
 /// only the targets whose prefixes cover that /40 or lie inside it, so a
 /// source outside every prefix of a /32 that other prefixes split is
 /// probed at the few targets of its own /40, most often none.
 ///
-/// Each entry is one word, written whole: the /32 in the top 32 bits, the
-/// slot plus one in the low 32 (0: empty). A /32 the directory could not
-/// take (its bucket full, or the slots used up) sets the bucket's
-/// `overflow`: the program then reads the level-1 mask for the /32s that
-/// hash there and are not in it.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DirBucketV6 {
-    /// The entries (see above).
-    pub entries: [u64; DIR_WAYS],
-    /// Non-zero: a /32 hashing here is missing from the directory.
-    pub overflow: u64,
-}
+/// One `u64` per level-1 index ([`dir_index`], [`MASK_HASHED`] of them),
+/// written whole: the /32 in the top 32 bits, the slot plus one in the low
+/// 32 (0: no split /32 has this index), or [`DIR_SHARED`] there when the
+/// directory could not take a split /32 of this index (two share it, or
+/// the slots ran out): the program then reads the level-1 mask.
+pub const DIR_ENTRIES: u32 = MASK_HASHED;
+
+/// The low half of a directory entry whose index the directory cannot
+/// answer for.
+pub const DIR_SHARED: u32 = u32::MAX;
 
 /// One /32 of the directory: entry `i` for its `i`th /40, bits 0..7 the
 /// source set's level-1 mask byte there (the targets of /32 to /47 with a
@@ -262,11 +257,11 @@ pub const fn dir_entry(top: u32, slot: u32) -> u64 {
     (top as u64) << 32 | (slot as u64 + 1)
 }
 
-/// The directory bucket of /32 `top` (the top 32 bits of an address) in
-/// `buckets` buckets (a power of two).
+/// The directory entry of an address whose top 64 bits are `hi`
+/// (big-endian): its level-1 mask index, less the level-0 indexes.
 #[inline(always)]
-pub const fn dir_bucket(top: u32, buckets: u32) -> u32 {
-    (mix64(top as u64 ^ 0x5bd1_e995) >> 32) as u32 & buckets.wrapping_sub(1)
+pub const fn dir_index(hi: u64) -> u32 {
+    mask_index(1, hi) - MASK_L0
 }
 
 /// Slots of the directory of a set of `capacity` IPv6 entries: one per
@@ -279,12 +274,6 @@ pub const fn dir_slots(capacity: u32) -> u32 {
         s <<= 1;
     }
     s as u32
-}
-
-/// Buckets of the directory (64 bytes each): half as many as its slots, so
-/// that its seven ways are at most two-sevenths full.
-pub const fn dir_buckets(capacity: u32) -> u32 {
-    dir_slots(capacity) / 2
 }
 
 /// Cover bitmaps of the directory ([`DirCoverV6`], 32 bytes each): one per
@@ -301,8 +290,6 @@ pub const fn dir_covers(capacity: u32) -> u32 {
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: #[repr(C)], integers only, no padding (checked below).
-    unsafe impl aya::Pod for super::DirBucketV6 {}
     // SAFETY: #[repr(C)], integers and byte arrays only, no padding
     // (checked below).
     unsafe impl aya::Pod for super::V6Plan {}
@@ -313,7 +300,6 @@ mod pod {
 const _: () = assert!(core::mem::size_of::<V6Plan>() == 24 + 128);
 const _: () = assert!(core::mem::size_of::<PrefixBucketV6>() == 8 + 16 + 128 + 64);
 const _: () = assert!(TARGETS < 8);
-const _: () = assert!(core::mem::size_of::<DirBucketV6>() == 64);
 
 #[cfg(test)]
 mod tests {

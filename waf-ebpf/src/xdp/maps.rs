@@ -27,8 +27,8 @@ use waf_common::{
     SourceEntry, TAG16_NONE, XdpConfig, ban_bucket_v4, ban_bucket_v6, ban_fp_v4, ban_fp_v6,
     counter, filter,
     prefix6::{
-        self, DIR_CLEAR, DIR_WAYS, DirBucketV6, DirCoverV6, DirSlotV6, MASK_WORDS, PLAN_READY,
-        PrefixBucketV6, SLOTS, TARGETS, TRIE_BIT, V6Plan, bucket_of, dir_bucket, fps_hold,
+        self, DIR_CLEAR, DIR_ENTRIES, DIR_SHARED, DirCoverV6, DirSlotV6, MASK_WORDS, PLAN_READY,
+        PrefixBucketV6, SLOTS, TARGETS, TRIE_BIT, V6Plan, bucket_of, dir_index, fps_hold,
         mask_index, prefix_fp, prefix_hash,
     },
     rate_set_v4, rate_set_v6,
@@ -117,8 +117,7 @@ static WAF_SRC_T6: Array<PrefixBucketV6> =
 /// and per such /32 the mask byte of each /40 (placeholder sizes: the
 /// loader sizes them from `[capacity] sources_v6`).
 #[map]
-static WAF_SRC_DIR6: Array<DirBucketV6> =
-    Array::with_max_entries(prefix6::dir_buckets(SOURCE_V6_CAPACITY), BPF_F_MMAPABLE);
+static WAF_SRC_DIR6: Array<u64> = Array::with_max_entries(DIR_ENTRIES, BPF_F_MMAPABLE);
 #[map]
 static WAF_SRC_SUB6: Array<DirSlotV6> =
     Array::with_max_entries(prefix6::dir_slots(SOURCE_V6_CAPACITY), BPF_F_MMAPABLE);
@@ -434,38 +433,37 @@ fn table_v6(hi: u64, lo: u64, byte: u32, set: u32, table: &Array<PrefixBucketV6>
 
 /// The source set's level-1 mask byte for the /40 of an address whose top
 /// 64 bits are `hi` (big-endian), from the directory: None when only the
-/// level-1 mask can tell (the directory is being rewritten, or its bucket
-/// for the /32 overflowed), 0 when the /32 holds no level-1 target,
+/// level-1 mask can tell (the directory is being rewritten, or could not
+/// take every split /32 of this index), 0 when the /32 holds no level-1
+/// target,
 /// [`DIR_CLEAR`] when no prefix covers the address's /48 or lies in it.
 #[inline(always)]
 fn dir_byte(hi: u64) -> Option<u32> {
     let plan = WAF_V6_PLAN.get(filter::SET_SOURCE)?;
     // SAFETY: a plain read of a field userspace writes first and last.
-    let buckets = unsafe { core::ptr::read_volatile(&plan.dir_buckets) };
-    if buckets == 0 {
+    if unsafe { core::ptr::read_volatile(&plan.dir_ready) } == 0 {
         return None;
     }
-    let top = (hi >> 32) as u32;
-    let b = WAF_SRC_DIR6.get(dir_bucket(top, buckets))?;
-    let want = u64::from(top) << 32;
-    for i in 0..DIR_WAYS {
-        // SAFETY: each entry is one aligned word, written whole.
-        let e = unsafe { core::ptr::read_volatile(&b.entries[i]) };
-        if e & 0xffff_ffff_0000_0000 == want && e as u32 != 0 {
-            let slot = WAF_SRC_SUB6.get(e as u32 - 1)?;
-            let v = slot[(hi >> 24) as usize & 0xff];
-            let cover = v >> 8;
-            if cover != 0 {
-                let bits = WAF_SRC_COV6.get(cover - 1)?;
-                let x = (hi >> 16) as u32 & 0xff;
-                if (bits[(x >> 6) as usize & 3] >> (x & 63)) & 1 == 0 {
-                    return Some(DIR_CLEAR);
-                }
-            }
-            return Some(v & 0xff);
+    // SAFETY: each entry is one aligned word, written whole.
+    let e = unsafe { core::ptr::read_volatile(WAF_SRC_DIR6.get(dir_index(hi))?) };
+    if e as u32 == DIR_SHARED {
+        return None;
+    }
+    // Empty, or another /32's: this one holds no level-1 target.
+    if e >> 32 != hi >> 32 || e as u32 == 0 {
+        return Some(0);
+    }
+    let slot = WAF_SRC_SUB6.get(e as u32 - 1)?;
+    let v = slot[(hi >> 24) as usize & 0xff];
+    let cover = v >> 8;
+    if cover != 0 {
+        let bits = WAF_SRC_COV6.get(cover - 1)?;
+        let x = (hi >> 16) as u32 & 0xff;
+        if (bits[(x >> 6) as usize & 3] >> (x & 63)) & 1 == 0 {
+            return Some(DIR_CLEAR);
         }
     }
-    if b.overflow != 0 { None } else { Some(0) }
+    Some(v & 0xff)
 }
 
 /// Is the IPv6 address in membership set `set` (the allowlist or the

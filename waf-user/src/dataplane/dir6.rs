@@ -1,4 +1,4 @@
-//! The source set's IPv6 directory (`waf_common::prefix6::DirBucketV6`):
+//! The source set's IPv6 directory (`waf_common::prefix6::DIR_ENTRIES`):
 //! per /32 that the set's level-1 targets (/32 to /47) split, the set's
 //! mask byte of each of its /40s, so that a source outside every policy
 //! probes the targets of its own /40 (most often none) instead of every
@@ -6,7 +6,7 @@
 //!
 //! It is derived from the set's table ([`Table6`]) and rewritten whole
 //! after each change to it: [`Dir6::suspend`] before the table is touched
-//! (the plan's `dir_buckets` goes to 0, and the program reads the level-1
+//! (the plan's `dir_ready` goes to 0, and the program reads the level-1
 //! masks, as before the directory), [`Dir6::rebuild`] once the table is
 //! whole again. The program never reads a directory of another table.
 
@@ -17,16 +17,16 @@ use std::{
 };
 
 use waf_common::prefix6::{
-    DIR_SUBS, DirBucketV6, DirCoverV6, DirSlotV6, SLOTS, TRIE_BIT, V6Plan, dir_bucket, dir_entry,
+    DIR_SHARED, DIR_SUBS, DirCoverV6, DirSlotV6, SLOTS, TRIE_BIT, V6Plan, dir_entry, dir_index,
 };
 
 use super::{mmap::MmapArray, table6::Table6};
 
-/// A set's IPv6 directory: its buckets, slots and cover bitmaps (the
+/// A set's IPv6 directory: its entries, slots and cover bitmaps (the
 /// maps' mappings).
 pub struct Dir6 {
-    /// The buckets (a power of two of them).
-    pub buckets: MmapArray<DirBucketV6>,
+    /// An entry per level-1 mask index (`waf_common::prefix6::DIR_ENTRIES`).
+    pub entries: MmapArray<u64>,
     /// The slots: per /32, a mask byte and a cover bitmap per /40.
     pub slots: MmapArray<DirSlotV6>,
     /// The cover bitmaps: per /40, its /48s covered or holding a prefix.
@@ -83,7 +83,7 @@ fn marks(t: &Table6) -> Vec<Mark> {
     out
 }
 
-/// What the directory keeps of one /32 its level-1 targets split.
+/// What the directory keeps of one /32 the set's prefixes split.
 #[derive(Default)]
 struct Split {
     /// The level-1 mask byte of each /40.
@@ -94,17 +94,22 @@ struct Split {
     covers: BTreeMap<usize, DirCoverV6>,
 }
 
-/// The /32s the level-1 marks split, with their bytes and covers.
+/// The /32s the marks split (hold prefixes longer than /32 of), with
+/// their bytes and covers.
 fn splits(marks: &[Mark]) -> BTreeMap<u32, Split> {
     let mut per32: BTreeMap<u32, Split> = BTreeMap::new();
     let sub40 = |net: u128| ((net >> 88) & 0xff) as usize;
-    for &(net, len, bit) in marks {
-        let Some(bit) = bit else { continue };
+    // Every /32 with a level-1 mark (a /32 target's too), and every /32
+    // holding a prefix longer than /32 (those of the level-2 targets too:
+    // their /48 mask is hashed, and a cover bitmap spares its collisions
+    // to the sources beside).
+    for &(net, len, bit) in marks.iter().filter(|m| m.1 > 32 || m.2.is_some()) {
         let s = per32.entry((net >> 96) as u32).or_insert_with(|| Split {
             bytes: vec![0; DIR_SUBS],
             whole: vec![false; DIR_SUBS],
             covers: BTreeMap::new(),
         });
+        let Some(bit) = bit else { continue };
         // A prefix of /40 or shorter covers its /40s whole; a longer one
         // lies inside one.
         let first = sub40(net);
@@ -139,53 +144,60 @@ fn splits(marks: &[Mark]) -> BTreeMap<u32, Split> {
     per32
 }
 
-/// The directory's words for `per32`: the buckets (each /32 in its bucket,
-/// or the bucket marked overflowed), the slots and the cover bitmaps, in
-/// order, within `slots` and `covers` of them.
+/// The index of /32 `top` in the directory.
+fn index_of(top: u32) -> usize {
+    dir_index(u64::from(top) << 32) as usize
+}
+
+/// The directory's words for `per32`: `entries` entries (each split /32
+/// at its index, or the index marked [`DIR_SHARED`] when two share it or
+/// the slots ran out), the slots and the cover bitmaps, in order, within
+/// `slots` and `covers` of them.
 fn layout(
     per32: &BTreeMap<u32, Split>,
-    buckets: usize,
+    entries: usize,
     slots: usize,
     covers: usize,
-) -> (Vec<DirBucketV6>, Vec<DirSlotV6>, Vec<DirCoverV6>) {
-    let mut bs = vec![DirBucketV6::default(); buckets];
+) -> (Vec<u64>, Vec<DirSlotV6>, Vec<DirCoverV6>) {
+    let mut es = vec![0u64; entries];
+    let mut shared = vec![false; entries];
+    for &top in per32.keys() {
+        let i = index_of(top);
+        shared[i] = es[i] != 0;
+        es[i] = 1;
+    }
     let (mut ss, mut cs): (Vec<DirSlotV6>, Vec<DirCoverV6>) = (Vec::new(), Vec::new());
     for (&top, s) in per32 {
-        let b = &mut bs[dir_bucket(top, buckets as u32) as usize];
-        let Some(way) = b
-            .entries
-            .iter()
-            .position(|&e| e == 0)
-            .filter(|_| ss.len() < slots)
-        else {
-            b.overflow = 1;
+        let i = index_of(top);
+        if shared[i] || ss.len() >= slots {
+            es[i] = u64::from(DIR_SHARED);
             continue;
-        };
-        b.entries[way] = dir_entry(top, ss.len() as u32);
+        }
+        es[i] = dir_entry(top, ss.len() as u32);
         let mut slot = [0u32; DIR_SUBS];
         for (i, v) in slot.iter_mut().enumerate() {
             *v = u32::from(s.bytes[i]);
             // A /40 the table would be probed for, not covered whole: its
             // cover bitmap spares the probes to the sources beside.
-            if *v != 0 && !s.whole[i] && cs.len() < covers {
+            if (*v != 0 || s.covers.contains_key(&i)) && !s.whole[i] && cs.len() < covers {
                 cs.push(s.covers.get(&i).copied().unwrap_or_default());
                 *v |= (cs.len() as u32) << 8;
             }
         }
         ss.push(slot);
     }
-    (bs, ss, cs)
+    (es, ss, cs)
 }
 
 impl Dir6 {
     /// A directory over the given maps (written at the first rebuild).
     pub fn new(
-        buckets: MmapArray<DirBucketV6>,
+        entries: MmapArray<u64>,
         slots: MmapArray<DirSlotV6>,
         covers: MmapArray<DirCoverV6>,
     ) -> Self {
         Self {
-            buckets,
+            entries,
             slots,
             covers,
             usage: DirUsage::default(),
@@ -200,16 +212,16 @@ impl Dir6 {
     /// Sends the program to the level-1 masks (before the table changes).
     pub(super) fn suspend(plan: *mut V6Plan) {
         // SAFETY: a valid, 4-byte aligned field of the mapped plan.
-        unsafe { AtomicU32::from_ptr(&raw mut (*plan).dir_buckets) }.store(0, Ordering::SeqCst);
+        unsafe { AtomicU32::from_ptr(&raw mut (*plan).dir_ready) }.store(0, Ordering::SeqCst);
     }
 
     /// Rewrites the directory from table `t` (whole, its plan written) and
     /// lets the program read it.
     pub(super) fn rebuild(&mut self, t: &Table6, plan: *mut V6Plan) {
         let per32 = splits(&marks(t));
-        let (bs, ss, cs) = layout(
+        let (es, ss, cs) = layout(
             &per32,
-            self.buckets.len(),
+            self.entries.len(),
             self.slots.len(),
             self.covers.len(),
         );
@@ -227,9 +239,10 @@ impl Dir6 {
             // SAFETY: as above.
             unsafe { std::ptr::write_volatile(self.covers.ptr(i), *c) };
         }
-        for (i, b) in bs.iter().enumerate() {
-            // SAFETY: a bucket of the mapping; the program reads none now.
-            unsafe { std::ptr::write_volatile(self.buckets.ptr(i), *b) };
+        for (i, e) in es.iter().enumerate() {
+            if self.entries.load(i) != *e {
+                self.entries.store(i, *e);
+            }
         }
         self.usage = DirUsage {
             split: per32.len(),
@@ -237,8 +250,7 @@ impl Dir6 {
             covers: cs.len(),
         };
         // SAFETY: as in `suspend`; written last.
-        unsafe { AtomicU32::from_ptr(&raw mut (*plan).dir_buckets) }
-            .store(self.buckets.len() as u32, Ordering::SeqCst);
+        unsafe { AtomicU32::from_ptr(&raw mut (*plan).dir_ready) }.store(1, Ordering::SeqCst);
     }
 }
 
@@ -267,7 +279,7 @@ impl Table6 {
 
 #[cfg(test)]
 mod tests {
-    use waf_common::prefix6::DIR_WAYS;
+    use waf_common::prefix6::DIR_ENTRIES;
 
     use super::*;
 
@@ -282,11 +294,16 @@ mod tests {
             (NET | (0x40u128 << 88), 44, Some(1)),
             (NET | (0x40u128 << 88) | (1 << 84), 46, Some(TRIE_BIT)),
             (NET | (0x40u128 << 88) | (0x33u128 << 80), 56, None),
-            // Outside the split /32s: ignored; a /31 around it: all whole.
+            // Alone in its /32: a /60 (level 2).
             (0x3fff_0000u128 << 96, 60, None),
         ];
         let per32 = splits(&marks);
-        assert_eq!(per32.keys().copied().collect::<Vec<_>>(), [0x2001_0db8]);
+        let tops = [0x2001_0db8, 0x3fff_0000];
+        assert_eq!(per32.keys().copied().collect::<Vec<_>>(), tops);
+        let alone = &per32[&0x3fff_0000];
+        assert!(alone.bytes.iter().all(|&b| b == 0));
+        assert_eq!(alone.covers.keys().copied().collect::<Vec<_>>(), [0]);
+        assert_eq!(alone.covers[&0], [1, 0, 0, 0]);
         let s = &per32[&0x2001_0db8];
         for i in 0..DIR_SUBS {
             let want = match i {
@@ -301,49 +318,52 @@ mod tests {
         let bits = s.covers[&0x40];
         let want = [((1u64 << 20) - 1) | (1 << 0x33), 0, 0, 0];
         assert_eq!(bits, want);
-        let (bs, ss, cs) = layout(&per32, 4, 4, 4);
-        assert_eq!((ss.len(), cs.len()), (1, 1));
-        assert!(
-            bs.iter()
-                .any(|b| b.entries.contains(&dir_entry(0x2001_0db8, 0)))
-        );
+        let (es, ss, cs) = layout(&per32, DIR_ENTRIES as usize, 4, 4);
+        assert_eq!((ss.len(), cs.len()), (2, 2));
+        assert_eq!(es[index_of(tops[0])], dir_entry(tops[0], 0));
+        assert_eq!(es[index_of(tops[1])], dir_entry(tops[1], 1));
+        assert_eq!(es.iter().filter(|&&e| e != 0).count(), 2);
+        assert_eq!(ss[1][0], 2 << 8, "no level-1 target, a cover");
+        assert_eq!(cs[1], [1, 0, 0, 0]);
         assert_eq!(ss[0][0x40], 0b1000_0010 | 1 << 8);
         assert_eq!(ss[0][16], 1 << 3, "covered whole: probed, no bitmap");
         assert_eq!(cs[0], want);
+        // A /32 target (level 1) is a /32 of the directory, covered whole.
+        let mut with32 = marks.to_vec();
+        with32.push((0x3fff_0002u128 << 96, 32, Some(6)));
+        let at32 = &splits(&with32)[&0x3fff_0002];
+        assert!(at32.bytes.iter().all(|&b| b == 1 << 6));
+        assert!(at32.whole.iter().all(|&w| w));
         let mut with_short = marks.to_vec();
         with_short.push((0x2001_0db8u128 << 96, 31, None));
         assert!(splits(&with_short)[&0x2001_0db8].whole.iter().all(|&w| w));
     }
 
     #[test]
-    fn a_full_bucket_overflows_and_slots_and_covers_run_out() {
-        let marks: Vec<Mark> = (0..64u128)
-            .map(|top| (top << 96 | 5 << 88 | 7 << 84, 44, Some(2)))
+    fn shared_indexes_and_slots_and_covers_running_out_send_to_the_mask() {
+        let n = DIR_ENTRIES as usize;
+        // Two /32s of one index: the index is shared.
+        let mut i = 1u32;
+        while index_of(i) != index_of(0) {
+            i += 1;
+        }
+        let marks: Vec<Mark> = [0, i]
+            .iter()
+            .chain(&[100, 200, 300, 400])
+            .map(|&top| (u128::from(top) << 96 | 5 << 88 | 7 << 84, 44, Some(2)))
             .collect();
         let per32 = splits(&marks);
-        // One bucket: seven /32s fit, the bucket overflows.
-        let (bs, ss, _) = layout(&per32, 1, 1024, 1024);
-        assert_eq!(ss.len(), DIR_WAYS);
-        assert_eq!(bs[0].overflow, 1);
-        // Enough buckets but four slots and two covers: four kept, the
-        // first two with covers.
-        let (bs, ss, cs) = layout(&per32, 1024, 4, 2);
-        assert_eq!((ss.len(), cs.len()), (4, 2));
-        let kept: Vec<u64> = bs
-            .iter()
-            .flat_map(|b| b.entries)
-            .filter(|&e| e != 0)
-            .collect();
-        assert_eq!(kept.len(), 4);
-        for e in kept {
-            let (top, slot) = ((e >> 32) as u32, (e as u32 - 1) as usize);
-            assert!(top < 4, "the first /32s in address order are kept");
-            let cover = if slot < 2 { (slot as u32 + 1) << 8 } else { 0 };
-            assert_eq!(ss[slot][5], 1 << 2 | cover);
-            assert!(bs[dir_bucket(top, 1024) as usize].entries.contains(&e));
+        let (es, ss, _) = layout(&per32, n, 1024, 1024);
+        assert_eq!(es[index_of(0)], u64::from(DIR_SHARED));
+        assert_eq!(ss.len(), 4);
+        // Three slots and two covers: three kept, the first two with covers.
+        let (es, ss, cs) = layout(&per32, n, 3, 2);
+        assert_eq!((ss.len(), cs.len()), (3, 2));
+        for (k, top) in [100u32, 200, 300].into_iter().enumerate() {
+            assert_eq!(es[index_of(top)], dir_entry(top, k as u32));
+            let cover = if k < 2 { (k as u32 + 1) << 8 } else { 0 };
+            assert_eq!(ss[k][5], 1 << 2 | cover);
         }
-        for top in 4..64 {
-            assert_ne!(bs[dir_bucket(top, 1024) as usize].overflow, 0, "/32 {top}");
-        }
+        assert_eq!(es[index_of(400)], u64::from(DIR_SHARED), "past the slots");
     }
 }

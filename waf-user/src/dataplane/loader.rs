@@ -144,9 +144,6 @@ impl Capacity {
         if name == n::RATE_V4 || name == n::RATE_V6 {
             return Some(1 << self.rate_set_bits());
         }
-        if name == n::SRC_DIR6 {
-            return Some(prefix6::dir_buckets(self.sources_v6));
-        }
         if name == n::SRC_SUB6 {
             return Some(prefix6::dir_slots(self.sources_v6));
         }
@@ -274,11 +271,7 @@ fn expected_layout(name: &str, capacity: &Capacity) -> Option<(u32, u32, u32)> {
             sz(size_of::<prefix6::PrefixBucketV6>()),
             capacity.table_of(name).unwrap_or(0),
         ),
-        map_names::SRC_DIR6 => (
-            4,
-            sz(size_of::<prefix6::DirBucketV6>()),
-            prefix6::dir_buckets(capacity.sources_v6),
-        ),
+        map_names::SRC_DIR6 => (4, 8, prefix6::DIR_ENTRIES),
         map_names::SRC_SUB6 => (
             4,
             sz(size_of::<prefix6::DirSlotV6>()),

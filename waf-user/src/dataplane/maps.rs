@@ -104,7 +104,7 @@ impl Maps {
         // The source set's IPv6 table keeps a directory of the /32s its
         // level-1 targets split (country databases split many).
         let t_src = table(filter::SET_SOURCE, n::SRC_T6, capacity.sources_v6)?.with_dir(Dir6::new(
-            mapped(ebpf, n::SRC_DIR6, prefix6::dir_buckets(capacity.sources_v6))?,
+            mapped(ebpf, n::SRC_DIR6, prefix6::DIR_ENTRIES)?,
             mapped(ebpf, n::SRC_SUB6, prefix6::dir_slots(capacity.sources_v6))?,
             mapped(ebpf, n::SRC_COV6, prefix6::dir_covers(capacity.sources_v6))?,
         ));
