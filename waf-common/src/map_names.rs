@@ -66,6 +66,16 @@ pub const SRC_TAG24: &str = "WAF_SRC_TAG24";
 /// Source policies, IPv6 table: array of [`crate::prefix6::PrefixBucketV6`]
 /// (slot values: [`crate::SourceEntry::to_slot`]).
 pub const SRC_T6: &str = "WAF_SRC_T6";
+/// Source policies, IPv6 directory: `u64` per level-1 mask index
+/// ([`crate::prefix6::DIR_ENTRIES`]: the /32s the set's level-1 targets
+/// split, and their slots in [`SRC_SUB6`]).
+pub const SRC_DIR6: &str = "WAF_SRC_DIR6";
+/// Source policies, IPv6 directory slots: per /32, the set's mask byte of
+/// each of its /40s and its cover bitmap ([`crate::prefix6::DirSlotV6`]).
+pub const SRC_SUB6: &str = "WAF_SRC_SUB6";
+/// Source policies, IPv6 directory cover bitmaps: per /40, the /48s a
+/// prefix covers or holds ([`crate::prefix6::DirCoverV6`]).
+pub const SRC_COV6: &str = "WAF_SRC_COV6";
 /// Per-CPU [`crate::Counter`] per source-policy tag ([`crate::SOURCE_TAGS`]).
 pub const SRC_COUNTS: &str = "WAF_SRC_COUNTS";
 /// Interfaces (ifindex -> 1) on which bogon sources are dropped.
@@ -92,11 +102,12 @@ pub const RATE_V4: &str = "WAF_RATE_V4";
 pub const RATE_V6: &str = "WAF_RATE_V6";
 
 /// Every map, in a stable order (for pinning, adopting and detaching).
-pub const ALL: [&str; 36] = [
+pub const ALL: [&str; 39] = [
     CONFIG, COUNTERS, EVENTS, ALLOW_V4, ALLOW_V6, ALLOW_F24, ALLOW_T6, BLOCK_V4, BLOCK_V6,
     BLOCK_F24, BLOCK_T6, PBAN_V4, PBAN_V6, LISTS_F16, PBAN_T6, SRC_V4, SRC_V6, SRC_F24, SRC_D24,
-    SRC_RANK, SRC_DEEP, SRC_DMODE, SRC_T16, SRC_R24, SRC_TAG24, SRC_T6, SRC_COUNTS, SRC_IFACES,
-    V6_MASKS, V6_PLAN, BANS_V4, BANS_V6, BANX_V4, BANX_V6, RATE_V4, RATE_V6,
+    SRC_RANK, SRC_DEEP, SRC_DMODE, SRC_T16, SRC_R24, SRC_TAG24, SRC_T6, SRC_DIR6, SRC_SUB6,
+    SRC_COV6, SRC_COUNTS, SRC_IFACES, V6_MASKS, V6_PLAN, BANS_V4, BANS_V6, BANX_V4, BANX_V6,
+    RATE_V4, RATE_V6,
 ];
 
 /// Maps of earlier layouts that `waf detach` also unpins.

@@ -83,8 +83,11 @@ pub struct V6Plan {
     /// target, so that the verifier learns nothing it carries over from
     /// one target to the next and the paths through the loop stay few).
     pub active: u32,
-    /// Reserved, zero.
-    pub _reserved: u32,
+    /// The source set's IPv6 directory ([`DIR_ENTRIES`]): 1 while it
+    /// answers, 0 while it is rewritten (or for a set without one): then
+    /// the program reads the level-1 masks as before. Written last by
+    /// userspace.
+    pub dir_ready: u32,
     /// The mask of each target's length over the top 64 bits (big-endian
     /// numbers), so that the program computes no mask: fewer branches for
     /// the verifier to follow.
@@ -206,6 +209,83 @@ pub const fn table_buckets(capacity: u32) -> u32 {
         b <<= 1;
     }
     b as u32
+}
+
+/// The /40s of a /32: the directory keeps a mask byte for each.
+pub const DIR_SUBS: usize = 256;
+
+/// The IPv6 directory of the source set: the /32s under which the set has
+/// targets of /32 to /47 (mask level 1), each with the slot of its per-/40
+/// mask bytes ([`DirSlotV6`]). The level-1 mask is indexed by a hash of the
+/// top 32 bits and names every target present anywhere under the /32 (and
+/// under the /32s that share its index); the directory names, per /40,
+/// only the targets whose prefixes cover that /40 or lie inside it, so a
+/// source outside every prefix of a /32 that other prefixes split is
+/// probed at the few targets of its own /40, most often none.
+///
+/// One `u64` per level-1 index ([`dir_index`], [`MASK_HASHED`] of them),
+/// written whole: the /32 in the top 32 bits, the slot plus one in the low
+/// 32 (0: no split /32 has this index), or [`DIR_SHARED`] there when the
+/// directory could not take a split /32 of this index (two share it, or
+/// the slots ran out): the program then reads the level-1 mask.
+pub const DIR_ENTRIES: u32 = MASK_HASHED;
+
+/// The low half of a directory entry whose index the directory cannot
+/// answer for.
+pub const DIR_SHARED: u32 = u32::MAX;
+
+/// One /32 of the directory: entry `i` for its `i`th /40, bits 0..7 the
+/// source set's level-1 mask byte there (the targets of /32 to /47 with a
+/// prefix covering the /40 or inside it, and [`TRIE_BIT`] for the entries
+/// of those lengths kept in the trie only), bits 8..31 zero or one more
+/// than the index of the /40's cover bitmap ([`DirCoverV6`]).
+pub type DirSlotV6 = [u32; DIR_SUBS];
+
+/// The /48s of one /40 that a prefix of the set covers or holds (bit `i`
+/// of word `i >> 6`: the `i`th /48): for the /40s that level-1 targets
+/// name but no prefix covers whole. A source whose /48 bit is clear is
+/// covered by no prefix of any length: no table probe at all.
+pub type DirCoverV6 = [u64; 4];
+
+/// What the program reads for a source whose /48 bit is clear (above any
+/// mask byte).
+pub const DIR_CLEAR: u32 = 1 << 8;
+
+/// The directory entry word of /32 `top` at slot `slot`.
+#[inline(always)]
+pub const fn dir_entry(top: u32, slot: u32) -> u64 {
+    (top as u64) << 32 | (slot as u64 + 1)
+}
+
+/// The directory entry of an address whose top 64 bits are `hi`
+/// (big-endian): its level-1 mask index, less the level-0 indexes.
+#[inline(always)]
+pub const fn dir_index(hi: u64) -> u32 {
+    mask_index(1, hi) - MASK_L0
+}
+
+/// Slots of the directory of a set of `capacity` IPv6 entries: one per
+/// 32 entries (1 KiB each: 32 bytes an entry), a power of two, at least
+/// 512 and at most 2^16.
+pub const fn dir_slots(capacity: u32) -> u32 {
+    let want = capacity as u64 / 32;
+    let mut s: u64 = 512;
+    while s < want && s < (1 << 16) {
+        s <<= 1;
+    }
+    s as u32
+}
+
+/// Cover bitmaps of the directory ([`DirCoverV6`], 32 bytes each): one per
+/// two entries (16 bytes an entry), a power of two, at least 1,024 and at
+/// most 2^22.
+pub const fn dir_covers(capacity: u32) -> u32 {
+    let want = capacity as u64 / 2;
+    let mut s: u64 = 1024;
+    while s < want && s < (1 << 22) {
+        s <<= 1;
+    }
+    s as u32
 }
 
 #[cfg(feature = "user")]

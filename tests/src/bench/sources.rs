@@ -381,11 +381,16 @@ pub(super) fn xdp_case(
     s.dp.maps.sources.replace(p.entries())?;
     let t6 = s.dp.maps.sources.v6_table();
     println!(
-        "IPv6 table: targets {:?}, {} slots, {} entries in the trie only, {} overflowed",
+        "IPv6 table: targets {:?}, {} slots, {} entries in the trie only, {} overflowed; \
+         directory: {}",
         t6.targets,
         t6.slots,
         t6.trie_only,
-        t6.overflowed.len()
+        t6.overflowed.len(),
+        t6.dir.map_or("none".into(), |d| format!(
+            "{} of {} split /32s kept, {} cover bitmaps",
+            d.kept, d.split, d.covers
+        ))
     );
     // The textbook CIDR filter with the same prefixes: one LPM lookup.
     for (n, _) in p.entries() {

@@ -27,8 +27,9 @@ use waf_common::{
     SourceEntry, TAG16_NONE, XdpConfig, ban_bucket_v4, ban_bucket_v6, ban_fp_v4, ban_fp_v6,
     counter, filter,
     prefix6::{
-        self, MASK_WORDS, PLAN_READY, PrefixBucketV6, SLOTS, TARGETS, TRIE_BIT, V6Plan, bucket_of,
-        fps_hold, mask_index, prefix_fp, prefix_hash,
+        self, DIR_CLEAR, DIR_ENTRIES, DIR_SHARED, DirCoverV6, DirSlotV6, MASK_WORDS, PLAN_READY,
+        PrefixBucketV6, SLOTS, TARGETS, TRIE_BIT, V6Plan, bucket_of, dir_index, fps_hold,
+        mask_index, prefix_fp, prefix_hash,
     },
     rate_set_v4, rate_set_v6,
 };
@@ -112,6 +113,17 @@ static WAF_SRC_TAG24: Array<u64> =
 #[map]
 static WAF_SRC_T6: Array<PrefixBucketV6> =
     Array::with_max_entries(prefix6::table_buckets(SOURCE_V6_CAPACITY), BPF_F_MMAPABLE);
+/// The source set's IPv6 directory: the /32s its level-1 targets split,
+/// and per such /32 the mask byte of each /40 (placeholder sizes: the
+/// loader sizes them from `[capacity] sources_v6`).
+#[map]
+static WAF_SRC_DIR6: Array<u64> = Array::with_max_entries(DIR_ENTRIES, BPF_F_MMAPABLE);
+#[map]
+static WAF_SRC_SUB6: Array<DirSlotV6> =
+    Array::with_max_entries(prefix6::dir_slots(SOURCE_V6_CAPACITY), BPF_F_MMAPABLE);
+#[map]
+static WAF_SRC_COV6: Array<DirCoverV6> =
+    Array::with_max_entries(prefix6::dir_covers(SOURCE_V6_CAPACITY), BPF_F_MMAPABLE);
 /// Per CPU, per source-policy tag: what each country, network, provider
 /// dropped (or would have).
 #[map]
@@ -419,6 +431,41 @@ fn table_v6(hi: u64, lo: u64, byte: u32, set: u32, table: &Array<PrefixBucketV6>
     }
 }
 
+/// The source set's level-1 mask byte for the /40 of an address whose top
+/// 64 bits are `hi` (big-endian), from the directory: None when only the
+/// level-1 mask can tell (the directory is being rewritten, or could not
+/// take every split /32 of this index), 0 when the /32 holds no level-1
+/// target,
+/// [`DIR_CLEAR`] when no prefix covers the address's /48 or lies in it.
+#[inline(always)]
+fn dir_byte(hi: u64) -> Option<u32> {
+    let plan = WAF_V6_PLAN.get(filter::SET_SOURCE)?;
+    // SAFETY: a plain read of a field userspace writes first and last.
+    if unsafe { core::ptr::read_volatile(&plan.dir_ready) } == 0 {
+        return None;
+    }
+    // SAFETY: each entry is one aligned word, written whole.
+    let e = unsafe { core::ptr::read_volatile(WAF_SRC_DIR6.get(dir_index(hi))?) };
+    if e as u32 == DIR_SHARED {
+        return None;
+    }
+    // Empty, or another /32's: this one holds no level-1 target.
+    if e >> 32 != hi >> 32 || e as u32 == 0 {
+        return Some(0);
+    }
+    let slot = WAF_SRC_SUB6.get(e as u32 - 1)?;
+    let v = slot[(hi >> 24) as usize & 0xff];
+    let cover = v >> 8;
+    if cover != 0 {
+        let bits = WAF_SRC_COV6.get(cover - 1)?;
+        let x = (hi >> 16) as u32 & 0xff;
+        if (bits[(x >> 6) as usize & 3] >> (x & 63)) & 1 == 0 {
+            return Some(DIR_CLEAR);
+        }
+    }
+    Some(v & 0xff)
+}
+
 /// Is the IPv6 address in membership set `set` (the allowlist or the
 /// blocklist), whose table and trie are given?
 #[inline(always)]
@@ -659,7 +706,8 @@ impl Family for V6 {
     const FAMILY: u32 = 6;
 
     /// The target masks of every set, ORed over the three levels (a byte
-    /// per set).
+    /// per set), and above them the source set's byte of levels 0 and 2
+    /// alone (what the directory's level-1 byte is ORed with).
     #[inline(always)]
     fn lists(a: &[u64; 2]) -> u64 {
         let hi = u64::from_be(a[0]);
@@ -670,7 +718,9 @@ impl Family for V6 {
                 None => 0,
             }
         };
-        (m(0) | m(1) | m(2)) & 0xffff_ffff
+        let outer = m(0) | m(2);
+        let src = (outer >> (filter::SET_SOURCE * 8)) & 0xff;
+        ((outer | m(1)) & 0xffff_ffff) | src << 32
     }
 
     #[inline(always)]
@@ -729,7 +779,20 @@ impl Family for V6 {
     #[inline(always)]
     fn source_entry(a: &[u64; 2], lists: u64) -> Option<SourceEntry> {
         let (hi, lo) = be(a);
-        let byte = set_byte(lists, filter::SET_SOURCE);
+        let mut byte = set_byte(lists, filter::SET_SOURCE);
+        if byte == 0 {
+            return None;
+        }
+        // The directory's byte of the source's /40 in place of the level-1
+        // mask's, which names the targets of the whole /32 (and of the /32s
+        // sharing its hash): a source beside prefixes of other /40s, or of
+        // other /48s of its /40, probes nothing.
+        if let Some(d) = dir_byte(hi) {
+            if d == DIR_CLEAR {
+                return None;
+            }
+            byte = d | ((lists >> 32) as u32 & 0xff);
+        }
         match table_v6(hi, lo, byte, filter::SET_SOURCE, &WAF_SRC_T6) {
             Table::Found(v) => Some(SourceEntry::from_slot(v)),
             Table::Missing => None,

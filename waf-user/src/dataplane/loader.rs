@@ -144,6 +144,12 @@ impl Capacity {
         if name == n::RATE_V4 || name == n::RATE_V6 {
             return Some(1 << self.rate_set_bits());
         }
+        if name == n::SRC_SUB6 {
+            return Some(prefix6::dir_slots(self.sources_v6));
+        }
+        if name == n::SRC_COV6 {
+            return Some(prefix6::dir_covers(self.sources_v6));
+        }
         let capacity = match name {
             n::ALLOW_T6 => self.allowlist_v6,
             n::BLOCK_T6 => self.blocklist_v6,
@@ -264,6 +270,17 @@ fn expected_layout(name: &str, capacity: &Capacity) -> Option<(u32, u32, u32)> {
             4,
             sz(size_of::<prefix6::PrefixBucketV6>()),
             capacity.table_of(name).unwrap_or(0),
+        ),
+        map_names::SRC_DIR6 => (4, 8, prefix6::DIR_ENTRIES),
+        map_names::SRC_SUB6 => (
+            4,
+            sz(size_of::<prefix6::DirSlotV6>()),
+            prefix6::dir_slots(capacity.sources_v6),
+        ),
+        map_names::SRC_COV6 => (
+            4,
+            sz(size_of::<prefix6::DirCoverV6>()),
+            prefix6::dir_covers(capacity.sources_v6),
         ),
         map_names::V6_MASKS => (4, 8, prefix6::MASK_WORDS),
         map_names::V6_PLAN => (4, sz(size_of::<prefix6::V6Plan>()), prefix6::PLANS),

@@ -18,6 +18,7 @@ use super::{
     DataplaneError, Result,
     bans::{BanTable, HostBans},
     deep24::Deep24,
+    dir6::Dir6,
     mmap::MmapArray,
     sets::{CidrSet, Kind},
     settings::Settings,
@@ -100,7 +101,13 @@ impl Maps {
         let t_allow = table(filter::SET_ALLOW, n::ALLOW_T6, capacity.allowlist_v6)?;
         let t_block = table(filter::SET_BLOCK, n::BLOCK_T6, capacity.blocklist_v6)?;
         let t_pban = table(filter::SET_PBAN, n::PBAN_T6, capacity.prefix_bans_v6)?;
-        let t_src = table(filter::SET_SOURCE, n::SRC_T6, capacity.sources_v6)?;
+        // The source set's IPv6 table keeps a directory of the /32s its
+        // level-1 targets split (country databases split many).
+        let t_src = table(filter::SET_SOURCE, n::SRC_T6, capacity.sources_v6)?.with_dir(Dir6::new(
+            mapped(ebpf, n::SRC_DIR6, prefix6::DIR_ENTRIES)?,
+            mapped(ebpf, n::SRC_SUB6, prefix6::dir_slots(capacity.sources_v6))?,
+            mapped(ebpf, n::SRC_COV6, prefix6::dir_covers(capacity.sources_v6))?,
+        ));
         let allow = CidrSet::new(
             [n::ALLOW_V4, n::ALLOW_V6],
             [capacity.allowlist, capacity.allowlist_v6],

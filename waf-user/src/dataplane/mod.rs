@@ -21,6 +21,7 @@ mod batch;
 pub mod bpffs;
 pub mod clock;
 pub mod deep24;
+pub mod dir6;
 mod error;
 pub mod loader;
 pub mod maps;

@@ -34,7 +34,10 @@ use waf_common::prefix6::{
     prefix_hash,
 };
 
-use super::mmap::MmapArray;
+use super::{
+    dir6::{Dir6, DirUsage},
+    mmap::MmapArray,
+};
 
 /// What the table asks of its set: the slot value of an entry (its trie
 /// value), or None when the prefix is not an entry.
@@ -61,24 +64,28 @@ pub struct Usage {
     /// Expanded prefixes whose bucket was full (the program asks the trie
     /// for them).
     pub overflowed: Vec<Ipv6Net>,
+    /// The directory, for a set that keeps one (the source policies').
+    pub dir: Option<DirUsage>,
 }
 
 /// One set's IPv6 table.
 pub struct Table6 {
     set: u32,
     shared: Shared,
-    table: MmapArray<PrefixBucketV6>,
+    pub(super) table: MmapArray<PrefixBucketV6>,
     /// Target lengths, ascending.
     targets: Vec<u8>,
     /// References on each mask bit (by its bit number in the mask array).
     refs: HashMap<u32, u32>,
     /// Entries kept in the trie only.
-    trie_only: HashSet<Ipv6Net>,
+    pub(super) trie_only: HashSet<Ipv6Net>,
     /// Prefixes whose bucket was full (their mask bit is held all the
     /// same, so that the program reaches the bucket and its overflow flag).
-    overflowed: HashSet<(u128, u8)>,
+    pub(super) overflowed: HashSet<(u128, u8)>,
     /// Slots in use.
     used: u64,
+    /// The directory of the set's level-1 targets per /32, if it keeps one.
+    pub(super) dir: Option<Dir6>,
 }
 
 /// The slots' budget: half the table (beyond it entries stay in the trie).
@@ -220,6 +227,7 @@ impl Table6 {
             trie_only: HashSet::new(),
             overflowed: HashSet::new(),
             used: 0,
+            dir: None,
         }
     }
 
@@ -234,6 +242,7 @@ impl Table6 {
                 .iter()
                 .map(|&(a, t)| Ipv6Net::new(Ipv6Addr::from(a), t).expect("t <= 128"))
                 .collect(),
+            dir: self.dir.as_ref().map(Dir6::usage),
         }
     }
 
@@ -242,7 +251,7 @@ impl Table6 {
         &self.targets
     }
 
-    fn plan_ptr(&self) -> *mut V6Plan {
+    pub(super) fn plan_ptr(&self) -> *mut V6Plan {
         self.shared.plans.ptr(self.set as usize)
     }
 
@@ -299,7 +308,7 @@ impl Table6 {
     }
 
     /// The mask bit of target `t`: the longest target is bit 0.
-    fn target_bit(&self, t: u8) -> u32 {
+    pub(super) fn target_bit(&self, t: u8) -> u32 {
         let pos = self.targets.iter().position(|&x| x == t);
         (self.targets.len() - 1 - pos.expect("a planned target")) as u32
     }
@@ -397,6 +406,21 @@ impl Table6 {
         lens: &[u32; 129],
         values: Values,
     ) -> bool {
+        self.dir_suspend();
+        let placed = self.place_slots(net, value, new, lens, values);
+        self.dir_rebuild();
+        placed
+    }
+
+    /// [`Table6::place`] without the directory.
+    fn place_slots(
+        &mut self,
+        net: Ipv6Net,
+        value: u64,
+        new: bool,
+        lens: &[u32; 129],
+        values: Values,
+    ) -> bool {
         let len = net.prefix_len();
         if !new && self.trie_only.contains(&net) {
             return false;
@@ -424,6 +448,13 @@ impl Table6 {
     /// Takes `net` out of the table; `lens` and `values` describe the set
     /// without it (the slots it owned pass to the next longest entry).
     pub fn unplace(&mut self, net: Ipv6Net, lens: &[u32; 129], values: Values) {
+        self.dir_suspend();
+        self.unplace_slots(net, lens, values);
+        self.dir_rebuild();
+    }
+
+    /// [`Table6::unplace`] without the directory.
+    fn unplace_slots(&mut self, net: Ipv6Net, lens: &[u32; 129], values: Values) {
         if self.trie_only.remove(&net) {
             for i in Self::trie_indexes(net) {
                 self.mask_release(i, TRIE_BIT);
@@ -458,6 +489,7 @@ impl Table6 {
     /// slot values) and rewrites the table, the set's masks and its plan.
     /// The program asks the trie while this runs.
     pub fn rebuild(&mut self, entries: &[(Ipv6Net, u64)], lens: &[u32; 129], values: Values) {
+        self.dir_suspend();
         self.set_mode(PLAN_REBUILDING);
         for b in 0..self.table.len() {
             let p = self.table.ptr(b);
@@ -498,7 +530,7 @@ impl Table6 {
         let mut sorted: Vec<&(Ipv6Net, u64)> = entries.iter().collect();
         sorted.sort_by_key(|(n, _)| std::cmp::Reverse(n.prefix_len()));
         for (net, value) in sorted {
-            self.place(*net, *value, true, lens, values);
+            self.place_slots(*net, *value, true, lens, values);
         }
         // Now the masks exactly as the new table needs them.
         let mut want = vec![0u64; (MASK_INDEXES / 2) as usize];
@@ -512,6 +544,7 @@ impl Table6 {
             }
         }
         self.set_mode(PLAN_READY);
+        self.dir_rebuild();
     }
 }
 
