@@ -40,7 +40,7 @@ pub fn rules() -> Vec<Rule> {
         rule("sqli-select-system", K, Critical, 1, View::Sql, th, r"\bselect\b[^;]*?\bfrom\s+(?:dual\b|information_schema\b|mysql\s*\.\s*(?:user|db)\b|pg_(?:shadow|user|tables|catalog|database)\b|sys\s*\.\s*\w|sysobjects\b|syscolumns\b|sqlite_(?:master|schema)\b|all_(?:tables|users|tab_columns)\b|user_tables\b|master\s*\.\s*dbo\b|msysobjects\b)"),
         // Heavy functions used as delays (SQLite, MySQL).
         rule("sqli-heavy-function", K, Critical, 1, View::Sql, th, r"\brandomblob\s*\(\s*\d{6,}|\bbenchmark\s*\(\s*\d{5,}\s*,"),
-        rule("sqli-order-probe", K, Error, 1, View::Sql, t, r"\b(?:order|group)\s+by\s+\d+\s*(?:--|#|/\*|;|$|,\s*\d)|\bhaving\s+\d+\s*=\s*\d+"),
+        rule("sqli-order-probe", K, Error, 1, View::Sql, t, r"\b(?:order|group)\s+by\s+\d+\s*(?:--|#|/\*|;|$|,\s*\d)|\bhaving\s+\d+\s*=\s*\d+").critical_from(2),
         rule("sqli-quote-logic-predicate", K, Critical, 1, View::Sql, t, r"'\s*\)*\s*(?:or|and|xor|\|\||&&|div)\s+[\w.`]+\s+(?:is|like|in|between|not|regexp|rlike|glob|sounds)\b|'\s*(?:or|and|xor)\s+[\w.`]+\s*(?:=|<|>|!=|<>)"),
         rule("sqli-leading-ddl", K, Critical, 1, View::Sql, t, r#"^\s*[;'"`)]+\s*(?:drop|alter|truncate|create|rename|grant|revoke|shutdown|delete|update|insert)\b"#),
         rule("sqli-set-variable", K, Critical, 1, View::Sql, t, r"\bset\s+@@?[a-z_]\w*|\bselect\s+@@?[a-z_]\w*"),
