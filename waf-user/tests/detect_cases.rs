@@ -737,7 +737,9 @@ fn compressed_bodies_are_inspected_and_unknown_codings_refused() {
     let v = inspect("gzip", small);
     assert_eq!(v.action, Action::Block, "{v:?}");
     assert!(
-        v.attacks.iter().any(|f| f.rule == "protocol-content-encoding-overflow"),
+        v.attacks
+            .iter()
+            .any(|f| f.rule == "protocol-content-encoding-overflow"),
         "{v:?}"
     );
 }
