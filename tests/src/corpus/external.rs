@@ -39,12 +39,18 @@ pub struct List {
 /// blank lines and lines longer than [`MAX_PAYLOAD`] skipped, repeats
 /// kept once.
 pub fn payloads(text: &str) -> Vec<String> {
+    keep(
+        text.lines()
+            .map(|l| l.strip_suffix('\r').unwrap_or(l).to_owned()),
+    )
+}
+
+/// `all` without blank payloads, payloads longer than [`MAX_PAYLOAD`] and
+/// repeats (the first kept), in order.
+fn keep(all: impl Iterator<Item = String>) -> Vec<String> {
     let mut seen = HashSet::new();
-    text.lines()
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .filter(|l| !l.trim().is_empty() && l.len() <= MAX_PAYLOAD)
-        .filter(|l| seen.insert(l.to_string()))
-        .map(str::to_owned)
+    all.filter(|p| !p.trim().is_empty() && p.len() <= MAX_PAYLOAD)
+        .filter(|p| seen.insert(p.clone()))
         .collect()
 }
 
@@ -74,11 +80,7 @@ pub fn read(dir: &Path) -> Result<Vec<List>> {
                 let all: Vec<String> = serde_json::from_slice(&bytes).with_context(|| {
                     format!("{}: not a JSON array of strings", f.path().display())
                 })?;
-                let mut seen = HashSet::new();
-                all.into_iter()
-                    .filter(|p| !p.trim().is_empty() && p.len() <= MAX_PAYLOAD)
-                    .filter(|p| seen.insert(p.clone()))
-                    .collect()
+                keep(all.into_iter())
             } else {
                 payloads(&String::from_utf8_lossy(&bytes))
             };

@@ -36,8 +36,9 @@ fn codings(headers: &[Header]) -> Vec<String> {
 }
 
 /// Reads at most `cap` bytes out of `r` (and one more to know whether it
-/// was cut). A stream that breaks off (a body cut short, or damaged)
-/// yields what came out before, and `Err` with it when `strict`.
+/// was cut): the bytes, whether it was cut, and whether the stream ended
+/// cleanly (one that breaks off, cut short or damaged, yields what came
+/// out before).
 fn drain(mut r: impl std::io::Read, cap: usize) -> (Vec<u8>, bool, bool) {
     let mut out = Vec::new();
     let limit = u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1);

@@ -62,30 +62,29 @@ fn prepare_decoded(
     anomalies: &mut Vec<Anomaly>,
 ) -> body::Prepared {
     let cap = limits.max_body.saturating_add(1);
-    match coding::decode(headers, bytes, cap, incomplete, anomalies) {
-        Some(d) => {
-            let len = d.bytes.len() as u64 + u64::from(d.capped);
-            let body = body::prepare(
-                content_type(headers),
-                &d.bytes,
-                len,
-                incomplete || d.capped,
-                limits,
-                anomalies,
-            );
-            body::Prepared {
-                len: total.max(body.len),
-                ..body
-            }
-        }
-        None => body::prepare(
-            content_type(headers),
-            bytes,
-            total,
-            incomplete,
-            limits,
-            anomalies,
+    let decoded = coding::decode(headers, bytes, cap, incomplete, anomalies);
+    // Decoded: its own length (one more when cut at the cap, so the body
+    // reads as longer than max_body), cut short when capped.
+    let (bytes, len, incomplete) = match &decoded {
+        Some(d) => (
+            &d.bytes[..],
+            d.bytes.len() as u64 + u64::from(d.capped),
+            incomplete || d.capped,
         ),
+        None => (bytes, total, incomplete),
+    };
+    let body = body::prepare(
+        content_type(headers),
+        bytes,
+        len,
+        incomplete,
+        limits,
+        anomalies,
+    );
+    // The length sent stands when it is the longer.
+    body::Prepared {
+        len: total.max(body.len),
+        ..body
     }
 }
 

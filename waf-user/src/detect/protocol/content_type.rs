@@ -133,18 +133,6 @@ pub(super) fn missing(req: &Request, c: &mut Collector) {
             Warning
         };
         c.add(K, "protocol-missing-content-type", sev, 1, LOC, "", "");
-        // Paranoia 4 refuses a text body no browser would send unlabelled
-        // (and from 3 the finding above is critical: `detect::ladder`).
-        if sev == MISSING_TYPE_TEXT {
-            c.add(
-                K,
-                "protocol-missing-content-type-strict",
-                Critical,
-                4,
-                LOC,
-                "",
-                "",
-            );
-        }
+        // From paranoia 3 this finding blocks alone (`detect::ladder`).
     }
 }
