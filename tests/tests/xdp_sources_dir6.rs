@@ -8,13 +8,14 @@
 
 use std::{
     net::{IpAddr, Ipv6Addr},
-    os::fd::{AsFd, AsRawFd, OwnedFd},
     sync::atomic::{AtomicBool, Ordering},
 };
 
+use aya::programs::Xdp;
+use aya_obj::programs::XdpAttachType;
 use ipnet::{IpNet, Ipv6Net};
 use waf_common::SourceEntry;
-use waf_tests::{XDP_DROP, XDP_PASS, require_root, run_xdp, xdp_fuzz::rng::Rng};
+use waf_tests::{PinDir, XDP_DROP, XDP_PASS, require_root, run_xdp, xdp_fuzz::rng::Rng};
 use waf_user::{
     dataplane::{Dataplane, LoadOptions},
     packet::FrameSpec,
@@ -135,56 +136,6 @@ fn ipv6_sources_under_split_32s_get_the_policys_verdicts() {
     check(&mut dp, &[], &addrs, "emptied");
 }
 
-/// BPF_PROG_TEST_RUN of program `fd` on `frame`, once: the XDP action.
-fn test_run(fd: &OwnedFd, frame: &[u8]) -> u32 {
-    /// The test-run part of `union bpf_attr`.
-    #[repr(C)]
-    #[derive(Default)]
-    struct TestRunAttr {
-        prog_fd: u32,
-        retval: u32,
-        data_size_in: u32,
-        data_size_out: u32,
-        data_in: u64,
-        data_out: u64,
-        repeat: u32,
-        duration: u32,
-        ctx_size_in: u32,
-        ctx_size_out: u32,
-        ctx_in: u64,
-        ctx_out: u64,
-        flags: u32,
-        cpu: u32,
-        batch_size: u32,
-        _pad: u32,
-    }
-    const BPF_PROG_TEST_RUN: libc::c_long = 10;
-    let mut attr = TestRunAttr {
-        prog_fd: fd.as_raw_fd() as u32,
-        data_size_in: frame.len() as u32,
-        data_in: frame.as_ptr() as u64,
-        repeat: 1,
-        ..Default::default()
-    };
-    // SAFETY: a valid attribute of the size given; the frame outlives the
-    // call and the kernel only reads it (no data_out).
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            &raw mut attr,
-            std::mem::size_of::<TestRunAttr>(),
-        )
-    };
-    assert_eq!(
-        r,
-        0,
-        "BPF_PROG_TEST_RUN: {}",
-        std::io::Error::last_os_error()
-    );
-    attr.retval
-}
-
 #[test]
 fn addresses_two_policies_agree_on_keep_their_verdict_while_they_swap() {
     require_root();
@@ -201,14 +152,13 @@ fn addresses_two_policies_agree_on_keep_their_verdict_while_they_swap() {
     assert!(agreed.iter().any(|(_, v)| *v == XDP_DROP));
     assert!(agreed.iter().any(|(_, v)| *v == XDP_PASS));
     dp.maps.sources.replace(&a).expect("replace");
-    let fd: OwnedFd = dp
-        .program()
-        .unwrap()
-        .fd()
-        .expect("loaded")
-        .as_fd()
-        .try_clone_to_owned()
-        .unwrap();
+    // A second handle on the same program for the reader thread: pinned
+    // in the test's own directory (removed on drop) and opened again.
+    let pins = PinDir::new();
+    std::fs::create_dir_all(&pins.path).unwrap();
+    let pin = pins.path.join("prog");
+    dp.program().unwrap().pin(&pin).expect("pin the program");
+    let reader_prog = Xdp::from_pin(&pin, XdpAttachType::Interface).expect("open the pin");
     let frames: Vec<(IpAddr, Vec<u8>, u32)> =
         agreed.iter().map(|&(x, v)| (x, frame(x), v)).collect();
     let done = AtomicBool::new(false);
@@ -217,7 +167,7 @@ fn addresses_two_policies_agree_on_keep_their_verdict_while_they_swap() {
             let mut runs = 0u64;
             while !done.load(Ordering::Relaxed) {
                 for (x, f, want) in &frames {
-                    let got = test_run(&fd, f);
+                    let got = run_xdp(&reader_prog, f);
                     assert_eq!(got, *want, "{x} during a swap");
                     runs += 1;
                 }
