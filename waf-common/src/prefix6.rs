@@ -264,28 +264,28 @@ pub const fn dir_index(hi: u64) -> u32 {
     mask_index(1, hi) - MASK_L0
 }
 
+/// The least power of two at least `want`, clamped to `[min, max]`
+/// (both powers of two).
+const fn pow2_within(want: u64, min: u64, max: u64) -> u32 {
+    let mut s = min;
+    while s < want && s < max {
+        s <<= 1;
+    }
+    s as u32
+}
+
 /// Slots of the directory of a set of `capacity` IPv6 entries: one per
 /// 32 entries (1 KiB each: 32 bytes an entry), a power of two, at least
 /// 512 and at most 2^16.
 pub const fn dir_slots(capacity: u32) -> u32 {
-    let want = capacity as u64 / 32;
-    let mut s: u64 = 512;
-    while s < want && s < (1 << 16) {
-        s <<= 1;
-    }
-    s as u32
+    pow2_within(capacity as u64 / 32, 512, 1 << 16)
 }
 
 /// Cover bitmaps of the directory ([`DirCoverV6`], 32 bytes each): one per
 /// two entries (16 bytes an entry), a power of two, at least 1,024 and at
 /// most 2^22.
 pub const fn dir_covers(capacity: u32) -> u32 {
-    let want = capacity as u64 / 2;
-    let mut s: u64 = 1024;
-    while s < want && s < (1 << 22) {
-        s <<= 1;
-    }
-    s as u32
+    pow2_within(capacity as u64 / 2, 1024, 1 << 22)
 }
 
 #[cfg(feature = "user")]
@@ -304,6 +304,18 @@ const _: () = assert!(TARGETS < 8);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn directory_sizes_are_powers_of_two_within_their_bounds() {
+        assert_eq!(dir_slots(0), 512);
+        assert_eq!(dir_slots(65_536), 2048);
+        assert_eq!(dir_slots(65_537 * 32), 1 << 16);
+        assert_eq!(dir_slots(u32::MAX), 1 << 16);
+        assert_eq!(dir_covers(0), 1024);
+        assert_eq!(dir_covers(65_536), 32_768);
+        assert_eq!(dir_covers(3000), 2048);
+        assert_eq!(dir_covers(u32::MAX), 1 << 22);
+    }
 
     #[test]
     fn masks_keep_the_prefix_bits() {
