@@ -5,6 +5,7 @@
 //! directory known to be in use; and, while another thread swaps two such
 //! policies back and forth, the addresses both policies agree on never
 //! getting another verdict (the directory is rewritten at each swap).
+//! Probes also fill the other /32s of the policies' /16s.
 
 use std::{
     net::{IpAddr, Ipv6Addr},
@@ -91,6 +92,19 @@ fn probes(p: &[(IpNet, SourceEntry)], rng: &mut Rng) -> Vec<IpAddr> {
         };
         out.push(IpAddr::V6(Ipv6Addr::from(
             top | sub | (rng.u128() & (u128::MAX >> 40)),
+        )));
+    }
+    // Other /32s of the policies' /16s (the touch map's bits), beside the
+    // split ones and anywhere.
+    for _ in 0..300 {
+        let top = TOPS[rng.below(TOPS.len())];
+        let top = match rng.below(3) {
+            0 => top.wrapping_add(1),
+            1 => top.wrapping_sub(1),
+            _ => (top & 0xffff_0000) | rng.below(0x1_0000) as u32,
+        };
+        out.push(IpAddr::V6(Ipv6Addr::from(
+            u128::from(top) << 96 | (rng.u128() & (u128::MAX >> 32)),
         )));
     }
     out

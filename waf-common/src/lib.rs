@@ -50,7 +50,7 @@ pub use self::{
 };
 
 /// Bumped whenever a map layout or meaning in this crate changes.
-pub const ABI_VERSION: u32 = 7;
+pub const ABI_VERSION: u32 = 8;
 
 /// Name of the firewall's XDP program function in its object (`waf-xdp`,
 /// the object the daemon loads: this program, [`CLOCK_PROGRAM_NAME`] and the

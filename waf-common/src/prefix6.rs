@@ -237,8 +237,9 @@ pub const DIR_SHARED: u32 = u32::MAX;
 /// One /32 of the directory: entry `i` for its `i`th /40, bits 0..7 the
 /// source set's level-1 mask byte there (the targets of /32 to /47 with a
 /// prefix covering the /40 or inside it, and [`TRIE_BIT`] for the entries
-/// of those lengths kept in the trie only), bits 8..31 zero or one more
-/// than the index of the /40's cover bitmap ([`DirCoverV6`]).
+/// of those lengths kept in the trie only), bits 8..30 zero or one more
+/// than the index of the /40's cover bitmap ([`DirCoverV6`]), bit 31
+/// [`DIR_LEVEL2`].
 pub type DirSlotV6 = [u32; DIR_SUBS];
 
 /// The /48s of one /40 that a prefix of the set covers or holds (bit `i`
@@ -250,6 +251,19 @@ pub type DirCoverV6 = [u64; 4];
 /// What the program reads for a source whose /48 bit is clear (above any
 /// mask byte).
 pub const DIR_CLEAR: u32 = 1 << 8;
+
+/// Bit of a [`DirSlotV6`] entry: a prefix longer than /40 lies in this
+/// /40, so the level-2 mask's targets (/48 and longer) may hold a source
+/// of it. Without it only the /40's own byte and the level-0 mask's
+/// targets (shorter than /32) can: the level-2 mask is hashed, and its
+/// bits there are another /48's. A /32 the directory holds no entry for
+/// holds no prefix longer than /32 (every such /32 gets one, or its index
+/// is marked shared), so the same holds for all of it.
+pub const DIR_LEVEL2: u32 = 1 << 31;
+
+/// The cover index bits of a [`DirSlotV6`] entry (after shifting out the
+/// mask byte): one more than an index below [`dir_covers`], at most 2^22.
+pub const DIR_COVER_MASK: u32 = (1 << 23) - 1;
 
 /// The directory entry word of /32 `top` at slot `slot`.
 #[inline(always)]
@@ -300,6 +314,8 @@ mod pod {
 const _: () = assert!(core::mem::size_of::<V6Plan>() == 24 + 128);
 const _: () = assert!(core::mem::size_of::<PrefixBucketV6>() == 8 + 16 + 128 + 64);
 const _: () = assert!(TARGETS < 8);
+const _: () = assert!(dir_covers(u32::MAX) <= DIR_COVER_MASK);
+const _: () = assert!(DIR_LEVEL2 >> 8 > DIR_COVER_MASK);
 
 #[cfg(test)]
 mod tests {

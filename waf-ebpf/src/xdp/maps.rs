@@ -27,9 +27,9 @@ use waf_common::{
     SourceEntry, TAG16_NONE, XdpConfig, ban_bucket_v4, ban_bucket_v6, ban_fp_v4, ban_fp_v6,
     counter, filter,
     prefix6::{
-        self, DIR_CLEAR, DIR_ENTRIES, DIR_SHARED, DirCoverV6, DirSlotV6, MASK_WORDS, PLAN_READY,
-        PrefixBucketV6, SLOTS, TARGETS, TRIE_BIT, V6Plan, bucket_of, dir_index, fps_hold,
-        mask_index, prefix_fp, prefix_hash,
+        self, DIR_CLEAR, DIR_COVER_MASK, DIR_ENTRIES, DIR_LEVEL2, DIR_SHARED, DirCoverV6,
+        DirSlotV6, MASK_WORDS, PLAN_READY, PrefixBucketV6, SLOTS, TARGETS, TRIE_BIT, V6Plan,
+        bucket_of, dir_index, fps_hold, mask_index, prefix_fp, prefix_hash,
     },
     rate_set_v4, rate_set_v6,
 };
@@ -434,9 +434,10 @@ fn table_v6(hi: u64, lo: u64, byte: u32, set: u32, table: &Array<PrefixBucketV6>
 /// The source set's level-1 mask byte for the /40 of an address whose top
 /// 64 bits are `hi` (big-endian), from the directory: None when only the
 /// level-1 mask can tell (the directory is being rewritten, or could not
-/// take every split /32 of this index), 0 when the /32 holds no level-1
-/// target,
-/// [`DIR_CLEAR`] when no prefix covers the address's /48 or lies in it.
+/// take every split /32 of this index), 0 when the /32 holds no prefix
+/// longer than /32 and no level-1 target, [`DIR_CLEAR`] when no prefix
+/// covers the address's /48 or lies in it, else the /40's level-1 byte
+/// with [`DIR_LEVEL2`] when a prefix longer than /40 lies in the /40.
 #[inline(always)]
 fn dir_byte(hi: u64) -> Option<u32> {
     let plan = WAF_V6_PLAN.get(filter::SET_SOURCE)?;
@@ -455,7 +456,7 @@ fn dir_byte(hi: u64) -> Option<u32> {
     }
     let slot = WAF_SRC_SUB6.get(e as u32 - 1)?;
     let v = slot[(hi >> 24) as usize & 0xff];
-    let cover = v >> 8;
+    let cover = (v >> 8) & DIR_COVER_MASK;
     if cover != 0 {
         let bits = WAF_SRC_COV6.get(cover - 1)?;
         let x = (hi >> 16) as u32 & 0xff;
@@ -463,7 +464,7 @@ fn dir_byte(hi: u64) -> Option<u32> {
             return Some(DIR_CLEAR);
         }
     }
-    Some(v & 0xff)
+    Some(v & (0xff | DIR_LEVEL2))
 }
 
 /// Is the IPv6 address in membership set `set` (the allowlist or the
@@ -706,8 +707,9 @@ impl Family for V6 {
     const FAMILY: u32 = 6;
 
     /// The target masks of every set, ORed over the three levels (a byte
-    /// per set), and above them the source set's byte of levels 0 and 2
-    /// alone (what the directory's level-1 byte is ORed with).
+    /// per set), and above them the source set's byte of level 0 (bits 32
+    /// to 39) and of level 2 (bits 40 to 47) alone (what the directory's
+    /// level-1 byte is ORed with).
     #[inline(always)]
     fn lists(a: &[u64; 2]) -> u64 {
         let hi = u64::from_be(a[0]);
@@ -718,9 +720,9 @@ impl Family for V6 {
                 None => 0,
             }
         };
-        let outer = m(0) | m(2);
-        let src = (outer >> (filter::SET_SOURCE * 8)) & 0xff;
-        ((outer | m(1)) & 0xffff_ffff) | src << 32
+        let (l0, l2) = (m(0), m(2));
+        let src = |m: u64| (m >> (filter::SET_SOURCE * 8)) & 0xff;
+        ((l0 | l2 | m(1)) & 0xffff_ffff) | src(l0) << 32 | src(l2) << 40
     }
 
     #[inline(always)]
@@ -786,12 +788,15 @@ impl Family for V6 {
         // The directory's byte of the source's /40 in place of the level-1
         // mask's, which names the targets of the whole /32 (and of the /32s
         // sharing its hash): a source beside prefixes of other /40s, or of
-        // other /48s of its /40, probes nothing.
+        // other /48s of its /40, probes nothing. The level-2 mask's byte
+        // only where a prefix longer than /40 lies in the /40: elsewhere
+        // its bits are another /48's that shares the hash.
         if let Some(d) = dir_byte(hi) {
             if d == DIR_CLEAR {
                 return None;
             }
-            byte = d | ((lists >> 32) as u32 & 0xff);
+            let l2 = if d & DIR_LEVEL2 != 0 { lists >> 40 } else { 0 };
+            byte = (d & 0xff) | ((lists >> 32) as u32 & 0xff) | (l2 as u32 & 0xff);
         }
         match table_v6(hi, lo, byte, filter::SET_SOURCE, &WAF_SRC_T6) {
             Table::Found(v) => Some(SourceEntry::from_slot(v)),

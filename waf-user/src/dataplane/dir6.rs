@@ -17,7 +17,8 @@ use std::{
 };
 
 use waf_common::prefix6::{
-    DIR_SHARED, DIR_SUBS, DirCoverV6, DirSlotV6, SLOTS, TRIE_BIT, V6Plan, dir_entry, dir_index,
+    DIR_LEVEL2, DIR_SHARED, DIR_SUBS, DirCoverV6, DirSlotV6, SLOTS, TRIE_BIT, V6Plan, dir_entry,
+    dir_index,
 };
 
 use super::{mmap::MmapArray, table6::Table6};
@@ -183,6 +184,11 @@ fn layout(
                 cs.push(s.covers.get(&i).copied().unwrap_or_default());
                 *v |= (cs.len() as u32) << 8;
             }
+            // Only a /40 holding a prefix longer than /40 needs the level-2
+            // mask's targets (elsewhere its bits are other /48s').
+            if s.covers.contains_key(&i) {
+                *v |= DIR_LEVEL2;
+            }
         }
         ss.push(slot);
     }
@@ -296,6 +302,8 @@ mod tests {
             (NET | (0x40u128 << 88) | (0x33u128 << 80), 56, None),
             // Alone in its /32: a /60 (level 2).
             (0x3fff_0000u128 << 96, 60, None),
+            // Inside the /36, in /40 20: a /52 (level 2).
+            (NET | (20u128 << 88) | (5u128 << 76), 52, None),
         ];
         let per32 = splits(&marks);
         let tops = [0x2001_0db8, 0x3fff_0000];
@@ -323,10 +331,16 @@ mod tests {
         assert_eq!(es[index_of(tops[0])], dir_entry(tops[0], 0));
         assert_eq!(es[index_of(tops[1])], dir_entry(tops[1], 1));
         assert_eq!(es.iter().filter(|&&e| e != 0).count(), 2);
-        assert_eq!(ss[1][0], 2 << 8, "no level-1 target, a cover");
+        assert_eq!(
+            ss[1][0],
+            2 << 8 | DIR_LEVEL2,
+            "no level-1 target, a cover, a prefix longer than /40"
+        );
+        assert_eq!(ss[1][1], 0, "nothing in it: only level 0 may hold it");
         assert_eq!(cs[1], [1, 0, 0, 0]);
-        assert_eq!(ss[0][0x40], 0b1000_0010 | 1 << 8);
+        assert_eq!(ss[0][0x40], 0b1000_0010 | 1 << 8 | DIR_LEVEL2);
         assert_eq!(ss[0][16], 1 << 3, "covered whole: probed, no bitmap");
+        assert_eq!(ss[0][20], 1 << 3 | DIR_LEVEL2, "whole, with a /52 inside");
         assert_eq!(cs[0], want);
         // A /32 target (level 1) is a /32 of the directory, covered whole.
         let mut with32 = marks.to_vec();
@@ -362,7 +376,7 @@ mod tests {
         for (k, top) in [100u32, 200, 300].into_iter().enumerate() {
             assert_eq!(es[index_of(top)], dir_entry(top, k as u32));
             let cover = if k < 2 { (k as u32 + 1) << 8 } else { 0 };
-            assert_eq!(ss[k][5], 1 << 2 | cover);
+            assert_eq!(ss[k][5], 1 << 2 | cover | DIR_LEVEL2);
         }
         assert_eq!(es[index_of(400)], u64::from(DIR_SHARED), "past the slots");
     }

@@ -94,8 +94,10 @@ pub fn check(low: &[u8]) -> Option<(Class, String)> {
         let with_path = trimmed
             .find('/')
             .is_some_and(|i| !trimmed[..i].contains(':'));
-        consider(authority(trimmed).filter(|(c, _)| {
-            matches!(c, Class::Metadata | Class::Internal) || (with_path && *c == Class::Loopback)
+        consider(authority(trimmed).filter(|(c, host)| {
+            matches!(c, Class::Metadata | Class::Internal)
+                || (with_path && *c == Class::Loopback)
+                || (matches!(c, Class::Loopback | Class::LinkLocal) && pointing_name(host))
         }));
     }
     worst
@@ -152,6 +154,17 @@ fn looks_like_bare_host(s: &str) -> bool {
             || host.starts_with('['))
 }
 
+/// A name (not an address, not `localhost` itself) that exists to point
+/// inside: a wildcard DNS name spelling an inside address
+/// (`127.0.0.1.nip.io`), a public name that resolves to loopback
+/// (`localtest.me`). Alone as a value it is a probe, not a setting.
+fn pointing_name(host: &str) -> bool {
+    !host.starts_with("localhost")
+        && !host.starts_with('[')
+        && parse_ipv4_loose(host).is_none()
+        && host.parse::<Ipv6Addr>().is_err()
+}
+
 /// Removes backslashes that escape letters, digits and dots.
 fn unescape_host(s: &str) -> String {
     let b = s.as_bytes();
@@ -197,7 +210,24 @@ fn classify_authority(auth: &str) -> Option<(Class, String)> {
         Some((_, h)) => h,
         None => auth,
     };
+    // `127.1.1.1:80:` (`http://127.1.1.1:80:\@@127.2.2.2:80/` read up to
+    // the backslash): empty ports and colons after the port go.
     let host_port = host_port.split(['#', ' ', '&']).next().unwrap_or("");
+    let host_port = host_port.trim_end_matches(':');
+    let host_port = match host_port.split_once(':') {
+        Some((h, rest))
+            if !h.is_empty()
+                && !host_port.starts_with('[')
+                && rest.split(':').next().is_some_and(|p| !p.is_empty())
+                && rest
+                    .split(':')
+                    .all(|p| p.bytes().all(|b| b.is_ascii_digit()))
+                && parse_ipv4_loose(h).is_some() =>
+        {
+            h
+        }
+        _ => host_port,
+    };
     let host = if let Some(v6) = host_port.strip_prefix('[') {
         v6.split(']').next().unwrap_or("")
     } else {
@@ -497,5 +527,34 @@ mod tests {
         assert_eq!(c("http:0xa9fea9fe"), Some(Class::Metadata));
         assert_eq!(c("http://0x41414141a9fea9fe/"), Some(Class::Metadata));
         assert_eq!(c("169.254.169.254/latest"), Some(Class::Metadata));
+    }
+
+    #[test]
+    fn bare_names_that_point_inside_and_ports_parsers_disagree_on() {
+        // Alone, without a path: names that exist to point inside.
+        assert_eq!(c("127.0.0.1.nip.io"), Some(Class::Loopback));
+        assert_eq!(c("app-127-0-0-1.sslip.io:8080"), Some(Class::Loopback));
+        assert_eq!(c("169.254.169.254.nip.io"), Some(Class::Metadata));
+        assert_eq!(c("7f000001.nip.io"), Some(Class::Loopback));
+        assert_eq!(c("localtest.me"), Some(Class::Loopback));
+        assert_eq!(c("a.b.lvh.me"), Some(Class::Loopback));
+        // Addresses and `localhost` alone stay settings, public names too.
+        assert_eq!(c("127.0.0.1"), None);
+        assert_eq!(c("localhost"), None);
+        assert_eq!(c("localhost:3000"), None);
+        assert_eq!(c("[::1]:8080"), None);
+        assert_eq!(c("10.0.0.5.sslip.io"), None, "private: needs a URL");
+        assert_eq!(c("203.0.113.9.nip.io"), None);
+        assert_eq!(c("www.example.com"), None);
+        assert_eq!(c("release-1.2.3.4.tar.gz"), None);
+        // A colon after the port: the host before it is read.
+        assert_eq!(
+            c("http://127.1.1.1:80:\\@@127.2.2.2:80/"),
+            Some(Class::Loopback)
+        );
+        assert_eq!(c("http://127.0.0.1:80:/"), Some(Class::Loopback));
+        assert_eq!(c("http://127.0.0.1::/"), Some(Class::Loopback));
+        assert_eq!(c("http://example.com:80:/"), None);
+        assert_eq!(c("http://[::1]:80/"), Some(Class::Loopback));
     }
 }
