@@ -185,8 +185,9 @@ pub fn severity(fingerprint: &str, dec: &[u8]) -> Severity {
 /// Whether, read in every quoting context in which libinjection finds an
 /// injection, the value holds a lone `:` outside strings and comments
 /// (`char(acter) count: 140`). SQL has `::` casts, `:=` assignments and
-/// `:name` binds, which the tokenizer reads as operators or variables, but
-/// no lone colon between expressions: the statement would not parse, so
+/// `:name` binds, which the tokenizer reads as operators or variables, and
+/// labels (`x'; lbl: goto lbl`, a word that starts a statement), but no
+/// lone colon between expressions: the statement would not parse, so
 /// nothing runs. libinjection fingerprints only the first five tokens and
 /// never sees it.
 pub fn breaks_sql_later(dec: &[u8]) -> bool {
@@ -210,12 +211,17 @@ pub fn breaks_sql_later(dec: &[u8]) -> bool {
             }
             found = true;
             let mut tokens = SqliTokenizer::new(input, flags);
+            // The two tokens before the current one: a label is a word
+            // at the start of a statement.
+            let (mut before, mut last) = (None, None);
             let mut colon = false;
             while let Some(t) = tokens.next_token() {
-                if t.token_type == TokenType::Colon {
+                let label = matches!(before, None | Some(TokenType::Semicolon)) && last.is_some();
+                if t.token_type == TokenType::Colon && !label {
                     colon = true;
                     break;
                 }
+                (before, last) = (last, Some(t.token_type));
             }
             if !colon {
                 return false;

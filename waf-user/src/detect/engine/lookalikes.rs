@@ -122,6 +122,8 @@ fn a_lone_colon_after_the_tokens_is_no_sql() {
         "x' union select 'a:b'--",
         "1;waitfor delay '0:0:5'--",
         "char(97) count",
+        "1'; anything: goto anything -- -a",
+        "lbl: select 1 union select 2",
     ] {
         assert!(!breaks_sql_later(s.as_bytes()), "{s}");
     }
@@ -133,6 +135,7 @@ fn a_lone_colon_after_the_tokens_is_no_sql() {
         "/s?q=%27a:b%27%20or%201=1",
         "/s?q=1%27%20or%201=1%20--%20a:b",
         "/s?q=char(97)%20count",
+        "/s?q=1%27%3B+anything%3A+goto+anything+--+-a",
     ] {
         assert_blocks_with(&get(t, None), "sqli-libinjection", t);
     }
