@@ -14,7 +14,7 @@ use waf_user::http::Request;
 /// Lowest share of the evasion set blocked at paranoia 1.
 const EVASION_FLOOR: f64 = 97.5;
 /// Highest share of the look-alikes blocked at paranoia 1.
-const LOOKALIKE_CEILING: f64 = 3.0;
+const LOOKALIKE_CEILING: f64 = 1.0;
 
 fn committed(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -20,6 +20,8 @@ use super::{path, protocol};
 use crate::http::{CanonicalPath, Limits, ParseError, Request};
 
 mod encoding;
+#[cfg(test)]
+mod lookalikes;
 mod parts;
 mod tokenizers;
 mod value;

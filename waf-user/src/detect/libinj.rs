@@ -171,14 +171,65 @@ fn attribute_breakout(dec: &[u8]) -> bool {
 /// The severity of a libinjection SQL fingerprint for a value. A string,
 /// an operator and a string (`sos`) between double quotes only is how prose
 /// quotes words (`CHRISTMAS STOCKING "NOT" STUFFER`): an error, not enough
-/// to block alone. Everything else is critical.
+/// to block alone. So is a value that no SQL parser would take past its
+/// first tokens (see [`breaks_sql_later`]). Everything else is critical.
 pub fn severity(fingerprint: &str, dec: &[u8]) -> Severity {
     let double_quotes_only = memchr::memchr2(b'\'', b'`', dec).is_none();
-    if fingerprint == "sos" && double_quotes_only {
+    if (fingerprint == "sos" && double_quotes_only) || breaks_sql_later(dec) {
         Severity::Error
     } else {
         Severity::Critical
     }
+}
+
+/// Whether, read in every quoting context in which libinjection finds an
+/// injection, the value holds a lone `:` outside strings and comments
+/// (`char(acter) count: 140`). SQL has `::` casts, `:=` assignments and
+/// `:name` binds, which the tokenizer reads as operators or variables, and
+/// labels (`x'; lbl: goto lbl`, a word that starts a statement), but no
+/// lone colon between expressions: the statement would not parse, so
+/// nothing runs. libinjection fingerprints only the first five tokens and
+/// never sees it.
+pub fn breaks_sql_later(dec: &[u8]) -> bool {
+    use libinjectionrs::sqli::{SqliFlags, SqliState, SqliTokenizer, TokenType};
+    let input = &dec[..dec.len().min(MAX_INPUT)];
+    if memchr::memchr(b':', input).is_none() {
+        return false;
+    }
+    let contexts = [
+        SqliFlags::FLAG_QUOTE_NONE | SqliFlags::FLAG_SQL_ANSI,
+        SqliFlags::FLAG_QUOTE_NONE | SqliFlags::FLAG_SQL_MYSQL,
+        SqliFlags::FLAG_QUOTE_SINGLE | SqliFlags::FLAG_SQL_ANSI,
+        SqliFlags::FLAG_QUOTE_SINGLE | SqliFlags::FLAG_SQL_MYSQL,
+        SqliFlags::FLAG_QUOTE_DOUBLE | SqliFlags::FLAG_SQL_MYSQL,
+    ];
+    catch_unwind(AssertUnwindSafe(|| {
+        let mut found = false;
+        for flags in contexts {
+            if !SqliState::new(input, flags).is_sqli() {
+                continue;
+            }
+            found = true;
+            let mut tokens = SqliTokenizer::new(input, flags);
+            // The two tokens before the current one: a label is a word
+            // at the start of a statement.
+            let (mut before, mut last) = (None, None);
+            let mut colon = false;
+            while let Some(t) = tokens.next_token() {
+                let label = matches!(before, None | Some(TokenType::Semicolon)) && last.is_some();
+                if t.token_type == TokenType::Colon && !label {
+                    colon = true;
+                    break;
+                }
+                (before, last) = (last, Some(t.token_type));
+            }
+            if !colon {
+                return false;
+            }
+        }
+        found
+    }))
+    .unwrap_or(false)
 }
 
 /// Runs the SQL tokenizer.

