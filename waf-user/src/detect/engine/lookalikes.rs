@@ -140,3 +140,95 @@ fn a_lone_colon_after_the_tokens_is_no_sql() {
         assert_blocks_with(&get(t, None), "sqli-libinjection", t);
     }
 }
+
+/// Character references whose `&` a client left raw cut a value into
+/// parameters; the page that reflects the query string decodes them
+/// whole, so the query string is read whole too. A browser's query with
+/// a plain `&` or an encoded `%26` is not.
+#[test]
+fn character_references_split_by_raw_ampersands_are_read_whole() {
+    let refs = |s: &str, hex: bool| -> String {
+        s.bytes()
+            .map(|b| {
+                if hex {
+                    format!("&#x{b:X}")
+                } else {
+                    format!("&#{b:07}")
+                }
+            })
+            .collect()
+    };
+    for hex in [false, true] {
+        let q = format!(
+            "/item?id=%3Cimg%20src={}%3E",
+            refs("javascript:alert(1)", hex)
+        );
+        let v = get(&q, None);
+        assert_eq!(v.action, Action::Block, "{q}: {:?}", v.attacks);
+        assert!(
+            v.attacks.iter().any(|f| f.location == "query_string"),
+            "{q}: {:?}",
+            v.attacks
+        );
+    }
+    let q = "/item?id=89)%20%3Ca%20href=j&#97v&#97script&#x3A;&#97lert(1)%3EClickMe";
+    let v = get(q, None);
+    assert_eq!(v.action, Action::Block, "{q}: {:?}", v.attacks);
+    for q in [
+        "/s?q=fish%20%26%20chips&lang=en&page=2",
+        "/s?title=Tom%20%26%20Jerry%20%26lt%3B3&sort=asc",
+        "/s?q=a&amp;b=2",
+        "/s?note=see%20section%20%232&x=1",
+    ] {
+        assert_passes(&get(q, None), q);
+    }
+}
+
+/// A negated glob class stands for one character of a system path as a
+/// plain one does (`/etc/[!abc]asswd`).
+#[test]
+fn negated_glob_classes_in_system_paths_block() {
+    for q in [
+        "/get?file=/etc/%5B!abc%5Dasswd",
+        "/get?f=cat%20/etc/%5B%5Eq%5Dasswd",
+    ] {
+        assert_blocks_with(&get(q, None), "cmdi-glob-class-path", q);
+    }
+    for q in [
+        "/get?f=/docs/%5Bdraft%5D/notes",
+        "/get?f=/a/%5B!important%5D%20note",
+    ] {
+        assert_passes(&get(q, None), q);
+    }
+}
+
+/// A pair without `=` is read as a value too (an application that reads
+/// its query string takes `?<payload>` whole), and a query whose names hold
+/// code (`1' or '1'` of `?1' or '1'='1`) is read whole; a bare flag and a
+/// bracketed name still pass.
+#[test]
+fn a_payload_cut_into_names_is_read_as_a_value() {
+    for q in [
+        "/s?x=1&1%20union%20select%20password%20from%20users--",
+        "/s?1'%20or%20'1'='1",
+    ] {
+        let v = get(q, None);
+        assert_eq!(v.action, Action::Block, "{q}: {:?}", v.attacks);
+        assert!(
+            v.attacks
+                .iter()
+                .any(|f| f.location.starts_with("query:") || f.location == "query_string"),
+            "{q}: {:?}",
+            v.attacks
+        );
+    }
+    for q in [
+        "/s?print",
+        "/s?v2&amp",
+        "/s?1699999999",
+        "/s?lang=en&download",
+        "/s?filter%5Bprice%5D=10&sort=-date",
+    ] {
+        assert_passes(&get(q, None), q);
+    }
+}

@@ -30,6 +30,24 @@ impl Engine {
         for p in &req.query {
             self.scan_param(c, p, "query", Encoding::Form);
         }
+        if let Some(q) = req
+            .raw_query
+            .as_deref()
+            .filter(|q| query_splits_markup(q) || names_hold_code(&req.query))
+        {
+            // A raw `#` or `&` that starts a character reference cuts a
+            // value into parameters (`<img src=&#106&#97...>`), an `=`
+            // cuts `1' or '1'='1` into a name and a value, but a page that
+            // reflects the query string, or a back end that keeps the
+            // fragment, reads it whole: so is it scanned.
+            self.scan(
+                c,
+                q,
+                targets::ARGS,
+                &|| "query_string".into(),
+                Encoding::Form,
+            );
+        }
         for p in &req.cookies {
             self.scan_cookie(p, c);
         }
@@ -77,6 +95,18 @@ impl Engine {
             &|| format!("{kind}:{}", short(&p.name)),
             enc,
         );
+        // A pair without `=` (`?<payload>`, a body of one word) is all
+        // name, but an application that reads the query string or the
+        // body itself takes it as its input: read it as a value too.
+        if !p.has_value {
+            self.scan(
+                c,
+                &p.raw_name,
+                targets::ARGS,
+                &|| format!("{kind}:{}", short(&p.name)),
+                enc,
+            );
+        }
         if let Some(tail) = encoded_value_tail(&p.raw_name) {
             self.scan(
                 c,
@@ -193,6 +223,16 @@ impl Engine {
             Body::Form(params) => {
                 for p in params {
                     self.scan_param(c, p, "form", Encoding::Form);
+                }
+                if names_hold_code(params) {
+                    let body = String::from_utf8_lossy(&req.body);
+                    self.scan(
+                        c,
+                        &body,
+                        targets::ARGS,
+                        &|| "form_body".into(),
+                        Encoding::Form,
+                    );
                 }
             }
             Body::Json(items) => {
@@ -342,6 +382,35 @@ impl Engine {
 /// Whether a raw path segment, once decoded, holds a character file and
 /// directory names do not: quotes, shell and code punctuation (`; | $ < >
 /// { } ( )` and the backtick), a backslash or whitespace.
+/// Whether a raw query string holds what no browser sends and what cuts a
+/// value into parameters: a `#` (browsers keep fragments to themselves
+/// and encode a `#` in a value) or an `&` that starts an HTML character
+/// reference (`&#106`, `&#x6A`, `&lt;`: a browser encodes an `&` in a value
+/// as `%26`).
+fn query_splits_markup(q: &str) -> bool {
+    if q.contains('#') {
+        return true;
+    }
+    let b = q.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| {
+        if c != b'&' {
+            return false;
+        }
+        let name = b[i + 1..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .count();
+        (2..=8).contains(&name) && b.get(i + 1 + name) == Some(&b';')
+    })
+}
+
+/// Whether a pair with a value has a name that holds what ends a string
+/// in some interpreter (`1' or '1'` of `1' or '1'='1`): the `=` cut a
+/// payload in two.
+fn names_hold_code(params: &[Param]) -> bool {
+    params.iter().any(|p| p.has_value && is_loud(&p.raw_name))
+}
+
 fn segment_is_code_like(segment: &str) -> bool {
     const LOUD: [bool; 256] = normalize::byte_set(b"'\";|$<>{}()`\\ \t\n\r");
     let loud = |b: &[u8]| b.iter().any(|&c| LOUD[usize::from(c)]);
@@ -400,6 +469,44 @@ mod tests {
             "",
         ] {
             assert!(!segment_is_code_like(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn a_raw_hash_or_character_reference_marks_a_split_query() {
+        for q in [
+            "id=<img src=&#106&#97",
+            "a=1#frag",
+            "x=&lt;script&gt;",
+            "x=1&#x6A;",
+            "x=&amp;",
+        ] {
+            assert!(query_splits_markup(q), "{q}");
+        }
+        for q in [
+            "a=1&b=2",
+            "a=%26%23106",
+            "lang=en&copy=2",
+            "a=1&verylongname;",
+            "a=1&x;",
+            "&",
+            "a=1&",
+            "",
+        ] {
+            assert!(!query_splits_markup(q), "{q}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Only a `#` or an `&` can mark a split query, and a character
+        /// reference appended to any query always does.
+        #[test]
+        fn a_split_query_needs_a_hash_or_an_ampersand(q in ".{0,64}", name in "[a-z]{2,8}") {
+            if !q.contains('#') && !q.contains('&') {
+                proptest::prop_assert!(!query_splits_markup(&q));
+            }
+            let with_ref = format!("{q}&{name};");
+            proptest::prop_assert!(query_splits_markup(&with_ref));
         }
     }
 
