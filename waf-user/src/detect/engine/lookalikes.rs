@@ -232,3 +232,26 @@ fn a_payload_cut_into_names_is_read_as_a_value() {
         assert_passes(&get(q, None), q);
     }
 }
+
+/// In the path, a URL wrapper and a system directory with a name and more
+/// path after it count; a web root in prose and a docs path do not.
+#[test]
+fn wrappers_and_system_directories_in_the_path_block() {
+    for (q, rule) in [
+        (
+            "/api/items/php://filter/convert.base64-encode/resource=index.php/details",
+            "rfi-wrapper",
+        ),
+        ("/api/items//proc/self/environ/details", "lfi-os-file"),
+        ("/get?f=/etc/nginx/sites-enabled/default", "lfi-os-file"),
+    ] {
+        assert_blocks_with(&get(q, None), rule, q);
+    }
+    for q in [
+        "/docs/deploy/var/www/html/",
+        "/s?q=copy%20it%20to%20/var/www/html/%20and%20reload",
+        "/blog/2024/proc-self-environ-explained",
+    ] {
+        assert_passes(&get(q, None), q);
+    }
+}

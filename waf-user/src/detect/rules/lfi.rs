@@ -263,6 +263,15 @@ pub fn rules() -> Vec<Rule> {
             .join("|")
     };
     let (path_alt, name_alt, dot_alt) = (alt(&path_files), alt(&name_files), alt(&dot_files));
+    // A system directory and a name in it (`/proc/self/environ/x`,
+    // `/etc/nginx/sites-enabled/default`): deeper than the file list goes
+    // (not `/var/www/html/`: support forms and docs name the web root).
+    let dirs: Vec<&str> = path_files
+        .iter()
+        .copied()
+        .filter(|f| f.ends_with('/') && *f != "var/www/")
+        .collect();
+    let dir_alt = alt(&dirs);
     let exts = RESTRICTED_EXT.join("|");
     let t = INPUT | HEADERS | PATH;
     vec![
@@ -331,7 +340,7 @@ pub fn rules() -> Vec<Rule> {
             View::Low,
             t,
             format!(
-                r"(?:^|[/\\=:\s'\x22(;|&<>`])(?:\.{{0,3}}[/\\]+)?(?:{path_alt})(?:$|[\s/\\?#;&'\x22,)%.\x00-\x1f]|[\w.-]*$)|[/\\](?:{name_alt})(?:$|[/\\?#;&'\x22,)%.\x00-\x1f]|\s+(?:$|[^\w\s])|[\w.-]*$)|(?:^|=)(?:{name_alt})(?:$|[?#;&\x00])|(?:^|[/\\=\s'\x22~])(?:{dot_alt})(?:$|[\s/\\?#;&'\x22,)]|[\w.-]*$)|(?:^|[/\\=\s'\x22])(?:home[/\\]+[\w.-]+|root)[/\\]+\.[a-z]"
+                r"(?:^|[/\\=:\s'\x22(;|&<>`])(?:\.{{0,3}}[/\\]+)?(?:{path_alt})(?:$|[\s/\\?#;&'\x22,)%.\x00-\x1f]|[\w.-]*$)|[/\\](?:{name_alt})(?:$|[/\\?#;&'\x22,)%.\x00-\x1f]|\s+(?:$|[^\w\s])|[\w.-]*$)|(?:^|=)(?:{name_alt})(?:$|[?#;&\x00])|(?:^|[/\\=\s'\x22~])(?:{dot_alt})(?:$|[\s/\\?#;&'\x22,)]|[\w.-]*$)|(?:^|[/\\=:\s'\x22(;|&<>`])(?:\.{{0,3}}[/\\]+)?(?:{dir_alt})[\w.-]+[/\\]|(?:^|[/\\=\s'\x22])(?:home[/\\]+[\w.-]+|root)[/\\]+\.[a-z]"
             ),
         )
         .plain(),

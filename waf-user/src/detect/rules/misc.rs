@@ -10,7 +10,7 @@ pub fn rules() -> Vec<Rule> {
     let args = ARGS | NAMES | BODY | DOC;
     vec![
         // Remote file inclusion and dangerous URL wrappers.
-        rule("rfi-wrapper", Kind::Rfi, Critical, 1, View::Low, args | UA_REF, r"\b(?:php|expect|phar|zip|glob|data|ogg|rar|ssh2(?:\.\w+)?|zlib|compress\.(?:zlib|bzip2)|netdoc|gopher|dict|ldap|ldaps|tftp|jndi|local_file|rmi|iiop)://|\bjar:(?:https?|file|ftp):|\bfile:(?://)?/"),
+        rule("rfi-wrapper", Kind::Rfi, Critical, 1, View::Low, args | UA_REF | PATH, r"\b(?:php|expect|phar|zip|glob|data|ogg|rar|ssh2(?:\.\w+)?|zlib|compress\.(?:zlib|bzip2)|netdoc|gopher|dict|ldap|ldaps|tftp|jndi|local_file|rmi|iiop)://|\bjar:(?:https?|file|ftp):|\bfile:(?://)?/"),
         rule("rfi-include-url", Kind::Rfi, Critical, 1, View::Low, args, r#"\b(?:include|require)(?:_once)?\s*\(?\s*['"]?\s*(?:https?|ftps?)://"#),
         rule("rfi-url-trailing-question", Kind::Rfi, Critical, 1, View::Low, ARGS, r"^(?:https?|ftps?)://[^?#\s]*\?+$|^(?:https?|ftps?|file)\?$"),
         // A UNC path to another host: Windows fetches it over SMB and
