@@ -255,3 +255,16 @@ fn wrappers_and_system_directories_in_the_path_block() {
         assert_passes(&get(q, None), q);
     }
 }
+
+/// A value that is a wildcard and two closing parentheses is an LDAP
+/// filter closed early (`*))`, its NUL removed before the rules); the
+/// same characters inside a sentence (a kiss and a smile) are not.
+#[test]
+fn a_wildcard_closing_an_ldap_filter_blocks() {
+    for q in ["/s?user=*))%00", "/s?user=*))", "/s?user=%20*%20))%00"] {
+        assert_blocks_with(&get(q, None), "ldap-wildcard-closes", q);
+    }
+    for q in ["/s?msg=love%20you%20:*))", "/s?expr=(a*(b%2Bc*))"] {
+        assert_passes(&get(q, None), q);
+    }
+}

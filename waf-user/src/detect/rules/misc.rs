@@ -26,6 +26,10 @@ pub fn rules() -> Vec<Rule> {
         rule("rfi-script-url", Kind::Rfi, Warning, 3, View::Low, ARGS | DOC, r"^\s*(?:https?|ftps?)://[^?#\s]+\.(?:php\d?|phtml|phar|inc|txt|asp|aspx|jsp|pl|cgi|sh|py)(?:$|[?#\x00])"),
         // LDAP filter injection.
         rule("ldap-filter", Kind::Ldap, Critical, 1, View::Low, args, r"\)\s*\(+\s*[|&!]|\)\s*\(\s*[\w.-]+\s*[~<>]?=|^\s*\*\s*\)\s*\(|[(|&!]\s*\(\s*(?:uid|cn|sn|ou|dc|objectclass|mail|givenname|samaccountname|userpassword|password|member|memberof|gidnumber|uidnumber|homedirectory|description)\s*[~<>]?=|\)\s*\(\s*\||\*\s*\)\s*\)\s*\("),
+        // A value that is a wildcard and the filter closed twice (`*))`,
+        // most often with a NUL after it that ends the string a C LDAP
+        // library reads; the NUL is noted and removed before rules run).
+        rule("ldap-wildcard-closes", Kind::Ldap, Critical, 1, View::Low, args | UA_REF | HEADERS, r"^\s*\*\s*\)\s*\)+\s*$"),
         rule("ldap-wildcard-close", Kind::Ldap, Error, 1, View::Low, args, r"^[^()]*\)\s*\(\s*\|?\s*$|\*\)\s*\(|\)\s*\(\s*&\s*\)|\)\s*\(\s*\|\s*\("),
         // XPath injection: location steps with an axis, and probes that
         // ask the document's shape (`count(/child::node())`,
