@@ -379,9 +379,6 @@ impl Engine {
     }
 }
 
-/// Whether a raw path segment, once decoded, holds a character file and
-/// directory names do not: quotes, shell and code punctuation (`; | $ < >
-/// { } ( )` and the backtick), a backslash or whitespace.
 /// Whether a raw query string holds what no browser sends and what cuts a
 /// value into parameters: a `#` (browsers keep fragments to themselves
 /// and encode a `#` in a value) or an `&` that starts an HTML character
@@ -392,12 +389,11 @@ fn query_splits_markup(q: &str) -> bool {
         return true;
     }
     let b = q.as_bytes();
-    b.iter().enumerate().any(|(i, &c)| {
-        if c != b'&' {
-            return false;
-        }
+    memchr::memchr_iter(b'&', b).any(|i| {
+        // Nine letters are already too many for a reference's name.
         let name = b[i + 1..]
             .iter()
+            .take(9)
             .take_while(|c| c.is_ascii_alphabetic())
             .count();
         (2..=8).contains(&name) && b.get(i + 1 + name) == Some(&b';')
@@ -411,6 +407,9 @@ fn names_hold_code(params: &[Param]) -> bool {
     params.iter().any(|p| p.has_value && is_loud(&p.raw_name))
 }
 
+/// Whether a raw path segment, once decoded, holds a character file and
+/// directory names do not: quotes, shell and code punctuation (`; | $ < >
+/// { } ( )` and the backtick), a backslash or whitespace.
 fn segment_is_code_like(segment: &str) -> bool {
     const LOUD: [bool; 256] = normalize::byte_set(b"'\";|$<>{}()`\\ \t\n\r");
     let loud = |b: &[u8]| b.iter().any(|&c| LOUD[usize::from(c)]);
