@@ -185,7 +185,75 @@ fn body_request(size: usize, kind: &str) -> Vec<u8> {
 }
 
 /// Runs the benchmark.
+/// `waf-bench detect --profile [--every N] [--slow] [SOURCE [LABEL]]`: one
+/// warm pass over the corpus (or the requests of one source and label, every
+/// Nth of them), then one measured pass in [`profiled_pass`], for `valgrind
+/// --tool=callgrind --collect-atstart=no --toggle-collect='*profiled_pass*'`
+/// (instruction counts repeat from run to run where wall time does not);
+/// `--slow` then times each request and prints the ten slowest.
+fn profile(args: &[String]) -> Result<()> {
+    let mut every = 1usize;
+    let mut slow_list = false;
+    let mut rest = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--every" => {
+                every = it
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|&n| n > 0)
+                    .context("--every takes a count above 0")?;
+            }
+            "--slow" => slow_list = true,
+            _ => rest.push(a.as_str()),
+        }
+    }
+    let (source, label) = (rest.first().copied(), rest.get(1).copied());
+    let samples: Vec<Sample> = load(&default_corpus())?
+        .into_iter()
+        .filter(|s| source.is_none_or(|w| s.source.as_deref() == Some(w)))
+        .filter(|s| label.is_none_or(|w| s.label.as_deref() == Some(w)))
+        .step_by(every)
+        .collect();
+    let engine = Engine::new(&DetectConfig::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for s in &samples {
+        run_one(&engine, &s.raw);
+    }
+    let start = cpu_ns();
+    let blocked = profiled_pass(&engine, &samples);
+    let us = (cpu_ns() - start) as f64 / 1e3 / samples.len().max(1) as f64;
+    println!(
+        "{} requests, {blocked} blocked, {us:.1} µs/request (CPU)",
+        samples.len()
+    );
+    if !slow_list {
+        return Ok(());
+    }
+    let mut slow: Vec<(f64, usize)> = samples
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (time_one(&engine, &s.raw, 3), i))
+        .collect();
+    slow.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (us, i) in slow.iter().take(10) {
+        let raw = &samples[*i].raw;
+        let head = String::from_utf8_lossy(&raw[..raw.len().min(100)]).replace('\n', " ");
+        println!("{us:>10.1} µs  {:>7} B  #{i}  {head}", raw.len());
+    }
+    Ok(())
+}
+
+/// The pass `profile` measures.
+#[inline(never)]
+fn profiled_pass(engine: &Engine, samples: &[Sample]) -> usize {
+    samples.iter().filter(|s| run_one(engine, &s.raw)).count()
+}
+
 pub fn run(args: &[String]) -> Result<()> {
+    if args.first().is_some_and(|a| a == "--profile") {
+        return profile(&args[1..]);
+    }
     let path = args
         .first()
         .map(PathBuf::from)

@@ -140,7 +140,9 @@ impl Compiled {
             let mask = 1u16 << bit;
             full.push(build.row(|r| r.targets & mask != 0, true, &mut cache)?);
             // Plain values are short and meet few rules: one set over
-            // them costs less than the screen over every rule's literals.
+            // them costs less than a screen, even one over the plain
+            // rules' literals only (measured: the automaton's start on a
+            // short value costs more than the set's whole walk).
             plain.push(build.row(|r| r.targets & mask != 0 && r.plain, false, &mut cache)?);
         }
         Ok(Compiled {
@@ -185,11 +187,7 @@ impl Compiled {
                 });
             }
             if let Some((set, members)) = &group.rest {
-                rules.extend(
-                    set.matches(text)
-                        .into_iter()
-                        .map(|i| self.units[members[i]].rule),
-                );
+                set.for_each_match(text, &mut |i| rules.push(self.units[members[i]].rule));
             }
             rules.sort_unstable();
             rules.dedup();

@@ -19,7 +19,9 @@ use regex_automata::{
     util::{pool::Pool, prefilter::Prefilter, syntax},
 };
 
-type Caches = (dfa::Cache, thompson::pikevm::Cache);
+/// Per thread: the lazy DFA's and the PikeVM's caches, and the set of
+/// patterns a search found (cleared after each search that found any).
+type Caches = (dfa::Cache, thompson::pikevm::Cache, PatternSet);
 type MakeCaches = Box<dyn Fn() -> Caches + Send + Sync + UnwindSafe + RefUnwindSafe>;
 
 /// A compiled set of patterns.
@@ -80,7 +82,9 @@ impl PatternMatcher {
             .build_from_nfa(nfa)
             .map_err(|e| e.to_string())?;
         let (d, v) = (dfa.clone(), vm.clone());
-        let make: MakeCaches = Box::new(move || (d.create_cache(), v.create_cache()));
+        let n = patterns.len();
+        let make: MakeCaches =
+            Box::new(move || (d.create_cache(), v.create_cache(), PatternSet::new(n)));
         let min_len = hirs
             .iter()
             .map(|h| h.properties().minimum_len().unwrap_or(usize::MAX))
@@ -98,27 +102,39 @@ impl PatternMatcher {
     /// The indexes of the patterns that match somewhere in `text`, in
     /// increasing order.
     pub fn matches(&self, text: &[u8]) -> Vec<usize> {
-        self.search(text, false)
+        let mut out = Vec::new();
+        self.search(text, false, &mut |i| out.push(i));
+        out
     }
 
-    fn search(&self, text: &[u8], vm_only: bool) -> Vec<usize> {
+    /// Calls `each` with the index of every pattern that matches somewhere
+    /// in `text`, in increasing order (allocates nothing when none does).
+    pub fn for_each_match(&self, text: &[u8], each: &mut dyn FnMut(usize)) {
+        self.search(text, false, each);
+    }
+
+    fn search(&self, text: &[u8], vm_only: bool, each: &mut dyn FnMut(usize)) {
         if text.len() < self.min_len {
-            return Vec::new();
+            return;
         }
-        let mut set = PatternSet::new(self.len);
         let input = Input::new(text);
         let mut c = self.caches.get();
-        let (dc, vc) = &mut *c;
+        let (dc, vc, set) = &mut *c;
         if vm_only
             || self
                 .dfa
-                .try_which_overlapping_matches(dc, &input, &mut set)
+                .try_which_overlapping_matches(dc, &input, set)
                 .is_err()
         {
             set.clear();
-            self.vm.which_overlapping_matches(vc, &input, &mut set);
+            self.vm.which_overlapping_matches(vc, &input, set);
         }
-        set.iter().map(|p| p.as_usize()).collect()
+        if !set.is_empty() {
+            for p in set.iter() {
+                each(p.as_usize());
+            }
+            set.clear();
+        }
     }
 }
 
@@ -166,7 +182,9 @@ mod tests {
             b"aaab",
         ] {
             assert_eq!(m.matches(text), reference(text), "{text:?}");
-            assert_eq!(m.search(text, true), reference(text), "{text:?}");
+            let mut vm = Vec::new();
+            m.search(text, true, &mut |i| vm.push(i));
+            assert_eq!(vm, reference(text), "{text:?}");
         }
     }
 
@@ -200,7 +218,11 @@ mod tests {
             let want = reference(&text);
             prop_assert_eq!(m.matches(&text), want.clone());
             // The fallback the lazy DFA gives way to answers the same.
-            prop_assert_eq!(m.search(&text, true), want);
+            let mut vm = Vec::new();
+            m.search(&text, true, &mut |i| vm.push(i));
+            prop_assert_eq!(vm, want);
+            // And again: the set kept between searches starts empty.
+            prop_assert_eq!(m.matches(&text), reference(&text));
         }
     }
 }

@@ -61,7 +61,7 @@ pub fn check(low: &[u8]) -> Option<(Class, String)> {
     if !worth {
         return None;
     }
-    let mut s = String::from_utf8_lossy(&low[..low.len().min(8192)])
+    let mut s = crate::http::lossy(&low[..low.len().min(8192)])
         .replace(['\u{3002}', '\u{ff0e}', '\u{ff61}'], ".");
     // `http://\l\o\c\a\l\h\o\s\t/`: escaped host characters.
     if s.contains("\\") && s.contains(":/") {

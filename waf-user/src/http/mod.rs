@@ -41,6 +41,17 @@ pub use xml::XmlItem;
 
 use serde::Deserialize;
 
+/// `bytes` as text, invalid UTF-8 replaced by U+FFFD: what
+/// `String::from_utf8_lossy` returns, but valid text (nearly all of it) is
+/// checked by `str::from_utf8`, which reads ASCII a word at a time, rather
+/// than byte by byte.
+pub fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 /// Bounds on what is parsed and inspected.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -199,5 +210,20 @@ impl Request {
                 .trim()
                 .to_ascii_lowercase()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn lossy_is_from_utf8_lossy(b in proptest::collection::vec(
+            prop_oneof![any::<u8>(), Just(b'a'), Just(0xc3), Just(0xa9), Just(0xe2)],
+            0..64,
+        )) {
+            prop_assert_eq!(super::lossy(&b), String::from_utf8_lossy(&b));
+        }
     }
 }

@@ -225,7 +225,7 @@ impl Engine {
                     self.scan_param(c, p, "form", Encoding::Form);
                 }
                 if names_hold_code(params) {
-                    let body = String::from_utf8_lossy(&req.body);
+                    let body = crate::http::lossy(&req.body);
                     self.scan(
                         c,
                         &body,
@@ -258,7 +258,7 @@ impl Engine {
                 }
             }
             Body::Raw => {
-                let text = String::from_utf8_lossy(&req.body);
+                let text = crate::http::lossy(&req.body);
                 let target = if is_text(&req.body) {
                     targets::BODY
                 } else {
@@ -320,7 +320,7 @@ impl Engine {
             &|| format!("multipart_name:{}", short(&p.name)),
             Encoding::Text,
         );
-        let data = String::from_utf8_lossy(&p.data);
+        let data = crate::http::lossy(&p.data);
         match &p.filename {
             Some(f) => {
                 self.scan(
@@ -362,7 +362,7 @@ impl Engine {
                 continue;
             }
             let loc = || format!("file:{}{suffix}", short(&p.name));
-            let text = String::from_utf8_lossy(bytes);
+            let text = crate::http::lossy(bytes);
             self.scan(c, &text, targets::FILE, &loc, Encoding::Text);
             if let Some(hit) = crate::detect::upload::script(bytes, suffix.is_empty()) {
                 c.add(

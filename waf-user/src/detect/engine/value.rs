@@ -9,7 +9,7 @@ use super::tokenizers;
 use crate::detect::collect::Collector;
 use crate::detect::kind::{Kind, Severity};
 use crate::detect::libinj;
-use crate::detect::normalize::{self, Normalized, has_pair, is_plain, is_text};
+use crate::detect::normalize::{self, Normalized, is_plain, is_text};
 use crate::detect::rules::targets;
 use crate::detect::{log4shell, ssrf};
 
@@ -140,7 +140,7 @@ impl Engine {
         if !self.operator.has_keywords() {
             return;
         }
-        let low = String::from_utf8_lossy(&n.low);
+        let low = crate::http::lossy(&n.low);
         let hits: Vec<(String, u32, String)> = self
             .operator
             .keywords(&low)
@@ -259,13 +259,32 @@ fn binary_target(raw: &[u8], target: u16) -> u16 {
 /// `..` or `/*` (Accept, Sec-Ch-Ua, Cache-Control...). Such values meet the
 /// plain rules only.
 pub(super) fn is_quiet_header(b: &[u8]) -> bool {
-    const LOUD: [bool; 256] = normalize::byte_set(b"${}<>'`\\%|&[]^~\n\r");
-    // `*/*` (Accept) is no comment.
-    !b.iter().any(|&c| LOUD[usize::from(c)])
-        && !has_pair(b, b'-', b'-')
-        && !has_pair(b, b'.', b'.')
-        && !memchr::memchr_iter(b'/', b)
-            .any(|i| b.get(i + 1) == Some(&b'*') && (i == 0 || b[i - 1] != b'*'))
+    // One pass: the loud bytes end it; `-`, `.` and `/` look at their
+    // neighbours.
+    const SEEN: [u8; 256] = {
+        let mut t = [0u8; 256];
+        let loud = b"${}<>'`\\%|&[]^~\n\r";
+        let mut i = 0;
+        while i < loud.len() {
+            t[loud[i] as usize] = 1;
+            i += 1;
+        }
+        t[b'-' as usize] = 2;
+        t[b'.' as usize] = 2;
+        t[b'/' as usize] = 3;
+        t
+    };
+    for (i, &c) in b.iter().enumerate() {
+        match SEEN[usize::from(c)] {
+            0 => {}
+            1 => return false,
+            2 if b.get(i + 1) == Some(&c) => return false,
+            // `*/*` (Accept) is no comment.
+            3 if b.get(i + 1) == Some(&b'*') && (i == 0 || b[i - 1] != b'*') => return false,
+            _ => {}
+        }
+    }
+    true
 }
 
 /// A header value that meets the plain rules only: quiet, and without
@@ -301,7 +320,33 @@ pub(super) fn is_quiet_user_agent(b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::detect::normalize::has_pair;
+
+    /// `is_quiet_header` as first written, in several passes.
+    fn quiet_header_reference(b: &[u8]) -> bool {
+        const LOUD: [bool; 256] = normalize::byte_set(b"${}<>'`\\%|&[]^~\n\r");
+        !b.iter().any(|&c| LOUD[usize::from(c)])
+            && !has_pair(b, b'-', b'-')
+            && !has_pair(b, b'.', b'.')
+            && !memchr::memchr_iter(b'/', b)
+                .any(|i| b.get(i + 1) == Some(&b'*') && (i == 0 || b[i - 1] != b'*'))
+    }
+
+    proptest! {
+        #[test]
+        fn quiet_header_in_one_pass_agrees(b in proptest::collection::vec(
+            prop_oneof![
+                Just(b'-'), Just(b'.'), Just(b'/'), Just(b'*'), Just(b'a'), Just(b' '),
+                Just(b'$'), Just(b'%'), Just(b'\n'), any::<u8>(),
+            ],
+            0..40,
+        )) {
+            prop_assert_eq!(is_quiet_header(&b), quiet_header_reference(&b));
+        }
+    }
 
     #[test]
     fn custom_headers_with_sql_words_or_commands_are_not_quiet() {

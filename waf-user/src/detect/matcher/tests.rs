@@ -6,12 +6,13 @@ use proptest::prelude::*;
 
 use super::*;
 
-/// What `scan` must report: every rule of the target run alone over
-/// its view (case-sensitive rules only where `needs_case` lets them).
-fn oracle(c: &Compiled, bit: usize, n: &Normalized) -> Vec<(&'static str, Vec<u8>)> {
+/// What `scan` must report: every rule of the target (every plain one
+/// when `plain`) run alone over its view (case-sensitive rules only where
+/// `needs_case` lets them).
+fn oracle(c: &Compiled, bit: usize, n: &Normalized, plain: bool) -> Vec<(&'static str, Vec<u8>)> {
     let mut out = Vec::new();
     for (i, r) in c.rules.iter().enumerate() {
-        if r.targets & (1 << bit) == 0 {
+        if r.targets & (1 << bit) == 0 || (plain && !r.plain) {
             continue;
         }
         let text: &[u8] = match r.view {
@@ -29,9 +30,9 @@ fn oracle(c: &Compiled, bit: usize, n: &Normalized) -> Vec<(&'static str, Vec<u8
     out
 }
 
-fn scanned(c: &Compiled, bit: usize, n: &Normalized) -> Vec<(&'static str, Vec<u8>)> {
+fn scanned(c: &Compiled, bit: usize, n: &Normalized, plain: bool) -> Vec<(&'static str, Vec<u8>)> {
     let mut out = Vec::new();
-    c.scan(bit, n, false, &mut |h| {
+    c.scan(bit, n, plain, &mut |h| {
         out.push((h.rule.id, h.matched.to_vec()))
     });
     out.sort();
@@ -51,16 +52,25 @@ fn engines() -> &'static [Compiled] {
 
 fn check(text: &[u8]) -> Result<(), TestCaseError> {
     for c in engines() {
-        for plus in [false, true] {
-            let n = Normalized::new(text, plus);
-            for bit in 0..targets::COUNT {
-                prop_assert_eq!(
-                    scanned(c, bit, &n),
-                    oracle(c, bit, &n),
-                    "text {:?} target bit {}",
-                    String::from_utf8_lossy(text),
-                    bit
-                );
+        // Decoded (with and without `+` as a space), and as the engine
+        // reads a plain value: the full rule set, then the plain rules.
+        let views = [
+            Normalized::new(text, false),
+            Normalized::new(text, true),
+            Normalized::plain(text),
+        ];
+        for n in &views {
+            for plain in [false, true] {
+                for bit in 0..targets::COUNT {
+                    prop_assert_eq!(
+                        scanned(c, bit, n, plain),
+                        oracle(c, bit, n, plain),
+                        "text {:?} target bit {} plain {}",
+                        String::from_utf8_lossy(text),
+                        bit,
+                        plain
+                    );
+                }
             }
         }
     }

@@ -2,6 +2,20 @@
 //! control characters and non-breaking spaces folded to one space, or to
 //! one `\n` when the run held a line break (rules anchor on line starts).
 
+/// Whether [`fold`] would return `s` unchanged: no uppercase ASCII, no
+/// control character, non-breaking space or run of spaces.
+pub fn is_folded(s: &[u8]) -> bool {
+    let mut prev_space = false;
+    for &b in s {
+        let space = b == b' ';
+        if b.is_ascii_uppercase() || b < 0x20 || b == 0x7f || b == 0xC2 || (space && prev_space) {
+            return false;
+        }
+        prev_space = space;
+    }
+    true
+}
+
 /// Lowercases ASCII and folds runs of whitespace/control characters (and
 /// non-breaking spaces) into one space, or one `\n` if the run had a break.
 pub fn fold(s: &[u8]) -> Vec<u8> {

@@ -43,6 +43,8 @@ pub use self::base64::{base64_text, data_uri_text};
 pub use self::classify::{byte_set, has_pair, is_plain, is_text};
 pub use self::fold::fold;
 
+use std::borrow::Cow;
+
 use crate::http::target::hex_val;
 
 /// URL-decoding rounds at most (`%25252e` needs three).
@@ -72,27 +74,31 @@ pub struct Flags {
     pub multi_encoded: bool,
 }
 
-/// The views of one value.
+/// The views of one value, borrowed from it where they equal it (most
+/// values: nothing to decode, nothing to fold).
 #[derive(Debug, Clone)]
-pub struct Normalized {
+pub struct Normalized<'a> {
     /// Fully decoded, case kept.
-    pub dec: Vec<u8>,
+    pub dec: Cow<'a, [u8]>,
     /// `dec` lowercased, runs of whitespace and control characters folded to
     /// one space (or one `\n` when they held a line break).
-    pub low: Vec<u8>,
+    pub low: Cow<'a, [u8]>,
     sql: Option<Vec<u8>>,
     cmd: Option<Vec<u8>>,
     /// Encoding tricks seen.
     pub flags: Flags,
 }
 
-impl Normalized {
+impl<'a> Normalized<'a> {
     /// Normalizes a raw value; `plus` turns `+` into a space (query strings
     /// and forms).
-    pub fn new(raw: &[u8], plus: bool) -> Normalized {
+    pub fn new(raw: &'a [u8], plus: bool) -> Normalized<'a> {
         let mut flags = Flags::default();
         let dec = decode(raw, plus, &mut flags);
-        let low = fold(&dec);
+        let low = match &dec {
+            Cow::Borrowed(d) if fold::is_folded(d) => Cow::Borrowed(*d),
+            d => Cow::Owned(fold(d)),
+        };
         let sql = has_pair(&low, b'/', b'*').then(|| sql_comments::strip(&low));
         let cmd = needs_shell_view(&low).then(|| shell_view(&low));
         Normalized {
@@ -105,10 +111,14 @@ impl Normalized {
     }
 
     /// A value with nothing to decode (only `[A-Za-z0-9_.-]`).
-    pub fn plain(raw: &[u8]) -> Normalized {
+    pub fn plain(raw: &'a [u8]) -> Normalized<'a> {
         Normalized {
-            dec: raw.to_vec(),
-            low: raw.to_ascii_lowercase(),
+            dec: Cow::Borrowed(raw),
+            low: if raw.iter().any(u8::is_ascii_uppercase) {
+                Cow::Owned(raw.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(raw)
+            },
             sql: None,
             cmd: None,
             flags: Flags::default(),
@@ -138,34 +148,37 @@ impl Normalized {
 
 /// All decoders in order: URL (repeated), UTF-8 fixes and invisible
 /// characters, entities, escapes, NUL; notes what it saw in `flags`.
-pub fn decode(raw: &[u8], plus: bool, flags: &mut Flags) -> Vec<u8> {
-    let mut cur = url::round(raw, plus, true, flags).unwrap_or_else(|| raw.to_vec());
+pub fn decode<'a>(raw: &'a [u8], plus: bool, flags: &mut Flags) -> Cow<'a, [u8]> {
+    let mut cur = url::round(raw, plus, true, flags).map_or(Cow::Borrowed(raw), Cow::Owned);
     for _ in 1..MAX_URL_ROUNDS {
         match url::round(&cur, false, false, flags) {
             Some(next) => {
                 flags.multi_encoded = true;
-                cur = next;
+                cur = Cow::Owned(next);
             }
             None => break,
         }
     }
     flags.control |= control::has_control(&cur);
     if !cur.is_ascii() {
-        cur = invisible::strip(utf8::fold_forms(&cur, flags));
+        cur = Cow::Owned(invisible::strip(utf8::fold_forms(&cur, flags)));
     }
     for _ in 0..MAX_ENTITY_ROUNDS {
         if memchr::memchr(b'&', &cur).is_none() {
             break;
         }
         match entities::decode(&cur) {
-            Some(next) => cur = next,
+            Some(next) => cur = Cow::Owned(next),
             None => break,
         }
     }
     if memchr::memchr(b'\\', &cur).is_some() {
-        cur = escapes::decode(&cur);
+        cur = Cow::Owned(escapes::decode(&cur));
     }
-    control::strip_nul(cur, flags)
+    if memchr::memchr(0, &cur).is_some() {
+        cur = Cow::Owned(control::strip_nul(cur.into_owned(), flags));
+    }
+    cur
 }
 
 /// Whether the shell view of a folded value differs from it: it holds
@@ -301,21 +314,35 @@ mod tests {
     #[test]
     fn removes_nulls_and_folds() {
         let n = Normalized::new(b"SeL%00eCt\t\t X\r\nY", false);
-        assert_eq!(n.low, b"select x\ny");
+        assert_eq!(&*n.low, b"select x\ny");
         assert!(n.flags.null_byte);
     }
 
     #[test]
     fn keeps_plus_outside_forms() {
-        assert_eq!(Normalized::new(b"a+b", false).dec, b"a+b");
-        assert_eq!(Normalized::new(b"a%2bb", true).dec, b"a+b");
+        assert_eq!(&*Normalized::new(b"a+b", false).dec, b"a+b");
+        assert_eq!(&*Normalized::new(b"a%2bb", true).dec, b"a+b");
+    }
+
+    #[test]
+    fn views_borrow_the_value_when_they_equal_it() {
+        let n = Normalized::new(b"a=1;b c", false);
+        assert!(matches!(n.dec, Cow::Borrowed(_)) && matches!(n.low, Cow::Borrowed(_)));
+        let n = Normalized::new(b"A%20b", false);
+        assert!(matches!(n.dec, Cow::Owned(_)));
+        assert_eq!(&*n.low, b"a b");
+        let n = Normalized::new(b"Ab  c", false);
+        assert!(matches!(n.dec, Cow::Borrowed(_)));
+        assert_eq!(&*n.low, b"ab c");
+        assert!(matches!(Normalized::plain(b"abc").low, Cow::Borrowed(_)));
+        assert_eq!(&*Normalized::plain(b"aBc").low, b"abc");
     }
 
     #[test]
     fn plain_values_are_only_lowercased() {
         let n = Normalized::plain(b"Select_1.x-Y");
-        assert_eq!(n.dec, b"Select_1.x-Y");
-        assert_eq!(n.low, b"select_1.x-y");
+        assert_eq!(&*n.dec, b"Select_1.x-Y");
+        assert_eq!(&*n.low, b"select_1.x-y");
         assert!(!n.has_sql_view() && !n.has_cmd_view());
         assert_eq!(n.flags, Flags::default());
     }
@@ -340,8 +367,8 @@ mod tests {
     fn builds_views_only_when_they_differ() {
         let n = Normalized::new(b"select a from b", false);
         assert!(!n.has_sql_view() && !n.has_cmd_view());
-        assert_eq!(n.sql(), n.low);
-        assert_eq!(n.cmd(), n.low);
+        assert_eq!(n.sql(), &*n.low);
+        assert_eq!(n.cmd(), &*n.low);
         assert!(Normalized::new(b"a/*b*/", false).has_sql_view());
         assert!(Normalized::new(b"a<()b", false).has_cmd_view());
         assert!(!Normalized::new(b"f(x)", false).has_cmd_view());

@@ -40,9 +40,12 @@ pub(super) fn expand(s: &[u8]) -> Vec<u8> {
                     i += 1;
                 }
             },
+            // A run of bytes without `&`, `[` or `{`: copied whole.
             _ => {
-                out.push(b);
-                i += 1;
+                let end =
+                    memchr::memchr3(b'&', b'[', b'{', &s[i + 1..]).map_or(s.len(), |j| i + 1 + j);
+                out.extend_from_slice(&s[i..end]);
+                i = end;
             }
         }
     }

@@ -34,9 +34,15 @@ pub(super) fn unquote(s: &[u8]) -> Vec<u8> {
             }
             b'<' | b'>' if s.get(i + 1) == Some(&b'(') && s.get(i + 2) == Some(&b')') => i += 3,
             b'$' => i += dollar(&s[i..], &mut out),
+            // A run of bytes none of the arms above looks at: copied whole.
             _ => {
-                out.push(b);
-                i += 1;
+                const QUOTING: [bool; 256] = super::byte_set(b"\\'\"^`<>$");
+                let end = s[i + 1..]
+                    .iter()
+                    .position(|&c| QUOTING[usize::from(c)])
+                    .map_or(s.len(), |j| i + 1 + j);
+                out.extend_from_slice(&s[i..end]);
+                i = end;
             }
         }
     }

@@ -62,10 +62,11 @@ pub fn session_fixation(req: &Request, c: &mut Collector) {
 /// Whether a parameter name is a session cookie name (a long one may carry
 /// a suffix: `aspsessionidabcd`).
 fn is_session(n: &str) -> bool {
-    let n = n.trim().to_ascii_lowercase();
-    SESSION_NAMES
-        .iter()
-        .any(|s| n == *s || (s.len() > 8 && n.starts_with(s)))
+    let n = n.trim().as_bytes();
+    SESSION_NAMES.iter().any(|s| {
+        n.eq_ignore_ascii_case(s.as_bytes())
+            || (s.len() > 8 && n.len() > s.len() && n[..s.len()].eq_ignore_ascii_case(s.as_bytes()))
+    })
 }
 
 /// The names of the query parameters, then of the body's fields (form,
