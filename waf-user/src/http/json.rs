@@ -1,5 +1,7 @@
 //! JSON bodies: every key and string value with a JSONPath-like location.
 
+use std::fmt::Write as _;
+
 use serde_json::Value;
 
 /// One JSON key or string value and where it is (`$.user.name`, `$.items[0]`).
@@ -14,9 +16,10 @@ pub struct JsonItem {
     pub is_key: bool,
 }
 
-/// Walks a parsed JSON document. Returns the items and whether the depth
-/// limit was hit (deeper subtrees are kept as one item holding their text).
-pub fn walk(doc: &Value, max_depth: usize) -> (Vec<JsonItem>, bool) {
+/// Walks a parsed JSON document, taking its strings rather than copying
+/// them. Returns the items and whether the depth limit was hit (deeper
+/// subtrees are kept as one item holding their text).
+pub fn walk(doc: Value, max_depth: usize) -> (Vec<JsonItem>, bool) {
     let mut items = Vec::new();
     let mut too_deep = false;
     let mut path = String::from("$");
@@ -25,7 +28,7 @@ pub fn walk(doc: &Value, max_depth: usize) -> (Vec<JsonItem>, bool) {
 }
 
 fn walk_value(
-    v: &Value,
+    v: Value,
     path: &mut String,
     depth: usize,
     max_depth: usize,
@@ -35,10 +38,10 @@ fn walk_value(
     match v {
         Value::String(s) => items.push(JsonItem {
             path: path.clone(),
-            text: s.clone(),
+            text: s,
             is_key: false,
         }),
-        Value::Object(_) | Value::Array(_) if depth >= max_depth => {
+        v @ (Value::Object(_) | Value::Array(_)) if depth >= max_depth => {
             *too_deep = true;
             items.push(JsonItem {
                 path: path.clone(),
@@ -49,10 +52,10 @@ fn walk_value(
         Value::Object(map) => {
             for (k, child) in map {
                 let len = path.len();
-                push_key(path, k);
+                push_key(path, &k);
                 items.push(JsonItem {
                     path: path.clone(),
-                    text: k.clone(),
+                    text: k,
                     is_key: true,
                 });
                 walk_value(child, path, depth + 1, max_depth, items, too_deep);
@@ -60,11 +63,10 @@ fn walk_value(
             }
         }
         Value::Array(list) => {
-            for (i, child) in list.iter().enumerate() {
+            for (i, child) in list.into_iter().enumerate() {
                 let len = path.len();
-                path.push('[');
-                path.push_str(&i.to_string());
-                path.push(']');
+                // Writing to a String cannot fail.
+                let _ = write!(path, "[{i}]");
                 walk_value(child, path, depth + 1, max_depth, items, too_deep);
                 path.truncate(len);
             }
@@ -99,7 +101,7 @@ mod tests {
     fn walks_nested_values_with_paths() {
         let doc: Value =
             serde_json::from_str(r#"{"user":{"name":"bob","tags":["a",1,{"x y":"z"}]}}"#).unwrap();
-        let (items, deep) = walk(&doc, 32);
+        let (items, deep) = walk(doc, 32);
         assert!(!deep);
         let got: Vec<_> = items
             .iter()
@@ -124,7 +126,7 @@ mod tests {
     #[test]
     fn keeps_too_deep_subtrees_as_text() {
         let doc: Value = serde_json::from_str(r#"{"a":{"b":{"c":"' or 1=1"}}}"#).unwrap();
-        let (items, deep) = walk(&doc, 2);
+        let (items, deep) = walk(doc, 2);
         assert!(deep);
         assert!(
             items

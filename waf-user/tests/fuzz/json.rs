@@ -52,7 +52,7 @@ fn fuzz_json() {
             prop::collection::vec(any::<u8>(), 0..200),
         ),
         |(doc, max_depth, noise)| {
-            let (items, too_deep) = json::walk(&doc, max_depth);
+            let (items, too_deep) = json::walk(doc.clone(), max_depth);
             let (strings, depth) = census(&doc, 0);
             check!(
                 too_deep == (depth > max_depth),

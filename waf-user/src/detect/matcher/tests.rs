@@ -183,3 +183,100 @@ proptest! {
         check(&parts.concat())?;
     }
 }
+
+/// Pieces of what the case-sensitive rules look for, and of what they
+/// must not be skipped for.
+const CASE_TOKENS: &[&str] = &[
+    "O:8:\"",
+    "C:1:\"",
+    "a:2:{",
+    "s:3:\"",
+    "i:1;",
+    ":",
+    "\"",
+    "{",
+    "}",
+    ";",
+    "stdClass",
+    "+ADw-",
+    "+AD4-",
+    "+ACI-",
+    "+ADs-",
+    "rO0AB",
+    "KztAAU",
+    "Cs7QAF",
+    "ACED0005",
+    "aced0005",
+    "\u{ac}\u{ed}",
+    "\u{bc}",
+    "\u{be}",
+    "script",
+    "cnVudGlt",
+    "J1bnRp",
+    "ydW50aW1l",
+    "==",
+    "/",
+    "https://",
+    "A",
+    "Z",
+    "a",
+    "0",
+    "9",
+    " ",
+    "\n",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+    /// `needs_case` never skips a text a case-sensitive rule matches.
+    #[test]
+    fn case_sensitive_rules_never_match_where_needs_case_skips(parts in proptest::collection::vec(
+        prop_oneof![
+            proptest::sample::select(CASE_TOKENS).prop_map(|t| t.as_bytes().to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..3),
+        ],
+        0..16,
+    )) {
+        let text = parts.concat();
+        if !needs_case(&text) {
+            let c = &engines()[1];
+            for (i, r) in c.rules.iter().enumerate() {
+                if r.view == View::Dec {
+                    prop_assert!(!c.regexes[i].is_match(&text), "{} matches {:?}", r.id, text);
+                }
+            }
+        }
+    }
+}
+
+/// The same on every case-sensitive rule's own literals, and on the
+/// gadget names in base64 that `java-gadget-base64` is built from.
+#[test]
+fn case_sensitive_rules_need_case_on_their_own_examples() {
+    let c = &engines()[1];
+    let mut texts: Vec<Vec<u8>> = CASE_TOKENS.iter().map(|t| t.as_bytes().to_vec()).collect();
+    texts.extend([
+        b"O:8:\"stdClass\":1:{s:1:\"a\";i:1;}".to_vec(),
+        b"a:1:{s:1:\"x\";}".to_vec(),
+        b"+ADw-script+AD4-".to_vec(),
+    ]);
+    for (i, r) in c.rules.iter().enumerate() {
+        if r.view != View::Dec {
+            continue;
+        }
+        for piece in r.pattern.split('|') {
+            let literal: Vec<u8> = piece.bytes().filter(u8::is_ascii_alphanumeric).collect();
+            texts.push(literal);
+        }
+        for t in &texts {
+            if c.regexes[i].is_match(t) {
+                assert!(
+                    needs_case(t),
+                    "{} matches {:?} but needs_case skips it",
+                    r.id,
+                    t
+                );
+            }
+        }
+    }
+}
