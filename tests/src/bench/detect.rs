@@ -184,7 +184,6 @@ fn body_request(size: usize, kind: &str) -> Vec<u8> {
     format!("POST /upload HTTP/1.1\r\nHost: h\r\nUser-Agent: bench\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
 }
 
-/// Runs the benchmark.
 /// `waf-bench detect --profile [--every N] [--slow] [SOURCE [LABEL]]`: one
 /// warm pass over the corpus (or the requests of one source and label, every
 /// Nth of them), then one measured pass in [`profiled_pass`], for `valgrind
@@ -250,6 +249,7 @@ fn profiled_pass(engine: &Engine, samples: &[Sample]) -> usize {
     samples.iter().filter(|s| run_one(engine, &s.raw)).count()
 }
 
+/// Runs the benchmark.
 pub fn run(args: &[String]) -> Result<()> {
     if args.first().is_some_and(|a| a == "--profile") {
         return profile(&args[1..]);

@@ -2,24 +2,15 @@
 //! control characters and non-breaking spaces folded to one space, or to
 //! one `\n` when the run held a line break (rules anchor on line starts).
 
-/// Whether [`fold`] would return `s` unchanged: no uppercase ASCII, no
-/// control character, non-breaking space or run of spaces.
+/// Whether [`fold`] would return `s` unchanged: no uppercase ASCII and
+/// nothing [`has_runs`] looks for.
 pub fn is_folded(s: &[u8]) -> bool {
-    let mut prev_space = false;
-    for &b in s {
-        let space = b == b' ';
-        if b.is_ascii_uppercase() || b < 0x20 || b == 0x7f || b == 0xC2 || (space && prev_space) {
-            return false;
-        }
-        prev_space = space;
-    }
-    true
+    !s.iter().any(u8::is_ascii_uppercase) && !has_runs(s)
 }
 
-/// Lowercases ASCII and folds runs of whitespace/control characters (and
-/// non-breaking spaces) into one space, or one `\n` if the run had a break.
-pub fn fold(s: &[u8]) -> Vec<u8> {
-    // Most values have single spaces only: lowercasing is all there is.
+/// Whether `s` holds what folding does more than lowercase: a control
+/// character, a non-breaking space's lead byte, or two spaces in a row.
+fn has_runs(s: &[u8]) -> bool {
     let mut special = false;
     let mut prev_space = false;
     for &b in s {
@@ -27,7 +18,14 @@ pub fn fold(s: &[u8]) -> Vec<u8> {
         special |= (b < 0x20) | (b == 0x7f) | (b == 0xC2) | (space & prev_space);
         prev_space = space;
     }
-    if !special {
+    special
+}
+
+/// Lowercases ASCII and folds runs of whitespace/control characters (and
+/// non-breaking spaces) into one space, or one `\n` if the run had a break.
+pub fn fold(s: &[u8]) -> Vec<u8> {
+    // Most values have single spaces only: lowercasing is all there is.
+    if !has_runs(s) {
         return s.to_ascii_lowercase();
     }
     let mut out = Vec::with_capacity(s.len());
