@@ -184,14 +184,18 @@ fn body_request(size: usize, kind: &str) -> Vec<u8> {
     format!("POST /upload HTTP/1.1\r\nHost: h\r\nUser-Agent: bench\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
 }
 
-/// `waf-bench detect --profile [--every N] [--slow] [SOURCE [LABEL]]`: one
+/// `waf-bench detect --profile [--every N] [--slow] [--only I] [--body KIND] [SOURCE [LABEL]]`: one
 /// warm pass over the corpus (or the requests of one source and label, every
 /// Nth of them), then one measured pass in [`profiled_pass`], for `valgrind
 /// --tool=callgrind --collect-atstart=no --toggle-collect='*profiled_pass*'`
 /// (instruction counts repeat from run to run where wall time does not);
-/// `--slow` then times each request and prints the ten slowest.
+/// `--slow` then times each request and prints the ten slowest; `--only I`
+/// keeps only the Ith of the chosen requests (the index `--slow` prints);
+/// `--body KIND` profiles the 1 MB body of the scaling table instead.
 fn profile(args: &[String]) -> Result<()> {
     let mut every = 1usize;
+    let mut only = None;
+    let mut body = None;
     let mut slow_list = false;
     let mut rest = Vec::new();
     let mut it = args.iter();
@@ -205,15 +209,34 @@ fn profile(args: &[String]) -> Result<()> {
                     .context("--every takes a count above 0")?;
             }
             "--slow" => slow_list = true,
+            "--body" => body = Some(it.next().context("--body takes text, json or form")?),
+            "--only" => {
+                only = Some(
+                    it.next()
+                        .and_then(|n| n.parse::<usize>().ok())
+                        .context("--only takes an index")?,
+                );
+            }
             _ => rest.push(a.as_str()),
         }
     }
     let (source, label) = (rest.first().copied(), rest.get(1).copied());
-    let samples: Vec<Sample> = load(&default_corpus())?
+    let corpus = match body {
+        Some(kind) => vec![Sample {
+            raw: body_request(1_000_000, kind),
+            label: None,
+            source: None,
+        }],
+        None => load(&default_corpus())?,
+    };
+    let samples: Vec<Sample> = corpus
         .into_iter()
         .filter(|s| source.is_none_or(|w| s.source.as_deref() == Some(w)))
         .filter(|s| label.is_none_or(|w| s.label.as_deref() == Some(w)))
         .step_by(every)
+        .enumerate()
+        .filter(|(i, _)| only.is_none_or(|o| o == *i))
+        .map(|(_, s)| s)
         .collect();
     let engine = Engine::new(&DetectConfig::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
     for s in &samples {

@@ -69,6 +69,9 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "find my order #1234",
             "I'll bring wget-style fishing nets & bait",
             "type: admin, role: user",
+            "I'd say 'time' will tell",
+            "rock'n'roll night at O''Brien's",
+            "backup file{1,2}.txt with {id,name} fields",
         ],
     ),
     (

@@ -23,6 +23,7 @@ mod encoding;
 #[cfg(test)]
 mod lookalikes;
 mod parts;
+mod split_command;
 mod tokenizers;
 mod value;
 

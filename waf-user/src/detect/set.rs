@@ -120,6 +120,12 @@ impl PatternMatcher {
         let input = Input::new(text);
         let mut c = self.caches.get();
         let (dc, vc, set) = &mut *c;
+        // Most texts match no pattern: a search that stops at the first
+        // match state says so for less than the overlapping one, which
+        // follows every pattern to the end.
+        if !vm_only && let Ok(None) = self.dfa.try_search_fwd(dc, &input.clone().earliest(true)) {
+            return;
+        }
         if vm_only
             || self
                 .dfa

@@ -5,6 +5,7 @@
 
 use super::Engine;
 use super::encoding;
+use super::split_command;
 use super::tokenizers;
 use crate::detect::collect::Collector;
 use crate::detect::kind::{Kind, Severity};
@@ -89,6 +90,22 @@ impl Engine {
         }
         self.ssrf(c, &n, target, &mut || at(&mut location), value);
         log4shell_lookups(c, &n, &mut || at(&mut location), value);
+        if target
+            & (targets::ARGS | targets::NAMES | targets::BODY | targets::DOC | targets::UA_REF)
+            != 0
+            && let Some(word) = split_command::find(&n.low)
+        {
+            let l = at(&mut location);
+            c.add(
+                Kind::Cmdi,
+                "cmdi-split-command",
+                Severity::Critical,
+                1,
+                &l,
+                &word,
+                value,
+            );
+        }
         // Payloads sent base64-encoded (cookies, tokens, `eval` arguments):
         // scan what they decode to when it is code-like text.
         if target & (targets::ARGS | targets::NAMES | targets::HEADERS | targets::UA_REF) != 0

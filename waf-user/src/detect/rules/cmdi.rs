@@ -442,3 +442,13 @@ pub fn rules() -> Vec<Rule> {
         ),
     ]
 }
+
+/// Whether `word` (lowercase) is a command name of the lists above, with
+/// or without a version glued to it (`python3.10`).
+pub fn is_command(word: &str) -> bool {
+    let name = word.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    // A name that is all version (`3.10`) is none; `7z` keeps its digit.
+    [word, name]
+        .iter()
+        .any(|w| !w.is_empty() && [STRONG, MEDIUM, WEAK].iter().any(|l| l.contains(w)))
+}

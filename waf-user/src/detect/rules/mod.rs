@@ -3,7 +3,7 @@
 //! one normalized [`View`] of a value, for some [`targets`] only, with a
 //! severity and the lowest paranoia level at which it runs.
 
-mod cmdi;
+pub(super) mod cmdi;
 mod code;
 mod java;
 mod lfi;
