@@ -6,7 +6,8 @@
 
 use std::collections::HashMap;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::automaton::Automaton as _;
+use aho_corasick::{Anchored, MatchKind, StartKind, dfa::DFA};
 use regex::bytes::Regex;
 
 use super::prefilter;
@@ -118,8 +119,11 @@ impl ByteSet {
 /// The literal screen over every unit that has factors.
 pub struct Screen {
     /// The factors' literals (of those not of single bytes only), ASCII
-    /// case folded.
-    ac: Option<AhoCorasick>,
+    /// case folded, as a DFA walked by `tally` itself: every literal that
+    /// ends at each byte, with nothing but a table load a byte between
+    /// them (the crate's overlapping iterator keeps its position in
+    /// memory and returns at every match).
+    ac: Option<DFA>,
     /// Per literal of `ac`: the factors it belongs to.
     factors_of: Vec<Vec<u32>>,
     /// Per (lowercase) byte: the factors it is a literal of, found from the
@@ -271,11 +275,22 @@ impl Screen {
             }
         }
         let Some(ac) = &self.ac else { return };
-        for m in ac.find_overlapping_iter(text) {
-            let lit = m.pattern().as_usize();
-            if Tally::first(&mut t.literals, &mut t.touched_literals, lit) {
-                for &f in &self.factors_of[lit] {
-                    factor_seen(t, f, each);
+        // Built unanchored without a prefilter: the start state is no
+        // special state, and an unanchored automaton has no dead one.
+        let Ok(mut sid) = ac.start_state(Anchored::No) else {
+            return;
+        };
+        for &b in text {
+            sid = ac.next_state(Anchored::No, sid, b);
+            if !ac.is_special(sid) || !ac.is_match(sid) {
+                continue;
+            }
+            for k in 0..ac.match_len(sid) {
+                let lit = ac.match_pattern(sid, k).as_usize();
+                if Tally::first(&mut t.literals, &mut t.touched_literals, lit) {
+                    for &f in &self.factors_of[lit] {
+                        factor_seen(t, f, each);
+                    }
                 }
             }
         }
@@ -343,10 +358,11 @@ pub fn screen(units: &[Factors], keep: impl Fn(usize) -> bool) -> Result<Screen,
         None
     } else {
         Some(
-            AhoCorasick::builder()
-                .kind(Some(AhoCorasickKind::DFA))
+            DFA::builder()
                 .ascii_case_insensitive(true)
                 .match_kind(MatchKind::Standard)
+                .start_kind(StartKind::Unanchored)
+                .prefilter(false)
                 .build(&patterns)
                 .map_err(|e| format!("rule literals: {e}"))?,
         )
