@@ -1,7 +1,7 @@
 //! Regressions for the holes an attacker found in the HTTP layer: dot
 //! segments and encoded slashes into exempt paths and exclusions, attacks
 //! past `max_body`, web shells in multipart file parts, request-smuggling
-//! framing. Each test states the hole it closes. No root needed.
+//! framing, duplicated JSON keys. Each test states the hole it closes. No root needed.
 
 use waf_user::detect::{Action, DetectConfig, Engine, Exclusion, Kind, Verdict};
 use waf_user::http::{BodyMeter, CanonicalPath, Limits, Request, counted_len};
@@ -302,4 +302,29 @@ fn a_web_shell_in_a_file_part_is_found() {
     let body = multipart("avatar.jpg", &big);
     let counted = counted_len(Some("multipart/form-data; boundary=XyZ"), &body, &limits);
     assert!(counted < 1024, "{counted}");
+}
+
+/// Hole: a JSON body parsed into a map kept one value of a duplicated key
+/// (the last), so `{"q": "<payload>", "q": "x"}` passed while back ends
+/// that read the first key got the payload. Every duplicate is read.
+#[test]
+fn every_value_of_a_duplicated_json_key_is_read() {
+    let e = Engine::new(&DetectConfig::default()).expect("engine");
+    let ct = [("Content-Type", "application/json")];
+    for body in [
+        r#"{"q":"1' union select password from users--","q":"x"}"#,
+        r#"{"q":"x","q":"1' union select password from users--"}"#,
+        r#"{"a":{"q":"<script>alert(1)</script>","q":"x"}}"#,
+    ] {
+        let req = Request::from_parts(
+            "POST",
+            "/api/search",
+            headers(&ct),
+            body.as_bytes().to_vec(),
+            e.limits(),
+        )
+        .expect("request");
+        let v = e.inspect(&req, None);
+        assert_eq!(v.action, Action::Block, "{body}: {v:?}");
+    }
 }

@@ -145,8 +145,7 @@ fn form(body: &[u8], limits: &Limits, anomalies: &mut Vec<Anomaly>) -> Body {
 }
 
 fn json_body(body: &[u8], limits: &Limits, anomalies: &mut Vec<Anomaly>) -> Option<Body> {
-    let doc: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let (items, too_deep) = json::walk(doc, limits.max_json_depth);
+    let (items, too_deep) = json::parse(body, limits.max_json_depth).ok()?;
     if too_deep {
         anomalies.push(Anomaly::JsonTooDeep);
     }

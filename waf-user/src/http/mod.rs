@@ -70,7 +70,9 @@ pub struct Limits {
     /// Most bytes of each multipart file part inspected (its head, and its
     /// tail for a longer file); they do not count against `max_body`.
     pub max_file_inspect: usize,
-    /// Deepest JSON (and XML) nesting walked value by value.
+    /// Deepest JSON (and XML) nesting whose members get paths of their own
+    /// (a JSON subtree below it is read at the path of the level that
+    /// reached it).
     pub max_json_depth: usize,
     /// Most parameters read from a query string, a form or cookies.
     pub max_params: usize,
