@@ -8,8 +8,10 @@
 
 use crate::detect::rules::cmdi::is_command;
 
-/// Longest word looked at.
-const WORD_MAX: usize = 96;
+/// Longest command name looked for, splitting removed (a word of any
+/// length is read: padding a name with empty quotes changes nothing for a
+/// shell).
+const NAME_MAX: usize = 48;
 
 /// Bytes of a word: what a command name, a version and the splitting are
 /// made of.
@@ -87,7 +89,7 @@ pub(super) fn find(low: &[u8]) -> Option<String> {
                 break;
             }
             let word = &low[s..e];
-            if word.len() <= WORD_MAX && spelled_command(word) {
+            if spelled_command(word) {
                 return Some(String::from_utf8_lossy(word).into_owned());
             }
             j = e;
@@ -141,6 +143,9 @@ fn spelled_command(word: &[u8]) -> bool {
     // apostrophe: `don't`, `'I'd`).
     let balanced = |q: u8| word.iter().filter(|&&b| b == q).count() % 2 == 0;
     if quotes > 0 && !(balanced(b'\'') && balanced(b'"')) {
+        return false;
+    }
+    if inner.len() - quotes - inner.iter().filter(|&&b| b == b'\\').count() > NAME_MAX {
         return false;
     }
     let name: String = inner
@@ -239,7 +244,7 @@ mod tests {
         let mut j = 0;
         while let Some((s, e)) = next_word(low, j) {
             let word = &low[s..e];
-            if word.len() <= WORD_MAX && spelled_command(word) {
+            if spelled_command(word) {
                 return Some(String::from_utf8_lossy(word).into_owned());
             }
             j = e;
@@ -276,6 +281,14 @@ mod tests {
             let word = format!("{}{q}{}", &cmd[..at], &cmd[at..]);
             let v = format!("{before} {word} {after}");
             prop_assert!(find(v.as_bytes()).is_some(), "{}", v);
+        }
+
+        /// Any number of empty quote pairs inside the name is found.
+        #[test]
+        fn padding_with_empty_quotes_is_found(pairs in 1usize..400, at in 1usize..6) {
+            let cmd = "whoami";
+            let word = format!("{}{}{}", &cmd[..at], "''".repeat(pairs), &cmd[at..]);
+            prop_assert!(find(format!("x;{word} ").as_bytes()).is_some(), "{}", word);
         }
 
         /// Never panics, and a value without a quote, a backslash or a
