@@ -1,7 +1,8 @@
 //! Regressions for the holes an attacker found in the HTTP layer: dot
 //! segments and encoded slashes into exempt paths and exclusions, attacks
 //! past `max_body`, web shells in multipart file parts, request-smuggling
-//! framing, duplicated JSON keys. Each test states the hole it closes. No root needed.
+//! framing, duplicated JSON keys. Each test states the hole it closes. No
+//! root needed.
 
 use waf_user::detect::{Action, DetectConfig, Engine, Exclusion, Kind, Verdict};
 use waf_user::http::{BodyMeter, CanonicalPath, Limits, Request, counted_len};

@@ -159,6 +159,10 @@ pub(crate) fn synthetic() -> Vec<Sample> {
     out
 }
 
+/// The bodies of the scaling table, and its largest size.
+const BODY_KINDS: [&str; 3] = ["text", "json", "form"];
+const ONE_MB: usize = 1_000_000;
+
 /// A request with a body of about `size` bytes of mixed text in a form field.
 fn body_request(size: usize, kind: &str) -> Vec<u8> {
     let chunk = "The quick brown fox jumps over the lazy dog; price: 10% off (today only) <b>bold</b> & more. ";
@@ -209,7 +213,13 @@ fn profile(args: &[String]) -> Result<()> {
                     .context("--every takes a count above 0")?;
             }
             "--slow" => slow_list = true,
-            "--body" => body = Some(it.next().context("--body takes text, json or form")?),
+            "--body" => {
+                body = Some(
+                    it.next()
+                        .filter(|k| BODY_KINDS.contains(&k.as_str()))
+                        .context("--body takes text, json or form")?,
+                );
+            }
             "--only" => {
                 only = Some(
                     it.next()
@@ -223,7 +233,7 @@ fn profile(args: &[String]) -> Result<()> {
     let (source, label) = (rest.first().copied(), rest.get(1).copied());
     let corpus = match body {
         Some(kind) => vec![Sample {
-            raw: body_request(1_000_000, kind),
+            raw: body_request(ONE_MB, kind),
             label: None,
             source: None,
         }],
@@ -420,9 +430,9 @@ pub fn run(args: &[String]) -> Result<()> {
         "{:<8} {:>10} {:>10} {:>10}",
         "kind", "10 kB", "100 kB", "1 MB"
     );
-    for kind in ["text", "json", "form"] {
+    for kind in BODY_KINDS {
         let mut row = Vec::new();
-        for size in [10_000usize, 100_000, 1_000_000] {
+        for size in [10_000usize, 100_000, ONE_MB] {
             let raw = body_request(size, kind);
             let mut t: Vec<f64> = (0..5)
                 .map(|_| time_one(&engine, &raw, 1) / 1000.0)

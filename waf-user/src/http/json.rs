@@ -244,8 +244,8 @@ mod tests {
         })
     }
 
-    fn sorted(mut v: Vec<JsonItem>) -> Vec<(String, String, bool)> {
-        let mut out: Vec<_> = v.drain(..).map(|i| (i.path, i.text, i.is_key)).collect();
+    fn sorted(v: Vec<JsonItem>) -> Vec<(String, String, bool)> {
+        let mut out: Vec<_> = v.into_iter().map(|i| (i.path, i.text, i.is_key)).collect();
         out.sort();
         out
     }

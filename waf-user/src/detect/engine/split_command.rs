@@ -6,6 +6,7 @@
 //! evidence that someone spelled it so: no prose splits a word with quote
 //! pairs, and none of these spellings is needed to write a command name.
 
+use crate::detect::normalize::is_plain;
 use crate::detect::rules::cmdi::is_command;
 
 /// Longest command name looked for, splitting removed (a word of any
@@ -19,14 +20,19 @@ fn word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'\'' | b'"' | b'\\')
 }
 
+/// Bytes a word can start with.
+fn word_start(b: u8) -> bool {
+    word_byte(b) || b == b'{'
+}
+
 /// Bytes that end every word (commas and closing braces end some).
 fn hard_boundary(b: u8) -> bool {
-    !(word_byte(b) || matches!(b, b'{' | b'}' | b','))
+    !(word_start(b) || matches!(b, b'}' | b','))
 }
 
 /// The word that starts at or after `j` (a `{` may start one): its span.
 fn next_word(low: &[u8], mut j: usize) -> Option<(usize, usize)> {
-    while j < low.len() && !word_byte(low[j]) && low[j] != b'{' {
+    while j < low.len() && !word_start(low[j]) {
         j += 1;
     }
     if j >= low.len() {
@@ -67,7 +73,7 @@ pub(super) fn find(low: &[u8]) -> Option<String> {
     // A quote or backslash at a word's start or end (`"key"`) splits
     // nothing; one inside a split has a word byte on both sides (the
     // first of a run of quotes, at least).
-    let sep = |b: u8| hard_boundary(b) || matches!(b, b',' | b'}');
+    let sep = |b: u8| !word_start(b);
     let at_edge = |k: usize| k == 0 || k + 1 == low.len() || sep(low[k - 1]) || sep(low[k + 1]);
     // Where the search goes on, and where the words read so far end.
     let (mut i, mut done) = (0, 0);
@@ -168,15 +174,11 @@ fn braced(word: &[u8]) -> bool {
         return false;
     }
     let (pre, list, post) = (&word[..open], &word[open + 1..close], &word[close + 1..]);
-    let plain = |s: &[u8]| {
-        s.iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    };
-    if memchr::memchr(b',', list).is_none() || !plain(pre) || !plain(post) {
+    if memchr::memchr(b',', list).is_none() || !is_plain(pre) || !is_plain(post) {
         return false;
     }
     let items: Vec<&[u8]> = list.split(|&b| b == b',').collect();
-    if !items.iter().all(|i| plain(i)) {
+    if !items.iter().all(|i| is_plain(i)) {
         return false;
     }
     let glued = !pre.is_empty() || !post.is_empty();

@@ -90,9 +90,7 @@ impl Engine {
         }
         self.ssrf(c, &n, target, &mut || at(&mut location), value);
         log4shell_lookups(c, &n, &mut || at(&mut location), value);
-        if target
-            & (targets::ARGS | targets::NAMES | targets::BODY | targets::DOC | targets::UA_REF)
-            != 0
+        if target & targets::INPUT != 0
             && let Some(word) = split_command::find(&n.low)
         {
             let l = at(&mut location);
