@@ -4,7 +4,7 @@
 //! framing, duplicated JSON keys. Each test states the hole it closes. No
 //! root needed.
 
-use waf_user::detect::{Action, DetectConfig, Engine, Exclusion, Kind, Verdict};
+use waf_user::detect::{Action, DetectConfig, Engine, Exclusion, Kind, Severity, Verdict};
 use waf_user::http::{BodyMeter, CanonicalPath, Limits, Request, counted_len};
 
 const UA: &str =
@@ -152,13 +152,17 @@ fn an_encoded_slash_voids_exclusions_and_is_a_finding() {
 }
 
 #[test]
-fn path_evasion_blocks_alone_only_from_paranoia_2() {
-    let pl1 = Engine::new(&DetectConfig::default()).expect("engine");
-    let pl2 = Engine::new(&DetectConfig {
-        paranoia: 2,
-        ..Default::default()
-    })
-    .expect("engine");
+fn path_evasions_climb_the_ladder() {
+    let at = |paranoia| {
+        Engine::new(&DetectConfig {
+            paranoia,
+            ..Default::default()
+        })
+        .expect("engine")
+    };
+    let (pl1, pl2, pl3) = (at(1), at(2), at(3));
+    // An encoded slash adds to other findings below paranoia 3 and blocks
+    // alone from it (storage and package APIs name objects with `%2F`).
     let v = get(&pl1, "/api/repos/a%2Fb");
     assert_eq!(v.action, Action::Pass, "{v:?}");
     assert_eq!(rules(&v), ["protocol-path-encoded-slash"]);
@@ -167,8 +171,20 @@ fn path_evasion_blocks_alone_only_from_paranoia_2() {
         (f.matched.as_str(), f.value.as_str()),
         ("/api/repos/a/b", "/api/repos/a%2Fb")
     );
-    assert_eq!(get(&pl2, "/api/repos/a%2Fb").action, Action::Block);
-    assert_eq!(get(&pl1, "/api/repos/a/b").action, Action::Pass);
+    assert_eq!(v.score, 4, "{v:?}");
+    assert_eq!(get(&pl2, "/api/repos/a%2Fb").action, Action::Pass);
+    assert_eq!(get(&pl3, "/api/repos/a%2Fb").action, Action::Block);
+    assert_eq!(get(&pl3, "/api/repos/a/b").action, Action::Pass);
+    // A climb above the root is critical from paranoia 2.
+    let severity = |e: &Engine| {
+        let v = get(e, "/../api/repos");
+        v.attacks
+            .iter()
+            .find(|f| f.rule == "protocol-path-above-root")
+            .map(|f| f.severity)
+    };
+    assert_eq!(severity(&pl1), Some(Severity::Error));
+    assert_eq!(severity(&pl2), Some(Severity::Critical));
 }
 
 #[test]

@@ -46,6 +46,10 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "Like 'em or not, we're open 9-5",
             "drop-down menu & select box styling",
             "char(acter) count: 140",
+            // A word's suffix in parentheses after a SQL function's name.
+            "ascii(art) gallery",
+            "sleep(ing) bag for 2 persons",
+            "concat(enation) rules",
         ],
     ),
     (

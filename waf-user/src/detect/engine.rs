@@ -162,7 +162,7 @@ impl Engine {
         for (id, w) in &decision.weights {
             c.weigh(id, i64::from(*w), "request", "");
         }
-        path::findings(req, self.cfg.paranoia, &mut c);
+        path::findings(req, &mut c);
         protocol::anomalies(req, &mut c);
         protocol::headers(req, &self.cfg.allowed_methods, &mut c);
         protocol::session_fixation(req, &mut c);

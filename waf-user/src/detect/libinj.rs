@@ -169,18 +169,61 @@ fn attribute_breakout(dec: &[u8]) -> bool {
     })
 }
 
-/// The severity of a libinjection SQL fingerprint for a value. A string,
-/// an operator and a string (`sos`) between double quotes only is how prose
-/// quotes words (`CHRISTMAS STOCKING "NOT" STUFFER`): an error, not enough
-/// to block alone. So is a value that no SQL parser would take past its
-/// first tokens (see [`breaks_sql_later`]). Everything else is critical.
-pub fn severity(fingerprint: &str, dec: &[u8]) -> Severity {
-    let double_quotes_only = memchr::memchr2(b'\'', b'`', dec).is_none();
-    if (fingerprint == "sos" && double_quotes_only) || breaks_sql_later(dec) {
-        Severity::Error
-    } else {
-        Severity::Critical
+/// The severity of a libinjection SQL fingerprint for a value, or `None`
+/// when the whole value is prose the tokenizer misread (see
+/// [`call_on_a_word_then_prose`]). A string, an operator and a string
+/// (`sos`) between double quotes only is how prose quotes words
+/// (`CHRISTMAS STOCKING "NOT" STUFFER`): an error, not enough to block
+/// alone. So is a value that no SQL parser would take past its first
+/// tokens (see [`breaks_sql_later`]). Everything else is critical.
+pub fn severity(fingerprint: &str, dec: &[u8]) -> Option<Severity> {
+    if fingerprint.starts_with("f(n)") && call_on_a_word_then_prose(dec) {
+        return None;
     }
+    let double_quotes_only = memchr::memchr2(b'\'', b'`', dec).is_none();
+    Some(
+        if (fingerprint == "sos" && double_quotes_only) || breaks_sql_later(dec) {
+            Severity::Error
+        } else {
+            Severity::Critical
+        },
+    )
+}
+
+/// The quoting contexts and dialects libinjection reads a value in.
+fn contexts() -> [libinjectionrs::sqli::SqliFlags; 5] {
+    use libinjectionrs::sqli::SqliFlags;
+    [
+        SqliFlags::FLAG_QUOTE_NONE | SqliFlags::FLAG_SQL_ANSI,
+        SqliFlags::FLAG_QUOTE_NONE | SqliFlags::FLAG_SQL_MYSQL,
+        SqliFlags::FLAG_QUOTE_SINGLE | SqliFlags::FLAG_SQL_ANSI,
+        SqliFlags::FLAG_QUOTE_SINGLE | SqliFlags::FLAG_SQL_MYSQL,
+        SqliFlags::FLAG_QUOTE_DOUBLE | SqliFlags::FLAG_SQL_MYSQL,
+    ]
+}
+
+/// Whether libinjection finds an injection in at least one context and
+/// `holds` says yes of the whole token stream in every such context.
+fn in_every_flagged_context(
+    dec: &[u8],
+    holds: impl Fn(&mut libinjectionrs::sqli::SqliTokenizer) -> bool,
+) -> bool {
+    use libinjectionrs::sqli::{SqliState, SqliTokenizer};
+    let input = &dec[..dec.len().min(MAX_INPUT)];
+    catch_unwind(AssertUnwindSafe(|| {
+        let mut found = false;
+        for flags in contexts() {
+            if !SqliState::new(input, flags).is_sqli() {
+                continue;
+            }
+            found = true;
+            if !holds(&mut SqliTokenizer::new(input, flags)) {
+                return false;
+            }
+        }
+        found
+    }))
+    .unwrap_or(false)
 }
 
 /// Whether, read in every quoting context in which libinjection finds an
@@ -192,45 +235,59 @@ pub fn severity(fingerprint: &str, dec: &[u8]) -> Severity {
 /// nothing runs. libinjection fingerprints only the first five tokens and
 /// never sees it.
 pub fn breaks_sql_later(dec: &[u8]) -> bool {
-    use libinjectionrs::sqli::{SqliFlags, SqliState, SqliTokenizer, TokenType};
-    let input = &dec[..dec.len().min(MAX_INPUT)];
-    if memchr::memchr(b':', input).is_none() {
+    use libinjectionrs::sqli::TokenType;
+    if memchr::memchr(b':', &dec[..dec.len().min(MAX_INPUT)]).is_none() {
         return false;
     }
-    let contexts = [
-        SqliFlags::FLAG_QUOTE_NONE | SqliFlags::FLAG_SQL_ANSI,
-        SqliFlags::FLAG_QUOTE_NONE | SqliFlags::FLAG_SQL_MYSQL,
-        SqliFlags::FLAG_QUOTE_SINGLE | SqliFlags::FLAG_SQL_ANSI,
-        SqliFlags::FLAG_QUOTE_SINGLE | SqliFlags::FLAG_SQL_MYSQL,
-        SqliFlags::FLAG_QUOTE_DOUBLE | SqliFlags::FLAG_SQL_MYSQL,
-    ];
-    catch_unwind(AssertUnwindSafe(|| {
-        let mut found = false;
-        for flags in contexts {
-            if !SqliState::new(input, flags).is_sqli() {
-                continue;
+    in_every_flagged_context(dec, |tokens| {
+        // The two tokens before the current one: a label is a word at the
+        // start of a statement.
+        let (mut before, mut last) = (None, None);
+        while let Some(t) = tokens.next_token() {
+            let label = matches!(before, None | Some(TokenType::Semicolon)) && last.is_some();
+            if t.token_type == TokenType::Colon && !label {
+                return true;
             }
-            found = true;
-            let mut tokens = SqliTokenizer::new(input, flags);
-            // The two tokens before the current one: a label is a word
-            // at the start of a statement.
-            let (mut before, mut last) = (None, None);
-            let mut colon = false;
-            while let Some(t) = tokens.next_token() {
-                let label = matches!(before, None | Some(TokenType::Semicolon)) && last.is_some();
-                if t.token_type == TokenType::Colon && !label {
-                    colon = true;
-                    break;
-                }
-                (before, last) = (last, Some(t.token_type));
-            }
-            if !colon {
+            (before, last) = (last, Some(t.token_type));
+        }
+        false
+    })
+}
+
+/// Whether, read in every quoting context in which libinjection finds an
+/// injection, the value is a function name called on one bare word and
+/// then only words and numbers (`ascii(art) gallery`, `sleep(ing) bag`,
+/// `char(acter) count: 140`): prose that writes a word's suffix in
+/// parentheses. After a call, SQL takes a bare word only as an alias,
+/// which no condition accepts, and a call on a column name alone reads
+/// nothing the column name alone does not: no operator, string, keyword,
+/// comment, subquery or second call follows, so nothing is injected.
+/// libinjection fingerprints it `f(n)n` or `f(n)f` from its first tokens.
+pub fn call_on_a_word_then_prose(dec: &[u8]) -> bool {
+    use libinjectionrs::sqli::TokenType as T;
+    in_every_flagged_context(dec, |tokens| {
+        let head = [
+            T::Function,
+            T::LeftParenthesis,
+            T::Bareword,
+            T::RightParenthesis,
+        ];
+        let mut n = 0;
+        while let Some(t) = tokens.next_token() {
+            let ty = t.token_type;
+            // Past the head, a function name not followed by `(` is a word:
+            // a `(` is none of the kinds taken.
+            let fits = match head.get(n) {
+                Some(want) => ty == *want,
+                None => matches!(ty, T::Bareword | T::Number | T::Function | T::Colon),
+            };
+            if !fits {
                 return false;
             }
+            n += 1;
         }
-        found
-    }))
-    .unwrap_or(false)
+        n > head.len()
+    })
 }
 
 /// Runs the SQL tokenizer.

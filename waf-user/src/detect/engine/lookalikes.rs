@@ -119,13 +119,69 @@ fn eval_in_a_path_segment_counts_once() {
     assert_blocks_with(&get(t, None), "code-injection-path", t);
 }
 
-/// `char(acter) count: 140`: libinjection reads `f(n)f` in its first five
+/// A SQL function's name with a word's suffix in parentheses, then words
+/// (`ascii(art) gallery`): libinjection reads `f(n)n`, but no SQL takes a
+/// bare word after a call but as an alias. Anything SQL after the call
+/// (an operator, a string, a keyword, a comment, a second call) still
+/// blocks, and calls on numbers are the probes they always were.
+#[test]
+fn a_call_on_a_word_then_words_is_prose() {
+    use crate::detect::libinj::call_on_a_word_then_prose;
+    for s in [
+        "ascii(art) gallery",
+        "sleep(ing) bag for 2 persons",
+        "concat(enation) rules",
+        "char(acter) count 140",
+        "char(acter) count: 140",
+    ] {
+        assert!(call_on_a_word_then_prose(s.as_bytes()), "{s}");
+        let q = format!("/s?q={}", s.replace(' ', "%20"));
+        assert_passes(&get(&q, None), &q);
+    }
+    for s in [
+        "ascii(x) union select 1",
+        "sleep(ing) and 1=1",
+        "concat(a) from users",
+        "ascii(x) gallery(1)",
+        "ascii(x) 'a'",
+        "ascii(x) or 1",
+        "ascii(x) sleep(5)",
+        "ascii(x) -- a",
+        "sleep(x) x;drop table t",
+        "ascii(art)",
+        "char(97) count",
+    ] {
+        assert!(!call_on_a_word_then_prose(s.as_bytes()), "{s}");
+        let q = format!("/s?q={}", s.replace(' ', "%20").replace(';', "%3B"));
+        assert_eq!(get(&q, None).action, Action::Block, "{q}");
+    }
+}
+
+proptest::proptest! {
+    /// Past the call, anything but words, numbers and a lone colon makes
+    /// the value SQL again.
+    #[test]
+    fn sql_after_the_call_is_never_prose(
+        words in proptest::collection::vec("[a-z]{1,8}|[0-9]{1,3}", 1..5),
+        at in 0usize..5,
+        sql in proptest::sample::select(vec!["'", "\"", "=", "(", ")", ";", "--", "/*", "#", "<", "|", ",", "union", "select", "and", "or", "from"]),
+    ) {
+        let mut words = words;
+        let at = at.min(words.len());
+        words.insert(at, sql.to_owned());
+        let s = format!("ascii(art) {}", words.join(" "));
+        proptest::prop_assert!(!crate::detect::libinj::call_on_a_word_then_prose(s.as_bytes()), "{}", s);
+    }
+}
+
+/// `char(acter) and count: 140`: libinjection reads `f(n)&` in its first five
 /// tokens, but a lone `:` follows, which no SQL statement parses. Quoted
 /// or commented colons, and injections without one, still block.
 #[test]
 fn a_lone_colon_after_the_tokens_is_no_sql() {
     use crate::detect::libinj::breaks_sql_later;
     assert!(breaks_sql_later(b"char(acter) count: 140"));
+    assert!(breaks_sql_later(b"char(acter) and count: 140"));
     for s in [
         "'a:b' or 1=1",
         "1' or 1=1 -- a:b",
@@ -137,7 +193,7 @@ fn a_lone_colon_after_the_tokens_is_no_sql() {
     ] {
         assert!(!breaks_sql_later(s.as_bytes()), "{s}");
     }
-    let prose = "/s?q=char(acter)%20count:%20140";
+    let prose = "/s?q=char(acter)%20and%20count:%20140";
     let v = get(prose, None);
     assert_passes(&v, prose);
     assert!(rules(&v).contains(&"sqli-libinjection"), "{:?}", rules(&v));

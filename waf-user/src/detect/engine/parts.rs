@@ -409,18 +409,19 @@ fn names_hold_code(params: &[Param]) -> bool {
 
 /// Whether a raw path segment, once decoded, holds a character file and
 /// directory names do not: quotes, shell and code punctuation (`; | $ < >
-/// { } ( )` and the backtick), a backslash or whitespace.
+/// { } ( )` and the backtick), a backslash or whitespace; or a slash, which
+/// only an encoded one (`%2F`) puts inside a segment: a back end that keeps
+/// it reads the segment as one parameter (`/items/{id}` with the id
+/// `http://203.0.113.9/shell.txt?`), so it meets a parameter's rules.
 fn segment_is_code_like(segment: &str) -> bool {
     const LOUD: [bool; 256] = normalize::byte_set(b"'\";|$<>{}()`\\ \t\n\r");
-    let loud = |b: &[u8]| b.iter().any(|&c| LOUD[usize::from(c)]);
+    const DECODED: [bool; 256] = normalize::byte_set(b"'\";|$<>{}()`\\ \t\n\r/");
     let b = segment.as_bytes();
-    loud(b)
+    b.iter().any(|&c| LOUD[usize::from(c)])
         || (b.contains(&b'%')
-            && loud(&normalize::decode(
-                b,
-                false,
-                &mut normalize::Flags::default(),
-            )))
+            && normalize::decode(b, false, &mut normalize::Flags::default())
+                .iter()
+                .any(|&c| DECODED[usize::from(c)]))
 }
 
 /// The part of a raw parameter name after its first encoded `=` (`%3D`).
@@ -453,7 +454,7 @@ mod tests {
     #[test]
     fn code_like_segments_hold_code_punctuation_raw_or_encoded() {
         for s in [
-            "1'", "a;b", "$(id)", "a%20b", "%27", "%253C", "x%7Cy", "a\\b",
+            "1'", "a;b", "$(id)", "a%20b", "%27", "%253C", "x%7Cy", "a\\b", "a%2Fb", "a%252fb",
         ] {
             assert!(segment_is_code_like(s), "{s}");
         }

@@ -58,6 +58,9 @@ fn sqli(
     }
     match libinj::sqli(&n.dec) {
         Outcome::Injection(fp) => {
+            let Some(severity) = libinj::severity(&fp, &n.dec) else {
+                return;
+            };
             let m = format!(
                 "(fingerprint {fp}) {}",
                 String::from_utf8_lossy(&n.dec[..n.dec.len().min(80)])
@@ -65,7 +68,7 @@ fn sqli(
             c.add(
                 Kind::Sqli,
                 "sqli-libinjection",
-                libinj::severity(&fp, &n.dec),
+                severity,
                 1,
                 &loc(),
                 &m,
