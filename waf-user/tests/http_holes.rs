@@ -187,6 +187,94 @@ fn path_evasions_climb_the_ladder() {
     assert_eq!(severity(&pl2), Some(Severity::Critical));
 }
 
+/// A text body without a Content-Type blocks alone from paranoia 2; a
+/// binary one (a browser's Blob beacon) only adds to other findings, at
+/// every level.
+#[test]
+fn untyped_bodies_climb_the_ladder() {
+    let post = |paranoia, body: &[u8]| {
+        let e = Engine::new(&DetectConfig {
+            paranoia,
+            ..Default::default()
+        })
+        .expect("engine");
+        let len = body.len().to_string();
+        let req = Request::from_parts(
+            "POST",
+            "/collect",
+            headers(&[("Content-Length", &len)]),
+            body.to_vec(),
+            e.limits(),
+        )
+        .expect("request");
+        e.inspect(&req, None)
+    };
+    let text = b"pay=4oR2-";
+    let v = post(1, text);
+    assert_eq!(
+        (v.action, rules(&v)),
+        (Action::Pass, vec!["protocol-missing-content-type"])
+    );
+    assert_eq!(post(2, text).action, Action::Block);
+    let binary = b"6\x86\xf0D\r\n`n\x10v\x02\xe0\x15\x02x\x01\xc2`\x17\x18\x06\xa0I";
+    for paranoia in 1..=4 {
+        let v = post(paranoia, binary);
+        assert_eq!(v.action, Action::Pass, "PL{paranoia}: {v:?}");
+        assert_eq!(rules(&v), ["protocol-untyped-binary-body"], "PL{paranoia}");
+    }
+}
+
+/// An engine at paranoia 2, built once for the property tests.
+static PL2: std::sync::LazyLock<Engine> = std::sync::LazyLock::new(|| {
+    Engine::new(&DetectConfig {
+        paranoia: 2,
+        ..Default::default()
+    })
+    .expect("engine")
+});
+
+/// Percent-encodes every byte.
+fn encode_all(b: &[u8]) -> String {
+    b.iter().map(|c| format!("%{c:02X}")).collect()
+}
+
+#[test]
+fn bytes_that_are_no_utf8_block_from_paranoia_2() {
+    let pl1 = Engine::new(&DetectConfig::default()).expect("engine");
+    for target in ["/?p=%c0", "/?p=test1%80", "/?p=%E2%A3", "/i%FFndex.html"] {
+        let v = get(&pl1, target);
+        assert_eq!(
+            (v.action, rules(&v)),
+            (Action::Pass, vec!["protocol-invalid-utf8"]),
+            "{target}"
+        );
+        assert_eq!(get(&PL2, target).action, Action::Block, "{target}");
+    }
+}
+
+proptest::proptest! {
+    /// Any text, every byte percent-encoded, is UTF-8 to the check; the
+    /// same text with one stray continuation byte or a cut sequence is not.
+    #[test]
+    fn the_utf8_check_reads_decoded_bytes(text in "[a-z\u{e9}\u{4e2d}\u{1f600} ]{0,12}", at in 0usize..40, cut in proptest::bool::ANY) {
+        let rules_of = |q: &str| -> Vec<String> {
+            get(&PL2, &format!("/s?q={q}")).attacks.into_iter().map(|f| f.rule).collect()
+        };
+        let b = text.as_bytes();
+        proptest::prop_assert!(!rules_of(&encode_all(b)).iter().any(|r| r == "protocol-invalid-utf8"));
+        let mut bad = b.to_vec();
+        let at = at.min(bad.len());
+        if cut {
+            // The first two bytes of a three-byte sequence.
+            bad.splice(at..at, [0xE4, 0xB8]);
+            bad.truncate(at + 2);
+        } else {
+            bad.insert(at, 0x80);
+        }
+        proptest::prop_assert!(rules_of(&encode_all(&bad)).iter().any(|r| r == "protocol-invalid-utf8"), "{:?}", bad);
+    }
+}
+
 #[test]
 fn an_attack_past_max_body_is_flagged_partial() {
     let limits = Limits {

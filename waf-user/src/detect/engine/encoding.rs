@@ -1,5 +1,5 @@
 //! Findings about how a value was encoded: NUL bytes, overlong UTF-8,
-//! malformed `%` escapes, full-width and `%u` forms, control characters.
+//! bytes that are no UTF-8, malformed `%` escapes, full-width and `%u` forms, control characters.
 
 use super::value::Encoding;
 use crate::detect::collect::Collector;
@@ -60,6 +60,17 @@ pub(super) fn findings(
         }
         if f.percent_u_ascii {
             add("protocol-percent-u-ascii", Severity::Error, 1, "%u00xx");
+        }
+        // Bytes that decode to no UTF-8 (`%C0` alone, `%FF`, a cut
+        // sequence): browsers encode every parameter and path as UTF-8.
+        // Blocks alone from paranoia 2 (`detect::ladder`).
+        if strict && n.dec.iter().any(|&b| b >= 0x80) && std::str::from_utf8(&n.dec).is_err() {
+            add(
+                "protocol-invalid-utf8",
+                Severity::Warning,
+                1,
+                "invalid UTF-8",
+            );
         }
     }
     if f.control && strict {

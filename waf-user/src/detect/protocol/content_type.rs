@@ -124,15 +124,23 @@ pub(super) fn malformed(req: &Request, c: &mut Collector) {
 
 /// A body without a Content-Type. Browsers label every text body (forms,
 /// strings, JSON); only binary beacons (Blob, ArrayBuffer) go without a
-/// type. A text body without one comes from a script.
+/// type. A text body without one comes from a script: it blocks alone from
+/// paranoia 2 (`detect::ladder`; the CoreRuleSet's 920340 does from 1).
+/// A binary one is a finding of its own that only adds to others.
 pub(super) fn missing(req: &Request, c: &mut Collector) {
     if req.body_len > 0 && req.header("content-type").is_none() {
-        let sev = if is_text(&req.body) {
-            MISSING_TYPE_TEXT
+        if is_text(&req.body) {
+            c.add(
+                K,
+                "protocol-missing-content-type",
+                MISSING_TYPE_TEXT,
+                1,
+                LOC,
+                "",
+                "",
+            );
         } else {
-            Warning
-        };
-        c.add(K, "protocol-missing-content-type", sev, 1, LOC, "", "");
-        // From paranoia 3 this finding blocks alone (`detect::ladder`).
+            c.add(K, "protocol-untyped-binary-body", Warning, 1, LOC, "", "");
+        }
     }
 }
