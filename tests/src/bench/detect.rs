@@ -361,11 +361,18 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let mut per: Vec<f64> = timed.iter().map(|t| t.1).collect();
     let mean = per.iter().sum::<f64>() / per.len().max(1) as f64;
-    let max_under_64k = timed
+    // The goals' reading "per request under 64 kB": the same figures
+    // without the requests of 64 kB or more (analytics beacons of up to
+    // 857 kB), which the 1 MB goal covers.
+    let mut small: Vec<f64> = timed
         .iter()
         .filter(|t| t.0 < 64 * 1024)
         .map(|t| t.1)
-        .fold(0.0, f64::max);
+        .collect();
+    let mean_under_64k = small.iter().sum::<f64>() / small.len().max(1) as f64;
+    small.sort_by(f64::total_cmp);
+    let p99_under_64k = percentile(&small, 0.99);
+    let max_under_64k = small.last().copied().unwrap_or(0.0);
     per.sort_by(f64::total_cmp);
     let (median, p99, max) = (
         percentile(&per, 0.5),
@@ -383,6 +390,16 @@ pub fn run(args: &[String]) -> Result<()> {
     println!("{:<28} {:>12}", "µs/request median", format!("{median:.1}"));
     println!("{:<28} {:>12}", "µs/request p99", format!("{p99:.1}"));
     println!("{:<28} {:>12}", "µs/request max", format!("{max:.1}"));
+    println!(
+        "{:<28} {:>12}",
+        "µs mean, requests < 64 kB",
+        format!("{mean_under_64k:.1}")
+    );
+    println!(
+        "{:<28} {:>12}",
+        "µs p99, requests < 64 kB",
+        format!("{p99_under_64k:.1}")
+    );
     println!(
         "{:<28} {:>12}",
         "µs max, requests < 64 kB",
@@ -405,6 +422,13 @@ pub fn run(args: &[String]) -> Result<()> {
         met(p99 <= 100.0),
         met(max_under_64k <= 1000.0),
         met(build_ms < 300.0)
+    );
+    println!(
+        "       under 64 kB only ({} of {} requests): mean <= 15 µs: {}; p99 <= 100 µs: {}",
+        small.len(),
+        timed.len(),
+        met(mean_under_64k <= 15.0),
+        met(p99_under_64k <= 100.0)
     );
 
     let mut sets = Vec::new();
@@ -481,6 +505,8 @@ pub fn run(args: &[String]) -> Result<()> {
         "us_mean": mean,
         "us_median": median,
         "us_max_under_64k": max_under_64k,
+        "us_mean_under_64k": mean_under_64k,
+        "us_p99_under_64k": p99_under_64k,
         "build_ms": build_ms,
         "cold_us_mean": cold_us_mean,
         "cold_us_mean_first_1000": cold_first_1000,

@@ -168,12 +168,19 @@ impl Compiled {
     ) {
         let table = if plain { &self.plain } else { &self.full };
         let Some(row) = table.get(bit) else { return };
-        let mut run = |group: &Option<Arc<Group>>, text: &'a [u8], screen: &Screen| {
-            let Some(group) = group else { return };
+        // One walk of a screen over `text` for the rules of every group
+        // that reads it (a view equal to `low` is not walked again).
+        let mut run = |groups: &[&Option<Arc<Group>>], text: &'a [u8], screen: &Screen| {
             let mut rules: Vec<usize> = Vec::new();
-            if group.any_screened {
+            if groups
+                .iter()
+                .any(|g| g.as_ref().is_some_and(|g| g.any_screened))
+            {
                 screen.candidates(&self.units, text, |u| {
-                    if !group.screened.get(u) {
+                    if !groups
+                        .iter()
+                        .any(|g| g.as_ref().is_some_and(|g| g.screened.get(u)))
+                    {
                         return;
                     }
                     let unit = &self.units[u];
@@ -186,8 +193,10 @@ impl Compiled {
                     }
                 });
             }
-            if let Some((set, members)) = &group.rest {
-                set.for_each_match(text, &mut |i| rules.push(self.units[members[i]].rule));
+            for group in groups.iter().copied().flatten() {
+                if let Some((set, members)) = &group.rest {
+                    set.for_each_match(text, &mut |i| rules.push(self.units[members[i]].rule));
+                }
             }
             rules.sort_unstable();
             rules.dedup();
@@ -202,14 +211,23 @@ impl Compiled {
             }
         };
         if needs_case(&n.dec) {
-            run(&row.dec, &n.dec, &self.screen_dec);
+            run(&[&row.dec], &n.dec, &self.screen_dec);
         }
-        if n.has_sql_view() || n.has_cmd_view() {
-            run(&row.low, &n.low, &self.screen_low);
-            run(&row.sql, n.sql(), &self.screen_low);
-            run(&row.cmd, n.cmd(), &self.screen_low);
-        } else {
-            run(&row.low_sql_cmd, &n.low, &self.screen_low);
+        match (n.has_sql_view(), n.has_cmd_view()) {
+            (true, true) => {
+                run(&[&row.low], &n.low, &self.screen_low);
+                run(&[&row.sql], n.sql(), &self.screen_low);
+                run(&[&row.cmd], n.cmd(), &self.screen_low);
+            }
+            (true, false) => {
+                run(&[&row.low, &row.cmd], &n.low, &self.screen_low);
+                run(&[&row.sql], n.sql(), &self.screen_low);
+            }
+            (false, true) => {
+                run(&[&row.low, &row.sql], &n.low, &self.screen_low);
+                run(&[&row.cmd], n.cmd(), &self.screen_low);
+            }
+            (false, false) => run(&[&row.low_sql_cmd], &n.low, &self.screen_low),
         }
     }
 
