@@ -61,11 +61,15 @@ pub fn check(low: &[u8]) -> Option<(Class, String)> {
     if !worth {
         return None;
     }
-    let mut s = crate::http::lossy(&low[..low.len().min(8192)])
-        .replace(['\u{3002}', '\u{ff0e}', '\u{ff61}'], ".");
+    let mut s = crate::http::lossy(&low[..low.len().min(8192)]);
+    // Ideographic and full-width full stops read as dots (their UTF-8
+    // forms start with 0xE3 or 0xEF: a value without those bytes has none).
+    if memchr::memchr2(0xE3, 0xEF, s.as_bytes()).is_some() {
+        s = std::borrow::Cow::Owned(s.replace(['\u{3002}', '\u{ff0e}', '\u{ff61}'], "."));
+    }
     // `http://\l\o\c\a\l\h\o\s\t/`: escaped host characters.
     if s.contains("\\") && s.contains(":/") {
-        s = unescape_host(&s);
+        s = std::borrow::Cow::Owned(unescape_host(&s));
     }
     let mut worst: Option<(Class, String)> = None;
     let mut consider = |found: Option<(Class, String)>| {

@@ -327,10 +327,11 @@ fn command_after(rest: &[u8]) -> bool {
 /// A browser-like User-Agent: quiet as a header, no quotes or `=`, no SQL
 /// word. Such values meet the plain rules only.
 pub(super) fn is_quiet_user_agent(b: &[u8]) -> bool {
-    is_quiet_header(b)
+    // The prefix first: a Referer (also read here) fails it at once.
+    b.starts_with(b"Mozilla/")
+        && is_quiet_header(b)
         && !b.iter().any(|c| matches!(c, b'\'' | b'"' | b'=' | b'#'))
         && !libinj::has_sql_word(b)
-        && b.starts_with(b"Mozilla/")
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use super::K;
 use crate::detect::collect::Collector;
-use crate::detect::kind::Severity::{Critical, Error, Warning};
+use crate::detect::kind::Severity::{self, Critical, Error, Warning};
 use crate::http::Request;
 
 /// Longest Accept-Encoding a browser sends.
@@ -65,17 +65,23 @@ pub(super) fn connection(req: &Request, c: &mut Collector) {
 
 /// Headers that have no business in requests to a web application.
 pub(super) fn restricted(req: &Request, c: &mut Collector) {
+    const RESTRICTED: &[(&str, Severity)] = &[
+        ("proxy", Critical),
+        ("x-middleware-subrequest", Critical),
+        ("lock-token", Critical),
+        ("if", Critical),
+        ("content-range", Critical),
+        ("request-range", Critical),
+        ("x-http-method-override", Error),
+        ("x-http-method", Error),
+        ("x-method-override", Error),
+    ];
     for h in &req.headers {
-        let n = h.name.to_ascii_lowercase();
-        let sev = match n.as_str() {
-            "proxy"
-            | "x-middleware-subrequest"
-            | "lock-token"
-            | "if"
-            | "content-range"
-            | "request-range" => Critical,
-            "x-http-method-override" | "x-http-method" | "x-method-override" => Error,
-            _ => continue,
+        let Some(&(n, sev)) = RESTRICTED
+            .iter()
+            .find(|(n, _)| h.name.eq_ignore_ascii_case(n))
+        else {
+            continue;
         };
         c.add(
             K,
