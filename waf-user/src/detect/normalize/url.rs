@@ -10,14 +10,21 @@ use crate::http::target::hex_val;
 /// noted as `invalid_percent` (on later rounds it is text that was sent
 /// encoded, `%25`).
 pub(super) fn round(s: &[u8], plus: bool, first: bool, flags: &mut Flags) -> Option<Vec<u8>> {
-    let special = |c: &u8| *c == b'%' || (plus && *c == b'+');
+    // The position of the first `%` (or `+`, when it means a space).
+    let special = |s: &[u8]| {
+        if plus {
+            memchr::memchr2(b'%', b'+', s)
+        } else {
+            memchr::memchr(b'%', s)
+        }
+    };
     if !plus && !has_escape(s) {
         if first && memchr::memchr(b'%', s).is_some() {
             flags.invalid_percent = true;
         }
         return None;
     }
-    let mut i = s.iter().position(special)?;
+    let mut i = special(s)?;
     let mut out = Vec::with_capacity(s.len());
     out.extend_from_slice(&s[..i]);
     let mut changed = false;
@@ -51,7 +58,7 @@ pub(super) fn round(s: &[u8], plus: bool, first: bool, flags: &mut Flags) -> Opt
             i += 1;
         }
         // Copy the run up to the next special byte at once.
-        let next = s[i..].iter().position(special).map_or(s.len(), |j| i + j);
+        let next = special(&s[i..]).map_or(s.len(), |j| i + j);
         out.extend_from_slice(&s[i..next]);
         i = next;
     }
