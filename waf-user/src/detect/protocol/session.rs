@@ -43,12 +43,10 @@ const SESSION_NAMES: &[&str] = &[
 /// Session fixation: a framework's session cookie name given as a
 /// parameter, by a request that comes from no page or from another site.
 pub fn session_fixation(req: &Request, c: &mut Collector) {
-    // The request's origin first: one look at two headers, where the names
-    // can be hundreds (a JSON body's keys).
-    if !off_site(req) {
+    let Some(name) = session_parameter(req) else {
         return;
-    }
-    if let Some(name) = parameter_names(req).into_iter().find(|n| is_session(n)) {
+    };
+    if off_site(req) {
         c.add(
             Kind::SessionFixation,
             "session-fixation-parameter",
@@ -65,25 +63,36 @@ pub fn session_fixation(req: &Request, c: &mut Collector) {
 /// a suffix: `aspsessionidabcd`).
 fn is_session(n: &str) -> bool {
     let n = n.trim().as_bytes();
+    // Every name is 4 bytes or more; one compare of the first byte rules
+    // out all but a few (a JSON body's keys can be hundreds).
+    let Some(first) = n.first().filter(|_| n.len() >= 4) else {
+        return false;
+    };
+    let first = first.to_ascii_lowercase();
     SESSION_NAMES.iter().any(|s| {
-        n.eq_ignore_ascii_case(s.as_bytes())
-            || (s.len() > 8 && n.len() > s.len() && n[..s.len()].eq_ignore_ascii_case(s.as_bytes()))
+        let s = s.as_bytes();
+        s[0] == first
+            && (n.eq_ignore_ascii_case(s)
+                || (s.len() > 8 && n.len() > s.len() && n[..s.len()].eq_ignore_ascii_case(s)))
     })
 }
 
-/// The names of the query parameters, then of the body's fields (form,
-/// JSON keys, multipart parts).
-fn parameter_names(req: &Request) -> Vec<&str> {
-    let mut names: Vec<&str> = req.query.iter().map(|p| p.name.as_str()).collect();
+/// The first query parameter, then body field (form, JSON key, multipart
+/// part), whose name is a session cookie name.
+fn session_parameter(req: &Request) -> Option<&str> {
+    let query = req.query.iter().map(|p| p.name.as_str());
     match &req.parsed_body {
-        Body::Form(params) => names.extend(params.iter().map(|p| p.name.as_str())),
-        Body::Json(items) => {
-            names.extend(items.iter().filter(|i| i.is_key).map(|i| i.text.as_str()))
-        }
-        Body::Multipart(parts) => names.extend(parts.iter().map(|p| p.name.as_str())),
-        _ => {}
+        Body::Form(params) => query
+            .chain(params.iter().map(|p| p.name.as_str()))
+            .find(|n| is_session(n)),
+        Body::Json(items) => query
+            .chain(items.iter().filter(|i| i.is_key).map(|i| i.text.as_str()))
+            .find(|n| is_session(n)),
+        Body::Multipart(parts) => query
+            .chain(parts.iter().map(|p| p.name.as_str()))
+            .find(|n| is_session(n)),
+        _ => query.into_iter().find(|n| is_session(n)),
     }
-    names
 }
 
 /// Whether the request comes from no page (no Referer) or from a site
@@ -142,5 +151,34 @@ mod tests {
         assert!(is_session("aspsessionidqqabcd"));
         assert!(!is_session("cfidx"));
         assert!(!is_session("session"));
+    }
+
+    /// `is_session` as first written: every name compared whole or as a
+    /// prefix, with no first-byte filter.
+    fn is_session_reference(n: &str) -> bool {
+        let n = n.trim().as_bytes();
+        SESSION_NAMES.iter().any(|s| {
+            n.eq_ignore_ascii_case(s.as_bytes())
+                || (s.len() > 8
+                    && n.len() > s.len()
+                    && n[..s.len()].eq_ignore_ascii_case(s.as_bytes()))
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_first_byte_filter_changes_nothing(
+            name in proptest::sample::select(SESSION_NAMES.to_vec()),
+            upper in proptest::bool::ANY,
+            cut in 0usize..40,
+            tail in "[a-zA-Z0-9_ .-]{0,6}",
+            other in "[ -~]{0,40}",
+        ) {
+            let name = if upper { name.to_ascii_uppercase() } else { name.to_owned() };
+            let cut = cut.min(name.len());
+            for n in [format!("{name}{tail}"), name[..cut].to_owned(), format!(" {name}"), other] {
+                proptest::prop_assert_eq!(is_session(&n), is_session_reference(&n), "{:?}", n);
+            }
+        }
     }
 }
