@@ -49,6 +49,17 @@ impl Class {
 /// Checks the URLs in a lowercased, decoded value; returns the worst class
 /// and the host it is about.
 pub fn check(low: &[u8]) -> Option<(Class, String)> {
+    // URL parsers map the ideographic, full-width and half-width full
+    // stops to `.` in a host (UTS #46): `169。254。169。254/latest` is the
+    // metadata address. They are folded before anything else reads the
+    // value (their UTF-8 forms start with 0xE3 or 0xEF).
+    let folded;
+    let low = if memchr::memchr2(0xE3, 0xEF, low).is_some() {
+        folded = fold_full_stops(low);
+        &folded[..]
+    } else {
+        low
+    };
     let bare_host = low.len() < 300
         && !low.iter().any(u8::is_ascii_whitespace)
         && (low.contains(&b'.')
@@ -62,11 +73,6 @@ pub fn check(low: &[u8]) -> Option<(Class, String)> {
         return None;
     }
     let mut s = crate::http::lossy(&low[..low.len().min(8192)]);
-    // Ideographic and full-width full stops read as dots (their UTF-8
-    // forms start with 0xE3 or 0xEF: a value without those bytes has none).
-    if memchr::memchr2(0xE3, 0xEF, s.as_bytes()).is_some() {
-        s = std::borrow::Cow::Owned(s.replace(['\u{3002}', '\u{ff0e}', '\u{ff61}'], "."));
-    }
     // `http://\l\o\c\a\l\h\o\s\t/`: escaped host characters.
     if s.contains("\\") && s.contains(":/") {
         s = std::borrow::Cow::Owned(unescape_host(&s));
@@ -105,6 +111,26 @@ pub fn check(low: &[u8]) -> Option<(Class, String)> {
         }));
     }
     worst
+}
+
+/// `low` with every U+3002, U+FF0E and U+FF61 (full stops) as `.`.
+fn fold_full_stops(low: &[u8]) -> Vec<u8> {
+    const STOPS: [[u8; 3]; 3] = [[0xE3, 0x80, 0x82], [0xEF, 0xBC, 0x8E], [0xEF, 0xBD, 0xA1]];
+    let mut out = Vec::with_capacity(low.len());
+    let mut i = 0;
+    while i < low.len() {
+        if low
+            .get(i..i + 3)
+            .is_some_and(|w| STOPS.iter().any(|s| s == w))
+        {
+            out.push(b'.');
+            i += 3;
+        } else {
+            out.push(low[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// A value that is a URL to a public IP address (`http://1.2.3.4/x.php`):
@@ -531,6 +557,36 @@ mod tests {
         assert_eq!(c("http:0xa9fea9fe"), Some(Class::Metadata));
         assert_eq!(c("http://0x41414141a9fea9fe/"), Some(Class::Metadata));
         assert_eq!(c("169.254.169.254/latest"), Some(Class::Metadata));
+        // Full stops URL parsers map to `.`, in a bare host too.
+        for dot in ["\u{3002}", "\u{ff0e}", "\u{ff61}"] {
+            let host = ["169", "254", "169", "254"].join(dot);
+            assert_eq!(c(&format!("{host}/latest")), Some(Class::Metadata), "{dot}");
+            assert_eq!(
+                c(&format!("http://{host}/")),
+                Some(Class::Metadata),
+                "{dot}"
+            );
+        }
+        assert_eq!(c("\u{3002}\u{3002}\u{3002}"), None);
+    }
+
+    proptest::proptest! {
+        /// Folding turns each full stop into one `.` and keeps every other
+        /// character.
+        #[test]
+        fn full_stops_fold_to_dots(parts in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::strategy::Just("\u{3002}".to_owned()),
+                proptest::strategy::Just("\u{ff0e}".to_owned()),
+                proptest::strategy::Just("\u{ff61}".to_owned()),
+                "[a-z0-9./:\u{3000}-\u{3010}\u{ff00}-\u{ff70}]{0,4}",
+            ],
+            0..12,
+        )) {
+            let text = parts.concat();
+            let want = text.replace(['\u{3002}', '\u{ff0e}', '\u{ff61}'], ".");
+            proptest::prop_assert_eq!(fold_full_stops(text.as_bytes()), want.into_bytes());
+        }
     }
 
     #[test]
