@@ -1,5 +1,6 @@
 //! Findings about how a value was encoded: NUL bytes, overlong UTF-8,
-//! bytes that are no UTF-8, malformed `%` escapes, full-width and `%u` forms, control characters.
+//! bytes that are no UTF-8, malformed `%` escapes, full-width and `%u`
+//! forms, control characters.
 
 use super::value::Encoding;
 use crate::detect::collect::Collector;

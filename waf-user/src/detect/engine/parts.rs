@@ -415,13 +415,12 @@ fn names_hold_code(params: &[Param]) -> bool {
 /// `http://203.0.113.9/shell.txt?`), so it meets a parameter's rules.
 fn segment_is_code_like(segment: &str) -> bool {
     const LOUD: [bool; 256] = normalize::byte_set(b"'\";|$<>{}()`\\ \t\n\r");
-    const DECODED: [bool; 256] = normalize::byte_set(b"'\";|$<>{}()`\\ \t\n\r/");
     let b = segment.as_bytes();
     b.iter().any(|&c| LOUD[usize::from(c)])
         || (b.contains(&b'%')
             && normalize::decode(b, false, &mut normalize::Flags::default())
                 .iter()
-                .any(|&c| DECODED[usize::from(c)]))
+                .any(|&c| LOUD[usize::from(c)] || c == b'/'))
 }
 
 /// The part of a raw parameter name after its first encoded `=` (`%3D`).

@@ -129,18 +129,11 @@ pub(super) fn malformed(req: &Request, c: &mut Collector) {
 /// A binary one is a finding of its own that only adds to others.
 pub(super) fn missing(req: &Request, c: &mut Collector) {
     if req.body_len > 0 && req.header("content-type").is_none() {
-        if is_text(&req.body) {
-            c.add(
-                K,
-                "protocol-missing-content-type",
-                MISSING_TYPE_TEXT,
-                1,
-                LOC,
-                "",
-                "",
-            );
+        let (rule, severity) = if is_text(&req.body) {
+            ("protocol-missing-content-type", MISSING_TYPE_TEXT)
         } else {
-            c.add(K, "protocol-untyped-binary-body", Warning, 1, LOC, "", "");
-        }
+            ("protocol-untyped-binary-body", Warning)
+        };
+        c.add(K, rule, severity, 1, LOC, "", "");
     }
 }
