@@ -285,8 +285,17 @@ pub fn obfuscate(family: &str, p: &str, rng: &mut Rng) -> Option<String> {
                 .replace("/etc/", "/etc//./");
             if s == p { p.replace('/', "//") } else { s }
         }
+        // The address as an integer, or with the full stops URL parsers
+        // read as dots (U+3002, U+FF0E, U+FF61).
         "rfi" => p
-            .replace("203.0.113.9", "3405803785")
+            .replace(
+                "203.0.113.9",
+                if p.contains("shell") {
+                    "3405803785"
+                } else {
+                    "203\u{3002}0\u{ff0e}113\u{ff61}9"
+                },
+            )
             .replace("198.51.100.3", "0xc6.0x33.0x64.0x3")
             .replace("evil.example", "evil.example."),
         "ssrf" => {
@@ -302,7 +311,14 @@ pub fn obfuscate(family: &str, p: &str, rng: &mut Rng) -> Option<String> {
                 )
             };
             let s = s
-                .replace("169.254.169.254", "0xa9fea9fe")
+                .replace(
+                    "169.254.169.254",
+                    if p.contains("/iam/") {
+                        "169\u{3002}254\u{3002}169\u{3002}254"
+                    } else {
+                        "0xa9fea9fe"
+                    },
+                )
                 .replace("localhost", "LocalHost.")
                 .replace("10.0.0.5", "012.0.0.05");
             if s == p {

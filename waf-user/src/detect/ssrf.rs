@@ -135,11 +135,19 @@ fn fold_full_stops(low: &[u8]) -> Vec<u8> {
 
 /// A value that is a URL to a public IP address (`http://1.2.3.4/x.php`):
 /// where remote file inclusion payloads are hosted. Private and loopback
-/// addresses are [`check`]'s business. Returns the host.
+/// addresses are [`check`]'s business. The host is read as URL parsers
+/// read it: full stops folded (`203。0。113。9`), and the forms `inet_aton`
+/// takes (`3405803785`, `0xcb.0.0x71.9`). Returns the host.
 pub fn public_ip_url(low: &[u8]) -> Option<String> {
-    let s = std::str::from_utf8(&low[..low.len().min(512)])
-        .ok()?
-        .trim_start();
+    let low = &low[..low.len().min(512)];
+    let folded;
+    let low = if memchr::memchr2(0xE3, 0xEF, low).is_some() {
+        folded = fold_full_stops(low);
+        &folded[..]
+    } else {
+        low
+    };
+    let s = std::str::from_utf8(low).ok()?.trim_start();
     let rest = ["http://", "https://", "ftp://", "ftps://"]
         .iter()
         .find_map(|p| s.strip_prefix(p))?;
@@ -153,7 +161,10 @@ pub fn public_ip_url(low: &[u8]) -> Option<String> {
             _ => host_port,
         },
     };
-    let ip = host.parse::<std::net::IpAddr>().ok()?;
+    let ip = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip,
+        Err(_) => std::net::IpAddr::V4(parse_ipv4_loose(host)?.0),
+    };
     (classify(&ip.to_string()).is_none()).then(|| host.to_owned())
 }
 
@@ -586,6 +597,23 @@ mod tests {
             let text = parts.concat();
             let want = text.replace(['\u{3002}', '\u{ff0e}', '\u{ff61}'], ".");
             proptest::prop_assert_eq!(fold_full_stops(text.as_bytes()), want.into_bytes());
+        }
+    }
+
+    #[test]
+    fn public_address_urls_in_every_form_parsers_take() {
+        let host = |s: &str| public_ip_url(s.as_bytes());
+        for url in [
+            "http://203.0.113.9/x.php?",
+            "http://203\u{3002}0\u{ff0e}113\u{ff61}9/x.php?",
+            "http://3405803785/x.php?",
+            "http://0xcb.0.0x71.9/x.php?",
+            "ftp://0313.0.0161.011/x.txt",
+        ] {
+            assert!(host(url).is_some(), "{url}");
+        }
+        for url in ["http://10.0.0.1/x", "http://0x7f000001/", "http://a.com/"] {
+            assert_eq!(host(url), None, "{url}");
         }
     }
 
