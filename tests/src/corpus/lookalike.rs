@@ -50,6 +50,10 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "ascii(art) gallery",
             "sleep(ing) bag for 2 persons",
             "concat(enation) rules",
+            // A quoted title that starts with a SQL word, then prose.
+            "\"And then there were none\"",
+            "'Create your own adventure' series",
+            "\"Order by noon for next day delivery",
         ],
     ),
     (

@@ -201,6 +201,9 @@ impl Compiled {
             rules.sort_unstable();
             rules.dedup();
             for idx in rules {
+                if !self.rules[idx].stands(text) {
+                    continue;
+                }
                 let matched = self.regexes[idx]
                     .find(text)
                     .map_or(&text[..0], |m| m.as_bytes());
@@ -241,6 +244,9 @@ impl Compiled {
             View::Sql => n.sql(),
             View::Cmd => n.cmd(),
         };
+        if !rule.stands(text) {
+            return None;
+        }
         self.regexes[idx].find(text).map(|m| Hit {
             rule,
             matched: m.as_bytes(),

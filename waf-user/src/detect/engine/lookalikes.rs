@@ -324,3 +324,62 @@ fn a_wildcard_closing_an_ldap_filter_blocks() {
         assert_passes(&get(q, None), q);
     }
 }
+
+/// A quoted title that starts with a SQL word, then prose (`"Into the
+/// Wild"`, `'Create your own adventure' series`): the leading-quote rules
+/// match, but after a break-out SQL never reads two bare words in a row
+/// outside a select list. Break-outs whose tail is an expression (operands
+/// between operators), or that name SELECT, UNION, SLEEP..., still block.
+#[test]
+fn a_quoted_title_that_starts_with_a_sql_word_is_prose() {
+    use crate::detect::rules::quoted_prose;
+    for s in [
+        "\"AND WHEN THE KIDS ARE OLD ENOUGH\"",
+        "\"Into the Wild\"",
+        "\"CREATE\" STERLING GOLD",
+        "'Create your own adventure' series",
+        "\"Order by noon for next day delivery",
+    ] {
+        let low = s.to_ascii_lowercase();
+        assert!(quoted_prose(low.as_bytes()), "{s}");
+        let q = format!("/s?q={}", s.replace(' ', "%20").replace('"', "%22"));
+        assert_passes(&get(&q, None), &q);
+    }
+    for s in [
+        "\" or \"a\"=\"a",
+        "' and true and '",
+        "'create table users",
+        "\" into outfile \"",
+        "' or username is not null or '",
+        "' union select a b from c",
+        "' or sleep five seconds",
+        "' and 1 1 1",
+        "'drop table users",
+    ] {
+        assert!(!quoted_prose(s.as_bytes()), "{s}");
+        let q = format!("/s?q={}", s.replace(' ', "%20").replace('"', "%22"));
+        assert_eq!(get(&q, None).action, Action::Block, "{q}");
+    }
+}
+
+proptest::proptest! {
+    /// A break-out followed by an expression, operands between SQL
+    /// operators, is never prose, whatever the words.
+    #[test]
+    fn an_expression_after_a_quote_is_never_prose(
+        quote in proptest::sample::select(vec!["'", "\"", "`"]),
+        lead in proptest::sample::select(vec!["or", "and", "xor", "into", "where", "having", "create", "drop"]),
+        terms in proptest::collection::vec(("[a-z]{1,8}|[0-9]{1,3}", proptest::sample::select(vec!["is", "like", "and", "or", "not", "in", "between", "regexp", "collate", "xor", "div", "is not", "sounds like"])), 1..5),
+        close in proptest::bool::ANY,
+    ) {
+        let mut s = format!("{quote}{lead}");
+        for (operand, op) in &terms {
+            s.push_str(&format!(" {operand} {op}"));
+        }
+        s.push_str(" x");
+        if close {
+            s.push_str(quote);
+        }
+        proptest::prop_assert!(!crate::detect::rules::quoted_prose(s.as_bytes()), "{}", s);
+    }
+}

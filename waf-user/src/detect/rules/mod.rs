@@ -9,6 +9,8 @@ mod java;
 mod lfi;
 mod misc;
 mod sqli;
+#[cfg(test)]
+pub(crate) use sqli::quoted_prose;
 mod xss;
 
 use super::kind::{Kind, Severity};
@@ -87,6 +89,9 @@ pub struct Rule {
     pub critical_from: Option<u8>,
     /// The regular expression (bytes, ASCII, written for the view).
     pub pattern: String,
+    /// A test of the whole view a match is dropped on: the shapes of
+    /// prose no regex without look-ahead can tell from the attack.
+    pub unless: Option<fn(&[u8]) -> bool>,
 }
 
 /// Shorthand to declare a rule.
@@ -109,6 +114,7 @@ fn rule(
         plain: false,
         critical_from: None,
         pattern: pattern.into(),
+        unless: None,
     }
 }
 
@@ -117,6 +123,17 @@ impl Rule {
     fn plain(mut self) -> Rule {
         self.plain = true;
         self
+    }
+
+    /// Drops a match when `test` holds for the whole view.
+    fn unless(mut self, test: fn(&[u8]) -> bool) -> Rule {
+        self.unless = Some(test);
+        self
+    }
+
+    /// Whether a match of the rule on `text` stands.
+    pub fn stands(&self, text: &[u8]) -> bool {
+        self.unless.is_none_or(|t| !t(text))
     }
 
     /// Makes a match count as critical from paranoia `level` on.

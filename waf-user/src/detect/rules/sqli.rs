@@ -42,7 +42,7 @@ pub fn rules() -> Vec<Rule> {
         rule("sqli-heavy-function", K, Critical, 1, View::Sql, th, r"\brandomblob\s*\(\s*\d{6,}|\bbenchmark\s*\(\s*\d{5,}\s*,"),
         rule("sqli-order-probe", K, Error, 1, View::Sql, t, r"\b(?:order|group)\s+by\s+\d+\s*(?:--|#|/\*|;|$|,\s*\d)|\bhaving\s+\d+\s*=\s*\d+").critical_from(2),
         rule("sqli-quote-logic-predicate", K, Critical, 1, View::Sql, t, r"'\s*\)*\s*(?:or|and|xor|\|\||&&|div)\s+[\w.`]+\s+(?:is|like|in|between|not|regexp|rlike|glob|sounds)\b|'\s*(?:or|and|xor)\s+[\w.`]+\s*(?:=|<|>|!=|<>)"),
-        rule("sqli-leading-ddl", K, Critical, 1, View::Sql, t, r#"^\s*[;'"`)]+\s*(?:drop|alter|truncate|create|rename|grant|revoke|shutdown|delete|update|insert)\b"#),
+        rule("sqli-leading-ddl", K, Critical, 1, View::Sql, t, r#"^\s*[;'"`)]+\s*(?:drop|alter|truncate|create|rename|grant|revoke|shutdown|delete|update|insert)\b"#).unless(quoted_prose),
         rule("sqli-set-variable", K, Critical, 1, View::Sql, t, r"\bset\s+@@?[a-z_]\w*|\bselect\s+@@?[a-z_]\w*"),
         rule("sqli-logic-paren-assign", K, Error, 1, View::Sql, t, r"(?:&&|\|\|)\s*\(\s*\w+\s*=|\b(?:length|version|user|database)\s*(?:&&|\|\|)\s*\("),
         rule("sqli-mssql-exec", K, Critical, 1, View::Sql, t, r"\bexec(?:ute)?\s+(?:master\.|xp_|sp_|\(\s*@|@\w+)|\bdeclare\s+@\w+\s+(?:n?varchar|int|char|table|sysname)\b"),
@@ -53,7 +53,7 @@ pub fn rules() -> Vec<Rule> {
         rule("sqli-hex-blob", K, Warning, 1, View::Sql, t & !UA_REF, r"(?:=|\bin\s*\(|,|\s)\s*0x(?:[2-7][0-9a-f]){4,}\b"),
         rule("sqli-conditional", K, Error, 1, View::Sql, t, r"\b(?:if|iif)\s*\(\s*(?:\(?\s*select\b|\d+\s*[=<>]|ascii\s*\(|substr\w*\s*\(|length\s*\(|mid\s*\(|user\s*\(|database\s*\()|\bcase\s+when\s+[^;]*?\bthen\b[^;]*?\belse\b|\b(?:ascii|ord)\s*\(\s*(?:substr\w*|mid)\s*\("),
         rule("sqli-function-fragment", K, Critical, 1, View::Sql, t, format!(r"(?:^|[\s(,=|&;])(?:{SQL_FUNCS})\s*\(\s*$|^\s*[,;(]?\s*(?:{SQL_FUNCS})\s*\([^()]{{0,40}}\)\s*$")),
-        rule("sqli-leading-quote-operator", K, Critical, 1, View::Sql, t, r#"^\s*['"`]+\s*\)*\s*(?:or|and|xor|\|\||&&|div|like|rlike|regexp|sounds\s+like|glob|not\s+(?:like|glob|regexp|between|in|null)|notnull|isnull|is\s+(?:not\s+)?null|between|collate|union|intersect|except|having|group\s+by|order\s+by|limit|procedure|into|where)(?:\s+[^\s'"`]|\s*[(@\d/]|\s*$)|^\s*['"`]+\s*\)*\s*(?:=|<|>|!=|<>|\^|\*|;)"#),
+        rule("sqli-leading-quote-operator", K, Critical, 1, View::Sql, t, r#"^\s*['"`]+\s*\)*\s*(?:or|and|xor|\|\||&&|div|like|rlike|regexp|sounds\s+like|glob|not\s+(?:like|glob|regexp|between|in|null)|notnull|isnull|is\s+(?:not\s+)?null|between|collate|union|intersect|except|having|group\s+by|order\s+by|limit|procedure|into|where)(?:\s+[^\s'"`]|\s*[(@\d/]|\s*$)|^\s*['"`]+\s*\)*\s*(?:=|<|>|!=|<>|\^|\*|;)"#).unless(quoted_prose),
         rule("sqli-leading-operator", K, Error, 1, View::Sql, t, r#"^\s*\)*\s*(?:or|and|xor|&&|\|\|)\s+(?:\d|['"(@]|true\b|false\b|null\b|not\b|[\w.]+\s*(?:[=<>!]|like\b|is\b|in\s*\())"#),
         // A value that starts with a logical operator and goes on with a
         // comparison or a call: the tail of a WHERE clause.
@@ -103,4 +103,137 @@ pub fn rules() -> Vec<Rule> {
         rule("sqli-quote-logic", K, Warning, 2, View::Sql, t, r#"['"`]\s*\)*\s*(?:or|and|xor|\|\||&&|div|like|between|rlike|regexp)\s+['"\w(@]"#),
         rule("sqli-nosql-sleep", K, Warning, 3, View::Sql, t, r";\s*sleep\s*\(|\bsleep\s*\("),
     ]
+}
+
+/// Words SQL reads as operators, clauses or literals after a break-out:
+/// next to one of them, a bare word can be an operand.
+const SQL_WORDS: &[&str] = &[
+    "all",
+    "and",
+    "any",
+    "as",
+    "asc",
+    "at",
+    "between",
+    "binary",
+    "by",
+    "case",
+    "collate",
+    "create",
+    "cross",
+    "data",
+    "database",
+    "delay",
+    "delete",
+    "desc",
+    "distinct",
+    "div",
+    "drop",
+    "else",
+    "end",
+    "escape",
+    "exec",
+    "execute",
+    "exists",
+    "false",
+    "from",
+    "glob",
+    "group",
+    "having",
+    "if",
+    "ilike",
+    "in",
+    "infile",
+    "inner",
+    "insert",
+    "interval",
+    "into",
+    "is",
+    "join",
+    "like",
+    "limit",
+    "load",
+    "member",
+    "mod",
+    "natural",
+    "not",
+    "null",
+    "of",
+    "offset",
+    "on",
+    "or",
+    "order",
+    "outer",
+    "procedure",
+    "regexp",
+    "rlike",
+    "schema",
+    "similar",
+    "some",
+    "sounds",
+    "table",
+    "then",
+    "time",
+    "to",
+    "true",
+    "unknown",
+    "update",
+    "using",
+    "when",
+    "where",
+    "xor",
+    "zone",
+];
+
+/// Words that make a phrase SQL wherever they stand.
+const SQL_STRONG: &[&str] = &[
+    "benchmark",
+    "declare",
+    "dumpfile",
+    "exec",
+    "execute",
+    "outfile",
+    "select",
+    "shutdown",
+    "sleep",
+    "truncate",
+    "union",
+    "waitfor",
+];
+
+/// A quoted phrase that starts with an SQL word (`"and when the kids are
+/// old enough"`, `"into the wild"`, `"create" sterling gold`): only
+/// letters, digits and spaces besides at most two quotes of one kind, no
+/// word that makes it SQL anywhere, and two plain words in a row after the
+/// first. After a break-out, SQL reads a bare word as an operand or an
+/// alias; two in a row are neither outside a select list, and a select
+/// list needs SELECT. Reads the Sql view (lowercase, comments gone).
+pub(crate) fn quoted_prose(sql: &[u8]) -> bool {
+    let s = sql.trim_ascii();
+    let Some(&q) = s.first().filter(|q| matches!(q, b'\'' | b'"' | b'`')) else {
+        return false;
+    };
+    let allowed = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b' ' || *b == q;
+    if !s.iter().all(allowed) || s.iter().filter(|&&b| b == q).count() > 2 {
+        return false;
+    }
+    let (mut pair, mut first) = (false, true);
+    // A quote breaks a pair: the runs between quotes are read apart.
+    for run in s.split(|&b| b == q) {
+        let mut prev_plain = false;
+        for word in run.split(|&b| b == b' ').filter(|w| !w.is_empty()) {
+            // The SQL word the rule matched.
+            if std::mem::take(&mut first) {
+                continue;
+            }
+            let w = std::str::from_utf8(word).unwrap_or_default();
+            if SQL_STRONG.contains(&w) {
+                return false;
+            }
+            let plain = word.iter().all(u8::is_ascii_lowercase) && !SQL_WORDS.contains(&w);
+            pair |= plain && prev_plain;
+            prev_plain = plain;
+        }
+    }
+    pair
 }
