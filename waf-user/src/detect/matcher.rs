@@ -95,21 +95,33 @@ fn compile(pattern: &str) -> Result<Regex, regex::Error> {
 }
 
 impl Compiled {
-    /// Compiles the rules that run at `paranoia`.
+    /// Compiles the rules that run at `paranoia`. The regexes, the two
+    /// screens and the groups' sets are independent: they compile on every
+    /// core ([`par_map`]).
     pub fn new(all: Vec<Rule>, paranoia: u8) -> Result<Compiled, String> {
         let rules: Vec<Rule> = all.into_iter().filter(|r| r.paranoia <= paranoia).collect();
-        let regexes = rules
-            .iter()
-            .map(|r| compile(&r.pattern).map_err(|e| format!("rule {}: {e}", r.id)))
-            .collect::<Result<Vec<_>, _>>()?;
+        // Per rule: its regex, and its units with their own regexes.
+        type Compiled1 = (Regex, Vec<(Option<Regex>, prefilter::Unit)>);
+        let per_rule = par_map(&rules, |r| -> Result<Compiled1, String> {
+            let at = |e: &dyn std::fmt::Display| format!("rule {}: {e}", r.id);
+            let regex = compile(&r.pattern).map_err(|e| at(&e))?;
+            let units = prefilter::units(&r.pattern)
+                .map_err(|e| at(&e))?
+                .into_iter()
+                .map(|u| match &u.pattern {
+                    Some(p) => Ok((Some(compile(p).map_err(|e| at(&e))?), u)),
+                    None => Ok((None, u)),
+                })
+                .collect::<Result<_, String>>()?;
+            Ok((regex, units))
+        });
+        let mut regexes = Vec::with_capacity(rules.len());
         let mut units = Vec::new();
         let mut factors = Vec::new();
-        for (i, r) in rules.iter().enumerate() {
-            for u in prefilter::units(&r.pattern).map_err(|e| format!("rule {}: {e}", r.id))? {
-                let regex = match &u.pattern {
-                    Some(p) => Some(compile(p).map_err(|e| format!("rule {}: {e}", r.id))?),
-                    None => None,
-                };
+        for (i, compiled) in per_rule.into_iter().enumerate() {
+            let (regex, rule_units) = compiled?;
+            regexes.push(regex);
+            for (regex, u) in rule_units {
                 let (bytes, multi): (Vec<_>, Vec<_>) = u
                     .factors
                     .into_iter()
@@ -127,23 +139,48 @@ impl Compiled {
             return Err(format!("{} rule units, at most {MAX_UNITS}", units.len()));
         }
         let dec = |u: usize| rules[units[u].rule].view == View::Dec;
-        let screen_dec = screen(&factors, dec)?;
-        let screen_low = screen(&factors, |u| !dec(u))?;
-        let mut full = Vec::new();
-        let mut plain = Vec::new();
-        let mut cache = Cache::new();
+        let mut screens = par_map(&[true, false], |&d| screen(&factors, |u| dec(u) == d));
+        let screen_low = screens.pop().ok_or("no screen")??;
+        let screen_dec = screens.pop().ok_or("no screen")??;
         let build = Build {
             rules: &rules,
             units: &units,
         };
+        // Each row names its groups by their members; the distinct ones
+        // are built once each, on every core, and shared.
+        let mut plans = Vec::new();
         for bit in 0..targets::COUNT {
             let mask = 1u16 << bit;
-            full.push(build.row(|r| r.targets & mask != 0, true, &mut cache)?);
+            plans.push(build.plan(|r| r.targets & mask != 0, true));
             // Plain values are short and meet few rules: one set over
             // them costs less than a screen, even one over the plain
             // rules' literals only (measured: the automaton's start on a
             // short value costs more than the set's whole walk).
-            plain.push(build.row(|r| r.targets & mask != 0 && r.plain, false, &mut cache)?);
+            plans.push(build.plan(|r| r.targets & mask != 0 && r.plain, false));
+        }
+        let mut keys: Vec<&Key> = plans.iter().flatten().flatten().collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let groups = par_map(&keys, |k| build.group(k));
+        let mut cache: HashMap<&Key, Arc<Group>> = HashMap::new();
+        for (k, g) in keys.iter().zip(groups) {
+            cache.insert(k, Arc::new(g?));
+        }
+        let get = |k: &Option<Key>| k.as_ref().and_then(|k| cache.get(k)).map(Arc::clone);
+        let (mut full, mut plain) = (Vec::new(), Vec::new());
+        for (i, p) in plans.iter().enumerate() {
+            let row = Row {
+                dec: get(&p[0]),
+                low: get(&p[1]),
+                sql: get(&p[2]),
+                cmd: get(&p[3]),
+                low_sql_cmd: get(&p[4]),
+            };
+            if i % 2 == 0 {
+                full.push(row)
+            } else {
+                plain.push(row)
+            }
         }
         Ok(Compiled {
             rules,
@@ -274,8 +311,44 @@ fn needs_case(dec: &[u8]) -> bool {
     false
 }
 
-/// Groups shared between rows with the same members.
-type Cache = HashMap<(Vec<usize>, bool), Arc<Group>>;
+/// A group: the units of its members, and whether it is behind the
+/// screen (else all in one set).
+type Key = (Vec<usize>, bool);
+
+/// Maps `f` over `items` on up to `available_parallelism` threads (at most
+/// 8), each taking the next item when done with one, and returns the
+/// results in order.
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(8)
+        .min(items.len());
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(item) = items.get(i) else {
+                return done;
+            };
+            done.push((i, f(item)));
+        }
+    };
+    let mut out: Vec<(usize, R)> = std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mut all = work();
+        for h in helpers {
+            // A panic in `f` is the caller's, as it would be on one thread.
+            all.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        all
+    });
+    out.sort_unstable_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
+}
 
 /// What building the groups reads.
 struct Build<'r> {
@@ -284,45 +357,34 @@ struct Build<'r> {
 }
 
 impl Build<'_> {
-    /// The groups of the rules `keep` selects; `screen`: behind the screen
-    /// (else all in one set).
-    fn row(
-        &self,
-        keep: impl Fn(&Rule) -> bool,
-        screen: bool,
-        cache: &mut Cache,
-    ) -> Result<Row, String> {
-        let mut build =
-            |views: &[View]| self.group(|r| views.contains(&r.view) && keep(r), screen, cache);
-        Ok(Row {
-            dec: build(&[View::Dec])?,
-            low: build(&[View::Low])?,
-            sql: build(&[View::Sql])?,
-            cmd: build(&[View::Cmd])?,
-            low_sql_cmd: build(&[View::Low, View::Sql, View::Cmd])?,
-        })
+    /// The keys of a row's groups (dec, low, sql, cmd, and low, sql and cmd
+    /// together) for the rules `keep` selects; None: no unit.
+    fn plan(&self, keep: impl Fn(&Rule) -> bool, screen: bool) -> [Option<Key>; 5] {
+        let key = |views: &[View]| {
+            let members: Vec<usize> = (0..self.units.len())
+                .filter(|&u| {
+                    let r = &self.rules[self.units[u].rule];
+                    views.contains(&r.view) && keep(r)
+                })
+                .collect();
+            (!members.is_empty()).then_some((members, screen))
+        };
+        [
+            key(&[View::Dec]),
+            key(&[View::Low]),
+            key(&[View::Sql]),
+            key(&[View::Cmd]),
+            key(&[View::Low, View::Sql, View::Cmd]),
+        ]
     }
 
-    fn group(
-        &self,
-        keep: impl Fn(&Rule) -> bool,
-        screen: bool,
-        cache: &mut Cache,
-    ) -> Result<Option<Arc<Group>>, String> {
-        let members: Vec<usize> = (0..self.units.len())
-            .filter(|&u| keep(&self.rules[self.units[u].rule]))
-            .collect();
-        if members.is_empty() {
-            return Ok(None);
-        }
-        if let Some(g) = cache.get(&(members.clone(), screen)) {
-            return Ok(Some(Arc::clone(g)));
-        }
+    /// The group of `key`'s units.
+    fn group(&self, (members, screen): &Key) -> Result<Group, String> {
         let mut screened = Bits::new();
         let mut any_screened = false;
         let mut rest = Vec::new();
-        for &u in &members {
-            if screen && self.units[u].screened() {
+        for &u in members {
+            if *screen && self.units[u].screened() {
                 screened.set(u);
                 any_screened = true;
             } else {
@@ -345,13 +407,11 @@ impl Build<'_> {
                 .map_err(|e| format!("rule set: {e}"))?;
             Some((set, rest))
         };
-        let g = Arc::new(Group {
+        Ok(Group {
             screened,
             any_screened,
             rest,
-        });
-        cache.insert((members, screen), Arc::clone(&g));
-        Ok(Some(g))
+        })
     }
 }
 

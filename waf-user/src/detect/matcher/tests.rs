@@ -280,3 +280,18 @@ fn case_sensitive_rules_need_case_on_their_own_examples() {
         }
     }
 }
+
+/// The build's parallel map keeps the items' order, whatever the thread
+/// that mapped each, for no item, one, and many of uneven cost.
+#[test]
+fn par_map_keeps_order() {
+    assert!(super::par_map(&[] as &[u32], |x| *x).is_empty());
+    assert_eq!(super::par_map(&[7u32], |x| x + 1), vec![8]);
+    let items: Vec<u64> = (0..1000).collect();
+    let out = super::par_map(&items, |&x| {
+        // Uneven work: some items take far longer than others.
+        std::hint::black_box((0..(x % 7) * 1000).fold(x, |a, i| a.wrapping_mul(31) ^ i));
+        x * x
+    });
+    assert_eq!(out, items.iter().map(|x| x * x).collect::<Vec<_>>());
+}
