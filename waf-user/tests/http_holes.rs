@@ -433,3 +433,29 @@ fn every_value_of_a_duplicated_json_key_is_read() {
         assert_eq!(v.action, Action::Block, "{body}: {v:?}");
     }
 }
+
+/// Hole: U+560A and U+560D (which servers that keep a code point's low
+/// byte read as LF and CR) were folded to line breaks only when sent raw:
+/// written as character references or JSON escapes they passed, and the
+/// injected header with them.
+#[test]
+fn line_breaks_hidden_in_references_and_escapes_are_read() {
+    let e = Engine::new(&DetectConfig::default()).expect("engine");
+    for target in [
+        "/r?to=/page%E5%98%8D%E5%98%8ASet-Cookie:%20x=1",
+        "/r?to=/page%26%2322029;%26%2322026;Set-Cookie:%20x=1",
+        "/r?to=%26%23x2f;page%26%2322029;%26%2322026;Set%26%2345;Cookie%26colon;%20x%26%230000061;1",
+        "/r?to=/page%5Cu560d%5Cu560aSet-Cookie:%20x=1",
+    ] {
+        let v = get(&e, target);
+        assert_eq!(v.action, Action::Block, "{target}: {:?}", rules(&v));
+        assert!(
+            rules(&v).contains(&"crlf-header-injection"),
+            "{target}: {:?}",
+            rules(&v)
+        );
+    }
+    // The same characters in prose are CJK text, not a header.
+    let v = get(&e, "/s?q=%26%2322026;%26%2322029;%20x");
+    assert_eq!(v.action, Action::Pass, "{:?}", rules(&v));
+}

@@ -163,17 +163,29 @@ pub fn decode<'a>(raw: &'a [u8], plus: bool, flags: &mut Flags) -> Cow<'a, [u8]>
     if !cur.is_ascii() {
         cur = Cow::Owned(invisible::strip(utf8::fold_forms(&cur, flags)));
     }
+    // Whether entities or escapes wrote characters the fold has not read.
+    let mut unread = false;
     for _ in 0..MAX_ENTITY_ROUNDS {
         if memchr::memchr(b'&', &cur).is_none() {
             break;
         }
         match entities::decode(&cur) {
-            Some(next) => cur = Cow::Owned(next),
+            Some(next) => {
+                unread = true;
+                cur = Cow::Owned(next);
+            }
             None => break,
         }
     }
     if memchr::memchr(b'\\', &cur).is_some() {
+        unread = true;
         cur = Cow::Owned(escapes::decode(&cur));
+    }
+    // `&#22026;`, `\u560a`: a character reference or escape names a
+    // look-alike (U+560A, which servers that keep a code point's low byte
+    // read as a line feed) or an invisible character as well as a raw one.
+    if unread && !cur.is_ascii() {
+        cur = Cow::Owned(invisible::strip(utf8::fold_forms(&cur, flags)));
     }
     if memchr::memchr(0, &cur).is_some() {
         cur = Cow::Owned(control::strip_nul(cur.into_owned(), flags));

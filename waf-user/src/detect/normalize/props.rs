@@ -224,6 +224,21 @@ proptest! {
         }
     }
 
+    /// A character written as a reference or an escape reads as the raw
+    /// character does, look-alikes folded and invisible ones removed
+    /// (`&#22026;` and `\\u560a` are the line feed U+560A stands for).
+    #[test]
+    fn references_and_escapes_read_as_the_raw_character(c in any::<char>()) {
+        let read = |s: String| super::decode(s.as_bytes(), false, &mut Flags::default()).into_owned();
+        let alone = read(c.to_string());
+        // What decodes further once folded (`＼`, `＆`, `％`) is left out.
+        prop_assume!(!alone.iter().any(|b| matches!(b, b'\\' | b'&' | b'%')));
+        let cp = u32::from(c);
+        let raw = read(format!("<{c}>"));
+        prop_assert_eq!(&read(format!("<&#{cp};>")), &raw, "entity {}", cp);
+        prop_assert_eq!(&read(format!("<\\u{{{cp:x}}}>")), &raw, "escape {}", cp);
+    }
+
     #[test]
     fn escape_decoding_gives_characters_back(c in any::<char>()) {
         let cp = u32::from(c);
