@@ -459,3 +459,29 @@ fn line_breaks_hidden_in_references_and_escapes_are_read() {
     let v = get(&e, "/s?q=%26%2322026;%26%2322029;%20x");
     assert_eq!(v.action, Action::Pass, "{:?}", rules(&v));
 }
+
+/// Holes: a serialized Java object as a path segment
+/// (`/api/items/rO0ABXNy...`), and a numeric tautology in a custom header
+/// (`X-Request-Data: 1) OR 1=1#`, a header the application logs or
+/// queries by), met no rule.
+#[test]
+fn serialized_objects_in_the_path_and_tautologies_in_headers_block() {
+    let e = Engine::new(&DetectConfig::default()).expect("engine");
+    let v = get(
+        &e,
+        "/api/items/rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcAUH2sHDFmDRAwACRgAKbG9hZEZhY3Rvcg%3D%3D/details",
+    );
+    assert_eq!(v.action, Action::Block, "{:?}", rules(&v));
+    assert!(rules(&v).contains(&"java-serialized"), "{:?}", rules(&v));
+    for value in ["1) OR 1=1#", "1' or 2>1 -- x"] {
+        let h = headers(&[("X-Request-Data", value)]);
+        let req =
+            Request::from_parts("GET", "/account", h, Vec::new(), e.limits()).expect("request");
+        let v = e.inspect(&req, None);
+        assert_eq!(v.action, Action::Block, "{value}: {:?}", rules(&v));
+    }
+    // A header that names a range or a version is no tautology.
+    let h = headers(&[("X-Request-Data", "page 1 or 2 of 10")]);
+    let req = Request::from_parts("GET", "/account", h, Vec::new(), e.limits()).expect("request");
+    assert_eq!(e.inspect(&req, None).action, Action::Pass);
+}

@@ -74,7 +74,9 @@ pub fn rules() -> Vec<Rule> {
         rule("java-runtime-base64", K, Critical, 1, View::Dec, t, r"^\s*[A-Za-z0-9+/]{0,3}(?:cnVudGlt|J1bnRp|ydW50aW1l)[A-Za-z0-9+/]{0,4}={0,2}\s*$").plain(),
         // The floating-point parsing DoS of Java and PHP (CVE-2010-4476).
         rule("java-float-dos", K, Critical, 1, View::Low, t, r"2\.225073858507201\d*e-0*308").plain(),
-        rule("java-serialized", K, Critical, 1, View::Dec, t | FILE, r"rO0AB|KztAAU|Cs7QAF|\bACED0005[0-9A-F]{4}|\xac\xed\x00\x05").plain(),
+        // A serialized object's magic, in the path too (a route that
+        // reads a segment as state, `/api/items/rO0ABXNy...`).
+        rule("java-serialized", K, Critical, 1, View::Dec, t | FILE | PATH, r"rO0AB|KztAAU|Cs7QAF|\bACED0005[0-9A-F]{4}|\xac\xed\x00\x05").plain(),
         rule("java-serialized-hex", K, Critical, 1, View::Low, t | FILE, r"\baced0005[0-9a-f]{4}").plain(),
         rule("java-ognl", K, Critical, 1, View::Low, t | PATH, r"%\{\s*\(?\s*#|#_memberaccess|@ognl\.|#context\s*\[|\(\s*#\w+\s*=|@java\.lang\.\w+@|#request\s*\.|#attr\s*\[|\$\{\s*#|\bdenymethodexecution\b|\ballowstaticmethodaccess\b"),
         rule("java-runtime-exec", K, Critical, 1, View::Low, t | PATH, r"\.getruntime\s*\(\s*\)|\bruntime\s*\.\s*getruntime\b|\bnew\s+(?:java\.lang\.)?processbuilder\b|\.forname\s*\(\s*['\x22]|\.getmethod\s*\(\s*['\x22]|\.getdeclaredmethod\s*\(|\.newinstance\s*\(\s*\)\s*\.|\bt\s*\(\s*java\.lang\.\w+\s*\)|\.exec\s*\(\s*['\x22](?:/bin|cmd|bash|sh|calc|touch|wget|curl|ping|nslookup|id|whoami)"),

@@ -23,7 +23,7 @@ pub fn rules() -> Vec<Rule> {
         rule("sqli-error-function", K, Critical, 1, View::Sql, t, r"\b(?:extractvalue|updatexml|name_const|gtid_subset|xmltype|ctxsys\.drithsx\.sn|dbms_xmlgen\.getxml)\s*\(|\bexp\s*\(\s*~|\bconvert\s*\(\s*int\s*,"),
         rule("sqli-version-probe", K, Critical, 1, View::Sql, t, r"@@(?:version|datadir|hostname|basedir|servername|tmpdir|global\.)|\bversion\s*\(\s*\)\s*(?:[,)]|--|#|$)|\b(?:current_user|session_user|system_user|database|schema)\s*\(\s*\)\s*[,)]"),
         rule("sqli-concat-function", K, Critical, 1, View::Sql, t, r"\b(?:group_concat|concat_ws)\s*\(|(?:^|[^.\w])concat\s*\(\s*(?:0x|char\s*\(|@@|\(select\b)|\bchar\s*\(\s*\d+\s*(?:,\s*\d+\s*){2,}\)|\b(?:unhex|hex)\s*\(\s*(?:version|user|database|@@)"),
-        rule("sqli-tautology-number", K, Critical, 1, View::Sql, t, r"(?:['`)]|\d)\s*(?:or|and|xor|\|\||&&)\s+\(?\s*(\d+|'[^']*')\s*(?:=|<=>|!=|<>|>=?|<=?|like)\s*\(?\s*(?:\d+|'[^']*')"),
+        rule("sqli-tautology-number", K, Critical, 1, View::Sql, th, r"(?:['`)]|\d)\s*(?:or|and|xor|\|\||&&)\s+\(?\s*(\d+|'[^']*')\s*(?:=|<=>|!=|<>|>=?|<=?|like)\s*\(?\s*(?:\d+|'[^']*')"),
         rule("sqli-tautology-string", K, Critical, 1, View::Sql, t, r#"['"`]\s*\)*\s*(?:or|and|xor|\|\||&&)\s+\(*\s*['"][^'"]*['"]\s*(?:=|<=>|!=|<>|like|regexp)\s*['"]"#),
         rule("sqli-quote-boolean", K, Error, 1, View::Sql, t, r#"['`]\s*\)*\s*(?:or|and|xor|\|\||&&|div)\s+(?:not\s+)?(?:\d|true\b|false\b|null\b|exists\b|select\b|sleep\b|\(|@|[a-z_]+\s*\()"#),
         // A quote, then a comment that ends the value: the rest of the
