@@ -485,3 +485,32 @@ fn serialized_objects_in_the_path_and_tautologies_in_headers_block() {
     let req = Request::from_parts("GET", "/account", h, Vec::new(), e.limits()).expect("request");
     assert_eq!(e.inspect(&req, None).action, Action::Pass);
 }
+
+/// Hole: a remote file with a trailing `?` (which cuts off the suffix the
+/// application appends) blocked in a parameter but not in a JSON string.
+/// In JSON it takes a script or text file: beacons carry page URLs with
+/// an empty query.
+#[test]
+fn a_remote_file_with_a_trailing_question_mark_blocks_in_json() {
+    let e = Engine::new(&DetectConfig::default()).expect("engine");
+    let post = |body: &str| {
+        let ct = [("Content-Type", "application/json")];
+        let req = Request::from_parts("POST", "/api/page", headers(&ct), body.into(), e.limits())
+            .expect("request");
+        e.inspect(&req, None)
+    };
+    for body in [
+        r#"{"page":"http://evil.example/inc.txt??"}"#,
+        r#"{"a":["https://198.51.100.3/x.php?"]}"#,
+    ] {
+        let v = post(body);
+        assert_eq!(v.action, Action::Block, "{body}: {:?}", rules(&v));
+    }
+    for body in [
+        r#"{"url":"https://shop.example/?"}"#,
+        r#"{"name":"https://cdn.example/a/b.webp?"}"#,
+    ] {
+        let v = post(body);
+        assert_eq!(v.action, Action::Pass, "{body}: {:?}", rules(&v));
+    }
+}

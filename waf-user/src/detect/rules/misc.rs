@@ -13,6 +13,9 @@ pub fn rules() -> Vec<Rule> {
         rule("rfi-wrapper", Kind::Rfi, Critical, 1, View::Low, args | UA_REF | PATH, r"\b(?:php|expect|phar|zip|glob|data|ogg|rar|ssh2(?:\.\w+)?|zlib|compress\.(?:zlib|bzip2)|netdoc|gopher|dict|ldap|ldaps|tftp|jndi|local_file|rmi|iiop)://|\bjar:(?:https?|file|ftp):|\bfile:(?://)?/"),
         rule("rfi-include-url", Kind::Rfi, Critical, 1, View::Low, args, r#"\b(?:include|require)(?:_once)?\s*\(?\s*['"]?\s*(?:https?|ftps?)://"#),
         rule("rfi-url-trailing-question", Kind::Rfi, Critical, 1, View::Low, ARGS, r"^(?:https?|ftps?)://[^?#\s]*\?+$|^(?:https?|ftps?|file)\?$"),
+        // In JSON and XML strings only to a script or text file: beacons
+        // carry page URLs with an empty query (`https://host/?`).
+        rule("rfi-url-trailing-question-doc", Kind::Rfi, Critical, 1, View::Low, DOC, r"^(?:https?|ftps?)://[^?#\s]*\.(?:php\d?|phtml|inc|txt|asp|aspx|jsp|pl|cgi|sh|py|rb)\?+$"),
         // A UNC path to another host: Windows fetches it over SMB and
         // hands out NTLM credentials.
         rule("rfi-unc-path", Kind::Rfi, Critical, 1, View::Low, ARGS | DOC, r"^\s*\\\\[a-z0-9][\w.-]*[\\/][\w$.-]+"),
