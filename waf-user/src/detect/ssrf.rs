@@ -52,14 +52,8 @@ pub fn check(low: &[u8]) -> Option<(Class, String)> {
     // URL parsers map the ideographic, full-width and half-width full
     // stops to `.` in a host (UTS #46): `169。254。169。254/latest` is the
     // metadata address. They are folded before anything else reads the
-    // value (their UTF-8 forms start with 0xE3 or 0xEF).
-    let folded;
-    let low = if memchr::memchr2(0xE3, 0xEF, low).is_some() {
-        folded = fold_full_stops(low);
-        &folded[..]
-    } else {
-        low
-    };
+    // value.
+    let low = &*fold_full_stops(low);
     let bare_host = low.len() < 300
         && !low.iter().any(u8::is_ascii_whitespace)
         && (low.contains(&b'.')
@@ -113,8 +107,12 @@ pub fn check(low: &[u8]) -> Option<(Class, String)> {
     worst
 }
 
-/// `low` with every U+3002, U+FF0E and U+FF61 (full stops) as `.`.
-fn fold_full_stops(low: &[u8]) -> Vec<u8> {
+/// `low` with every U+3002, U+FF0E and U+FF61 (full stops) as `.`;
+/// borrowed when it has none (their UTF-8 forms start with 0xE3 or 0xEF).
+fn fold_full_stops(low: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if memchr::memchr2(0xE3, 0xEF, low).is_none() {
+        return std::borrow::Cow::Borrowed(low);
+    }
     const STOPS: [[u8; 3]; 3] = [[0xE3, 0x80, 0x82], [0xEF, 0xBC, 0x8E], [0xEF, 0xBD, 0xA1]];
     let mut out = Vec::with_capacity(low.len());
     let mut i = 0;
@@ -130,7 +128,7 @@ fn fold_full_stops(low: &[u8]) -> Vec<u8> {
             i += 1;
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// A value that is a URL to a public IP address (`http://1.2.3.4/x.php`):
@@ -139,14 +137,7 @@ fn fold_full_stops(low: &[u8]) -> Vec<u8> {
 /// read it: full stops folded (`203。0。113。9`), and the forms `inet_aton`
 /// takes (`3405803785`, `0xcb.0.0x71.9`). Returns the host.
 pub fn public_ip_url(low: &[u8]) -> Option<String> {
-    let low = &low[..low.len().min(512)];
-    let folded;
-    let low = if memchr::memchr2(0xE3, 0xEF, low).is_some() {
-        folded = fold_full_stops(low);
-        &folded[..]
-    } else {
-        low
-    };
+    let low = &*fold_full_stops(&low[..low.len().min(512)]);
     let s = std::str::from_utf8(low).ok()?.trim_start();
     let rest = ["http://", "https://", "ftp://", "ftps://"]
         .iter()
@@ -596,7 +587,7 @@ mod tests {
         )) {
             let text = parts.concat();
             let want = text.replace(['\u{3002}', '\u{ff0e}', '\u{ff61}'], ".");
-            proptest::prop_assert_eq!(fold_full_stops(text.as_bytes()), want.into_bytes());
+            proptest::prop_assert_eq!(fold_full_stops(text.as_bytes()).into_owned(), want.into_bytes());
         }
     }
 
