@@ -148,17 +148,26 @@ impl Compiled {
         };
         // Each row names its groups by their members; the distinct ones
         // are built once each, on every core, and shared.
-        let mut plans = Vec::new();
-        for bit in 0..targets::COUNT {
-            let mask = 1u16 << bit;
-            plans.push(build.plan(|r| r.targets & mask != 0, true));
-            // Plain values are short and meet few rules: one set over
-            // them costs less than a screen, even one over the plain
-            // rules' literals only (measured: the automaton's start on a
-            // short value costs more than the set's whole walk).
-            plans.push(build.plan(|r| r.targets & mask != 0 && r.plain, false));
-        }
-        let mut keys: Vec<&Key> = plans.iter().flatten().flatten().collect();
+        let (full_plans, plain_plans): (Vec<_>, Vec<_>) = (0..targets::COUNT)
+            .map(|bit| {
+                let mask = 1u16 << bit;
+                (
+                    build.plan(|r| r.targets & mask != 0, true),
+                    // Plain values are short and meet few rules: one set
+                    // over them costs less than a screen, even one over the
+                    // plain rules' literals only (measured: the automaton's
+                    // start on a short value costs more than the set's
+                    // whole walk).
+                    build.plan(|r| r.targets & mask != 0 && r.plain, false),
+                )
+            })
+            .unzip();
+        let mut keys: Vec<&Key> = full_plans
+            .iter()
+            .chain(&plain_plans)
+            .flatten()
+            .flatten()
+            .collect();
         keys.sort_unstable();
         keys.dedup();
         let groups = par_map(&keys, |k| build.group(k));
@@ -167,21 +176,15 @@ impl Compiled {
             cache.insert(k, Arc::new(g?));
         }
         let get = |k: &Option<Key>| k.as_ref().and_then(|k| cache.get(k)).map(Arc::clone);
-        let (mut full, mut plain) = (Vec::new(), Vec::new());
-        for (i, p) in plans.iter().enumerate() {
-            let row = Row {
-                dec: get(&p[0]),
-                low: get(&p[1]),
-                sql: get(&p[2]),
-                cmd: get(&p[3]),
-                low_sql_cmd: get(&p[4]),
-            };
-            if i % 2 == 0 {
-                full.push(row)
-            } else {
-                plain.push(row)
-            }
-        }
+        let row = |p: &[Option<Key>; 5]| Row {
+            dec: get(&p[0]),
+            low: get(&p[1]),
+            sql: get(&p[2]),
+            cmd: get(&p[3]),
+            low_sql_cmd: get(&p[4]),
+        };
+        let full = full_plans.iter().map(row).collect();
+        let plain = plain_plans.iter().map(row).collect();
         Ok(Compiled {
             rules,
             regexes,

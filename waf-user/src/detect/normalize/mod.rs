@@ -163,35 +163,28 @@ pub fn decode<'a>(raw: &'a [u8], plus: bool, flags: &mut Flags) -> Cow<'a, [u8]>
     if !cur.is_ascii() {
         cur = Cow::Owned(invisible::strip(utf8::fold_forms(&cur, flags)));
     }
-    // Whether entities or escapes wrote characters the fold has not read:
-    // they add bytes past ASCII (and never remove raw ones).
+    // Bytes past ASCII before entities and escapes, when the value has
+    // either: those decoders add such bytes only for characters they
+    // write, and never remove raw ones.
     let high = |s: &[u8]| s.iter().filter(|&&b| b >= 0x80).count();
-    let high_before = if memchr::memchr2(b'&', b'\\', &cur).is_some() {
-        high(&cur)
-    } else {
-        0
-    };
-    let mut unread = false;
+    let high_before = memchr::memchr2(b'&', b'\\', &cur).map(|_| high(&cur));
     for _ in 0..MAX_ENTITY_ROUNDS {
         if memchr::memchr(b'&', &cur).is_none() {
             break;
         }
         match entities::decode(&cur) {
-            Some(next) => {
-                unread = true;
-                cur = Cow::Owned(next);
-            }
+            Some(next) => cur = Cow::Owned(next),
             None => break,
         }
     }
     if memchr::memchr(b'\\', &cur).is_some() {
-        unread = true;
         cur = Cow::Owned(escapes::decode(&cur));
     }
     // `&#22026;`, `\u560a`: a character reference or escape names a
     // look-alike (U+560A, which servers that keep a code point's low byte
-    // read as a line feed) or an invisible character as well as a raw one.
-    if unread && high(&cur) > high_before {
+    // read as a line feed) or an invisible character as well as a raw one:
+    // what they wrote is folded as raw characters were.
+    if high_before.is_some_and(|before| high(&cur) > before) {
         cur = Cow::Owned(invisible::strip(utf8::fold_forms(&cur, flags)));
     }
     if memchr::memchr(0, &cur).is_some() {

@@ -5,6 +5,10 @@ use super::targets::{ARGS, BODY, DOC, FILE, HEADERS, INPUT, NAMES, PATH, UA_REF}
 use super::{Kind, Rule, Severity, View, rule};
 use Severity::{Critical, Error, Warning};
 
+/// Extensions of a file a remote inclusion fetches: a server script, or
+/// text the including script runs.
+const REMOTE_SCRIPT: &str = r"php\d?|phtml|phar|inc|txt|asp|aspx|jsp|pl|cgi|sh|py|rb";
+
 /// The rules of the smaller families.
 pub fn rules() -> Vec<Rule> {
     let args = ARGS | NAMES | BODY | DOC;
@@ -15,7 +19,7 @@ pub fn rules() -> Vec<Rule> {
         rule("rfi-url-trailing-question", Kind::Rfi, Critical, 1, View::Low, ARGS, r"^(?:https?|ftps?)://[^?#\s]*\?+$|^(?:https?|ftps?|file)\?$"),
         // In JSON and XML strings only to a script or text file: beacons
         // carry page URLs with an empty query (`https://host/?`).
-        rule("rfi-url-trailing-question-doc", Kind::Rfi, Critical, 1, View::Low, DOC, r"^(?:https?|ftps?)://[^?#\s]*\.(?:php\d?|phtml|inc|txt|asp|aspx|jsp|pl|cgi|sh|py|rb)\?+$"),
+        rule("rfi-url-trailing-question-doc", Kind::Rfi, Critical, 1, View::Low, DOC, format!(r"^(?:https?|ftps?)://[^?#\s]*\.(?:{REMOTE_SCRIPT})\?+$")),
         // A UNC path to another host: Windows fetches it over SMB and
         // hands out NTLM credentials.
         rule("rfi-unc-path", Kind::Rfi, Critical, 1, View::Low, ARGS | DOC, r"^\s*\\\\[a-z0-9][\w.-]*[\\/][\w$.-]+"),
@@ -26,7 +30,7 @@ pub fn rules() -> Vec<Rule> {
         rule("rfi-off-domain-url", Kind::Rfi, Warning, 3, View::Low, ARGS, r"^\s*(?:https?|ftps?)://"),
         // A URL to a server-side script or a text file to include: with
         // the URL above, paranoia 3 blocks it (`?page=https://x/shell.php`).
-        rule("rfi-script-url", Kind::Rfi, Warning, 3, View::Low, ARGS | DOC, r"^\s*(?:https?|ftps?)://[^?#\s]+\.(?:php\d?|phtml|phar|inc|txt|asp|aspx|jsp|pl|cgi|sh|py)(?:$|[?#\x00])"),
+        rule("rfi-script-url", Kind::Rfi, Warning, 3, View::Low, ARGS | DOC, format!(r"^\s*(?:https?|ftps?)://[^?#\s]+\.(?:{REMOTE_SCRIPT})(?:$|[?#\x00])")),
         // LDAP filter injection.
         rule("ldap-filter", Kind::Ldap, Critical, 1, View::Low, args, r"\)\s*\(+\s*[|&!]|\)\s*\(\s*[\w.-]+\s*[~<>]?=|^\s*\*\s*\)\s*\(|[(|&!]\s*\(\s*(?:uid|cn|sn|ou|dc|objectclass|mail|givenname|samaccountname|userpassword|password|member|memberof|gidnumber|uidnumber|homedirectory|description)\s*[~<>]?=|\)\s*\(\s*\||\*\s*\)\s*\)\s*\("),
         // A value that is a wildcard and the filter closed twice (`*))`,

@@ -132,8 +132,6 @@ const SQL_WORDS: &[&str] = &[
     "else",
     "end",
     "escape",
-    "exec",
-    "execute",
     "exists",
     "false",
     "from",
