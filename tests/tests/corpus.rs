@@ -87,3 +87,60 @@ fn engine_keeps_its_rates_on_the_generated_sets() {
         show(&by)
     );
 }
+
+/// The development corpus's requests (every `step`th), when the shared
+/// corpus is on this machine.
+fn dev_requests(step: usize) -> Vec<String> {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/dev-requests.jsonl.gz");
+    let Ok(f) = std::fs::File::open(&path) else {
+        return Vec::new();
+    };
+    let mut s = String::new();
+    flate2::read::GzDecoder::new(f)
+        .read_to_string(&mut s)
+        .unwrap();
+    s.lines()
+        .step_by(step)
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["raw"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The cache of clean header and cookie values changes no verdict and no
+/// finding: each request of the generated sets and of the development
+/// corpus gets the same verdict from an engine without the cache, from
+/// one meeting it for the first time in a stream, and from one that has
+/// seen every request before (every header a hit), at paranoia 1 and 4.
+#[test]
+fn the_clean_header_cache_changes_no_verdict() {
+    let mut raws: Vec<String> = corpus::evasion()
+        .into_iter()
+        .step_by(2)
+        .chain(corpus::lookalikes())
+        .map(|c| c.raw)
+        .collect();
+    raws.extend(dev_requests(6));
+    for paranoia in [1, 4] {
+        let cfg = DetectConfig {
+            paranoia,
+            ..DetectConfig::default()
+        };
+        let plain = Engine::new(&cfg).unwrap();
+        plain.set_clean_cache(false);
+        let cached = Engine::new(&cfg).unwrap();
+        let mut hits = 0usize;
+        for pass in 0..2 {
+            for raw in &raws {
+                let Ok(req) = Request::parse(raw.as_bytes(), plain.limits()) else {
+                    continue;
+                };
+                let want = plain.inspect(&req, None);
+                let got = cached.inspect(&req, None);
+                assert_eq!(got, want, "paranoia {paranoia}, pass {pass}:\n{raw}");
+                hits += usize::from(pass == 1 && want.attacks.is_empty());
+            }
+        }
+        assert!(hits > 1000, "too few clean requests to test: {hits}");
+    }
+}

@@ -25,6 +25,20 @@ pub struct Collector<'a> {
     weight: i64,
     /// Bytes the tokenizers may still read for this request.
     tokenizer_budget: usize,
+    /// Findings and weights offered, kept or not (the clean cache's test).
+    offered: usize,
+    /// Tokenizer runs the budget refused.
+    refused: usize,
+    /// Each take of the tokenizer budget, in order.
+    takes: Vec<u32>,
+}
+
+/// Where a collector stood: [`Collector::mark`], [`Collector::clean_since`].
+#[derive(Clone, Copy)]
+pub struct Mark {
+    offered: usize,
+    refused: usize,
+    takes: usize,
 }
 
 /// Bytes handed to the libinjection tokenizers per request at most: they
@@ -41,6 +55,38 @@ impl<'a> Collector<'a> {
             rules: HashMap::new(),
             weight: 0,
             tokenizer_budget: TOKENIZER_BUDGET,
+            offered: 0,
+            refused: 0,
+            takes: Vec::new(),
+        }
+    }
+
+    /// Where the collector stands now.
+    pub fn mark(&self) -> Mark {
+        Mark {
+            offered: self.offered,
+            refused: self.refused,
+            takes: self.takes.len(),
+        }
+    }
+
+    /// The budget takes since `m` when nothing was offered and the budget
+    /// refused nothing since then: a clean scan, and what it cost.
+    pub fn clean_since(&self, m: Mark) -> Option<&[u32]> {
+        (self.offered == m.offered && self.refused == m.refused).then(|| &self.takes[m.takes..])
+    }
+
+    /// Takes the budget again as a clean scan took it: each take that
+    /// still fits (one that does not would have been refused, and its
+    /// tokenizer skipped, which finds nothing either).
+    pub fn replay_takes(&mut self, takes: &[u32]) {
+        for &n in takes {
+            if (n as usize) <= self.tokenizer_budget {
+                self.tokenizer_budget -= n as usize;
+                self.takes.push(n);
+            } else {
+                self.refused += 1;
+            }
         }
     }
 
@@ -57,6 +103,7 @@ impl<'a> Collector<'a> {
         matched: &str,
         value: &str,
     ) {
+        self.offered += 1;
         if paranoia > self.paranoia || (self.excluded)(kind, rule, location) {
             return;
         }
@@ -92,6 +139,7 @@ impl<'a> Collector<'a> {
 
     /// Adds an operator weight (with a finding explaining it).
     pub fn weigh(&mut self, rule: &str, weight: i64, location: &str, matched: &str) {
+        self.offered += 1;
         if (self.excluded)(Kind::Operator, rule, location) {
             return;
         }
@@ -112,17 +160,23 @@ impl<'a> Collector<'a> {
         }
     }
 
-    /// Whether `n` bytes of the tokenizer budget are left.
-    pub fn has_tokenizer_budget(&self, n: usize) -> bool {
-        n <= self.tokenizer_budget
+    /// Whether `n` bytes of the tokenizer budget are left (a refusal is
+    /// counted).
+    pub fn has_tokenizer_budget(&mut self, n: usize) -> bool {
+        let ok = n <= self.tokenizer_budget;
+        self.refused += usize::from(!ok);
+        ok
     }
 
     /// Takes `n` bytes of the tokenizer budget; false when it is spent.
     pub fn take_tokenizer_budget(&mut self, n: usize) -> bool {
         if n > self.tokenizer_budget {
+            self.refused += 1;
             return false;
         }
         self.tokenizer_budget -= n;
+        // The budget is 64 kB: a take fits a u32.
+        self.takes.push(n as u32);
         true
     }
 
@@ -154,4 +208,57 @@ pub fn short(name: &str) -> String {
         .take(64)
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn none(_: Kind, _: &str, _: &str) -> bool {
+        false
+    }
+
+    proptest! {
+        /// Replaying a clean scan's takes leaves the budget, and what the
+        /// next clean-cache test reads, as running the scan's tokenizer
+        /// checks again would: each take whose bytes are left is taken,
+        /// each other one refused, whatever the budget left before.
+        #[test]
+        fn replayed_takes_leave_the_budget_as_the_scan_would(
+            spent in 0usize..=TOKENIZER_BUDGET,
+            takes in proptest::collection::vec(0u32..40_000, 0..6),
+        ) {
+            let mut scan = Collector::new(1, &none);
+            let mut replay = Collector::new(1, &none);
+            for c in [&mut scan, &mut replay] {
+                assert!(c.take_tokenizer_budget(spent));
+            }
+            let (m1, m2) = (scan.mark(), replay.mark());
+            for &n in &takes {
+                let n = n as usize;
+                let _ = scan.has_tokenizer_budget(n) && scan.take_tokenizer_budget(n);
+            }
+            replay.replay_takes(&takes);
+            prop_assert_eq!(scan.tokenizer_budget, replay.tokenizer_budget);
+            prop_assert_eq!(scan.clean_since(m1), replay.clean_since(m2));
+            prop_assert_eq!(scan.clean_since(m1).is_some(),
+                spent + takes.iter().map(|&n| n as usize).sum::<usize>() <= TOKENIZER_BUDGET);
+        }
+    }
+
+    #[test]
+    fn any_finding_offered_makes_a_scan_unclean_kept_or_not() {
+        let excluded = |_: Kind, _: &str, _: &str| true;
+        let mut c = Collector::new(1, &excluded);
+        let m = c.mark();
+        assert_eq!(c.clean_since(m), Some(&[][..]));
+        c.add(Kind::Sqli, "r", Severity::Critical, 1, "q", "x", "x");
+        assert!(c.findings.is_empty());
+        assert_eq!(c.clean_since(m), None);
+        let mut c = Collector::new(1, &none);
+        let m = c.mark();
+        c.add(Kind::Sqli, "r", Severity::Critical, 4, "q", "x", "x");
+        assert_eq!(c.clean_since(m), None, "a rule above the paranoia level");
+    }
 }

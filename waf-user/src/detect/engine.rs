@@ -19,6 +19,7 @@ use super::verdict::{Action, Finding, Risk, Verdict};
 use super::{path, protocol};
 use crate::http::{CanonicalPath, Limits, ParseError, Request};
 
+mod cache;
 mod encoding;
 #[cfg(test)]
 mod lookalikes;
@@ -44,6 +45,7 @@ pub struct Engine {
     compiled: Compiled,
     operator: Operator,
     scanners: Scanners,
+    clean: cache::CleanCache,
 }
 
 impl Engine {
@@ -59,6 +61,7 @@ impl Engine {
             compiled,
             operator,
             scanners,
+            clean: cache::CleanCache::default(),
         })
     }
 

@@ -3,6 +3,7 @@
 //! cookies, headers, and the body as form, JSON, XML, multipart or raw.
 
 use super::Engine;
+use super::cache::Pair;
 use super::value::{self, Encoding};
 use crate::detect::collect::{Collector, short};
 use crate::detect::kind::{Kind, Severity};
@@ -118,8 +119,15 @@ impl Engine {
         }
     }
 
-    /// A cookie's name and value.
+    /// A cookie's name and value, unless the pair was found clean before.
     fn scan_cookie(&self, p: &Param, c: &mut Collector) {
+        self.cached(c, Pair::Cookie, &p.raw_name, &p.raw_value, |e, c| {
+            e.scan_cookie_uncached(p, c)
+        });
+    }
+
+    /// [`Engine::scan_cookie`] without the cache.
+    fn scan_cookie_uncached(&self, p: &Param, c: &mut Collector) {
         self.scan(
             c,
             &p.raw_name,
@@ -140,6 +148,13 @@ impl Engine {
     /// meet their own rules, a User-Agent is also checked for scanners, a
     /// header naming an uploaded file is read as a file name too.
     fn scan_header(&self, h: &Header, c: &mut Collector) {
+        self.cached(c, Pair::Header, &h.name, &h.value, |e, c| {
+            e.scan_header_uncached(h, c)
+        });
+    }
+
+    /// [`Engine::scan_header`] without the cache of clean pairs.
+    fn scan_header_uncached(&self, h: &Header, c: &mut Collector) {
         let is = |n: &str| h.name.eq_ignore_ascii_case(n);
         if is("cookie") {
             return;

@@ -1,0 +1,266 @@
+//! Header and cookie values already found clean.
+//!
+//! A browser sends the same User-Agent, Accept, Sec-Ch-Ua and cookies
+//! with every request, and its neighbours send the same headers too: in
+//! the development corpus's browser requests, 95% of header bytes repeat
+//! a (name, value) pair seen before. The scan of a header or a cookie is a
+//! function of its name and value alone (and of the engine, which owns
+//! this cache), so a pair whose scan reported nothing is remembered and
+//! its next scan skipped. Only clean scans are kept: any finding, even
+//! one the paranoia level or an exclusion then drops, and any check the
+//! tokenizer budget refused, leaves the pair out, and the budget a clean
+//! scan took is taken again on every hit (so later values see the budget
+//! they would have seen). Verdicts are the same with and without the
+//! cache (`tests/tests/corpus.rs` runs the sets both ways).
+//!
+//! Bounded: pairs of at most [`MAX_KEY`] bytes, [`SHARDS`] shards of two
+//! generations each, a generation retired when it holds [`GEN_ENTRIES`]
+//! pairs or [`GEN_BYTES`] bytes (at most about 4 MiB in all). A pair used
+//! in the older generation moves to the newer one, so the pairs in use
+//! outlive a flood of new ones. Keys are hashed with a seed drawn at
+//! start, and compared whole.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use std::cell::Cell;
+use std::hash::BuildHasher;
+
+use super::Engine;
+use crate::detect::collect::Collector;
+
+/// Longest name + value remembered.
+pub const MAX_KEY: usize = 4096;
+/// Shards (a lock each).
+const SHARDS: usize = 8;
+/// Pairs a generation of a shard holds at most.
+const GEN_ENTRIES: usize = 1024;
+/// Key bytes a generation of a shard holds at most.
+const GEN_BYTES: usize = 256 * 1024;
+
+/// What a pair's clean scan took from the tokenizer budget, in order.
+pub type Takes = Box<[u32]>;
+
+/// Which scan a key belongs to.
+#[derive(Clone, Copy)]
+#[repr(u8)]
+pub enum Pair {
+    Header = 1,
+    Cookie = 2,
+}
+
+#[derive(Default)]
+struct Generation {
+    map: HashMap<Box<[u8]>, Takes, foldhash::fast::RandomState>,
+    bytes: usize,
+}
+
+#[derive(Default)]
+struct Shard {
+    new: Generation,
+    old: Generation,
+}
+
+/// The cache; see the module documentation.
+pub struct CleanCache {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: foldhash::fast::RandomState,
+    enabled: AtomicBool,
+}
+
+impl Default for CleanCache {
+    fn default() -> Self {
+        CleanCache {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: foldhash::fast::RandomState::default(),
+            enabled: AtomicBool::new(true),
+        }
+    }
+}
+
+/// Writes the key of a pair into `buf`: its part, the name's length, the
+/// name, the value. False when it is too long to remember.
+pub fn key(part: Pair, name: &str, value: &str, buf: &mut Vec<u8>) -> bool {
+    let len = 3 + name.len() + value.len();
+    if len > MAX_KEY {
+        return false;
+    }
+    buf.clear();
+    buf.push(part as u8);
+    // MAX_KEY < 65,536: the name's length fits two bytes.
+    buf.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    buf.extend_from_slice(name.as_bytes());
+    buf.extend_from_slice(value.as_bytes());
+    true
+}
+
+impl CleanCache {
+    fn shard(&self, key: &[u8]) -> &Mutex<Shard> {
+        let h = self.hasher.hash_one(key);
+        &self.shards[(h >> 32) as usize % SHARDS]
+    }
+
+    /// Whether the cache is in use.
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Turns the cache on or off (off: forgets everything).
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::Relaxed);
+        if !on {
+            self.clear();
+        }
+    }
+
+    /// Forgets every pair.
+    pub fn clear(&self) {
+        for s in self.shards.iter() {
+            let mut s = s.lock().unwrap_or_else(|e| e.into_inner());
+            *s = Shard::default();
+        }
+    }
+
+    /// The budget takes of a pair found clean before, if it was.
+    pub fn get(&self, key: &[u8]) -> Option<Takes> {
+        let mut s = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = s.new.map.get(key) {
+            return Some(t.clone());
+        }
+        let (k, t) = s.old.map.remove_entry(key)?;
+        s.old.bytes -= k.len();
+        s.insert(k, t.clone());
+        Some(t)
+    }
+
+    /// Remembers a pair whose scan was clean.
+    pub fn put(&self, key: &[u8], takes: Takes) {
+        let mut s = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        if s.new.map.contains_key(key) {
+            return;
+        }
+        s.insert(key.into(), takes);
+    }
+
+    /// Pairs held (both generations, every shard).
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| {
+                let s = s.lock().unwrap_or_else(|e| e.into_inner());
+                s.new.map.len() + s.old.map.len()
+            })
+            .sum()
+    }
+}
+
+thread_local! {
+    /// A key buffer a thread reuses.
+    static KEY: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+impl Engine {
+    /// Runs `scan` on a header or cookie unless the pair was found clean
+    /// before; remembers it when it is clean now.
+    pub(super) fn cached(
+        &self,
+        c: &mut Collector,
+        part: Pair,
+        name: &str,
+        value: &str,
+        scan: impl FnOnce(&Engine, &mut Collector),
+    ) {
+        if !self.clean.enabled() {
+            return scan(self, c);
+        }
+        let mut buf = KEY.take();
+        if !key(part, name, value, &mut buf) {
+            KEY.set(buf);
+            return scan(self, c);
+        }
+        if let Some(takes) = self.clean.get(&buf) {
+            KEY.set(buf);
+            c.replay_takes(&takes);
+            return;
+        }
+        let mark = c.mark();
+        scan(self, c);
+        if let Some(takes) = c.clean_since(mark) {
+            self.clean.put(&buf, takes.into());
+        }
+        KEY.set(buf);
+    }
+
+    /// Turns the cache of clean header and cookie values on or off (it is
+    /// on; off forgets it). Verdicts are the same either way: for
+    /// measuring and testing.
+    pub fn set_clean_cache(&self, on: bool) {
+        self.clean.set_enabled(on);
+    }
+
+    /// Forgets the clean header and cookie values (a benchmark starts each
+    /// pass with none).
+    pub fn clear_clean_cache(&self) {
+        self.clean.clear();
+    }
+}
+
+impl Shard {
+    fn insert(&mut self, key: Box<[u8]>, takes: Takes) {
+        if self.new.map.len() >= GEN_ENTRIES || self.new.bytes + key.len() > GEN_BYTES {
+            self.old = std::mem::take(&mut self.new);
+        }
+        self.new.bytes += key.len();
+        self.new.map.insert(key, takes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(name: &str, value: &str) -> Vec<u8> {
+        let mut b = Vec::new();
+        assert!(key(Pair::Header, name, value, &mut b));
+        b
+    }
+
+    #[test]
+    fn keys_keep_name_and_value_apart_and_long_pairs_are_not_kept() {
+        // "ab" + "c" and "a" + "bc" are different pairs.
+        assert_ne!(k("ab", "c"), k("a", "bc"));
+        let mut b = Vec::new();
+        assert!(key(Pair::Cookie, "a", "b", &mut b));
+        assert_ne!(b, k("a", "b"));
+        assert!(!key(Pair::Header, "n", &"x".repeat(MAX_KEY), &mut b));
+        assert!(key(Pair::Header, "n", &"x".repeat(MAX_KEY - 4), &mut b));
+    }
+
+    #[test]
+    fn a_flood_of_new_pairs_keeps_the_cache_bounded_and_the_pairs_in_use() {
+        let c = CleanCache::default();
+        let hot = k("user-agent", "Mozilla/5.0");
+        c.put(&hot, Box::new([7]));
+        for i in 0..200_000 {
+            c.put(&k("x-flood", &format!("{i:0>200}")), Box::new([]));
+            if i % 500 == 0 {
+                assert_eq!(c.get(&hot).as_deref(), Some(&[7u32][..]), "after {i}");
+            }
+        }
+        let bytes: usize = c
+            .shards
+            .iter()
+            .map(|s| {
+                let s = s.lock().unwrap();
+                s.new.bytes + s.old.bytes
+            })
+            .sum();
+        assert!(c.len() <= SHARDS * GEN_ENTRIES * 2, "{}", c.len());
+        assert!(bytes <= SHARDS * GEN_BYTES * 2, "{bytes}");
+        c.clear();
+        assert_eq!(c.len(), 0);
+        assert_eq!(c.get(&hot), None);
+    }
+}
