@@ -53,6 +53,8 @@ pub struct InProcessProxy {
     pub proxy: std::sync::Arc<waf_user::proxy::Proxy>,
     /// The firewall's owner.
     pub fw: waf_user::firewall::Handle,
+    /// The detection engine the proxy runs.
+    pub engine: std::sync::Arc<waf_user::detect::Engine>,
     /// The port it listens on.
     pub port: u16,
     /// The control API's port (token [`crate::TEST_TOKEN`]).
@@ -115,7 +117,7 @@ impl InProcessProxy {
             started: std::time::Instant::now(),
             attachments: Vec::new(),
             counters,
-            engine,
+            engine: engine.clone(),
             faces: vec![proxy.clone()],
             fleet: None,
             panics: Arc::default(),
@@ -132,6 +134,7 @@ impl InProcessProxy {
         Ok(Self {
             proxy,
             fw,
+            engine,
             port,
             api_port,
             state_dir,

@@ -399,15 +399,21 @@ pub(crate) fn upstream(port: u16) -> Result<()> {
     Ok(())
 }
 
-/// Runs the benchmark: `proxy [--seconds N] [--connections N]`.
+/// Runs the benchmark: `proxy [--seconds N] [--connections N] [--no-cache]`
+/// (`--no-cache`: the engine without its cache of clean header and
+/// cookie values, for a before and after in one session).
 pub fn run(args: &[String]) -> Result<()> {
     let (mut secs, mut conns) = (8u64, 32u32);
+    let mut no_cache = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--seconds" => secs = it.next().context("--seconds N")?.parse()?,
             "--connections" => conns = it.next().context("--connections N")?.parse()?,
-            other => bail!("unknown argument {other}; known: --seconds N, --connections N"),
+            "--no-cache" => no_cache = true,
+            other => {
+                bail!("unknown argument {other}; known: --seconds N, --connections N, --no-cache")
+            }
         }
     }
     let dir: PathBuf = std::env::temp_dir().join(format!("waf-bench-proxy-{}", std::process::id()));
@@ -428,6 +434,7 @@ pub fn run(args: &[String]) -> Result<()> {
         ..Default::default()
     };
     let server = InProcessProxy::start(&pcfg, None, None, 2)?;
+    server.engine.set_clean_cache(!no_cache);
     let ours = server.port;
     let _nginx = Nginx::start(&dir, theirs, up, true)?;
     let _plain = Nginx::start(&dir, plain, up, false)?;
@@ -533,7 +540,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     super::write_json(
         "proxy.json",
-        &json!({"seconds": secs, "connections": conns, "browser_mix": {"requests": reqs.len(),
+        &json!({"seconds": secs, "connections": conns, "clean_cache": !no_cache, "browser_mix": {"requests": reqs.len(),
                 "source": source, "with_body": bodies, "mean_bytes": mean_bytes},
                 "results": results, "ratios": ratios}),
     );

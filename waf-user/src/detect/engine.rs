@@ -21,6 +21,8 @@ use crate::http::{CanonicalPath, Limits, ParseError, Request};
 
 mod cache;
 mod encoding;
+
+pub use cache::CleanCacheStats;
 #[cfg(test)]
 mod lookalikes;
 mod parts;

@@ -38,7 +38,7 @@ pub mod verdict;
 pub use config::{
     DetectConfig, Exclusion, HeaderMatch, KeywordList, OneOrMany, OperatorRule, RuleAction,
 };
-pub use engine::{Engine, EngineError};
+pub use engine::{CleanCacheStats, Engine, EngineError};
 pub use kind::{Kind, Severity};
 pub use lines::{InspectStats, inspect_line, inspect_lines};
 pub use operator::ExclusionSet;

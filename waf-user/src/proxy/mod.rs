@@ -437,6 +437,7 @@ impl crate::telemetry::Telemetry for Proxy {
     fn families(&self) -> Vec<crate::telemetry::Family> {
         let st = &self.stats;
         let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let cache = self.engine.clean_cache_stats();
         let mut out = vec![
             crate::telemetry::Family::by(
                 "waf_http_requests",
@@ -482,6 +483,14 @@ impl crate::telemetry::Telemetry for Proxy {
                 crate::telemetry::MetricKind::Counter,
                 self.strikes.dropped(),
             ),
+            crate::telemetry::Family::by(
+                "waf_detect_clean_cache_lookups",
+                "Header and cookie values looked up in the engine's cache of values \
+                 found clean (a hit skips the scan).",
+                crate::telemetry::MetricKind::Counter,
+                "outcome",
+                [("hit", cache.hits), ("miss", cache.misses)],
+            ),
         ];
         out.extend(self.behaviour.families());
         out
@@ -489,6 +498,8 @@ impl crate::telemetry::Telemetry for Proxy {
 
     fn json(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(&self.stats).unwrap_or_default();
+        v["clean_cache"] =
+            serde_json::to_value(self.engine.clean_cache_stats()).unwrap_or_default();
         v["limited_sources"] = self.limiter.sources().into();
         v["strikes_dropped"] = self.strikes.dropped().into();
         v["behavior"] = self.behaviour.json();

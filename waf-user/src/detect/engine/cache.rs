@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use std::cell::Cell;
 use std::hash::BuildHasher;
@@ -67,6 +67,17 @@ pub struct CleanCache {
     shards: Box<[Mutex<Shard>]>,
     hasher: foldhash::fast::RandomState,
     enabled: AtomicBool,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// What the cache did since the engine was built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CleanCacheStats {
+    /// Scans skipped: the pair was found clean before.
+    pub hits: u64,
+    /// Pairs looked up and not found (then scanned).
+    pub misses: u64,
 }
 
 impl Default for CleanCache {
@@ -75,6 +86,8 @@ impl Default for CleanCache {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             hasher: foldhash::fast::RandomState::default(),
             enabled: AtomicBool::new(true),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 }
@@ -124,6 +137,17 @@ impl CleanCache {
 
     /// The budget takes of a pair found clean before, if it was.
     pub fn get(&self, key: &[u8]) -> Option<Takes> {
+        let found = self.find(key);
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    fn find(&self, key: &[u8]) -> Option<Takes> {
         let mut s = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
         if let Some(t) = s.new.map.get(key) {
             return Some(t.clone());
@@ -132,6 +156,14 @@ impl CleanCache {
         s.old.bytes -= k.len();
         s.insert(k, t.clone());
         Some(t)
+    }
+
+    /// Hits and misses so far.
+    pub fn stats(&self) -> CleanCacheStats {
+        CleanCacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
     }
 
     /// Remembers a pair whose scan was clean.
@@ -205,6 +237,11 @@ impl Engine {
     pub fn clear_clean_cache(&self) {
         self.clean.clear();
     }
+
+    /// The cache's hits and misses since the engine was built.
+    pub fn clean_cache_stats(&self) -> CleanCacheStats {
+        self.clean.stats()
+    }
 }
 
 impl Shard {
@@ -225,6 +262,36 @@ mod tests {
         let mut b = Vec::new();
         assert!(key(Pair::Header, name, value, &mut b));
         b
+    }
+
+    #[test]
+    fn clean_pairs_are_hits_the_second_time_and_findings_never_are() {
+        use crate::detect::{Action, DetectConfig};
+        use crate::http::Request;
+        let engine = Engine::new(&DetectConfig::default()).unwrap();
+        let raw = "GET /a HTTP/1.1\r\nHost: shop\r\nAccept: text/html\r\n\
+                   X-Note: 1' or '1'='1\r\nCookie: sid=abc; theme=dark\r\n\r\n";
+        let req = Request::parse(raw.as_bytes(), engine.limits()).unwrap();
+        let first = engine.inspect(&req, None);
+        assert_eq!(first.action, Action::Block, "{first:?}");
+        // Host, Accept, X-Note and two cookies: all looked up, none known.
+        assert_eq!(
+            engine.clean_cache_stats(),
+            CleanCacheStats { hits: 0, misses: 5 }
+        );
+        let second = engine.inspect(&req, None);
+        assert_eq!(second, first);
+        // Four clean pairs are hits; the injection is scanned again.
+        assert_eq!(
+            engine.clean_cache_stats(),
+            CleanCacheStats { hits: 4, misses: 6 }
+        );
+        engine.set_clean_cache(false);
+        assert_eq!(engine.inspect(&req, None), first);
+        assert_eq!(
+            engine.clean_cache_stats(),
+            CleanCacheStats { hits: 4, misses: 6 }
+        );
     }
 
     #[test]

@@ -148,6 +148,9 @@ impl Engine {
     /// meet their own rules, a User-Agent is also checked for scanners, a
     /// header naming an uploaded file is read as a file name too.
     fn scan_header(&self, h: &Header, c: &mut Collector) {
+        if h.name.eq_ignore_ascii_case("cookie") {
+            return;
+        }
         self.cached(c, Pair::Header, &h.name, &h.value, |e, c| {
             e.scan_header_uncached(h, c)
         });
@@ -156,9 +159,6 @@ impl Engine {
     /// [`Engine::scan_header`] without the cache of clean pairs.
     fn scan_header_uncached(&self, h: &Header, c: &mut Collector) {
         let is = |n: &str| h.name.eq_ignore_ascii_case(n);
-        if is("cookie") {
-            return;
-        }
         let ua = is("user-agent");
         let target = if ua || is("referer") {
             targets::UA_REF
