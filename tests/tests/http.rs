@@ -154,17 +154,18 @@ fn proxy_blocks_attacks_and_strikes_become_xdp_bans() {
     );
     let (_, st) = api(&lab, "GET", "/v1/stats", None);
     assert_eq!(st["proxy"]["blocked"], 3);
-    // Host and User-Agent were the same in the six requests: scanned
-    // (and found clean) in the first, skipped in the five others.
+    // Host, User-Agent and the parameter name `q` were the same in the
+    // six requests: scanned (and found clean) in the first, skipped in the
+    // five others.
     assert_eq!(
         st["proxy"]["clean_cache"],
-        serde_json::json!({"hits": 10, "misses": 2}),
+        serde_json::json!({"hits": 15, "misses": 3}),
         "{st}"
     );
     let (_, m) = api(&lab, "GET", "/metrics", None);
     let text = m.as_str().unwrap();
     assert!(
-        text.contains("waf_detect_clean_cache_lookups_total{outcome=\"hit\"} 10"),
+        text.contains("waf_detect_clean_cache_lookups_total{outcome=\"hit\"} 15"),
         "{text}"
     );
     for f in [&log, &cdb, &adb] {

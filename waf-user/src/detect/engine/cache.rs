@@ -1,12 +1,14 @@
-//! Header and cookie values already found clean.
+//! Header and cookie values, and field names, already found clean.
 //!
 //! A browser sends the same User-Agent, Accept, Sec-Ch-Ua and cookies
 //! with every request, and its neighbours send the same headers too: in
 //! the development corpus's browser requests, 95% of header bytes repeat
-//! a (name, value) pair seen before. The scan of a header or a cookie is a
-//! function of its name and value alone (and of the engine, which owns
-//! this cache), so a pair whose scan reported nothing is remembered and
-//! its next scan skipped. Only clean scans are kept: any finding, even
+//! a (name, value) pair seen before; and the names of parameters, JSON keys
+//! and form fields come from an application's own vocabulary. The scan of
+//! a header or a cookie is a function of its name and value alone, that of
+//! a field name of the name and its encoding (and of the engine, which
+//! owns this cache), so a pair whose scan reported nothing is remembered
+//! and its next scan skipped. Only clean scans are kept: any finding, even
 //! one the paranoia level or an exclusion then drops, and any check the
 //! tokenizer budget refused, leaves the pair out, and the budget a clean
 //! scan took is taken again on every hit (so later values see the budget
@@ -48,6 +50,8 @@ pub type Takes = Box<[u32]>;
 pub enum Pair {
     Header = 1,
     Cookie = 2,
+    /// A field name: the "name" is the tag of its encoding.
+    Name = 3,
 }
 
 #[derive(Default)]
@@ -274,23 +278,25 @@ mod tests {
         let req = Request::parse(raw.as_bytes(), engine.limits()).unwrap();
         let first = engine.inspect(&req, None);
         assert_eq!(first.action, Action::Block, "{first:?}");
-        // Host, Accept, X-Note and two cookies: all looked up, none known.
+        // Host, Accept, X-Note, two cookies and their two names (looked up
+        // inside the cookies' scans): all looked up, none known.
         assert_eq!(
             engine.clean_cache_stats(),
-            CleanCacheStats { hits: 0, misses: 5 }
+            CleanCacheStats { hits: 0, misses: 7 }
         );
         let second = engine.inspect(&req, None);
         assert_eq!(second, first);
-        // Four clean pairs are hits; the injection is scanned again.
+        // Host, Accept and the two cookies are hits (their scans, names
+        // included, skipped); the injection is scanned again.
         assert_eq!(
             engine.clean_cache_stats(),
-            CleanCacheStats { hits: 4, misses: 6 }
+            CleanCacheStats { hits: 4, misses: 8 }
         );
         engine.set_clean_cache(false);
         assert_eq!(engine.inspect(&req, None), first);
         assert_eq!(
             engine.clean_cache_stats(),
-            CleanCacheStats { hits: 4, misses: 6 }
+            CleanCacheStats { hits: 4, misses: 8 }
         );
     }
 

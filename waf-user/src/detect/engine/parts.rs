@@ -82,10 +82,9 @@ impl Engine {
     /// holding an encoded `=` (`a%3Dx`) is read by some back ends as a
     /// name and a value: its tail is scanned as a value too.
     fn scan_param(&self, c: &mut Collector, p: &Param, kind: &str, enc: Encoding) {
-        self.scan(
+        self.scan_name(
             c,
             &p.raw_name,
-            targets::NAMES,
             &|| format!("{kind}_name:{}", short(&p.name)),
             enc,
         );
@@ -119,6 +118,15 @@ impl Engine {
         }
     }
 
+    /// A field name (parameter, cookie, JSON key, multipart part), unless
+    /// found clean before: names come from an application's own vocabulary
+    /// and repeat from request to request.
+    fn scan_name(&self, c: &mut Collector, raw: &str, loc: &dyn Fn() -> String, enc: Encoding) {
+        self.cached(c, Pair::Name, enc.tag(), raw, |e, c| {
+            e.scan(c, raw, targets::NAMES, loc, enc)
+        });
+    }
+
     /// A cookie's name and value, unless the pair was found clean before.
     fn scan_cookie(&self, p: &Param, c: &mut Collector) {
         self.cached(c, Pair::Cookie, &p.raw_name, &p.raw_value, |e, c| {
@@ -128,10 +136,9 @@ impl Engine {
 
     /// [`Engine::scan_cookie`] without the cache.
     fn scan_cookie_uncached(&self, p: &Param, c: &mut Collector) {
-        self.scan(
+        self.scan_name(
             c,
             &p.raw_name,
-            targets::NAMES,
             &|| format!("cookie_name:{}", short(&p.name)),
             Encoding::Text,
         );
@@ -287,10 +294,9 @@ impl Engine {
     /// A JSON key (as a name) or a JSON string or number (as a document value).
     fn scan_json_item(&self, i: &JsonItem, c: &mut Collector) {
         if i.is_key {
-            self.scan(
+            self.scan_name(
                 c,
                 &i.text,
-                targets::NAMES,
                 &|| format!("json_key:{}", short(&i.path)),
                 Encoding::Text,
             );
@@ -328,10 +334,9 @@ impl Engine {
     /// A multipart part: its name, then a file (name and content) or a
     /// field (text as a parameter value, binary as file content).
     fn scan_part(&self, p: &Part, c: &mut Collector) {
-        self.scan(
+        self.scan_name(
             c,
             &p.name,
-            targets::NAMES,
             &|| format!("multipart_name:{}", short(&p.name)),
             Encoding::Text,
         );

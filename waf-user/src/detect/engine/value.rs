@@ -30,6 +30,19 @@ pub(super) enum Encoding {
     Base64,
 }
 
+impl Encoding {
+    /// A short tag of the encoding (the clean cache's keys).
+    pub(super) fn tag(self) -> &'static str {
+        match self {
+            Encoding::Form => "f",
+            Encoding::Url => "u",
+            Encoding::Text => "t",
+            Encoding::Referer => "r",
+            Encoding::Base64 => "b",
+        }
+    }
+}
+
 /// Index of a target bit.
 fn bit(t: u16) -> usize {
     t.trailing_zeros() as usize
