@@ -21,6 +21,12 @@
 //! in the older generation moves to the newer one, so the pairs in use
 //! outlive a flood of new ones. Keys are hashed with a seed drawn at
 //! start, and compared whole.
+//!
+//! What an attacker can learn from it: whether a pair was scanned clean
+//! recently, from a scan skipped (a few to a few tens of microseconds
+//! less). Only the first probe of a pair tells anything (it is then
+//! remembered), a network's jitter is far larger, and a pair worth
+//! probing for (a session cookie) must be known to be probed.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
