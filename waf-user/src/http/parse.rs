@@ -88,6 +88,16 @@ fn prepare_decoded(
     }
 }
 
+/// `s` without the whitespace around it; the same allocation when there
+/// is none (the proxy's header values, nearly always).
+fn trimmed(s: String) -> String {
+    if s.trim().len() == s.len() {
+        s
+    } else {
+        s.trim().to_owned()
+    }
+}
+
 pub(super) fn from_parts(
     method: &str,
     uri: &str,
@@ -117,8 +127,8 @@ pub(super) fn from_parts(
     let headers: Vec<Header> = headers
         .into_iter()
         .map(|(name, value)| Header {
-            name: name.trim().to_owned(),
-            value: value.trim().to_owned(),
+            name: trimmed(name),
+            value: trimmed(value),
         })
         .collect();
     check_header_names(&headers)?;
