@@ -306,6 +306,51 @@ mod tests {
         );
     }
 
+    /// A hit takes the tokenizer budget its scan took: a later value then
+    /// meets the budget it would have met without the cache.
+    #[test]
+    fn a_hit_takes_the_tokenizer_budget_its_scan_took() {
+        use crate::detect::DetectConfig;
+        use crate::detect::collect::TOKENIZER_BUDGET;
+        use crate::http::Request;
+        let mut cfg = DetectConfig::default();
+        cfg.limits.max_header_bytes = 256 * 1024;
+        let plain = Engine::new(&cfg).unwrap();
+        plain.set_clean_cache(false);
+        let cached = Engine::new(&cfg).unwrap();
+        let libinj = |v: &crate::detect::Verdict| {
+            v.attacks
+                .iter()
+                .any(|f| f.rule == "sqli-libinjection" && f.location == "header:x-p")
+        };
+        let req = |headers: &str| {
+            let raw = format!("GET / HTTP/1.1\r\nHost: shop\r\n{headers}\r\n");
+            Request::parse(raw.as_bytes(), plain.limits()).unwrap()
+        };
+        // A clean value the SQL tokenizer reads (it holds a quote), one
+        // short enough to be remembered, and an injection the tokenizer
+        // finds when it has the budget.
+        // (Header values are trimmed: none ends with a space.)
+        let pair = "it's a ".repeat(300) + "x";
+        let payload = "1' or 1=1--";
+        let alone = plain.inspect(&req(&format!("X-P: {payload}\r\n")), None);
+        assert!(libinj(&alone), "{alone:?}");
+        // A filler that leaves, after the pair, less than the injection.
+        let filler_len = TOKENIZER_BUDGET - pair.len() - (payload.len() - 1);
+        let filler = "it's b ".repeat(filler_len / 7 + 1)[..filler_len - 1].to_owned() + "x";
+        let b = req(&format!(
+            "X-A: {filler}\r\nX-Q: {pair}\r\nX-P: {payload}\r\n"
+        ));
+        let want = plain.inspect(&b, None);
+        assert!(!libinj(&want), "the budget is spent before X-P: {want:?}");
+        // The pair remembered from an earlier request, then the same
+        // request: the same verdict.
+        let _ = cached.inspect(&req(&format!("X-Q: {pair}\r\n")), None);
+        let hits = cached.clean_cache_stats().hits;
+        assert_eq!(cached.inspect(&b, None), want);
+        assert!(cached.clean_cache_stats().hits > hits, "X-Q was a hit");
+    }
+
     #[test]
     fn keys_keep_name_and_value_apart_and_long_pairs_are_not_kept() {
         // "ab" + "c" and "a" + "bc" are different pairs.
