@@ -30,6 +30,16 @@ fn get(target: &str, referer: Option<&str>) -> Verdict {
     e.inspect(&req, None)
 }
 
+/// The target of a search for `s` (spaces, `"` and `;` encoded).
+fn search(s: &str) -> String {
+    format!(
+        "/s?q={}",
+        s.replace(' ', "%20")
+            .replace('"', "%22")
+            .replace(';', "%3B")
+    )
+}
+
 fn rules(v: &Verdict) -> Vec<&str> {
     v.attacks.iter().map(|f| f.rule.as_str()).collect()
 }
@@ -135,7 +145,7 @@ fn a_call_on_a_word_then_words_is_prose() {
         "char(acter) count: 140",
     ] {
         assert!(call_on_a_word_then_prose(s.as_bytes()), "{s}");
-        let q = format!("/s?q={}", s.replace(' ', "%20"));
+        let q = search(s);
         assert_passes(&get(&q, None), &q);
     }
     for s in [
@@ -152,7 +162,7 @@ fn a_call_on_a_word_then_words_is_prose() {
         "char(97) count",
     ] {
         assert!(!call_on_a_word_then_prose(s.as_bytes()), "{s}");
-        let q = format!("/s?q={}", s.replace(' ', "%20").replace(';', "%3B"));
+        let q = search(s);
         assert_eq!(get(&q, None).action, Action::Block, "{q}");
     }
 }
@@ -342,7 +352,7 @@ fn a_quoted_title_that_starts_with_a_sql_word_is_prose() {
     ] {
         let low = s.to_ascii_lowercase();
         assert!(quoted_prose(low.as_bytes()), "{s}");
-        let q = format!("/s?q={}", s.replace(' ', "%20").replace('"', "%22"));
+        let q = search(s);
         assert_passes(&get(&q, None), &q);
     }
     for s in [
@@ -357,7 +367,7 @@ fn a_quoted_title_that_starts_with_a_sql_word_is_prose() {
         "'drop table users",
     ] {
         assert!(!quoted_prose(s.as_bytes()), "{s}");
-        let q = format!("/s?q={}", s.replace(' ', "%20").replace('"', "%22"));
+        let q = search(s);
         assert_eq!(get(&q, None).action, Action::Block, "{q}");
     }
 }
