@@ -16,17 +16,18 @@ const EVASION_FLOOR: f64 = 97.5;
 /// Highest share of the look-alikes blocked at paranoia 1.
 const LOOKALIKE_CEILING: f64 = 1.0;
 
+/// The text of a gzip file.
+fn gunzip(path: &Path) -> std::io::Result<String> {
+    let mut s = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path)?).read_to_string(&mut s)?;
+    Ok(s)
+}
+
 fn committed(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("data")
         .join(name);
-    let f = std::fs::File::open(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask corpus`)", path.display()));
-    let mut s = String::new();
-    flate2::read::GzDecoder::new(f)
-        .read_to_string(&mut s)
-        .unwrap();
-    s
+    gunzip(&path).unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask corpus`)", path.display()))
 }
 
 #[test]
@@ -93,13 +94,10 @@ fn engine_keeps_its_rates_on_the_generated_sets() {
 fn dev_requests(step: usize) -> Vec<String> {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/dev-requests.jsonl.gz");
-    let Ok(f) = std::fs::File::open(&path) else {
+    if !path.exists() {
         return Vec::new();
-    };
-    let mut s = String::new();
-    flate2::read::GzDecoder::new(f)
-        .read_to_string(&mut s)
-        .unwrap();
+    }
+    let s = gunzip(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     s.lines()
         .step_by(step)
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
