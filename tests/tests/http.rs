@@ -371,3 +371,90 @@ fn pipeline(dst: &str, batch: &[u8], n: usize) -> usize {
     writer.join().unwrap();
     count
 }
+
+/// One keep-alive request on `c`: the status line's code, the connection
+/// left open.
+fn get_on(c: &mut std::net::TcpStream, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: shop\r\nUser-Agent: t\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The upstream answers `Content-Length: 5`; the proxy's 403 is JSON.
+    while !(got.ends_with(b"hello") || got.ends_with(b"}")) {
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got[9..12]).into_owned()
+}
+
+#[test]
+fn proxy_workers_share_connections_and_close_them_when_stopped() {
+    use std::io::Read as _;
+    use waf_tests::bench::{InProcessProxy, proxy::upstream_on};
+    waf_tests::require_root();
+    let up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let pcfg = waf_user::config::ProxyConfig {
+        upstream: Some(
+            format!("http://{}", up.local_addr().unwrap())
+                .parse()
+                .unwrap(),
+        ),
+        access_log: waf_user::proxy::AccessLog::Off,
+        ..Default::default()
+    };
+    upstream_on(up);
+    let mut server = InProcessProxy::start(&pcfg, None, None, 2).unwrap();
+    assert_eq!(server.serving(), [0, 0]);
+    // Connections arrive one after another, as a load balancer opens its
+    // pool: whichever worker accepts, each goes to the one serving fewer.
+    let mut conns: Vec<_> = (0..8)
+        .map(|_| {
+            let mut c = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            assert_eq!(get_on(&mut c, "/"), "200");
+            c
+        })
+        .collect();
+    assert_eq!(server.serving(), [4, 4]);
+    // A burst, all connected before either worker accepts: one would take
+    // it whole.
+    let burst: Vec<_> = (0..16)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap())
+        .collect();
+    wait_until("the burst to be taken", Duration::from_secs(10), || {
+        server.serving().iter().sum::<usize>() == 24
+    });
+    let s = server.serving();
+    assert!(s.iter().all(|&n| (10..=14).contains(&n)), "{s:?}");
+    drop(burst);
+    wait_until("the burst to close", Duration::from_secs(10), || {
+        server.serving().iter().sum::<usize>() == 8
+    });
+    // Every worker inspects: an attack on each connection is blocked, a
+    // clean request after it on the same connection forwarded.
+    for c in &mut conns {
+        assert_eq!(
+            get_on(
+                c,
+                "/search?q=1'%20UNION%20SELECT%20password%20FROM%20users--"
+            ),
+            "403"
+        );
+        assert_eq!(get_on(c, "/search?q=shoes"), "200");
+    }
+    conns.truncate(3);
+    wait_until(
+        "closed connections to count down",
+        Duration::from_secs(10),
+        || server.serving().iter().sum::<usize>() == 3,
+    );
+    // Stopping the workers closes the connections still open.
+    server.stop_proxy();
+    for mut c in conns {
+        let mut b = [0u8; 16];
+        assert!(matches!(c.read(&mut b), Ok(0) | Err(_)), "still open");
+    }
+    assert!(std::net::TcpStream::connect(("127.0.0.1", server.port)).is_err());
+}

@@ -61,13 +61,15 @@ pub struct InProcessProxy {
     pub api_port: u16,
     state_dir: PathBuf,
     owner: Option<std::thread::JoinHandle<()>>,
+    workers: Option<waf_user::proxy::Workers>,
     rt: Option<tokio::runtime::Runtime>,
 }
 
 impl InProcessProxy {
     /// Starts one with `pcfg` (its `listen` is ignored: a free loopback port
     /// is taken), kernel maps pinned in `pin_dir` if given, bans at once at
-    /// `immediate_score`.
+    /// `immediate_score`, the proxy on `workers` threads as the daemon
+    /// serves it (the API on a runtime of its own, as many threads).
     pub fn start(
         pcfg: &waf_user::config::ProxyConfig,
         pin_dir: Option<PathBuf>,
@@ -97,8 +99,12 @@ impl InProcessProxy {
         let (fw, owner) = waf_user::firewall::owner::spawn(firewall, journal)?;
         let engine =
             Arc::new(Engine::new(&DetectConfig::default()).map_err(|e| anyhow::anyhow!("{e}"))?);
+        let pcfg = waf_user::config::ProxyConfig {
+            workers: Some(workers),
+            ..pcfg.clone()
+        };
         let proxy = Arc::new(Proxy::new(
-            pcfg,
+            &pcfg,
             waf_user::routes::Routes::default(),
             engine.clone(),
             fw.strikes(),
@@ -108,9 +114,9 @@ impl InProcessProxy {
             .worker_threads(workers)
             .enable_all()
             .build()?;
-        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let port = listener.local_addr()?.port();
-        rt.spawn(proxy.clone().serve(listener));
+        let workers = proxy.spawn_workers(listener)?;
         let api = Arc::new(waf_user::api::ApiState {
             fw: fw.clone(),
             token: crate::TEST_TOKEN.into(),
@@ -139,13 +145,32 @@ impl InProcessProxy {
             api_port,
             state_dir,
             owner: Some(owner),
+            workers: Some(workers),
             rt: Some(rt),
         })
     }
 }
 
+impl InProcessProxy {
+    /// The connections each proxy worker serves now.
+    pub fn serving(&self) -> Vec<usize> {
+        self.workers.as_ref().map_or_else(Vec::new, |w| w.serving())
+    }
+
+    /// Stops the proxy's workers (their connections closed); the API and
+    /// the firewall go on.
+    pub fn stop_proxy(&mut self) {
+        if let Some(w) = self.workers.take() {
+            w.stop();
+        }
+    }
+}
+
 impl Drop for InProcessProxy {
     fn drop(&mut self) {
+        if let Some(w) = self.workers.take() {
+            w.stop();
+        }
         if let Some(rt) = self.rt.take() {
             rt.block_on(self.fw.stop());
             drop(rt);

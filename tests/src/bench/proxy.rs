@@ -355,8 +355,13 @@ fn wait_port(port: u16) -> Result<()> {
 
 /// A thread-per-connection upstream answering `200 hello` (keep-alive).
 pub(crate) fn upstream(port: u16) -> Result<()> {
+    upstream_on(std::net::TcpListener::bind(("127.0.0.1", port))?);
+    Ok(())
+}
+
+/// [`upstream`] on a socket already bound.
+pub fn upstream_on(l: std::net::TcpListener) {
     use std::io::{BufRead as _, BufReader, Write as _};
-    let l = std::net::TcpListener::bind(("127.0.0.1", port))?;
     std::thread::spawn(move || {
         for c in l.incoming().flatten() {
             std::thread::spawn(move || {
@@ -396,7 +401,6 @@ pub(crate) fn upstream(port: u16) -> Result<()> {
             });
         }
     });
-    Ok(())
 }
 
 /// Runs the benchmark: `proxy [--seconds N] [--connections N] [--no-cache]`

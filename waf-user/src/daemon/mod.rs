@@ -269,8 +269,8 @@ async fn serve(cfg: Config, opts: RunOptions, setup: Setup) -> Result<()> {
     }
     wait_for_signals(&handle, &opts, &state).await?;
     server.abort();
-    if let Some(t) = proxy_task {
-        t.abort();
+    if let Some(w) = proxy_task {
+        let _ = tokio::task::spawn_blocking(move || w.stop()).await;
     }
     handle.stop().await;
     let _ = tokio::task::spawn_blocking(move || owner.join()).await;
@@ -285,7 +285,7 @@ fn start_proxy(
     faces: &mut Vec<Arc<dyn Telemetry>>,
     listener: std::net::TcpListener,
     findings: Option<Arc<crate::findings::Findings>>,
-) -> Result<tokio::task::JoinHandle<()>> {
+) -> Result<crate::proxy::Workers> {
     // The access log names each client's country and ASN from the source
     // policies' databases in force (none configured: nothing).
     let view = handle.clone();
@@ -343,9 +343,11 @@ fn start_proxy(
     let proxy =
         Arc::new(proxy.with_behaviour(behaviour::monitors(cfg)?, anomaly, cfg.anomaly.mode));
     faces.push(proxy.clone());
-    let l = tokio::net::TcpListener::from_std(listener)?;
-    tracing::info!(listen = ?cfg.proxy.listen, "proxy serving");
-    Ok(tokio::spawn(proxy.serve(l)))
+    let workers = proxy
+        .spawn_workers(listener)
+        .context("starting the proxy's workers")?;
+    tracing::info!(listen = ?cfg.proxy.listen, workers = workers.len(), "proxy serving");
+    Ok(workers)
 }
 
 /// The challenge's key: read, or created (0600) on first use.

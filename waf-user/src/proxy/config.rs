@@ -150,6 +150,9 @@ pub struct HttpLimit {
     pub burst: Option<u32>,
 }
 
+/// The most serving threads `[proxy] workers` takes.
+pub const MAX_WORKERS: usize = 256;
+
 /// The proxy's config.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -195,6 +198,9 @@ pub struct ProxyConfig {
     pub access_log_format: AccessLogFormat,
     /// Time the upstream may take to answer.
     pub upstream_timeout: Dur,
+    /// Serving threads, each with its own event loop and upstream
+    /// connections (unset: one per CPU the daemon may run on).
+    pub workers: Option<usize>,
 }
 
 impl Default for ProxyConfig {
@@ -218,6 +224,7 @@ impl Default for ProxyConfig {
             access_log: AccessLog::Stdout,
             access_log_format: AccessLogFormat::Combined,
             upstream_timeout: Dur::secs(60),
+            workers: None,
         }
     }
 }
@@ -284,6 +291,15 @@ impl ProxyConfig {
                 "a positive duration",
             ));
         }
+        if let Some(w) = self.workers
+            && !(1..=MAX_WORKERS).contains(&w)
+        {
+            return Err(invalid(
+                "proxy.workers",
+                w,
+                &format!("1 to {MAX_WORKERS} (unset: one per CPU)"),
+            ));
+        }
         for a in &self.blocked_user_agents {
             if a.is_empty() || a.len() > 256 {
                 return Err(invalid(
@@ -294,6 +310,14 @@ impl ProxyConfig {
             }
         }
         Ok(())
+    }
+
+    /// How many serving threads: `workers`, else one per CPU this process
+    /// may run on (its affinity and cgroup quota), at most [`MAX_WORKERS`].
+    pub fn workers(&self) -> usize {
+        self.workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .clamp(1, MAX_WORKERS)
     }
 
     /// The trusted peers as networks.
@@ -315,5 +339,22 @@ mod tests {
         assert!(ok("127.0.0.1:80").is_err());
         assert!(ok("http://x:80/path").is_err());
         assert!(ok("http://user@x:80").is_err());
+    }
+
+    #[test]
+    fn workers_default_to_the_cpus_and_refuse_zero_or_too_many() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(ProxyConfig::default().workers(), cpus.min(MAX_WORKERS));
+        let with = |w| ProxyConfig {
+            workers: Some(w),
+            ..Default::default()
+        };
+        assert_eq!(with(3).workers(), 3);
+        assert!(with(1).validate().is_ok());
+        assert!(with(MAX_WORKERS).validate().is_ok());
+        for bad in [0, MAX_WORKERS + 1] {
+            let e = with(bad).validate().unwrap_err().to_string();
+            assert!(e.contains("proxy.workers") && e.contains("1 to 256"), "{e}");
+        }
     }
 }

@@ -19,6 +19,7 @@ mod forward;
 mod limiter;
 pub mod log;
 mod route;
+mod workers;
 
 use std::{
     convert::Infallible,
@@ -45,6 +46,7 @@ pub use self::config::{
     Upstream,
 };
 pub use self::forward::{BoxError, ProxyBody};
+pub use self::workers::Workers;
 use self::{
     client::Client,
     forward::{json_error, strip_hop_by_hop},
@@ -126,7 +128,8 @@ pub struct ProxyStats {
 pub struct Proxy {
     cfg: ProxyConfig,
     upstream: String,
-    client: HttpClient<HttpConnector, ProxyBody>,
+    /// One pool of upstream connections per worker thread.
+    clients: Vec<HttpClient<HttpConnector, ProxyBody>>,
     engine: Arc<Engine>,
     strikes: StrikeSink,
     v6_prefix: u8,
@@ -160,15 +163,19 @@ impl Proxy {
             .map(|u| u.0.clone())
             .ok_or_else(|| anyhow::anyhow!("proxy.upstream: not set"))?;
         let log = AccessLogger::open(&cfg.access_log, cfg.access_log_format)?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client = HttpClient::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
+        let clients = (0..cfg.workers())
+            .map(|_| {
+                let mut connector = HttpConnector::new();
+                connector.set_nodelay(true);
+                HttpClient::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(30))
+                    .build(connector)
+            })
+            .collect();
         Ok(Self {
             cfg: cfg.clone(),
             upstream,
-            client,
+            clients,
             engine,
             strikes,
             v6_prefix,
@@ -252,11 +259,19 @@ impl Proxy {
         });
     }
 
-    /// Serves connections from `listener` until the task is dropped.
+    /// Serves connections from `listener` on the calling runtime until the
+    /// task is dropped (the daemon serves on threads of their own:
+    /// [`Proxy::spawn_workers`]).
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        let _janitor = self.janitor();
+        self.accept_loop(listener).await;
+    }
+
+    /// Forgets sources whose limits are full again, every 10 s, off the
+    /// workers; stops when the returned guard is dropped.
+    fn janitor(self: &Arc<Self>) -> AbortOnDrop {
         let me = self.clone();
-        // Forget sources whose limits are full again, off the workers.
-        let janitor = tokio::spawn(async move {
+        AbortOnDrop(tokio::spawn(async move {
             let mut t = tokio::time::interval(Duration::from_secs(10));
             loop {
                 t.tick().await;
@@ -268,16 +283,13 @@ impl Proxy {
                 })
                 .await;
             }
-        });
-        let _janitor = AbortOnDrop(janitor);
-        let limits = self.engine.limits();
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .keep_alive(true)
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30))
-            .max_headers(limits.max_headers.max(1))
-            .max_buf_size(limits.max_header_bytes.max(8192));
+        }))
+    }
+
+    /// Accepts connections and serves each on a task of the calling
+    /// runtime.
+    async fn accept_loop(self: &Arc<Self>, listener: TcpListener) {
+        let builder = self.conn_builder();
         loop {
             let (stream, peer) = match listener.accept().await {
                 Ok(c) => c,
@@ -287,22 +299,44 @@ impl Proxy {
                     continue;
                 }
             };
-            let _ = stream.set_nodelay(true);
+            tokio::spawn(self.clone().connection(&builder, stream, peer));
+        }
+    }
+
+    /// The HTTP/1.1 server settings every connection gets.
+    fn conn_builder(&self) -> hyper::server::conn::http1::Builder {
+        let limits = self.engine.limits();
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .keep_alive(true)
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .max_headers(limits.max_headers.max(1))
+            .max_buf_size(limits.max_header_bytes.max(8192));
+        builder
+    }
+
+    /// Serves one client connection until it closes.
+    fn connection(
+        self: Arc<Self>,
+        builder: &hyper::server::conn::http1::Builder,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+    ) -> impl std::future::Future<Output = ()> + use<> {
+        let _ = stream.set_nodelay(true);
+        let conn = builder.clone();
+        async move {
             let me = self.clone();
-            let conn = builder.clone();
-            tokio::spawn(async move {
-                let svc_me = me.clone();
-                let svc = service_fn(move |req| {
-                    let me = svc_me.clone();
-                    async move { Ok::<_, Infallible>(me.handle(req, peer).await) }
-                });
-                if let Err(e) = conn.serve_connection(TokioIo::new(stream), svc).await
-                    && (e.is_parse() || e.is_parse_too_large())
-                {
-                    me.stats.bad_request_heads.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(peer = %peer, error = %e, "proxy: bad request head");
-                }
+            let svc = service_fn(move |req| {
+                let me = me.clone();
+                async move { Ok::<_, Infallible>(me.handle(req, peer).await) }
             });
+            if let Err(e) = conn.serve_connection(TokioIo::new(stream), svc).await
+                && (e.is_parse() || e.is_parse_too_large())
+            {
+                self.stats.bad_request_heads.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(peer = %peer, error = %e, "proxy: bad request head");
+            }
         }
     }
 
@@ -388,7 +422,8 @@ impl Proxy {
                 false,
             );
         }
-        let fut = self.client.request(up);
+        let pool = &self.clients[workers::index() % self.clients.len()];
+        let fut = pool.request(up);
         match tokio::time::timeout(self.cfg.upstream_timeout.0, fut).await {
             Ok(Ok(resp)) => {
                 self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
