@@ -110,6 +110,16 @@ impl CanonicalPath {
 
     /// The canonical view of a raw path (no query).
     pub fn from_raw_path(raw: &str) -> CanonicalPath {
+        if is_plain(raw) {
+            return CanonicalPath {
+                raw: raw.to_owned(),
+                decoded: raw.to_owned(),
+                path: raw.to_owned(),
+                params: Vec::new(),
+                other_readings: Vec::new(),
+                flags: PathFlags::default(),
+            };
+        }
         let mut flags = PathFlags::default();
         scan_escapes(raw.as_bytes(), &mut flags);
         let once = target::percent_decode(raw.as_bytes(), false);
@@ -149,6 +159,33 @@ impl CanonicalPath {
     pub fn readings(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.path.as_str()).chain(self.other_readings.iter().map(String::as_str))
     }
+}
+
+/// Whether every step leaves `raw` as it is, with no flag (most paths,
+/// which then skip the decoding and copies): `/`, then segments of ASCII
+/// letters, digits, `-`, `_`, `~` and `.`, none empty but the last (`/a/`),
+/// where a dot neither starts nor ends a segment (no dot segment, no
+/// trailing dot) and only the last segment has one (no script before a
+/// PATH_INFO). A property test holds it to the full steps.
+fn is_plain(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    if b.first() != Some(&b'/') {
+        return false;
+    }
+    let last = b.iter().rposition(|&c| c == b'/').unwrap_or(0);
+    let mut prev = b'/';
+    for (i, &c) in b.iter().enumerate().skip(1) {
+        let ok = match c {
+            b'/' => prev != b'/' && prev != b'.',
+            b'.' => prev != b'/' && prev != b'.' && i > last,
+            c => c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'~'),
+        };
+        if !ok {
+            return false;
+        }
+        prev = c;
+    }
+    prev != b'.'
 }
 
 /// Flags escapes of slashes at every depth of encoding, double encoding and
@@ -417,6 +454,90 @@ mod tests {
         assert_eq!(p.path, "/static/%252e%252e/login");
         assert_eq!(p.other_readings, ["/login"]);
         assert_eq!(c("/a/b").other_readings, Vec::<String>::new());
+    }
+
+    /// The full steps, without the shortcut for plain paths.
+    fn slow(raw: &str) -> CanonicalPath {
+        let mut flags = PathFlags::default();
+        scan_escapes(raw.as_bytes(), &mut flags);
+        let once = target::percent_decode(raw.as_bytes(), false);
+        let text = check_utf8(&once, &mut flags);
+        let primary = resolve(&text, true, &mut flags);
+        let mut other_readings = Vec::new();
+        if !primary.params.is_empty() {
+            flags.params = true;
+            other_readings.push(resolve(&text, false, &mut flags).path);
+        }
+        if flags.double_encoded {
+            let twice = target::percent_decode(&once, false);
+            let text2 = check_utf8(&twice, &mut flags);
+            other_readings.push(resolve(&text2, true, &mut flags).path);
+        }
+        other_readings.retain(|r| *r != primary.path);
+        other_readings.dedup();
+        CanonicalPath {
+            raw: raw.to_owned(),
+            decoded: String::from_utf8_lossy(&once).into_owned(),
+            path: primary.path,
+            params: primary.params,
+            other_readings,
+            flags,
+        }
+    }
+
+    #[test]
+    fn plain_paths_are_the_common_ones() {
+        for plain in [
+            "/",
+            "/a",
+            "/a/",
+            "/api/v1/users",
+            "/static/app.min.js",
+            "/~x/a-b_c",
+        ] {
+            assert!(is_plain(plain), "{plain}");
+        }
+        for not in [
+            "",
+            "*",
+            "a",
+            "//",
+            "/a//b",
+            "/.",
+            "/..",
+            "/a/.",
+            "/.a",
+            "/a.",
+            "/a..b",
+            "/v1.2/x",
+            "/app.php/x",
+            "/a%20",
+            "/a;b",
+            "/a\\b",
+            "/a b",
+            "/\u{e9}",
+        ] {
+            assert!(!is_plain(not), "{not}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The shortcut gives what the full steps give, on paths drawn from
+        /// its own alphabet (and the bytes next to it) and on plain-looking
+        /// ones.
+        #[test]
+        fn the_shortcut_is_the_full_steps(
+            raw in "[/a-zA-Z0-9._~%;\\-]{0,24}",
+            shaped in "(/[a-z0-9_~-]{0,6}(\\.(php|jsp|js|[a-z ]{0,3}))?){0,4}/?",
+        ) {
+            for r in [&raw, &shaped] {
+                let fast = CanonicalPath::from_raw_path(r);
+                proptest::prop_assert_eq!(&fast, &slow(r), "{}", r);
+                if is_plain(r) {
+                    proptest::prop_assert_eq!(&fast.path, r);
+                }
+            }
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use hyper::{
     HeaderMap, Request, Response, StatusCode,
     body::{Frame, Incoming},
     header::{self, HeaderName, HeaderValue},
+    http::uri::{self, Authority, PathAndQuery},
 };
 
 use super::client::Client;
@@ -62,19 +63,31 @@ pub fn json_error(status: StatusCode, error: &str, id: &str) -> Response<ProxyBo
     r
 }
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+/// Whether a header is hop-by-hop (RFC 9110 7.6.1, and the older
+/// `Keep-Alive` and `Proxy-*` ones).
+fn hop_by_hop(n: &HeaderName) -> bool {
+    [
+        header::CONNECTION,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ]
+    .contains(n)
+        || n.as_str() == "keep-alive"
+}
 
-/// Removes hop-by-hop headers, and those `Connection` names.
+/// Removes hop-by-hop headers, and those `Connection` names. One pass over
+/// the names (most messages have none to remove: no lookup by name).
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let mut gone: Vec<HeaderName> = Vec::new();
+    for n in h.keys() {
+        if hop_by_hop(n) && !gone.contains(n) {
+            gone.push(n.clone());
+        }
+    }
     let listed: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
         .iter()
@@ -82,10 +95,7 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
         .collect();
-    for n in listed {
-        h.remove(n);
-    }
-    for n in HOP_BY_HOP {
+    for n in gone.into_iter().chain(listed) {
         h.remove(n);
     }
 }
@@ -162,14 +172,19 @@ pub fn add_security_headers(h: &mut HeaderMap, hsts_max_age: u64, csp: &str) {
     set("referrer-policy", "strict-origin-when-cross-origin");
 }
 
-/// Points the request at the upstream (`host:port`), keeping path and query.
-pub fn retarget<B>(req: &mut Request<B>, upstream: &str) -> Result<(), ()> {
-    let pq = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".into());
-    *req.uri_mut() = format!("http://{upstream}{pq}").parse().map_err(|_| ())?;
+/// Points the request at the upstream, keeping path and query (a target
+/// without a path, `*` or an authority, fails).
+pub fn retarget<B>(req: &mut Request<B>, upstream: &Authority) -> Result<(), ()> {
+    let pq = match req.uri().path_and_query() {
+        Some(pq) if pq.as_str().starts_with('/') => pq.clone(),
+        Some(_) => return Err(()),
+        None => PathAndQuery::from_static("/"),
+    };
+    let mut parts = uri::Parts::default();
+    parts.scheme = Some(uri::Scheme::HTTP);
+    parts.authority = Some(upstream.clone());
+    parts.path_and_query = Some(pq);
+    *req.uri_mut() = hyper::Uri::from_parts(parts).map_err(|_| ())?;
     Ok(())
 }
 
@@ -225,6 +240,47 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "203.0.113.9");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert!(!h.contains_key("forwarded"));
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_the_ones_connection_names_are_removed() {
+        let mut h = HeaderMap::new();
+        for (n, v) in [
+            ("connection", "keep-alive, X-Secret ,x-other"),
+            ("connection", "close"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("te", "trailers"),
+            ("trailer", "x"),
+            ("upgrade", "websocket"),
+            ("proxy-authorization", "Basic x"),
+            ("proxy-authenticate", "Basic"),
+            ("x-secret", "1"),
+            ("x-other", "2"),
+            ("x-kept", "3"),
+            ("host", "h"),
+        ] {
+            h.append(HeaderName::from_static(n), v.parse().unwrap());
+        }
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["host", "x-kept"]);
+    }
+
+    #[test]
+    fn retargeting_keeps_the_path_and_query_and_refuses_others() {
+        let up: Authority = "127.0.0.1:8080".parse().unwrap();
+        for (target, want) in [
+            ("/a/b?q=1&r", Some("http://127.0.0.1:8080/a/b?q=1&r")),
+            ("http://evil.example/x?y", Some("http://127.0.0.1:8080/x?y")),
+            ("/", Some("http://127.0.0.1:8080/")),
+            ("*", None),
+        ] {
+            let mut r = Request::builder().uri(target).body(()).unwrap();
+            let got = retarget(&mut r, &up).ok().map(|()| r.uri().to_string());
+            assert_eq!(got.as_deref(), want, "{target}");
+        }
     }
 
     #[test]

@@ -127,7 +127,7 @@ pub struct ProxyStats {
 /// The proxy.
 pub struct Proxy {
     cfg: ProxyConfig,
-    upstream: String,
+    upstream: hyper::http::uri::Authority,
     /// One pool of upstream connections per worker thread.
     clients: Vec<HttpClient<HttpConnector, ProxyBody>>,
     engine: Arc<Engine>,
@@ -160,8 +160,10 @@ impl Proxy {
         let upstream = cfg
             .upstream
             .as_ref()
-            .map(|u| u.0.clone())
-            .ok_or_else(|| anyhow::anyhow!("proxy.upstream: not set"))?;
+            .ok_or_else(|| anyhow::anyhow!("proxy.upstream: not set"))?
+            .0
+            .parse::<hyper::http::uri::Authority>()
+            .map_err(|e| anyhow::anyhow!("proxy.upstream: {e}"))?;
         let log = AccessLogger::open(&cfg.access_log, cfg.access_log_format)?;
         let clients = (0..cfg.workers())
             .map(|_| {
