@@ -166,7 +166,15 @@ pub fn decode<'a>(raw: &'a [u8], plus: bool, flags: &mut Flags) -> Cow<'a, [u8]>
     // Bytes past ASCII before entities and escapes, when the value has
     // either: those decoders add such bytes only for characters they
     // write, and never remove raw ones.
-    let high = |s: &[u8]| s.iter().filter(|&&b| b >= 0x80).count();
+    // (Counted only past ASCII: most values have no such byte, and the
+    // count is then 0 without a pass.)
+    let high = |s: &[u8]| {
+        if s.is_ascii() {
+            0
+        } else {
+            s.iter().map(|&b| usize::from(b >> 7)).sum()
+        }
+    };
     let high_before = memchr::memchr2(b'&', b'\\', &cur).map(|_| high(&cur));
     for _ in 0..MAX_ENTITY_ROUNDS {
         if memchr::memchr(b'&', &cur).is_none() {
