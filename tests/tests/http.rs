@@ -389,6 +389,23 @@ fn get_on(c: &mut std::net::TcpStream, path: &str) -> String {
     String::from_utf8_lossy(&got[9..12]).into_owned()
 }
 
+/// The body of a GET on the loopback API (bearer token, connection closed).
+fn local_get(port: u16, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        waf_tests::TEST_TOKEN
+    )
+    .unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out.split_once("\r\n\r\n")
+        .map_or(out.clone(), |(_, b)| b.to_owned())
+}
+
 #[test]
 fn proxy_workers_share_connections_and_close_them_when_stopped() {
     use std::io::Read as _;
@@ -418,6 +435,15 @@ fn proxy_workers_share_connections_and_close_them_when_stopped() {
         })
         .collect();
     assert_eq!(server.serving(), [4, 4]);
+    // Operators see the same counts.
+    let stats: Value = serde_json::from_str(&local_get(server.api_port, "/v1/stats")).unwrap();
+    assert_eq!(
+        stats["proxy"]["workers"],
+        serde_json::json!([4, 4]),
+        "{stats}"
+    );
+    let metrics = local_get(server.api_port, "/metrics");
+    assert!(metrics.contains("\nwaf_http_connections 8\n"), "{metrics}");
     // A burst, all connected before either worker accepts: one would take
     // it whole.
     let burst: Vec<_> = (0..16)

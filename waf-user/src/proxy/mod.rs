@@ -143,6 +143,8 @@ pub struct Proxy {
     geo: Option<log::GeoLookup>,
     findings: Option<Arc<crate::findings::Findings>>,
     next_id: AtomicU64,
+    /// The serving threads' connection counts, once they run.
+    workers: std::sync::OnceLock<Arc<[workers::Peer]>>,
     /// Counters.
     pub stats: ProxyStats,
 }
@@ -201,6 +203,7 @@ impl Proxy {
                     .unwrap_or(0)
                     << 16,
             ),
+            workers: std::sync::OnceLock::new(),
             stats: ProxyStats::default(),
         })
     }
@@ -528,6 +531,14 @@ impl crate::telemetry::Telemetry for Proxy {
                 "outcome",
                 [("hit", cache.hits), ("miss", cache.misses)],
             ),
+            crate::telemetry::Family::one(
+                "waf_http_connections",
+                "Client connections the proxy's workers serve now.",
+                crate::telemetry::MetricKind::Gauge,
+                self.workers
+                    .get()
+                    .map_or(0, |p| workers::serving(p).iter().sum::<usize>() as u64),
+            ),
         ];
         out.extend(self.behaviour.families());
         out
@@ -540,6 +551,11 @@ impl crate::telemetry::Telemetry for Proxy {
         v["limited_sources"] = self.limiter.sources().into();
         v["strikes_dropped"] = self.strikes.dropped().into();
         v["behavior"] = self.behaviour.json();
+        v["workers"] = self
+            .workers
+            .get()
+            .map_or_else(Vec::new, |p| workers::serving(p))
+            .into();
         v
     }
 }

@@ -16,7 +16,7 @@ use std::{
     net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream},
     sync::{
         Arc,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     thread::JoinHandle,
 };
@@ -56,10 +56,7 @@ impl Workers {
 
     /// The connections each worker serves now.
     pub fn serving(&self) -> Vec<usize> {
-        self.peers
-            .iter()
-            .map(|p| p.active.load(Ordering::Relaxed))
-            .collect()
+        serving(&self.peers)
     }
 
     /// Whether none does (never, once spawned).
@@ -89,11 +86,31 @@ impl Drop for Workers {
 }
 
 /// What the workers know of each other.
-struct Peer {
+pub(super) struct Peer {
     /// Connections handed to this worker.
     inbox: mpsc::UnboundedSender<(StdStream, SocketAddr)>,
     /// Connections it serves (or was handed and has not started).
     active: AtomicUsize,
+    /// Whether its loop still runs (a worker whose loop ended is handed
+    /// nothing).
+    alive: AtomicBool,
+}
+
+/// The connections each worker serves now.
+pub(super) fn serving(peers: &[Peer]) -> Vec<usize> {
+    peers
+        .iter()
+        .map(|p| p.active.load(Ordering::Relaxed))
+        .collect()
+}
+
+/// Marks a worker's loop ended when dropped (also by a panic).
+struct Ended(Arc<[Peer]>, usize);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0[self.1].alive.store(false, Ordering::Relaxed);
+    }
 }
 
 /// Counts a connection down when its task ends.
@@ -105,13 +122,13 @@ impl Drop for Serving {
     }
 }
 
-/// The worker serving the fewest connections, `me` on a tie.
+/// The live worker serving the fewest connections, `me` on a tie.
 fn least_loaded(peers: &[Peer], me: usize) -> usize {
     let mut best = me;
     let mut load = peers[me].active.load(Ordering::Relaxed);
     for (i, p) in peers.iter().enumerate() {
         let l = p.active.load(Ordering::Relaxed);
-        if l < load {
+        if l < load && p.alive.load(Ordering::Relaxed) {
             (best, load) = (i, l);
         }
     }
@@ -141,10 +158,13 @@ impl Proxy {
             peers.push(Peer {
                 inbox,
                 active: AtomicUsize::new(0),
+                alive: AtomicBool::new(true),
             });
             loops.push((rt, l, handed));
         }
         let peers: Arc<[Peer]> = peers.into();
+        // The stats read the counts; the first set of workers is the one.
+        let _ = self.workers.set(peers.clone());
         let mut workers = Workers {
             stop: Some(tx),
             threads: Vec::with_capacity(n),
@@ -157,6 +177,7 @@ impl Proxy {
             let t = std::thread::Builder::new()
                 .name(format!("waf-proxy-{i}"))
                 .spawn(move || {
+                    let _ended = Ended(peers.clone(), i);
                     INDEX.with(|c| c.set(i));
                     rt.block_on(async move {
                         let _janitor = (i == 0).then(|| me.janitor());
@@ -199,15 +220,28 @@ impl Proxy {
                             serve(stream, peer);
                             continue;
                         }
-                        let sent = stream
-                            .into_std()
-                            .map_err(|e| e.to_string())
-                            .and_then(|s| {
-                                peers[to].inbox.send((s, peer)).map_err(|e| e.to_string())
-                            });
-                        if let Err(e) = sent {
+                        let stream = match stream.into_std() {
+                            Ok(s) => s,
+                            Err(e) => {
+                                peers[to].active.fetch_sub(1, Ordering::Relaxed);
+                                tracing::warn!(error = %e, "proxy: handing a connection over failed");
+                                continue;
+                            }
+                        };
+                        // A worker whose loop ended between the choice
+                        // and the hand-over: served here instead.
+                        if let Err(mpsc::error::SendError((stream, peer))) =
+                            peers[to].inbox.send((stream, peer))
+                        {
                             peers[to].active.fetch_sub(1, Ordering::Relaxed);
-                            tracing::warn!(error = %e, "proxy: handing a connection over failed");
+                            peers[me].active.fetch_add(1, Ordering::Relaxed);
+                            match TcpStream::from_std(stream) {
+                                Ok(stream) => serve(stream, peer),
+                                Err(e) => {
+                                    peers[me].active.fetch_sub(1, Ordering::Relaxed);
+                                    tracing::warn!(error = %e, "proxy: taking a connection back failed");
+                                }
+                            }
                         }
                     }
                     Err(e) => {
@@ -224,5 +258,37 @@ impl Proxy {
                 },
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peers(loads: &[(usize, bool)]) -> Vec<Peer> {
+        loads
+            .iter()
+            .map(|&(active, alive)| Peer {
+                inbox: mpsc::unbounded_channel().0,
+                active: AtomicUsize::new(active),
+                alive: AtomicBool::new(alive),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_live_worker_serving_fewest_is_chosen_and_the_chooser_on_a_tie() {
+        assert_eq!(
+            least_loaded(&peers(&[(3, true), (1, true), (1, true)]), 0),
+            1
+        );
+        assert_eq!(least_loaded(&peers(&[(1, true), (1, true)]), 1), 1);
+        assert_eq!(least_loaded(&peers(&[(2, true), (2, true)]), 0), 0);
+        // A worker whose loop ended is never chosen, however idle.
+        assert_eq!(
+            least_loaded(&peers(&[(3, true), (0, false), (2, true)]), 0),
+            2
+        );
+        assert_eq!(least_loaded(&peers(&[(5, true), (0, false)]), 0), 0);
     }
 }
