@@ -484,3 +484,32 @@ fn proxy_workers_share_connections_and_close_them_when_stopped() {
     }
     assert!(std::net::TcpStream::connect(("127.0.0.1", server.port)).is_err());
 }
+
+#[test]
+fn proxy_workers_that_do_not_accept_are_handed_their_share() {
+    use waf_tests::bench::{InProcessProxy, proxy::upstream_on};
+    waf_tests::require_root();
+    let up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let pcfg = waf_user::config::ProxyConfig {
+        upstream: Some(
+            format!("http://{}", up.local_addr().unwrap())
+                .parse()
+                .unwrap(),
+        ),
+        access_log: waf_user::proxy::AccessLog::Off,
+        ..Default::default()
+    };
+    upstream_on(up);
+    // Six workers, of which four accept: the other two serve only what
+    // they are handed, as many as the rest.
+    let server = InProcessProxy::start(&pcfg, None, None, 6).unwrap();
+    let _conns: Vec<_> = (0..12)
+        .map(|_| {
+            let mut c = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            assert_eq!(get_on(&mut c, "/"), "200");
+            c
+        })
+        .collect();
+    assert_eq!(server.serving(), [2; 6]);
+}

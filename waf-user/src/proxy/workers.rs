@@ -5,11 +5,12 @@
 //! forwarded request (the client's connection task and the upstream
 //! connection's task on different threads).
 //!
-//! All accept on the one listening socket (duplicated: no other process
-//! can bind beside it, as one could with `SO_REUSEPORT`), and the thread
-//! that accepts hands the connection to the thread serving the fewest
-//! (itself on a tie): wrk's or a load balancer's connections arrive in a
-//! burst that one thread would otherwise take whole.
+//! The first [`ACCEPTORS`] accept on the one listening socket
+//! (duplicated: no other process can bind beside it, as one could with
+//! `SO_REUSEPORT`), and the thread that accepts hands the connection to
+//! the thread serving the fewest (itself on a tie): wrk's or a load
+//! balancer's connections arrive in a burst that one thread would
+//! otherwise take whole.
 
 use std::{
     cell::Cell,
@@ -85,6 +86,11 @@ impl Drop for Workers {
     }
 }
 
+/// How many workers accept: each new connection wakes every one that
+/// does (all wait on the one socket), and all but one find nothing; the
+/// others are only handed connections.
+const ACCEPTORS: usize = 4;
+
 /// What the workers know of each other.
 pub(super) struct Peer {
     /// Connections handed to this worker.
@@ -150,9 +156,11 @@ impl Proxy {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let l = {
+            let l = if loops.len() < ACCEPTORS {
                 let _in = rt.enter();
-                TcpListener::from_std(listener.try_clone()?)?
+                Some(TcpListener::from_std(listener.try_clone()?)?)
+            } else {
+                None
             };
             let (inbox, handed) = mpsc::unbounded_channel();
             peers.push(Peer {
@@ -192,12 +200,13 @@ impl Proxy {
         Ok(workers)
     }
 
-    /// Worker `me`'s loop: accepts, hands each connection to the least
-    /// loaded worker, and serves the ones it keeps or is handed.
+    /// Worker `me`'s loop: accepts (if it is one of the acceptors), hands
+    /// each connection to the least loaded worker, and serves the ones it
+    /// keeps or is handed.
     async fn work(
         self: &Arc<Self>,
         me: usize,
-        listener: TcpListener,
+        listener: Option<TcpListener>,
         mut handed: mpsc::UnboundedReceiver<(StdStream, SocketAddr)>,
         peers: Arc<[Peer]>,
     ) {
@@ -212,7 +221,12 @@ impl Proxy {
         };
         loop {
             tokio::select! {
-                accepted = listener.accept() => match accepted {
+                accepted = async {
+                    match &listener {
+                        Some(l) => l.accept().await,
+                        None => std::future::pending().await,
+                    }
+                } => match accepted {
                     Ok((stream, peer)) => {
                         let to = least_loaded(&peers, me);
                         peers[to].active.fetch_add(1, Ordering::Relaxed);
