@@ -406,9 +406,9 @@ fn local_get(port: u16, path: &str) -> String {
         .map_or(out.clone(), |(_, b)| b.to_owned())
 }
 
-#[test]
-fn proxy_workers_share_connections_and_close_them_when_stopped() {
-    use std::io::Read as _;
+/// The in-process proxy on `workers` workers in front of an upstream that
+/// answers `200 hello`.
+fn proxy_on_workers(workers: usize) -> waf_tests::bench::InProcessProxy {
     use waf_tests::bench::{InProcessProxy, proxy::upstream_on};
     waf_tests::require_root();
     let up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -422,18 +422,30 @@ fn proxy_workers_share_connections_and_close_them_when_stopped() {
         ..Default::default()
     };
     upstream_on(up);
-    let mut server = InProcessProxy::start(&pcfg, None, None, 2).unwrap();
-    assert_eq!(server.serving(), [0, 0]);
-    // Connections arrive one after another, as a load balancer opens its
-    // pool: whichever worker accepts, each goes to the one serving fewer.
-    let mut conns: Vec<_> = (0..8)
+    InProcessProxy::start(&pcfg, None, None, workers).unwrap()
+}
+
+/// `n` keep-alive connections opened one after another, each served a
+/// request before the next opens (as a load balancer opens its pool).
+fn served_connections(port: u16, n: usize) -> Vec<std::net::TcpStream> {
+    (0..n)
         .map(|_| {
-            let mut c = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+            let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
             c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
             assert_eq!(get_on(&mut c, "/"), "200");
             c
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn proxy_workers_share_connections_and_close_them_when_stopped() {
+    use std::io::Read as _;
+    let mut server = proxy_on_workers(2);
+    assert_eq!(server.serving(), [0, 0]);
+    // Whichever worker accepts, each connection goes to the one serving
+    // fewer.
+    let mut conns = served_connections(server.port, 8);
     assert_eq!(server.serving(), [4, 4]);
     // Operators see the same counts.
     let stats: Value = serde_json::from_str(&local_get(server.api_port, "/v1/stats")).unwrap();
@@ -487,29 +499,9 @@ fn proxy_workers_share_connections_and_close_them_when_stopped() {
 
 #[test]
 fn proxy_workers_that_do_not_accept_are_handed_their_share() {
-    use waf_tests::bench::{InProcessProxy, proxy::upstream_on};
-    waf_tests::require_root();
-    let up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let pcfg = waf_user::config::ProxyConfig {
-        upstream: Some(
-            format!("http://{}", up.local_addr().unwrap())
-                .parse()
-                .unwrap(),
-        ),
-        access_log: waf_user::proxy::AccessLog::Off,
-        ..Default::default()
-    };
-    upstream_on(up);
     // Six workers, of which four accept: the other two serve only what
     // they are handed, as many as the rest.
-    let server = InProcessProxy::start(&pcfg, None, None, 6).unwrap();
-    let _conns: Vec<_> = (0..12)
-        .map(|_| {
-            let mut c = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            assert_eq!(get_on(&mut c, "/"), "200");
-            c
-        })
-        .collect();
+    let server = proxy_on_workers(6);
+    let _conns = served_connections(server.port, 12);
     assert_eq!(server.serving(), [2; 6]);
 }
