@@ -168,9 +168,7 @@ impl InProcessProxy {
 
 impl Drop for InProcessProxy {
     fn drop(&mut self) {
-        if let Some(w) = self.workers.take() {
-            w.stop();
-        }
+        self.stop_proxy();
         if let Some(rt) = self.rt.take() {
             rt.block_on(self.fw.stop());
             drop(rt);

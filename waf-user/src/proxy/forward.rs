@@ -82,12 +82,7 @@ fn hop_by_hop(n: &HeaderName) -> bool {
 /// Removes hop-by-hop headers, and those `Connection` names. One pass over
 /// the names (most messages have none to remove: no lookup by name).
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let mut gone: Vec<HeaderName> = Vec::new();
-    for n in h.keys() {
-        if hop_by_hop(n) && !gone.contains(n) {
-            gone.push(n.clone());
-        }
-    }
+    let gone: Vec<HeaderName> = h.keys().filter(|n| hop_by_hop(n)).cloned().collect();
     let listed: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
         .iter()

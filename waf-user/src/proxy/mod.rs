@@ -39,7 +39,6 @@ use hyper_util::{
 };
 use ipnet::IpNet;
 use serde::Serialize;
-use tokio::net::TcpListener;
 
 pub use self::config::{
     AccessLog, AccessLogFormat, BodyOverflow, ClientHeader, HttpLimit, OnError, ProxyConfig,
@@ -264,14 +263,6 @@ impl Proxy {
         });
     }
 
-    /// Serves connections from `listener` on the calling runtime until the
-    /// task is dropped (the daemon serves on threads of their own:
-    /// [`Proxy::spawn_workers`]).
-    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
-        let _janitor = self.janitor();
-        self.accept_loop(listener).await;
-    }
-
     /// Forgets sources whose limits are full again, every 10 s, off the
     /// workers; stops when the returned guard is dropped.
     fn janitor(self: &Arc<Self>) -> AbortOnDrop {
@@ -289,23 +280,6 @@ impl Proxy {
                 .await;
             }
         }))
-    }
-
-    /// Accepts connections and serves each on a task of the calling
-    /// runtime.
-    async fn accept_loop(self: &Arc<Self>, listener: TcpListener) {
-        let builder = self.conn_builder();
-        loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "proxy accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            tokio::spawn(self.clone().connection(&builder, stream, peer));
-        }
     }
 
     /// The HTTP/1.1 server settings every connection gets.

@@ -35,8 +35,7 @@ thread_local! {
 }
 
 /// The worker number of the calling thread: which upstream connection
-/// pool it uses. 0 on threads that are not workers (the proxy served on a
-/// shared runtime).
+/// pool it uses (0 on a thread that is no worker).
 pub(super) fn index() -> usize {
     INDEX.with(Cell::get)
 }
@@ -219,6 +218,14 @@ impl Proxy {
                 conn.await;
             });
         };
+        // A connection counted here but registered with no loop yet.
+        let take = |stream: StdStream, peer: SocketAddr| match TcpStream::from_std(stream) {
+            Ok(stream) => serve(stream, peer),
+            Err(e) => {
+                peers[me].active.fetch_sub(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "proxy: taking a connection over failed");
+            }
+        };
         loop {
             tokio::select! {
                 accepted = async {
@@ -249,13 +256,7 @@ impl Proxy {
                         {
                             peers[to].active.fetch_sub(1, Ordering::Relaxed);
                             peers[me].active.fetch_add(1, Ordering::Relaxed);
-                            match TcpStream::from_std(stream) {
-                                Ok(stream) => serve(stream, peer),
-                                Err(e) => {
-                                    peers[me].active.fetch_sub(1, Ordering::Relaxed);
-                                    tracing::warn!(error = %e, "proxy: taking a connection back failed");
-                                }
-                            }
+                            take(stream, peer);
                         }
                     }
                     Err(e) => {
@@ -263,13 +264,7 @@ impl Proxy {
                         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     }
                 },
-                Some((stream, peer)) = handed.recv() => match TcpStream::from_std(stream) {
-                    Ok(stream) => serve(stream, peer),
-                    Err(e) => {
-                        peers[me].active.fetch_sub(1, Ordering::Relaxed);
-                        tracing::warn!(error = %e, "proxy: taking a connection over failed");
-                    }
-                },
+                Some((stream, peer)) = handed.recv() => take(stream, peer),
             }
         }
     }
