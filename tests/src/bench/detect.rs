@@ -330,7 +330,7 @@ pub fn run(args: &[String]) -> Result<()> {
     engine.set_clean_cache(!no_cache);
     let limits = cfg.limits.clone();
     println!(
-        "detect bench: {} requests from {set}, paranoia {}, {} iterations each, clean header cache {}",
+        "detect bench: {} requests from {set}, paranoia {}, {} iterations each, clean-value cache {}",
         samples.len(),
         cfg.paranoia,
         ITERATIONS,

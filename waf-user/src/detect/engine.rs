@@ -48,6 +48,7 @@ pub struct Engine {
     operator: Operator,
     scanners: Scanners,
     clean: cache::CleanCache,
+    clean_values: cache::CleanCache,
 }
 
 impl Engine {
@@ -64,6 +65,7 @@ impl Engine {
             operator,
             scanners,
             clean: cache::CleanCache::default(),
+            clean_values: cache::CleanCache::default(),
         })
     }
 

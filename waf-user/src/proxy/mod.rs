@@ -499,8 +499,8 @@ impl crate::telemetry::Telemetry for Proxy {
             ),
             crate::telemetry::Family::by(
                 "waf_detect_clean_cache_lookups",
-                "Header and cookie values looked up in the engine's cache of values \
-                 found clean (a hit skips the scan).",
+                "Header, cookie, name and parameter values looked up in the engine's \
+                 caches of values found clean (a hit skips the scan).",
                 crate::telemetry::MetricKind::Counter,
                 "outcome",
                 [("hit", cache.hits), ("miss", cache.misses)],

@@ -1,4 +1,5 @@
-//! Header and cookie values, and field names, already found clean.
+//! Header and cookie values, field names, and parameter, path and
+//! document values already found clean.
 //!
 //! A browser sends the same User-Agent, Accept, Sec-Ch-Ua and cookies
 //! with every request, and its neighbours send the same headers too: in
@@ -8,7 +9,9 @@
 //! a header or a cookie is a function of its name and value alone, that of
 //! a field name of the name and its encoding (and of the engine, which
 //! owns this cache), so a pair whose scan reported nothing is remembered
-//! and its next scan skipped. Only clean scans are kept: any finding, even
+//! and its next scan skipped. A value's scan is a function of the value,
+//! what it is read as (its target bits) and its encoding: these make its
+//! key ([`Pair::Value`]), in a cache of its own. Only clean scans are kept: any finding, even
 //! one the paranoia level or an exclusion then drops, and any check the
 //! tokenizer budget refused, leaves the pair out, and the budget a clean
 //! scan took is taken again on every hit (so later values see the budget
@@ -58,6 +61,15 @@ pub enum Pair {
     Cookie = 2,
     /// A field name: the "name" is the tag of its encoding.
     Name = 3,
+    /// A parameter, path or document value: the "name" is its target
+    /// bits and the tag of its encoding ([`value_name`]).
+    Value = 4,
+}
+
+/// The "name" of a [`Pair::Value`]: the target bits and the encoding's tag.
+pub fn value_name(target: u16, tag: &str) -> [u8; 3] {
+    let [a, b] = target.to_le_bytes();
+    [a, b, tag.as_bytes().first().copied().unwrap_or(0)]
 }
 
 #[derive(Default)]
@@ -104,7 +116,7 @@ impl Default for CleanCache {
 
 /// Writes the key of a pair into `buf`: its part, the name's length, the
 /// name, the value. False when it is too long to remember.
-pub fn key(part: Pair, name: &str, value: &str, buf: &mut Vec<u8>) -> bool {
+pub fn key(part: Pair, name: &[u8], value: &str, buf: &mut Vec<u8>) -> bool {
     let len = 3 + name.len() + value.len();
     if len > MAX_KEY {
         return false;
@@ -113,7 +125,7 @@ pub fn key(part: Pair, name: &str, value: &str, buf: &mut Vec<u8>) -> bool {
     buf.push(part as u8);
     // MAX_KEY < 65,536: the name's length fits two bytes.
     buf.extend_from_slice(&(name.len() as u16).to_le_bytes());
-    buf.extend_from_slice(name.as_bytes());
+    buf.extend_from_slice(name);
     buf.extend_from_slice(value.as_bytes());
     true
 }
@@ -205,17 +217,24 @@ thread_local! {
 }
 
 impl Engine {
-    /// Runs `scan` on a header, a cookie or a field name unless the pair
-    /// was found clean before; remembers it when it is clean now.
+    /// Runs `scan` on a header, a cookie, a field name or a value unless
+    /// the pair was found clean before; remembers it when it is clean now.
+    /// Values have a cache of their own: the ids and timestamps of a
+    /// stream of requests would otherwise push out the headers and names,
+    /// which repeat far more.
     pub(super) fn cached(
         &self,
         c: &mut Collector,
         part: Pair,
-        name: &str,
+        name: &[u8],
         value: &str,
         scan: impl FnOnce(&Engine, &mut Collector),
     ) {
-        if !self.clean.enabled() {
+        let cache = match part {
+            Pair::Value => &self.clean_values,
+            Pair::Header | Pair::Cookie | Pair::Name => &self.clean,
+        };
+        if !cache.enabled() {
             return scan(self, c);
         }
         let mut buf = KEY.take();
@@ -223,14 +242,14 @@ impl Engine {
             KEY.set(buf);
             return scan(self, c);
         }
-        if self.clean.get(&buf, |takes| c.replay_takes(takes)) {
+        if cache.get(&buf, |takes| c.replay_takes(takes)) {
             KEY.set(buf);
             return;
         }
         let mark = c.mark();
         scan(self, c);
         if let Some(takes) = c.clean_since(mark) {
-            self.clean.put(&buf, takes.into());
+            cache.put(&buf, takes.into());
         }
         KEY.set(buf);
     }
@@ -240,17 +259,24 @@ impl Engine {
     /// measuring and testing.
     pub fn set_clean_cache(&self, on: bool) {
         self.clean.set_enabled(on);
+        self.clean_values.set_enabled(on);
     }
 
     /// Forgets the clean header and cookie values and field names (a
     /// benchmark starts each pass with none).
     pub fn clear_clean_cache(&self) {
         self.clean.clear();
+        self.clean_values.clear();
     }
 
-    /// The cache's hits and misses since the engine was built.
+    /// The caches' hits and misses since the engine was built (headers,
+    /// cookies and names, and values, added up).
     pub fn clean_cache_stats(&self) -> CleanCacheStats {
-        self.clean.stats()
+        let (a, b) = (self.clean.stats(), self.clean_values.stats());
+        CleanCacheStats {
+            hits: a.hits + b.hits,
+            misses: a.misses + b.misses,
+        }
     }
 }
 
@@ -267,10 +293,11 @@ impl Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::rules::targets;
 
     fn k(name: &str, value: &str) -> Vec<u8> {
         let mut b = Vec::new();
-        assert!(key(Pair::Header, name, value, &mut b));
+        assert!(key(Pair::Header, name.as_bytes(), value, &mut b));
         b
     }
 
@@ -284,25 +311,25 @@ mod tests {
         let req = Request::parse(raw.as_bytes(), engine.limits()).unwrap();
         let first = engine.inspect(&req, None);
         assert_eq!(first.action, Action::Block, "{first:?}");
-        // Host, Accept, X-Note, two cookies and their two names (looked up
-        // inside the cookies' scans): all looked up, none known.
+        // The path, Host, Accept, X-Note, two cookies and their two names
+        // (looked up inside the cookies' scans): all looked up, none known.
         assert_eq!(
             engine.clean_cache_stats(),
-            CleanCacheStats { hits: 0, misses: 7 }
+            CleanCacheStats { hits: 0, misses: 8 }
         );
         let second = engine.inspect(&req, None);
         assert_eq!(second, first);
-        // Host, Accept and the two cookies are hits (their scans, names
-        // included, skipped); the injection is scanned again.
+        // The path, Host, Accept and the two cookies are hits (their
+        // scans, names included, skipped); the injection is scanned again.
         assert_eq!(
             engine.clean_cache_stats(),
-            CleanCacheStats { hits: 4, misses: 8 }
+            CleanCacheStats { hits: 5, misses: 9 }
         );
         engine.set_clean_cache(false);
         assert_eq!(engine.inspect(&req, None), first);
         assert_eq!(
             engine.clean_cache_stats(),
-            CleanCacheStats { hits: 4, misses: 8 }
+            CleanCacheStats { hits: 5, misses: 9 }
         );
     }
 
@@ -351,15 +378,64 @@ mod tests {
         assert!(cached.clean_cache_stats().hits > hits, "X-Q was a hit");
     }
 
+    /// Values are remembered per target and encoding, apart from the
+    /// headers, and an injection never is.
+    #[test]
+    fn clean_values_are_hits_per_target_and_encoding_and_attacks_never_are() {
+        use crate::detect::{Action, DetectConfig};
+        use crate::http::Request;
+        let engine = Engine::new(&DetectConfig::default()).unwrap();
+        let inspect = |raw: &str| {
+            let req = Request::parse(raw.as_bytes(), engine.limits()).unwrap();
+            engine.inspect(&req, None)
+        };
+        let query = "GET /a?id=ab12&q=1%27%20or%20%271%27%3D%271 HTTP/1.1\r\nHost: shop\r\n\r\n";
+        let first = inspect(query);
+        assert_eq!(first.action, Action::Block, "{first:?}");
+        // The path, two names, two values and Host: all new.
+        let after_first = engine.clean_cache_stats();
+        assert_eq!(after_first, CleanCacheStats { hits: 0, misses: 6 });
+        assert_eq!(inspect(query), first);
+        // All but the injection are hits now.
+        assert_eq!(
+            engine.clean_cache_stats(),
+            CleanCacheStats { hits: 5, misses: 7 }
+        );
+        assert_eq!(engine.clean_values.len(), 2, "the path and ab12");
+        // The same text as a JSON value is another key: scanned, then kept.
+        let body = r#"{"id":"ab12"}"#;
+        let json = format!(
+            "POST /a HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let before = engine.clean_cache_stats();
+        assert_eq!(inspect(&json).action, Action::Pass);
+        let after = engine.clean_cache_stats();
+        // Path and Host hit; the two new headers, the key and the value
+        // are new.
+        assert_eq!(after.hits - before.hits, 2, "{after:?}");
+        assert_eq!(after.misses - before.misses, 4, "{after:?}");
+        assert_eq!(engine.clean_values.len(), 3);
+        assert_ne!(
+            value_name(targets::ARGS, "f"),
+            value_name(targets::DOC, "f")
+        );
+        assert_ne!(
+            value_name(targets::ARGS, "f"),
+            value_name(targets::ARGS, "t")
+        );
+    }
+
     #[test]
     fn keys_keep_name_and_value_apart_and_long_pairs_are_not_kept() {
         // "ab" + "c" and "a" + "bc" are different pairs.
         assert_ne!(k("ab", "c"), k("a", "bc"));
         let mut b = Vec::new();
-        assert!(key(Pair::Cookie, "a", "b", &mut b));
+        assert!(key(Pair::Cookie, b"a", "b", &mut b));
         assert_ne!(b, k("a", "b"));
-        assert!(!key(Pair::Header, "n", &"x".repeat(MAX_KEY), &mut b));
-        assert!(key(Pair::Header, "n", &"x".repeat(MAX_KEY - 4), &mut b));
+        assert!(!key(Pair::Header, b"n", &"x".repeat(MAX_KEY), &mut b));
+        assert!(key(Pair::Header, b"n", &"x".repeat(MAX_KEY - 4), &mut b));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! cookies, headers, and the body as form, JSON, XML, multipart or raw.
 
 use super::Engine;
-use super::cache::Pair;
+use super::cache::{self, Pair};
 use super::value::{self, Encoding};
 use crate::detect::collect::{Collector, short};
 use crate::detect::kind::{Kind, Severity};
@@ -60,14 +60,14 @@ impl Engine {
 
     /// The raw path, and each segment of it that reads as code.
     fn scan_path(&self, raw_path: &str, c: &mut Collector) {
-        self.scan(c, raw_path, targets::PATH, &|| "path".into(), Encoding::Url);
+        self.scan_value(c, raw_path, targets::PATH, &|| "path".into(), Encoding::Url);
         // REST-style applications read path segments as parameters
         // (`/users/{id}`): a segment holding what a file or directory name
         // never does (quotes, shell and code punctuation, spaces) gets the
         // rules and tokenizers of a parameter value too.
         for segment in raw_path.split('/') {
             if segment_is_code_like(segment) {
-                self.scan(
+                self.scan_value(
                     c,
                     segment,
                     targets::ARGS,
@@ -88,7 +88,7 @@ impl Engine {
             &|| format!("{kind}_name:{}", short(&p.name)),
             enc,
         );
-        self.scan(
+        self.scan_value(
             c,
             &p.raw_value,
             targets::ARGS,
@@ -99,7 +99,7 @@ impl Engine {
         // name, but an application that reads the query string or the
         // body itself takes it as its input: read it as a value too.
         if !p.has_value {
-            self.scan(
+            self.scan_value(
                 c,
                 &p.raw_name,
                 targets::ARGS,
@@ -108,7 +108,7 @@ impl Engine {
             );
         }
         if let Some(tail) = encoded_value_tail(&p.raw_name) {
-            self.scan(
+            self.scan_value(
                 c,
                 tail,
                 targets::ARGS,
@@ -118,20 +118,41 @@ impl Engine {
         }
     }
 
+    /// [`Engine::scan`], unless the value was found clean before as the
+    /// same target in the same encoding: a site's parameters and documents
+    /// repeat values (ids, versions, flags) from request to request.
+    fn scan_value(
+        &self,
+        c: &mut Collector,
+        value: &str,
+        target: u16,
+        loc: &dyn Fn() -> String,
+        enc: Encoding,
+    ) {
+        let name = cache::value_name(target, enc.tag());
+        self.cached(c, Pair::Value, &name, value, |e, c| {
+            e.scan(c, value, target, loc, enc)
+        });
+    }
+
     /// A field name (parameter, cookie, JSON key, multipart part), unless
     /// found clean before: names come from an application's own vocabulary
     /// and repeat from request to request.
     fn scan_name(&self, c: &mut Collector, raw: &str, loc: &dyn Fn() -> String, enc: Encoding) {
-        self.cached(c, Pair::Name, enc.tag(), raw, |e, c| {
+        self.cached(c, Pair::Name, enc.tag().as_bytes(), raw, |e, c| {
             e.scan(c, raw, targets::NAMES, loc, enc)
         });
     }
 
     /// A cookie's name and value, unless the pair was found clean before.
     fn scan_cookie(&self, p: &Param, c: &mut Collector) {
-        self.cached(c, Pair::Cookie, &p.raw_name, &p.raw_value, |e, c| {
-            e.scan_cookie_uncached(p, c)
-        });
+        self.cached(
+            c,
+            Pair::Cookie,
+            p.raw_name.as_bytes(),
+            &p.raw_value,
+            |e, c| e.scan_cookie_uncached(p, c),
+        );
     }
 
     /// [`Engine::scan_cookie`] without the cache.
@@ -158,7 +179,7 @@ impl Engine {
         if h.name.eq_ignore_ascii_case("cookie") {
             return;
         }
-        self.cached(c, Pair::Header, &h.name, &h.value, |e, c| {
+        self.cached(c, Pair::Header, h.name.as_bytes(), &h.value, |e, c| {
             e.scan_header_uncached(h, c)
         });
     }
@@ -264,7 +285,7 @@ impl Engine {
             }
             Body::Xml(items) => {
                 for i in items {
-                    self.scan(
+                    self.scan_value(
                         c,
                         &i.text,
                         targets::DOC,
@@ -301,7 +322,7 @@ impl Engine {
                 Encoding::Text,
             );
         } else {
-            self.scan(
+            self.scan_value(
                 c,
                 &i.text,
                 targets::DOC,
@@ -343,7 +364,7 @@ impl Engine {
         let data = crate::http::lossy(&p.data);
         match &p.filename {
             Some(f) => {
-                self.scan(
+                self.scan_value(
                     c,
                     f,
                     targets::FILENAME,
@@ -353,7 +374,7 @@ impl Engine {
                 self.scan_file(c, p);
             }
             None if is_text(&p.data) => {
-                self.scan(
+                self.scan_value(
                     c,
                     &data,
                     targets::ARGS,
