@@ -1,6 +1,6 @@
 //! The parsed view of a body, chosen by Content-Type (or sniffed without one).
 
-use super::{Anomaly, JsonItem, Limits, Param, Part, XmlItem, json, multipart, target, xml};
+use super::{Anomaly, JsonItems, Limits, Param, Part, XmlItems, json, multipart, target, xml};
 
 /// What the body was parsed as.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -13,9 +13,9 @@ pub enum Body {
     /// `multipart/form-data` parts.
     Multipart(Vec<Part>),
     /// JSON keys and string values, walked recursively.
-    Json(Vec<JsonItem>),
+    Json(JsonItems),
     /// XML text nodes and attribute values.
-    Xml(Vec<XmlItem>),
+    Xml(XmlItems),
     /// Anything else: only the raw bytes.
     Raw,
 }

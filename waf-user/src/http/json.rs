@@ -1,19 +1,116 @@
 //! JSON bodies: every key and string value with a JSONPath-like location.
-
-use std::fmt::Write as _;
+//!
+//! The items are kept in arenas: their texts one after another in one
+//! string, their locations as a tree of path segments (`paths.rs`) written
+//! out only when asked for. Memory grows linearly with the document.
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-/// One JSON key or string value and where it is (`$.user.name`, `$.items[0]`).
+use super::paths::{NodeId, PathTree, ROOT};
+
+/// Where an item is: a node of the path tree, and for a string directly in
+/// an array, its index there (no node of its own; [`NO_INDEX`]: none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct At {
+    node: NodeId,
+    index: u32,
+}
+
+/// `At::index` of an item that is no array element.
+const NO_INDEX: u32 = u32::MAX;
+
+/// Bytes of `JsonItems::texts`, where an item is, and whether it is a key.
+/// Offsets and indexes fit 32 bits: [`parse`] refuses documents of 4 GiB
+/// or more, and neither texts nor indexes outgrow the document.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JsonItem {
-    /// JSONPath-like location of the value (for a key: of the member it names).
-    pub path: String,
+struct Item {
+    start: u32,
+    end: u32,
+    at: At,
+    is_key: bool,
+}
+
+/// The keys and string values of a JSON document, in document order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JsonItems {
+    texts: String,
+    items: Vec<Item>,
+    paths: PathTree,
+}
+
+/// One JSON key or string value and where it is (`$.user.name`, `$.items[0]`).
+#[derive(Debug, Clone, Copy)]
+pub struct JsonItem<'a> {
     /// The key or the string value (below the depth limit, at the path of
     /// the subtree that reached it).
-    pub text: String,
+    pub text: &'a str,
     /// Whether `text` is an object key rather than a value.
     pub is_key: bool,
+    at: At,
+    paths: &'a PathTree,
+}
+
+impl JsonItem<'_> {
+    /// JSONPath-like location of the value (for a key: of the member it
+    /// names).
+    pub fn path(&self) -> String {
+        let mut p = String::from("$");
+        self.paths.write(self.at.node, &mut p);
+        if self.at.index != NO_INDEX {
+            let i = self.at.index;
+            use std::fmt::Write as _;
+            // Writing to a String cannot fail.
+            let _ = write!(p, "[{i}]");
+        }
+        p
+    }
+}
+
+impl JsonItems {
+    /// The items in document order.
+    pub fn iter(&self) -> impl Iterator<Item = JsonItem<'_>> {
+        self.items.iter().map(|i| JsonItem {
+            text: &self.texts[i.start as usize..i.end as usize],
+            is_key: i.is_key,
+            at: i.at,
+            paths: &self.paths,
+        })
+    }
+
+    /// How many items.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.texts.capacity()
+            + self.items.capacity() * std::mem::size_of::<Item>()
+            + self.paths.heap_bytes()
+    }
+
+    /// Appends a text to the arena; its place.
+    fn push_text(&mut self, text: &str) -> (u32, u32) {
+        let start = self.texts.len();
+        self.texts.push_str(text);
+        // Below 4 GiB: see `Item`.
+        (start as u32, self.texts.len() as u32)
+    }
+
+    fn push(&mut self, text: &str, at: At, is_key: bool) {
+        let (start, end) = self.push_text(text);
+        self.items.push(Item {
+            start,
+            end,
+            at,
+            is_key,
+        });
+    }
 }
 
 /// Parses a JSON document and walks it as it is read: every key and
@@ -22,46 +119,44 @@ pub struct JsonItem {
 /// differ on which they read). Returns the items and whether the depth
 /// limit was hit: below it, keys and values keep the path of the subtree
 /// that reached the limit.
-pub fn parse(body: &[u8], max_depth: usize) -> Result<(Vec<JsonItem>, bool), serde_json::Error> {
+pub fn parse(body: &[u8], max_depth: usize) -> Result<(JsonItems, bool), serde_json::Error> {
+    if u32::try_from(body.len()).is_err() {
+        return Err(serde::de::Error::custom("a JSON document of 4 GiB or more"));
+    }
     let mut walker = Walker {
-        items: Vec::new(),
+        doc: JsonItems::default(),
         too_deep: false,
-        path: String::from("$"),
         max_depth,
+        seg: String::new(),
     };
     let mut de = serde_json::Deserializer::from_slice(body);
     Node {
         w: &mut walker,
         depth: 0,
+        at: At {
+            node: ROOT,
+            index: NO_INDEX,
+        },
     }
     .deserialize(&mut de)?;
     de.end()?;
-    Ok((walker.items, walker.too_deep))
+    Ok((walker.doc, walker.too_deep))
 }
 
 /// What the walk has found so far.
 struct Walker {
-    items: Vec<JsonItem>,
+    doc: JsonItems,
     too_deep: bool,
-    /// The location being read.
-    path: String,
     max_depth: usize,
+    /// Scratch space for a member's path segment.
+    seg: String,
 }
 
-impl Walker {
-    fn push(&mut self, text: String, is_key: bool) {
-        self.items.push(JsonItem {
-            path: self.path.clone(),
-            text,
-            is_key,
-        });
-    }
-}
-
-/// One value of the document, at `depth`.
+/// One value of the document, at `depth`, found at `at`.
 struct Node<'w> {
     w: &'w mut Walker,
     depth: usize,
+    at: At,
 }
 
 impl<'de> DeserializeSeed<'de> for Node<'_> {
@@ -80,12 +175,7 @@ impl<'de> Visitor<'de> for Node<'_> {
     }
 
     fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        self.w.push(v.to_owned(), false);
-        Ok(())
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<(), E> {
-        self.w.push(v, false);
+        self.w.doc.push(v, self.at, false);
         Ok(())
     }
 
@@ -110,53 +200,95 @@ impl<'de> Visitor<'de> for Node<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
-        let deep = self.enter();
-        let mut i = 0usize;
+        let (here, deep) = self.enter();
+        let mut i = 0u32;
         loop {
-            let len = self.w.path.len();
-            if !deep {
-                // Writing to a String cannot fail.
-                let _ = write!(self.w.path, "[{i}]");
-            }
+            let at = At {
+                node: here,
+                index: if deep { NO_INDEX } else { i },
+            };
             let more = seq
                 .next_element_seed(Node {
                     w: &mut *self.w,
                     depth: self.depth + 1,
+                    at,
                 })?
                 .is_some();
-            self.w.path.truncate(len);
             if !more {
                 return Ok(());
             }
-            i += 1;
+            // Fewer elements than bytes, and fewer bytes than u32::MAX.
+            i = i.saturating_add(1);
         }
     }
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
-        let deep = self.enter();
-        while let Some(key) = map.next_key::<String>()? {
-            let len = self.w.path.len();
-            if !deep {
-                push_key(&mut self.w.path, &key);
-            }
-            self.w.push(key, true);
+        let (here, deep) = self.enter();
+        while let Some((start, end)) = map.next_key_seed(Key { w: &mut *self.w })? {
+            let member = if deep {
+                here
+            } else {
+                let w = &mut *self.w;
+                w.seg.clear();
+                push_key(&mut w.seg, &w.doc.texts[start as usize..end as usize]);
+                w.doc.paths.child(here, &w.seg)
+            };
+            let at = At {
+                node: member,
+                index: NO_INDEX,
+            };
+            self.w.doc.items.push(Item {
+                start,
+                end,
+                at,
+                is_key: true,
+            });
             map.next_value_seed(Node {
                 w: &mut *self.w,
                 depth: self.depth + 1,
+                at,
             })?;
-            self.w.path.truncate(len);
         }
         Ok(())
     }
 }
 
 impl Node<'_> {
-    /// Entering an object or array: whether it is at or past the depth
-    /// limit (its contents then keep its path).
-    fn enter(&mut self) -> bool {
+    /// Entering an object or array: its node, and whether it is at or past
+    /// the depth limit (its contents then keep its path).
+    fn enter(&mut self) -> (NodeId, bool) {
         let deep = self.depth >= self.w.max_depth;
         self.w.too_deep |= deep;
-        deep
+        let node = match self.at.index {
+            NO_INDEX => self.at.node,
+            i => self.w.doc.paths.element(self.at.node, i),
+        };
+        (node, deep)
+    }
+}
+
+/// An object key: its text goes into the arena, its place comes back.
+struct Key<'w> {
+    w: &'w mut Walker,
+}
+
+impl<'de> DeserializeSeed<'de> for Key<'_> {
+    type Value = (u32, u32);
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(u32, u32), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key<'_> {
+    type Value = (u32, u32);
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<(u32, u32), E> {
+        Ok(self.w.doc.push_text(v))
     }
 }
 
@@ -180,6 +312,8 @@ fn push_key(path: &mut String, key: &str) {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
     use proptest::prelude::*;
     use serde_json::Value;
 
@@ -191,25 +325,17 @@ mod tests {
         path: &mut String,
         depth: usize,
         max: usize,
-        out: &mut Vec<JsonItem>,
+        out: &mut Vec<(String, String, bool)>,
     ) {
         match v {
-            Value::String(s) => out.push(JsonItem {
-                path: path.clone(),
-                text: s.clone(),
-                is_key: false,
-            }),
+            Value::String(s) => out.push((path.clone(), s.clone(), false)),
             Value::Object(map) => {
                 for (k, child) in map {
                     let len = path.len();
                     if depth < max {
                         push_key(path, k);
                     }
-                    out.push(JsonItem {
-                        path: path.clone(),
-                        text: k.clone(),
-                        is_key: true,
-                    });
+                    out.push((path.clone(), k.clone(), true));
                     walk_reference(child, path, depth + 1, max, out);
                     path.truncate(len);
                 }
@@ -244,8 +370,11 @@ mod tests {
         })
     }
 
-    fn sorted(v: Vec<JsonItem>) -> Vec<(String, String, bool)> {
-        let mut out: Vec<_> = v.into_iter().map(|i| (i.path, i.text, i.is_key)).collect();
+    fn sorted(v: &JsonItems) -> Vec<(String, String, bool)> {
+        let mut out: Vec<_> = v
+            .iter()
+            .map(|i| (i.path(), i.text.to_owned(), i.is_key))
+            .collect();
         out.sort();
         out
     }
@@ -259,7 +388,8 @@ mod tests {
             let (items, _) = parse(text.as_bytes(), max).unwrap();
             let mut want = Vec::new();
             walk_reference(&v, &mut String::from("$"), 0, max, &mut want);
-            prop_assert_eq!(sorted(items), sorted(want));
+            want.sort();
+            prop_assert_eq!(sorted(&items), want);
         }
 
         /// Any bytes: an error or items, never a panic; what parses as a
@@ -272,17 +402,54 @@ mod tests {
         }
     }
 
+    /// The values' paths and texts.
+    fn values(items: &JsonItems) -> Vec<(String, &str)> {
+        items
+            .iter()
+            .filter(|i| !i.is_key)
+            .map(|i| (i.path(), i.text))
+            .collect()
+    }
+
+    /// Paths are not written out per item: a document of empty strings
+    /// 31 members of 64 bytes deep (each path about 2 kB) keeps memory in
+    /// proportion to its length, where one path per item would take
+    /// hundreds of times the document.
+    #[test]
+    fn memory_grows_with_the_document_not_with_its_depth() {
+        let key = "k".repeat(64);
+        let mut doc = format!("{{\"{key}\":").repeat(31);
+        doc.push('[');
+        doc.push_str(&"\"\",".repeat(30_000));
+        doc.push_str("\"\"]");
+        doc.push_str(&"}".repeat(31));
+        let (items, deep) = parse(doc.as_bytes(), 32).unwrap();
+        assert!(!deep);
+        assert_eq!(items.len(), 31 + 30_001);
+        let last = items.iter().last().unwrap();
+        assert_eq!(
+            last.path(),
+            format!("${}[30000]", format!(".{key}").repeat(31))
+        );
+        let written_out: usize = items.iter().map(|i| i.path().len()).sum();
+        assert!(written_out > 500 * doc.len(), "{written_out}");
+        assert!(
+            items.heap_bytes() < 16 * doc.len(),
+            "{} for {} bytes",
+            items.heap_bytes(),
+            doc.len()
+        );
+    }
+
     #[test]
     fn duplicate_keys_are_all_read() {
         let (items, _) = parse(br#"{"q":"1 union select pass from users","q":"x"}"#, 8).unwrap();
-        let values: Vec<_> = items
-            .iter()
-            .filter(|i| !i.is_key)
-            .map(|i| (i.path.as_str(), i.text.as_str()))
-            .collect();
         assert_eq!(
-            values,
-            [("$.q", "1 union select pass from users"), ("$.q", "x")]
+            values(&items),
+            [
+                ("$.q".to_owned(), "1 union select pass from users"),
+                ("$.q".to_owned(), "x")
+            ]
         );
     }
 
@@ -299,23 +466,18 @@ mod tests {
         let (items, deep) =
             parse(br#"{"user":{"name":"bob","tags":["a",1,{"x y":"z"}]}}"#, 32).unwrap();
         assert!(!deep);
-        let got: Vec<_> = items
-            .iter()
-            .filter(|i| !i.is_key)
-            .map(|i| (i.path.as_str(), i.text.as_str()))
-            .collect();
         assert_eq!(
-            got,
+            values(&items),
             [
-                ("$.user.name", "bob"),
-                ("$.user.tags[0]", "a"),
-                ("$.user.tags[2][\"x y\"]", "z")
+                ("$.user.name".to_owned(), "bob"),
+                ("$.user.tags[0]".to_owned(), "a"),
+                ("$.user.tags[2][\"x y\"]".to_owned(), "z")
             ]
         );
         assert!(
             items
                 .iter()
-                .any(|i| i.is_key && i.text == "name" && i.path == "$.user.name")
+                .any(|i| i.is_key && i.text == "name" && i.path() == "$.user.name")
         );
     }
 
@@ -326,7 +488,7 @@ mod tests {
         assert!(
             items
                 .iter()
-                .any(|i| i.path == "$.a.b" && i.text.contains("or 1=1"))
+                .any(|i| i.path() == "$.a.b" && i.text.contains("or 1=1"))
         );
     }
 }

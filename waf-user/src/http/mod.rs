@@ -26,6 +26,7 @@ pub mod json;
 pub mod meter;
 pub mod multipart;
 mod parse;
+pub mod paths;
 pub mod target;
 pub mod xml;
 
@@ -34,10 +35,10 @@ pub use body::Body;
 pub use canonical::{CanonicalPath, PathFlags};
 pub use error::ParseError;
 pub use glob::{PathGlob, PathGlobSet};
-pub use json::JsonItem;
+pub use json::{JsonItem, JsonItems};
 pub use meter::{BodyMeter, counted_len};
 pub use multipart::Part;
-pub use xml::XmlItem;
+pub use xml::{XmlItem, XmlItems};
 
 use serde::Deserialize;
 

@@ -3,31 +3,88 @@
 //! left as they are (the detector decodes them); DOCTYPE and entity
 //! declarations stay in the raw body for the XXE rules.
 
+use super::paths::{NodeId, PathTree, ROOT};
+
 /// One XML text node or attribute value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct XmlItem {
-    /// `/a/b` for text, `/a/b/@attr` for an attribute value.
-    pub path: String,
+#[derive(Debug, Clone, Copy)]
+pub struct XmlItem<'a> {
     /// The text as written (entities not decoded).
-    pub text: String,
+    pub text: &'a str,
+    node: NodeId,
+    paths: &'a PathTree,
+}
+
+impl XmlItem<'_> {
+    /// `/a/b` for text, `/a/b/@attr` for an attribute value.
+    pub fn path(&self) -> String {
+        let mut p = String::new();
+        self.paths.write(self.node, &mut p);
+        if p.is_empty() {
+            p.push('/');
+        }
+        p
+    }
+}
+
+/// The text nodes and attribute values of a document, in document order:
+/// their texts one after another in one string, their paths a tree
+/// (`paths.rs`), so memory grows linearly with the document.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct XmlItems {
+    texts: String,
+    /// Bytes of `texts`, and the node of the path.
+    items: Vec<(usize, usize, NodeId)>,
+    paths: PathTree,
+}
+
+impl XmlItems {
+    /// The items in document order.
+    pub fn iter(&self) -> impl Iterator<Item = XmlItem<'_>> {
+        self.items.iter().map(|&(s, e, node)| XmlItem {
+            text: &self.texts[s..e],
+            node,
+            paths: &self.paths,
+        })
+    }
+
+    /// How many items.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.texts.capacity()
+            + self.items.capacity() * std::mem::size_of::<(usize, usize, NodeId)>()
+            + self.paths.heap_bytes()
+    }
+
+    fn push(&mut self, text: &str, node: NodeId) {
+        let start = self.texts.len();
+        self.texts.push_str(text);
+        self.items.push((start, self.texts.len(), node));
+    }
 }
 
 /// Scans an XML document. Never fails: malformed markup yields what could be
 /// read. `max_depth` bounds the element path kept.
-pub fn scan(doc: &str, max_depth: usize) -> Vec<XmlItem> {
+pub fn scan(doc: &str, max_depth: usize) -> XmlItems {
     let b = doc.as_bytes();
-    let mut items = Vec::new();
-    let mut stack: Vec<&str> = Vec::new();
+    let mut items = XmlItems::default();
+    // Open elements: their names and path nodes.
+    let mut stack: Vec<(&str, NodeId)> = Vec::new();
     let mut i = 0;
     while i < b.len() {
         if b[i] != b'<' {
             let end = memchr::memchr(b'<', &b[i..]).map_or(b.len(), |j| i + j);
             let text = doc[i..end].trim();
             if !text.is_empty() {
-                items.push(XmlItem {
-                    path: path_of(&stack),
-                    text: text.to_owned(),
-                });
+                items.push(text, top(&stack));
             }
             i = end;
             continue;
@@ -39,10 +96,7 @@ pub fn scan(doc: &str, max_depth: usize) -> Vec<XmlItem> {
             let end = cdata.find("]]>").unwrap_or(cdata.len());
             let text = cdata[..end].trim();
             if !text.is_empty() {
-                items.push(XmlItem {
-                    path: path_of(&stack),
-                    text: text.to_owned(),
-                });
+                items.push(text, top(&stack));
             }
             i += 9 + (end + 3).min(cdata.len());
         } else if rest.starts_with("<?") {
@@ -52,7 +106,7 @@ pub fn scan(doc: &str, max_depth: usize) -> Vec<XmlItem> {
         } else if let Some(close) = rest.strip_prefix("</") {
             let end = close.find('>').unwrap_or(close.len());
             let name = close[..end].trim();
-            if let Some(pos) = stack.iter().rposition(|n| *n == name) {
+            if let Some(pos) = stack.iter().rposition(|(n, _)| *n == name) {
                 stack.truncate(pos);
             }
             i += 2 + (end + 1).min(close.len());
@@ -81,8 +135,8 @@ fn skip_declaration(rest: &str) -> usize {
 fn open_tag<'a>(
     doc: &'a str,
     start: usize,
-    stack: &mut Vec<&'a str>,
-    items: &mut Vec<XmlItem>,
+    stack: &mut Vec<(&'a str, NodeId)>,
+    items: &mut XmlItems,
     max_depth: usize,
 ) -> usize {
     let b = doc.as_bytes();
@@ -133,14 +187,18 @@ fn open_tag<'a>(
         }
     }
     if !name.is_empty() && stack.len() < max_depth {
-        stack.push(name);
-        let base = path_of(stack);
+        let mut seg = String::with_capacity(name.len().min(64 * 4) + 1);
+        seg.push('/');
+        seg.extend(name.chars().take(64));
+        let node = items.paths.child(top(stack), &seg);
+        stack.push((name, node));
         for (an, v) in attrs {
             if !v.is_empty() {
-                items.push(XmlItem {
-                    path: format!("{base}/@{an}"),
-                    text: v.to_owned(),
-                });
+                seg.clear();
+                seg.push_str("/@");
+                seg.push_str(an);
+                let attr = items.paths.child(node, &seg);
+                items.push(v, attr);
             }
         }
         if self_closing {
@@ -166,16 +224,9 @@ fn attr_value(doc: &str, i: usize) -> (&str, usize) {
     }
 }
 
-fn path_of(stack: &[&str]) -> String {
-    if stack.is_empty() {
-        return "/".to_owned();
-    }
-    let mut p = String::new();
-    for n in stack {
-        p.push('/');
-        p.extend(n.chars().take(64));
-    }
-    p
+/// The path node of the innermost open element (the root when none).
+fn top(stack: &[(&str, NodeId)]) -> NodeId {
+    stack.last().map_or(ROOT, |&(_, n)| n)
 }
 
 #[cfg(test)]
@@ -188,17 +239,44 @@ mod tests {
             r#"<?xml version="1.0"?><root><a probe="x&lt;y"/><b>hi <![CDATA[raw]]></b></root>"#,
             16,
         );
-        let got: Vec<_> = items
-            .iter()
-            .map(|i| (i.path.as_str(), i.text.as_str()))
-            .collect();
+        let got: Vec<_> = items.iter().map(|i| (i.path(), i.text)).collect();
         assert_eq!(
             got,
             [
-                ("/root/a/@probe", "x&lt;y"),
-                ("/root/b", "hi"),
-                ("/root/b", "raw")
+                ("/root/a/@probe".to_owned(), "x&lt;y"),
+                ("/root/b".to_owned(), "hi"),
+                ("/root/b".to_owned(), "raw")
             ]
+        );
+        let top = scan("loose <a>x</a>", 4);
+        let got: Vec<_> = top.iter().map(|i| (i.path(), i.text)).collect();
+        assert_eq!(got, [("/".to_owned(), "loose"), ("/a".to_owned(), "x")]);
+    }
+
+    /// Paths are not written out per item: texts and attributes 31
+    /// elements of 64 bytes deep (each path about 2 kB) keep memory in
+    /// proportion to the document.
+    #[test]
+    fn memory_grows_with_the_document_not_with_its_depth() {
+        let name = "e".repeat(64);
+        let mut doc = format!("<{name}>").repeat(31);
+        doc.push_str(&"x<b/>".repeat(10_000));
+        doc.push_str("<c");
+        doc.push_str(&" a=1".repeat(10_000));
+        doc.push_str("/>");
+        let items = scan(&doc, 32);
+        assert_eq!(items.len(), 20_000);
+        let deep = format!("/{name}").repeat(31);
+        let paths: Vec<String> = items.iter().map(|i| i.path()).collect();
+        assert_eq!(paths[0], deep);
+        assert_eq!(paths[19_999], format!("{deep}/c/@a"));
+        let written_out: usize = paths.iter().map(String::len).sum();
+        assert!(written_out > 200 * doc.len(), "{written_out}");
+        assert!(
+            items.heap_bytes() < 32 * doc.len(),
+            "{} for {} bytes",
+            items.heap_bytes(),
+            doc.len()
         );
     }
 

@@ -66,7 +66,7 @@ fn fuzz_json() {
                 items.len()
             );
             check!(
-                items.iter().all(|i| i.path.starts_with('$')),
+                items.iter().all(|i| i.path().starts_with('$')),
                 "a path without $"
             );
             let h = vec![("Content-Type".to_owned(), "application/json".to_owned())];

@@ -71,12 +71,13 @@ fn fuzz_xml() {
         let mut want = Vec::new();
         write(&root, &mut doc, "", &mut want);
         let got: Vec<(String, String)> = xml::scan(&doc, 64)
-            .into_iter()
-            .map(|i| (i.path, i.text))
+            .iter()
+            .map(|i| (i.path(), i.text.to_owned()))
             .collect();
         check!(got == want, "scan {got:?} != {want:?} for {doc}");
-        for item in xml::scan(&noise, 8) {
-            check!(item.path.starts_with('/'), "path {:?}", item.path);
+        for item in xml::scan(&noise, 8).iter() {
+            let path = item.path();
+            check!(path.starts_with('/'), "path {path:?}");
         }
         Ok(())
     });

@@ -279,17 +279,17 @@ impl Engine {
                 }
             }
             Body::Json(items) => {
-                for i in items {
-                    self.scan_json_item(i, c);
+                for i in items.iter() {
+                    self.scan_json_item(&i, c);
                 }
             }
             Body::Xml(items) => {
-                for i in items {
+                for i in items.iter() {
                     self.scan_value(
                         c,
-                        &i.text,
+                        i.text,
                         targets::DOC,
-                        &|| format!("xml:{}", short(&i.path)),
+                        &|| format!("xml:{}", short(&i.path())),
                         Encoding::Text,
                     );
                 }
@@ -317,16 +317,16 @@ impl Engine {
         if i.is_key {
             self.scan_name(
                 c,
-                &i.text,
-                &|| format!("json_key:{}", short(&i.path)),
+                i.text,
+                &|| format!("json_key:{}", short(&i.path())),
                 Encoding::Text,
             );
         } else {
             self.scan_value(
                 c,
-                &i.text,
+                i.text,
                 targets::DOC,
-                &|| format!("json:{}", short(&i.path)),
+                &|| format!("json:{}", short(&i.path())),
                 Encoding::Text,
             );
         }

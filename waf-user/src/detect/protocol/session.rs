@@ -86,7 +86,7 @@ fn session_parameter(req: &Request) -> Option<&str> {
             .chain(params.iter().map(|p| p.name.as_str()))
             .find(|n| is_session(n)),
         Body::Json(items) => query
-            .chain(items.iter().filter(|i| i.is_key).map(|i| i.text.as_str()))
+            .chain(items.iter().filter(|i| i.is_key).map(|i| i.text))
             .find(|n| is_session(n)),
         Body::Multipart(parts) => query
             .chain(parts.iter().map(|p| p.name.as_str()))
