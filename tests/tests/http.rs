@@ -377,9 +377,14 @@ fn pipeline(dst: &str, batch: &[u8], n: usize) -> usize {
 /// One keep-alive request on `c`: the status line's code, the connection
 /// left open.
 fn get_on(c: &mut std::net::TcpStream, path: &str) -> String {
+    let head = format!("GET {path} HTTP/1.1\r\nHost: shop\r\nUser-Agent: t\r\n\r\n");
+    request_on(c, head.as_bytes())
+}
+
+/// Sends a request on a kept-alive connection; the status of its answer.
+fn request_on(c: &mut std::net::TcpStream, raw: &[u8]) -> String {
     use std::io::{Read as _, Write as _};
-    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: shop\r\nUser-Agent: t\r\n\r\n").as_bytes())
-        .unwrap();
+    c.write_all(raw).unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     // The upstream answers `Content-Length: 5`; the proxy's 403 is JSON.
@@ -411,10 +416,18 @@ fn local_get(port: u16, path: &str) -> String {
 /// The in-process proxy on `workers` workers in front of an upstream that
 /// answers `200 hello`.
 fn proxy_on_workers(workers: usize) -> waf_tests::bench::InProcessProxy {
+    proxy_with(workers, |_| {})
+}
+
+/// The same, its configuration changed by `change` first.
+fn proxy_with(
+    workers: usize,
+    change: impl FnOnce(&mut waf_user::config::ProxyConfig),
+) -> waf_tests::bench::InProcessProxy {
     use waf_tests::bench::{InProcessProxy, proxy::upstream_on};
     waf_tests::require_root();
     let up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let pcfg = waf_user::config::ProxyConfig {
+    let mut pcfg = waf_user::config::ProxyConfig {
         upstream: Some(
             format!("http://{}", up.local_addr().unwrap())
                 .parse()
@@ -423,8 +436,50 @@ fn proxy_on_workers(workers: usize) -> waf_tests::bench::InProcessProxy {
         access_log: waf_user::proxy::AccessLog::Off,
         ..Default::default()
     };
+    change(&mut pcfg);
     upstream_on(up);
     InProcessProxy::start(&pcfg, None, None, workers).unwrap()
+}
+
+/// A request whose inspection runs over `inspect_budget` is never
+/// forwarded uninspected: under `on_error = "open"` (the default) its
+/// verdict is awaited (the attack at the end of a 540 kB form blocked, the
+/// same form without it forwarded); under "closed" both get 503. A 1 ms
+/// budget is far below what 540 kB take to inspect (several ms).
+#[test]
+fn a_request_over_the_inspection_budget_is_never_forwarded_uninspected() {
+    use waf_user::proxy::OnError;
+    let form = |tail: &str| {
+        let body = format!("q={}{tail}", "lorem+ipsum+dolor+sit+amet+".repeat(20_000));
+        format!(
+            "POST /f HTTP/1.1\r\nHost: shop\r\nUser-Agent: t\r\nContent-Type: \
+             application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let attack = form("%27+union+select+password+from+users--");
+    let benign = form("end");
+    for (on_error, want) in [
+        (OnError::Open, ["403", "200"]),
+        (OnError::Closed, ["503", "503"]),
+    ] {
+        let p = proxy_with(1, |c| {
+            c.inspect_budget = waf_user::config::Dur(Duration::from_millis(1));
+            c.on_error = on_error;
+        });
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let got = [
+            request_on(&mut c, attack.as_bytes()),
+            request_on(&mut c, benign.as_bytes()),
+        ];
+        assert_eq!(got, want, "{on_error:?}");
+        let st = &p.proxy.stats;
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(n(&st.inspect_over_budget), 2, "{on_error:?}");
+        let forwarded = usize::from(on_error == OnError::Open);
+        assert_eq!(n(&st.forwarded), forwarded as u64, "{on_error:?}");
+    }
 }
 
 /// `n` keep-alive connections opened one after another, each served a

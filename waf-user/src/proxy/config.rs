@@ -59,7 +59,9 @@ impl<'de> Deserialize<'de> for Cidr {
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum OnError {
-    /// Forward the request (availability first).
+    /// Forward the request when inspection fails; wait for the verdict
+    /// when it runs over its budget (availability first, never a request
+    /// forwarded uninspected for being slow).
     #[default]
     Open,
     /// Refuse it with 503 (security first).
@@ -168,9 +170,11 @@ pub struct ProxyConfig {
     pub trusted_depth: usize,
     /// The header trusted peers name the client in.
     pub client_header: ClientHeader,
-    /// On inspection error or budget overrun: open (forward) or closed (503).
+    /// On inspection error: open (forward) or closed (503). On a budget
+    /// overrun: open waits for the verdict (never forwarding uninspected),
+    /// closed answers 503.
     pub on_error: OnError,
-    /// Time inspection may take per request.
+    /// Time inspection may take per request (bodies over 16 kB).
     pub inspect_budget: Dur,
     /// Bodies longer than the inspection limit: reject (413) or inspect
     /// the first part.

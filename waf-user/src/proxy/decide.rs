@@ -34,7 +34,8 @@ const INLINE_INSPECT_BYTES: usize = 16 * 1024;
 enum Refusal {
     /// Our parser refused it (never forwarded, whatever `on_error` says).
     Unparsable(StatusCode, String),
-    /// Inspection failed or ran over its budget (`on_error` decides).
+    /// Inspection failed (`on_error` decides), or ran over its budget under
+    /// `on_error = "closed"`.
     Failed(String),
 }
 
@@ -355,14 +356,28 @@ impl Proxy {
         if len <= INLINE_INSPECT_BYTES {
             return inspect();
         }
+        // Past the budget, `on_error = "closed"` answers 503 at once; "open"
+        // waits for the verdict. Forwarding then would let through,
+        // uninspected, whatever an attacker makes slow to inspect (a large
+        // body of costly text, or many at once); and the inspection runs
+        // to its end on the blocking pool either way.
         let budget = self.cfg.inspect_budget;
-        match tokio::time::timeout(budget.0, tokio::task::spawn_blocking(inspect)).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => Err(Refusal::Failed(format!("inspection failed: {e}"))),
-            Err(_) => Err(Refusal::Failed(format!(
-                "inspection over its budget ({budget})"
-            ))),
-        }
+        let mut task = tokio::task::spawn_blocking(inspect);
+        let done = match tokio::time::timeout(budget.0, &mut task).await {
+            Ok(done) => done,
+            Err(_) => {
+                self.stats
+                    .inspect_over_budget
+                    .fetch_add(1, Ordering::Relaxed);
+                if self.cfg.on_error == OnError::Closed {
+                    return Err(Refusal::Failed(format!(
+                        "inspection over its budget ({budget})"
+                    )));
+                }
+                task.await
+            }
+        };
+        done.unwrap_or_else(|e| Err(Refusal::Failed(format!("inspection failed: {e}"))))
     }
 
     /// Hands the verdict to the findings (counted, ranked on the overview,

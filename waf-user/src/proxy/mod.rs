@@ -74,8 +74,12 @@ pub struct ProxyStats {
     pub forwarded: AtomicU64,
     /// Requests that would have been blocked (passive mode).
     pub would_block: AtomicU64,
-    /// Inspection errors or budget overruns.
+    /// Inspection errors, and budget overruns under `on_error = "closed"`.
     pub inspect_errors: AtomicU64,
+    /// Inspections that ran over `inspect_budget` (under `on_error =
+    /// "open"` the verdict is still awaited: a slow request is never
+    /// forwarded uninspected).
+    pub inspect_over_budget: AtomicU64,
     /// Upstream failures (502/504).
     pub upstream_errors: AtomicU64,
     /// Requests forwarded without inspection (`[detect] exempt_paths`).
@@ -465,6 +469,7 @@ impl crate::telemetry::Telemetry for Proxy {
                     ("rate_limited", n(&st.rate_limited)),
                     ("would_block", n(&st.would_block)),
                     ("inspect_error", n(&st.inspect_errors)),
+                    ("inspect_over_budget", n(&st.inspect_over_budget)),
                     ("upstream_error", n(&st.upstream_errors)),
                     ("body_too_large", n(&st.body_too_large)),
                     ("exempt", n(&st.exempt)),

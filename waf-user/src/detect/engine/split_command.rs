@@ -53,21 +53,49 @@ fn next_word(low: &[u8], mut j: usize) -> Option<(usize, usize)> {
     Some((start, j))
 }
 
+/// The next match of a search at or after a position that only moves
+/// forward, remembered until the position passes it.
+#[derive(Default)]
+struct Ahead {
+    /// None: not searched yet; Some(None): no match left.
+    found: Option<Option<usize>>,
+}
+
+impl Ahead {
+    fn at(
+        &mut self,
+        from: usize,
+        search: impl Fn(&[u8]) -> Option<usize>,
+        text: &[u8],
+    ) -> Option<usize> {
+        match self.found {
+            Some(Some(k)) if k >= from => Some(k),
+            Some(None) => None,
+            _ => {
+                let k = text.get(from..).and_then(search).map(|k| from + k);
+                self.found = Some(k);
+                k
+            }
+        }
+    }
+}
+
 /// The first command name spelled with splitting in the folded value
 /// `low`, as written. Only the words around a quote, a backslash or a
 /// brace are read.
 pub(super) fn find(low: &[u8]) -> Option<String> {
-    let braces = memchr::memchr(b'{', low).is_some();
-    let next = |from: usize| {
-        let a = memchr::memchr3(b'\'', b'"', b'\\', &low[from..]);
-        let b = if braces {
-            memchr::memchr(b'{', &low[from..])
-        } else {
-            None
-        };
+    // The next quote or backslash and the next brace at or after `from`
+    // (which never goes back), each searched for again only once `from`
+    // has passed it: searching both from `from` every time read a value of
+    // many braces and no quote to its end once per brace.
+    let mut quote = Ahead::default();
+    let mut brace = Ahead::default();
+    let mut next = |from: usize| {
+        let a = quote.at(from, |t| memchr::memchr3(b'\'', b'"', b'\\', t), low);
+        let b = brace.at(from, |t| memchr::memchr(b'{', t), low);
         match (a, b) {
-            (Some(a), Some(b)) => Some(from + a.min(b)),
-            (a, b) => a.or(b).map(|x| from + x),
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     };
     // A quote or backslash at a word's start or end (`"key"`) splits
