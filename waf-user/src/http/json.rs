@@ -6,7 +6,7 @@
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::paths::{NodeId, PathTree, ROOT};
+use super::paths::{Arena, NodeId, PathTree, ROOT};
 
 /// Where an item is: a node of the path tree, and for a string directly in
 /// an array, its index there (no node of its own; [`NO_INDEX`]: none).
@@ -19,11 +19,11 @@ struct At {
 /// `At::index` of an item that is no array element.
 const NO_INDEX: u32 = u32::MAX;
 
-/// Bytes of `JsonItems::texts`, where an item is, and whether it is a key.
+/// Bytes of the arena's texts, where an item is, and whether it is a key.
 /// Offsets and indexes fit 32 bits: [`parse`] refuses documents of 4 GiB
 /// or more, and neither texts nor indexes outgrow the document.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Item {
+pub struct JsonEntry {
     start: u32,
     end: u32,
     at: At,
@@ -31,12 +31,7 @@ struct Item {
 }
 
 /// The keys and string values of a JSON document, in document order.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct JsonItems {
-    texts: String,
-    items: Vec<Item>,
-    paths: PathTree,
-}
+pub type JsonItems = Arena<JsonEntry>;
 
 /// One JSON key or string value and where it is (`$.user.name`, `$.items[0]`).
 #[derive(Debug, Clone, Copy)]
@@ -66,7 +61,7 @@ impl JsonItem<'_> {
     }
 }
 
-impl JsonItems {
+impl Arena<JsonEntry> {
     /// The items in document order.
     pub fn iter(&self) -> impl Iterator<Item = JsonItem<'_>> {
         self.items.iter().map(|i| JsonItem {
@@ -77,34 +72,15 @@ impl JsonItems {
         })
     }
 
-    /// How many items.
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    /// Whether there is none.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// Heap bytes held.
-    pub fn heap_bytes(&self) -> usize {
-        self.texts.capacity()
-            + self.items.capacity() * std::mem::size_of::<Item>()
-            + self.paths.heap_bytes()
-    }
-
-    /// Appends a text to the arena; its place.
-    fn push_text(&mut self, text: &str) -> (u32, u32) {
-        let start = self.texts.len();
-        self.texts.push_str(text);
-        // Below 4 GiB: see `Item`.
-        (start as u32, self.texts.len() as u32)
+    /// Appends a text; its place (below 4 GiB: see [`JsonEntry`]).
+    fn push_text32(&mut self, text: &str) -> (u32, u32) {
+        let (start, end) = self.push_text(text);
+        (start as u32, end as u32)
     }
 
     fn push(&mut self, text: &str, at: At, is_key: bool) {
-        let (start, end) = self.push_text(text);
-        self.items.push(Item {
+        let (start, end) = self.push_text32(text);
+        self.items.push(JsonEntry {
             start,
             end,
             at,
@@ -237,7 +213,7 @@ impl<'de> Visitor<'de> for Node<'_> {
                 node: member,
                 index: NO_INDEX,
             };
-            self.w.doc.items.push(Item {
+            self.w.doc.items.push(JsonEntry {
                 start,
                 end,
                 at,
@@ -288,7 +264,7 @@ impl<'de> Visitor<'de> for Key<'_> {
     }
 
     fn visit_str<E>(self, v: &str) -> Result<(u32, u32), E> {
-        Ok(self.w.doc.push_text(v))
+        Ok(self.w.doc.push_text32(v))
     }
 }
 

@@ -105,6 +105,52 @@ impl PathTree {
     }
 }
 
+/// The items of a document: their texts one after another in one string,
+/// an entry of type `E` each (where its text is, and where it is), and
+/// the path tree the entries point into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arena<E> {
+    pub(super) texts: String,
+    pub(super) items: Vec<E>,
+    pub(super) paths: PathTree,
+}
+
+impl<E> Default for Arena<E> {
+    fn default() -> Self {
+        Arena {
+            texts: String::new(),
+            items: Vec::new(),
+            paths: PathTree::default(),
+        }
+    }
+}
+
+impl<E> Arena<E> {
+    /// How many items.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.texts.capacity()
+            + self.items.capacity() * std::mem::size_of::<E>()
+            + self.paths.heap_bytes()
+    }
+
+    /// Appends a text; the bytes it takes in `texts`.
+    pub(super) fn push_text(&mut self, text: &str) -> (usize, usize) {
+        let start = self.texts.len();
+        self.texts.push_str(text);
+        (start, self.texts.len())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 //! left as they are (the detector decodes them); DOCTYPE and entity
 //! declarations stay in the raw body for the XXE rules.
 
-use super::paths::{NodeId, PathTree, ROOT};
+use super::paths::{Arena, NodeId, PathTree, ROOT};
 
 /// One XML text node or attribute value.
 #[derive(Debug, Clone, Copy)]
@@ -26,48 +26,32 @@ impl XmlItem<'_> {
     }
 }
 
+/// Where an item's text is in the arena, and its path node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct XmlEntry {
+    start: usize,
+    end: usize,
+    node: NodeId,
+}
+
 /// The text nodes and attribute values of a document, in document order:
 /// their texts one after another in one string, their paths a tree
 /// (`paths.rs`), so memory grows linearly with the document.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct XmlItems {
-    texts: String,
-    /// Bytes of `texts`, and the node of the path.
-    items: Vec<(usize, usize, NodeId)>,
-    paths: PathTree,
-}
+pub type XmlItems = Arena<XmlEntry>;
 
-impl XmlItems {
+impl Arena<XmlEntry> {
     /// The items in document order.
     pub fn iter(&self) -> impl Iterator<Item = XmlItem<'_>> {
-        self.items.iter().map(|&(s, e, node)| XmlItem {
-            text: &self.texts[s..e],
-            node,
+        self.items.iter().map(|i| XmlItem {
+            text: &self.texts[i.start..i.end],
+            node: i.node,
             paths: &self.paths,
         })
     }
 
-    /// How many items.
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    /// Whether there is none.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// Heap bytes held.
-    pub fn heap_bytes(&self) -> usize {
-        self.texts.capacity()
-            + self.items.capacity() * std::mem::size_of::<(usize, usize, NodeId)>()
-            + self.paths.heap_bytes()
-    }
-
     fn push(&mut self, text: &str, node: NodeId) {
-        let start = self.texts.len();
-        self.texts.push_str(text);
-        self.items.push((start, self.texts.len(), node));
+        let (start, end) = self.push_text(text);
+        self.items.push(XmlEntry { start, end, node });
     }
 }
 
