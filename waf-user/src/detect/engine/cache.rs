@@ -389,21 +389,23 @@ mod tests {
             let req = Request::parse(raw.as_bytes(), engine.limits()).unwrap();
             engine.inspect(&req, None)
         };
-        let query = "GET /a?id=ab12&q=1%27%20or%20%271%27%3D%271 HTTP/1.1\r\nHost: shop\r\n\r\n";
+        let query =
+            "GET /a?id=ab+12&n=7&q=1%27%20or%20%271%27%3D%271 HTTP/1.1\r\nHost: shop\r\n\r\n";
         let first = inspect(query);
         assert_eq!(first.action, Action::Block, "{first:?}");
-        // The path, two names, two values and Host: all new.
+        // The path, three names, two values and Host: all new. `7` is
+        // plain: scanned without a lookup.
         let after_first = engine.clean_cache_stats();
-        assert_eq!(after_first, CleanCacheStats { hits: 0, misses: 6 });
+        assert_eq!(after_first, CleanCacheStats { hits: 0, misses: 7 });
         assert_eq!(inspect(query), first);
         // All but the injection are hits now.
         assert_eq!(
             engine.clean_cache_stats(),
-            CleanCacheStats { hits: 5, misses: 7 }
+            CleanCacheStats { hits: 6, misses: 8 }
         );
-        assert_eq!(engine.clean_values.len(), 2, "the path and ab12");
+        assert_eq!(engine.clean_values.len(), 2, "the path and ab+12");
         // The same text as a JSON value is another key: scanned, then kept.
-        let body = r#"{"id":"ab12"}"#;
+        let body = r#"{"id":"ab+12","n":"7"}"#;
         let json = format!(
             "POST /a HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\n\
              Content-Length: {}\r\n\r\n{body}",
@@ -412,10 +414,10 @@ mod tests {
         let before = engine.clean_cache_stats();
         assert_eq!(inspect(&json).action, Action::Pass);
         let after = engine.clean_cache_stats();
-        // Path and Host hit; the two new headers, the key and the value
-        // are new.
+        // Path and Host hit; the two new headers, the two keys (names in
+        // another encoding) and the value `ab+12` are new.
         assert_eq!(after.hits - before.hits, 2, "{after:?}");
-        assert_eq!(after.misses - before.misses, 4, "{after:?}");
+        assert_eq!(after.misses - before.misses, 5, "{after:?}");
         assert_eq!(engine.clean_values.len(), 3);
         assert_ne!(
             value_name(targets::ARGS, "f"),
