@@ -207,7 +207,7 @@ impl<'de> Visitor<'de> for Node<'_> {
                 let w = &mut *self.w;
                 w.seg.clear();
                 push_key(&mut w.seg, &w.doc.texts[start as usize..end as usize]);
-                w.doc.paths.child(here, &w.seg)
+                w.doc.paths.child(here, &[&w.seg])
             };
             let at = At {
                 node: member,

@@ -38,15 +38,19 @@ impl Default for PathTree {
 }
 
 impl PathTree {
-    /// A node for segment `seg` (written as is: `.name`, `["a b"]`,
-    /// `/name`, `/@attr`) below `parent`. At the bound of `NodeId` (a
-    /// document of over four billion members) it is `parent` itself.
-    pub fn child(&mut self, parent: NodeId, seg: &str) -> NodeId {
+    /// A node below `parent` for the segment the `parts` make together
+    /// (written as they are: `.name`, `["a b"]`, `/` and a name, `/@` and
+    /// an attribute), copied straight into the tree. At the bound of
+    /// `NodeId` (a document of over four billion members) it is `parent`
+    /// itself.
+    pub fn child(&mut self, parent: NodeId, parts: &[&str]) -> NodeId {
         let start = self.segs.len();
         let Some(id) = self.next_id() else {
             return parent;
         };
-        self.segs.push_str(seg);
+        for part in parts {
+            self.segs.push_str(part);
+        }
         self.nodes.push((parent, Seg::Text(start, self.segs.len())));
         id
     }
@@ -165,16 +169,16 @@ mod tests {
     fn writes_segments_from_the_root_down() {
         let mut t = PathTree::default();
         assert!(t.is_empty());
-        let user = t.child(ROOT, ".user");
-        let tags = t.child(user, ".tags");
+        let user = t.child(ROOT, &[".user"]);
+        let tags = t.child(user, &[".", "tags"]);
         let second = t.element(tags, 2);
-        let odd = t.child(second, "[\"x y\"]");
+        let odd = t.child(second, &["[\"x y\"]"]);
         assert_eq!(path(&t, ROOT), "$");
         assert_eq!(path(&t, user), "$.user");
         assert_eq!(path(&t, second), "$.user.tags[2]");
         assert_eq!(path(&t, odd), "$.user.tags[2][\"x y\"]");
         // Siblings share their parent's nodes.
-        let name = t.child(user, ".name");
+        let name = t.child(user, &[".name"]);
         assert_eq!(path(&t, name), "$.user.name");
         assert_eq!(t.len(), 6);
     }

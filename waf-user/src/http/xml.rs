@@ -171,17 +171,16 @@ fn open_tag<'a>(
         }
     }
     if !name.is_empty() && stack.len() < max_depth {
-        let mut seg = String::with_capacity(name.len().min(64 * 4) + 1);
-        seg.push('/');
-        seg.extend(name.chars().take(64));
-        let node = items.paths.child(top(stack), &seg);
+        // The name's first 64 characters.
+        let shown = name
+            .char_indices()
+            .nth(64)
+            .map_or(name, |(k, _)| &name[..k]);
+        let node = items.paths.child(top(stack), &["/", shown]);
         stack.push((name, node));
         for (an, v) in attrs {
             if !v.is_empty() {
-                seg.clear();
-                seg.push_str("/@");
-                seg.push_str(an);
-                let attr = items.paths.child(node, &seg);
+                let attr = items.paths.child(node, &["/@", an]);
                 items.push(v, attr);
             }
         }

@@ -254,16 +254,16 @@ impl Engine {
         KEY.set(buf);
     }
 
-    /// Turns the cache of clean header and cookie values and field names
-    /// on or off (it is on; off forgets it). Verdicts are the same either way: for
-    /// measuring and testing.
+    /// Turns the caches of clean header and cookie values, field names and
+    /// values on or off (they are on; off forgets them). Verdicts are the
+    /// same either way: for measuring and testing.
     pub fn set_clean_cache(&self, on: bool) {
         self.clean.set_enabled(on);
         self.clean_values.set_enabled(on);
     }
 
-    /// Forgets the clean header and cookie values and field names (a
-    /// benchmark starts each pass with none).
+    /// Forgets the clean header and cookie values, field names and values
+    /// (a benchmark starts each pass with none).
     pub fn clear_clean_cache(&self) {
         self.clean.clear();
         self.clean_values.clear();

@@ -131,8 +131,8 @@ impl Engine {
     ) {
         // A plain value (ids, numbers, flags) costs about as much to scan
         // as to look up, and a body of many distinct ones would only churn
-        // the cache (111,111 short JSON strings: 26.6 ms with them cached,
-        // 9.7 ms without the cache).
+        // the cache (a 1 MB JSON array of 111,111 short strings: 26.6 ms
+        // with them cached, 9.3 ms without).
         if normalize::is_plain(value.as_bytes()) {
             return self.scan(c, value, target, loc, enc);
         }
