@@ -53,7 +53,7 @@ impl Case {
     }
 }
 
-/// The placements, 10 of them.
+/// The placements, 11 of them.
 pub const PLACEMENTS: &[&str] = &[
     "query",
     "form",
@@ -65,6 +65,7 @@ pub const PLACEMENTS: &[&str] = &[
     "referer",
     "header",
     "path",
+    "path_plus",
 ];
 
 const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36";
@@ -193,6 +194,15 @@ pub fn request(placement: &str, param: &str, v: &str) -> String {
             ),
             "",
         ),
+        // A segment a rewrite passes on as a query parameter (`/items/(.*)`
+        // to `?id=$1`), its spaces written as `+` as a form writes them.
+        "path_plus" => get(
+            &format!(
+                "/api/items/{}/details",
+                transport_url(v, true).replace('?', "%3F")
+            ),
+            "",
+        ),
         _ => unreachable!("unknown placement {placement}"),
     }
 }
@@ -266,10 +276,11 @@ pub fn lookalikes() -> Vec<Case> {
                 }
                 // A page puts text into its URL path with
                 // encodeURIComponent (a browser resolves any `..` left raw).
-                let v = if placement == "path" {
-                    component(v)
-                } else {
-                    (*v).to_owned()
+                let v = match placement {
+                    "path" => component(v),
+                    // Spaces left for `request` to write as `+`.
+                    "path_plus" => component(v).replace("%20", " "),
+                    _ => (*v).to_owned(),
                 };
                 out.push(Case {
                     id: format!("lookalike:{category}:{vi}:{placement}"),

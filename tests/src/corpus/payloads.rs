@@ -34,6 +34,8 @@ pub const FAMILIES: &[Family] = &[
             "1;WAITFOR DELAY '0:0:5'--",
             "1' AND extractvalue(1,concat(0x7e,version()))-- -",
             "-1 UNION ALL SELECT NULL,NULL,@@version",
+            "x' AND(LENGTH(DATABASE())>1)-- ",
+            "1 AND BENCHMARK(5000000/**/*2,SHA1(0x41))",
         ],
     },
     Family {
@@ -168,6 +170,7 @@ pub const FAMILIES: &[Family] = &[
             "admin' && this.password.match(/.*/)//",
             "{\"username\": {\"$in\": [\"admin\", \"root\"]}}",
             "1; db.users.drop()",
+            "0||this.isAdmin",
         ],
     },
     Family {
@@ -216,6 +219,7 @@ pub const FAMILIES: &[Family] = &[
             "passthru('ls -la');",
             "';print(open('/etc/passwd').read())#",
             "${@print(md5(1))}",
+            "('sys'.'tem')('id')",
         ],
     },
     Family {

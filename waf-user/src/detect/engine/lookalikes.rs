@@ -393,3 +393,95 @@ proptest::proptest! {
         proptest::prop_assert!(!crate::detect::rules::quoted_prose(s.as_bytes()), "{}", s);
     }
 }
+
+/// A path segment a rewrite passes on as a query parameter reads `+` as a
+/// space: SQL written with `+` in a segment blocks as it does in a query,
+/// and prose written so (`/tags/document.cookie+policy`) passes.
+#[test]
+fn a_plus_in_a_path_segment_is_a_space() {
+    for t in [
+        "/post/foo/24'union+all+select+1,2,3+from+aa",
+        "/p/1+union+select+password+from+users--",
+        "/items/1'+or+'1'='1/details",
+    ] {
+        assert_blocks_at(&get(t, None), |l| l == "path_segment", t);
+    }
+    for t in [
+        "/api/items/Document.cookie+policy+in+our+terms/details",
+        "/search/red+shoes+size+42",
+        "/tags/c++/page/2",
+        "/wiki/Drop+shot+and+table+tennis",
+    ] {
+        assert_passes(&get(t, None), t);
+    }
+}
+
+/// SQL whose logical word opens a parenthesis (`' and(likelihood(...`),
+/// and `benchmark(` over an expression and a hash call, block; prose with
+/// the same words passes.
+#[test]
+fn sql_calls_behind_a_parenthesis_block() {
+    for (q, rule) in [
+        (
+            "/s?email=admin%40juice-sh.op\\'%20and(%20likelihood%20(id,.0));'",
+            "sqli-quote-logic-call",
+        ),
+        (
+            "/s?q=x'%20AND(LENGTH(DATABASE())>1)--%20",
+            "sqli-quote-logic-call",
+        ),
+        ("/s?q=BENChmARk(2999/**/999,Md5(NoW()", "sqli-time-function"),
+        (
+            "/s?q=1%20and%20benchmark(5000000*2,%20sha1(0x41))",
+            "sqli-time-function",
+        ),
+    ] {
+        assert_blocks_with(&get(q, None), rule, q);
+    }
+    for s in [
+        "the 'quick' and (very (slow)) fox",
+        "benchmark results for 2024 (see table 2, row 3)",
+        "see benchmark(s) 1, 2 and 3",
+    ] {
+        assert_passes(&get(&search(s), None), s);
+    }
+}
+
+/// `0||this.isAdmin`: a MongoDB `$where` clause made true; JavaScript with
+/// a name before `||` is not one.
+#[test]
+fn a_where_clause_made_true_blocks() {
+    for q in [
+        "/s?u=0||this.isAdmin",
+        "/rest/products/2499999||this.product/reviews",
+    ] {
+        assert_blocks_with(&get(q, None), "nosql-operator-value", q);
+    }
+    let prose = search("const x = a || this.fallback");
+    assert_passes(&get(&prose, None), &prose);
+}
+
+/// `('sys'.'tem')('id')`: a PHP function name built from quoted pieces
+/// and called.
+#[test]
+fn a_called_concatenation_of_quoted_pieces_blocks() {
+    let q = "/s?code=('sys'.'tem')('id')";
+    assert_blocks_with(&get(q, None), "php-callable-string", q);
+    let prose = search("the ('a'.'b') notation (see above)");
+    assert_passes(&get(&prose, None), &prose);
+}
+
+/// `see ..%2FREADME` in a path segment: the `..` follows a space, so it
+/// is no path component and no parent directory; one that starts a
+/// component still blocks.
+#[test]
+fn a_parent_reference_starts_a_path_component() {
+    let prose = "/api/items/see%20..%2FREADME%20for%20details/details";
+    assert_passes(&get(prose, None), prose);
+    for t in [
+        "/api/items/..%2Fimages%2Flogo.png/details",
+        "/download/..%2F..%2F..%2Fetc%2Fpasswd",
+    ] {
+        assert_eq!(get(t, None).action, Action::Block, "{t}");
+    }
+}

@@ -65,15 +65,17 @@ impl Engine {
         // (`/users/{id}`): a segment holding what a file or directory name
         // never does (quotes, shell and code punctuation, spaces) gets the
         // rules and tokenizers of a parameter value too.
+        // A back end that passes a segment on as a query parameter (a
+        // rewrite of `/item/(.*)` to `?id=$1`) reads a `+` in it as a
+        // space: such a segment is read as a form value.
         for segment in raw_path.split('/') {
             if segment_is_code_like(segment) {
-                self.scan_value(
-                    c,
-                    segment,
-                    targets::ARGS,
-                    &|| "path_segment".into(),
-                    Encoding::Url,
-                );
+                let enc = if segment.contains('+') {
+                    Encoding::Form
+                } else {
+                    Encoding::Url
+                };
+                self.scan_value(c, segment, targets::ARGS, &|| "path_segment".into(), enc);
             }
         }
     }
@@ -462,7 +464,7 @@ fn names_hold_code(params: &[Param]) -> bool {
 /// it reads the segment as one parameter (`/items/{id}` with the id
 /// `http://203.0.113.9/shell.txt?`), so it meets a parameter's rules.
 fn segment_is_code_like(segment: &str) -> bool {
-    const LOUD: [bool; 256] = normalize::byte_set(b"'\";|$<>{}()`\\ \t\n\r");
+    const LOUD: [bool; 256] = normalize::byte_set(b"'\";|$<>{}()`\\ +\t\n\r");
     let b = segment.as_bytes();
     b.iter().any(|&c| LOUD[usize::from(c)])
         || (b.contains(&b'%')
@@ -502,6 +504,7 @@ mod tests {
     fn code_like_segments_hold_code_punctuation_raw_or_encoded() {
         for s in [
             "1'", "a;b", "$(id)", "a%20b", "%27", "%253C", "x%7Cy", "a\\b", "a%2Fb", "a%252fb",
+            "a+b",
         ] {
             assert!(segment_is_code_like(s), "{s}");
         }

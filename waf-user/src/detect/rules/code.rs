@@ -482,7 +482,8 @@ pub fn rules() -> Vec<Rule> {
             ),
         ),
         // Functions called through strings, arrays and casts:
-        // `"system"(ls)`, `[system][0](ls)`, `(string)"sys"."tem"(x)`.
+        // `"system"(ls)`, `[system][0](ls)`, `(string)"sys"."tem"(x)`,
+        // `('sys'.'tem')(x)`.
         rule(
             "php-callable-string",
             K,
@@ -490,7 +491,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             ARGS | NAMES | UA_REF | BODY | DOC | PATH,
-            r#"['"]\s*(?:system|exec|passthru|shell_exec|popen|proc_open|eval|assert|phpinfo|pcntl_exec|call_user_func|create_function|base64_decode|file_get_contents|readfile)\s*['"]\s*\)?\s*(?:\[\s*\d+\s*\]\s*)*\(|\[\s*\[?\s*['"]?\s*(?:system|exec|passthru|shell_exec|popen|assert|eval|phpinfo)\s*['"]?\s*\]?\s*\]\s*(?:\[\s*\d+\s*\]\s*)*\(|\(\s*(?:/\*[^*]*\*/\s*)*(?:system|exec|passthru|shell_exec|popen|eval|assert|phpinfo)\s*(?:/\*[^*]*\*/\s*)*\)\s*\(|\(\s*string\s*\)\s*['"]|\bdefine\s*\(\s*['"]\w+['"]\s*,|\[\s*['"]?(?:system|exec|passthru|shell_exec|popen|assert|eval|phpinfo)['"]?\s*\][^;(]{0,30}\(|(?:['"][a-z_]{1,12}['"]\s*\.\s*){2,}['"][a-z_]{0,12}['"]|\)\s*(?:\[\s*\d+\s*\]\s*)+\(\s*['"]|\)\s*(?:/\*[^*]*\*/\s*)+\(\s*['"]"#,
+            r#"['"]\s*(?:system|exec|passthru|shell_exec|popen|proc_open|eval|assert|phpinfo|pcntl_exec|call_user_func|create_function|base64_decode|file_get_contents|readfile)\s*['"]\s*\)?\s*(?:\[\s*\d+\s*\]\s*)*\(|\[\s*\[?\s*['"]?\s*(?:system|exec|passthru|shell_exec|popen|assert|eval|phpinfo)\s*['"]?\s*\]?\s*\]\s*(?:\[\s*\d+\s*\]\s*)*\(|\(\s*(?:/\*[^*]*\*/\s*)*(?:system|exec|passthru|shell_exec|popen|eval|assert|phpinfo)\s*(?:/\*[^*]*\*/\s*)*\)\s*\(|\(\s*string\s*\)\s*['"]|\bdefine\s*\(\s*['"]\w+['"]\s*,|\[\s*['"]?(?:system|exec|passthru|shell_exec|popen|assert|eval|phpinfo)['"]?\s*\][^;(]{0,30}\(|(?:['"][a-z_]{1,12}['"]\s*\.\s*){2,}['"][a-z_]{0,12}['"]|\(\s*(?:['"][a-z_]{1,12}['"]\s*\.\s*)+['"][a-z_]{1,12}['"]\s*\)\s*\(|\)\s*(?:\[\s*\d+\s*\]\s*)+\(\s*['"]|\)\s*(?:/\*[^*]*\*/\s*)+\(\s*['"]"#,
         ),
         // Variable functions in query values and names: `$a(1)`, `${'a'}`.
         rule(

@@ -295,6 +295,9 @@ pub fn rules() -> Vec<Rule> {
             t | FILENAME,
             r"::\$(?:data|index_allocation|bitmap|attribute_list)\b",
         ),
+        // A `../` that starts a path component: after a separator, the
+        // value's start, an `=` or a quote, not after a space (`see
+        // ../README for details` names a directory `see ..`).
         rule(
             "lfi-traversal-single",
             K,
@@ -302,7 +305,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             ARGS | NAMES | HEADERS | BODY | DOC,
-            r"(?:^|[/\\=\s'\x22])\.{2,3}[/\\]",
+            r"(?:^|[/\\='\x22])\.{2,3}[/\\]",
         ),
         rule(
             "lfi-filename-traversal",

@@ -16,7 +16,7 @@ pub fn rules() -> Vec<Rule> {
     let th = t | HEADERS;
     vec![
         rule("sqli-union-select", K, Critical, 1, View::Sql, th, r#"\bunion(?:\s+(?:all|distinct))?[\s(]*select(?:\s+(?:all\s+|distinct\s+|top\s+\d+\s+)?(?:\d|null\b|\*|@|'|"|`|\(|0x|char\b|concat|[\w.]+\s*(?:,|\(|\bfrom\b))|\s*\(|\s*$)"#),
-        rule("sqli-time-function", K, Critical, 1, View::Sql, th, r"\b(?:sleep|pg_sleep|benchmark)\s*\(\s*(?:\d[\w.]*\s*[),+\-*/]|[(@'`]|[a-z_]+\s*\()|\bselect\s+(?:pg_)?sleep\b|\bdbms_(?:pipe\.receive_message|lock\.sleep)\b|\bwaitfor\s+(?:delay|time)\s+['\d]"),
+        rule("sqli-time-function", K, Critical, 1, View::Sql, th, r"\b(?:sleep|pg_sleep|benchmark)\s*\(\s*(?:\d[\w.]*\s*[),+\-*/]|[(@'`]|[a-z_]+\s*\()|\bbenchmark\s*\(\s*[\d\s.+\-*/]{1,40},\s*\w+\s*\(|\bselect\s+(?:pg_)?sleep\b|\bdbms_(?:pipe\.receive_message|lock\.sleep)\b|\bwaitfor\s+(?:delay|time)\s+['\d]"),
         rule("sqli-file-access", K, Critical, 1, View::Sql, t, r"\b(?:load_file\s*\(|into\s+(?:out|dump)file\b|load\s+data\s+(?:local\s+)?infile\b|lo_(?:import|export|get)\s*\(|pg_read_file\s*\(|utl_(?:http|inaddr|file)\.)"),
         rule("sqli-stored-procedure", K, Critical, 1, View::Sql, INPUT, r"\b(?:xp_(?:cmdshell|dirtree|regread|regwrite|fileexist|servicecontrol|availablemedia|subdirs|loginconfig|makecab|ntsec_enumdomains|terminate_process|execresultset)|sp_(?:oacreate|oamethod|executesql|makewebtask|configure|addextendedproc|password|addsrvrolemember|execute|prepare)|opendatasource|openrowset)\b").plain(),
         rule("sqli-schema-probe", K, Critical, 1, View::Sql, t, r"\b(?:information_schema|sysobjects|syscolumns|sys\.(?:objects|tables|columns|databases|sysprocesses)|pg_catalog|pg_shadow|pg_user|pg_database|mysql\.(?:user|db)|sqlite_(?:master|schema|temp_master)|all_tables|user_tables|dba_users|msysobjects|msysaccessobjects|msysqueries)\b").plain(),
@@ -81,7 +81,7 @@ pub fn rules() -> Vec<Rule> {
         // `if(1=1`, `select if(`, `case x when`: conditionals.
         rule("sqli-conditional-probe", K, Critical, 1, View::Sql, t, r"\bselect\s+(?:if|iif|case)\s*\(|\bif\s*\(\s*\d+\s*(?:=[^=]|=$|[<>])|\(\s*case\s+when\b|\bcase\s+\S+\s+when\s+\S+\s+then\b|\)\s*when\s+\d+\s+then\b"),
         // A quote, a logical word and a call or subquery.
-        rule("sqli-quote-logic-call", K, Critical, 1, View::Sql, t, r#"['`"]\s*\)*\s*(?:or|and|xor|\|\||&&|div)\s+(?:not\s+)?(?:[a-z_]+\s*\(|\(\s*select\b|exists\s*\()|['"]\s*(?:or|and|xor)\s+(?:\d+|'[^']*')\s*(?:[<>=!]=?|<>)\s*$|\)\s*(?:like|rlike|regexp)\s*\(|\w\s+like\s+['"]\s*$"#),
+        rule("sqli-quote-logic-call", K, Critical, 1, View::Sql, t, r#"['`"]\s*\)*\s*(?:or|and|xor|\|\||&&|div)(?:\s+|\(\s*)(?:not\s+)?(?:[a-z_]+\s*\(|\(\s*select\b|exists\s*\()|['"]\s*(?:or|and|xor)\s+(?:\d+|'[^']*')\s*(?:[<>=!]=?|<>)\s*$|\)\s*(?:like|rlike|regexp)\s*\(|\w\s+like\s+['"]\s*$"#),
         rule("sqli-statement-fragment", K, Critical, 1, View::Sql, th, r#"\bdelete\s+from\s+[\w.`\x22\[\]]+\s*(?:;|--|#|$)|\bcreate\s+(?:temporary\s+)?table\s+(?:if\s+not\s+exists\s+)?[\w.`\x22\[\]]+\s*(?:\(|$|as\b|select\b)|'\s*\?[|&]?\s*(?:'|array\b)|\bmsdb\b"#),
         // An SQL operator alone: counts only with other evidence.
         // Statement fragments too short to decide: count with other evidence.

@@ -166,6 +166,9 @@ pub fn rules() -> Vec<Rule> {
             t,
             r"\bdata\s*:\s*(?:text/html|text/javascript|application/(?:x-)?javascript|application/xhtml|text/xml|image/svg\+xml\s*;\s*base64\s*,\s*phn2z)",
         ),
+        // `document.cookie+` is a concatenation before a quote, a call or
+        // the end, not before a word: a path that writes its spaces as `+`
+        // (`/tags/document.cookie+policy`).
         rule(
             "xss-js-sink",
             K,
@@ -173,7 +176,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Sql,
             th,
-            r"\(\s*document\s*\)\s*\[|\.textcontent\s*=|[(+=,:;{\[]\s*document\s*\.\s*cookie\s*(?:$|[^\w\s])|\bdocument\s*\.\s*cookie\s*(?:[)+;,=\]}]|$)|\bdocument\s*\.\s*(?:write(?:ln)?\s*\(|domain\b|location\b|body\.innerhtml)|\b(?:window|document|top|self|parent)\s*\.\s*location\s*(?:\.\s*href\s*)?=[^=]|\.innerhtml\s*=|\.outerhtml\s*=|\bstring\s*\.\s*fromcharcode\s*\(|\b(?:self|top|window|parent|this)\s*\[\s*['\x22`]|\blocation\s*\.\s*(?:href|hash)\s*=|\binsertadjacenthtml\s*\(",
+            r"\(\s*document\s*\)\s*\[|\.textcontent\s*=|[(+=,:;{\[]\s*document\s*\.\s*cookie\s*(?:$|[^\w\s])|\bdocument\s*\.\s*cookie\s*(?:[);,=\]}]|\+\s*(?:[^\sa-z]|$)|$)|\bdocument\s*\.\s*(?:write(?:ln)?\s*\(|domain\b|location\b|body\.innerhtml)|\b(?:window|document|top|self|parent)\s*\.\s*location\s*(?:\.\s*href\s*)?=[^=]|\.innerhtml\s*=|\.outerhtml\s*=|\bstring\s*\.\s*fromcharcode\s*\(|\b(?:self|top|window|parent|this)\s*\[\s*['\x22`]|\blocation\s*\.\s*(?:href|hash)\s*=|\binsertadjacenthtml\s*\(",
         )
         .plain(),
         rule(
