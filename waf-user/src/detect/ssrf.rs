@@ -114,20 +114,28 @@ fn fold_full_stops(low: &[u8]) -> std::borrow::Cow<'_, [u8]> {
         return std::borrow::Cow::Borrowed(low);
     }
     const STOPS: [[u8; 3]; 3] = [[0xE3, 0x80, 0x82], [0xEF, 0xBC, 0x8E], [0xEF, 0xBD, 0xA1]];
+    let next = |from: usize| {
+        memchr::memchr2_iter(0xE3, 0xEF, &low[from..])
+            .map(|i| from + i)
+            .find(|&i| {
+                low.get(i..i + 3)
+                    .is_some_and(|w| STOPS.iter().any(|s| s == w))
+            })
+    };
+    let Some(first) = next(0) else {
+        return std::borrow::Cow::Borrowed(low);
+    };
+    // The text between full stops is copied whole (CJK text has many
+    // other characters that start with the same bytes).
     let mut out = Vec::with_capacity(low.len());
-    let mut i = 0;
-    while i < low.len() {
-        if low
-            .get(i..i + 3)
-            .is_some_and(|w| STOPS.iter().any(|s| s == w))
-        {
-            out.push(b'.');
-            i += 3;
-        } else {
-            out.push(low[i]);
-            i += 1;
-        }
+    let (mut at, mut from) = (Some(first), 0);
+    while let Some(i) = at {
+        out.extend_from_slice(&low[from..i]);
+        out.push(b'.');
+        from = i + 3;
+        at = next(from);
     }
+    out.extend_from_slice(&low[from..]);
     std::borrow::Cow::Owned(out)
 }
 

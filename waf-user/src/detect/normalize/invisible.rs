@@ -17,24 +17,27 @@ fn invisible_len(s: &[u8]) -> usize {
 
 /// Removes invisible characters; returns `s` itself when it holds none.
 pub(super) fn strip(s: Vec<u8>) -> Vec<u8> {
-    if !s
-        .windows(2)
-        .any(|w| matches!(w, [0xEF, 0xBB] | [0xE2, 0x80] | [0xE2, 0x81] | [0xC2, 0xAD]))
-    {
+    let Some(first) = next_invisible(&s, 0) else {
         return s;
-    }
+    };
+    // The text between invisible characters is copied whole.
     let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        match invisible_len(&s[i..]) {
-            0 => {
-                out.push(s[i]);
-                i += 1;
-            }
-            n => i += n,
-        }
+    let mut at = Some(first);
+    let mut from = 0;
+    while let Some(i) = at {
+        out.extend_from_slice(&s[from..i]);
+        from = i + invisible_len(&s[i..]);
+        at = next_invisible(&s, from);
     }
+    out.extend_from_slice(&s[from..]);
     out
+}
+
+/// The offset of the first invisible character at or after `from`.
+fn next_invisible(s: &[u8], from: usize) -> Option<usize> {
+    memchr::memchr3_iter(0xEF, 0xE2, 0xC2, s.get(from..)?)
+        .map(|i| from + i)
+        .find(|&i| invisible_len(&s[i..]) > 0)
 }
 
 #[cfg(test)]

@@ -87,6 +87,8 @@ const PIECES: &[&[u8]] = &[
     b"\xc2",
     b"\xc2\xa0",
     b"\xc2\xb4",
+    b"\xc2\xad",
+    b"\xe2\x81\xa2",
     b"\xe5\x98\x8a",
     b"\xef\xbb\xbf",
     b"\xff",
@@ -177,6 +179,16 @@ proptest! {
         let once = invisible::strip(utf8::fold_forms(s.as_bytes(), &mut f));
         let twice = invisible::strip(utf8::fold_forms(&once, &mut Flags::default()));
         prop_assert_eq!(twice, once);
+    }
+
+    #[test]
+    fn utf8_forms_and_invisible_characters_as_byte_at_a_time(raw in input()) {
+        let mut f = Flags::default();
+        let mut g = Flags::default();
+        let folded = utf8::fold_forms(&raw, &mut f);
+        prop_assert_eq!(&folded, &byte_at_a_time_fold(&raw, &mut g));
+        prop_assert_eq!(f, g);
+        prop_assert_eq!(invisible::strip(folded.clone()), byte_at_a_time_strip(&folded));
     }
 
     #[test]
@@ -285,4 +297,49 @@ fn brace_lists_grow_the_shell_view_within_its_bound() {
     // twice the 948 bytes plus 4 kB, so each list splits without them.
     assert_eq!(n.cmd().len(), 3 * (32 + 251 + 1 + 32 + 1));
     assert!(n.cmd().len() <= SHELL_GROWTH * n.low.len() + SHELL_EXTRA);
+}
+
+/// [`utf8::fold_forms`] as it was written first, a byte at a time: the
+/// reference its run copying must agree with.
+fn byte_at_a_time_fold(s: &[u8], flags: &mut Flags) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] < 0x80 {
+            out.push(s[i]);
+            i += 1;
+        } else if let Some((cp, len)) = super::overlong::at(&s[i..], flags) {
+            super::push_char(cp, &mut out);
+            i += len;
+        } else if let Some((ascii, len)) = super::lookalike::at(&s[i..], flags) {
+            out.push(ascii);
+            i += len;
+        } else {
+            out.push(s[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// [`invisible::strip`] a byte at a time, from the characters it names.
+fn byte_at_a_time_strip(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < s.len() {
+        let n = match &s[i..] {
+            [0xEF, 0xBB, 0xBF, ..]
+            | [0xE2, 0x80, 0x8B..=0x8F, ..]
+            | [0xE2, 0x81, 0xA0..=0xA4, ..] => 3,
+            [0xC2, 0xAD, ..] => 2,
+            _ => 0,
+        };
+        if n == 0 {
+            out.push(s[i]);
+            i += 1;
+        } else {
+            i += n;
+        }
+    }
+    out
 }

@@ -5,24 +5,33 @@
 
 use super::{Flags, lookalike, overlong, push_char};
 
+/// The bytes a form can start with: `overlong::at` takes only C0, C1 and
+/// E0, `lookalike::at` only C2, E2, E5 and EF (a test holds both to it).
+const LEADS: [bool; 256] = super::byte_set(b"\xc0\xc1\xe0\xc2\xe2\xe5\xef");
+
 /// Replaces overlong and look-alike sequences; notes them in `flags`.
 pub(super) fn fold_forms(s: &[u8], flags: &mut Flags) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
-        let b = s[i];
-        // Every form starts with a lead byte of a multi-byte sequence.
-        if b < 0x80 {
-            out.push(b);
-            i += 1;
-        } else if let Some((cp, len)) = overlong::at(&s[i..], flags) {
+        // The bytes up to the next that may start a form are copied whole.
+        let run = s[i..]
+            .iter()
+            .position(|&c| LEADS[usize::from(c)])
+            .unwrap_or(s.len() - i);
+        out.extend_from_slice(&s[i..i + run]);
+        i += run;
+        if i == s.len() {
+            break;
+        }
+        if let Some((cp, len)) = overlong::at(&s[i..], flags) {
             push_char(cp, &mut out);
             i += len;
         } else if let Some((ascii, len)) = lookalike::at(&s[i..], flags) {
             out.push(ascii);
             i += len;
         } else {
-            out.push(b);
+            out.push(s[i]);
             i += 1;
         }
     }
@@ -32,6 +41,24 @@ pub(super) fn fold_forms(s: &[u8], flags: &mut Flags) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_form_starts_with_a_byte_outside_the_leads() {
+        for b in 0..=255u8 {
+            if LEADS[usize::from(b)] {
+                continue;
+            }
+            for c1 in [0x80u8, 0x8e, 0x9c, 0xa0, 0xad, 0xb4, 0xbb, 0xbc, 0xbd, 0xbf] {
+                for c2 in [0x80u8, 0x82, 0x8b, 0x8e, 0x9c, 0xa1, 0xbf] {
+                    let s = [b, c1, c2, 0x80];
+                    let mut f = Flags::default();
+                    assert_eq!(overlong::at(&s, &mut f), None, "{s:x?}");
+                    assert_eq!(lookalike::at(&s, &mut f), None, "{s:x?}");
+                    assert_eq!(f, Flags::default(), "{s:x?}");
+                }
+            }
+        }
+    }
 
     fn fold(s: &[u8]) -> (Vec<u8>, Flags) {
         let mut f = Flags::default();
