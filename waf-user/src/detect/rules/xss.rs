@@ -198,7 +198,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             th,
-            r#"\(\s*(?:alert|confirm|prompt|eval)\s*\)\s*(?:\(|`)|\b(?:alert|confirm|prompt|eval)\s*(?:\?\.\s*\(|\.\s*(?:call|apply|bind)\s*\()|\bdocument\s*(?:\?\.\s*cookie\b|\[\s*['"`]\s*cookie)|\b(?:top|window|self|parent|frames|globalthis)\s*(?:\?\.)?\s*\[\s*['"`]\s*(?:al|ev|con|pro)"#,
+            r#"\(\s*(?:alert|confirm|prompt|eval)\s*\)\s*(?:\(|`)|\b(?:alert|confirm|prompt|eval)\s*(?:\?\.\s*\(|\.\s*(?:call|apply|bind)\s*\()|\bdocument\s*(?:\?\.\s*cookie\b|\[\s*['"`]\s*cookie)|\b(?:top|window|self|parent|frames|globalthis)\s*(?:\?\.)?\s*\[\s*['"`]\s*(?:al|ev|con|pro)|\b(?:top|window|self|parent|frames|globalthis)\s*(?:\?\.)?\s*\[\s*(?:atob|unescape|decodeuri(?:component)?|string\s*\.\s*fromcharcode)\s*\("#,
         ),
         rule(
             "xss-utf7",
@@ -245,6 +245,8 @@ pub fn rules() -> Vec<Rule> {
             t,
             r#"\bdocument\s*\.\s*createelement\s*\(|\.appendchild\s*\(|\bsettimeout\s*\(\s*['"`]|\bsetinterval\s*\(\s*['"`]|\bnew\s+function\s*\(\s*['"`]|\bimport\s*\(\s*['"`](?:https?:|//|data:)"#,
         ),
+        // A JavaScript comment may sit between any two tokens:
+        // `[] . /**/ sort . call`${alert}``.
         rule(
             "xss-jsfuck",
             K,
@@ -252,7 +254,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             t,
-            r"!\s*!\s*\[\s*\]|\[\s*!\s*\[\s*\]\s*\]|\(\s*!\s*\[\s*\]|\(\s*!\s*\[\s*\]\s*\+\s*\[\s*\]\s*\)|\[\s*\]\s*\[\s*\(\s*!\s*\[|\.(?:call|apply|bind)\s*`|(?:\breflect|\barray|\[\s*\])\s*\.\s*(?:sort|map|filter|find|apply|construct)\s*\.\s*call\b",
+            r"!\s*!\s*\[\s*\]|\[\s*!\s*\[\s*\]\s*\]|\(\s*!\s*\[\s*\]|\(\s*!\s*\[\s*\]\s*\+\s*\[\s*\]\s*\)|\[\s*\]\s*\[\s*\(\s*!\s*\[|\.\s*(?:/\*[^*]*\*/\s*)*(?:call|apply|bind)\s*`|(?:\breflect|\barray|\[\s*\])\s*\.\s*(?:/\*[^*]*\*/\s*)*(?:sort|map|filter|find|apply|construct)\s*\.\s*(?:/\*[^*]*\*/\s*)*call\b",
         ),
         rule(
             "xss-html-comment",
