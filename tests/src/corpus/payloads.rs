@@ -55,6 +55,8 @@ pub const FAMILIES: &[Family] = &[
             "<input autofocus onfocus=eval(atob('YWxlcnQoMSk='))>",
             "[] . /**/ sort . call `${alert}1`",
             "self[atob('YWxlcnQ=')](document.domain)",
+            "top[/al/.source+/ert/.source](1)",
+            "[document.domain].find(alert)",
         ],
     },
     Family {

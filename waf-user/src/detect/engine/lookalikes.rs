@@ -495,12 +495,17 @@ fn javascript_through_computed_names_and_comments_blocks() {
         "/s?q=[%20%20]%20.%20%2F%2A%2A%2F%20sort%20.%20call%20%60%20%24%7B%20alert%20%7D%201337%20%60",
         "/s?q=self[atob(%22YWxlcnQ=%22)](1)",
         "/s?q=top[unescape(%22%2561lert%22)](1)",
+        "/s?q=top[/al/.source%2B/ert/.source](1)",
+        "/s?q=top[8680439..toString(30)](1)",
+        "/s?q=[1].find(alert)",
     ] {
         assert_eq!(get(q, None).action, Action::Block, "{q}");
     }
     for s in [
         "use Array.prototype.sort.call (see MDN) to sort arguments",
         "self [atob] explained: decoding base64 (in the browser)",
+        "the top [10] (ranked) lists",
+        "find (alert) levels in the docs",
     ] {
         assert_passes(&get(&search(s), None), s);
     }

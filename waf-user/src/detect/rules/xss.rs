@@ -190,7 +190,10 @@ pub fn rules() -> Vec<Rule> {
         ),
         // The same sinks called without a plain `name(`: `(alert)(1)`,
         // `alert.call(null, 1)`, `alert?.(1)`, `document["cookie"]`,
-        // `top["al"+"ert"]`.
+        // `top["al"+"ert"]`, a member of the global object computed and
+        // called (`top[/al/.source+/ert/.source](1)`, `self[atob(x)](1)`;
+        // written without a space before `[`, as no prose writes it), a
+        // sink passed as a callback (`[1].find(alert)`).
         rule(
             "xss-js-call-evasion",
             K,
@@ -198,7 +201,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             th,
-            r#"\(\s*(?:alert|confirm|prompt|eval)\s*\)\s*(?:\(|`)|\b(?:alert|confirm|prompt|eval)\s*(?:\?\.\s*\(|\.\s*(?:call|apply|bind)\s*\()|\bdocument\s*(?:\?\.\s*cookie\b|\[\s*['"`]\s*cookie)|\b(?:top|window|self|parent|frames|globalthis)\s*(?:\?\.)?\s*\[\s*['"`]\s*(?:al|ev|con|pro)|\b(?:top|window|self|parent|frames|globalthis)\s*(?:\?\.)?\s*\[\s*(?:atob|unescape|decodeuri(?:component)?|string\s*\.\s*fromcharcode)\s*\("#,
+            r#"\(\s*(?:alert|confirm|prompt|eval)\s*\)\s*(?:\(|`)|\b(?:alert|confirm|prompt|eval)\s*(?:\?\.\s*\(|\.\s*(?:call|apply|bind)\s*\()|\bdocument\s*(?:\?\.\s*cookie\b|\[\s*['"`]\s*cookie)|\b(?:top|window|self|parent|frames|globalthis)\s*(?:\?\.)?\s*\[\s*['"`]\s*(?:al|ev|con|pro)|\b(?:top|window|self|parent|frames|globalthis)(?:\?\.)?\[[^\]\n]{1,80}\]\s*(?:\(|`)|\.\s*(?:find|map|filter|foreach|some|every|reduce|then)\s*\(\s*(?:alert|confirm|prompt|eval)\s*\)"#,
         ),
         rule(
             "xss-utf7",
