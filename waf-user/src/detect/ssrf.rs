@@ -110,10 +110,9 @@ pub fn check(low: &[u8]) -> Option<(Class, String)> {
 /// `low` with every U+3002, U+FF0E and U+FF61 (full stops) as `.`;
 /// borrowed when it has none (their UTF-8 forms start with 0xE3 or 0xEF).
 fn fold_full_stops(low: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    if memchr::memchr2(0xE3, 0xEF, low).is_none() {
-        return std::borrow::Cow::Borrowed(low);
-    }
     const STOPS: [[u8; 3]; 3] = [[0xE3, 0x80, 0x82], [0xEF, 0xBC, 0x8E], [0xEF, 0xBD, 0xA1]];
+    // Only the full stops are looked at: CJK text has many other
+    // characters that start with the same bytes.
     let next = |from: usize| {
         memchr::memchr2_iter(0xE3, 0xEF, &low[from..])
             .map(|i| from + i)
@@ -121,22 +120,10 @@ fn fold_full_stops(low: &[u8]) -> std::borrow::Cow<'_, [u8]> {
                 low.get(i..i + 3)
                     .is_some_and(|w| STOPS.iter().any(|s| s == w))
             })
+            .map(|i| (i, 3))
     };
-    let Some(first) = next(0) else {
-        return std::borrow::Cow::Borrowed(low);
-    };
-    // The text between full stops is copied whole (CJK text has many
-    // other characters that start with the same bytes).
-    let mut out = Vec::with_capacity(low.len());
-    let (mut at, mut from) = (Some(first), 0);
-    while let Some(i) = at {
-        out.extend_from_slice(&low[from..i]);
-        out.push(b'.');
-        from = i + 3;
-        at = next(from);
-    }
-    out.extend_from_slice(&low[from..]);
-    std::borrow::Cow::Owned(out)
+    crate::detect::normalize::replace_finds(low, b".", next)
+        .map_or(std::borrow::Cow::Borrowed(low), std::borrow::Cow::Owned)
 }
 
 /// A value that is a URL to a public IP address (`http://1.2.3.4/x.php`):

@@ -17,27 +17,15 @@ fn invisible_len(s: &[u8]) -> usize {
 
 /// Removes invisible characters; returns `s` itself when it holds none.
 pub(super) fn strip(s: Vec<u8>) -> Vec<u8> {
-    let Some(first) = next_invisible(&s, 0) else {
-        return s;
-    };
-    // The text between invisible characters is copied whole.
-    let mut out = Vec::with_capacity(s.len());
-    let mut at = Some(first);
-    let mut from = 0;
-    while let Some(i) = at {
-        out.extend_from_slice(&s[from..i]);
-        from = i + invisible_len(&s[i..]);
-        at = next_invisible(&s, from);
-    }
-    out.extend_from_slice(&s[from..]);
-    out
+    super::replace_finds(&s, b"", |from| next_invisible(&s, from)).unwrap_or(s)
 }
 
-/// The offset of the first invisible character at or after `from`.
-fn next_invisible(s: &[u8], from: usize) -> Option<usize> {
+/// The offset and length of the first invisible character at or after
+/// `from`.
+fn next_invisible(s: &[u8], from: usize) -> Option<(usize, usize)> {
     memchr::memchr3_iter(0xEF, 0xE2, 0xC2, s.get(from..)?)
         .map(|i| from + i)
-        .find(|&i| invisible_len(&s[i..]) > 0)
+        .find_map(|i| Some((i, invisible_len(&s[i..]))).filter(|&(_, n)| n > 0))
 }
 
 #[cfg(test)]

@@ -233,6 +233,32 @@ fn push_char(cp: u32, out: &mut Vec<u8>) {
     out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
 }
 
+/// `s` with every find of `next` replaced by `with` and the text between
+/// finds copied whole; None when there is no find. `next(from)` gives the
+/// start and the length (above 0) of the first find at or after `from`.
+pub fn replace_finds(
+    s: &[u8],
+    with: &[u8],
+    next: impl Fn(usize) -> Option<(usize, usize)>,
+) -> Option<Vec<u8>> {
+    let mut find = next(0)?;
+    let mut out = Vec::with_capacity(s.len());
+    let mut from = 0;
+    loop {
+        let (at, len) = find;
+        debug_assert!(at >= from && len > 0);
+        out.extend_from_slice(&s[from..at]);
+        out.extend_from_slice(with);
+        from = at + len;
+        match next(from) {
+            Some(f) => find = f,
+            None => break,
+        }
+    }
+    out.extend_from_slice(&s[from..]);
+    Some(out)
+}
+
 /// Whether an ASCII byte means something to an interpreter (an evasion
 /// that hides one of these is worth a finding).
 #[inline]
