@@ -278,6 +278,11 @@ pub fn obfuscate(family: &str, p: &str, rng: &mut Rng) -> Option<String> {
             s.replace("/etc/passwd", "/e??/pa??wd")
                 .replace("id", "i\\d")
         }
+        // A third of the paths with the mathematical slashes Windows'
+        // best-fit tables read as `/` and `\\` (U+2215, U+2216).
+        "lfi" if p.len() % 3 == 0 && (p.contains("../") || p.contains("..\\")) => {
+            p.replace("../", "..\u{2215}").replace("..\\", "..\u{2216}")
+        }
         "lfi" => {
             let s = p
                 .replace("../", "..././")

@@ -510,3 +510,27 @@ fn javascript_through_computed_names_and_comments_blocks() {
         assert_passes(&get(&search(s), None), s);
     }
 }
+
+/// Slashes of mathematical notation that best-fit tables read as `/` and
+/// `\`, a parent directory sent base64-encoded, and a statement that asks
+/// the database who it runs as block; fractions, formulas and a "select
+/// user" label pass.
+#[test]
+fn math_slashes_encoded_paths_and_identity_queries_block() {
+    for q in [
+        "/s?f=..%u2215..%u2215etc%u2215passwd",
+        "/s?f=..%E2%88%96..%E2%88%96windows%E2%88%96win.ini",
+        "/s?f=Li4vLi4vZXRjL3Bhc3N3ZA==",
+        "/s?q=select%20current_user;",
+        "/s?q=1;select%20version()",
+    ] {
+        assert_eq!(get(q, None).action, Action::Block, "{q}");
+    }
+    for s in [
+        "3\u{2044}4 inch pipe, 50 km\u{2215}h, set A\u{2216}B",
+        "Select user",
+        "select your current user profile",
+    ] {
+        assert_passes(&get(&search(s), None), s);
+    }
+}

@@ -7,7 +7,8 @@ const BASE64_MIN: usize = 12;
 const BASE64_MAX: usize = 64 * 1024;
 
 /// The text a base64 (standard or URL-safe) value decodes to, when it is
-/// printable ASCII holding code punctuation (`(`, `;`, `$`, `<`...). Such
+/// printable ASCII holding code punctuation (`(`, `;`, `$`, `<`...) or a
+/// parent directory (`../`, a file parameter sent encoded). Such
 /// text is no base64 itself, so decoding never nests.
 pub fn base64_text(v: &[u8]) -> Option<String> {
     let v = v.trim_ascii();
@@ -36,7 +37,8 @@ pub fn base64_text(v: &[u8]) -> Option<String> {
             b,
             b'(' | b')' | b';' | b'{' | b'}' | b'$' | b'<' | b'>' | b'|' | b'`' | b'\'' | b'"'
         )
-    });
+    }) || memchr::memmem::find(&out, b"../").is_some()
+        || memchr::memmem::find(&out, b"..\\").is_some();
     (printable && code)
         .then(|| String::from_utf8(out).ok())
         .flatten()
@@ -93,6 +95,17 @@ mod tests {
         assert_eq!(base64_text(b"aGVsbG8gd29ybGQgYWdhaW4="), None);
         assert_eq!(base64_text(b"not base64 at all!"), None);
         assert_eq!(base64_text(b"AAECAwQFBgcICQoL"), None);
+        // A path that leaves its directory is worth reading; one that
+        // does not is not.
+        assert_eq!(
+            base64_text(b"Li4vLi4vZXRjL3Bhc3N3ZA==").as_deref(),
+            Some("../../etc/passwd")
+        );
+        assert_eq!(
+            base64_text(b"Li5cLi5cd2luLmluaQ==").as_deref(),
+            Some("..\\..\\win.ini")
+        );
+        assert_eq!(base64_text(b"aW1hZ2VzL2xvZ28ucG5n"), None);
     }
 
     #[test]

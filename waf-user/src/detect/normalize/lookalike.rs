@@ -10,7 +10,9 @@ use super::{Flags, is_meta};
 pub(super) fn at(s: &[u8], flags: &mut Flags) -> Option<(u8, usize)> {
     match *s.first()? {
         0xEF => fullwidth(s, flags),
-        0xE2 => enclosed(s, flags).or_else(|| typographic_quote(s)),
+        0xE2 => enclosed(s, flags)
+            .or_else(|| typographic_quote(s))
+            .or_else(|| slash(s)),
         0xC2 if s.get(1) == Some(&0xB4) => Some((b'\'', 2)),
         0xE5 => low_byte_line_break(s),
         _ => None,
@@ -32,6 +34,8 @@ fn fullwidth(s: &[u8], flags: &mut Flags) -> Option<(u8, usize)> {
     let cp = match s.get(1) {
         Some(0xBC) => 0xFF00 + u32::from(s[2] - 0x80),
         Some(0xBD) => 0xFF40 + u32::from(s[2] - 0x80),
+        // U+FE68 SMALL REVERSE SOLIDUS, which best-fit tables map to `\`.
+        Some(0xB9) if s[2] == 0xA8 => return Some((b'\\', 3)),
         _ => return None,
     };
     if !(0xFF01..=0xFF5E).contains(&cp) {
@@ -68,6 +72,19 @@ fn typographic_quote(s: &[u8]) -> Option<(u8, usize)> {
     match s.get(2)? {
         0x98..=0x9B => Some((b'\'', 3)),
         0x9C..=0x9F => Some((b'"', 3)),
+        _ => None,
+    }
+}
+
+/// Slashes of mathematical notation that Windows' best-fit code page
+/// tables (and some path normalisers) turn into `/` and `\`: U+2215
+/// DIVISION SLASH, U+2044 FRACTION SLASH, U+29F8 BIG SOLIDUS, U+2216 SET
+/// MINUS and U+29F9 BIG REVERSE SOLIDUS (`..∕..∕etc∕passwd`). Prose writes
+/// them in formulas and fractions, where a `/` reads the same.
+fn slash(s: &[u8]) -> Option<(u8, usize)> {
+    match (s.get(1)?, s.get(2)?) {
+        (0x88, 0x95) | (0x81, 0x84) | (0xA7, 0xB8) => Some((b'/', 3)),
+        (0x88, 0x96) | (0xA7, 0xB9) => Some((b'\\', 3)),
         _ => None,
     }
 }
@@ -124,6 +141,26 @@ mod tests {
         assert_eq!(fold('\u{ff00}').0, None);
         assert_eq!(fold('\u{ff5f}').0, None);
         assert_eq!(fold('\u{ff61}').0, None);
+    }
+
+    #[test]
+    fn folds_math_slashes_unnoted() {
+        for (c, ascii) in [
+            ('\u{2215}', b'/'),
+            ('\u{2044}', b'/'),
+            ('\u{29f8}', b'/'),
+            ('\u{2216}', b'\\'),
+            ('\u{29f9}', b'\\'),
+            ('\u{fe68}', b'\\'),
+        ] {
+            let (out, f) = fold(c);
+            assert_eq!(out, Some(ascii), "{c:?}");
+            assert!(!f.fullwidth, "{c:?}");
+        }
+        // Neighbours are not slashes.
+        for c in ['\u{2214}', '\u{2217}', '\u{2043}', '\u{29fa}', '\u{fe69}'] {
+            assert_eq!(fold(c).0, None, "{c:?}");
+        }
     }
 
     #[test]
