@@ -280,7 +280,7 @@ pub fn obfuscate(family: &str, p: &str, rng: &mut Rng) -> Option<String> {
         }
         // A third of the paths with the mathematical slashes Windows'
         // best-fit tables read as `/` and `\\` (U+2215, U+2216).
-        "lfi" if p.len() % 3 == 0 && (p.contains("../") || p.contains("..\\")) => {
+        "lfi" if p.len().is_multiple_of(3) && (p.contains("../") || p.contains("..\\")) => {
             p.replace("../", "..\u{2215}").replace("..\\", "..\u{2216}")
         }
         "lfi" => {
