@@ -80,6 +80,8 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "I'd say 'time' will tell",
             "rock'n'roll night at O''Brien's",
             "backup file{1,2}.txt with {id,name} fields",
+            "Dear team,\nid: 4471; ls: pending\nps: see you & thanks",
+            "=SUM(A1:A3) | 'totals' sheet, and Q1'!A1 refs",
         ],
     ),
     (
@@ -151,6 +153,7 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "Smith, John (Sales)",
             "*important* (read me)",
             "(555) 123-4567",
+            "names ['a', 'b'] | sorted / grouped",
         ],
     ),
     (
@@ -164,6 +167,7 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "5*5=25",
             "{{ placeholder }} goes here",
             "the <% percent %> sign",
+            "Edge side includes: the esi:include tag and <esi> docs",
         ],
     ),
     (

