@@ -339,10 +339,13 @@ pub fn obfuscate(family: &str, p: &str, rng: &mut Rng) -> Option<String> {
             }
             p.replace('$', "\\u0024")
         }
+        // Spaces where engines allow them: not inside an opener (`*{`).
         "ssti" => p
             .replace("{{", "{{ ")
             .replace("}}", " }}")
+            .replace("*{", "\u{1}")
             .replace('*', " * ")
+            .replace('\u{1}', "*{")
             .replace(".__", " . __"),
         "crlf" => p.replace("\r\n", "\n"),
         "code" => p

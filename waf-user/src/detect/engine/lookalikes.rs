@@ -536,11 +536,11 @@ fn math_slashes_encoded_paths_and_identity_queries_block() {
 }
 
 /// Edge side includes, spreadsheet formulas that run a program or fetch a
-/// URL, an XPath predicate closed into a union, and a command on a line
-/// of its own before a separator block; prose about the same things
-/// passes.
+/// URL, an XPath predicate closed into a union, a command on a line of its
+/// own before a separator, template scanners' polyglot and Thymeleaf's
+/// selection expressions block; prose about the same things passes.
 #[test]
-fn esi_formulas_xpath_unions_and_line_commands_block() {
+fn esi_formulas_xpath_unions_line_commands_and_templates_block() {
     for q in [
         "/s?q=%3Cesi:include%20src=%22http://203.0.113.9/x%22/%3E",
         "/s?q=%3Dcmd|%27%20/C%20calc%27!A0",
@@ -550,6 +550,8 @@ fn esi_formulas_xpath_unions_and_line_commands_block() {
         "/api/items/x']|//*|//*['/details",
         "/s?q=127.0.0.1%0aenv;",
         "/s?q=1%0aid|",
+        "/s?q=${{%3C%25[%25%27%22}}%25%5C.",
+        "/s?q=*{7*7}",
     ] {
         assert_eq!(get(q, None).action, Action::Block, "{q}");
     }
@@ -558,6 +560,7 @@ fn esi_formulas_xpath_unions_and_line_commands_block() {
         "=SUM(A1:A3) | 'totals' sheet, and Q1'!A1 refs",
         "names ['a', 'b'] | sorted / grouped",
         "Dear team,\nid: 4471; ls: pending\nps: see you & thanks",
+        "deploy with ${{ secrets.TOKEN }}, rated *{5} stars, @{user}",
     ] {
         assert_passes(&get(&search(s), None), s);
     }
