@@ -105,6 +105,7 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "eval(uation) form for staff",
             "<br>line break question",
             "prompt engineering course",
+            "how to import ('./local.js') in a module",
         ],
     ),
     (

