@@ -253,7 +253,13 @@ pub fn obfuscate(family: &str, p: &str, rng: &mut Rng) -> Option<String> {
                 .replace("OR ", "||")
         }
         "xss" => {
-            let s = spaces(p, &["/", "\t", "\n", "\u{c}"], rng);
+            // `/` separates attributes in a tag; in script it divides.
+            let with: &[&str] = if p.starts_with('<') {
+                &["/", "\t", "\n", "\u{c}"]
+            } else {
+                &["\t", "\n", "\u{c}"]
+            };
+            let s = spaces(p, with, rng);
             s.replace("javascript:", "java\tscript:")
                 .replace("alert(", "top['al'+'ert'](")
                 .replace("prompt(", "window['pro'+'mpt'](")

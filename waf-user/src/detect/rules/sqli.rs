@@ -95,6 +95,9 @@ pub fn rules() -> Vec<Rule> {
         rule("sqli-quote-tail-comment", K, Critical, 1, View::Sql, t, r"'\s*(?:\s|[-+*/%^<>=!|&~(])[^']{0,60}(?:--|#)[\s-]*$|';\s*$|\b(?:and|or|=|in)\s*\(\s*$"),
         rule("sqli-leading-keyword", K, Error, 1, View::Sql, t, r"^\s*;?\s*(?:select|union|insert|update|delete|create|grant)\s+[\w@*(`\x22]"),
         rule("sqli-leading-statement", K, Critical, 1, View::Sql, t, r#"^\s*[;'"`)]*\s*(?:drop\s+(?:table|database|schema|user|view|index|procedure|function|trigger|if)\b|truncate\s+table\b|alter\s+(?:table|database|user|login|session|system)\b|exec(?:ute)?\s*(?:$|master\b|xp_|sp_|@|\(|immediate\b)|declare\s+@|shutdown\s*(?:$|with\b|;|--)|waitfor\s+(?:delay|time)\b)|^\s*;\s*(?:select|union|insert|update|delete|create|set)\b"#),
+        // PostgreSQL's COPY to or from a program: a shell command run by the
+        // database (`1';copy (select '') to program 'id'--`).
+        rule("sqli-copy-program", K, Critical, 1, View::Sql, t, r"\bcopy\s*\(\s*select\b[^;]*?\)\s*to\s+program\s*(?:'|\$|e')|\bcopy\s+[\w.\x22]+(?:\s*\([^)]*\))?\s+(?:to|from)\s+program\s*(?:'|\$|e')"),
         rule("sqli-db-identifier", K, Critical, 1, View::Sql, t, r"\b(?:nvarchar|tempdb|northwind|msdasql|sqloledb|dbms_\w+|utl_\w+|master\.\.\w+|db_name\s*\(|user_name\s*\(|is_srvrolemember|has_dbaccess|current_setting|pg_ls_dir|pg_read_binary_file|lo_import|sys_eval|sys_exec)\b").plain(),
         rule("sqli-identifier-name", K, Warning, 1, View::Sql, t, r"\b(?:schema_name|table_name|column_name|table_schema|column_schema)\b").plain(),
         rule("sqli-keyword-function", K, Warning, 2, View::Sql, t, r"\b(?:sleep|benchmark|extractvalue|updatexml|char|chr|ascii|concat|substring|substr|mid|version|database|user|load_file|count|sin|compress|round|coalesce|ifnull|nullif|cast|convert)\s*\("),
