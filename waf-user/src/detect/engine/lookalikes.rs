@@ -513,8 +513,8 @@ fn javascript_through_computed_names_and_comments_blocks() {
 
 /// Slashes of mathematical notation that best-fit tables read as `/` and
 /// `\`, a parent directory sent base64-encoded, a statement that asks
-/// the database who it runs as, and PostgreSQL's COPY to a program block; fractions, formulas and a "select
-/// user" label pass.
+/// the database who it runs as, and PostgreSQL's COPY to a program
+/// block; fractions, formulas and a "select user" label pass.
 #[test]
 fn math_slashes_encoded_paths_and_identity_queries_block() {
     for q in [
