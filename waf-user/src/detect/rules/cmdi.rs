@@ -429,6 +429,18 @@ pub fn rules() -> Vec<Rule> {
         ),
         // A value that starts with a pipe or a separator and a command
         // (`|id`, `& dir c:\`), or ends with a command on its own line.
+        // A command kept in a variable, then run as the variable alone
+        // (`x=$'\x69\x64';$x`: the value's escapes are decoded before
+        // rules run).
+        rule(
+            "cmdi-variable-command",
+            K,
+            Critical,
+            1,
+            View::Low,
+            t,
+            r"\b[a-z_]\w*=[^\s;&|\d]\S*?\s*[;&|\n]+\s*\$\{?[a-z_]\w*\}?\s*(?:$|[;&|`)])",
+        ),
         rule(
             "cmdi-leading-separator",
             K,
