@@ -136,6 +136,7 @@ pub const FAMILIES: &[Family] = &[
             "http://169.254.169.254.nip.io/latest/meta-data/",
             "http://0xa9.0xfe.0xa9.0xfe/latest/",
             "dict://10.0.0.5:11211/stats",
+            "http://10.0.0.5#@app.example.test/admin",
         ],
     },
     Family {

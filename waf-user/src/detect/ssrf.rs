@@ -18,6 +18,8 @@ pub enum Class {
     LinkLocal,
     /// Private range (RFC 1918, ULA, CGNAT).
     Private,
+    /// A private address in a URL parsers read two ways (`10.0.0.5#@x`).
+    Confused,
     /// An internal DNS name (`*.internal`, cluster names).
     Internal,
     /// An IPv4 address written in a non-standard numeric form.
@@ -32,6 +34,7 @@ impl Class {
             Class::Loopback => "ssrf-loopback",
             Class::LinkLocal => "ssrf-link-local",
             Class::Private => "ssrf-private-range",
+            Class::Confused => "ssrf-parser-confusion",
             Class::Internal => "ssrf-internal-host",
             Class::Obfuscated => "ssrf-obfuscated-ip",
         }
@@ -157,11 +160,12 @@ pub fn public_ip_url(low: &[u8]) -> Option<String> {
 fn rank(c: Class) -> u8 {
     match c {
         Class::Private => 0,
-        Class::Internal => 1,
-        Class::Obfuscated => 2,
-        Class::LinkLocal => 3,
-        Class::Loopback => 4,
-        Class::Metadata => 5,
+        Class::Confused => 1,
+        Class::Internal => 2,
+        Class::Obfuscated => 3,
+        Class::LinkLocal => 4,
+        Class::Loopback => 5,
+        Class::Metadata => 6,
     }
 }
 
@@ -225,10 +229,17 @@ fn authority(rest: &str) -> Option<(Class, String)> {
     } else {
         None
     };
-    match (a, b) {
+    let worse = match (a, b) {
         (Some(a), Some(b)) => Some(if rank(b.0) > rank(a.0) { b } else { a }),
         (a, b) => a.or(b),
-    }
+    };
+    // `#...@` with no space between: the two readings differ by design.
+    let two_ways = (auth[first.len()..].split(' ').next())
+        .is_some_and(|r| r.starts_with('#') && r.contains('@'));
+    worse.map(|(c, h)| match c {
+        Class::Private if two_ways => (Class::Confused, h),
+        _ => (c, h),
+    })
 }
 
 /// Classifies the host of one reading of an authority (`user@host:port`).
@@ -534,6 +545,10 @@ mod tests {
             c("http://app.example.test@127.0.0.1:8080/"),
             Some(Class::Loopback)
         );
+        // A private address read two ways is the trick, not a setting.
+        assert_eq!(c("http://192.168.0.1#@x.example/"), Some(Class::Confused));
+        assert_eq!(c("http://evil.example#@10.0.0.5/"), Some(Class::Confused));
+        assert_eq!(c("http://10.0.0.5 #a mail me@home"), Some(Class::Private));
         // Names that spell an inside address (wildcard DNS services).
         assert_eq!(
             c("http://169.254.169.254.nip.io/latest/"),

@@ -539,8 +539,10 @@ fn math_slashes_encoded_paths_and_identity_queries_block() {
 
 /// Edge side includes, spreadsheet formulas that run a program or fetch a
 /// URL, an XPath predicate closed into a union, a command on a line of its
-/// own before a separator, a command run from a variable, template scanners' polyglot, Thymeleaf's
-/// selection expressions and a module imported from another host block; prose about the same things passes.
+/// own before a separator, a command run from a variable, template
+/// scanners' polyglot, Thymeleaf's selection expressions, a module
+/// imported from another host and a private address behind `#...@`
+/// block; prose about the same things passes.
 #[test]
 fn esi_formulas_xpath_unions_line_commands_and_templates_block() {
     for q in [
@@ -556,6 +558,7 @@ fn esi_formulas_xpath_unions_line_commands_and_templates_block() {
         "/s?q=${{%3C%25[%25%27%22}}%25%5C.",
         "/s?q=*{7*7}",
         "/s?q=import(%27//203.0.113.9/x.js%27)",
+        "/s?q=http://192.168.0.1%23@x.example/",
     ] {
         assert_eq!(get(q, None).action, Action::Block, "{q}");
     }
@@ -567,6 +570,7 @@ fn esi_formulas_xpath_unions_line_commands_and_templates_block() {
         "total=5;$price, qty=2 & $tax",
         "deploy with ${{ secrets.TOKEN }}, rated *{5} stars, @{user}",
         "how to import ('./local.js') in a module",
+        "router admin http://192.168.1.1 #status, mail me@home",
     ] {
         assert_passes(&get(&search(s), None), s);
     }
