@@ -78,44 +78,53 @@ impl Inbound {
     ) -> Option<u64> {
         let (last, made) = state?;
         let os = self.snap.clone()?;
-        let info = os.info(SNAP_OBJECT).await.ok()?;
-        let usable = info
-            .description
-            .as_deref()
-            .and_then(parse_snap_description)
-            .filter(|(rev, stream)| *stream == made && *rev <= last && *rev > 0);
-        let Some((rev, _)) = usable else {
-            bump(&self.link.counters.snapshots_ignored);
-            tracing::info!(
-                "fleet: the snapshot is of another stream or ahead of it; reading the bucket instead"
-            );
-            return None;
-        };
-        if info.size > MAX_SNAPSHOT {
-            bump(&self.link.counters.snapshots_ignored);
-            return None;
-        }
         let t = std::time::Instant::now();
-        let read = async {
-            let mut obj = os.get(SNAP_OBJECT).await.ok()?;
-            let mut bytes = Vec::with_capacity(info.size);
-            obj.read_to_end(&mut bytes).await.ok()?;
-            Some(bytes)
-        };
-        let bytes = tokio::time::timeout(Duration::from_secs(60), read)
-            .await
-            .ok()
-            .flatten()?;
-        let read_ms = t.elapsed().as_millis() as u64;
-        let snap = tokio::task::spawn_blocking(move || Snapshot::decode(&bytes))
-            .await
-            .ok()?;
-        let snap = match snap {
-            Ok(s) if s.revision == rev => s,
-            Ok(_) | Err(_) => {
+        let mut tries = 0;
+        let (snap, rev, read_ms) = loop {
+            tries += 1;
+            let info = os.info(SNAP_OBJECT).await.ok()?;
+            let usable = info
+                .description
+                .as_deref()
+                .and_then(parse_snap_description)
+                .filter(|(rev, stream)| *stream == made && *rev <= last && *rev > 0);
+            let Some((rev, _)) = usable else {
                 bump(&self.link.counters.snapshots_ignored);
-                tracing::warn!("fleet: the snapshot does not read; reading the bucket instead");
+                tracing::info!(
+                    "fleet: the snapshot is of another stream or ahead of it; reading the bucket instead"
+                );
                 return None;
+            };
+            if info.size > MAX_SNAPSHOT {
+                bump(&self.link.counters.snapshots_ignored);
+                return None;
+            }
+            let read = async {
+                let mut obj = os.get(SNAP_OBJECT).await.ok()?;
+                let mut bytes = Vec::with_capacity(info.size);
+                obj.read_to_end(&mut bytes).await.ok()?;
+                Some(bytes)
+            };
+            let bytes = tokio::time::timeout(Duration::from_secs(60), read)
+                .await
+                .ok()
+                .flatten()?;
+            let read_ms = t.elapsed().as_millis() as u64;
+            let snap = tokio::task::spawn_blocking(move || Snapshot::decode(&bytes))
+                .await
+                .ok()?;
+            match snap {
+                Ok(s) if s.revision == rev => break (s, rev, read_ms),
+                // A writer replaced the snapshot between its description
+                // and its bytes: read the new one once more.
+                Ok(_) | Err(_) if tries < 2 => {
+                    tracing::info!("fleet: the snapshot changed while read; reading it again");
+                }
+                Ok(_) | Err(_) => {
+                    bump(&self.link.counters.snapshots_ignored);
+                    tracing::warn!("fleet: the snapshot does not read; reading the bucket instead");
+                    return None;
+                }
             }
         };
         let (bans, holes) = (snap.bans.len(), snap.holes.len());
