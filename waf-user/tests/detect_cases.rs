@@ -359,6 +359,27 @@ fn paranoia_levels_add_rules() {
     );
 }
 
+/// Markup with no script (a link to another site, the page's structure)
+/// passes at PL1, where rich-text fields send it, and blocks from PL2;
+/// plain text with angle brackets passes at both.
+#[test]
+fn html_injection_blocks_from_paranoia_2() {
+    let pl2 = engine(DetectConfig {
+        paranoia: 2,
+        ..Default::default()
+    });
+    for url in [
+        "/s?q=%3CA%20HREF%3D%22http%3A%2F%2Fphish.example%2F%22%3Elogin%3C%2FA%3E",
+        "/s?q=%3Ch1%3EYour%20account%20is%20locked%3C%2Fh1%3E",
+        "/s?q=%3C%2Fbody%3E%3C%2Fhtml%3E",
+    ] {
+        assert_eq!(get(default_engine(), url).action, Action::Pass, "{url}");
+        assert_eq!(get(&pl2, url).action, Action::Block, "{url}");
+    }
+    let prose = "/s?q=a%20%3C%20b%20and%20h1%20%3E%20h2%2C%20see%20%3Ca%3E%20tags";
+    assert_eq!(get(&pl2, prose).action, Action::Pass);
+}
+
 #[test]
 fn passive_mode_logs_but_never_blocks() {
     let e = engine(DetectConfig {

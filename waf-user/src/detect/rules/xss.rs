@@ -279,6 +279,19 @@ pub fn rules() -> Vec<Rule> {
             t,
             r"<!--|-->|<!\[cdata\[",
         ),
+        // Markup with no script: a link to another site, or the page's
+        // own structure, injected into a page that reflects the value
+        // (content spoofing, phishing). Rich-text fields send links, so
+        // only paranoia 2 counts them.
+        rule(
+            "xss-html-injection",
+            K,
+            Critical,
+            2,
+            View::Low,
+            INPUT,
+            r#"<\s*a\b[^>]*\bhref\s*=\s*['"]?\s*(?:https?:)?//|<\s*/?\s*(?:html|body|head)\s*>|<\s*(?:h[1-6]|marquee|center|font)\b[^>]*>[^<]*<\s*/\s*(?:h[1-6]|marquee|center|font)\s*>"#,
+        ),
         rule(
             "xss-any-tag-attr",
             K,
