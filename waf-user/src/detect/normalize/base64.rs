@@ -37,8 +37,8 @@ pub fn base64_text(v: &[u8]) -> Option<String> {
             b,
             b'(' | b')' | b';' | b'{' | b'}' | b'$' | b'<' | b'>' | b'|' | b'`' | b'\'' | b'"'
         )
-    }) || memchr::memmem::find(&out, b"../").is_some()
-        || memchr::memmem::find(&out, b"..\\").is_some();
+    }) || memchr::memmem::find_iter(&out, b"..")
+        .any(|i| matches!(out.get(i + 2), Some(b'/' | b'\\')));
     (printable && code)
         .then(|| String::from_utf8(out).ok())
         .flatten()

@@ -1,7 +1,8 @@
 //! Look-alike characters folded to the ASCII they pass for: full-width
 //! forms (`＜`), enclosed alphanumerics (`ⓢⓔⓛ`, `①`), typographic quotes,
-//! the acute accent used as a quote (`1´ or ´1´=´1`), and the two CJK
-//! characters that servers keeping the low byte read as CR and LF.
+//! the slashes of mathematical notation (`∕`, `∖`), the acute accent used
+//! as a quote (`1´ or ´1´=´1`), and the two CJK characters that servers
+//! keeping the low byte read as CR and LF.
 
 use super::{Flags, is_meta};
 
@@ -9,7 +10,7 @@ use super::{Flags, is_meta};
 /// notes full-width and enclosed forms in `flags`.
 pub(super) fn at(s: &[u8], flags: &mut Flags) -> Option<(u8, usize)> {
     match *s.first()? {
-        0xEF => fullwidth(s, flags),
+        0xEF => fullwidth(s, flags).or_else(|| slash(s)),
         0xE2 => enclosed(s, flags)
             .or_else(|| typographic_quote(s))
             .or_else(|| slash(s)),
@@ -34,8 +35,6 @@ fn fullwidth(s: &[u8], flags: &mut Flags) -> Option<(u8, usize)> {
     let cp = match s.get(1) {
         Some(0xBC) => 0xFF00 + u32::from(s[2] - 0x80),
         Some(0xBD) => 0xFF40 + u32::from(s[2] - 0x80),
-        // U+FE68 SMALL REVERSE SOLIDUS, which best-fit tables map to `\`.
-        Some(0xB9) if s[2] == 0xA8 => return Some((b'\\', 3)),
         _ => return None,
     };
     if !(0xFF01..=0xFF5E).contains(&cp) {
@@ -79,12 +78,13 @@ fn typographic_quote(s: &[u8]) -> Option<(u8, usize)> {
 /// Slashes of mathematical notation that Windows' best-fit code page
 /// tables (and some path normalisers) turn into `/` and `\`: U+2215
 /// DIVISION SLASH, U+2044 FRACTION SLASH, U+29F8 BIG SOLIDUS, U+2216 SET
-/// MINUS and U+29F9 BIG REVERSE SOLIDUS (`..∕..∕etc∕passwd`). Prose writes
-/// them in formulas and fractions, where a `/` reads the same.
+/// MINUS, U+29F9 BIG REVERSE SOLIDUS and U+FE68 SMALL REVERSE SOLIDUS
+/// (`..∕..∕etc∕passwd`). Prose writes them in formulas and fractions,
+/// where a `/` reads the same.
 fn slash(s: &[u8]) -> Option<(u8, usize)> {
-    match (s.get(1)?, s.get(2)?) {
-        (0x88, 0x95) | (0x81, 0x84) | (0xA7, 0xB8) => Some((b'/', 3)),
-        (0x88, 0x96) | (0xA7, 0xB9) => Some((b'\\', 3)),
+    match s.get(..3)? {
+        [0xE2, 0x88, 0x95] | [0xE2, 0x81, 0x84] | [0xE2, 0xA7, 0xB8] => Some((b'/', 3)),
+        [0xE2, 0x88, 0x96] | [0xE2, 0xA7, 0xB9] | [0xEF, 0xB9, 0xA8] => Some((b'\\', 3)),
         _ => None,
     }
 }

@@ -427,8 +427,6 @@ pub fn rules() -> Vec<Rule> {
             t,
             r"(?:^|[;|&\n])\s*\.(?:shell|system|sh)\s+\S|[;|]\s*\.(?:databases|tables|dump)\b|-wrapper\s+[\w/]*(?:sh|bash|python\d?|perl)\b|\brm\s+-(?:rf|fr|r|f)\s+[/~.\w*]|\btrap\s+\S.*\b(?:exit|sig\w+)\s*$",
         ),
-        // A value that starts with a pipe or a separator and a command
-        // (`|id`, `& dir c:\`), or ends with a command on its own line.
         // A command kept in a variable, then run as the variable alone
         // (`x=$'\x69\x64';$x`: the value's escapes are decoded before
         // rules run).
@@ -441,6 +439,9 @@ pub fn rules() -> Vec<Rule> {
             t,
             r"\b[a-z_]\w*=[^\s;&|\d]\S*?\s*[;&|\n]+\s*\$\{?[a-z_]\w*\}?\s*(?:$|[;&|`)])",
         ),
+        // A value that starts with a pipe or a separator and a command
+        // (`|id`, `& dir c:\`), or a command on a line of its own at the
+        // end or before a separator (`1\nenv;`).
         rule(
             "cmdi-leading-separator",
             K,
