@@ -82,8 +82,11 @@ impl Inbound {
         let mut tries = 0;
         let (snap, rev, read_ms) = loop {
             tries += 1;
-            let info = os.info(SNAP_OBJECT).await.ok()?;
-            let usable = info
+            // The description and the bytes of one version of the object
+            // (a writer's newer snapshot replaces both at once).
+            let mut obj = os.get(SNAP_OBJECT).await.ok()?;
+            let usable = obj
+                .info()
                 .description
                 .as_deref()
                 .and_then(parse_snap_description)
@@ -95,32 +98,36 @@ impl Inbound {
                 );
                 return None;
             };
-            if info.size > MAX_SNAPSHOT {
+            let size = obj.info().size;
+            if size > MAX_SNAPSHOT {
                 bump(&self.link.counters.snapshots_ignored);
                 return None;
             }
             let read = async {
-                let mut obj = os.get(SNAP_OBJECT).await.ok()?;
-                let mut bytes = Vec::with_capacity(info.size);
-                obj.read_to_end(&mut bytes).await.ok()?;
-                Some(bytes)
+                let mut bytes = Vec::with_capacity(size);
+                obj.read_to_end(&mut bytes).await.ok().map(|_| bytes)
             };
             let bytes = tokio::time::timeout(Duration::from_secs(60), read)
                 .await
-                .ok()
-                .flatten()?;
-            let read_ms = t.elapsed().as_millis() as u64;
-            let snap = tokio::task::spawn_blocking(move || Snapshot::decode(&bytes))
-                .await
                 .ok()?;
+            let read_ms = t.elapsed().as_millis() as u64;
+            let snap = match bytes {
+                Some(bytes) => tokio::task::spawn_blocking(move || Snapshot::decode(&bytes))
+                    .await
+                    .ok()?
+                    .ok(),
+                None => None,
+            };
             match snap {
-                Ok(s) if s.revision == rev => break (s, rev, read_ms),
-                // A writer replaced the snapshot between its description
-                // and its bytes: read the new one once more.
-                Ok(_) | Err(_) if tries < 2 => {
-                    tracing::info!("fleet: the snapshot changed while read; reading it again");
+                Some(s) if s.revision == rev => break (s, rev, read_ms),
+                // A writer's newer snapshot purged this one's chunks while
+                // they were read: read the new one.
+                _ if tries < 2 => {
+                    tracing::info!(
+                        "fleet: the snapshot was replaced while read; reading the new one"
+                    );
                 }
-                Ok(_) | Err(_) => {
+                _ => {
                     bump(&self.link.counters.snapshots_ignored);
                     tracing::warn!("fleet: the snapshot does not read; reading the bucket instead");
                     return None;
