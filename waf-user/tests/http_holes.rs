@@ -486,6 +486,68 @@ fn serialized_objects_in_the_path_and_tautologies_in_headers_block() {
     assert_eq!(e.inspect(&req, None).action, Action::Pass);
 }
 
+/// Hole: a header of the application's own (`X-Request-Data`) was read
+/// with the few rules of the protocol's headers unless it held code
+/// punctuation, so `" or "a"="a`, ` OR 1=1` and `;id;` blocked in a
+/// parameter and passed there. Such a header is now read as a parameter:
+/// the same verdict in both places, attack or not. A Referer's query is
+/// read when it holds a command separator or a comment too.
+#[test]
+fn an_application_header_is_read_as_a_parameter() {
+    let e = Engine::new(&DetectConfig::default()).expect("engine");
+    let in_header = |name: &str, value: &str| {
+        let h = headers(&[(name, value)]);
+        let req =
+            Request::from_parts("GET", "/account", h, Vec::new(), e.limits()).expect("request");
+        e.inspect(&req, None)
+    };
+    let enc = |v: &str| v.bytes().map(|b| format!("%{b:02X}")).collect::<String>();
+    for (value, attack) in [
+        ("\" or \"a\"=\"a", true),
+        (" OR 1=1", true),
+        (";id;", true),
+        ("a);env;", true),
+        ("admin\" or 1=1#", true),
+        ("abc123DEF456", false),
+        (
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            false,
+        ),
+        ("a=1;b=2;exp=on", false),
+        ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig", false),
+        ("order by date", false),
+    ] {
+        let q = get(&e, &format!("/account?v={}", enc(value)));
+        let h = in_header("X-Request-Data", value);
+        assert_eq!(
+            q.action,
+            h.action,
+            "{value}: {:?} / {:?}",
+            rules(&q),
+            rules(&h)
+        );
+        let want = if attack { Action::Block } else { Action::Pass };
+        assert_eq!(h.action, want, "{value}: {:?}", rules(&h));
+    }
+    // The headers of the protocol keep their grammar: a client hint with
+    // quotes and `;` is no SQL.
+    let v = in_header(
+        "Sec-CH-UA",
+        "\"Not A(Brand\";v=\"99\", \"Chromium\";v=\"120\"",
+    );
+    assert_eq!(v.action, Action::Pass, "{:?}", rules(&v));
+    // A Referer's query with a comment or a separator is read.
+    for q in ["%20OR%20x=x--%20", "%26%20id%20%26"] {
+        let v = in_header("Referer", &format!("https://app.example/search?q={q}"));
+        assert_eq!(v.action, Action::Block, "{q}: {:?}", rules(&v));
+    }
+    let v = in_header(
+        "Referer",
+        "https://app.example/search?q=tom%20%26%20jerry%20--%20c%23",
+    );
+    assert_eq!(v.action, Action::Pass, "{:?}", rules(&v));
+}
+
 /// Hole: a remote file with a trailing `?` (which cuts off the suffix the
 /// application appends) blocked in a parameter but not in a JSON string.
 /// In JSON it takes a script or text file: beacons carry page URLs with

@@ -240,8 +240,10 @@ impl Engine {
         } else {
             let quiet = if ua {
                 value::is_quiet_user_agent(h.value.as_bytes())
-            } else {
+            } else if value::is_protocol_header(&h.name) {
                 value::is_quiet_header(h.value.as_bytes())
+            } else {
+                false
             };
             // Host and Origin name this site (an internal or local name
             // is normal there); any other header holding a URL or a call
@@ -484,14 +486,16 @@ fn encoded_value_tail(raw_name: &str) -> Option<&str> {
 
 /// Whether a value of a Referer's query, decoded, holds punctuation that
 /// ends a string in some interpreter (quotes, markup, shell and template
-/// characters, line breaks, URLs, parent directories).
+/// characters, command separators, comments, line breaks, URLs, parent
+/// directories).
 fn is_loud(q: &str) -> bool {
     if normalize::is_plain(q.as_bytes()) {
         return false;
     }
     let n = normalize::Normalized::new(q.as_bytes(), true);
-    const LOUD: [bool; 256] = normalize::byte_set(b"'\"`<>;|${}()*\\\r\n\0");
+    const LOUD: [bool; 256] = normalize::byte_set(b"'\"`<>;|&#${}()*\\\r\n\0");
     n.dec.iter().any(|&b| LOUD[usize::from(b)])
+        || memchr::memmem::find(&n.dec, b"--").is_some()
         || memchr::memmem::find(&n.dec, b"://").is_some()
         || memchr::memmem::find(&n.dec, b"..").is_some()
 }

@@ -326,6 +326,60 @@ pub(super) fn is_quiet_custom_header(b: &[u8]) -> bool {
         && !libinj::has_sql_word(b)
 }
 
+/// Headers of HTTP itself and of browsers, with a grammar of their own
+/// (media types, languages, tokens, dates, client hints): any other
+/// header is the application's, read as a parameter once it holds what SQL
+/// or a shell reads ([`is_quiet_custom_header`]).
+pub(super) fn is_protocol_header(name: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "accept",
+        "accept-charset",
+        "accept-encoding",
+        "accept-language",
+        "access-control-request-headers",
+        "access-control-request-method",
+        "authorization",
+        "cache-control",
+        "connection",
+        "content-encoding",
+        "content-language",
+        "content-length",
+        "content-type",
+        "date",
+        "device-memory",
+        "dnt",
+        "downlink",
+        "dpr",
+        "ect",
+        "expect",
+        "host",
+        "if-match",
+        "if-modified-since",
+        "if-none-match",
+        "if-range",
+        "if-unmodified-since",
+        "keep-alive",
+        "origin",
+        "pragma",
+        "priority",
+        "purpose",
+        "range",
+        "rtt",
+        "save-data",
+        "te",
+        "traceparent",
+        "tracestate",
+        "upgrade",
+        "upgrade-insecure-requests",
+        "viewport-width",
+        "x-client-data",
+        "x-requested-with",
+    ];
+    let n = name.as_bytes();
+    (n.len() > 4 && n[..4].eq_ignore_ascii_case(b"sec-"))
+        || NAMES.iter().any(|k| k.as_bytes().eq_ignore_ascii_case(n))
+}
+
 /// Whether text after a `;` starts with a word and then a space or the
 /// end (a command), not a parameter (`q=0.9`, `charset=utf-8`).
 fn command_after(rest: &[u8]) -> bool {
@@ -374,6 +428,16 @@ mod tests {
             0..40,
         )) {
             prop_assert_eq!(is_quiet_header(&b), quiet_header_reference(&b));
+        }
+    }
+
+    #[test]
+    fn protocol_headers_are_known_by_name_in_any_case() {
+        for n in ["Accept", "accept-language", "Sec-CH-UA", "sec-fetch-mode", "TRACEPARENT"] {
+            assert!(is_protocol_header(n), "{n}");
+        }
+        for n in ["X-Request-Data", "x-csrftoken", "sec-", "Acceptx", "x-accept", "referer"] {
+            assert!(!is_protocol_header(n), "{n}");
         }
     }
 
