@@ -380,6 +380,64 @@ fn html_injection_blocks_from_paranoia_2() {
     assert_eq!(get(&pl2, prose).action, Action::Pass);
 }
 
+/// A redirect target that a check reads as this site's path and a browser
+/// as another host blocks in a field, a JSON string and the path itself;
+/// a host name as user name (`https://good@evil`) blocks from PL2; plain
+/// links, protocol-relative URLs, escaped JSON and patterns pass.
+#[test]
+fn open_redirects_block_where_a_browser_reads_another_host() {
+    let e = default_engine();
+    for url in [
+        "/login?next=/%5Cevil.example/account",
+        "/login?next=%5C/evil.example",
+        "/login?next=/%09/evil.example",
+        "/login?next=////evil.example/",
+        "/login?next=https:/%5Cevil.example",
+        "/login?next=/%5C/3405803785/",
+        "/%5Cevil.example/",
+        "///evil.example/",
+    ] {
+        let v = get(e, url);
+        assert_eq!(v.action, Action::Block, "{url}: {:?}", kinds(&v));
+        assert!(
+            kinds(&v).contains(&Kind::OpenRedirect),
+            "{url}: {:?}",
+            kinds(&v)
+        );
+    }
+    let v = post(
+        e,
+        "/login",
+        "application/json",
+        r#"{"next":"/\\evil.example"}"#,
+    );
+    assert_eq!(v.action, Action::Block, "{:?}", kinds(&v));
+    let pl2 = engine(DetectConfig {
+        paranoia: 2,
+        ..Default::default()
+    });
+    let userinfo = "/login?next=https://app.example@evil.example/";
+    assert_eq!(get(e, userinfo).action, Action::Pass);
+    assert_eq!(get(&pl2, userinfo).action, Action::Block);
+    for url in [
+        "/login?next=/account/settings",
+        "/login?next=//cdn.example.com/app.js",
+        "/login?next=https://app.example/cart",
+        "/login?next=https://alice@app.example/",
+        "/f?pattern=/%5Cw%2B%5C.%5Cw%2B/",
+        "/f?data=%5C/%5C/cdn.example.com%5C/app.js",
+        "//static/app.js",
+    ] {
+        let v = get(&pl2, url);
+        assert!(
+            !kinds(&v).contains(&Kind::OpenRedirect),
+            "{url}: {:?}",
+            kinds(&v)
+        );
+        assert_eq!(get(e, url).action, Action::Pass, "{url}");
+    }
+}
+
 #[test]
 fn passive_mode_logs_but_never_blocks() {
     let e = engine(DetectConfig {

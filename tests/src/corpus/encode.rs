@@ -369,6 +369,11 @@ pub fn obfuscate(family: &str, p: &str, rng: &mut Rng) -> Option<String> {
             .replace("(#", "( #")
             .replace("exec(", "exec (")
             .replace("Runtime", "Run\\u0074ime"),
+        // The full stops URL parsers read as dots; the scheme in capitals.
+        "open_redirect" => p
+            .replace("evil.example", "evil\u{3002}example")
+            .replace("203.0.113.9", "3405803785")
+            .replace("https:", "HTTPS:"),
         _ => return None,
     };
     (out != p).then_some(out)

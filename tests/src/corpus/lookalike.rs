@@ -17,6 +17,7 @@ pub fn param(category: &str) -> &'static str {
         "code" => "snippet",
         "nosql" => "price",
         "java" => "note",
+        "open_redirect" => "next",
         _ => "text",
     }
 }
@@ -221,6 +222,20 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "class loader in java",
             "#{user} tagged you",
             "jndi and ldap for beginners",
+        ],
+    ),
+    (
+        "open_redirect",
+        &[
+            "/account/settings",
+            "//cdn.example.com/app.js",
+            "https://app.example.test/cart?step=2",
+            "\\/\\/cdn.example.com\\/app.js",
+            "/\\w+\\.\\w+/",
+            "https://alice@app.example.test/",
+            "mailto:support@app.example.test",
+            "https://app.example.test/docs//v2/intro",
+            "/\\ is a backslash, // a comment",
         ],
     ),
 ];

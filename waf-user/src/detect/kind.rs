@@ -40,6 +40,9 @@ pub enum Kind {
     SessionFixation,
     /// Upload of a server-side script.
     FileUpload,
+    /// Open redirects: URLs a redirect check and a browser read as two
+    /// hosts.
+    OpenRedirect,
     /// Security scanners and bad user agents.
     Scanner,
     /// Protocol anomalies (framing, encodings, methods, headers).
@@ -69,6 +72,7 @@ impl Kind {
             Kind::PrototypePollution => "prototype_pollution",
             Kind::SessionFixation => "session_fixation",
             Kind::FileUpload => "file_upload",
+            Kind::OpenRedirect => "open_redirect",
             Kind::Scanner => "scanner",
             Kind::Protocol => "protocol",
             Kind::Operator => "operator",

@@ -6,7 +6,7 @@
 //! - [`rules`]: the signatures per attack family, with severities and
 //!   paranoia levels; [`matcher`] compiles them behind a literal screen
 //!   ([`prefilter`] finds each rule's literals).
-//! - [`libinj`], [`ssrf`], [`log4shell`], [`scanner`], [`protocol`]: checks
+//! - [`libinj`], [`ssrf`], [`redirect`], [`log4shell`], [`scanner`], [`protocol`]: checks
 //!   that are code rather than patterns.
 //! - [`config`], [`operator`]: operator rules, exclusions, exempt paths.
 //! - [`path`]: evasions of the path itself; [`upload`]: scripts in files.
@@ -27,6 +27,7 @@ pub mod operator;
 pub mod path;
 pub mod prefilter;
 pub mod protocol;
+pub mod redirect;
 pub mod rules;
 pub mod scanner;
 mod screen;

@@ -12,7 +12,7 @@ use crate::detect::kind::{Kind, Severity};
 use crate::detect::libinj;
 use crate::detect::normalize::{self, Normalized, is_plain, is_text};
 use crate::detect::rules::targets;
-use crate::detect::{log4shell, ssrf};
+use crate::detect::{log4shell, redirect, ssrf};
 
 /// How a value is encoded where it was found.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -203,6 +203,27 @@ impl Engine {
                 1,
                 &l,
                 &host,
+                value,
+            );
+        }
+        // A redirect target in a field, or a path a server may redirect to
+        // with its own slash added (`GET /\evil.example`).
+        if target & (targets::ARGS | targets::DOC | targets::PATH) != 0
+            && let Some((trick, host)) = redirect::check(&n.dec)
+            && (target != targets::PATH || trick == redirect::Trick::Slashes)
+        {
+            let severity = match trick {
+                redirect::Trick::Userinfo if self.cfg.paranoia < 2 => Severity::Error,
+                _ => Severity::Critical,
+            };
+            let l = loc();
+            c.add(
+                Kind::OpenRedirect,
+                trick.rule(),
+                severity,
+                1,
+                &l,
+                &String::from_utf8_lossy(host),
                 value,
             );
         }
@@ -433,10 +454,23 @@ mod tests {
 
     #[test]
     fn protocol_headers_are_known_by_name_in_any_case() {
-        for n in ["Accept", "accept-language", "Sec-CH-UA", "sec-fetch-mode", "TRACEPARENT"] {
+        for n in [
+            "Accept",
+            "accept-language",
+            "Sec-CH-UA",
+            "sec-fetch-mode",
+            "TRACEPARENT",
+        ] {
             assert!(is_protocol_header(n), "{n}");
         }
-        for n in ["X-Request-Data", "x-csrftoken", "sec-", "Acceptx", "x-accept", "referer"] {
+        for n in [
+            "X-Request-Data",
+            "x-csrftoken",
+            "sec-",
+            "Acceptx",
+            "x-accept",
+            "referer",
+        ] {
             assert!(!is_protocol_header(n), "{n}");
         }
     }
