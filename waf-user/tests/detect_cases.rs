@@ -438,6 +438,65 @@ fn open_redirects_block_where_a_browser_reads_another_host() {
     }
 }
 
+/// Each string argument of a GraphQL document is read as a parameter
+/// (`admin' --` inside one passed before), in a JSON body and in the
+/// query string; prose in arguments passes, the syntax around it is not
+/// taken for SQL; introspection is 4 points at PL1 and blocks from PL2,
+/// `__typename` is no introspection.
+#[test]
+fn graphql_string_arguments_are_parameters() {
+    let e = default_engine();
+    let gql = |e: &Engine, q: &str| {
+        let body = json!({ "query": q }).to_string();
+        let headers = vec![
+            ("Host".to_owned(), "app.example".to_owned()),
+            ("User-Agent".to_owned(), UA.to_owned()),
+            ("Accept".to_owned(), "application/json".to_owned()),
+            ("Content-Type".to_owned(), "application/json".to_owned()),
+            ("Content-Length".to_owned(), body.len().to_string()),
+        ];
+        let req = Request::from_parts("POST", "/graphql", headers, body.into(), e.limits())
+            .expect("request");
+        e.inspect(&req, None)
+    };
+    for q in [
+        r#"{ user(name: "admin' --") { id } }"#,
+        r#"mutation { ping(host: "127.0.0.1; cat /etc/passwd") { out } }"#,
+        r#"{ users(filter: "{\"$ne\": null}") { id } }"#,
+        "{ note(text: \"\"\"<svg onload=alert(1)>\"\"\") { id } }",
+    ] {
+        let v = gql(e, q);
+        assert_eq!(v.action, Action::Block, "{q}: {:?}", kinds(&v));
+        assert!(
+            v.attacks.iter().any(|f| f.location.ends_with("(graphql)")),
+            "{q}: {:?}",
+            v.attacks
+        );
+    }
+    let v = get(
+        e,
+        "/graphql?query=%7Buser(name%3A%22admin'%20--%22)%7Bid%7D%7D",
+    );
+    assert_eq!(v.action, Action::Block, "{:?}", kinds(&v));
+    for q in [
+        r#"{ search(q: "O'Brien and O'Reilly's books") { id } }"#,
+        r#"{ search(q: "sleep (8 hours) and benchmark results") { id title } }"#,
+        r#"query Q($id: ID!) { user(id: $id) { id name __typename } }"#,
+    ] {
+        let v = gql(e, q);
+        assert_eq!(v.action, Action::Pass, "{q}: {:?}", v.attacks);
+    }
+    let pl2 = engine(DetectConfig {
+        paranoia: 2,
+        ..Default::default()
+    });
+    let intro = "query IntrospectionQuery { __schema { types { name } } }";
+    let v = gql(e, intro);
+    assert_eq!(v.action, Action::Pass, "{:?}", v.attacks);
+    assert!(kinds(&v).contains(&Kind::Graphql), "{:?}", kinds(&v));
+    assert_eq!(gql(&pl2, intro).action, Action::Block);
+}
+
 #[test]
 fn passive_mode_logs_but_never_blocks() {
     let e = engine(DetectConfig {

@@ -53,12 +53,13 @@ impl Case {
     }
 }
 
-/// The placements, 11 of them.
+/// The placements, 12 of them.
 pub const PLACEMENTS: &[&str] = &[
     "query",
     "form",
     "json_value",
     "json_key",
+    "graphql",
     "multipart",
     "cookie",
     "user_agent",
@@ -157,6 +158,13 @@ pub fn request(placement: &str, param: &str, v: &str) -> String {
                 )
             }
         },
+        // A string argument of a GraphQL query (JSON's string escapes are
+        // GraphQL's).
+        "graphql" => {
+            let lit = serde_json::Value::String(v.to_owned()).to_string();
+            let q = format!("{{ search({param}: {lit}) {{ id title }} }}");
+            post("application/json", &json!({ "query": q }).to_string())
+        }
         "multipart" => post(
             &format!("multipart/form-data; boundary={BOUNDARY}"),
             &format!(
@@ -282,7 +290,11 @@ pub fn lookalikes() -> Vec<Case> {
                 // Multi-line text comes from a text area: a field value,
                 // never a name, path, cookie or header.
                 let multiline = v.contains('\n');
-                if multiline && !matches!(placement, "query" | "form" | "json_value" | "multipart")
+                if multiline
+                    && !matches!(
+                        placement,
+                        "query" | "form" | "json_value" | "graphql" | "multipart"
+                    )
                 {
                     continue;
                 }

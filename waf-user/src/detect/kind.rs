@@ -43,6 +43,8 @@ pub enum Kind {
     /// Open redirects: URLs a redirect check and a browser read as two
     /// hosts.
     OpenRedirect,
+    /// GraphQL abuse: introspection of the whole schema.
+    Graphql,
     /// Security scanners and bad user agents.
     Scanner,
     /// Protocol anomalies (framing, encodings, methods, headers).
@@ -73,6 +75,7 @@ impl Kind {
             Kind::SessionFixation => "session_fixation",
             Kind::FileUpload => "file_upload",
             Kind::OpenRedirect => "open_redirect",
+            Kind::Graphql => "graphql",
             Kind::Scanner => "scanner",
             Kind::Protocol => "protocol",
             Kind::Operator => "operator",

@@ -12,7 +12,7 @@ use crate::detect::kind::{Kind, Severity};
 use crate::detect::libinj;
 use crate::detect::normalize::{self, Normalized, is_plain, is_text};
 use crate::detect::rules::targets;
-use crate::detect::{log4shell, redirect, ssrf};
+use crate::detect::{graphql, log4shell, redirect, ssrf};
 
 /// How a value is encoded where it was found.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,17 @@ impl Encoding {
             Encoding::Referer => "r",
             Encoding::Base64 => "b",
         }
+    }
+}
+
+/// A value read as a GraphQL document, as sent (URL-decoded only where
+/// the value was), when it is one.
+fn graphql_document(raw: &[u8], enc: Encoding) -> Option<graphql::Document> {
+    match enc {
+        Encoding::Form | Encoding::Url | Encoding::Referer => graphql::read(
+            &crate::http::target::percent_decode(raw, enc != Encoding::Url),
+        ),
+        _ => graphql::read(raw),
     }
 }
 
@@ -98,7 +109,15 @@ impl Engine {
         if plain {
             return;
         }
-        if enc != Encoding::Base64 {
+        // A GraphQL document: each string argument is read as a parameter
+        // of its own; the tokenizers read a whole document's strings
+        // alone, not in the syntax around them (`search(q: "O'Brien")`).
+        let doc = (target & (targets::ARGS | targets::DOC) != 0
+            && enc != Encoding::Base64
+            && graphql::starts_document(&n.dec))
+        .then(|| graphql_document(raw, enc))
+        .flatten();
+        if enc != Encoding::Base64 && !doc.as_ref().is_some_and(|d| d.whole) {
             tokenizers::run(c, &n, target, &mut || at(&mut location), value);
         }
         self.ssrf(c, &n, target, &mut || at(&mut location), value);
@@ -136,6 +155,42 @@ impl Engine {
         {
             let inner = || format!("{}(data-uri)", loc());
             self.scan(c, &text, target, &inner, Encoding::Base64);
+        }
+        if let Some(doc) = doc {
+            self.graphql(c, &doc, target, loc, value);
+        }
+    }
+
+    /// The findings of a GraphQL document: an introspection query counts,
+    /// and each string argument is scanned as a parameter.
+    fn graphql(
+        &self,
+        c: &mut Collector,
+        doc: &graphql::Document,
+        target: u16,
+        loc: &dyn Fn() -> String,
+        value: &str,
+    ) {
+        if let Some(field) = doc.introspection {
+            let severity = if self.cfg.paranoia < 2 {
+                Severity::Error
+            } else {
+                Severity::Critical
+            };
+            let l = loc();
+            c.add(
+                Kind::Graphql,
+                "graphql-introspection",
+                severity,
+                1,
+                &l,
+                field,
+                value,
+            );
+        }
+        let inner = || format!("{}(graphql)", loc());
+        for s in &doc.strings {
+            self.scan(c, s, target, &inner, Encoding::Text);
         }
     }
 
