@@ -548,6 +548,56 @@ fn an_application_header_is_read_as_a_parameter() {
     assert_eq!(v.action, Action::Pass, "{:?}", rules(&v));
 }
 
+/// Hole: a JSON Web Token with `"alg": "none"` (a server that honours it
+/// takes the token unsigned) passed in a bearer header, a cookie and a
+/// parameter, and its header's key id (read by some servers as a file or
+/// a row) was never read. A signed token with an opaque key id passes.
+#[test]
+fn forged_json_web_tokens_block() {
+    use base64::Engine as _;
+    let e = Engine::new(&DetectConfig::default()).expect("engine");
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let token = |header: &str| format!("{}.{}.", b64(header), b64(r#"{"sub":"admin"}"#));
+    let inspect = |extra: &[(&str, &str)], target: &str| {
+        let req = Request::from_parts("GET", target, headers(extra), Vec::new(), e.limits())
+            .expect("request");
+        e.inspect(&req, None)
+    };
+    let none = token(r#"{"alg":"None","typ":"JWT"}"#);
+    for (extra, target) in [
+        (
+            vec![("Authorization", format!("Bearer {none}"))],
+            "/api/me".to_owned(),
+        ),
+        (
+            vec![("Cookie", format!("session={none}"))],
+            "/api/me".to_owned(),
+        ),
+        (vec![], format!("/api/me?token={none}")),
+    ] {
+        let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let v = inspect(&extra, &target);
+        assert_eq!(
+            v.action,
+            Action::Block,
+            "{target} {extra:?}: {:?}",
+            rules(&v)
+        );
+        assert!(rules(&v).contains(&"jwt-alg-none"), "{:?}", rules(&v));
+    }
+    for kid in ["../../../../dev/null", "x' union select 'key'--", "k;id;"] {
+        let t = token(&format!(
+            r#"{{"alg":"HS256","kid":{}}}"#,
+            serde_json::json!(kid)
+        ));
+        let v = inspect(&[("Authorization", &format!("Bearer {t}sig"))], "/api/me");
+        assert_eq!(v.action, Action::Block, "{kid}: {:?}", rules(&v));
+    }
+    let signed = token(r#"{"alg":"RS256","kid":"2024-06-key-a","typ":"JWT"}"#) + "c2lnbmF0dXJl";
+    let v = inspect(&[("Authorization", &format!("Bearer {signed}"))], "/api/me");
+    assert_eq!(v.action, Action::Pass, "{:?}", rules(&v));
+}
+
 /// Hole: a remote file with a trailing `?` (which cuts off the suffix the
 /// application appends) blocked in a parameter but not in a JSON string.
 /// In JSON it takes a script or text file: beacons carry page URLs with

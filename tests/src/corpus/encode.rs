@@ -374,6 +374,17 @@ pub fn obfuscate(family: &str, p: &str, rng: &mut Rng) -> Option<String> {
             .replace("evil.example", "evil\u{3002}example")
             .replace("203.0.113.9", "3405803785")
             .replace("https:", "HTTPS:"),
+        // The header in standard base64 with its padding, as some
+        // libraries write it.
+        "jwt" => {
+            use base64::Engine as _;
+            let (head, rest) = p.split_once('.')?;
+            let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(head)
+                .ok()?;
+            let std = base64::engine::general_purpose::STANDARD.encode(json);
+            format!("{std}.{rest}")
+        }
         _ => return None,
     };
     (out != p).then_some(out)

@@ -18,6 +18,7 @@ pub fn param(category: &str) -> &'static str {
         "nosql" => "price",
         "java" => "note",
         "open_redirect" => "next",
+        "jwt" => "token",
         _ => "text",
     }
 }
@@ -236,6 +237,17 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "mailto:support@app.example.test",
             "https://app.example.test/docs//v2/intro",
             "/\\ is a backslash, // a comment",
+        ],
+    ),
+    (
+        "jwt",
+        &[
+            // Signed tokens: RS256 with an opaque key id, HS256.
+            "eyJhbGciOiJSUzI1NiIsImtpZCI6IjIwMjQtMDYta2V5LWEiLCJ0eXAiOiJKV1QifQ.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkphbmUiLCJpYXQiOjE1MTYyMzkwMjJ9.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI0MiJ9.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+            "eyJhIjoxfQ",
+            "how to decode eyJ... tokens with alg none disabled",
+            "none",
         ],
     ),
 ];

@@ -253,10 +253,11 @@ pub fn evasion() -> Vec<Case> {
                         continue;
                     }
                     // A redirect target is a value the application sends
-                    // back in Location: a field, a cookie or its own
-                    // header, not a name, what a browser writes itself or
-                    // the middle of a path.
-                    if f.name == "open_redirect"
+                    // back in Location, a token one it reads as a
+                    // credential: a field, a cookie or its own header, not
+                    // a name, what a browser writes itself or the middle
+                    // of a path.
+                    if matches!(f.name, "open_redirect" | "jwt")
                         && matches!(
                             placement,
                             "json_key" | "user_agent" | "referer" | "path" | "path_plus"

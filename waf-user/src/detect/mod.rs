@@ -6,7 +6,7 @@
 //! - [`rules`]: the signatures per attack family, with severities and
 //!   paranoia levels; [`matcher`] compiles them behind a literal screen
 //!   ([`prefilter`] finds each rule's literals).
-//! - [`libinj`], [`ssrf`], [`redirect`], [`graphql`], [`log4shell`], [`scanner`], [`protocol`]: checks
+//! - [`libinj`], [`ssrf`], [`redirect`], [`graphql`], [`jwt`], [`log4shell`], [`scanner`], [`protocol`]: checks
 //!   that are code rather than patterns.
 //! - [`config`], [`operator`]: operator rules, exclusions, exempt paths.
 //! - [`path`]: evasions of the path itself; [`upload`]: scripts in files.
@@ -17,6 +17,7 @@ pub mod collect;
 pub mod config;
 pub mod engine;
 pub mod graphql;
+pub mod jwt;
 pub mod kind;
 mod ladder;
 pub mod libinj;

@@ -12,7 +12,7 @@ use crate::detect::kind::{Kind, Severity};
 use crate::detect::libinj;
 use crate::detect::normalize::{self, Normalized, is_plain, is_text};
 use crate::detect::rules::targets;
-use crate::detect::{graphql, log4shell, redirect, ssrf};
+use crate::detect::{graphql, jwt, log4shell, redirect, ssrf};
 
 /// How a value is encoded where it was found.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -106,6 +106,10 @@ impl Engine {
             );
         });
         self.keyword_weights(c, &n, &mut || at(&mut location));
+        // Tokens are plain text: read before the plain values return.
+        if memchr::memmem::find(&n.dec, b"eyJ").is_some() {
+            self.jwt(c, &n.dec, loc, value);
+        }
         if plain {
             return;
         }
@@ -158,6 +162,29 @@ impl Engine {
         }
         if let Some(doc) = doc {
             self.graphql(c, &doc, target, loc, value);
+        }
+    }
+
+    /// The JSON Web Tokens of a value: `alg: none` is critical, and the
+    /// header's key id and key URLs are read as parameters.
+    fn jwt(&self, c: &mut Collector, dec: &[u8], loc: &dyn Fn() -> String, value: &str) {
+        for h in jwt::headers(dec) {
+            if let Some(alg) = &h.alg_none {
+                let l = loc();
+                c.add(
+                    Kind::Jwt,
+                    "jwt-alg-none",
+                    Severity::Critical,
+                    1,
+                    &l,
+                    alg,
+                    value,
+                );
+            }
+            for (name, v) in &h.values {
+                let inner = || format!("{}(jwt {name})", loc());
+                self.scan(c, v, targets::ARGS, &inner, Encoding::Text);
+            }
         }
     }
 
