@@ -473,6 +473,20 @@ fn graphql_string_arguments_are_parameters() {
             v.attacks
         );
     }
+    // A payload after more decoys than strings are read alone is not
+    // passed unseen: such a document is an anomaly, as too many
+    // parameters are.
+    let decoys = |n: usize| {
+        let mut q = String::from("{ a(");
+        for i in 0..n {
+            q.push_str(&format!("x{i}: \"d\" "));
+        }
+        q
+    };
+    let v = gql(e, &(decoys(1100) + "y: \"admin' --\") { id } }"));
+    assert_eq!(v.action, Action::Block, "{:?}", kinds(&v));
+    let v = gql(e, &(decoys(1000) + ") { id } }"));
+    assert_eq!(v.action, Action::Pass, "{:?}", v.attacks);
     let v = get(
         e,
         "/graphql?query=%7Buser(name%3A%22admin'%20--%22)%7Bid%7D%7D",

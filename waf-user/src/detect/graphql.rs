@@ -9,8 +9,10 @@
 //! with escapes or `"""..."""` block strings; names are
 //! `[_A-Za-z][_0-9A-Za-z]*`. A string left open runs to the end.
 
-/// Most string literals read from one document.
-pub const MAX_STRINGS: usize = 512;
+/// Most string literals read from one document (as many as parameters a
+/// request may have: past them the document counts as an anomaly, so a
+/// payload after as many decoys is not passed unseen).
+pub const MAX_STRINGS: usize = 1024;
 
 /// What a document holds.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -24,6 +26,8 @@ pub struct Document {
     /// strings such a value holds no text an interpreter would take for
     /// code that the rules do not see (a comment could hide anything).
     pub whole: bool,
+    /// Whether it held more than [`MAX_STRINGS`] strings.
+    pub overflow: bool,
 }
 
 /// Reads `v` when it is a GraphQL document: a selection set (`{` then a
@@ -120,13 +124,20 @@ fn lex(v: &[u8], mut i: usize) -> Document {
             }
         }
     }
-    d.whole = !stray && depth == [0; 3] && last == b'}';
+    // Strings past MAX_STRINGS are not read alone: the whole document is
+    // read then, so decoys cannot push a payload out of every reading.
+    d.whole = !stray && depth == [0; 3] && last == b'}' && !d.overflow;
     d
 }
 
 fn push(d: &mut Document, s: String) {
-    if d.strings.len() < MAX_STRINGS && !s.is_empty() {
+    if s.is_empty() {
+        return;
+    }
+    if d.strings.len() < MAX_STRINGS {
         d.strings.push(s);
+    } else {
+        d.overflow = true;
     }
 }
 
@@ -258,6 +269,21 @@ mod tests {
                 String::from_utf8_lossy(v)
             );
         }
+    }
+
+    #[test]
+    fn a_document_with_more_strings_than_read_is_not_whole() {
+        let mut q = String::from("{ a(");
+        for i in 0..MAX_STRINGS {
+            q.push_str(&format!("x{i}: \"d\" "));
+        }
+        q.push_str(") }");
+        let d = read(q.as_bytes()).expect("doc");
+        assert!(d.whole && !d.overflow);
+        let q = q.replace(") }", "y: \"admin' --\") }");
+        let d = read(q.as_bytes()).expect("doc");
+        assert!(!d.whole && d.overflow);
+        assert_eq!(d.strings.len(), MAX_STRINGS);
     }
 
     #[test]

@@ -215,6 +215,19 @@ impl Engine {
                 value,
             );
         }
+        if doc.overflow {
+            let l = loc();
+            let max = graphql::MAX_STRINGS.to_string();
+            c.add(
+                Kind::Graphql,
+                "graphql-too-many-strings",
+                Severity::Critical,
+                1,
+                &l,
+                &max,
+                value,
+            );
+        }
         let inner = || format!("{}(graphql)", loc());
         for s in &doc.strings {
             self.scan(c, s, target, &inner, Encoding::Text);
