@@ -10,8 +10,9 @@ use base64::Engine as _;
 /// Longest token header read (encoded).
 const HEADER_MAX: usize = 4096;
 
-/// Most tokens read from one value.
-const TOKENS_MAX: usize = 8;
+/// Most tokens read from one value (as many as parameters a request may
+/// have; a value with more is reported as such, see [`headers`]).
+pub const TOKENS_MAX: usize = 1024;
 
 /// What a token's header holds.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -24,13 +25,14 @@ pub struct Header {
 
 /// The headers of the tokens in `v` (`eyJ...` with at least two dots
 /// after it), decoded; tokens whose header is no JSON object are skipped.
-pub fn headers(v: &[u8]) -> Vec<Header> {
+/// The flag says that more than [`TOKENS_MAX`] tokens were left unread.
+pub fn headers(v: &[u8]) -> (Vec<Header>, bool) {
     let mut out = Vec::new();
     let mut from = 0;
-    while out.len() < TOKENS_MAX {
-        let Some(at) = memchr::memmem::find(&v[from..], b"eyJ").map(|i| from + i) else {
-            break;
-        };
+    while let Some(at) = memchr::memmem::find(&v[from..], b"eyJ").map(|i| from + i) {
+        if out.len() == TOKENS_MAX {
+            return (out, true);
+        }
         let len = v[at..]
             .iter()
             .take_while(|&&c| {
@@ -47,7 +49,7 @@ pub fn headers(v: &[u8]) -> Vec<Header> {
             out.push(h);
         }
     }
-    out
+    (out, false)
 }
 
 /// One encoded header, decoded and read.
@@ -103,18 +105,18 @@ mod tests {
     fn alg_none_in_any_case_is_named() {
         for alg in ["none", "None", "NONE", "nOnE"] {
             let t = token(&format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
-            let h = headers(format!("Bearer {t}").as_bytes());
+            let (h, _) = headers(format!("Bearer {t}").as_bytes());
             assert_eq!(h.len(), 1, "{alg}");
             assert_eq!(h[0].alg_none.as_deref(), Some(alg));
         }
         let t = token(r#"{"alg":"HS256","typ":"JWT"}"#);
-        assert_eq!(headers(t.as_bytes())[0].alg_none, None);
+        assert_eq!(headers(t.as_bytes()).0[0].alg_none, None);
     }
 
     #[test]
     fn key_ids_and_key_urls_are_returned() {
         let t = token(r#"{"alg":"HS256","kid":"../../dev/null","jku":"http://127.0.0.1/k"}"#);
-        let h = headers(t.as_bytes());
+        let (h, _) = headers(t.as_bytes());
         assert_eq!(
             h[0].values,
             [
@@ -124,8 +126,18 @@ mod tests {
         );
         // Standard base64 with padding, as some clients write it.
         let std = base64::engine::general_purpose::STANDARD.encode(r#"{"alg":"none"}"#);
-        let h = headers(format!("{std}.e30.").as_bytes());
+        let (h, _) = headers(format!("{std}.e30.").as_bytes());
         assert_eq!(h[0].alg_none.as_deref(), Some("none"));
+    }
+
+    #[test]
+    fn more_tokens_than_read_are_reported() {
+        let one = token(r#"{"alg":"HS256"}"#);
+        let many = |n: usize| vec![one.as_str(); n].join(" ");
+        let (h, overflow) = headers(many(TOKENS_MAX).as_bytes());
+        assert_eq!((h.len(), overflow), (TOKENS_MAX, false));
+        let (h, overflow) = headers(many(TOKENS_MAX + 1).as_bytes());
+        assert_eq!((h.len(), overflow), (TOKENS_MAX, true));
     }
 
     #[test]
@@ -137,7 +149,7 @@ mod tests {
             "eyJ!!.a.b",
             "text eyJzzz.a.b",
         ] {
-            assert!(headers(v.as_bytes()).is_empty(), "{v}");
+            assert!(headers(v.as_bytes()).0.is_empty(), "{v}");
         }
     }
 
@@ -148,7 +160,7 @@ mod tests {
             prop_oneof![Just(b'e'), Just(b'y'), Just(b'J'), Just(b'.'), Just(b'='), any::<u8>()],
             0..200,
         )) {
-            prop_assert!(headers(&v).len() <= TOKENS_MAX);
+            prop_assert!(headers(&v).0.len() <= TOKENS_MAX);
         }
     }
 }

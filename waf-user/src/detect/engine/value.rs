@@ -168,7 +168,21 @@ impl Engine {
     /// The JSON Web Tokens of a value: `alg: none` is critical, and the
     /// header's key id and key URLs are read as parameters.
     fn jwt(&self, c: &mut Collector, dec: &[u8], loc: &dyn Fn() -> String, value: &str) {
-        for h in jwt::headers(dec) {
+        let (headers, overflow) = jwt::headers(dec);
+        if overflow {
+            let l = loc();
+            let max = jwt::TOKENS_MAX.to_string();
+            c.add(
+                Kind::Jwt,
+                "jwt-too-many-tokens",
+                Severity::Critical,
+                1,
+                &l,
+                &max,
+                value,
+            );
+        }
+        for h in headers {
             if let Some(alg) = &h.alg_none {
                 let l = loc();
                 c.add(
