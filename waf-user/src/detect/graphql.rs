@@ -9,6 +9,8 @@
 //! with escapes or `"""..."""` block strings; names are
 //! `[_A-Za-z][_0-9A-Za-z]*`. A string left open runs to the end.
 
+use super::normalize::{hex4, push_char};
+
 /// Most string literals read from one document (as many as parameters a
 /// request may have: past them the document counts as an anomaly, so a
 /// payload after as many decoys is not passed unseen).
@@ -157,17 +159,13 @@ fn string(v: &[u8], mut i: usize) -> (String, usize, bool) {
                     b't' => out.push(b'\t'),
                     b'b' => out.push(8),
                     b'f' => out.push(12),
-                    b'u' => {
-                        let hex = v.get(i..i + 4).and_then(|h| std::str::from_utf8(h).ok());
-                        match hex.and_then(|h| u32::from_str_radix(h, 16).ok()) {
-                            Some(n) => {
-                                let ch = char::from_u32(n).unwrap_or('\u{FFFD}');
-                                out.extend_from_slice(ch.encode_utf8(&mut [0; 4]).as_bytes());
-                                i += 4;
-                            }
-                            None => out.extend_from_slice(b"\\u"),
+                    b'u' => match v.get(i..i + 4).and_then(hex4) {
+                        Some(cp) => {
+                            push_char(cp, &mut out);
+                            i += 4;
                         }
-                    }
+                        None => out.extend_from_slice(b"\\u"),
+                    },
                     other => out.push(other),
                 }
             }

@@ -6,8 +6,9 @@
 //! - [`rules`]: the signatures per attack family, with severities and
 //!   paranoia levels; [`matcher`] compiles them behind a literal screen
 //!   ([`prefilter`] finds each rule's literals).
-//! - [`libinj`], [`ssrf`], [`redirect`], [`graphql`], [`jwt`], [`log4shell`], [`scanner`], [`protocol`]: checks
-//!   that are code rather than patterns.
+//! - [`libinj`], [`ssrf`], [`redirect`], [`graphql`], [`jwt`],
+//!   [`log4shell`], [`scanner`], [`protocol`]: checks that are code rather
+//!   than patterns.
 //! - [`config`], [`operator`]: operator rules, exclusions, exempt paths.
 //! - [`path`]: evasions of the path itself; [`upload`]: scripts in files.
 //! - [`engine`]: runs it all and scores; [`verdict`]: what it returns.

@@ -17,6 +17,8 @@
 //! (`\\server\share`), JSON's escaped slashes (`\/\/cdn.example\/x.js`) and
 //! a regular expression (`/\w+\.\w+/`) are none of these.
 
+use super::normalize::FULL_STOPS;
+
 /// What a value is, when it is an open redirect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trick {
@@ -151,10 +153,7 @@ fn integer_ipv4(h: &[u8]) -> bool {
 /// The UTF-8 length of a full stop URL parsers map to `.` (U+3002,
 /// U+FF0E, U+FF61) at the start of `b`.
 fn full_stop_at(b: &[u8]) -> Option<usize> {
-    match b {
-        [0xE3, 0x80, 0x82, ..] | [0xEF, 0xBC, 0x8E, ..] | [0xEF, 0xBD, 0xA1, ..] => Some(3),
-        _ => None,
-    }
+    FULL_STOPS.iter().any(|s| b.starts_with(s)).then_some(3)
 }
 
 #[cfg(test)]

@@ -113,7 +113,6 @@ pub fn check(low: &[u8]) -> Option<(Class, String)> {
 /// `low` with every U+3002, U+FF0E and U+FF61 (full stops) as `.`;
 /// borrowed when it has none (their UTF-8 forms start with 0xE3 or 0xEF).
 fn fold_full_stops(low: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    const STOPS: [[u8; 3]; 3] = [[0xE3, 0x80, 0x82], [0xEF, 0xBC, 0x8E], [0xEF, 0xBD, 0xA1]];
     // Only the full stops are looked at: CJK text has many other
     // characters that start with the same bytes.
     let next = |from: usize| {
@@ -121,7 +120,7 @@ fn fold_full_stops(low: &[u8]) -> std::borrow::Cow<'_, [u8]> {
             .map(|i| from + i)
             .find(|&i| {
                 low.get(i..i + 3)
-                    .is_some_and(|w| STOPS.iter().any(|s| s == w))
+                    .is_some_and(|w| crate::detect::normalize::FULL_STOPS.iter().any(|s| s == w))
             })
             .map(|i| (i, 3))
     };

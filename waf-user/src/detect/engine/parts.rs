@@ -222,8 +222,9 @@ impl Engine {
             Encoding::Text,
         );
         // Applications read headers as they read parameters (logged,
-        // stored, put into queries, fetched): a value that is not quiet
-        // meets the parameter rules and tokenizers too. A Referer is a URL
+        // stored, put into queries, fetched): a header of the application's
+        // own, and a protocol header's value that is not quiet, meet the
+        // parameter rules and tokenizers too. A Referer is a URL
         // to the page before, often this site's: its query part is read,
         // not its host, and only when it holds punctuation that could end
         // the string it is stored as (plain words there, `select 1 from a`
@@ -240,10 +241,8 @@ impl Engine {
         } else {
             let quiet = if ua {
                 value::is_quiet_user_agent(h.value.as_bytes())
-            } else if value::is_protocol_header(&h.name) {
-                value::is_quiet_header(h.value.as_bytes())
             } else {
-                false
+                value::is_protocol_header(&h.name) && value::is_quiet_header(h.value.as_bytes())
             };
             // Host and Origin name this site (an internal or local name
             // is normal there); any other header holding a URL or a call

@@ -458,8 +458,7 @@ pub(super) fn is_quiet_custom_header(b: &[u8]) -> bool {
 
 /// Headers of HTTP itself and of browsers, with a grammar of their own
 /// (media types, languages, tokens, dates, client hints): any other
-/// header is the application's, read as a parameter once it holds what SQL
-/// or a shell reads ([`is_quiet_custom_header`]).
+/// header is the application's, always read as a parameter too.
 pub(super) fn is_protocol_header(name: &str) -> bool {
     const NAMES: &[&str] = &[
         "accept",

@@ -217,9 +217,14 @@ fn shell_view(low: &[u8]) -> Vec<u8> {
     shell_expansion::expand(&shell_quoting::unquote(low))
 }
 
+/// The full stops URL parsers map to `.` in a host (UTS #46), in UTF-8:
+/// U+3002 IDEOGRAPHIC, U+FF0E FULLWIDTH and U+FF61 HALFWIDTH IDEOGRAPHIC.
+pub(crate) const FULL_STOPS: [[u8; 3]; 3] =
+    [[0xE3, 0x80, 0x82], [0xEF, 0xBC, 0x8E], [0xEF, 0xBD, 0xA1]];
+
 /// The value of four hex digits (either case); None if one is not hex.
 #[inline]
-fn hex4(h: &[u8]) -> Option<u32> {
+pub(crate) fn hex4(h: &[u8]) -> Option<u32> {
     h.iter()
         .try_fold(0u32, |acc, &c| hex_val(c).map(|v| acc << 4 | u32::from(v)))
 }
@@ -227,7 +232,7 @@ fn hex4(h: &[u8]) -> Option<u32> {
 /// Appends a code point as UTF-8 (surrogates and values past U+10FFFF as
 /// U+FFFD).
 #[inline]
-fn push_char(cp: u32, out: &mut Vec<u8>) {
+pub(crate) fn push_char(cp: u32, out: &mut Vec<u8>) {
     let c = char::from_u32(cp).unwrap_or('\u{FFFD}');
     let mut buf = [0u8; 4];
     out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
