@@ -107,10 +107,7 @@ pub fn parse(
                 Body::Raw
             }
         },
-        Some(m) if is_xml(m) => Body::Xml(xml::scan(
-            &String::from_utf8_lossy(body),
-            limits.max_json_depth,
-        )),
+        Some(m) if is_xml(m) => Body::Xml(xml::scan(&super::lossy(body), limits.max_json_depth)),
         None | Some("") => sniff(body, limits, anomalies),
         // Other types (text/plain beacons...) often carry JSON.
         Some(_) => {
@@ -137,11 +134,7 @@ fn is_xml(m: &str) -> bool {
 }
 
 fn form(body: &[u8], limits: &Limits, anomalies: &mut Vec<Anomaly>) -> Body {
-    Body::Form(target::parse_pairs(
-        &String::from_utf8_lossy(body),
-        limits,
-        anomalies,
-    ))
+    Body::Form(target::parse_pairs(&super::lossy(body), limits, anomalies))
 }
 
 fn json_body(body: &[u8], limits: &Limits, anomalies: &mut Vec<Anomaly>) -> Option<Body> {
@@ -162,10 +155,7 @@ fn sniff(body: &[u8], limits: &Limits, anomalies: &mut Vec<Anomaly>) -> Body {
         return b;
     }
     if first == Some(b'<') {
-        return Body::Xml(xml::scan(
-            &String::from_utf8_lossy(body),
-            limits.max_json_depth,
-        ));
+        return Body::Xml(xml::scan(&super::lossy(body), limits.max_json_depth));
     }
     if body
         .iter()

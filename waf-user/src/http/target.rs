@@ -49,27 +49,56 @@ pub fn percent_decode(s: &[u8], plus: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
-        let b = s[i];
-        if b == b'%'
-            && i + 2 < s.len()
-            && let (Some(h), Some(l)) = (hex_val(s[i + 1]), hex_val(s[i + 2]))
-        {
+        // The run up to the next `%` at once, its `+` turned into spaces.
+        let next = memchr::memchr(b'%', &s[i..]).map_or(s.len(), |j| i + j);
+        copy_run(&s[i..next], plus, &mut out);
+        i = next;
+        if i == s.len() {
+            break;
+        }
+        if let (Some(h), Some(l)) = (
+            s.get(i + 1).and_then(|&c| hex_val(c)),
+            s.get(i + 2).and_then(|&c| hex_val(c)),
+        ) {
             out.push(h << 4 | l);
             i += 3;
-            continue;
+        } else {
+            out.push(b'%');
+            i += 1;
         }
-        out.push(if plus && b == b'+' { b' ' } else { b });
-        i += 1;
     }
     out
 }
 
+/// Appends `run` to `out`; with `plus`, its `+` become spaces. Whether any
+/// did.
+pub fn copy_run(run: &[u8], plus: bool, out: &mut Vec<u8>) -> bool {
+    let start = out.len();
+    out.extend_from_slice(run);
+    if !plus || memchr::memchr(b'+', run).is_none() {
+        return false;
+    }
+    for b in &mut out[start..] {
+        if *b == b'+' {
+            *b = b' ';
+        }
+    }
+    true
+}
+
 /// Percent-decodes once into a string (invalid UTF-8 becomes U+FFFD).
 pub fn decode_lossy(s: &str, plus: bool) -> String {
-    if !s.bytes().any(|b| b == b'%' || (plus && b == b'+')) {
+    let special = if plus {
+        memchr::memchr2(b'%', b'+', s.as_bytes())
+    } else {
+        memchr::memchr(b'%', s.as_bytes())
+    };
+    if special.is_none() {
         return s.to_owned();
     }
-    String::from_utf8_lossy(&percent_decode(s.as_bytes(), plus)).into_owned()
+    // Checked in place; copied again only when it is not UTF-8.
+    String::from_utf8(percent_decode(s.as_bytes(), plus))
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Parses `a=1&b=2` (query strings and urlencoded forms). Keeps order and
@@ -125,6 +154,7 @@ pub fn parse_cookies(s: &str, out: &mut Vec<Param>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn splits_origin_and_absolute_forms() {
@@ -154,5 +184,49 @@ mod tests {
             .collect();
         assert_eq!(v, [("a", "1", true), ("b", "", false), ("a", "2", true)]);
         assert!(an.is_empty());
+    }
+
+    /// The decoder a byte at a time, as it was written first.
+    fn reference(s: &[u8], plus: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < s.len() {
+            let b = s[i];
+            if b == b'%'
+                && i + 2 < s.len()
+                && let (Some(h), Some(l)) = (hex_val(s[i + 1]), hex_val(s[i + 2]))
+            {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+            out.push(if plus && b == b'+' { b' ' } else { b });
+            i += 1;
+        }
+        out
+    }
+
+    proptest! {
+        /// Copying runs between escapes decodes as the byte-at-a-time
+        /// decoder does, on text dense in escapes, broken escapes and `+`.
+        #[test]
+        fn run_copying_decodes_as_bytewise(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    Just("%".to_owned()),
+                    Just("+".to_owned()),
+                    "%[0-9a-fA-FgG]{0,2}",
+                    "[a-z+ %\\xe9]{0,6}",
+                    any::<char>().prop_map(String::from),
+                ],
+                0..24,
+            ),
+            plus in any::<bool>(),
+        ) {
+            let s = parts.concat();
+            let want = reference(s.as_bytes(), plus);
+            prop_assert_eq!(percent_decode(s.as_bytes(), plus), want.clone());
+            prop_assert_eq!(decode_lossy(&s, plus), String::from_utf8_lossy(&want).into_owned());
+        }
     }
 }

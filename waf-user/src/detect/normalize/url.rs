@@ -3,64 +3,50 @@
 //! (`percent_u.rs`). The pipeline repeats rounds for double encoding.
 
 use super::{Flags, percent_u};
-use crate::http::target::hex_val;
+use crate::http::target::{copy_run, hex_val};
 
 /// One round of URL decoding; None when nothing was decoded. `plus` turns
 /// `+` into a space. On the `first` round, a `%` that starts no escape is
 /// noted as `invalid_percent` (on later rounds it is text that was sent
 /// encoded, `%25`).
 pub(super) fn round(s: &[u8], plus: bool, first: bool, flags: &mut Flags) -> Option<Vec<u8>> {
-    // The position of the first `%` (or `+`, when it means a space).
-    let special = |s: &[u8]| {
-        if plus {
-            memchr::memchr2(b'%', b'+', s)
-        } else {
-            memchr::memchr(b'%', s)
-        }
-    };
-    if !plus && !has_escape(s) {
+    if plus {
+        memchr::memchr2(b'%', b'+', s)?;
+    } else if !has_escape(s) {
         if first && memchr::memchr(b'%', s).is_some() {
             flags.invalid_percent = true;
         }
         return None;
     }
-    let mut i = special(s)?;
+    let mut i = 0;
     let mut out = Vec::with_capacity(s.len());
-    out.extend_from_slice(&s[..i]);
     let mut changed = false;
     while i < s.len() {
-        let b = s[i];
-        if b == b'%' {
-            if let (Some(h), Some(l)) = (
-                s.get(i + 1).and_then(|&c| hex_val(c)),
-                s.get(i + 2).and_then(|&c| hex_val(c)),
-            ) {
-                out.push(h << 4 | l);
-                i += 3;
-                changed = true;
-            } else if let Some(cp) = percent_u::at(&s[i..]) {
-                percent_u::push(cp, &mut out, flags);
-                i += percent_u::LEN;
-                changed = true;
-            } else {
-                if first {
-                    flags.invalid_percent = true;
-                }
-                out.push(b);
-                i += 1;
-            }
-        } else if plus && b == b'+' {
-            out.push(b' ');
-            i += 1;
+        // The run up to the next `%` at once, its `+` turned into spaces.
+        let next = memchr::memchr(b'%', &s[i..]).map_or(s.len(), |j| i + j);
+        changed |= copy_run(&s[i..next], plus, &mut out);
+        i = next;
+        if i == s.len() {
+            break;
+        }
+        if let (Some(h), Some(l)) = (
+            s.get(i + 1).and_then(|&c| hex_val(c)),
+            s.get(i + 2).and_then(|&c| hex_val(c)),
+        ) {
+            out.push(h << 4 | l);
+            i += 3;
+            changed = true;
+        } else if let Some(cp) = percent_u::at(&s[i..]) {
+            percent_u::push(cp, &mut out, flags);
+            i += percent_u::LEN;
             changed = true;
         } else {
-            out.push(b);
+            if first {
+                flags.invalid_percent = true;
+            }
+            out.push(b'%');
             i += 1;
         }
-        // Copy the run up to the next special byte at once.
-        let next = special(&s[i..]).map_or(s.len(), |j| i + j);
-        out.extend_from_slice(&s[i..next]);
-        i = next;
     }
     changed.then_some(out)
 }
@@ -76,6 +62,7 @@ fn has_escape(s: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy as _;
 
     /// One first round without `+`: the text and the flags.
     fn once(s: &str) -> (Option<String>, Flags) {
@@ -151,5 +138,76 @@ mod tests {
         let out = round(b"\xff%C0%AF\xc0", false, true, &mut f);
         assert_eq!(out, Some(b"\xff\xc0\xaf\xc0".to_vec()));
         assert_eq!(f, Flags::default());
+    }
+
+    /// The round as first written: a byte at a time.
+    fn reference(s: &[u8], plus: bool, first: bool, flags: &mut Flags) -> Option<Vec<u8>> {
+        if !plus && !has_escape(s) {
+            if first && s.contains(&b'%') {
+                flags.invalid_percent = true;
+            }
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut changed = false;
+        let mut i = 0;
+        while i < s.len() {
+            let b = s[i];
+            if b == b'%' {
+                if let (Some(h), Some(l)) = (
+                    s.get(i + 1).and_then(|&c| hex_val(c)),
+                    s.get(i + 2).and_then(|&c| hex_val(c)),
+                ) {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    changed = true;
+                    continue;
+                }
+                if let Some(cp) = percent_u::at(&s[i..]) {
+                    percent_u::push(cp, &mut out, flags);
+                    i += percent_u::LEN;
+                    changed = true;
+                    continue;
+                }
+                if first {
+                    flags.invalid_percent = true;
+                }
+            } else if plus && b == b'+' {
+                out.push(b' ');
+                i += 1;
+                changed = true;
+                continue;
+            }
+            out.push(b);
+            i += 1;
+        }
+        changed.then_some(out)
+    }
+
+    proptest::proptest! {
+        /// Copying the runs between `%` at once gives the bytes and the
+        /// flags of the byte-at-a-time round, on text dense in escapes,
+        /// broken escapes, `%u` and `+`.
+        #[test]
+        fn run_copying_rounds_as_bytewise(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    "%[0-9a-fA-FgG]{0,2}",
+                    "%[uU][0-9a-fA-F]{0,4}",
+                    "[a-z+ %\\\\]{0,6}",
+                    proptest::arbitrary::any::<char>().prop_map(String::from),
+                ],
+                0..24,
+            ),
+            plus in proptest::arbitrary::any::<bool>(),
+            first in proptest::arbitrary::any::<bool>(),
+        ) {
+            let s = parts.concat();
+            let (mut f1, mut f2) = (Flags::default(), Flags::default());
+            let got = round(s.as_bytes(), plus, first, &mut f1);
+            let want = reference(s.as_bytes(), plus, first, &mut f2);
+            proptest::prop_assert_eq!(got, want);
+            proptest::prop_assert_eq!(f1, f2);
+        }
     }
 }
