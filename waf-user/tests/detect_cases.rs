@@ -380,6 +380,54 @@ fn html_injection_blocks_from_paranoia_2() {
     assert_eq!(get(&pl2, prose).action, Action::Pass);
 }
 
+/// Places a server never serves (a Java application's private directories)
+/// or that hand out secrets (Spring Boot's environment and heap dump,
+/// Jolokia, ASP.NET's trace log) block at PL1, in any case and behind any
+/// prefix; operators' own pages (status, phpinfo, profilers) from PL2; the
+/// actuators load balancers read, and names that only start alike, pass.
+#[test]
+fn private_endpoints_block_and_operator_pages_from_paranoia_2() {
+    let pl2 = engine(DetectConfig {
+        paranoia: 2,
+        ..Default::default()
+    });
+    for url in [
+        "/WEB-INF/web.xml",
+        "/app/META-INF/MANIFEST.MF",
+        "/shop/./WEB-INF/classes/app.properties",
+        "/actuator/heapdump",
+        "/manage/actuator/env",
+        "/ACTUATOR/ENV",
+        "/actuator/gateway/routes",
+        "/jolokia/exec/x",
+        "/elmah.axd",
+        "/Trace.axd",
+    ] {
+        let v = get(default_engine(), url);
+        assert_eq!(v.action, Action::Block, "{url}: {:?}", v.attacks);
+    }
+    for url in [
+        "/server-status",
+        "/phpinfo.php",
+        "/_profiler/phpinfo",
+        "/adminer.php",
+    ] {
+        assert_eq!(get(default_engine(), url).action, Action::Pass, "{url}");
+        assert_eq!(get(&pl2, url).action, Action::Block, "{url}");
+    }
+    for url in [
+        "/actuator/health",
+        "/actuator/info",
+        "/actuator/prometheus",
+        "/docs/web-information.html",
+        "/blog/meta-inference",
+        "/api/environment",
+        "/tracer.axd.html",
+    ] {
+        assert_eq!(get(&pl2, url).action, Action::Pass, "{url}");
+    }
+}
+
 /// A redirect target that a check reads as this site's path and a browser
 /// as another host blocks in a field, a JSON string and the path itself;
 /// a host name as user name (`https://good@evil`) blocks from PL2; plain

@@ -127,6 +127,7 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "My Documents\\Reports\\2024",
             "win.ini editing tips",
             "the proc/self discovery workshop",
+            "where does the WEB-INF folder go in a war file",
             "3\u{2044}4 inch, speed = km\u{2215}h, set A\u{2216}B in ..\u{2215}notes",
         ],
     ),

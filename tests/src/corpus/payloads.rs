@@ -96,6 +96,7 @@ pub const FAMILIES: &[Family] = &[
             "../../../../var/log/apache2/access.log",
             "../../../../../../etc/hosts\0.png",
             "/var/www/../../etc/group",
+            "../../WEB-INF/web.xml",
         ],
     },
     Family {

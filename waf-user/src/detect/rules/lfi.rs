@@ -156,6 +156,13 @@ const OS_FILES: &[&str] = &[
     "httpd.conf",
     "nginx.conf",
     "tomcat-users.xml",
+    // A Java application's private directories, read through a download
+    // or include parameter.
+    "web-inf/web.xml",
+    "web-inf/classes/",
+    "web-inf/lib/",
+    "meta-inf/manifest.mf",
+    "meta-inf/context.xml",
     "applicationhost.config",
     "shadow.bak",
     "passwd.bak",
@@ -428,6 +435,25 @@ pub fn rules() -> Vec<Rule> {
             PATH,
             r"/\.(?:env|git|svn|hg|bzr|cvs|htaccess|htpasswd|aws|ssh|docker|kube|npmrc|ds_store|idea|vscode|cursor\w*|aider\w*|zed|kiro|rovodev|opencode|plandex|n8n|junie|history|bash_history|bashrc|config|gnupg|azure|terraform|vault|netrc|pgpass|claude|windsurf\w*|continue|codeium|copilot\w*|gemini|github/workflows|circleci|travis|gitlab-ci|dockerenv|user\.ini|php_history|mysql_history|viminfo|lesshst|profile|zshrc|gitconfig|git-credentials|boto|s3cfg|pypirc|composer|yarnrc|bowerrc|editorconfig|sass-cache|aiignore|cursorignore|roo|cline|clinerules|codex|windsurfrules|mcp)\b|/@id/__x00__",
         ),
+        // Places a server never serves to a client, or that hand out its
+        // secrets, memory or code to whoever asks: a Java application's
+        // private directories (the servlet container refuses them), Spring
+        // Boot's actuators that show the environment, dump the heap or
+        // threads, or run JMX (`health`, `info` and `prometheus`, which load
+        // balancers and monitoring read, are not among them), Jolokia, and
+        // ASP.NET's error and trace logs (every request's cookies).
+        rule(
+            "lfi-private-endpoint",
+            K,
+            Critical,
+            1,
+            View::Low,
+            PATH,
+            r"/(?:(?:web|meta)-inf\b|actuator/(?:env|heapdump|threaddump|dump|jolokia|gateway|configprops|logfile|httptrace|trace|mappings|beans|shutdown|restart|refresh|loggers|sessions|caches|conditions|auditevents|flyway|liquibase|scheduledtasks|integrationgraph)\b|jolokia/|(?:elmah|trace)\.axd\b)",
+        ),
+        // Pages that exist for the site's own operators (status and
+        // information pages, profilers, database consoles): a finding at
+        // paranoia 1 (a site can serve them on purpose), blocking from 2.
         rule(
             "lfi-sensitive-name",
             K,
@@ -435,7 +461,8 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             PATH,
-            r"/(?:wp-content/(?:debug|errors?)\.log|@fs/|phpinfo\.php|server-status|server-info|\.ds_store|web-inf/|meta-inf/|cgi-bin/(?:test-cgi|printenv|php\d?)|actuator/(?:env|heapdump|jolokia|gateway)|_profiler/|adminer\.php|elmah\.axd|trace\.axd)",
-        ),
+            r"/(?:wp-content/(?:debug|errors?)\.log|@fs/|phpinfo\.php|server-status|server-info|\.ds_store|cgi-bin/(?:test-cgi|printenv|php\d?)|_profiler/|adminer\.php)",
+        )
+        .critical_from(2),
     ]
 }
