@@ -77,6 +77,7 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "$(0.99) discount",
             "cd player; radio; tv",
             "kill bill vol. 1 & 2",
+            "Great post; I'd say -- see you",
             "find my order #1234",
             "I'll bring wget-style fishing nets & bait",
             "type: admin, role: user",

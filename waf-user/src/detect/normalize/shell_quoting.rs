@@ -14,9 +14,14 @@ pub(super) fn unquote(s: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     let mut ticks = 0usize;
+    let apostrophe = lone_apostrophe(s);
     while i < s.len() {
         let b = s[i];
         match b {
+            b'\'' if apostrophe == Some(i) => {
+                out.push(b);
+                i += 1;
+            }
             b'\\' | b'\'' | b'"' | b'^' => i += 1,
             // An empty pair outside a substitution is nothing; inside one
             // it closes it and opens the next.
@@ -47,6 +52,26 @@ pub(super) fn unquote(s: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The position of the value's only single quote, when it stands between
+/// two letters (`I'd`, `don't`): a quote a shell cannot pair within the
+/// value. Unquoted, `; I'd say` would read as `; id say`, but no shell runs
+/// `id` from it: outside quotes the quote opens a string that never closes
+/// (a syntax error), or that takes the rest of the line into the word
+/// (`Id say...`); inside a template's quotes the `;` before it is quoted
+/// too. Quoting that does join a command (`;i'd'`, `x';i'd` in `'...'`)
+/// takes two quotes.
+fn lone_apostrophe(s: &[u8]) -> Option<usize> {
+    let i = memchr::memchr(b'\'', s)?;
+    if memchr::memchr(b'\'', &s[i + 1..]).is_some() {
+        return None;
+    }
+    let letter = |j: Option<usize>| {
+        j.and_then(|j| s.get(j))
+            .is_some_and(u8::is_ascii_alphabetic)
+    };
+    (letter(i.checked_sub(1)) && letter(Some(i + 1))).then_some(i)
 }
 
 /// What a `$` at the start of `s` stands for: appends it to `out` and
@@ -135,6 +160,19 @@ mod tests {
     fn removes_quotes_backslashes_and_carets() {
         assert_eq!(unq("c\\a't' \"/e\"tc/pa^ss^wd"), "cat /etc/passwd");
         assert_eq!(unq("''\"\"\\"), "");
+    }
+
+    #[test]
+    fn keeps_a_lone_apostrophe_inside_a_word() {
+        // Prose: the only quote, between letters.
+        assert_eq!(unq("great post; i'd say"), "great post; i'd say");
+        assert_eq!(unq("don't"), "don't");
+        // Quotes a shell pairs, or that stand outside a word, still go.
+        assert_eq!(unq(";i'd'"), ";id");
+        assert_eq!(unq("x';i'd"), "x;id");
+        assert_eq!(unq(";'id"), ";id");
+        assert_eq!(unq(";id'"), ";id");
+        assert_eq!(unq("i'd \"x\""), "i'd x");
     }
 
     #[test]
