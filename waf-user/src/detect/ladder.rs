@@ -1,8 +1,11 @@
-//! The paranoia ladder of the protocol checks: findings that only add to
-//! the score at paranoia 1 (a browser sends them now and then) and block
-//! alone from a higher level, as the CoreRuleSet's stricter levels do.
-//! Each level trades false positives for detection; `cargo xtask eval
-//! --paranoia all` measures what each step buys.
+//! The paranoia ladder of the checks that are not regex rules (protocol
+//! checks, SSRF, GraphQL, open redirects): findings that only add to the
+//! score at paranoia 1 (a browser or an application sends them now and
+//! then) and block alone from a higher level, as the CoreRuleSet's
+//! stricter levels do. Regex rules say the same with
+//! `Rule::critical_from`. Each level trades false positives for
+//! detection; `cargo xtask eval --paranoia all` measures what each step
+//! buys.
 
 /// Rule ids and the paranoia level from which their findings are critical.
 const CRITICAL_FROM: &[(&str, u8)] = &[
@@ -34,6 +37,13 @@ const CRITICAL_FROM: &[(&str, u8)] = &[
     // (42 browser requests in 16,632 name an address).
     ("protocol-host-is-ip", 4),
     ("protocol-missing-user-agent", 4),
+    // A private address in a URL: LAN devices' pages link to them.
+    ("ssrf-private-range", 2),
+    // A GraphQL schema query: development tools send one.
+    ("graphql-introspection", 2),
+    // A host name as a URL's user name (`https://app.example@evil`):
+    // rare, but a link can carry one.
+    ("open-redirect-userinfo", 2),
 ];
 
 /// The level from which `rule`'s findings are critical, if it has one.
@@ -52,7 +62,11 @@ mod tests {
     fn each_rule_is_listed_once_at_a_level_above_one() {
         for (i, (r, level)) in CRITICAL_FROM.iter().enumerate() {
             assert!((2..=4).contains(level), "{r}");
-            assert!(r.starts_with("protocol-"), "{r}");
+            // Regex rules carry their own level (`Rule::critical_from`).
+            assert!(
+                crate::detect::rules::all().iter().all(|rule| rule.id != *r),
+                "{r} is a regex rule"
+            );
             assert!(CRITICAL_FROM[..i].iter().all(|(o, _)| o != r), "{r} twice");
         }
         assert_eq!(critical_from("protocol-null-byte"), Some(3));

@@ -40,10 +40,11 @@ impl Class {
         }
     }
 
-    /// Severity at a paranoia level.
-    pub fn severity(self, paranoia: u8) -> Severity {
+    /// Severity at paranoia 1 (the ladder, `ladder.rs`, makes a private
+    /// range critical from 2).
+    pub fn severity(self) -> Severity {
         match self {
-            Class::Private if paranoia < 2 => Severity::Error,
+            Class::Private => Severity::Error,
             _ => Severity::Critical,
         }
     }

@@ -213,16 +213,11 @@ impl Engine {
         value: &str,
     ) {
         if let Some(field) = doc.introspection {
-            let severity = if self.cfg.paranoia < 2 {
-                Severity::Error
-            } else {
-                Severity::Critical
-            };
             let l = loc();
             c.add(
                 Kind::Graphql,
                 "graphql-introspection",
-                severity,
+                Severity::Error,
                 1,
                 &l,
                 field,
@@ -308,7 +303,7 @@ impl Engine {
             c.add(
                 Kind::Ssrf,
                 class.rule(),
-                class.severity(self.cfg.paranoia),
+                class.severity(),
                 1,
                 &l,
                 &host,
@@ -322,7 +317,7 @@ impl Engine {
             && (target != targets::PATH || trick == redirect::Trick::Slashes)
         {
             let severity = match trick {
-                redirect::Trick::Userinfo if self.cfg.paranoia < 2 => Severity::Error,
+                redirect::Trick::Userinfo => Severity::Error,
                 _ => Severity::Critical,
             };
             let l = loc();
