@@ -402,6 +402,9 @@ fn private_endpoints_block_and_operator_pages_from_paranoia_2() {
         "/jolokia/exec/x",
         "/elmah.axd",
         "/Trace.axd",
+        "/_ignition/execute-solution",
+        "/jmx-console/HtmlAdaptor?action=inspectMBean",
+        "/invoker/JMXInvokerServlet",
     ] {
         let v = get(default_engine(), url);
         assert_eq!(v.action, Action::Block, "{url}: {:?}", v.attacks);
@@ -411,6 +414,9 @@ fn private_endpoints_block_and_operator_pages_from_paranoia_2() {
         "/phpinfo.php",
         "/_profiler/phpinfo",
         "/adminer.php",
+        "/manager/html",
+        "/debug/pprof/heap",
+        "/h2-console/login.do",
     ] {
         assert_eq!(get(default_engine(), url).action, Action::Pass, "{url}");
         assert_eq!(get(&pl2, url).action, Action::Block, "{url}");
@@ -423,6 +429,9 @@ fn private_endpoints_block_and_operator_pages_from_paranoia_2() {
         "/blog/meta-inference",
         "/api/environment",
         "/tracer.axd.html",
+        "/manager/htmlhelp",
+        "/blog/debug/pprofiling-go",
+        "/ignition/execute-solution-guide",
     ] {
         assert_eq!(get(&pl2, url).action, Action::Pass, "{url}");
     }

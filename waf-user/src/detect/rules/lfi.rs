@@ -441,7 +441,9 @@ pub fn rules() -> Vec<Rule> {
         // Boot's actuators that show the environment, dump the heap or
         // threads, or run JMX (`health`, `info` and `prometheus`, which load
         // balancers and monitoring read, are not among them), Jolokia, and
-        // ASP.NET's error and trace logs (every request's cookies).
+        // ASP.NET's error and trace logs (every request's cookies), and
+        // consoles that run code: JBoss's JMX and web consoles and invoker
+        // servlets, Laravel's debug-mode Ignition.
         rule(
             "lfi-private-endpoint",
             K,
@@ -449,10 +451,11 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             PATH,
-            r"/(?:(?:web|meta)-inf\b|actuator/(?:env|heapdump|threaddump|dump|jolokia|gateway|configprops|logfile|httptrace|trace|mappings|beans|shutdown|restart|refresh|loggers|sessions|caches|conditions|auditevents|flyway|liquibase|scheduledtasks|integrationgraph)\b|jolokia/|(?:elmah|trace)\.axd\b)",
+            r"/(?:(?:web|meta)-inf\b|actuator/(?:env|heapdump|threaddump|dump|jolokia|gateway|configprops|logfile|httptrace|trace|mappings|beans|shutdown|restart|refresh|loggers|sessions|caches|conditions|auditevents|flyway|liquibase|scheduledtasks|integrationgraph)\b|jolokia/|(?:elmah|trace)\.axd\b|_ignition/execute-solution|(?:jmx|web)-console/|invoker/(?:jmx)?invokerservlet)",
         ),
         // Pages that exist for the site's own operators (status and
-        // information pages, profilers, database consoles): a finding at
+        // information pages, profilers, database and application server
+        // consoles: Tomcat's manager, Go's pprof, H2, Solr): a finding at
         // paranoia 1 (a site can serve them on purpose), blocking from 2.
         rule(
             "lfi-sensitive-name",
@@ -461,7 +464,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             PATH,
-            r"/(?:wp-content/(?:debug|errors?)\.log|@fs/|phpinfo\.php|server-status|server-info|\.ds_store|cgi-bin/(?:test-cgi|printenv|php\d?)|_profiler/|adminer\.php)",
+            r"/(?:wp-content/(?:debug|errors?)\.log|@fs/|phpinfo\.php|server-status|server-info|\.ds_store|cgi-bin/(?:test-cgi|printenv|php\d?)|_profiler/|adminer\.php|manager/html\b|debug/pprof\b|rails/info/|telescope/requests|h2-console\b|solr/admin/)",
         )
         .critical_from(2),
     ]
