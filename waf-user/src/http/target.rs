@@ -56,11 +56,8 @@ pub fn percent_decode(s: &[u8], plus: bool) -> Vec<u8> {
         if i == s.len() {
             break;
         }
-        if let (Some(h), Some(l)) = (
-            s.get(i + 1).and_then(|&c| hex_val(c)),
-            s.get(i + 2).and_then(|&c| hex_val(c)),
-        ) {
-            out.push(h << 4 | l);
+        if let Some(b) = escape_at(s, i) {
+            out.push(b);
             i += 3;
         } else {
             out.push(b'%');
@@ -68,6 +65,13 @@ pub fn percent_decode(s: &[u8], plus: bool) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The byte of the `%XX` escape at `s[i]` (a `%`), if it is one.
+pub fn escape_at(s: &[u8], i: usize) -> Option<u8> {
+    let h = hex_val(*s.get(i + 1)?)?;
+    let l = hex_val(*s.get(i + 2)?)?;
+    Some(h << 4 | l)
 }
 
 /// Appends `run` to `out`; with `plus`, its `+` become spaces. Whether any

@@ -3,7 +3,7 @@
 //! (`percent_u.rs`). The pipeline repeats rounds for double encoding.
 
 use super::{Flags, percent_u};
-use crate::http::target::{copy_run, hex_val};
+use crate::http::target::{copy_run, escape_at};
 
 /// One round of URL decoding; None when nothing was decoded. `plus` turns
 /// `+` into a space. On the `first` round, a `%` that starts no escape is
@@ -29,11 +29,8 @@ pub(super) fn round(s: &[u8], plus: bool, first: bool, flags: &mut Flags) -> Opt
         if i == s.len() {
             break;
         }
-        if let (Some(h), Some(l)) = (
-            s.get(i + 1).and_then(|&c| hex_val(c)),
-            s.get(i + 2).and_then(|&c| hex_val(c)),
-        ) {
-            out.push(h << 4 | l);
+        if let Some(b) = escape_at(s, i) {
+            out.push(b);
             i += 3;
             changed = true;
         } else if let Some(cp) = percent_u::at(&s[i..]) {
@@ -62,6 +59,7 @@ fn has_escape(s: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::target::hex_val;
     use proptest::strategy::Strategy as _;
 
     /// One first round without `+`: the text and the flags.
