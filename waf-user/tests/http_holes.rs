@@ -626,3 +626,51 @@ fn a_remote_file_with_a_trailing_question_mark_blocks_in_json() {
         assert_eq!(v.action, Action::Pass, "{body}: {:?}", rules(&v));
     }
 }
+
+/// Serialized objects of .NET (BinaryFormatter's header, the full name of
+/// a ysoserial.net gadget type as JSON.NET's `$type`) and Python (a pickle
+/// importing `os.system`) block in a parameter and a JSON body; prototype
+/// pollution nested as JSON keys (`constructor` then `prototype`) blocks
+/// as `__proto__` does; sibling keys and prose pass.
+#[test]
+fn serialized_gadgets_and_nested_prototype_keys_block() {
+    let e = Engine::new(&DetectConfig::default()).expect("engine");
+    let post = |body: &str| {
+        let mut h = headers(&[]);
+        h.push(("Content-Type".to_owned(), "application/json".to_owned()));
+        let req = Request::from_parts(
+            "POST",
+            "/api/items",
+            h,
+            body.as_bytes().to_vec(),
+            e.limits(),
+        )
+        .expect("request");
+        e.inspect(&req, None)
+    };
+    for target in [
+        "/a?state=AAEAAAD/////AQAAAAAAAAAMAgAAAE",
+        "/a?s=cos%0Asystem%0A(S'id'%0AtR.",
+        "/a?s=cposix%0Asystem%0Ap0%0A(S'id'%0Ap1%0AtRp2%0A.",
+    ] {
+        let v = get(&e, target);
+        assert_eq!(v.action, Action::Block, "{target}: {:?}", rules(&v));
+        assert!(rules(&v).contains(&"serialized-object-gadget"), "{target}");
+    }
+    for body in [
+        r#"{"$type":"System.Windows.Data.ObjectDataProvider, PresentationFramework","MethodName":"Start"}"#,
+        r#"{"constructor":{"prototype":{"isAdmin":true}}}"#,
+        r#"{"user":{"constructor":{"prototype":{"isAdmin":true}}}}"#,
+    ] {
+        let v = post(body);
+        assert_eq!(v.action, Action::Block, "{body}: {:?}", rules(&v));
+    }
+    for body in [
+        r#"{"constructor":"Foo","prototype":"Bar"}"#,
+        r#"{"note":"the prototype of a constructor; System.Windows.Forms"}"#,
+        r#"{"pickle":"cos(x) and system(s)"}"#,
+    ] {
+        let v = post(body);
+        assert_eq!(v.action, Action::Pass, "{body}: {:?}", rules(&v));
+    }
+}

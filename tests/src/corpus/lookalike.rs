@@ -202,6 +202,9 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "require one of: A, B",
             "php info session for beginners",
             "base64 decode tool",
+            "System.Windows.Forms data binding tutorial",
+            "the prototype of a constructor in JavaScript",
+            "cos(x) and system(s) of equations",
         ],
     ),
     (

@@ -331,6 +331,17 @@ impl Engine {
                 &|| format!("json_key:{}", short(&i.path())),
                 Encoding::Text,
             );
+            // `{"constructor": {"prototype": ...}}`: the pollution is in
+            // the path, not in either key (`__proto__` is in the key).
+            if i.text.eq_ignore_ascii_case("prototype") {
+                let path = i.path();
+                self.scan_name(
+                    c,
+                    &path,
+                    &|| format!("json_key:{}", short(&path)),
+                    Encoding::Text,
+                );
+            }
         } else {
             self.scan_value(
                 c,

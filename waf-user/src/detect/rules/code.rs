@@ -343,6 +343,22 @@ pub fn rules() -> Vec<Rule> {
             t,
             r#"\b[OC]:\d+:"[\w\\]+":\d+:\{|\ba:\d+:\{(?:[si]:\d+:["\d])"#,
         ),
+        // Serialized objects of the other platforms whose deserializers
+        // run code: .NET's BinaryFormatter stream (its fixed header, in
+        // base64 or hex), the full names of the types ysoserial.net's
+        // gadgets build on (a JSON.NET `$type`, a XAML or SOAP body), and
+        // a Python pickle that imports a function able to run a command
+        // (protocol 0's `GLOBAL` opcode, `cos\nsystem\n`). A pickle of
+        // plain data is not one.
+        rule(
+            "serialized-object-gadget",
+            K,
+            Critical,
+            1,
+            View::Dec,
+            t,
+            r#"AAEAAAD/////|\b0001000000[fF]{8}01|\bSystem\.(?:Windows\.Data\.ObjectDataProvider|Configuration\.Install\.AssemblyInstaller|Activities\.Presentation\.WorkflowDesigner|Management\.Automation\.PSObject|Security\.Principal\.WindowsIdentity|Security\.Claims\.ClaimsIdentity|Data\.Services\.Internal\.ExpandedWrapper|Web\.Security\.RolePrincipal|IdentityModel\.Tokens\.SessionSecurityToken|Windows\.Forms\.AxHost)\b|\bTextFormattingRunProperties\b|\bTypeConfuseDelegate\b|(?:^|[\n(.])c(?:os|posix|nt|subprocess|builtins|__builtin__|commands|pty|socket|webbrowser|runpy|importlib)\n(?:system|popen\d?|exec\w*|eval|call|check_output|check_call|getoutput|getstatusoutput|spawn\w*|run(?:_path|_module)?|open|import_module|__import__)\n"#,
+        ),
         rule(
             "php-ini-directive",
             K,
