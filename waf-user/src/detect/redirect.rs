@@ -103,7 +103,8 @@ fn scheme_len(b: &[u8]) -> usize {
 /// host and the rest.
 fn host_at(b: &[u8]) -> Option<(&[u8], &[u8])> {
     if b.first() == Some(&b'[') {
-        let end = b.iter().position(|&c| c == b']')?;
+        // `[]` names no host: the parser refuses the URL.
+        let end = b.iter().position(|&c| c == b']').filter(|&e| e > 1)?;
         return Some((&b[..=end], &b[end + 1..]));
     }
     let mut i = 0;
