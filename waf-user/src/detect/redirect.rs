@@ -17,6 +17,7 @@
 //! (`\\server\share`), JSON's escaped slashes (`\/\/cdn.example\/x.js`) and
 //! a regular expression (`/\w+\.\w+/`) are none of these.
 
+use super::kind::Severity;
 use super::normalize::FULL_STOPS;
 
 /// What a value is, when it is an open redirect.
@@ -34,6 +35,15 @@ impl Trick {
         match self {
             Trick::Slashes => "open-redirect-slashes",
             Trick::Userinfo => "open-redirect-userinfo",
+        }
+    }
+
+    /// Severity at paranoia 1 (the ladder, `ladder.rs`, makes a host name
+    /// as user name critical from 2).
+    pub fn severity(self) -> Severity {
+        match self {
+            Trick::Userinfo => Severity::Error,
+            Trick::Slashes => Severity::Critical,
         }
     }
 }

@@ -47,11 +47,26 @@ pub fn hex_val(b: u8) -> Option<u8> {
 /// Invalid escapes are kept as they are.
 pub fn percent_decode(s: &[u8], plus: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
+    decode_into(s, plus, &mut out, |_, _| None);
+    out
+}
+
+/// Percent-decodes `s` once into `out`: the runs between `%` are copied at
+/// once (with `plus`, their `+` as spaces) and `%XX` escapes decoded. Any
+/// other `%` is handed to `other` with the rest of `s` from it, which
+/// appends what it stands for and returns how many bytes it took (None:
+/// the `%` is kept as it is). Whether anything was decoded.
+pub fn decode_into(
+    s: &[u8],
+    plus: bool,
+    out: &mut Vec<u8>,
+    mut other: impl FnMut(&[u8], &mut Vec<u8>) -> Option<usize>,
+) -> bool {
+    let mut changed = false;
     let mut i = 0;
     while i < s.len() {
-        // The run up to the next `%` at once, its `+` turned into spaces.
         let next = memchr::memchr(b'%', &s[i..]).map_or(s.len(), |j| i + j);
-        copy_run(&s[i..next], plus, &mut out);
+        changed |= copy_run(&s[i..next], plus, out);
         i = next;
         if i == s.len() {
             break;
@@ -59,16 +74,20 @@ pub fn percent_decode(s: &[u8], plus: bool) -> Vec<u8> {
         if let Some(b) = escape_at(s, i) {
             out.push(b);
             i += 3;
+            changed = true;
+        } else if let Some(n) = other(&s[i..], out) {
+            i += n;
+            changed = true;
         } else {
             out.push(b'%');
             i += 1;
         }
     }
-    out
+    changed
 }
 
 /// The byte of the `%XX` escape at `s[i]` (a `%`), if it is one.
-pub fn escape_at(s: &[u8], i: usize) -> Option<u8> {
+fn escape_at(s: &[u8], i: usize) -> Option<u8> {
     let h = hex_val(*s.get(i + 1)?)?;
     let l = hex_val(*s.get(i + 2)?)?;
     Some(h << 4 | l)
@@ -76,7 +95,7 @@ pub fn escape_at(s: &[u8], i: usize) -> Option<u8> {
 
 /// Appends `run` to `out`; with `plus`, its `+` become spaces. Whether any
 /// did.
-pub fn copy_run(run: &[u8], plus: bool, out: &mut Vec<u8>) -> bool {
+fn copy_run(run: &[u8], plus: bool, out: &mut Vec<u8>) -> bool {
     let start = out.len();
     out.extend_from_slice(run);
     if !plus || memchr::memchr(b'+', run).is_none() {

@@ -332,15 +332,23 @@ impl Engine {
                 Encoding::Text,
             );
             // `{"constructor": {"prototype": ...}}`: the pollution is in
-            // the path, not in either key (`__proto__` is in the key).
+            // the path, not in either key (`__proto__` is in the key). The
+            // path is read by that rule alone: the keys joined are no
+            // value of the request for the other rules.
             if i.text.eq_ignore_ascii_case("prototype") {
                 let path = i.path();
-                self.scan_name(
-                    c,
-                    &path,
-                    &|| format!("json_key:{}", short(&path)),
-                    Encoding::Text,
-                );
+                let n = Normalized::new(path.as_bytes(), false);
+                if let Some(hit) = self.compiled.find("prototype-pollution", &n) {
+                    c.add(
+                        hit.rule.kind,
+                        hit.rule.id,
+                        hit.rule.severity_at(self.cfg.paranoia),
+                        hit.rule.paranoia,
+                        &format!("json_key:{}", short(&path)),
+                        &String::from_utf8_lossy(hit.matched),
+                        "",
+                    );
+                }
             }
         } else {
             self.scan_value(

@@ -316,15 +316,11 @@ impl Engine {
             && let Some((trick, host)) = redirect::check(&n.dec)
             && (target != targets::PATH || trick == redirect::Trick::Slashes)
         {
-            let severity = match trick {
-                redirect::Trick::Userinfo => Severity::Error,
-                _ => Severity::Critical,
-            };
             let l = loc();
             c.add(
                 Kind::OpenRedirect,
                 trick.rule(),
-                severity,
+                trick.severity(),
                 1,
                 &l,
                 &String::from_utf8_lossy(host),

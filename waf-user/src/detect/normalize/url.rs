@@ -3,7 +3,7 @@
 //! (`percent_u.rs`). The pipeline repeats rounds for double encoding.
 
 use super::{Flags, percent_u};
-use crate::http::target::{copy_run, escape_at};
+use crate::http::target::decode_into;
 
 /// One round of URL decoding; None when nothing was decoded. `plus` turns
 /// `+` into a space. On the `first` round, a `%` that starts no escape is
@@ -18,33 +18,17 @@ pub(super) fn round(s: &[u8], plus: bool, first: bool, flags: &mut Flags) -> Opt
         }
         return None;
     }
-    let mut i = 0;
     let mut out = Vec::with_capacity(s.len());
-    let mut changed = false;
-    while i < s.len() {
-        // The run up to the next `%` at once, its `+` turned into spaces.
-        let next = memchr::memchr(b'%', &s[i..]).map_or(s.len(), |j| i + j);
-        changed |= copy_run(&s[i..next], plus, &mut out);
-        i = next;
-        if i == s.len() {
-            break;
+    let changed = decode_into(s, plus, &mut out, |rest, out| {
+        if let Some(cp) = percent_u::at(rest) {
+            percent_u::push(cp, out, flags);
+            return Some(percent_u::LEN);
         }
-        if let Some(b) = escape_at(s, i) {
-            out.push(b);
-            i += 3;
-            changed = true;
-        } else if let Some(cp) = percent_u::at(&s[i..]) {
-            percent_u::push(cp, &mut out, flags);
-            i += percent_u::LEN;
-            changed = true;
-        } else {
-            if first {
-                flags.invalid_percent = true;
-            }
-            out.push(b'%');
-            i += 1;
+        if first {
+            flags.invalid_percent = true;
         }
-    }
+        None
+    });
     changed.then_some(out)
 }
 
