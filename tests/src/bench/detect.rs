@@ -226,10 +226,12 @@ fn profile(args: &[String]) -> Result<()> {
     let mut body = None;
     let mut slow_list = false;
     let mut no_cache = false;
+    let mut file = None;
     let mut rest = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
+            "--file" => file = Some(PathBuf::from(it.next().context("--file takes a path")?)),
             "--every" => {
                 every = it
                     .next()
@@ -263,7 +265,7 @@ fn profile(args: &[String]) -> Result<()> {
             label: None,
             source: None,
         }],
-        None => load(&default_corpus())?,
+        None => load(file.as_deref().unwrap_or(&default_corpus()))?,
     };
     let samples: Vec<Sample> = corpus
         .into_iter()

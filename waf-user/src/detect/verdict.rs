@@ -79,15 +79,62 @@ impl Verdict {
     }
 }
 
-/// Truncates to at most `max` characters, marking the cut with `…`.
+/// Truncates to at most `max` characters, marking the cut with `…`;
+/// control characters (C0, DEL, C1) become spaces.
 pub fn truncate(s: &str, max: usize) -> String {
-    let mut out: String = s
-        .chars()
-        .take(max)
-        .map(|c| if c.is_control() && c != ' ' { ' ' } else { c })
-        .collect();
-    if s.chars().nth(max).is_some() {
+    // At most `max` characters when the bytes are no more; otherwise the
+    // byte where character `max` starts, if there is one.
+    let cut = if s.len() <= max {
+        None
+    } else {
+        s.char_indices().nth(max).map(|(i, _)| i)
+    };
+    let head = &s[..cut.unwrap_or(s.len())];
+    let mut out = String::with_capacity(head.len() + if cut.is_some() { 3 } else { 0 });
+    // C1 controls are U+0080..U+009F, encoded 0xC2 0x80..0x9F.
+    if head.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2) {
+        out.extend(head.chars().map(|c| if c.is_control() { ' ' } else { c }));
+    } else {
+        out.push_str(head);
+    }
+    if cut.is_some() {
         out.push('…');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+    use proptest::prelude::*;
+
+    /// The definition, a character at a time.
+    fn reference(s: &str, max: usize) -> String {
+        let mut out: String = s
+            .chars()
+            .take(max)
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        if s.chars().nth(max).is_some() {
+            out.push('…');
+        }
+        out
+    }
+
+    #[test]
+    fn cuts_at_characters_and_blanks_controls() {
+        assert_eq!(truncate("abc", 3), "abc");
+        assert_eq!(truncate("abcd", 3), "abc…");
+        assert_eq!(truncate("ééé", 3), "ééé");
+        assert_eq!(truncate("éééé", 3), "ééé…");
+        assert_eq!(truncate("a\r\nb\u{7f}\u{85}c", 10), "a  b  c");
+        assert_eq!(truncate("\u{a0}Â", 5), "\u{a0}Â");
+    }
+
+    proptest! {
+        #[test]
+        fn matches_the_definition(s in "(?s).{0,40}|[a-z\\x00-\\x1f\\x7f\\u{80}-\\u{a0}é]{0,40}", max in 0usize..45) {
+            prop_assert_eq!(truncate(&s, max), reference(&s, max));
+        }
+    }
 }
