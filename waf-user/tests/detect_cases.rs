@@ -405,6 +405,9 @@ fn private_endpoints_block_and_operator_pages_from_paranoia_2() {
         "/_ignition/execute-solution",
         "/jmx-console/HtmlAdaptor?action=inspectMBean",
         "/invoker/JMXInvokerServlet",
+        "/invoker/EJBInvokerServlet",
+        "/invoker/readonly",
+        "/jbossmq-httpil/HTTPServerILServlet",
     ] {
         let v = get(default_engine(), url);
         assert_eq!(v.action, Action::Block, "{url}: {:?}", v.attacks);
@@ -432,6 +435,8 @@ fn private_endpoints_block_and_operator_pages_from_paranoia_2() {
         "/manager/htmlhelp",
         "/blog/debug/pprofiling-go",
         "/ignition/execute-solution-guide",
+        "/docs/invoker/ejbinvokerservlets-explained",
+        "/blog/invoker/readonlyness",
     ] {
         assert_eq!(get(&pl2, url).action, Action::Pass, "{url}");
     }

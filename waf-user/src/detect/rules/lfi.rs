@@ -442,8 +442,9 @@ pub fn rules() -> Vec<Rule> {
         // threads, or run JMX (`health`, `info` and `prometheus`, which load
         // balancers and monitoring read, are not among them), Jolokia, and
         // ASP.NET's error and trace logs (every request's cookies), and
-        // consoles that run code: JBoss's JMX and web consoles and invoker
-        // servlets, Laravel's debug-mode Ignition.
+        // consoles that run code: JBoss's JMX and web consoles, and the
+        // invoker and HTTP IL servlets that deserialize whatever object a
+        // request body holds, Laravel's debug-mode Ignition.
         rule(
             "lfi-private-endpoint",
             K,
@@ -451,7 +452,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             PATH,
-            r"/(?:(?:web|meta)-inf\b|actuator/(?:env|heapdump|threaddump|dump|jolokia|gateway|configprops|logfile|httptrace|trace|mappings|beans|shutdown|restart|refresh|loggers|sessions|caches|conditions|auditevents|flyway|liquibase|scheduledtasks|integrationgraph)\b|jolokia/|(?:elmah|trace)\.axd\b|_ignition/execute-solution|(?:jmx|web)-console/|invoker/(?:jmx)?invokerservlet)",
+            r"/(?:(?:web|meta)-inf\b|actuator/(?:env|heapdump|threaddump|dump|jolokia|gateway|configprops|logfile|httptrace|trace|mappings|beans|shutdown|restart|refresh|loggers|sessions|caches|conditions|auditevents|flyway|liquibase|scheduledtasks|integrationgraph)\b|jolokia/|(?:elmah|trace)\.axd\b|_ignition/execute-solution|(?:jmx|web)-console/|invoker/(?:(?:jmx|ejb)?invokerservlet|readonly)\b|jbossmq-httpil/)",
         ),
         // Pages that exist for the site's own operators (status and
         // information pages, profilers, database and application server
