@@ -984,3 +984,28 @@ fn a_payload_past_the_parameter_limit_is_never_passed_unseen() {
     let v = e.inspect(&req, None);
     assert_eq!(v.action, Action::Block, "cookies: {v:?}");
 }
+
+/// A PHP function named by pieces joined with `.` and called at once
+/// (`(sy.(st).em)(@id)`: PHP reads the bare pieces as strings) blocks in a
+/// query, a form and a JSON body; text with parentheses after parentheses
+/// passes.
+#[test]
+fn php_function_names_assembled_from_pieces_block() {
+    let e = default_engine();
+    let v = get(e, "/get?code=(sy.(st).em)(%40id)");
+    assert!(
+        v.attacks.iter().any(|a| a.rule == "php-assembled-call"),
+        "{:?}",
+        v.attacks
+    );
+    assert_eq!(v.action, Action::Block);
+    let form = "c=%28%22pass%22+.+%22thru%22%29%28%27ls%27%29";
+    let v = post(e, "/f", "application/x-www-form-urlencoded", form);
+    assert_eq!(v.action, Action::Block, "{:?}", v.attacks);
+    let v = post(e, "/f", "application/json", r#"{"c":"(ex.(ec))($_GET[1])"}"#);
+    assert_eq!(v.action, Action::Block, "{:?}", v.attacks);
+    for q in ["see+(p.+4)(table+2)", "(v2.1)(beta)", "(a.b)(c)", "(e.g.+system)(x)"] {
+        let v = get(e, &format!("/get?q={q}"));
+        assert_eq!(v.action, Action::Pass, "{q}: {:?}", v.attacks);
+    }
+}

@@ -205,6 +205,8 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "System.Windows.Forms data binding tutorial",
             "the prototype of a constructor in JavaScript",
             "cos(x) and system(s) of equations",
+            "see (p. 4)(table 2) for the system",
+            "release (v2.1)(beta) notes",
         ],
     ),
     (

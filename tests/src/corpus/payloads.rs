@@ -235,6 +235,7 @@ pub const FAMILIES: &[Family] = &[
             "';print(open('/etc/passwd').read())#",
             "${@print(md5(1))}",
             "('sys'.'tem')('id')",
+            "(sy.(st).em)(@id)",
             "cos\nsystem\n(S'id'\ntR.",
             "AAEAAAD/////AQAAAAAAAAAMAgAAAF5NaWNyb3NvZnQuUG93ZXJTaGVsbC5FZGl0b3I=",
             "System.Windows.Data.ObjectDataProvider, PresentationFramework",

@@ -26,6 +26,7 @@ pub use cache::CleanCacheStats;
 #[cfg(test)]
 mod lookalikes;
 mod parts;
+mod php_pieces;
 mod split_command;
 mod tokenizers;
 mod value;

@@ -5,8 +5,8 @@
 
 use super::Engine;
 use super::encoding;
-use super::split_command;
 use super::tokenizers;
+use super::{php_pieces, split_command};
 use crate::detect::collect::Collector;
 use crate::detect::kind::{Kind, Severity};
 use crate::detect::libinj;
@@ -126,19 +126,16 @@ impl Engine {
         }
         self.ssrf(c, &n, target, &mut || at(&mut location), value);
         log4shell_lookups(c, &n, &mut || at(&mut location), value);
-        if target & targets::INPUT != 0
-            && let Some(word) = split_command::find(&n.low)
-        {
-            let l = at(&mut location);
-            c.add(
-                Kind::Cmdi,
-                "cmdi-split-command",
-                Severity::Critical,
-                1,
-                &l,
-                &word,
-                value,
-            );
+        // Names spelled so that only a shell or PHP reads them as one.
+        if target & targets::INPUT != 0 {
+            let found = [
+                split_command::find(&n.low).map(|w| (Kind::Cmdi, "cmdi-split-command", w)),
+                php_pieces::find(&n.low).map(|w| (Kind::CodeInjection, "php-assembled-call", w)),
+            ];
+            for (kind, rule, word) in found.into_iter().flatten() {
+                let l = at(&mut location);
+                c.add(kind, rule, Severity::Critical, 1, &l, &word, value);
+            }
         }
         // Payloads sent base64-encoded (cookies, tokens, `eval` arguments):
         // scan what they decode to when it is code-like text.

@@ -241,6 +241,13 @@ const PHP_BUILTINS: &[&str] = &[
     "scandir",
 ];
 
+/// Whether `name` is a PHP function these rules know (any of the lists).
+pub fn is_php_function(name: &str) -> bool {
+    [PHP_FUNCS, PHP_WORDS, PHP_BUILTINS]
+        .iter()
+        .any(|list| list.contains(&name))
+}
+
 /// The code injection rules.
 pub fn rules() -> Vec<Rule> {
     let funcs = alt(PHP_FUNCS);

@@ -4,7 +4,7 @@
 //! severity and the lowest paranoia level at which it runs.
 
 pub(super) mod cmdi;
-mod code;
+pub(super) mod code;
 mod java;
 mod lfi;
 mod misc;
