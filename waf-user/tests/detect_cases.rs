@@ -1009,3 +1009,39 @@ fn php_function_names_assembled_from_pieces_block() {
         assert_eq!(v.action, Action::Pass, "{q}: {:?}", v.attacks);
     }
 }
+
+/// Mail header injection blocks: a Bcc line with an address, or an
+/// address field whose address a header line follows, in a query, a form
+/// and a JSON body; a letter's `To:` and `cc:` lines in prose pass.
+#[test]
+fn mail_header_injection_blocks_and_letters_pass() {
+    let e = default_engine();
+    for q in [
+        "email=a%40b.example%0ABcc:%20victim%40c.example",
+        "subject=Hello%0D%0ABcc:victim%40c.example,x%40d.example",
+        "from=me%40x.example%0D%0ATo:%20a%40b.example",
+    ] {
+        let v = get(e, &format!("/contact?{q}"));
+        assert!(
+            v.attacks.iter().any(|a| a.rule == "crlf-mail-header"),
+            "{q}: {:?}",
+            v.attacks
+        );
+        assert_eq!(v.action, Action::Block, "{q}");
+    }
+    let form = "name=Bob&email=bob%40x.example%0D%0ACc%3A+list%40evil.example";
+    let v = post(e, "/contact", "application/x-www-form-urlencoded", form);
+    assert_eq!(v.action, Action::Block, "{:?}", v.attacks);
+    let json = r#"{"subject":"hi\nBcc: all@evil.example"}"#;
+    let v = post(e, "/contact", "application/json", json);
+    assert_eq!(v.action, Action::Block, "{:?}", v.attacks);
+    for q in [
+        "msg=Hello%20team%0ACc:%20bob%40example.com",
+        "msg=To:%20support%0D%0ASubject:%20refund%0D%0A%0D%0AHello",
+        "email=alice%40example.com",
+        "msg=please%20bcc%20me%0Athanks",
+    ] {
+        let v = get(e, &format!("/contact?{q}"));
+        assert_eq!(v.action, Action::Pass, "{q}: {:?}", v.attacks);
+    }
+}

@@ -187,6 +187,7 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "first paragraph\n\nsecond paragraph",
             "Set the cookie preferences:\r\n- analytics off\r\n- ads off",
             "To: support\r\nSubject: refund\r\n\r\nHello",
+            "Hi all,\r\ncc: bob@example.com for the invoice",
         ],
     ),
     (

