@@ -1002,9 +1002,19 @@ fn php_function_names_assembled_from_pieces_block() {
     let form = "c=%28%22pass%22+.+%22thru%22%29%28%27ls%27%29";
     let v = post(e, "/f", "application/x-www-form-urlencoded", form);
     assert_eq!(v.action, Action::Block, "{:?}", v.attacks);
-    let v = post(e, "/f", "application/json", r#"{"c":"(ex.(ec))($_GET[1])"}"#);
+    let v = post(
+        e,
+        "/f",
+        "application/json",
+        r#"{"c":"(ex.(ec))($_GET[1])"}"#,
+    );
     assert_eq!(v.action, Action::Block, "{:?}", v.attacks);
-    for q in ["see+(p.+4)(table+2)", "(v2.1)(beta)", "(a.b)(c)", "(e.g.+system)(x)"] {
+    for q in [
+        "see+(p.+4)(table+2)",
+        "(v2.1)(beta)",
+        "(a.b)(c)",
+        "(e.g.+system)(x)",
+    ] {
         let v = get(e, &format!("/get?q={q}"));
         assert_eq!(v.action, Action::Pass, "{q}: {:?}", v.attacks);
     }
