@@ -26,7 +26,7 @@ pub(super) fn parse(raw: &[u8], limits: &Limits) -> Result<Request, ParseError> 
     let first_line = &head[..memchr::memchr(b'\n', head).unwrap_or(head.len())];
     let utf8_line = std::str::from_utf8(first_line).is_ok();
     let head = crate::http::lossy(head);
-    let mut lines = head.split('\n');
+    let mut lines = framing::lines(&head);
     let line = lines.next().unwrap_or("");
     let line = line.strip_suffix('\r').unwrap_or(line);
     let mut anomalies = Vec::new();
