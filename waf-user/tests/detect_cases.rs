@@ -1055,3 +1055,25 @@ fn mail_header_injection_blocks_and_letters_pass() {
         assert_eq!(v.action, Action::Pass, "{q}: {:?}", v.attacks);
     }
 }
+
+/// A short multipart field (no file name) with a NUL is a payload with an
+/// evasion, not binary data: `*))\0` and `';\x0bDROP...` block as they do
+/// in a query; a longer binary field without a payload passes.
+#[test]
+fn short_multipart_fields_with_control_bytes_are_read_as_text() {
+    let e = default_engine();
+    let part = |value: &str| {
+        format!(
+            "--XB\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\n{value}\r\n\
+             --XB\r\nContent-Disposition: form-data; name=\"submit\"\r\n\r\nSend\r\n--XB--\r\n"
+        )
+    };
+    let ct = "multipart/form-data; boundary=XB";
+    for value in ["*))\0", "';\u{b}DROP\u{b}TABLE\u{b}users;\u{b}--"] {
+        let v = post(e, "/submit", ct, &part(value));
+        assert_eq!(v.action, Action::Block, "{value:?}: {:?}", v.attacks);
+    }
+    let blob: String = (0u8..40).map(|b| char::from(b % 7 + 1)).collect();
+    let v = post(e, "/submit", ct, &part(&blob));
+    assert_eq!(v.action, Action::Pass, "{:?}", v.attacks);
+}

@@ -382,7 +382,8 @@ impl Engine {
     }
 
     /// A multipart part: its name, then a file (name and content) or a
-    /// field (text as a parameter value, binary as file content).
+    /// field (text, or anything shorter than [`value::BINARY_MIN`], as a
+    /// parameter value; longer binary data as file content).
     fn scan_part(&self, p: &Part, c: &mut Collector) {
         self.scan_name(
             c,
@@ -402,7 +403,7 @@ impl Engine {
                 );
                 self.scan_file(c, p);
             }
-            None if is_text(&p.data) => {
+            None if is_text(&p.data) || p.data.len() < value::BINARY_MIN => {
                 self.scan_value(
                     c,
                     &data,

@@ -387,13 +387,17 @@ fn text_runs(value: &str) -> String {
     out
 }
 
+/// The shortest value read as binary data: a shorter one with a NUL or
+/// control characters is a payload with an evasion (`*))\0`), not data.
+pub(super) const BINARY_MIN: usize = 32;
+
 /// Binary data only meets the few rules meant for file contents: a raw
 /// body of another type (protobuf) as a whole; a document value
 /// (compressed blobs in JSON strings) also has its text read
 /// ([`Engine::scan_binary`]). Values of the request line, headers and
 /// forms are never binary: a raw NUL there is an evasion.
 fn binary_target(raw: &[u8], target: u16) -> u16 {
-    if raw.len() >= 32 && target & (targets::DOC | targets::BODY) != 0 && !is_text(raw) {
+    if raw.len() >= BINARY_MIN && target & (targets::DOC | targets::BODY) != 0 && !is_text(raw) {
         targets::FILE
     } else {
         target
