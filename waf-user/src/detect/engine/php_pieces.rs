@@ -11,34 +11,43 @@ use crate::detect::rules::code::is_php_function;
 /// Longest parenthesised expression read before a call.
 const SPAN_MAX: usize = 120;
 
+/// Longest name read (PHP's function names are shorter).
+const NAME_MAX: usize = 32;
+
 /// The function a concatenation called at once spells, if it is a known
 /// PHP function: the first such call in `low` (the lower-cased value).
+/// Linear: a walk back never passes the previous call's `)`, so each byte
+/// is read by one walk at most.
 pub(super) fn find(low: &[u8]) -> Option<String> {
     // Each `)` followed by `(`, spaces between allowed.
     let mut from = 0;
+    let mut floor = 0;
     while let Some(i) = memchr::memchr(b')', &low[from..]).map(|i| from + i) {
         from = i + 1;
         let next = low[i + 1..].iter().position(|b| !b.is_ascii_whitespace());
         if next.is_none_or(|k| low[i + 1 + k] != b'(') {
             continue;
         }
-        if let Some(name) = spelled(low, i) {
+        // An expression holding another call is no concatenation.
+        let start = floor.max(i.saturating_sub(SPAN_MAX));
+        floor = i + 1;
+        if let Some(name) = spelled(&low[start..=i]) {
             return Some(name);
         }
     }
     None
 }
 
-/// What the expression closed by the `)` at `close` spells, when it is
-/// pieces joined by `.` (quoted or bare, in nested parentheses) that make
-/// a PHP function's name.
-fn spelled(low: &[u8], close: usize) -> Option<String> {
+/// What the expression closed by the last byte of `span` (a `)`) spells,
+/// when it is pieces joined by `.` (quoted or bare, in nested parentheses)
+/// that make a PHP function's name.
+fn spelled(span: &[u8]) -> Option<String> {
     let mut depth = 0usize;
-    let mut name = String::new();
+    let mut name = [0u8; NAME_MAX];
+    let mut len = 0;
     let mut dots = 0;
-    let start = close.saturating_sub(SPAN_MAX);
-    for j in (start..=close).rev() {
-        match low[j] {
+    for &b in span.iter().rev() {
+        match b {
             b')' => depth += 1,
             b'(' => {
                 depth -= 1;
@@ -46,13 +55,16 @@ fn spelled(low: &[u8], close: usize) -> Option<String> {
                     if dots == 0 {
                         return None;
                     }
-                    let name: String = name.chars().rev().collect();
+                    let name: String = name[..len].iter().rev().map(|&b| char::from(b)).collect();
                     return is_php_function(&name).then_some(name);
                 }
             }
             b'.' => dots += 1,
             b'\'' | b'"' | b' ' | b'\t' => {}
-            b if b.is_ascii_alphanumeric() || b == b'_' => name.push(char::from(b)),
+            b if b.is_ascii_alphanumeric() || b == b'_' => {
+                *name.get_mut(len)? = b;
+                len += 1;
+            }
             _ => return None,
         }
     }
@@ -92,6 +104,8 @@ mod tests {
             "))))((((",
             ")(",
             "(sy.st.em)",
+            "(sy.(x)(y).stem)(z)",
+            "(aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.b)(c)",
         ] {
             assert_eq!(find(v.as_bytes()), None, "{v}");
         }

@@ -243,9 +243,14 @@ const PHP_BUILTINS: &[&str] = &[
 
 /// Whether `name` is a PHP function these rules know (any of the lists).
 pub fn is_php_function(name: &str) -> bool {
-    [PHP_FUNCS, PHP_WORDS, PHP_BUILTINS]
-        .iter()
-        .any(|list| list.contains(&name))
+    static ALL: std::sync::LazyLock<std::collections::HashSet<&str>> =
+        std::sync::LazyLock::new(|| {
+            [PHP_FUNCS, PHP_WORDS, PHP_BUILTINS]
+                .concat()
+                .into_iter()
+                .collect()
+        });
+    ALL.contains(name)
 }
 
 /// The code injection rules.
