@@ -211,8 +211,8 @@ fn body_request(size: usize, kind: &str, run: usize) -> Vec<u8> {
     format!("POST /upload HTTP/1.1\r\nHost: h\r\nUser-Agent: bench\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
 }
 
-/// `waf-bench detect --profile [--every N] [--slow] [--only I] [--body KIND] [--no-cache] [SOURCE [LABEL]]`: one
-/// warm pass over the corpus (or the requests of one source and label, every
+/// `waf-bench detect --profile [--file PATH] [--every N] [--slow] [--only I] [--body KIND] [--no-cache] [SOURCE [LABEL]]`: one
+/// warm pass over the corpus (`--file`: another JSON-lines file; or the requests of one source and label, every
 /// Nth of them), then one measured pass in [`profiled_pass`] (with no clean
 /// header remembered from the warm pass; `--no-cache`: the cache off), for `valgrind
 /// --tool=callgrind --collect-atstart=no --toggle-collect='*profiled_pass*'`

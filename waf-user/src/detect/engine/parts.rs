@@ -382,8 +382,8 @@ impl Engine {
     }
 
     /// A multipart part: its name, then a file (name and content) or a
-    /// field (text, or anything shorter than [`value::BINARY_MIN`], as a
-    /// parameter value; longer binary data as file content).
+    /// field (a parameter value, unless [`value::is_binary`]: then file
+    /// content).
     fn scan_part(&self, p: &Part, c: &mut Collector) {
         self.scan_name(
             c,
@@ -403,7 +403,7 @@ impl Engine {
                 );
                 self.scan_file(c, p);
             }
-            None if is_text(&p.data) || p.data.len() < value::BINARY_MIN => {
+            None if !value::is_binary(&p.data) => {
                 self.scan_value(
                     c,
                     &data,

@@ -389,7 +389,13 @@ fn text_runs(value: &str) -> String {
 
 /// The shortest value read as binary data: a shorter one with a NUL or
 /// control characters is a payload with an evasion (`*))\0`), not data.
-pub(super) const BINARY_MIN: usize = 32;
+const BINARY_MIN: usize = 32;
+
+/// Whether a body or document value, or a multipart field, is binary
+/// data: at least [`BINARY_MIN`] bytes, and not text.
+pub(super) fn is_binary(raw: &[u8]) -> bool {
+    raw.len() >= BINARY_MIN && !is_text(raw)
+}
 
 /// Binary data only meets the few rules meant for file contents: a raw
 /// body of another type (protobuf) as a whole; a document value
@@ -397,7 +403,7 @@ pub(super) const BINARY_MIN: usize = 32;
 /// ([`Engine::scan_binary`]). Values of the request line, headers and
 /// forms are never binary: a raw NUL there is an evasion.
 fn binary_target(raw: &[u8], target: u16) -> u16 {
-    if raw.len() >= BINARY_MIN && target & (targets::DOC | targets::BODY) != 0 && !is_text(raw) {
+    if target & (targets::DOC | targets::BODY) != 0 && is_binary(raw) {
         targets::FILE
     } else {
         target
