@@ -1077,3 +1077,19 @@ fn short_multipart_fields_with_control_bytes_are_read_as_text() {
     let v = post(e, "/submit", ct, &part(&blob));
     assert_eq!(v.action, Action::Pass, "{:?}", v.attacks);
 }
+
+#[test]
+fn short_raw_bodies_with_control_bytes_are_read_as_text() {
+    // A body of a type no parser reads is text or binary data by the same
+    // bound as a multipart field: a short one with a NUL is a payload.
+    let e = default_engine();
+    let ct = "application/octet-stream";
+    for value in ["*))\0", "';\u{b}DROP\u{b}TABLE\u{b}users;\u{b}--"] {
+        let v = post(e, "/upload", ct, value);
+        assert_eq!(v.action, Action::Block, "{value:?}: {:?}", v.attacks);
+    }
+    // Binary data of 32 bytes or more meets only the rules for files.
+    let blob: String = (0u8..40).map(|b| char::from(b % 7 + 1)).collect();
+    let v = post(e, "/upload", ct, &format!("{blob}*))"));
+    assert_eq!(v.action, Action::Pass, "{:?}", v.attacks);
+}

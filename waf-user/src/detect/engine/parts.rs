@@ -7,7 +7,7 @@ use super::cache::{self, Pair};
 use super::value::{self, Encoding};
 use crate::detect::collect::{Collector, short};
 use crate::detect::kind::{Kind, Severity};
-use crate::detect::normalize::{self, Normalized, is_text};
+use crate::detect::normalize::{self, Normalized};
 use crate::detect::rules::targets;
 use crate::http::{Body, Header, JsonItem, Param, Part, Request};
 
@@ -311,13 +311,11 @@ impl Engine {
                 }
             }
             Body::Raw => {
+                // Text or file is decided in `scan` by `value::is_binary`,
+                // as for every body and document value: a short raw body
+                // with a NUL (`*))\0`) is a payload, not data.
                 let text = crate::http::lossy(&req.body);
-                let target = if is_text(&req.body) {
-                    targets::BODY
-                } else {
-                    targets::FILE
-                };
-                self.scan(c, &text, target, &|| "body".into(), Encoding::Text);
+                self.scan(c, &text, targets::BODY, &|| "body".into(), Encoding::Text);
             }
         }
     }
