@@ -1009,6 +1009,13 @@ fn php_function_names_assembled_from_pieces_block() {
         r#"{"c":"(ex.(ec))($_GET[1])"}"#,
     );
     assert_eq!(v.action, Action::Block, "{:?}", v.attacks);
+    // PHP reads any whitespace between the pieces, line breaks too.
+    let v = get(e, "/get?code=(sy%0a.%0a(st)%0d%0a.em)(%40id)");
+    assert!(
+        v.attacks.iter().any(|a| a.rule == "php-assembled-call"),
+        "{:?}",
+        v.attacks
+    );
     for q in [
         "see+(p.+4)(table+2)",
         "(v2.1)(beta)",

@@ -60,7 +60,8 @@ fn spelled(span: &[u8]) -> Option<String> {
                 }
             }
             b'.' => dots += 1,
-            b'\'' | b'"' | b' ' | b'\t' => {}
+            b'\'' | b'"' => {}
+            b if b.is_ascii_whitespace() => {}
             b if b.is_ascii_alphanumeric() || b == b'_' => {
                 *name.get_mut(len)? = b;
                 len += 1;
@@ -85,6 +86,8 @@ mod tests {
             ("((pass).(thru)) (ls)", "passthru"),
             ("('php'.'info')()", "phpinfo"),
             ("(base64_.decode)(x)", "base64_decode"),
+            ("('sys'\n.\r\n'tem')('id')", "system"),
+            ("(\"ex\"\x0c.\t\"ec\")\n(x)", "exec"),
         ] {
             assert_eq!(find(v.as_bytes()).as_deref(), Some(name), "{v}");
         }
