@@ -30,19 +30,22 @@ pub fn is_plain(raw: &[u8]) -> bool {
 /// C1 as UTF-8 `C2 80..9F`, or U+FFFD from invalid UTF-8).
 pub fn is_text(b: &[u8]) -> bool {
     let sample = &b[..b.len().min(4096)];
-    if sample.contains(&0) {
+    if memchr::memchr(0, sample).is_some() {
         return false;
     }
-    let mut odd = 0usize;
-    for (i, &c) in sample.iter().enumerate() {
-        let c1 = c == 0xC2 && sample.get(i + 1).is_some_and(|n| (0x80..0xA0).contains(n));
-        let replacement =
-            c == 0xEF && sample.get(i + 1) == Some(&0xBF) && sample.get(i + 2) == Some(&0xBD);
-        if (c < 0x20 && !matches!(c, b'\t' | b'\r' | b'\n')) || c1 || replacement {
-            odd += 1;
-        }
-    }
-    odd * 20 <= sample.len()
+    // C0 controls counted without an early exit (the loop vectorises);
+    // C1 controls and U+FFFD start with two bytes found by memchr.
+    let c0 = sample
+        .iter()
+        .filter(|&&c| c < 0x20 && !matches!(c, b'\t' | b'\r' | b'\n'))
+        .count();
+    let wide = memchr::memchr2_iter(0xC2, 0xEF, sample)
+        .filter(|&i| match sample[i] {
+            0xC2 => sample.get(i + 1).is_some_and(|n| (0x80..0xA0).contains(n)),
+            _ => sample[i + 1..].starts_with(&[0xBF, 0xBD]),
+        })
+        .count();
+    (c0 + wide) * 20 <= sample.len()
 }
 
 #[cfg(test)]
@@ -89,6 +92,38 @@ mod tests {
         assert!(!is_text("\u{fffd}ab".as_bytes()));
         // Other UTF-8 is text.
         assert!(is_text("caf\u{e9} \u{4e2d}\u{6587}".as_bytes()));
+    }
+
+    /// The definition `is_text` is held to: one pass, byte by byte.
+    fn is_text_by_bytes(b: &[u8]) -> bool {
+        let sample = &b[..b.len().min(4096)];
+        if sample.contains(&0) {
+            return false;
+        }
+        let mut odd = 0usize;
+        for (i, &c) in sample.iter().enumerate() {
+            let c1 = c == 0xC2 && sample.get(i + 1).is_some_and(|n| (0x80..0xA0).contains(n));
+            let replacement =
+                c == 0xEF && sample.get(i + 1) == Some(&0xBF) && sample.get(i + 2) == Some(&0xBD);
+            if (c < 0x20 && !matches!(c, b'\t' | b'\r' | b'\n')) || c1 || replacement {
+                odd += 1;
+            }
+        }
+        odd * 20 <= sample.len()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn text_is_what_the_byte_by_byte_count_says(v in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::prelude::Just(0xC2u8), proptest::prelude::Just(0xEF),
+                proptest::prelude::Just(0xBF), proptest::prelude::Just(0xBD),
+                proptest::prelude::Just(0x85), 1u8..0x20, 0x20u8..0x7F, proptest::prelude::any::<u8>(),
+            ],
+            0..5000,
+        )) {
+            proptest::prop_assert_eq!(is_text(&v), is_text_by_bytes(&v));
+        }
     }
 
     #[test]
