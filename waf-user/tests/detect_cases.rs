@@ -1111,6 +1111,9 @@ fn a_number_then_a_boolean_literal_blocks_and_prose_passes() {
         "2)%20and%20not%20false--%20-",
         "1||true",
         "7%20xor%20true%23",
+        "1.0%20or%20true",
+        "0x1%20or%20true",
+        "1e0%20and%20false",
     ] {
         let v = get(e, &format!("/item?id={q}"));
         assert!(

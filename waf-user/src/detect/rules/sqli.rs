@@ -24,12 +24,13 @@ pub fn rules() -> Vec<Rule> {
         rule("sqli-version-probe", K, Critical, 1, View::Sql, t, r"@@(?:version|datadir|hostname|basedir|servername|tmpdir|global\.)|\bversion\s*\(\s*\)\s*(?:[,)]|--|#|$)|\b(?:current_user|session_user|system_user|database|schema)\s*\(\s*\)\s*[,)]|\bselect\s+(?:(?:current_user|session_user|system_user|current_role|current_schema)\b|(?:user|version|database|schema|current_database|current_schema)\s*\(\s*\))"),
         rule("sqli-concat-function", K, Critical, 1, View::Sql, t, r"\b(?:group_concat|concat_ws)\s*\(|(?:^|[^.\w])concat\s*\(\s*(?:0x|char\s*\(|@@|\(select\b)|\bchar\s*\(\s*\d+\s*(?:,\s*\d+\s*){2,}\)|\b(?:unhex|hex)\s*\(\s*(?:version|user|database|@@)"),
         rule("sqli-tautology-number", K, Critical, 1, View::Sql, th, r"(?:['`)]|\d)\s*(?:or|and|xor|\|\||&&)\s+\(?\s*(\d+|'[^']*')\s*(?:=|<=>|!=|<>|>=?|<=?|like)\s*\(?\s*(?:\d+|'[^']*')"),
-        // A number, then a logical operator and a boolean literal that ends
-        // the value or the condition (`1 or true`, `5) and not false--`):
+        // A number (decimal, with a fraction or exponent, or hex), then a
+        // logical operator and a boolean literal that ends the value or the
+        // condition (`1 or true`, `5) and not false--`, `1.0||true`):
         // the numeric-context tautology or contradiction of blind
         // injection. Prose goes on after the word (`top 10 and true
         // stories`).
-        rule("sqli-number-boolean", K, Critical, 1, View::Sql, th, r"(?:^|[^\w.])\d+\s*\)*\s*(?:(?:or|and|xor)\s+|(?:\|\||&&)\s*)\(*\s*(?:not\s+)?(?:true|false)\s*\)*\s*(?:$|--|#|;|=|(?:or|and|xor)\b)"),
+        rule("sqli-number-boolean", K, Critical, 1, View::Sql, th, r"(?:^|[^\w.])(?:0x[0-9a-f]+|\d+(?:\.\d+)?(?:e[+-]?\d+)?)\s*\)*\s*(?:(?:or|and|xor)\s+|(?:\|\||&&)\s*)\(*\s*(?:not\s+)?(?:true|false)\s*\)*\s*(?:$|--|#|;|=|(?:or|and|xor)\b)"),
         rule("sqli-tautology-string", K, Critical, 1, View::Sql, t, r#"['"`]\s*\)*\s*(?:or|and|xor|\|\||&&)\s+\(*\s*['"][^'"]*['"]\s*(?:=|<=>|!=|<>|like|regexp)\s*['"]"#),
         rule("sqli-quote-boolean", K, Error, 1, View::Sql, t, r#"['`]\s*\)*\s*(?:or|and|xor|\|\||&&|div)\s+(?:not\s+)?(?:\d|true\b|false\b|null\b|exists\b|select\b|sleep\b|\(|@|[a-z_]+\s*\()"#),
         // A quote, then a comment that ends the value: the rest of the
