@@ -60,6 +60,16 @@ fn kinds(v: &Verdict) -> Vec<Kind> {
     v.attacks.iter().map(|f| f.kind).collect()
 }
 
+/// Blocked, with a finding of `rule` among the reasons.
+fn assert_blocks_with(v: &Verdict, rule: &str, what: &str) {
+    assert!(
+        v.attacks.iter().any(|a| a.rule == rule),
+        "{what}: {:?}",
+        v.attacks
+    );
+    assert_eq!(v.action, Action::Block, "{what}");
+}
+
 #[test]
 fn labeled_cases_are_classified() {
     let e = default_engine();
@@ -992,13 +1002,8 @@ fn a_payload_past_the_parameter_limit_is_never_passed_unseen() {
 #[test]
 fn php_function_names_assembled_from_pieces_block() {
     let e = default_engine();
-    let v = get(e, "/get?code=(sy.(st).em)(%40id)");
-    assert!(
-        v.attacks.iter().any(|a| a.rule == "php-assembled-call"),
-        "{:?}",
-        v.attacks
-    );
-    assert_eq!(v.action, Action::Block);
+    let q = "/get?code=(sy.(st).em)(%40id)";
+    assert_blocks_with(&get(e, q), "php-assembled-call", q);
     let form = "c=%28%22pass%22+.+%22thru%22%29%28%27ls%27%29";
     let v = post(e, "/f", "application/x-www-form-urlencoded", form);
     assert_eq!(v.action, Action::Block, "{:?}", v.attacks);
@@ -1010,12 +1015,8 @@ fn php_function_names_assembled_from_pieces_block() {
     );
     assert_eq!(v.action, Action::Block, "{:?}", v.attacks);
     // PHP reads any whitespace between the pieces, line breaks too.
-    let v = get(e, "/get?code=(sy%0a.%0a(st)%0d%0a.em)(%40id)");
-    assert!(
-        v.attacks.iter().any(|a| a.rule == "php-assembled-call"),
-        "{:?}",
-        v.attacks
-    );
+    let q = "/get?code=(sy%0a.%0a(st)%0d%0a.em)(%40id)";
+    assert_blocks_with(&get(e, q), "php-assembled-call", q);
     for q in [
         "see+(p.+4)(table+2)",
         "(v2.1)(beta)",
@@ -1038,13 +1039,7 @@ fn mail_header_injection_blocks_and_letters_pass() {
         "subject=Hello%0D%0ABcc:victim%40c.example,x%40d.example",
         "from=me%40x.example%0D%0ATo:%20a%40b.example",
     ] {
-        let v = get(e, &format!("/contact?{q}"));
-        assert!(
-            v.attacks.iter().any(|a| a.rule == "crlf-mail-header"),
-            "{q}: {:?}",
-            v.attacks
-        );
-        assert_eq!(v.action, Action::Block, "{q}");
+        assert_blocks_with(&get(e, &format!("/contact?{q}")), "crlf-mail-header", q);
     }
     let form = "name=Bob&email=bob%40x.example%0D%0ACc%3A+list%40evil.example";
     let v = post(e, "/contact", "application/x-www-form-urlencoded", form);
@@ -1115,13 +1110,7 @@ fn a_number_then_a_boolean_literal_blocks_and_prose_passes() {
         "0x1%20or%20true",
         "1e0%20and%20false",
     ] {
-        let v = get(e, &format!("/item?id={q}"));
-        assert!(
-            v.attacks.iter().any(|a| a.rule == "sqli-number-boolean"),
-            "{q}: {:?}",
-            v.attacks
-        );
-        assert_eq!(v.action, Action::Block, "{q}");
+        assert_blocks_with(&get(e, &format!("/item?id={q}")), "sqli-number-boolean", q);
     }
     for q in [
         "Top+10+and+true+crime+podcasts",
