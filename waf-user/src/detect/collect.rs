@@ -23,14 +23,14 @@ pub struct Collector<'a> {
     rules: HashMap<String, Severity>,
     /// Extra weight from operator rules and keywords.
     weight: i64,
-    /// Bytes the tokenizers may still read for this request.
+    /// Tokenizer runs left for this request.
     tokenizer_budget: usize,
     /// Findings and weights offered, kept or not (the clean cache's test).
     offered: usize,
     /// Tokenizer runs the budget refused.
     refused: usize,
-    /// Each take of the tokenizer budget, in order.
-    takes: Vec<u32>,
+    /// Tokenizer runs taken so far.
+    takes: u32,
 }
 
 /// Where a collector stood: [`Collector::mark`], [`Collector::clean_since`].
@@ -38,12 +38,22 @@ pub struct Collector<'a> {
 pub struct Mark {
     offered: usize,
     refused: usize,
-    takes: usize,
+    takes: u32,
 }
 
-/// Bytes handed to the libinjection tokenizers per request at most: they
-/// cost far more per byte than the regex sets, which still read everything.
-pub const TOKENIZER_BUDGET: usize = 64 * 1024;
+/// Runs of the libinjection tokenizers per request at most (SQL and HTML
+/// together, one a value each). Their cost is mostly per run (about 1.6
+/// µs for a short value; a long one costs little more: the SQL
+/// tokenizer stops at its fifth token, the HTML one reads at most
+/// 1 kB), so a count bounds them; the bytes are bounded by the body
+/// limit. A value the tokenizers should read past this count is never
+/// let through unread: the request gets [`TOKENIZER_LIMIT_RULE`].
+pub const TOKENIZER_BUDGET: usize = 4096;
+
+/// The finding of a request with more values worth a tokenizer than
+/// [`TOKENIZER_BUDGET`]: padding a request with values the tokenizers
+/// read would otherwise turn them off for the payload after it.
+pub const TOKENIZER_LIMIT_RULE: &str = "protocol-too-many-tokenized-values";
 
 impl<'a> Collector<'a> {
     /// A collector at a paranoia level with an exclusion test.
@@ -57,7 +67,7 @@ impl<'a> Collector<'a> {
             tokenizer_budget: TOKENIZER_BUDGET,
             offered: 0,
             refused: 0,
-            takes: Vec::new(),
+            takes: 0,
         }
     }
 
@@ -66,26 +76,25 @@ impl<'a> Collector<'a> {
         Mark {
             offered: self.offered,
             refused: self.refused,
-            takes: self.takes.len(),
+            takes: self.takes,
         }
     }
 
-    /// The budget takes since `m` when nothing was offered and the budget
-    /// refused nothing since then: a clean scan, and what it cost.
-    pub fn clean_since(&self, m: Mark) -> Option<&[u32]> {
-        (self.offered == m.offered && self.refused == m.refused).then(|| &self.takes[m.takes..])
+    /// The tokenizer runs taken since `m` when nothing was offered and the
+    /// budget refused nothing since then: a clean scan, and what it cost.
+    pub fn clean_since(&self, m: Mark) -> Option<u32> {
+        (self.offered == m.offered && self.refused == m.refused).then(|| self.takes - m.takes)
     }
 
-    /// Takes the budget again as a clean scan took it: each take that
-    /// still fits (one that does not would have been refused, and its
-    /// tokenizer skipped, which finds nothing either).
-    pub fn replay_takes(&mut self, takes: &[u32]) {
-        for &n in takes {
-            if (n as usize) <= self.tokenizer_budget {
-                self.tokenizer_budget -= n as usize;
-                self.takes.push(n);
-            } else {
-                self.refused += 1;
+    /// Takes the budget again as a clean scan took it: the runs that are
+    /// left, and a refusal (with its finding) for each other one, as the
+    /// scan would have met.
+    pub fn replay_takes(&mut self, runs: u32) {
+        for i in 0..runs {
+            if !self.take_tokenizer_budget() {
+                // The finding is added once: the rest are counted.
+                self.refused += (runs - i - 1) as usize;
+                return;
             }
         }
     }
@@ -160,23 +169,27 @@ impl<'a> Collector<'a> {
         }
     }
 
-    /// Whether `n` bytes of the tokenizer budget are left (a refusal is
-    /// counted).
-    pub fn has_tokenizer_budget(&mut self, n: usize) -> bool {
-        let ok = n <= self.tokenizer_budget;
-        self.refused += usize::from(!ok);
-        ok
-    }
-
-    /// Takes `n` bytes of the tokenizer budget; false when it is spent.
-    pub fn take_tokenizer_budget(&mut self, n: usize) -> bool {
-        if n > self.tokenizer_budget {
+    /// Takes one run of the tokenizer budget; false when it is spent, and
+    /// then the request has the finding [`TOKENIZER_LIMIT_RULE`] (once).
+    pub fn take_tokenizer_budget(&mut self) -> bool {
+        if self.tokenizer_budget == 0 {
             self.refused += 1;
+            if self.refused == 1 {
+                let max = TOKENIZER_BUDGET.to_string();
+                self.add(
+                    Kind::Protocol,
+                    TOKENIZER_LIMIT_RULE,
+                    Severity::Critical,
+                    1,
+                    "request",
+                    &max,
+                    "",
+                );
+            }
             return false;
         }
-        self.tokenizer_budget -= n;
-        // The budget is 64 kB: a take fits a u32.
-        self.takes.push(n as u32);
+        self.tokenizer_budget -= 1;
+        self.takes += 1;
         true
     }
 
@@ -220,30 +233,37 @@ mod tests {
     }
 
     proptest! {
-        /// Replaying a clean scan's takes leaves the budget, and what the
-        /// next clean-cache test reads, as running the scan's tokenizer
-        /// checks again would: each take whose bytes are left is taken,
-        /// each other one refused, whatever the budget left before.
+        /// Replaying a clean scan's takes leaves the budget, the refusals
+        /// and their finding, and what the next clean-cache test reads, as
+        /// running the scan's tokenizer checks again would, whatever the
+        /// budget left before.
         #[test]
         fn replayed_takes_leave_the_budget_as_the_scan_would(
             spent in 0usize..=TOKENIZER_BUDGET,
-            takes in proptest::collection::vec(0u32..40_000, 0..6),
+            runs in 0u32..6,
         ) {
             let mut scan = Collector::new(1, &none);
             let mut replay = Collector::new(1, &none);
             for c in [&mut scan, &mut replay] {
-                assert!(c.take_tokenizer_budget(spent));
+                for _ in 0..spent {
+                    assert!(c.take_tokenizer_budget());
+                }
             }
             let (m1, m2) = (scan.mark(), replay.mark());
-            for &n in &takes {
-                let n = n as usize;
-                let _ = scan.has_tokenizer_budget(n) && scan.take_tokenizer_budget(n);
+            for _ in 0..runs {
+                let _ = scan.take_tokenizer_budget();
             }
-            replay.replay_takes(&takes);
+            replay.replay_takes(runs);
             prop_assert_eq!(scan.tokenizer_budget, replay.tokenizer_budget);
+            prop_assert_eq!(scan.refused, replay.refused);
             prop_assert_eq!(scan.clean_since(m1), replay.clean_since(m2));
-            prop_assert_eq!(scan.clean_since(m1).is_some(),
-                spent + takes.iter().map(|&n| n as usize).sum::<usize>() <= TOKENIZER_BUDGET);
+            let fits = spent + runs as usize <= TOKENIZER_BUDGET;
+            prop_assert_eq!(scan.clean_since(m1).is_some(), fits);
+            let (s1, f1) = scan.finish();
+            let (s2, f2) = replay.finish();
+            prop_assert_eq!(s1, s2);
+            prop_assert_eq!(f1.len(), usize::from(!fits));
+            prop_assert_eq!(f1, f2);
         }
     }
 
@@ -252,7 +272,7 @@ mod tests {
         let excluded = |_: Kind, _: &str, _: &str| true;
         let mut c = Collector::new(1, &excluded);
         let m = c.mark();
-        assert_eq!(c.clean_since(m), Some(&[][..]));
+        assert_eq!(c.clean_since(m), Some(0));
         c.add(Kind::Sqli, "r", Severity::Critical, 1, "q", "x", "x");
         assert!(c.findings.is_empty());
         assert_eq!(c.clean_since(m), None);

@@ -133,17 +133,81 @@ pub fn has_sql_word(b: &[u8]) -> bool {
 }
 
 /// Whether a decoded value is worth the HTML tokenizer: a tag start, or an
-/// attribute break-out (a quote and an `=`), or a script URL.
+/// attribute break-out (a quote and an `=`), or a script URL. Rich text
+/// whose tags are all bare formatting tags (`<b>`, `</p>`, `<br/>`) and
+/// which holds no `=` is not: the tokenizer flags tag names, attribute
+/// values and comments, and there are none to flag.
 pub fn xss_candidate(dec: &[u8]) -> bool {
+    xss_candidate_by(dec, true)
+}
+
+/// [`xss_candidate`], with bare formatting tags exempt or not.
+fn xss_candidate_by(dec: &[u8], plain_exempt: bool) -> bool {
+    let no_attributes = plain_exempt && memchr::memchr(b'=', dec).is_none();
     let tag = memchr::memchr_iter(b'<', dec).any(|i| {
         let next = dec.get(i + 1).copied().unwrap_or(0);
         (next.is_ascii_alphabetic() || matches!(next, b'/' | b'!' | b'?' | b'%'))
             && !is_doctype(&dec[i..])
+            && !(no_attributes && is_plain_tag(&dec[i..]))
     });
     tag || attribute_breakout(dec) || {
         memchr::memchr_iter(b':', dec)
             .any(|i| i >= 6 && dec[i - 6..i].eq_ignore_ascii_case(b"script"))
     }
+}
+
+/// Formatting tags the HTML tokenizer never flags by name.
+const PLAIN_TAGS: &[&[u8]] = &[
+    b"b",
+    b"i",
+    b"u",
+    b"s",
+    b"em",
+    b"strong",
+    b"p",
+    b"br",
+    b"hr",
+    b"span",
+    b"div",
+    b"li",
+    b"ul",
+    b"ol",
+    b"h1",
+    b"h2",
+    b"h3",
+    b"h4",
+    b"h5",
+    b"h6",
+    b"code",
+    b"pre",
+    b"small",
+    b"sub",
+    b"sup",
+    b"blockquote",
+    b"table",
+    b"tr",
+    b"td",
+    b"th",
+    b"tbody",
+    b"thead",
+    b"mark",
+    b"del",
+    b"ins",
+];
+
+/// `<name>`, `</name>` or `<name/>` (spaces allowed before the end) of one
+/// of [`PLAIN_TAGS`], at the start of `s`.
+fn is_plain_tag(s: &[u8]) -> bool {
+    let s = &s[1..];
+    let s = s.strip_prefix(b"/").unwrap_or(s);
+    let end = s
+        .iter()
+        .position(|c| !c.is_ascii_alphanumeric())
+        .unwrap_or(s.len());
+    let (name, rest) = s.split_at(end);
+    let rest = rest.trim_ascii_start();
+    let rest = rest.strip_prefix(b"/").unwrap_or(rest);
+    rest.first() == Some(&b'>') && PLAIN_TAGS.iter().any(|t| t.eq_ignore_ascii_case(name))
 }
 
 /// `<!DOCTYPE html>`: markup, not an injection.
@@ -312,5 +376,60 @@ pub fn xss(dec: &[u8]) -> Outcome {
         Ok(true) => Outcome::Injection(String::new()),
         Ok(false) => Outcome::Clean,
         Err(_) => Outcome::Failed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn bare_formatting_tags_are_no_candidates() {
+        for t in [
+            "<b>bold</b> & more",
+            "a<br/>b<BR />c",
+            "<p>x</p><ul><li>1</li></ul>",
+        ] {
+            assert!(!xss_candidate(t.as_bytes()), "{t}");
+        }
+        for t in [
+            "<b onclick=alert(1)>x</b>",
+            "<script>x</script>",
+            "<b>x</b><svg>",
+            "<b>x</b><img src=x>",
+            "<b>x</b><!--",
+            "<bold>",
+            "<b>x</b>javascript:alert(1)",
+        ] {
+            assert!(xss_candidate(t.as_bytes()), "{t}");
+        }
+    }
+
+    proptest! {
+        /// A value the exemption of bare formatting tags skips is one
+        /// libinjection finds clean: text, plain tags and other tag or
+        /// attribute pieces mixed.
+        #[test]
+        fn skipped_values_are_clean_to_the_tokenizer(
+            pieces in proptest::collection::vec(prop_oneof![
+                "[a-z0-9 .,;:%()&!-]{0,12}",
+                proptest::sample::select(PLAIN_TAGS).prop_map(|t| format!("<{}>", String::from_utf8_lossy(t))),
+                proptest::sample::select(PLAIN_TAGS).prop_map(|t| format!("</{} >", String::from_utf8_lossy(t))),
+                proptest::sample::select(PLAIN_TAGS).prop_map(|t| format!("<{}/>", String::from_utf8_lossy(t))),
+                Just("<script>".to_owned()),
+                Just(" onclick=alert(1)".to_owned()),
+                Just("\"".to_owned()),
+                Just("'".to_owned()),
+                Just("<!--".to_owned()),
+                Just("<img src=x onerror=y>".to_owned()),
+                Just("javascript:".to_owned()),
+            ], 0..12)
+        ) {
+            let v = pieces.concat();
+            if xss_candidate_by(v.as_bytes(), false) && !xss_candidate(v.as_bytes()) {
+                prop_assert!(matches!(xss(v.as_bytes()), Outcome::Clean), "{}", v);
+            }
+        }
     }
 }

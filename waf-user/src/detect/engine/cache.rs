@@ -50,8 +50,8 @@ const GEN_ENTRIES: usize = 1024;
 /// Key bytes a generation of a shard holds at most.
 const GEN_BYTES: usize = 256 * 1024;
 
-/// What a pair's clean scan took from the tokenizer budget, in order.
-pub type Takes = Box<[u32]>;
+/// What a pair's clean scan took from the tokenizer budget: its runs.
+pub type Takes = u32;
 
 /// Which scan a key belongs to.
 #[derive(Clone, Copy)]
@@ -159,23 +159,23 @@ impl CleanCache {
 
     /// Whether a pair was found clean before; if so, `hit` gets the
     /// budget takes of its scan.
-    pub fn get(&self, key: &[u8], hit: impl FnOnce(&[u32])) -> bool {
+    pub fn get(&self, key: &[u8], hit: impl FnOnce(Takes)) -> bool {
         let found = self.find(key, hit);
         let counter = if found { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
         found
     }
 
-    fn find(&self, key: &[u8], hit: impl FnOnce(&[u32])) -> bool {
+    fn find(&self, key: &[u8], hit: impl FnOnce(Takes)) -> bool {
         let mut s = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(t) = s.new.map.get(key) {
+        if let Some(&t) = s.new.map.get(key) {
             hit(t);
             return true;
         }
         let Some((k, t)) = s.old.map.remove_entry(key) else {
             return false;
         };
-        hit(&t);
+        hit(t);
         s.old.bytes -= k.len();
         s.insert(k, t);
         true
@@ -249,7 +249,7 @@ impl Engine {
         let mark = c.mark();
         scan(self, c);
         if let Some(takes) = c.clean_since(mark) {
-            cache.put(&buf, takes.into());
+            cache.put(&buf, takes);
         }
         KEY.set(buf);
     }
@@ -338,44 +338,54 @@ mod tests {
     #[test]
     fn a_hit_takes_the_tokenizer_budget_its_scan_took() {
         use crate::detect::DetectConfig;
-        use crate::detect::collect::TOKENIZER_BUDGET;
+        use crate::detect::collect::{TOKENIZER_BUDGET, TOKENIZER_LIMIT_RULE};
         use crate::http::Request;
-        let mut cfg = DetectConfig::default();
-        cfg.limits.max_header_bytes = 256 * 1024;
+        let cfg = DetectConfig::default();
         let plain = Engine::new(&cfg).unwrap();
         plain.set_clean_cache(false);
         let cached = Engine::new(&cfg).unwrap();
-        let libinj = |v: &crate::detect::Verdict| {
-            v.attacks
-                .iter()
-                .any(|f| f.rule == "sqli-libinjection" && f.location == "header:x-p")
+        let rules = |v: &crate::detect::Verdict| {
+            v.attacks.iter().map(|f| f.rule.clone()).collect::<Vec<_>>()
         };
-        let req = |headers: &str| {
-            let raw = format!("GET / HTTP/1.1\r\nHost: shop\r\n{headers}\r\n");
+        let req = |json: &str| {
+            let raw = format!(
+                "POST / HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\n\r\n{json}",
+                json.len()
+            );
             Request::parse(raw.as_bytes(), plain.limits()).unwrap()
         };
-        // A clean value the SQL tokenizer reads (it holds a quote), one
-        // short enough to be remembered, and an injection the tokenizer
-        // finds when it has the budget.
-        // (Header values are trimmed: none ends with a space.)
-        let pair = "it's a ".repeat(300) + "x";
-        let payload = "1' or 1=1--";
-        let alone = plain.inspect(&req(&format!("X-P: {payload}\r\n")), None);
-        assert!(libinj(&alone), "{alone:?}");
-        // A filler that leaves, after the pair, less than the injection.
-        let filler_len = TOKENIZER_BUDGET - pair.len() - (payload.len() - 1);
-        let filler = "it's b ".repeat(filler_len / 7 + 1)[..filler_len - 1].to_owned() + "x";
-        let b = req(&format!(
-            "X-A: {filler}\r\nX-Q: {pair}\r\nX-P: {payload}\r\n"
-        ));
+        // A clean value the SQL tokenizer reads (it holds a quote), and an
+        // injection the tokenizer finds when it has the budget.
+        let pair = r#""it's a pair""#;
+        let payload = r#""1' or 1=1--""#;
+        let alone = plain.inspect(&req(&format!("[{payload}]")), None);
+        assert!(
+            rules(&alone).contains(&"sqli-libinjection".into()),
+            "{alone:?}"
+        );
+        // Fillers the tokenizer reads that leave one run, for the pair:
+        // the injection after them is refused, and the request has the
+        // finding of the limit.
+        let fillers: Vec<String> = (1..TOKENIZER_BUDGET)
+            .map(|i| format!(r#""it's {i}""#))
+            .collect();
+        let b = req(&format!("[{},{pair},{payload}]", fillers.join(",")));
         let want = plain.inspect(&b, None);
-        assert!(!libinj(&want), "the budget is spent before X-P: {want:?}");
+        assert!(
+            !rules(&want).contains(&"sqli-libinjection".into()),
+            "{want:?}"
+        );
+        assert!(
+            rules(&want).contains(&TOKENIZER_LIMIT_RULE.into()),
+            "{want:?}"
+        );
         // The pair remembered from an earlier request, then the same
         // request: the same verdict.
-        let _ = cached.inspect(&req(&format!("X-Q: {pair}\r\n")), None);
+        let _ = cached.inspect(&req(&format!("[{pair}]")), None);
         let hits = cached.clean_cache_stats().hits;
         assert_eq!(cached.inspect(&b, None), want);
-        assert!(cached.clean_cache_stats().hits > hits, "X-Q was a hit");
+        assert!(cached.clean_cache_stats().hits > hits, "the pair was a hit");
     }
 
     /// Values are remembered per target and encoding, apart from the
@@ -444,13 +454,13 @@ mod tests {
     fn a_flood_of_new_pairs_keeps_the_cache_bounded_and_the_pairs_in_use() {
         let c = CleanCache::default();
         let hot = k("user-agent", "Mozilla/5.0");
-        c.put(&hot, Box::new([7]));
+        c.put(&hot, 7);
         for i in 0..200_000 {
-            c.put(&k("x-flood", &format!("{i:0>200}")), Box::new([]));
+            c.put(&k("x-flood", &format!("{i:0>200}")), 0);
             if i % 500 == 0 {
-                let mut takes = Vec::new();
-                assert!(c.get(&hot, |t| takes.extend_from_slice(t)), "after {i}");
-                assert_eq!(takes, [7], "after {i}");
+                let mut takes = None;
+                assert!(c.get(&hot, |t| takes = Some(t)), "after {i}");
+                assert_eq!(takes, Some(7), "after {i}");
             }
         }
         let bytes: usize = c

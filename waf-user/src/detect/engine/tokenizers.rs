@@ -1,6 +1,6 @@
 //! libinjection's SQL and HTML5 tokenizers on one value, within the
-//! request's tokenizer budget (they cost far more per byte than the regex
-//! sets).
+//! request's tokenizer budget (a run costs far more than the regex sets
+//! on a short value).
 
 use crate::detect::collect::Collector;
 use crate::detect::kind::{Kind, Severity};
@@ -45,14 +45,11 @@ fn sqli(
     let in_path = target == targets::PATH;
     // JavaScript source in JSON documents (error reports, replay
     // beacons) is code by design: the SQL tokenizer misreads it.
-    // The budget is checked before the prefilter: past it, even the
-    // prefilter costs too much on large bodies.
     let js_source = target == targets::DOC && n.low.trim_ascii_start().starts_with(b"function");
     if !((target & TOKENIZED != 0 || (in_path && n.dec.contains(&b'\'')))
         && !js_source
-        && c.has_tokenizer_budget(n.dec.len())
         && libinj::sqli_candidate(&n.low)
-        && c.take_tokenizer_budget(n.dec.len()))
+        && c.take_tokenizer_budget())
     {
         return;
     }
@@ -99,9 +96,8 @@ fn xss(
     let in_path = target == targets::PATH;
     if !(n.dec.len() <= XSS_TOKENIZER_MAX
         && (target & TOKENIZED != 0 || (in_path && n.dec.contains(&b'<')))
-        && c.has_tokenizer_budget(n.dec.len())
         && libinj::xss_candidate(&n.dec)
-        && c.take_tokenizer_budget(n.dec.len()))
+        && c.take_tokenizer_budget())
     {
         return;
     }
