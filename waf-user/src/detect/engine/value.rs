@@ -351,6 +351,7 @@ fn log4shell_lookups(
     let (rule, severity, m) = match log4shell::check(&n.low) {
         Some(log4shell::Lookup::Jndi(m)) => ("log4shell-jndi", Severity::Critical, m),
         Some(log4shell::Lookup::Data(m)) => ("log4shell-lookup", Severity::Error, m),
+        Some(log4shell::Lookup::Interpolator(m)) => ("text4shell-lookup", Severity::Critical, m),
         None => return,
     };
     let l = loc();

@@ -73,6 +73,7 @@ fn finding(a: &Anomaly) -> (&'static str, Severity, String) {
             String::new(),
         ),
         Anomaly::TooManyParams => ("protocol-too-many-params", Critical, String::new()),
+        Anomaly::BodyCharset(cs) => ("protocol-charset-evasion", Critical, cs.clone()),
         Anomaly::MalformedForwarding => ("protocol-malformed-forwarding", Warning, String::new()),
     }
 }

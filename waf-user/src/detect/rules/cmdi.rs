@@ -1,7 +1,7 @@
 //! OS command injection signatures, written for the `Cmd` view (lowercase,
 //! shell quoting tricks removed).
 
-use super::targets::{ARGS, BODY, DOC, HEADERS, INPUT, NAMES, PATH, UA_REF};
+use super::targets::{ARGS, BODY, DOC, FILENAME, HEADERS, INPUT, NAMES, PATH, UA_REF};
 use super::{Kind, Rule, Severity, View, alt, rule};
 use Severity::{Critical, Error};
 
@@ -10,6 +10,19 @@ const K: Kind = Kind::Cmdi;
 /// Commands that are no English word: after any command separator they are
 /// an attack even without arguments.
 const STRONG: &[&str] = &[
+    "aria2c",
+    "lwp-download",
+    "lwp-request",
+    "msbuild",
+    "msiexec",
+    "installutil",
+    "cmstp",
+    "odbcconf",
+    "smbclient",
+    "sqlite3",
+    "xterm",
+    "mknod",
+    "psql",
     "whoami",
     "uname",
     "ifconfig",
@@ -202,7 +215,7 @@ pub fn rules() -> Vec<Rule> {
             Critical,
             1,
             View::Cmd,
-            t,
+            t | FILENAME,
             format!(r"(?:[;|`\n&]|\$\(|\|\|)\s*{prefix}(?:{strong}){ver}{end}"),
         ),
         rule(
@@ -211,7 +224,7 @@ pub fn rules() -> Vec<Rule> {
             Critical,
             1,
             View::Cmd,
-            t,
+            t | FILENAME,
             format!(
                 r"{hard}\s*{prefix}(?:{medium}){ver}{end}|{hard}\s*{prefix}(?:{weak})(?:\s*$|\s*[;|&`)]|\s+\d+(?:\.\d+)?\s*(?:$|[;|&`)])|{arg})"
             ),
@@ -271,7 +284,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Cmd,
             t,
-            r"\bcmd(?:\.exe)?\s*/[ckr]\b|\bpowershell(?:\.exe)?\s+(?:-\w+\s+)*-(?:e|ec|enc|encodedcommand|c|command|nop|noprofile|w|windowstyle|exec|executionpolicy|ep)\b|\b(?:iex|invoke-expression)\s*[(\s]|\bnew-object\s+(?:system\.)?net\.webclient|\.download(?:string|file|data)\s*\(|\bcertutil(?:\.exe)?\s+-(?:urlcache|decode|encode|split)|\bbitsadmin\b[^|;&\n]*/transfer\b|\bwmic(?:\.exe)?\s+(?:process|os|shadowcopy|/node|useraccount|service)|\b(?:rundll32|regsvr32|mshta)(?:\.exe)?\s+\S|%(?:comspec|systemroot|windir|systemdrive|programfiles|appdata|userprofile|allusersprofile)%",
+            r"\bsc(?:\.exe)?\s+(?:create|config)\s+\S+\s+(?:[a-z]+=\s*\S+\s+)*binpath=|\bcmd(?:\.exe)?\s*/[ckr]\b|\bpowershell(?:\.exe)?\s+(?:-\w+\s+)*-(?:e|ec|enc|encodedcommand|c|command|nop|noprofile|w|windowstyle|exec|executionpolicy|ep)\b|\b(?:iex|invoke-expression)\s*[(\s]|\bnew-object\s+(?:system\.)?net\.webclient|\.download(?:string|file|data)\s*\(|\bcertutil(?:\.exe)?\s+-(?:urlcache|decode|encode|split)|\bbitsadmin\b[^|;&\n]*/transfer\b|\bwmic(?:\.exe)?\s+(?:process|os|shadowcopy|/node|useraccount|service)|\b(?:rundll32|regsvr32|mshta)(?:\.exe)?\s+\S|%(?:comspec|systemroot|windir|systemdrive|programfiles|appdata|userprofile|allusersprofile)%",
         ),
         rule(
             "cmdi-windows-for-if",
@@ -338,7 +351,7 @@ pub fn rules() -> Vec<Rule> {
             Critical,
             1,
             View::Cmd,
-            t,
+            t | FILENAME,
             format!(r"\$\(\s*{prefix}(?:{strong}|{medium}|{weak}){ver}(?:\s|\)|$)"),
         ),
         // A pipe into a reconnaissance command at the end of a value, after
@@ -349,8 +362,8 @@ pub fn rules() -> Vec<Rule> {
             Critical,
             1,
             View::Cmd,
-            t,
-            r"(?:^|[)'\x22`\]]|\.[a-z]{2,4})\s*\|\s*(?:(?:/?usr)?/?bin/)?(?:id|whoami|uname|pwd|ls|dir|ifconfig|ipconfig|hostname|ver|set|env|ps|netstat)\s*(?:$|[|;&`])|^\s*[|&;]\s*sleep\s+\d+\s*(?:$|[;|&`])|(?:\|\|?|;)\s*sleep\s+\d+\s*(?:$|[;|&`#])|&&?\s*sleep\s+\d+\s*[;|&`#]",
+            t | FILENAME,
+            r"(?:^|[)'\x22`\]]|\.[a-z]{2,4})\s*\|\s*(?:(?:/?usr)?/?bin/)?(?:id|whoami|uname|pwd|ls|dir|ifconfig|ipconfig|hostname|ver|set|env|ps|netstat)\s*(?:$|[|;&`])|^\s*[|&;]\s*sleep\s+\d+\s*(?:$|[;|&`])|(?:\|\|?|;|\n|&&?)\s*sleep\s+\d+(?:\.\d+)?\s*(?:$|[;|&`#\n])",
         ),
         // Windows account and share commands: `| net user x /add`.
         rule(

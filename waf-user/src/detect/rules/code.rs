@@ -353,7 +353,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Dec,
             t,
-            r#"\b[OC]:\d+:"[\w\\]+":\d+:\{|\ba:\d+:\{(?:[si]:\d+:["\d])"#,
+            r#"\b[OC]:\+?\d+:"[\w\\]+":\+?\d+:\{|\ba:\d+:\{(?:[si]:\d+:["\d])"#,
         ),
         // Serialized objects of the other platforms whose deserializers
         // run code: .NET's BinaryFormatter stream (its fixed header, in
@@ -370,6 +370,18 @@ pub fn rules() -> Vec<Rule> {
             View::Dec,
             t,
             r#"AAEAAAD/////|\b0001000000[fF]{8}01|\bSystem\.(?:Windows\.Data\.ObjectDataProvider|Configuration\.Install\.AssemblyInstaller|Activities\.Presentation\.WorkflowDesigner|Management\.Automation\.PSObject|Security\.Principal\.WindowsIdentity|Security\.Claims\.ClaimsIdentity|Data\.Services\.Internal\.ExpandedWrapper|Web\.Security\.RolePrincipal|IdentityModel\.Tokens\.SessionSecurityToken|Windows\.Forms\.AxHost)\b|\bTextFormattingRunProperties\b|\bTypeConfuseDelegate\b|(?:^|[\n(.])c(?:os|posix|nt|subprocess|builtins|__builtin__|commands|pty|socket|webbrowser|runpy|importlib)\n(?:system|popen\d?|exec\w*|eval|call|check_output|check_call|getoutput|getstatusoutput|spawn\w*|run(?:_path|_module)?|open|import_module|__import__)\n"#,
+        ),
+        // jsonpickle's tags, which make Python build any object or call
+        // any function (`{"py/reduce": [{"py/function": "os.system"}, ...]}`):
+        // as JSON keys, and inside a value that holds JSON.
+        rule(
+            "python-jsonpickle",
+            K,
+            Critical,
+            1,
+            View::Low,
+            t,
+            r#"^py/(?:object|reduce|function|type|newargs|newargsex|initargs|repr|mod)$|["']py/(?:object|reduce|function|type|newargs|newargsex|repr|mod)["']\s*:"#,
         ),
         rule(
             "php-ini-directive",

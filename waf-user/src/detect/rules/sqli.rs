@@ -31,6 +31,15 @@ pub fn rules() -> Vec<Rule> {
         // injection. Prose goes on after the word (`top 10 and true
         // stories`).
         rule("sqli-number-boolean", K, Critical, 1, View::Sql, th, r"(?:^|[^\w.])(?:0x[0-9a-f]+|\d+(?:\.\d+)?(?:e[+-]?\d+)?)\s*\)*\s*(?:(?:or|and|xor)\s+|(?:\|\||&&)\s*)\(*\s*(?:not\s+)?(?:true|false)\s*\)*\s*(?:$|--|#|;|=|(?:or|and|xor)\b)"),
+        // A number, a logical operator, and a condition on a column or a
+        // value: a comparison with anything (a hex or bit literal
+        // included), a string match (`like`, `glob`, `regexp`) with a
+        // pattern, `in (`, `is null`, or a number or a call `between` two
+        // numbers, strings or calls. Numeric parameters are where quotes
+        // are not needed (`1 and password > 0x6d`, `0 or id>0`); anchored
+        // at the start of the value, as such a parameter is, so prose that
+        // has a number somewhere passes.
+        rule("sqli-number-condition", K, Critical, 1, View::Sql, th, r#"^[\s(]*-?(?:0x[0-9a-f]+|\d+(?:\.\d+)?)['"`]?\s*\)*\s*(?:(?:or|and|xor)(?:\s+|[`(])|(?:\|\||&&)\s*)\(*\s*(?:not\s+)?(?:(?:[a-z_`][\w.`$]*(?:\s*\([^()]{0,64}\))?|\d+|null)\s*(?:(?:=|<=>|!=|<>|>=?|<=?)\s*(?:0x[0-9a-f]|[xb]'|[\w'"`(@-])|(?:not\s+)?(?:r?like|glob|ilike|regexp|sounds\s+like)\s*(?:['"`]|0x|[xb]')|(?:not\s+)?in\s*\(\s*[\d'"(]|is\s+(?:not\s+)?(?:null|true|false)\b)|(?:\d+|[a-z_]\w*\s*\([^()]{0,64}\))\s*(?:not\s+)?between\s+(?:-?\d[\d.]*|'[^']*'|0x[0-9a-f]+|[a-z_]\w*\s*\([^()]{0,64}\))\s+and\s+(?:-?\d[\d.]*|'[^']*'|0x[0-9a-f]+|[a-z_]\w*\s*\([^()]{0,64}\)))"#),
         rule("sqli-tautology-string", K, Critical, 1, View::Sql, t, r#"['"`]\s*\)*\s*(?:or|and|xor|\|\||&&)\s+\(*\s*['"][^'"]*['"]\s*(?:=|<=>|!=|<>|like|regexp)\s*['"]"#),
         rule("sqli-quote-boolean", K, Error, 1, View::Sql, t, r#"['`]\s*\)*\s*(?:or|and|xor|\|\||&&|div)\s+(?:not\s+)?(?:\d|true\b|false\b|null\b|exists\b|select\b|sleep\b|\(|@|[a-z_]+\s*\()"#),
         // A quote, then a comment that ends the value: the rest of the

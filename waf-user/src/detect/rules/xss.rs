@@ -1,6 +1,6 @@
 //! Cross-site scripting signatures (besides libinjection's HTML5 tokenizer).
 
-use super::targets::{ARGS, HEADERS, INPUT, NAMES, PATH};
+use super::targets::{ARGS, DOC, HEADERS, INPUT, NAMES, PATH};
 use super::{Kind, Rule, Severity, View, alt, rule};
 use Severity::{Critical, Error, Warning};
 
@@ -379,6 +379,19 @@ pub fn rules() -> Vec<Rule> {
             View::Low,
             ARGS | NAMES,
             r"^\s*(?:atob|btoa|eval|settimeout|setinterval|new\s+function|string\.fromcharcode)\s*\((?:[^()]*(?:\(|$)|[^()]*\)\s*(?:$|[^\w\s]))",
+        ),
+        // A break out of a JavaScript string, a call, and a way back in:
+        // `'-settimeout(name)-'`, `'?function(name)():'`, `")||fetch(x)||("`.
+        // The value starts with the quote, which prose does not follow
+        // with an operator and a call.
+        rule(
+            "xss-js-string-breakout",
+            K,
+            Critical,
+            1,
+            View::Low,
+            ARGS | NAMES | DOC,
+            r#"^\s*['"`]\s*\)*\s*(?:[-+*/%^|&,?:]|&&|\|\||\bin\s)\s*(?:new\s+)?(?:[a-z_$][\w$]*|\[[^\]]{0,40}\])(?:\s*(?:\.\s*[a-z_$][\w$]*|\[[^\]]{0,40}\]))*\s*\([^()]*\)(?:\s*\([^()]*\))*\s*(?:\.\s*[a-z_$][\w$]*\s*(?:\([^()]*\))?)*\s*\(*\s*(?:[-+*/%^|&,?:]|&&|\|\||\bin\s|//)\s*\(*\s*['"`]?"#,
         ),
     ]
 }
