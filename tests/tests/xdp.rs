@@ -1297,58 +1297,78 @@ fn a_source_flooding_from_two_cpus_gets_its_rate_once() {
         ("192.0.2.21", udp("192.0.2.21", 20).build()),
         ("2001:db8::21", udp("2001:db8::21", 20).build()),
     ] {
-        let before = h.counters();
-        // Held in the kernel's XDP dispatcher, a call costs microseconds
-        // (not the milliseconds of putting the program in and out of it),
-        // so the source sends without pause, as a flood does.
-        let _hold = waf_user::r#gen::DispatcherHold::new(&mut [h.dp.program().expect("program")])
-            .expect("the program held in the XDP dispatcher");
-        let prog: &aya::programs::Xdp = h.dp.program().expect("program");
-        let span = Duration::from_millis(1500);
-        let start = Instant::now();
-        std::thread::scope(|s| {
-            for cpu in 0..2 {
-                let frame = &frame;
-                s.spawn(move || {
-                    use aya::programs::TestRun as _;
-                    pin_to(cpu);
-                    let mut out = vec![0u8; frame.len() + 256];
-                    while start.elapsed() < span {
-                        prog.test_run(aya::programs::TestRunOptions {
-                            data_in: Some(frame),
-                            data_out: Some(&mut out),
-                            repeat: 20_000,
-                            ..Default::default()
-                        })
-                        .expect("BPF_PROG_TEST_RUN");
-                    }
-                });
-            }
+        // A pause of both senders longer than the burst (2 ms) loses the
+        // credit of the pause: other tests' threads on the same CPUs can
+        // only lower the count, never raise it. So every attempt must stay
+        // under the rate, and one of three must reach it.
+        let mut last = String::new();
+        let reached = (0..3).any(|_| {
+            let (admitted, expected, elapsed) =
+                flood_from_two_cpus(&mut h, &frame, src, PPS, BURST);
+            // The kernel's clock moves in jiffies (up to 10 ms here): a
+            // tick's worth of slack at each end.
+            let slack = PPS as f64 * 0.02;
+            assert!(
+                (admitted as f64) <= expected * 1.05 + slack,
+                "{src}: {admitted} admitted over {elapsed:.2} s at {PPS}/s: more than the rate"
+            );
+            last = format!("{src}: {admitted} admitted over {elapsed:.2} s at {PPS}/s");
+            (admitted as f64) >= expected * 0.95 - slack
         });
-        let elapsed = start.elapsed().as_secs_f64();
-        let d = delta(&before, &h.counters());
-        let admitted = d[counter::PASS as usize].packets;
-        let dropped = d[counter::RATE_LIMITED as usize].packets;
-        // The kernel's clock moves in jiffies (up to 10 ms here): a tick's
-        // worth of slack at each end.
-        let expected = PPS as f64 * elapsed + BURST as f64;
-        let slack = PPS as f64 * 0.02;
-        eprintln!(
-            "{src}: {admitted} admitted, {dropped} dropped over {elapsed:.2} s (expected {expected:.0})"
-        );
-        assert!(
-            dropped > 10 * admitted,
-            "{src}: a flood, not a trickle: {dropped}"
-        );
-        assert!(
-            (admitted as f64) <= expected * 1.05 + slack,
-            "{src}: {admitted} admitted over {elapsed:.2} s at {PPS}/s: more than the rate"
-        );
-        assert!(
-            (admitted as f64) >= expected * 0.95 - slack,
-            "{src}: {admitted} admitted over {elapsed:.2} s at {PPS}/s: less than the rate"
-        );
+        assert!(reached, "{last}: less than the rate in three attempts");
     }
+}
+
+/// Floods the harness's program with `frame` from both CPUs for 1.5 s:
+/// the packets admitted, those the rate allows over the time taken, and
+/// the time.
+fn flood_from_two_cpus(
+    h: &mut Harness,
+    frame: &[u8],
+    src: &str,
+    pps: u64,
+    burst: u64,
+) -> (u64, f64, f64) {
+    let before = h.counters();
+    // Held in the kernel's XDP dispatcher, a call costs microseconds (not
+    // the milliseconds of putting the program in and out of it), so the
+    // source sends without pause, as a flood does.
+    let _hold = waf_user::r#gen::DispatcherHold::new(&mut [h.dp.program().expect("program")])
+        .expect("the program held in the XDP dispatcher");
+    let prog: &aya::programs::Xdp = h.dp.program().expect("program");
+    let span = Duration::from_millis(1500);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for cpu in 0..2 {
+            s.spawn(move || {
+                use aya::programs::TestRun as _;
+                pin_to(cpu);
+                let mut out = vec![0u8; frame.len() + 256];
+                while start.elapsed() < span {
+                    prog.test_run(aya::programs::TestRunOptions {
+                        data_in: Some(frame),
+                        data_out: Some(&mut out),
+                        repeat: 20_000,
+                        ..Default::default()
+                    })
+                    .expect("BPF_PROG_TEST_RUN");
+                }
+            });
+        }
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let d = delta(&before, &h.counters());
+    let admitted = d[counter::PASS as usize].packets;
+    let dropped = d[counter::RATE_LIMITED as usize].packets;
+    let expected = pps as f64 * elapsed + burst as f64;
+    eprintln!(
+        "{src}: {admitted} admitted, {dropped} dropped over {elapsed:.2} s (expected {expected:.0})"
+    );
+    assert!(
+        dropped > 10 * admitted,
+        "{src}: a flood, not a trickle: {dropped}"
+    );
+    (admitted, expected, elapsed)
 }
 
 /// `[capacity]` sizes the CIDR tries: a blocklist of 64 takes 64 CIDRs a

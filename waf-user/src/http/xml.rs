@@ -56,20 +56,29 @@ impl Arena<XmlEntry> {
 }
 
 /// Scans an XML document. Never fails: malformed markup yields what could be
-/// read. `max_depth` bounds the element path kept.
+/// read. `max_depth` bounds the element path kept. The text of an element
+/// is read as a parser hands it on: runs split by comments, processing
+/// instructions and CDATA sections are one text (`un<!---->ion` is
+/// `union`).
 pub fn scan(doc: &str, max_depth: usize) -> XmlItems {
     let b = doc.as_bytes();
     let mut items = XmlItems::default();
     // Open elements: their names and path nodes.
     let mut stack: Vec<(&str, NodeId)> = Vec::new();
+    // The text read since the last tag.
+    let mut text = String::new();
+    let flush = |text: &mut String, items: &mut XmlItems, stack: &[(&str, NodeId)]| {
+        let t = text.trim();
+        if !t.is_empty() {
+            items.push(t, top(stack));
+        }
+        text.clear();
+    };
     let mut i = 0;
     while i < b.len() {
         if b[i] != b'<' {
             let end = memchr::memchr(b'<', &b[i..]).map_or(b.len(), |j| i + j);
-            let text = doc[i..end].trim();
-            if !text.is_empty() {
-                items.push(text, top(&stack));
-            }
+            text.push_str(&doc[i..end]);
             i = end;
             continue;
         }
@@ -78,16 +87,15 @@ pub fn scan(doc: &str, max_depth: usize) -> XmlItems {
             i += rest.find("-->").map_or(rest.len(), |j| j + 3);
         } else if let Some(cdata) = rest.strip_prefix("<![CDATA[") {
             let end = cdata.find("]]>").unwrap_or(cdata.len());
-            let text = cdata[..end].trim();
-            if !text.is_empty() {
-                items.push(text, top(&stack));
-            }
+            text.push_str(&cdata[..end]);
             i += 9 + (end + 3).min(cdata.len());
         } else if rest.starts_with("<?") {
             i += rest.find("?>").map_or(rest.len(), |j| j + 2);
         } else if rest.starts_with("<!") {
+            flush(&mut text, &mut items, &stack);
             i += skip_declaration(rest);
         } else if let Some(close) = rest.strip_prefix("</") {
+            flush(&mut text, &mut items, &stack);
             let end = close.find('>').unwrap_or(close.len());
             let name = close[..end].trim();
             if let Some(pos) = stack.iter().rposition(|(n, _)| *n == name) {
@@ -95,9 +103,11 @@ pub fn scan(doc: &str, max_depth: usize) -> XmlItems {
             }
             i += 2 + (end + 1).min(close.len());
         } else {
+            flush(&mut text, &mut items, &stack);
             i += open_tag(doc, i, &mut stack, &mut items, max_depth);
         }
     }
+    flush(&mut text, &mut items, &stack);
     items
 }
 
@@ -227,10 +237,17 @@ mod tests {
             got,
             [
                 ("/root/a/@probe".to_owned(), "x&lt;y"),
-                ("/root/b".to_owned(), "hi"),
-                ("/root/b".to_owned(), "raw")
+                ("/root/b".to_owned(), "hi raw"),
             ]
         );
+        // Comments, processing instructions and CDATA sections inside a
+        // text do not split it.
+        let split = scan(
+            "<q>1' un<!---->ion sel<?x?>ect pass<![CDATA[word]]> from users</q>",
+            4,
+        );
+        let got: Vec<_> = split.iter().map(|i| i.text).collect();
+        assert_eq!(got, ["1' union select password from users"]);
         let top = scan("loose <a>x</a>", 4);
         let got: Vec<_> = top.iter().map(|i| (i.path(), i.text)).collect();
         assert_eq!(got, [("/".to_owned(), "loose"), ("/a".to_owned(), "x")]);

@@ -20,6 +20,10 @@ const FILENAME_HEADERS: &[&str] = &[
     "x-upload-filename",
 ];
 
+/// Longest pair without `=` also read as a name (a longer one is read as
+/// a value only).
+const LONG_BARE_NAME: usize = 256;
+
 /// Most bytes of an XML body searched for DOCTYPE and ENTITY declarations.
 const XML_DECLARATIONS_MAX: usize = 64 * 1024;
 
@@ -28,6 +32,19 @@ impl Engine {
     /// query, cookies, headers, body.
     pub(super) fn scan_request(&self, req: &Request, c: &mut Collector) {
         self.scan_path(&req.raw_path, c);
+        // The path as a server routes it (`/actuator;/env`,
+        // `/actuator//heapdump`, `/a/./b` are `/actuator/env`...), when it
+        // differs from the decoded one: the endpoint rules read it too.
+        let canonical = &req.canonical.path;
+        if *canonical != req.canonical.decoded && *canonical != req.raw_path {
+            self.scan_value(
+                c,
+                canonical,
+                targets::PATH,
+                &|| "path(canonical)".into(),
+                Encoding::Url,
+            );
+        }
         for p in &req.query {
             self.scan_param(c, p, "query", Encoding::Form);
         }
@@ -84,12 +101,17 @@ impl Engine {
     /// holding an encoded `=` (`a%3Dx`) is read by some back ends as a
     /// name and a value: its tail is scanned as a value too.
     fn scan_param(&self, c: &mut Collector, p: &Param, kind: &str, enc: Encoding) {
-        self.scan_name(
-            c,
-            &p.raw_name,
-            &|| format!("{kind}_name:{}", short(&p.name)),
-            enc,
-        );
+        // A long pair without `=` (a beacon's text) is read as a value
+        // below, which meets every rule a name does but the few anchored
+        // on a whole short name (`$ne`, `a__b__startswith`).
+        if p.has_value || p.raw_name.len() <= LONG_BARE_NAME {
+            self.scan_name(
+                c,
+                &p.raw_name,
+                &|| format!("{kind}_name:{}", short(&p.name)),
+                enc,
+            );
+        }
         self.scan_value(
             c,
             &p.raw_value,

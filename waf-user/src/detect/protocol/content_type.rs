@@ -43,13 +43,45 @@ fn charsets(v: &str, params: &[(String, String)], c: &mut Collector) {
     if charsets.len() > 1 {
         c.add(K, "protocol-charset-repeated", Critical, 1, LOC, v, "");
     }
-    for cs in charsets {
+    // Every `charset` the raw value names, quoted, escaped or in RFC
+    // 2231's `charset*=''utf-7` form too: a reader of its own may find one
+    // the parameter split does not (`x=\"; charset=utf-7`).
+    let raw = raw_charsets(v);
+    for cs in charsets
+        .iter()
+        .map(|s| s.as_str())
+        .chain(raw.iter().map(String::as_str))
+    {
         if charset::is_evasion(cs) {
             c.add(K, "protocol-charset-evasion", Critical, 1, LOC, v, "");
         } else if !charset::is_known(cs) {
             c.add(K, "protocol-charset-unknown", Critical, 1, LOC, v, "");
         }
     }
+}
+
+/// The value after each `charset` (or `charset*`) and `=` in a header
+/// value, whatever quotes or escapes are around: its text after an RFC
+/// 2231 `charset'language'` prefix, up to a quote, `;`, `,` or space.
+fn raw_charsets(v: &str) -> Vec<String> {
+    let low = v.to_ascii_lowercase();
+    let mut out = Vec::new();
+    for (i, _) in low.match_indices("charset") {
+        let rest = low[i + 7..].trim_start_matches('*').trim_start();
+        let Some(rest) = rest.strip_prefix('=') else {
+            continue;
+        };
+        let rest = rest.trim_start().trim_start_matches(['"', '\\', '\'']);
+        let end = rest
+            .find([';', ',', '"', ' ', '\t', '\\'])
+            .unwrap_or(rest.len());
+        let token = &rest[..end];
+        let token = token.rsplit('\'').next().unwrap_or(token);
+        if !token.is_empty() {
+            out.push(token.to_owned());
+        }
+    }
+    out
 }
 
 /// A `boundary` on a type that is not multipart, and a multipart boundary

@@ -381,7 +381,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             t,
-            r#"^py/(?:object|reduce|function|type|newargs|newargsex|initargs|repr|mod)$|["']py/(?:object|reduce|function|type|newargs|newargsex|repr|mod)["']\s*:"#,
+            r#"^py/(?:object|reduce|function|type|newargs|newargsex|initargs|repr|mod)$|["']py\\?/(?:object|reduce|function|type|newargs|newargsex|repr|mod)["']\s*:"#,
         ),
         rule(
             "php-ini-directive",
