@@ -128,7 +128,11 @@ fn proxy_blocks_attacks_and_strikes_become_xdp_bans() {
         200
     );
 
-    // The access log has every request with its verdict.
+    // The access log has every request with its verdict (a line is
+    // written after its response is sent: wait for the last one).
+    wait_until("the sixth access log line", Duration::from_secs(5), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.lines().count() >= 6)
+    });
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<Value> = text
         .lines()

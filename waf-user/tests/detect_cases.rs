@@ -1143,6 +1143,15 @@ fn padding_before_a_payload_never_turns_the_tokenizers_off() {
     let body = json!({ "note": note, "id": payload }).to_string();
     let v = post(e, "/api", "application/json", &body);
     assert_blocks_with(&v, "sqli-libinjection", "after a 64 kB note");
+    // 64 kB of padding inside the value, before the payload.
+    let padded = format!("{}{payload}", "1".repeat(70_000));
+    let v = post(
+        e,
+        "/api",
+        "application/json",
+        &json!({ "id": padded }).to_string(),
+    );
+    assert_blocks_with(&v, "sqli-libinjection", "after 70 kB of padding");
     // 200 fields of a few hundred bytes each, in a form.
     let field = "it's ".repeat(66);
     let form: Vec<String> = (0..200).map(|i| format!("f{i}={field}")).collect();

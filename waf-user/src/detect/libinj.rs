@@ -354,9 +354,20 @@ pub fn call_on_a_word_then_prose(dec: &[u8]) -> bool {
     })
 }
 
-/// Runs the SQL tokenizer.
+/// Runs the SQL tokenizer on the value's first [`MAX_INPUT`] bytes and,
+/// for a longer value, on its last ones too: padding before a payload
+/// (64 kB of spaces, digits or letters, which SQL reads as part of the
+/// injected number, string or blank) does not hide it.
 pub fn sqli(dec: &[u8]) -> Outcome {
-    let input = &dec[..dec.len().min(MAX_INPUT)];
+    let head = sqli_window(&dec[..dec.len().min(MAX_INPUT)]);
+    if dec.len() <= MAX_INPUT || !matches!(head, Outcome::Clean) {
+        return head;
+    }
+    sqli_window(&dec[dec.len() - MAX_INPUT..])
+}
+
+/// The SQL tokenizer on one window of a value.
+fn sqli_window(input: &[u8]) -> Outcome {
     match catch_unwind(AssertUnwindSafe(|| {
         let r = libinjectionrs::detect_sqli(input);
         (r.is_injection(), r.fingerprint.map(|f| f.to_string()))
@@ -383,6 +394,20 @@ pub fn xss(dec: &[u8]) -> Outcome {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A payload after 64 kB of padding is read.
+    #[test]
+    fn padding_past_the_tokenizer_input_hides_nothing() {
+        for pad in [" ", "1", "a", "\t"] {
+            let v = format!("{}' or 'a'<'b", pad.repeat(MAX_INPUT + 10));
+            assert!(
+                matches!(sqli(v.as_bytes()), Outcome::Injection(_)),
+                "{pad:?}"
+            );
+        }
+        let clean = "it's ".repeat(MAX_INPUT / 4);
+        assert!(matches!(sqli(clean.as_bytes()), Outcome::Clean));
+    }
 
     #[test]
     fn bare_formatting_tags_are_no_candidates() {

@@ -94,7 +94,7 @@ pub fn parse(
     let text_type = mime
         .as_deref()
         .is_some_and(|m| m == "application/x-www-form-urlencoded" || is_json(m) || is_xml(m));
-    if text_type && let Some(cs) = wide_charset(body) {
+    if let Some(cs) = wide_charset(body).filter(|_| text_type || wide_document(body)) {
         anomalies.push(Anomaly::BodyCharset(cs.to_owned()));
     } else if let Some(cs) = xml_encoding(body).filter(|cs| !ascii_compatible(cs)) {
         // An XML declaration that switches to another charset after its
@@ -152,6 +152,23 @@ fn wide_charset(body: &[u8]) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Whether a body of another type (`text/plain`, none) is JSON or XML in
+/// UTF-16 or UTF-32: its first character other than a byte order mark,
+/// NULs and blanks is `{`, `[` or `<` (readers that sniff, such as
+/// Python's `json.loads`, decode it).
+fn wide_document(body: &[u8]) -> bool {
+    let head = &body[..body.len().min(16)];
+    let skip = if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
+        2
+    } else {
+        0
+    };
+    head[skip..]
+        .iter()
+        .find(|&&b| b != 0 && !b.is_ascii_whitespace())
+        .is_some_and(|b| matches!(b, b'{' | b'[' | b'<'))
 }
 
 /// The `encoding` of an XML declaration at the start of a body.
@@ -324,6 +341,8 @@ mod tests {
                 "text/plain",
                 b" <?xml version=\"1.0\" encoding=\"IBM037\"?>".to_vec(),
             ),
+            ("text/plain", utf16le(json)),
+            ("application/octet-stream", utf16be("[1]")),
         ] {
             let mut a = Vec::new();
             parse(Some(ct), &body, &l, &mut a);
