@@ -96,7 +96,7 @@ pub fn parse(
         .is_some_and(|m| m == "application/x-www-form-urlencoded" || is_json(m) || is_xml(m));
     if let Some(cs) = wide_charset(body).filter(|_| text_type || wide_document(body)) {
         anomalies.push(Anomaly::BodyCharset(cs.to_owned()));
-    } else if let Some(cs) = xml_encoding(body).filter(|cs| !ascii_compatible(cs)) {
+    } else if let Some(cs) = xml_encoding(body).filter(|cs| !super::ascii_compatible_charset(cs)) {
         // An XML declaration that switches to another charset after its
         // own ASCII bytes (`encoding="UTF-16LE"`, `"UTF-7"`, `"IBM037"`):
         // XML readers follow it, whatever the Content-Type says.
@@ -183,34 +183,6 @@ fn xml_encoding(body: &[u8]) -> Option<String> {
     let rest = rest.trim_start_matches(['"', '\'']);
     let cs = rest.split(['"', '\'', ' ', '?']).next().unwrap_or("");
     Some(cs.to_owned())
-}
-
-/// Charsets that read ASCII as ASCII (what an XML declaration in them
-/// may name without switching how its first bytes were read).
-fn ascii_compatible(cs: &str) -> bool {
-    matches!(
-        cs,
-        "utf-8"
-            | "utf8"
-            | "us-ascii"
-            | "ascii"
-            | "latin1"
-            | "latin-1"
-            | "shift_jis"
-            | "sjis"
-            | "euc-jp"
-            | "euc-kr"
-            | "gb2312"
-            | "gbk"
-            | "gb18030"
-            | "big5"
-            | "koi8-r"
-            | "koi8-u"
-            | "tis-620"
-            | "windows-31j"
-    ) || cs.starts_with("iso-8859-")
-        || cs.starts_with("windows-125")
-        || cs.starts_with("cp125")
 }
 
 fn is_json(m: &str) -> bool {

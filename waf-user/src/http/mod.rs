@@ -53,6 +53,39 @@ pub fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Charsets that read ASCII bytes as ASCII (lowercase names): what an
+/// XML declaration may name without switching how its own bytes were
+/// read, and the known charsets of the detector's checks.
+pub fn ascii_compatible_charset(cs: &str) -> bool {
+    matches!(
+        cs,
+        "utf-8"
+            | "utf8"
+            | "us-ascii"
+            | "ascii"
+            | "latin1"
+            | "latin-1"
+            | "gbk"
+            | "gb2312"
+            | "gb18030"
+            | "big5"
+            | "big5-hkscs"
+            | "shift_jis"
+            | "shift-jis"
+            | "sjis"
+            | "euc-jp"
+            | "euc-kr"
+            | "koi8-r"
+            | "koi8-u"
+            | "tis-620"
+            | "windows-31j"
+            | "x-sjis"
+    ) || cs.starts_with("iso-8859-")
+        || cs.starts_with("iso8859-")
+        || cs.starts_with("windows-125")
+        || cs.starts_with("cp125")
+}
+
 /// Bounds on what is parsed and inspected.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]

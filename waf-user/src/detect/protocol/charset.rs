@@ -44,38 +44,11 @@ pub(super) fn is_evasion(c: &str) -> bool {
         || c.starts_with("x-mac-")
 }
 
-/// Charsets seen in real traffic.
+/// Charsets seen in real traffic: those that read ASCII as ASCII, and
+/// `iso-2022-jp` and `binary`.
 pub(super) fn is_known(c: &str) -> bool {
     let c = c.trim().trim_matches('"').to_ascii_lowercase();
-    matches!(
-        c.as_str(),
-        "utf-8"
-            | "utf8"
-            | "us-ascii"
-            | "ascii"
-            | "latin1"
-            | "latin-1"
-            | "gbk"
-            | "gb2312"
-            | "gb18030"
-            | "big5"
-            | "big5-hkscs"
-            | "shift_jis"
-            | "shift-jis"
-            | "sjis"
-            | "euc-jp"
-            | "euc-kr"
-            | "koi8-r"
-            | "koi8-u"
-            | "iso-2022-jp"
-            | "tis-620"
-            | "windows-31j"
-            | "x-sjis"
-            | "binary"
-    ) || c.starts_with("iso-8859-")
-        || c.starts_with("iso8859-")
-        || c.starts_with("windows-125")
-        || c.starts_with("cp125")
+    crate::http::ascii_compatible_charset(&c) || matches!(c.as_str(), "iso-2022-jp" | "binary")
 }
 
 /// X-Up-Devcap-Post-Charset (a WAP gateway header some servers honour as
