@@ -95,6 +95,7 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "backup file{1,2}.txt with {id,name} fields",
             "Dear team,\nid: 4471; ls: pending\nps: see you & thanks",
             "=SUM(A1:A3) | 'totals' sheet, and Q1'!A1 refs",
+            "127.0.0.1|web01 is the gateway; costs $0 - cheap",
             "total=5;$price, qty=2 & $tax",
         ],
     ),

