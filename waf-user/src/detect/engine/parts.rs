@@ -9,7 +9,7 @@ use crate::detect::collect::{Collector, short};
 use crate::detect::kind::{Kind, Severity};
 use crate::detect::normalize::{self, Normalized};
 use crate::detect::rules::targets;
-use crate::http::{Body, Header, JsonItem, Param, Part, Request};
+use crate::http::{Body, CanonicalPath, Header, JsonItem, Param, Part, Request};
 
 /// Headers that name an uploaded file: read as file names too.
 const FILENAME_HEADERS: &[&str] = &[
@@ -31,20 +31,7 @@ impl Engine {
     /// Scans every value of a request, in the order of its findings: path,
     /// query, cookies, headers, body.
     pub(super) fn scan_request(&self, req: &Request, c: &mut Collector) {
-        self.scan_path(&req.raw_path, c);
-        // The path as a server routes it (`/actuator;/env`,
-        // `/actuator//heapdump`, `/a/./b` are `/actuator/env`...), when it
-        // differs from the decoded one: the endpoint rules read it too.
-        let canonical = &req.canonical.path;
-        if *canonical != req.canonical.decoded && *canonical != req.raw_path {
-            self.scan_value(
-                c,
-                canonical,
-                targets::PATH,
-                &|| "path(canonical)".into(),
-                Encoding::Url,
-            );
-        }
+        self.scan_path(&req.canonical, c);
         for p in &req.query {
             self.scan_param(c, p, "query", Encoding::Form);
         }
@@ -75,8 +62,10 @@ impl Engine {
         self.scan_body(req, c);
     }
 
-    /// The raw path, and each segment of it that reads as code.
-    fn scan_path(&self, raw_path: &str, c: &mut Collector) {
+    /// The raw path, each segment of it that reads as code, and the path
+    /// as a server routes it.
+    fn scan_path(&self, path: &CanonicalPath, c: &mut Collector) {
+        let raw_path = path.raw.as_str();
         self.scan_value(c, raw_path, targets::PATH, &|| "path".into(), Encoding::Url);
         // REST-style applications read path segments as parameters
         // (`/users/{id}`): a segment holding what a file or directory name
@@ -94,6 +83,18 @@ impl Engine {
                 };
                 self.scan_value(c, segment, targets::ARGS, &|| "path_segment".into(), enc);
             }
+        }
+        // The path as a server routes it (`/actuator;/env`,
+        // `/actuator//heapdump`, `/a/./b` are `/actuator/env`...), when it
+        // differs from the decoded one: the endpoint rules read it too.
+        if path.path != path.decoded && path.path != path.raw {
+            self.scan_value(
+                c,
+                &path.path,
+                targets::PATH,
+                &|| "path(canonical)".into(),
+                Encoding::Url,
+            );
         }
     }
 

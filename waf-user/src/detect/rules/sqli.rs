@@ -14,6 +14,11 @@ const SQL_FUNCS: &str = "abs|acos|adddate|addtime|aes_decrypt|aes_encrypt|ascii|
 pub fn rules() -> Vec<Rule> {
     let t = INPUT | PATH;
     let th = t | HEADERS;
+    // `sqli-number-condition`'s pieces: a number, a call, and a bound
+    // of `between`.
+    let num = r"(?:0x[0-9a-f]+|\d+\.?\d*(?:e[+-]?\d+)?|\.\d+)";
+    let call = r"[a-z_]\w*\s*\([^()]{0,64}\)";
+    let bound = format!(r"(?:-?\d[\d.]*|'[^']*'|0x[0-9a-f]+|{call})");
     vec![
         rule("sqli-union-select", K, Critical, 1, View::Sql, th, r#"\bunion(?:\s+(?:all|distinct))?[\s(]*select(?:\s+(?:all\s+|distinct\s+|top\s+\d+\s+)?(?:\d|null\b|\*|@|'|"|`|\(|0x|char\b|concat|[\w.]+\s*(?:,|\(|\bfrom\b))|\s*\(|\s*$)"#),
         rule("sqli-time-function", K, Critical, 1, View::Sql, th, r"\b(?:sleep|pg_sleep|benchmark)\s*\(\s*(?:\d[\w.]*\s*[),+\-*/]|[(@'`]|[a-z_]+\s*\()|\bbenchmark\s*\(\s*[\d\s.+\-*/]{1,40},\s*\w+\s*\(|\bselect\s+(?:pg_)?sleep\b|\bdbms_(?:pipe\.receive_message|lock\.sleep)\b|\bwaitfor\s+(?:delay|time)\s+['\d]"),
@@ -39,7 +44,16 @@ pub fn rules() -> Vec<Rule> {
         // are not needed (`1 and password > 0x6d`, `0 or id>0`); anchored
         // at the start of the value, as such a parameter is, so prose that
         // has a number somewhere passes.
-        rule("sqli-number-condition", K, Critical, 1, View::Sql, th, r#"^[\s(~+-]*(?:0x[0-9a-f]+|\d+\.?\d*(?:e[+-]?\d+)?|\.\d+)(?:\s*(?:[-+*/%&|^]|\bdiv\b|\bmod\b)\s*[(~+-]*(?:0x[0-9a-f]+|\d+\.?\d*(?:e[+-]?\d+)?|\.\d+)\)*)*['"`]?\s*\)*\s*(?:(?:or|and|xor)(?:\s+|[`(])|(?:\|\||&&)\s*)\(*\s*(?:not\s+)?(?:(?:[a-z_`][\w.`$]*(?:\s*\([^()]{0,64}\))?|\d+|null)\s*(?:(?:collate\s+\w+\s*)?(?:=|<=>|!=|<>|>=?|<=?)\s*(?:0x[0-9a-f]|[xb]'|[\w'"`(@-])|(?:collate\s+\w+\s*)?(?:(?:not\s+)?(?:r?like|glob|ilike|regexp|sounds\s+like)(?:\s+binary)?|!?~\*?)\s*(?:['"`]|0x|[xb]')|(?:not\s+)?in\s*\(\s*[\d'"(]|is\s+(?:not\s+)?(?:null|true|false)\b)|(?:\d+|[a-z_]\w*\s*\([^()]{0,64}\))\s*(?:not\s+)?between\s+(?:-?\d[\d.]*|'[^']*'|0x[0-9a-f]+|[a-z_]\w*\s*\([^()]{0,64}\))\s+and\s+(?:-?\d[\d.]*|'[^']*'|0x[0-9a-f]+|[a-z_]\w*\s*\([^()]{0,64}\)))"#),
+        rule(
+            "sqli-number-condition",
+            K,
+            Critical,
+            1,
+            View::Sql,
+            th,
+            format!(r#"^[\s(~+-]*{num}(?:\s*(?:[-+*/%&|^]|\bdiv\b|\bmod\b)\s*[(~+-]*{num}\)*)*['"`]?\s*\)*\s*(?:(?:or|and|xor)(?:\s+|[`(])|(?:\|\||&&)\s*)\(*\s*(?:not\s+)?(?:(?:[a-z_`][\w.`$]*(?:\s*\([^()]{{0,64}}\))?|\d+|null)\s*(?:(?:collate\s+\w+\s*)?(?:=|<=>|!=|<>|>=?|<=?)\s*(?:0x[0-9a-f]|[xb]'|[\w'"`(@-])|(?:collate\s+\w+\s*)?(?:(?:not\s+)?(?:r?like|glob|ilike|regexp|sounds\s+like)(?:\s+binary)?|!?~\*?)\s*(?:['"`]|0x|[xb]')|(?:not\s+)?in\s*\(\s*[\d'"(]|is\s+(?:not\s+)?(?:null|true|false)\b)|(?:\d+|{call})\s*(?:not\s+)?between\s+{bound}\s+and\s+{bound})"#),
+        ),
+
         rule("sqli-tautology-string", K, Critical, 1, View::Sql, t, r#"['"`]\s*\)*\s*(?:or|and|xor|\|\||&&)\s+\(*\s*['"][^'"]*['"]\s*(?:=|<=>|!=|<>|like|regexp)\s*['"]"#),
         rule("sqli-quote-boolean", K, Error, 1, View::Sql, t, r#"['`]\s*\)*\s*(?:or|and|xor|\|\||&&|div)\s+(?:not\s+)?(?:\d|true\b|false\b|null\b|exists\b|select\b|sleep\b|\(|@|[a-z_]+\s*\()"#),
         // A quote, then a comment that ends the value: the rest of the
