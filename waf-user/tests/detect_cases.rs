@@ -1523,6 +1523,18 @@ fn second_review_holes_block() {
         let v = get(e, &format!("/a?x={}", pct(l)));
         assert_eq!(v.action, Action::Pass, "{l}: {:?}", v.attacks);
     }
+    // The same charset forms in a multipart part's Content-Type.
+    for ct in [
+        "text/plain; charset*=''utf-7",
+        "text/plain; x=\\\"; charset=utf-7",
+    ] {
+        let body = format!(
+            "--b1\r\nContent-Disposition: form-data; name=\"q\"\r\n\
+             Content-Type: {ct}\r\n\r\n+ADw-script+AD4-\r\n--b1--\r\n"
+        );
+        let v = post(e, "/up", "multipart/form-data; boundary=b1", &body);
+        assert_blocks_with(&v, "protocol-multipart-charset", ct);
+    }
     let v = get(e, "/shop;jsessionid=ABC/cart");
     assert_eq!(v.action, Action::Pass, "{:?}", v.attacks);
 }

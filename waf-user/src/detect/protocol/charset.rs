@@ -69,6 +69,30 @@ pub(super) fn devcap(req: &Request, c: &mut Collector) {
     }
 }
 
+/// The value after each `charset` (or `charset*`) and `=` in a header
+/// value, whatever quotes or escapes are around: its text after an RFC
+/// 2231 `charset'language'` prefix, up to a quote, `;`, `,` or space.
+pub(super) fn named_in(v: &str) -> Vec<String> {
+    let low = v.to_ascii_lowercase();
+    let mut out = Vec::new();
+    for (i, _) in low.match_indices("charset") {
+        let rest = low[i + 7..].trim_start_matches('*').trim_start();
+        let Some(rest) = rest.strip_prefix('=') else {
+            continue;
+        };
+        let rest = rest.trim_start().trim_start_matches(['"', '\\', '\'']);
+        let end = rest
+            .find([';', ',', '"', ' ', '\t', '\\'])
+            .unwrap_or(rest.len());
+        let token = &rest[..end];
+        let token = token.rsplit('\'').next().unwrap_or(token);
+        if !token.is_empty() {
+            out.push(token.to_owned());
+        }
+    }
+    out
+}
+
 /// The charset of each multipart part's Content-Type, and the value of a
 /// `_charset_` field (which some frameworks apply to the other fields).
 pub(super) fn multipart_parts(req: &Request, c: &mut Collector) {
@@ -77,10 +101,12 @@ pub(super) fn multipart_parts(req: &Request, c: &mut Collector) {
     };
     for p in parts {
         let loc = format!("multipart:{}", short(&p.name));
-        if let Some(cs) = p
-            .content_type
-            .as_deref()
-            .and_then(|ct| multipart::param(ct, "charset"))
+        // The parameter, and every charset the raw value names (RFC 2231's
+        // `charset*=`, one behind an escaped quote), as for the body's.
+        let ct = p.content_type.as_deref().unwrap_or("");
+        for cs in multipart::param(ct, "charset")
+            .into_iter()
+            .chain(named_in(ct))
         {
             if is_evasion(&cs) {
                 c.add(K, "protocol-multipart-charset", Critical, 1, &loc, &cs, "");

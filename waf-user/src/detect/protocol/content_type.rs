@@ -46,7 +46,7 @@ fn charsets(v: &str, params: &[(String, String)], c: &mut Collector) {
     // Every `charset` the raw value names, quoted, escaped or in RFC
     // 2231's `charset*=''utf-7` form too: a reader of its own may find one
     // the parameter split does not (`x=\"; charset=utf-7`).
-    let raw = raw_charsets(v);
+    let raw = charset::named_in(v);
     for cs in charsets
         .iter()
         .map(|s| s.as_str())
@@ -58,30 +58,6 @@ fn charsets(v: &str, params: &[(String, String)], c: &mut Collector) {
             c.add(K, "protocol-charset-unknown", Critical, 1, LOC, v, "");
         }
     }
-}
-
-/// The value after each `charset` (or `charset*`) and `=` in a header
-/// value, whatever quotes or escapes are around: its text after an RFC
-/// 2231 `charset'language'` prefix, up to a quote, `;`, `,` or space.
-fn raw_charsets(v: &str) -> Vec<String> {
-    let low = v.to_ascii_lowercase();
-    let mut out = Vec::new();
-    for (i, _) in low.match_indices("charset") {
-        let rest = low[i + 7..].trim_start_matches('*').trim_start();
-        let Some(rest) = rest.strip_prefix('=') else {
-            continue;
-        };
-        let rest = rest.trim_start().trim_start_matches(['"', '\\', '\'']);
-        let end = rest
-            .find([';', ',', '"', ' ', '\t', '\\'])
-            .unwrap_or(rest.len());
-        let token = &rest[..end];
-        let token = token.rsplit('\'').next().unwrap_or(token);
-        if !token.is_empty() {
-            out.push(token.to_owned());
-        }
-    }
-    out
 }
 
 /// A `boundary` on a type that is not multipart, and a multipart boundary
