@@ -1308,6 +1308,21 @@ fn more_commands_and_delays_after_separators_block() {
         &["8.8.8.8\nsleep 5", "a&sleep 5", "a && sleep 5"],
         &["tom & jerry sleep 8 hours"],
     );
+    // Windows' proof-of-concept programs, at the end of the value or
+    // before another command; in prose they go on.
+    assert_shapes(
+        "cmdi-hard-separator-command",
+        &[
+            "127.0.0.1; calc",
+            ";calc.exe",
+            "a && notepad.exe",
+            "x; mspaint &",
+        ],
+        &[
+            "LibreOffice Calc; notepad++ or mspaint",
+            "see you; calc later",
+        ],
+    );
 }
 
 /// JSON, XML and form bodies in UTF-16, UTF-32 or EBCDIC (which JSON and
@@ -1537,4 +1552,149 @@ fn second_review_holes_block() {
     }
     let v = get(e, "/shop;jsessionid=ABC/cart");
     assert_eq!(v.action, Action::Pass, "{:?}", v.attacks);
+}
+
+/// Inspects a GET with one more header.
+fn get_with(e: &Engine, target: &str, name: &str, value: &str) -> Verdict {
+    let headers = vec![
+        ("Host".to_owned(), "app.example".to_owned()),
+        ("User-Agent".to_owned(), UA.to_owned()),
+        (name.to_owned(), value.to_owned()),
+    ];
+    let req = Request::from_parts("GET", target, headers, Vec::new(), e.limits()).expect("request");
+    e.inspect(&req, None)
+}
+
+/// A multipart body of one part with these Content-Disposition parameters
+/// and Content-Type.
+fn one_part(disposition: &str, content_type: &str, data: &str) -> String {
+    format!(
+        "--b1\r\nContent-Disposition: form-data; {disposition}\r\n\
+         Content-Type: {content_type}\r\n\r\n{data}\r\n--b1--\r\n"
+    )
+}
+
+/// A JSON document inside a value (a query parameter, a cookie, a header,
+/// a string of a JSON body, a multipart part typed JSON even when sent as
+/// a file) is read as the application reads it: each string alone. Only
+/// the SQL tokenizer catches this payload, and only without the
+/// document's syntax around it.
+#[test]
+fn documents_inside_values_are_read_as_documents() {
+    let e = default_engine();
+    let sqli = "1 AND (SELECT password FROM users LIMIT 1) LIKE 'a%'";
+    let doc = json!({ "q": sqli, "page": 1 }).to_string();
+    let in_query = get(e, &format!("/a?filter={}", pct(&doc)));
+    assert_blocks_with(&in_query, "sqli-libinjection", "query");
+    assert!(
+        in_query
+            .attacks
+            .iter()
+            .any(|a| a.location == "query:filter(json $.q)"),
+        "{:?}",
+        in_query.attacks
+    );
+    for (name, value) in [
+        ("Cookie", format!("prefs={}", pct(&doc))),
+        ("X-Search", doc.clone()),
+    ] {
+        assert_blocks_with(&get_with(e, "/a", name, &value), "sqli-libinjection", name);
+    }
+    let nested = json!({ "data": doc }).to_string();
+    assert_blocks_with(
+        &post(e, "/a", "application/json", &nested),
+        "sqli-libinjection",
+        "JSON in a JSON string",
+    );
+    let mp = "multipart/form-data; boundary=b1";
+    for (disposition, ct, data) in [
+        ("name=\"meta\"", "application/json", doc.clone()),
+        (
+            "name=\"meta\"; filename=\"blob\"",
+            "application/json",
+            doc.clone(),
+        ),
+        (
+            "name=\"meta\"; filename=\"a.xml\"",
+            "application/xml",
+            format!("<a><q>{}</q></a>", sqli.replace('\'', "&apos;")),
+        ),
+    ] {
+        let v = post(e, "/up", mp, &one_part(disposition, ct, &data));
+        assert_blocks_with(&v, "sqli-libinjection", disposition);
+    }
+    // The same documents with benign strings pass, and so does a file of
+    // another type holding the payload's text (file contents meet the
+    // file rules, not the parameter ones).
+    let benign = json!({ "q": "O'Brien and sons", "tags": ["a", "b"] }).to_string();
+    for v in [
+        get(e, &format!("/a?filter={}", pct(&benign))),
+        get_with(e, "/a", "Cookie", &format!("prefs={}", pct(&benign))),
+        post(
+            e,
+            "/a",
+            "application/json",
+            &json!({ "data": benign }).to_string(),
+        ),
+        post(
+            e,
+            "/up",
+            mp,
+            &one_part(
+                "name=\"meta\"; filename=\"blob\"",
+                "application/json",
+                &benign,
+            ),
+        ),
+        post(
+            e,
+            "/up",
+            mp,
+            &one_part("name=\"f\"; filename=\"notes.txt\"", "text/plain", sqli),
+        ),
+    ] {
+        assert_eq!(v.action, Action::Pass, "{:?}", v.attacks);
+    }
+}
+
+/// A part that names two fields, or two files: parsers read different
+/// ones (busboy the first, PHP and Werkzeug the last), so two names block
+/// and every file name is inspected. A CIDR's prefix length is no path
+/// after a loopback address.
+#[test]
+fn ambiguous_parts_and_cidr_values() {
+    let e = default_engine();
+    let mp = "multipart/form-data; boundary=b1";
+    for disposition in [
+        "name=\"f\"; filename=\"a.jpg\"; filename=\"a.php\"",
+        "name=\"f\"; filename=\"a.php\"; filename=\"a.jpg\"",
+    ] {
+        let v = post(e, "/up", mp, &one_part(disposition, "image/jpeg", "GIF89a"));
+        assert_blocks_with(&v, "upload-script-name", disposition);
+    }
+    let v = post(
+        e,
+        "/up",
+        mp,
+        &one_part("name=\"comment\"; name=\"id\"", "text/plain", "x"),
+    );
+    assert_blocks_with(&v, "protocol-multipart-malformed", "two names");
+    let v = post(
+        e,
+        "/up",
+        mp,
+        &one_part(
+            "name=\"f\"; filename=\"a.jpg\"; filename=\"a.jpg\"",
+            "image/jpeg",
+            "GIF89a",
+        ),
+    );
+    assert_eq!(v.action, Action::Pass, "{:?}", v.attacks);
+    for cidr in ["0.0.0.0/0", "127.0.0.0/8", "::1/128"] {
+        let v = get(e, &format!("/a?cidr={}", pct(cidr)));
+        assert_eq!(v.action, Action::Pass, "{cidr}: {:?}", v.attacks);
+    }
+    for url in ["127.0.0.1/admin", "0.0.0.0/129", "localhost/8"] {
+        assert_blocks_with(&get(e, &format!("/a?u={}", pct(url))), "ssrf-loopback", url);
+    }
 }

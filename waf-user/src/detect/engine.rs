@@ -20,6 +20,7 @@ use super::{path, protocol};
 use crate::http::{CanonicalPath, Limits, ParseError, Request};
 
 mod cache;
+mod embedded;
 mod encoding;
 
 pub use cache::CleanCacheStats;

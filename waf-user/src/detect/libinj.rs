@@ -144,11 +144,13 @@ pub fn xss_candidate(dec: &[u8]) -> bool {
 /// [`xss_candidate`], with bare formatting tags exempt or not.
 fn xss_candidate_by(dec: &[u8], plain_exempt: bool) -> bool {
     let no_attributes = plain_exempt && memchr::memchr(b'=', dec).is_none();
+    let no_css = no_attributes && memchr::memchr2(b'{', b'@', dec).is_none();
     let tag = memchr::memchr_iter(b'<', dec).any(|i| {
         let next = dec.get(i + 1).copied().unwrap_or(0);
         (next.is_ascii_alphabetic() || matches!(next, b'/' | b'!' | b'?' | b'%'))
             && !is_doctype(&dec[i..])
-            && !(no_attributes && is_plain_tag(&dec[i..]))
+            && !(no_attributes && is_tag_of(&dec[i..], PLAIN_TAGS))
+            && !(no_css && is_tag_of(&dec[i..], INERT_TAGS))
     });
     tag || attribute_breakout(dec) || {
         memchr::memchr_iter(b':', dec)
@@ -195,9 +197,16 @@ const PLAIN_TAGS: &[&[u8]] = &[
     b"ins",
 ];
 
+/// Tags the HTML tokenizer flags by name that do nothing without
+/// attributes or style rules (`the <link> element and <style> blocks`, in
+/// a developer's question): exempt when the value has no `=`, and no `{`
+/// or `@`, without which a style sheet has no rule (`<style>@import ...`
+/// and `<style>*{display:none}` still meet the tokenizer).
+const INERT_TAGS: &[&[u8]] = &[b"link", b"style"];
+
 /// `<name>`, `</name>` or `<name/>` (spaces allowed before the end) of one
-/// of [`PLAIN_TAGS`], at the start of `s`.
-fn is_plain_tag(s: &[u8]) -> bool {
+/// of `tags`, at the start of `s`.
+fn is_tag_of(s: &[u8], tags: &[&[u8]]) -> bool {
     let s = &s[1..];
     let s = s.strip_prefix(b"/").unwrap_or(s);
     let end = s
@@ -207,7 +216,7 @@ fn is_plain_tag(s: &[u8]) -> bool {
     let (name, rest) = s.split_at(end);
     let rest = rest.trim_ascii_start();
     let rest = rest.strip_prefix(b"/").unwrap_or(rest);
-    rest.first() == Some(&b'>') && PLAIN_TAGS.iter().any(|t| t.eq_ignore_ascii_case(name))
+    rest.first() == Some(&b'>') && tags.iter().any(|t| t.eq_ignore_ascii_case(name))
 }
 
 /// `<!DOCTYPE html>`: markup, not an injection.
@@ -415,8 +424,19 @@ mod tests {
             "<b>bold</b> & more",
             "a<br/>b<BR />c",
             "<p>x</p><ul><li>1</li></ul>",
+            "the <link> element and <style> blocks go in the head",
         ] {
             assert!(!xss_candidate(t.as_bytes()), "{t}");
+        }
+        // What the tokenizer flags in them is what a style sheet needs.
+        for t in [
+            "the <link> element and <style>@import'//x'</style>",
+            "<style>*{display:none}</style>",
+            "<link rel=import href=//x>",
+            "<style>:root{}</style>",
+        ] {
+            assert!(xss_candidate(t.as_bytes()), "{t}");
+            assert!(matches!(xss(t.as_bytes()), Outcome::Injection(_)), "{t}");
         }
         for t in [
             "<b onclick=alert(1)>x</b>",

@@ -99,9 +99,11 @@ pub fn check(low: &[u8]) -> Option<(Class, String)> {
     if let Some(rest) = trimmed.strip_prefix("//") {
         consider(authority(rest));
     } else if !s.contains("://") && looks_like_bare_host(trimmed) {
-        let with_path = trimmed
-            .find('/')
-            .is_some_and(|i| !trimmed[..i].contains(':'));
+        // A network in CIDR notation (`0.0.0.0/0`, `127.0.0.0/8`: firewall
+        // and cloud console settings) is no address with a path.
+        let with_path = trimmed.find('/').is_some_and(|i| {
+            !trimmed[..i].contains(':') && !is_cidr(&trimmed[..i], &trimmed[i + 1..])
+        });
         consider(authority(trimmed).filter(|(c, host)| {
             matches!(c, Class::Metadata | Class::Internal)
                 || (with_path && *c == Class::Loopback)
@@ -113,7 +115,7 @@ pub fn check(low: &[u8]) -> Option<(Class, String)> {
 
 /// `low` with every U+3002, U+FF0E and U+FF61 (full stops) as `.`;
 /// borrowed when it has none (their UTF-8 forms start with 0xE3 or 0xEF).
-fn fold_full_stops(low: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+pub(super) fn fold_full_stops(low: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     // Only the full stops are looked at: CJK text has many other
     // characters that start with the same bytes.
     let next = |from: usize| {
@@ -129,32 +131,13 @@ fn fold_full_stops(low: &[u8]) -> std::borrow::Cow<'_, [u8]> {
         .map_or(std::borrow::Cow::Borrowed(low), std::borrow::Cow::Owned)
 }
 
-/// A value that is a URL to a public IP address (`http://1.2.3.4/x.php`):
-/// where remote file inclusion payloads are hosted. Private and loopback
-/// addresses are [`check`]'s business. The host is read as URL parsers
-/// read it: full stops folded (`203。0。113。9`), and the forms `inet_aton`
-/// takes (`3405803785`, `0xcb.0.0x71.9`). Returns the host.
-pub fn public_ip_url(low: &[u8]) -> Option<String> {
-    let low = &*fold_full_stops(&low[..low.len().min(512)]);
-    let s = std::str::from_utf8(low).ok()?.trim_start();
-    let rest = ["http://", "https://", "ftp://", "ftps://"]
-        .iter()
-        .find_map(|p| s.strip_prefix(p))?;
-    let end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
-    let auth = &rest[..end];
-    let host_port = auth.rsplit_once('@').map_or(auth, |(_, h)| h);
-    let host = match host_port.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => match host_port.rsplit_once(':') {
-            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !h.contains(':') => h,
-            _ => host_port,
-        },
-    };
-    let ip = match host.parse::<std::net::IpAddr>() {
-        Ok(ip) => ip,
-        Err(_) => std::net::IpAddr::V4(parse_ipv4_loose(host)?.0),
-    };
-    (classify(&ip.to_string()).is_none()).then(|| host.to_owned())
+/// Whether `host/len` is a network in CIDR notation: an address in its
+/// standard form and a prefix length (1 to 3 digits, at most 128).
+fn is_cidr(host: &str, len: &str) -> bool {
+    host.parse::<std::net::IpAddr>().is_ok()
+        && (1..=3).contains(&len.len())
+        && len.bytes().all(|b| b.is_ascii_digit())
+        && len.parse::<u8>().is_ok_and(|n| n <= 128)
 }
 
 fn rank(c: Class) -> u8 {
@@ -598,23 +581,6 @@ mod tests {
             let text = parts.concat();
             let want = text.replace(['\u{3002}', '\u{ff0e}', '\u{ff61}'], ".");
             proptest::prop_assert_eq!(fold_full_stops(text.as_bytes()).into_owned(), want.into_bytes());
-        }
-    }
-
-    #[test]
-    fn public_address_urls_in_every_form_parsers_take() {
-        let host = |s: &str| public_ip_url(s.as_bytes());
-        for url in [
-            "http://203.0.113.9/x.php?",
-            "http://203\u{3002}0\u{ff0e}113\u{ff61}9/x.php?",
-            "http://3405803785/x.php?",
-            "http://0xcb.0.0x71.9/x.php?",
-            "ftp://0313.0.0161.011/x.txt",
-        ] {
-            assert!(host(url).is_some(), "{url}");
-        }
-        for url in ["http://10.0.0.1/x", "http://0x7f000001/", "http://a.com/"] {
-            assert_eq!(host(url), None, "{url}");
         }
     }
 

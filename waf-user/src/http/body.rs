@@ -185,14 +185,16 @@ fn xml_encoding(body: &[u8]) -> Option<String> {
     Some(cs.to_owned())
 }
 
-fn is_json(m: &str) -> bool {
+/// Whether a media type is JSON's.
+pub fn is_json(m: &str) -> bool {
     m == "application/json"
         || m == "text/json"
         || m.ends_with("+json")
         || m == "application/csp-report"
 }
 
-fn is_xml(m: &str) -> bool {
+/// Whether a media type is XML's.
+pub fn is_xml(m: &str) -> bool {
     m == "application/xml" || m == "text/xml" || m.ends_with("+xml")
 }
 
@@ -200,8 +202,17 @@ fn form(body: &[u8], limits: &Limits, anomalies: &mut Vec<Anomaly>) -> Body {
     Body::Form(target::parse_pairs(&super::lossy(body), limits, anomalies))
 }
 
+/// A JSON body; one with comments or trailing commas, which lenient
+/// readers take, is read as they read it and counted invalid.
 fn json_body(body: &[u8], limits: &Limits, anomalies: &mut Vec<Anomaly>) -> Option<Body> {
-    let (items, too_deep) = json::parse(body, limits.max_json_depth).ok()?;
+    let (items, too_deep) = match json::parse(body, limits.max_json_depth) {
+        Ok(parsed) => parsed,
+        Err(_) => {
+            let parsed = json::parse(&json::relaxed(body)?, limits.max_json_depth).ok()?;
+            anomalies.push(Anomaly::InvalidJson);
+            parsed
+        }
+    };
     if too_deep {
         anomalies.push(Anomaly::JsonTooDeep);
     }

@@ -31,7 +31,7 @@ pub mod target;
 pub mod xml;
 
 pub use anomaly::Anomaly;
-pub use body::Body;
+pub use body::{Body, is_json, is_xml, mime_of};
 pub use canonical::{CanonicalPath, PathFlags};
 pub use error::ParseError;
 pub use glob::{PathGlob, PathGlobSet};

@@ -10,8 +10,13 @@ use super::{Anomaly, Header, Limits};
 pub struct Part {
     /// The `name` of the Content-Disposition header.
     pub name: String,
-    /// The `filename`, for file uploads.
+    /// The `filename`, for file uploads: the first one given (as busboy
+    /// reads it).
     pub filename: Option<String>,
+    /// Other file names the part gives (a second `filename`, a `filename*`,
+    /// a second Content-Disposition): parsers differ on which they read
+    /// (PHP and Werkzeug the last), so each is inspected too.
+    pub other_filenames: Vec<String>,
     /// The part's Content-Type, if any.
     pub content_type: Option<String>,
     /// All the part's headers, in order.
@@ -206,12 +211,14 @@ fn part(content: &[u8], anomalies: &mut Vec<Anomaly>) -> Part {
     let mut p = Part {
         name: String::new(),
         filename: None,
+        other_filenames: Vec::new(),
         content_type: None,
         headers: Vec::new(),
         data: data.to_vec(),
         tail: Vec::new(),
         data_len: data.len(),
     };
+    let mut named = false;
     for line in head.lines() {
         let Some((n, v)) = line.split_once(':') else {
             continue;
@@ -221,10 +228,26 @@ fn part(content: &[u8], anomalies: &mut Vec<Anomaly>) -> Part {
             let params = split_params(v);
             for (k, val) in params.iter().skip(1) {
                 if k.eq_ignore_ascii_case("name") {
+                    // Two names: the back end reads one field, the
+                    // inspector (and an exclusion naming a field) another.
+                    if named && p.name != *val {
+                        anomalies.push(Anomaly::MultipartMalformed(format!(
+                            "two names in one part: {} and {}",
+                            short_name(&p.name),
+                            short_name(val)
+                        )));
+                    }
+                    named = true;
                     p.name = val.clone();
                 } else if k.eq_ignore_ascii_case("filename") || k.eq_ignore_ascii_case("filename*")
                 {
-                    p.filename = Some(val.clone());
+                    match &p.filename {
+                        None => p.filename = Some(val.clone()),
+                        Some(f) if f != val && !p.other_filenames.contains(val) => {
+                            p.other_filenames.push(val.clone());
+                        }
+                        Some(_) => {}
+                    }
                 }
             }
             check_names(&p, anomalies);
@@ -243,13 +266,19 @@ fn part(content: &[u8], anomalies: &mut Vec<Anomaly>) -> Part {
     p
 }
 
+/// The first 80 characters of a name, for an anomaly's message.
+fn short_name(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
 /// Names and file names with characters that parsers disagree about.
 fn check_names(p: &Part, anomalies: &mut Vec<Anomaly>) {
-    for s in std::iter::once(&p.name).chain(p.filename.as_ref()) {
+    let names = std::iter::once(&p.name)
+        .chain(p.filename.as_ref())
+        .chain(&p.other_filenames);
+    for s in names {
         if s.contains(['"', '\'', ';', '=', '\\']) {
-            anomalies.push(Anomaly::MultipartSuspiciousName(
-                s.chars().take(80).collect(),
-            ));
+            anomalies.push(Anomaly::MultipartSuspiciousName(short_name(s)));
         }
     }
 }
@@ -326,6 +355,32 @@ mod tests {
             "Content-Disposition: form-data; name=x; filename=\"a\""
         ));
         assert!(!is_file_head("Content-Disposition: form-data; name=x"));
+    }
+
+    #[test]
+    fn keeps_every_file_name_and_flags_two_names() {
+        let mut an = Vec::new();
+        let body = b"--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.jpg\"; filename*=utf-8''a.php\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.jpg\"\r\n\r\nx\r\n--b--\r\n";
+        let p = &parse(body, "b", &Limits::default(), &mut an).parts[0];
+        assert_eq!(p.filename.as_deref(), Some("a.jpg"));
+        assert_eq!(p.other_filenames, ["utf-8''a.php"]);
+        assert!(
+            !an.iter()
+                .any(|a| matches!(a, Anomaly::MultipartMalformed(_)))
+        );
+        let mut an = Vec::new();
+        let body =
+            b"--b\r\nContent-Disposition: form-data; name=\"a\"; name=\"b\"\r\n\r\nx\r\n--b--\r\n";
+        assert_eq!(
+            parse(body, "b", &Limits::default(), &mut an).parts[0].name,
+            "b"
+        );
+        assert_eq!(
+            an,
+            [Anomaly::MultipartMalformed(
+                "two names in one part: a and b".into()
+            )]
+        );
     }
 
     #[test]

@@ -146,7 +146,7 @@ impl Engine {
     /// [`Engine::scan`], unless the value was found clean before as the
     /// same target in the same encoding: a site's parameters and documents
     /// repeat values (ids, versions, flags) from request to request.
-    fn scan_value(
+    pub(super) fn scan_value(
         &self,
         c: &mut Collector,
         value: &str,
@@ -170,7 +170,13 @@ impl Engine {
     /// A field name (parameter, cookie, JSON key, multipart part), unless
     /// found clean before: names come from an application's own vocabulary
     /// and repeat from request to request.
-    fn scan_name(&self, c: &mut Collector, raw: &str, loc: &dyn Fn() -> String, enc: Encoding) {
+    pub(super) fn scan_name(
+        &self,
+        c: &mut Collector,
+        raw: &str,
+        loc: &dyn Fn() -> String,
+        enc: Encoding,
+    ) {
         self.cached(c, Pair::Name, enc.tag().as_bytes(), raw, |e, c| {
             e.scan(c, raw, targets::NAMES, loc, enc)
         });
@@ -383,7 +389,7 @@ impl Engine {
     }
 
     /// DOCTYPE and ENTITY declarations are not values: look at the raw XML.
-    fn scan_xml_declarations(&self, body: &[u8], c: &mut Collector) {
+    pub(super) fn scan_xml_declarations(&self, body: &[u8], c: &mut Collector) {
         if memchr::memmem::find(body, b"<!").is_none() {
             return;
         }
@@ -415,13 +421,15 @@ impl Engine {
         let data = crate::http::lossy(&p.data);
         match &p.filename {
             Some(f) => {
-                self.scan_value(
-                    c,
-                    f,
-                    targets::FILENAME,
-                    &|| format!("filename:{}", short(&p.name)),
-                    Encoding::Text,
-                );
+                for f in std::iter::once(f).chain(&p.other_filenames) {
+                    self.scan_value(
+                        c,
+                        f,
+                        targets::FILENAME,
+                        &|| format!("filename:{}", short(&p.name)),
+                        Encoding::Text,
+                    );
+                }
                 self.scan_file(c, p);
             }
             None if !value::is_binary(&p.data) => {
@@ -441,6 +449,7 @@ impl Engine {
                 Encoding::Text,
             ),
         }
+        self.scan_part_document(c, p);
     }
 }
 

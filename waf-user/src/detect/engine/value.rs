@@ -12,7 +12,7 @@ use crate::detect::kind::{Kind, Severity};
 use crate::detect::libinj;
 use crate::detect::normalize::{self, Normalized, is_plain, is_text};
 use crate::detect::rules::targets;
-use crate::detect::{graphql, jwt, log4shell, redirect, ssrf};
+use crate::detect::{graphql, jwt, log4shell, redirect, rfi, ssrf};
 
 /// How a value is encoded where it was found.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,9 @@ pub(super) enum Encoding {
     Referer,
     /// Text a base64 value decoded to: the rules only (no tokenizers).
     Base64,
+    /// A key or string of a JSON document inside a value: as `Text`, but
+    /// no document is looked for inside it again.
+    Embedded,
 }
 
 impl Encoding {
@@ -39,6 +42,7 @@ impl Encoding {
             Encoding::Text => "t",
             Encoding::Referer => "r",
             Encoding::Base64 => "b",
+            Encoding::Embedded => "j",
         }
     }
 }
@@ -121,7 +125,12 @@ impl Engine {
             && graphql::starts_document(&n.dec))
         .then(|| graphql_document(raw, enc))
         .flatten();
-        if enc != Encoding::Base64 && !doc.as_ref().is_some_and(|d| d.whole) {
+        // A JSON document inside the value: its strings are read alone.
+        let json = doc
+            .is_none()
+            .then(|| self.embedded_json(raw, &n.dec, target, enc))
+            .flatten();
+        if enc != Encoding::Base64 && !doc.as_ref().is_some_and(|d| d.whole) && json.is_none() {
             tokenizers::run(c, &n, target, &mut || at(&mut location), value);
         }
         self.ssrf(c, &n, target, &mut || at(&mut location), value);
@@ -156,6 +165,9 @@ impl Engine {
         {
             let inner = || format!("{}(data-uri)", loc());
             self.scan(c, &text, target, &inner, Encoding::Base64);
+        }
+        if let Some(items) = json {
+            self.scan_embedded_json(c, &items, loc);
         }
         if let Some(doc) = doc {
             self.graphql(c, &doc, target, loc, value);
@@ -325,7 +337,7 @@ impl Engine {
             );
         }
         if target & (targets::ARGS | targets::DOC) != 0
-            && let Some(host) = ssrf::public_ip_url(&n.low)
+            && let Some(host) = rfi::public_ip_url(&n.low)
         {
             let l = loc();
             c.add(

@@ -192,7 +192,7 @@ const WEAK: &[&str] = &[
     "look", "nice", "history", "copy", "del", "move", "ren", "start", "call", "findstr", "print",
     "wall", "who", "last", "host", "net", "sc", "reg", "mail", "batch", "service", "route",
     "column", "fold", "tac", "strings", "timeout", "expect", "ex", "ed", "nl", "rev", "mount",
-    "halt", "lastb", "users", "groups", "ulimit", "chroot",
+    "halt", "lastb", "users", "groups", "ulimit", "chroot", "calc", "mspaint", "notepad",
 ];
 
 /// The command injection rules.
@@ -226,7 +226,7 @@ pub fn rules() -> Vec<Rule> {
             View::Cmd,
             t | FILENAME,
             format!(
-                r"{hard}\s*{prefix}(?:{medium}){ver}{end}|{hard}\s*{prefix}(?:{weak})(?:\s*$|\s*[;|&`)]|\s+\d+(?:\.\d+)?\s*(?:$|[;|&`)])|{arg})"
+                r"{hard}\s*{prefix}(?:{medium}){ver}{end}|{hard}\s*{prefix}(?:{weak})(?:\.exe)?(?:\s*$|\s*[;|&`)]|\s+\d+(?:\.\d+)?\s*(?:$|[;|&`)])|{arg})"
             ),
         ),
         rule(

@@ -146,7 +146,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             th,
-            r"<\s*(?:[a-z]*:)?(?:iframe|frame|frameset|object|embed|applet|base|meta|isindex|xmp|plaintext|portal|bgsound|layer|ilayer|vmlframe|xss|import|handler|listener|noscript)\b|<\s*(?:v|xml|svg):\w+|<\s*\?\s*import\b|<\s*[a-z]+\s*:\s*script\b|<\s*[a-z](?:\s+[a-z]){2,}\b",
+            r"<\s*(?:[a-z]*:)?(?:iframe|frame|frameset|object|embed|applet|base|meta|isindex|xmp|plaintext|portal|bgsound|layer|ilayer|vmlframe|xss|import|handler|listener|noscript)\b|<\s*(?:v|xml|svg):\w+|<\s*\?\s*import\b|<\s*[a-z]+\s*:\s*script\b|<\s*[a-z](?:\s+[a-z]){2,}\b|<\s*link\b[^>]*\bhref\s*=",
         ),
         rule(
             "xss-style-injection",
@@ -155,7 +155,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             t,
-            r#"\bstyle\s*=[^>]*?(?:expression\s*\(|javascript:|url\s*\(|-moz-binding|behavior\s*:)|:\s*expression\s*\(|-moz-binding\s*:|\bbehavior\s*:\s*url\s*\(|@import\s+['"]?\s*(?:javascript|data|https?:)"#,
+            r#"\bstyle\s*=[^>]*?(?:expression\s*\(|javascript:|url\s*\(|-moz-binding|behavior\s*:)|:\s*expression\s*\(|-moz-binding\s*:|\bbehavior\s*:\s*url\s*\(|@import\s+(?:url\s*\(\s*)?['"]?\s*(?:javascript|data|https?:|//|\\\\)|<\s*style\b[^>]*>[^<]*?(?:@import\b|expression\s*\(|-moz-binding|\bbehavior\s*:)"#,
         ),
         rule(
             "xss-data-uri",

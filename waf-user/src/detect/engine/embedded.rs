@@ -1,0 +1,153 @@
+//! Documents inside values: a JSON document sent as a query parameter, a
+//! form or multipart field, a cookie, a header or a string of a JSON body
+//! (`filter={"q":"1 AND (SELECT ...) LIKE 'a%'"}`), and a multipart part
+//! typed JSON or XML whatever its file name (Spring's `@RequestPart`
+//! reads a part by its Content-Type). The application parses such a
+//! document and reads its strings alone; the tokenizers must too: in the
+//! document's syntax (`{"q":"1 AND ...`) libinjection reads another
+//! statement than the one the database gets.
+
+use std::borrow::Cow;
+
+use super::Engine;
+use super::value::Encoding;
+use crate::detect::collect::{Collector, short};
+use crate::detect::rules::targets;
+use crate::http::{JsonItems, Part, json, xml};
+
+/// Whether decoded text is shaped like a JSON object or array: `{` or `[`
+/// first and `}` or `]` last, blanks aside.
+pub(super) fn looks_like_json(dec: &[u8]) -> bool {
+    let trimmed = dec.trim_ascii();
+    matches!(trimmed.first(), Some(b'{' | b'['))
+        && matches!(trimmed.last(), Some(b'}' | b']'))
+        && trimmed.len() >= 2
+}
+
+/// The JSON a value holds, decoded as its application decodes it: once
+/// from its encoding (`%XX`, and `+` in forms); a cookie or header value
+/// as sent, or once percent-decoded when that is what gives a document.
+fn json_text(raw: &[u8], enc: Encoding) -> Option<Cow<'_, [u8]>> {
+    let decode = |plus: bool| {
+        let encoded = memchr::memchr(b'%', raw).is_some() || (plus && raw.contains(&b'+'));
+        Some(match encoded {
+            true => Cow::Owned(crate::http::target::percent_decode(raw, plus)),
+            false => Cow::Borrowed(raw),
+        })
+    };
+    match enc {
+        Encoding::Form | Encoding::Url | Encoding::Referer => decode(enc != Encoding::Url),
+        Encoding::Text if looks_like_json(raw) => Some(Cow::Borrowed(raw)),
+        Encoding::Text => decode(false),
+        Encoding::Base64 | Encoding::Embedded => None,
+    }
+}
+
+impl Engine {
+    /// The JSON document a value of `target` holds (`filter={"q":...}`),
+    /// when it parses: first as its application decodes it, else fully
+    /// decoded (`{&quot;q&quot;:...}`). Its strings are then read alone, as
+    /// the application reads them, the tokenizers included, and not the
+    /// document's syntax around them.
+    pub(super) fn embedded_json(
+        &self,
+        raw: &[u8],
+        dec: &[u8],
+        target: u16,
+        enc: Encoding,
+    ) -> Option<JsonItems> {
+        if target & (targets::ARGS | targets::DOC | targets::HEADERS) == 0
+            || matches!(enc, Encoding::Base64 | Encoding::Embedded)
+            || !looks_like_json(dec)
+        {
+            return None;
+        }
+        let depth = self.limits().max_json_depth;
+        let first = json_text(raw, enc);
+        let parsed = first
+            .as_deref()
+            .and_then(|t| json::parse(t, depth).ok())
+            .or_else(|| {
+                (first.as_deref() != Some(dec))
+                    .then(|| json::parse(dec, depth).ok())
+                    .flatten()
+            });
+        parsed.map(|(items, _)| items)
+    }
+
+    /// The keys (as names) and strings (as a JSON body's) of a document
+    /// inside a value. Each string is read as [`Encoding::Embedded`]: no
+    /// document is looked for inside it again, so a request costs at most
+    /// two levels of JSON.
+    pub(super) fn scan_embedded_json(
+        &self,
+        c: &mut Collector,
+        items: &JsonItems,
+        loc: &dyn Fn() -> String,
+    ) {
+        for i in items.iter() {
+            if i.is_key {
+                let l = || format!("{}(json_key {})", loc(), short(&i.path()));
+                self.scan_name(c, i.text, &l, Encoding::Embedded);
+            } else {
+                let l = || format!("{}(json {})", loc(), short(&i.path()));
+                self.scan_value(c, i.text, targets::DOC, &l, Encoding::Embedded);
+            }
+        }
+    }
+
+    /// A multipart part whose Content-Type is JSON or XML, file or field:
+    /// its keys and strings, or its texts, as a document's.
+    pub(super) fn scan_part_document(&self, c: &mut Collector, p: &Part) {
+        let Some(mime) = p.content_type.as_deref().map(crate::http::mime_of) else {
+            return;
+        };
+        let loc = || format!("multipart:{}", short(&p.name));
+        if crate::http::is_json(&mime) {
+            // A field's value met the embedded-document check already.
+            if p.filename.is_some()
+                && looks_like_json(&p.data)
+                && let Some(items) =
+                    self.embedded_json(&p.data, &p.data, targets::DOC, Encoding::Text)
+            {
+                self.scan_embedded_json(c, &items, &loc);
+            }
+        } else if crate::http::is_xml(&mime) {
+            let text = crate::http::lossy(&p.data);
+            let items = xml::scan(&text, self.limits().max_json_depth);
+            for i in items.iter() {
+                let l = || format!("{}(xml {})", loc(), short(&i.path()));
+                self.scan_value(c, i.text, targets::DOC, &l, Encoding::Embedded);
+            }
+            self.scan_xml_declarations(&p.data, c);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_shapes_and_their_text() {
+        for yes in [&b"{}"[..], b" [1] ", b"{\"a\":1}", b"[{\"a\":\"]\"}]"] {
+            assert!(looks_like_json(yes), "{yes:?}");
+        }
+        for no in [&b"{"[..], b"[", b"", b"a{}", b"{} a", b"]["] {
+            assert!(!looks_like_json(no), "{no:?}");
+        }
+        assert_eq!(
+            json_text(b"%7B%22a%22:%22x+y%22%7D", Encoding::Form).as_deref(),
+            Some(&b"{\"a\":\"x y\"}"[..])
+        );
+        assert_eq!(
+            json_text(b"%7B%22a%22:1%7D", Encoding::Text).as_deref(),
+            Some(&b"{\"a\":1}"[..])
+        );
+        assert_eq!(
+            json_text(b"{\"a\":\"%41\"}", Encoding::Text).as_deref(),
+            Some(&b"{\"a\":\"%41\"}"[..])
+        );
+        assert_eq!(json_text(b"{}", Encoding::Embedded), None);
+    }
+}
