@@ -1623,6 +1623,32 @@ fn documents_inside_values_are_read_as_documents() {
         let v = post(e, "/up", mp, &one_part(disposition, ct, &data));
         assert_blocks_with(&v, "sqli-libinjection", disposition);
     }
+    // A review's bypasses: SQL split across a JSON value's strings (an
+    // application that pastes the raw value reads it whole); a JSON file
+    // part that Jackson reads past a byte order mark or before trailing
+    // text; a line comment that a lenient reader ends at a CR.
+    let split = r#"["x'or","<>password&&password like'a%'or'"]"#;
+    assert_blocks_with(
+        &get(e, &format!("/a?name={}", pct(split))),
+        "sqli-libinjection",
+        "split",
+    );
+    for data in [format!("\u{feff}{doc}"), format!("{doc} ]")] {
+        let body = one_part(
+            "name=\"meta\"; filename=\"blob\"",
+            "application/json",
+            &data,
+        );
+        assert_blocks_with(&post(e, "/up", mp, &body), "sqli-libinjection", &data);
+    }
+    for end in ["\r", "\u{2028}"] {
+        let body = format!("{{\"a\":\"b\" // x{end}, \"q\":\"<script>alert(1)</script>\" // y\n}}");
+        assert_blocks_with(
+            &post(e, "/a", "application/json", &body),
+            "xss-script-tag",
+            end,
+        );
+    }
     // The same documents with benign strings pass, and so does a file of
     // another type holding the payload's text (file contents meet the
     // file rules, not the parameter ones).
@@ -1679,6 +1705,13 @@ fn ambiguous_parts_and_cidr_values() {
         &one_part("name=\"comment\"; name=\"id\"", "text/plain", "x"),
     );
     assert_blocks_with(&v, "protocol-multipart-malformed", "two names");
+    let body = "--b1\r\nContent-Disposition: form-data; name=\"meta\"; filename=\"blob\"\r\n\
+                Content-Type: application/json\r\nContent-Type: text/plain\r\n\r\n{}\r\n--b1--\r\n";
+    assert_blocks_with(
+        &post(e, "/up", mp, body),
+        "protocol-multipart-malformed",
+        "two types",
+    );
     let v = post(
         e,
         "/up",

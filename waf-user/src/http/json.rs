@@ -96,6 +96,16 @@ impl Arena<JsonEntry> {
 /// limit was hit: below it, keys and values keep the path of the subtree
 /// that reached the limit.
 pub fn parse(body: &[u8], max_depth: usize) -> Result<(JsonItems, bool), serde_json::Error> {
+    parse_first(body, max_depth, true)
+}
+
+/// [`parse`] of the document at the start of `body`; with `whole` false,
+/// text after it is left unread (as Jackson leaves it by default).
+pub fn parse_first(
+    body: &[u8],
+    max_depth: usize,
+    whole: bool,
+) -> Result<(JsonItems, bool), serde_json::Error> {
     if u32::try_from(body.len()).is_err() {
         return Err(serde::de::Error::custom("a JSON document of 4 GiB or more"));
     }
@@ -115,7 +125,9 @@ pub fn parse(body: &[u8], max_depth: usize) -> Result<(JsonItems, bool), serde_j
         },
     }
     .deserialize(&mut de)?;
-    de.end()?;
+    if whole {
+        de.end()?;
+    }
     Ok((walker.doc, walker.too_deep))
 }
 
@@ -309,7 +321,7 @@ pub fn relaxed(body: &[u8]) -> Option<Vec<u8>> {
                 continue;
             }
             b'/' if body.get(i + 1) == Some(&b'/') => {
-                let end = memchr::memchr(b'\n', &body[i..]).map_or(body.len(), |n| i + n);
+                let end = line_comment_end(body, i);
                 out.push(b' ');
                 i = end;
                 changed = true;
@@ -337,6 +349,23 @@ pub fn relaxed(body: &[u8]) -> Option<Vec<u8>> {
         i += 1;
     }
     changed.then_some(out)
+}
+
+/// Where a `//` comment at `start` ends: at the first line terminator any
+/// lenient reader knows (LF; CR, which Jackson and JSON5 end it at; U+2028
+/// and U+2029, JSON5's), so that no reader sees text the rewrite hid.
+fn line_comment_end(body: &[u8], start: usize) -> usize {
+    let rest = &body[start..];
+    let crlf = memchr::memchr2(b'\n', b'\r', rest);
+    let separator = memchr::memmem::find_iter(rest, b"\xE2\x80")
+        .find(|&j| matches!(rest.get(j + 2), Some(0xA8 | 0xA9)));
+    // A CR or LF stays (as a blank); U+2028 or U+2029, no JSON blank, goes.
+    match (crlf, separator) {
+        (Some(a), Some(b)) if a < b => start + a,
+        (_, Some(b)) => start + b + 3,
+        (Some(a), None) => start + a,
+        (None, None) => body.len(),
+    }
 }
 
 /// The offset just past the JSON string starting at `start` (a `"`), or
@@ -443,6 +472,13 @@ mod tests {
         let v: Value = serde_json::from_slice(&strict).expect("strict");
         assert_eq!(v, serde_json::json!({"a": [1, 2], "b": "x//y /* z */"}));
         assert_eq!(relaxed(b"{\"a\": \"1,]\"}"), None);
+        // A line comment ends at any reader's line terminator.
+        for end in ["\r", "\n", "\u{2028}", "\u{2029}"] {
+            let loose = format!("{{\"a\":\"b\" // x{end}, \"q\": \"<p>\" // y\n}}");
+            let strict = relaxed(loose.as_bytes()).expect("rewritten");
+            let v: Value = serde_json::from_slice(&strict).expect("strict");
+            assert_eq!(v, serde_json::json!({"a": "b", "q": "<p>"}), "{end:?}");
+        }
         // Unclosed strings and comments end at the end of the text.
         assert!(relaxed(b"{\"a\": 1 /* open").is_some());
         assert_eq!(relaxed(b"{\"a\": \"\\"), None);

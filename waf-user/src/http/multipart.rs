@@ -252,6 +252,15 @@ fn part(content: &[u8], anomalies: &mut Vec<Anomaly>) -> Part {
             }
             check_names(&p, anomalies);
         } else if n.eq_ignore_ascii_case("content-type") {
+            // Two types: readers take the first (commons-fileupload) or
+            // the last, and read the content as JSON or as a file.
+            if let Some(first) = p.content_type.as_deref().filter(|t| *t != v) {
+                anomalies.push(Anomaly::MultipartMalformed(format!(
+                    "two content types in one part: {} and {}",
+                    short_name(first),
+                    short_name(v)
+                )));
+            }
             p.content_type = Some(v.to_owned());
         } else if n.eq_ignore_ascii_case("content-transfer-encoding")
             && !anomalies.contains(&Anomaly::MultipartTransferEncoding)

@@ -47,8 +47,8 @@ impl Engine {
     /// The JSON document a value of `target` holds (`filter={"q":...}`),
     /// when it parses: first as its application decodes it, else fully
     /// decoded (`{&quot;q&quot;:...}`). Its strings are then read alone, as
-    /// the application reads them, the tokenizers included, and not the
-    /// document's syntax around them.
+    /// the application reads them, the tokenizers included (the whole
+    /// value is read as well).
     pub(super) fn embedded_json(
         &self,
         raw: &[u8],
@@ -104,13 +104,27 @@ impl Engine {
         };
         let loc = || format!("multipart:{}", short(&p.name));
         if crate::http::is_json(&mime) {
-            // A field's value met the embedded-document check already.
-            if p.filename.is_some()
-                && looks_like_json(&p.data)
-                && let Some(items) =
-                    self.embedded_json(&p.data, &p.data, targets::DOC, Encoding::Text)
-            {
-                self.scan_embedded_json(c, &items, &loc);
+            // A field's value met the embedded-document check already. A
+            // file's is read as Jackson reads it: past a byte order mark,
+            // comments and trailing commas allowed, text after the document
+            // ignored; what does not parse is read whole, as a field.
+            if p.filename.is_none() {
+                return;
+            }
+            let data = p.data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&p.data);
+            let relaxed = json::relaxed(data);
+            let depth = self.limits().max_json_depth;
+            let items = [Some(data), relaxed.as_deref()]
+                .into_iter()
+                .flatten()
+                .find_map(|d| json::parse_first(d, depth, false).ok())
+                .map(|(items, _)| items);
+            match items {
+                Some(items) => self.scan_embedded_json(c, &items, &loc),
+                None => {
+                    let text = crate::http::lossy(&p.data);
+                    self.scan_value(c, &text, targets::ARGS, &loc, Encoding::Text);
+                }
             }
         } else if crate::http::is_xml(&mime) {
             let text = crate::http::lossy(&p.data);

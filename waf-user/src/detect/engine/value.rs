@@ -130,7 +130,9 @@ impl Engine {
             .is_none()
             .then(|| self.embedded_json(raw, &n.dec, target, enc))
             .flatten();
-        if enc != Encoding::Base64 && !doc.as_ref().is_some_and(|d| d.whole) && json.is_none() {
+        // A JSON value's whole text too: pasted raw into a query,
+        // `["x'or","<>password"]` is SQL across its strings.
+        if enc != Encoding::Base64 && !doc.as_ref().is_some_and(|d| d.whole) {
             tokenizers::run(c, &n, target, &mut || at(&mut location), value);
         }
         self.ssrf(c, &n, target, &mut || at(&mut location), value);
