@@ -101,8 +101,10 @@ pub fn check(low: &[u8]) -> Option<(Class, String)> {
     } else if !s.contains("://") && looks_like_bare_host(trimmed) {
         // A network in CIDR notation (`0.0.0.0/0`, `127.0.0.0/8`: firewall
         // and cloud console settings) is no address with a path.
+        // A bracketed IPv6 host (`[::1]/admin`) holds colons of its own.
         let with_path = trimmed.find('/').is_some_and(|i| {
-            !trimmed[..i].contains(':') && !is_cidr(&trimmed[..i], &trimmed[i + 1..])
+            (!trimmed[..i].contains(':') || trimmed.starts_with('['))
+                && !is_cidr(&trimmed[..i], &trimmed[i + 1..])
         });
         consider(authority(trimmed).filter(|(c, host)| {
             matches!(c, Class::Metadata | Class::Internal)
@@ -395,6 +397,7 @@ fn classify_v4(ip: Ipv4Addr) -> Option<Class> {
         || o == [169, 254, 170, 2]
         || o == [100, 100, 100, 200]
         || o == [192, 0, 0, 192]
+        || o == [168, 63, 129, 16]
     {
         return Some(Class::Metadata);
     }
@@ -598,6 +601,12 @@ mod tests {
         assert_eq!(c("localhost"), None);
         assert_eq!(c("localhost:3000"), None);
         assert_eq!(c("[::1]:8080"), None);
+        // With a path they are probes, bracketed IPv6 too; Azure's wire
+        // server hands out a machine's certificates and settings.
+        assert_eq!(c("[::1]/admin"), Some(Class::Loopback));
+        assert_eq!(c("[::1]:8080/admin"), Some(Class::Loopback));
+        assert_eq!(c("168.63.129.16/machine"), Some(Class::Metadata));
+        assert_eq!(c("http://168.63.129.16/machine"), Some(Class::Metadata));
         assert_eq!(c("10.0.0.5.sslip.io"), None, "private: needs a URL");
         assert_eq!(c("203.0.113.9.nip.io"), None);
         assert_eq!(c("www.example.com"), None);
