@@ -5,7 +5,9 @@
 //! reads a part by its Content-Type). The application parses such a
 //! document and reads its strings alone; the tokenizers must too: in the
 //! document's syntax (`{"q":"1 AND ...`) libinjection reads another
-//! statement than the one the database gets.
+//! statement than the one the database gets. The whole value is still
+//! read as well: an application that pastes it raw into a query reads SQL
+//! split across its strings (`["x'or","<>password"]`).
 
 use std::borrow::Cow;
 
