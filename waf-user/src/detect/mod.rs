@@ -31,7 +31,6 @@ pub mod path;
 pub mod prefilter;
 pub mod protocol;
 pub mod redirect;
-pub mod rfi;
 pub mod rules;
 pub mod scanner;
 mod screen;

@@ -1,6 +1,6 @@
 //! The parsed view of a body, chosen by Content-Type (or sniffed without one).
 
-use super::{Anomaly, JsonItems, Limits, Param, Part, XmlItems, json, multipart, target, xml};
+use super::{Anomaly, JsonItems, Limits, Param, Part, XmlItems, lenient, multipart, target, xml};
 
 /// What the body was parsed as.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -205,18 +205,14 @@ fn form(body: &[u8], limits: &Limits, anomalies: &mut Vec<Anomaly>) -> Body {
 /// A JSON body; one with comments or trailing commas, which lenient
 /// readers take, is read as they read it and counted invalid.
 fn json_body(body: &[u8], limits: &Limits, anomalies: &mut Vec<Anomaly>) -> Option<Body> {
-    let (items, too_deep) = match json::parse(body, limits.max_json_depth) {
-        Ok(parsed) => parsed,
-        Err(_) => {
-            let parsed = json::parse(&json::relaxed(body)?, limits.max_json_depth).ok()?;
-            anomalies.push(Anomaly::InvalidJson);
-            parsed
-        }
-    };
-    if too_deep {
+    let doc = lenient::parse_lenient(body, limits.max_json_depth, true)?;
+    if doc.rewritten {
+        anomalies.push(Anomaly::InvalidJson);
+    }
+    if doc.too_deep {
         anomalies.push(Anomaly::JsonTooDeep);
     }
-    Some(Body::Json(items))
+    Some(Body::Json(doc.items))
 }
 
 /// A body without Content-Type: JSON or XML if it looks like it, else a form

@@ -23,6 +23,7 @@ mod error;
 pub mod framing;
 pub mod glob;
 pub mod json;
+pub mod lenient;
 pub mod meter;
 pub mod multipart;
 mod parse;

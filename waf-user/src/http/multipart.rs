@@ -231,11 +231,7 @@ fn part(content: &[u8], anomalies: &mut Vec<Anomaly>) -> Part {
                     // Two names: the back end reads one field, the
                     // inspector (and an exclusion naming a field) another.
                     if named && p.name != *val {
-                        anomalies.push(Anomaly::MultipartMalformed(format!(
-                            "two names in one part: {} and {}",
-                            short_name(&p.name),
-                            short_name(val)
-                        )));
+                        anomalies.push(two("names", &p.name, val));
                     }
                     named = true;
                     p.name = val.clone();
@@ -255,11 +251,7 @@ fn part(content: &[u8], anomalies: &mut Vec<Anomaly>) -> Part {
             // Two types: readers take the first (commons-fileupload) or
             // the last, and read the content as JSON or as a file.
             if let Some(first) = p.content_type.as_deref().filter(|t| *t != v) {
-                anomalies.push(Anomaly::MultipartMalformed(format!(
-                    "two content types in one part: {} and {}",
-                    short_name(first),
-                    short_name(v)
-                )));
+                anomalies.push(two("content types", first, v));
             }
             p.content_type = Some(v.to_owned());
         } else if n.eq_ignore_ascii_case("content-transfer-encoding")
@@ -273,6 +265,16 @@ fn part(content: &[u8], anomalies: &mut Vec<Anomaly>) -> Part {
         });
     }
     p
+}
+
+/// Two different values of what a part gives once (`names`, `content
+/// types`): readers differ on which one they take.
+fn two(what: &str, first: &str, second: &str) -> Anomaly {
+    Anomaly::MultipartMalformed(format!(
+        "two {what} in one part: {} and {}",
+        short_name(first),
+        short_name(second)
+    ))
 }
 
 /// The first 80 characters of a name, for an anomaly's message.

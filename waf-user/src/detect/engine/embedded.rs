@@ -26,22 +26,26 @@ pub(super) fn looks_like_json(dec: &[u8]) -> bool {
         && trimmed.len() >= 2
 }
 
-/// The JSON a value holds, decoded as its application decodes it: once
-/// from its encoding (`%XX`, and `+` in forms); a cookie or header value
-/// as sent, or once percent-decoded when that is what gives a document.
-fn json_text(raw: &[u8], enc: Encoding) -> Option<Cow<'_, [u8]>> {
-    let decode = |plus: bool| {
-        let encoded = memchr::memchr(b'%', raw).is_some() || (plus && raw.contains(&b'+'));
-        Some(match encoded {
-            true => Cow::Owned(crate::http::target::percent_decode(raw, plus)),
-            false => Cow::Borrowed(raw),
-        })
-    };
+/// A value decoded once, as its application decodes it: `%XX` (and `+`
+/// in forms and Referer queries) where it was found URL-encoded, else as
+/// sent; borrowed when there is nothing to decode.
+pub(super) fn decoded_once(raw: &[u8], enc: Encoding) -> Cow<'_, [u8]> {
+    let plus = matches!(enc, Encoding::Form | Encoding::Referer);
+    let encoded = matches!(enc, Encoding::Form | Encoding::Url | Encoding::Referer)
+        && (memchr::memchr(b'%', raw).is_some() || (plus && raw.contains(&b'+')));
+    match encoded {
+        true => Cow::Owned(crate::http::target::percent_decode(raw, plus)),
+        false => Cow::Borrowed(raw),
+    }
+}
+
+/// The JSON a value holds, decoded as its application decodes it:
+/// [`decoded_once`]; a cookie or header value as sent, or once
+/// percent-decoded when that is what gives a document.
+fn json_text(raw: &[u8], enc: Encoding) -> Cow<'_, [u8]> {
     match enc {
-        Encoding::Form | Encoding::Url | Encoding::Referer => decode(enc != Encoding::Url),
-        Encoding::Text if looks_like_json(raw) => Some(Cow::Borrowed(raw)),
-        Encoding::Text => decode(false),
-        Encoding::Base64 | Encoding::Embedded => None,
+        Encoding::Text if !looks_like_json(raw) => decoded_once(raw, Encoding::Url),
+        _ => decoded_once(raw, enc),
     }
 }
 
@@ -66,14 +70,11 @@ impl Engine {
         }
         let depth = self.limits().max_json_depth;
         let first = json_text(raw, enc);
-        let parsed = first
-            .as_deref()
-            .and_then(|t| json::parse(t, depth).ok())
-            .or_else(|| {
-                (first.as_deref() != Some(dec))
-                    .then(|| json::parse(dec, depth).ok())
-                    .flatten()
-            });
+        let parsed = json::parse(&first, depth).ok().or_else(|| {
+            (*first != *dec)
+                .then(|| json::parse(dec, depth).ok())
+                .flatten()
+        });
         parsed.map(|(items, _)| items)
     }
 
@@ -114,15 +115,8 @@ impl Engine {
                 return;
             }
             let data = p.data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&p.data);
-            let relaxed = json::relaxed(data);
-            let depth = self.limits().max_json_depth;
-            let items = [Some(data), relaxed.as_deref()]
-                .into_iter()
-                .flatten()
-                .find_map(|d| json::parse_first(d, depth, false).ok())
-                .map(|(items, _)| items);
-            match items {
-                Some(items) => self.scan_embedded_json(c, &items, &loc),
+            match crate::http::lenient::parse_lenient(data, self.limits().max_json_depth, false) {
+                Some(doc) => self.scan_embedded_json(c, &doc.items, &loc),
                 None => {
                     let text = crate::http::lossy(&p.data);
                     self.scan_value(c, &text, targets::ARGS, &loc, Encoding::Text);
@@ -153,17 +147,26 @@ mod tests {
             assert!(!looks_like_json(no), "{no:?}");
         }
         assert_eq!(
-            json_text(b"%7B%22a%22:%22x+y%22%7D", Encoding::Form).as_deref(),
-            Some(&b"{\"a\":\"x y\"}"[..])
+            &*json_text(b"%7B%22a%22:%22x+y%22%7D", Encoding::Form),
+            b"{\"a\":\"x y\"}"
         );
         assert_eq!(
-            json_text(b"%7B%22a%22:1%7D", Encoding::Text).as_deref(),
-            Some(&b"{\"a\":1}"[..])
+            &*json_text(b"%7B%22a%22:1%7D", Encoding::Text),
+            b"{\"a\":1}"
         );
         assert_eq!(
-            json_text(b"{\"a\":\"%41\"}", Encoding::Text).as_deref(),
-            Some(&b"{\"a\":\"%41\"}"[..])
+            &*json_text(b"{\"a\":\"%41\"}", Encoding::Text),
+            b"{\"a\":\"%41\"}"
         );
-        assert_eq!(json_text(b"{}", Encoding::Embedded), None);
+        assert_eq!(
+            &*json_text(b"{\"a\":\"%41\"}", Encoding::Embedded),
+            b"{\"a\":\"%41\"}"
+        );
+        assert_eq!(&*decoded_once(b"a+b%41", Encoding::Url), b"a+bA");
+        assert_eq!(&*decoded_once(b"a+b%41", Encoding::Referer), b"a bA");
+        assert!(matches!(
+            decoded_once(b"a+b", Encoding::Url),
+            Cow::Borrowed(_)
+        ));
     }
 }

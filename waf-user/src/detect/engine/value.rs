@@ -4,6 +4,7 @@
 //! base64 value decodes to.
 
 use super::Engine;
+use super::embedded;
 use super::encoding;
 use super::tokenizers;
 use super::{php_pieces, split_command};
@@ -12,7 +13,7 @@ use crate::detect::kind::{Kind, Severity};
 use crate::detect::libinj;
 use crate::detect::normalize::{self, Normalized, is_plain, is_text};
 use crate::detect::rules::targets;
-use crate::detect::{graphql, jwt, log4shell, redirect, rfi, ssrf};
+use crate::detect::{graphql, jwt, log4shell, protocol, redirect, ssrf};
 
 /// How a value is encoded where it was found.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -50,12 +51,7 @@ impl Encoding {
 /// A value read as a GraphQL document, as sent (URL-decoded only where
 /// the value was), when it is one.
 fn graphql_document(raw: &[u8], enc: Encoding) -> Option<graphql::Document> {
-    match enc {
-        Encoding::Form | Encoding::Url | Encoding::Referer => graphql::read(
-            &crate::http::target::percent_decode(raw, enc != Encoding::Url),
-        ),
-        _ => graphql::read(raw),
-    }
+    graphql::read(&embedded::decoded_once(raw, enc))
 }
 
 /// Index of a target bit.
@@ -125,13 +121,8 @@ impl Engine {
             && graphql::starts_document(&n.dec))
         .then(|| graphql_document(raw, enc))
         .flatten();
-        // A JSON document inside the value: its strings are read alone.
-        let json = doc
-            .is_none()
-            .then(|| self.embedded_json(raw, &n.dec, target, enc))
-            .flatten();
-        // A JSON value's whole text too: pasted raw into a query,
-        // `["x'or","<>password"]` is SQL across its strings.
+        // A JSON value's whole text too (its strings are read below):
+        // pasted raw into a query, `["x'or","<>password"]` is SQL.
         if enc != Encoding::Base64 && !doc.as_ref().is_some_and(|d| d.whole) {
             tokenizers::run(c, &n, target, &mut || at(&mut location), value);
         }
@@ -168,7 +159,10 @@ impl Engine {
             let inner = || format!("{}(data-uri)", loc());
             self.scan(c, &text, target, &inner, Encoding::Base64);
         }
-        if let Some(items) = json {
+        // A JSON document inside the value: its strings are read alone.
+        if doc.is_none()
+            && let Some(items) = self.embedded_json(raw, &n.dec, target, enc)
+        {
             self.scan_embedded_json(c, &items, loc);
         }
         if let Some(doc) = doc {
@@ -339,7 +333,7 @@ impl Engine {
             );
         }
         if target & (targets::ARGS | targets::DOC) != 0
-            && let Some(host) = rfi::public_ip_url(&n.low)
+            && let Some(host) = protocol::public_ip_url(&n.low)
         {
             let l = loc();
             c.add(

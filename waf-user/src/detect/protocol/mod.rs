@@ -13,7 +13,7 @@
 //! - `header_values.rs`: Host, Connection, restricted headers, fetch
 //!   metadata, Accept-Encoding, missing User-Agent and Accept.
 //! - `session.rs`, `rfi.rs`: session fixation and remote file inclusion
-//!   through parameter names.
+//!   through parameter names (and `rfi.rs` any URL to a public address).
 
 mod anomalies;
 mod charset;
@@ -25,7 +25,7 @@ mod rfi;
 mod session;
 
 pub use anomalies::anomalies;
-pub use rfi::rfi_parameters;
+pub use rfi::{public_ip_url, rfi_parameters};
 pub use session::session_fixation;
 
 use super::collect::Collector;
