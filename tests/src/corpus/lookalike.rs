@@ -31,6 +31,7 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "Please select the items from my cart and update the order",
             "I want to drop the table reservation for tonight",
             "union members meeting: where and when?",
+            "European Union table tennis",
             "Select all that apply, or none",
             "O'Brien and O'Reilly's books",
             "Don't delete my account, I'd rather update it",
@@ -98,6 +99,7 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "127.0.0.1|web01 is the gateway; costs $0 - cheap",
             "total=5;$price, qty=2 & $tax",
             "LibreOffice Calc; notepad++ or mspaint",
+            "Bring snacks; cat food.txt is attached",
         ],
     ),
     (
@@ -106,6 +108,7 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "I <3 this product",
             "2 < 3 and 5 > 4",
             "use the <b>bold</b> tag for emphasis",
+            "<p style=\"color: red\">Red</p> and <span style='font-size:11pt'>x</span>",
             "on error, retry after 5 seconds",
             "alert: the script of the play is ready",
             "senior javascript developer job",
@@ -243,6 +246,7 @@ pub const VALUES: &[(&str, &[&str])] = &[
         &[
             "${HOME} is the variable for your home directory",
             "java.lang tutorial chapter 3",
+            "at java.lang.Thread.run(Thread.java:750)",
             "Runtime error when saving",
             "class loader in java",
             "#{user} tagged you",

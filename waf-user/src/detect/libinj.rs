@@ -387,9 +387,15 @@ fn sqli_window(input: &[u8]) -> Outcome {
     }
 }
 
-/// Runs the HTML5 tokenizer.
+/// Runs the HTML5 tokenizer. A `style` attribute of plain CSS (what
+/// rich-text editors write: colours, sizes, fonts) is renamed first: the
+/// tokenizer flags every `style` by name, and the CSS that runs code
+/// (`expression(`, `behavior:`, `-moz-binding`, `url(`, escapes,
+/// comments) is kept out of "plain" and read by `xss-style-injection`.
 pub fn xss(dec: &[u8]) -> Outcome {
     let input = &dec[..dec.len().min(MAX_INPUT)];
+    let renamed = plain_styles_renamed(input);
+    let input = renamed.as_deref().unwrap_or(input);
     match catch_unwind(AssertUnwindSafe(|| {
         libinjectionrs::detect_xss(input).is_injection()
     })) {
@@ -399,10 +405,113 @@ pub fn xss(dec: &[u8]) -> Outcome {
     }
 }
 
+/// `dec` with each `style` attribute of plain CSS renamed `xtyle`; None
+/// when there is none.
+fn plain_styles_renamed(dec: &[u8]) -> Option<Vec<u8>> {
+    let mut out: Option<Vec<u8>> = None;
+    for i in memchr::memchr2_iter(b's', b'S', dec) {
+        let attribute = dec
+            .get(i..i + 5)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"style"))
+            && i.checked_sub(1).is_some_and(|j| {
+                matches!(
+                    dec[j],
+                    b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' | b'/' | b'"' | b'\''
+                )
+            });
+        if !attribute {
+            continue;
+        }
+        let rest = &dec[i + 5..];
+        let skip_ws = |s: &[u8]| s.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        let at = skip_ws(rest);
+        if rest.get(at) != Some(&b'=') {
+            continue;
+        }
+        let v = &rest[at + 1..];
+        let v = &v[skip_ws(v)..];
+        let value = match v {
+            [q @ (b'"' | b'\''), rest @ ..] => match memchr::memchr(*q, rest) {
+                Some(end) => &rest[..end],
+                None => continue,
+            },
+            // The same markup written in a JSON string (`style=\"...\"`).
+            [b'\\', q @ (b'"' | b'\''), rest @ ..] => {
+                match memchr::memmem::find(rest, &[b'\\', *q]) {
+                    Some(end) => &rest[..end],
+                    None => continue,
+                }
+            }
+            _ => {
+                let end = v
+                    .iter()
+                    .position(|b| b.is_ascii_whitespace() || *b == b'>')
+                    .unwrap_or(v.len());
+                &v[..end]
+            }
+        };
+        if plain_css(value) {
+            out.get_or_insert_with(|| dec.to_vec())[i] = b'x';
+        }
+    }
+    out
+}
+
+/// CSS of declarations only: no escapes, comments, URLs or the words of
+/// CSS that runs code.
+fn plain_css(v: &[u8]) -> bool {
+    const PLAIN: [bool; 256] = super::normalize::byte_set(b" \t\r\n:;,.#%!()+/_-'\"");
+    v.iter()
+        .all(|&b| b.is_ascii_alphanumeric() || PLAIN[usize::from(b)])
+        && memchr::memmem::find(v, b"/*").is_none()
+        && ![
+            "expression",
+            "url",
+            "behavio",
+            "binding",
+            "script",
+            "import",
+        ]
+        .iter()
+        .any(|w| {
+            v.windows(w.len())
+                .any(|x| x.eq_ignore_ascii_case(w.as_bytes()))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Rich text's inline styles pass the tokenizer; styles that run
+    /// code, and other attributes beside a plain style, do not.
+    #[test]
+    fn plain_inline_styles_are_not_flagged() {
+        for clean in [
+            r#"<p style="color: red">Red</p>"#,
+            r#"<img alt="" src="/uploads/a.jpg" style="height:200px; width:300px" />"#,
+            r#"<span style='font-family:"Times New Roman",serif;font-size:11pt'>x</span>"#,
+            r#"<td style=text-align:center>1</td>"#,
+            r#"{"html":"<p style=\"color: red\">Red</p>"}"#,
+        ] {
+            assert!(matches!(xss(clean.as_bytes()), Outcome::Clean), "{clean}");
+        }
+        for attack in [
+            r#"<p style="color:red" onmouseover="alert(1)">x</p>"#,
+            r#"<div style="width:expression(alert(1))">"#,
+            r#"<div style="background:url(javascript:alert(1))">"#,
+            r#"<div style="x:ex/**/pression(alert(1))">"#,
+            r#"<div style="x:\65xpression(alert(1))">"#,
+            r#"<div style="behavior:url(x.htc)">"#,
+            r#"<p style="color:red"><script>alert(1)</script>"#,
+        ] {
+            assert!(
+                matches!(xss(attack.as_bytes()), Outcome::Injection(_)),
+                "{attack}"
+            );
+        }
+    }
 
     /// A payload after 64 kB of padding is read.
     #[test]

@@ -214,10 +214,21 @@ fn authority(rest: &str) -> Option<(Class, String)> {
     } else {
         None
     };
-    let worse = match (a, b) {
-        (Some(a), Some(b)) => Some(if rank(b.0) > rank(a.0) { b } else { a }),
-        (a, b) => a.or(b),
-    };
+    // `http://e.com\@127.0.0.1/`: WHATWG ends the authority at the
+    // backslash, Python's urllib at the next `/`: both are read.
+    let past_backslash = rest[end..].starts_with('\\').then(|| {
+        let end = rest
+            .find(['/', '?', '#', '\n', '"', '\'', '<', '>'])
+            .unwrap_or(rest.len());
+        classify_authority(&rest[..end.min(256)])
+    });
+    let worse = [b, past_backslash.flatten()]
+        .into_iter()
+        .flatten()
+        .fold(a, |w, f| match w {
+            Some(w) if rank(w.0) >= rank(f.0) => Some(w),
+            _ => Some(f),
+        });
     // `#...@` with no space between: the two readings differ by design.
     let two_ways = (auth[first.len()..].split(' ').next())
         .is_some_and(|r| r.starts_with('#') && r.contains('@'));
@@ -616,6 +627,9 @@ mod tests {
             c("http://127.1.1.1:80:\\@@127.2.2.2:80/"),
             Some(Class::Loopback)
         );
+        // A backslash before the userinfo: urllib reads the last host.
+        assert_eq!(c("http://e.com\\@127.0.0.1:6379/"), Some(Class::Loopback));
+        assert_eq!(c("http://e.com\\@example.org/"), None);
         assert_eq!(c("http://127.0.0.1:80:/"), Some(Class::Loopback));
         assert_eq!(c("http://127.0.0.1::/"), Some(Class::Loopback));
         assert_eq!(c("http://example.com:80:/"), None);

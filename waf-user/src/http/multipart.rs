@@ -41,16 +41,30 @@ pub struct Multipart {
 }
 
 /// Whether a part's header block makes it a file upload (a `filename` or
-/// `filename*` in its Content-Disposition).
+/// `filename*` with a value in its Content-Disposition). With two
+/// Content-Dispositions of which one only names a file it is read as a
+/// field too, as [`part`] reads it.
 pub fn is_file_head(head: &str) -> bool {
-    head.lines().any(|line| {
-        line.split_once(':').is_some_and(|(n, v)| {
-            n.trim().eq_ignore_ascii_case("content-disposition")
-                && split_params(v).iter().skip(1).any(|(k, _)| {
-                    k.eq_ignore_ascii_case("filename") || k.eq_ignore_ascii_case("filename*")
-                })
-        })
-    })
+    let mut files = head.lines().filter_map(|line| {
+        line.split_once(':')
+            .filter(|(n, _)| n.trim().eq_ignore_ascii_case("content-disposition"))
+            .map(|(_, v)| names_a_file(v))
+    });
+    files.next().is_some_and(|first| first && files.all(|f| f))
+}
+
+/// Whether a Content-Disposition value gives a file name. A bare
+/// `filename` (no `=`) does not: PHP and Werkzeug skip it and read the
+/// part as a field.
+fn names_a_file(disposition: &str) -> bool {
+    params(disposition)
+        .iter()
+        .skip(1)
+        .any(|(k, v)| is_filename_key(k) && v.is_some())
+}
+
+fn is_filename_key(k: &str) -> bool {
+    k.eq_ignore_ascii_case("filename") || k.eq_ignore_ascii_case("filename*")
 }
 
 /// Total file content inspected per request, in `max_file_inspect` units.
@@ -70,8 +84,17 @@ pub fn param(header: &str, name: &str) -> Option<String> {
 }
 
 /// Splits `value; a=1; b="x;y"` into ("value", "") and the (name, value)
-/// pairs, honouring quoted strings and backslash escapes.
+/// pairs, honouring quoted strings and backslash escapes; a bare name
+/// (no `=`) has an empty value.
 pub fn split_params(s: &str) -> Vec<(String, String)> {
+    params(s)
+        .into_iter()
+        .map(|(k, v)| (k, v.unwrap_or_default()))
+        .collect()
+}
+
+/// [`split_params`], with a bare name's value None.
+fn params(s: &str) -> Vec<(String, Option<String>)> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut in_quotes = false;
@@ -97,11 +120,13 @@ pub fn split_params(s: &str) -> Vec<(String, String)> {
     for (i, p) in pieces.iter().enumerate() {
         let p = p.trim();
         if i == 0 {
-            out.push((p.to_owned(), String::new()));
+            out.push((p.to_owned(), Some(String::new())));
             continue;
         }
-        let (k, v) = p.split_once('=').unwrap_or((p, ""));
-        out.push((k.trim().to_owned(), unquote(v.trim())));
+        match p.split_once('=') {
+            Some((k, v)) => out.push((k.trim().to_owned(), Some(unquote(v.trim())))),
+            None => out.push((p.to_owned(), None)),
+        }
     }
     out
 }
@@ -219,28 +244,43 @@ fn part(content: &[u8], anomalies: &mut Vec<Anomaly>) -> Part {
         data_len: data.len(),
     };
     let mut named = false;
+    let mut file: Option<bool> = None;
     for line in head.lines() {
         let Some((n, v)) = line.split_once(':') else {
             continue;
         };
         let (n, v) = (n.trim(), v.trim());
         if n.eq_ignore_ascii_case("content-disposition") {
-            let params = split_params(v);
-            for (k, val) in params.iter().skip(1) {
+            // Two dispositions, one naming a file: PHP and Werkzeug read
+            // the first, others the last.
+            let names_file = names_a_file(v);
+            if *file.get_or_insert(names_file) != names_file {
+                anomalies.push(Anomaly::MultipartMalformed(
+                    "two content dispositions in one part, one naming a file".into(),
+                ));
+            }
+            for (k, val) in params(v).into_iter().skip(1) {
                 if k.eq_ignore_ascii_case("name") {
+                    let val = val.unwrap_or_default();
                     // Two names: the back end reads one field, the
                     // inspector (and an exclusion naming a field) another.
-                    if named && p.name != *val {
-                        anomalies.push(two("names", &p.name, val));
+                    if named && p.name != val {
+                        anomalies.push(two("names", &p.name, &val));
                     }
                     named = true;
-                    p.name = val.clone();
-                } else if k.eq_ignore_ascii_case("filename") || k.eq_ignore_ascii_case("filename*")
-                {
+                    p.name = val;
+                } else if is_filename_key(&k) {
+                    let Some(val) = val else {
+                        // A bare `filename`: a field to PHP and Werkzeug.
+                        anomalies.push(Anomaly::MultipartMalformed(
+                            "a file name without a value".into(),
+                        ));
+                        continue;
+                    };
                     match &p.filename {
-                        None => p.filename = Some(val.clone()),
-                        Some(f) if f != val && !p.other_filenames.contains(val) => {
-                            p.other_filenames.push(val.clone());
+                        None => p.filename = Some(val),
+                        Some(f) if *f != val && !p.other_filenames.contains(&val) => {
+                            p.other_filenames.push(val);
                         }
                         Some(_) => {}
                     }
@@ -263,6 +303,11 @@ fn part(content: &[u8], anomalies: &mut Vec<Anomaly>) -> Part {
             name: n.to_owned(),
             value: v.to_owned(),
         });
+    }
+    // A part that is a file to some readers only is read as a field (its
+    // file names are still inspected).
+    if !is_file_head(&head) {
+        p.other_filenames.extend(p.filename.take());
     }
     p
 }
@@ -379,6 +424,31 @@ mod tests {
             !an.iter()
                 .any(|a| matches!(a, Anomaly::MultipartMalformed(_)))
         );
+        // A bare `filename`, or a second disposition naming a file: a
+        // field to PHP and Werkzeug, so read as one (and flagged).
+        for head in [
+            "Content-Disposition: form-data; name=\"id\"; filename",
+            "Content-Disposition: form-data; name=\"id\"\r\nContent-Disposition: form-data; name=\"id\"; filename=\"a.txt\"",
+            "Content-Disposition: form-data; name=\"id\"; filename=\"a.txt\"\r\nContent-Disposition: form-data; name=\"id\"",
+        ] {
+            let mut an = Vec::new();
+            let body = format!("--b\r\n{head}\r\n\r\n1 union select\r\n--b--\r\n");
+            let p = &parse(body.as_bytes(), "b", &Limits::default(), &mut an).parts[0];
+            assert_eq!(
+                (p.name.as_str(), p.filename.as_deref()),
+                ("id", None),
+                "{head}"
+            );
+            assert_eq!(p.data, b"1 union select", "{head}");
+            assert!(!is_file_head(head), "{head}");
+            assert!(
+                matches!(&an[..], [Anomaly::MultipartMalformed(_)]),
+                "{head}: {an:?}"
+            );
+        }
+        assert!(is_file_head(
+            "Content-Disposition: form-data; name=\"f\"; filename=\"\""
+        ));
         let mut an = Vec::new();
         let body =
             b"--b\r\nContent-Disposition: form-data; name=\"a\"; name=\"b\"\r\n\r\nx\r\n--b--\r\n";

@@ -419,19 +419,22 @@ impl Engine {
             Encoding::Text,
         );
         let data = crate::http::lossy(&p.data);
+        for f in p.filename.iter().chain(&p.other_filenames) {
+            self.scan_value(
+                c,
+                f,
+                targets::FILENAME,
+                &|| format!("filename:{}", short(&p.name)),
+                Encoding::Text,
+            );
+        }
+        // A part that names a file to some readers only (two
+        // dispositions) is read as both.
+        if p.filename.is_some() || !p.other_filenames.is_empty() {
+            self.scan_file(c, p);
+        }
         match &p.filename {
-            Some(f) => {
-                for f in std::iter::once(f).chain(&p.other_filenames) {
-                    self.scan_value(
-                        c,
-                        f,
-                        targets::FILENAME,
-                        &|| format!("filename:{}", short(&p.name)),
-                        Encoding::Text,
-                    );
-                }
-                self.scan_file(c, p);
-            }
+            Some(_) => {}
             None if !value::is_binary(&p.data) => {
                 self.scan_value(
                     c,

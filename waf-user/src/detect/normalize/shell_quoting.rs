@@ -91,7 +91,14 @@ fn dollar(s: &[u8], out: &mut Vec<u8>) -> usize {
     }
     match rest.first() {
         Some(b'@' | b'*' | b'0'..=b'9' | b'!' | b'-' | b'_' | b'#' | b'?' | b'$') => return 2,
-        Some(b'\'' | b'"') => return 1,
+        Some(b'\'') => {
+            let mark = out.len();
+            return ansi_c(s, out).unwrap_or_else(|| {
+                out.truncate(mark);
+                1
+            });
+        }
+        Some(b'"') => return 1,
         _ => {}
     }
     if rest.starts_with(b"()") {
@@ -109,6 +116,62 @@ fn dollar(s: &[u8], out: &mut Vec<u8>) -> usize {
     }
     out.push(b'$');
     1
+}
+
+/// A bash ANSI-C string (`$'\151\144'`) at the start of `s`: appends
+/// what bash makes of it (octal, hex and letter escapes undone, ASCII
+/// lowercased) and returns its length; None when it does not close.
+fn ansi_c(s: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+    let mut i = 2;
+    while i < s.len() {
+        match s[i] {
+            b'\\' => {
+                let (c, n) = match s.get(i + 1)? {
+                    b'0'..=b'7' => {
+                        let digits = s[i + 1..]
+                            .iter()
+                            .take(3)
+                            .take_while(|c| matches!(c, b'0'..=b'7'))
+                            .count();
+                        let v = s[i + 1..i + 1 + digits]
+                            .iter()
+                            .fold(0u32, |a, &c| a * 8 + u32::from(c - b'0'));
+                        // Past `\377` bash keeps the low byte.
+                        (v as u8, 1 + digits)
+                    }
+                    b'x' => {
+                        let digits = s[i + 2..]
+                            .iter()
+                            .take(2)
+                            .take_while(|c| c.is_ascii_hexdigit())
+                            .count();
+                        let v = s[i + 2..i + 2 + digits].iter().fold(0u8, |a, &c| {
+                            (a << 4) | crate::http::target::hex_val(c).unwrap_or(0)
+                        });
+                        (v, 2 + digits)
+                    }
+                    b'n' => (b'\n', 2),
+                    b't' => (b' ', 2),
+                    &c if c.is_ascii() => (c, 2),
+                    // Before a character past ASCII: kept whole.
+                    _ => (b'\\', 1),
+                };
+                // A byte past ASCII stands as `?`: the view stays UTF-8.
+                out.push(if c.is_ascii() {
+                    c.to_ascii_lowercase()
+                } else {
+                    b'?'
+                });
+                i += n;
+            }
+            b'\'' => return Some(i + 1),
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    None
 }
 
 /// Whether the variable of length `n` at the start of `s` is most likely
@@ -196,6 +259,15 @@ mod tests {
         ] {
             assert_eq!(unq(raw), want, "{raw}");
         }
+    }
+
+    #[test]
+    fn undoes_ansi_c_strings_as_bash_does() {
+        assert_eq!(unq(r"x;$'\151\144'"), "x;id");
+        assert_eq!(unq(r"$'\143\141\164' $'\57etc'"), "cat /etc");
+        assert_eq!(unq(r"$'\x69d'"), "id");
+        // Unclosed: the `$` and quote go, as before.
+        assert_eq!(unq(r"$'\151"), "151");
     }
 
     #[test]

@@ -167,6 +167,13 @@ const STRONG: &[&str] = &[
     "proxychains",
     "wmiexec",
     "psexec",
+    "get-content",
+    "set-content",
+    "add-content",
+    "remove-item",
+    "copy-item",
+    "get-childitem",
+    "out-file",
 ];
 
 /// Short or technical command names: an attack right after `;`, a backtick,
@@ -207,6 +214,10 @@ pub fn rules() -> Vec<Rule> {
     let soft = r"(?:[|\n&]|^)";
     let arg = r"(?:\s+(?:-{1,2}[a-z0-9]|[/~$\\]|\.{1,2}/|\d+\.\d+\.\d+\.\d+|%[a-z]|[a-z]:(?:[\\/\s]|$|\w))|\s*[<>])";
     let end = r"(?:$|[\s;|&<>`)(]|\.exe\b)";
+    // A file of the working directory (`config.php`, `.env`, `web.config`)
+    // ending the value or before another command or a redirect; prose goes
+    // on after a file name (`; cat food.txt is attached`).
+    let file = r"\s+(?:\.[a-z][\w.-]*|[\w-]+\.[a-z][a-z0-9]{0,5})\s*(?:$|[;|&<>`)])";
     let t = ARGS | NAMES | UA_REF | BODY | DOC;
     vec![
         rule(
@@ -226,7 +237,7 @@ pub fn rules() -> Vec<Rule> {
             View::Cmd,
             t | FILENAME,
             format!(
-                r"{hard}\s*{prefix}(?:{medium}){ver}{end}|{hard}\s*{prefix}(?:{weak})(?:\.exe)?(?:\s*$|\s*[;|&`)]|\s+\d+(?:\.\d+)?\s*(?:$|[;|&`)])|{arg})"
+                r"{hard}\s*{prefix}(?:{medium}){ver}{end}|{hard}\s*{prefix}(?:{weak})(?:\.exe)?(?:\s*$|\s*[;|&`)]|\s+\d+(?:\.\d+)?\s*(?:$|[;|&`)])|{arg}|{file})|[|&\n]\s*{prefix}(?:{strong}|{medium}){ver}{file}|[|&]\s*{prefix}(?:{weak}){file}"
             ),
         ),
         rule(
@@ -266,7 +277,8 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Low,
             t,
-            r"\$\{?ifs\b|\$\{[^}]*`",
+            // `$'\151\144'`: a bash ANSI-C string spelled in octal.
+            r"\$\{?ifs\b|\$\{[^}]*`|\$'[^']*?\\[0-7]{2,3}[^']*?\\[0-7]{2,3}",
         ),
         rule(
             "cmdi-shellshock",

@@ -20,7 +20,7 @@ pub fn rules() -> Vec<Rule> {
     let call = r"[a-z_]\w*\s*\([^()]{0,64}\)";
     let bound = format!(r"(?:-?\d[\d.]*|'[^']*'|0x[0-9a-f]+|{call})");
     vec![
-        rule("sqli-union-select", K, Critical, 1, View::Sql, th, r#"\bunion(?:\s+(?:all|distinct))?[\s(]*select(?:\s+(?:all\s+|distinct\s+|top\s+\d+\s+)?(?:\d|null\b|\*|@|'|"|`|\(|0x|char\b|concat|[\w.]+\s*(?:,|\(|\bfrom\b))|\s*\(|\s*$)"#),
+        rule("sqli-union-select", K, Critical, 1, View::Sql, th, r#"\bunion(?:\s+(?:all|distinct|distinctrow))?[\s(]*select(?:\s+(?:all\s+|distinct\s+|distinctrow\s+|top\s+\d+\s+)?(?:\d|null\b|\*|@|'|"|`|\(|0x|char\b|concat|[\w.]+\s*(?:,|\(|\bfrom\b))|\s*\(|\s*$)|(?:[\d'"`)]|\bnull)\s*\bunion(?:\s+(?:all|distinct|distinctrow))?\s+table\s+[\w.`]+"#),
         rule("sqli-time-function", K, Critical, 1, View::Sql, th, r"\b(?:sleep|pg_sleep|benchmark)\s*\(\s*(?:\d[\w.]*\s*[),+\-*/]|[(@'`]|[a-z_]+\s*\()|\bbenchmark\s*\(\s*[\d\s.+\-*/]{1,40},\s*\w+\s*\(|\bselect\s+(?:pg_)?sleep\b|\bdbms_(?:pipe\.receive_message|lock\.sleep)\b|\bwaitfor\s+(?:delay|time)\s+['\d]"),
         rule("sqli-file-access", K, Critical, 1, View::Sql, t, r"\b(?:load_file\s*\(|into\s+(?:out|dump)file\b|load\s+data\s+(?:local\s+)?infile\b|lo_(?:import|export|get)\s*\(|pg_read_file\s*\(|utl_(?:http|inaddr|file)\.)"),
         rule("sqli-stored-procedure", K, Critical, 1, View::Sql, INPUT, r"\b(?:xp_(?:cmdshell|dirtree|regread|regwrite|fileexist|servicecontrol|availablemedia|subdirs|loginconfig|makecab|ntsec_enumdomains|terminate_process|execresultset)|sp_(?:oacreate|oamethod|executesql|makewebtask|configure|addextendedproc|password|addsrvrolemember|execute|prepare)|opendatasource|openrowset)\b").plain(),
@@ -103,7 +103,7 @@ pub fn rules() -> Vec<Rule> {
         // `HAVING COUNT(x) > 5`, `procedure analyse(`, `limit 1,1--`.
         rule("sqli-clause-probe", K, Critical, 1, View::Sql, t, r"\bhaving\s+(?:count|sum|avg|min|max)\s*\(|\bhaving\s+\d+\s*[=<>]|\bprocedure\s+analyse\s*\(|(?:^|\)\s*|\d\s+)limit\s+\d+\s*(?:,\s*\d+)?\s*(?:--|#|;|$)|\blimit\s+\d+\s*,\s*\d+\s*(?:--|#|;)"),
         // Subqueries and row constructors: `=(select`, `values (1, 'x')`.
-        rule("sqli-subquery", K, Critical, 1, View::Sql, t, r#"(?:[=(,]|\bin)\s*\(\s*select\s*(?:$|[\w*@(])|(?:\binto\b[^;]{0,80}|\)\s*|\b(?:except|union|intersect)\s+)values\s*\(\s*(?:\d|'|"|null\b)"#),
+        rule("sqli-subquery", K, Critical, 1, View::Sql, t, r#"(?:[=(,]|\bin|\|\||['"]\s*\+)\s*\(\s*select\s*(?:$|[\w*@(])|(?:\binto\b[^;]{0,80}|\)\s*|\b(?:except|union|intersect)\s+)values\s*\(\s*(?:\d|'|"|null\b)"#),
         // Statements after a separator: `;drop`, `;update users`.
         rule("sqli-separator-statement", K, Critical, 1, View::Sql, t, r"(?:;|--)\s*(?:drop|alter|truncate|shutdown)\b|;\s*(?:update|delete\s+from|insert\s+into)\s+[\w.`]+\s*(?:$|;|--|#)|\bdrop\s+[\w.`]+\s*;\s*(?:--|#|$)"),
         // MySQL scientific-notation bypass: `1.e(ascii`, `1.e.tables`.
