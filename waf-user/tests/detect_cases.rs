@@ -1837,4 +1837,18 @@ fn fourth_review_bypasses_block_and_their_look_alikes_pass() {
     }
     passes("my /app/settings.py fails after the upgrade");
     passes("my /win.ini fails");
+    // An XInclude of a file of the application, whatever its prefix.
+    for doc in [
+        r#"<r xmlns:xi="http://www.w3.org/2001/XInclude"><xi:include parse="text" href="config.php"/></r>"#,
+        r#"<r><x:include xmlns:x="http://www.w3.org/2001/XInclude" parse="text" href="config.php"/></r>"#,
+    ] {
+        assert_blocks_with(&post(e, "/xml", "application/xml", doc), "xxe-entity", doc);
+    }
+    let v = post(
+        e,
+        "/xml",
+        "application/xml",
+        "<r><include>config.php</include></r>",
+    );
+    assert_eq!(v.action, Action::Pass, "{:?}", v.attacks);
 }

@@ -390,7 +390,10 @@ impl Engine {
 
     /// DOCTYPE and ENTITY declarations are not values: look at the raw XML.
     pub(super) fn scan_xml_declarations(&self, body: &[u8], c: &mut Collector) {
-        if memchr::memmem::find(body, b"<!").is_none() {
+        // An XInclude needs no declaration, only its namespace.
+        if memchr::memmem::find(body, b"<!").is_none()
+            && memchr::memmem::find(body, b"/XInclude").is_none()
+        {
             return;
         }
         let n = Normalized::new(&body[..body.len().min(XML_DECLARATIONS_MAX)], false);
