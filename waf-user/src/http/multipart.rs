@@ -48,16 +48,16 @@ pub fn is_file_head(head: &str) -> bool {
     let mut files = head.lines().filter_map(|line| {
         line.split_once(':')
             .filter(|(n, _)| n.trim().eq_ignore_ascii_case("content-disposition"))
-            .map(|(_, v)| names_a_file(v))
+            .map(|(_, v)| names_a_file(&params(v)))
     });
     files.next().is_some_and(|first| first && files.all(|f| f))
 }
 
-/// Whether a Content-Disposition value gives a file name. A bare
+/// Whether a Content-Disposition's [`params`] give a file name. A bare
 /// `filename` (no `=`) does not: PHP and Werkzeug skip it and read the
 /// part as a field.
-fn names_a_file(disposition: &str) -> bool {
-    params(disposition)
+fn names_a_file(params: &[(String, Option<String>)]) -> bool {
+    params
         .iter()
         .skip(1)
         .any(|(k, v)| is_filename_key(k) && v.is_some())
@@ -244,7 +244,10 @@ fn part(content: &[u8], anomalies: &mut Vec<Anomaly>) -> Part {
         data_len: data.len(),
     };
     let mut named = false;
+    // Whether the first disposition names a file, and whether another
+    // disagrees.
     let mut file: Option<bool> = None;
+    let mut split = false;
     for line in head.lines() {
         let Some((n, v)) = line.split_once(':') else {
             continue;
@@ -253,13 +256,15 @@ fn part(content: &[u8], anomalies: &mut Vec<Anomaly>) -> Part {
         if n.eq_ignore_ascii_case("content-disposition") {
             // Two dispositions, one naming a file: PHP and Werkzeug read
             // the first, others the last.
-            let names_file = names_a_file(v);
+            let params = params(v);
+            let names_file = names_a_file(&params);
             if *file.get_or_insert(names_file) != names_file {
+                split = true;
                 anomalies.push(Anomaly::MultipartMalformed(
                     "two content dispositions in one part, one naming a file".into(),
                 ));
             }
-            for (k, val) in params(v).into_iter().skip(1) {
+            for (k, val) in params.into_iter().skip(1) {
                 if k.eq_ignore_ascii_case("name") {
                     let val = val.unwrap_or_default();
                     // Two names: the back end reads one field, the
@@ -305,8 +310,8 @@ fn part(content: &[u8], anomalies: &mut Vec<Anomaly>) -> Part {
         });
     }
     // A part that is a file to some readers only is read as a field (its
-    // file names are still inspected).
-    if !is_file_head(&head) {
+    // file names are still inspected), as `is_file_head` tells the meter.
+    if split {
         p.other_filenames.extend(p.filename.take());
     }
     p

@@ -146,22 +146,18 @@ mod tests {
         for no in [&b"{"[..], b"[", b"", b"a{}", b"{} a", b"]["] {
             assert!(!looks_like_json(no), "{no:?}");
         }
-        assert_eq!(
-            &*json_text(b"%7B%22a%22:%22x+y%22%7D", Encoding::Form),
-            b"{\"a\":\"x y\"}"
-        );
-        assert_eq!(
-            &*json_text(b"%7B%22a%22:1%7D", Encoding::Text),
-            b"{\"a\":1}"
-        );
-        assert_eq!(
-            &*json_text(b"{\"a\":\"%41\"}", Encoding::Text),
-            b"{\"a\":\"%41\"}"
-        );
-        assert_eq!(
-            &*json_text(b"{\"a\":\"%41\"}", Encoding::Embedded),
-            b"{\"a\":\"%41\"}"
-        );
+        for (raw, enc, want) in [
+            (
+                &b"%7B%22a%22:%22x+y%22%7D"[..],
+                Encoding::Form,
+                &b"{\"a\":\"x y\"}"[..],
+            ),
+            (b"%7B%22a%22:1%7D", Encoding::Text, b"{\"a\":1}"),
+            (b"{\"a\":\"%41\"}", Encoding::Text, b"{\"a\":\"%41\"}"),
+            (b"{\"a\":\"%41\"}", Encoding::Embedded, b"{\"a\":\"%41\"}"),
+        ] {
+            assert_eq!(&*json_text(raw, enc), want, "{raw:?} {}", enc.tag());
+        }
         assert_eq!(&*decoded_once(b"a+b%41", Encoding::Url), b"a+bA");
         assert_eq!(&*decoded_once(b"a+b%41", Encoding::Referer), b"a bA");
         assert!(matches!(

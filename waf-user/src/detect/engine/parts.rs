@@ -421,7 +421,6 @@ impl Engine {
             &|| format!("multipart_name:{}", short(&p.name)),
             Encoding::Text,
         );
-        let data = crate::http::lossy(&p.data);
         for f in p.filename.iter().chain(&p.other_filenames) {
             self.scan_value(
                 c,
@@ -436,24 +435,14 @@ impl Engine {
         if p.filename.is_some() || !p.other_filenames.is_empty() {
             self.scan_file(c, p);
         }
-        match &p.filename {
-            Some(_) => {}
-            None if !value::is_binary(&p.data) => {
-                self.scan_value(
-                    c,
-                    &data,
-                    targets::ARGS,
-                    &|| format!("multipart:{}", short(&p.name)),
-                    Encoding::Text,
-                );
+        if p.filename.is_none() {
+            let data = crate::http::lossy(&p.data);
+            let loc = || format!("multipart:{}", short(&p.name));
+            if value::is_binary(&p.data) {
+                self.scan_binary(c, &data, targets::ARGS, &loc, Encoding::Text);
+            } else {
+                self.scan_value(c, &data, targets::ARGS, &loc, Encoding::Text);
             }
-            None => self.scan_binary(
-                c,
-                &data,
-                targets::ARGS,
-                &|| format!("multipart:{}", short(&p.name)),
-                Encoding::Text,
-            ),
         }
         self.scan_part_document(c, p);
     }
