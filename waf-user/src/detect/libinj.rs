@@ -3,12 +3,9 @@
 //! the port is contained and reported as a suspicious value.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::OnceLock;
-
-use aho_corasick::AhoCorasick;
 
 use super::kind::Severity;
-use super::normalize::has_pair;
+pub use super::sqli_prefilter::{has_sql_word, sqli_candidate};
 
 /// Longest input handed to libinjection (its cost is linear, but large).
 const MAX_INPUT: usize = 64 * 1024;
@@ -21,115 +18,6 @@ pub enum Outcome {
     Injection(String),
     /// The tokenizer panicked on this input.
     Failed,
-}
-
-/// SQL words that make a value without quotes or comments worth tokenizing.
-const SQL_WORDS: &[&str] = &[
-    "select",
-    "union",
-    "insert",
-    "update",
-    "delete",
-    "drop",
-    "sleep",
-    "benchmark",
-    "waitfor",
-    "exec",
-    "declare",
-    "having",
-    "order by",
-    "group by",
-    "information_schema",
-    "char(",
-    "concat",
-    "0x",
-    " xor ",
-    "||",
-    "&&",
-    " div ",
-    "procedure",
-    "case when",
-    "cast(",
-    "convert(",
-    "@@",
-    "rlike",
-    "regexp",
-    "substr",
-    "ascii(",
-    "version(",
-    "database(",
-    "user(",
-];
-
-/// The SQL word matcher over lowercased text (None only if it failed to
-/// build: then every value is a candidate).
-fn sql_words() -> Option<&'static AhoCorasick> {
-    static AC: OnceLock<Option<AhoCorasick>> = OnceLock::new();
-    AC.get_or_init(|| {
-        AhoCorasick::builder()
-            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-            .build(SQL_WORDS)
-            .ok()
-    })
-    .as_ref()
-}
-
-/// The SQL word matcher for text of any case.
-fn sql_words_any_case() -> Option<&'static AhoCorasick> {
-    static AC: OnceLock<Option<AhoCorasick>> = OnceLock::new();
-    AC.get_or_init(|| {
-        AhoCorasick::builder()
-            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-            .ascii_case_insensitive(true)
-            .build(SQL_WORDS)
-            .ok()
-    })
-    .as_ref()
-}
-
-/// Whether a value is worth the SQL tokenizer: it holds a quote or a
-/// comment, an SQL word, or a logical word next to a comparison. `low` is
-/// the value decoded, lowercased and with whitespace folded.
-pub fn sqli_candidate(low: &[u8]) -> bool {
-    if low.len() < 2 {
-        return false;
-    }
-    let strong = memchr::memchr3(b'\'', b'"', b'`', low).is_some()
-        || memchr::memchr(b'#', low).is_some()
-        || has_pair(low, b'-', b'-')
-        || has_pair(low, b'/', b'*');
-    // `1 or 1=1`: a logical word next to a comparison.
-    let logic = || memchr::memchr3(b'=', b'<', b'>', low).is_some() && has_logic_word(low);
-    strong || logic() || sql_words().is_none_or(|ac| ac.is_match(low))
-}
-
-/// Whether `s` holds `or`, `and` or `like` as a whole word (ASCII, any case),
-/// in one pass over its alphanumeric runs.
-fn has_logic_word(s: &[u8]) -> bool {
-    let mut i = 0;
-    while i < s.len() {
-        if !s[i].is_ascii_alphanumeric() {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < s.len() && s[i].is_ascii_alphanumeric() {
-            i += 1;
-        }
-        let w = &s[start..i];
-        if w.eq_ignore_ascii_case(b"or")
-            || w.eq_ignore_ascii_case(b"and")
-            || w.eq_ignore_ascii_case(b"like")
-        {
-            return true;
-        }
-    }
-    false
-}
-
-/// Whether a value holds one of the SQL words of the prefilter.
-pub fn has_sql_word(b: &[u8]) -> bool {
-    sql_words_any_case().is_none_or(|ac| ac.is_match(b))
 }
 
 /// Whether a decoded value is worth the HTML tokenizer: a tag start, or an

@@ -35,6 +35,7 @@ pub mod rules;
 pub mod scanner;
 mod screen;
 pub mod set;
+pub mod sqli_prefilter;
 pub mod ssrf;
 pub mod upload;
 pub mod verdict;
