@@ -177,7 +177,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Sql,
             th,
-            r"\(\s*document\s*\)\s*\[|\.textcontent\s*=|[(+=,:;{\[]\s*document\s*\.\s*cookie\s*(?:$|[^\w\s])|\bdocument\s*\.\s*cookie\s*(?:[);,=\]}]|\+\s*(?:[^\sa-z]|$)|$)|\bdocument\s*\.\s*(?:write(?:ln)?\s*\(|domain\b|location\b|body\.innerhtml)|\b(?:window|document|top|self|parent)\s*\.\s*location\s*(?:\.\s*href\s*)?=[^=]|\.(?:inner|outer)html\s*=\s*(?:$|[^\s'\x22`]|['\x22`][^'\x22`]*(?:<|['\x22`]\s*[^\s;]))|\bstring\s*\.\s*fromcharcode\s*\(|\b(?:self|top|window|parent|this)\s*\[\s*['\x22`]|\blocation\s*\.\s*(?:href|hash)\s*=|\binsertadjacenthtml\s*\(",
+            r"\(\s*document\s*\)\s*\[|\.textcontent\s*=|[(+=,:;{\[]\s*document\s*\.\s*cookie\s*(?:$|[^\w\s])|\bdocument\s*\.\s*cookie\s*(?:[);,=\]}]|\+\s*(?:[^\sa-z]|$)|$)|\bdocument\s*\.\s*(?:write(?:ln)?\s*\(|domain\b|location\b|body\.innerhtml)|\b(?:window|document|top|self|parent)\s*\.\s*location\s*(?:\.\s*href\s*)?=[^=]|\.(?:inner|outer)html\s*=\s*(?:$|[^\s'\x22`]|['\x22`][^'\x22`]*(?:<|['\x22`]\s*[-+*.\[(?|&]))|\bstring\s*\.\s*fromcharcode\s*\(|\b(?:self|top|window|parent|this)\s*\[\s*['\x22`]|\blocation\s*\.\s*(?:href|hash)\s*=|\binsertadjacenthtml\s*\(",
         )
         .plain(),
         rule(
