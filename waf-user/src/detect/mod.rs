@@ -34,6 +34,7 @@ pub mod redirect;
 pub mod rules;
 pub mod scanner;
 mod screen;
+pub mod serialized;
 pub mod set;
 pub mod sqli_prefilter;
 pub mod ssrf;

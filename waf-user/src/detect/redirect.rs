@@ -11,7 +11,9 @@
 //!   (`https:/evil.example`, `https:\\evil.example`): the parser skips any
 //!   number of slashes after a special scheme;
 //! - a user name that is a host name (`https://good.example@evil.example`):
-//!   the host is what follows the `@`.
+//!   the host is what follows the `@`;
+//! - two backslashes alone before a host that ends the value or begins a
+//!   URL's path (`\\evil.example`, `\\evil.example/x`).
 //!
 //! A plain protocol-relative URL (`//cdn.example/app.js`), a Windows share
 //! (`\\server\share`), JSON's escaped slashes (`\/\/cdn.example\/x.js`) and
@@ -81,7 +83,12 @@ pub fn check(dec: &[u8]) -> Option<(Trick, &[u8])> {
     } else {
         slashes >= 2 && ((back && forward >= 1) || breaks || slashes >= 3) && !json_escaped
     };
-    let (host, _) = host_at(&dec[i..])?;
+    let (host, rest) = host_at(&dec[i..])?;
+    // `\\evil.example`: two backslashes alone, then a host that ends the
+    // value or a URL's path, query or fragment begins (a Windows share
+    // goes on with a backslash: `\\server.example\share`).
+    let back_only = scheme == 0 && slashes == 2 && forward == 0 && !json_escaped;
+    let tricked = tricked || (back_only && rest.first().is_none_or(|c| b"/?#".contains(c)));
     if tricked {
         return Some((Trick::Slashes, host));
     }
@@ -181,6 +188,8 @@ mod tests {
     fn slashes_a_browser_reads_as_another_host() {
         for v in [
             "/\\evil.example",
+            "\\\\evil.example",
+            "\\\\evil.example/login?x=1",
             "\\/evil.example/login",
             "/\\/evil.example",
             "\\\\/evil.example",
@@ -233,6 +242,7 @@ mod tests {
             "https://user:secret@hooks.example/x",
             "https://alice@hooks.example/x",
             "\\\\fileserver\\share\\doc.txt",
+            "\\\\fs.corp.example\\share",
             "\\/\\/cdn.example\\/x.js",
             "\\/cdn.example\\/x.js",
             "https:\\/\\/shop.example\\/a",

@@ -9,6 +9,7 @@ use crate::detect::collect::{Collector, short};
 use crate::detect::kind::{Kind, Severity};
 use crate::detect::normalize::{self, Normalized};
 use crate::detect::rules::targets;
+use crate::detect::upload;
 use crate::http::{Body, CanonicalPath, Header, JsonItem, Param, Part, Request};
 
 /// Headers that name an uploaded file: read as file names too.
@@ -453,6 +454,12 @@ impl Engine {
     /// it is longer than `max_file_inspect`): the file-content rules, and
     /// the script checks of [`crate::detect::upload`].
     fn scan_file(&self, c: &mut Collector, p: &Part) {
+        let names = p
+            .filename
+            .iter()
+            .chain(&p.other_filenames)
+            .map(String::as_str);
+        let markup = upload::renders_markup(names, p.content_type.as_deref(), &p.data);
         for (bytes, suffix) in [(&p.data, ""), (&p.tail, "(tail)")] {
             if bytes.is_empty() {
                 continue;
@@ -460,7 +467,7 @@ impl Engine {
             let loc = || format!("file:{}{suffix}", short(&p.name));
             let text = crate::http::lossy(bytes);
             self.scan(c, &text, targets::FILE, &loc, Encoding::Text);
-            if let Some(hit) = crate::detect::upload::script(bytes, suffix.is_empty()) {
+            if let Some(hit) = upload::script(bytes, suffix.is_empty(), markup) {
                 c.add(
                     Kind::FileUpload,
                     hit.rule,

@@ -13,7 +13,7 @@ use crate::detect::kind::{Kind, Severity};
 use crate::detect::libinj;
 use crate::detect::normalize::{self, Normalized, is_plain, is_text};
 use crate::detect::rules::targets;
-use crate::detect::{graphql, jwt, log4shell, protocol, redirect, ssrf};
+use crate::detect::{graphql, jwt, log4shell, protocol, redirect, serialized, ssrf};
 
 /// How a value is encoded where it was found.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -109,6 +109,10 @@ impl Engine {
         // Tokens are plain text: read before the plain values return.
         if memchr::memmem::find(&n.dec, b"eyJ").is_some() {
             self.jwt(c, &n.dec, loc, value);
+        }
+        // Serialized objects sent base64-encoded, plain letters included.
+        if target & serialized::TARGETS != 0 && enc != Encoding::Base64 {
+            serialized::findings(c, &n.dec, &mut || at(&mut location), value);
         }
         if plain {
             return;

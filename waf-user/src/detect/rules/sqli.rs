@@ -59,7 +59,8 @@ pub fn rules() -> Vec<Rule> {
         // A quote, then a comment that ends the value: the rest of the
         // query cut off (`admin'-- `, `x')#`).
         rule("sqli-quote-comment-end", K, Critical, 1, View::Sql, t, r#"^[\w.@-]*['"`]\s*\)*\s*(?:--[\s-]*|#\s*)$"#),
-        rule("sqli-quote-comment", K, Error, 1, View::Sql, t, r#"'\s*(?:[;)]\s*)*(?:--(?:\s|$)|#|;\s*$|;\s*--)"#),
+        // `';` ending a value counts as below: with an odd count of quotes.
+        rule("sqli-quote-comment", K, Error, 1, View::Sql, t, r#"'\s*(?:[;)]\s*)*(?:--(?:\s|$)|#|;\s*--)|^[^']*(?:'[^']*'[^']*)*'\s*(?:[;)]\s*)*;\s*$"#),
         rule("sqli-quote-operator", K, Critical, 1, View::Sql, t, r"'\s*(?:=|<>|!=|<=>|\|\||&&|\^)\s*'|'\s*(?:like|rlike|regexp|sounds\s+like)\s*'|'\s*(?:collate|::)\s*\w"),
         rule("sqli-stacked-query", K, Critical, 1, View::Sql, th, r"(?:;|'|\))\s*(?:drop|truncate|alter|shutdown|create|grant|revoke)\s+(?:table|database|schema|user|login|procedure|function|view|index|trigger)\b|;\s*(?:exec(?:ute)?|declare)\s+[@(]|;\s*(?:insert\s+into|delete\s+from|update\s+[\w.`\x22\[\]]+\s+set)\b|;\s*select\s+(?:\*|@@|\w+\s*\(|null\b|\d)"),
         rule("sqli-statement", K, Critical, 1, View::Sql, th, r"\bselect\s+(?:top\s+\d+\s+)?(?:\*|count\s*\(|@@|null\s*,|\d+\s*,|[\w.]+\s*\(\s*[\w.*@]*\s*\)\s*(?:,|from\b))[^;]*?\bfrom\b|\binsert\s+into\s+[\w.`\x22\[\]]+\s*(?:\(|values\b|select\b)|\bdelete\s+from\s+[\w.`\x22\[\]]+\s+where\b|\bupdate\s+[\w.`\x22\[\]]+\s+set\s+[\w.`\x22]+\s*=|\bdrop\s+(?:table|database|schema)\s+(?:if\s+exists\s+)?[\w.`\x22\[\]]+"),
@@ -122,7 +123,11 @@ pub fn rules() -> Vec<Rule> {
         // A run of SQL and shell punctuation (`!@#$%^&*`, `@@@@@@`).
         rule("sqli-meta-run", K, Severity::Notice, 1, View::Low, ARGS | NAMES, r#"[~!@#$%^&*()\[\]|;'`<>]{6,}"#),
         rule("sqli-operator-alone", K, Severity::Notice, 1, View::Sql, t, r#"^\s*(?:<=>|<>|!=|>=|<=|>>|<<|\|\||&&|==|->>?|xor|div|rlike|regexp|sounds\s+like|(?:is|like)\s+(?:not\s+)?null|not\s+between|in\s*\(\s*[\w\s,'"+-]*\))\s*$"#).critical_from(3),
-        rule("sqli-quote-tail-comment", K, Critical, 1, View::Sql, t, r"'\s*(?:\s|[-+*/%^<>=!|&~(])[^']{0,60}(?:--|#)[\s-]*$|';\s*$|\b(?:and|or|=|in)\s*\(\s*$"),
+        // A quote, an operator and a comment ending the value; or `';`
+        // ending a value of an odd count of quotes: the value closed the
+        // application's string (`admin';`), where whole strings
+        // (`x.innerHTML = 'hello';`) close none.
+        rule("sqli-quote-tail-comment", K, Critical, 1, View::Sql, t, r"'\s*(?:\s|[-+*/%^<>=!|&~(])[^']{0,60}(?:--|#)[\s-]*$|^[^']*(?:'[^']*'[^']*)*';\s*$|\b(?:and|or|=|in)\s*\(\s*$"),
         rule("sqli-leading-keyword", K, Error, 1, View::Sql, t, r"^\s*;?\s*(?:select|union|insert|update|delete|create|grant)\s+[\w@*(`\x22]"),
         rule("sqli-leading-statement", K, Critical, 1, View::Sql, t, r#"^\s*[;'"`)]*\s*(?:drop\s+(?:table|database|schema|user|view|index|procedure|function|trigger|if)\b|truncate\s+table\b|alter\s+(?:table|database|user|login|session|system)\b|exec(?:ute)?\s*(?:$|master\b|xp_|sp_|@|\(|immediate\b)|declare\s+@|shutdown\s*(?:$|with\b|;|--)|waitfor\s+(?:delay|time)\b)|^\s*;\s*(?:select|union|insert|update|delete|create|set)\b"#),
         // PostgreSQL's COPY to or from a program: a shell command run by the

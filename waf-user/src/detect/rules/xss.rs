@@ -167,7 +167,8 @@ pub fn rules() -> Vec<Rule> {
             r"\bdata\s*:\s*(?:text/html|text/javascript|application/(?:x-)?javascript|application/xhtml|text/xml|image/svg\+xml\s*;\s*base64\s*,\s*phn2z)",
         ),
         // `document.cookie+` is a concatenation before a quote, a call or
-        // the end, not before a word: a path that writes its spaces as `+`
+        // the end, not before a word; markup set from a string literal
+        // without a tag (`x.innerHTML = 'hello';`) is no sink: a path that writes its spaces as `+`
         // (`/tags/document.cookie+policy`).
         rule(
             "xss-js-sink",
@@ -176,7 +177,7 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Sql,
             th,
-            r"\(\s*document\s*\)\s*\[|\.textcontent\s*=|[(+=,:;{\[]\s*document\s*\.\s*cookie\s*(?:$|[^\w\s])|\bdocument\s*\.\s*cookie\s*(?:[);,=\]}]|\+\s*(?:[^\sa-z]|$)|$)|\bdocument\s*\.\s*(?:write(?:ln)?\s*\(|domain\b|location\b|body\.innerhtml)|\b(?:window|document|top|self|parent)\s*\.\s*location\s*(?:\.\s*href\s*)?=[^=]|\.innerhtml\s*=|\.outerhtml\s*=|\bstring\s*\.\s*fromcharcode\s*\(|\b(?:self|top|window|parent|this)\s*\[\s*['\x22`]|\blocation\s*\.\s*(?:href|hash)\s*=|\binsertadjacenthtml\s*\(",
+            r"\(\s*document\s*\)\s*\[|\.textcontent\s*=|[(+=,:;{\[]\s*document\s*\.\s*cookie\s*(?:$|[^\w\s])|\bdocument\s*\.\s*cookie\s*(?:[);,=\]}]|\+\s*(?:[^\sa-z]|$)|$)|\bdocument\s*\.\s*(?:write(?:ln)?\s*\(|domain\b|location\b|body\.innerhtml)|\b(?:window|document|top|self|parent)\s*\.\s*location\s*(?:\.\s*href\s*)?=[^=]|\.(?:inner|outer)html\s*=\s*(?:$|[^\s'\x22`]|['\x22`][^'\x22`]*(?:<|['\x22`]\s*[-+*.\[(?|&]))|\bstring\s*\.\s*fromcharcode\s*\(|\b(?:self|top|window|parent|this)\s*\[\s*['\x22`]|\blocation\s*\.\s*(?:href|hash)\s*=|\binsertadjacenthtml\s*\(",
         )
         .plain(),
         rule(
@@ -247,6 +248,19 @@ pub fn rules() -> Vec<Rule> {
             View::Low,
             t,
             r#"\bdocument\s*\.\s*createelement\s*\(|\.appendchild\s*\(|\bsettimeout\s*\(\s*['"`]|\bsetinterval\s*\(\s*['"`]|\bnew\s+function\s*\(\s*['"`]"#,
+        ),
+        // A script element made in code (`createElement('script')`, the
+        // HTML namespace's too): the page runs what its `src` or text
+        // names. Another element (`createElement('div')`) is the rule
+        // above's.
+        rule(
+            "xss-script-element",
+            K,
+            Critical,
+            1,
+            View::Low,
+            t,
+            r#"\bcreateelement(?:ns)?\s*\(\s*(?:[^,()]{0,100},\s*)?\\?['"`]\s*script\s*\\?['"`]\s*\)"#,
         ),
         // A module loaded from another host or a data URL: the page runs
         // whatever it serves.
