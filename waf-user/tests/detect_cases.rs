@@ -1865,6 +1865,14 @@ fn fifth_review_bypasses_block_and_their_look_alikes_pass() {
         let v = post(e, "/load", form, &format!("data={}", pct(q)));
         assert_eq!(v.action, Action::Pass, "{q}: {:?}", v.attacks);
     };
+    // A PHP function name assembled into a variable, then the variable
+    // called in parentheses; an assembled greeting echoed passes.
+    blocked("$y = 'sys'.'tem';($y)('uname');", "php-assembled-call");
+    blocked(
+        "$f=\"pass\".\"thru\"; ( $f ) ($_GET[c]);",
+        "php-assembled-call",
+    );
+    passes("$greeting = 'hello'.' world'; echo($greeting);");
     // Base64 pickles that import a callable and call it: protocol 0
     // (`cos\nsystem\n(S'id'\ntR.`), 2 to 5 (`subprocess.check_output`).
     for q in [

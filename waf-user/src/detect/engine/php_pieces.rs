@@ -4,7 +4,9 @@
 //! quoted strings in all) and calls the function the result names. The
 //! rules see neither `system` nor any other name; this reads what the
 //! pieces spell. No text needs a name split by `.` inside parentheses and
-//! then called: a call on a concatenation is code.
+//! then called: a call on a concatenation is code. The pieces may be
+//! assigned to a variable first and the variable called in parentheses:
+//! `$y='sys'.'tem';($y)('id')`.
 
 use crate::detect::rules::code::is_php_function;
 
@@ -31,11 +33,50 @@ pub(super) fn find(low: &[u8]) -> Option<String> {
         // An expression holding another call is no concatenation.
         let start = floor.max(i.saturating_sub(SPAN_MAX));
         floor = i + 1;
-        if let Some(name) = spelled(&low[start..=i]) {
+        if let Some(name) = spelled(&low[start..=i]).or_else(|| assigned(low, i)) {
             return Some(name);
         }
     }
     None
+}
+
+/// Bytes before a called `($var)` searched for the variable's assignment.
+const ASSIGN_WINDOW: usize = 256;
+
+/// When the `)` at `close` ends `($var)`: what the pieces last assigned to
+/// `$var` before it (`$var = 'sys'.'tem';`, within [`ASSIGN_WINDOW`]
+/// bytes) spell.
+fn assigned(low: &[u8], close: usize) -> Option<String> {
+    let head = &low[..close];
+    let head = head.trim_ascii_end();
+    let var_len = head
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+        .count();
+    let dollar = head.len().checked_sub(var_len + 1)?;
+    if var_len == 0 || head[dollar] != b'$' || head[..dollar].trim_ascii_end().last() != Some(&b'(')
+    {
+        return None;
+    }
+    let var = &head[dollar..];
+    let window = &low[dollar.saturating_sub(ASSIGN_WINDOW)..dollar];
+    let at = memchr::memmem::rfind_iter(window, var).find_map(|k| {
+        let rest = &window[k + var.len()..];
+        let next = rest.first()?;
+        if next.is_ascii_alphanumeric() || *next == b'_' {
+            return None;
+        }
+        let rest = rest.trim_ascii_start().strip_prefix(b"=")?;
+        (rest.first() != Some(&b'=')).then_some(rest)
+    })?;
+    let end = memchr::memchr(b';', at)?;
+    let rhs = &at[..end.min(SPAN_MAX)];
+    let mut span = Vec::with_capacity(rhs.len() + 2);
+    span.push(b'(');
+    span.extend_from_slice(rhs);
+    span.push(b')');
+    spelled(&span)
 }
 
 /// What the expression closed by the last byte of `span` (a `)`) spells,
@@ -88,6 +129,9 @@ mod tests {
             ("(base64_.decode)(x)", "base64_decode"),
             ("('sys'\n.\r\n'tem')('id')", "system"),
             ("(\"ex\"\x0c.\t\"ec\")\n(x)", "exec"),
+            ("$y = 'sys'.'tem';($y)('uname');", "system"),
+            ("$f=\"pass\".\"thru\"; ( $f ) ('ls')", "passthru"),
+            ("$a='x';$y='ex'.'ec';$b=1;($y)($_get[c])", "exec"),
         ] {
             assert_eq!(find(v.as_bytes()).as_deref(), Some(name), "{v}");
         }
@@ -109,6 +153,13 @@ mod tests {
             "(sy.st.em)",
             "(sy.(x)(y).stem)(z)",
             "(aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.b)(c)",
+            "$y = 'sys'.'tem';($x)('uname');",
+            "$y == 'sys'.'tem';($y)('uname');",
+            "$yy = 'sys'.'tem';($y)('uname');",
+            "$y = 'sys'.'tem'($y)('uname')",
+            "$y = 'hello'.'world';($y)('x');",
+            "($y)('x'); $y = 'sys'.'tem';",
+            "$y='sys'.'tem';(a$y)(1)",
         ] {
             assert_eq!(find(v.as_bytes()), None, "{v}");
         }
