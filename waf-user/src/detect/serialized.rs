@@ -20,6 +20,7 @@ use std::io::Read;
 
 use super::collect::Collector;
 use super::kind::{Kind, Severity};
+use super::normalize::sextet;
 use super::rules::targets;
 
 /// Targets that may hold a base64 serialized object.
@@ -52,7 +53,17 @@ pub fn encoded(v: &[u8]) -> Option<Found> {
         [b'"' | b'\'', inner @ .., b'"' | b'\''] => inner,
         _ => v,
     };
-    if v.len() < INPUT_MIN || v.len() > INPUT_MAX || !magic(&decode(&v[..8])?) {
+    if v.len() < INPUT_MIN || v.len() > INPUT_MAX {
+        return None;
+    }
+    // The first eight letters, at most six bytes, decoded in place: most
+    // values are no such object, and this runs on every one.
+    let (mut head, mut len) = ([0u8; 6], 0);
+    decode_with(&v[..8], |b| {
+        head[len] = b;
+        len += 1;
+    })?;
+    if !magic(&head[..len]) {
         return None;
     }
     classify(&decode(v)?, true)
@@ -146,32 +157,34 @@ fn inflate(r: impl Read) -> Option<Vec<u8>> {
 /// padding only at the end. None on any other byte.
 fn decode(v: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(v.len() / 4 * 3 + 3);
+    decode_with(v, |b| out.push(b))?;
+    Some(out)
+}
+
+/// [`decode`], each byte handed to `push` as it is decoded.
+fn decode_with(v: &[u8], mut push: impl FnMut(u8)) -> Option<()> {
     let (mut acc, mut bits, mut pad) = (0u32, 0u32, false);
     for &c in v {
         let s = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' | b' ' => 62,
-            b'/' | b'_' => 63,
+            b' ' => 62,
             b'\r' | b'\n' => continue,
             b'=' => {
                 pad = true;
                 continue;
             }
-            _ => return None,
+            _ => sextet(c)?,
         };
         if pad {
             return None;
         }
-        acc = (acc << 6 | u32::from(s)) & 0xff_ffff;
+        acc = (acc << 6 | s) & 0xff_ffff;
         bits += 6;
         if bits >= 8 {
             bits -= 8;
-            out.push((acc >> bits) as u8);
+            push((acc >> bits) as u8);
         }
     }
-    Some(out)
+    Some(())
 }
 
 /// The name a pickle imports and calls (`os.system`), when it is a whole

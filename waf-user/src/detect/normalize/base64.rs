@@ -71,7 +71,7 @@ pub fn data_uri_text(v: &[u8]) -> Option<String> {
 }
 
 /// The six bits a base64 character stands for (both alphabets).
-fn sextet(c: u8) -> Option<u32> {
+pub fn sextet(c: u8) -> Option<u32> {
     match c {
         b'A'..=b'Z' => Some(u32::from(c - b'A')),
         b'a'..=b'z' => Some(u32::from(c - b'a') + 26),

@@ -39,7 +39,7 @@ mod utf8;
 #[cfg(test)]
 mod props;
 
-pub use self::base64::{base64_text, data_uri_text};
+pub use self::base64::{base64_text, data_uri_text, sextet};
 pub use self::classify::{byte_set, has_pair, is_plain, is_text};
 pub use self::fold::fold;
 

@@ -167,9 +167,9 @@ pub fn rules() -> Vec<Rule> {
             r"\bdata\s*:\s*(?:text/html|text/javascript|application/(?:x-)?javascript|application/xhtml|text/xml|image/svg\+xml\s*;\s*base64\s*,\s*phn2z)",
         ),
         // `document.cookie+` is a concatenation before a quote, a call or
-        // the end, not before a word; markup set from a string literal
-        // without a tag (`x.innerHTML = 'hello';`) is no sink: a path that writes its spaces as `+`
-        // (`/tags/document.cookie+policy`).
+        // the end, not before a word: a path that writes its spaces as `+`
+        // (`/tags/document.cookie+policy`). Markup set from a string
+        // literal without a tag (`x.innerHTML = 'hello';`) is no sink.
         rule(
             "xss-js-sink",
             K,
