@@ -5,7 +5,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::kind::Severity;
-pub use super::sqli_prefilter::{has_sql_word, sqli_candidate};
+pub use super::sqli_prefilter::{has_sql_word, sqli_candidate, sqli_candidate_in_json};
 
 /// Longest input handed to libinjection (its cost is linear, but large).
 const MAX_INPUT: usize = 64 * 1024;

@@ -59,17 +59,17 @@ const SQL_WORDS: &[&str] = &[
 ];
 
 /// The candidate test as one pattern over the lowercased value: a quote, a
-/// backquote or `#`; `--` or `/*`; an SQL word (as written, lowercase); or
-/// a logical word, whole (no ASCII letter or digit on either side, any
-/// case), with one of `=`, `<`, `>` before or after it. A comparison byte
-/// may itself be the word's edge (`1 or=1`, `1=or 1`).
-fn pattern() -> String {
+/// backquote or `#` (`marks`); `--` or `/*`; an SQL word (as written,
+/// lowercase); or a logical word, whole (no ASCII letter or digit on either
+/// side, any case), with one of `=`, `<`, `>` before or after it. A
+/// comparison byte may itself be the word's edge (`1 or=1`, `1=or 1`).
+fn pattern(marks: &str) -> String {
     let words: Vec<String> = SQL_WORDS.iter().map(|w| regex_syntax::escape(w)).collect();
     let words = words.join("|");
     let logic = "(?i:or|and|like)";
     let edge = "[^a-zA-Z0-9]";
     format!(
-        "['\"`#]|--|/\\*|{words}\
+        "[{marks}]|--|/\\*|{words}\
          |(?:^|{edge}){logic}(?:[=<>]|[^a-zA-Z0-9=<>](?s:.)*[=<>])\
          |[=<>](?:(?s:.)*{edge})?{logic}(?:{edge}|$)"
     )
@@ -83,25 +83,39 @@ struct Candidates {
     caches: Pool<Cache, MakeCache>,
 }
 
+/// The marks that make any value a candidate.
+const MARKS: &str = "'\"`#";
+
+/// The marks that make a JSON document's text a candidate: its double
+/// quotes are its syntax, and the strings they delimit are read alone.
+const MARKS_IN_JSON: &str = "'`#";
+
 /// The prefilter's automaton (None only if it failed to build: then every
 /// value is a candidate).
 fn candidates() -> Option<&'static Candidates> {
     static C: OnceLock<Option<Candidates>> = OnceLock::new();
-    C.get_or_init(|| {
-        let dfa = DFA::builder()
-            .syntax(syntax::Config::new().unicode(false).utf8(false))
-            .thompson(thompson::Config::new().utf8(false))
-            .configure(DFA::config().match_kind(MatchKind::LeftmostFirst))
-            .build(&pattern())
-            .ok()?;
-        let d = dfa.clone();
-        let make: MakeCache = Box::new(move || d.create_cache());
-        Some(Candidates {
-            dfa,
-            caches: Pool::new(make),
-        })
+    C.get_or_init(|| build(MARKS)).as_ref()
+}
+
+/// The automaton of a JSON document's text.
+fn candidates_in_json() -> Option<&'static Candidates> {
+    static C: OnceLock<Option<Candidates>> = OnceLock::new();
+    C.get_or_init(|| build(MARKS_IN_JSON)).as_ref()
+}
+
+fn build(marks: &str) -> Option<Candidates> {
+    let dfa = DFA::builder()
+        .syntax(syntax::Config::new().unicode(false).utf8(false))
+        .thompson(thompson::Config::new().utf8(false))
+        .configure(DFA::config().match_kind(MatchKind::LeftmostFirst))
+        .build(&pattern(marks))
+        .ok()?;
+    let d = dfa.clone();
+    let make: MakeCache = Box::new(move || d.create_cache());
+    Some(Candidates {
+        dfa,
+        caches: Pool::new(make),
     })
-    .as_ref()
 }
 
 /// The SQL word matcher for text of any case.
@@ -122,10 +136,22 @@ fn sql_words_any_case() -> Option<&'static AhoCorasick> {
 /// comment, an SQL word, or a logical word next to a comparison. `low` is
 /// the value decoded, lowercased and with whitespace folded.
 pub fn sqli_candidate(low: &[u8]) -> bool {
+    candidate(candidates(), low)
+}
+
+/// [`sqli_candidate`] of the whole text of a JSON document whose keys and
+/// strings are read alone: a double quote, the document's syntax, does not
+/// make it one (a single quote still does: pasted raw into a query,
+/// `["x'or","<>password"]` is SQL).
+pub fn sqli_candidate_in_json(low: &[u8]) -> bool {
+    candidate(candidates_in_json(), low)
+}
+
+fn candidate(c: Option<&Candidates>, low: &[u8]) -> bool {
     if low.len() < 2 {
         return false;
     }
-    candidates().is_none_or(|c| {
+    c.is_none_or(|c| {
         let mut cache = c.caches.get();
         // A search that gave up counts as a match.
         !matches!(
@@ -148,6 +174,11 @@ mod tests {
 
     /// The tests one by one, as the prefilter read before its automaton.
     fn reference(low: &[u8]) -> bool {
+        reference_with(low, MARKS.as_bytes())
+    }
+
+    /// [`reference`] with other marks.
+    fn reference_with(low: &[u8], marks: &[u8]) -> bool {
         fn has_pair(s: &[u8], a: u8, b: u8) -> bool {
             s.windows(2).any(|w| w == [a, b])
         }
@@ -161,7 +192,7 @@ mod tests {
         if low.len() < 2 {
             return false;
         }
-        let strong = low.iter().any(|b| matches!(b, b'\'' | b'"' | b'`' | b'#'))
+        let strong = low.iter().any(|b| marks.contains(b))
             || has_pair(low, b'-', b'-')
             || has_pair(low, b'/', b'*');
         let logic = low.iter().any(|b| matches!(b, b'=' | b'<' | b'>')) && has_logic_word(low);
@@ -174,7 +205,8 @@ mod tests {
 
     #[test]
     fn the_automata_build() {
-        assert!(candidates().is_some(), "{}", pattern());
+        assert!(candidates().is_some(), "{}", pattern(MARKS));
+        assert!(candidates_in_json().is_some());
         assert!(sql_words_any_case().is_some());
     }
 
@@ -206,6 +238,23 @@ mod tests {
         ] {
             assert_eq!(sqli_candidate(v.as_bytes()), want, "{v:?}");
             assert_eq!(reference(v.as_bytes()), want, "reference: {v:?}");
+        }
+    }
+
+    #[test]
+    fn a_json_documents_double_quotes_are_its_syntax() {
+        for (v, alone, in_json) in [
+            (r#"{"a":"b","c":[1,2]}"#, true, false),
+            (r#"["x'or","<>password"]"#, true, true),
+            (r#"{"q":"1 union all"}"#, true, true),
+            (r#"{"q":"1 or 1=1"}"#, true, true),
+            (r#"{"href":"/a#top"}"#, true, true),
+            (r#"{"t":"`id`"}"#, true, true),
+            (r#"{"c":"x--y"}"#, true, true),
+        ] {
+            let v = v.as_bytes();
+            assert_eq!(sqli_candidate(v), alone, "{v:?}");
+            assert_eq!(sqli_candidate_in_json(v), in_json, "{v:?}");
         }
     }
 
@@ -267,6 +316,21 @@ mod tests {
         #[test]
         fn answers_as_the_tests_one_by_one_on_any_bytes(v in proptest::collection::vec(any::<u8>(), 0..64)) {
             prop_assert_eq!(sqli_candidate(&v), reference(&v));
+        }
+
+        /// In a JSON document's text, as the tests one by one with every
+        /// mark but the double quote; never a candidate where the value
+        /// alone is not.
+        #[test]
+        fn in_json_answers_as_the_tests_without_the_double_quote(v in fragments()) {
+            let json = sqli_candidate_in_json(&v);
+            prop_assert_eq!(json, reference_with(&v, b"'`#"), "{:?}", String::from_utf8_lossy(&v));
+            prop_assert!(!json || sqli_candidate(&v));
+        }
+
+        #[test]
+        fn in_json_on_any_bytes(v in proptest::collection::vec(any::<u8>(), 0..64)) {
+            prop_assert_eq!(sqli_candidate_in_json(&v), reference_with(&v, b"'`#"));
         }
     }
 }

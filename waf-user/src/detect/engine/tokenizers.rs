@@ -22,23 +22,25 @@ const TOKENIZED: u16 = targets::ARGS
     | targets::FILENAME
     | targets::DOC;
 
-/// Runs the SQL tokenizer, then the HTML5 one.
+/// Runs the SQL tokenizer, then the HTML5 one. `json`: the value is a
+/// JSON document whose keys and strings are read alone.
 pub(super) fn run(
     c: &mut Collector,
     n: &Normalized,
-    target: u16,
+    (target, json): (u16, bool),
     loc: &mut dyn FnMut() -> String,
     value: &str,
 ) {
-    sqli(c, n, target, loc, value);
+    sqli(c, n, (target, json), loc, value);
     xss(c, n, target, loc, value);
 }
 
-/// The SQL tokenizer, on a value that its prefilter finds worth it.
+/// The SQL tokenizer, on a value that its prefilter finds worth it (for a
+/// JSON document's whole text, a double quote, its syntax, does not count).
 fn sqli(
     c: &mut Collector,
     n: &Normalized,
-    target: u16,
+    (target, json): (u16, bool),
     loc: &mut dyn FnMut() -> String,
     value: &str,
 ) {
@@ -48,7 +50,11 @@ fn sqli(
     let js_source = target == targets::DOC && n.low.trim_ascii_start().starts_with(b"function");
     if !((target & TOKENIZED != 0 || (in_path && n.dec.contains(&b'\'')))
         && !js_source
-        && libinj::sqli_candidate(&n.low)
+        && (if json {
+            libinj::sqli_candidate_in_json(&n.low)
+        } else {
+            libinj::sqli_candidate(&n.low)
+        })
         && c.take_tokenizer_budget())
     {
         return;

@@ -125,10 +125,14 @@ impl Engine {
             && graphql::starts_document(&n.dec))
         .then(|| graphql_document(raw, enc))
         .flatten();
-        // A JSON value's whole text too (its strings are read below):
-        // pasted raw into a query, `["x'or","<>password"]` is SQL.
+        // A JSON document inside the value: its strings are read alone
+        // (below), its whole text too: pasted raw into a query,
+        // `["x'or","<>password"]` is SQL.
+        let items = doc.is_none().then(|| self.embedded_json(raw, &n.dec, target, enc));
+        let items = items.flatten();
         if enc != Encoding::Base64 && !doc.as_ref().is_some_and(|d| d.whole) {
-            tokenizers::run(c, &n, target, &mut || at(&mut location), value);
+            let t = (target, items.is_some());
+            tokenizers::run(c, &n, t, &mut || at(&mut location), value);
         }
         self.ssrf(c, &n, target, &mut || at(&mut location), value);
         log4shell_lookups(c, &n, &mut || at(&mut location), value);
@@ -163,10 +167,7 @@ impl Engine {
             let inner = || format!("{}(data-uri)", loc());
             self.scan(c, &text, target, &inner, Encoding::Base64);
         }
-        // A JSON document inside the value: its strings are read alone.
-        if doc.is_none()
-            && let Some(items) = self.embedded_json(raw, &n.dec, target, enc)
-        {
+        if let Some(items) = items {
             self.scan_embedded_json(c, &items, loc);
         }
         if let Some(doc) = doc {
