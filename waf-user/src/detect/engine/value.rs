@@ -125,10 +125,11 @@ impl Engine {
             && graphql::starts_document(&n.dec))
         .then(|| graphql_document(raw, enc))
         .flatten();
-        // A JSON document inside the value: its strings are read alone
-        // (below), its whole text too: pasted raw into a query,
-        // `["x'or","<>password"]` is SQL.
-        let items = doc.is_none().then(|| self.embedded_json(raw, &n.dec, target, enc));
+        // A JSON document inside: its strings are read alone (below), its
+        // whole text too (pasted raw into a query, `["x'or","<>p"]` is SQL).
+        let items = doc
+            .is_none()
+            .then(|| self.embedded_json(raw, &n.dec, target, enc));
         let items = items.flatten();
         if enc != Encoding::Base64 && !doc.as_ref().is_some_and(|d| d.whole) {
             let t = (target, items.is_some());
