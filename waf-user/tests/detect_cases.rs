@@ -1853,6 +1853,39 @@ fn fourth_review_bypasses_block_and_their_look_alikes_pass() {
     assert_eq!(v.action, Action::Pass, "{:?}", v.attacks);
 }
 
+/// The case-sensitive rules' gate let through what they are written
+/// for: a protocol 0 pickle as `pickle.dumps` writes it (memo opcodes, no
+/// capital inside a word), and, as a value of letters, digits and dots
+/// alone, a .NET BinaryFormatter header in hex or a gadget's type name.
+/// A pickle of plain data, prose lines and hex digests pass.
+#[test]
+fn case_sensitive_gadgets_pass_no_gate() {
+    let e = default_engine();
+    let form = "application/x-www-form-urlencoded";
+    let verdict = |q: &str| post(e, "/load", form, &format!("data={}", pct(q)));
+    for q in [
+        "cposix\nsystem\np0\n(Vid\np1\ntp2\nRp3\n.",
+        "cos\nsystem\np0\n(S'id'\np1\ntp2\nRp3\n.",
+        "csubprocess\ncheck_output\np0\n((lp1\nVid\np2\natp3\nRp4\n.",
+        "0001000000ffffffff01000000000000000c02000000",
+        "0001000000FFFFFFFF01000000000000000C02000000",
+        "System.Windows.Data.ObjectDataProvider",
+        "TextFormattingRunProperties",
+    ] {
+        assert_blocks_with(&verdict(q), "serialized-object-gadget", q);
+    }
+    for q in [
+        "(dp0\nVuser\np1\nVbob\np2\ns.",
+        "costs\nsystems\nrun daily at 12:30",
+        "0001000000a4b3c2d1e0f9",
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "System.Collections.Generic.List",
+    ] {
+        let v = verdict(q);
+        assert_eq!(v.action, Action::Pass, "{q}: {:?}", v.attacks);
+    }
+}
+
 #[test]
 fn fifth_review_bypasses_block_and_their_look_alikes_pass() {
     let e = default_engine();

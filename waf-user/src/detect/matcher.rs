@@ -299,19 +299,49 @@ impl Compiled {
     }
 }
 
-/// Whether the case-sensitive rules can match: they need a non-ASCII byte
-/// (`\xbc`, `\xac\xed`), a `+` (`+ADw-`), a `:` (`O:8:"`), or an uppercase
-/// letter inside a word (base64 such as `rO0AB`, `cnVudGlt`). Prose, whose
-/// capitals start words, skips them.
+/// Whether the case-sensitive rules can match: they need `O:`, `C:` or
+/// `a:` before a digit or `+` (`O:8:"`), `+A` (`+ADw-`), a line feed (a
+/// pickle's `cos\nsystem\n`), `0001000000` (BinaryFormatter in hex),
+/// `\xc2\xbc`, `\xc2\xbe` or `\xac\xed`, or an uppercase letter inside a
+/// word (base64 such as `rO0AB`, `cnVudGlt`, and .NET type names). Prose,
+/// whose capitals start words, skips them, and so do URLs, times and
+/// text in other scripts.
 fn needs_case(dec: &[u8]) -> bool {
+    // The bytes that start a test of their own: one table load a byte.
+    const RARE: [bool; 256] = {
+        let mut t = [false; 256];
+        t[b':' as usize] = true;
+        t[b'+' as usize] = true;
+        t[b'\n' as usize] = true;
+        t[0xc2] = true;
+        t[0xac] = true;
+        t
+    };
     let mut prev_alnum = false;
-    for &b in dec {
-        if b >= 0x80 || b == b'+' || b == b':' || (prev_alnum && b.is_ascii_uppercase()) {
+    for (i, &b) in dec.iter().enumerate() {
+        if (prev_alnum && b.is_ascii_uppercase()) || (RARE[usize::from(b)] && wakes(dec, i)) {
             return true;
         }
         prev_alnum = b.is_ascii_alphanumeric();
     }
-    false
+    memchr::memmem::find(dec, b"0001000000").is_some()
+}
+
+/// [`needs_case`] at a rare byte.
+#[cold]
+fn wakes(dec: &[u8], i: usize) -> bool {
+    let next = dec.get(i + 1).copied().unwrap_or(0);
+    match dec[i] {
+        b':' => {
+            i > 0
+                && matches!(dec[i - 1], b'O' | b'C' | b'a')
+                && (next == b'+' || next.is_ascii_digit())
+        }
+        b'+' => next == b'A',
+        b'\n' => true,
+        0xc2 => matches!(next, 0xbc | 0xbe),
+        _ => next == 0xed,
+    }
 }
 
 /// A group: the units of its members, and whether it is behind the

@@ -217,6 +217,19 @@ const CASE_TOKENS: &[&str] = &[
     "==",
     "/",
     "https://",
+    "cos",
+    "cposix",
+    "csubprocess",
+    "system",
+    "popen",
+    "(",
+    ".",
+    "p0",
+    "0001000000",
+    "ffffffff",
+    "FFFFFFFF",
+    "01",
+    "12:30",
     "A",
     "Z",
     "a",
@@ -259,6 +272,8 @@ fn case_sensitive_rules_need_case_on_their_own_examples() {
         b"O:8:\"stdClass\":1:{s:1:\"a\";i:1;}".to_vec(),
         b"a:1:{s:1:\"x\";}".to_vec(),
         b"+ADw-script+AD4-".to_vec(),
+        b"cposix\nsystem\np0\n(Vid\np1\ntp2\nRp3\n.".to_vec(),
+        b"0001000000ffffffff01000000000000000c02".to_vec(),
     ]);
     for (i, r) in c.rules.iter().enumerate() {
         if r.view != View::Dec {

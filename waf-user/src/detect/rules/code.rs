@@ -361,7 +361,8 @@ pub fn rules() -> Vec<Rule> {
         // gadgets build on (a JSON.NET `$type`, a XAML or SOAP body), and
         // a Python pickle that imports a function able to run a command
         // (protocol 0's `GLOBAL` opcode, `cos\nsystem\n`). A pickle of
-        // plain data is not one.
+        // plain data is not one. Plain: a hex header or a type name is a
+        // value of letters, digits and dots alone.
         rule(
             "serialized-object-gadget",
             K,
@@ -370,7 +371,8 @@ pub fn rules() -> Vec<Rule> {
             View::Dec,
             t,
             r#"AAEAAAD/////|\b0001000000[fF]{8}01|\bSystem\.(?:Windows\.Data\.ObjectDataProvider|Configuration\.Install\.AssemblyInstaller|Activities\.Presentation\.WorkflowDesigner|Management\.Automation\.PSObject|Security\.Principal\.WindowsIdentity|Security\.Claims\.ClaimsIdentity|Data\.Services\.Internal\.ExpandedWrapper|Web\.Security\.RolePrincipal|IdentityModel\.Tokens\.SessionSecurityToken|Windows\.Forms\.AxHost)\b|\bTextFormattingRunProperties\b|\bTypeConfuseDelegate\b|(?:^|[\n(.])c(?:os|posix|nt|subprocess|builtins|__builtin__|commands|pty|socket|webbrowser|runpy|importlib)\n(?:system|popen\d?|exec\w*|eval|call|check_output|check_call|getoutput|getstatusoutput|spawn\w*|run(?:_path|_module)?|open|import_module|__import__)\n"#,
-        ),
+        )
+        .plain(),
         // jsonpickle's tags, which make Python build any object or call
         // any function (`{"py/reduce": [{"py/function": "os.system"}, ...]}`):
         // as JSON keys, and inside a value that holds JSON.
