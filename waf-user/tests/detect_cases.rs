@@ -1886,6 +1886,40 @@ fn case_sensitive_gadgets_pass_no_gate() {
     }
 }
 
+/// Values of letters, digits, dots, dashes and underscores alone meet
+/// only the rules marked plain: Spring4Shell's parameter names (which
+/// rewrite Tomcat's access log into a JSP shell), OGNL's switches and
+/// FreeMarker's command class went unread as such names or values.
+/// Words that merely share their parts pass.
+#[test]
+fn plain_names_and_values_meet_the_rules_written_for_them() {
+    let e = default_engine();
+    let log = "class.module.classLoader.resources.context.parent.pipeline.first";
+    for t in [
+        format!("/a?{log}.pattern=x"),
+        format!("/a?{log}.suffix=.jsp"),
+        format!("/a?{log}.directory=webapps/ROOT"),
+        format!("/a?{log}.prefix=shell&{log}.fileDateFormat="),
+        "/a?class.classLoader.resources.dirContext.docBase=x".to_owned(),
+        "/a?x=_memberAccess.allowStaticMethodAccess".to_owned(),
+        "/a?template=freemarker.template.utility.Execute".to_owned(),
+    ] {
+        let v = get(e, &t);
+        assert_eq!(v.action, Action::Block, "{t}: {:?}", v.attacks);
+    }
+    for t in [
+        "/a?class=premium&module=billing",
+        "/a?classloader=default",
+        "/a?resources.context.parent=1",
+        "/a?pipeline.first.pattern=abc",
+        "/a?template=freemarker.default",
+        "/a?q=static.method.access",
+    ] {
+        let v = get(e, t);
+        assert_eq!(v.action, Action::Pass, "{t}: {:?}", v.attacks);
+    }
+}
+
 #[test]
 fn fifth_review_bypasses_block_and_their_look_alikes_pass() {
     let e = default_engine();

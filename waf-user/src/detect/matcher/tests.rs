@@ -310,3 +310,76 @@ fn par_map_keeps_order() {
     });
     assert_eq!(out, items.iter().map(|x| x * x).collect::<Vec<_>>());
 }
+
+/// Plain texts a rule's own alternatives spell: each alternative with its
+/// escapes read as the characters they stand for and everything but
+/// `[A-Za-z0-9_.-]` dropped.
+fn plain_spellings(pattern: &str) -> Vec<Vec<u8>> {
+    pattern
+        .split('|')
+        .map(|alt| {
+            let alt = alt
+                .replace("\\.", ".")
+                .replace("\\-", "-")
+                .replace("\\d+", "1")
+                .replace("\\d", "1")
+                .replace("\\w+", "a")
+                .replace("\\w", "a")
+                .replace("\\b", "")
+                .replace("\\s*", "")
+                .replace("(?:", "");
+            alt.bytes()
+                .filter(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+                .collect::<Vec<u8>>()
+        })
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// A value of `[A-Za-z0-9_.-]` alone meets the plain rules only: a rule
+/// that matches such a value spelled from its own alternatives is plain
+/// (`class.module.classLoader.resources...`, Spring4Shell's parameter
+/// names, went unread), or listed here with the reason it is not.
+#[test]
+fn rules_that_match_plain_values_are_plain() {
+    // Rules whose plain spellings are words a value of prose or a search
+    // holds alone (`and`, `execute`, `mkfifo`, `instance_eval`,
+    // `c99shell`), names other plain rules read (`lfi-os-file` reads
+    // `wp-config.php`, `java-gadget` `runtime.getruntime`,
+    // `node-code-value` `process.env`, `sqli-db-identifier`
+    // `dbms_pipe.receive_message`), or dots alone, which read no path.
+    const NOT_PLAIN: &[&str] = &[
+        "cmdi-shell-path",
+        "code-injection-path",
+        "java-runtime-exec",
+        "lfi-os-file-shell",
+        "lfi-path-traversal",
+        "node-code-shape",
+        "ruby-injection",
+        "sqli-fragment-alone",
+        "sqli-leading-statement",
+        "sqli-logic-literal-compare",
+        "sqli-operator-alone",
+        "sqli-separator-statement",
+        "sqli-statement-fragment",
+        "sqli-time-function",
+        "webshell-marker",
+    ];
+    let c = &engines()[1];
+    let mut found = Vec::new();
+    for (i, r) in c.rules.iter().enumerate() {
+        if r.plain || NOT_PLAIN.contains(&r.id) {
+            continue;
+        }
+        for t in plain_spellings(&r.pattern) {
+            let text = match r.view {
+                View::Dec => t.clone(),
+                _ => t.to_ascii_lowercase(),
+            };
+            if c.regexes[i].is_match(&text) && r.stands(&text) {
+                found.push(format!("{} {:?}", r.id, String::from_utf8_lossy(&t)));
+            }
+        }
+    }
+    assert!(found.is_empty(), "not plain: {found:#?}");
+}

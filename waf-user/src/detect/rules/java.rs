@@ -86,9 +86,9 @@ pub fn rules() -> Vec<Rule> {
         // reads a segment as state, `/api/items/rO0ABXNy...`).
         rule("java-serialized", K, Critical, 1, View::Dec, t | FILE | PATH, r"rO0AB|KztAAU|Cs7QAF|\bACED0005[0-9A-F]{4}|\xac\xed\x00\x05").plain(),
         rule("java-serialized-hex", K, Critical, 1, View::Low, t | FILE, r"\baced0005[0-9a-f]{4}").plain(),
-        rule("java-ognl", K, Critical, 1, View::Low, t | PATH, r"%\{\s*\(?\s*#|#_memberaccess|@ognl\.|#context\s*\[|\(\s*#\w+\s*=|@java\.lang\.\w+@|#request\s*\.|#attr\s*\[|\$\{\s*#|\bdenymethodexecution\b|\ballowstaticmethodaccess\b"),
+        rule("java-ognl", K, Critical, 1, View::Low, t | PATH, r"%\{\s*\(?\s*#|#_memberaccess|@ognl\.|#context\s*\[|\(\s*#\w+\s*=|@java\.lang\.\w+@|#request\s*\.|#attr\s*\[|\$\{\s*#|\bdenymethodexecution\b|\ballowstaticmethodaccess\b").plain(),
         rule("java-runtime-exec", K, Critical, 1, View::Low, t | PATH, r"\.getruntime\s*\(\s*\)|\bruntime\s*\.\s*getruntime\b|\bnew\s+(?:java\.lang\.)?processbuilder\b|\.forname\s*\(\s*['\x22]|\.getmethod\s*\(\s*['\x22]|\.getdeclaredmethod\s*\(|\.newinstance\s*\(\s*\)\s*\.|\bt\s*\(\s*java\.lang\.\w+\s*\)|\.exec\s*\(\s*['\x22](?:/bin|cmd|bash|sh|calc|touch|wget|curl|ping|nslookup|id|whoami)"),
-        rule("java-class-loader", K, Critical, 1, View::Low, INPUT | PATH, r"\bclass\.(?:module\.)?classloader\b|\.getclass\s*\(\s*\)\s*\.\s*(?:forname|getclassloader)|\bclassloader\.(?:resources|urls|parent)\b|\[\s*['\x22]?class['\x22]?\s*\]\s*\[\s*['\x22]?classloader"),
+        rule("java-class-loader", K, Critical, 1, View::Low, INPUT | PATH, r"\bclass\.(?:module\.)?classloader\b|\.getclass\s*\(\s*\)\s*\.\s*(?:forname|getclassloader)|\bclassloader\.(?:resources|urls|parent)\b|\[\s*['\x22]?class['\x22]?\s*\]\s*\[\s*['\x22]?classloader").plain(),
         // Classes Jackson's polymorphic typing is made to build (a JSON
         // array of a class name and its properties), and H2's JDBC URL
         // that runs a script when a pool connects to it.
