@@ -354,8 +354,9 @@ fn paranoia_levels_add_rules() {
         "{pl2:?}"
     );
     assert!(pl2.score > pl1.score);
-    // Private addresses in URLs: error at PL1, critical from PL2.
-    let url = "/fetch?url=http%3A%2F%2F10.1.2.3%2Fadmin";
+    // Private addresses in URLs inside text: error at PL1, critical from
+    // PL2 (a URL alone to one is `ssrf-private-url`, critical at PL1).
+    let url = "/fetch?url=see+http%3A%2F%2F10.1.2.3%2Fadmin";
     assert_eq!(get(default_engine(), url).action, Action::Pass);
     assert_eq!(
         get(
@@ -2017,4 +2018,47 @@ fn fifth_review_bypasses_block_and_their_look_alikes_pass() {
         v.attacks
     );
     blocked("x';document.body.innerHTML=location.hash;//", "xss-js-sink");
+}
+
+#[test]
+fn private_urls_and_schemes_without_slashes_block() {
+    let e = default_engine();
+    // A URL alone to a private address is what a server fetches: it
+    // blocks at paranoia 1; in a sentence it only adds to the score.
+    for u in [
+        "http://10.0.0.5/admin",
+        "https://192.168.0.1:8443/",
+        "http://172.16.5.4/internal/api",
+        "http://[fd12:3456::1]/",
+    ] {
+        let t = format!("/fetch?url={}", pct(u));
+        assert_blocks_with(&get(e, &t), "ssrf-private-url", u);
+    }
+    for q in [
+        "see http://192.168.1.1/ for the router settings",
+        "192.168.1.10",
+        "10.0.0.1 is our office gateway",
+        "https://www.example.com/search?q=10.0.0.5+gateway",
+        "router admin at 192.168.1.1, the guide at https://www.example.com/help",
+    ] {
+        let v = get(e, &format!("/fetch?url={}", pct(q)));
+        assert_eq!(v.action, Action::Pass, "{q}: {:?}", v.attacks);
+    }
+    // A scheme and no slash: browsers read the host after it.
+    for t in [
+        "/login?next=https:attacker.example",
+        "/login?next=https%3Aattacker.example%2Flogin",
+        "/login?ReturnUrl=http:attacker.example",
+        "/login?redirect=https:/attacker.example",
+    ] {
+        assert_blocks_with(&get(e, t), "open-redirect-slashes", t);
+    }
+    for q in [
+        "HTTP:1.1 or HTTP:2",
+        "https:443 and http:80",
+        "https: the secure one",
+    ] {
+        let v = get(e, &format!("/login?next={}", pct(q)));
+        assert_eq!(v.action, Action::Pass, "{q}: {:?}", v.attacks);
+    }
 }
