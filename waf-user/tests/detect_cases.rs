@@ -2062,3 +2062,45 @@ fn private_urls_and_schemes_without_slashes_block() {
         assert_eq!(v.action, Action::Pass, "{q}: {:?}", v.attacks);
     }
 }
+
+#[test]
+fn polluting_paths_in_documents_inside_values_block() {
+    let e = default_engine();
+    let form = "application/x-www-form-urlencoded";
+    // `constructor` then `prototype` in a JSON document inside a value, a
+    // JSON string or a JSON part, through arrays too.
+    let doc = r#"{"a":[{"constructor":{"prototype":{"isAdmin":true}}}]}"#;
+    let v = get(e, &format!("/a?data={}", pct(doc)));
+    assert_blocks_with(&v, "prototype-pollution", doc);
+    let v = post(e, "/a", form, &format!("data={}", pct(doc)));
+    assert_blocks_with(&v, "prototype-pollution", doc);
+    let body = json!({ "data": doc }).to_string();
+    let v = post(e, "/a", "application/json", &body);
+    assert_blocks_with(&v, "prototype-pollution", &body);
+    let part = one_part("name=\"data\"", "application/json", doc);
+    let v = post(e, "/a", "multipart/form-data; boundary=b1", &part);
+    assert_blocks_with(&v, "prototype-pollution", "JSON part");
+    for body in [
+        r#"{"a":[{"__proto__":{"isAdmin":true}}]}"#,
+        r#"[{"constructor":{"prototype":{"x":1}}}]"#,
+    ] {
+        let v = post(e, "/a", "application/json", body);
+        assert_blocks_with(&v, "prototype-pollution", body);
+    }
+    assert_blocks_with(
+        &post(e, "/a", form, "a[0][__proto__][x]=1"),
+        "prototype-pollution",
+        "form key",
+    );
+    // The words as keys or text, with no path from one to the other.
+    for doc in [
+        r#"{"constructor":"ACME Builders","prototype":{"stage":"beta"}}"#,
+        r#"{"proto":"https","items":[{"constructor":"Bob"},{"prototype":"v2"}]}"#,
+        r#"{"note":"the prototype of a constructor in JavaScript"}"#,
+    ] {
+        let v = get(e, &format!("/a?data={}", pct(doc)));
+        assert_eq!(v.action, Action::Pass, "{doc}: {:?}", v.attacks);
+        let v = post(e, "/a", "application/json", doc);
+        assert_eq!(v.action, Action::Pass, "{doc}: {:?}", v.attacks);
+    }
+}
