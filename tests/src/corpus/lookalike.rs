@@ -100,6 +100,13 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "total=5;$price, qty=2 & $tax",
             "LibreOffice Calc; notepad++ or mspaint",
             "Bring snacks; cat food.txt is attached",
+            // A developer's question: the project's own requirements
+            // installed, a traceback pasted (a line that starts with a
+            // command's name goes on with commas).
+            "pip install -r requirements.txt",
+            "pip install -r requirements.txt fails with an SSL error, any idea?",
+            "Traceback (most recent call last):\n  File \"/app/x.py\", line 3, in <module>\n    import os\nModuleNotFoundError: No module named 'foo'",
+            "Steps:\n  find /var/log, then the newest file,\n  sort it by date, and send it",
         ],
     ),
     (
