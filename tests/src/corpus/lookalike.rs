@@ -100,6 +100,13 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "total=5;$price, qty=2 & $tax",
             "LibreOffice Calc; notepad++ or mspaint",
             "Bring snacks; cat food.txt is attached",
+            // A developer's question: the project's own requirements
+            // installed, a traceback pasted (a line that starts with a
+            // command's name goes on with commas).
+            "pip install -r requirements.txt",
+            "pip install -r requirements.txt fails with an SSL error, any idea?",
+            "Traceback (most recent call last):\n  File \"/app/x.py\", line 3, in <module>\n    import os\nModuleNotFoundError: No module named 'foo'",
+            "Steps:\n  find /var/log, then the newest file,\n  sort it by date, and send it",
         ],
     ),
     (
@@ -168,6 +175,9 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "ftp is deprecated, use sftp",
             "https://cdn.example.com/a.js?v=1.2.3",
             "my site: www.example.org",
+            // An address as a query word, not as the host.
+            "https://www.example.com/search?q=10.0.0.5+gateway",
+            "router admin at 192.168.1.1, the guide at https://www.example.com/help",
         ],
     ),
     (
@@ -227,6 +237,10 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "base64 decode tool",
             "System.Windows.Forms data binding tutorial",
             "the prototype of a constructor in JavaScript",
+            // The words as keys, with no path from one to the other.
+            "{\"constructor\":\"ACME Builders\",\"prototype\":{\"stage\":\"beta\"}}",
+            "{\"proto\":\"https\",\"items\":[{\"constructor\":\"Bob\"},{\"prototype\":\"v2\"}]}",
+            "proto: https; constructor: new Foo(); prototype chain",
             "cos(x) and system(s) of equations",
             "see (p. 4)(table 2) for the system",
             "release (v2.1)(beta) notes",
@@ -270,6 +284,10 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "mailto:support@app.example.test",
             "https://app.example.test/docs//v2/intro",
             "/\\ is a backslash, // a comment",
+            // A scheme's name then a version or a port, or prose.
+            "HTTP:1.1 or HTTP:2",
+            "https:443 and http:80",
+            "https: the secure one",
         ],
     ),
     (

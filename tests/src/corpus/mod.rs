@@ -164,7 +164,9 @@ pub fn request(placement: &str, param: &str, v: &str) -> String {
             ),
         ),
         "json_key" => match serde_json::from_str::<serde_json::Value>(v) {
-            Ok(o @ serde_json::Value::Object(_)) => post("application/json", &o.to_string()),
+            Ok(o @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) => {
+                post("application/json", &o.to_string())
+            }
             _ => {
                 let mut m = serde_json::Map::new();
                 m.insert(v.to_owned(), json!("1"));
@@ -231,11 +233,11 @@ pub fn request(placement: &str, param: &str, v: &str) -> String {
     }
 }
 
-/// A value as a JSON document holds it: an object when it is one (a NoSQL
-/// filter), else a string.
+/// A value as a JSON document holds it: an object or an array when it is
+/// one (a NoSQL filter, a document a deep merge walks), else a string.
 fn json_inner(v: &str) -> serde_json::Value {
     match serde_json::from_str::<serde_json::Value>(v) {
-        Ok(o @ serde_json::Value::Object(_)) => o,
+        Ok(o @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) => o,
         _ => json!(v),
     }
 }
@@ -264,12 +266,13 @@ pub fn evasion() -> Vec<Case> {
                 let Some(v) = encode::encode(enc, p, f, &mut rng) else {
                     continue;
                 };
-                // A payload that is a JSON object (a NoSQL filter) works in
-                // a JSON body as an object; encoded into a string it is no
-                // filter for the database (the JSON-level `\u0024` escapes
-                // of `obfuscated` still parse to one).
-                let object =
-                    serde_json::from_str::<serde_json::Value>(p).is_ok_and(|v| v.is_object());
+                // A payload that is a JSON object or array (a NoSQL filter,
+                // a polluting document) works in a JSON body as one;
+                // encoded into a string it is no filter for the database
+                // (the JSON-level `\u0024` escapes of `obfuscated` still
+                // parse to one).
+                let object = serde_json::from_str::<serde_json::Value>(p)
+                    .is_ok_and(|v| v.is_object() || v.is_array());
                 for &placement in PLACEMENTS {
                     if object
                         && placement.starts_with("json")
@@ -281,12 +284,15 @@ pub fn evasion() -> Vec<Case> {
                     // back in Location, a token one it reads as a
                     // credential: a field, a cookie or its own header, not
                     // a name, what a browser writes itself or the middle
-                    // of a path.
+                    // of a path. A polluting path is a document's or a
+                    // form's, sent by a script.
                     if matches!(f.name, "open_redirect" | "jwt")
                         && matches!(
                             placement,
                             "json_key" | "user_agent" | "referer" | "path" | "path_plus"
                         )
+                        || f.name == "prototype_pollution"
+                            && matches!(placement, "user_agent" | "referer" | "path" | "path_plus")
                     {
                         continue;
                     }

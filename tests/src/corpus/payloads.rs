@@ -17,7 +17,7 @@ pub struct Family {
     pub payloads: &'static [&'static str],
 }
 
-/// Every family: 15 of them.
+/// Every family: 16 of them.
 pub const FAMILIES: &[Family] = &[
     Family {
         name: "sqli",
@@ -160,6 +160,9 @@ pub const FAMILIES: &[Family] = &[
             "http://0xa9.0xfe.0xa9.0xfe/latest/",
             "dict://10.0.0.5:11211/stats",
             "http://10.0.0.5#@app.example.test/admin",
+            // A URL alone to a private address: what a server fetches.
+            "http://192.168.0.1:8080/manager/html",
+            "https://172.16.5.4/internal/api/users",
         ],
     },
     Family {
@@ -309,6 +312,9 @@ pub const FAMILIES: &[Family] = &[
             "/\\/203.0.113.9/",
             "/\n/evil.example",
             "\\\\evil.example",
+            // A scheme and no slash: browsers still read a host.
+            "https:evil.example/login",
+            "http:evil.example",
         ],
     },
     // JSON Web Tokens forged to pass unsigned (`alg` none in any case), or
@@ -332,6 +338,23 @@ pub const FAMILIES: &[Family] = &[
             "eyJhbGciOiJSUzI1NiIsImprdSI6Imh0dHA6Ly8xNjkuMjU0LjE2OS4yNTQvbGF0ZXN0L21ldGEtZGF0YS8ifQ.eyJzdWIiOiJhZG1pbiIsInJvbGUiOiJhZG1pbiJ9.Zm9yZ2Vk",
             // {"alg":"HS256","kid":"key|cat /etc/passwd"}
             "eyJhbGciOiJIUzI1NiIsImtpZCI6ImtleXxjYXQgL2V0Yy9wYXNzd2QifQ.eyJzdWIiOiJhZG1pbiIsInJvbGUiOiJhZG1pbiJ9.Zm9yZ2Vk",
+        ],
+    },
+    // Prototype pollution: a path through `__proto__` or `constructor`
+    // then `prototype` that a deep merge or a query-string parser walks,
+    // in a JSON document (through arrays too) or in bracketed names.
+    Family {
+        name: "prototype_pollution",
+        param: "data",
+        case_insensitive: false,
+        payloads: &[
+            "{\"__proto__\":{\"isAdmin\":true}}",
+            "{\"items\":[{\"constructor\":{\"prototype\":{\"isAdmin\":true}}}]}",
+            "[{\"constructor\":{\"prototype\":{\"polluted\":1}}}]",
+            "{\"a\":[{\"__proto__\":{\"role\":\"admin\"}}]}",
+            "a[0][__proto__][isAdmin]=1",
+            "constructor[prototype][isAdmin]=true",
+            "user.constructor.prototype.isAdmin=1",
         ],
     },
 ];

@@ -8,8 +8,10 @@
 //! - a tab or a line break between them (`/%09/evil.example`): the parser
 //!   removes them anywhere;
 //! - three or more (`////evil.example`), or a scheme with other than two
-//!   (`https:/evil.example`, `https:\\evil.example`): the parser skips any
-//!   number of slashes after a special scheme;
+//!   (`https:/evil.example`, `https:evil.example`, `https:\\evil.example`):
+//!   the parser skips any number of slashes after a special scheme, none
+//!   included (a check that reads the value as a path or finds no host
+//!   in it lets it through);
 //! - a user name that is a host name (`https://good.example@evil.example`):
 //!   the host is what follows the `@`;
 //! - two backslashes alone before a host that ends the value or begins a
@@ -79,11 +81,14 @@ pub fn check(dec: &[u8]) -> Option<(Trick, &[u8])> {
         && run.chunks(2).all(|p| p == b"\\/")
         && (run.len() >= 4 || memchr::memmem::find(&dec[i..], b"\\/").is_some());
     let tricked = if scheme > 0 {
-        slashes >= 1 && (back || breaks || slashes != 2) && !json_escaped
+        (back || breaks || slashes != 2) && !json_escaped
     } else {
         slashes >= 2 && ((back && forward >= 1) || breaks || slashes >= 3) && !json_escaped
     };
     let (host, rest) = host_at(&dec[i..])?;
+    // `https:evil.example`: no slash at all, a host name right after the
+    // scheme (a version, `HTTP:1.1`, is none).
+    let tricked = tricked && (slashes > 0 || is_name_or_address(host));
     // `\\evil.example`: two backslashes alone, then a host that ends the
     // value or a URL's path, query or fragment begins (a Windows share
     // goes on with a backslash: `\\server.example\share`).
@@ -155,6 +160,15 @@ fn host_at(b: &[u8]) -> Option<(&[u8], &[u8])> {
     (ends && named && host.len() > 2).then_some((host, rest))
 }
 
+/// A host with a letter in it, a dotted quad, a bracketed IPv6 address
+/// or an address written as one number.
+fn is_name_or_address(h: &[u8]) -> bool {
+    h.iter().any(|c| c.is_ascii_alphabetic() || *c >= 0x80)
+        || h.iter().filter(|&&c| c == b'.').count() == 3
+        || h.first() == Some(&b'[')
+        || integer_ipv4(h)
+}
+
 /// An IPv4 address written as one number (`3405803785`, `0xcb007109`),
 /// as browsers read a host of digits alone: at least 2^24, so that a
 /// page or year number is none.
@@ -202,6 +216,12 @@ mod tests {
             "https:\\\\evil.example",
             "https:/\\evil.example",
             "HTTP:///evil.example",
+            "https:evil.example",
+            "https:evil.example/login?x=1",
+            "http:\tevil.example",
+            "HTTPS:203.0.113.9/",
+            "https:3405803785",
+            "ftp:evil\u{3002}example",
             " /\\evil.example",
             "/\\evil\u{3002}example",
             "/\\203.0.113.9/",
@@ -255,6 +275,11 @@ mod tests {
             "/\\",
             "mailto:team@shop.example",
             "see https:/ docs",
+            "HTTP:1.1",
+            "http:2.0 and http:1.1",
+            "https:443",
+            "https: evil.example",
+            "https:example.com is our site",
         ] {
             assert_eq!(trick(v), None, "{v:?}");
         }

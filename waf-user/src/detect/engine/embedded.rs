@@ -14,8 +14,9 @@ use std::borrow::Cow;
 use super::Engine;
 use super::value::Encoding;
 use crate::detect::collect::{Collector, short};
+use crate::detect::normalize::Normalized;
 use crate::detect::rules::targets;
-use crate::http::{JsonItems, Part, json, xml};
+use crate::http::{JsonItem, JsonItems, Part, json, xml};
 
 /// Whether decoded text is shaped like a JSON object or array: `{` or `[`
 /// first and `}` or `]` last, blanks aside.
@@ -92,10 +93,41 @@ impl Engine {
             if i.is_key {
                 let l = || format!("{}(json_key {})", loc(), short(&i.path()));
                 self.scan_name(c, i.text, &l, Encoding::Embedded);
+                self.scan_json_path(c, &i, &|p| format!("{}(json_key {p})", loc()));
             } else {
                 let l = || format!("{}(json {})", loc(), short(&i.path()));
                 self.scan_value(c, i.text, targets::DOC, &l, Encoding::Embedded);
             }
+        }
+    }
+
+    /// `{"constructor": {"prototype": ...}}`, at any depth, through arrays
+    /// too (`[{"constructor": ...}]`): the pollution is in the path, not
+    /// in either key (`__proto__` is in the key, read as a name). The path
+    /// is read by that rule alone: the keys joined are no value of the
+    /// request for the other rules. `loc` makes the location of the
+    /// (shortened) path.
+    pub(super) fn scan_json_path(
+        &self,
+        c: &mut Collector,
+        i: &JsonItem,
+        loc: &dyn Fn(&str) -> String,
+    ) {
+        if !i.is_key || !i.text.eq_ignore_ascii_case("prototype") {
+            return;
+        }
+        let path = i.path();
+        let n = Normalized::new(path.as_bytes(), false);
+        if let Some(hit) = self.compiled.find("prototype-pollution", &n) {
+            c.add(
+                hit.rule.kind,
+                hit.rule.id,
+                hit.rule.severity_at(self.cfg.paranoia),
+                hit.rule.paranoia,
+                &loc(&short(&path)),
+                &String::from_utf8_lossy(hit.matched),
+                "",
+            );
         }
     }
 

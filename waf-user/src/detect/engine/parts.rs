@@ -359,25 +359,7 @@ impl Engine {
                 &|| format!("json_key:{}", short(&i.path())),
                 Encoding::Text,
             );
-            // `{"constructor": {"prototype": ...}}`: the pollution is in
-            // the path, not in either key (`__proto__` is in the key). The
-            // path is read by that rule alone: the keys joined are no
-            // value of the request for the other rules.
-            if i.text.eq_ignore_ascii_case("prototype") {
-                let path = i.path();
-                let n = Normalized::new(path.as_bytes(), false);
-                if let Some(hit) = self.compiled.find("prototype-pollution", &n) {
-                    c.add(
-                        hit.rule.kind,
-                        hit.rule.id,
-                        hit.rule.severity_at(self.cfg.paranoia),
-                        hit.rule.paranoia,
-                        &format!("json_key:{}", short(&path)),
-                        &String::from_utf8_lossy(hit.matched),
-                        "",
-                    );
-                }
-            }
+            self.scan_json_path(c, i, &|p| format!("json_key:{p}"));
         } else {
             self.scan_value(
                 c,

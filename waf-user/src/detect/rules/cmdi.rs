@@ -211,13 +211,18 @@ pub fn rules() -> Vec<Rule> {
     // `python3.10`, `gcc7.4`: a version glued to a command name.
     let ver = r"(?:[\d.]*\d)?";
     let hard = r"(?:[;`]|\$\(|&&|\|\|)";
-    let soft = r"(?:[|\n&]|^)";
     let arg = r"(?:\s+(?:-{1,2}[a-z0-9]|[/~$\\]|\.{1,2}/|\d+\.\d+\.\d+\.\d+|%[a-z]|[a-z]:(?:[\\/\s]|$|\w))|\s*[<>])";
     let end = r"(?:$|[\s;|&<>`)(]|\.exe\b)";
     // A file of the working directory (`config.php`, `.env`, `web.config`)
     // ending the value or before another command or a redirect; prose goes
     // on after a file name (`; cat food.txt is attached`).
     let file = r"\s+(?:\.[a-z][\w.-]*|[\w-]+\.[a-z][a-z0-9]{0,5})\s*(?:$|[;|&<>`)])";
+    // A package manager's `install`, unless all it installs is a local
+    // requirements file or directory (`pip install -r requirements.txt`,
+    // `pip install -e .`): no code the sender chose. A file fetched by
+    // URL or from an absolute path still counts.
+    let install =
+        r"install(?:\s*$|\s+(?:[^-\s]|-[^re\s]|-[re]\S|-[re]\s+(?:[a-z][\w+.-]*:|[/~$\\]|\.\.)))";
     let t = ARGS | NAMES | UA_REF | BODY | DOC;
     vec![
         rule(
@@ -247,7 +252,13 @@ pub fn rules() -> Vec<Rule> {
             1,
             View::Cmd,
             t,
-            format!(r"{soft}\s*{prefix}(?:{strong}|{medium}|{weak}){ver}{arg}"),
+            // A word that is also a command, at the start of a line of
+            // text, is a command only if the rest of its line is a
+            // command's: a traceback's `File "/app/x.py", line 3, in
+            // <module>` goes on with commas.
+            format!(
+                r"(?:[|&]|^)\s*{prefix}(?:{strong}|{medium}|{weak}){ver}{arg}|\n\s*{prefix}(?:{strong}|{medium}){ver}{arg}|\n\s*{prefix}(?:{weak}){ver}{arg}[^\n,]*(?:\n|$)"
+            ),
         ),
         // Paranoia 3: a value that starts with a command and any argument
         // (`time who`, `ls foo bar`): what a shell reads, and a sentence
@@ -333,7 +344,7 @@ pub fn rules() -> Vec<Rule> {
             View::Cmd,
             ARGS | UA_REF | BODY | DOC,
             format!(
-                r"^\s*(?:sudo|nohup|exec|time|env|setsid|strace|ltrace|doas)\s+(?:{strong}|{medium}){ver}(?:$|\s)|^\s*(?:sudo|nohup|strace|ltrace|doas|flock\s+-\w+\s+\S+|cpulimit\s+(?:-\w+\s+\S+\s+)*)\s*(?:{weak})\s*$|^\s*(?:whoami|ifconfig|ipconfig|uname|netstat|systeminfo|tasklist|printenv|lsof|dmesg|getent|lastlog|visudo|cscli|ansible-[a-z]+|ansible\s+all|chef-[a-z]+)\s*(?:$|[;|&]|\s+\S)|^\s*{prefix}(?:{strong}){ver}\s+(?:-{{1,2}}[a-z]|[/$~]|\w+\s*[;|&])|^\s*{prefix}(?:{strong}|{medium}){ver}\s+(?:-{{1,2}}[a-z][\w-]*|install\b|[a-z][\w+.-]*://|(?:[\w-]+\.)+[a-z]{{2,}}(?:[/:\s]|$)|localhost\b|\d+\.\d+\.\d+\.\d+)|^\s*\\(?:{strong}|{medium})\s*$|(?:^|/)s?bin/(?:{strong}|{medium}|chef|ansible)\b|\{{,?(?:{strong}|{medium}|{weak}),|[a-z]\{{[a-z]+,[a-z]+\}}[a-z]|\becho\b[^|]*\|\s*\$?\{{?(?:{strong}|{medium}){ver}"
+                r"^\s*(?:sudo|nohup|exec|time|env|setsid|strace|ltrace|doas)\s+(?:{strong}|{medium}){ver}(?:$|\s)|^\s*(?:sudo|nohup|strace|ltrace|doas|flock\s+-\w+\s+\S+|cpulimit\s+(?:-\w+\s+\S+\s+)*)\s*(?:{weak})\s*$|^\s*(?:whoami|ifconfig|ipconfig|uname|netstat|systeminfo|tasklist|printenv|lsof|dmesg|getent|lastlog|visudo|cscli|ansible-[a-z]+|ansible\s+all|chef-[a-z]+)\s*(?:$|[;|&]|\s+\S)|^\s*{prefix}(?:{strong}){ver}\s+(?:-{{1,2}}[a-z]|[/$~]|\w+\s*[;|&])|^\s*{prefix}(?:{strong}|{medium}){ver}\s+(?:-{{1,2}}[a-z][\w-]*|{install}|[a-z][\w+.-]*://|(?:[\w-]+\.)+[a-z]{{2,}}(?:[/:\s]|$)|localhost\b|\d+\.\d+\.\d+\.\d+)|^\s*\\(?:{strong}|{medium})\s*$|(?:^|/)s?bin/(?:{strong}|{medium}|chef|ansible)\b|\{{,?(?:{strong}|{medium}|{weak}),|[a-z]\{{[a-z]+,[a-z]+\}}[a-z]|\becho\b[^|]*\|\s*\$?\{{?(?:{strong}|{medium}){ver}"
             ),
         )
         .plain(),
