@@ -245,6 +245,11 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "see (p. 4)(table 2) for the system",
             "release (v2.1)(beta) notes",
             "gASVIAAAAAAAAAB9lCiMBHVzZXKUjANib2KUjANpZHOUXZQoSwFLAmV1Lg==",
+            // A protocol 0 pickle of plain data, digests, a type name.
+            "(dp0\nVuser\np1\nVbob\np2\ns.",
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "0001000000a4b3c2d1e0f9",
+            "System.Collections.Generic.List",
         ],
     ),
     (
@@ -270,6 +275,8 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "#{user} tagged you",
             "jndi and ldap for beginners",
             "${file.encoding} and ${url:0:5} in a shell script",
+            "classLoader.getResource(name) returns null",
+            "module.class.name",
         ],
     ),
     (

