@@ -2222,3 +2222,22 @@ fn developer_prose_passes_and_the_commands_in_it_still_block() {
         assert_eq!(v.action, Action::Block, "{q}: {:?}", v.attacks);
     }
 }
+
+/// A quoted JSON document compared with a quoted JSON path: SQL that
+/// MySQL and PostgreSQL read through their JSON operators.
+#[test]
+fn a_json_document_compared_with_a_json_path_blocks() {
+    assert_shapes(
+        "sqli-json-path-compare",
+        &[
+            "'{\"a\":2,\"c\":[4,5,{\"f\":7}]}' < '$.c[2].f' = 7",
+            "x' or '[1,2]' = '$[0]' or 'x",
+            "' OR '$.a' <= '{\"a\":1}' -- ",
+        ],
+        &[
+            "send '{\"theme\":\"dark\"}' = the default; '$.theme' is its path",
+            "the filter '$.price' < 10 and the body '{\"price\":5}'",
+            "{\"price\": \"5$\", \"range\": [1, 2]}",
+        ],
+    );
+}

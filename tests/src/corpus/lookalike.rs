@@ -67,6 +67,9 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "2 or more items in (stock)",
             "score 0 or rank>0 both count",
             "1 and 2 is less than 3",
+            // A quoted JSON document and a quoted JSON path, not compared.
+            "send '{\"theme\":\"dark\"}' = the default; '$.theme' is its path",
+            "the filter '$.price' < 10 and the body '{\"price\":5}'",
         ],
     ),
     (

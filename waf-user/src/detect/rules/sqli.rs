@@ -78,6 +78,10 @@ pub fn rules() -> Vec<Rule> {
         rule("sqli-logic-paren-assign", K, Error, 1, View::Sql, t, r"(?:&&|\|\|)\s*\(\s*\w+\s*=|\b(?:length|version|user|database)\s*(?:&&|\|\|)\s*\("),
         rule("sqli-mssql-exec", K, Critical, 1, View::Sql, t, r"\bexec(?:ute)?\s+(?:master\.|xp_|sp_|\(\s*@|@\w+)|\bdeclare\s+@\w+\s+(?:n?varchar|int|char|table|sysname)\b"),
         rule("sqli-pg-cast", K, Critical, 1, View::Sql, t, r"'\s*::\s*(?:int\w*|text|varchar|bigint|jsonb?|regclass|bytea|numeric|float\w*|bool\w*|oid|name)\b|'\s*(?:@>|<@|\?\||\?&|#>>?|->>?)\s*'"),
+        // A quoted JSON document compared with a quoted JSON path
+        // (`'{"a":2}' < '$.a' = 7`): MySQL and PostgreSQL read the
+        // document, WAFs that know no JSON operators read two strings.
+        rule("sqli-json-path-compare", K, Critical, 1, View::Sql, t, r"'\s*[\[{][^']*[\]}]\s*'\s*(?:[<>]=?|<>|!=|=)\s*'\s*\$[.\[]|'\s*\$[.\[][^']*'\s*(?:[<>]=?|<>|!=|=)\s*'\s*[\[{]"),
         rule("sqli-comment-evasion", K, Critical, 1, View::Low, t, r"/\*!\d*\s*(?:select|union|and|or|from|where|insert|update|delete|drop|sleep|benchmark|concat|\d)|\b(?:union|drop|insert|update|delete|alter|create|exec|truncate)\s*/\*|\bselect\s*/\*[^*]*\*/\s*(?:\w|\*)"),
         // Hex strings of printable bytes: SQL writes text so (`0x61646d696e`);
         // identifiers and hashes (`0xc026fadc0001137d`) are no text.
