@@ -308,15 +308,7 @@ impl Compiled {
 /// text in other scripts.
 fn needs_case(dec: &[u8]) -> bool {
     // The bytes that start a test of their own: one table load a byte.
-    const RARE: [bool; 256] = {
-        let mut t = [false; 256];
-        t[b':' as usize] = true;
-        t[b'+' as usize] = true;
-        t[b'\n' as usize] = true;
-        t[0xc2] = true;
-        t[0xac] = true;
-        t
-    };
+    const RARE: [bool; 256] = crate::detect::normalize::byte_set(b":+\n\xc2\xac");
     let mut prev_alnum = false;
     for (i, &b) in dec.iter().enumerate() {
         if (prev_alnum && b.is_ascii_uppercase()) || (RARE[usize::from(b)] && wakes(dec, i)) {
