@@ -566,3 +566,184 @@ fn proxy_workers_that_do_not_accept_are_handed_their_share() {
     let _conns = served_connections(server.port, 12);
     assert_eq!(server.serving(), [2; 6]);
 }
+
+/// A page with a database error.
+const LEAKY: &str = "<html><body><b>Warning</b>: mysqli_query(): You have an error in your SQL syntax; check the manual that corresponds to your MySQL server version</body></html>";
+
+/// An application that answers by path: a database error, the same
+/// gzipped, a clean page, a script naming a Java exception, an error past
+/// the first 64 kB, a page flushed in two parts with the error 400 ms after
+/// the first, and the `Accept-Encoding` it was sent. One request per connection.
+fn leaky_upstream(l: std::net::TcpListener) {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    const SQL: &str = LEAKY;
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut w = c.try_clone().unwrap();
+                let mut r = BufReader::new(c);
+                let (mut first, mut line, mut ae) = (String::new(), String::new(), String::new());
+                r.read_line(&mut first).unwrap();
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some((n, v)) = line.split_once(':')
+                        && n.eq_ignore_ascii_case("accept-encoding")
+                    {
+                        ae = v.trim().to_string();
+                    }
+                }
+                let path = first.split(' ').nth(1).unwrap_or("/").to_string();
+                let send = |w: &mut std::net::TcpStream, ctype: &str, extra: &str, body: &[u8]| {
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = w.write_all(head.as_bytes());
+                    let _ = w.write_all(body);
+                };
+                match path.as_str() {
+                    "/sql" => send(&mut w, "text/html", "", SQL.as_bytes()),
+                    "/sql-gz" => {
+                        let mut e = flate2::write::GzEncoder::new(
+                            Vec::new(),
+                            flate2::Compression::default(),
+                        );
+                        e.write_all(SQL.as_bytes()).unwrap();
+                        send(
+                            &mut w,
+                            "text/html",
+                            "Content-Encoding: gzip\r\n",
+                            &e.finish().unwrap(),
+                        )
+                    }
+                    "/clean" => send(
+                        &mut w,
+                        "text/html; charset=utf-8",
+                        "",
+                        b"<html><title>Orders</title>SQL syntax guide: select * from t</html>",
+                    ),
+                    "/script" => send(
+                        &mut w,
+                        "application/javascript",
+                        "",
+                        b"throw new Error('java.lang.NullPointerException')",
+                    ),
+                    "/late" => {
+                        let mut body = "<p>lorem ipsum</p>\n".repeat(4000).into_bytes();
+                        body.extend_from_slice(SQL.as_bytes());
+                        send(&mut w, "text/html", "", &body)
+                    }
+                    "/stream" => {
+                        let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n6\r\n<html>\r\n");
+                        let _ = w.flush();
+                        std::thread::sleep(Duration::from_millis(400));
+                        let _ = write!(w, "{:x}\r\n{SQL}\r\n0\r\n\r\n", SQL.len());
+                    }
+                    _ => send(&mut w, "text/plain", "", ae.as_bytes()),
+                }
+            });
+        }
+    });
+}
+
+/// Status, headers and body of a GET through the proxy (connection closed).
+fn fetch(port: u16, path: &str, extra: &str) -> (u16, String, Vec<u8>) {
+    use std::io::{Read as _, Write as _};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: shop\r\nUser-Agent: t\r\n{extra}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).unwrap();
+    let end = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&out[..end]).into_owned();
+    let status = head[9..12].parse().unwrap();
+    (status, head, out[end + 4..].to_vec())
+}
+
+/// The application's answers are read for data leaks: a database error
+/// (plain, gzipped, or flushed late in a streamed page) becomes a 502 and a
+/// strike (here an immediate ban); clean pages, scripts and an error past
+/// the first 64 kB go through byte for byte; `Accept-Encoding` reaches the
+/// application cut to the codings the scan reads; with
+/// `response_inspect_bytes = 0` nothing is read.
+#[test]
+fn leaks_in_responses_are_withheld_and_the_rest_goes_through_intact() {
+    use waf_tests::bench::InProcessProxy;
+    waf_tests::require_root();
+    let up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let pcfg = waf_user::config::ProxyConfig {
+        upstream: Some(
+            format!("http://{}", up.local_addr().unwrap())
+                .parse()
+                .unwrap(),
+        ),
+        access_log: waf_user::proxy::AccessLog::Off,
+        ..Default::default()
+    };
+    leaky_upstream(up);
+    let p = InProcessProxy::start(&pcfg, None, Some(1), 1).unwrap();
+    let (st, _, body) = fetch(p.port, "/clean", "");
+    assert_eq!(
+        (st, &body[..]),
+        (
+            200,
+            &b"<html><title>Orders</title>SQL syntax guide: select * from t</html>"[..]
+        )
+    );
+    let (st, _, body) = fetch(p.port, "/script", "");
+    assert_eq!((st, body.len()), (200, 49));
+    let (st, _, body) = fetch(p.port, "/late", "");
+    assert_eq!(st, 200);
+    assert_eq!(body.len(), 19 * 4000 + LEAKY.len());
+    let (st, _, body) = fetch(
+        p.port,
+        "/",
+        "Accept-Encoding: br, gzip;q=0.8, zstd, deflate\r\n",
+    );
+    assert_eq!(
+        (st, String::from_utf8_lossy(&body).as_ref()),
+        (200, "gzip;q=0.8, deflate")
+    );
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(n(&p.proxy.stats.response_blocked), 0);
+    for path in ["/sql", "/sql-gz", "/stream"] {
+        let (st, _, body) = fetch(p.port, path, "Accept-Encoding: gzip\r\n");
+        assert_eq!(st, 502, "{path}");
+        let body = String::from_utf8_lossy(&body);
+        assert!(
+            body.contains("response withheld by waf") && !body.contains("SQL"),
+            "{body}"
+        );
+    }
+    assert_eq!(n(&p.proxy.stats.response_blocked), 3);
+    assert!(n(&p.proxy.stats.responses_inspected) >= 5);
+    wait_until("the leak's ban", Duration::from_secs(10), || {
+        local_get(p.api_port, "/v1/bans").contains("127.0.0.1")
+    });
+    let up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let off = waf_user::config::ProxyConfig {
+        upstream: Some(
+            format!("http://{}", up.local_addr().unwrap())
+                .parse()
+                .unwrap(),
+        ),
+        response_inspect_bytes: 0,
+        ..pcfg
+    };
+    leaky_upstream(up);
+    let q = InProcessProxy::start(&off, None, None, 1).unwrap();
+    assert_eq!(fetch(q.port, "/sql", "").0, 200);
+    let (_, _, body) = fetch(q.port, "/", "Accept-Encoding: br\r\n");
+    assert_eq!(body, b"br");
+    assert_eq!(n(&q.proxy.stats.responses_inspected), 0);
+}

@@ -715,6 +715,88 @@ fn inspect_lines_keeps_order_and_survives_bad_lines() {
     );
 }
 
+/// A line's `response` is read for data leaks as the proxy reads an
+/// application's answer: a leak blocks a clean request, a gzipped one too
+/// (its coding undone), the findings follow the request's, exclusions by
+/// kind apply, and a malformed `response` is an error line.
+#[test]
+fn inspect_lines_read_a_response_for_leaks() {
+    use std::io::Write as _;
+    let run = |e: &Engine, line: Value| -> Value {
+        let (out, _) = inspect_line(line.to_string().as_bytes(), e);
+        serde_json::from_str(&out).expect("JSON line")
+    };
+    let e = default_engine();
+    let req = "GET /item?id=7 HTTP/1.1\r\nHost: h\r\n\r\n";
+    let leak = "<b>Warning</b>: pg_query(): ERROR:  invalid input syntax for integer: \"7'\"";
+    let clean = run(
+        e,
+        json!({"id": 1, "raw": req, "response": {"body": "<p>Item 7</p>"}}),
+    );
+    assert_eq!(clean["action"], "pass");
+    let v = run(e, json!({"id": 2, "raw": req, "response": {"body": leak}}));
+    assert_eq!(v["action"], "block");
+    assert_eq!(v["attacks"][0]["kind"], "data_leak");
+    assert_eq!(v["attacks"][0]["location"], "response.body");
+    assert_eq!(v["attacks"][0]["rule"], "leak-sql-error");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(leak.as_bytes()).unwrap();
+    let latin1: String = gz
+        .finish()
+        .unwrap()
+        .iter()
+        .map(|&b| char::from(b))
+        .collect();
+    let headers = json!([["Content-Encoding", "gzip"]]);
+    let v = run(
+        e,
+        json!({"id": 3, "raw": req, "response": {"body": latin1, "headers": headers}}),
+    );
+    assert_eq!(v["action"], "block", "{v}");
+    let both = run(
+        e,
+        json!({"id": 4, "raw": "GET /?q=1'+union+select+pass+from+users-- HTTP/1.1\r\nHost: h\r\n\r\n", "response": {"body": leak}}),
+    );
+    let kinds: Vec<&str> = both["attacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        (kinds[0], kinds.last().copied()),
+        ("sqli", Some("data_leak")),
+        "{both}"
+    );
+    let excluded = engine(DetectConfig {
+        exclusions: vec![waf_user::detect::Exclusion {
+            kind: Some(Kind::DataLeak),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    assert_eq!(
+        run(
+            &excluded,
+            json!({"id": 5, "raw": req, "response": {"body": leak}})
+        )["action"],
+        "pass"
+    );
+    for bad in [
+        json!("text"),
+        json!({"body": 1}),
+        json!({"body": "x", "headers": [["a"]]}),
+    ] {
+        let v = run(e, json!({"id": 6, "raw": req, "response": bad}));
+        assert!(
+            v["error"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("response")),
+            "{v}"
+        );
+    }
+}
+
 #[test]
 fn inspect_lines_uses_threads_and_keeps_order() {
     let e = default_engine();

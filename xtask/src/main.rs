@@ -125,7 +125,7 @@ enum Task {
     /// Screenshots (PNG) of every dashboard page of a demo lab, in
     /// target/ui/ (root: network namespaces, a headless Chromium).
     UiShots,
-    /// Run a benchmark: xdp, bans, api, ban-latency, proxy, detect, flood, fleet, sources, ui.
+    /// Run a benchmark: xdp, bans, api, ban-latency, proxy, detect, leaks, flood, fleet, sources, ui.
     Bench {
         /// Which benchmark.
         name: String,
@@ -248,6 +248,7 @@ fn bench(name: &str, extra: &[String]) -> Result<()> {
         "ban-latency",
         "proxy",
         "detect",
+        "leaks",
         "flood",
         "fleet",
         "sources",

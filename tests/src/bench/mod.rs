@@ -8,6 +8,7 @@ pub mod bans;
 pub mod detect;
 pub mod fleet;
 pub mod flood;
+pub mod leaks;
 pub mod proxy;
 pub mod sources;
 pub mod ui;

@@ -16,6 +16,7 @@ fn main() -> anyhow::Result<()> {
         "ban-latency" => bench::ban_latency::run(rest),
         "proxy" => bench::proxy::run(rest),
         "detect" => bench::detect::run(rest),
+        "leaks" => bench::leaks::run(rest),
         "flood" => bench::flood::run(rest),
         "fleet" => bench::fleet::run(rest),
         "sources" => bench::sources::run(rest),

@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use super::collect::Collector;
 use super::config::DetectConfig;
 use super::kind::{Kind, Severity};
+use super::leak::Leaks;
 use super::matcher::Compiled;
 use super::operator::{ExclusionSet, Operator};
 use super::rules;
@@ -49,6 +50,7 @@ pub struct Engine {
     compiled: Compiled,
     operator: Operator,
     scanners: Scanners,
+    leaks: Leaks,
     clean: cache::CleanCache,
     clean_values: cache::CleanCache,
 }
@@ -61,11 +63,13 @@ impl Engine {
         let operator = Operator::new(cfg).map_err(EngineError::Config)?;
         let scanners = Scanners::new(cfg.builtin_bad_user_agents, &cfg.bad_user_agents)
             .map_err(EngineError::Config)?;
+        let leaks = Leaks::new().map_err(|e| EngineError::Rules(e.to_string()))?;
         Ok(Engine {
             cfg: cfg.clone(),
             compiled,
             operator,
             scanners,
+            leaks,
             clean: cache::CleanCache::default(),
             clean_values: cache::CleanCache::default(),
         })
@@ -179,6 +183,49 @@ impl Engine {
         self.scan_request(req, &mut c);
         let (score, findings) = c.finish();
         self.verdict(score, findings, false)
+    }
+
+    /// Inspects the body of a response to a request for `path` (what the
+    /// proxy read of it: at most `proxy.response_inspect_bytes`, codings
+    /// undone) for data leaks; the config's exclusions apply, at location
+    /// `response.body`. Exempt paths are not inspected.
+    pub fn inspect_response(&self, path: &CanonicalPath, body: &[u8]) -> Verdict {
+        if self.operator.exempt(path) {
+            return Verdict::pass();
+        }
+        let scope = self.operator.exclusion_scope(path);
+        let excluded =
+            |kind: Kind, rule: &str, loc: &str| self.operator.excluded(&scope, kind, rule, loc);
+        let mut c = Collector::new(self.cfg.paranoia, &excluded);
+        for leak in self.leaks.scan(body, self.cfg.paranoia) {
+            let r = leak.rule;
+            c.add(
+                Kind::DataLeak,
+                r.id,
+                r.severity,
+                r.paranoia,
+                "response.body",
+                &leak.matched,
+                &leak.matched,
+            );
+        }
+        let (score, findings) = c.finish();
+        self.verdict(score, findings, false)
+    }
+
+    /// A request's verdict joined with its response's
+    /// ([`Engine::inspect_response`]): the scores add up, the findings
+    /// follow one another (`waf inspect` with a `response`).
+    pub fn join_response(&self, request: Verdict, response: Verdict) -> Verdict {
+        if response.attacks.is_empty() {
+            return request;
+        }
+        let denied = request.action == Action::Block || request.would_block;
+        let mut attacks = request.attacks;
+        attacks.extend(response.attacks);
+        let mut v = self.verdict(request.score + response.score, attacks, denied);
+        v.partial = request.partial;
+        v
     }
 
     fn verdict(&self, score: u32, attacks: Vec<Finding>, denied: bool) -> Verdict {

@@ -53,6 +53,9 @@ pub enum Kind {
     Protocol,
     /// An operator rule or keyword from the configuration.
     Operator,
+    /// A response that gives away what it should not: a database error, a
+    /// stack trace, a web shell's page, a system file (`detect/leak.rs`).
+    DataLeak,
 }
 
 impl Kind {
@@ -82,6 +85,7 @@ impl Kind {
             Kind::Scanner => "scanner",
             Kind::Protocol => "protocol",
             Kind::Operator => "operator",
+            Kind::DataLeak => "data_leak",
         }
     }
 }

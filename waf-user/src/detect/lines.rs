@@ -3,7 +3,10 @@
 //!
 //! Input lines: `{"id": ..., "raw": "<HTTP/1.1 request>"}` or
 //! `{"id": ..., "method": "GET", "uri": "/x", "headers": [["Host", "h"]],
-//! "body": "..."}`, optionally with `"remote": "<ip>"`. Output lines:
+//! "body": "..."}`, optionally with `"remote": "<ip>"`, and with a
+//! `"response": {"body": "...", "headers": [...]}` that is read for data
+//! leaks as the proxy reads the application's answer (`detect/leak.rs`).
+//! Output lines:
 //! `{"id", "action", "score", "risk", "attacks"}`; a line that cannot be read
 //! gives `"action": "pass"` and an `"error"`. Request text made only of
 //! characters below U+0100 is read as Latin-1 (one byte per character), so
@@ -66,7 +69,15 @@ pub fn inspect_line(line: &[u8], engine: &Engine) -> (String, Result<Action, ()>
         Ok(r) => r,
         Err(e) => return error_line(&id, &e),
     };
-    let verdict = engine.inspect(&req, remote);
+    let mut verdict = engine.inspect(&req, remote);
+    match response_of(&v) {
+        Ok(None) => {}
+        Ok(Some(body)) => {
+            let r = engine.inspect_response(&req.canonical, &body);
+            verdict = engine.join_response(verdict, r);
+        }
+        Err(e) => return error_line(&id, &e),
+    }
     let text = serde_json::to_string(&Out {
         id: &id,
         verdict: &verdict,
@@ -139,6 +150,56 @@ pub fn request_of(v: &Value, engine: &Engine) -> Result<(Request, Option<IpAddr>
         .map(|r| (r, remote))
         .map_err(|e| e.to_string())
 }
+
+/// The response body of an input object's `"response"`, if it has one:
+/// `{"body": "...", "headers": [["Content-Encoding", "gzip"], ...]}` (the
+/// codings named are undone, as the proxy does), at most the proxy's
+/// default of 64 kB read, as the proxy reads it.
+fn response_of(v: &Value) -> Result<Option<Vec<u8>>, String> {
+    let r = match v.get("response") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(r @ Value::Object(_)) => r,
+        Some(_) => return Err("response: must be an object with a \"body\"".into()),
+    };
+    let body = match r.get("body") {
+        Some(Value::String(s)) => text_bytes(s),
+        _ => return Err("response.body: must be a string".into()),
+    };
+    let mut headers = Vec::new();
+    match r.get("headers") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(list)) => {
+            for h in list {
+                match h.as_array().map(Vec::as_slice) {
+                    Some([Value::String(n), Value::String(val)]) => {
+                        headers.push(crate::http::Header {
+                            name: n.clone(),
+                            value: val.clone(),
+                        })
+                    }
+                    _ => {
+                        return Err(
+                            "response.headers: must be a list of [name, value] string pairs".into(),
+                        );
+                    }
+                }
+            }
+        }
+        Some(_) => return Err("response.headers: must be a list of [name, value] pairs".into()),
+    }
+    let cap = RESPONSE_READ;
+    let mut anomalies = Vec::new();
+    let mut body = match crate::http::coding::decode(&headers, &body, cap, false, &mut anomalies) {
+        Some(d) => d.bytes,
+        None => body,
+    };
+    body.truncate(cap);
+    Ok(Some(body))
+}
+
+/// Bytes of a response body read (`proxy.response_inspect_bytes`'s
+/// default).
+const RESPONSE_READ: usize = 64 * 1024;
 
 /// The bytes of request text given as a JSON string. JSON cannot hold raw
 /// bytes, so binary requests are written with one character per byte

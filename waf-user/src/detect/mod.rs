@@ -9,6 +9,7 @@
 //! - [`libinj`], [`ssrf`], [`redirect`], [`graphql`], [`jwt`],
 //!   [`log4shell`], [`scanner`], [`protocol`]: checks that are code rather
 //!   than patterns.
+//! - [`leak`]: data leaks in responses (the proxy's response inspection).
 //! - [`config`], [`operator`]: operator rules, exclusions, exempt paths.
 //! - [`path`]: evasions of the path itself; [`upload`]: scripts in files.
 //! - [`engine`]: runs it all and scores; [`verdict`]: what it returns.
@@ -21,6 +22,7 @@ pub mod graphql;
 pub mod jwt;
 pub mod kind;
 mod ladder;
+pub mod leak;
 pub mod libinj;
 pub mod lines;
 pub mod log4shell;

@@ -18,7 +18,7 @@
 mod anomaly;
 mod body;
 pub mod canonical;
-mod coding;
+pub mod coding;
 mod error;
 pub mod framing;
 pub mod glob;

@@ -205,6 +205,9 @@ pub struct ProxyConfig {
     /// Serving threads, each with its own event loop and upstream
     /// connections (unset: one per CPU the daemon may run on).
     pub workers: Option<usize>,
+    /// The first bytes of each textual response read for data leaks
+    /// (database errors, stack traces, web shells, system files); 0: off.
+    pub response_inspect_bytes: usize,
 }
 
 impl Default for ProxyConfig {
@@ -229,6 +232,7 @@ impl Default for ProxyConfig {
             access_log_format: AccessLogFormat::Combined,
             upstream_timeout: Dur::secs(60),
             workers: None,
+            response_inspect_bytes: 64 * 1024,
         }
     }
 }
@@ -280,6 +284,13 @@ impl ProxyConfig {
                     "a path or glob starting with /",
                 ));
             }
+        }
+        if self.response_inspect_bytes > 16 << 20 {
+            return Err(invalid(
+                "proxy.response_inspect_bytes",
+                self.response_inspect_bytes,
+                "0 (off) to 16 MiB",
+            ));
         }
         if self.inspect_budget.0.is_zero() {
             return Err(invalid(
@@ -343,6 +354,26 @@ mod tests {
         assert!(ok("127.0.0.1:80").is_err());
         assert!(ok("http://x:80/path").is_err());
         assert!(ok("http://user@x:80").is_err());
+    }
+
+    #[test]
+    fn response_inspection_is_on_by_default_and_bounded() {
+        let d = ProxyConfig::default();
+        assert_eq!(d.response_inspect_bytes, 65536);
+        let with = |n| ProxyConfig {
+            response_inspect_bytes: n,
+            ..Default::default()
+        };
+        assert!(with(0).validate().is_ok());
+        assert!(with(16 << 20).validate().is_ok());
+        let e = with((16 << 20) + 1).validate().unwrap_err().to_string();
+        assert!(
+            e.contains("proxy.response_inspect_bytes") && e.contains("16 MiB"),
+            "{e}"
+        );
+        let c: ProxyConfig = toml::from_str("response_inspect_bytes = 0").unwrap();
+        assert_eq!(c.response_inspect_bytes, 0);
+        assert!(toml::from_str::<ProxyConfig>("response_inspect_bytes = -1").is_err());
     }
 
     #[test]

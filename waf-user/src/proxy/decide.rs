@@ -149,11 +149,22 @@ impl Proxy {
                 reason,
                 score,
             } => {
-                let (mut r, st, app) = self
+                let head_request = rebuilt.method() == hyper::Method::HEAD;
+                let (r, st, app) = self
                     .forward(rebuilt, vec![Bytes::from(head.buf)], cap, peer, &client, id)
                     .await;
+                let mut seen = outcome(st, verdict, reason, score).from_app(app);
+                let mut r = if app {
+                    let s = self
+                        .screen_response(r, head_request, path, client.addr, id)
+                        .await;
+                    seen = s.outcome.unwrap_or(seen);
+                    s.response
+                } else {
+                    r
+                };
                 self.cors_response(&sel, origin.as_deref(), r.headers_mut());
-                (r, outcome(st, verdict, reason, score).from_app(app))
+                (r, seen)
             }
         }
     }

@@ -139,11 +139,7 @@ pub fn body_upstream(head: Vec<Bytes>, rest: Incoming, cap: Option<u64>) -> Prox
         }
         None => rest.map_err(|e| -> BoxError { Box::new(e) }).boxed(),
     };
-    ChainBody {
-        first: Some(first),
-        second,
-    }
-    .boxed()
+    chain(first, second)
 }
 
 /// Adds the security headers a response lacks.
@@ -181,6 +177,15 @@ pub fn retarget<B>(req: &mut Request<B>, upstream: &Authority) -> Result<(), ()>
     parts.path_and_query = Some(pq);
     *req.uri_mut() = hyper::Uri::from_parts(parts).map_err(|_| ())?;
     Ok(())
+}
+
+/// Two bodies, one after the other.
+pub fn chain(first: ProxyBody, second: ProxyBody) -> ProxyBody {
+    ChainBody {
+        first: Some(first),
+        second,
+    }
+    .boxed()
 }
 
 /// Two bodies, one after the other.

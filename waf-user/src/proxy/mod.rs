@@ -18,6 +18,7 @@ mod decide;
 mod forward;
 mod limiter;
 pub mod log;
+mod respond;
 mod route;
 mod workers;
 
@@ -125,6 +126,10 @@ pub struct ProxyStats {
     pub behavior_refused: AtomicU64,
     /// Windows the anomaly model flagged (strikes in `enforce`).
     pub anomaly_flagged: AtomicU64,
+    /// Responses read for data leaks.
+    pub responses_inspected: AtomicU64,
+    /// Responses withheld for a data leak (502).
+    pub response_blocked: AtomicU64,
 }
 
 /// The proxy.
@@ -396,6 +401,9 @@ impl Proxy {
     ) -> (Response<ProxyBody>, u16, bool) {
         let (mut parts, rest) = req.into_parts();
         strip_hop_by_hop(&mut parts.headers);
+        if self.cfg.response_inspect_bytes > 0 {
+            respond::limit_accept_encoding(&mut parts.headers);
+        }
         forward::set_forwarding(&mut parts.headers, peer, client, id);
         let mut up = Request::from_parts(parts, forward::body_upstream(head, rest, cap));
         if forward::retarget(&mut up, &self.upstream).is_err() {
@@ -488,7 +496,14 @@ impl crate::telemetry::Telemetry for Proxy {
                     ("crawler_verified", n(&st.crawlers_verified)),
                     ("crawler_unverified", n(&st.crawlers_unverified)),
                     ("behavior_refused", n(&st.behavior_refused)),
+                    ("response_blocked", n(&st.response_blocked)),
                 ],
+            ),
+            crate::telemetry::Family::one(
+                "waf_http_responses_inspected",
+                "Responses read for data leaks (proxy.response_inspect_bytes).",
+                crate::telemetry::MetricKind::Counter,
+                n(&st.responses_inspected),
             ),
             crate::telemetry::Family::one(
                 "waf_http_malformed_forwarding",

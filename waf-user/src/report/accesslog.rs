@@ -39,7 +39,7 @@ pub fn fate(verdict: &str, status: u16) -> Fate {
         // added later is counted as refused only if its status says so.
         "block" | "bot_blocked" | "rate_limited" | "route_closed" | "method_not_allowed"
         | "cors_refused" | "challenge_failed" | "behavior" | "too_large" | "unparsable"
-        | "error" => Fate::Blocked,
+        | "error" | "block_response" => Fate::Blocked,
         _ if status >= 400 => Fate::Blocked,
         _ => Fate::Passed,
     }
