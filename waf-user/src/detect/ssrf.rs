@@ -311,7 +311,10 @@ pub fn classify(host: &str) -> Option<Class> {
         let c = classify_v4(v4);
         return match c {
             Some(c) => Some(c),
-            None if !standard => Some(Class::Obfuscated),
+            // A public address: its hex, octal or integer form hides
+            // where it goes, but two or three decimal parts (`1.1`,
+            // `2.0.1`) are how versions are written (`HTTP:1.1`).
+            None if !standard && !short_decimal(host) => Some(Class::Obfuscated),
             None => None,
         }
         .map(|c| {
@@ -473,6 +476,20 @@ fn classify_v6(ip: Ipv6Addr) -> Option<Class> {
         return Some(Class::Private);
     }
     None
+}
+
+/// Two or three parts of decimal digits without leading zeros, each at
+/// most 255 (`1.1`, `2.0.1`): a version number as much as an address.
+fn short_decimal(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('.').collect();
+    (2..=3).contains(&parts.len())
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.len() <= 3
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && !(p.len() > 1 && p.starts_with('0'))
+                && p.parse::<u16>().is_ok_and(|n| n <= 255)
+        })
 }
 
 /// Parses IPv4 the way `inet_aton` does (1 to 4 parts, each decimal, octal

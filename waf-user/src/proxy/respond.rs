@@ -318,6 +318,49 @@ mod tests {
         assert!(!inspectable(StatusCode::NOT_MODIFIED, false, &headers(&[])));
     }
 
+    proptest::proptest! {
+        /// Whatever a client sends, the application is asked only for
+        /// codings the scan reads, each as the client wrote it, in order.
+        #[test]
+        fn accept_encoding_is_a_readable_subsequence(
+            fields in proptest::collection::vec("[a-zA-Z0-9*;=., -]{0,40}", 0..4),
+        ) {
+            let mut h = HeaderMap::new();
+            for f in &fields {
+                if let Ok(v) = HeaderValue::from_str(f) {
+                    h.append(header::ACCEPT_ENCODING, v);
+                }
+            }
+            let sent: Vec<String> = h
+                .get_all(header::ACCEPT_ENCODING)
+                .iter()
+                .flat_map(|v| v.to_str().unwrap().split(','))
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty())
+                .collect();
+            limit_accept_encoding(&mut h);
+            let kept: Vec<String> = h
+                .get_all(header::ACCEPT_ENCODING)
+                .iter()
+                .flat_map(|v| v.to_str().unwrap().split(','))
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty())
+                .collect();
+            proptest::prop_assert!(h.get_all(header::ACCEPT_ENCODING).iter().count() <= 1);
+            let mut rest = sent.iter();
+            for k in &kept {
+                let name = k.split(';').next().unwrap().trim().to_ascii_lowercase();
+                proptest::prop_assert!(READABLE.contains(&name.as_str()), "{k}");
+                proptest::prop_assert!(rest.any(|s| s == k), "{k} not in {sent:?}");
+            }
+            let readable = sent
+                .iter()
+                .filter(|c| READABLE.contains(&c.split(';').next().unwrap().trim().to_ascii_lowercase().as_str()))
+                .count();
+            proptest::prop_assert_eq!(kept.len(), readable);
+        }
+    }
+
     #[test]
     fn accept_encoding_keeps_only_what_the_scan_reads() {
         let cut = |vals: &[&'static str]| {

@@ -55,6 +55,19 @@ fn classifies_addresses() {
     assert_eq!(c("http://10.010.0.1.nip.io/"), Some(Class::PrivateUrl));
     assert_eq!(c("https://www.example.com/"), None);
     assert_eq!(c("version 1.2.3.4"), None);
+    // A public address in two or three decimal parts is a version as much
+    // as an address (`HTTP:1.1` reads as `http://1.0.0.1`); its hex,
+    // octal or integer forms still hide where they go, and an inside
+    // address in any form is what it is.
+    assert_eq!(c("http:1.1"), None);
+    assert_eq!(c("http://1.1/"), None);
+    assert_eq!(c("http://2.0.1/"), None);
+    assert_eq!(c("http://0x1.1/"), Some(Class::Obfuscated));
+    assert_eq!(c("http://01.1/"), Some(Class::Obfuscated));
+    assert_eq!(c("http://16843009/"), Some(Class::Obfuscated));
+    assert_eq!(c("http://127.1/"), Some(Class::Loopback));
+    assert_eq!(c("http://10.1/"), Some(Class::Obfuscated));
+    assert_eq!(c("http:169.254.43518/"), Some(Class::Metadata));
     assert_eq!(c("10.0.0.1"), None);
     assert_eq!(c("127.0.0.1:8081"), None);
     assert_eq!(c("localhost/"), Some(Class::Loopback));
