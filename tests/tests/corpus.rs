@@ -43,6 +43,42 @@ fn committed_sets_are_the_generators_output() {
     }
 }
 
+/// The generated responses: the committed file is the generator's, and
+/// read as `waf inspect` reads a line's `response` (the proxy's reading:
+/// gzip undone, escapes undone) every leak blocks at paranoia 1 and no
+/// benign page does, in every placement and encoding.
+#[test]
+fn generated_responses_are_committed_and_every_leak_is_found() {
+    use waf_tests::corpus::responses;
+    let cases = responses::responses();
+    assert!(
+        committed("responses.jsonl.gz") == responses::lines(&cases),
+        "tests/data/responses.jsonl.gz differs from the generator: run `cargo xtask corpus`"
+    );
+    let engine = Engine::new(&DetectConfig::default()).unwrap();
+    let mut wrong = Vec::new();
+    for c in &cases {
+        let (out, _) = waf_user::detect::inspect_line(c.line().as_bytes(), &engine);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let blocked = v["action"] == "block";
+        if blocked != (c.label == "attack") {
+            wrong.push(format!("{} {}", c.id, v["attacks"]));
+        }
+    }
+    let leaks = cases.iter().filter(|c| c.label == "attack").count();
+    assert!(
+        leaks >= 250 && cases.len() - leaks >= 100,
+        "{leaks} of {}",
+        cases.len()
+    );
+    assert!(
+        wrong.is_empty(),
+        "{} wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
 /// Blocked share of `cases` overall and by category, placement, encoding.
 fn blocked(engine: &Engine, cases: &[Case]) -> (f64, BTreeMap<String, (u32, u32)>) {
     let mut by = BTreeMap::<String, (u32, u32)>::new();

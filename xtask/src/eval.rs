@@ -87,6 +87,7 @@ fn default_files(root: &Path) -> Vec<PathBuf> {
     }
     v.push(root.join("tests/data/evasion.jsonl.gz"));
     v.push(root.join("tests/data/lookalike.jsonl.gz"));
+    v.push(root.join("tests/data/responses.jsonl.gz"));
     v
 }
 

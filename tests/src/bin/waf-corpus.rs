@@ -60,10 +60,16 @@ fn main() -> Result<()> {
         &dir.join("lookalike.jsonl.gz"),
         &waf_tests::corpus::lines(&lookalikes),
     )?;
+    let responses = waf_tests::corpus::responses::responses();
+    write(
+        &dir.join("responses.jsonl.gz"),
+        &waf_tests::corpus::responses::lines(&responses),
+    )?;
     println!(
-        "wrote {} evasion and {} look-alike requests to {}",
+        "wrote {} evasion and {} look-alike requests and {} responses to {}",
         evasion.len(),
         lookalikes.len(),
+        responses.len(),
         dir.display()
     );
     Ok(())

@@ -13,6 +13,7 @@ pub mod encode;
 pub mod external;
 mod lookalike;
 pub mod payloads;
+pub mod responses;
 
 use encode::{ENCODINGS, Rng};
 use payloads::FAMILIES;

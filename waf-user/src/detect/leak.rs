@@ -12,6 +12,7 @@
 //! bytes (a response may be in any charset), one pass of a [`RegexSet`]
 //! over at most the first `proxy.response_inspect_bytes` of the body.
 
+use aho_corasick::AhoCorasick;
 use regex::bytes::{Regex, RegexSet, RegexSetBuilder};
 
 use super::kind::Severity;
@@ -160,8 +161,9 @@ pub const RULES: &[LeakRule] = &[
         "leak-system-file",
         1,
         concat!(
-            // two lines of an account database, root's first
-            r"(?m:^root:[x*!]?:0:0:[^:\n]*:[^:\n]*:[^:\n]*\r?\n[a-z_][\w.-]*:[x*!]?:\d+:\d+:[^:\n]*:[^:\n]*:[^:\n]*$)",
+            // two lines of an account database, root's first (wherever a
+            // page put the file: after a tag, in a JSON string)
+            r"(?m:\broot:[x*!]?:0:0:[^:\n]*:[^:\n]*:[^:\n]*\r?\n[a-z_][\w.-]*:[x*!]?:\d+:\d+:[^:\n]*:[^:\n]*:[^:\n]*$)",
             r"|-----BEGIN (?:RSA |DSA |EC |OPENSSH |ENCRYPTED )?PRIVATE KEY-----",
             r"|\[boot loader\]\s*\n\s*timeout=|; for 16-bit app support\s*\n\s*\[fonts\]",
         ),
@@ -187,7 +189,40 @@ pub struct Leak {
 pub struct Leaks {
     set: RegexSet,
     each: Vec<Regex>,
+    /// The escapes of HTML and JSON that a message's quotes, brackets and
+    /// line breaks come out in.
+    escapes: AhoCorasick,
 }
+
+/// What each escape of [`ESCAPES`] stands for.
+const ESCAPES: [(&str, &str); 26] = [
+    ("&#39;", "'"),
+    ("&#039;", "'"),
+    ("&#x27;", "'"),
+    ("&apos;", "'"),
+    ("&quot;", "\""),
+    ("&#34;", "\""),
+    ("&#x22;", "\""),
+    ("&#96;", "`"),
+    ("&#x60;", "`"),
+    ("&lt;", "<"),
+    ("&gt;", ">"),
+    ("&amp;", "&"),
+    ("&#92;", "\\"),
+    ("&#x5c;", "\\"),
+    ("\\\"", "\""),
+    ("\\n", "\n"),
+    ("\\r", "\r"),
+    ("\\t", "\t"),
+    ("\\/", "/"),
+    ("\\\\", "\\"),
+    ("\\u0027", "'"),
+    ("\\u0022", "\""),
+    ("\\u003c", "<"),
+    ("\\u003e", ">"),
+    ("\\u0026", "&"),
+    ("\\u0060", "`"),
+];
 
 impl Leaks {
     /// Compiles [`RULES`].
@@ -197,17 +232,49 @@ impl Leaks {
             .size_limit(64 << 20)
             .build()?;
         let each = pats.map(|p| Regex::new(&p)).collect::<Result<_, _>>()?;
-        Ok(Leaks { set, each })
+        let escapes = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(ESCAPES.iter().map(|e| e.0))
+            .expect("a few literals build");
+        Ok(Leaks { set, each, escapes })
     }
 
     /// The rules matching `body`, each with what it matched (rules above
-    /// `paranoia` are skipped).
+    /// `paranoia` are skipped). The body is read as sent, and, when it
+    /// has any, with its HTML and JSON escapes undone (one level): an
+    /// error inside a JSON string (`{"detail": "Traceback ...\n  File
+    /// \"/srv/app.py\""}`) or a page that escapes its quotes
+    /// (`undefined method `price&#39; for nil`) is read as the
+    /// application wrote it.
     pub fn scan(&self, body: &[u8], paranoia: u8) -> Vec<Leak> {
         // Nearly every response has none: one pass that stops at the
         // first match (about a quarter faster than collecting them all).
-        if !self.set.is_match(body) {
-            return Vec::new();
+        if self.set.is_match(body) {
+            return self.collect(body, paranoia);
         }
+        match self.unescaped(body) {
+            Some(view) if self.set.is_match(&view) => self.collect(&view, paranoia),
+            _ => Vec::new(),
+        }
+    }
+
+    /// `body` with its HTML and JSON escapes of [`ESCAPES`] undone, when
+    /// it has any.
+    fn unescaped(&self, body: &[u8]) -> Option<Vec<u8>> {
+        if !self.escapes.is_match(body) {
+            return None;
+        }
+        let mut view = Vec::with_capacity(body.len());
+        self.escapes
+            .replace_all_with_bytes(body, &mut view, |m, _, dst| {
+                dst.extend_from_slice(ESCAPES[m.pattern().as_usize()].1.as_bytes());
+                true
+            });
+        Some(view)
+    }
+
+    fn collect(&self, body: &[u8], paranoia: u8) -> Vec<Leak> {
         self.set
             .matches(body)
             .into_iter()
