@@ -451,20 +451,26 @@ pub fn upstream_on(l: std::net::TcpListener) {
     });
 }
 
-/// Runs the benchmark: `proxy [--seconds N] [--connections N] [--no-cache]`
-/// (`--no-cache`: the engine without its cache of clean header and
-/// cookie values, for a before and after in one session).
+/// Runs the benchmark: `proxy [--seconds N] [--connections N] [--no-cache]
+/// [--no-response-inspection]` (`--no-cache`: the engine without its cache
+/// of clean header and cookie values; `--no-response-inspection`:
+/// `response_inspect_bytes = 0`; each for a before and after in one
+/// session).
 pub fn run(args: &[String]) -> Result<()> {
     let (mut secs, mut conns) = (8u64, 32u32);
-    let mut no_cache = false;
+    let (mut no_cache, mut no_responses) = (false, false);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--seconds" => secs = it.next().context("--seconds N")?.parse()?,
             "--connections" => conns = it.next().context("--connections N")?.parse()?,
             "--no-cache" => no_cache = true,
+            "--no-response-inspection" => no_responses = true,
             other => {
-                bail!("unknown argument {other}; known: --seconds N, --connections N, --no-cache")
+                bail!(
+                    "unknown argument {other}; known: --seconds N, --connections N, --no-cache, \
+                     --no-response-inspection"
+                )
             }
         }
     }
@@ -483,6 +489,11 @@ pub fn run(args: &[String]) -> Result<()> {
         ),
         access_log: waf_user::proxy::AccessLog::Off,
         inspect_budget: Dur(Duration::from_secs(1)),
+        response_inspect_bytes: if no_responses {
+            0
+        } else {
+            ProxyConfig::default().response_inspect_bytes
+        },
         ..Default::default()
     };
     let server = InProcessProxy::start(&pcfg, None, None, 2)?;
@@ -618,7 +629,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     super::write_json(
         "proxy.json",
-        &json!({"seconds": secs, "connections": conns, "clean_cache": !no_cache, "browser_mix": {"requests": reqs.len(),
+        &json!({"seconds": secs, "connections": conns, "clean_cache": !no_cache, "response_inspect_bytes": pcfg.response_inspect_bytes, "browser_mix": {"requests": reqs.len(),
                 "source": source, "with_body": bodies, "mean_bytes": mean_bytes},
                 "results": results, "ratios": ratios}),
     );
