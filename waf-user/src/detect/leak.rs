@@ -12,7 +12,6 @@
 //! bytes (a response may be in any charset), one pass of a [`RegexSet`]
 //! over at most the first `proxy.response_inspect_bytes` of the body.
 
-use aho_corasick::AhoCorasick;
 use regex::bytes::{Regex, RegexSet, RegexSetBuilder};
 
 use super::kind::Severity;
@@ -189,40 +188,47 @@ pub struct Leak {
 pub struct Leaks {
     set: RegexSet,
     each: Vec<Regex>,
-    /// The escapes of HTML and JSON that a message's quotes, brackets and
-    /// line breaks come out in.
-    escapes: AhoCorasick,
 }
 
-/// What each escape of [`ESCAPES`] stands for.
-const ESCAPES: [(&str, &str); 26] = [
-    ("&#39;", "'"),
-    ("&#039;", "'"),
-    ("&#x27;", "'"),
-    ("&apos;", "'"),
-    ("&quot;", "\""),
-    ("&#34;", "\""),
-    ("&#x22;", "\""),
-    ("&#96;", "`"),
-    ("&#x60;", "`"),
-    ("&lt;", "<"),
-    ("&gt;", ">"),
-    ("&amp;", "&"),
-    ("&#92;", "\\"),
-    ("&#x5c;", "\\"),
-    ("\\\"", "\""),
-    ("\\n", "\n"),
-    ("\\r", "\r"),
-    ("\\t", "\t"),
-    ("\\/", "/"),
-    ("\\\\", "\\"),
-    ("\\u0027", "'"),
-    ("\\u0022", "\""),
-    ("\\u003c", "<"),
-    ("\\u003e", ">"),
-    ("\\u0026", "&"),
-    ("\\u0060", "`"),
+/// The HTML character references a message's quotes, brackets and
+/// backslashes come out in (after the `&`; ASCII case ignored), and what
+/// they stand for.
+const ENTITIES: [(&[u8], u8); 12] = [
+    (b"#39;", b'\''),
+    (b"#039;", b'\''),
+    (b"#x27;", b'\''),
+    (b"apos;", b'\''),
+    (b"quot;", b'"'),
+    (b"#34;", b'"'),
+    (b"#x22;", b'"'),
+    (b"#96;", b'`'),
+    (b"#x60;", b'`'),
+    (b"lt;", b'<'),
+    (b"gt;", b'>'),
+    (b"#x5c;", b'\\'),
 ];
+
+/// The escape at the start of `s` (which starts with `&` or `\`): its
+/// length and the byte it stands for. JSON's `\"`, `\\`, `\/`, `\n`,
+/// `\r`, `\t` and `\u00XX` of an ASCII character; the [`ENTITIES`].
+fn escape_at(s: &[u8]) -> Option<(usize, u8)> {
+    match s {
+        [b'\\', b'"' | b'\\' | b'/', ..] => Some((2, s[1])),
+        [b'\\', b'n', ..] => Some((2, b'\n')),
+        [b'\\', b'r', ..] => Some((2, b'\r')),
+        [b'\\', b't', ..] => Some((2, b'\t')),
+        [b'\\', b'u', b'0', b'0', h, l, ..] => {
+            let hex = |b: u8| (b as char).to_digit(16);
+            let v = hex(*h)? * 16 + hex(*l)?;
+            (v < 0x80).then_some((6, v as u8))
+        }
+        [b'&', rest @ ..] => ENTITIES.iter().find_map(|(name, byte)| {
+            (rest.len() >= name.len() && rest[..name.len()].eq_ignore_ascii_case(name))
+                .then_some((name.len() + 1, *byte))
+        }),
+        _ => None,
+    }
+}
 
 impl Leaks {
     /// Compiles [`RULES`].
@@ -232,46 +238,44 @@ impl Leaks {
             .size_limit(64 << 20)
             .build()?;
         let each = pats.map(|p| Regex::new(&p)).collect::<Result<_, _>>()?;
-        let escapes = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
-            .build(ESCAPES.iter().map(|e| e.0))
-            .expect("a few literals build");
-        Ok(Leaks { set, each, escapes })
+        Ok(Leaks { set, each })
     }
 
     /// The rules matching `body`, each with what it matched (rules above
-    /// `paranoia` are skipped). The body is read as sent, and, when it
-    /// has any, with its HTML and JSON escapes undone (one level): an
-    /// error inside a JSON string (`{"detail": "Traceback ...\n  File
-    /// \"/srv/app.py\""}`) or a page that escapes its quotes
-    /// (`undefined method `price&#39; for nil`) is read as the
-    /// application wrote it.
+    /// `paranoia` are skipped). A body with HTML or JSON escapes is read
+    /// with them undone (one level; [`Leaks::unescaped`]): an error inside
+    /// a JSON string (`{"detail": "Traceback ...\n  File \"/srv/a.py\""}`)
+    /// or a page that escapes its quotes (`undefined method `price&#39;
+    /// for nil`) is read as the application wrote it.
     pub fn scan(&self, body: &[u8], paranoia: u8) -> Vec<Leak> {
+        let view = Self::unescaped(body);
+        let text = view.as_deref().unwrap_or(body);
         // Nearly every response has none: one pass that stops at the
         // first match (about a quarter faster than collecting them all).
-        if self.set.is_match(body) {
-            return self.collect(body, paranoia);
+        if !self.set.is_match(text) {
+            return Vec::new();
         }
-        match self.unescaped(body) {
-            Some(view) if self.set.is_match(&view) => self.collect(&view, paranoia),
-            _ => Vec::new(),
-        }
+        self.collect(text, paranoia)
     }
 
-    /// `body` with its HTML and JSON escapes of [`ESCAPES`] undone, when
-    /// it has any.
-    fn unescaped(&self, body: &[u8]) -> Option<Vec<u8>> {
-        if !self.escapes.is_match(body) {
-            return None;
+    /// `body` with its escapes ([`escape_at`]) undone, when it has any.
+    pub fn unescaped(body: &[u8]) -> Option<Vec<u8>> {
+        let mut out: Option<Vec<u8>> = None;
+        let mut copied = 0;
+        for i in memchr::memchr2_iter(b'&', b'\\', body) {
+            if i < copied {
+                continue;
+            }
+            if let Some((len, byte)) = escape_at(&body[i..]) {
+                let o = out.get_or_insert_with(|| Vec::with_capacity(body.len()));
+                o.extend_from_slice(&body[copied..i]);
+                o.push(byte);
+                copied = i + len;
+            }
         }
-        let mut view = Vec::with_capacity(body.len());
-        self.escapes
-            .replace_all_with_bytes(body, &mut view, |m, _, dst| {
-                dst.extend_from_slice(ESCAPES[m.pattern().as_usize()].1.as_bytes());
-                true
-            });
-        Some(view)
+        let mut o = out?;
+        o.extend_from_slice(&body[copied..]);
+        Some(o)
     }
 
     fn collect(&self, body: &[u8], paranoia: u8) -> Vec<Leak> {
