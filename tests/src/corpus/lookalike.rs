@@ -181,6 +181,10 @@ pub const VALUES: &[(&str, &[&str])] = &[
             // An address as a query word, not as the host.
             "https://www.example.com/search?q=10.0.0.5+gateway",
             "router admin at 192.168.1.1, the guide at https://www.example.com/help",
+            // Backslashes in a path and a share, an image as a data URI.
+            "https://www.example.com/docs\\setup\\windows",
+            "the share \\\\fileserver\\public has it",
+            "data:image/png;base64,iVBORw0KGgo=",
         ],
     ),
     (
@@ -253,6 +257,8 @@ pub const VALUES: &[(&str, &[&str])] = &[
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
             "0001000000a4b3c2d1e0f9",
             "System.Collections.Generic.List",
+            // A base64 JSON object of plain data.
+            "eyJ1c2VybmFtZSI6ImFsaWNlIiwiY2FydCI6W3sic2t1IjoiQS0xIiwicXR5IjoyfV19",
         ],
     ),
     (

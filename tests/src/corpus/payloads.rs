@@ -163,6 +163,9 @@ pub const FAMILIES: &[Family] = &[
             // A URL alone to a private address: what a server fetches.
             "http://192.168.0.1:8080/manager/html",
             "https://172.16.5.4/internal/api/users",
+            // A host escaped character by character, the backslashes
+            // doubled as in a string literal.
+            "http://\\\\l\\\\o\\\\c\\\\a\\\\l\\\\h\\\\o\\\\s\\\\t/admin",
         ],
     },
     Family {
@@ -276,6 +279,8 @@ pub const FAMILIES: &[Family] = &[
             // BinaryFormatter header in lowercase hex.
             "cposix\nsystem\np0\n(Vid\np1\ntp2\nRp3\n.",
             "0001000000ffffffff01000000000000000c02000000",
+            // A node-serialize object whose function runs as it is read.
+            "eyJ1c2VybmFtZSI6Il8kJE5EX0ZVTkMkJF9mdW5jdGlvbigpe3JlcXVpcmUoJ2NoaWxkX3Byb2Nlc3MnKS5leGVjKCdpZCcpfSgpIn0=",
         ],
     },
     Family {

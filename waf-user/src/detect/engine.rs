@@ -27,6 +27,8 @@ mod encoding;
 pub use cache::CleanCacheStats;
 #[cfg(test)]
 mod lookalikes;
+#[cfg(test)]
+mod obfuscations;
 mod parts;
 mod php_pieces;
 mod split_command;

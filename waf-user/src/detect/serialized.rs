@@ -1,10 +1,11 @@
 //! Serialized objects sent base64-encoded, maybe compressed first: a
 //! Python pickle (`Y29zCnN5c3RlbQo...`, `gASV...`), a Java stream
 //! gzipped as JSF writes its view state (`H4sI...`), a Ruby Marshal
-//! stream (`BAhv...`) and a .NET BinaryFormatter stream (`AAEAAAD/////`,
-//! URL-safe `AAEAAAD_____`). The raw forms and `rO0AB` are rules
-//! (`serialized-object-gadget`, `java-serialized`); these are base64
-//! letters only, so no rule reads them.
+//! stream (`BAhv...`), a .NET BinaryFormatter stream (`AAEAAAD/////`,
+//! URL-safe `AAEAAAD_____`) and a node-serialize object (`node.rs`). The
+//! raw forms and `rO0AB` are rules (`serialized-object-gadget`,
+//! `java-serialized`); these are base64 letters only, so no rule reads
+//! them.
 //!
 //! A value is decoded only when its first letters decode to a format's
 //! magic bytes; the decoded bytes are then read in that format's own
@@ -15,6 +16,8 @@
 //! class (a Rails session hash with its flash does not). Input is
 //! bounded ([`INPUT_MAX`]), so is what a compressed payload inflates to
 //! ([`INFLATED_MAX`]), and each reader stops at its input's end.
+
+mod node;
 
 use std::io::Read;
 
@@ -92,6 +95,7 @@ fn magic(head: &[u8]) -> bool {
             | [0xac, 0xed, 0x00, 0x05, ..]
             | [0x00, 0x01, 0x00, 0x00, 0x00, 0xff, ..]
     ) || zlib(head)
+        || node::magic(head)
 }
 
 /// A zlib stream's header (deflate, a valid check).
@@ -137,6 +141,9 @@ fn classify(b: &[u8], outer: bool) -> Option<Found> {
             let class = r.class?;
             found("ruby-marshal-object", &String::from_utf8_lossy(&class))
         }
+        _ if node::magic(b) => node::function(b)
+            .then(|| found("node-serialize-encoded", "_$$ND_FUNC$$_"))
+            .flatten(),
         _ => pickle_call(b).map(|what| Found {
             rule: "python-pickle-encoded",
             what,

@@ -76,8 +76,13 @@ pub fn check(low: &[u8]) -> Option<(Class, String)> {
         return None;
     }
     let mut s = crate::http::lossy(&low[..low.len().min(8192)]);
-    // `http://\l\o\c\a\l\h\o\s\t/`: escaped host characters.
+    // `http://\l\o\c\a\l\h\o\s\t/`: escaped host characters (the
+    // backslashes doubled as a string literal writes them too). No host
+    // is written so but to pass a filter: an escaped host is obfuscated
+    // whatever it names, and is read unescaped as well.
+    let mut escaped = None;
     if s.contains("\\") && s.contains(":/") {
+        escaped = escaped_host(&s);
         s = std::borrow::Cow::Owned(unescape_host(&s));
     }
     let mut worst: Option<(Class, String)> = None;
@@ -88,6 +93,7 @@ pub fn check(low: &[u8]) -> Option<(Class, String)> {
             worst = Some(f);
         }
     };
+    consider(escaped.map(|h| (Class::Obfuscated, h)));
     for (i, _) in s.match_indices("://").take(8) {
         consider(authority(&s[i + 3..]));
     }
@@ -206,19 +212,46 @@ fn pointing_name(host: &str) -> bool {
         && host.parse::<Ipv6Addr>().is_err()
 }
 
-/// Removes backslashes that escape letters, digits and dots.
+/// Removes backslashes (one or a run of them) that escape letters, digits
+/// and dots.
 fn unescape_host(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = String::with_capacity(s.len());
     for (i, c) in s.char_indices() {
         let escapes = c == '\\'
-            && b.get(i + 1)
+            && b[i..]
+                .iter()
+                .find(|&&n| n != b'\\')
                 .is_some_and(|n| n.is_ascii_alphanumeric() || *n == b'.');
         if !escapes {
             out.push(c);
         }
     }
     out
+}
+
+/// The host of a URL whose authority (right after `://`) escapes two or
+/// more of its characters one by one with backslashes (`http://\\g\\o\\o\\g\\l\\e.com/`),
+/// unescaped.
+fn escaped_host(s: &str) -> Option<String> {
+    s.match_indices("://").take(8).find_map(|(i, _)| {
+        let rest = &s[i + 3..];
+        let end = rest
+            .find(['/', '?', '#', '@', ' ', '\n', '"', '\''])
+            .unwrap_or(rest.len());
+        let auth = &rest[..end.min(256)];
+        let b = auth.as_bytes();
+        // A character escaped alone: a backslash before it and after it
+        // (`\\server\\share` escapes no character alone).
+        let escapes = (1..b.len().saturating_sub(1))
+            .filter(|&j| {
+                b[j - 1] == b'\\'
+                    && (b[j].is_ascii_alphanumeric() || b[j] == b'.')
+                    && matches!(b[j + 1], b'\\' | b'.')
+            })
+            .count();
+        (escapes >= 2).then(|| unescape_host(auth).chars().take(80).collect())
+    })
 }
 
 /// Classifies the host of the authority at the start of `rest`.

@@ -256,6 +256,12 @@ fn part(content: &[u8], anomalies: &mut Vec<Anomaly>) -> Part {
         if n.eq_ignore_ascii_case("content-disposition") {
             // Two dispositions, one naming a file: PHP and Werkzeug read
             // the first, others the last.
+            // `name="cv.p\\d\\f"`: read here as `cv.pdf`, by PHP (which
+            // unescapes only a quote) with its backslashes. No form names
+            // a field so.
+            if let Some(raw) = escaped_field_name(v) {
+                anomalies.push(Anomaly::MultipartSuspiciousName(short_name(raw)));
+            }
             let params = params(v);
             let names_file = names_a_file(&params);
             if *file.get_or_insert(names_file) != names_file {
@@ -332,6 +338,35 @@ fn short_name(s: &str) -> String {
     s.chars().take(80).collect()
 }
 
+/// The quoted `name` of a Content-Disposition value, as sent, when a
+/// backslash escapes a character in it that needs no escape (anything
+/// but `"` and `\\`): readers that unescape and readers that do not see
+/// two names.
+fn escaped_field_name(v: &str) -> Option<&str> {
+    let lower = v.to_ascii_lowercase();
+    let at = lower.match_indices("name").find_map(|(i, _)| {
+        let before = lower[..i].trim_end_matches([' ', '\t']);
+        (before.ends_with(';')).then_some(i + 4)
+    })?;
+    let rest = v[at..].trim_start_matches([' ', '\t']).strip_prefix('=')?;
+    let quoted = rest.trim_start_matches([' ', '\t']).strip_prefix('"')?;
+    let mut chars = quoted.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return None,
+            '\\' => match chars.next() {
+                Some((_, '"' | '\\')) => {}
+                Some(_) => {
+                    return Some(&quoted[..quoted[i..].find('"').map_or(quoted.len(), |e| i + e)]);
+                }
+                None => return None,
+            },
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Names and file names with characters that parsers disagree about.
 fn check_names(p: &Part, anomalies: &mut Vec<Anomaly>) {
     let names = std::iter::once(&p.name)
@@ -393,6 +428,23 @@ mod tests {
                 .is_empty()
         );
         assert!(matches!(an[0], Anomaly::MultipartMalformed(_)));
+    }
+
+    #[test]
+    fn flags_field_names_with_needless_escapes() {
+        for (disposition, flagged) in [
+            (r#"form-data; name="cv.p\d\f"; filename="cv.pdf""#, true),
+            (r#"form-data;name="a\dmin""#, true),
+            (r#"form-data; name="cv"; filename="cv.pdf""#, false),
+            (r#"form-data; name="say \"hi\"""#, false),
+            (r#"form-data; name="up"; filename="C:\docs\cv.pdf""#, false),
+        ] {
+            assert_eq!(
+                escaped_field_name(disposition).is_some(),
+                flagged,
+                "{disposition}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Findings about how a value was encoded: NUL bytes, overlong UTF-8,
 //! bytes that are no UTF-8, malformed `%` escapes, full-width and `%u`
-//! forms, control characters.
+//! forms, letters of a name written as JavaScript escapes, control
+//! characters.
 
 use super::value::Encoding;
 use crate::detect::collect::Collector;
@@ -73,6 +74,17 @@ pub(super) fn findings(
                 "invalid UTF-8",
             );
         }
+    }
+    // `\u0061lert`, `\u0076\u0061l\u0075e\u004F\u0066`: a letter of a
+    // name escaped, which JavaScript reads as the letter and no client
+    // writes but to pass a filter (escapes of `<` or `é` do not count).
+    if f.escaped_letter && strict {
+        add(
+            "protocol-js-escaped-letter",
+            Severity::Critical,
+            1,
+            "\\u escaped letter",
+        );
     }
     if f.control && strict {
         add(

@@ -1,6 +1,9 @@
 //! JavaScript escapes (`\x3c`, `\u003c`, `\u{3c}`) and CSS escapes (`\3c `,
 //! `\00003c`) that yield printable ASCII; other backslashes stay, so
-//! Windows paths and regular expressions keep theirs.
+//! Windows paths and regular expressions keep theirs. A `\u` escape of an
+//! ASCII letter inside a word (`\u0061lert`, `\u0076\u0061l\u0075e`) is
+//! noted: JavaScript reads it in an identifier as the letter, and nothing
+//! but a filter's evasion spells a letter of a name so.
 
 use super::{hex4, push_char};
 use crate::http::target::hex_val;
@@ -10,8 +13,9 @@ const BRACED_MAX: usize = 10;
 /// Most hex digits of a CSS escape.
 const CSS_DIGITS: usize = 6;
 
-/// Decodes every escape of `s`.
-pub(super) fn decode(s: &[u8]) -> Vec<u8> {
+/// Decodes every escape of `s`; sets `escaped_letter` when a `\u` escape
+/// of an ASCII letter is part of a word.
+pub(super) fn decode(s: &[u8], escaped_letter: &mut bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
@@ -22,6 +26,9 @@ pub(super) fn decode(s: &[u8]) -> Vec<u8> {
         }
         match escape_at(&s[i + 1..]) {
             Some((cp, len)) => {
+                if !*escaped_letter && s[i + 1] == b'u' && in_word(cp, &out, &s[i + 1 + len..]) {
+                    *escaped_letter = true;
+                }
                 push_char(cp, &mut out);
                 i += 1 + len;
             }
@@ -32,6 +39,17 @@ pub(super) fn decode(s: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Whether an escaped code point is an ASCII letter with a word character
+/// (or another `\u` escape) right before or after it: `before` is what
+/// was decoded so far, `after` the raw text past the escape.
+fn in_word(cp: u32, before: &[u8], after: &[u8]) -> bool {
+    let word = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$');
+    u8::try_from(cp).is_ok_and(|b| b.is_ascii_alphabetic())
+        && (before.last().is_some_and(word)
+            || after.first().is_some_and(word)
+            || after.starts_with(b"\\u"))
 }
 
 /// The code point and length of an escape body after `\`.
@@ -77,7 +95,41 @@ mod tests {
     use super::*;
 
     fn dec(s: &str) -> String {
-        String::from_utf8(decode(s.as_bytes())).expect("UTF-8 in, UTF-8 out")
+        String::from_utf8(decode(s.as_bytes(), &mut false)).expect("UTF-8 in, UTF-8 out")
+    }
+
+    fn escaped_letter(s: &str) -> bool {
+        let mut seen = false;
+        decode(s.as_bytes(), &mut seen);
+        seen
+    }
+
+    #[test]
+    fn notes_escaped_letters_inside_words() {
+        for raw in [
+            "\\u0061lert(1)",
+            "\"in \\u0076\\u0061l\\u0075e\\u004F\\u0066=",
+            "c\\u006fnsole.info(1)",
+            "\\u{61}lert",
+            "__\\u0070\\u0072oto__",
+            "\\u0065\\u0076\\u0061\\u006c",
+        ] {
+            assert!(escaped_letter(raw), "{raw}");
+        }
+        // Escapes of punctuation, of letters past ASCII, `\x` (no escape
+        // inside a name), a letter alone, and paths and regexes keep quiet.
+        for raw in [
+            "\\u003cscript\\u003e",
+            "$\\u007Bjndi:ldap://x}",
+            "caf\\u00e9",
+            "\\x61lert",
+            "say \\u0041 or \\u0042",
+            "c:\\users\\u1234\\docs",
+            "\\u4e2d\\u6587",
+            "^\\d+\\w*$",
+        ] {
+            assert!(!escaped_letter(raw), "{raw}");
+        }
     }
 
     #[test]

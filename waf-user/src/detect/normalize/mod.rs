@@ -72,6 +72,8 @@ pub struct Flags {
     pub control: bool,
     /// Still URL-encoded after one round of decoding.
     pub multi_encoded: bool,
+    /// A `\u` escape of an ASCII letter inside a word (`\u0061lert`).
+    pub escaped_letter: bool,
 }
 
 /// The views of one value, borrowed from it where they equal it (most
@@ -186,7 +188,7 @@ pub fn decode<'a>(raw: &'a [u8], plus: bool, flags: &mut Flags) -> Cow<'a, [u8]>
         }
     }
     if memchr::memchr(b'\\', &cur).is_some() {
-        cur = Cow::Owned(escapes::decode(&cur));
+        cur = Cow::Owned(escapes::decode(&cur, &mut flags.escaped_letter));
     }
     // `&#22026;`, `\u560a`: a character reference or escape names a
     // look-alike (U+560A, which servers that keep a code point's low byte

@@ -12,12 +12,14 @@
 //!   one but in Content-Type.
 //! - `header_values.rs`: Host, Connection, restricted headers, fetch
 //!   metadata, Accept-Encoding, missing User-Agent and Accept.
+//! - `cookie.rs`: quoted cookie values that swallow the cookies after them.
 //! - `session.rs`, `rfi.rs`: session fixation and remote file inclusion
 //!   through parameter names (and `rfi.rs` any URL to a public address).
 
 mod anomalies;
 mod charset;
 mod content_type;
+mod cookie;
 mod framing;
 mod header_values;
 mod method;
@@ -55,4 +57,5 @@ pub fn headers(req: &Request, allowed_methods: &[String], c: &mut Collector) {
     header_values::fetch_metadata(req, c);
     header_values::accept_encoding(req, c);
     header_values::missing_user_agent_and_accept(req, c);
+    cookie::quoted_span(req, c);
 }

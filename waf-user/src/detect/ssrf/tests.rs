@@ -170,3 +170,27 @@ fn bare_names_that_point_inside_and_ports_parsers_disagree_on() {
     assert_eq!(c("http://example.com:80:/"), None);
     assert_eq!(c("http://[::1]:80/"), Some(Class::Loopback));
 }
+
+#[test]
+fn reads_hosts_escaped_character_by_character() {
+    assert_eq!(c(r"http://\l\o\c\a\l\h\o\s\t/"), Some(Class::Loopback));
+    assert_eq!(
+        c(r"http://\\l\\o\\c\\a\\l\\h\\o\\s\\t/"),
+        Some(Class::Loopback)
+    );
+    // Escaping a public host is the obfuscation alone.
+    assert_eq!(
+        c(r"http://\\g\\o\\o\\g\\l\\e.\\c\\o\\m/"),
+        Some(Class::Obfuscated)
+    );
+    assert_eq!(c(r"https://\e\v\i\l.example/x"), Some(Class::Obfuscated));
+    // Backslashes in a path, a UNC share and a regex are no escaped host.
+    for v in [
+        r"https://example.com/a\b\c\d",
+        r"file://\\server\share\docs",
+        r"see https://example.com and C:\a\b\c",
+        r"^https?://[\w.-]+\.example\.com/",
+    ] {
+        assert_eq!(c(v), None, "{v}");
+    }
+}
