@@ -309,7 +309,8 @@ fn rate_of(l: &Level, label: &str, source: &str) -> Option<Tally> {
 fn corpus_attacks(l: &Level) -> Tally {
     let mut t = Tally::default();
     for (k, v) in &l.source {
-        if k[0] == "attack" && k[1] != "evasion" {
+        // The generated sets (evasions, responses) have goals of their own.
+        if k[0] == "attack" && k[1] != "evasion" && k[1] != "response" {
             t.n += v.n;
             t.blocked += v.blocked;
         }
@@ -363,6 +364,16 @@ fn report(files: &[PathBuf], results: &[(Option<u8>, Level)], n: usize) -> Resul
             "look-alikes blocked",
             rate_of(l, "benign", "lookalike"),
             Some((false, 1.0)),
+        );
+        line(
+            "generated response leaks blocked",
+            rate_of(l, "attack", "response"),
+            None,
+        );
+        line(
+            "generated benign responses blocked",
+            rate_of(l, "benign", "response_lookalike"),
+            None,
         );
         println!(
             "{name}: {n} requests in {:.2} s ({} unreadable lines)",
