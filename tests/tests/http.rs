@@ -423,6 +423,20 @@ fn proxy_on_workers(workers: usize) -> waf_tests::bench::InProcessProxy {
     proxy_with(workers, |_| {})
 }
 
+/// The proxy's configuration in front of the application listening on
+/// `up`, the access log off.
+fn config_for(up: &std::net::TcpListener) -> waf_user::config::ProxyConfig {
+    waf_user::config::ProxyConfig {
+        upstream: Some(
+            format!("http://{}", up.local_addr().unwrap())
+                .parse()
+                .unwrap(),
+        ),
+        access_log: waf_user::proxy::AccessLog::Off,
+        ..Default::default()
+    }
+}
+
 /// The same, its configuration changed by `change` first.
 fn proxy_with(
     workers: usize,
@@ -431,15 +445,7 @@ fn proxy_with(
     use waf_tests::bench::{InProcessProxy, proxy::upstream_on};
     waf_tests::require_root();
     let up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut pcfg = waf_user::config::ProxyConfig {
-        upstream: Some(
-            format!("http://{}", up.local_addr().unwrap())
-                .parse()
-                .unwrap(),
-        ),
-        access_log: waf_user::proxy::AccessLog::Off,
-        ..Default::default()
-    };
+    let mut pcfg = config_for(&up);
     change(&mut pcfg);
     upstream_on(up);
     InProcessProxy::start(&pcfg, None, None, workers).unwrap()
@@ -681,15 +687,7 @@ fn leaks_in_responses_are_withheld_and_the_rest_goes_through_intact() {
     use waf_tests::bench::InProcessProxy;
     waf_tests::require_root();
     let up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let pcfg = waf_user::config::ProxyConfig {
-        upstream: Some(
-            format!("http://{}", up.local_addr().unwrap())
-                .parse()
-                .unwrap(),
-        ),
-        access_log: waf_user::proxy::AccessLog::Off,
-        ..Default::default()
-    };
+    let pcfg = config_for(&up);
     leaky_upstream(up);
     let p = InProcessProxy::start(&pcfg, None, Some(1), 1).unwrap();
     let (st, _, body) = fetch(p.port, "/clean", "");
@@ -732,13 +730,8 @@ fn leaks_in_responses_are_withheld_and_the_rest_goes_through_intact() {
     });
     let up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let off = waf_user::config::ProxyConfig {
-        upstream: Some(
-            format!("http://{}", up.local_addr().unwrap())
-                .parse()
-                .unwrap(),
-        ),
         response_inspect_bytes: 0,
-        ..pcfg
+        ..config_for(&up)
     };
     leaky_upstream(up);
     let q = InProcessProxy::start(&off, None, None, 1).unwrap();

@@ -126,21 +126,7 @@ pub fn request_of(v: &Value, engine: &Engine) -> Result<(Request, Option<IpAddr>
         .get("uri")
         .and_then(Value::as_str)
         .ok_or("uri: must be a string")?;
-    let mut headers = Vec::new();
-    match v.get("headers") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(list)) => {
-            for h in list {
-                match h.as_array().map(Vec::as_slice) {
-                    Some([Value::String(n), Value::String(val)]) => {
-                        headers.push((n.clone(), val.clone()))
-                    }
-                    _ => return Err("headers: must be a list of [name, value] string pairs".into()),
-                }
-            }
-        }
-        Some(_) => return Err("headers: must be a list of [name, value] pairs".into()),
-    }
+    let headers = header_pairs(v.get("headers"), "headers")?;
     let body = match v.get("body") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::String(s)) => text_bytes(s),
@@ -149,6 +135,24 @@ pub fn request_of(v: &Value, engine: &Engine) -> Result<(Request, Option<IpAddr>
     Request::from_parts(method, uri, headers, body, limits)
         .map(|r| (r, remote))
         .map_err(|e| e.to_string())
+}
+
+/// A `"headers"` list of `[name, value]` string pairs (absent or null:
+/// none); `what` names it in the error.
+fn header_pairs(v: Option<&Value>, what: &str) -> Result<Vec<(String, String)>, String> {
+    let list = match v {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list,
+        Some(_) => return Err(format!("{what}: must be a list of [name, value] pairs")),
+    };
+    list.iter()
+        .map(|h| match h.as_array().map(Vec::as_slice) {
+            Some([Value::String(n), Value::String(val)]) => Ok((n.clone(), val.clone())),
+            _ => Err(format!(
+                "{what}: must be a list of [name, value] string pairs"
+            )),
+        })
+        .collect()
 }
 
 /// The response body of an input object's `"response"`, if it has one:
@@ -165,28 +169,10 @@ fn response_of(v: &Value) -> Result<Option<Vec<u8>>, String> {
         Some(Value::String(s)) => text_bytes(s),
         _ => return Err("response.body: must be a string".into()),
     };
-    let mut headers = Vec::new();
-    match r.get("headers") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(list)) => {
-            for h in list {
-                match h.as_array().map(Vec::as_slice) {
-                    Some([Value::String(n), Value::String(val)]) => {
-                        headers.push(crate::http::Header {
-                            name: n.clone(),
-                            value: val.clone(),
-                        })
-                    }
-                    _ => {
-                        return Err(
-                            "response.headers: must be a list of [name, value] string pairs".into(),
-                        );
-                    }
-                }
-            }
-        }
-        Some(_) => return Err("response.headers: must be a list of [name, value] pairs".into()),
-    }
+    let headers: Vec<crate::http::Header> = header_pairs(r.get("headers"), "response.headers")?
+        .into_iter()
+        .map(|(name, value)| crate::http::Header { name, value })
+        .collect();
     let cap = RESPONSE_READ;
     let mut anomalies = Vec::new();
     let mut body = match crate::http::coding::decode(&headers, &body, cap, false, &mut anomalies) {
