@@ -7,13 +7,13 @@ use crate::detect::{Action, DetectConfig, Verdict};
 use crate::http::Request;
 
 /// The engine at the default paranoia (1), built once.
-fn engine() -> &'static Engine {
+pub(super) fn engine() -> &'static Engine {
     static E: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
     E.get_or_init(|| Engine::new(&DetectConfig::default()).expect("default configuration"))
 }
 
-/// A browser's GET of `target`, with a Referer if given.
-fn get(target: &str, referer: Option<&str>) -> Verdict {
+/// A browser's request, with extra headers and a body.
+pub(super) fn request(method: &str, target: &str, extra: &[(&str, &str)], body: &str) -> Verdict {
     let e = engine();
     let mut headers = vec![
         ("Host".to_owned(), "app.example.test".to_owned()),
@@ -23,11 +23,26 @@ fn get(target: &str, referer: Option<&str>) -> Verdict {
         ),
         ("Accept".to_owned(), "*/*".to_owned()),
     ];
-    if let Some(r) = referer {
-        headers.push(("Referer".to_owned(), r.to_owned()));
-    }
-    let req = Request::from_parts("GET", target, headers, Vec::new(), e.limits()).expect("request");
+    headers.extend(
+        extra
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
+    );
+    let req = Request::from_parts(
+        method,
+        target,
+        headers,
+        body.as_bytes().to_vec(),
+        e.limits(),
+    )
+    .expect("request");
     e.inspect(&req, None)
+}
+
+/// A browser's GET of `target`, with a Referer if given.
+fn get(target: &str, referer: Option<&str>) -> Verdict {
+    let referer: Vec<(&str, &str)> = referer.map(|r| ("Referer", r)).into_iter().collect();
+    request("GET", target, &referer, "")
 }
 
 /// The target of a search for `s` (spaces, `"` and `;` encoded).

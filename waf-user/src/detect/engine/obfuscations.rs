@@ -4,42 +4,8 @@
 //! character by character, PHP's `data:` wrapper and ORM filter keys;
 //! each beside the benign look-alikes that must pass.
 
-use super::Engine;
-use crate::detect::{Action, DetectConfig, Verdict};
-use crate::http::Request;
-
-/// The engine at the default paranoia (1), built once.
-fn engine() -> &'static Engine {
-    static E: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
-    E.get_or_init(|| Engine::new(&DetectConfig::default()).expect("default configuration"))
-}
-
-/// A browser's request, with extra headers and a body.
-fn request(method: &str, target: &str, extra: &[(&str, &str)], body: &str) -> Verdict {
-    let e = engine();
-    let mut headers = vec![
-        ("Host".to_owned(), "app.example.test".to_owned()),
-        (
-            "User-Agent".to_owned(),
-            "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0".to_owned(),
-        ),
-        ("Accept".to_owned(), "*/*".to_owned()),
-    ];
-    headers.extend(
-        extra
-            .iter()
-            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
-    );
-    let req = Request::from_parts(
-        method,
-        target,
-        headers,
-        body.as_bytes().to_vec(),
-        e.limits(),
-    )
-    .expect("request");
-    e.inspect(&req, None)
-}
+use super::lookalikes::request;
+use crate::detect::{Action, Verdict};
 
 fn get(target: &str) -> Verdict {
     request("GET", target, &[], "")
