@@ -18,7 +18,7 @@ use serde_json::json;
 use waf_user::detect::leak::{Leaks, RULES};
 
 /// The bytes of a response the proxy reads by default.
-const READ: usize = 64 * 1024;
+const READ: usize = waf_user::detect::leak::DEFAULT_READ;
 /// Most bytes of content read in all.
 const MAX_TOTAL: usize = 2 << 30;
 

@@ -16,7 +16,13 @@ use regex::bytes::{Regex, RegexSet, RegexSetBuilder};
 
 use super::kind::Severity;
 
+/// The bytes of a response read by default (the head of a longer one):
+/// `[proxy] response_inspect_bytes`, and what `waf inspect` reads of a
+/// line's `response`.
+pub const DEFAULT_READ: usize = 64 * 1024;
+
 /// One response rule.
+#[derive(Debug, PartialEq, Eq)]
 pub struct LeakRule {
     /// Rule id (`leak-...`), as findings and exclusions name it.
     pub id: &'static str,
@@ -293,20 +299,6 @@ impl Leaks {
                 }
             })
             .collect()
-    }
-}
-
-impl PartialEq for LeakRule {
-    fn eq(&self, other: &Self) -> bool {
-        self.id == other.id
-    }
-}
-
-impl Eq for LeakRule {}
-
-impl std::fmt::Debug for LeakRule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.id)
     }
 }
 

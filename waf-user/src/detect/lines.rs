@@ -173,7 +173,7 @@ fn response_of(v: &Value) -> Result<Option<Vec<u8>>, String> {
         .into_iter()
         .map(|(name, value)| crate::http::Header { name, value })
         .collect();
-    let cap = RESPONSE_READ;
+    let cap = super::leak::DEFAULT_READ;
     let mut anomalies = Vec::new();
     let mut body = match crate::http::coding::decode(&headers, &body, cap, false, &mut anomalies) {
         Some(d) => d.bytes,
@@ -182,10 +182,6 @@ fn response_of(v: &Value) -> Result<Option<Vec<u8>>, String> {
     body.truncate(cap);
     Ok(Some(body))
 }
-
-/// Bytes of a response body read (`proxy.response_inspect_bytes`'s
-/// default).
-const RESPONSE_READ: usize = 64 * 1024;
 
 /// The bytes of request text given as a JSON string. JSON cannot hold raw
 /// bytes, so binary requests are written with one character per byte

@@ -232,7 +232,7 @@ impl Default for ProxyConfig {
             access_log_format: AccessLogFormat::Combined,
             upstream_timeout: Dur::secs(60),
             workers: None,
-            response_inspect_bytes: 64 * 1024,
+            response_inspect_bytes: crate::detect::leak::DEFAULT_READ,
         }
     }
 }

@@ -129,7 +129,12 @@ impl Proxy {
         let verdict = self.inspect(&parts, &head, &client).await;
         let decided = Instant::now();
         if let Ok((v, _)) = &verdict {
-            self.record_findings(v, &parts, path, client.addr, id);
+            let host = parts
+                .headers
+                .get(header::HOST)
+                .map(|h| String::from_utf8_lossy(h.as_bytes()))
+                .unwrap_or_default();
+            self.record_findings(v, parts.method.as_str(), &host, path, client.addr, id);
         }
         let rebuilt = Request::from_parts(parts, body);
         let decision = match verdict {
@@ -393,10 +398,11 @@ impl Proxy {
 
     /// Hands the verdict to the findings (counted, ranked on the overview,
     /// queued for the store as `[findings] keep` says); never waits.
-    fn record_findings(
+    pub(super) fn record_findings(
         &self,
         v: &Verdict,
-        parts: &hyper::http::request::Parts,
+        method: &str,
+        host: &str,
         path: &CanonicalPath,
         client: IpAddr,
         id: &str,
@@ -404,16 +410,11 @@ impl Proxy {
         let Some(findings) = self.findings.as_ref() else {
             return;
         };
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .map(|h| String::from_utf8_lossy(h.as_bytes()))
-            .unwrap_or_default();
         let facts = crate::findings::RequestFacts {
             origin: crate::findings::Origin::Proxy,
             source: client,
-            method: parts.method.as_str(),
-            host: &host,
+            method,
+            host,
             path: &path.path,
             request_id: id,
         };

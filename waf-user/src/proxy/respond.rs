@@ -123,13 +123,13 @@ async fn read_head(
     body: &mut ProxyBody,
     limit: usize,
     hold: Duration,
-) -> (Vec<Result<Frame<Bytes>, BoxError>>, usize, bool) {
+) -> (Vec<Result<Frame<Bytes>, BoxError>>, bool) {
     let deadline = tokio::time::Instant::now() + hold;
     let mut frames = Vec::new();
     let mut bytes = 0usize;
     while bytes < limit {
         if body.is_end_stream() {
-            return (frames, bytes, true);
+            return (frames, true);
         }
         match tokio::time::timeout_at(deadline, body.frame()).await {
             Ok(Some(Ok(f))) => {
@@ -138,14 +138,14 @@ async fn read_head(
             }
             Ok(Some(Err(e))) => {
                 frames.push(Err(e));
-                return (frames, bytes, true);
+                return (frames, true);
             }
-            Ok(None) => return (frames, bytes, true),
+            Ok(None) => return (frames, true),
             Err(_) => break,
         }
     }
     let ended = body.is_end_stream();
-    (frames, bytes, ended)
+    (frames, ended)
 }
 
 /// What the response scan gave: the response for the client and, when a
@@ -175,7 +175,7 @@ impl Proxy {
             };
         }
         let (parts, mut body) = resp.into_parts();
-        let (frames, _, ended) = read_head(&mut body, limit, self.cfg.upstream_timeout.0).await;
+        let (frames, ended) = read_head(&mut body, limit, self.cfg.upstream_timeout.0).await;
         let mut raw = Vec::new();
         for f in frames.iter().flatten() {
             if let Some(d) = f.data_ref() {
@@ -195,8 +195,7 @@ impl Proxy {
         let mut anomalies = Vec::new();
         let decoded = crate::http::coding::decode(&headers, &raw, limit, !ended, &mut anomalies);
         let text = decoded.as_ref().map_or(&raw[..], |d| &d.bytes[..]);
-        let engine = self.engine.clone();
-        let verdict = engine.inspect_response(path, text);
+        let verdict = self.engine.inspect_response(path, text);
         self.stats
             .responses_inspected
             .fetch_add(1, Ordering::Relaxed);
@@ -214,7 +213,8 @@ impl Proxy {
             };
         };
         let reason = format!("response (rule {}): {}", first.rule, first.matched);
-        self.record_response_findings(&verdict, path, client, id);
+        // The request's method and host are not carried here.
+        self.record_findings(&verdict, "", "", path, client, id);
         if verdict.action == Action::Block {
             self.stats.response_blocked.fetch_add(1, Ordering::Relaxed);
             self.strike(
@@ -239,28 +239,6 @@ impl Proxy {
             response: rebuilt(),
             outcome: Some(outcome(status, label, reason, verdict.score).from_app(true)),
         }
-    }
-
-    /// Hands a response verdict to the findings (as a request's).
-    fn record_response_findings(
-        &self,
-        v: &crate::detect::Verdict,
-        path: &CanonicalPath,
-        client: IpAddr,
-        id: &str,
-    ) {
-        let Some(findings) = self.findings.as_ref() else {
-            return;
-        };
-        let facts = crate::findings::RequestFacts {
-            origin: crate::findings::Origin::Proxy,
-            source: client,
-            method: "",
-            host: "",
-            path: &path.path,
-            request_id: id,
-        };
-        findings.record(v, &facts, crate::findings::now_ms());
     }
 }
 
